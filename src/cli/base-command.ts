@@ -1,0 +1,57 @@
+// What every vdrep command shares: --json/--quiet/--verbose, the one place where an error
+// becomes a message and an exit code, and whether we may draw (TTY, colour) at all.
+import {Command, Errors, Flags} from '@oclif/core'
+import chalk from 'chalk'
+import {asVdrepError, ExitCode, VdrepError} from '../core/errors.js'
+
+export abstract class BaseCommand extends Command {
+  static override enableJsonFlag = true
+
+  static override baseFlags = {
+    quiet: Flags.boolean({char: 'q', description: 'print nothing but errors', helpGroup: 'GLOBAL'}),
+    verbose: Flags.boolean({char: 'v', description: 'print what is being done', helpGroup: 'GLOBAL'}),
+  }
+
+  protected globals: {quiet: boolean; verbose: boolean} = {quiet: false, verbose: false}
+
+  /** Bars and colour only for a person at a terminal; cron and pipes get plain lines. */
+  protected get interactive(): boolean {
+    return Boolean(process.stderr.isTTY) && !this.jsonEnabled() && !this.globals.quiet && process.env.TERM !== 'dumb'
+  }
+
+  /** Call right after parse(): records --quiet/--verbose and turns colour off where we may not draw. */
+  protected setGlobals(flags: {quiet?: boolean; verbose?: boolean}): void {
+    this.globals = {quiet: Boolean(flags.quiet), verbose: Boolean(flags.verbose)}
+    if (!this.interactive) chalk.level = 0
+  }
+
+  /** One line for the summary (stdout), unless quiet or JSON. */
+  protected say(line: string): void {
+    if (!this.globals.quiet && !this.jsonEnabled()) this.log(line)
+  }
+
+  /** Verbose detail goes to stderr so stdout stays one summary line. */
+  protected detail = (line: string): void => {
+    if (this.globals.verbose && !this.jsonEnabled()) this.logToStderr(`vdrep: ${line}`)
+  }
+
+  /** Notices the user must see (resuming, falling back) go to stderr unless quiet. */
+  protected notice = (line: string): void => {
+    if (!this.globals.quiet && !this.jsonEnabled()) this.logToStderr(`vdrep: ${line}`)
+  }
+
+  protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
+    if (err instanceof Errors.ExitError) throw err
+    // oclif's own parse errors (unknown flag, missing argument) are usage errors: exit 2.
+    const isParse = err instanceof Errors.CLIError && !(err instanceof VdrepError)
+    const e: VdrepError = isParse ? new VdrepError('USAGE', ExitCode.USAGE, err.message.replace(/\n\s*See more help.*/s, ''), {hint: `see \`vdrep ${this.id ?? ''} --help\``}) : asVdrepError(err)
+    if (this.jsonEnabled() || process.argv.includes('--json')) {
+      process.stdout.write(`${JSON.stringify(e.toJSON())}\n`)
+    } else {
+      process.stderr.write(`${chalk.red('vdrep: error:')} ${e.message}\n`)
+      if (e.hint) process.stderr.write(`vdrep: hint: ${e.hint}\n`)
+      if (process.env.VDREP_DEBUG && e.cause) process.stderr.write(`${String((e.cause as Error).stack ?? e.cause)}\n`)
+    }
+    return this.exit(e.exitCode)
+  }
+}

@@ -1,0 +1,44 @@
+import {Args, Flags} from '@oclif/core'
+import {BaseCommand} from '../cli/base-command.js'
+import {createTransferBar} from '../cli/progress-bar.js'
+import {fullsync, type FullsyncResult} from '../core/sync/fullsync.js'
+import {formatBytes, parseSize} from '../core/util/units.js'
+
+export default class Fullsync extends BaseCommand {
+  static override summary = 'Compare the whole disk with the replica by block checksums, send what differs, prove the result.'
+  static override examples = ['<%= config.bin %> fullsync /vm/web.img', '<%= config.bin %> fullsync /vm/web.img --json --bwlimit 50M']
+  static override args = {disk: Args.string({description: 'disk initialised with `vdrep init`', required: true})}
+  static override flags = {
+    'truncate-replica': Flags.boolean({description: 'allow cutting a replica that is larger than the source'}),
+    bwlimit: Flags.string({description: 'cap the bytes sent per second (e.g. 50M)'}),
+    'checkpoint-bytes': Flags.string({description: 'make the replica durable and record a resume point this often', hidden: true}),
+  }
+
+  async run(): Promise<FullsyncResult> {
+    const {args, flags} = await this.parse(Fullsync)
+    this.setGlobals(flags)
+    const bar = this.interactive ? createTransferBar() : undefined
+    let result: FullsyncResult
+    try {
+      result = await fullsync(args.disk, {
+        truncateReplica: flags['truncate-replica'],
+        bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
+        checkpointBytes: flags['checkpoint-bytes'] ? parseSize(flags['checkpoint-bytes'], '--checkpoint-bytes') : undefined,
+        progress: bar?.update,
+        log: (line) => {
+          if (line.startsWith('resuming')) this.notice(line)
+          else this.detail(line)
+        },
+      })
+    } finally {
+      bar?.stop()
+    }
+    const rate = result.bytesCompared / Math.max(result.seconds, 0.001)
+    this.say(
+      `fullsync ${result.disk} -> ${result.target}: ${formatBytes(result.bytesCompared)} compared, ${formatBytes(result.bytesSent)} sent, ` +
+        `${formatBytes(result.zeroBytesSkipped)} zero skipped, ${result.blocksDiffering} blocks differed, proved (${result.hashAlgo} ${result.digest.slice(0, 16)}) ` +
+        `in ${result.seconds.toFixed(1)} s (${formatBytes(rate)}/s)${result.resumedAtBlock > 0 ? `, resumed at ${result.resumedPercent}%` : ''}`,
+    )
+    return result
+  }
+}

@@ -1,0 +1,54 @@
+import {Args, Flags} from '@oclif/core'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {BaseCommand} from '../cli/base-command.js'
+import {parseHashAlgo} from '../core/hash/block-hash.js'
+import {cronLine, initDisk, type InitResult} from '../core/init.js'
+import {formatBytes, formatDuration, parseDuration, parseSize} from '../core/util/units.js'
+
+export default class Init extends BaseCommand {
+  static override summary = 'Create <disk>.psf with the replication settings and print the cron line to use.'
+  static override examples = [
+    '<%= config.bin %> init /vm/web.img --to /mnt/replica/web.img',
+    '<%= config.bin %> init /vm/db.img --to backup@dr1:/srv/replicas/db.img --rpo 5m --block-size 64k',
+  ]
+  static override args = {disk: Args.string({description: 'raw disk image, flat VMDK extent or block device', required: true})}
+  static override flags = {
+    to: Flags.string({description: 'replica: /local/path or [user@]host[:sshport]:/path', required: true}),
+    'block-size': Flags.string({description: 'tracking and comparison granularity (power of two, 4k..4M)', default: '64k'}),
+    rpo: Flags.string({description: 'recovery point objective (5m..24h)', default: '15m'}),
+    hash: Flags.string({description: 'block hash', options: ['blake3', 'sha256']}),
+    force: Flags.boolean({description: 'replace an existing .psf (the next sync will be a full sync)'}),
+    identity: Flags.string({description: 'SSH identity file (repeatable)', multiple: true}),
+    'known-hosts': Flags.string({description: 'known_hosts file to verify the replica host against'}),
+    'fullsync-port': Flags.integer({description: 'receiver full-sync port on the replica host', min: 1, max: 65535}),
+    'delta-port': Flags.integer({description: 'receiver delta port on the replica host', min: 1, max: 65535}),
+    'serve-command': Flags.string({description: 'remote command that starts the receiver when none listens'}),
+  }
+
+  async run(): Promise<InitResult & {cron: string}> {
+    const {args, flags} = await this.parse(Init)
+    this.setGlobals(flags)
+    const ssh = {
+      ...(flags.identity ? {identityFiles: flags.identity.map((f) => path.resolve(f))} : {}),
+      ...(flags['known-hosts'] ? {knownHostsFile: path.resolve(flags['known-hosts'])} : {}),
+      ...(flags['serve-command'] ? {serveCommand: flags['serve-command']} : {}),
+    }
+    const result = await initDisk(args.disk, {
+      target: flags.to,
+      blockSize: parseSize(flags['block-size'], '--block-size'),
+      rpoSeconds: parseDuration(flags.rpo, '--rpo'),
+      hashAlgo: flags.hash ? parseHashAlgo(flags.hash) : undefined,
+      force: flags.force,
+      fullsyncPort: flags['fullsync-port'],
+      deltaPort: flags['delta-port'],
+      ssh,
+    })
+    const entry = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/run.js')
+    const cron = cronLine(result.disk, process.execPath, entry)
+    this.say(`initialised ${result.psf}: ${formatBytes(result.diskSize)} disk, target ${result.target}, block size ${formatBytes(result.blockSize)}, RPO ${formatDuration(result.rpoSeconds)}, hash ${result.hashAlgo}`)
+    this.say(`next: vdrep fullsync ${result.disk}`)
+    this.say(`cron line (crontab -e):\n${cron}`)
+    return {...result, cron}
+  }
+}

@@ -1,0 +1,82 @@
+// The disk being replicated: a raw image file or a block device, read with positional
+// reads. Opening checks what users get wrong: a missing path, a directory, a container
+// format (qcow2, VMDK descriptor) given where a raw disk is meant.
+import fs from 'node:fs/promises'
+import {DiskIoError, UsageError} from '../errors.js'
+import {detectForeignFormat} from './image-format.js'
+
+export class SourceDisk {
+  private constructor(
+    readonly path: string,
+    private readonly fh: fs.FileHandle,
+    readonly size: number,
+    readonly isBlockDevice: boolean,
+  ) {}
+
+  static async open(path: string): Promise<SourceDisk> {
+    let st
+    try {
+      st = await fs.stat(path)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError('DISK_MISSING', `no such disk: ${path}`)
+      throw new UsageError('DISK_UNREADABLE', `cannot read ${path}: ${(err as Error).message}`)
+    }
+    if (st.isDirectory()) throw new UsageError('DISK_IS_DIRECTORY', `${path} is a directory, not a disk image`)
+    if (!st.isFile() && !st.isBlockDevice()) throw new UsageError('DISK_NOT_A_DISK', `${path} is neither a regular file nor a block device`)
+    let fh: fs.FileHandle
+    try {
+      fh = await fs.open(path, 'r')
+    } catch (err) {
+      throw new UsageError('DISK_UNREADABLE', `cannot open ${path}: ${(err as Error).message}`)
+    }
+    try {
+      const size = st.isBlockDevice() ? await blockDeviceSize(fh) : st.size
+      if (size === 0) throw new UsageError('DISK_EMPTY', `${path} is empty`)
+      const head = Buffer.alloc(512)
+      await fh.read(head, 0, head.length, 0)
+      const foreign = detectForeignFormat(head)
+      if (foreign) throw new UsageError('DISK_NOT_RAW', `${path} is a ${foreign.name} image, not a raw disk`, {hint: foreign.hint})
+      return new SourceDisk(path, fh, size, st.isBlockDevice())
+    } catch (err) {
+      await fh.close()
+      throw err
+    }
+  }
+
+  /** Read exactly `len` bytes at `pos` into `buf`; a short read is an error naming the offset. */
+  async readAt(buf: Buffer, len: number, pos: number): Promise<Buffer> {
+    let done = 0
+    while (done < len) {
+      let n: number
+      try {
+        n = (await this.fh.read(buf, done, len - done, pos + done)).bytesRead
+      } catch (err) {
+        throw new DiskIoError(`read error on ${this.path} at offset ${pos + done}: ${(err as Error).message}`, {cause: err})
+      }
+      if (n === 0) throw new DiskIoError(`${this.path} ended at offset ${pos + done}, before the ${this.size} bytes it had when the sync began`, {hint: 'the disk shrank during the sync'})
+      done += n
+    }
+    return buf.subarray(0, len)
+  }
+
+  async stat(): Promise<import('node:fs').BigIntStats> {
+    return this.fh.stat({bigint: true})
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close()
+  }
+}
+
+/** A block device's size: seek-free, by reading the sysfs size of the device. */
+async function blockDeviceSize(fh: fs.FileHandle): Promise<number> {
+  const st = await fh.stat()
+  const major = Math.floor(st.rdev / 256) & 0xfff
+  const minor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00)
+  try {
+    const sectors = Number((await fs.readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8')).trim())
+    return sectors * 512
+  } catch (err) {
+    throw new DiskIoError(`cannot find the size of block device ${major}:${minor}`, {cause: err})
+  }
+}

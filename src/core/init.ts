@@ -1,0 +1,84 @@
+// `vdrep init`: check the disk and the target, then write `<disk>.psf` with the settings.
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import {UsageError} from './errors.js'
+import {SourceDisk} from './disk/source-disk.js'
+import {defaultHashAlgo, hashAlgoName, type HashAlgoId} from './hash/block-hash.js'
+import {HeaderFlag, validBlockSize, type PsfHeader} from './psf/header.js'
+import {newHeader, PsfFile, psfPathFor} from './psf/psf-file.js'
+import {DEFAULT_DELTA_PORT, DEFAULT_FULLSYNC_PORT, type ReplicationSettings, type SshSettings} from './psf/settings.js'
+import {formatTarget, parseTarget} from './target/target.js'
+
+export const MIN_RPO_SECONDS = 5 * 60
+export const MAX_RPO_SECONDS = 24 * 3600
+
+export interface InitOptions {
+  target: string
+  blockSize: number
+  rpoSeconds: number
+  hashAlgo?: HashAlgoId
+  force?: boolean
+  fullsyncPort?: number
+  deltaPort?: number
+  ssh?: SshSettings
+}
+
+export interface InitResult {
+  disk: string
+  psf: string
+  target: string
+  blockSize: number
+  rpoSeconds: number
+  hashAlgo: string
+  replicaId: string
+  diskSize: number
+}
+
+export async function initDisk(diskArg: string, opts: InitOptions): Promise<InitResult> {
+  const disk = path.resolve(diskArg)
+  if (!validBlockSize(opts.blockSize)) {
+    throw new UsageError('BAD_BLOCK_SIZE', `block size ${opts.blockSize} is not a power of two between 4 KiB and 4 MiB`, {hint: 'for example --block-size 64k'})
+  }
+  if (opts.rpoSeconds < MIN_RPO_SECONDS || opts.rpoSeconds > MAX_RPO_SECONDS) {
+    throw new UsageError('BAD_RPO', `an RPO of ${opts.rpoSeconds} s is outside 5m..24h`)
+  }
+  const target = parseTarget(opts.target)
+  const source = await SourceDisk.open(disk)
+  const diskSize = source.size
+  await source.close()
+  if (target.kind === 'local') {
+    const r = target.path
+    if (r === disk || r === psfPathFor(disk)) throw new UsageError('TARGET_IS_SOURCE', `the target ${r} is the source disk or its state file`)
+    const dir = await fs.stat(path.dirname(r)).catch(() => undefined)
+    if (!dir?.isDirectory()) throw new UsageError('TARGET_DIR_MISSING', `the target's directory ${path.dirname(r)} does not exist`)
+  }
+  const psfPath = psfPathFor(disk)
+  if (!opts.force && (await fs.lstat(psfPath).catch(() => undefined))) {
+    throw new UsageError('PSF_EXISTS', `${psfPath} already exists`, {hint: 'pass --force to replace it (the next sync will be a full sync)'})
+  }
+  const settings: ReplicationSettings = {
+    target: formatTarget(target),
+    rpoSeconds: opts.rpoSeconds,
+    fullsyncPort: opts.fullsyncPort ?? DEFAULT_FULLSYNC_PORT,
+    deltaPort: opts.deltaPort ?? DEFAULT_DELTA_PORT,
+    ...(opts.ssh && Object.keys(opts.ssh).length > 0 ? {ssh: opts.ssh} : {}),
+  }
+  const hashAlgo = opts.hashAlgo ?? defaultHashAlgo()
+  const header: PsfHeader = {...newHeader({diskSize, blockSize: opts.blockSize, hashAlgo, settings}), flags: HeaderFlag.NEEDS_FULL_SYNC}
+  await PsfFile.create(psfPath, header)
+  return {
+    disk,
+    psf: psfPath,
+    target: settings.target,
+    blockSize: opts.blockSize,
+    rpoSeconds: opts.rpoSeconds,
+    hashAlgo: hashAlgoName(hashAlgo),
+    replicaId: header.replicaId.toString('hex'),
+    diskSize,
+  }
+}
+
+/** The crontab line: every minute, `push --if-due` decides whether a push is due. */
+export function cronLine(disk: string, nodePath: string, entry: string): string {
+  return `* * * * * PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ${nodePath} ${entry} push --if-due ${disk}`
+}

@@ -1,0 +1,120 @@
+// Splits a byte stream into whole frames. Keeps the unconsumed tail between chunks,
+// validates each header before taking the payload, pauses the stream when it holds too
+// much (backpressure), and slices without copying when a payload lies in one chunk.
+import type {Readable} from 'node:stream'
+import {ProtocolError, TransportError} from '../errors.js'
+import {decodeFrameHeader, FRAME_HEADER_SIZE, type FrameTypeId} from './frame.js'
+
+export interface Frame {
+  type: FrameTypeId
+  payload: Buffer
+}
+
+const HIGH_WATER = 8 << 20
+
+export class FrameReader {
+  private chunks: Buffer[] = []
+  private buffered = 0
+  private ended = false
+  private error: Error | undefined
+  private wake: (() => void) | undefined
+  private paused = false
+
+  constructor(
+    private readonly stream: Readable,
+    private readonly idleTimeoutMs = 0,
+  ) {
+    stream.on('data', (chunk: Buffer) => {
+      this.chunks.push(chunk)
+      this.buffered += chunk.length
+      if (this.buffered > HIGH_WATER && !this.paused) {
+        this.paused = true
+        stream.pause()
+      }
+      this.notify()
+    })
+    stream.on('end', () => {
+      this.ended = true
+      this.notify()
+    })
+    stream.on('close', () => {
+      this.ended = true
+      this.notify()
+    })
+    stream.on('error', (err) => {
+      this.error = err instanceof Error ? err : new Error(String(err))
+      this.notify()
+    })
+  }
+
+  private notify(): void {
+    const w = this.wake
+    this.wake = undefined
+    w?.()
+  }
+
+  private async waitFor(n: number): Promise<boolean> {
+    while (this.buffered < n) {
+      if (this.error) throw this.error
+      if (this.ended) return false
+      if (this.paused) {
+        this.paused = false
+        this.stream.resume()
+      }
+      await new Promise<void>((resolve, reject) => {
+        let timer: NodeJS.Timeout | undefined
+        this.wake = () => {
+          if (timer) clearTimeout(timer)
+          resolve()
+        }
+        if (this.idleTimeoutMs > 0) {
+          timer = setTimeout(() => {
+            this.wake = undefined
+            reject(new TransportError('IDLE_TIMEOUT', `the peer sent nothing for ${Math.round(this.idleTimeoutMs / 1000)} s`))
+          }, this.idleTimeoutMs)
+        }
+      })
+    }
+    return true
+  }
+
+  private take(n: number): Buffer {
+    const first = this.chunks[0]
+    let out: Buffer
+    if (first.length >= n) {
+      out = first.subarray(0, n)
+      if (first.length === n) this.chunks.shift()
+      else this.chunks[0] = first.subarray(n)
+    } else {
+      out = Buffer.allocUnsafe(n)
+      let filled = 0
+      while (filled < n) {
+        const c = this.chunks[0]
+        const k = Math.min(c.length, n - filled)
+        c.copy(out, filled, 0, k)
+        filled += k
+        if (k === c.length) this.chunks.shift()
+        else this.chunks[0] = c.subarray(k)
+      }
+    }
+    this.buffered -= n
+    if (this.paused && this.buffered < HIGH_WATER / 2) {
+      this.paused = false
+      this.stream.resume()
+    }
+    return out
+  }
+
+  /** The next whole frame, or null at a clean end of stream between frames. */
+  async next(): Promise<Frame | null> {
+    if (!(await this.waitFor(FRAME_HEADER_SIZE))) {
+      if (this.buffered > 0) throw new ProtocolError('FRAME_TRUNCATED', `stream ended inside a frame header (${this.buffered} bytes)`)
+      return null
+    }
+    const header = decodeFrameHeader(this.take(FRAME_HEADER_SIZE))
+    if (!(await this.waitFor(header.length))) {
+      throw new ProtocolError('FRAME_TRUNCATED', `stream ended inside a frame: ${this.buffered} of ${header.length} payload bytes`)
+    }
+    return {type: header.type, payload: header.length === 0 ? Buffer.alloc(0) : this.take(header.length)}
+  }
+}

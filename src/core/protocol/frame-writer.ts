@@ -1,0 +1,57 @@
+// Writes frames to a stream with backpressure: resolves once the stream accepts more.
+import type {Writable} from 'node:stream'
+import {TransportError} from '../errors.js'
+import {encodeFrameHeader, type FrameTypeId} from './frame.js'
+
+export class FrameWriter {
+  private failed: Error | undefined
+
+  constructor(private readonly stream: Writable) {
+    stream.on('error', (err) => {
+      this.failed ??= err
+    })
+  }
+
+  /** Send one frame; `parts` are written as they are (no copy of large payloads). */
+  async send(type: FrameTypeId, ...parts: Buffer[]): Promise<void> {
+    if (this.failed) throw new TransportError('STREAM_FAILED', `the connection failed: ${this.failed.message}`, {cause: this.failed})
+    if (this.stream.destroyed || this.stream.writableEnded) throw new TransportError('STREAM_CLOSED', 'the connection is closed')
+    let length = 0
+    for (const p of parts) length += p.length
+    const header = encodeFrameHeader(type, length)
+    let ok: boolean
+    if (parts.length === 1 && parts[0].length <= 256) {
+      ok = this.stream.write(Buffer.concat([header, parts[0]]))
+    } else {
+      this.stream.cork()
+      this.stream.write(header)
+      for (let i = 0; i < parts.length - 1; i++) this.stream.write(parts[i])
+      ok = parts.length === 0 ? true : this.stream.write(parts[parts.length - 1])
+      this.stream.uncork()
+    }
+    if (!ok) await this.drained()
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onDrain = () => {
+        cleanup()
+        resolve()
+      }
+      const onClose = () => {
+        cleanup()
+        reject(new TransportError('STREAM_CLOSED', `the connection closed${this.failed ? `: ${this.failed.message}` : ''}`))
+      }
+      const cleanup = () => {
+        this.stream.off('drain', onDrain)
+        this.stream.off('close', onClose)
+      }
+      this.stream.on('drain', onDrain)
+      this.stream.on('close', onClose)
+    })
+  }
+
+  end(): void {
+    if (!this.stream.writableEnded && !this.stream.destroyed) this.stream.end()
+  }
+}

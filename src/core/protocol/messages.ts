@@ -1,0 +1,201 @@
+// One encode/decode pair per frame type (field tables in doc/protocol.md). Decoders read
+// through the bounds-checked cursor and reject trailing bytes, so a malformed payload is a
+// ProtocolError naming the field, never a crash or a silent misread.
+import {ProtocolError} from '../errors.js'
+import {HASH_LENGTH} from '../hash/block-hash.js'
+import {BufferReader, BufferWriter, strByteLength} from '../util/binary.js'
+
+export const SyncMode = {FULLSYNC: 1, DELTA: 2} as const
+export const HelloFlag = {TRUNCATE_REPLICA: 1 << 0} as const
+export const ReplicaStateKind = {MISSING: 0, INCOMPLETE: 1, COMPLETE: 2} as const
+export const BlockKind = {ZERO: 0, HASH: 1, UNKNOWN: 2} as const
+export const MAX_PATH = 4096
+export const MAX_STATUS_BATCH = 1024
+
+const fail = (type: string) => (field: string, detail: string) => new ProtocolError('FRAME_MALFORMED', `malformed ${type} frame: ${field}: ${detail}`)
+
+export interface Hello {
+  version: number
+  mode: number
+  hashAlgo: number
+  blockSize: number
+  diskSize: number
+  replicaId: Buffer
+  flags: number
+  path: string
+}
+
+export function encodeHello(m: Hello): Buffer {
+  return new BufferWriter(2 + 1 + 1 + 4 + 8 + 16 + 4 + strByteLength(m.path))
+    .u16(m.version).u8(m.mode).u8(m.hashAlgo).u32(m.blockSize).u64(m.diskSize).bytes(m.replicaId).u32(m.flags).str16(m.path).finish()
+}
+
+export function decodeHello(b: Buffer): Hello {
+  const r = new BufferReader(b, fail('HELLO'))
+  const m: Hello = {
+    version: r.u16('version'),
+    mode: r.u8('mode'),
+    hashAlgo: r.u8('hash algorithm'),
+    blockSize: r.u32('block size'),
+    diskSize: r.u64('disk size'),
+    replicaId: Buffer.from(r.bytes(16, 'replica id')),
+    flags: r.u32('flags'),
+    path: r.str16('path', MAX_PATH),
+  }
+  r.end('HELLO')
+  return m
+}
+
+export interface HelloOk {
+  version: number
+  state: number
+  replicaSize: number
+  resumeBlock: number
+  replicaId: Buffer
+  generation: number
+  lastSeq: number
+}
+
+export function encodeHelloOk(m: HelloOk): Buffer {
+  return new BufferWriter(2 + 1 + 8 + 8 + 16 + 8 + 8)
+    .u16(m.version).u8(m.state).u64(m.replicaSize).u64(m.resumeBlock).bytes(m.replicaId).u64(m.generation).u64(m.lastSeq).finish()
+}
+
+export function decodeHelloOk(b: Buffer): HelloOk {
+  const r = new BufferReader(b, fail('HELLO_OK'))
+  const m: HelloOk = {
+    version: r.u16('version'),
+    state: r.u8('state'),
+    replicaSize: r.u64('replica size'),
+    resumeBlock: r.u64('resume block'),
+    replicaId: Buffer.from(r.bytes(16, 'replica id')),
+    generation: r.u64('generation'),
+    lastSeq: r.u64('last sequence'),
+  }
+  r.end('HELLO_OK')
+  return m
+}
+
+export interface ErrorMsg {
+  exitCode: number
+  code: string
+  message: string
+  hint: string
+}
+
+export function encodeError(m: ErrorMsg): Buffer {
+  const clip = (s: string, n: number) => (Buffer.byteLength(s) > n ? Buffer.from(s).subarray(0, n).toString('utf8') : s)
+  const code = clip(m.code, 64)
+  const message = clip(m.message, 2048)
+  const hint = clip(m.hint, 1024)
+  return new BufferWriter(2 + strByteLength(code) + strByteLength(message) + strByteLength(hint)).u16(m.exitCode).str16(code).str16(message).str16(hint).finish()
+}
+
+export function decodeError(b: Buffer): ErrorMsg {
+  const r = new BufferReader(b, fail('ERROR'))
+  const m = {exitCode: r.u16('exit code'), code: r.str16('code', 64), message: r.str16('message', 4096), hint: r.str16('hint', 4096)}
+  r.end('ERROR')
+  return m
+}
+
+/** Receiver → client: what the replica holds for a run of blocks, as it is scanned. */
+export interface BlockStatus {
+  startBlock: number
+  kinds: Uint8Array
+  /** HASH_LENGTH bytes for each HASH entry, in order. */
+  hashes: Buffer
+}
+
+export function encodeBlockStatus(m: BlockStatus): Buffer {
+  return new BufferWriter(8 + 4 + m.kinds.length + m.hashes.length).u64(m.startBlock).u32(m.kinds.length).bytes(m.kinds).bytes(m.hashes).finish()
+}
+
+export function decodeBlockStatus(b: Buffer): BlockStatus {
+  const f = fail('BLOCK_STATUS')
+  const r = new BufferReader(b, f)
+  const startBlock = r.u64('start block')
+  const count = r.u32('count')
+  if (count === 0 || count > MAX_STATUS_BATCH) throw f('count', `${count} is outside 1..${MAX_STATUS_BATCH}`)
+  const kinds = r.bytes(count, 'kinds')
+  let hashed = 0
+  for (const k of kinds) {
+    if (k === BlockKind.HASH) hashed++
+    else if (k !== BlockKind.ZERO && k !== BlockKind.UNKNOWN) throw f('kind', `unknown block kind ${k}`)
+  }
+  const hashes = r.bytes(hashed * HASH_LENGTH, 'hashes')
+  r.end('BLOCK_STATUS')
+  return {startBlock, kinds, hashes}
+}
+
+export interface DataHeader {
+  block: number
+  hash: Buffer
+}
+export const DATA_FIELDS_SIZE = 8 + HASH_LENGTH
+
+export function encodeDataFields(block: number, hash: Buffer): Buffer {
+  return new BufferWriter(DATA_FIELDS_SIZE).u64(block).bytes(hash).finish()
+}
+
+export function decodeData(b: Buffer): {block: number; hash: Buffer; data: Buffer} {
+  const r = new BufferReader(b, fail('DATA'))
+  const block = r.u64('block')
+  const hash = r.bytes(HASH_LENGTH, 'hash')
+  return {block, hash, data: b.subarray(DATA_FIELDS_SIZE)}
+}
+
+export function encodeRange(start: number, count: number): Buffer {
+  return new BufferWriter(16).u64(start).u64(count).finish()
+}
+
+export function decodeRange(b: Buffer, type: string): {start: number; count: number} {
+  const r = new BufferReader(b, fail(type))
+  const m = {start: r.u64('start'), count: r.u64('count')}
+  r.end(type)
+  return m
+}
+
+export function encodeU64(v: number): Buffer {
+  return new BufferWriter(8).u64(v).finish()
+}
+
+export function decodeU64(b: Buffer, type: string): number {
+  const r = new BufferReader(b, fail(type))
+  const v = r.u64('value')
+  r.end(type)
+  return v
+}
+
+export interface Done {
+  blockCount: number
+  digest: Buffer
+}
+
+export function encodeDone(m: Done): Buffer {
+  return new BufferWriter(8 + HASH_LENGTH).u64(m.blockCount).bytes(m.digest).finish()
+}
+
+export function decodeDone(b: Buffer): Done {
+  const r = new BufferReader(b, fail('DONE'))
+  const m = {blockCount: r.u64('block count'), digest: Buffer.from(r.bytes(HASH_LENGTH, 'digest'))}
+  r.end('DONE')
+  return m
+}
+
+export interface VerifyResult {
+  ok: boolean
+  digest: Buffer
+}
+
+export function encodeVerifyResult(m: VerifyResult): Buffer {
+  return new BufferWriter(1 + HASH_LENGTH).u8(m.ok ? 1 : 0).bytes(m.digest).finish()
+}
+
+export function decodeVerifyResult(b: Buffer): VerifyResult {
+  const r = new BufferReader(b, fail('VERIFY_RESULT'))
+  const ok = r.u8('ok')
+  if (ok > 1) throw new ProtocolError('FRAME_MALFORMED', `malformed VERIFY_RESULT frame: ok: ${ok}`)
+  const m = {ok: ok === 1, digest: Buffer.from(r.bytes(HASH_LENGTH, 'digest'))}
+  r.end('VERIFY_RESULT')
+  return m
+}

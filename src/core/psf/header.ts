@@ -1,0 +1,149 @@
+// The .psf header slot codec (format v1). Little-endian throughout.
+//
+//  off size field
+//    0    8 magic "VDREPPSF"
+//    8    2 version (1)
+//   10    2 reserved (0)
+//   12    4 flags (HeaderFlag)
+//   16    8 slot counter: the valid slot with the higher counter is current
+//   24    8 disk size in bytes
+//   32    4 block size in bytes (power of two, 4 KiB .. 4 MiB)
+//   36    1 hash algorithm (HashAlgo)
+//   37    3 reserved
+//   40   16 replica id
+//   56    8 generation (bumped by every proved full sync)
+//   64    8 last applied sequence (delta pushes)
+//   72    8 last successful sync, ms since the epoch (0 = never)
+//   80    8 source size recorded when a tracker stopped
+//   88    8 source mtime, ns
+//   96    8 source ctime, ns
+//  104    8 sequence of the push in flight (0 = none)
+//  112    8 created, ms since the epoch
+//  120    4 settings length
+//  124    n settings JSON (n <= MAX_SETTINGS)
+// 4092    4 crc32 of bytes 0..4091
+import zlib from 'node:zlib'
+import {StateError} from '../errors.js'
+import {HashAlgo} from '../hash/block-hash.js'
+import {BufferReader, BufferWriter} from '../util/binary.js'
+import {SLOT_SIZE} from './layout.js'
+import {decodeSettings, encodeSettings, type ReplicationSettings} from './settings.js'
+
+export const PSF_MAGIC = Buffer.from('VDREPPSF', 'ascii')
+export const PSF_VERSION = 1
+const FIXED_SIZE = 124
+const CRC_OFFSET = SLOT_SIZE - 4
+export const MAX_SETTINGS = CRC_OFFSET - FIXED_SIZE
+export const MIN_BLOCK_SIZE = 4096
+export const MAX_BLOCK_SIZE = 4 << 20
+
+export const HeaderFlag = {
+  /** The tracker stopped cleanly (SIGTERM/SIGINT) and recorded the source's stat. */
+  CLEAN_SHUTDOWN: 1 << 0,
+  /** The block hash index matches the replica as of the last sync. */
+  INDEX_VALID: 1 << 1,
+  /** The change record cannot be trusted: the next sync must be a full sync. */
+  NEEDS_FULL_SYNC: 1 << 2,
+} as const
+
+export interface PsfHeader {
+  flags: number
+  counter: bigint
+  diskSize: number
+  blockSize: number
+  hashAlgo: number
+  replicaId: Buffer
+  generation: number
+  lastSeq: number
+  lastSyncMs: number
+  sourceSize: number
+  sourceMtimeNs: bigint
+  sourceCtimeNs: bigint
+  pendingSeq: number
+  createdMs: number
+  settings: ReplicationSettings
+}
+
+export function validBlockSize(n: number): boolean {
+  return Number.isInteger(n) && n >= MIN_BLOCK_SIZE && n <= MAX_BLOCK_SIZE && (n & (n - 1)) === 0
+}
+
+export function encodeHeader(h: PsfHeader): Buffer {
+  const settings = encodeSettings(h.settings)
+  if (settings.length > MAX_SETTINGS) throw new StateError('PSF_SETTINGS_TOO_LARGE', `the replication settings take ${settings.length} bytes, more than the ${MAX_SETTINGS} a .psf header holds`)
+  const w = new BufferWriter(SLOT_SIZE)
+  w.bytes(PSF_MAGIC).u16(PSF_VERSION).u16(0).u32(h.flags).u64(h.counter)
+  w.u64(h.diskSize).u32(h.blockSize).u8(h.hashAlgo).skip(3)
+  w.bytes(h.replicaId).u64(h.generation).u64(h.lastSeq).u64(h.lastSyncMs)
+  w.u64(h.sourceSize).u64(h.sourceMtimeNs).u64(h.sourceCtimeNs).u64(h.pendingSeq).u64(h.createdMs)
+  w.u32(settings.length).bytes(settings)
+  const buf = w.finish(true)
+  buf.writeUInt32LE(zlib.crc32(buf.subarray(0, CRC_OFFSET)), CRC_OFFSET)
+  return buf
+}
+
+const corrupt = (field: string, detail: string) => new StateError('PSF_CORRUPT', `the .psf header is corrupt: ${field}: ${detail}`)
+
+/** Why a slot cannot be used: 'foreign' (not a .psf at all) or a corruption. */
+export type SlotResult = {ok: true; header: PsfHeader} | {ok: false; foreign: boolean; error: StateError}
+
+export function decodeHeader(slot: Buffer): SlotResult {
+  try {
+    if (slot.length < SLOT_SIZE) return {ok: false, foreign: false, error: corrupt('slot', `only ${slot.length} bytes`)}
+    if (!slot.subarray(0, 8).equals(PSF_MAGIC)) {
+      return {ok: false, foreign: true, error: new StateError('PSF_FOREIGN', 'this file is not a vdrep state file (bad magic)')}
+    }
+    if (slot.readUInt32LE(CRC_OFFSET) !== zlib.crc32(slot.subarray(0, CRC_OFFSET))) {
+      return {ok: false, foreign: false, error: corrupt('checksum', 'crc32 mismatch')}
+    }
+    const r = new BufferReader(slot, corrupt)
+    r.bytes(8, 'magic')
+    const version = r.u16('version')
+    if (version !== PSF_VERSION) {
+      return {ok: false, foreign: false, error: new StateError('PSF_VERSION', `the .psf has format version ${version}; this vdrep reads version ${PSF_VERSION}`, {hint: 'use the vdrep release that wrote it, or run `vdrep init --force` and a full sync'})}
+    }
+    r.u16('reserved')
+    const flags = r.u32('flags')
+    const counter = r.big64('counter')
+    const diskSize = r.u64('disk size')
+    const blockSize = r.u32('block size')
+    if (!validBlockSize(blockSize)) throw corrupt('block size', `${blockSize} is not a power of two between 4 KiB and 4 MiB`)
+    const hashAlgo = r.u8('hash algorithm')
+    if (hashAlgo !== HashAlgo.SHA256 && hashAlgo !== HashAlgo.BLAKE3) throw corrupt('hash algorithm', `unknown id ${hashAlgo}`)
+    r.bytes(3, 'reserved')
+    const replicaId = Buffer.from(r.bytes(16, 'replica id'))
+    const generation = r.u64('generation')
+    const lastSeq = r.u64('last sequence')
+    const lastSyncMs = r.u64('last sync time')
+    const sourceSize = r.u64('source size')
+    const sourceMtimeNs = r.big64('source mtime')
+    const sourceCtimeNs = r.big64('source ctime')
+    const pendingSeq = r.u64('pending sequence')
+    const createdMs = r.u64('created time')
+    const settingsLength = r.u32('settings length')
+    if (settingsLength > MAX_SETTINGS) throw corrupt('settings length', `${settingsLength} exceeds ${MAX_SETTINGS}`)
+    const settings = decodeSettings(r.bytes(settingsLength, 'settings'))
+    return {
+      ok: true,
+      header: {flags, counter, diskSize, blockSize, hashAlgo, replicaId, generation, lastSeq, lastSyncMs, sourceSize, sourceMtimeNs, sourceCtimeNs, pendingSeq, createdMs, settings},
+    }
+  } catch (err) {
+    if (err instanceof StateError) return {ok: false, foreign: false, error: err}
+    throw err
+  }
+}
+
+/**
+ * Pick the current header from the two slots: the valid one with the higher counter.
+ * A torn write of one slot falls back to the other. Both foreign: not a .psf. Both bad: corrupt.
+ */
+export function pickHeader(slotA: Buffer, slotB: Buffer): {header: PsfHeader; slot: 0 | 1} {
+  const a = decodeHeader(slotA)
+  const b = decodeHeader(slotB)
+  if (a.ok && b.ok) return a.header.counter >= b.header.counter ? {header: a.header, slot: 0} : {header: b.header, slot: 1}
+  if (a.ok) return {header: a.header, slot: 0}
+  if (b.ok) return {header: b.header, slot: 1}
+  if (a.foreign && b.foreign) throw a.error
+  const err = a.foreign ? b.error : a.error
+  throw new StateError(err.code, err.message, {hint: 'the change record cannot be trusted: run `vdrep init --force <disk> --to <target>` and then `vdrep fullsync <disk>`'})
+}

@@ -1,0 +1,48 @@
+// Where things live inside a .psf. Two header slots (written alternately, so a torn write
+// leaves the other intact), then fixed-size pages, each with its own CRC:
+//   [slot A 4 KiB][slot B 4 KiB][active bitmap pages][in-flight bitmap pages][hash index pages]
+// The page counts follow from the disk size and block size in the header.
+import {HASH_LENGTH} from '../hash/block-hash.js'
+
+export const SLOT_SIZE = 4096
+export const PAGE_SIZE = 4096
+/** crc32 (4) + region (1) + reserved (3) + page number (4) */
+export const PAGE_HEADER_SIZE = 12
+export const PAGE_PAYLOAD_SIZE = PAGE_SIZE - PAGE_HEADER_SIZE
+export const BITS_PER_PAGE = PAGE_PAYLOAD_SIZE * 8
+export const HASHES_PER_PAGE = Math.floor(PAGE_PAYLOAD_SIZE / HASH_LENGTH)
+
+export const Region = {ACTIVE: 1, INFLIGHT: 2, INDEX: 3} as const
+export type RegionId = (typeof Region)[keyof typeof Region]
+
+export interface PsfLayout {
+  blockCount: number
+  bitmapPages: number
+  indexPages: number
+  regionOffset: Record<RegionId, number>
+  fileSize: number
+}
+
+export function blockCountOf(diskSize: number, blockSize: number): number {
+  return Math.ceil(diskSize / blockSize)
+}
+
+export function layoutFor(diskSize: number, blockSize: number): PsfLayout {
+  const blockCount = blockCountOf(diskSize, blockSize)
+  const bitmapPages = Math.max(1, Math.ceil(blockCount / BITS_PER_PAGE))
+  const indexPages = Math.max(1, Math.ceil(blockCount / HASHES_PER_PAGE))
+  const active = 2 * SLOT_SIZE
+  const inflight = active + bitmapPages * PAGE_SIZE
+  const index = inflight + bitmapPages * PAGE_SIZE
+  return {
+    blockCount,
+    bitmapPages,
+    indexPages,
+    regionOffset: {[Region.ACTIVE]: active, [Region.INFLIGHT]: inflight, [Region.INDEX]: index} as Record<RegionId, number>,
+    fileSize: index + indexPages * PAGE_SIZE,
+  }
+}
+
+export function pageCount(layout: PsfLayout, region: RegionId): number {
+  return region === Region.INDEX ? layout.indexPages : layout.bitmapPages
+}

@@ -1,0 +1,191 @@
+// The persistent state file `<disk>.psf`: created atomically, then updated in place.
+// Header updates go to the older slot and are read back before they count; bitmap and
+// index pages are written whole, each with its CRC.
+import crypto from 'node:crypto'
+import fs from 'node:fs/promises'
+import {StateError} from '../errors.js'
+import {HASH_LENGTH} from '../hash/block-hash.js'
+import {writeFileAtomic} from '../util/fs-atomic.js'
+import {Bitmap} from './bitmap.js'
+import {encodeHeader, pickHeader, type PsfHeader} from './header.js'
+import {BITS_PER_PAGE, HASHES_PER_PAGE, layoutFor, PAGE_SIZE, Region, SLOT_SIZE, type PsfLayout, type RegionId} from './layout.js'
+import {decodePage, encodePage} from './page.js'
+import type {ReplicationSettings} from './settings.js'
+
+export interface PsfInit {
+  diskSize: number
+  blockSize: number
+  hashAlgo: number
+  settings: ReplicationSettings
+  replicaId?: Buffer
+}
+
+export function psfPathFor(disk: string): string {
+  return `${disk}.psf`
+}
+
+export function newHeader(init: PsfInit): PsfHeader {
+  return {
+    flags: 0,
+    counter: 1n,
+    diskSize: init.diskSize,
+    blockSize: init.blockSize,
+    hashAlgo: init.hashAlgo,
+    replicaId: init.replicaId ?? crypto.randomBytes(16),
+    generation: 0,
+    lastSeq: 0,
+    lastSyncMs: 0,
+    sourceSize: 0,
+    sourceMtimeNs: 0n,
+    sourceCtimeNs: 0n,
+    pendingSeq: 0,
+    createdMs: Date.now(),
+    settings: init.settings,
+  }
+}
+
+/** The whole file image for a header: both slots, empty bitmaps, an empty index. */
+function fileImage(header: PsfHeader, layout: PsfLayout, bitmaps?: {active?: Bitmap; inflight?: Bitmap}): Buffer {
+  const out = Buffer.alloc(layout.fileSize)
+  const slot = encodeHeader(header)
+  slot.copy(out, 0)
+  slot.copy(out, SLOT_SIZE)
+  const fill = (region: RegionId, count: number, payloadOf: (p: number) => Uint8Array) => {
+    for (let p = 0; p < count; p++) encodePage(region, p, payloadOf(p)).copy(out, layout.regionOffset[region] + p * PAGE_SIZE)
+  }
+  const bitmapPayload = (bm: Bitmap | undefined) => (p: number) => (bm ? bm.bits.subarray((p * BITS_PER_PAGE) / 8, ((p + 1) * BITS_PER_PAGE) / 8) : new Uint8Array(0))
+  fill(Region.ACTIVE, layout.bitmapPages, bitmapPayload(bitmaps?.active))
+  fill(Region.INFLIGHT, layout.bitmapPages, bitmapPayload(bitmaps?.inflight))
+  fill(Region.INDEX, layout.indexPages, () => new Uint8Array(0))
+  return out
+}
+
+export class PsfFile {
+  private slot: 0 | 1
+
+  private constructor(
+    readonly path: string,
+    private readonly fh: fs.FileHandle,
+    public header: PsfHeader,
+    slot: 0 | 1,
+    public layout: PsfLayout,
+  ) {
+    this.slot = slot
+  }
+
+  /** Write a new .psf atomically (temp file, fsync, rename, fsync dir), mode 0600. */
+  static async create(path: string, header: PsfHeader, bitmaps?: {active?: Bitmap; inflight?: Bitmap}): Promise<void> {
+    const layout = layoutFor(header.diskSize, header.blockSize)
+    await writeFileAtomic(path, fileImage(header, layout, bitmaps), 0o600)
+  }
+
+  static async open(path: string, writable = true): Promise<PsfFile> {
+    let fh: fs.FileHandle
+    try {
+      fh = await fs.open(path, writable ? 'r+' : 'r')
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT') throw new StateError('PSF_MISSING', `no state file at ${path}`, {hint: 'run `vdrep init <disk> --to <target>` first'})
+      throw new StateError('PSF_UNREADABLE', `cannot open ${path}: ${(err as Error).message}`, {cause: err})
+    }
+    try {
+      const st = await fh.stat()
+      if (!st.isFile()) throw new StateError('PSF_FOREIGN', `${path} is not a regular file`)
+      const slots = Buffer.alloc(2 * SLOT_SIZE)
+      const {bytesRead} = await fh.read(slots, 0, slots.length, 0)
+      if (bytesRead < 8) throw new StateError('PSF_CORRUPT', `${path} is truncated (${st.size} bytes)`, {hint: 'run `vdrep init --force` and a full sync'})
+      const {header, slot} = pickHeader(slots.subarray(0, SLOT_SIZE), slots.subarray(SLOT_SIZE))
+      const layout = layoutFor(header.diskSize, header.blockSize)
+      if (st.size < layout.fileSize) {
+        throw new StateError('PSF_CORRUPT', `${path} is truncated: ${st.size} bytes, the header needs ${layout.fileSize}`, {hint: 'run `vdrep init --force` and a full sync'})
+      }
+      return new PsfFile(path, fh, header, slot, layout)
+    } catch (err) {
+      await fh.close()
+      throw err
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close()
+  }
+
+  /** Write the header to the older slot, sync, read it back; only then is it current. */
+  async updateHeader(patch: Partial<PsfHeader>): Promise<PsfHeader> {
+    const next: PsfHeader = {...this.header, ...patch, counter: this.header.counter + 1n}
+    const encoded = encodeHeader(next)
+    const target: 0 | 1 = this.slot === 0 ? 1 : 0
+    await this.fh.write(encoded, 0, SLOT_SIZE, target * SLOT_SIZE)
+    await this.fh.datasync()
+    const back = Buffer.alloc(SLOT_SIZE)
+    await this.fh.read(back, 0, SLOT_SIZE, target * SLOT_SIZE)
+    if (!back.equals(encoded)) throw new StateError('PSF_WRITE_FAILED', `the .psf header written to ${this.path} did not read back intact`)
+    this.header = next
+    this.slot = target
+    return next
+  }
+
+  private async readPage(region: RegionId, p: number): Promise<Buffer | undefined> {
+    const page = Buffer.alloc(PAGE_SIZE)
+    await this.fh.read(page, 0, PAGE_SIZE, this.layout.regionOffset[region] + p * PAGE_SIZE)
+    return decodePage(page, region, p)
+  }
+
+  /** A bitmap; a page that fails its CRC marks every block it covers dirty (listed in badPages). */
+  async readBitmap(region: typeof Region.ACTIVE | typeof Region.INFLIGHT): Promise<{bitmap: Bitmap; badPages: number[]}> {
+    const bitmap = new Bitmap(this.layout.blockCount)
+    const badPages: number[] = []
+    for (let p = 0; p < this.layout.bitmapPages; p++) {
+      const payload = await this.readPage(region, p)
+      const firstBlock = p * BITS_PER_PAGE
+      const byteStart = firstBlock / 8
+      const byteEnd = Math.min(bitmap.bits.length, byteStart + BITS_PER_PAGE / 8)
+      if (payload) bitmap.bits.set(payload.subarray(0, byteEnd - byteStart), byteStart)
+      else {
+        badPages.push(p)
+        bitmap.setRange(firstBlock, BITS_PER_PAGE)
+      }
+    }
+    return {bitmap, badPages}
+  }
+
+  /** Write the given pages of a bitmap (all when omitted), then one datasync. */
+  async writeBitmap(region: typeof Region.ACTIVE | typeof Region.INFLIGHT, bitmap: Bitmap, pages?: Iterable<number>): Promise<void> {
+    const list = pages ? [...pages] : Array.from({length: this.layout.bitmapPages}, (_, i) => i)
+    for (const p of list) {
+      const start = (p * BITS_PER_PAGE) / 8
+      const payload = bitmap.bits.subarray(start, start + BITS_PER_PAGE / 8)
+      await this.fh.write(encodePage(region, p, payload), 0, PAGE_SIZE, this.layout.regionOffset[region] + p * PAGE_SIZE)
+    }
+    await this.fh.datasync()
+  }
+
+  /** The block hash index: hashes[i*32..] for block i; blocks on a bad page are listed. */
+  async readIndex(): Promise<{hashes: Buffer; badPages: number[]}> {
+    const hashes = Buffer.alloc(this.layout.blockCount * HASH_LENGTH)
+    const badPages: number[] = []
+    for (let p = 0; p < this.layout.indexPages; p++) {
+      const payload = await this.readPage(Region.INDEX, p)
+      const start = p * HASHES_PER_PAGE * HASH_LENGTH
+      const len = Math.min(HASHES_PER_PAGE * HASH_LENGTH, hashes.length - start)
+      if (payload) payload.copy(hashes, start, 0, len)
+      else badPages.push(p)
+    }
+    return {hashes, badPages}
+  }
+
+  /** Write index pages covering [firstBlock, firstBlock + hashes/32); firstBlock must start a page. */
+  async writeIndexPages(firstBlock: number, hashes: Buffer): Promise<void> {
+    if (firstBlock % HASHES_PER_PAGE !== 0) throw new RangeError(`index write must start on a page boundary, not block ${firstBlock}`)
+    const perPage = HASHES_PER_PAGE * HASH_LENGTH
+    for (let off = 0; off < hashes.length; off += perPage) {
+      const p = firstBlock / HASHES_PER_PAGE + off / perPage
+      const page = encodePage(Region.INDEX, p, hashes.subarray(off, off + perPage))
+      await this.fh.write(page, 0, PAGE_SIZE, this.layout.regionOffset[Region.INDEX] + p * PAGE_SIZE)
+    }
+  }
+
+  async sync(): Promise<void> {
+    await this.fh.datasync()
+  }
+}

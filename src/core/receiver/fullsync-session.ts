@@ -1,0 +1,261 @@
+// The receiver's side of a full sync (port 31031). It scans the replica and streams a
+// status per block (zero, or its hash) while the client streams the blocks that differ.
+// At each CHECKPOINT it syncs the replica, folds the proved blocks into its digest (re-reading
+// what it wrote, so the proof is of what is on disk) and records the durable resume point.
+// At DONE it compares digests; only a match marks the replica complete.
+import {ProtocolError, VerifyError} from '../errors.js'
+import {blockHasher, type BlockHasher, type StreamHasher} from '../hash/block-hash.js'
+import {isAllZero} from '../hash/zero.js'
+import {FrameType} from '../protocol/frame.js'
+import type {FrameReader} from '../protocol/frame-reader.js'
+import type {FrameWriter} from '../protocol/frame-writer.js'
+import {
+  BlockKind, decodeData, decodeDone, decodeRange, decodeU64, encodeBlockStatus, encodeHelloOk, encodeU64, encodeVerifyResult,
+  HelloFlag, MAX_STATUS_BATCH, ReplicaStateKind, type Hello,
+} from '../protocol/messages.js'
+import {PROTOCOL_VERSION} from '../protocol/frame.js'
+import {ReplicaFile} from './replica-file.js'
+import type {ReplicaState} from './replica-state.js'
+
+const SCAN_CHUNK = 4 << 20
+const MAX_WRITES_IN_FLIGHT = 16
+
+export interface SessionLog {
+  (line: string): void
+}
+
+export async function runFullsyncSession(hello: Hello, replicaPath: string, reader: FrameReader, writer: FrameWriter, log: SessionLog): Promise<void> {
+  const hasher = blockHasher(hello.hashAlgo)
+  const replica = await ReplicaFile.open(replicaPath, hello)
+  try {
+    const session = new FullsyncReceiver(hello, replica, hasher, reader, writer, log)
+    await session.run()
+  } finally {
+    await replica.close()
+  }
+}
+
+class FullsyncReceiver {
+  private readonly bs: number
+  private readonly blockCount: number
+  /** Scan results not yet folded into the digest: hash, or null for an all-zero block. */
+  private readonly scanned = new Map<number, Buffer | null>()
+  private scannedUpto = 0
+  private readonly written = new Map<number, Buffer>()
+  private readonly zeroed = new Set<number>()
+  private digestedUpto = 0
+  private readonly digest: StreamHasher
+  private inFlight: Promise<unknown>[] = []
+  private scanError: Error | undefined
+  private bytesWritten = 0
+
+  constructor(
+    private readonly hello: Hello,
+    private readonly replica: ReplicaFile,
+    private readonly hasher: BlockHasher,
+    private readonly reader: FrameReader,
+    private readonly writer: FrameWriter,
+    private readonly log: SessionLog,
+  ) {
+    this.bs = hello.blockSize
+    this.blockCount = Math.ceil(hello.diskSize / hello.blockSize)
+    this.digest = hasher.createStream()
+  }
+
+  private blockLen(b: number): number {
+    return Math.min(this.bs, this.hello.diskSize - b * this.bs)
+  }
+
+  async run(): Promise<void> {
+    const {replica, hello} = this
+    const prior = replica.prior
+    await this.writer.send(FrameType.HELLO_OK, encodeHelloOk({
+      version: PROTOCOL_VERSION,
+      state: prior.existed ? (prior.state?.complete ? ReplicaStateKind.COMPLETE : ReplicaStateKind.INCOMPLETE) : ReplicaStateKind.MISSING,
+      replicaSize: prior.size,
+      resumeBlock: prior.resumeBlock,
+      replicaId: prior.state ? Buffer.from(prior.state.replicaId, 'hex') : Buffer.alloc(16),
+      generation: prior.state?.generation ?? 0,
+      lastSeq: prior.state?.lastSeq ?? 0,
+    }))
+    await replica.beginFullsync(hello.diskSize, (hello.flags & HelloFlag.TRUNCATE_REPLICA) !== 0)
+    const scan = this.scan().catch((err: Error) => {
+      this.scanError = err
+    })
+    try {
+      await this.receive()
+    } finally {
+      await scan
+    }
+  }
+
+  /** Stream the replica's per-block status to the client, in order. */
+  private async scan(): Promise<void> {
+    const knownZeroFrom = Math.ceil(this.replica.prior.size / this.bs)
+    const perChunk = Math.max(1, Math.floor(SCAN_CHUNK / this.bs))
+    const buf = Buffer.allocUnsafe(perChunk * this.bs)
+    for (let first = 0; first < this.blockCount; ) {
+      const count = Math.min(perChunk, MAX_STATUS_BATCH, this.blockCount - first)
+      const kinds = new Uint8Array(count)
+      const hashes: Buffer[] = []
+      const readable = Math.max(0, Math.min(first + count, knownZeroFrom) - first)
+      let data: Buffer | undefined
+      if (readable > 0) {
+        const len = Math.min(readable * this.bs, this.hello.diskSize - first * this.bs)
+        data = await this.replica.readAt(buf, len, first * this.bs)
+      }
+      for (let i = 0; i < count; i++) {
+        const b = first + i
+        if (i >= readable || !data) {
+          kinds[i] = BlockKind.ZERO
+          this.scanned.set(b, null)
+          continue
+        }
+        const block = data.subarray(i * this.bs, i * this.bs + this.blockLen(b))
+        if (isAllZero(block)) {
+          kinds[i] = BlockKind.ZERO
+          this.scanned.set(b, null)
+        } else {
+          const h = this.hasher.hash(block)
+          kinds[i] = BlockKind.HASH
+          hashes.push(h)
+          this.scanned.set(b, h)
+        }
+      }
+      this.scannedUpto = first + count
+      await this.writer.send(FrameType.BLOCK_STATUS, encodeBlockStatus({startBlock: first, kinds, hashes: Buffer.concat(hashes)}))
+      first += count
+    }
+  }
+
+  private async receive(): Promise<void> {
+    for (;;) {
+      if (this.scanError) throw this.scanError
+      const frame = await this.reader.next()
+      if (!frame) throw new ProtocolError('UNEXPECTED_EOF', 'the client closed the connection before the sync was done')
+      switch (frame.type) {
+        case FrameType.DATA:
+          await this.onData(frame.payload)
+          break
+        case FrameType.ZERO_RUN:
+          await this.onZeroRun(frame.payload)
+          break
+        case FrameType.CHECKPOINT: {
+          const upto = decodeU64(frame.payload, 'CHECKPOINT')
+          await this.checkpoint(upto)
+          await this.writer.send(FrameType.CHECKPOINT_ACK, encodeU64(upto))
+          break
+        }
+        case FrameType.DONE:
+          await this.onDone(frame.payload)
+          return
+        default:
+          throw new ProtocolError('FRAME_UNEXPECTED', `unexpected frame type ${frame.type} during a full sync`)
+      }
+    }
+  }
+
+  private checkBlock(b: number, what: string): void {
+    if (b >= this.blockCount) throw new ProtocolError('BLOCK_OUT_OF_RANGE', `${what} for block ${b}, but the disk has ${this.blockCount} blocks`)
+    if (b < this.digestedUpto) throw new ProtocolError('BLOCK_BEHIND_CHECKPOINT', `${what} for block ${b}, already behind checkpoint ${this.digestedUpto}`)
+    if (b >= this.scannedUpto) throw new ProtocolError('BLOCK_NOT_SCANNED', `${what} for block ${b} before its status was sent`)
+  }
+
+  private async onData(payload: Buffer): Promise<void> {
+    const {block, hash, data} = decodeData(payload)
+    this.checkBlock(block, 'DATA')
+    if (data.length !== this.blockLen(block)) throw new ProtocolError('BLOCK_BAD_LENGTH', `DATA for block ${block} has ${data.length} bytes, expected ${this.blockLen(block)}`)
+    if (!this.hasher.hash(data).equals(hash)) throw new ProtocolError('BLOCK_BAD_HASH', `DATA for block ${block} does not match its hash; refusing to write it`)
+    this.written.set(block, Buffer.from(hash))
+    this.zeroed.delete(block)
+    this.bytesWritten += data.length
+    await this.track(this.replica.writeAt(data, block * this.bs))
+  }
+
+  private async onZeroRun(payload: Buffer): Promise<void> {
+    const {start, count} = decodeRange(payload, 'ZERO_RUN')
+    if (count === 0) throw new ProtocolError('ZERO_RUN_EMPTY', 'ZERO_RUN of no blocks')
+    this.checkBlock(start, 'ZERO_RUN')
+    this.checkBlock(start + count - 1, 'ZERO_RUN')
+    for (let b = start; b < start + count; b++) {
+      this.zeroed.add(b)
+      this.written.delete(b)
+    }
+    const offset = start * this.bs
+    await this.track(this.replica.zeroRange(offset, Math.min(count * this.bs, this.hello.diskSize - offset)))
+  }
+
+  private async track(p: Promise<unknown>): Promise<void> {
+    this.inFlight.push(p)
+    if (this.inFlight.length >= MAX_WRITES_IN_FLIGHT) await this.settleWrites()
+  }
+
+  private async settleWrites(): Promise<void> {
+    const pending = this.inFlight
+    this.inFlight = []
+    await Promise.all(pending)
+  }
+
+  /** Make everything below `upto` durable, fold it into the digest, record the resume point. */
+  private async checkpoint(upto: number): Promise<void> {
+    if (upto < this.digestedUpto || upto > this.scannedUpto) {
+      throw new ProtocolError('CHECKPOINT_OUT_OF_RANGE', `checkpoint at block ${upto} is outside ${this.digestedUpto}..${this.scannedUpto}`)
+    }
+    await this.settleWrites()
+    await this.replica.sync()
+    await this.fold(upto)
+    await this.replica.recordProgress(upto)
+  }
+
+  /** Fold blocks [digestedUpto, upto) into the digest, re-reading the ones written. */
+  private async fold(upto: number): Promise<void> {
+    const runBuf = Buffer.allocUnsafe(Math.max(SCAN_CHUNK, this.bs))
+    const perRun = Math.max(1, Math.floor(runBuf.length / this.bs))
+    let b = this.digestedUpto
+    while (b < upto) {
+      if (!this.written.has(b) && !this.zeroed.has(b)) {
+        const h = this.scanned.get(b)
+        if (h === undefined) throw new ProtocolError('BLOCK_NOT_SCANNED', `block ${b} was never scanned`)
+        this.digest.update(h ?? this.hasher.zeroHash(this.blockLen(b)))
+        this.scanned.delete(b)
+        b++
+        continue
+      }
+      let end = b
+      while (end < upto && end - b < perRun && (this.written.has(end) || this.zeroed.has(end))) end++
+      const len = Math.min((end - b) * this.bs, this.hello.diskSize - b * this.bs)
+      const data = await this.replica.readAt(runBuf, len, b * this.bs)
+      for (let i = b; i < end; i++) {
+        const block = data.subarray((i - b) * this.bs, (i - b) * this.bs + this.blockLen(i))
+        const zero = isAllZero(block)
+        const h = zero ? this.hasher.zeroHash(block.length) : this.hasher.hash(block)
+        const expected = this.written.get(i)
+        if (expected && !expected.equals(h)) throw new VerifyError(`block ${i} (offset ${i * this.bs}) reads back from the replica different from what was sent`)
+        if (this.zeroed.has(i) && !zero) throw new VerifyError(`block ${i} (offset ${i * this.bs}) should be zero on the replica but is not`)
+        this.digest.update(h)
+        this.written.delete(i)
+        this.zeroed.delete(i)
+        this.scanned.delete(i)
+      }
+      b = end
+    }
+    this.digestedUpto = upto
+  }
+
+  private async onDone(payload: Buffer): Promise<void> {
+    const done = decodeDone(payload)
+    if (done.blockCount !== this.blockCount) throw new ProtocolError('DONE_MISMATCH', `DONE for ${done.blockCount} blocks, the sync has ${this.blockCount}`)
+    await this.checkpoint(this.blockCount)
+    const digest = this.digest.digest()
+    const ok = digest.equals(done.digest)
+    if (ok) {
+      const patch: Partial<ReplicaState> = {digest: digest.toString('hex')}
+      await this.replica.markComplete(patch)
+    } else {
+      await this.replica.markProofFailed()
+    }
+    this.log(`fullsync ${this.replica.path}: ${ok ? 'proved' : 'PROOF FAILED'}, ${this.bytesWritten} bytes written`)
+    await this.writer.send(FrameType.VERIFY_RESULT, encodeVerifyResult({ok, digest}))
+  }
+}
+

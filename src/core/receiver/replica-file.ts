@@ -1,0 +1,148 @@
+// The replica on the receiver's side: opened without following a symlink, created sparse
+// and 0600, and paired with its state file, which says "incomplete" from before the first
+// write until a proof passes.
+import fs from 'node:fs/promises'
+import {constants} from 'node:fs'
+import {DiskIoError, UsageError} from '../errors.js'
+import type {Hello} from '../protocol/messages.js'
+import {readReplicaState, writeReplicaState, type ReplicaState} from './replica-state.js'
+
+const ZERO_CHUNK = Buffer.alloc(1 << 20)
+
+export interface PriorReplica {
+  existed: boolean
+  size: number
+  state?: ReplicaState
+  /** Durable blocks of an interrupted full sync of this same disk, else 0. */
+  resumeBlock: number
+}
+
+export class ReplicaFile {
+  private state: ReplicaState
+
+  private constructor(
+    readonly path: string,
+    private readonly fh: fs.FileHandle,
+    readonly prior: PriorReplica,
+    private readonly hello: Hello,
+  ) {
+    const s = prior.state
+    this.state = {
+      replicaId: hello.replicaId.toString('hex'),
+      complete: false,
+      resumeBlock: prior.resumeBlock,
+      diskSize: hello.diskSize,
+      blockSize: hello.blockSize,
+      hashAlgo: hello.hashAlgo,
+      generation: s?.generation ?? 0,
+      lastSeq: s?.lastSeq ?? 0,
+      digest: '',
+      size: prior.size,
+      mtimeNs: '0',
+      ctimeNs: '0',
+      updatedMs: Date.now(),
+    }
+  }
+
+  static async open(path: string, hello: Hello): Promise<ReplicaFile> {
+    let existed = true
+    try {
+      await fs.lstat(path)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      existed = false
+    }
+    let fh: fs.FileHandle
+    try {
+      fh = await fs.open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ELOOP') throw new UsageError('PATH_OUTSIDE_ROOT', `refusing replica path ${path}: it is a symlink`)
+      throw new DiskIoError(`cannot open the replica ${path}: ${(err as Error).message}`, {cause: err})
+    }
+    const size = (await fh.stat()).size
+    const {state} = existed ? await readReplicaState(path) : {state: undefined}
+    const sameDisk = state && !state.complete && state.replicaId === hello.replicaId.toString('hex') && state.diskSize === hello.diskSize && state.blockSize === hello.blockSize && state.hashAlgo === hello.hashAlgo
+    const resumeBlock = sameDisk ? Math.min(state.resumeBlock, Math.ceil(hello.diskSize / hello.blockSize)) : 0
+    return new ReplicaFile(path, fh, {existed, size, state, resumeBlock}, hello)
+  }
+
+  /** Refuse a replica larger than the source unless told; mark incomplete; size the file (sparse). */
+  async beginFullsync(diskSize: number, truncate: boolean): Promise<void> {
+    if (this.prior.size > diskSize && !truncate) {
+      throw new UsageError('REPLICA_LARGER', `the replica ${this.path} (${this.prior.size} bytes) is larger than the source (${diskSize} bytes)`, {
+        hint: 'pass --truncate-replica to cut the replica down to the source size',
+      })
+    }
+    await this.writeState({complete: false})
+    if (this.prior.size !== diskSize) await this.fh.truncate(diskSize)
+  }
+
+  /** Read `len` bytes at `pos` into `buf` (zeros past the end of the file). */
+  async readAt(buf: Buffer, len: number, pos: number): Promise<Buffer> {
+    let done = 0
+    while (done < len) {
+      const {bytesRead} = await this.fh.read(buf, done, len - done, pos + done)
+      if (bytesRead === 0) {
+        buf.fill(0, done, len)
+        break
+      }
+      done += bytesRead
+    }
+    return buf.subarray(0, len)
+  }
+
+  async writeAt(data: Buffer, pos: number): Promise<void> {
+    let done = 0
+    while (done < data.length) {
+      const {bytesWritten} = await this.fh.write(data, done, data.length - done, pos + done)
+      done += bytesWritten
+    }
+  }
+
+  async zeroRange(pos: number, len: number): Promise<void> {
+    for (let off = 0; off < len; off += ZERO_CHUNK.length) {
+      await this.writeAt(ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, len - off)), pos + off)
+    }
+  }
+
+  async sync(): Promise<void> {
+    await this.fh.datasync()
+  }
+
+  async recordProgress(resumeBlock: number): Promise<void> {
+    await this.writeState({resumeBlock})
+  }
+
+  async markComplete(patch: Partial<ReplicaState>): Promise<void> {
+    await this.fh.sync()
+    const st = await this.fh.stat({bigint: true})
+    await this.writeState({
+      ...patch,
+      complete: true,
+      resumeBlock: 0,
+      generation: this.state.generation + 1,
+      size: Number(st.size),
+      mtimeNs: st.mtimeNs.toString(),
+      ctimeNs: st.ctimeNs.toString(),
+    })
+  }
+
+  /** A failed proof: stay incomplete and start the next run from the beginning. */
+  async markProofFailed(): Promise<void> {
+    await this.writeState({complete: false, resumeBlock: 0})
+  }
+
+  get current(): Readonly<ReplicaState> {
+    return this.state
+  }
+
+  private async writeState(patch: Partial<ReplicaState>): Promise<void> {
+    this.state = {...this.state, ...patch, updatedMs: Date.now()}
+    await writeReplicaState(this.path, this.state)
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close()
+  }
+}

@@ -1,0 +1,99 @@
+// The receiver's own record of a replica, in `<replica>.vdrep` beside it (mode 0600):
+// whether the replica is complete, how far an interrupted full sync got (durable), and
+// the identity and sequence the client checks before trusting a delta.
+//
+// Envelope (little-endian): magic "VDRSTATE" (8), version u16, reserved u16, body length
+// u32 (<= MAX_BODY), crc32 of the body u32, body = JSON. Written by temp + fsync + rename.
+import fs from 'node:fs/promises'
+import zlib from 'node:zlib'
+import {StateError} from '../errors.js'
+import {writeFileAtomic} from '../util/fs-atomic.js'
+
+export const STATE_MAGIC = Buffer.from('VDRSTATE', 'ascii')
+export const STATE_VERSION = 1
+export const STATE_HEADER_SIZE = 20
+export const MAX_STATE_BODY = 16 * 1024
+
+export interface ReplicaState {
+  replicaId: string
+  complete: boolean
+  /** Blocks below this index are durable on the replica (an interrupted full sync resumes here). */
+  resumeBlock: number
+  diskSize: number
+  blockSize: number
+  hashAlgo: number
+  generation: number
+  lastSeq: number
+  /** Whole-disk digest proved at the last complete full sync (hex). */
+  digest: string
+  /** The replica file's stat at the last commit: anything else means it changed behind us. */
+  size: number
+  mtimeNs: string
+  ctimeNs: string
+  updatedMs: number
+}
+
+export function statePathFor(replica: string): string {
+  return `${replica}.vdrep`
+}
+
+export function encodeReplicaState(s: ReplicaState): Buffer {
+  const body = Buffer.from(JSON.stringify(s), 'utf8')
+  if (body.length > MAX_STATE_BODY) throw new RangeError('replica state too large')
+  const head = Buffer.alloc(STATE_HEADER_SIZE)
+  STATE_MAGIC.copy(head, 0)
+  head.writeUInt16LE(STATE_VERSION, 8)
+  head.writeUInt32LE(body.length, 12)
+  head.writeUInt32LE(zlib.crc32(body), 16)
+  return Buffer.concat([head, body])
+}
+
+const corrupt = (detail: string) => new StateError('REPLICA_STATE_CORRUPT', `the replica state file is corrupt: ${detail}`)
+
+export function decodeReplicaState(b: Buffer): ReplicaState {
+  if (b.length < STATE_HEADER_SIZE) throw corrupt(`only ${b.length} bytes`)
+  if (!b.subarray(0, 8).equals(STATE_MAGIC)) throw new StateError('REPLICA_STATE_FOREIGN', 'the replica state file is not a vdrep file (bad magic)')
+  const version = b.readUInt16LE(8)
+  if (version !== STATE_VERSION) throw corrupt(`version ${version}, expected ${STATE_VERSION}`)
+  const length = b.readUInt32LE(12)
+  if (length > MAX_STATE_BODY) throw corrupt(`body length ${length} exceeds ${MAX_STATE_BODY}`)
+  if (b.length !== STATE_HEADER_SIZE + length) throw corrupt(`body is ${b.length - STATE_HEADER_SIZE} bytes, header says ${length}`)
+  const body = b.subarray(STATE_HEADER_SIZE)
+  if (zlib.crc32(body) !== b.readUInt32LE(16)) throw corrupt('crc32 mismatch')
+  let v: Partial<ReplicaState>
+  try {
+    v = JSON.parse(body.toString('utf8')) as Partial<ReplicaState>
+  } catch {
+    throw corrupt('body is not JSON')
+  }
+  const num = (k: keyof ReplicaState) => {
+    if (!Number.isSafeInteger(v[k]) || (v[k] as number) < 0) throw corrupt(`field ${k}`)
+  }
+  if (typeof v !== 'object' || v === null) throw corrupt('body')
+  if (typeof v.replicaId !== 'string' || !/^[0-9a-f]{32}$/.test(v.replicaId)) throw corrupt('field replicaId')
+  if (typeof v.complete !== 'boolean') throw corrupt('field complete')
+  for (const k of ['resumeBlock', 'diskSize', 'blockSize', 'hashAlgo', 'generation', 'lastSeq', 'size', 'updatedMs'] as const) num(k)
+  for (const k of ['digest', 'mtimeNs', 'ctimeNs'] as const) if (typeof v[k] !== 'string') throw corrupt(`field ${k}`)
+  return v as ReplicaState
+}
+
+/** The state, or undefined when there is none; a corrupt file is reported, not trusted. */
+export async function readReplicaState(replica: string): Promise<{state?: ReplicaState; error?: StateError}> {
+  let b: Buffer
+  try {
+    b = await fs.readFile(statePathFor(replica))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {}
+    throw err
+  }
+  try {
+    return {state: decodeReplicaState(b)}
+  } catch (err) {
+    if (err instanceof StateError) return {error: err}
+    throw err
+  }
+}
+
+export async function writeReplicaState(replica: string, s: ReplicaState): Promise<void> {
+  await writeFileAtomic(statePathFor(replica), encodeReplicaState(s), 0o600)
+}

@@ -1,0 +1,67 @@
+// One client connection to the receiver: read HELLO, check it, resolve the replica under
+// the root, claim it, run the session for its mode. Any failure goes back to the client as
+// an ERROR frame (code, message, hint, exit code) before the stream is closed.
+import type {Duplex} from 'node:stream'
+import {asVdrepError, ProtocolError, UsageError} from '../errors.js'
+import {HashAlgo} from '../hash/block-hash.js'
+import {validBlockSize} from '../psf/header.js'
+import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
+import {FrameReader} from '../protocol/frame-reader.js'
+import {FrameWriter} from '../protocol/frame-writer.js'
+import {decodeHello, encodeError, SyncMode, type Hello} from '../protocol/messages.js'
+import {runFullsyncSession} from './fullsync-session.js'
+import {claimReplica} from './replica-locks.js'
+import {resolveReplicaPath} from './replica-path.js'
+
+export interface ReceiverOptions {
+  /** Replicas are written only under this directory. */
+  root: string
+  /** Modes this listener accepts (the full-sync port and the delta port differ). */
+  modes?: number[]
+  /** No byte from the client for this long frees the slot. */
+  idleTimeoutMs?: number
+  log?: (line: string) => void
+}
+
+/** Largest disk accepted: 2^52 bytes (4 PiB), so every offset is an exact JS number. */
+const MAX_DISK_SIZE = 2 ** 52
+
+function checkHello(h: Hello, modes: number[]): void {
+  if (h.version !== PROTOCOL_VERSION) throw new ProtocolError('VERSION_MISMATCH', `client speaks protocol version ${h.version}; this receiver speaks ${PROTOCOL_VERSION}`, {hint: 'install the same vdrep release on both hosts'})
+  if (!modes.includes(h.mode)) throw new ProtocolError('WRONG_PORT', `mode ${h.mode} is not served on this port`)
+  if (h.hashAlgo !== HashAlgo.SHA256 && h.hashAlgo !== HashAlgo.BLAKE3) throw new ProtocolError('BAD_HASH', `unknown hash algorithm ${h.hashAlgo}`)
+  if (!validBlockSize(h.blockSize)) throw new ProtocolError('BAD_BLOCK_SIZE', `block size ${h.blockSize} is not a power of two between 4 KiB and 4 MiB`)
+  if (h.diskSize <= 0 || h.diskSize > MAX_DISK_SIZE) throw new ProtocolError('BAD_DISK_SIZE', `disk size ${h.diskSize} is out of range`)
+}
+
+export async function handleConnection(stream: Duplex, opts: ReceiverOptions): Promise<void> {
+  const log = opts.log ?? (() => {})
+  const reader = new FrameReader(stream, opts.idleTimeoutMs ?? 0)
+  const writer = new FrameWriter(stream)
+  let release: (() => void) | undefined
+  let what = 'connection'
+  try {
+    const first = await reader.next()
+    if (!first) return
+    if (first.type !== FrameType.HELLO) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO, got frame type ${first.type}`)
+    const hello = decodeHello(first.payload)
+    checkHello(hello, opts.modes ?? [SyncMode.FULLSYNC, SyncMode.DELTA])
+    const replica = await resolveReplicaPath(opts.root, hello.path)
+    what = replica
+    release = claimReplica(replica)
+    if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, reader, writer, log)
+    else throw new UsageError('MODE_UNSUPPORTED', 'delta pushes are not served by this receiver yet')
+    writer.end()
+  } catch (err) {
+    const e = asVdrepError(err)
+    log(`${what}: refused or failed: ${e.code}: ${e.message}`)
+    try {
+      await writer.send(FrameType.ERROR, encodeError({exitCode: e.exitCode, code: e.code, message: e.message, hint: e.hint ?? ''}))
+    } catch {
+      // the connection is already gone; the log line above is all that is left to do
+    }
+    writer.end()
+  } finally {
+    release?.()
+  }
+}

@@ -1,0 +1,250 @@
+// The client side of a full sync: read and hash the source in order, compare each block with
+// the status the receiver streams for its replica, send only what differs (zero runs as
+// lengths), checkpoint so an interrupted sync resumes, then compare whole-disk digests. Only a
+// proved sync resets the change record and stores the block hash index.
+import path from 'node:path'
+import {UsageError, VerifyError} from '../errors.js'
+import {blockHasher, HASH_LENGTH} from '../hash/block-hash.js'
+import {isAllZero} from '../hash/zero.js'
+import {SourceDisk} from '../disk/source-disk.js'
+import {Bitmap} from '../psf/bitmap.js'
+import {HeaderFlag} from '../psf/header.js'
+import {HASHES_PER_PAGE, Region} from '../psf/layout.js'
+import {PsfFile, psfPathFor} from '../psf/psf-file.js'
+import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
+import {FrameReader} from '../protocol/frame-reader.js'
+import {FrameWriter} from '../protocol/frame-writer.js'
+import {BlockKind, decodeHelloOk, encodeDataFields, encodeDone, encodeHello, encodeRange, encodeU64, HelloFlag, ReplicaStateKind, SyncMode} from '../protocol/messages.js'
+import {parseTarget} from '../target/target.js'
+import {connectReceiver} from './connect.js'
+import {noProgress, type ProgressSink, type SyncProgress} from './progress.js'
+import {ReceiverReplies, remoteErrorOf} from './receiver-replies.js'
+import {Throttle} from './throttle.js'
+import {ProtocolError, TransportError} from '../errors.js'
+
+const READ_CHUNK = 4 << 20
+
+export interface FullsyncOptions {
+  truncateReplica?: boolean
+  /** Make the replica durable and record a resume point at least this often (bytes of disk). */
+  checkpointBytes?: number
+  bwlimitBytesPerSecond?: number
+  progress?: ProgressSink
+  log?: (line: string) => void
+}
+
+export interface FullsyncResult {
+  disk: string
+  target: string
+  bytesTotal: number
+  bytesCompared: number
+  bytesSent: number
+  zeroBytesSkipped: number
+  blocksDiffering: number
+  blocksZeroed: number
+  resumedAtBlock: number
+  resumedPercent: number
+  seconds: number
+  digest: string
+  hashAlgo: string
+}
+
+export async function fullsync(disk: string, opts: FullsyncOptions = {}): Promise<FullsyncResult> {
+  const started = performance.now()
+  const psf = await PsfFile.open(psfPathFor(disk))
+  try {
+    const source = await SourceDisk.open(disk)
+    try {
+      return await runFullsync(disk, psf, source, opts, started)
+    } finally {
+      await source.close()
+    }
+  } finally {
+    await psf.close()
+  }
+}
+
+async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, opts: FullsyncOptions, started: number): Promise<FullsyncResult> {
+  const h = psf.header
+  if (source.size < h.diskSize) {
+    throw new UsageError('SOURCE_SHRANK', `${disk} is ${source.size} bytes, smaller than the ${h.diskSize} bytes recorded at init`, {
+      hint: 'a disk that shrank cannot be replicated safely; if this is intended, run `vdrep init --force` and a full sync with --truncate-replica',
+    })
+  }
+  const target = parseTarget(h.settings.target)
+  if (target.kind === 'local') checkTargetNotSource(disk, target.path)
+  const hasher = blockHasher(h.hashAlgo)
+  const bs = h.blockSize
+  const diskSize = source.size
+  const blockCount = Math.ceil(diskSize / bs)
+  const sameLayout = diskSize === h.diskSize
+  const progress = opts.progress ?? noProgress
+  const p: SyncProgress = {phase: 'connect', bytesTotal: diskSize, bytesCompared: 0, bytesSent: 0, bytesDurable: 0}
+  progress(p)
+
+  const conn = await connectReceiver(target, {port: h.settings.fullsyncPort, log: opts.log})
+  const reader = new FrameReader(conn.stream)
+  const writer = new FrameWriter(conn.stream)
+  let replies: ReceiverReplies | undefined
+  try {
+    await writer.send(FrameType.HELLO, encodeHello({
+      version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: h.hashAlgo, blockSize: bs, diskSize,
+      replicaId: h.replicaId, flags: opts.truncateReplica ? HelloFlag.TRUNCATE_REPLICA : 0, path: conn.replicaPath,
+    }))
+    const first = await reader.next()
+    if (!first) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection during the hello')
+    if (first.type === FrameType.ERROR) throw remoteErrorOf(first.payload)
+    if (first.type !== FrameType.HELLO_OK) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO_OK, got frame type ${first.type}`)
+    const ok = decodeHelloOk(first.payload)
+    const resumedAtBlock = ok.state === ReplicaStateKind.INCOMPLETE ? ok.resumeBlock : 0
+    if (resumedAtBlock > 0) opts.log?.(`resuming at ${Math.floor((resumedAtBlock / blockCount) * 100)}% (block ${resumedAtBlock} of ${blockCount} is durable on the replica)`)
+
+    // The index is rewritten as we go; until the proof passes it must not be trusted.
+    if (sameLayout && h.flags & HeaderFlag.INDEX_VALID) await psf.updateHeader({flags: h.flags & ~HeaderFlag.INDEX_VALID})
+    const indexAll = sameLayout ? undefined : Buffer.alloc(blockCount * HASH_LENGTH)
+    const indexPage = Buffer.alloc(HASHES_PER_PAGE * HASH_LENGTH)
+    let indexPageStart = 0
+
+    replies = new ReceiverReplies(reader, (upto) => {
+      p.bytesDurable = Math.min(diskSize, upto * bs)
+      progress(p)
+    })
+    const throttle = new Throttle(opts.bwlimitBytesPerSecond ?? 0)
+    const checkpointEvery = Math.max(1, Math.floor((opts.checkpointBytes ?? 256 << 20) / bs))
+    let lastCheckpoint = 0
+    let lastCheckpointAt = performance.now()
+    const digest = hasher.createStream()
+    let zeroRunStart = -1
+    let zeroBytesSkipped = 0
+    let blocksDiffering = 0
+    let blocksZeroed = 0
+    const flushZeroRun = async (end: number) => {
+      if (zeroRunStart < 0) return
+      await writer.send(FrameType.ZERO_RUN, encodeRange(zeroRunStart, end - zeroRunStart))
+      zeroRunStart = -1
+    }
+    p.phase = 'compare'
+
+    const perChunk = Math.max(1, Math.floor(READ_CHUNK / bs))
+    const readChunk = (first: number) => {
+      const len = Math.min(perChunk * bs, diskSize - first * bs)
+      return source.readAt(Buffer.allocUnsafe(len), len, first * bs)
+    }
+    let pending = readChunk(0)
+    for (let first = 0; first < blockCount; first += perChunk) {
+      const data = await pending
+      const nextFirst = first + perChunk
+      if (nextFirst < blockCount) pending = readChunk(nextFirst)
+      const end = Math.min(blockCount, first + perChunk)
+      for (let b = first; b < end; b++) {
+        const block = data.subarray((b - first) * bs, (b - first + 1) * bs)
+        const zero = isAllZero(block)
+        const hash = zero ? hasher.zeroHash(block.length) : hasher.hash(block)
+        const status = await replies.nextStatus()
+        if (zero) {
+          if (status.kind === BlockKind.ZERO) {
+            await flushZeroRun(b)
+            zeroBytesSkipped += block.length
+          } else {
+            if (zeroRunStart < 0) zeroRunStart = b
+            blocksZeroed++
+          }
+        } else {
+          await flushZeroRun(b)
+          if (status.kind !== BlockKind.HASH || !status.hash?.equals(hash)) {
+            await throttle.take(block.length)
+            await writer.send(FrameType.DATA, encodeDataFields(b, hash), block)
+            p.bytesSent += block.length
+            blocksDiffering++
+          }
+        }
+        digest.update(hash)
+        const slot = b % HASHES_PER_PAGE
+        if (indexAll) hash.copy(indexAll, b * HASH_LENGTH)
+        else {
+          hash.copy(indexPage, slot * HASH_LENGTH)
+          if (slot === HASHES_PER_PAGE - 1 || b === blockCount - 1) {
+            await psf.writeIndexPages(indexPageStart, indexPage.subarray(0, (slot + 1) * HASH_LENGTH))
+            indexPageStart = b + 1
+          }
+        }
+      }
+      p.bytesCompared = Math.min(diskSize, end * bs)
+      progress(p)
+      if (end - lastCheckpoint >= checkpointEvery || (performance.now() - lastCheckpointAt > 10_000 && end < blockCount)) {
+        await flushZeroRun(end)
+        await writer.send(FrameType.CHECKPOINT, encodeU64(end))
+        lastCheckpoint = end
+        lastCheckpointAt = performance.now()
+      }
+    }
+    await flushZeroRun(blockCount)
+    const ourDigest = digest.digest()
+    p.phase = 'verify'
+    progress(p)
+    await writer.send(FrameType.DONE, encodeDone({blockCount, digest: ourDigest}))
+    const verdict = await replies.verifyResult()
+    if (!verdict.ok) {
+      throw new VerifyError(`the replica's digest ${verdict.digest.toString('hex').slice(0, 16)}… does not match the source's ${ourDigest.toString('hex').slice(0, 16)}…; the replica stays marked incomplete`, {
+        hint: 'run `vdrep fullsync` again; if it fails again, check the replica host\'s storage',
+      })
+    }
+    writer.end()
+    await recordProvedSync(psf, diskSize, indexAll)
+    p.phase = 'done'
+    progress(p)
+    return {
+      disk,
+      target: h.settings.target,
+      bytesTotal: diskSize,
+      bytesCompared: diskSize,
+      bytesSent: p.bytesSent,
+      zeroBytesSkipped,
+      blocksDiffering,
+      blocksZeroed,
+      resumedAtBlock,
+      resumedPercent: Math.floor((resumedAtBlock / blockCount) * 100),
+      seconds: (performance.now() - started) / 1000,
+      digest: ourDigest.toString('hex'),
+      hashAlgo: hasher.name,
+    }
+  } catch (err) {
+    if (replies && err instanceof TransportError) throw await replies.explain(err)
+    throw err
+  } finally {
+    conn.stream.destroy()
+    await conn.close().catch(() => {})
+  }
+}
+
+/** The proof passed: bump the generation, clear the change record, trust the new index. */
+async function recordProvedSync(psf: PsfFile, diskSize: number, indexAll: Buffer | undefined): Promise<void> {
+  const h = psf.header
+  const flags = (h.flags | HeaderFlag.INDEX_VALID) & ~HeaderFlag.NEEDS_FULL_SYNC
+  const patch = {flags, generation: h.generation + 1, lastSyncMs: Date.now(), diskSize}
+  if (indexAll) {
+    // The disk grew: the .psf is laid out anew for the new size, then swapped in atomically.
+    await PsfFile.create(psf.path, {...h, ...patch, counter: h.counter + 1n})
+    const fresh = await PsfFile.open(psf.path)
+    try {
+      await fresh.writeIndexPages(0, indexAll)
+      await fresh.sync()
+    } finally {
+      await fresh.close()
+    }
+    return
+  }
+  await psf.sync()
+  const empty = new Bitmap(psf.layout.blockCount)
+  await psf.writeBitmap(Region.ACTIVE, empty)
+  await psf.writeBitmap(Region.INFLIGHT, empty)
+  await psf.updateHeader(patch)
+}
+
+function checkTargetNotSource(disk: string, replica: string): void {
+  const d = path.resolve(disk)
+  const r = path.resolve(replica)
+  if (r === d || r === psfPathFor(d) || r.startsWith(`${d}/`)) {
+    throw new UsageError('TARGET_IS_SOURCE', `the target ${replica} is the source disk or its state file`, {hint: 'choose a replica path elsewhere'})
+  }
+}

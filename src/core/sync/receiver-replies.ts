@@ -1,0 +1,114 @@
+// The client's view of what the receiver sends during a full sync, read in the background:
+// block statuses (queued in order, bounded so a fast scanner cannot fill memory), checkpoint
+// acknowledgements, the verify result, and any ERROR, which fails every waiter.
+import {ProtocolError, RemoteError, TransportError} from '../errors.js'
+import {HASH_LENGTH} from '../hash/block-hash.js'
+import {FrameType} from '../protocol/frame.js'
+import type {FrameReader} from '../protocol/frame-reader.js'
+import {BlockKind, decodeBlockStatus, decodeError, decodeU64, decodeVerifyResult, type BlockStatus, type VerifyResult} from '../protocol/messages.js'
+
+const MAX_QUEUED_BATCHES = 64
+
+export function remoteErrorOf(payload: Buffer): RemoteError {
+  const e = decodeError(payload)
+  return new RemoteError(e.code, e.exitCode || 1, `replica host: ${e.message}`, {hint: e.hint || undefined})
+}
+
+export class ReceiverReplies {
+  private batches: BlockStatus[] = []
+  private current: {status: BlockStatus; index: number; hashPos: number} | undefined
+  private nextBlock = 0
+  private failure: Error | undefined
+  private verify: VerifyResult | undefined
+  private waiter: (() => void) | undefined
+  private roomWaiter: (() => void) | undefined
+  durableUpto = 0
+  readonly done: Promise<void>
+
+  constructor(
+    private readonly reader: FrameReader,
+    private readonly onDurable: (upto: number) => void,
+  ) {
+    this.done = this.pump().catch((err: Error) => {
+      this.failure ??= err
+      this.wake()
+    })
+  }
+
+  private wake(): void {
+    const w = this.waiter
+    this.waiter = undefined
+    w?.()
+  }
+
+  private async pump(): Promise<void> {
+    for (;;) {
+      while (this.batches.length >= MAX_QUEUED_BATCHES && !this.failure) await new Promise<void>((r) => (this.roomWaiter = r))
+      const frame = await this.reader.next()
+      if (!frame) {
+        if (!this.verify) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection before the sync was proved')
+        return
+      }
+      switch (frame.type) {
+        case FrameType.BLOCK_STATUS:
+          this.batches.push(decodeBlockStatus(frame.payload))
+          break
+        case FrameType.CHECKPOINT_ACK:
+          this.durableUpto = decodeU64(frame.payload, 'CHECKPOINT_ACK')
+          this.onDurable(this.durableUpto)
+          break
+        case FrameType.VERIFY_RESULT:
+          this.verify = decodeVerifyResult(frame.payload)
+          break
+        case FrameType.ERROR:
+          throw remoteErrorOf(frame.payload)
+        default:
+          throw new ProtocolError('FRAME_UNEXPECTED', `unexpected frame type ${frame.type} from the receiver`)
+      }
+      this.wake()
+    }
+  }
+
+  private async waitUntil(ready: () => boolean): Promise<void> {
+    while (!ready()) {
+      if (this.failure) throw this.failure
+      await new Promise<void>((r) => (this.waiter = r))
+    }
+  }
+
+  /** The replica's status of the next block, in order: ZERO, UNKNOWN, or its hash. */
+  async nextStatus(): Promise<{kind: number; hash?: Buffer}> {
+    if (!this.current) {
+      await this.waitUntil(() => this.batches.length > 0)
+      const status = this.batches.shift() as BlockStatus
+      const rw = this.roomWaiter
+      this.roomWaiter = undefined
+      rw?.()
+      if (status.startBlock !== this.nextBlock) throw new ProtocolError('STATUS_OUT_OF_ORDER', `receiver sent status for block ${status.startBlock}, expected ${this.nextBlock}`)
+      this.current = {status, index: 0, hashPos: 0}
+    }
+    const c = this.current
+    const kind = c.status.kinds[c.index++]
+    let hash: Buffer | undefined
+    if (kind === BlockKind.HASH) {
+      hash = c.status.hashes.subarray(c.hashPos, c.hashPos + HASH_LENGTH)
+      c.hashPos += HASH_LENGTH
+    }
+    if (c.index >= c.status.kinds.length) this.current = undefined
+    this.nextBlock++
+    return {kind, hash}
+  }
+
+  async verifyResult(): Promise<VerifyResult> {
+    await this.waitUntil(() => this.verify !== undefined)
+    return this.verify as VerifyResult
+  }
+
+  /** After a send failed: the receiver's own error, if it sent one, explains it better. */
+  async explain(sendError: Error): Promise<Error> {
+    this.batches = []
+    this.roomWaiter?.()
+    await Promise.race([this.done, new Promise((r) => setTimeout(r, 2000))])
+    return this.failure instanceof RemoteError ? this.failure : sendError
+  }
+}
