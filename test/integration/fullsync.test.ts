@@ -1,0 +1,151 @@
+// `vdrep init` + `vdrep fullsync` to a local-path target, through the real binary.
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import {json, startVdrep, collect, vdrep} from '../helpers/cli.js'
+import {allocatedBytes, filesEqual, makeMixedDisk, scribbleBlocks, tempDir} from '../helpers/disks.js'
+
+const MiB = 1 << 20
+const BS = 64 * 1024
+
+interface SyncJson {
+  bytesSent: number
+  bytesCompared: number
+  blocksDiffering: number
+  zeroBytesSkipped: number
+  resumedAtBlock: number
+  digest: string
+}
+
+describe('fullsync to a local replica (CLI)', function () {
+  this.timeout(120_000)
+  let dir: string
+  let disk: string
+  let replica: string
+
+  beforeEach(async () => {
+    dir = await tempDir()
+    disk = path.join(dir, 'vm.img')
+    replica = path.join(dir, 'replica', 'vm.img')
+    await fs.mkdir(path.dirname(replica))
+    await makeMixedDisk(disk, 32 * MiB)
+  })
+  afterEach(async () => {
+    await fs.rm(dir, {recursive: true, force: true})
+  })
+
+  async function init(...extra: string[]) {
+    const r = await vdrep(['init', disk, '--to', replica, ...extra])
+    assert.equal(r.code, 0, r.stderr)
+    return r
+  }
+
+  it('creates a sparse, equal, 0600 replica on a fresh target and proves it', async () => {
+    const r0 = await init()
+    assert.match(r0.stdout, /push --if-due/)
+    const r = await vdrep(['fullsync', disk, '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    const out = json<SyncJson>(r)
+    assert.ok(await filesEqual(disk, replica), 'replica differs from source')
+    assert.equal(out.bytesCompared, 32 * MiB)
+    assert.equal(out.zeroBytesSkipped, 16 * MiB, 'zero blocks must travel as run lengths, not data')
+    assert.equal(out.bytesSent, 16 * MiB)
+    assert.match(out.digest, /^[0-9a-f]{64}$/)
+    assert.ok((await allocatedBytes(replica)) < 20 * MiB, 'a half-zero source must give a sparse replica')
+    for (const f of [replica, `${replica}.vdrep`, `${disk}.psf`]) assert.equal((await fs.stat(f)).mode & 0o777, 0o600, f)
+  })
+
+  it('without a TTY prints exactly one summary line', async () => {
+    await init()
+    const r = await vdrep(['fullsync', disk])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stdout.trim().split('\n').length, 1)
+    assert.match(r.stdout, /proved/)
+    assert.doesNotMatch(r.stdout + r.stderr, /\x1b\[/, 'no colour or bar without a TTY')
+  })
+
+  it('sends only the differences to a seed with 1% of blocks changed, nothing to an identical one', async () => {
+    await fs.copyFile(disk, replica)
+    await init()
+    const same = json<SyncJson>(await vdrep(['fullsync', disk, '--json']))
+    assert.equal(same.bytesSent, 0)
+    const changed = await scribbleBlocks(disk, BS, 5)
+    const r = await vdrep(['fullsync', disk, '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    const out = json<SyncJson>(r)
+    assert.equal(out.blocksDiffering, changed.length)
+    assert.equal(out.bytesSent, changed.length * BS)
+    assert.ok(await filesEqual(disk, replica))
+  })
+
+  it('finds and repairs a replica block corrupted behind its back', async () => {
+    await init()
+    assert.equal((await vdrep(['fullsync', disk])).code, 0)
+    const fh = await fs.open(replica, 'r+')
+    await fh.write(Buffer.from('bit rot'), 0, 7, 3 * BS + 100)
+    await fh.close()
+    const out = json<SyncJson>(await vdrep(['fullsync', disk, '--json']))
+    assert.equal(out.blocksDiffering, 1)
+    assert.ok(await filesEqual(disk, replica))
+  })
+
+  it('zeroes replica blocks that became zero on the source', async () => {
+    await init()
+    assert.equal((await vdrep(['fullsync', disk])).code, 0)
+    const fh = await fs.open(disk, 'r+')
+    await fh.write(Buffer.alloc(2 * BS), 0, 2 * BS, 0)
+    await fh.close()
+    const out = json<SyncJson>(await vdrep(['fullsync', disk, '--json']))
+    assert.equal(out.bytesSent, 0)
+    assert.ok(await filesEqual(disk, replica))
+  })
+
+  it('resumes after kill -9 of the client mid-sync without resending what landed', async () => {
+    await makeMixedDisk(disk, 64 * MiB, 'resume')
+    await init()
+    const child = startVdrep(['fullsync', disk, '--bwlimit', '16M', '--checkpoint-bytes', '4M'])
+    const done = collect(child)
+    const statePath = `${replica}.vdrep`
+    for (let i = 0; i < 400; i++) {
+      await new Promise((r) => setTimeout(r, 50))
+      const st = await fs.readFile(statePath).catch(() => undefined)
+      if (st && /"resumeBlock":([1-9]\d{2,})/.test(st.toString())) break
+    }
+    child.kill('SIGKILL')
+    const killed = await done
+    assert.equal(killed.signal, 'SIGKILL', 'the sync finished before it could be killed')
+    const state = JSON.parse((await fs.readFile(statePath)).subarray(20).toString()) as {complete: boolean; resumeBlock: number}
+    assert.equal(state.complete, false, 'an interrupted replica is marked incomplete')
+    assert.ok(state.resumeBlock > 0)
+    const r = await vdrep(['fullsync', disk, '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    const out = json<SyncJson>(r)
+    assert.ok(out.resumedAtBlock >= state.resumeBlock, `resumed at ${out.resumedAtBlock}, state said ${state.resumeBlock}`)
+    assert.ok(out.bytesSent < 32 * MiB, `resent ${out.bytesSent} bytes; what landed must not travel again`)
+    const plain = await vdrep(['fullsync', disk])
+    assert.equal(plain.code, 0)
+    assert.ok(await filesEqual(disk, replica))
+  })
+
+  it('grows the replica when the source grew', async () => {
+    await init()
+    assert.equal((await vdrep(['fullsync', disk])).code, 0)
+    await fs.appendFile(disk, Buffer.alloc(3 * BS + 17, 7))
+    const r = await vdrep(['fullsync', disk])
+    assert.equal(r.code, 0, r.stderr)
+    assert.ok(await filesEqual(disk, replica))
+    const again = json<SyncJson>(await vdrep(['fullsync', disk, '--json']))
+    assert.equal(again.bytesSent, 0, 'the .psf was re-laid out for the new size')
+  })
+
+  it('refuses a replica larger than the source unless --truncate-replica', async () => {
+    await fs.writeFile(replica, Buffer.alloc(40 * MiB, 1))
+    await init()
+    const r = await vdrep(['fullsync', disk])
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(r.stderr, /larger than the source/)
+    assert.equal((await fs.stat(replica)).size, 40 * MiB, 'nothing written')
+    assert.equal((await vdrep(['fullsync', disk, '--truncate-replica'])).code, 0)
+    assert.ok(await filesEqual(disk, replica))
+  })
+})
