@@ -1,0 +1,198 @@
+// The NBD server `vdrep track` runs: one export, listening on unix:PATH or HOST:PORT
+// (TCP on loopback only unless listenAny), any number of clients at once.
+
+import {lstat, unlink} from 'node:fs/promises'
+import net from 'node:net'
+import {UsageError} from '../../errors.js'
+import type {NbdBackend} from './backend.js'
+import {NbdConnection} from './connection.js'
+import * as C from './constants.js'
+import {RangeLocks} from './range-lock.js'
+
+export interface NbdServerOptions {
+  /** One line per connection when it ends. No-op by default. */
+  logger?: (line: string) => void
+  /** Allow TCP on non-loopback addresses (nothing in NBD authenticates the client). */
+  listenAny?: boolean
+  /** Advertise NBD_FLAG_READ_ONLY and refuse writes with EPERM. */
+  readOnly?: boolean
+  /** Largest READ/WRITE payload, also the advertised maximum block size. Default 32 MiB. */
+  maxPayload?: number
+  /** close(): connections still busy after this long are dropped. Default 10 s. */
+  closeTimeoutMs?: number
+}
+
+export type NbdListenSpec = {kind: 'unix'; path: string} | {kind: 'tcp'; host: string; port: number}
+export type NbdAddress = NbdListenSpec
+
+/** Longest unix socket path Linux accepts (sun_path is 108 bytes with the NUL). */
+const MAX_UNIX_PATH = 107
+
+/** Parse `unix:PATH`, `HOST:PORT` or `[IPV6]:PORT`. */
+export function parseListenSpec(spec: string): NbdListenSpec {
+  const bad = (why: string): UsageError =>
+    new UsageError('NBD_LISTEN', `bad NBD address "${spec}": ${why}`, {hint: 'use unix:/path/to/socket or 127.0.0.1:10809'})
+  if (spec.startsWith('unix:')) {
+    const path = spec.slice(5)
+    if (path === '') throw bad('the socket path is empty')
+    if (Buffer.byteLength(path) > MAX_UNIX_PATH) throw bad(`the socket path is longer than ${MAX_UNIX_PATH} bytes`)
+    return {kind: 'unix', path}
+  }
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(spec)
+  if (!m) throw bad('expected unix:PATH or HOST:PORT')
+  const port = Number(m[3])
+  if (port > 65535) throw bad(`port ${port} is out of range`)
+  return {kind: 'tcp', host: m[1] ?? m[2], port}
+}
+
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase()
+  if (h === 'localhost' || h === '::1') return true
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h
+  return net.isIPv4(v4) && v4.startsWith('127.')
+}
+
+function isLiveSocket(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({path})
+    s.once('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once('error', () => resolve(false))
+  })
+}
+
+export class NbdServer {
+  private readonly listeners: Array<{server: net.Server; address: NbdAddress}> = []
+  private readonly connections = new Set<NbdConnection>()
+  private readonly locks = new Map<NbdBackend, RangeLocks>()
+  private readonly logger: (line: string) => void
+  private readonly maxPayload: number
+  private readonly flags: number
+  private nextId = 1
+  private closing: Promise<void> | null = null
+
+  constructor(
+    readonly backend: NbdBackend,
+    private readonly opts: NbdServerOptions = {},
+  ) {
+    this.logger = opts.logger ?? (() => {})
+    this.maxPayload = opts.maxPayload ?? C.DEFAULT_MAX_PAYLOAD
+    if (!Number.isInteger(this.maxPayload) || this.maxPayload < 4096 || this.maxPayload > C.DEFAULT_MAX_PAYLOAD * 4) {
+      throw new UsageError('NBD_MAX_PAYLOAD', `maxPayload ${this.maxPayload} must be an integer from 4096 to ${C.DEFAULT_MAX_PAYLOAD * 4}`)
+    }
+    this.flags =
+      C.NBD_FLAG_HAS_FLAGS | C.NBD_FLAG_SEND_FLUSH | C.NBD_FLAG_SEND_FUA | C.NBD_FLAG_SEND_TRIM |
+      C.NBD_FLAG_SEND_WRITE_ZEROES | C.NBD_FLAG_CAN_MULTI_CONN | (opts.readOnly ? C.NBD_FLAG_READ_ONLY : 0)
+  }
+
+  /** Address of the first listener (with the real port when listening on port 0). */
+  get address(): NbdAddress | null {
+    return this.listeners[0]?.address ?? null
+  }
+
+  get addresses(): NbdAddress[] {
+    return this.listeners.map((l) => l.address)
+  }
+
+  /** Clients connected now. */
+  get connectionCount(): number {
+    return this.connections.size
+  }
+
+  /** Start listening on `unix:PATH` or `HOST:PORT`; may be called more than once. */
+  async listen(spec: string | NbdListenSpec): Promise<NbdAddress> {
+    if (this.closing) throw new UsageError('NBD_CLOSED', 'the NBD server is closed')
+    const where = typeof spec === 'string' ? parseListenSpec(spec) : spec
+    if (where.kind === 'tcp' && !this.opts.listenAny && !isLoopback(where.host)) {
+      throw new UsageError('NBD_NOT_LOOPBACK', `refusing to serve NBD on ${where.host}: NBD has no authentication`, {
+        hint: 'listen on 127.0.0.1 or a unix socket, or allow other addresses explicitly',
+      })
+    }
+    const label = where.kind === 'unix' ? where.path : `${where.host}:${where.port}`
+    let server: net.Server
+    try {
+      server = where.kind === 'unix' ? await this.listenUnix(where.path) : await this.bind({host: where.host, port: where.port}, 'tcp')
+    } catch (err) {
+      if (err instanceof UsageError) throw err
+      throw new UsageError('NBD_LISTEN', `cannot listen on ${label}: ${(err as Error).message}`, {cause: err})
+    }
+    const address: NbdAddress =
+      where.kind === 'unix' ? where : {kind: 'tcp', host: where.host, port: (server.address() as net.AddressInfo).port}
+    this.listeners.push({server, address})
+    return address
+  }
+
+  /** Stop listening, let in-flight requests finish and close every connection. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown()
+    return this.closing
+  }
+
+  private async shutdown(): Promise<void> {
+    const stopped = this.listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())))
+    for (const c of this.connections) c.stop()
+    const timer = setTimeout(() => {
+      for (const c of this.connections) c.destroy()
+    }, this.opts.closeTimeoutMs ?? 10_000)
+    await Promise.all([...stopped, ...[...this.connections].map((c) => c.done)])
+    clearTimeout(timer)
+  }
+
+  private async listenUnix(path: string): Promise<net.Server> {
+    try {
+      return await this.bind({path}, 'unix')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err
+      const st = await lstat(path)
+      if (!st.isSocket()) throw new UsageError('NBD_SOCKET_PATH', `${path} exists and is not a socket`, {cause: err})
+      if (await isLiveSocket(path)) {
+        throw new UsageError('NBD_SOCKET_IN_USE', `${path} is in use by another process`, {
+          hint: 'stop the other tracker or choose another socket path',
+          cause: err,
+        })
+      }
+      await unlink(path) // stale socket left by a killed process
+      return this.bind({path}, 'unix')
+    }
+  }
+
+  private bind(opts: net.ListenOptions, kind: 'unix' | 'tcp'): Promise<net.Server> {
+    const server = net.createServer((socket) => this.accept(socket, kind))
+    return new Promise((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(opts, () => {
+        server.off('error', reject)
+        server.on('error', (err) => this.logger(`nbd: listener error: ${err.message}`))
+        resolve(server)
+      })
+    })
+  }
+
+  private accept(socket: net.Socket, kind: 'unix' | 'tcp'): void {
+    if (this.closing) {
+      socket.destroy()
+      return
+    }
+    if (kind === 'tcp') socket.setNoDelay(true)
+    const peer = kind === 'tcp' ? ` ${socket.remoteAddress}:${socket.remotePort}` : ''
+    const conn = new NbdConnection(socket, `${kind}#${this.nextId++}${peer}`, {
+      findExport: (name) => (name === '' || name === this.backend.exportName ? this.backend : undefined),
+      exportNames: () => [this.backend.exportName],
+      transmissionFlags: this.flags,
+      maxPayload: this.maxPayload,
+      readOnly: this.opts.readOnly ?? false,
+      locksFor: (b) => this.locksFor(b),
+      logger: this.logger,
+    })
+    this.connections.add(conn)
+    void conn.done.finally(() => this.connections.delete(conn))
+  }
+
+  private locksFor(backend: NbdBackend): RangeLocks {
+    let l = this.locks.get(backend)
+    if (!l) this.locks.set(backend, (l = new RangeLocks()))
+    return l
+  }
+}
