@@ -4,6 +4,7 @@
 import fs from 'node:fs/promises'
 import {DiskIoError, UsageError} from '../errors.js'
 import {detectForeignFormat} from './image-format.js'
+import {blockDeviceSize} from './native.js'
 
 export class SourceDisk {
   private constructor(
@@ -30,7 +31,7 @@ export class SourceDisk {
       throw new UsageError('DISK_UNREADABLE', `cannot open ${path}: ${(err as Error).message}`)
     }
     try {
-      const size = st.isBlockDevice() ? await blockDeviceSize(fh) : st.size
+      const size = st.isBlockDevice() ? blockDeviceSize(fh.fd) : st.size
       if (size === 0) throw new UsageError('DISK_EMPTY', `${path} is empty`)
       const head = Buffer.alloc(512)
       await fh.read(head, 0, head.length, 0)
@@ -59,24 +60,15 @@ export class SourceDisk {
     return buf.subarray(0, len)
   }
 
+  get fd(): number {
+    return this.fh.fd
+  }
+
   async stat(): Promise<import('node:fs').BigIntStats> {
     return this.fh.stat({bigint: true})
   }
 
   async close(): Promise<void> {
     await this.fh.close()
-  }
-}
-
-/** A block device's size: seek-free, by reading the sysfs size of the device. */
-async function blockDeviceSize(fh: fs.FileHandle): Promise<number> {
-  const st = await fh.stat()
-  const major = Math.floor(st.rdev / 256) & 0xfff
-  const minor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00)
-  try {
-    const sectors = Number((await fs.readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8')).trim())
-    return sectors * 512
-  } catch (err) {
-    throw new DiskIoError(`cannot find the size of block device ${major}:${minor}`, {cause: err})
   }
 }

@@ -178,11 +178,11 @@ export class PsfFile {
   async writeIndexPages(firstBlock: number, hashes: Buffer): Promise<void> {
     if (firstBlock % HASHES_PER_PAGE !== 0) throw new RangeError(`index write must start on a page boundary, not block ${firstBlock}`)
     const perPage = HASHES_PER_PAGE * HASH_LENGTH
-    for (let off = 0; off < hashes.length; off += perPage) {
-      const p = firstBlock / HASHES_PER_PAGE + off / perPage
-      const page = encodePage(Region.INDEX, p, hashes.subarray(off, off + perPage))
-      await this.fh.write(page, 0, PAGE_SIZE, this.layout.regionOffset[Region.INDEX] + p * PAGE_SIZE)
-    }
+    const firstPage = firstBlock / HASHES_PER_PAGE
+    const pages = Math.ceil(hashes.length / perPage)
+    const out = Buffer.allocUnsafe(pages * PAGE_SIZE)
+    for (let i = 0; i < pages; i++) encodePage(Region.INDEX, firstPage + i, hashes.subarray(i * perPage, (i + 1) * perPage)).copy(out, i * PAGE_SIZE)
+    await this.fh.write(out, 0, out.length, this.layout.regionOffset[Region.INDEX] + firstPage * PAGE_SIZE)
   }
 
   async sync(): Promise<void> {

@@ -6,6 +6,7 @@
 import {ProtocolError, VerifyError} from '../errors.js'
 import {blockHasher, type BlockHasher, type StreamHasher} from '../hash/block-hash.js'
 import {isAllZero} from '../hash/zero.js'
+import {readChunks} from '../disk/chunk-reader.js'
 import {FrameType} from '../protocol/frame.js'
 import type {FrameReader} from '../protocol/frame-reader.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
@@ -91,40 +92,28 @@ class FullsyncReceiver {
 
   /** Stream the replica's per-block status to the client, in order. */
   private async scan(): Promise<void> {
-    const knownZeroFrom = Math.ceil(this.replica.prior.size / this.bs)
-    const perChunk = Math.max(1, Math.floor(SCAN_CHUNK / this.bs))
-    const buf = Buffer.allocUnsafe(perChunk * this.bs)
-    for (let first = 0; first < this.blockCount; ) {
-      const count = Math.min(perChunk, MAX_STATUS_BATCH, this.blockCount - first)
-      const kinds = new Uint8Array(count)
-      const hashes: Buffer[] = []
-      const readable = Math.max(0, Math.min(first + count, knownZeroFrom) - first)
-      let data: Buffer | undefined
-      if (readable > 0) {
-        const len = Math.min(readable * this.bs, this.hello.diskSize - first * this.bs)
-        data = await this.replica.readAt(buf, len, first * this.bs)
-      }
-      for (let i = 0; i < count; i++) {
-        const b = first + i
-        if (i >= readable || !data) {
-          kinds[i] = BlockKind.ZERO
-          this.scanned.set(b, null)
-          continue
+    for await (const chunk of readChunks(this.replica, this.hello.diskSize, this.bs, SCAN_CHUNK)) {
+      const {data, holes} = chunk
+      for (let start = 0; start < chunk.count; start += MAX_STATUS_BATCH) {
+        const count = Math.min(MAX_STATUS_BATCH, chunk.count - start)
+        const kinds = new Uint8Array(count)
+        const hashes: Buffer[] = []
+        for (let i = start; i < start + count; i++) {
+          const b = chunk.first + i
+          const block = data && !holes[i] ? data.subarray(i * this.bs, i * this.bs + this.blockLen(b)) : undefined
+          if (!block || isAllZero(block)) {
+            kinds[i - start] = BlockKind.ZERO
+            this.scanned.set(b, null)
+          } else {
+            const h = this.hasher.hash(block)
+            kinds[i - start] = BlockKind.HASH
+            hashes.push(h)
+            this.scanned.set(b, h)
+          }
         }
-        const block = data.subarray(i * this.bs, i * this.bs + this.blockLen(b))
-        if (isAllZero(block)) {
-          kinds[i] = BlockKind.ZERO
-          this.scanned.set(b, null)
-        } else {
-          const h = this.hasher.hash(block)
-          kinds[i] = BlockKind.HASH
-          hashes.push(h)
-          this.scanned.set(b, h)
-        }
+        this.scannedUpto = chunk.first + start + count
+        await this.writer.send(FrameType.BLOCK_STATUS, encodeBlockStatus({startBlock: chunk.first + start, kinds, hashes: Buffer.concat(hashes)}))
       }
-      this.scannedUpto = first + count
-      await this.writer.send(FrameType.BLOCK_STATUS, encodeBlockStatus({startBlock: first, kinds, hashes: Buffer.concat(hashes)}))
-      first += count
     }
   }
 

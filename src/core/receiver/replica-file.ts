@@ -4,10 +4,10 @@
 import fs from 'node:fs/promises'
 import {constants} from 'node:fs'
 import {DiskIoError, UsageError} from '../errors.js'
+import {zeroRange} from '../disk/native.js'
 import type {Hello} from '../protocol/messages.js'
 import {readReplicaState, writeReplicaState, type ReplicaState} from './replica-state.js'
 
-const ZERO_CHUNK = Buffer.alloc(1 << 20)
 
 export interface PriorReplica {
   existed: boolean
@@ -100,10 +100,13 @@ export class ReplicaFile {
     }
   }
 
+  /** Make a range read as zeros: a punched hole where the file system can, else written zeros. */
   async zeroRange(pos: number, len: number): Promise<void> {
-    for (let off = 0; off < len; off += ZERO_CHUNK.length) {
-      await this.writeAt(ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, len - off)), pos + off)
-    }
+    await zeroRange(this.fh.fd, pos, len)
+  }
+
+  get fd(): number {
+    return this.fh.fd
   }
 
   async sync(): Promise<void> {

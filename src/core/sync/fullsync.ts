@@ -7,6 +7,7 @@ import {UsageError, VerifyError} from '../errors.js'
 import {blockHasher, HASH_LENGTH} from '../hash/block-hash.js'
 import {isAllZero} from '../hash/zero.js'
 import {SourceDisk} from '../disk/source-disk.js'
+import {readChunks} from '../disk/chunk-reader.js'
 import {Bitmap} from '../psf/bitmap.js'
 import {HeaderFlag} from '../psf/header.js'
 import {HASHES_PER_PAGE, Region} from '../psf/layout.js'
@@ -102,8 +103,8 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, opts:
     // The index is rewritten as we go; until the proof passes it must not be trusted.
     if (sameLayout && h.flags & HeaderFlag.INDEX_VALID) await psf.updateHeader({flags: h.flags & ~HeaderFlag.INDEX_VALID})
     const indexAll = sameLayout ? undefined : Buffer.alloc(blockCount * HASH_LENGTH)
-    const indexPage = Buffer.alloc(HASHES_PER_PAGE * HASH_LENGTH)
-    let indexPageStart = 0
+    const indexBuf = Buffer.alloc(64 * HASHES_PER_PAGE * HASH_LENGTH)
+    let indexStart = 0
 
     replies = new ReceiverReplies(reader, (upto) => {
       p.bytesDurable = Math.min(diskSize, upto * bs)
@@ -125,26 +126,21 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, opts:
     }
     p.phase = 'compare'
 
-    const perChunk = Math.max(1, Math.floor(READ_CHUNK / bs))
-    const readChunk = (first: number) => {
-      const len = Math.min(perChunk * bs, diskSize - first * bs)
-      return source.readAt(Buffer.allocUnsafe(len), len, first * bs)
-    }
-    let pending = readChunk(0)
-    for (let first = 0; first < blockCount; first += perChunk) {
-      const data = await pending
-      const nextFirst = first + perChunk
-      if (nextFirst < blockCount) pending = readChunk(nextFirst)
-      const end = Math.min(blockCount, first + perChunk)
+    const indexBatch = 64 * HASHES_PER_PAGE
+    for await (const chunk of readChunks(source, diskSize, bs, READ_CHUNK)) {
+      const {first, data, holes} = chunk
+      const end = first + chunk.count
       for (let b = first; b < end; b++) {
-        const block = data.subarray((b - first) * bs, (b - first + 1) * bs)
-        const zero = isAllZero(block)
-        const hash = zero ? hasher.zeroHash(block.length) : hasher.hash(block)
+        const i = b - first
+        const len = Math.min(bs, diskSize - b * bs)
+        const block = data && !holes[i] ? data.subarray(i * bs, i * bs + len) : undefined
+        const zero = !block || isAllZero(block)
+        const hash = zero ? hasher.zeroHash(len) : hasher.hash(block)
         const status = await replies.nextStatus()
         if (zero) {
           if (status.kind === BlockKind.ZERO) {
             await flushZeroRun(b)
-            zeroBytesSkipped += block.length
+            zeroBytesSkipped += len
           } else {
             if (zeroRunStart < 0) zeroRunStart = b
             blocksZeroed++
@@ -152,20 +148,20 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, opts:
         } else {
           await flushZeroRun(b)
           if (status.kind !== BlockKind.HASH || !status.hash?.equals(hash)) {
-            await throttle.take(block.length)
-            await writer.send(FrameType.DATA, encodeDataFields(b, hash), block)
-            p.bytesSent += block.length
+            await throttle.take(len)
+            // A copy: the chunk buffer is reused while the transport may still hold the block.
+            await writer.send(FrameType.DATA, encodeDataFields(b, hash), Buffer.from(block as Buffer))
+            p.bytesSent += len
             blocksDiffering++
           }
         }
         digest.update(hash)
-        const slot = b % HASHES_PER_PAGE
         if (indexAll) hash.copy(indexAll, b * HASH_LENGTH)
         else {
-          hash.copy(indexPage, slot * HASH_LENGTH)
-          if (slot === HASHES_PER_PAGE - 1 || b === blockCount - 1) {
-            await psf.writeIndexPages(indexPageStart, indexPage.subarray(0, (slot + 1) * HASH_LENGTH))
-            indexPageStart = b + 1
+          hash.copy(indexBuf, (b - indexStart) * HASH_LENGTH)
+          if (b + 1 - indexStart === indexBatch || b === blockCount - 1) {
+            await psf.writeIndexPages(indexStart, indexBuf.subarray(0, (b + 1 - indexStart) * HASH_LENGTH))
+            indexStart = b + 1
           }
         }
       }
