@@ -1,6 +1,8 @@
 // Reads a disk in order, a chunk of blocks at a time, one chunk ahead (the read of the next
-// overlaps the hashing of this one), through a small ring of reused buffers so a 1 TiB sync
-// does not allocate 1 TiB. Holes are reported per block and not read.
+// overlaps the hashing of this one). Buffers are reused unless the consumer `keep()`s a chunk
+// (because it handed some of its bytes to a transport that may hold them): a seed sync reads
+// a 1 TiB disk through a few buffers, and a fresh sync sends blocks without copying them.
+// Holes are reported per block and not read.
 import {holeMap} from './hole-map.js'
 
 export interface Chunk {
@@ -9,6 +11,8 @@ export interface Chunk {
   /** The chunk's bytes; undefined when every block is a hole. Valid until the next-but-one chunk. */
   data: Buffer | undefined
   holes: Uint8Array
+  /** The consumer passed references into `data` on: do not reuse this buffer. */
+  keep(): void
 }
 
 export interface ReadableDisk {
@@ -21,21 +25,36 @@ const RING = 3
 export async function* readChunks(disk: ReadableDisk, size: number, bs: number, chunkBytes: number): AsyncGenerator<Chunk> {
   const perChunk = Math.max(1, Math.floor(chunkBytes / bs))
   const blockCount = Math.ceil(size / bs)
-  const ring = Array.from({length: RING}, () => Buffer.allocUnsafe(perChunk * bs))
-  let slot = 0
-  const start = (first: number): Promise<Chunk> => {
+  const free: Buffer[] = []
+  const start = (first: number, recycle: Buffer[]): Promise<Chunk> => {
     const count = Math.min(perChunk, blockCount - first)
     const {holes, allHoles} = holeMap(disk.fd, size, bs, first, count)
-    const buf = ring[slot]
-    slot = (slot + 1) % RING
-    if (allHoles) return Promise.resolve({first, count, data: undefined, holes})
+    const noop = () => {}
+    if (allHoles) return Promise.resolve({first, count, data: undefined, holes, keep: noop})
+    const buf = free.pop() ?? Buffer.allocUnsafeSlow(perChunk * bs)
+    let kept = false
     const len = Math.min(count * bs, size - first * bs)
-    return disk.readAt(buf, len, first * bs).then((data) => ({first, count, data, holes}))
+    recycle.push(buf)
+    return disk.readAt(buf, len, first * bs).then((data) => ({
+      first,
+      count,
+      data,
+      holes,
+      keep: () => {
+        if (!kept) recycle.splice(recycle.indexOf(buf), 1)
+        kept = true
+      },
+    }))
   }
-  let next = blockCount > 0 ? start(0) : undefined
+  // A chunk's buffer goes back to `free` once the chunk after it has been consumed.
+  let pendingRecycle: Buffer[] = []
+  let next = blockCount > 0 ? start(0, pendingRecycle) : undefined
   for (let first = 0; next; first += perChunk) {
     const chunk = await next
-    next = first + perChunk < blockCount ? start(first + perChunk) : undefined
+    const mine = pendingRecycle
+    pendingRecycle = []
+    next = first + perChunk < blockCount ? start(first + perChunk, pendingRecycle) : undefined
     yield chunk
+    if (free.length < RING) free.push(...mine)
   }
 }

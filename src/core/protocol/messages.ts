@@ -84,7 +84,14 @@ export interface ErrorMsg {
 }
 
 export function encodeError(m: ErrorMsg): Buffer {
-  const clip = (s: string, n: number) => (Buffer.byteLength(s) > n ? Buffer.from(s).subarray(0, n).toString('utf8') : s)
+  // Cut at a character boundary: a split UTF-8 sequence would decode to U+FFFD (3 bytes) and overrun the limit.
+  const clip = (s: string, n: number) => {
+    const b = Buffer.from(s, 'utf8')
+    if (b.length <= n) return s
+    let k = n
+    while (k > 0 && (b[k] & 0xc0) === 0x80) k--
+    return b.subarray(0, k).toString('utf8')
+  }
   const code = clip(m.code, 64)
   const message = clip(m.message, 2048)
   const hint = clip(m.hint, 1024)

@@ -7,7 +7,7 @@ import type {MessagePort} from 'node:worker_threads'
 
 type PortMessage = {t: 'd'; b: ArrayBuffer} | {t: 'a'; n: number} | {t: 'e'} | {t: 'x'; m: string}
 
-const BATCH_BYTES = 1 << 20
+const BATCH_BYTES = 4 << 20
 const WINDOW_BYTES = 16 << 20
 
 class PortDuplex extends Duplex {

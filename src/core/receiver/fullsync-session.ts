@@ -19,7 +19,8 @@ import {ReplicaFile} from './replica-file.js'
 import type {ReplicaState} from './replica-state.js'
 
 const SCAN_CHUNK = 4 << 20
-const MAX_WRITES_IN_FLIGHT = 16
+const MAX_WRITES_IN_FLIGHT = 8
+const MAX_RUN_BYTES = 4 << 20
 
 export interface SessionLog {
   (line: string): void
@@ -49,6 +50,7 @@ class FullsyncReceiver {
   private inFlight: Promise<unknown>[] = []
   private scanError: Error | undefined
   private bytesWritten = 0
+  private pendingRun: {start: number; end: number; buffers: Buffer[]; bytes: number} | undefined
 
   constructor(
     private readonly hello: Hello,
@@ -158,7 +160,22 @@ class FullsyncReceiver {
     this.written.set(block, Buffer.from(hash))
     this.zeroed.delete(block)
     this.bytesWritten += data.length
-    await this.track(this.replica.writeAt(data, block * this.bs))
+    // Contiguous blocks are gathered into one positioned writev (fewer syscalls and thread hops).
+    if (this.pendingRun && this.pendingRun.end === block && this.pendingRun.bytes < MAX_RUN_BYTES) {
+      this.pendingRun.buffers.push(data)
+      this.pendingRun.end++
+      this.pendingRun.bytes += data.length
+    } else {
+      await this.flushRun()
+      this.pendingRun = {start: block, end: block + 1, buffers: [data], bytes: data.length}
+    }
+  }
+
+  private async flushRun(): Promise<void> {
+    const run = this.pendingRun
+    if (!run) return
+    this.pendingRun = undefined
+    await this.track(this.replica.writeRun(run.buffers, run.start * this.bs))
   }
 
   private async onZeroRun(payload: Buffer): Promise<void> {
@@ -166,6 +183,7 @@ class FullsyncReceiver {
     if (count === 0) throw new ProtocolError('ZERO_RUN_EMPTY', 'ZERO_RUN of no blocks')
     this.checkBlock(start, 'ZERO_RUN')
     this.checkBlock(start + count - 1, 'ZERO_RUN')
+    await this.flushRun()
     for (let b = start; b < start + count; b++) {
       this.zeroed.add(b)
       this.written.delete(b)
@@ -180,6 +198,7 @@ class FullsyncReceiver {
   }
 
   private async settleWrites(): Promise<void> {
+    await this.flushRun()
     const pending = this.inFlight
     this.inFlight = []
     await Promise.all(pending)

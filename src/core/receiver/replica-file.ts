@@ -100,6 +100,21 @@ export class ReplicaFile {
     }
   }
 
+  /** Write consecutive buffers starting at `pos` with as few writev calls as the kernel allows. */
+  async writeRun(buffers: Buffer[], pos: number): Promise<void> {
+    let rest = buffers
+    let at = pos
+    while (rest.length > 0) {
+      const {bytesWritten} = await this.fh.writev(rest, at)
+      at += bytesWritten
+      let n = bytesWritten
+      let i = 0
+      while (i < rest.length && n >= rest[i].length) n -= rest[i++].length
+      rest = rest.slice(i)
+      if (n > 0) rest[0] = rest[0].subarray(n)
+    }
+  }
+
   /** Make a range read as zeros: a punched hole where the file system can, else written zeros. */
   async zeroRange(pos: number, len: number): Promise<void> {
     await zeroRange(this.fh.fd, pos, len)

@@ -149,8 +149,8 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, opts:
           await flushZeroRun(b)
           if (status.kind !== BlockKind.HASH || !status.hash?.equals(hash)) {
             await throttle.take(len)
-            // A copy: the chunk buffer is reused while the transport may still hold the block.
-            await writer.send(FrameType.DATA, encodeDataFields(b, hash), Buffer.from(block as Buffer))
+            chunk.keep() // the transport may hold the block: this buffer must not be reused
+            await writer.send(FrameType.DATA, encodeDataFields(b, hash), block as Buffer)
             p.bytesSent += len
             blocksDiffering++
           }
