@@ -1,0 +1,80 @@
+// A Duplex around one ssh2 channel. ssh2's Channel ignores `destroy(err)` and, when the
+// connection dies, ends its channels as if the peer had closed them cleanly; this wrapper
+// lets the transport fail a stream with a TransportError instead (`abort`), fails writes
+// after the peer closed the channel (ssh2 would leave their callbacks pending forever),
+// and keeps backpressure in both directions.
+
+import {Duplex} from 'node:stream'
+import type {ClientChannel} from 'ssh2'
+import {TransportError} from '../../errors.js'
+
+export class TunnelStream extends Duplex {
+  private closedByPeer = false
+  private pendingWrite: ((err?: Error | null) => void) | undefined
+
+  constructor(
+    private readonly channel: ClientChannel,
+    private readonly label: string,
+  ) {
+    super({allowHalfOpen: true, readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20})
+    channel.on('data', (chunk: Buffer) => {
+      if (!this.push(chunk)) channel.pause()
+    })
+    channel.on('end', () => this.push(null))
+    channel.on('close', () => {
+      this.closedByPeer = true
+      this.failPendingWrite()
+    })
+    channel.on('error', (err: Error) => {
+      this.destroy(new TransportError('SSH_CHANNEL', `the tunnel to ${label} failed: ${err.message}`, {cause: err}))
+    })
+  }
+
+  /** Fails the stream with this error (the connection was cut or closed). */
+  abort(err: Error): void {
+    if (!this.destroyed) this.destroy(err)
+  }
+
+  override _read(): void {
+    this.channel.resume()
+  }
+
+  override _write(chunk: Buffer, encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.closedByPeer) {
+      cb(this.closedError())
+      return
+    }
+    this.pendingWrite = cb
+    this.channel.write(chunk, encoding, (err?: Error | null) => {
+      if (this.pendingWrite !== cb) return
+      this.pendingWrite = undefined
+      cb(err)
+    })
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (!this.closedByPeer) this.channel.end()
+    cb()
+  }
+
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    this.pendingWrite = undefined
+    try {
+      this.channel.close()
+    } catch {
+      // the connection is gone; nothing to tell the peer
+    }
+    cb(err)
+  }
+
+  private closedError(): TransportError {
+    return new TransportError('SSH_CHANNEL_CLOSED', `the replica host closed the tunnel to ${this.label} while data was still being sent`)
+  }
+
+  private failPendingWrite(): void {
+    const cb = this.pendingWrite
+    if (cb === undefined) return
+    this.pendingWrite = undefined
+    cb(this.closedError())
+  }
+}

@@ -1,0 +1,197 @@
+// Tunnels and exec through a real sshd: round trips to a TCP echo server, throughput per
+// cipher, a cut connection, and closing with tunnels open.
+
+import assert from 'node:assert/strict'
+import {createHash, randomBytes} from 'node:crypto'
+import {once} from 'node:events'
+import {createServer, type Server, type Socket} from 'node:net'
+import type {Duplex} from 'node:stream'
+import {finished} from 'node:stream/promises'
+import {TransportError} from '../../../../src/core/errors.js'
+import {connectSsh, type SshTransport} from '../../../../src/core/transport/ssh/ssh-transport.js'
+import {freePort, sshOptions, startSshd, type Sshd} from '../../../helpers/sshd.js'
+
+const MiB = 1 << 20
+
+async function listen(onConn: (s: Socket) => void): Promise<{server: Server; port: number; sockets: Set<Socket>}> {
+  const sockets = new Set<Socket>()
+  const server = createServer((s) => {
+    sockets.add(s)
+    s.on('close', () => sockets.delete(s))
+    s.on('error', () => {})
+    onConn(s)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return {server, port: (server.address() as {port: number}).port, sockets}
+}
+
+/** Sends `total` bytes and reads them back; resolves with the seconds it took. */
+async function roundTrip(stream: Duplex, total: number, onProgress?: (received: number) => void): Promise<number> {
+  const chunk = randomBytes(MiB)
+  const sentHash = createHash('sha256')
+  const gotHash = createHash('sha256')
+  const start = process.hrtime.bigint()
+  let received = 0
+  const reader = new Promise<void>((resolve, reject) => {
+    stream.on('data', (d: Buffer) => {
+      gotHash.update(d)
+      received += d.length
+      onProgress?.(received)
+      if (received >= total) resolve()
+    })
+    stream.once('error', reject)
+    stream.once('end', () => reject(new Error(`stream ended after ${received} of ${total} bytes`)))
+  })
+  const writer = (async () => {
+    for (let sent = 0; sent < total && !stream.destroyed; sent += chunk.length) {
+      sentHash.update(chunk)
+      if (!stream.write(chunk)) await once(stream, 'drain')
+    }
+  })()
+  await Promise.all([writer, reader])
+  assert.equal(gotHash.digest('hex'), sentHash.digest('hex'))
+  return Number(process.hrtime.bigint() - start) / 1e9
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms (hang)`)), ms)
+  })
+  return Promise.race([p, t]).finally(() => clearTimeout(timer))
+}
+
+describe('ssh tunnels (real sshd)', function () {
+  this.timeout(60_000)
+  let sshd: Sshd
+  let echo: Awaited<ReturnType<typeof listen>>
+  let t: SshTransport
+
+  before(async () => {
+    sshd = await startSshd()
+    echo = await listen((s) => s.pipe(s))
+    t = await connectSsh(sshOptions(sshd))
+  })
+  after(async () => {
+    await t?.close()
+    echo?.server.close()
+    for (const s of echo?.sockets ?? []) s.destroy()
+    await sshd?.stop()
+  })
+
+  it('round-trips bytes through openStream and ends cleanly', async () => {
+    const s = await t.openStream(echo.port)
+    s.write('hello through the tunnel')
+    const [data] = (await once(s, 'data')) as [Buffer]
+    assert.equal(data.toString(), 'hello through the tunnel')
+    s.end()
+    await once(s, 'end')
+  })
+
+  it('sees the end when the far side closes the connection', async () => {
+    const greeter = await listen((sock) => sock.end('bye'))
+    try {
+      const s = await t.openStream(greeter.port)
+      const chunks: Buffer[] = []
+      s.on('data', (d: Buffer) => chunks.push(d))
+      await once(s, 'end')
+      assert.equal(Buffer.concat(chunks).toString(), 'bye')
+      s.destroy()
+    } finally {
+      greeter.server.close()
+    }
+  })
+
+  it('fails a writer, without hanging, when the far side closes while data is still sent', async () => {
+    const refuser = await listen((sock) => sock.once('data', () => sock.destroy()))
+    try {
+      const s = await t.openStream(refuser.port)
+      s.resume()
+      const chunk = Buffer.alloc(MiB)
+      const pump = (async () => {
+        for (let i = 0; i < 1024; i++) if (!s.write(chunk)) await once(s, 'drain')
+      })()
+      await withTimeout(
+        assert.rejects(pump, (e: unknown) => e instanceof TransportError && e.code === 'SSH_CHANNEL_CLOSED'),
+        20_000,
+        'writer after the far side closed',
+      )
+    } finally {
+      refuser.server.close()
+    }
+  })
+
+  it('says when nothing listens on the port', async () => {
+    const port = await freePort()
+    await assert.rejects(t.openStream(port), (err: unknown) => err instanceof TransportError && err.code === 'TUNNEL_REFUSED' && err.message.includes(`127.0.0.1:${port}`))
+  })
+
+  it('runs commands with exec', async () => {
+    assert.deepEqual(await t.exec('echo hi'), {code: 0, stdout: 'hi\n', stderr: ''})
+    assert.deepEqual(await t.exec('echo oops >&2; exit 3'), {code: 3, stdout: '', stderr: 'oops\n'})
+    assert.equal((await t.exec('cat')).code, 0, 'stdin is closed, so cat returns')
+  })
+
+  for (const cipher of ['aes128-gcm@openssh.com', 'chacha20-poly1305@openssh.com']) {
+    it(`moves 64 MiB both ways intact with ${cipher}`, async () => {
+      const tc = await connectSsh(sshOptions(sshd, {ciphers: [cipher]}))
+      try {
+        assert.equal(tc.cipher, cipher)
+        const s = await tc.openStream(echo.port)
+        const secs = await roundTrip(s, 64 * MiB)
+        console.log(`      ${cipher}: 64 MiB round trip in ${secs.toFixed(2)} s, ${(64 / secs).toFixed(0)} MiB/s each way`)
+        s.end()
+      } finally {
+        await tc.close()
+      }
+    })
+  }
+
+  it('fails open streams, the pump and later calls with a TransportError when the connection is cut', async () => {
+    const tc = await connectSsh(sshOptions(sshd))
+    const s = await tc.openStream(echo.port)
+    let killed: Promise<number> | undefined
+    const pump = roundTrip(s, 1024 * MiB, (received) => {
+      if (received > 4 * MiB && !killed) killed = sshd.killSessions()
+    })
+    const err = await withTimeout(pump.then(() => undefined, (e: unknown) => e), 20_000, 'pump after the cut')
+    assert.ok((await killed!) > 0, 'session processes were killed')
+    assert.ok(err instanceof TransportError, `expected TransportError, got ${String(err)}`)
+    assert.equal(err.code, 'SSH_CONNECTION_LOST')
+    assert.match(err.message, /ssh connection to .* was cut/)
+    assert.equal(s.destroyed, true)
+    await assert.rejects(tc.openStream(echo.port), (e: unknown) => e === err)
+    await assert.rejects(tc.exec('true'), (e: unknown) => e === err)
+    await withTimeout(tc.close(), 10_000, 'close after the cut')
+  })
+
+  it('fails an exec that is running when the connection is cut', async () => {
+    const tc = await connectSsh(sshOptions(sshd))
+    const running = tc.exec('sleep 30')
+    await new Promise((r) => setTimeout(r, 1500))
+    await sshd.killSessions()
+    await withTimeout(
+      assert.rejects(running, (e: unknown) => e instanceof TransportError && e.code === 'SSH_CONNECTION_LOST'),
+      20_000,
+      'exec after the cut',
+    )
+    await tc.close()
+  })
+
+  it('ends open tunnels without an error event when the transport is closed', async () => {
+    const tc = await connectSsh(sshOptions(sshd))
+    const s = await tc.openStream(echo.port)
+    const errors: unknown[] = []
+    s.on('error', (e) => errors.push(e))
+    const closed = once(s, 'close')
+    await withTimeout(tc.close(), 10_000, 'close')
+    await closed
+    assert.equal(s.destroyed, true)
+    assert.deepEqual(errors, [])
+    await assert.rejects(finished(s), /premature close/i)
+    await assert.rejects(tc.openStream(echo.port), (x: unknown) => x instanceof TransportError && x.code === 'SSH_CLOSED')
+    await assert.rejects(tc.exec('true'), (x: unknown) => x instanceof TransportError && x.code === 'SSH_CLOSED')
+    await tc.close()
+  })
+})
