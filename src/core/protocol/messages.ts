@@ -206,3 +206,58 @@ export function decodeVerifyResult(b: Buffer): VerifyResult {
   r.end('VERIFY_RESULT')
   return m
 }
+
+/** Client → receiver, delta port: a bundle of `blockCount` blocks for sequence `seq` follows. */
+export interface BundleBegin {
+  seq: number
+  blockCount: number
+  /** The source disk size now (a grown disk grows the replica when the bundle commits). */
+  diskSize: number
+}
+
+export function encodeBundleBegin(m: BundleBegin): Buffer {
+  return new BufferWriter(24).u64(m.seq).u64(m.blockCount).u64(m.diskSize).finish()
+}
+
+export function decodeBundleBegin(b: Buffer): BundleBegin {
+  const r = new BufferReader(b, fail('BUNDLE_BEGIN'))
+  const m = {seq: r.u64('sequence'), blockCount: r.u64('block count'), diskSize: r.u64('disk size')}
+  r.end('BUNDLE_BEGIN')
+  return m
+}
+
+/** Client → receiver: the bundle is complete; `digest` covers every entry sent, in order (bundle-digest.ts). */
+export interface BundleEnd {
+  seq: number
+  blockCount: number
+  digest: Buffer
+}
+
+export function encodeBundleEnd(m: BundleEnd): Buffer {
+  return new BufferWriter(16 + HASH_LENGTH).u64(m.seq).u64(m.blockCount).bytes(m.digest).finish()
+}
+
+export function decodeBundleEnd(b: Buffer): BundleEnd {
+  const r = new BufferReader(b, fail('BUNDLE_END'))
+  const m = {seq: r.u64('sequence'), blockCount: r.u64('block count'), digest: Buffer.from(r.bytes(HASH_LENGTH, 'digest'))}
+  r.end('BUNDLE_END')
+  return m
+}
+
+/** Receiver → client: the bundle is applied and recorded, with the receiver's own timings. */
+export interface Committed {
+  seq: number
+  journalMs: number
+  applyMs: number
+}
+
+export function encodeCommitted(m: Committed): Buffer {
+  return new BufferWriter(16).u64(m.seq).u32(Math.min(0xffffffff, Math.round(m.journalMs))).u32(Math.min(0xffffffff, Math.round(m.applyMs))).finish()
+}
+
+export function decodeCommitted(b: Buffer): Committed {
+  const r = new BufferReader(b, fail('COMMITTED'))
+  const m = {seq: r.u64('sequence'), journalMs: r.u32('journal ms'), applyMs: r.u32('apply ms')}
+  r.end('COMMITTED')
+  return m
+}

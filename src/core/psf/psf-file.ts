@@ -65,7 +65,7 @@ export class PsfFile {
 
   private constructor(
     readonly path: string,
-    private readonly fh: fs.FileHandle,
+    private fh: fs.FileHandle,
     public header: PsfHeader,
     slot: 0 | 1,
     public layout: PsfLayout,
@@ -110,8 +110,31 @@ export class PsfFile {
     await this.fh.close()
   }
 
-  /** Write the header to the older slot, sync, read it back; only then is it current. */
+  /** Re-open the file after it was replaced (a disk that grew gets a new layout). */
+  async reopen(): Promise<void> {
+    const fresh = await PsfFile.open(this.path)
+    await this.fh.close()
+    this.fh = fresh.fh
+    this.header = fresh.header
+    this.slot = fresh.slot
+    this.layout = fresh.layout
+  }
+
+  /** Re-read the current header: another process (the tracker, a push) may have updated it. */
+  private async refreshHeader(): Promise<void> {
+    const slots = Buffer.alloc(2 * SLOT_SIZE)
+    await this.fh.read(slots, 0, slots.length, 0)
+    const {header, slot} = pickHeader(slots.subarray(0, SLOT_SIZE), slots.subarray(SLOT_SIZE))
+    this.header = header
+    this.slot = slot
+  }
+
+  /**
+   * Apply `patch` to the newest header on disk (not to our possibly stale copy: a tracker and
+   * a push share the file), write it to the older slot, sync, read it back; only then is it current.
+   */
   async updateHeader(patch: Partial<PsfHeader>): Promise<PsfHeader> {
+    await this.refreshHeader()
     const next: PsfHeader = {...this.header, ...patch, counter: this.header.counter + 1n}
     const encoded = encodeHeader(next)
     const target: 0 | 1 = this.slot === 0 ? 1 : 0
@@ -183,6 +206,24 @@ export class PsfFile {
     const out = Buffer.allocUnsafe(pages * PAGE_SIZE)
     for (let i = 0; i < pages; i++) encodePage(Region.INDEX, firstPage + i, hashes.subarray(i * perPage, (i + 1) * perPage)).copy(out, i * PAGE_SIZE)
     await this.fh.write(out, 0, out.length, this.layout.regionOffset[Region.INDEX] + firstPage * PAGE_SIZE)
+  }
+
+  /** Set the index entries of some blocks (a push's shipped blocks): only their pages are read and written. */
+  async updateIndexBlocks(hashes: Map<number, Buffer>): Promise<void> {
+    const byPage = new Map<number, number[]>()
+    for (const b of hashes.keys()) {
+      const p = Math.floor(b / HASHES_PER_PAGE)
+      const list = byPage.get(p)
+      if (list) list.push(b)
+      else byPage.set(p, [b])
+    }
+    for (const [p, blocks] of byPage) {
+      const payload = Buffer.alloc(HASHES_PER_PAGE * HASH_LENGTH)
+      // A page that fails its CRC starts from zeros: its other blocks then read as changed to --scan.
+      ;(await this.readPage(Region.INDEX, p))?.copy(payload, 0, 0, payload.length)
+      for (const b of blocks) (hashes.get(b) as Buffer).copy(payload, (b - p * HASHES_PER_PAGE) * HASH_LENGTH)
+      await this.fh.write(encodePage(Region.INDEX, p, payload), 0, PAGE_SIZE, this.layout.regionOffset[Region.INDEX] + p * PAGE_SIZE)
+    }
   }
 
   async sync(): Promise<void> {

@@ -15,6 +15,8 @@ import {
   HelloFlag, MAX_STATUS_BATCH, ReplicaStateKind, type Hello,
 } from '../protocol/messages.js'
 import {PROTOCOL_VERSION} from '../protocol/frame.js'
+import fs from 'node:fs/promises'
+import {journalPathFor} from './journal.js'
 import {ReplicaFile} from './replica-file.js'
 import type {ReplicaState} from './replica-state.js'
 
@@ -28,6 +30,8 @@ export interface SessionLog {
 
 export async function runFullsyncSession(hello: Hello, replicaPath: string, reader: FrameReader, writer: FrameWriter, log: SessionLog): Promise<void> {
   const hasher = blockHasher(hello.hashAlgo)
+  // A full sync rewrites everything: a leftover delta journal has nothing left to say.
+  if (await fs.rm(journalPathFor(replicaPath)).then(() => true, () => false)) log(`${replicaPath}: discarded a leftover delta journal`)
   const replica = await ReplicaFile.open(replicaPath, hello)
   try {
     const session = new FullsyncReceiver(hello, replica, hasher, reader, writer, log)

@@ -9,6 +9,7 @@ import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameReader} from '../protocol/frame-reader.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeHello, encodeError, SyncMode, type Hello} from '../protocol/messages.js'
+import {runDeltaSession} from './delta-session.js'
 import {runFullsyncSession} from './fullsync-session.js'
 import {claimReplica} from './replica-locks.js'
 import {resolveReplicaPath} from './replica-path.js'
@@ -50,7 +51,8 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
     what = replica
     release = claimReplica(replica)
     if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, reader, writer, log)
-    else throw new UsageError('MODE_UNSUPPORTED', 'delta pushes are not served by this receiver yet')
+    else if (hello.mode === SyncMode.DELTA) await runDeltaSession(hello, replica, reader, writer, log)
+    else throw new UsageError('MODE_UNSUPPORTED', `unknown sync mode ${hello.mode}`)
     writer.end()
   } catch (err) {
     const e = asVdrepError(err)

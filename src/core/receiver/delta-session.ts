@@ -1,0 +1,128 @@
+// The receiver's side of a delta push (port 44046). It trusts a delta only for a replica it
+// can vouch for: complete, same replica id, same block size and hash, not shrunk, and not
+// touched since its last commit (size, mtime, ctime). Otherwise the client is told why and
+// runs a full sync. A bundle goes to the journal, is checked and synced, then applied, then
+// the new sequence is recorded: journal, apply, mark applied.
+import fs from 'node:fs/promises'
+import {constants} from 'node:fs'
+import path from 'node:path'
+import {FullSyncNeededError, ProtocolError, ReplicaFullError} from '../errors.js'
+import {blockHasher} from '../hash/block-hash.js'
+import {digestData, digestZero} from '../protocol/bundle-digest.js'
+import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
+import type {FrameReader} from '../protocol/frame-reader.js'
+import type {FrameWriter} from '../protocol/frame-writer.js'
+import {decodeBundleBegin, decodeBundleEnd, decodeData, decodeRange, encodeCommitted, encodeHelloOk, ReplicaStateKind, type Hello} from '../protocol/messages.js'
+import {applyJournal, commitState, recoverJournal} from './journal-apply.js'
+import {EntryKind, ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, JOURNAL_TRAILER_SIZE, journalPathFor, JournalWriter} from './journal.js'
+import {readReplicaState, type ReplicaState} from './replica-state.js'
+
+/** Why a delta cannot be trusted for this replica, or null when it can. */
+export async function deltaDoubt(hello: Hello, state: ReplicaState | undefined, stateError: string | undefined, replica: fs.FileHandle | undefined): Promise<string | null> {
+  if (stateError) return `the replica's state file is unusable (${stateError})`
+  if (!replica || !state) return 'the replica has never been fully synced here'
+  if (!state.complete) return 'the replica is marked incomplete (a full sync did not finish)'
+  if (state.replicaId !== hello.replicaId.toString('hex')) return 'the replica belongs to another source (replica id differs)'
+  if (state.blockSize !== hello.blockSize || state.hashAlgo !== hello.hashAlgo) return 'the block size or hash algorithm changed'
+  if (hello.diskSize < state.diskSize) return `the source disk shrank (${hello.diskSize} < ${state.diskSize} bytes)`
+  const st = await replica.stat({bigint: true})
+  if (Number(st.size) !== state.size || st.mtimeNs.toString() !== state.mtimeNs || st.ctimeNs.toString() !== state.ctimeNs) {
+    return 'the replica was modified outside vdrep since its last commit (size, mtime or ctime changed)'
+  }
+  return null
+}
+
+export async function runDeltaSession(hello: Hello, replicaPath: string, reader: FrameReader, writer: FrameWriter, log: (line: string) => void): Promise<void> {
+  const recovered = await recoverJournal(replicaPath)
+  if (recovered !== 'none') log(`${replicaPath}: journal ${recovered} before the push`)
+  const {state, error} = await readReplicaState(replicaPath)
+  let fh: fs.FileHandle | undefined
+  try {
+    fh = await fs.open(replicaPath, constants.O_RDWR | constants.O_NOFOLLOW)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  try {
+    const doubt = await deltaDoubt(hello, state, error?.message, fh)
+    if (doubt) throw new FullSyncNeededError(doubt)
+    const replica = fh as fs.FileHandle
+    const current = state as ReplicaState
+    await writer.send(FrameType.HELLO_OK, encodeHelloOk({
+      version: PROTOCOL_VERSION, state: ReplicaStateKind.COMPLETE, replicaSize: current.size, resumeBlock: 0,
+      replicaId: Buffer.from(current.replicaId, 'hex'), generation: current.generation, lastSeq: current.lastSeq,
+    }))
+    const first = await reader.next()
+    if (!first) return // the client only wanted to look (nothing to push, or it falls back)
+    if (first.type !== FrameType.BUNDLE_BEGIN) throw new ProtocolError('FRAME_UNEXPECTED', `expected BUNDLE_BEGIN, got frame type ${first.type}`)
+    const begin = decodeBundleBegin(first.payload)
+    if (begin.seq !== current.lastSeq + 1) throw new ProtocolError('SEQUENCE_MISMATCH', `bundle sequence ${begin.seq}, the replica expects ${current.lastSeq + 1}`)
+    if (begin.diskSize !== hello.diskSize) throw new ProtocolError('DISK_SIZE_MISMATCH', `bundle disk size ${begin.diskSize} differs from the hello's ${hello.diskSize}`)
+    const blockCount = Math.ceil(hello.diskSize / hello.blockSize)
+    if (begin.blockCount > blockCount) throw new ProtocolError('BUNDLE_TOO_LARGE', `bundle of ${begin.blockCount} blocks for a disk of ${blockCount}`)
+    await checkRoom(replicaPath, begin.blockCount, hello.blockSize, Math.max(0, hello.diskSize - current.size))
+    const journalPath = journalPathFor(replicaPath)
+    const journal = await JournalWriter.create(journalPath, {blockSize: hello.blockSize, seq: begin.seq, diskSize: hello.diskSize, replicaId: hello.replicaId, hashAlgo: hello.hashAlgo})
+    let sealed = false
+    const journalStart = performance.now()
+    try {
+      await receiveBundle(hello, begin.blockCount, blockCount, reader, journal)
+      sealed = true
+    } finally {
+      await journal.close()
+      if (!sealed) await fs.rm(journalPath, {force: true})
+    }
+    const applyStart = performance.now()
+    const {seq, diskSize, blocks} = await applyJournal(journalPath, replica)
+    await commitState(replicaPath, replica, current, seq, diskSize)
+    await fs.rm(journalPath, {force: true})
+    log(`push ${replicaPath}: sequence ${seq} committed, ${blocks} blocks`)
+    await writer.send(FrameType.COMMITTED, encodeCommitted({seq, journalMs: applyStart - journalStart, applyMs: performance.now() - applyStart}))
+  } finally {
+    await fh?.close()
+  }
+}
+
+/** Read DATA / ZERO_RUN frames into the journal until BUNDLE_END, checking every one. */
+async function receiveBundle(hello: Hello, announced: number, blockCount: number, reader: FrameReader, journal: JournalWriter): Promise<void> {
+  const hasher = blockHasher(hello.hashAlgo)
+  const digest = hasher.createStream()
+  let nextAllowed = 0
+  let blocks = 0
+  for (;;) {
+    const frame = await reader.next()
+    if (!frame) throw new ProtocolError('UNEXPECTED_EOF', 'the client closed the connection in the middle of a bundle; nothing was applied')
+    if (frame.type === FrameType.DATA) {
+      const {block, hash, data} = decodeData(frame.payload)
+      if (block < nextAllowed || block >= blockCount) throw new ProtocolError('BLOCK_OUT_OF_RANGE', `bundle block ${block} is out of order or beyond the disk`)
+      const len = Math.min(hello.blockSize, hello.diskSize - block * hello.blockSize)
+      if (data.length !== len) throw new ProtocolError('BLOCK_BAD_LENGTH', `bundle block ${block} has ${data.length} bytes, expected ${len}`)
+      if (!hasher.hash(data).equals(hash)) throw new ProtocolError('BLOCK_BAD_HASH', `bundle block ${block} does not match its hash`)
+      await journal.append({kind: EntryKind.DATA, block, hash}, data)
+      digestData(digest, block, hash)
+      nextAllowed = block + 1
+      blocks++
+    } else if (frame.type === FrameType.ZERO_RUN) {
+      const {start, count} = decodeRange(frame.payload, 'ZERO_RUN')
+      if (count === 0 || start < nextAllowed || start + count > blockCount) throw new ProtocolError('BLOCK_OUT_OF_RANGE', `bundle zero run ${start}+${count} is out of order or beyond the disk`)
+      await journal.append({kind: EntryKind.ZERO, block: start, count})
+      digestZero(digest, start, count)
+      nextAllowed = start + count
+      blocks += count
+    } else if (frame.type === FrameType.BUNDLE_END) {
+      const end = decodeBundleEnd(frame.payload)
+      if (blocks > announced || end.blockCount !== blocks) throw new ProtocolError('BUNDLE_INCOMPLETE', `bundle ended with ${blocks} blocks; the client said ${end.blockCount} (announced ${announced})`)
+      if (!digest.digest().equals(end.digest)) throw new ProtocolError('BUNDLE_DIGEST', 'the bundle digest does not match what was received; nothing was applied')
+      await journal.seal(end.digest)
+      return
+    } else throw new ProtocolError('FRAME_UNEXPECTED', `unexpected frame type ${frame.type} inside a bundle`)
+    if (blocks > announced) throw new ProtocolError('BUNDLE_TOO_LARGE', `bundle has more blocks than the ${announced} announced`)
+  }
+}
+
+/** Refuse a bundle whose journal and writes would not fit, before writing any of it. */
+async function checkRoom(replicaPath: string, blocks: number, blockSize: number, growth: number): Promise<void> {
+  const need = JOURNAL_HEADER_SIZE + JOURNAL_TRAILER_SIZE + blocks * (blockSize + ENTRY_HEADER_SIZE) + growth
+  const st = await fs.statfs(path.dirname(replicaPath))
+  const free = st.bavail * st.bsize
+  if (need > free) throw new ReplicaFullError(`the replica filesystem has ${free} bytes free; this bundle needs up to ${need}`, {hint: 'free space on the replica host'})
+}
