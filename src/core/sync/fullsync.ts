@@ -2,6 +2,7 @@
 // the status the receiver streams for its replica, send only what differs (zero runs as
 // lengths), checkpoint so an interrupted sync resumes, then compare whole-disk digests. Only a
 // proved sync resets the change record and stores the block hash index.
+import type {BigIntStats} from 'node:fs'
 import path from 'node:path'
 import {UsageError, VerifyError} from '../errors.js'
 import {blockHasher, HASH_LENGTH} from '../hash/block-hash.js'
@@ -21,6 +22,9 @@ import {connectReceiver} from './connect.js'
 import {noProgress, type ProgressSink, type SyncProgress} from './progress.js'
 import {ReceiverReplies, remoteErrorOf} from './receiver-replies.js'
 import {Throttle} from './throttle.js'
+import {acquireDiskLock} from './push-lock.js'
+import {statPatch} from './change-record.js'
+import {TrackerControlClient} from '../tracker/control-client.js'
 import {ProtocolError, TransportError} from '../errors.js'
 
 const READ_CHUNK = 4 << 20
@@ -30,6 +34,10 @@ export interface FullsyncOptions {
   /** Make the replica durable and record a resume point at least this often (bytes of disk). */
   checkpointBytes?: number
   bwlimitBytesPerSecond?: number
+  /** Record an unknown replica host key in known_hosts (like StrictHostKeyChecking=accept-new). */
+  acceptNewHostKey?: boolean
+  /** The caller (push) already holds the disk lock. */
+  lockHeld?: boolean
   progress?: ProgressSink
   log?: (line: string) => void
 }
@@ -52,22 +60,32 @@ export interface FullsyncResult {
 
 export async function fullsync(disk: string, opts: FullsyncOptions = {}): Promise<FullsyncResult> {
   const started = performance.now()
-  const psf = await PsfFile.open(psfPathFor(disk))
+  const lock = opts.lockHeld ? undefined : await acquireDiskLock(disk, 'fullsync')
   try {
-    const source = await SourceDisk.open(disk)
+    const psf = await PsfFile.open(psfPathFor(disk))
     try {
-      return await runFullsync(disk, psf, source, opts, started)
+      const source = await SourceDisk.open(disk)
+      try {
+        const tracker = await TrackerControlClient.tryConnect(disk)
+        try {
+          return await runFullsync(disk, psf, source, tracker, opts, started)
+        } finally {
+          await tracker?.close()
+        }
+      } finally {
+        await source.close()
+      }
     } finally {
-      await source.close()
+      await psf.close()
     }
   } finally {
-    await psf.close()
+    await lock?.release()
   }
 }
 
-async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, opts: FullsyncOptions, started: number): Promise<FullsyncResult> {
+async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, tracker: TrackerControlClient | null, opts: FullsyncOptions, started: number): Promise<FullsyncResult> {
   const h = psf.header
-  if (source.size < h.diskSize) {
+  if (source.size < h.diskSize && !opts.truncateReplica) {
     throw new UsageError('SOURCE_SHRANK', `${disk} is ${source.size} bytes, smaller than the ${h.diskSize} bytes recorded at init`, {
       hint: 'a disk that shrank cannot be replicated safely; if this is intended, run `vdrep init --force` and a full sync with --truncate-replica',
     })
@@ -83,7 +101,14 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, opts:
   const p: SyncProgress = {phase: 'connect', bytesTotal: diskSize, bytesCompared: 0, bytesSent: 0, bytesDurable: 0}
   progress(p)
 
-  const conn = await connectReceiver(target, {port: h.settings.fullsyncPort, log: opts.log})
+  // The stat before reading: if anything but a tracker writes the disk during or after the sync,
+  // its mtime moves past this and the next push knows the change record missed it.
+  const statAtStart = await source.stat()
+  const conn = await connectReceiver(target, {port: h.settings.fullsyncPort, log: opts.log, acceptNewHostKey: opts.acceptNewHostKey, ssh: h.settings.ssh})
+  // With a tracker running, the sync covers what was dirty when it began; writes made while it
+  // runs stay in the active record for the next push.
+  const frozen = tracker ? await tracker.freeze() : undefined
+  let proved = false
   const reader = new FrameReader(conn.stream)
   const writer = new FrameWriter(conn.stream)
   let replies: ReceiverReplies | undefined
@@ -186,7 +211,9 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, opts:
       })
     }
     writer.end()
-    await recordProvedSync(psf, diskSize, indexAll)
+    await recordProvedSync(psf, diskSize, indexAll, tracker ? undefined : statAtStart)
+    proved = true
+    await tracker?.complete(true)
     p.phase = 'done'
     progress(p)
     return {
@@ -205,6 +232,7 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, opts:
       hashAlgo: hasher.name,
     }
   } catch (err) {
+    if (frozen && !proved) await tracker?.complete(false).catch(() => {})
     if (replies && err instanceof TransportError) throw await replies.explain(err)
     throw err
   } finally {
@@ -213,11 +241,16 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, opts:
   }
 }
 
-/** The proof passed: bump the generation, clear the change record, trust the new index. */
-async function recordProvedSync(psf: PsfFile, diskSize: number, indexAll: Buffer | undefined): Promise<void> {
+/**
+ * The proof passed: bump the generation, clear the change record, trust the new index. Without a
+ * tracker, the source's stat at the start is recorded as a clean point: a later write by anything
+ * else shows as a changed mtime. With a tracker, it owns the bitmaps (cleared through it).
+ */
+async function recordProvedSync(psf: PsfFile, diskSize: number, indexAll: Buffer | undefined, stat: BigIntStats | undefined): Promise<void> {
   const h = psf.header
-  const flags = (h.flags | HeaderFlag.INDEX_VALID) & ~HeaderFlag.NEEDS_FULL_SYNC
-  const patch = {flags, generation: h.generation + 1, lastSyncMs: Date.now(), diskSize}
+  let flags = (h.flags | HeaderFlag.INDEX_VALID) & ~HeaderFlag.NEEDS_FULL_SYNC
+  if (stat) flags |= HeaderFlag.CLEAN_SHUTDOWN
+  const patch = {flags, generation: h.generation + 1, lastSyncMs: Date.now(), diskSize, ...(stat ? statPatch(stat) : {})}
   if (indexAll) {
     // The disk grew: the .psf is laid out anew for the new size, then swapped in atomically.
     await PsfFile.create(psf.path, {...h, ...patch, counter: h.counter + 1n})
@@ -231,9 +264,11 @@ async function recordProvedSync(psf: PsfFile, diskSize: number, indexAll: Buffer
     return
   }
   await psf.sync()
-  const empty = new Bitmap(psf.layout.blockCount)
-  await psf.writeBitmap(Region.ACTIVE, empty)
-  await psf.writeBitmap(Region.INFLIGHT, empty)
+  if (stat) {
+    const empty = new Bitmap(psf.layout.blockCount)
+    await psf.writeBitmap(Region.ACTIVE, empty)
+    await psf.writeBitmap(Region.INFLIGHT, empty)
+  }
   await psf.updateHeader(patch)
 }
 

@@ -1,0 +1,46 @@
+import {Args, Flags} from '@oclif/core'
+import {BaseCommand} from '../cli/base-command.js'
+import {push, type PushResult} from '../core/sync/push.js'
+import {formatBytes, parseSize} from '../core/util/units.js'
+
+export default class Push extends BaseCommand {
+  static override summary = 'Ship the blocks changed since the last sync as one bundle; fall back to a full sync (and say why) when the change record cannot be trusted.'
+  static override description = `Quiet and cron-safe: without a TTY it prints one summary line. Exit codes: 0 pushed (or not due), 3 another push or full sync of this disk runs, 4 a full sync is needed and --no-fallback was given, 7 the connection failed or was cut (the blocks go back to the change record), 9 the replica filesystem is full.`
+  static override examples = ['<%= config.bin %> push /vm/web.img', '* * * * * <%= config.bin %> push --if-due /vm/web.img   (crontab)']
+  static override args = {disk: Args.string({description: 'disk initialised with `vdrep init`', required: true})}
+  static override flags = {
+    'if-due': Flags.boolean({description: 'push only when the next push is due for the RPO (for a cron line that runs every minute)'}),
+    'no-fallback': Flags.boolean({description: 'exit with code 4 instead of running a full sync when the change record cannot be trusted'}),
+    bwlimit: Flags.string({description: 'cap the bytes sent per second (e.g. 50M)'}),
+    'pre-hook': Flags.string({description: 'command run just before the point in time (e.g. freeze the guest file systems)'}),
+    'post-hook': Flags.string({description: 'command run just after the point in time (e.g. thaw them)'}),
+    'accept-new-host-key': Flags.boolean({description: 'trust and record an unknown replica host key (never a changed one)'}),
+    'truncate-replica': Flags.boolean({description: 'in a fallback full sync, allow cutting a replica larger than the source'}),
+  }
+
+  async run(): Promise<PushResult> {
+    const {args, flags} = await this.parse(Push)
+    this.setGlobals(flags)
+    const result = await push(args.disk, {
+      ifDue: flags['if-due'],
+      noFallback: flags['no-fallback'],
+      bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
+      preHook: flags['pre-hook'],
+      postHook: flags['post-hook'],
+      acceptNewHostKey: flags['accept-new-host-key'],
+      truncateReplica: flags['truncate-replica'],
+      log: (line) => (line.startsWith('falling back') || line.startsWith('resuming') ? this.notice(line) : this.detail(line)),
+    })
+    this.say(summary(result))
+    return result
+  }
+}
+
+function summary(r: PushResult): string {
+  if (r.mode === 'skipped') return `push ${r.disk}: ${r.reason}`
+  if (r.mode === 'fullsync') {
+    const f = r.fullsync
+    return `push ${r.disk} -> ${r.target}: full sync instead (${r.reason}): ${f ? `${formatBytes(f.bytesCompared)} compared, ${formatBytes(f.bytesSent)} sent, proved` : 'done'} in ${r.seconds.toFixed(1)} s`
+  }
+  return `push ${r.disk} -> ${r.target}: sequence ${r.seq} committed, ${r.blocks} blocks (${formatBytes(r.bytesSent)} sent${r.zeroBlocks ? `, ${r.zeroBlocks} zero` : ''}) in ${r.seconds.toFixed(2)} s`
+}

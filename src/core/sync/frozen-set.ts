@@ -1,0 +1,51 @@
+// The blocks a push ships, as of its point in time, from one of two places: the running
+// tracker (which preserves the old contents of frozen blocks the VM overwrites), or, with no
+// tracker, the .psf and the disk itself (then the guarantee is per block, like rsync).
+import {Bitmap} from '../psf/bitmap.js'
+import type {PsfFile} from '../psf/psf-file.js'
+import type {SourceDisk} from '../disk/source-disk.js'
+import type {TrackerControlClient} from '../tracker/control-client.js'
+import {completeInPsf, freezeInPsf} from './change-record.js'
+
+export interface FrozenSet {
+  readonly bitmap: Bitmap
+  readonly viaTracker: boolean
+  /** Bytes of blocks [first, first+count) as of the point in time. */
+  read(first: number, count: number): Promise<Buffer>
+  /** ok: the replica has them, forget them; not ok: hand them back to the active record. */
+  complete(ok: boolean): Promise<void>
+}
+
+export async function freezeWithTracker(tracker: TrackerControlClient): Promise<FrozenSet> {
+  const frozen = await tracker.freeze()
+  let done = false
+  return {
+    bitmap: frozen.bitmap,
+    viaTracker: true,
+    read: (first, count) => tracker.readBlocks(first, count),
+    complete: async (ok) => {
+      if (done) return
+      done = true
+      await tracker.complete(ok)
+    },
+  }
+}
+
+export async function freezeWithoutTracker(psf: PsfFile, source: SourceDisk, diskSize: number): Promise<FrozenSet> {
+  const bitmap = await freezeInPsf(psf)
+  const bs = psf.header.blockSize
+  let done = false
+  return {
+    bitmap,
+    viaTracker: false,
+    read: (first, count) => {
+      const len = Math.min(count * bs, diskSize - first * bs)
+      return source.readAt(Buffer.allocUnsafe(len), len, first * bs)
+    },
+    complete: async (ok) => {
+      if (done) return
+      done = true
+      await completeInPsf(psf, bitmap, ok)
+    },
+  }
+}

@@ -1,0 +1,175 @@
+// `vdrep push`: ship the blocks changed since the last sync as one bundle the receiver
+// commits as a unit; fall back to a full sync (and say why) whenever the change record or
+// the replica cannot be vouched for. Cost follows the changed blocks, never the disk size.
+import {FullSyncNeededError, ProtocolError, TransportError, VdrepError} from '../errors.js'
+import {SourceDisk} from '../disk/source-disk.js'
+import {HeaderFlag} from '../psf/header.js'
+import {PsfFile, psfPathFor} from '../psf/psf-file.js'
+import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
+import {FrameReader} from '../protocol/frame-reader.js'
+import {FrameWriter} from '../protocol/frame-writer.js'
+import {decodeCommitted, decodeHelloOk, encodeHello, SyncMode} from '../protocol/messages.js'
+import {parseTarget} from '../target/target.js'
+import {TrackerControlClient} from '../tracker/control-client.js'
+import {sendBundle} from './bundle-sender.js'
+import {changeRecordDoubt, mergeLeftoverInflight, statPatch} from './change-record.js'
+import {connectReceiver} from './connect.js'
+import {pushIsDue} from './due.js'
+import {freezeWithoutTracker, freezeWithTracker, type FrozenSet} from './frozen-set.js'
+import {fullsync, type FullsyncOptions, type FullsyncResult} from './fullsync.js'
+import {runHook} from './hooks.js'
+import {acquireDiskLock} from './push-lock.js'
+import {growChangeRecord} from './grow.js'
+import {remoteErrorOf} from './receiver-replies.js'
+import {Throttle} from './throttle.js'
+
+export interface PushOptions extends FullsyncOptions {
+  noFallback?: boolean
+  ifDue?: boolean
+  preHook?: string
+  postHook?: string
+}
+
+export interface PushPhases {
+  startupMs: number
+  connectMs: number
+  readMs: number
+  sendMs: number
+  journalMs: number
+  applyMs: number
+}
+
+export interface PushResult {
+  disk: string
+  target: string
+  mode: 'delta' | 'fullsync' | 'skipped'
+  reason?: string
+  seq?: number
+  blocks: number
+  zeroBlocks: number
+  bytesSent: number
+  seconds: number
+  phases?: PushPhases
+  fullsync?: FullsyncResult
+}
+
+export async function push(disk: string, opts: PushOptions = {}): Promise<PushResult> {
+  const startupMs = performance.now()
+  const started = performance.now()
+  const lock = await acquireDiskLock(disk, 'push')
+  try {
+    const psf = await PsfFile.open(psfPathFor(disk))
+    let doubt: string | null
+    let target: string
+    try {
+      target = psf.header.settings.target
+      if (opts.ifDue && !pushIsDue(psf.header.lastSyncMs, psf.header.settings.rpoSeconds)) {
+        return {disk, target, mode: 'skipped', reason: 'not due yet', blocks: 0, zeroBlocks: 0, bytesSent: 0, seconds: 0}
+      }
+      const tracker = await TrackerControlClient.tryConnect(disk)
+      try {
+        const source = await SourceDisk.open(disk)
+        try {
+          doubt = changeRecordDoubt(psf, source.size, await source.stat(), tracker !== null)
+          if (!doubt && source.size > psf.header.diskSize) {
+            if (tracker) doubt = 'the disk grew while a tracker was running (restart `vdrep track`)'
+            else await growChangeRecord(psf, source.size)
+          }
+          if (!doubt) {
+            const r = await pushDelta(disk, psf, source, tracker, opts, startupMs, started)
+            if (r.mode !== 'fullsync') return r
+            doubt = r.reason ?? 'the replica cannot take a delta'
+          }
+        } finally {
+          await source.close()
+        }
+      } finally {
+        await tracker?.close()
+      }
+    } finally {
+      await psf.close()
+    }
+    if (opts.noFallback) throw new FullSyncNeededError(`a full sync is needed: ${doubt}`, {hint: 'run `vdrep fullsync` (or push without --no-fallback)'})
+    opts.log?.(`falling back to a full sync: ${doubt}`)
+    const shrank = doubt.startsWith('the source disk shrank')
+    const result = await fullsync(disk, {...opts, truncateReplica: opts.truncateReplica || shrank, lockHeld: true})
+    return {disk, target, mode: 'fullsync', reason: doubt, blocks: 0, zeroBlocks: 0, bytesSent: result.bytesSent, seconds: (performance.now() - started) / 1000, fullsync: result}
+  } finally {
+    await lock.release()
+  }
+}
+
+async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker: TrackerControlClient | null, opts: PushOptions, startupMs: number, started: number): Promise<PushResult> {
+  const h = psf.header
+  const target = h.settings.target
+  if (!tracker) await mergeLeftoverInflight(psf)
+  const t0 = performance.now()
+  const conn = await connectReceiver(parseTarget(target), {port: h.settings.deltaPort, log: opts.log, acceptNewHostKey: opts.acceptNewHostKey})
+  const reader = new FrameReader(conn.stream)
+  const writer = new FrameWriter(conn.stream)
+  let frozen: FrozenSet | undefined
+  let committed = false
+  try {
+    await writer.send(FrameType.HELLO, encodeHello({
+      version: PROTOCOL_VERSION, mode: SyncMode.DELTA, hashAlgo: h.hashAlgo, blockSize: h.blockSize, diskSize: source.size, replicaId: h.replicaId, flags: 0, path: conn.replicaPath,
+    }))
+    const first = await reader.next()
+    if (!first) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection during the hello')
+    if (first.type === FrameType.ERROR) {
+      const e = remoteErrorOf(first.payload)
+      if (e.code === 'FULL_SYNC_NEEDED') return fallback(disk, target, e.message.replace(/^replica host: /, ''))
+      throw e
+    }
+    if (first.type !== FrameType.HELLO_OK) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO_OK, got frame type ${first.type}`)
+    const ok = decodeHelloOk(first.payload)
+    const connectMs = performance.now() - t0
+    let lastSeq = h.lastSeq
+    if (ok.lastSeq !== lastSeq) {
+      // The client died after the receiver committed: finish that push's bookkeeping.
+      if (h.pendingSeq !== 0 && ok.lastSeq === h.pendingSeq) {
+        opts.log?.(`the replica already committed sequence ${ok.lastSeq}; recording it`)
+        await psf.updateHeader({lastSeq: ok.lastSeq, pendingSeq: 0})
+        lastSeq = ok.lastSeq
+      } else return fallback(disk, target, `replica sequence mismatch (replica at ${ok.lastSeq}, this disk's record at ${lastSeq})`)
+    }
+    const seq = lastSeq + 1
+    if (opts.preHook) await runHook(opts.preHook, 'pre', disk)
+    const pointInTime = Date.now()
+    try {
+      frozen = tracker ? await freezeWithTracker(tracker) : await freezeWithoutTracker(psf, source, source.size)
+    } finally {
+      if (opts.postHook) await runHook(opts.postHook, 'post', disk)
+    }
+    const statAtFreeze = tracker ? undefined : await source.stat()
+    await psf.updateHeader({pendingSeq: seq})
+    const stats = await sendBundle(frozen, seq, source.size, h.blockSize, h.hashAlgo, writer, new Throttle(opts.bwlimitBytesPerSecond ?? 0))
+    const reply = await reader.next()
+    if (!reply) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection before committing the bundle')
+    if (reply.type === FrameType.ERROR) throw remoteErrorOf(reply.payload)
+    if (reply.type !== FrameType.COMMITTED) throw new ProtocolError('FRAME_UNEXPECTED', `expected COMMITTED, got frame type ${reply.type}`)
+    const c = decodeCommitted(reply.payload)
+    if (c.seq !== seq) throw new ProtocolError('SEQUENCE_MISMATCH', `the replica committed sequence ${c.seq}, expected ${seq}`)
+    committed = true
+    await psf.updateIndexBlocks(stats.hashes)
+    await frozen.complete(true)
+    await psf.updateHeader({lastSeq: seq, pendingSeq: 0, lastSyncMs: pointInTime, diskSize: source.size, ...(statAtFreeze ? statPatch(statAtFreeze) : {})})
+    writer.end()
+    return {
+      disk, target, mode: 'delta', seq, blocks: stats.blocks, zeroBlocks: stats.zeroBlocks, bytesSent: stats.bytesSent,
+      seconds: (performance.now() - started) / 1000,
+      phases: {startupMs, connectMs, readMs: stats.readMs, sendMs: stats.sendMs, journalMs: c.journalMs, applyMs: c.applyMs},
+    }
+  } catch (err) {
+    if (frozen && !committed) await frozen.complete(false).catch(() => {})
+    throw err instanceof VdrepError ? err : new TransportError('PUSH_FAILED', `the push failed: ${(err as Error).message}`, {cause: err})
+  } finally {
+    conn.stream.destroy()
+    await conn.close().catch(() => {})
+  }
+
+  function fallback(d: string, t: string, reason: string): PushResult {
+    return {disk: d, target: t, mode: 'fullsync', reason, blocks: 0, zeroBlocks: 0, bytesSent: 0, seconds: 0}
+  }
+}
+
+export {HeaderFlag}

@@ -1,0 +1,154 @@
+// `vdrep push` to a local-path target without a tracker: trust checks, fallbacks that say
+// why, the lock, and the bundle path (blocks marked in the .psf as `track --scan` would).
+import assert from 'node:assert/strict'
+import {spawn} from 'node:child_process'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import {json, vdrep} from '../helpers/cli.js'
+import {filesEqual, makeMixedDisk, scribbleBlocks, tempDir} from '../helpers/disks.js'
+import {PsfFile} from '../../src/core/psf/psf-file.js'
+import {Region} from '../../src/core/psf/layout.js'
+import {statPatch} from '../../src/core/sync/change-record.js'
+
+const MiB = 1 << 20
+const BS = 64 * 1024
+
+interface PushJson {
+  mode: string
+  reason?: string
+  seq?: number
+  blocks: number
+  bytesSent: number
+}
+
+/** Mark blocks changed in the .psf and record the disk's stat, as `vdrep track --scan` does. */
+async function markChanged(disk: string, blocks: number[]): Promise<void> {
+  const psf = await PsfFile.open(`${disk}.psf`)
+  try {
+    const {bitmap} = await psf.readBitmap(Region.ACTIVE)
+    for (const b of blocks) bitmap.set(b)
+    await psf.writeBitmap(Region.ACTIVE, bitmap)
+    const fh = await fs.open(disk, 'r')
+    const st = await fh.stat({bigint: true})
+    await fh.close()
+    await psf.updateHeader(statPatch(st))
+  } finally {
+    await psf.close()
+  }
+}
+
+describe('push to a local replica (CLI, no tracker)', function () {
+  this.timeout(120_000)
+  let dir: string
+  let disk: string
+  let replica: string
+
+  beforeEach(async () => {
+    dir = await tempDir()
+    disk = path.join(dir, 'vm.img')
+    replica = path.join(dir, 'replica', 'vm.img')
+    await fs.mkdir(path.dirname(replica))
+    await makeMixedDisk(disk, 16 * MiB, 'push')
+    assert.equal((await vdrep(['init', disk, '--to', replica])).code, 0)
+  })
+  afterEach(async () => {
+    await fs.rm(dir, {recursive: true, force: true})
+  })
+
+  it('before any full sync, falls back to one and says why; --no-fallback exits 4', async () => {
+    const nf = await vdrep(['push', disk, '--no-fallback'])
+    assert.equal(nf.code, 4, nf.stderr)
+    assert.match(nf.stderr, /no full sync has completed/)
+    await assert.rejects(fs.stat(replica), 'nothing written')
+    const r = await vdrep(['push', disk])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, /full sync instead \(no full sync has completed since init\)/)
+    assert.equal(r.stdout.trim().split('\n').length, 1, 'one summary line')
+    assert.ok(await filesEqual(disk, replica))
+  })
+
+  it('ships exactly the marked blocks as one committed bundle, and the next push nothing', async () => {
+    assert.equal((await vdrep(['fullsync', disk])).code, 0)
+    const changed = await scribbleBlocks(disk, BS, 6, 'p1')
+    await markChanged(disk, changed)
+    const r = await vdrep(['push', disk, '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    const out = json<PushJson>(r)
+    assert.equal(out.mode, 'delta')
+    assert.equal(out.seq, 1)
+    assert.equal(out.blocks, changed.length)
+    assert.equal(out.bytesSent, changed.length * BS)
+    assert.ok(await filesEqual(disk, replica))
+    await assert.rejects(fs.stat(`${replica}.vdrep-journal`), 'the journal is gone after commit')
+    const again = json<PushJson>(await vdrep(['push', disk, '--json']))
+    assert.equal(again.mode, 'delta')
+    assert.equal(again.blocks, 0)
+    assert.equal(again.seq, 2)
+  })
+
+  it('a disk written while no tracker ran: full sync instead, with the reason', async () => {
+    assert.equal((await vdrep(['fullsync', disk])).code, 0)
+    await scribbleBlocks(disk, BS, 2, 'untracked')
+    const nf = await vdrep(['push', disk, '--no-fallback'])
+    assert.equal(nf.code, 4)
+    assert.match(nf.stderr, /written while no tracker ran/)
+    const r = json<PushJson>(await vdrep(['push', disk, '--json']))
+    assert.equal(r.mode, 'fullsync')
+    assert.match(r.reason ?? '', /written while no tracker ran/)
+    assert.ok(await filesEqual(disk, replica))
+  })
+
+  it('a replica changed behind vdrep\'s back: full sync instead, with the reason', async () => {
+    assert.equal((await vdrep(['fullsync', disk])).code, 0)
+    await new Promise((r) => setTimeout(r, 20))
+    const fh = await fs.open(replica, 'r+')
+    await fh.write(Buffer.from('tampered'), 0, 8, 5 * BS)
+    await fh.close()
+    const r = await vdrep(['push', disk, '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    const out = json<PushJson>(r)
+    assert.equal(out.mode, 'fullsync')
+    assert.match(out.reason ?? '', /modified outside vdrep/)
+    assert.ok(await filesEqual(disk, replica))
+  })
+
+  it('a deleted .psf: push says how to recover; after init the push falls back to a full sync', async () => {
+    assert.equal((await vdrep(['fullsync', disk])).code, 0)
+    await fs.rm(`${disk}.psf`)
+    const r = await vdrep(['push', disk])
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /no state file/)
+    assert.equal((await vdrep(['init', disk, '--to', replica])).code, 0)
+    const out = json<PushJson>(await vdrep(['push', disk, '--json']))
+    assert.equal(out.mode, 'fullsync')
+    assert.ok(await filesEqual(disk, replica))
+  })
+
+  it('a second push while one holds the lock exits 3 at once; a dead holder\'s lock is taken over', async () => {
+    assert.equal((await vdrep(['fullsync', disk])).code, 0)
+    const lockFile = `${disk}.vdrep.lock`
+    const holder = spawn('flock', ['-n', lockFile, 'sleep', '30'], {stdio: 'ignore', detached: true})
+    try {
+      await new Promise((r) => setTimeout(r, 300))
+      const t = performance.now()
+      const r = await vdrep(['push', disk])
+      assert.equal(r.code, 3, r.stderr)
+      assert.match(r.stderr, /already working on/)
+      assert.ok(performance.now() - t < 5000, 'refused at once')
+      const f = await vdrep(['fullsync', disk])
+      assert.equal(f.code, 3, 'a full sync of the same disk is refused too')
+    } finally {
+      process.kill(-(holder.pid as number), 'SIGKILL') // flock and its sleep, which holds the lock too
+    }
+    await new Promise((r) => setTimeout(r, 300))
+    await fs.writeFile(lockFile, 'pid 999999, push, since long ago\n')
+    assert.equal((await vdrep(['push', disk])).code, 0, 'the stale lock is taken over')
+  })
+
+  it('--if-due skips a push that is not due', async () => {
+    assert.equal((await vdrep(['fullsync', disk])).code, 0)
+    const r = await vdrep(['push', disk, '--if-due'])
+    assert.equal(r.code, 0)
+    assert.match(r.stdout, /not due/)
+  })
+})
