@@ -6,15 +6,21 @@ import {DiskIoError, UsageError} from '../errors.js'
 import {detectForeignFormat} from './image-format.js'
 import {blockDeviceSize} from './native.js'
 
+/** A test seam: return an error to make the read of [pos, pos+len) fail as the device would. */
+export type ReadFault = (pos: number, len: number) => NodeJS.ErrnoException | undefined
+
+const PROBE = 4096
+
 export class SourceDisk {
   private constructor(
     readonly path: string,
     private readonly fh: fs.FileHandle,
     readonly size: number,
     readonly isBlockDevice: boolean,
+    private readonly fault?: ReadFault,
   ) {}
 
-  static async open(path: string): Promise<SourceDisk> {
+  static async open(path: string, fault?: ReadFault): Promise<SourceDisk> {
     let st
     try {
       st = await fs.stat(path)
@@ -37,27 +43,46 @@ export class SourceDisk {
       await fh.read(head, 0, head.length, 0)
       const foreign = detectForeignFormat(head)
       if (foreign) throw new UsageError('DISK_NOT_RAW', `${path} is a ${foreign.name} image, not a raw disk`, {hint: foreign.hint})
-      return new SourceDisk(path, fh, size, st.isBlockDevice())
+      return new SourceDisk(path, fh, size, st.isBlockDevice(), fault)
     } catch (err) {
       await fh.close()
       throw err
     }
   }
 
-  /** Read exactly `len` bytes at `pos` into `buf`; a short read is an error naming the offset. */
+  /** Read exactly `len` bytes at `pos` into `buf`; a failure names the first offset that cannot be read. */
   async readAt(buf: Buffer, len: number, pos: number): Promise<Buffer> {
+    try {
+      await this.readExactly(buf, 0, len, pos)
+    } catch (err) {
+      if (len <= PROBE || err instanceof DiskIoError) throw this.readError(err, pos)
+      // A large read failed: find the first 4 KiB that cannot be read, so the message names it.
+      for (let off = 0; off < len; off += PROBE) {
+        try {
+          await this.readExactly(buf, off, Math.min(PROBE, len - off), pos + off)
+        } catch (inner) {
+          throw this.readError(inner, pos + off)
+        }
+      }
+      throw this.readError(err, pos)
+    }
+    return buf.subarray(0, len)
+  }
+
+  private readError(err: unknown, at: number): DiskIoError {
+    if (err instanceof DiskIoError) return err
+    return new DiskIoError(`read error on ${this.path} at offset ${at}: ${(err as Error).message}`, {cause: err, hint: 'the source disk cannot be read there; nothing was reported as synced'})
+  }
+
+  private async readExactly(buf: Buffer, bufOff: number, len: number, pos: number): Promise<void> {
     let done = 0
     while (done < len) {
-      let n: number
-      try {
-        n = (await this.fh.read(buf, done, len - done, pos + done)).bytesRead
-      } catch (err) {
-        throw new DiskIoError(`read error on ${this.path} at offset ${pos + done}: ${(err as Error).message}`, {cause: err})
-      }
+      const injected = this.fault?.(pos + done, len - done)
+      if (injected) throw injected
+      const n = (await this.fh.read(buf, bufOff + done, len - done, pos + done)).bytesRead
       if (n === 0) throw new DiskIoError(`${this.path} ended at offset ${pos + done}, before the ${this.size} bytes it had when the sync began`, {hint: 'the disk shrank during the sync'})
       done += n
     }
-    return buf.subarray(0, len)
   }
 
   get fd(): number {

@@ -53,6 +53,7 @@ class FullsyncReceiver {
   private readonly digest: StreamHasher
   private inFlight: Promise<unknown>[] = []
   private scanError: Error | undefined
+  private writeError: Error | undefined
   private bytesWritten = 0
   private pendingRun: {start: number; end: number; buffers: Buffer[]; bytes: number} | undefined
 
@@ -197,6 +198,12 @@ class FullsyncReceiver {
   }
 
   private async track(p: Promise<unknown>): Promise<void> {
+    // Keep the first write error (ENOSPC, EIO) and fail the session with it; never leave a
+    // rejected promise unobserved (that would end the process instead of answering the client).
+    p.catch((err: Error) => {
+      this.writeError ??= err
+    })
+    if (this.writeError) throw this.writeError
     this.inFlight.push(p)
     if (this.inFlight.length >= MAX_WRITES_IN_FLIGHT) await this.settleWrites()
   }
@@ -205,7 +212,8 @@ class FullsyncReceiver {
     await this.flushRun()
     const pending = this.inFlight
     this.inFlight = []
-    await Promise.all(pending)
+    await Promise.allSettled(pending)
+    if (this.writeError) throw this.writeError
   }
 
   /** Make everything below `upto` durable, fold it into the digest, record the resume point. */

@@ -7,7 +7,7 @@ import path from 'node:path'
 import {UsageError, VerifyError} from '../errors.js'
 import {blockHasher, HASH_LENGTH} from '../hash/block-hash.js'
 import {isAllZero} from '../hash/zero.js'
-import {SourceDisk} from '../disk/source-disk.js'
+import {SourceDisk, type ReadFault} from '../disk/source-disk.js'
 import {readChunks} from '../disk/chunk-reader.js'
 import {Bitmap} from '../psf/bitmap.js'
 import {HeaderFlag} from '../psf/header.js'
@@ -36,6 +36,8 @@ export interface FullsyncOptions {
   bwlimitBytesPerSecond?: number
   /** Record an unknown replica host key in known_hosts (like StrictHostKeyChecking=accept-new). */
   acceptNewHostKey?: boolean
+  /** Tests only: fail source reads as a failing device would (EIO at an offset). */
+  sourceReadFault?: ReadFault
   /** The caller (push) already holds the disk lock. */
   lockHeld?: boolean
   progress?: ProgressSink
@@ -64,7 +66,7 @@ export async function fullsync(disk: string, opts: FullsyncOptions = {}): Promis
   try {
     const psf = await PsfFile.open(psfPathFor(disk))
     try {
-      const source = await SourceDisk.open(disk)
+      const source = await SourceDisk.open(disk, opts.sourceReadFault)
       try {
         const tracker = await TrackerControlClient.tryConnect(disk)
         try {

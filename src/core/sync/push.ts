@@ -68,7 +68,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
       }
       const tracker = await TrackerControlClient.tryConnect(disk)
       try {
-        const source = await SourceDisk.open(disk)
+        const source = await SourceDisk.open(disk, opts.sourceReadFault)
         try {
           doubt = changeRecordDoubt(psf, source.size, await source.stat(), tracker !== null)
           if (!doubt && source.size > psf.header.diskSize) {
