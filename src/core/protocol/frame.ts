@@ -58,7 +58,7 @@ export function decodeFrameHeader(b: Buffer): FrameHeader {
   const flags = b.readUInt8(3)
   if (flags !== 0) throw new ProtocolError('FRAME_BAD_FLAGS', `frame flags 0x${flags.toString(16)} are reserved`)
   const length = b.readUInt32LE(4)
-  if (length > MAX_PAYLOAD * 2000) throw new ProtocolError('FRAME_TOO_LARGE', `frame length ${length} exceeds the limit of ${MAX_PAYLOAD}`)
+  if (length > MAX_PAYLOAD) throw new ProtocolError('FRAME_TOO_LARGE', `frame length ${length} exceeds the limit of ${MAX_PAYLOAD}`)
   return {type: type as FrameTypeId, length}
 }
 
