@@ -55,6 +55,8 @@ export function decodeReplicaState(b: Buffer): ReplicaState {
   if (!b.subarray(0, 8).equals(STATE_MAGIC)) throw new StateError('REPLICA_STATE_FOREIGN', 'the replica state file is not a vdrep file (bad magic)')
   const version = b.readUInt16LE(8)
   if (version !== STATE_VERSION) throw corrupt(`version ${version}, expected ${STATE_VERSION}`)
+  // The crc covers only the body: a reserved field that is not zero is the one header change nothing else would catch.
+  if (b.readUInt16LE(10) !== 0) throw corrupt(`reserved field 0x${b.readUInt16LE(10).toString(16)} is not zero`)
   const length = b.readUInt32LE(12)
   if (length > MAX_STATE_BODY) throw corrupt(`body length ${length} exceeds ${MAX_STATE_BODY}`)
   if (b.length !== STATE_HEADER_SIZE + length) throw corrupt(`body is ${b.length - STATE_HEADER_SIZE} bytes, header says ${length}`)

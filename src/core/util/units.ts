@@ -18,9 +18,16 @@ export function formatBytes(n: number): string {
 
 /** "15m", "1h", "90s" → seconds. */
 export function parseDuration(input: string, what: string): number {
-  const v = /^\d+$/.test(input.trim()) ? Number(input) * 1000 : (msLib(input.trim() as msLib.StringValue) as number | undefined)
-  if (v === undefined || !Number.isFinite(v) || v <= 0) throw new UsageError('BAD_DURATION', `${what}: cannot read '${input}' as a duration`, {hint: 'use a number with a unit: 5m, 90m, 1h, 24h'})
-  return Math.round(v / 1000)
+  let v: number | undefined
+  try {
+    v = /^\d+$/.test(input.trim()) ? Number(input) * 1000 : (msLib(input.trim() as msLib.StringValue) as number | undefined)
+  } catch {
+    v = undefined // ms throws a plain Error on an empty string
+  }
+  // Rounded first, so that "1ms" is refused rather than read as 0 seconds.
+  const seconds = v === undefined ? NaN : Math.round(v / 1000)
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('BAD_DURATION', `${what}: cannot read '${input}' as a duration`, {hint: 'use a number with a unit: 5m, 90m, 1h, 24h'})
+  return seconds
 }
 
 export function formatDuration(seconds: number): string {
