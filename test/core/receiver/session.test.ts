@@ -1,0 +1,102 @@
+// The receiver driven frame by frame by a hand-written client over an in-memory stream pair:
+// a failed proof, hostile frames, and the rules a client must follow.
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import {tempDir} from '../../helpers/disks.js'
+import {blockHasher, HashAlgo} from '../../../src/core/hash/block-hash.js'
+import {duplexPair} from '../../../src/core/protocol/duplex-pair.js'
+import {encodeFrameHeader, FrameType, PROTOCOL_VERSION} from '../../../src/core/protocol/frame.js'
+import {FrameReader} from '../../../src/core/protocol/frame-reader.js'
+import {FrameWriter} from '../../../src/core/protocol/frame-writer.js'
+import {decodeBlockStatus, decodeError, decodeVerifyResult, encodeDataFields, encodeDone, encodeHello, encodeU64, SyncMode} from '../../../src/core/protocol/messages.js'
+import {handleConnection} from '../../../src/core/receiver/session.js'
+import {decodeReplicaState} from '../../../src/core/receiver/replica-state.js'
+
+const BS = 4096
+const BLOCKS = 8
+
+function hello(p: string, over: Partial<Parameters<typeof encodeHello>[0]> = {}) {
+  return encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * BLOCKS, replicaId: Buffer.alloc(16, 7), flags: 0, path: p, ...over})
+}
+
+describe('receiver session (hand-written client)', () => {
+  let root: string
+  beforeEach(async () => {
+    root = await tempDir()
+  })
+  afterEach(async () => {
+    await fs.rm(root, {recursive: true, force: true})
+  })
+
+  function connect() {
+    const [client, server] = duplexPair()
+    const served = handleConnection(server, {root})
+    return {reader: new FrameReader(client), writer: new FrameWriter(client), served, client}
+  }
+
+  it('a digest that does not match leaves the replica incomplete and resets the resume point', async () => {
+    const {reader, writer, served} = connect()
+    await writer.send(FrameType.HELLO, hello('r.img'))
+    assert.equal((await reader.next())?.type, FrameType.HELLO_OK)
+    const st = await reader.next()
+    assert.equal(st?.type, FrameType.BLOCK_STATUS)
+    assert.equal(decodeBlockStatus(st!.payload).kinds.length, BLOCKS)
+    const h = blockHasher(HashAlgo.BLAKE3)
+    const data = Buffer.alloc(BS, 0x5a)
+    await writer.send(FrameType.DATA, encodeDataFields(0, h.hash(data)), data)
+    await writer.send(FrameType.DONE, encodeDone({blockCount: BLOCKS, digest: Buffer.alloc(32, 1)}))
+    let verdict
+    for (let f = await reader.next(); f; f = await reader.next()) if (f.type === FrameType.VERIFY_RESULT) verdict = decodeVerifyResult(f.payload)
+    await served
+    assert.equal(verdict?.ok, false)
+    const state = decodeReplicaState(await fs.readFile(path.join(root, 'r.img.vdrep')))
+    assert.equal(state.complete, false)
+    assert.equal(state.resumeBlock, 0, 'a failed proof resets the resume point')
+  })
+
+  async function expectError(frames: Buffer[], code: RegExp): Promise<void> {
+    const {reader, served, client} = connect()
+    for (const f of frames) client.write(f)
+    client.end()
+    let err
+    for (let f = await reader.next().catch(() => null); f; f = await reader.next().catch(() => null)) if (f.type === FrameType.ERROR) err = decodeError(f.payload)
+    await served
+    assert.ok(err, 'the receiver answers with an ERROR frame')
+    assert.match(err.code, code)
+  }
+
+  const frame = (type: number, payload: Buffer) => Buffer.concat([encodeFrameHeader(type as never, payload.length), payload])
+
+  it('refuses hostile or out-of-order frames with a typed error and writes nothing', async () => {
+    const raw = (b: number[]) => Buffer.from(b)
+    await expectError([raw([0x00, 0x00, 1, 0, 0, 0, 0, 0])], /FRAME_BAD_MAGIC/)
+    await expectError([raw([0x56, 0x44, 1, 0, 0xff, 0xff, 0xff, 0x7f])], /FRAME_TOO_LARGE/)
+    await expectError([raw([0x56, 0x44, 99, 0, 0, 0, 0, 0])], /FRAME_UNKNOWN_TYPE/)
+    await expectError([frame(FrameType.DONE, Buffer.alloc(40))], /FRAME_UNEXPECTED/)
+    await expectError([frame(FrameType.HELLO, hello('../escape.img'))], /PATH_OUTSIDE_ROOT/)
+    await expectError([frame(FrameType.HELLO, hello('/etc/passwd'))], /PATH_OUTSIDE_ROOT/)
+    await expectError([frame(FrameType.HELLO, hello('x.img', {blockSize: 3000}))], /BAD_BLOCK_SIZE/)
+    await expectError([frame(FrameType.HELLO, hello('x.img', {version: 9}))], /VERSION_MISMATCH/)
+    const h = blockHasher(HashAlgo.BLAKE3)
+    const data = Buffer.alloc(BS, 1)
+    await expectError([frame(FrameType.HELLO, hello('y.img')), frame(FrameType.DATA, Buffer.concat([encodeDataFields(BLOCKS + 5, h.hash(data)), data]))], /BLOCK_OUT_OF_RANGE|BLOCK_NOT_SCANNED/)
+    await expectError([frame(FrameType.HELLO, hello('z.img')), frame(FrameType.CHECKPOINT, encodeU64(BLOCKS * 100))], /CHECKPOINT_OUT_OF_RANGE/)
+    await assert.rejects(fs.stat(path.join(path.dirname(root), 'escape.img')))
+  })
+
+  it('refuses a block whose data does not match its hash', async () => {
+    const {reader, writer, served} = connect()
+    await writer.send(FrameType.HELLO, hello('w.img'))
+    await reader.next()
+    await reader.next()
+    const data = Buffer.alloc(BS, 3)
+    await writer.send(FrameType.DATA, encodeDataFields(1, Buffer.alloc(32, 9)), data)
+    let err
+    for (let f = await reader.next(); f; f = await reader.next()) if (f.type === FrameType.ERROR) err = decodeError(f.payload)
+    await served
+    assert.equal(err?.code, 'BLOCK_BAD_HASH')
+    const written = await fs.readFile(path.join(root, 'w.img'))
+    assert.ok(written.subarray(BS, 2 * BS).equals(Buffer.alloc(BS)), 'the bad block was not written')
+  })
+})
