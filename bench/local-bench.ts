@@ -1,0 +1,235 @@
+// The local section of `npm run bench`: vdrep full sync to a local-path replica beside the
+// tools a user would otherwise reach for, side by side on ONE generated disk in the same run.
+//
+// Every case is timed `opts.runs` times; whatever it needs (a removed replica, a restored
+// 1% seed) is prepared before each run, untimed. vdrep runs through the real binary
+// (`node bin/run.js fullsync DISK --json`), so its wall time includes node + oclif start-up;
+// the engine's own `seconds` from the JSON is kept beside it. All runs are page-cache warm.
+import {spawn} from 'node:child_process'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import {have, row, sh, timeRuns, type BenchOptions, type BenchRow} from './bench-common.js'
+import {makeMixedDisk, scribbleBlocks} from '../test/helpers/disks.js'
+import {VDREP_BIN} from '../test/helpers/cli.js'
+
+export const LOCAL_SECTION = 'local'
+export const BENCH_BLOCK_SIZE = 64 * 1024
+/** Share of the 64 KiB blocks that differ between the source and the seed. */
+export const SEED_CHANGED = 0.01
+
+/** Case names, shared by the rows and the checks below. */
+export const LocalCase = {
+  START: 'vdrep start-up (--version)',
+  FRESH: 'vdrep fullsync, fresh target',
+  SEED: 'vdrep fullsync, 1% seed',
+  IDENTICAL: 'vdrep fullsync, identical seed',
+  RSYNC: 'rsync --inplace --no-whole-file, 1% seed',
+  CP: 'cp --sparse=always',
+  QEMU: 'qemu-img convert -O raw',
+  B3SUM: 'b3sum (hash limit)',
+  XXH: 'xxhsum -H128 (hash limit)',
+  CAT1: 'cat disk > /dev/null',
+  CAT2: 'cat disk seed > /dev/null',
+} as const
+
+/** A row of this section; vdrep rows also carry what the engine itself reported. */
+export interface LocalBenchRow extends BenchRow {
+  /** Median of the `seconds` vdrep reports in its JSON (no process start-up). */
+  engineSeconds?: number
+  /** Bytes vdrep sent in the last run. */
+  bytesSent?: number
+}
+
+/** A ratio the issue sets a target for, judged on median wall time. */
+export interface BenchCheck {
+  label: string
+  /** The measured ratio (undefined when a case was skipped). */
+  ratio?: number
+  target: string
+  pass?: boolean
+  note?: string
+}
+
+type Log = (line: string) => void
+
+interface VdrepRun {
+  wall: number
+  engine: number
+  bytesSent: number
+  blocksDiffering: number
+  blocksZeroed: number
+}
+
+/** Run the vdrep binary; resolves with its stdout, rejects with its stderr on a non-zero exit. */
+function runVdrep(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [VDREP_BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe']})
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`vdrep ${args.join(' ')} exited ${code}:\n${out}${err}`))))
+  })
+}
+
+/** A case folder: a hard link to the one source disk (so its .psf is its own), a replica folder, `vdrep init`. */
+async function vdrepCase(work: string, name: string, source: string): Promise<{disk: string; replica: string}> {
+  const dir = path.join(work, name)
+  await fs.mkdir(path.join(dir, 'replica'), {recursive: true})
+  const disk = path.join(dir, 'disk.img')
+  await fs.link(source, disk)
+  const replica = path.join(dir, 'replica', 'disk.img')
+  await runVdrep(['init', disk, '--to', replica, '--block-size', String(BENCH_BLOCK_SIZE), '--json'])
+  return {disk, replica}
+}
+
+async function removeReplica(replica: string): Promise<void> {
+  await fs.rm(replica, {force: true})
+  await fs.rm(`${replica}.vdrep`, {force: true})
+}
+
+/** The seed as a user would have it: an older copy, no vdrep state, flushed to disk (so no run pays for another's writeback). */
+async function restoreSeed(seedMaster: string, replica: string): Promise<void> {
+  await removeReplica(replica)
+  sh(`cp --sparse=always '${seedMaster}' '${replica}' && sync '${replica}'`)
+}
+
+async function timeVdrep(runs: number, disk: string, prepare?: () => Promise<void>): Promise<VdrepRun[]> {
+  const out: VdrepRun[] = []
+  for (let i = 0; i < runs; i++) {
+    if (prepare) await prepare()
+    const t = performance.now()
+    const stdout = await runVdrep(['fullsync', disk, '--json'])
+    const wall = (performance.now() - t) / 1000
+    const r = JSON.parse(stdout) as {seconds: number; bytesSent: number; blocksDiffering: number; blocksZeroed: number}
+    out.push({wall, engine: r.seconds, bytesSent: r.bytesSent, blocksDiffering: r.blocksDiffering, blocksZeroed: r.blocksZeroed})
+  }
+  return out
+}
+
+function vdrepRow(name: string, runs: VdrepRun[], bytes: number): LocalBenchRow {
+  const r: LocalBenchRow = row(LOCAL_SECTION, name, runs.map((x) => x.wall), bytes)
+  const engines = [...runs.map((x) => x.engine)].sort((a, b) => a - b)
+  const m = Math.floor(engines.length / 2)
+  r.engineSeconds = engines.length % 2 ? engines[m] : (engines[m - 1] + engines[m]) / 2
+  const last = runs[runs.length - 1]
+  r.bytesSent = last.bytesSent
+  r.note = `sent ${(r.bytesSent / 1e6).toFixed(1)} MB (${((r.bytesSent / bytes) * 100).toFixed(2)}%): ${last.blocksDiffering} blocks as data, ${last.blocksZeroed} as zero runs`
+  return r
+}
+
+function skipped(name: string, why: string): BenchRow {
+  return {section: LOCAL_SECTION, name, seconds: NaN, bytes: 0, runs: [], note: `skipped: ${why}`}
+}
+
+/** Time a shell command (after `prepare`, untimed), or skip it with a note when its tool is missing. */
+async function shellCase(rows: BenchRow[], log: Log, runs: number, name: string, tool: string, cmd: string, bytes: number, prepare?: () => Promise<void> | void): Promise<void> {
+  if (!have(tool)) {
+    log(`skipping ${name}: ${tool} is not installed`)
+    rows.push(skipped(name, `${tool} is not installed`))
+    return
+  }
+  log(`timing ${name}`)
+  rows.push(row(LOCAL_SECTION, name, await timeRuns(runs, () => void sh(cmd), prepare), bytes))
+}
+
+function cmpOrThrow(a: string, b: string, what: string): void {
+  try {
+    sh(`cmp '${a}' '${b}'`)
+  } catch {
+    throw new Error(`${what}: the replica ${b} differs from the source ${a} after the runs`)
+  }
+}
+
+export async function runLocalBench(opts: BenchOptions & {log?: Log}): Promise<BenchRow[]> {
+  const log: Log = opts.log ?? (() => {})
+  const {size, runs} = opts
+  const work = opts.workDir
+  await fs.mkdir(work, {recursive: true})
+  const source = path.join(work, 'disk.img')
+  const seedMaster = path.join(work, 'seed.img')
+  const scratch = path.join(work, 'scratch.img')
+  const blocks = Math.ceil(size / BENCH_BLOCK_SIZE)
+  const changed = Math.max(1, Math.round(blocks * SEED_CHANGED))
+
+  log(`generating a ${(size / 2 ** 20).toFixed(0)} MiB mixed disk and a seed with ${changed} of ${blocks} blocks changed`)
+  await makeMixedDisk(source, size, 'bench')
+  sh(`cp --sparse=always '${source}' '${seedMaster}'`)
+  await scribbleBlocks(seedMaster, BENCH_BLOCK_SIZE, changed, 'bench-seed')
+  sh(`sync '${source}' '${seedMaster}' && cat '${source}' '${seedMaster}' > /dev/null`) // flushed, then warm
+
+  const rows: BenchRow[] = []
+
+  log(`timing ${LocalCase.START}`)
+  rows.push(row(LOCAL_SECTION, LocalCase.START, await timeRuns(runs, () => runVdrep(['--version']).then(() => {})), 0, 'node + oclif, no work'))
+
+  const fresh = await vdrepCase(work, 'fresh', source)
+  log(`timing ${LocalCase.FRESH}`)
+  rows.push(vdrepRow(LocalCase.FRESH, await timeVdrep(runs, fresh.disk, () => removeReplica(fresh.replica)), size))
+  cmpOrThrow(source, fresh.replica, LocalCase.FRESH)
+
+  const seed = await vdrepCase(work, 'seed', source)
+  log(`timing ${LocalCase.SEED}`)
+  rows.push(vdrepRow(LocalCase.SEED, await timeVdrep(runs, seed.disk, () => restoreSeed(seedMaster, seed.replica)), size))
+  cmpOrThrow(source, seed.replica, LocalCase.SEED)
+
+  const same = await vdrepCase(work, 'identical', source)
+  sh(`cp --sparse=always '${source}' '${same.replica}' && sync '${same.replica}'`)
+  log(`timing ${LocalCase.IDENTICAL}`)
+  rows.push(vdrepRow(LocalCase.IDENTICAL, await timeVdrep(runs, same.disk), size))
+  cmpOrThrow(source, same.replica, LocalCase.IDENTICAL)
+
+  await shellCase(rows, log, runs, LocalCase.RSYNC, 'rsync', `rsync --inplace --no-whole-file '${source}' '${scratch}'`, size, () => restoreSeed(seedMaster, scratch))
+  await shellCase(rows, log, runs, LocalCase.CP, 'cp', `cp --sparse=always '${source}' '${scratch}'`, size, () => removeReplica(scratch))
+  await shellCase(rows, log, runs, LocalCase.QEMU, 'qemu-img', `qemu-img convert -f raw -O raw '${source}' '${scratch}'`, size, () => removeReplica(scratch))
+  await removeReplica(scratch)
+  await shellCase(rows, log, runs, LocalCase.B3SUM, 'b3sum', `b3sum '${source}' > /dev/null`, size)
+  await shellCase(rows, log, runs, LocalCase.XXH, 'xxhsum', `xxhsum -H128 '${source}' > /dev/null`, size)
+  await shellCase(rows, log, runs, LocalCase.CAT1, 'cat', `cat '${source}' > /dev/null`, size)
+  await shellCase(rows, log, runs, LocalCase.CAT2, 'cat', `cat '${source}' '${seedMaster}' > /dev/null`, size)
+  return rows
+}
+
+/** The targets of issue 2, judged on median wall time (vdrep's start-up included). */
+export function localChecks(rows: BenchRow[]): BenchCheck[] {
+  const t = (name: string) => {
+    const r = rows.find((x) => x.name === name)
+    return r && Number.isFinite(r.seconds) ? r.seconds : undefined
+  }
+  const check = (label: string, target: string, num: string, den: string, ok: (ratio: number) => boolean): BenchCheck => {
+    const a = t(num)
+    const b = t(den)
+    if (a === undefined || b === undefined) return {label, target, note: `skipped: ${a === undefined ? num : den} did not run`}
+    const ratio = a / b
+    return {label, ratio, target, pass: ok(ratio)}
+  }
+  return [
+    check('rsync 1% seed / vdrep 1% seed', '>= 3x', LocalCase.RSYNC, LocalCase.SEED, (r) => r >= 3),
+    check('vdrep 1% seed / cat disk seed', '<= 2x', LocalCase.SEED, LocalCase.CAT2, (r) => r <= 2),
+    check('vdrep fresh / qemu-img convert', '<= 1.5x', LocalCase.FRESH, LocalCase.QEMU, (r) => r <= 1.5),
+  ]
+}
+
+/** Ratios printed for context, without a target. */
+export function localContext(rows: BenchRow[]): string[] {
+  const get = (name: string) => rows.find((x) => x.name === name) as LocalBenchRow | undefined
+  const out: string[] = []
+  const start = get(LocalCase.START)
+  for (const name of [LocalCase.FRESH, LocalCase.SEED, LocalCase.IDENTICAL]) {
+    const r = get(name)
+    if (r?.engineSeconds !== undefined) out.push(`${name}: engine ${r.engineSeconds.toFixed(2)} s of ${r.seconds.toFixed(2)} s wall`)
+  }
+  const seed = get(LocalCase.SEED)
+  const cat2 = get(LocalCase.CAT2)
+  if (seed?.engineSeconds !== undefined && cat2 && Number.isFinite(cat2.seconds)) {
+    out.push(`engine-only 1% seed / cat disk seed: ${(seed.engineSeconds / cat2.seconds).toFixed(2)}x`)
+  }
+  const fresh = get(LocalCase.FRESH)
+  const qemu = get(LocalCase.QEMU)
+  if (fresh?.engineSeconds !== undefined && qemu && Number.isFinite(qemu.seconds)) {
+    out.push(`engine-only fresh / qemu-img convert: ${(fresh.engineSeconds / qemu.seconds).toFixed(2)}x`)
+  }
+  if (start) out.push(`start-up (node + oclif, vdrep --version): ${start.seconds.toFixed(2)} s`)
+  return out
+}
