@@ -4,8 +4,9 @@
 //
 // Sections run in order: local (bench/local-bench.ts), then ssh and tracker when their
 // modules exist. A section module exports `run<Name>Bench(opts: BenchOptions)` returning
-// `BenchRow[]` (or `{rows, checks}`), and may export `<name>Checks(rows)` returning ratio
-// checks shaped like `BenchCheck` in local-bench.ts: {label, ratio?, target, pass?, note?}.
+// `BenchRow[]` (or `{rows, checks, context}`), and may export `<name>Checks(rows)` returning
+// ratio checks shaped like `BenchCheck` in local-bench.ts: {label, ratio?, target, pass?,
+// note?}, and `<name>Context(rows)` returning lines printed for context.
 // Modules that are missing are reported as skipped, so this harness works before they land.
 //
 // Progress goes to stderr; tables to stdout; the last stdout line is one JSON summary
@@ -142,7 +143,10 @@ async function runSection(name: SectionName, opts: BenchOptions, log: (l: string
   let checks = Array.isArray(out) ? [] : (out.checks ?? [])
   const checksFn = mod?.[`${name}Checks`]
   if (checks.length === 0 && typeof checksFn === 'function') checks = (checksFn as (r: BenchRow[]) => BenchCheck[])(rows)
-  return done({rows, checks, context: Array.isArray(out) ? [] : (out.context ?? [])})
+  let context = Array.isArray(out) ? [] : (out.context ?? [])
+  const contextFn = mod?.[`${name}Context`]
+  if (context.length === 0 && typeof contextFn === 'function') context = (contextFn as (r: BenchRow[]) => string[])(rows)
+  return done({rows, checks, context})
 }
 
 function printSection(r: SectionResult, size: number, runs: number): void {
