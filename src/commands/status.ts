@@ -1,0 +1,51 @@
+import {Args} from '@oclif/core'
+import {BaseCommand} from '../cli/base-command.js'
+import {statusRows, type DiskStatusRow} from '../core/status/status.js'
+import {formatBytes, formatDuration} from '../core/util/units.js'
+
+export interface StatusResult {
+  disks: DiskStatusRow[]
+}
+
+export default class Status extends BaseCommand {
+  static override summary = 'One row per disk: target, tracking or not, state, changed blocks and bytes pending, last sync.'
+  static override description = 'With no disk, shows every disk that has a .psf in the current directory. Changes nothing.'
+  static override examples = ['<%= config.bin %> status /vm/web.img /vm/db.img', '<%= config.bin %> status /vm/web.img --json']
+  static override strict = false
+  static override args = {disk: Args.string({description: 'disks initialised with `vdrep init` (any number)'})}
+
+  async run(): Promise<StatusResult> {
+    const {argv, flags} = await this.parse(Status)
+    this.setGlobals(flags)
+    const disks = await statusRows(argv as string[])
+    if (disks.length === 0) this.say('no disks: name one, or run in the folder that holds <disk>.psf')
+    else for (const line of renderTable(disks)) this.say(line)
+    return {disks}
+  }
+}
+
+function pending(r: DiskStatusRow): string {
+  return `${r.pendingBlocks} blocks (${formatBytes(r.bytesPending)})`
+}
+
+function lastSync(r: DiskStatusRow): string {
+  if (r.lastSyncMs === null || r.ageSeconds === null) return 'never'
+  return `${r.lastSync} (${r.ageSeconds < 1 ? 'just now' : `${formatDuration(r.ageSeconds)} ago`})`
+}
+
+function renderTable(rows: DiskStatusRow[]): string[] {
+  const head = ['DISK', 'TARGET', 'TRACKING', 'STATE', 'PENDING', 'LAST SYNC']
+  const cells = rows.map((r) => [
+    r.disk,
+    r.target ?? '-',
+    r.tracking && r.tracker ? `yes (pid ${r.tracker.pid}, ${r.tracker.clients} client${r.tracker.clients === 1 ? '' : 's'})` : 'no',
+    r.state,
+    pending(r),
+    lastSync(r),
+  ])
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)))
+  const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]))).join('  ')
+  const out = [line(head), ...cells.map(line)]
+  for (const r of rows) if (r.reason) out.push(`${r.disk}: ${r.reason}`)
+  return out
+}

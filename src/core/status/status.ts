@@ -1,0 +1,187 @@
+// `vdrep status`: one row per disk, built from its .psf and, when a tracker runs, from the
+// tracker's control socket (live counts). Never changes anything. Push work extends the rows
+// (RPO age and violation, --check); keep every decision about a row in this file.
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import {asVdrepError, type VdrepError} from '../errors.js'
+import {HeaderFlag, type PsfHeader} from '../psf/header.js'
+import {Region} from '../psf/layout.js'
+import {PsfFile, psfPathFor} from '../psf/psf-file.js'
+import {TrackerControlClient, type TrackerStatus} from '../tracker/control-client.js'
+import {stampOf, untrustedReason} from '../tracker/disk-stamp.js'
+import {bytesCovered, unionOf} from '../tracker/dirty-log.js'
+
+export type DiskState = 'OK' | 'Pushing' | 'Full sync needed' | 'Not tracking' | 'Error'
+
+export interface TrackerSummary {
+  pid: number
+  nbd: string[]
+  /** NBD clients connected. */
+  clients: number
+  /** A push (or full sync) holds a freeze now. */
+  frozen: boolean
+}
+
+export interface DiskStatusRow {
+  disk: string
+  /** Replica as recorded at init; null when the .psf cannot be read. */
+  target: string | null
+  /** A tracker answers on the disk's control socket. */
+  tracking: boolean
+  tracker: TrackerSummary | null
+  state: DiskState
+  /** Why the state is not plain OK / Not tracking; null otherwise. */
+  reason: string | null
+  /** Blocks written since the last freeze (active set). */
+  dirtyBlocks: number
+  /** Blocks a push is shipping now (in-flight set). */
+  inflightBlocks: number
+  /** Blocks in either set: what is not on the replica yet. */
+  pendingBlocks: number
+  bytesPending: number
+  blockSize: number | null
+  diskSize: number | null
+  /** Last successful sync, ms since the epoch and ISO text; null when never. */
+  lastSyncMs: number | null
+  lastSync: string | null
+  lastSeq: number | null
+  generation: number | null
+  rpoSeconds: number | null
+  /** Seconds since the last successful sync; null when never. */
+  ageSeconds: number | null
+  error: {code: string; message: string; hint?: string} | null
+}
+
+export interface StatusOptions {
+  /** How long a tracker gets to answer. Default 2 s. */
+  trackerTimeoutMs?: number
+  now?: number
+}
+
+function emptyRow(disk: string): DiskStatusRow {
+  return {
+    disk, target: null, tracking: false, tracker: null, state: 'Error', reason: null,
+    dirtyBlocks: 0, inflightBlocks: 0, pendingBlocks: 0, bytesPending: 0, blockSize: null, diskSize: null,
+    lastSyncMs: null, lastSync: null, lastSeq: null, generation: null, rpoSeconds: null, ageSeconds: null, error: null,
+  }
+}
+
+function errorOf(err: unknown): {code: string; message: string; hint?: string} {
+  const e: VdrepError = asVdrepError(err)
+  return {code: e.code, message: e.message, ...(e.hint ? {hint: e.hint} : {})}
+}
+
+/** Ask a running tracker; null when none answers (or it does not answer in time). */
+async function askTracker(disk: string, timeoutMs: number): Promise<TrackerStatus | null> {
+  const c = await TrackerControlClient.tryConnect(disk, {timeoutMs}).catch(() => null)
+  if (!c) return null
+  try {
+    return await c.status()
+  } catch {
+    return null
+  } finally {
+    await c.close()
+  }
+}
+
+function needsFullSyncReason(h: PsfHeader): string | null {
+  if (!(h.flags & HeaderFlag.NEEDS_FULL_SYNC)) return null
+  return h.generation === 0 ? 'no full sync has completed since init' : 'the change record was marked untrusted'
+}
+
+export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Promise<DiskStatusRow> {
+  const disk = path.resolve(diskArg)
+  const row = emptyRow(disk)
+  const now = opts.now ?? Date.now()
+  let psf: PsfFile
+  try {
+    psf = await PsfFile.open(psfPathFor(disk), false)
+  } catch (err) {
+    row.error = errorOf(err)
+    const missing = row.error.code === 'PSF_MISSING'
+    row.state = missing ? 'Error' : 'Full sync needed'
+    row.reason = missing ? 'not initialised: no .psf beside the disk (run `vdrep init`)' : `the .psf cannot be used: ${row.error.message}`
+    return row
+  }
+  try {
+    const h = psf.header
+    row.target = h.settings.target
+    row.blockSize = h.blockSize
+    row.diskSize = h.diskSize
+    row.lastSyncMs = h.lastSyncMs > 0 ? h.lastSyncMs : null
+    row.lastSync = row.lastSyncMs ? new Date(row.lastSyncMs).toISOString() : null
+    row.lastSeq = h.lastSeq
+    row.generation = h.generation
+    row.rpoSeconds = h.settings.rpoSeconds
+    row.ageSeconds = row.lastSyncMs ? Math.max(0, Math.round((now - row.lastSyncMs) / 1000)) : null
+
+    const live = await askTracker(disk, opts.trackerTimeoutMs ?? 2000)
+    if (live) {
+      row.tracking = true
+      row.tracker = {pid: live.pid, nbd: live.nbd, clients: live.clients, frozen: live.frozen !== null}
+      row.dirtyBlocks = live.dirtyBlocks
+      row.inflightBlocks = live.inflightBlocks
+      row.pendingBlocks = live.pendingBlocks
+      row.bytesPending = live.bytesPending
+    } else {
+      const active = await psf.readBitmap(Region.ACTIVE)
+      const inflight = await psf.readBitmap(Region.INFLIGHT)
+      const pending = unionOf(active.bitmap, inflight.bitmap)
+      row.dirtyBlocks = active.bitmap.count()
+      row.inflightBlocks = inflight.bitmap.count()
+      row.pendingBlocks = pending.count()
+      row.bytesPending = bytesCovered(pending, h.blockSize, h.diskSize)
+    }
+
+    const full = needsFullSyncReason(h)
+    if (full) {
+      row.state = 'Full sync needed'
+      row.reason = full
+    } else if (live?.broken) {
+      row.state = 'Error'
+      row.reason = `the tracker cannot record writes: ${live.broken}`
+    } else if (live) {
+      row.state = live.frozen ? 'Pushing' : 'OK'
+    } else {
+      row.state = 'Not tracking'
+      const stamp = await stampOf(disk).catch((err: unknown) => {
+        row.error = errorOf(err)
+        return null
+      })
+      if (!stamp) {
+        row.state = 'Error'
+        row.reason = `cannot stat the disk: ${row.error?.message}`
+      } else if (stamp.size < h.diskSize) {
+        row.state = 'Full sync needed'
+        row.reason = `the disk shrank (${stamp.size} < ${h.diskSize} bytes)`
+      } else if (stamp.size === h.diskSize) {
+        row.reason = untrustedReason(h, stamp)
+        if (row.reason) row.reason += '; run `vdrep track --scan` before the next push'
+      } else {
+        row.reason = 'the disk grew; the next push marks the new blocks'
+      }
+    }
+    return row
+  } catch (err) {
+    row.state = 'Error'
+    row.error = errorOf(err)
+    row.reason = row.error.message
+    return row
+  } finally {
+    await psf.close().catch(() => {})
+  }
+}
+
+/** Rows for the given disks, in order; with none, every disk with a .psf in `dir`. */
+export async function statusRows(disks: string[], opts: StatusOptions & {dir?: string} = {}): Promise<DiskStatusRow[]> {
+  const list = disks.length > 0 ? disks : await disksIn(opts.dir ?? process.cwd())
+  const rows: DiskStatusRow[] = []
+  for (const d of list) rows.push(await diskStatus(d, opts))
+  return rows
+}
+
+/** Disks that have a `<disk>.psf` in `dir`. */
+export async function disksIn(dir: string): Promise<string[]> {
+  const names = await fs.readdir(dir).catch(() => [] as string[])
+  return names.filter((n) => n.endsWith('.psf') && n.length > 4).sort().map((n) => path.join(dir, n.slice(0, -4)))
+}

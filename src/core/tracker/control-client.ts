@@ -1,0 +1,204 @@
+// The client side of a tracker's control socket, for `push`, `fullsync` and `status`:
+//   const c = await TrackerControlClient.connect(disk)
+//   const {bitmap} = await c.freeze()          // active -> in-flight, one point in time
+//   const data = await c.readBlocks(first, n)   // frozen blocks as of the freeze
+//   await c.complete(true)                      // or false: the blocks go back to the record
+//   await c.close()                             // closing without complete = complete(false)
+// One request at a time; calls made together are queued in order.
+import net from 'node:net'
+import {ExitCode, ProtocolError, RemoteError, TransportError, VdrepError} from '../errors.js'
+import {Bitmap} from '../psf/bitmap.js'
+import {SocketReader} from './nbd/socket-reader.js'
+import {CONTROL_HEADER_SIZE, decodeHeader, decodeJson, encodeFrame, FrameKind, parseError, type ControlRequest} from './control-protocol.js'
+import {canonicalDisk, controlSocketPath} from './paths.js'
+
+export interface TrackerFreezeInfo {
+  owner: number
+  blocks: number
+  cowBytes: number
+  cowLimit: number
+  cancelled: string | null
+  startedMs: number
+}
+
+/** What `status` answers. */
+export interface TrackerStatus {
+  version: number
+  pid: number
+  disk: string
+  exportName: string
+  /** Where NBD is served: unix:PATH or HOST:PORT. */
+  nbd: string[]
+  /** NBD clients connected now. */
+  clients: number
+  controlClients: number
+  blockSize: number
+  diskSize: number
+  blockCount: number
+  /** Blocks in the active set (written since the last freeze). */
+  dirtyBlocks: number
+  /** Blocks a running push is shipping. */
+  inflightBlocks: number
+  /** Blocks in either set, and the bytes of disk they cover: what is not on the replica yet. */
+  pendingBlocks: number
+  bytesPending: number
+  frozen: TrackerFreezeInfo | null
+  startedMs: number
+  writes: number
+  bytesWritten: number
+  newlyDirtied: number
+  batches: number
+  pageWrites: number
+  /** Set when a .psf write failed: the tracker refuses writes until restarted. */
+  broken: string | null
+}
+
+export interface FreezeResult {
+  blockSize: number
+  diskSize: number
+  blockCount: number
+  /** Number of frozen blocks. */
+  blocks: number
+  /** The frozen set: one bit per block. */
+  bitmap: Bitmap
+}
+
+export interface CompleteResult {
+  /** Blocks cleared from the in-flight set (ok). */
+  cleared: number
+  /** Blocks handed back to the active set (not ok). */
+  mergedBack: number
+}
+
+export interface ControlClientOptions {
+  /** Per request (and connect) time limit in ms; 0 = none. Default 0. */
+  timeoutMs?: number
+  /** Use this socket instead of the one derived from the disk path. */
+  socketPath?: string
+}
+
+interface Reply {
+  body: Record<string, unknown>
+  data: Buffer
+}
+
+export class TrackerControlClient {
+  private queue: Promise<unknown> = Promise.resolve()
+  private readonly reader: SocketReader
+
+  private constructor(
+    readonly socketPath: string,
+    private readonly socket: net.Socket,
+    private readonly timeoutMs: number,
+  ) {
+    this.reader = new SocketReader(socket)
+    socket.on('error', () => {}) // surfaced by the reader
+  }
+
+  /** Connect to the tracker of `disk`; throws VdrepError TRACKER_NOT_RUNNING when none answers. */
+  static async connect(disk: string, opts: ControlClientOptions = {}): Promise<TrackerControlClient> {
+    const socketPath = opts.socketPath ?? controlSocketPath(await canonicalDisk(disk))
+    const timeoutMs = opts.timeoutMs ?? 0
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({path: socketPath})
+      const timer = timeoutMs > 0 ? setTimeout(() => s.destroy(new Error('timed out')), timeoutMs) : undefined
+      s.once('connect', () => {
+        clearTimeout(timer)
+        resolve(s)
+      })
+      s.once('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer)
+        const gone = err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
+        reject(
+          gone
+            ? new VdrepError('TRACKER_NOT_RUNNING', ExitCode.FAILURE, `no tracker is running for ${disk} (nothing answers on ${socketPath})`, {hint: 'start one with `vdrep track <disk> --nbd ...`'})
+            : new TransportError('TRACKER_CONNECT', `cannot connect to the tracker's control socket ${socketPath}: ${err.message}`, {cause: err}),
+        )
+      })
+    })
+    return new TrackerControlClient(socketPath, socket, timeoutMs)
+  }
+
+  /** Like connect, but null when no tracker runs. */
+  static async tryConnect(disk: string, opts: ControlClientOptions = {}): Promise<TrackerControlClient | null> {
+    try {
+      return await TrackerControlClient.connect(disk, opts)
+    } catch (err) {
+      if ((err as VdrepError).code === 'TRACKER_NOT_RUNNING') return null
+      throw err
+    }
+  }
+
+  async status(): Promise<TrackerStatus> {
+    return (await this.request({op: 'status'})).body as unknown as TrackerStatus
+  }
+
+  /** Move the active set into the in-flight set; this connection owns it until complete/close. */
+  async freeze(): Promise<FreezeResult> {
+    const {body, data} = await this.request({op: 'freeze'})
+    const blockCount = num(body, 'blockCount')
+    if (data.length !== Math.ceil(blockCount / 8)) throw new ProtocolError('CONTROL_BAD_REPLY', `freeze: bitmap of ${data.length} bytes for ${blockCount} blocks`)
+    return {blockSize: num(body, 'blockSize'), diskSize: num(body, 'diskSize'), blockCount, blocks: num(body, 'blocks'), bitmap: new Bitmap(blockCount, new Uint8Array(data))}
+  }
+
+  /** Blocks [first, first+count) as of the freeze (the last block of the disk may be short). */
+  async readBlocks(first: number, count: number): Promise<Buffer> {
+    const {body, data} = await this.request({op: 'read', first, count})
+    if (body.length !== data.length) throw new ProtocolError('CONTROL_BAD_REPLY', `read: ${data.length} bytes came for a reply of ${String(body.length)}`)
+    return data
+  }
+
+  async complete(ok: boolean): Promise<CompleteResult> {
+    const {body} = await this.request({op: 'complete', ok})
+    return {cleared: num(body, 'cleared'), mergedBack: num(body, 'mergedBack')}
+  }
+
+  /** Hang up; a freeze not completed is handed back by the tracker. */
+  async close(): Promise<void> {
+    if (this.socket.destroyed) return
+    await new Promise<void>((resolve) => {
+      this.socket.once('close', () => resolve())
+      this.socket.end()
+      setTimeout(() => this.socket.destroy(), 1000).unref()
+    })
+  }
+
+  private request(req: ControlRequest): Promise<Reply> {
+    const p = this.queue.then(() => this.exchange(req))
+    this.queue = p.catch(() => {})
+    return p
+  }
+
+  private async exchange(req: ControlRequest): Promise<Reply> {
+    if (this.socket.destroyed) throw gone()
+    for (const part of encodeFrame(FrameKind.REQUEST, req)) this.socket.write(part)
+    let timer: NodeJS.Timeout | undefined
+    if (this.timeoutMs > 0) timer = setTimeout(() => this.reader.cancel(new TransportError('TRACKER_TIMEOUT', `the tracker did not answer "${req.op}" within ${this.timeoutMs} ms`)), this.timeoutMs)
+    try {
+      const h = decodeHeader(await this.reader.read(CONTROL_HEADER_SIZE), 'tracker')
+      const body = decodeJson(await this.reader.read(h.jsonLength))
+      const data = h.dataLength > 0 ? await this.reader.read(h.dataLength) : Buffer.alloc(0)
+      if (h.kind === FrameKind.ERROR) {
+        const e = parseError(body)
+        throw new RemoteError(e.code, e.exitCode, e.message, {hint: e.hint})
+      }
+      return {body, data}
+    } catch (err) {
+      if (!(err instanceof RemoteError)) this.socket.destroy() // framing is lost
+      if ((err as VdrepError).code?.startsWith('NBD_')) throw gone(err)
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+function gone(cause?: unknown): TransportError {
+  return new TransportError('TRACKER_GONE', 'the tracker closed the control connection; a push in progress must abort (its blocks are handed back to the change record)', {cause})
+}
+
+function num(o: Record<string, unknown>, field: string): number {
+  const v = o[field]
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ProtocolError('CONTROL_BAD_REPLY', `the tracker's reply has a bad "${field}": ${JSON.stringify(v)}`)
+  return v
+}

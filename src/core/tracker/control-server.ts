@@ -1,0 +1,170 @@
+// The tracker's control socket: a unix socket, mode 0600, that only the tracker's own uid
+// and root may use (checked per connection with SO_PEERCRED). Requests are served one at
+// a time per connection; see control-protocol.ts for the frames.
+import fs from 'node:fs/promises'
+import net from 'node:net'
+import path from 'node:path'
+import {asVdrepError, ExitCode, UsageError, type VdrepError} from '../errors.js'
+import {nativeAvailable, peerUid} from '../disk/native.js'
+import type {Bitmap} from '../psf/bitmap.js'
+import {SocketReader} from './nbd/socket-reader.js'
+import {CONTROL_HEADER_SIZE, decodeHeader, decodeJson, encodeFrame, FrameKind, parseRequest, type ControlRequest} from './control-protocol.js'
+
+/** Control connections served at once. */
+const MAX_CLIENTS = 64
+
+export interface ControlHandler {
+  status(): object
+  freeze(conn: number): Promise<{body: object; bitmap: Bitmap}>
+  read(conn: number, first: number, count: number): Promise<Buffer>
+  complete(conn: number, ok: boolean): Promise<object>
+  /** The connection is gone (with or without `complete`). */
+  disconnected(conn: number): void
+}
+
+export interface ControlServerOptions {
+  log?: (level: 'warn' | 'info', line: string) => void
+}
+
+export class ControlServer {
+  private readonly sockets = new Set<net.Socket>()
+  private readonly refused = new Set<net.Socket>()
+  private nextId = 1
+
+  private constructor(
+    readonly path: string,
+    private readonly server: net.Server,
+    private readonly handler: ControlHandler,
+    private readonly opts: ControlServerOptions,
+  ) {}
+
+  get clientCount(): number {
+    return this.sockets.size
+  }
+
+  static async listen(socketPath: string, handler: ControlHandler, opts: ControlServerOptions = {}): Promise<ControlServer> {
+    await fs.mkdir(path.dirname(socketPath), {recursive: true, mode: 0o700}).catch(() => {})
+    const st = await fs.lstat(socketPath).catch(() => undefined)
+    if (st && !st.isSocket()) {
+      throw new UsageError('CONTROL_PATH', `${socketPath} exists and is not a socket; vdrep will not replace it`, {hint: 'move that file away'})
+    }
+    // Stale: we hold the disk's lock, so no live tracker owns it.
+    if (st) await fs.unlink(socketPath)
+    let self: ControlServer | undefined
+    const server = net.createServer((s) => self?.accept(s))
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen({path: socketPath}, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    }).catch((err: Error) => {
+      throw new UsageError('CONTROL_LISTEN', `cannot create the control socket ${socketPath}: ${err.message}`, {cause: err})
+    })
+    await fs.chmod(socketPath, 0o600)
+    self = new ControlServer(socketPath, server, handler, opts)
+    server.on('error', (err) => opts.log?.('warn', `control socket error: ${err.message}`))
+    return self
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    for (const s of [...this.sockets, ...this.refused]) s.destroy()
+    await closed
+    await fs.rm(this.path, {force: true})
+  }
+
+  private accept(socket: net.Socket): void {
+    const id = this.nextId++
+    const uid = peerUid(socket)
+    const own = process.getuid?.() ?? 0
+    // Without the addon the peer's uid is unknown; the socket's 0600 mode is the guard then.
+    const allowed = uid === undefined ? !nativeAvailable : uid === own || uid === 0
+    if (!allowed || this.sockets.size >= MAX_CLIENTS) {
+      const message = allowed
+        ? `the tracker already serves ${MAX_CLIENTS} control connections`
+        : `uid ${uid ?? 'unknown'} may not use this tracker's control socket (only uid ${own} and root may)`
+      this.opts.log?.('warn', `control: refused a connection: ${message}`)
+      // Read and drop what it sends, so its hang-up is seen and the socket really closes.
+      this.refused.add(socket)
+      socket.on('close', () => this.refused.delete(socket))
+      socket.on('error', () => {})
+      socket.resume()
+      socket.end(Buffer.concat(encodeFrame(FrameKind.ERROR, {code: 'CONTROL_DENIED', exitCode: ExitCode.USAGE, message})))
+      setTimeout(() => socket.destroy(), 1000).unref()
+      return
+    }
+    this.sockets.add(socket)
+    socket.on('error', () => {}) // the reader sees the failure
+    void this.serve(id, socket).finally(() => {
+      this.sockets.delete(socket)
+      socket.destroy()
+      try {
+        this.handler.disconnected(id)
+      } catch {
+        // a failing handler must not take the server down
+      }
+    })
+  }
+
+  private async serve(id: number, socket: net.Socket): Promise<void> {
+    const reader = new SocketReader(socket)
+    for (;;) {
+      let header
+      try {
+        header = decodeHeader(await reader.read(CONTROL_HEADER_SIZE), 'client')
+      } catch (err) {
+        if ((err as {code?: string}).code?.startsWith('NBD_')) return // hung up
+        this.send(socket, FrameKind.ERROR, errorBody(asVdrepError(err)))
+        socket.end()
+        return
+      }
+      let body: Buffer
+      try {
+        body = await reader.read(header.jsonLength)
+      } catch {
+        return
+      }
+      let req: ControlRequest
+      try {
+        req = parseRequest(decodeJson(body))
+      } catch (err) {
+        this.send(socket, FrameKind.ERROR, errorBody(asVdrepError(err)))
+        continue
+      }
+      try {
+        await this.handle(id, socket, req)
+      } catch (err) {
+        this.send(socket, FrameKind.ERROR, errorBody(asVdrepError(err)))
+      }
+    }
+  }
+
+  private async handle(id: number, socket: net.Socket, req: ControlRequest): Promise<void> {
+    switch (req.op) {
+      case 'status':
+        return this.send(socket, FrameKind.REPLY, {...this.handler.status(), controlClients: this.sockets.size})
+      case 'freeze': {
+        const {body, bitmap} = await this.handler.freeze(id)
+        return this.send(socket, FrameKind.REPLY, body, Buffer.from(bitmap.bits.buffer, bitmap.bits.byteOffset, bitmap.bits.byteLength))
+      }
+      case 'read': {
+        const data = await this.handler.read(id, req.first, req.count)
+        return this.send(socket, FrameKind.REPLY, {first: req.first, count: req.count, length: data.length}, data)
+      }
+      case 'complete':
+        return this.send(socket, FrameKind.REPLY, await this.handler.complete(id, req.ok))
+    }
+  }
+
+  private send(socket: net.Socket, kind: (typeof FrameKind)[keyof typeof FrameKind], body: object, data?: Buffer): void {
+    if (socket.destroyed || !socket.writable) return
+    socket.cork()
+    for (const part of encodeFrame(kind, body, data)) socket.write(part)
+    socket.uncork()
+  }
+}
+
+function errorBody(e: VdrepError): object {
+  return {code: e.code, exitCode: e.exitCode, message: e.message, ...(e.hint ? {hint: e.hint} : {})}
+}

@@ -1,0 +1,225 @@
+// The tracker's change record in memory and in the .psf: the active bitmap (new writes) and
+// the in-flight bitmap (what a push is shipping). A block newly marked dirty is durable in
+// the .psf before `mark` resolves, so the data write that follows can never outrun its bit.
+//
+// Group commit: blocks newly dirtied while a batch is being written join the next batch;
+// a batch costs one page write per touched page and one fdatasync. Blocks already durably
+// dirty cost a bitmap lookup and nothing else. Every .psf write (batches, freeze, merge
+// back) runs one at a time, in order, and the first failure is sticky.
+import {DiskIoError} from '../errors.js'
+import {Bitmap} from '../psf/bitmap.js'
+import {BITS_PER_PAGE, Region} from '../psf/layout.js'
+import type {PsfFile} from '../psf/psf-file.js'
+
+interface Batch {
+  blocks: number[]
+  pages: Set<number>
+  done: Promise<void>
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+function newBatch(): Batch {
+  let resolve!: () => void
+  let reject!: (err: Error) => void
+  const done = new Promise<void>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  done.catch(() => {}) // waiters see the failure; nobody waiting is fine too
+  return {blocks: [], pages: new Set(), done, resolve, reject}
+}
+
+export interface DirtyLogStats {
+  /** Blocks that went from clean to dirty (each cost a place in a batch). */
+  newlyDirtied: number
+  batches: number
+  pageWrites: number
+}
+
+const PAGE_BYTES = BITS_PER_PAGE / 8
+
+/** Bitmap pages holding at least one set bit. */
+export function nonEmptyPages(bm: Bitmap): number[] {
+  const out: number[] = []
+  for (let start = 0, p = 0; start < bm.bits.length; start += PAGE_BYTES, p++) {
+    const end = Math.min(bm.bits.length, start + PAGE_BYTES)
+    for (let i = start; i < end; i++) {
+      if (bm.bits[i] !== 0) {
+        out.push(p)
+        break
+      }
+    }
+  }
+  return out
+}
+
+/** Bytes of disk the set blocks of `bm` cover (the last block may be short). */
+export function bytesCovered(bm: Bitmap, blockSize: number, diskSize: number): number {
+  const n = bm.count()
+  if (n === 0) return 0
+  const tail = bm.get(bm.blockCount - 1) ? bm.blockCount * blockSize - diskSize : 0
+  return n * blockSize - tail
+}
+
+/** active ∪ in-flight: what the next push would send. */
+export function unionOf(a: Bitmap, b: Bitmap): Bitmap {
+  const u = new Bitmap(a.blockCount, Uint8Array.from(a.bits))
+  u.merge(b)
+  return u
+}
+
+export class DirtyLog {
+  readonly stats: DirtyLogStats = {newlyDirtied: 0, batches: 0, pageWrites: 0}
+  private next: Batch | null = null
+  private flushing: Batch | null = null
+  private readonly pending = new Map<number, Batch>()
+  private chain: Promise<unknown> = Promise.resolve()
+  private failure: Error | null = null
+
+  constructor(
+    private readonly psf: PsfFile,
+    readonly active: Bitmap,
+    readonly inflight: Bitmap,
+  ) {}
+
+  /** The first .psf write failure; from then on nothing more is accepted. */
+  get broken(): Error | null {
+    return this.failure
+  }
+
+  /**
+   * Mark blocks [first, last] dirty in the active bitmap. Resolves once every one of them
+   * is durable in the .psf; returns undefined when they already are (nothing to wait for).
+   */
+  mark(first: number, last: number): Promise<void> | undefined {
+    if (this.failure) return Promise.reject(this.failure)
+    let wait: Batch | undefined
+    let waits: Set<Batch> | undefined
+    const add = (b: Batch) => {
+      if (wait === undefined) wait = b
+      else if (wait !== b) (waits ??= new Set([wait])).add(b)
+    }
+    const checkPending = this.pending.size > 0
+    for (let b = first; b <= last; b++) {
+      if (!this.active.get(b)) {
+        this.active.set(b)
+        const batch = this.collecting()
+        batch.blocks.push(b)
+        batch.pages.add(Math.floor(b / BITS_PER_PAGE))
+        this.pending.set(b, batch)
+        this.stats.newlyDirtied++
+        add(batch)
+      } else if (checkPending) {
+        const p = this.pending.get(b)
+        if (p) add(p)
+      }
+    }
+    if (wait === undefined) return undefined
+    if (waits === undefined) return wait.done
+    return Promise.all([...waits].map((b) => b.done)).then(() => {})
+  }
+
+  /**
+   * Freeze: in-flight = active, then active = 0. The in-flight pages are durable before the
+   * active pages are cleared, so every block is always dirty on disk in one bitmap or the
+   * other. The caller keeps writes out meanwhile. Returns a copy of the frozen set.
+   */
+  freeze(): Promise<Bitmap> {
+    return this.serial(async () => {
+      const pages = nonEmptyPages(this.active)
+      this.inflight.merge(this.active)
+      await this.writePages(Region.INFLIGHT, this.inflight, nonEmptyPages(this.inflight))
+      this.active.clearAll()
+      await this.writePages(Region.ACTIVE, this.active, pages)
+      return new Bitmap(this.inflight.blockCount, Uint8Array.from(this.inflight.bits))
+    })
+  }
+
+  /** A failed push: active |= in-flight (durable first), then in-flight = 0. Returns the count handed back. */
+  mergeBack(): Promise<number> {
+    return this.serial(async () => {
+      const pages = nonEmptyPages(this.inflight)
+      const count = this.inflight.count()
+      this.active.merge(this.inflight) // already durable in the in-flight pages until these land
+      await this.writePages(Region.ACTIVE, this.active, pages)
+      this.inflight.clearAll()
+      await this.writePages(Region.INFLIGHT, this.inflight, pages)
+      return count
+    })
+  }
+
+  /** A proved push: in-flight = 0. Returns how many blocks it held. */
+  clearInflight(): Promise<number> {
+    return this.serial(async () => {
+      const pages = nonEmptyPages(this.inflight)
+      const count = this.inflight.count()
+      this.inflight.clearAll()
+      await this.writePages(Region.INFLIGHT, this.inflight, pages)
+      return count
+    })
+  }
+
+  /** Rewrite given pages of the active bitmap (bad pages found at start, now all dirty). */
+  rewriteActive(pages: number[]): Promise<void> {
+    return this.serial(() => this.writePages(Region.ACTIVE, this.active, pages))
+  }
+
+  /** Wait until every batch and .psf write queued so far has finished. */
+  async settle(): Promise<void> {
+    while (this.next || this.flushing) {
+      await (this.flushing ?? this.next)?.done.catch(() => {})
+    }
+    await this.chain.catch(() => {})
+  }
+
+  private collecting(): Batch {
+    if (this.next === null) {
+      this.next = newBatch()
+      // Let every request already buffered on the sockets join before the batch starts.
+      if (this.flushing === null) setImmediate(() => this.startFlush())
+    }
+    return this.next
+  }
+
+  private startFlush(): void {
+    if (this.flushing !== null || this.next === null) return
+    const batch = this.next
+    this.next = null
+    this.flushing = batch
+    this.stats.batches++
+    this.serial(() => this.writePages(Region.ACTIVE, this.active, [...batch.pages]))
+      .then(() => batch.resolve(), (err: Error) => batch.reject(err))
+      .finally(() => {
+        for (const b of batch.blocks) if (this.pending.get(b) === batch) this.pending.delete(b)
+        this.flushing = null
+        // Requests that came during this batch's fdatasync go now, together.
+        if (this.next) this.startFlush()
+      })
+  }
+
+  private async writePages(region: typeof Region.ACTIVE | typeof Region.INFLIGHT, bm: Bitmap, pages: number[]): Promise<void> {
+    if (pages.length === 0) return
+    await this.psf.writeBitmap(region, bm, pages)
+    this.stats.pageWrites += pages.length
+  }
+
+  /** Run .psf writes one at a time; the first failure breaks the log for good. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      if (this.failure) throw this.failure
+      try {
+        return await fn()
+      } catch (err) {
+        this.failure ??= new DiskIoError(`cannot update the change record in ${this.psf.path}: ${(err as Error).message}; writes are refused from now on`, {
+          cause: err,
+          hint: 'fix the storage holding the .psf and restart the tracker',
+        })
+        throw this.failure
+      }
+    }
+    const p = this.chain.then(run, run)
+    this.chain = p.catch(() => {})
+    return p
+  }
+}

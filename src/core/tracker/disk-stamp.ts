@@ -1,0 +1,47 @@
+// What the disk looked like when the change record was last known to be complete: size,
+// mtime and ctime in nanoseconds. A tracker records it at a clean stop (and `--scan` after
+// a scan); any difference later means something wrote the disk while no tracker ran.
+import fs from 'node:fs/promises'
+import {HeaderFlag, type PsfHeader} from '../psf/header.js'
+import {blockDeviceSizeOfPath} from '../disk/native.js'
+
+export interface DiskStamp {
+  size: number
+  mtimeNs: bigint
+  ctimeNs: bigint
+}
+
+export async function stampOf(disk: string): Promise<DiskStamp> {
+  const st = await fs.stat(disk, {bigint: true})
+  const size = st.isBlockDevice() ? blockDeviceSizeOfPath(disk) : Number(st.size)
+  return {size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs}
+}
+
+/** The stamp recorded in the header. */
+export function recordedStamp(h: PsfHeader): DiskStamp {
+  return {size: h.sourceSize, mtimeNs: h.sourceMtimeNs, ctimeNs: h.sourceCtimeNs}
+}
+
+function iso(ns: bigint): string {
+  return new Date(Number(ns / 1_000_000n)).toISOString()
+}
+
+/** Why two stamps differ, in words; null when they are the same. */
+export function stampDifference(recorded: DiskStamp, now: DiskStamp): string | null {
+  if (recorded.size !== now.size) return `its size changed from ${recorded.size} to ${now.size} bytes`
+  if (recorded.mtimeNs !== now.mtimeNs) return `its mtime changed from ${iso(recorded.mtimeNs)} to ${iso(now.mtimeNs)}`
+  if (recorded.ctimeNs !== now.ctimeNs) return `its ctime changed from ${iso(recorded.ctimeNs)} to ${iso(now.ctimeNs)}`
+  return null
+}
+
+/**
+ * Why the change record in this header cannot be trusted for the disk as it is now, or
+ * null. After a clean stop the disk must still carry the stamp recorded then; after an
+ * unclean stop (kill -9, crash) the bitmap holds every write the tracker made and is trusted.
+ */
+export function untrustedReason(h: PsfHeader, now: DiskStamp): string | null {
+  if (now.size !== h.diskSize) return `the disk is ${now.size} bytes but the .psf was made for ${h.diskSize}`
+  if (!(h.flags & HeaderFlag.CLEAN_SHUTDOWN)) return null
+  const diff = stampDifference(recordedStamp(h), now)
+  return diff ? `the disk was written while no tracker ran (${diff} since the tracker stopped)` : null
+}

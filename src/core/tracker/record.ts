@@ -1,0 +1,89 @@
+// Opening a disk's change record for a tracker or a scan: the .psf, checked and wrapped in
+// errors that say a full sync is needed when it cannot be used, under the disk's lock; and
+// the two bitmaps, where a page failing its CRC comes back all dirty (conservative) and is
+// reported so the caller can warn.
+import path from 'node:path'
+import {FullSyncNeededError, StateError, VdrepError} from '../errors.js'
+import type {Bitmap} from '../psf/bitmap.js'
+import {BITS_PER_PAGE, Region} from '../psf/layout.js'
+import {PsfFile, psfPathFor} from '../psf/psf-file.js'
+import {canonicalDisk} from './paths.js'
+import {acquirePushLock, TrackerLock, type PushLock} from './tracker-lock.js'
+
+export interface OpenRecord {
+  /** Absolute path as given (the .psf sits beside it, as `init` put it). */
+  disk: string
+  /** Symlinks resolved: names the control socket. */
+  canonical: string
+  psfPath: string
+  psf: PsfFile
+  lock: TrackerLock
+  /** The push lock, held so no push edits the .psf meanwhile; release it when done starting. */
+  pushLock: PushLock
+}
+
+/** A .psf that cannot be used, as the error `track`/`--scan` report: a full sync is needed. */
+export function recordUnusable(disk: string, err: unknown): VdrepError {
+  const e = err as VdrepError
+  const missing = e?.code === 'PSF_MISSING'
+  if (!(err instanceof StateError)) return err instanceof VdrepError ? err : new StateError('PSF_UNREADABLE', String((err as Error)?.message ?? err), {cause: err})
+  return new FullSyncNeededError(`cannot track ${disk}: ${e.message}; the change record cannot be trusted and a full sync is needed`, {
+    cause: err,
+    hint: missing
+      ? `run \`vdrep init ${disk} --to <target>\` and \`vdrep fullsync ${disk}\` first`
+      : `run \`vdrep init --force ${disk} --to <target>\` and then \`vdrep fullsync ${disk}\``,
+  })
+}
+
+/** Lock the disk for `what` ("tracker", "scan"), then open its .psf. Both locks are held on return. */
+export async function openRecord(diskArg: string, what: string): Promise<OpenRecord> {
+  const disk = path.resolve(diskArg)
+  const canonical = await canonicalDisk(disk)
+  const psfPath = psfPathFor(disk)
+  let lock: TrackerLock
+  try {
+    lock = await TrackerLock.acquire(canonical, psfPath, what)
+  } catch (err) {
+    // A missing or unreadable .psf says so better than a failed lock.
+    if (((err as VdrepError).cause as NodeJS.ErrnoException | undefined)?.code) {
+      const psf = await PsfFile.open(psfPath, false).catch((e: unknown) => {
+        throw recordUnusable(disk, e)
+      })
+      await psf.close()
+    }
+    throw err
+  }
+  let pushLock: PushLock | undefined
+  try {
+    pushLock = await acquirePushLock(disk, what)
+    const psf = await PsfFile.open(psfPath).catch((e: unknown) => {
+      throw recordUnusable(disk, e)
+    })
+    return {disk, canonical, psfPath, psf, lock, pushLock}
+  } catch (err) {
+    await pushLock?.release()
+    lock.release()
+    throw err
+  }
+}
+
+export interface LoadedBitmaps {
+  active: Bitmap
+  inflight: Bitmap
+  /** Pages that failed their CRC (their blocks are all dirty now). */
+  activeBad: number[]
+  inflightBad: number[]
+}
+
+export async function loadBitmaps(psf: PsfFile): Promise<LoadedBitmaps> {
+  const a = await psf.readBitmap(Region.ACTIVE)
+  const i = await psf.readBitmap(Region.INFLIGHT)
+  return {active: a.bitmap, inflight: i.bitmap, activeBad: a.badPages, inflightBad: i.badPages}
+}
+
+/** The warning for a bitmap page that failed its CRC. */
+export function badPageWarning(psfPath: string, region: string, page: number, blockCount: number): string {
+  const first = page * BITS_PER_PAGE
+  const last = Math.min(blockCount, first + BITS_PER_PAGE) - 1
+  return `page ${page} of the ${region} bitmap in ${psfPath} failed its checksum: blocks ${first}..${last} are marked changed (the next push sends them)`
+}

@@ -1,0 +1,239 @@
+// `vdrep track <disk> --nbd ...`: the write tracker. Starts only on a change record it can
+// trust, serves the disk over NBD through the recording backend, answers the control
+// socket, and on a clean stop records the disk's stamp and sets CLEAN_SHUTDOWN. The flag is
+// cleared at start, so a tracker killed with -9 leaves a bitmap that is trusted on restart.
+import fs from 'node:fs/promises'
+import {FullSyncNeededError} from '../errors.js'
+import {HeaderFlag} from '../psf/header.js'
+import {stampOf, untrustedReason} from './disk-stamp.js'
+import {ControlServer, type ControlHandler} from './control-server.js'
+import type {TrackerStatus} from './control-client.js'
+import {bytesCovered, DirtyLog, unionOf, type DirtyLogStats} from './dirty-log.js'
+import {Freezer} from './freezer.js'
+import {FileBackend} from './nbd/file-backend.js'
+import {NbdServer, type NbdAddress} from './nbd/server.js'
+import {controlSocketPath, cowPathFor} from './paths.js'
+import {badPageWarning, loadBitmaps, openRecord, type OpenRecord} from './record.js'
+import {RecordingBackend, type RecordingCounters} from './recording-backend.js'
+import {WriteGate} from './write-gate.js'
+
+export const DEFAULT_COW_LIMIT = 1 << 30
+
+export type TrackerLog = (level: 'warn' | 'info' | 'debug', line: string) => void
+
+export interface TrackerOptions {
+  /** Where to serve NBD: `unix:PATH` or `HOST:PORT`, one or more. */
+  listen: string[]
+  /** Allow non-loopback TCP addresses. */
+  listenAny?: boolean
+  /** Cap of the copy-on-write side file during a push. Default 1 GiB. */
+  cowLimit?: number
+  /** Warnings (bad pages, cancelled freezes), notices, and per-connection lines (debug). */
+  log?: TrackerLog
+}
+
+export interface TrackerStarted {
+  disk: string
+  psf: string
+  exportName: string
+  nbd: string[]
+  controlSocket: string
+  blockSize: number
+  diskSize: number
+  blockCount: number
+  /** Blocks dirty when serving began, and the bytes they cover. */
+  dirtyBlocks: number
+  bytesPending: number
+  /** Blocks a dead push left in flight, merged back at start. */
+  mergedInflight: number
+  /** Bitmap pages that failed their CRC (their blocks were marked dirty). */
+  badPages: number
+  needsFullSync: boolean
+}
+
+export interface TrackerStopped extends RecordingCounters, DirtyLogStats {
+  disk: string
+  clean: boolean
+  seconds: number
+  dirtyBlocks: number
+  bytesPending: number
+}
+
+export function formatAddress(a: NbdAddress): string {
+  return a.kind === 'unix' ? `unix:${a.path}` : `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`
+}
+
+export class Tracker {
+  private stopping: Promise<TrackerStopped> | null = null
+  private readonly startedMs = Date.now()
+
+  private constructor(
+    private readonly rec: OpenRecord,
+    private readonly inner: FileBackend,
+    private readonly log: DirtyLog,
+    private readonly freezer: Freezer,
+    private readonly backend: RecordingBackend,
+    private readonly nbd: NbdServer,
+    private readonly control: ControlServer,
+    readonly started: TrackerStarted,
+  ) {}
+
+  static async start(diskArg: string, opts: TrackerOptions): Promise<Tracker> {
+    const say: TrackerLog = opts.log ?? (() => {})
+    const rec = await openRecord(diskArg, 'tracker')
+    const {disk, psf} = rec
+    const cleanup: Array<() => Promise<unknown>> = [async () => rec.lock.release(), () => rec.pushLock.release(), () => psf.close()]
+    const undo = async () => {
+      for (const f of cleanup.reverse()) await f().catch(() => {})
+    }
+    try {
+      const h = psf.header
+      const inner = await FileBackend.open(disk)
+      cleanup.push(() => inner.close())
+      const reason = untrustedReason(h, await stampOf(disk))
+      if (reason) {
+        const sized = inner.size !== h.diskSize
+        throw new FullSyncNeededError(`cannot track ${disk}: ${reason}; the change record does not cover ${sized ? 'the disk as it is now' : 'those writes'}`, {
+          hint: sized ? `run \`vdrep init --force ${disk} --to <target>\` and \`vdrep fullsync ${disk}\`` : `run \`vdrep track ${disk} --scan\` (or \`vdrep fullsync ${disk}\`), then start the tracker again`,
+        })
+      }
+      const bs = h.blockSize
+      const blockCount = psf.layout.blockCount
+      const maps = await loadBitmaps(psf)
+      for (const p of maps.activeBad) say('warn', badPageWarning(psf.path, 'active', p, blockCount))
+      for (const p of maps.inflightBad) say('warn', badPageWarning(psf.path, 'in-flight', p, blockCount))
+      const log = new DirtyLog(psf, maps.active, maps.inflight)
+      if (maps.activeBad.length > 0) await log.rewriteActive(maps.activeBad)
+      const mergedInflight = maps.inflight.isEmpty() ? 0 : await log.mergeBack()
+      if (mergedInflight > 0) say('info', `${mergedInflight} blocks left in flight by an interrupted push were handed back to the change record`)
+      const cowPath = cowPathFor(rec.canonical)
+      await fs.rm(cowPath, {force: true})
+
+      // From here on, writes may reach the disk: the record must not claim a clean stop.
+      const originalFlags = h.flags
+      await psf.updateHeader({flags: h.flags & ~HeaderFlag.CLEAN_SHUTDOWN})
+      cleanup.push(() => psf.updateHeader({flags: originalFlags}))
+
+      const gate = new WriteGate()
+      const geo = {blockSize: bs, diskSize: inner.size, blockCount}
+      const freezer = new Freezer(log, gate, inner, geo, {cowPath, cowLimit: opts.cowLimit ?? DEFAULT_COW_LIMIT, log: say})
+      const backend = new RecordingBackend(inner, log, gate, freezer, bs)
+      const nbd = new NbdServer(backend, {listenAny: opts.listenAny, logger: (line) => say('debug', line)})
+      cleanup.push(() => nbd.close())
+      for (const spec of opts.listen) await nbd.listen(spec)
+
+      let tracker: Tracker | undefined
+      const handler: ControlHandler = {
+        status: () => (tracker as Tracker).status(),
+        freeze: async (conn) => {
+          const bitmap = await freezer.freeze(conn)
+          return {body: {blockSize: bs, diskSize: inner.size, blockCount, blocks: bitmap.count()}, bitmap}
+        },
+        read: (conn, first, count) => freezer.read(conn, first, count),
+        complete: (conn, ok) => freezer.complete(conn, ok),
+        disconnected: (conn) => freezer.ownerGone(conn),
+      }
+      const control = await ControlServer.listen(controlSocketPath(rec.canonical), handler, {log: say})
+      const started: TrackerStarted = {
+        disk,
+        psf: psf.path,
+        exportName: inner.exportName,
+        nbd: nbd.addresses.map(formatAddress),
+        controlSocket: control.path,
+        blockSize: bs,
+        diskSize: inner.size,
+        blockCount,
+        dirtyBlocks: maps.active.count(),
+        bytesPending: bytesCovered(maps.active, bs, inner.size),
+        mergedInflight,
+        badPages: maps.activeBad.length + maps.inflightBad.length,
+        needsFullSync: (h.flags & HeaderFlag.NEEDS_FULL_SYNC) !== 0,
+      }
+      tracker = new Tracker(rec, inner, log, freezer, backend, nbd, control, started)
+      // Pushes find this tracker through its control socket from now on.
+      await rec.pushLock.release()
+      return tracker
+    } catch (err) {
+      await undo()
+      throw err
+    }
+  }
+
+  status(): TrackerStatus {
+    const s = this.started
+    const broken = this.log.broken
+    const pending = unionOf(this.log.active, this.log.inflight)
+    return {
+      version: 1,
+      pid: process.pid,
+      disk: s.disk,
+      exportName: s.exportName,
+      nbd: s.nbd,
+      clients: this.nbd.connectionCount,
+      controlClients: this.control.clientCount,
+      blockSize: s.blockSize,
+      diskSize: s.diskSize,
+      blockCount: s.blockCount,
+      dirtyBlocks: this.log.active.count(),
+      inflightBlocks: this.log.inflight.count(),
+      pendingBlocks: pending.count(),
+      bytesPending: bytesCovered(pending, s.blockSize, s.diskSize),
+      frozen: this.freezer.info,
+      startedMs: this.startedMs,
+      writes: this.backend.counters.writes,
+      bytesWritten: this.backend.counters.bytesWritten,
+      ...this.log.stats,
+      broken: broken ? broken.message : null,
+    }
+  }
+
+  /**
+   * Clean stop: finish the requests in flight, hand back any frozen blocks, make the data
+   * durable, record the disk's stamp and set CLEAN_SHUTDOWN. Safe to call more than once.
+   */
+  stop(): Promise<TrackerStopped> {
+    this.stopping ??= this.shutdown()
+    return this.stopping
+  }
+
+  private async shutdown(): Promise<TrackerStopped> {
+    const {psf, lock, disk} = this.rec
+    try {
+      await this.nbd.close()
+      await this.freezer.abort().catch(() => {})
+      await this.control.close().catch(() => {})
+      await this.log.settle()
+      let clean = this.log.broken === null
+      try {
+        await this.inner.flush()
+      } catch {
+        clean = false
+      }
+      if (clean) {
+        const stamp = await stampOf(disk)
+        // A write by another program in the same timestamp tick as our last one would go unseen.
+        const age = Date.now() - Number(stamp.mtimeNs / 1_000_000n)
+        if (age >= 0 && age < 20) await new Promise((r) => setTimeout(r, 20 - age))
+        await psf.updateHeader({
+          flags: psf.header.flags | HeaderFlag.CLEAN_SHUTDOWN,
+          sourceSize: stamp.size,
+          sourceMtimeNs: stamp.mtimeNs,
+          sourceCtimeNs: stamp.ctimeNs,
+        })
+      }
+      return {
+        disk,
+        clean,
+        seconds: (Date.now() - this.startedMs) / 1000,
+        ...this.backend.counters,
+        ...this.log.stats,
+        dirtyBlocks: this.log.active.count(),
+        bytesPending: bytesCovered(this.log.active, this.started.blockSize, this.started.diskSize),
+      }
+    } finally {
+      await this.inner.close().catch(() => {})
+      await psf.close().catch(() => {})
+      lock.release()
+    }
+  }
+}

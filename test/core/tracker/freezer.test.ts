@@ -1,0 +1,140 @@
+// One point in time per push, in-process on a real file and .psf: while writes hammer the
+// frozen blocks, every read returns the contents as of the freeze; ownership, the cap, and
+// the end of a freeze behave as the control socket promises.
+import assert from 'node:assert/strict'
+import crypto from 'node:crypto'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import {Bitmap} from '../../../src/core/psf/bitmap.js'
+import {Region} from '../../../src/core/psf/layout.js'
+import {newHeader, PsfFile} from '../../../src/core/psf/psf-file.js'
+import {DirtyLog} from '../../../src/core/tracker/dirty-log.js'
+import {Freezer} from '../../../src/core/tracker/freezer.js'
+import {FileBackend} from '../../../src/core/tracker/nbd/file-backend.js'
+import {RecordingBackend} from '../../../src/core/tracker/recording-backend.js'
+import {WriteGate} from '../../../src/core/tracker/write-gate.js'
+import {tempDir} from '../../helpers/disks.js'
+
+const BS = 4096
+const BLOCKS = 64
+const SIZE = BLOCKS * BS - 1000 // a short last block
+
+describe('tracker freezer (copy-on-write point in time)', () => {
+  let dir: string
+  let psf: PsfFile
+  let inner: FileBackend
+  let log: DirtyLog
+  let freezer: Freezer
+  let backend: RecordingBackend
+  let image: Buffer
+  const warnings: string[] = []
+
+  async function setup(cowLimit = 1 << 20): Promise<void> {
+    dir = await tempDir('vdrep-freezer-')
+    const disk = path.join(dir, 'disk.img')
+    image = crypto.randomBytes(SIZE)
+    await fs.writeFile(disk, image)
+    await PsfFile.create(`${disk}.psf`, newHeader({diskSize: SIZE, blockSize: BS, hashAlgo: 1, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}}))
+    psf = await PsfFile.open(`${disk}.psf`)
+    inner = await FileBackend.open(disk)
+    log = new DirtyLog(psf, new Bitmap(BLOCKS), new Bitmap(BLOCKS))
+    const gate = new WriteGate()
+    warnings.length = 0
+    freezer = new Freezer(log, gate, inner, {blockSize: BS, diskSize: SIZE, blockCount: BLOCKS}, {cowPath: `${disk}.vdrep.cow`, cowLimit, log: (_l, line) => warnings.push(line)})
+    backend = new RecordingBackend(inner, log, gate, freezer, BS)
+  }
+
+  afterEach(async () => {
+    await inner.close()
+    await psf.close()
+    await fs.rm(dir, {recursive: true, force: true})
+  })
+
+  it('reads return the frozen contents while writes to the same blocks run concurrently', async () => {
+    await setup()
+    // Dirty every block, then freeze them all.
+    await backend.write(0, Buffer.from(image), false)
+    const frozen = await freezer.freeze(1)
+    assert.equal(frozen.count(), BLOCKS)
+    const writes: Promise<void>[] = []
+    const reads: Promise<void>[] = []
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 8; i++) {
+        const off = Math.floor(Math.random() * (SIZE - 9000))
+        writes.push(backend.write(off, crypto.randomBytes(1 + Math.floor(Math.random() * 9000)), false))
+        writes.push(backend.writeZeroes(Math.floor(Math.random() * (SIZE - 5000)), 4999, {fua: false, noHole: false}))
+      }
+      const first = Math.floor(Math.random() * (BLOCKS - 8))
+      reads.push(
+        freezer.read(1, first, 8).then((data) => {
+          const want = image.subarray(first * BS, Math.min(SIZE, (first + 8) * BS))
+          assert.ok(data.equals(want), `blocks ${first}..${first + 7} are not as of the freeze`)
+        }),
+      )
+    }
+    await Promise.all([...writes, ...reads])
+    const all = await freezer.read(1, 0, BLOCKS)
+    assert.ok(all.equals(image), 'the whole frozen set is not as of the freeze')
+    assert.equal(all.length, SIZE)
+    // Blocks written since the freeze are in the active set for the next push.
+    assert.ok(log.active.count() > 0)
+    assert.deepEqual(await freezer.complete(1, true), {cleared: BLOCKS, mergedBack: 0})
+    assert.equal(log.inflight.count(), 0)
+    await assert.rejects(fs.stat(path.join(dir, 'disk.img.vdrep.cow')), /ENOENT/)
+  })
+
+  it('only the owner reads or completes; a second freeze is refused while one is held', async () => {
+    await setup()
+    await backend.write(0, Buffer.alloc(10, 1), false)
+    await freezer.freeze(1)
+    await assert.rejects(freezer.freeze(2), /another client holds the freeze/)
+    await assert.rejects(freezer.read(2, 0, 1), /belongs to another control connection/)
+    await assert.rejects(freezer.complete(2, true), /belongs to another control connection/)
+    await assert.rejects(freezer.read(1, 1, 1), /block 1 is not in the frozen set/)
+    await assert.rejects(freezer.read(1, 63, 2), /outside the disk's 64 blocks/)
+    await assert.rejects(freezer.read(1, 0, 9000), /outside the disk|limit of one read/)
+    freezer.ownerGone(2) // not the owner: nothing happens
+    assert.ok(freezer.active)
+    freezer.ownerGone(1)
+    for (let i = 0; i < 50 && freezer.active; i++) await new Promise((r) => setTimeout(r, 10))
+    assert.equal(freezer.active, false)
+    assert.deepEqual([...log.active.setBlocks()], [0])
+    assert.match(warnings.join('\n'), /disconnected without completing; 1 blocks were handed back/)
+    await assert.rejects(freezer.read(1, 0, 1), /no freeze is held/)
+  })
+
+  it('the cap cancels the freeze; the write goes through; the blocks go back to the active set', async () => {
+    await setup(2 * BS)
+    await backend.write(0, Buffer.alloc(4 * BS, 1), false)
+    await freezer.freeze(7)
+    await backend.write(0, Buffer.alloc(BS, 2), false) // fits
+    await backend.write(BS, Buffer.alloc(3 * BS, 3), false) // would pass the cap
+    assert.ok((await inner.read(BS, 3 * BS)).every((b) => b === 3))
+    await assert.rejects(freezer.read(7, 0, 1), /freeze was cancelled: the copy-on-write side file reached its limit of 8 KB/)
+    for (let i = 0; i < 50 && freezer.active; i++) await new Promise((r) => setTimeout(r, 10))
+    assert.deepEqual([...log.active.setBlocks()], [0, 1, 2, 3])
+    assert.equal(log.inflight.count(), 0)
+    assert.match(warnings.join('\n'), /reached its limit of 8 KB/)
+    // Persisted: active has them, in-flight is empty.
+    const back = await PsfFile.open(psf.path, false)
+    assert.deepEqual([...(await back.readBitmap(Region.ACTIVE)).bitmap.setBlocks()], [0, 1, 2, 3])
+    assert.equal((await back.readBitmap(Region.INFLIGHT)).bitmap.count(), 0)
+    await back.close()
+  })
+
+  it('complete(true) is refused after a cancel; complete(false) then succeeds', async () => {
+    await setup(BS)
+    await backend.write(0, Buffer.alloc(2 * BS, 1), false)
+    await freezer.freeze(3)
+    await backend.write(0, Buffer.alloc(2 * BS, 2), false)
+    await assert.rejects(freezer.complete(3, true), /freeze was cancelled: the copy-on-write side file reached its limit/)
+    assert.deepEqual(await freezer.complete(3, false), {cleared: 0, mergedBack: 0})
+    await assert.rejects(freezer.read(3, 0, 1), /freeze was cancelled/)
+    assert.equal(freezer.active, false)
+    assert.deepEqual([...log.active.setBlocks()], [0, 1])
+    // The next freeze starts afresh.
+    await freezer.freeze(3)
+    assert.equal((await freezer.read(3, 0, 2)).length, 2 * BS)
+    assert.deepEqual(await freezer.complete(3, true), {cleared: 2, mergedBack: 0})
+  })
+})
