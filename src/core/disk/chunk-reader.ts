@@ -31,7 +31,8 @@ export async function* readChunks(disk: ReadableDisk, size: number, bs: number, 
     const {holes, allHoles} = holeMap(disk.fd, size, bs, first, count)
     const noop = () => {}
     if (allHoles) return Promise.resolve({first, count, data: undefined, holes, keep: noop})
-    const buf = free.pop() ?? Buffer.allocUnsafeSlow(perChunk * bs)
+    // Shared memory: a worker-thread receiver gets the sent blocks without a copy.
+    const buf = free.pop() ?? Buffer.from(new SharedArrayBuffer(perChunk * bs))
     let kept = false
     const len = Math.min(count * bs, size - first * bs)
     recycle.push(buf)

@@ -3,12 +3,19 @@
 // much (backpressure), and slices without copying when a payload lies in one chunk.
 import type {Readable} from 'node:stream'
 import {ProtocolError, TransportError} from '../errors.js'
-import {decodeFrameHeader, FRAME_HEADER_SIZE, type FrameTypeId} from './frame.js'
+import {decodeFrameHeader, FRAME_HEADER_SIZE, FrameType, type FrameTypeId} from './frame.js'
+import {DATA_FIELDS_SIZE} from './messages.js'
 
 export interface Frame {
   type: FrameTypeId
+  /** The payload; for a frame with a bulk body (DATA), only its fixed fields. */
   payload: Buffer
+  /** A DATA frame's block bytes, taken without a copy when they arrived in one piece. */
+  body?: Buffer
 }
+
+/** Frame types whose payload is fixed fields followed by bulk bytes, and the fields' size. */
+const BODY_AFTER: Partial<Record<number, number>> = {[FrameType.DATA]: DATA_FIELDS_SIZE}
 
 const HIGH_WATER = 8 << 20
 
@@ -114,6 +121,11 @@ export class FrameReader {
     const header = decodeFrameHeader(this.take(FRAME_HEADER_SIZE))
     if (!(await this.waitFor(header.length))) {
       throw new ProtocolError('FRAME_TRUNCATED', `stream ended inside a frame: ${this.buffered} of ${header.length} payload bytes`)
+    }
+    const fields = BODY_AFTER[header.type]
+    if (fields !== undefined && header.length > fields) {
+      const payload = this.take(fields)
+      return {type: header.type, payload, body: this.take(header.length - fields)}
     }
     return {type: header.type, payload: header.length === 0 ? Buffer.alloc(0) : this.take(header.length)}
   }

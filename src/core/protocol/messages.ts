@@ -144,11 +144,13 @@ export function encodeDataFields(block: number, hash: Buffer): Buffer {
   return new BufferWriter(DATA_FIELDS_SIZE).u64(block).bytes(hash).finish()
 }
 
-export function decodeData(b: Buffer): {block: number; hash: Buffer; data: Buffer} {
+/** A DATA frame: `b` is the whole payload, or only its fields when the reader split off `body`. */
+export function decodeData(b: Buffer, body?: Buffer): {block: number; hash: Buffer; data: Buffer} {
   const r = new BufferReader(b, fail('DATA'))
   const block = r.u64('block')
   const hash = r.bytes(HASH_LENGTH, 'hash')
-  return {block, hash, data: b.subarray(DATA_FIELDS_SIZE)}
+  if (body) r.end('DATA')
+  return {block, hash, data: body ?? b.subarray(DATA_FIELDS_SIZE)}
 }
 
 export function encodeRange(start: number, count: number): Buffer {

@@ -1,14 +1,17 @@
 // A Duplex over a worker_threads MessagePort, so a local-path target can run the receiver
-// on the other core while still speaking the byte-level wire protocol. Writes are batched
-// (one transferred ArrayBuffer per batch: one copy, no structured-clone of whole pools) and
-// flow-controlled by acknowledgements of bytes the reader consumed.
+// on the other core while still speaking the byte-level wire protocol. Small writes are
+// batched (one transferred ArrayBuffer per batch: one copy, no structured clone of whole
+// pools); a chunk that lives in shared memory (the disk reader's buffers) is posted as a view,
+// without a copy. Flow control: acknowledgements of bytes the reader consumed.
 import {Duplex} from 'node:stream'
 import type {MessagePort} from 'node:worker_threads'
 
-type PortMessage = {t: 'd'; b: ArrayBuffer} | {t: 'a'; n: number} | {t: 'e'} | {t: 'x'; m: string}
+type PortMessage = {t: 'd'; b: ArrayBuffer} | {t: 's'; v: Uint8Array} | {t: 'a'; n: number} | {t: 'e'} | {t: 'x'; m: string}
 
 const BATCH_BYTES = 4 << 20
 const WINDOW_BYTES = 16 << 20
+/** Shared chunks smaller than this are cheaper to copy into the batch than to post alone. */
+const SHARE_MIN = 16 << 10
 
 class PortDuplex extends Duplex {
   private batch: Buffer[] = []
@@ -32,6 +35,13 @@ class PortDuplex extends Duplex {
       case 'd': {
         const n = msg.b.byteLength
         this.wantMore = this.push(Buffer.from(msg.b))
+        if (this.wantMore) this.port.postMessage({t: 'a', n})
+        else this.heldAck += n
+        break
+      }
+      case 's': {
+        const n = msg.v.byteLength
+        this.wantMore = this.push(Buffer.from(msg.v.buffer, msg.v.byteOffset, n))
         if (this.wantMore) this.port.postMessage({t: 'a', n})
         else this.heldAck += n
         break
@@ -76,17 +86,24 @@ class PortDuplex extends Duplex {
     this.port.postMessage({t: 'd', b: ab}, [ab])
   }
 
-  override _writev(chunks: Array<{chunk: Buffer}>, callback: (err?: Error | null) => void): void {
-    for (const {chunk} of chunks) {
-      this.batch.push(chunk)
-      this.batchBytes += chunk.length
+  private add(chunk: Buffer): void {
+    if (chunk.length >= SHARE_MIN && chunk.buffer instanceof SharedArrayBuffer) {
+      this.flush()
+      this.unacked += chunk.length
+      this.port.postMessage({t: 's', v: new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)})
+      return
     }
+    this.batch.push(chunk)
+    this.batchBytes += chunk.length
+  }
+
+  override _writev(chunks: Array<{chunk: Buffer}>, callback: (err?: Error | null) => void): void {
+    for (const {chunk} of chunks) this.add(chunk)
     this.afterWrite(callback)
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.batch.push(chunk)
-    this.batchBytes += chunk.length
+    this.add(chunk)
     this.afterWrite(callback)
   }
 

@@ -92,7 +92,7 @@ async function receiveBundle(hello: Hello, announced: number, blockCount: number
     const frame = await reader.next()
     if (!frame) throw new ProtocolError('UNEXPECTED_EOF', 'the client closed the connection in the middle of a bundle; nothing was applied')
     if (frame.type === FrameType.DATA) {
-      const {block, hash, data} = decodeData(frame.payload)
+      const {block, hash, data} = decodeData(frame.payload, frame.body)
       if (block < nextAllowed || block >= blockCount) throw new ProtocolError('BLOCK_OUT_OF_RANGE', `bundle block ${block} is out of order or beyond the disk`)
       const len = Math.min(hello.blockSize, hello.diskSize - block * hello.blockSize)
       if (data.length !== len) throw new ProtocolError('BLOCK_BAD_LENGTH', `bundle block ${block} has ${data.length} bytes, expected ${len}`)

@@ -131,7 +131,7 @@ class FullsyncReceiver {
       if (!frame) throw new ProtocolError('UNEXPECTED_EOF', 'the client closed the connection before the sync was done')
       switch (frame.type) {
         case FrameType.DATA:
-          await this.onData(frame.payload)
+          await this.onData(frame.payload, frame.body)
           break
         case FrameType.ZERO_RUN:
           await this.onZeroRun(frame.payload)
@@ -157,8 +157,8 @@ class FullsyncReceiver {
     if (b >= this.scannedUpto) throw new ProtocolError('BLOCK_NOT_SCANNED', `${what} for block ${b} before its status was sent`)
   }
 
-  private async onData(payload: Buffer): Promise<void> {
-    const {block, hash, data} = decodeData(payload)
+  private async onData(payload: Buffer, body?: Buffer): Promise<void> {
+    const {block, hash, data} = decodeData(payload, body)
     this.checkBlock(block, 'DATA')
     if (data.length !== this.blockLen(block)) throw new ProtocolError('BLOCK_BAD_LENGTH', `DATA for block ${block} has ${data.length} bytes, expected ${this.blockLen(block)}`)
     if (!this.hasher.hash(data).equals(hash)) throw new ProtocolError('BLOCK_BAD_HASH', `DATA for block ${block} does not match its hash; refusing to write it`)

@@ -9,6 +9,9 @@ import type {Hello} from '../protocol/messages.js'
 import {readReplicaState, writeReplicaState, type ReplicaState} from './replica-state.js'
 
 
+const PUNCH_MIN = 1 << 20
+const SHORT_ZEROS = Buffer.alloc(PUNCH_MIN)
+
 export interface PriorReplica {
   existed: boolean
   size: number
@@ -115,9 +118,14 @@ export class ReplicaFile {
     }
   }
 
-  /** Make a range read as zeros: a punched hole where the file system can, else written zeros. */
+  /**
+   * Make a range read as zeros. Long runs become punched holes (the replica stays sparse);
+   * short ones are written as zeros, off the thread: a punch is a synchronous system call that
+   * can wait for writeback, and a sync full of one-block zero runs stalled on it.
+   */
   async zeroRange(pos: number, len: number): Promise<void> {
-    await zeroRange(this.fh.fd, pos, len)
+    if (len >= PUNCH_MIN) await zeroRange(this.fh.fd, pos, len)
+    else await this.writeAt(SHORT_ZEROS.subarray(0, len), pos)
   }
 
   get fd(): number {
