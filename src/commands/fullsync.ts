@@ -11,6 +11,7 @@ export default class Fullsync extends BaseCommand {
   static override flags = {
     'truncate-replica': Flags.boolean({description: 'allow cutting a replica that is larger than the source'}),
     bwlimit: Flags.string({description: 'cap the bytes sent per second (e.g. 50M)'}),
+    'accept-new-host-key': Flags.boolean({description: 'trust and record the replica host key if it is not in known_hosts yet (never a changed one)'}),
     'checkpoint-bytes': Flags.string({description: 'make the replica durable and record a resume point this often', hidden: true}),
   }
 
@@ -22,6 +23,7 @@ export default class Fullsync extends BaseCommand {
     try {
       result = await fullsync(args.disk, {
         truncateReplica: flags['truncate-replica'],
+        acceptNewHostKey: flags['accept-new-host-key'],
         bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
         checkpointBytes: flags['checkpoint-bytes'] ? parseSize(flags['checkpoint-bytes'], '--checkpoint-bytes') : undefined,
         progress: bar?.update,

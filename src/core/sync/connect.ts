@@ -1,11 +1,13 @@
 // Open a byte stream to the receiver for a target. A local path runs the receiver in a
-// worker thread (same protocol, same code as over SSH, and the other core does its half).
+// worker thread (same protocol, same code as over SSH, and the other core does its half);
+// an SSH target tunnels to `vdrep serve` on the replica host (ssh-connect.ts).
 import path from 'node:path'
 import type {Duplex} from 'node:stream'
 import {MessageChannel, Worker} from 'node:worker_threads'
 import {portDuplex} from '../protocol/port-stream.js'
+import type {SshSettings} from '../psf/settings.js'
 import type {Target} from '../target/target.js'
-import {TransportError} from '../errors.js'
+import {connectSshReceiver} from './ssh-connect.js'
 
 export interface ReceiverConnection {
   stream: Duplex
@@ -16,12 +18,25 @@ export interface ReceiverConnection {
 
 export interface ConnectOptions {
   port: number
+  /** SSH targets: trust and record an unknown host key (never a changed one). */
+  acceptNewHostKey?: boolean
+  /** SSH targets: the .psf's settings (user, port, identity files, known_hosts, serve command). */
+  ssh?: SshSettings
   log?: (line: string) => void
 }
 
 export async function connectReceiver(target: Target, opts: ConnectOptions): Promise<ReceiverConnection> {
   if (target.kind === 'local') return connectLocal(target.path, opts)
-  throw new TransportError('SSH_UNAVAILABLE', 'SSH targets are not wired up yet')
+  const {stream, transport} = await connectSshReceiver(target, opts)
+  return {
+    stream,
+    // The receiver resolves it under its own root; an absolute path must name a place there.
+    replicaPath: target.path,
+    close: async () => {
+      if (!stream.destroyed) stream.end()
+      await transport.close()
+    },
+  }
 }
 
 function connectLocal(replica: string, opts: ConnectOptions): ReceiverConnection {

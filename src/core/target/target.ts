@@ -1,30 +1,32 @@
 // Replication targets: a plain local path (a mounted share; the receiver runs in-process)
-// or `[user@]host[:port]:/path` over SSH.
+// or `[user@]host[:port]:/path` over SSH. The SSH form is read by the transport's own
+// parser (stricter: host names, IPv6 in brackets, no user starting with '-'), so a target
+// means the same thing to `init` and to the connection.
 import path from 'node:path'
 import {UsageError} from '../errors.js'
+import {parseSshTarget} from '../transport/ssh/ssh-target.js'
 
 export type Target =
   | {kind: 'local'; path: string}
   | {kind: 'ssh'; user?: string; host: string; port?: number; path: string}
 
-const SSH_FORM = /^(?:([^@\s/:]+)@)?(\[[0-9a-fA-F:.]+\]|[^@\s/:[\]]+)(?::(\d+))?:(\/.*)$/
+/** `host:PORT:` or `user@host:PORT:` or `[v6]:PORT:` — only to name a bad port plainly. */
+const PORT_PART = /^(?:[^@\s/:[\]]+@)?(?:\[[^\]]*\]|[^@\s/:[\]]+):(\d+):/
 
 export function parseTarget(spec: string): Target {
   if (spec.length === 0) throw new UsageError('BAD_TARGET', 'the target is empty')
   if (spec.startsWith('/') || spec.startsWith('.') || !spec.includes(':')) {
     return {kind: 'local', path: path.resolve(spec)}
   }
-  const m = SSH_FORM.exec(spec)
-  if (!m) throw new UsageError('BAD_TARGET', `cannot parse target '${spec}'`, {hint: 'use /local/path or [user@]host[:port]:/absolute/path'})
-  const [, user, rawHost, port, remotePath] = m
-  const host = rawHost.startsWith('[') ? rawHost.slice(1, -1) : rawHost
-  let portNum: number | undefined
+  const port = PORT_PART.exec(spec)?.[1]
   if (port !== undefined) {
-    portNum = Number(port)
-    if (!Number.isInteger(portNum) || portNum < 1 || portNum > 65535) throw new UsageError('BAD_TARGET', `bad SSH port ${port} in target '${spec}'`)
+    const n = Number(port)
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UsageError('BAD_TARGET', `bad SSH port ${port} in target '${spec}'`, {hint: 'the port is between 1 and 65535'})
   }
-  if (remotePath.split('/').includes('..')) throw new UsageError('BAD_TARGET', `the remote path in '${spec}' contains '..'`)
-  return {kind: 'ssh', user, host, port: portNum, path: remotePath}
+  const t = parseSshTarget(spec)
+  // The receiver refuses these too; saying so at init is kinder than at the first sync.
+  if (t.path.split('/').includes('..')) throw new UsageError('BAD_TARGET', `the remote path in '${spec}' contains '..'`, {hint: 'give the replica path without ..'})
+  return {kind: 'ssh', user: t.user, host: t.host, port: t.port, path: t.path}
 }
 
 export function formatTarget(t: Target): string {

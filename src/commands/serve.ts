@@ -1,0 +1,145 @@
+import {spawn} from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {Flags} from '@oclif/core'
+import {BaseCommand} from '../cli/base-command.js'
+import {UsageError, VdrepError, ExitCode} from '../core/errors.js'
+import {SyncMode} from '../core/protocol/messages.js'
+import {loadServeConfig, type ServeConfig} from '../core/receiver/serve-config.js'
+import {ReceiverServer} from '../core/receiver/server.js'
+import {parseDuration} from '../core/util/units.js'
+
+export interface ServeResult {
+  root: string
+  listen: string
+  ports: number[]
+  pid: number
+  daemon: boolean
+  aborted?: number
+}
+
+/** How long `--daemon` waits for the receiver it started to listen. */
+const DAEMON_READY_MS = 15_000
+
+export default class Serve extends BaseCommand {
+  static override summary = 'Run the receiver on the replica host: listen on 127.0.0.1 for tunnels from vdrep clients and write replicas under the root.'
+  static override examples = [
+    '<%= config.bin %> serve --root /srv/replicas',
+    '<%= config.bin %> serve --root /srv/replicas --fullsync-port 31031 --delta-port 44046 --log-file /var/log/vdrep/serve.log',
+    '<%= config.bin %> serve --daemon   # root and ports from ~/.config/vdrep/serve.json or /etc/vdrep/serve.json',
+  ]
+  static override flags = {
+    root: Flags.string({description: 'write replicas only under this directory (default: from the config file)'}),
+    config: Flags.string({description: 'config file (default: $VDREP_SERVE_CONFIG, ~/.config/vdrep/serve.json, /etc/vdrep/serve.json)'}),
+    'fullsync-port': Flags.integer({description: 'full-sync port on 127.0.0.1 [default: 31031]', min: 1, max: 65535}),
+    'delta-port': Flags.integer({description: 'delta port on 127.0.0.1 [default: 44046]', min: 1, max: 65535}),
+    listen: Flags.string({description: 'address to listen on; only 127.0.0.1 is accepted [default: 127.0.0.1]'}),
+    'log-file': Flags.string({description: 'append the log here instead of stderr'}),
+    'idle-timeout': Flags.string({description: 'drop a client that sends nothing for this long [default: 5m]'}),
+    daemon: Flags.boolean({description: 'start in the background, wait until it listens, then return (used by clients over SSH)'}),
+  }
+
+  async run(): Promise<ServeResult> {
+    const {flags} = await this.parse(Serve)
+    this.setGlobals(flags)
+    const config = await loadServeConfig({
+      root: flags.root,
+      config: flags.config,
+      fullsyncPort: flags['fullsync-port'],
+      deltaPort: flags['delta-port'],
+      listen: flags.listen,
+      logFile: flags['log-file'],
+      idleTimeoutMs: flags['idle-timeout'] ? parseDuration(flags['idle-timeout'], '--idle-timeout') * 1000 : undefined,
+    })
+    if (flags.daemon) return this.daemonize(config)
+    return this.serve(config)
+  }
+
+  private async serve(config: ServeConfig): Promise<ServeResult> {
+    const logFile = config.logFile ? openLog(config.logFile) : undefined
+    const log = (line: string) => {
+      if (logFile) logFile.write(`${new Date().toISOString()} ${line}\n`)
+      else process.stderr.write(`vdrep serve: ${line}\n`)
+    }
+    const server = await ReceiverServer.start({
+      root: config.root,
+      listen: config.listen,
+      listeners: [
+        {port: config.fullsyncPort, modes: [SyncMode.FULLSYNC]},
+        {port: config.deltaPort, modes: [SyncMode.DELTA]},
+      ],
+      idleTimeoutMs: config.idleTimeoutMs,
+      log,
+    })
+    const ready = `listening on 127.0.0.1:${server.ports.join(',')} (root ${config.root}, pid ${process.pid}${config.configFile ? `, config ${config.configFile}` : ''})`
+    if (logFile) log(ready)
+    process.stderr.write(`vdrep serve: ${ready}\n`)
+    if (process.send) {
+      process.send({ready})
+      process.disconnect()
+    }
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'))
+      process.once('SIGINT', () => resolve('SIGINT'))
+      process.once('SIGHUP', () => resolve('SIGHUP'))
+    })
+    log(`${signal}: no new connections; ${server.activeSessions} session(s) running`)
+    const {aborted} = await server.stop()
+    log(`stopped${aborted > 0 ? ` (${aborted} session(s) cut; their replicas stay incomplete and resume on the next run)` : ''}`)
+    if (logFile) await new Promise<void>((r) => logFile.end(r))
+    return {root: config.root, listen: config.listen, ports: server.ports, pid: process.pid, daemon: false, aborted}
+  }
+
+  /** Start this command again, detached, and return once it listens (or say why not). */
+  private async daemonize(config: ServeConfig): Promise<ServeResult> {
+    const logPath = config.logFile ?? path.join(process.env['XDG_STATE_HOME'] || path.join(os.homedir(), '.local', 'state'), 'vdrep', 'serve.log')
+    fs.mkdirSync(path.dirname(logPath), {recursive: true, mode: 0o700})
+    const logFd = fs.openSync(logPath, 'a', 0o600)
+    const args = [process.argv[1]!, 'serve', '--root', config.root, '--fullsync-port', String(config.fullsyncPort), '--delta-port', String(config.deltaPort),
+      '--listen', config.listen, '--log-file', logPath, '--idle-timeout', `${Math.round(config.idleTimeoutMs / 1000)}s`]
+    const child = spawn(process.execPath, args, {detached: true, stdio: ['ignore', 'ignore', logFd, 'ipc'], cwd: '/'})
+    fs.closeSync(logFd)
+    const outcome = await new Promise<{ready?: string; code?: number | null}>((resolve) => {
+      const timer = setTimeout(() => resolve({}), DAEMON_READY_MS)
+      child.once('message', (m: {ready?: string}) => {
+        clearTimeout(timer)
+        resolve({ready: m.ready})
+      })
+      child.once('exit', (code) => {
+        clearTimeout(timer)
+        resolve({code})
+      })
+      child.once('error', () => resolve({code: null}))
+    })
+    if (outcome.ready === undefined) {
+      if (outcome.code === undefined) child.kill('SIGTERM')
+      const tail = lastLines(logPath, 3)
+      throw new VdrepError('SERVE_START_FAILED', ExitCode.FAILURE, `the receiver did not start${outcome.code !== undefined ? ` (exit ${outcome.code})` : ` within ${DAEMON_READY_MS / 1000} s`}${tail ? `: ${tail}` : ''}`, {
+        hint: `see ${logPath}`,
+      })
+    }
+    if (child.connected) child.disconnect()
+    child.unref()
+    process.stderr.write(`vdrep serve: started in the background: ${outcome.ready.replace(/pid \d+/, `pid ${child.pid}`)}; log ${logPath}\n`)
+    return {root: config.root, listen: config.listen, ports: [config.fullsyncPort, config.deltaPort], pid: child.pid!, daemon: true}
+  }
+}
+
+function openLog(file: string): fs.WriteStream {
+  try {
+    fs.mkdirSync(path.dirname(file), {recursive: true, mode: 0o700})
+    fs.closeSync(fs.openSync(file, 'a', 0o600)) // fail here, clearly, rather than in a stream event
+  } catch (err) {
+    throw new UsageError('LOG_FILE', `cannot write the log file ${file}: ${(err as Error).message}`)
+  }
+  return fs.createWriteStream(file, {flags: 'a'})
+}
+
+function lastLines(file: string, n: number): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trim().split('\n').slice(-n).join(' | ')
+  } catch {
+    return ''
+  }
+}

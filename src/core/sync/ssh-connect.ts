@@ -1,0 +1,109 @@
+// Reach the receiver on a replica host over SSH: log in (settings from the .psf and
+// ~/.ssh/config), open a direct-tcpip tunnel to 127.0.0.1:PORT there, and when nothing
+// listens, start the receiver with the configured remote command over SSH exec and retry
+// the tunnel for up to ~10 s. The receiver's root comes from its own host's configuration;
+// the client sends only the replica path (in HELLO), which the receiver resolves under it.
+import {TransportError, VdrepError} from '../errors.js'
+import type {SshSettings} from '../psf/settings.js'
+import type {Target} from '../target/target.js'
+import {connectSsh, type SshTransport} from '../transport/ssh/ssh-transport.js'
+import type {Duplex} from 'node:stream'
+
+/** Started over SSH when nothing listens; reads its root and ports from the replica host's config. */
+export const DEFAULT_SERVE_COMMAND = 'vdrep serve --daemon'
+/** How long the tunnel is retried after the receiver was started. */
+export const AUTO_START_WAIT_MS = 10_000
+
+export interface SshReceiverOptions {
+  port: number
+  ssh?: SshSettings
+  acceptNewHostKey?: boolean
+  log?: (line: string) => void
+}
+
+export interface SshReceiverConnection {
+  stream: Duplex
+  transport: SshTransport
+}
+
+type SshTarget = Extract<Target, {kind: 'ssh'}>
+
+export async function connectSshReceiver(target: SshTarget, opts: SshReceiverOptions): Promise<SshReceiverConnection> {
+  const ssh = opts.ssh ?? {}
+  const transport = await connectSsh({
+    host: target.host,
+    user: target.user ?? ssh.user,
+    port: target.port ?? ssh.port,
+    identityFiles: ssh.identityFiles,
+    knownHostsFile: ssh.knownHostsFile,
+    acceptNewHostKey: opts.acceptNewHostKey,
+    log: opts.log,
+  })
+  try {
+    return {stream: await openOrStart(transport, opts.port, ssh.serveCommand ?? DEFAULT_SERVE_COMMAND, opts.log), transport}
+  } catch (err) {
+    await transport.close().catch(() => {})
+    throw err
+  }
+}
+
+function refused(err: unknown): boolean {
+  return err instanceof VdrepError && err.code === 'TUNNEL_REFUSED'
+}
+
+/** sshd said no to the tunnel itself (not "nothing listens"): say which settings decide that. */
+function explainTunnelFailure(err: unknown, port: number): unknown {
+  if (!(err instanceof VdrepError) || err.code !== 'TUNNEL_FAILED') return err
+  return new TransportError('TUNNEL_FAILED', err.message, {
+    cause: err,
+    hint: `the replica host's sshd refused a tunnel to 127.0.0.1:${port}: check AllowTcpForwarding/PermitOpen in its sshd_config, and that a restricted key has port-forwarding and permitopen="127.0.0.1:${port}" in authorized_keys`,
+  })
+}
+
+async function openOrStart(transport: SshTransport, port: number, command: string, log?: (line: string) => void): Promise<Duplex> {
+  try {
+    return await transport.openStream(port)
+  } catch (err) {
+    if (!refused(err)) throw explainTunnelFailure(err, port)
+  }
+  log?.(`nothing listens on 127.0.0.1:${port} on ${transport.label}; starting the receiver with: ${command}`)
+  let started: {code: number | null; stdout: string; stderr: string} | undefined
+  let execError: VdrepError | undefined
+  try {
+    started = await transport.exec(command)
+    const said = `${started.stderr}\n${started.stdout}`.trim().replace(/\s*\n\s*/g, ' | ')
+    log?.(`'${command}' exited ${started.code ?? 'by a signal'}${said ? `: ${said}` : ''}`)
+  } catch (err) {
+    if (!(err instanceof VdrepError) || err.code === 'SSH_CONNECTION_LOST') throw err
+    execError = err
+    log?.(`cannot run '${command}': ${err.message}`)
+  }
+  // Even when the command failed, a receiver started at the same time by another client may
+  // be coming up: retry the tunnel, with backoff, then explain.
+  const failed = execError !== undefined || started?.code !== 0
+  const deadline = Date.now() + (failed ? 1_000 : AUTO_START_WAIT_MS)
+  let delay = 50
+  let last: unknown
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const stream = await transport.openStream(port)
+      log?.(`the receiver answers on 127.0.0.1:${port} (attempt ${attempt})`)
+      return stream
+    } catch (err) {
+      if (!refused(err)) throw explainTunnelFailure(err, port)
+      last = err
+    }
+    if (Date.now() + delay > deadline) break
+    await new Promise((r) => setTimeout(r, delay))
+    delay = Math.min(delay * 2, 1_000)
+  }
+  const why = execError
+    ? `running it failed: ${execError.message}`
+    : started?.code !== 0
+      ? `it exited ${started?.code ?? 'by a signal'}${started?.stderr.trim() ? `: ${started.stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`
+      : `it returned, but nothing listened within ${AUTO_START_WAIT_MS / 1000} s`
+  throw new TransportError('RECEIVER_NOT_STARTED', `nothing listens on 127.0.0.1:${port} on ${transport.label}, and starting the receiver with '${command}' did not help: ${why}`, {
+    cause: last,
+    hint: 'start `vdrep serve` on the replica host (a systemd unit), or set the remote command with `vdrep init --serve-command`; a key restricted to tunnels (restrict,port-forwarding,permitopen=...) cannot start it',
+  })
+}
