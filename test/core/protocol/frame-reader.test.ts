@@ -1,0 +1,208 @@
+// Tests of src/core/protocol/frame-reader.ts through a PassThrough: a hand-written stream of
+// frames split at every byte offset, each hostile header refused with its own code after its
+// 8 bytes (before any payload is allocated or awaited), truncation at every byte, timeouts.
+import assert from 'node:assert/strict'
+import {PassThrough} from 'node:stream'
+import {ProtocolError, TransportError} from '../../../src/core/errors.js'
+import {FrameType, MAX_PAYLOAD} from '../../../src/core/protocol/frame.js'
+import {FrameReader, type Frame} from '../../../src/core/protocol/frame-reader.js'
+
+const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex')
+const tick = () => new Promise((res) => setImmediate(res))
+
+// Four frames: CHECKPOINT (16-byte payload), DONE with an empty payload, DATA (block 7, its
+// hash, a 4-byte body), ERROR (10 bytes). A DATA frame's fields come as the payload, its block as the body.
+const STREAM = hex(`
+  56 44 07 00 10 00 00 00  0100000000000000 0200000000000000
+  56 44 09 00 00 00 00 00
+  56 44 05 00 2c 00 00 00  0700000000000000 ${'ab'.repeat(32)} deadbeef
+  56 44 03 00 0a 00 00 00  0200 0100 45 0100 6d 0000`)
+const EXPECTED: Frame[] = [
+  {type: FrameType.CHECKPOINT, payload: hex('0100000000000000 0200000000000000')},
+  {type: FrameType.DONE, payload: Buffer.alloc(0)},
+  {type: FrameType.DATA, payload: hex(`0700000000000000 ${'ab'.repeat(32)}`), body: hex('deadbeef')},
+  {type: FrameType.ERROR, payload: hex('0200 0100 45 0100 6d 0000')},
+]
+/** Where each frame of STREAM ends. */
+const FRAME_ENDS = [24, 32, 84, 102]
+
+async function readAll(r: FrameReader): Promise<Frame[]> {
+  const out: Frame[] = []
+  for (let f = await r.next(); f; f = await r.next()) out.push(f)
+  return out
+}
+
+/** Feed chunks one tick apart, then end. */
+async function feed(s: PassThrough, chunks: Buffer[], end = true): Promise<void> {
+  for (const c of chunks) {
+    s.write(c)
+    await tick()
+  }
+  if (end) s.end()
+}
+
+type AllocFn = (n: number, ...rest: unknown[]) => Buffer
+const ALLOCATORS = ['alloc', 'allocUnsafe', 'allocUnsafeSlow'] as const
+
+/** Record every Buffer allocation size while fn runs; a rejection is returned, not thrown. */
+async function allocations(fn: () => Promise<unknown>): Promise<{result: unknown; sizes: number[]}> {
+  const sizes: number[] = []
+  const b = Buffer as unknown as Record<(typeof ALLOCATORS)[number], AllocFn>
+  const orig = ALLOCATORS.map((k) => b[k])
+  ALLOCATORS.forEach((k, i) => {
+    b[k] = (n, ...rest) => (sizes.push(n), orig[i].call(Buffer, n, ...rest))
+  })
+  try {
+    return {result: await fn().catch((e: unknown) => e), sizes}
+  } finally {
+    ALLOCATORS.forEach((k, i) => (b[k] = orig[i]))
+  }
+}
+
+describe('frame reader', () => {
+  it('reads the frames of one chunk', async () => {
+    const s = new PassThrough()
+    const r = new FrameReader(s)
+    s.end(STREAM)
+    assert.deepEqual(await readAll(r), EXPECTED)
+  })
+
+  it('reads the same frames with the stream split at every byte offset', async () => {
+    for (let cut = 0; cut <= STREAM.length; cut++) {
+      const s = new PassThrough()
+      const r = new FrameReader(s)
+      const writer = feed(s, [STREAM.subarray(0, cut), STREAM.subarray(cut)])
+      assert.deepEqual(await readAll(r), EXPECTED, `cut at ${cut}`)
+      await writer
+    }
+  })
+
+  it('reads the same frames with the stream split at every pair of offsets', async () => {
+    for (let a = 0; a <= STREAM.length; a += 3) {
+      for (let b = a; b <= STREAM.length; b++) {
+        const s = new PassThrough()
+        const r = new FrameReader(s)
+        s.write(STREAM.subarray(0, a))
+        s.write(STREAM.subarray(a, b))
+        s.end(STREAM.subarray(b))
+        assert.deepEqual(await readAll(r), EXPECTED, `cuts at ${a}, ${b}`)
+      }
+    }
+  })
+
+  it('reads a stream delivered one byte at a time', async () => {
+    const s = new PassThrough()
+    const r = new FrameReader(s)
+    const writer = feed(s, [...STREAM].map((b) => Buffer.from([b])))
+    assert.deepEqual(await readAll(r), EXPECTED)
+    await writer
+  })
+
+  it('fails a stream that ends at every byte inside a frame with FRAME_TRUNCATED, after the whole frames', async () => {
+    assert.equal(STREAM.length, FRAME_ENDS[FRAME_ENDS.length - 1])
+    for (let n = 1; n < STREAM.length; n++) {
+      const s = new PassThrough()
+      const r = new FrameReader(s)
+      s.end(STREAM.subarray(0, n))
+      const whole = FRAME_ENDS.filter((e) => e <= n).length
+      for (let i = 0; i < whole; i++) assert.deepEqual(await r.next(), EXPECTED[i])
+      if (FRAME_ENDS.includes(n)) assert.equal(await r.next(), null, `end at ${n}`)
+      else await assert.rejects(r.next(), (e: unknown) => e instanceof ProtocolError && e.code === 'FRAME_TRUNCATED', `end at ${n}`)
+    }
+  })
+
+  for (const [what, header, code] of [
+    ['a header claiming 4 GiB', '56 44 05 00 ff ff ff ff', 'FRAME_TOO_LARGE'],
+    ['a header claiming MAX_PAYLOAD + 1', '56 44 05 00 01 10 40 00', 'FRAME_TOO_LARGE'],
+    ['a bad magic', '47 45 54 20 2f 20 48 54', 'FRAME_BAD_MAGIC'],
+    ['an unknown type', '56 44 7f 00 10 00 00 00', 'FRAME_UNKNOWN_TYPE'],
+    ['nonzero flags', '56 44 05 01 10 00 00 00', 'FRAME_BAD_FLAGS'],
+  ] as const) {
+    it(`refuses ${what} with ${code} after its 8 bytes, allocating nothing for the payload`, async () => {
+      const s = new PassThrough()
+      const r = new FrameReader(s)
+      s.write(hex(header)) // the stream stays open: the reader must not wait for a payload
+      const {result, sizes} = await allocations(() => r.next())
+      assert.ok(result instanceof ProtocolError, String(result))
+      assert.equal(result.code, code)
+      assert.ok(sizes.every((n) => n <= 64), `allocated ${Math.max(...sizes)} bytes`)
+      s.destroy()
+    })
+  }
+
+  it('refuses a header after good frames with its code', async () => {
+    const s = new PassThrough()
+    const r = new FrameReader(s)
+    s.write(Buffer.concat([STREAM, hex('56 44 05 00 ff ff ff ff')]))
+    for (const f of EXPECTED) assert.deepEqual(await r.next(), f)
+    await assert.rejects(r.next(), {code: 'FRAME_TOO_LARGE'})
+    s.destroy()
+  })
+
+  it('reads payloads of exactly MAX_PAYLOAD in small chunks and past the 8 MiB high-water mark', async () => {
+    const s = new PassThrough()
+    const r = new FrameReader(s)
+    const header = hex('56 44 05 00 00 10 40 00')
+    const payload = Buffer.alloc(MAX_PAYLOAD)
+    for (let i = 0; i < payload.length; i += 4096) payload[i] = (i >>> 12) & 0xff
+    const one = Buffer.concat([header, payload])
+    const all = Buffer.concat([one, one, one])
+    for (let off = 0; off < all.length; off += 65536) s.write(all.subarray(off, off + 65536))
+    s.end()
+    const {result, sizes} = await allocations(async () => {
+      for (let i = 0; i < 3; i++) {
+        const f = await r.next()
+        assert.ok(f)
+        assert.equal(f.type, FrameType.DATA)
+        assert.ok(f.payload.equals(payload.subarray(0, 40)))
+        assert.ok(f.body?.equals(payload.subarray(40)))
+      }
+      assert.equal(await r.next(), null)
+    })
+    assert.equal(result, undefined)
+    assert.equal(Math.max(...sizes), MAX_PAYLOAD - 40, 'a split body is gathered into one buffer of its length, no larger')
+  })
+
+  it('returns a payload and a DATA body inside one chunk without copying them', async () => {
+    const s = new PassThrough()
+    const r = new FrameReader(s)
+    const chunk = Buffer.from(STREAM)
+    s.end(chunk)
+    const frames = await readAll(r)
+    assert.equal(frames[0].payload.buffer, chunk.buffer)
+    assert.equal(frames[2].body?.buffer, chunk.buffer)
+  })
+
+  it('returns a DATA frame with no block bytes as fields only, and any other type whole', async () => {
+    const s = new PassThrough()
+    const r = new FrameReader(s)
+    s.end(hex(`56 44 05 00 28 00 00 00 0100000000000000 ${'cd'.repeat(32)}  56 44 02 00 30 00 00 00 ${'ef'.repeat(48)}`))
+    assert.deepEqual(await r.next(), {type: FrameType.DATA, payload: hex(`0100000000000000 ${'cd'.repeat(32)}`)})
+    assert.deepEqual(await r.next(), {type: FrameType.HELLO_OK, payload: hex('ef'.repeat(48))})
+  })
+
+  it('passes on a stream error', async () => {
+    const s = new PassThrough()
+    const r = new FrameReader(s)
+    s.write(STREAM.subarray(0, 10))
+    const p = r.next()
+    s.destroy(new Error('connection reset'))
+    await assert.rejects(p, /connection reset/)
+  })
+
+  it('fails with IDLE_TIMEOUT when the peer goes quiet', async () => {
+    const s = new PassThrough()
+    const r = new FrameReader(s, 30)
+    s.write(STREAM.subarray(0, 3))
+    await assert.rejects(r.next(), (e: unknown) => e instanceof TransportError && e.code === 'IDLE_TIMEOUT')
+    s.destroy()
+  })
+
+  it('returns null on an empty stream and after a clean end', async () => {
+    const s = new PassThrough()
+    const r = new FrameReader(s)
+    s.end()
+    assert.equal(await r.next(), null)
+    assert.equal(await r.next(), null)
+  })
+})
