@@ -9,7 +9,7 @@ function option(name: string, fallback: number): number {
   if (i < 0) return fallback
   const v = Number(process.argv[i + 1])
   if (!Number.isSafeInteger(v) || (name === 'runs' && v < 1)) {
-    process.stderr.write(`fuzz: --${name} needs an integer, not '${process.argv[i + 1] ?? ''}'\n`)
+    process.stderr.write(`fuzz: --${name} needs a whole number (--runs at least 1), not '${process.argv[i + 1] ?? ''}'\n`)
     process.exit(2)
   }
   return v
