@@ -14,7 +14,7 @@ export class PathOutsideRootError extends UsageError {
 
 function inside(root: string, p: string): boolean {
   const rel = path.relative(root, p)
-  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel)
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel)
 }
 
 /** The absolute path of the replica, proven to be inside `root`. */
