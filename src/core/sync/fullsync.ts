@@ -124,6 +124,7 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
     if (first.type === FrameType.ERROR) throw remoteErrorOf(first.payload)
     if (first.type !== FrameType.HELLO_OK) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO_OK, got frame type ${first.type}`)
     const ok = decodeHelloOk(first.payload)
+    if (ok.version !== PROTOCOL_VERSION) throw new ProtocolError('VERSION_MISMATCH', `the receiver speaks protocol version ${ok.version}; this client speaks ${PROTOCOL_VERSION}`, {hint: 'install the same vdrep release on both hosts'})
     const resumedAtBlock = ok.state === ReplicaStateKind.INCOMPLETE ? ok.resumeBlock : 0
     if (resumedAtBlock > 0) opts.log?.(`resuming at ${Math.floor((resumedAtBlock / blockCount) * 100)}% (block ${resumedAtBlock} of ${blockCount} is durable on the replica)`)
 
@@ -255,11 +256,13 @@ async function recordProvedSync(psf: PsfFile, diskSize: number, indexAll: Buffer
   const patch = {flags, generation: h.generation + 1, lastSyncMs: Date.now(), diskSize, ...(stat ? statPatch(stat) : {})}
   if (indexAll) {
     // The disk grew: the .psf is laid out anew for the new size, then swapped in atomically.
-    await PsfFile.create(psf.path, {...h, ...patch, counter: h.counter + 1n})
+    // INDEX_VALID only once the index pages are durable.
+    await PsfFile.create(psf.path, {...h, ...patch, flags: flags & ~HeaderFlag.INDEX_VALID, counter: h.counter + 1n})
     const fresh = await PsfFile.open(psf.path)
     try {
       await fresh.writeIndexPages(0, indexAll)
       await fresh.sync()
+      await fresh.updateHeader({flags})
     } finally {
       await fresh.close()
     }

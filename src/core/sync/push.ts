@@ -122,6 +122,7 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
     }
     if (first.type !== FrameType.HELLO_OK) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO_OK, got frame type ${first.type}`)
     const ok = decodeHelloOk(first.payload)
+    if (ok.version !== PROTOCOL_VERSION) throw new ProtocolError('VERSION_MISMATCH', `the receiver speaks protocol version ${ok.version}; this client speaks ${PROTOCOL_VERSION}`, {hint: 'install the same vdrep release on both hosts'})
     const connectMs = performance.now() - t0
     let lastSeq = h.lastSeq
     if (ok.lastSeq !== lastSeq) {
