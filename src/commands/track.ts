@@ -45,7 +45,7 @@ export default class Track extends BaseCommand {
       listen: flags.nbd,
       listenAny: flags['listen-any'],
       cowLimit,
-      log: (level, line) => (level === 'debug' ? this.detail(line) : this.notice(line)),
+      log: (level, line) => this.trackerLog(level, line),
     })
     const s = tracker.started
     const full = s.needsFullSync ? ' (a full sync is still needed before pushes send deltas)' : ''
@@ -63,13 +63,20 @@ export default class Track extends BaseCommand {
     return {mode: 'nbd', ...s, stopped}
   }
 
+  /** Warnings reach stderr even under --quiet or --json; notices unless quiet; debug with -v. */
+  private trackerLog(level: 'warn' | 'info' | 'debug', line: string): void {
+    if (level === 'warn') this.logToStderr(`vdrep: warning: ${line}`)
+    else if (level === 'info') this.notice(line)
+    else this.detail(line)
+  }
+
   private async scan(disk: string): Promise<TrackResult> {
     const bar = this.interactive ? scanBar() : undefined
     let result: ScanResult
     try {
       result = await scanDisk(disk, {
         progress: bar?.update,
-        log: (_level, line) => this.notice(line),
+        log: (level, line) => this.trackerLog(level, line),
       })
     } finally {
       bar?.stop()

@@ -2,8 +2,9 @@
 // errors that say a full sync is needed when it cannot be used, under the disk's lock; and
 // the two bitmaps, where a page failing its CRC comes back all dirty (conservative) and is
 // reported so the caller can warn.
+import fs from 'node:fs/promises'
 import path from 'node:path'
-import {FullSyncNeededError, StateError, VdrepError} from '../errors.js'
+import {FullSyncNeededError, StateError, UsageError, VdrepError} from '../errors.js'
 import type {Bitmap} from '../psf/bitmap.js'
 import {BITS_PER_PAGE, Region} from '../psf/layout.js'
 import {PsfFile, psfPathFor} from '../psf/psf-file.js'
@@ -38,6 +39,11 @@ export function recordUnusable(disk: string, err: unknown): VdrepError {
 /** Lock the disk for `what` ("tracker", "scan"), then open its .psf. Both locks are held on return. */
 export async function openRecord(diskArg: string, what: string): Promise<OpenRecord> {
   const disk = path.resolve(diskArg)
+  const st = await fs.stat(disk).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') throw new UsageError('DISK_MISSING', `no such disk: ${disk}`)
+    throw new UsageError('DISK_UNREADABLE', `cannot read ${disk}: ${err.message}`)
+  })
+  if (!st.isFile() && !st.isBlockDevice()) throw new UsageError('DISK_NOT_A_DISK', `${disk} is neither a regular file nor a block device`)
   const canonical = await canonicalDisk(disk)
   const psfPath = psfPathFor(disk)
   let lock: TrackerLock

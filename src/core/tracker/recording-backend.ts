@@ -6,6 +6,7 @@
 import type {NbdBackend, NbdExtent, NbdWriteZeroesOptions} from './nbd/backend.js'
 import type {DirtyLog} from './dirty-log.js'
 import type {Freezer} from './freezer.js'
+import type {Unlock} from './nbd/range-lock.js'
 import type {WriteGate} from './write-gate.js'
 
 export interface RecordingCounters {
@@ -49,39 +50,80 @@ export class RecordingBackend implements NbdBackend {
   }
 
   async write(offset: number, data: Buffer, fua: boolean): Promise<void> {
-    await this.mutate(offset, data.length, () => this.inner.write(offset, data, fua))
+    const ready = this.begin(offset, data.length)
+    const unlock = ready === undefined ? undefined : await this.ready(ready)
+    try {
+      await this.inner.write(offset, data, fua)
+    } finally {
+      this.end(unlock)
+    }
     this.counters.writes++
     this.counters.bytesWritten += data.length
   }
 
   async writeZeroes(offset: number, length: number, opts: NbdWriteZeroesOptions): Promise<void> {
-    await this.mutate(offset, length, () => this.inner.writeZeroes(offset, length, opts))
+    const ready = this.begin(offset, length)
+    const unlock = ready === undefined ? undefined : await this.ready(ready)
+    try {
+      await this.inner.writeZeroes(offset, length, opts)
+    } finally {
+      this.end(unlock)
+    }
     this.counters.zeroes++
   }
 
   async trim(offset: number, length: number, fua: boolean): Promise<void> {
-    await this.mutate(offset, length, () => this.inner.trim(offset, length, fua))
+    const ready = this.begin(offset, length)
+    const unlock = ready === undefined ? undefined : await this.ready(ready)
+    try {
+      await this.inner.trim(offset, length, fua)
+    } finally {
+      this.end(unlock)
+    }
     this.counters.trims++
   }
 
-  /** Mark, keep frozen contents, then change the disk; in that order, always. */
-  private async mutate(offset: number, length: number, change: () => Promise<void>): Promise<void> {
-    if (length <= 0) return change()
+  /**
+   * Before changing [offset, offset+length): enter the gate, make the blocks' bits durable,
+   * keep frozen contents. Returns undefined when all of that was already true (the common
+   * case: no promise at all), else a promise of the range lock to release after the change.
+   * Either way the caller must call end().
+   */
+  private begin(offset: number, length: number): Promise<Unlock | undefined> | undefined {
     const entering = this.gate.enter()
-    if (entering) await entering
-    try {
-      const first = Math.floor(offset / this.blockSize)
-      const last = Math.floor((offset + length - 1) / this.blockSize)
-      const marked = this.log.mark(first, last)
-      if (marked) await marked
-      const unlock = this.freezer.active ? await this.freezer.beforeWrite(first, last) : undefined
+    if (length <= 0) return entering && entering.then(() => undefined)
+    const first = Math.floor(offset / this.blockSize)
+    const last = Math.floor((offset + length - 1) / this.blockSize)
+    if (entering === undefined) {
+      let marked: Promise<void> | undefined
       try {
-        await change()
-      } finally {
-        unlock?.()
+        marked = this.log.mark(first, last)
+      } catch (err) {
+        return Promise.reject(err)
       }
-    } finally {
-      this.gate.leave()
+      if (marked === undefined && !this.freezer.active) return undefined
+      return this.finishBegin(marked, first, last)
     }
+    return entering.then(() => this.finishBegin(this.log.mark(first, last), first, last))
+  }
+
+  private async finishBegin(marked: Promise<void> | undefined, first: number, last: number): Promise<Unlock | undefined> {
+    if (marked) await marked
+    return this.freezer.active ? this.freezer.beforeWrite(first, last) : undefined
+  }
+
+  /** Slow path of begin(); a failure (the bit could not be persisted) leaves the gate. */
+  private async ready(p: Promise<Unlock | undefined>): Promise<Unlock | undefined> {
+    try {
+      return await p
+    } catch (err) {
+      this.gate.leave()
+      throw err
+    }
+  }
+
+  private end(unlock: Unlock | undefined): void {
+    unlock?.()
+    this.gate.leave()
   }
 }

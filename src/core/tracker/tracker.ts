@@ -3,7 +3,7 @@
 // socket, and on a clean stop records the disk's stamp and sets CLEAN_SHUTDOWN. The flag is
 // cleared at start, so a tracker killed with -9 leaves a bitmap that is trusted on restart.
 import fs from 'node:fs/promises'
-import {FullSyncNeededError} from '../errors.js'
+import {FullSyncNeededError, UsageError} from '../errors.js'
 import {HeaderFlag} from '../psf/header.js'
 import {stampOf, untrustedReason} from './disk-stamp.js'
 import {ControlServer, type ControlHandler} from './control-server.js'
@@ -11,7 +11,7 @@ import type {TrackerStatus} from './control-client.js'
 import {bytesCovered, DirtyLog, unionOf, type DirtyLogStats} from './dirty-log.js'
 import {Freezer} from './freezer.js'
 import {FileBackend} from './nbd/file-backend.js'
-import {NbdServer, type NbdAddress} from './nbd/server.js'
+import {isLoopback, NbdServer, parseListenSpec, type NbdAddress} from './nbd/server.js'
 import {controlSocketPath, cowPathFor} from './paths.js'
 import {badPageWarning, loadBitmaps, openRecord, type OpenRecord} from './record.js'
 import {RecordingBackend, type RecordingCounters} from './recording-backend.js'
@@ -80,6 +80,16 @@ export class Tracker {
 
   static async start(diskArg: string, opts: TrackerOptions): Promise<Tracker> {
     const say: TrackerLog = opts.log ?? (() => {})
+    // Bad addresses are refused before anything is locked or changed.
+    if (opts.listen.length === 0) throw new UsageError('NBD_LISTEN', 'no NBD address to serve on', {hint: 'pass --nbd unix:PATH or HOST:PORT'})
+    for (const spec of opts.listen) {
+      const where = parseListenSpec(spec)
+      if (where.kind === 'tcp' && !opts.listenAny && !isLoopback(where.host)) {
+        throw new UsageError('NBD_NOT_LOOPBACK', `refusing to serve NBD on ${where.host}: NBD has no authentication`, {
+          hint: 'listen on 127.0.0.1 or a unix socket, or pass --listen-any',
+        })
+      }
+    }
     const rec = await openRecord(diskArg, 'tracker')
     const {disk, psf} = rec
     const cleanup: Array<() => Promise<unknown>> = [async () => rec.lock.release(), () => rec.pushLock.release(), () => psf.close()]

@@ -80,6 +80,8 @@ describe('tracker recording backend', () => {
       throw Object.assign(new Error('EIO'), {code: 'EIO'})
     }
     await assert.rejects(backend.write(0, Buffer.from([9]), false), /cannot update the change record/)
+    await assert.rejects(backend.trim(BS * 3, 10, false), /cannot update the change record/)
+    assert.equal((backend as unknown as {gate: WriteGate}).gate.count, 0, 'a refused write must leave the gate')
     assert.equal(inner.data[0], 0)
     assert.ok(!inner.calls.some((c) => c.startsWith('write')))
   })

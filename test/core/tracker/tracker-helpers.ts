@@ -29,7 +29,10 @@ export function startTracker(disk: string, args: string[], env?: NodeJS.ProcessE
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()))
   const exited = new Promise<CliResult>((resolve) => child.on('close', (code, signal) => resolve({code, signal, stdout: out, stderr: err})))
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the tracker did not start in 20 s\n${out}\n${err}`)), 20_000)
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`the tracker did not start in 20 s\n${out}\n${err}`))
+    }, 20_000)
     const onData = () => {
       const line = out.split('\n').find((l) => l.startsWith('tracking '))
       if (!line) return

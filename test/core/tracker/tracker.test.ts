@@ -64,12 +64,14 @@ describe('tracker (in-process)', function () {
     await again.stop()
   })
 
-  it('a start that fails half-way (a refused listen address) leaves the header as it was', async () => {
+  it('a start that fails half-way (a socket path that is not a socket) leaves the header as it was', async () => {
     const first = await Tracker.start(disk, {listen: [`unix:${path.join(dir, 'a.sock')}`]})
     await first.stop()
     const before = await header()
     assert.ok(before.flags & HeaderFlag.CLEAN_SHUTDOWN)
     await assert.rejects(Tracker.start(disk, {listen: ['8.8.8.8:10809']}), /refusing to serve NBD on 8\.8\.8\.8/)
+    await fs.writeFile(path.join(dir, 'file.sock'), 'not a socket')
+    await assert.rejects(Tracker.start(disk, {listen: [`unix:${path.join(dir, 'file.sock')}`]}), /exists and is not a socket/)
     const after = await header()
     assert.equal(after.flags, before.flags)
     assert.equal(after.sourceMtimeNs, before.sourceMtimeNs)
