@@ -74,10 +74,12 @@ export default class Serve extends BaseCommand {
     })
     const ready = `listening on 127.0.0.1:${server.ports.join(',')} (root ${config.root}, pid ${process.pid}${config.configFile ? `, config ${config.configFile}` : ''})`
     if (logFile) log(ready)
-    process.stderr.write(`vdrep serve: ${ready}\n`)
     if (process.send) {
+      // Started by --daemon: stderr is the log file already; the parent prints the line.
       process.send({ready})
       process.disconnect()
+    } else {
+      process.stderr.write(`vdrep serve: ${ready}\n`)
     }
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'))
