@@ -19,6 +19,7 @@ export interface TrackerFreezeInfo {
   cowLimit: number
   cancelled: string | null
   startedMs: number
+  preserve: boolean
 }
 
 /** What `status` answers. */
@@ -133,9 +134,13 @@ export class TrackerControlClient {
     return (await this.request({op: 'status'})).body as unknown as TrackerStatus
   }
 
-  /** Move the active set into the in-flight set; this connection owns it until complete/close. */
-  async freeze(): Promise<FreezeResult> {
-    const {body, data} = await this.request({op: 'freeze'})
+  /**
+   * Move the active set into the in-flight set; this connection owns it until complete/close.
+   * With `preserve: false` the tracker keeps no old contents (for a full sync, which reads the
+   * disk itself): no side file, no cap, and `readBlocks` is refused.
+   */
+  async freeze(opts: {preserve?: boolean} = {}): Promise<FreezeResult> {
+    const {body, data} = await this.request({op: 'freeze', preserve: opts.preserve !== false})
     const blockCount = num(body, 'blockCount')
     if (data.length !== Math.ceil(blockCount / 8)) throw new ProtocolError('CONTROL_BAD_REPLY', `freeze: bitmap of ${data.length} bytes for ${blockCount} blocks`)
     return {blockSize: num(body, 'blockSize'), diskSize: num(body, 'diskSize'), blockCount, blocks: num(body, 'blocks'), bitmap: new Bitmap(blockCount, new Uint8Array(data))}

@@ -14,6 +14,8 @@
 //   {"op":"status"}                 -> status object
 //   {"op":"freeze"}                 -> {blockSize, diskSize, blockCount, blocks}; data: the
 //                                      frozen bitmap, ceil(blockCount/8) bytes, LSB first
+//   {"op":"freeze","preserve":false} -> the same, but no copy-on-write (a full sync that reads
+//                                      the disk itself); `read` is then refused
 //   {"op":"read","first":N,"count":M} -> {first, count, length}; data: the blocks as of the freeze
 //   {"op":"complete","ok":true|false} -> {cleared, mergedBack}
 // ERROR JSON: {"code": "...", "exitCode": N, "message": "...", "hint": "..."}. A header that breaks the
@@ -34,7 +36,7 @@ export type FrameKindId = (typeof FrameKind)[keyof typeof FrameKind]
 
 export type ControlRequest =
   | {op: 'status'}
-  | {op: 'freeze'}
+  | {op: 'freeze'; preserve: boolean}
   | {op: 'read'; first: number; count: number}
   | {op: 'complete'; ok: boolean}
 
@@ -106,8 +108,10 @@ const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isS
 export function parseRequest(o: Record<string, unknown>): ControlRequest {
   switch (o.op) {
     case 'status':
-    case 'freeze':
       return {op: o.op}
+    case 'freeze':
+      if (o.preserve !== undefined && typeof o.preserve !== 'boolean') throw bad('CONTROL_BAD_REQUEST', `freeze: "preserve" must be true or false, got ${JSON.stringify(o.preserve)}`)
+      return {op: 'freeze', preserve: o.preserve !== false}
     case 'read':
       if (!isCount(o.first)) throw bad('CONTROL_BAD_REQUEST', `read: "first" must be a non-negative integer, got ${JSON.stringify(o.first)}`)
       if (!isCount(o.count) || o.count === 0) throw bad('CONTROL_BAD_REQUEST', `read: "count" must be a positive integer, got ${JSON.stringify(o.count)}`)

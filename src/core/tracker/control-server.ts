@@ -15,7 +15,7 @@ const MAX_CLIENTS = 64
 
 export interface ControlHandler {
   status(): object
-  freeze(conn: number): Promise<{body: object; bitmap: Bitmap}>
+  freeze(conn: number, preserve: boolean): Promise<{body: object; bitmap: Bitmap}>
   read(conn: number, first: number, count: number): Promise<Buffer>
   complete(conn: number, ok: boolean): Promise<object>
   /** The connection is gone (with or without `complete`). */
@@ -145,7 +145,7 @@ export class ControlServer {
       case 'status':
         return this.send(socket, FrameKind.REPLY, {...this.handler.status(), controlClients: this.sockets.size})
       case 'freeze': {
-        const {body, bitmap} = await this.handler.freeze(id)
+        const {body, bitmap} = await this.handler.freeze(id, req.preserve)
         return this.send(socket, FrameKind.REPLY, body, Buffer.from(bitmap.bits.buffer, bitmap.bits.byteOffset, bitmap.bits.byteLength))
       }
       case 'read': {

@@ -37,6 +37,8 @@ class FrozenSet {
     readonly cow: CowStore,
     readonly blocks: number,
     readonly startedMs: number,
+    /** Keep old contents of frozen blocks (a push); false for a full sync that reads the disk itself. */
+    readonly preserve: boolean,
   ) {}
 }
 
@@ -47,6 +49,7 @@ export interface FreezeInfo {
   cowLimit: number
   cancelled: string | null
   startedMs: number
+  preserve: boolean
 }
 
 export class Freezer {
@@ -69,16 +72,16 @@ export class Freezer {
 
   get info(): FreezeInfo | null {
     const f = this.current
-    return f && {owner: f.owner, blocks: f.blocks, cowBytes: f.cow.bytes, cowLimit: f.cow.limit, cancelled: f.cancelled, startedMs: f.startedMs}
+    return f && {owner: f.owner, blocks: f.blocks, cowBytes: f.cow.bytes, cowLimit: f.cow.limit, cancelled: f.cancelled, startedMs: f.startedMs, preserve: f.preserve}
   }
 
   /** Freeze for `owner` (a control connection); returns the frozen set. */
-  async freeze(owner: number): Promise<Bitmap> {
+  async freeze(owner: number, preserve = true): Promise<Bitmap> {
     this.checkFree()
     return this.gate.exclusive(async () => {
       this.checkFree()
       const bitmap = await this.log.freeze()
-      this.current = new FrozenSet(owner, new CowStore(this.opts.cowPath, this.opts.cowLimit), bitmap.count(), Date.now())
+      this.current = new FrozenSet(owner, new CowStore(this.opts.cowPath, this.opts.cowLimit), bitmap.count(), Date.now(), preserve)
       this.cancelledFor.delete(owner)
       return bitmap
     })
@@ -87,6 +90,7 @@ export class Freezer {
   /** Blocks [first, first+count) as they were at the freeze; all must be in the frozen set. */
   async read(owner: number, first: number, count: number): Promise<Buffer> {
     const f = this.owned(owner)
+    if (!f.preserve) throw new StateError('CONTROL_NO_PRESERVE', 'this freeze keeps no old contents (it was asked with preserve: false); read the disk directly')
     const {blockSize: bs, diskSize, blockCount} = this.geo
     if (!Number.isSafeInteger(first) || !Number.isSafeInteger(count) || first < 0 || count < 1 || first + count > blockCount) {
       throw new UsageError('CONTROL_BAD_RANGE', `read of ${count} blocks at block ${first} is outside the disk's ${blockCount} blocks`)
@@ -160,7 +164,7 @@ export class Freezer {
    */
   async beforeWrite(first: number, last: number): Promise<Unlock | undefined> {
     const f = this.current
-    if (!f || f.cancelled || !this.needsPreserve(f, first, last)) return undefined
+    if (!f || !f.preserve || f.cancelled || !this.needsPreserve(f, first, last)) return undefined
     const bs = this.geo.blockSize
     const unlock = await f.locks.acquire(first * bs, (last - first + 1) * bs, true)
     try {

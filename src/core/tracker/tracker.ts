@@ -5,6 +5,7 @@
 import fs from 'node:fs/promises'
 import {FullSyncNeededError, UsageError} from '../errors.js'
 import {HeaderFlag} from '../psf/header.js'
+import {PsfFile} from '../psf/psf-file.js'
 import {stampOf, untrustedReason} from './disk-stamp.js'
 import {ControlServer, type ControlHandler} from './control-server.js'
 import type {TrackerStatus} from './control-client.js'
@@ -57,6 +58,13 @@ export interface TrackerStopped extends RecordingCounters, DirtyLogStats {
   seconds: number
   dirtyBlocks: number
   bytesPending: number
+}
+
+/** The flags of the newest header on disk (ours may be stale: pushes share the file). */
+async function currentFlags(psfPath: string): Promise<number> {
+  const fresh = await PsfFile.open(psfPath, false)
+  await fresh.close()
+  return fresh.header.flags
 }
 
 export function formatAddress(a: NbdAddress): string {
@@ -135,8 +143,8 @@ export class Tracker {
       let tracker: Tracker | undefined
       const handler: ControlHandler = {
         status: () => (tracker as Tracker).status(),
-        freeze: async (conn) => {
-          const bitmap = await freezer.freeze(conn)
+        freeze: async (conn, preserve) => {
+          const bitmap = await freezer.freeze(conn, preserve)
           return {body: {blockSize: bs, diskSize: inner.size, blockCount, blocks: bitmap.count()}, bitmap}
         },
         read: (conn, first, count) => freezer.read(conn, first, count),
@@ -224,8 +232,9 @@ export class Tracker {
         // A write by another program in the same timestamp tick as our last one would go unseen.
         const age = Date.now() - Number(stamp.mtimeNs / 1_000_000n)
         if (age >= 0 && age < 20) await new Promise((r) => setTimeout(r, 20 - age))
+        // A full sync or push may have updated the header meanwhile: keep its flags, add ours.
         await psf.updateHeader({
-          flags: psf.header.flags | HeaderFlag.CLEAN_SHUTDOWN,
+          flags: (await currentFlags(psf.path)) | HeaderFlag.CLEAN_SHUTDOWN,
           sourceSize: stamp.size,
           sourceMtimeNs: stamp.mtimeNs,
           sourceCtimeNs: stamp.ctimeNs,

@@ -62,7 +62,9 @@ describe('tracker control protocol', () => {
   })
 
   it('validates requests field by field', () => {
-    assert.deepEqual(parseRequest({op: 'freeze'}), {op: 'freeze'})
+    assert.deepEqual(parseRequest({op: 'freeze'}), {op: 'freeze', preserve: true})
+    assert.deepEqual(parseRequest({op: 'freeze', preserve: false}), {op: 'freeze', preserve: false})
+    assert.throws(() => parseRequest({op: 'freeze', preserve: 0}), /"preserve" must be true or false/)
     assert.deepEqual(parseRequest({op: 'read', first: 0, count: 3}), {op: 'read', first: 0, count: 3})
     assert.deepEqual(parseRequest({op: 'complete', ok: false}), {op: 'complete', ok: false})
     assert.throws(() => parseRequest({op: 'read', first: -1, count: 1}), /"first" must be a non-negative integer/)

@@ -122,6 +122,18 @@ describe('tracker freezer (copy-on-write point in time)', () => {
     await back.close()
   })
 
+  it('a freeze without preserve keeps no copies and refuses reads; writes go to the next set', async () => {
+    await setup(BS)
+    await backend.write(0, Buffer.alloc(4 * BS, 1), false)
+    await freezer.freeze(4, false)
+    await backend.write(0, Buffer.alloc(4 * BS, 2), false) // over the cap if it were copying
+    assert.ok(freezer.active)
+    assert.equal(freezer.info?.cowBytes, 0)
+    await assert.rejects(freezer.read(4, 0, 1), /keeps no old contents/)
+    assert.deepEqual(await freezer.complete(4, true), {cleared: 4, mergedBack: 0})
+    assert.deepEqual([...log.active.setBlocks()], [0, 1, 2, 3])
+  })
+
   it('complete(true) is refused after a cancel; complete(false) then succeeds', async () => {
     await setup(BS)
     await backend.write(0, Buffer.alloc(2 * BS, 1), false)
