@@ -109,7 +109,7 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
   const conn = await connectReceiver(target, {port: h.settings.fullsyncPort, log: opts.log, acceptNewHostKey: opts.acceptNewHostKey, ssh: h.settings.ssh})
   // With a tracker running, the sync covers what was dirty when it began; writes made while it
   // runs stay in the active record for the next push.
-  const frozen = tracker ? await tracker.freeze() : undefined
+  const frozen = tracker ? await tracker.freeze({preserve: false}) : undefined
   let proved = false
   const reader = new FrameReader(conn.stream)
   const writer = new FrameWriter(conn.stream)
