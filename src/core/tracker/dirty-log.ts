@@ -4,15 +4,17 @@
 //
 // Group commit: blocks newly dirtied while a batch is being written join the next batch;
 // a batch costs one page write per touched page and one fdatasync. Blocks already durably
-// dirty cost a bitmap lookup and nothing else. Every .psf write (batches, freeze, merge
-// back) runs one at a time, in order, and the first failure is sticky.
+// dirty cost a bitmap lookup and nothing else (a second bitmap says which set bits are
+// durable; a set bit that is not yet waits for the batch that writes its page). Memory is
+// bounded by the bitmaps, whatever the range: a TRIM of the whole disk marks it byte by byte.
+// Every .psf write (batches, freeze, merge back) runs one at a time, in order, and the
+// first failure is sticky.
 import {DiskIoError} from '../errors.js'
 import {Bitmap} from '../psf/bitmap.js'
 import {BITS_PER_PAGE, Region} from '../psf/layout.js'
 import type {PsfFile} from '../psf/psf-file.js'
 
 interface Batch {
-  blocks: number[]
   pages: Set<number>
   done: Promise<void>
   resolve: () => void
@@ -27,7 +29,7 @@ function newBatch(): Batch {
     reject = rej
   })
   done.catch(() => {}) // waiters see the failure; nobody waiting is fine too
-  return {blocks: [], pages: new Set(), done, resolve, reject}
+  return {pages: new Set(), done, resolve, reject}
 }
 
 export interface DirtyLogStats {
@@ -38,6 +40,12 @@ export interface DirtyLogStats {
 }
 
 const PAGE_BYTES = BITS_PER_PAGE / 8
+
+function popcount(v: number): number {
+  let n = 0
+  for (let x = v; x; x &= x - 1) n++
+  return n
+}
 
 /** Bitmap pages holding at least one set bit. */
 export function nonEmptyPages(bm: Bitmap): number[] {
@@ -73,7 +81,8 @@ export class DirtyLog {
   readonly stats: DirtyLogStats = {newlyDirtied: 0, batches: 0, pageWrites: 0}
   private next: Batch | null = null
   private flushing: Batch | null = null
-  private readonly pending = new Map<number, Batch>()
+  /** Set bits of `active` known to be durable in the .psf (a subset of active). */
+  private readonly durable: Bitmap
   private chain: Promise<unknown> = Promise.resolve()
   private failure: Error | null = null
 
@@ -81,7 +90,10 @@ export class DirtyLog {
     private readonly psf: PsfFile,
     readonly active: Bitmap,
     readonly inflight: Bitmap,
-  ) {}
+  ) {
+    // What was read from the .psf is durable (a page that failed its CRC reads as all dirty).
+    this.durable = new Bitmap(active.blockCount, Uint8Array.from(active.bits))
+  }
 
   /** The first .psf write failure; from then on nothing more is accepted. */
   get broken(): Error | null {
@@ -94,30 +106,60 @@ export class DirtyLog {
    */
   mark(first: number, last: number): Promise<void> | undefined {
     if (this.failure) return Promise.reject(this.failure)
+    const act = this.active.bits
+    const dur = this.durable.bits
     let wait: Batch | undefined
     let waits: Set<Batch> | undefined
     const add = (b: Batch) => {
       if (wait === undefined) wait = b
       else if (wait !== b) (waits ??= new Set([wait])).add(b)
     }
-    const checkPending = this.pending.size > 0
-    for (let b = first; b <= last; b++) {
-      if (!this.active.get(b)) {
-        this.active.set(b)
-        const batch = this.collecting()
-        batch.blocks.push(b)
-        batch.pages.add(Math.floor(b / BITS_PER_PAGE))
-        this.pending.set(b, batch)
-        this.stats.newlyDirtied++
-        add(batch)
-      } else if (checkPending) {
-        const p = this.pending.get(b)
-        if (p) add(p)
+    let b = first
+    while (b <= last) {
+      const i = b >>> 3
+      if ((b & 7) === 0 && b + 7 <= last) {
+        // A whole byte: eight blocks at once.
+        if ((act[i] & dur[i]) === 0xff) {
+          b += 8
+          continue
+        }
+        const fresh = ~act[i] & 0xff
+        if (fresh !== 0) {
+          act[i] = 0xff
+          this.stats.newlyDirtied += popcount(fresh)
+          const batch = this.collecting()
+          batch.pages.add(Math.floor(b / BITS_PER_PAGE))
+          add(batch)
+        }
+        if ((~dur[i] & ~fresh & 0xff) !== 0) add(this.pendingFor(Math.floor(b / BITS_PER_PAGE)))
+        b += 8
+        continue
       }
+      const m = 1 << (b & 7)
+      if ((act[i] & m) === 0) {
+        act[i] |= m
+        this.stats.newlyDirtied++
+        const batch = this.collecting()
+        batch.pages.add(Math.floor(b / BITS_PER_PAGE))
+        add(batch)
+      } else if ((dur[i] & m) === 0) {
+        add(this.pendingFor(Math.floor(b / BITS_PER_PAGE)))
+      }
+      b++
     }
     if (wait === undefined) return undefined
     if (waits === undefined) return wait.done
-    return Promise.all([...waits].map((b) => b.done)).then(() => {})
+    return Promise.all([...waits].map((x) => x.done)).then(() => {})
+  }
+
+  /** The batch that will make the set bits of `page` durable: the latest one holding it. */
+  private pendingFor(page: number): Batch {
+    if (this.next?.pages.has(page)) return this.next
+    if (this.flushing?.pages.has(page)) return this.flushing
+    // Not expected (every set, non-durable bit has its page in a batch); writing it is safe.
+    const batch = this.collecting()
+    batch.pages.add(page)
+    return batch
   }
 
   /**
@@ -131,6 +173,7 @@ export class DirtyLog {
       this.inflight.merge(this.active)
       await this.writePages(Region.INFLIGHT, this.inflight, nonEmptyPages(this.inflight))
       this.active.clearAll()
+      this.durable.clearAll()
       await this.writePages(Region.ACTIVE, this.active, pages)
       return new Bitmap(this.inflight.blockCount, Uint8Array.from(this.inflight.bits))
     })
@@ -141,7 +184,9 @@ export class DirtyLog {
     return this.serial(async () => {
       const pages = nonEmptyPages(this.inflight)
       const count = this.inflight.count()
-      this.active.merge(this.inflight) // already durable in the in-flight pages until these land
+      // Already durable in the in-flight pages until these land, so durable at once.
+      this.active.merge(this.inflight)
+      this.durable.merge(this.inflight)
       await this.writePages(Region.ACTIVE, this.active, pages)
       this.inflight.clearAll()
       await this.writePages(Region.INFLIGHT, this.inflight, pages)
@@ -188,10 +233,20 @@ export class DirtyLog {
     this.next = null
     this.flushing = batch
     this.stats.batches++
-    this.serial(() => this.writePages(Region.ACTIVE, this.active, [...batch.pages]))
+    const pages = [...batch.pages]
+    this.serial(async () => {
+      // The bits set now are all in what is written next (bits are only cleared by a freeze,
+      // which never runs beside a batch); bits set meanwhile wait for the next batch.
+      const snapshot = pages.map((p) => this.active.bits.slice(p * PAGE_BYTES, (p + 1) * PAGE_BYTES))
+      await this.writePages(Region.ACTIVE, this.active, pages)
+      pages.forEach((p, k) => {
+        const d = this.durable.bits
+        const snap = snapshot[k]
+        for (let j = 0, at = p * PAGE_BYTES; j < snap.length; j++, at++) d[at] |= snap[j]
+      })
+    })
       .then(() => batch.resolve(), (err: Error) => batch.reject(err))
       .finally(() => {
-        for (const b of batch.blocks) if (this.pending.get(b) === batch) this.pending.delete(b)
         this.flushing = null
         // Requests that came during this batch's fdatasync go now, together.
         if (this.next) this.startFlush()
