@@ -1,17 +1,19 @@
 // Reads a disk in order, a chunk of blocks at a time, one chunk ahead (the read of the next
-// overlaps the hashing of this one). Buffers are reused unless the consumer `keep()`s a chunk
-// (because it handed some of its bytes to a transport that may hold them): a seed sync reads
-// a 1 TiB disk through a few buffers, and a fresh sync sends blocks without copying them.
+// overlaps the hashing of this one). Buffers are shared memory (a worker-thread receiver gets
+// sent blocks without a copy) and are reused: a chunk's buffer returns to the pool once the
+// next chunk is consumed, unless the consumer `keep()`s it because it handed views of it to a
+// transport; a kept buffer returns when the consumer `releaseUpTo()` a block past its end (the
+// receiver has written and synced it). Fresh buffers cost page faults, so reuse is the point.
 // Holes are reported per block and not read.
 import {holeMap} from './hole-map.js'
 
 export interface Chunk {
   first: number
   count: number
-  /** The chunk's bytes; undefined when every block is a hole. Valid until the next-but-one chunk. */
+  /** The chunk's bytes; undefined when every block is a hole. */
   data: Buffer | undefined
   holes: Uint8Array
-  /** The consumer passed references into `data` on: do not reuse this buffer. */
+  /** The consumer passed views of `data` on: keep the buffer until releaseUpTo() passes it. */
   keep(): void
 }
 
@@ -20,42 +22,60 @@ export interface ReadableDisk {
   readAt(buf: Buffer, len: number, pos: number): Promise<Buffer>
 }
 
-const RING = 3
+const MAX_FREE = 64
 
-export async function* readChunks(disk: ReadableDisk, size: number, bs: number, chunkBytes: number): AsyncGenerator<Chunk> {
-  const perChunk = Math.max(1, Math.floor(chunkBytes / bs))
-  const blockCount = Math.ceil(size / bs)
-  const free: Buffer[] = []
-  const start = (first: number, recycle: Buffer[]): Promise<Chunk> => {
-    const count = Math.min(perChunk, blockCount - first)
-    const {holes, allHoles} = holeMap(disk.fd, size, bs, first, count)
-    const noop = () => {}
-    if (allHoles) return Promise.resolve({first, count, data: undefined, holes, keep: noop})
-    // Shared memory: a worker-thread receiver gets the sent blocks without a copy.
-    const buf = free.pop() ?? Buffer.from(new SharedArrayBuffer(perChunk * bs))
+export class ChunkReader {
+  private readonly perChunk: number
+  private readonly blockCount: number
+  private readonly free: Buffer[] = []
+  private readonly kept: Array<{end: number; buf: Buffer}> = []
+
+  constructor(
+    private readonly disk: ReadableDisk,
+    private readonly size: number,
+    private readonly bs: number,
+    chunkBytes: number,
+  ) {
+    this.perChunk = Math.max(1, Math.floor(chunkBytes / bs))
+    this.blockCount = Math.ceil(size / bs)
+  }
+
+  /** Kept buffers of chunks that end at or before `block` may be reused. */
+  releaseUpTo(block: number): void {
+    while (this.kept.length > 0 && this.kept[0].end <= block) {
+      const {buf} = this.kept.shift() as {buf: Buffer}
+      if (this.free.length < MAX_FREE) this.free.push(buf)
+    }
+  }
+
+  private start(first: number): {chunk: Promise<Chunk>; buf?: Buffer; kept: () => boolean} {
+    const count = Math.min(this.perChunk, this.blockCount - first)
+    const {holes, allHoles} = holeMap(this.disk.fd, this.size, this.bs, first, count)
+    if (allHoles) return {chunk: Promise.resolve({first, count, data: undefined, holes, keep: () => {}}), kept: () => false}
+    const buf = this.free.pop() ?? Buffer.from(new SharedArrayBuffer(this.perChunk * this.bs))
+    const len = Math.min(count * this.bs, this.size - first * this.bs)
     let kept = false
-    const len = Math.min(count * bs, size - first * bs)
-    recycle.push(buf)
-    return disk.readAt(buf, len, first * bs).then((data) => ({
-      first,
-      count,
-      data,
-      holes,
-      keep: () => {
-        if (!kept) recycle.splice(recycle.indexOf(buf), 1)
-        kept = true
-      },
-    }))
+    const keep = () => {
+      if (kept) return
+      kept = true
+      this.kept.push({end: first + count, buf})
+    }
+    return {chunk: this.disk.readAt(buf, len, first * this.bs).then((data) => ({first, count, data, holes, keep})), buf, kept: () => kept}
   }
-  // A chunk's buffer goes back to `free` once the chunk after it has been consumed.
-  let pendingRecycle: Buffer[] = []
-  let next = blockCount > 0 ? start(0, pendingRecycle) : undefined
-  for (let first = 0; next; first += perChunk) {
-    const chunk = await next
-    const mine = pendingRecycle
-    pendingRecycle = []
-    next = first + perChunk < blockCount ? start(first + perChunk, pendingRecycle) : undefined
-    yield chunk
-    if (free.length < RING) free.push(...mine)
+
+  async *chunks(): AsyncGenerator<Chunk> {
+    let next = this.blockCount > 0 ? this.start(0) : undefined
+    for (let first = 0; next; first += this.perChunk) {
+      const current = next
+      const chunk = await current.chunk
+      next = first + this.perChunk < this.blockCount ? this.start(first + this.perChunk) : undefined
+      yield chunk
+      if (current.buf && !current.kept() && this.free.length < MAX_FREE) this.free.push(current.buf)
+    }
   }
+}
+
+/** Read every chunk of a disk in order, reusing buffers (for consumers that keep nothing). */
+export function readChunks(disk: ReadableDisk, size: number, bs: number, chunkBytes: number): AsyncGenerator<Chunk> {
+  return new ChunkReader(disk, size, bs, chunkBytes).chunks()
 }

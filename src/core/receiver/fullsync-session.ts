@@ -54,6 +54,9 @@ class FullsyncReceiver {
   private inFlight: Promise<unknown>[] = []
   private scanError: Error | undefined
   private writeError: Error | undefined
+  private checkpointRequested = 0
+  private checkpoints: Promise<void> = Promise.resolve()
+  private checkpointError: Error | undefined
   private bytesWritten = 0
   private pendingRun: {start: number; end: number; buffers: Buffer[]; bytes: number} | undefined
 
@@ -94,6 +97,7 @@ class FullsyncReceiver {
       await this.receive()
     } finally {
       await scan
+      await this.checkpoints // never close the replica under a running sync or fold
     }
   }
 
@@ -127,6 +131,7 @@ class FullsyncReceiver {
   private async receive(): Promise<void> {
     for (;;) {
       if (this.scanError) throw this.scanError
+      if (this.checkpointError) throw this.checkpointError
       const frame = await this.reader.next()
       if (!frame) throw new ProtocolError('UNEXPECTED_EOF', 'the client closed the connection before the sync was done')
       switch (frame.type) {
@@ -136,12 +141,9 @@ class FullsyncReceiver {
         case FrameType.ZERO_RUN:
           await this.onZeroRun(frame.payload)
           break
-        case FrameType.CHECKPOINT: {
-          const upto = decodeU64(frame.payload, 'CHECKPOINT')
-          await this.checkpoint(upto)
-          await this.writer.send(FrameType.CHECKPOINT_ACK, encodeU64(upto))
+        case FrameType.CHECKPOINT:
+          await this.checkpoint(decodeU64(frame.payload, 'CHECKPOINT'))
           break
-        }
         case FrameType.DONE:
           await this.onDone(frame.payload)
           return
@@ -153,7 +155,7 @@ class FullsyncReceiver {
 
   private checkBlock(b: number, what: string): void {
     if (b >= this.blockCount) throw new ProtocolError('BLOCK_OUT_OF_RANGE', `${what} for block ${b}, but the disk has ${this.blockCount} blocks`)
-    if (b < this.digestedUpto) throw new ProtocolError('BLOCK_BEHIND_CHECKPOINT', `${what} for block ${b}, already behind checkpoint ${this.digestedUpto}`)
+    if (b < this.checkpointRequested) throw new ProtocolError('BLOCK_BEHIND_CHECKPOINT', `${what} for block ${b}, already behind checkpoint ${this.checkpointRequested}`)
     if (b >= this.scannedUpto) throw new ProtocolError('BLOCK_NOT_SCANNED', `${what} for block ${b} before its status was sent`)
   }
 
@@ -216,15 +218,35 @@ class FullsyncReceiver {
     if (this.writeError) throw this.writeError
   }
 
-  /** Make everything below `upto` durable, fold it into the digest, record the resume point. */
+  /**
+   * Make everything below `upto` durable, fold it into the digest, record the resume point,
+   * acknowledge. The sync, fold and record run behind the receive loop (one at a time, in
+   * order), so the next blocks are written while the file system flushes these.
+   */
   private async checkpoint(upto: number): Promise<void> {
-    if (upto < this.digestedUpto || upto > this.scannedUpto) {
-      throw new ProtocolError('CHECKPOINT_OUT_OF_RANGE', `checkpoint at block ${upto} is outside ${this.digestedUpto}..${this.scannedUpto}`)
+    if (upto < this.checkpointRequested || upto > this.scannedUpto) {
+      throw new ProtocolError('CHECKPOINT_OUT_OF_RANGE', `checkpoint at block ${upto} is outside ${this.checkpointRequested}..${this.scannedUpto}`)
     }
+    this.checkpointRequested = upto
     await this.settleWrites()
-    await this.replica.sync()
-    await this.fold(upto)
-    await this.replica.recordProgress(upto)
+    this.checkpoints = this.checkpoints.then(async () => {
+      if (this.checkpointError) return
+      try {
+        await this.replica.sync()
+        await this.fold(upto)
+        await this.replica.recordProgress(upto)
+        await this.writer.send(FrameType.CHECKPOINT_ACK, encodeU64(upto))
+      } catch (err) {
+        this.checkpointError = err as Error
+      }
+    })
+    if (this.checkpointError) throw this.checkpointError
+  }
+
+  /** Wait for every queued checkpoint; fail with the first error one of them met. */
+  private async checkpointsDone(): Promise<void> {
+    await this.checkpoints
+    if (this.checkpointError) throw this.checkpointError
   }
 
   /** Fold blocks [digestedUpto, upto) into the digest, re-reading the ones written. */
@@ -266,6 +288,7 @@ class FullsyncReceiver {
     const done = decodeDone(payload)
     if (done.blockCount !== this.blockCount) throw new ProtocolError('DONE_MISMATCH', `DONE for ${done.blockCount} blocks, the sync has ${this.blockCount}`)
     await this.checkpoint(this.blockCount)
+    await this.checkpointsDone()
     const digest = this.digest.digest()
     const ok = digest.equals(done.digest)
     if (ok) {
