@@ -1,5 +1,6 @@
-import {Args} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {ExitCode} from '../core/errors.js'
 import {statusRows, type DiskStatusRow} from '../core/status/status.js'
 import {formatBytes, formatDuration} from '../core/util/units.js'
 
@@ -9,10 +10,15 @@ export interface StatusResult {
 
 export default class Status extends BaseCommand {
   static override summary = 'One row per disk: target, tracking or not, state, changed blocks and bytes pending, last sync.'
-  static override description = 'With no disk, shows every disk that has a .psf in the current directory. Changes nothing.'
+  static override description = `With no disk, shows every disk that has a .psf in the current directory. Changes nothing.
+
+With --check (for monitoring): exit 6 when a disk is past its RPO (or was never synced), 1 when a disk is in the Error state, 0 otherwise.`
   static override examples = ['<%= config.bin %> status /vm/web.img /vm/db.img', '<%= config.bin %> status /vm/web.img --json']
   static override strict = false
   static override args = {disk: Args.string({description: 'disks initialised with `vdrep init` (any number)'})}
+  static override flags = {
+    check: Flags.boolean({description: 'exit 6 on an RPO violation, 1 on an error (for monitoring)'}),
+  }
 
   async run(): Promise<StatusResult> {
     const {argv, flags} = await this.parse(Status)
@@ -20,6 +26,13 @@ export default class Status extends BaseCommand {
     const disks = await statusRows(argv as string[])
     if (disks.length === 0) this.say('no disks: name one, or run in the folder that holds <disk>.psf')
     else for (const line of renderTable(disks)) this.say(line)
+    if (flags.check) {
+      const code = disks.some((d) => d.rpoViolated) ? ExitCode.RPO_VIOLATED : disks.some((d) => d.state === 'Error') ? ExitCode.FAILURE : 0
+      if (code !== 0) {
+        if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify({disks}, null, 2)}\n`)
+        this.exit(code)
+      }
+    }
     return {disks}
   }
 }
@@ -34,13 +47,14 @@ function lastSync(r: DiskStatusRow): string {
 }
 
 function renderTable(rows: DiskStatusRow[]): string[] {
-  const head = ['DISK', 'TARGET', 'TRACKING', 'STATE', 'PENDING', 'LAST SYNC']
+  const head = ['DISK', 'TARGET', 'TRACKING', 'STATE', 'PENDING', 'AGE/RPO', 'LAST SYNC']
   const cells = rows.map((r) => [
     r.disk,
     r.target ?? '-',
     r.tracking && r.tracker ? `yes (pid ${r.tracker.pid}, ${r.tracker.clients} client${r.tracker.clients === 1 ? '' : 's'})` : 'no',
     r.state,
     pending(r),
+    r.rpoSeconds === null ? '-' : `${r.ageSeconds === null ? 'never' : formatDuration(r.ageSeconds)}/${formatDuration(r.rpoSeconds)}`,
     lastSync(r),
   ])
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)))

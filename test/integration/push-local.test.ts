@@ -151,4 +151,22 @@ describe('push to a local replica (CLI, no tracker)', function () {
     assert.equal(r.code, 0)
     assert.match(r.stdout, /not due/)
   })
+
+  it('status --check exits 6 once the replica is older than the RPO, 0 while it is not', async () => {
+    assert.equal((await vdrep(['fullsync', disk])).code, 0)
+    const fresh = await vdrep(['status', disk, '--check'])
+    assert.equal(fresh.code, 0, fresh.stdout + fresh.stderr)
+    // As if 16 minutes passed (RPO 15m): move the last sync back.
+    const psf = await PsfFile.open(`${disk}.psf`)
+    await psf.updateHeader({lastSyncMs: Date.now() - 16 * 60_000})
+    await psf.close()
+    const late = await vdrep(['status', disk, '--check', '--json'])
+    assert.equal(late.code, 6)
+    const row = (json<{disks: Array<{state: string; rpoViolated: boolean}>}>(late)).disks[0]
+    assert.equal(row.state, 'RPO violation')
+    assert.equal(row.rpoViolated, true)
+    const due = await vdrep(['push', disk, '--if-due', '--json'])
+    assert.equal(json<PushJson>(due).mode, 'delta', 'an overdue disk is due')
+    assert.equal((await vdrep(['status', disk, '--check'])).code, 0, 'the push brought it back within the RPO')
+  })
 })

@@ -10,8 +10,9 @@ import {PsfFile, psfPathFor} from '../psf/psf-file.js'
 import {TrackerControlClient, type TrackerStatus} from '../tracker/control-client.js'
 import {stampOf, untrustedReason} from '../tracker/disk-stamp.js'
 import {bytesCovered, unionOf} from '../tracker/dirty-log.js'
+import {formatDuration} from '../util/units.js'
 
-export type DiskState = 'OK' | 'Pushing' | 'Full sync needed' | 'Not tracking' | 'Error'
+export type DiskState = 'OK' | 'Pushing' | 'Full sync needed' | 'Not tracking' | 'Error' | 'RPO violation'
 
 export interface TrackerSummary {
   pid: number
@@ -49,6 +50,8 @@ export interface DiskStatusRow {
   rpoSeconds: number | null
   /** Seconds since the last successful sync; null when never. */
   ageSeconds: number | null
+  /** The replica is older than the RPO allows (or was never synced). */
+  rpoViolated: boolean
   error: {code: string; message: string; hint?: string} | null
 }
 
@@ -62,7 +65,7 @@ function emptyRow(disk: string): DiskStatusRow {
   return {
     disk, target: null, tracking: false, tracker: null, state: 'Error', reason: null,
     dirtyBlocks: 0, inflightBlocks: 0, pendingBlocks: 0, bytesPending: 0, blockSize: null, diskSize: null,
-    lastSyncMs: null, lastSync: null, lastSeq: null, generation: null, rpoSeconds: null, ageSeconds: null, error: null,
+    lastSyncMs: null, lastSync: null, lastSeq: null, generation: null, rpoSeconds: null, ageSeconds: null, rpoViolated: false, error: null,
   }
 }
 
@@ -159,6 +162,16 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
         if (row.reason) row.reason += '; run `vdrep track --scan` before the next push'
       } else {
         row.reason = 'the disk grew; the next push marks the new blocks'
+      }
+    }
+    // Past the RPO (or never synced while otherwise healthy): the replica is too old.
+    if (row.state !== 'Error' && row.state !== 'Full sync needed' && row.rpoSeconds !== null) {
+      const age = row.ageSeconds
+      if (age === null || age > row.rpoSeconds) {
+        row.rpoViolated = true
+        const why = age === null ? 'never synced' : `the replica is ${formatDuration(age)} old, past the RPO of ${formatDuration(row.rpoSeconds)}`
+        row.reason = row.reason ? `${why}; ${row.reason}` : why
+        row.state = 'RPO violation'
       }
     }
     return row
