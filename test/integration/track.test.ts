@@ -322,7 +322,7 @@ describe('vdrep track (CLI, real NBD clients)', function () {
     await stopCleanly()
     const text = await vdrep(['status', disk])
     assert.equal(text.code, 0, text.stderr)
-    assert.match(text.stdout, /DISK +TARGET +TRACKING +STATE +PENDING +LAST SYNC/)
+    assert.match(text.stdout, /DISK +TARGET +TRACKING +STATE +PENDING +AGE\/RPO +LAST SYNC/)
     assert.match(text.stdout, /vm\.img +\S+ +no +Full sync needed +3 blocks/)
     const sync = await vdrep(['fullsync', disk])
     assert.equal(sync.code, 0, sync.stderr)
