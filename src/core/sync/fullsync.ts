@@ -97,6 +97,11 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
       hint: 'a disk that shrank cannot be replicated safely; if this is intended, run `vdrep init --force` and a full sync with --truncate-replica',
     })
   }
+  if (tracker && source.size !== h.diskSize) {
+    throw new UsageError('DISK_RESIZED_WHILE_TRACKED', `${disk} is ${source.size} bytes but was ${h.diskSize} when its tracker started`, {
+      hint: 'stop `vdrep track` (the .psf is laid out for the old size), run the full sync, then start the tracker again',
+    })
+  }
   const target = parseTarget(h.settings.target)
   if (target.kind === 'local') checkTargetNotSource(disk, target.path)
   const hasher = blockHasher(h.hashAlgo)
