@@ -104,7 +104,7 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
   const target = h.settings.target
   if (!tracker) await mergeLeftoverInflight(psf)
   const t0 = performance.now()
-  const conn = await connectReceiver(parseTarget(target), {port: h.settings.deltaPort, log: opts.log, acceptNewHostKey: opts.acceptNewHostKey})
+  const conn = await connectReceiver(parseTarget(target), {port: h.settings.deltaPort, log: opts.log, acceptNewHostKey: opts.acceptNewHostKey, ssh: h.settings.ssh})
   const reader = new FrameReader(conn.stream)
   const writer = new FrameWriter(conn.stream)
   let frozen: FrozenSet | undefined
