@@ -18,6 +18,7 @@ export interface Frame {
 const BODY_AFTER: Partial<Record<number, number>> = {[FrameType.DATA]: DATA_FIELDS_SIZE}
 
 const HIGH_WATER = 8 << 20
+const ARENA_SIZE = 4 << 20
 
 export class FrameReader {
   private chunks: Buffer[] = []
@@ -26,6 +27,8 @@ export class FrameReader {
   private error: Error | undefined
   private wake: (() => void) | undefined
   private paused = false
+  private arena: Buffer | undefined
+  private arenaUsed = 0
 
   constructor(
     private readonly stream: Readable,
@@ -85,6 +88,23 @@ export class FrameReader {
     return true
   }
 
+  /**
+   * Room for a payload that arrived in pieces. Payloads are carved from a 4 MiB arena rather
+   * than allocated one by one: over TCP most DATA frames straddle socket reads, and a fresh
+   * 64 KiB buffer each made the receiver's garbage collector its main cost. An arena lives
+   * until every payload cut from it is dropped.
+   */
+  private alloc(n: number): Buffer {
+    if (n > ARENA_SIZE / 4) return Buffer.allocUnsafeSlow(n)
+    if (!this.arena || this.arenaUsed + n > this.arena.length) {
+      this.arena = Buffer.allocUnsafeSlow(ARENA_SIZE)
+      this.arenaUsed = 0
+    }
+    const out = this.arena.subarray(this.arenaUsed, this.arenaUsed + n)
+    this.arenaUsed += (n + 7) & ~7
+    return out
+  }
+
   private take(n: number): Buffer {
     const first = this.chunks[0]
     let out: Buffer
@@ -93,7 +113,7 @@ export class FrameReader {
       if (first.length === n) this.chunks.shift()
       else this.chunks[0] = first.subarray(n)
     } else {
-      out = Buffer.allocUnsafe(n)
+      out = this.alloc(n)
       let filled = 0
       while (filled < n) {
         const c = this.chunks[0]
