@@ -15,11 +15,14 @@
 // resume point of its last checkpoint and stays marked incomplete.
 import fs from 'node:fs'
 import net from 'node:net'
+import path from 'node:path'
 import {asVdrepError, ExitCode, LockError, UsageError, VdrepError} from '../errors.js'
 import {flock, flockIsAdvisoryOnly, funlock, peerUid} from '../disk/native.js'
 import {decodeFrameHeader, FRAME_HEADER_SIZE, FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeHello, encodeError, SyncMode, type Hello} from '../protocol/messages.js'
+import {recoverJournal} from './journal-apply.js'
+import {journalPathFor} from './journal.js'
 import {resolveReplicaPath} from './replica-path.js'
 import {LOOPBACK} from './serve-config.js'
 import {handleConnection} from './session.js'
@@ -76,6 +79,7 @@ export class ReceiverServer {
     if (new Set(ports).size !== ports.length) throw new UsageError('BAD_PORT', `the receiver ports must differ (got ${ports.join(', ')})`)
     const server = new ReceiverServer(opts)
     if (flockIsAdvisoryOnly) server.log('warning: the native addon is missing, so replicas are locked against other clients of this receiver only, not against other receiver processes')
+    await server.recoverJournals()
     try {
       for (const spec of opts.listeners) {
         const srv = await server.listenOn(spec)
@@ -175,6 +179,30 @@ export class ReceiverServer {
     }
   }
 
+  /**
+   * A receiver killed between "journal complete" and "applied" leaves a replica half applied
+   * until the journal is replayed. Replay (or discard) every journal under the root before
+   * serving, so the replica is at the old point or the new one as soon as the receiver is back,
+   * not only once the next push arrives. A replica another receiver process is writing is left
+   * to that one.
+   */
+  private async recoverJournals(): Promise<void> {
+    const suffix = journalPathFor('')
+    for (const journal of await findFiles(this.opts.root, suffix)) {
+      let release: (() => void) | undefined
+      try {
+        const replica = await resolveReplicaPath(this.opts.root, path.relative(this.opts.root, journal.slice(0, -suffix.length)))
+        release = this.lockReplica(replica)
+        const outcome = await recoverJournal(replica)
+        if (outcome !== 'none') this.log(`${replica}: journal ${outcome} at start`)
+      } catch (err) {
+        this.log(`${journal}: not recovered at start (the next push will): ${asVdrepError(err).message}`)
+      } finally {
+        release?.()
+      }
+    }
+  }
+
   /** One writer per replica, in this process and across receiver processes. */
   private lockReplica(replica: string): () => void {
     if (this.locked.has(replica)) throw new LockError(`another client is writing ${replica} through this receiver`, {hint: 'wait for it to finish'})
@@ -230,6 +258,23 @@ export class ReceiverServer {
     await Promise.all(closed)
     return {finished: pending.length - aborted, aborted}
   }
+}
+
+/** Regular files under `dir` whose names end with `suffix`; symlinks are not followed. */
+async function findFiles(dir: string, suffix: string): Promise<string[]> {
+  const out: string[] = []
+  let entries: fs.Dirent[]
+  try {
+    entries = await fs.promises.readdir(dir, {withFileTypes: true})
+  } catch {
+    return out
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name)
+    if (e.isDirectory()) out.push(...(await findFiles(p, suffix)))
+    else if (e.isFile() && e.name.endsWith(suffix)) out.push(p)
+  }
+  return out
 }
 
 /** Tell the peer why (an ERROR frame), then hang up. */
