@@ -327,7 +327,7 @@ describe('push over SSH: tracker, qemu-io, vdrep serve (real sshd)', function ()
   it('two pushes at once: the second exits 3 at once, the first completes', async () => {
     const d = await c.newDisk('lock', 32 * MiB)
     const t = await c.track(d)
-    await qemuIo(d.uri, [`write -P 0x77 0 ${8 * MiB}`])
+    await qemuIo(d.uri, [`write -P 0x77 0 ${16 * MiB}`]) // 256 blocks: about 4 s at 4 MiB/s
     const first = c.startVdrep(['push', d.disk, '--bwlimit', '4M'])
     const firstDone = collect(first)
     await waitFor('the first push to hold the lock', async () => /^pid \d+, push/.test(await fs.readFile(`${d.disk}.vdrep.lock`, 'utf8').catch(() => '')), 20_000, 10)
@@ -339,7 +339,7 @@ describe('push over SSH: tracker, qemu-io, vdrep serve (real sshd)', function ()
     assert.equal(first.exitCode, null, 'the first push was still running when the second was refused')
     const r = await firstDone
     assert.equal(r.code, 0, r.stderr)
-    assert.match(r.stdout, /sequence 1 committed, 128 blocks/)
+    assert.match(r.stdout, /sequence 1 committed, 256 blocks/)
     assert.ok(await cmpEqual(d.disk, d.replica))
     await c.untrack(t)
   })
