@@ -65,7 +65,7 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
     let sealed = false
     const journalStart = performance.now()
     try {
-      await receiveBundle(hello, begin.blockCount, blockCount, reader, journal)
+      await receiveBundle(hello, begin.seq, begin.blockCount, blockCount, reader, journal)
       sealed = true
     } finally {
       await journal.close()
@@ -83,7 +83,7 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
 }
 
 /** Read DATA / ZERO_RUN frames into the journal until BUNDLE_END, checking every one. */
-async function receiveBundle(hello: Hello, announced: number, blockCount: number, reader: FrameReader, journal: JournalWriter): Promise<void> {
+async function receiveBundle(hello: Hello, seq: number, announced: number, blockCount: number, reader: FrameReader, journal: JournalWriter): Promise<void> {
   const hasher = blockHasher(hello.hashAlgo)
   const digest = hasher.createStream()
   let nextAllowed = 0
@@ -110,7 +110,9 @@ async function receiveBundle(hello: Hello, announced: number, blockCount: number
       blocks += count
     } else if (frame.type === FrameType.BUNDLE_END) {
       const end = decodeBundleEnd(frame.payload)
-      if (blocks > announced || end.blockCount !== blocks) throw new ProtocolError('BUNDLE_INCOMPLETE', `bundle ended with ${blocks} blocks; the client said ${end.blockCount} (announced ${announced})`)
+      if (blocks !== announced || end.blockCount !== blocks || end.seq !== seq) {
+        throw new ProtocolError('BUNDLE_INCOMPLETE', `bundle ended with ${blocks} blocks; the client said ${end.blockCount} for sequence ${end.seq} (BUNDLE_BEGIN announced ${announced} for sequence ${seq}); nothing was applied`)
+      }
       if (!digest.digest().equals(end.digest)) throw new ProtocolError('BUNDLE_DIGEST', 'the bundle digest does not match what was received; nothing was applied')
       await journal.seal(end.digest)
       return
