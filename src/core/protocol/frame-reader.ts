@@ -33,7 +33,15 @@ export class FrameReader {
   constructor(
     private readonly stream: Readable,
     private readonly idleTimeoutMs = 0,
+    /** Bytes already read from the stream (a peeked first frame), read before anything else. */
+    initial?: Buffer,
   ) {
+    if (initial && initial.length > 0) {
+      this.chunks.push(initial)
+      this.buffered = initial.length
+    }
+    // A stream that ended while its first bytes were being peeked will not say so again.
+    if (stream.readableEnded || stream.destroyed) this.ended = true
     stream.on('data', (chunk: Buffer) => {
       this.chunks.push(chunk)
       this.buffered += chunk.length

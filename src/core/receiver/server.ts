@@ -159,8 +159,10 @@ export class ReceiverServer {
           release = this.lockReplica(replica)
         }
       }
-      socket.unshift(peek.bytes)
-      const served = handleConnection(socket, {root: this.opts.root, modes: spec.modes, idleTimeoutMs: this.opts.idleTimeoutMs, log: (l) => lines.push(l)})
+      // The peeked bytes go to the session directly: unshift() would lose them (and the
+      // session would wait for its idle timeout holding the replica) when the client closed
+      // right after them, since the stream has then already ended.
+      const served = handleConnection(socket, {root: this.opts.root, modes: spec.modes, idleTimeoutMs: this.opts.idleTimeoutMs, log: (l) => lines.push(l), initial: peek.bytes})
       socket.resume()
       await served
     } catch (err) {
@@ -287,7 +289,7 @@ function refuse(socket: net.Socket, e: VdrepError): void {
 }
 
 interface Peeked {
-  /** Every byte read, to be handed back with unshift(). */
+  /** Every byte read, handed to the session. */
   bytes: Buffer
   /** The decoded HELLO, when the first frame is one and decodes. */
   hello?: Hello

@@ -22,6 +22,8 @@ export interface ReceiverOptions {
   /** No byte from the client for this long frees the slot. */
   idleTimeoutMs?: number
   log?: (line: string) => void
+  /** Bytes the caller already read from the stream (the peeked HELLO), handled first. */
+  initial?: Buffer
 }
 
 /** Largest disk accepted: 2^52 bytes (4 PiB), so every offset is an exact JS number. */
@@ -38,7 +40,7 @@ function checkHello(h: Hello, modes: number[]): void {
 
 export async function handleConnection(stream: Duplex, opts: ReceiverOptions): Promise<void> {
   const log = opts.log ?? (() => {})
-  const reader = new FrameReader(stream, opts.idleTimeoutMs ?? 0)
+  const reader = new FrameReader(stream, opts.idleTimeoutMs ?? 0, opts.initial)
   const writer = new FrameWriter(stream)
   let release: (() => void) | undefined
   let what = 'connection'
