@@ -29,15 +29,27 @@ export class ChunkReader {
   private readonly blockCount: number
   private readonly free: Buffer[] = []
   private readonly kept: Array<{end: number; buf: Buffer}> = []
+  private released: (() => void) | undefined
 
+  /**
+   * @param maxKept how many kept buffers may be outstanding before reading waits for a
+   *   release: memory stays bounded (and fresh pages, which cost a page fault each, few) even
+   *   when the reader runs far ahead of the receiver's durable point. It must exceed what is
+   *   read between two releases, or reading would wait forever.
+   */
   constructor(
     private readonly disk: ReadableDisk,
     private readonly size: number,
     private readonly bs: number,
     chunkBytes: number,
+    private readonly maxKept = Number.POSITIVE_INFINITY,
   ) {
     this.perChunk = Math.max(1, Math.floor(chunkBytes / bs))
     this.blockCount = Math.ceil(size / bs)
+  }
+
+  get blocksPerChunk(): number {
+    return this.perChunk
   }
 
   /** Kept buffers of chunks that end at or before `block` may be reused. */
@@ -46,6 +58,14 @@ export class ChunkReader {
       const {buf} = this.kept.shift() as {buf: Buffer}
       if (this.free.length < MAX_FREE) this.free.push(buf)
     }
+    const r = this.released
+    this.released = undefined
+    r?.()
+  }
+
+  /** Before reading another chunk: wait while too many kept buffers are out. */
+  private async room(): Promise<void> {
+    while (this.kept.length >= this.maxKept && this.free.length === 0) await new Promise<void>((r) => (this.released = r))
   }
 
   private start(first: number): {chunk: Promise<Chunk>; buf?: Buffer; kept: () => boolean} {
@@ -68,6 +88,7 @@ export class ChunkReader {
     for (let first = 0; next; first += this.perChunk) {
       const current = next
       const chunk = await current.chunk
+      if (first + this.perChunk < this.blockCount) await this.room()
       next = first + this.perChunk < this.blockCount ? this.start(first + this.perChunk) : undefined
       yield chunk
       if (current.buf && !current.kept() && this.free.length < MAX_FREE) this.free.push(current.buf)

@@ -23,6 +23,8 @@ import type {ReplicaState} from './replica-state.js'
 const SCAN_CHUNK = 4 << 20
 const MAX_WRITES_IN_FLIGHT = 8
 const MAX_RUN_BYTES = 4 << 20
+/** How far the scan may run ahead of the client's checkpoints (clients checkpoint more often). */
+export const SCAN_LEAD_BLOCKS = 1 << 17
 
 export interface SessionLog {
   (line: string): void
@@ -57,6 +59,9 @@ class FullsyncReceiver {
   private checkpointRequested = 0
   private checkpoints: Promise<void> = Promise.resolve()
   private checkpointError: Error | undefined
+  private foldBuf: Buffer | undefined
+  private scanWaiter: (() => void) | undefined
+  private stopped = false
   private bytesWritten = 0
   private pendingRun: {start: number; end: number; buffers: Buffer[]; bytes: number} | undefined
 
@@ -96,6 +101,8 @@ class FullsyncReceiver {
     try {
       await this.receive()
     } finally {
+      this.stopped = true
+      this.scanWaiter?.()
       await scan
       await this.checkpoints // never close the replica under a running sync or fold
     }
@@ -123,6 +130,9 @@ class FullsyncReceiver {
           }
         }
         this.scannedUpto = chunk.first + start + count
+        // Stay at most SCAN_LEAD_BLOCKS ahead of the client's last checkpoint request, so
+        // the statuses in flight stay bounded (the client relies on it; see receiver-replies).
+        while (this.scannedUpto - this.checkpointRequested > SCAN_LEAD_BLOCKS && !this.stopped) await new Promise<void>((r) => (this.scanWaiter = r))
         await this.writer.send(FrameType.BLOCK_STATUS, encodeBlockStatus({startBlock: chunk.first + start, kinds, hashes: Buffer.concat(hashes)}))
       }
     }
@@ -228,6 +238,9 @@ class FullsyncReceiver {
       throw new ProtocolError('CHECKPOINT_OUT_OF_RANGE', `checkpoint at block ${upto} is outside ${this.checkpointRequested}..${this.scannedUpto}`)
     }
     this.checkpointRequested = upto
+    const w = this.scanWaiter
+    this.scanWaiter = undefined
+    w?.()
     await this.settleWrites()
     this.checkpoints = this.checkpoints.then(async () => {
       if (this.checkpointError) return
@@ -251,7 +264,9 @@ class FullsyncReceiver {
 
   /** Fold blocks [digestedUpto, upto) into the digest, re-reading the ones written. */
   private async fold(upto: number): Promise<void> {
-    const runBuf = Buffer.allocUnsafe(Math.max(SCAN_CHUNK, this.bs))
+    // One buffer for every fold: fresh memory costs a page fault per page.
+    this.foldBuf ??= Buffer.allocUnsafeSlow(Math.max(SCAN_CHUNK, this.bs))
+    const runBuf = this.foldBuf
     const perRun = Math.max(1, Math.floor(runBuf.length / this.bs))
     let b = this.digestedUpto
     while (b < upto) {

@@ -153,7 +153,8 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
       progress(p)
     })
     const throttle = new Throttle(opts.bwlimitBytesPerSecond ?? 0)
-    const checkpointEvery = Math.max(1, Math.floor((opts.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES) / bs))
+    // Capped well below the receiver's scan lead (SCAN_LEAD_BLOCKS), which waits for checkpoints.
+    const checkpointEvery = Math.min(1 << 16, Math.max(1, Math.floor((opts.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES) / bs)))
     let lastCheckpoint = 0
     let lastCheckpointAt = performance.now()
     const digest = hasher.createStream()
@@ -171,7 +172,10 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
     const indexBatch = 64 * HASHES_PER_PAGE
     const action = new Uint8Array(Math.max(1, Math.floor(READ_CHUNK / bs)))
     const hashes: Buffer[] = []
-    const chunks = new ChunkReader(source, diskSize, bs, READ_CHUNK)
+    // Chunks lent to the transport come back at the receiver's checkpoint acks; two
+    // checkpoints' worth (plus the read-ahead) may be out at once.
+    const chunksPerCheckpoint = Math.ceil(checkpointEvery / Math.max(1, Math.floor(READ_CHUNK / bs)))
+    const chunks = new ChunkReader(source, diskSize, bs, READ_CHUNK, 2 * chunksPerCheckpoint + 4)
     chunksRef = chunks
     for await (const chunk of chunks.chunks()) {
       const {first, data, holes} = chunk

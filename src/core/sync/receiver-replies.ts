@@ -7,7 +7,12 @@ import {FrameType} from '../protocol/frame.js'
 import type {FrameReader} from '../protocol/frame-reader.js'
 import {BlockKind, decodeBlockStatus, decodeError, decodeU64, decodeVerifyResult, type BlockStatus, type VerifyResult} from '../protocol/messages.js'
 
-const MAX_QUEUED_BATCHES = 64
+/**
+ * Statuses queued ahead of the consumer, in blocks. It must exceed the receiver's scan lead
+ * (SCAN_LEAD_BLOCKS in the full-sync session) so a CHECKPOINT_ACK behind queued statuses is
+ * always read: the client waits for those acks to reuse the buffers it lent.
+ */
+const MAX_QUEUED_BLOCKS = 1 << 18
 
 export function remoteErrorOf(payload: Buffer): RemoteError {
   const e = decodeError(payload)
@@ -16,6 +21,7 @@ export function remoteErrorOf(payload: Buffer): RemoteError {
 
 export class ReceiverReplies {
   private batches: BlockStatus[] = []
+  private queuedBlocks = 0
   private current: {status: BlockStatus; index: number; hashPos: number} | undefined
   private nextBlock = 0
   private failure: Error | undefined
@@ -43,16 +49,19 @@ export class ReceiverReplies {
 
   private async pump(): Promise<void> {
     for (;;) {
-      while (this.batches.length >= MAX_QUEUED_BATCHES && !this.failure) await new Promise<void>((r) => (this.roomWaiter = r))
+      while (this.queuedBlocks >= MAX_QUEUED_BLOCKS && !this.failure) await new Promise<void>((r) => (this.roomWaiter = r))
       const frame = await this.reader.next()
       if (!frame) {
         if (!this.verify) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection before the sync was proved')
         return
       }
       switch (frame.type) {
-        case FrameType.BLOCK_STATUS:
-          this.batches.push(decodeBlockStatus(frame.payload))
+        case FrameType.BLOCK_STATUS: {
+          const st = decodeBlockStatus(frame.payload)
+          this.batches.push(st)
+          this.queuedBlocks += st.kinds.length
           break
+        }
         case FrameType.CHECKPOINT_ACK:
           this.durableUpto = decodeU64(frame.payload, 'CHECKPOINT_ACK')
           this.onDurable(this.durableUpto)
@@ -81,6 +90,7 @@ export class ReceiverReplies {
     if (!this.current) {
       await this.waitUntil(() => this.batches.length > 0)
       const status = this.batches.shift() as BlockStatus
+      this.queuedBlocks -= status.kinds.length
       const rw = this.roomWaiter
       this.roomWaiter = undefined
       rw?.()
@@ -107,6 +117,7 @@ export class ReceiverReplies {
   /** After a send failed: the receiver's own error, if it sent one, explains it better. */
   async explain(sendError: Error): Promise<Error> {
     this.batches = []
+    this.queuedBlocks = 0
     this.roomWaiter?.()
     await Promise.race([this.done, new Promise((r) => setTimeout(r, 2000))])
     return this.failure instanceof RemoteError ? this.failure : sendError
