@@ -16,6 +16,7 @@ import fs from 'node:fs/promises'
 import zlib from 'node:zlib'
 import {StateError} from '../errors.js'
 import {HASH_LENGTH} from '../hash/block-hash.js'
+import {writevAll} from '../util/writev-all.js'
 
 export const JOURNAL_MAGIC = Buffer.from('VDRJRNL1', 'ascii')
 export const JOURNAL_END_MAGIC = Buffer.from('VDRJEND1', 'ascii')
@@ -148,18 +149,10 @@ export class JournalWriter {
   }
 
   private async flush(): Promise<void> {
-    let rest = this.pending
+    const pending = this.pending
     this.pending = []
     this.pendingBytes = 0
-    while (rest.length > 0) {
-      const {bytesWritten} = await this.fh.writev(rest, this.pos)
-      this.pos += bytesWritten
-      let n = bytesWritten
-      let i = 0
-      while (i < rest.length && n >= rest[i].length) n -= rest[i++].length
-      rest = rest.slice(i)
-      if (n > 0) rest[0] = rest[0].subarray(n)
-    }
+    this.pos += await writevAll(this.fh, pending, this.pos)
   }
 
   /** Entries durable first, then the trailer that makes the journal complete, durable. */

@@ -5,6 +5,7 @@ import fs from 'node:fs/promises'
 import {constants} from 'node:fs'
 import {DiskIoError, UsageError} from '../errors.js'
 import {zeroRange} from '../disk/native.js'
+import {writevAll} from '../util/writev-all.js'
 import type {Hello} from '../protocol/messages.js'
 import {readReplicaState, writeReplicaState, type ReplicaState} from './replica-state.js'
 
@@ -105,17 +106,7 @@ export class ReplicaFile {
 
   /** Write consecutive buffers starting at `pos` with as few writev calls as the kernel allows. */
   async writeRun(buffers: Buffer[], pos: number): Promise<void> {
-    let rest = buffers
-    let at = pos
-    while (rest.length > 0) {
-      const {bytesWritten} = await this.fh.writev(rest, at)
-      at += bytesWritten
-      let n = bytesWritten
-      let i = 0
-      while (i < rest.length && n >= rest[i].length) n -= rest[i++].length
-      rest = rest.slice(i)
-      if (n > 0) rest[0] = rest[0].subarray(n)
-    }
+    await writevAll(this.fh, buffers, pos)
   }
 
   /**
