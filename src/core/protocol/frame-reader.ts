@@ -103,6 +103,8 @@ export class FrameReader {
    * until every payload cut from it is dropped.
    */
   private alloc(n: number): Buffer {
+    // Small payloads (control frames) come from Node's pool: never a 4 MiB arena for 80 bytes.
+    if (n < 4096) return Buffer.allocUnsafe(n)
     if (n > ARENA_SIZE / 4) return Buffer.allocUnsafeSlow(n)
     if (!this.arena || this.arenaUsed + n > this.arena.length) {
       this.arena = Buffer.allocUnsafeSlow(ARENA_SIZE)
