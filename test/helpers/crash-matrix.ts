@@ -36,15 +36,15 @@ const MiB = 1 << 20
 export const BS = 64 * 1024
 export const DISK_SIZE = 32 * MiB
 const BLOCKS = DISK_SIZE / BS
-/** Blocks a full-sync point changes (16 MiB at --bwlimit 8M: about 2 s on the wire). */
+/** Distinct blocks a full-sync point changes (16 MiB at --bwlimit 5M: about 3 s on the wire). */
 const FULLSYNC_CHANGE_BLOCKS = 256
-const FULLSYNC_ARGS = ['--bwlimit', '8M', '--checkpoint-bytes', '1M']
+const FULLSYNC_ARGS = ['--bwlimit', '5M', '--checkpoint-bytes', '1M']
 /** Blocks a push point ships (8 MiB at --bwlimit 4M: about 2 s on the wire). */
 const PUSH_BLOCKS = 128
 const PUSH_ARGS = ['--bwlimit', '4M']
-/** Kills land uniformly in [KILL_MIN_MS, KILL_MAX_MS) after the command starts (it needs ~0.7 s to connect). */
-const KILL_MIN_MS = 100
-const KILL_MAX_MS = 3600
+/** Kills land uniformly in [min, max) ms after the command starts (it needs ~0.7 s to connect), mostly mid-transfer. */
+const KILL_WINDOW = {fullsync: [100, 4500], push: [100, 3600]} as const
+const killDelay = (rng: Rng, sync: keyof typeof KILL_WINDOW) => KILL_WINDOW[sync][0] + rng.int(KILL_WINDOW[sync][1] - KILL_WINDOW[sync][0])
 
 export const CRASH_KINDS = ['fullsync-client', 'fullsync-receiver', 'fullsync-tracker', 'push-client', 'push-receiver', 'push-tracker'] as const
 export type CrashKind = (typeof CRASH_KINDS)[number]
@@ -54,6 +54,8 @@ export interface KindReport {
   points: number
   /** outcome label → how many points ended that way */
   outcomes: Record<string, number>
+  /** for pushes: how the blocks were marked (with a tracker, or --scan) → points */
+  modes: Record<string, number>
   seconds: number
 }
 
@@ -371,11 +373,14 @@ export class CrashMatrix {
     const rng = makeRng(this.seed, kind)
     const k = await this.diskFor(kind)
     const outcomes: Record<string, number> = {}
+    const modes: Record<string, number> = {}
     for (let i = 0; i < points; i++) {
       const where = `crash matrix ${kind} point ${i + 1}/${points} (replay: VDREP_CRASH_SEED=${this.seed})`
       let outcome: string
+      let mode: string | undefined
       try {
-        outcome = kind.startsWith('fullsync') ? await this.fullsyncPoint(k, rng, i) : await this.pushPoint(k, rng, i)
+        if (kind.startsWith('fullsync')) outcome = await this.fullsyncPoint(k, rng, i)
+        else ({outcome, mode} = await this.pushPoint(k, rng, i))
       } catch (err) {
         const e = err as Error
         const first = e.message
@@ -384,9 +389,10 @@ export class CrashMatrix {
         throw e
       }
       outcomes[outcome] = (outcomes[outcome] ?? 0) + 1
-      this.say(`  ${kind} point ${i + 1}: ${outcome}`)
+      if (mode) modes[mode] = (modes[mode] ?? 0) + 1
+      this.say(`  ${kind} point ${i + 1}: ${outcome}${mode ? ` [${mode}]` : ''}`)
     }
-    return {kind, points, outcomes, seconds: (performance.now() - started) / 1000}
+    return {kind, points, outcomes, modes, seconds: (performance.now() - started) / 1000}
   }
 
   // --- full sync --------------------------------------------------------------------------
@@ -401,7 +407,7 @@ export class CrashMatrix {
     let streamWrites: Write[] = []
     if (victim === 'tracker') {
       await this.ensureTracker(k)
-      const w1 = planWrites(rng, base, FULLSYNC_CHANGE_BLOCKS)
+      const w1 = planWrites(rng, base, FULLSYNC_CHANGE_BLOCKS, {distinct: true})
       const q = qemuWrites(k.uri, w1)
       assert.equal(await q.done, w1.length, 'qemu-io wrote through the tracker')
       acked = w1
@@ -409,15 +415,14 @@ export class CrashMatrix {
     } else {
       const fh = await fs.open(k.disk, 'r+')
       try {
-        for (let n = 0; n < FULLSYNC_CHANGE_BLOCKS; n++) {
-          const b = rng.int(BLOCKS)
-          await fh.write(seededBytes(`${this.seed}:${k.kind}:${i}:${n}`, BS), 0, BS, b * BS)
-        }
+        const picked = new Set<number>()
+        while (picked.size < FULLSYNC_CHANGE_BLOCKS) picked.add(rng.int(BLOCKS))
+        for (const b of picked) await fh.write(seededBytes(`${this.seed}:${k.kind}:${i}:${b}`, BS), 0, BS, b * BS)
       } finally {
         await fh.close()
       }
     }
-    const delay = KILL_MIN_MS + rng.int(KILL_MAX_MS - KILL_MIN_MS)
+    const delay = killDelay(rng, 'fullsync')
     const sync = this.start(['fullsync', k.disk, ...FULLSYNC_ARGS])
     if (victim === 'tracker') stream = qemuWrites(k.uri, streamWrites, 12) // the VM keeps writing during the sync
     await Promise.race([sleep(delay), sync.done])
@@ -447,15 +452,15 @@ export class CrashMatrix {
     if (r.code === 0) {
       assert.equal(state.complete, true, 'a full sync that exited 0 left a complete replica')
       if (victim !== 'tracker') assert.ok(await cmpEqual(k.disk, k.replica), 'a full sync that exited 0 left an equal replica')
-      outcome = 'finished before the kill'
+      outcome = victim === 'tracker' ? 'the sync ended proved (exit 0)' : 'the sync had finished (exit 0)'
     } else if (state.complete) {
       const h = await sha(k.replica)
-      if (h === prevHash) outcome = 'killed before the receiver took the hello: replica untouched, complete'
+      if (h === prevHash) outcome = 'killed before the hello reached the receiver: replica untouched, complete'
       else {
         if (victim !== 'tracker') assert.ok(await cmpEqual(k.disk, k.replica), 'a replica marked complete equals the source')
-        outcome = 'killed after the proof: replica complete'
+        outcome = victim === 'tracker' ? `the replica was proved, the sync failed after (exit ${r.code}: its tracker was gone)` : 'killed after the proof: replica complete and equal'
       }
-    } else outcome = state.resumeBlock > 0 ? 'incomplete, durable resume point recorded' : 'incomplete, before the first checkpoint'
+    } else outcome = state.resumeBlock > 0 ? 'incomplete, resumed from its durable resume point' : 'incomplete, before the first checkpoint (rerun from 0)'
 
     if (victim === 'tracker') {
       // No lost change: once the tracker is back, what differs from the replica is marked.
@@ -485,7 +490,7 @@ export class CrashMatrix {
 
   // --- push -------------------------------------------------------------------------------
 
-  private async pushPoint(k: KindDisk, rng: Rng, i: number): Promise<string> {
+  private async pushPoint(k: KindDisk, rng: Rng, i: number): Promise<{outcome: string; mode: string}> {
     const victim = k.kind.split('-')[1] as 'client' | 'receiver' | 'tracker'
     // With a tracker (the normal way) or without one (`track --scan` marks what changed).
     const withTracker = victim === 'tracker' || rng.next() < 0.6
@@ -514,7 +519,7 @@ export class CrashMatrix {
     // Receiver kills: half at a time after the start, half just after the journal is complete
     // (inside apply / commit), where a torn replica would show.
     const afterJournal = victim === 'receiver' && rng.next() < 0.5
-    const delay = afterJournal ? rng.int(60) : KILL_MIN_MS + rng.int(KILL_MAX_MS - KILL_MIN_MS)
+    const delay = afterJournal ? rng.int(60) : killDelay(rng, 'push')
     let w2: Write[] = []
     let stream: QemuRun | undefined
     if (victim === 'tracker') w2 = planWrites(rng, base, 150, {prior: w1})
@@ -552,17 +557,17 @@ export class CrashMatrix {
     if (victim === 'tracker') {
       const pit = pointInTime(await fs.readFile(k.replica), base, [...w1, ...w2])
       assert.ok('k' in pit, `the replica is not a point in time of the source: ${'torn' in pit ? pit.torn : ''}`)
-      outcome = pit.k === 0 ? 'replica at the previous point' : `replica at a new point (${pit.k <= w1.length ? 'the writes before the push' : 'including writes made during the push'})`
+      outcome = pit.k === 0 ? 'replica at the previous point' : `replica at a new point (push done before the kill${pit.k <= w1.length ? '' : ', with writes made during it'})`
     } else {
       const h = await sha(k.replica)
       assert.ok(h === prevHash || h === newHash, `the replica is neither the previous pushed point nor the new one (a torn replica)${r.code === 0 ? ' after a push that exited 0' : ''}`)
       if (r.code === 0) assert.equal(h, newHash, 'a push that exited 0 committed the new point')
-      outcome = `${trigger}replica at the ${h === prevHash ? 'previous' : 'new'} point${withTracker ? '' : ' (no tracker, --scan)'}`
+      outcome = `${trigger}replica at the ${h === prevHash ? 'previous' : 'new'} point`
     }
     assert.ok(!(await exists(journalPathFor(k.replica))), victim === 'receiver' ? 'the restarted receiver replayed or discarded the journal before serving' : 'no journal is left behind by a session that ended')
     if (victim === 'receiver') {
       const recovered = /journal (replayed|discarded|already-applied) at start/.exec(this.receiver.log())?.[1]
-      if (recovered) outcome += ` (journal ${recovered} at restart)`
+      if (recovered) outcome += `, journal ${recovered} at restart`
     }
 
     if (victim === 'tracker' || withTracker) {
@@ -581,7 +586,7 @@ export class CrashMatrix {
     assert.equal(again.code, 0, `the next push after the crash (exit ${again.code}): ${again.stderr}`)
     assert.ok(await cmpEqual(k.disk, k.replica), 'after the next push the replica equals the source')
     assert.ok(!(await exists(journalPathFor(k.replica))), 'no journal is left after the next push')
-    return outcome
+    return {outcome, mode: withTracker ? 'with a tracker' : 'without a tracker (--scan)'}
   }
 }
 
@@ -590,8 +595,9 @@ export function formatReports(seed: number, reports: KindReport[], failedKinds =
   let total = 0
   for (const r of reports) {
     total += r.points
-    const outs = Object.entries(r.outcomes).sort((a, b) => b[1] - a[1]).map(([o, n]) => `${n} × ${o}`).join('; ')
-    lines.push(`${r.kind}: ${r.points} points tried in ${r.seconds.toFixed(0)} s, all recovered equal; outcomes: ${outs}`)
+    const list = (o: Record<string, number>) => Object.entries(o).sort((a, b) => b[1] - a[1]).map(([what, n]) => `${n} × ${what}`).join('; ')
+    const modes = Object.keys(r.modes).length > 0 ? ` [${list(r.modes)}]` : ''
+    lines.push(`${r.kind}: ${r.points} points tried in ${r.seconds.toFixed(0)} s, all recovered equal; outcomes: ${list(r.outcomes)}${modes}`)
   }
   lines.push(`total: ${total} points tried across ${reports.length} kinds, ${total} recovered equal, 0 failures${failedKinds > 0 ? `; ${failedKinds} more kind(s) FAILED (above)` : ''}`)
   return lines
