@@ -21,7 +21,7 @@ import {mbps, type BenchOptions, type BenchRow} from './bench-common.js'
 import {localChecks, localContext, runLocalBench, type BenchCheck, type LocalBenchRow} from './local-bench.js'
 import {parseSize} from '../src/core/util/units.js'
 
-const SECTIONS = ['local', 'ssh', 'tracker'] as const
+const SECTIONS = ['local', 'ssh', 'tracker', 'push'] as const
 type SectionName = (typeof SECTIONS)[number]
 
 interface SectionResult {
