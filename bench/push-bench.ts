@@ -455,6 +455,8 @@ async function main(): Promise<number> {
   const runs = Number(values.runs)
   if (!Number.isInteger(runs) || runs < 1 || runs > 50) throw new Error(`--runs ${values.runs} is not a whole number between 1 and 50`)
   const workDir = await fs.mkdtemp(path.join(values.dir ?? '/var/tmp', 'vdrep-push-bench-'))
+  // Output piped into `head` must not kill the run before sshd, `vdrep serve` and the folder are cleaned up.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {})
   const log = (l: string) => process.stderr.write(`bench: ${l}\n`)
   log(`${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(2)}, work folder ${workDir}`)
   const started = performance.now()
