@@ -15,7 +15,7 @@ export default class Push extends BaseCommand {
     'pre-hook': Flags.string({description: 'command run just before the point in time (e.g. freeze the guest file systems)'}),
     'post-hook': Flags.string({description: 'command run just after the point in time (e.g. thaw them)'}),
     'accept-new-host-key': Flags.boolean({description: 'trust and record an unknown replica host key (never a changed one)'}),
-    'truncate-replica': Flags.boolean({description: 'in a fallback full sync, allow cutting a replica larger than the source'}),
+    'truncate-replica': Flags.boolean({description: 'accept a source that shrank: run the full sync that cuts the replica to its size'}),
   }
 
   async run(): Promise<PushResult> {

@@ -1,7 +1,7 @@
 // `vdrep push`: ship the blocks changed since the last sync as one bundle the receiver
 // commits as a unit; fall back to a full sync (and say why) whenever the change record or
 // the replica cannot be vouched for. Cost follows the changed blocks, never the disk size.
-import {FullSyncNeededError, ProtocolError, TransportError, VdrepError} from '../errors.js'
+import {FullSyncNeededError, ProtocolError, TransportError, UsageError, VdrepError} from '../errors.js'
 import {SourceDisk} from '../disk/source-disk.js'
 import {HeaderFlag} from '../psf/header.js'
 import {PsfFile, psfPathFor} from '../psf/psf-file.js'
@@ -89,9 +89,14 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
     } finally {
       await psf.close()
     }
+    const shrank = doubt.startsWith('the source disk shrank')
+    // A shrunk source is bad input (DESIGN: the contract), not a reason to cut the only second
+    // copy from cron: refuse unless the user says --truncate-replica.
+    if (shrank && !opts.truncateReplica) {
+      throw new UsageError('SOURCE_SHRANK', `${doubt}; nothing was sent`, {hint: 'if the disk was shrunk on purpose, run `vdrep push --truncate-replica` (a full sync that cuts the replica)'})
+    }
     if (opts.noFallback) throw new FullSyncNeededError(`a full sync is needed: ${doubt}`, {hint: 'run `vdrep fullsync` (or push without --no-fallback)'})
     opts.log?.(`falling back to a full sync: ${doubt}`)
-    const shrank = doubt.startsWith('the source disk shrank')
     const result = await fullsync(disk, {...opts, truncateReplica: opts.truncateReplica || shrank, lockHeld: true})
     return {disk, target, mode: 'fullsync', reason: doubt, blocks: 0, zeroBlocks: 0, bytesSent: result.bytesSent, seconds: (performance.now() - started) / 1000, fullsync: result}
   } finally {
