@@ -35,9 +35,7 @@ import {have, mbps, median, row, sh, type BenchOptions, type BenchRow} from './b
 import type {BenchCheck} from './local-bench.js'
 import {VDREP_BIN} from '../test/helpers/cli.js'
 import {freePort, startSshd} from '../test/helpers/sshd.js'
-import {PsfFile, psfPathFor} from '../src/core/psf/psf-file.js'
-import {Region} from '../src/core/psf/layout.js'
-import {statPatch} from '../src/core/sync/change-record.js'
+import {markChanged} from '../test/helpers/change-record.js'
 import {parseSize} from '../src/core/util/units.js'
 
 export const PUSH_SECTION = 'push'
@@ -218,22 +216,6 @@ async function sameBlocks(a: string, b: string, blocks: number[]): Promise<boole
   } finally {
     await fa.close()
     await fb.close()
-  }
-}
-
-/** Mark blocks changed in the .psf and record the disk's stat, as `vdrep track` would leave it. */
-async function markChanged(disk: string, blocks: number[]): Promise<void> {
-  const psf = await PsfFile.open(psfPathFor(disk))
-  try {
-    const {bitmap} = await psf.readBitmap(Region.ACTIVE)
-    for (const b of blocks) bitmap.set(b)
-    await psf.writeBitmap(Region.ACTIVE, bitmap)
-    const fh = await fs.open(disk, 'r')
-    const st = await fh.stat({bigint: true})
-    await fh.close()
-    await psf.updateHeader(statPatch(st))
-  } finally {
-    await psf.close()
   }
 }
 

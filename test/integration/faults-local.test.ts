@@ -10,7 +10,7 @@ import {DiskIoError} from '../../src/core/errors.js'
 import {Region} from '../../src/core/psf/layout.js'
 import {PsfFile} from '../../src/core/psf/psf-file.js'
 import {decodeReplicaState} from '../../src/core/receiver/replica-state.js'
-import {statPatch} from '../../src/core/sync/change-record.js'
+import {blockRange, markChanged} from '../helpers/change-record.js'
 import {fullsync} from '../../src/core/sync/fullsync.js'
 import {push} from '../../src/core/sync/push.js'
 
@@ -22,14 +22,7 @@ async function replicaState(replica: string) {
 }
 
 async function markAll(disk: string, first: number, count: number): Promise<void> {
-  const psf = await PsfFile.open(`${disk}.psf`)
-  const {bitmap} = await psf.readBitmap(Region.ACTIVE)
-  bitmap.setRange(first, count)
-  await psf.writeBitmap(Region.ACTIVE, bitmap)
-  const fh = await fs.open(disk, 'r')
-  await psf.updateHeader(statPatch(await fh.stat({bigint: true})))
-  await fh.close()
-  await psf.close()
+  await markChanged(disk, blockRange(first, count))
 }
 
 async function activeCount(disk: string): Promise<number> {

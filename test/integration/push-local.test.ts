@@ -8,7 +8,7 @@ import {json, vdrep} from '../helpers/cli.js'
 import {filesEqual, makeMixedDisk, scribbleBlocks, tempDir} from '../helpers/disks.js'
 import {PsfFile} from '../../src/core/psf/psf-file.js'
 import {Region} from '../../src/core/psf/layout.js'
-import {statPatch} from '../../src/core/sync/change-record.js'
+import {markChanged} from '../helpers/change-record.js'
 
 const MiB = 1 << 20
 const BS = 64 * 1024
@@ -19,22 +19,6 @@ interface PushJson {
   seq?: number
   blocks: number
   bytesSent: number
-}
-
-/** Mark blocks changed in the .psf and record the disk's stat, as `vdrep track --scan` does. */
-async function markChanged(disk: string, blocks: number[]): Promise<void> {
-  const psf = await PsfFile.open(`${disk}.psf`)
-  try {
-    const {bitmap} = await psf.readBitmap(Region.ACTIVE)
-    for (const b of blocks) bitmap.set(b)
-    await psf.writeBitmap(Region.ACTIVE, bitmap)
-    const fh = await fs.open(disk, 'r')
-    const st = await fh.stat({bigint: true})
-    await fh.close()
-    await psf.updateHeader(statPatch(st))
-  } finally {
-    await psf.close()
-  }
 }
 
 describe('push to a local replica (CLI, no tracker)', function () {
