@@ -24,7 +24,7 @@
 // Per run, in order: change -> `vdrep push --json` (timed; the 4x disk's push follows for the
 // 1% case), rsync of the source to its target (timed), a second change -> `vdrep fullsync
 // --json` (timed), then the rsync target is caught up (untimed). Medians are reported.
-import {spawn, type ChildProcess} from 'node:child_process'
+import type {ChildProcess} from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
 import os from 'node:os'
@@ -33,8 +33,8 @@ import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 import {have, mbps, median, row, sh, type BenchOptions, type BenchRow} from './bench-common.js'
 import type {BenchCheck} from './local-bench.js'
-import {VDREP_BIN} from '../test/helpers/cli.js'
 import {freePort, startSshd} from '../test/helpers/sshd.js'
+import {runVdrep, startServe} from './ssh-bench.js'
 import {markChanged} from '../test/helpers/change-record.js'
 import {parseSize} from '../src/core/util/units.js'
 
@@ -84,32 +84,7 @@ interface PushJson {
   phases?: Phases
 }
 
-function runVdrep(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [VDREP_BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, ...env}})
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`vdrep ${args.join(' ')} exited ${code}:\n${out}${err}`))))
-  })
-}
 
-async function startServe(root: string, ports: [number, number]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [VDREP_BIN, 'serve', '--root', root, '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1])], {stdio: ['ignore', 'ignore', 'pipe']})
-  let err = ''
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
-  const end = Date.now() + 15_000
-  while (!/listening on/.test(err)) {
-    if (child.exitCode !== null || Date.now() > end) {
-      child.kill('SIGKILL')
-      throw new Error(`vdrep serve did not start: ${err}`)
-    }
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  return child
-}
 
 async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return

@@ -56,7 +56,8 @@ export interface SshBenchCheck {
 
 type Log = (line: string) => void
 
-function runVdrep(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+/** Run the vdrep binary; resolves with stdout, rejects with both streams on a non-zero exit. */
+export function runVdrep(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [VDREP_BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, ...env}})
     let out = ''
@@ -68,13 +69,17 @@ function runVdrep(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   })
 }
 
-async function startServe(root: string, ports: [number, number]): Promise<ChildProcess> {
+/** Start `vdrep serve` and wait for its readiness line (killed if it does not come). */
+export async function startServe(root: string, ports: [number, number]): Promise<ChildProcess> {
   const child = spawn(process.execPath, [VDREP_BIN, 'serve', '--root', root, '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1])], {stdio: ['ignore', 'ignore', 'pipe']})
   let err = ''
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
   const end = Date.now() + 15_000
   while (!/listening on/.test(err)) {
-    if (child.exitCode !== null || Date.now() > end) throw new Error(`vdrep serve did not start: ${err}`)
+    if (child.exitCode !== null || Date.now() > end) {
+      child.kill('SIGKILL')
+      throw new Error(`vdrep serve did not start: ${err}`)
+    }
     await new Promise((r) => setTimeout(r, 25))
   }
   return child
