@@ -61,7 +61,8 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
     if (begin.blockCount > blockCount) throw new ProtocolError('BUNDLE_TOO_LARGE', `bundle of ${begin.blockCount} blocks for a disk of ${blockCount}`)
     await checkRoom(replicaPath, begin.blockCount, hello.blockSize, Math.max(0, hello.diskSize - current.size))
     const journalPath = journalPathFor(replicaPath)
-    const journal = await JournalWriter.create(journalPath, {blockSize: hello.blockSize, seq: begin.seq, diskSize: hello.diskSize, replicaId: hello.replicaId, hashAlgo: hello.hashAlgo})
+    const journalHeader = {blockSize: hello.blockSize, seq: begin.seq, diskSize: hello.diskSize, replicaId: hello.replicaId, hashAlgo: hello.hashAlgo}
+    const journal = await JournalWriter.create(journalPath, journalHeader)
     let sealed = false
     const journalStart = performance.now()
     try {
@@ -72,7 +73,7 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
       if (!sealed) await fs.rm(journalPath, {force: true})
     }
     const applyStart = performance.now()
-    const {seq, diskSize, blocks} = await applyJournal(journalPath, replica)
+    const {seq, diskSize, blocks} = await applyJournal(journalPath, replica, {header: journalHeader, entries: journal.entries})
     await commitState(replicaPath, replica, current, seq, diskSize)
     await fs.rm(journalPath, {force: true})
     log(`push ${replicaPath}: sequence ${seq} committed, ${blocks} blocks`)

@@ -117,11 +117,27 @@ export function decodeJournalTrailer(b: Buffer): JournalTrailer {
   return {entryCount: safeU64(b, 8, 'entry count'), dataBytes: safeU64(b, 16, 'data bytes'), digest: Buffer.from(b.subarray(24, 24 + HASH_LENGTH))}
 }
 
-/** Appends entries to a new journal file; `seal()` writes the trailer and syncs. */
+export interface JournalIndexEntry {
+  entry: JournalEntry
+  /** Where a data entry's bytes start in the journal file. */
+  dataOffset: number
+}
+
+/** Flushed bytes after which a background fdatasync starts, so seal() has little left to sync. */
+const SYNC_EVERY = 16 << 20
+
+/**
+ * Appends entries to a new journal file; `seal()` writes the trailer and syncs. It keeps the
+ * entry list, so the session that wrote the journal applies it without parsing it back.
+ */
 export class JournalWriter {
   private pos = JOURNAL_HEADER_SIZE
   private pending: Buffer[] = []
   private pendingBytes = 0
+  private unsynced = 0
+  private background: Promise<void> = Promise.resolve()
+  private backgroundError: Error | undefined
+  readonly entries: JournalIndexEntry[] = []
   entryCount = 0
   dataBytes = 0
 
@@ -139,6 +155,7 @@ export class JournalWriter {
   async append(e: JournalEntry, data?: Buffer): Promise<void> {
     this.pending.push(encodeEntryHeader(e))
     this.pendingBytes += ENTRY_HEADER_SIZE
+    this.entries.push({entry: e, dataOffset: this.pos + this.pendingBytes})
     if (data) {
       this.pending.push(data)
       this.pendingBytes += data.length
@@ -149,27 +166,40 @@ export class JournalWriter {
   }
 
   private async flush(): Promise<void> {
+    if (this.backgroundError) throw this.backgroundError
     const pending = this.pending
     this.pending = []
     this.pendingBytes = 0
-    this.pos += await writevAll(this.fh, pending, this.pos)
+    const n = await writevAll(this.fh, pending, this.pos)
+    this.pos += n
+    this.unsynced += n
+    if (this.unsynced >= SYNC_EVERY) {
+      // Start write-back of what is written so far while more arrives; seal() waits for it.
+      this.unsynced = 0
+      this.background = this.background.then(() => this.fh.datasync()).catch((err: Error) => {
+        this.backgroundError ??= err
+      })
+    }
   }
 
   /** Entries durable first, then the trailer that makes the journal complete, durable. */
   async seal(digest: Buffer): Promise<void> {
     await this.flush()
+    await this.background
+    if (this.backgroundError) throw this.backgroundError
     await this.fh.datasync()
     await this.fh.write(encodeJournalTrailer({entryCount: this.entryCount, dataBytes: this.dataBytes, digest}), 0, JOURNAL_TRAILER_SIZE, this.pos)
     await this.fh.datasync()
   }
 
   async close(): Promise<void> {
+    await this.background
     await this.fh.close()
   }
 }
 
 /** Read a complete journal: header, trailer and the entry list; the data is read on apply. */
-export async function readJournal(path: string): Promise<{header: JournalHeader; trailer: JournalTrailer; entries: Array<{entry: JournalEntry; dataOffset: number}>}> {
+export async function readJournal(path: string): Promise<{header: JournalHeader; trailer: JournalTrailer; entries: JournalIndexEntry[]}> {
   const fh = await fs.open(path, 'r')
   try {
     const size = (await fh.stat()).size
@@ -180,14 +210,17 @@ export async function readJournal(path: string): Promise<{header: JournalHeader;
     const tb = Buffer.alloc(JOURNAL_TRAILER_SIZE)
     await fh.read(tb, 0, tb.length, size - JOURNAL_TRAILER_SIZE)
     const trailer = decodeJournalTrailer(tb)
-    const entries: Array<{entry: JournalEntry; dataOffset: number}> = []
+    const entries: JournalIndexEntry[] = []
     const eb = Buffer.alloc(ENTRY_HEADER_SIZE)
+    let nextBlock = 0 // entries are in block order and never overlap (apply writes them concurrently)
     let pos = JOURNAL_HEADER_SIZE
     const end = size - JOURNAL_TRAILER_SIZE
     while (pos < end) {
       if (end - pos < ENTRY_HEADER_SIZE) throw corrupt(`entry header cut at offset ${pos}`)
       await fh.read(eb, 0, ENTRY_HEADER_SIZE, pos)
       const entry = decodeEntryHeader(eb)
+      if (entry.block < nextBlock) throw corrupt(`entry for block ${entry.block} is out of order`)
+      nextBlock = entry.block + (entry.kind === EntryKind.ZERO ? entry.count : 1)
       pos += ENTRY_HEADER_SIZE
       entries.push({entry, dataOffset: pos})
       if (entry.kind === EntryKind.DATA) {

@@ -1,6 +1,10 @@
 // Ship the frozen blocks as one bundle on the delta port: BUNDLE_BEGIN, then the blocks in
 // order (contiguous ones read together; all-zero ones as run lengths), then BUNDLE_END with
 // the digest of everything sent. Returns the hashes shipped, for the block hash index.
+//
+// Reads run ahead of the sender (several at once, up to READ_AHEAD_BYTES): a push's blocks
+// are scattered, and one small read at a time left the channel idle between them (a 1% push
+// spent more time waiting for reads than sending).
 import {blockHasher} from '../hash/block-hash.js'
 import {isAllZero} from '../hash/zero.js'
 import {digestData, digestZero} from '../protocol/bundle-digest.js'
@@ -10,16 +14,69 @@ import {encodeBundleBegin, encodeBundleEnd, encodeDataFields, encodeRange} from 
 import type {FrozenSet} from './frozen-set.js'
 import type {Throttle} from './throttle.js'
 
-const MAX_READ_BLOCKS_BYTES = 4 << 20
+const MAX_READ_BYTES = 4 << 20
+const READ_AHEAD_BYTES = 16 << 20
+const READ_AHEAD_RUNS = 32
 
 export interface BundleStats {
   blocks: number
   dataBlocks: number
   zeroBlocks: number
   bytesSent: number
+  /** Time the sender waited for reads (not the reads' own duration: they overlap sending). */
   readMs: number
   sendMs: number
   hashes: Map<number, Buffer>
+}
+
+interface Run {
+  first: number
+  count: number
+}
+
+/** Contiguous blocks, cut at MAX_READ_BYTES. */
+export function runsOf(blocks: number[], bs: number): Run[] {
+  const perRead = Math.max(1, Math.floor(MAX_READ_BYTES / bs))
+  const runs: Run[] = []
+  for (let i = 0; i < blocks.length; ) {
+    let j = i + 1
+    while (j < blocks.length && blocks[j] === blocks[j - 1] + 1 && j - i < perRead) j++
+    runs.push({first: blocks[i], count: j - i})
+    i = j
+  }
+  return runs
+}
+
+/** Reads the runs in order, keeping several in flight ahead of the consumer. */
+class ReadAhead {
+  private readonly pending: Array<{data: Promise<Buffer>; bytes: number}> = []
+  private next = 0
+  private pendingBytes = 0
+
+  constructor(
+    private readonly frozen: FrozenSet,
+    private readonly runs: Run[],
+    private readonly bs: number,
+  ) {}
+
+  private fill(): void {
+    while (this.next < this.runs.length && this.pending.length < READ_AHEAD_RUNS && (this.pending.length === 0 || this.pendingBytes < READ_AHEAD_BYTES)) {
+      const r = this.runs[this.next++]
+      const data = this.frozen.read(r.first, r.count)
+      data.catch(() => {}) // awaited in order by take(); an early failure must not be "unhandled"
+      this.pending.push({data, bytes: r.count * this.bs})
+      this.pendingBytes += r.count * this.bs
+    }
+  }
+
+  /** The data of the next run. */
+  async take(): Promise<Buffer> {
+    this.fill()
+    const head = this.pending.shift() as {data: Promise<Buffer>; bytes: number}
+    this.pendingBytes -= head.bytes
+    this.fill()
+    return head.data
+  }
 }
 
 export async function sendBundle(frozen: FrozenSet, seq: number, diskSize: number, bs: number, hashAlgo: number, writer: FrameWriter, throttle: Throttle): Promise<BundleStats> {
@@ -27,8 +84,9 @@ export async function sendBundle(frozen: FrozenSet, seq: number, diskSize: numbe
   const digest = hasher.createStream()
   const blocks = [...frozen.bitmap.setBlocks()].filter((b) => b * bs < diskSize)
   const stats: BundleStats = {blocks: blocks.length, dataBlocks: 0, zeroBlocks: 0, bytesSent: 0, readMs: 0, sendMs: 0, hashes: new Map()}
+  const runs = runsOf(blocks, bs)
+  const reads = new ReadAhead(frozen, runs, bs)
   await writer.send(FrameType.BUNDLE_BEGIN, encodeBundleBegin({seq, blockCount: blocks.length, diskSize}))
-  const perRead = Math.max(1, Math.floor(MAX_READ_BLOCKS_BYTES / bs))
   let zeroStart = -1
   let zeroEnd = -1
   const flushZeros = async () => {
@@ -37,15 +95,12 @@ export async function sendBundle(frozen: FrozenSet, seq: number, diskSize: numbe
     digestZero(digest, zeroStart, zeroEnd - zeroStart)
     zeroStart = -1
   }
-  for (let i = 0; i < blocks.length; ) {
-    let j = i + 1
-    while (j < blocks.length && blocks[j] === blocks[j - 1] + 1 && j - i < perRead) j++
-    const first = blocks[i]
+  for (const {first, count} of runs) {
     const t0 = performance.now()
-    const data = await frozen.read(first, j - i)
+    const data = await reads.take()
     const t1 = performance.now()
     stats.readMs += t1 - t0
-    for (let k = 0; k < j - i; k++) {
+    for (let k = 0; k < count; k++) {
       const b = first + k
       const len = Math.min(bs, diskSize - b * bs)
       const block = data.subarray(k * bs, k * bs + len)
@@ -70,7 +125,6 @@ export async function sendBundle(frozen: FrozenSet, seq: number, diskSize: numbe
       stats.bytesSent += len
     }
     stats.sendMs += performance.now() - t1
-    i = j
   }
   await flushZeros()
   await writer.send(FrameType.BUNDLE_END, encodeBundleEnd({seq, blockCount: blocks.length, digest: digest.digest()}))
