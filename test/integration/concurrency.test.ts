@@ -125,15 +125,17 @@ describe('concurrency: second comers are refused with their documented codes, no
     assert.equal(synced.code, 0, synced.stderr)
     assert.ok(await cmpEqual(disk, replica))
 
-    // A push runs (128 blocks marked by --scan); a second push and a full sync are refused, and lose nothing.
+    // A push runs (128 blocks marked by --scan, 8 MiB at 2 MB/s: long enough for three refused commands
+    // on a loaded machine); a second push, a full sync and a scan are refused, and lose nothing.
     await scribble(disk, 128, 'two-pushes')
     assert.equal((await vdrep(['track', disk, '--scan'])).code, 0)
     const marked = (await bitmapBlocks(disk)).length
     assert.equal(marked, 128)
-    const first = await startLong(['push', disk, '--bwlimit', '4M', '--json'], replica)
+    const pushStart = Date.now()
+    const first = await startLong(['push', disk, '--bwlimit', '2M', '--json'], replica)
     for (const args of [['push', disk], ['fullsync', disk], ['track', disk, '--scan']]) {
       const r = await vdrep(args, {env})
-      assert.equal(r.code, 3, `${args.join(' ')} during a push: ${r.stderr}`)
+      assert.equal(r.code, 3, `${args.join(' ')} during a push, ${Date.now() - pushStart} ms after it started (push exit ${first.child.exitCode}): ${r.stdout} ${r.stderr}`)
       assert.match(r.stderr, /\(pid \d+, push, since .*\) is (already )?working on/)
     }
     const pushed = await first.done

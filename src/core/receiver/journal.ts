@@ -135,8 +135,9 @@ export class JournalWriter {
   private pending: Buffer[] = []
   private pendingBytes = 0
   private unsynced = 0
+  private writing: Promise<void> = Promise.resolve()
   private background: Promise<void> = Promise.resolve()
-  private backgroundError: Error | undefined
+  private writeError: Error | undefined
   readonly entries: JournalIndexEntry[] = []
   entryCount = 0
   dataBytes = 0
@@ -165,34 +166,50 @@ export class JournalWriter {
     if (this.pendingBytes >= 4 << 20) await this.flush()
   }
 
+  /**
+   * Hand what is pending to the file. The write runs while the session goes on receiving;
+   * only a flush that finds the previous write still running waits for it (one in flight).
+   */
   private async flush(): Promise<void> {
-    if (this.backgroundError) throw this.backgroundError
+    await this.writing
+    if (this.writeError) throw this.writeError
+    if (this.pending.length === 0) return
     const pending = this.pending
+    const at = this.pos
     this.pending = []
+    this.pos += this.pendingBytes
     this.pendingBytes = 0
-    const n = await writevAll(this.fh, pending, this.pos)
-    this.pos += n
+    this.writing = writevAll(this.fh, pending, at).then(
+      (n) => this.written(n),
+      (err: Error) => {
+        this.writeError ??= err
+      },
+    )
+  }
+
+  private written(n: number): void {
     this.unsynced += n
-    if (this.unsynced >= SYNC_EVERY) {
-      // Start write-back of what is written so far while more arrives; seal() waits for it.
-      this.unsynced = 0
-      this.background = this.background.then(() => this.fh.datasync()).catch((err: Error) => {
-        this.backgroundError ??= err
-      })
-    }
+    if (this.unsynced < SYNC_EVERY) return
+    // Start write-back of what is written so far while more arrives; seal() waits for it.
+    this.unsynced = 0
+    this.background = this.background.then(() => this.fh.datasync()).catch((err: Error) => {
+      this.writeError ??= err
+    })
   }
 
   /** Entries durable first, then the trailer that makes the journal complete, durable. */
   async seal(digest: Buffer): Promise<void> {
     await this.flush()
+    await this.writing
     await this.background
-    if (this.backgroundError) throw this.backgroundError
+    if (this.writeError) throw this.writeError
     await this.fh.datasync()
     await this.fh.write(encodeJournalTrailer({entryCount: this.entryCount, dataBytes: this.dataBytes, digest}), 0, JOURNAL_TRAILER_SIZE, this.pos)
     await this.fh.datasync()
   }
 
   async close(): Promise<void> {
+    await this.writing
     await this.background
     await this.fh.close()
   }
