@@ -4,13 +4,20 @@
 // next chunk is consumed, unless the consumer `keep()`s it because it handed views of it to a
 // transport; a kept buffer returns when the consumer `releaseUpTo()` a block past its end (the
 // receiver has written and synced it). Fresh buffers cost page faults, so reuse is the point.
-// Holes are reported per block and not read.
+// Holes are reported per block and never read: only the runs of data blocks in a chunk are.
+// A buffered read of a hole is not free: the kernel allocates and zeroes a page-cache page for
+// every 4 KiB of it, so reading a sparse disk's chunks whole made the first sync of a sparse
+// disk (and of its sparse seed, on the receiver) fill the page cache with gigabytes of zeros,
+// ~5x slower than any later sync that found those zero pages cached.
 import {holeMap} from './hole-map.js'
 
 export interface Chunk {
   first: number
   count: number
-  /** The chunk's bytes; undefined when every block is a hole. */
+  /**
+   * The chunk's bytes; undefined when every block is a hole. The bytes of a block flagged in
+   * `holes` are NOT read (they are whatever the reused buffer held): use `holes` first.
+   */
   data: Buffer | undefined
   holes: Uint8Array
   /** The consumer passed views of `data` on: keep the buffer until releaseUpTo() passes it. */
@@ -80,7 +87,25 @@ export class ChunkReader {
       kept = true
       this.kept.push({end: first + count, buf})
     }
-    return {chunk: this.disk.readAt(buf, len, first * this.bs).then((data) => ({first, count, data, holes, keep})), buf, kept: () => kept}
+    const read = this.readDataRuns(buf, holes, first, count).then(() => ({first, count, data: buf.subarray(0, len), holes, keep}))
+    return {chunk: read, buf, kept: () => kept}
+  }
+
+  /** Read each run of non-hole blocks of the chunk into its place in `buf`, in order. */
+  private async readDataRuns(buf: Buffer, holes: Uint8Array, first: number, count: number): Promise<void> {
+    const base = first * this.bs
+    for (let i = 0; i < count; ) {
+      if (holes[i]) {
+        i++
+        continue
+      }
+      let end = i + 1
+      while (end < count && !holes[end]) end++
+      const off = i * this.bs
+      const runLen = Math.min(end * this.bs, this.size - base) - off
+      await this.disk.readAt(buf.subarray(off), runLen, base + off)
+      i = end
+    }
   }
 
   async *chunks(): AsyncGenerator<Chunk> {
