@@ -13,7 +13,7 @@ import {parseTarget} from '../target/target.js'
 import {TrackerControlClient} from '../tracker/control-client.js'
 import {sendBundle} from './bundle-sender.js'
 import {changeRecordDoubt, mergeLeftoverInflight, statPatch} from './change-record.js'
-import {connectReceiver} from './connect.js'
+import {connectReceiver, type ReceiverConnection} from './connect.js'
 import {pushIsDue} from './due.js'
 import {freezeWithoutTracker, freezeWithTracker, type FrozenSet} from './frozen-set.js'
 import {fullsync, type FullsyncOptions, type FullsyncResult} from './fullsync.js'
@@ -66,6 +66,9 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
       if (opts.ifDue && !pushIsDue(psf.header.lastSyncMs, psf.header.settings.rpoSeconds)) {
         return {disk, target, mode: 'skipped', reason: 'not due yet', blocks: 0, zeroBlocks: 0, bytesSent: 0, seconds: 0}
       }
+      // The SSH login (the largest fixed cost of a push) runs while the local record is checked.
+      const connecting = startConnecting(psf, opts)
+      let handedOver = false
       const tracker = await TrackerControlClient.tryConnect(disk)
       try {
         const source = await SourceDisk.open(disk, opts.sourceReadFault)
@@ -76,7 +79,8 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
             else await growChangeRecord(psf, source.size)
           }
           if (!doubt) {
-            const r = await pushDelta(disk, psf, source, tracker, opts, startupMs, started)
+            handedOver = true
+            const r = await pushDelta(disk, psf, source, tracker, connecting, opts, startupMs, started)
             if (r.mode !== 'fullsync') return r
             doubt = r.reason ?? 'the replica cannot take a delta'
           }
@@ -85,6 +89,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
         }
       } finally {
         await tracker?.close()
+        if (!handedOver) await dropConnection(connecting)
       }
     } finally {
       await psf.close()
@@ -104,12 +109,37 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
   }
 }
 
-async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker: TrackerControlClient | null, opts: PushOptions, startupMs: number, started: number): Promise<PushResult> {
+interface Connecting {
+  conn: Promise<ReceiverConnection>
+  startedMs: number
+}
+
+function startConnecting(psf: PsfFile, opts: PushOptions): Connecting {
+  const h = psf.header
+  const conn = connectReceiver(parseTarget(h.settings.target), {port: h.settings.deltaPort, log: opts.log, acceptNewHostKey: opts.acceptNewHostKey, ssh: h.settings.ssh})
+  conn.catch(() => {}) // awaited by pushDelta, or dropped when the push falls back before it
+  return {conn, startedMs: performance.now()}
+}
+
+/** Close a connection that was started but is not used (the push falls back or failed first). */
+async function dropConnection(c: Connecting): Promise<void> {
+  const conn = await c.conn.catch(() => undefined)
+  if (!conn) return
+  conn.stream.destroy()
+  await conn.close().catch(() => {})
+}
+
+async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker: TrackerControlClient | null, connecting: Connecting, opts: PushOptions, startupMs: number, started: number): Promise<PushResult> {
   const h = psf.header
   const target = h.settings.target
-  if (!tracker) await mergeLeftoverInflight(psf)
-  const t0 = performance.now()
-  const conn = await connectReceiver(parseTarget(target), {port: h.settings.deltaPort, log: opts.log, acceptNewHostKey: opts.acceptNewHostKey, ssh: h.settings.ssh})
+  try {
+    if (!tracker) await mergeLeftoverInflight(psf)
+  } catch (err) {
+    await dropConnection(connecting)
+    throw err
+  }
+  const t0 = connecting.startedMs
+  const conn = await connecting.conn
   const reader = new FrameReader(conn.stream)
   const writer = new FrameWriter(conn.stream)
   let frozen: FrozenSet | undefined
