@@ -293,12 +293,18 @@ class FullsyncReceiver {
         continue
       }
       let end = b
-      while (end < upto && end - b < perRun && (this.written.has(end) || this.zeroed.has(end))) end++
+      let onlyZeroed = true
+      while (end < upto && end - b < perRun && (this.written.has(end) || this.zeroed.has(end))) {
+        if (this.written.has(end)) onlyZeroed = false
+        end++
+      }
       const len = Math.min((end - b) * this.bs, this.hello.diskSize - b * this.bs)
-      // A run the file system reports as one hole (a punched zero run) reads as zeros: proved
-      // from the extent map, not by reading it (a buffered read of a hole fills the page
-      // cache with zero pages). Anything else is read back.
-      const data = holeMap(this.replica.fd, this.hello.diskSize, this.bs, b, end - b).allHoles ? undefined : await this.replica.readAt(runBuf, len, b * this.bs)
+      // A zeroed run the file system reports as one hole (a punched zero run) reads as zeros:
+      // proved from the extent map, not by reading it (a buffered read of a hole fills the page
+      // cache with zero pages). Anything else is read back; a run with written blocks always
+      // is, without asking the extent map (a synchronous lseek per run cost more than it saved).
+      const hole = onlyZeroed && holeMap(this.replica.fd, this.hello.diskSize, this.bs, b, end - b).allHoles
+      const data = hole ? undefined : await this.replica.readAt(runBuf, len, b * this.bs)
       for (let i = b; i < end; i++) {
         const block = data?.subarray((i - b) * this.bs, (i - b) * this.bs + this.blockLen(i))
         const zero = !block || isAllZero(block)
