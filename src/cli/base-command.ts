@@ -2,6 +2,7 @@
 // becomes a message and an exit code, and whether we may draw (TTY, colour) at all.
 import {Command, Errors, Flags} from '@oclif/core'
 import chalk from 'chalk'
+import {keepFreedMemory} from '../core/disk/native.js'
 import {asVdrepError, ExitCode, VdrepError} from '../core/errors.js'
 
 export abstract class BaseCommand extends Command {
@@ -13,6 +14,12 @@ export abstract class BaseCommand extends Command {
   }
 
   protected globals: {quiet: boolean; verbose: boolean} = {quiet: false, verbose: false}
+
+  override async init(): Promise<void> {
+    await super.init()
+    // Before any transfer buffer exists: recycled memory instead of page faults (see native.ts).
+    keepFreedMemory()
+  }
 
   /** Bars and colour only for a person at a terminal; cron and pipes get plain lines. */
   protected get interactive(): boolean {
