@@ -100,8 +100,9 @@ let binding: Binding | undefined = loaded
 
 /** Buffers up to this size are carved from the heap (and reused) instead of fresh mmaps. */
 const MMAP_THRESHOLD = 64 << 20
-/** Freed heap memory up to this much stays mapped for reuse. */
-const TRIM_THRESHOLD = 1 << 30
+/** Freed heap memory up to this much stays mapped for reuse (a long-running serve or track keeps
+ * at most this much above what it uses). */
+const TRIM_THRESHOLD = 256 << 20
 let allocatorTuned: boolean | undefined
 
 /**
