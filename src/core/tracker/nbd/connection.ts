@@ -45,6 +45,10 @@ export class NbdConnection {
   private session = ''
   private firstError: string | null = null
   private lastRefusal: string | null = null
+  /** Replies ready to go, written together once per turn of the event loop (one writev). */
+  private outq: Buffer[] = []
+  private outqBytes = 0
+  private flushQueued = false
 
   constructor(
     private readonly socket: Socket,
@@ -144,7 +148,7 @@ export class NbdConnection {
   private async waitForRoom(): Promise<void> {
     while (this.inflight.size >= MAX_INFLIGHT) await Promise.race(this.inflight)
     const s = this.socket
-    if (s.destroyed || s.writableLength <= MAX_QUEUED_REPLY_BYTES) return
+    if (s.destroyed || s.writableLength + this.outqBytes <= MAX_QUEUED_REPLY_BYTES) return
     await new Promise<void>((resolve) => {
       const done = (): void => {
         s.off('drain', done)
@@ -208,16 +212,40 @@ export class NbdConnection {
     }
   }
 
+  /**
+   * Queue a reply. Replies that become ready in one turn of the event loop (the writes whose
+   * completions arrived together) leave in one writev, not one syscall each.
+   */
   private send(buf: Buffer): void {
-    if (!this.socket.destroyed && this.socket.writable) this.socket.write(buf)
+    if (this.socket.destroyed || !this.socket.writable) return
+    this.outq.push(buf)
+    this.outqBytes += buf.length
+    if (!this.flushQueued) {
+      this.flushQueued = true
+      setImmediate(this.flushReplies)
+    }
+  }
+
+  private readonly flushReplies = (): void => {
+    this.flushQueued = false
+    const q = this.outq
+    if (q.length === 0) return
+    this.outq = []
+    this.outqBytes = 0
+    const s = this.socket
+    if (s.destroyed || !s.writable) return
+    if (q.length === 1) {
+      s.write(q[0])
+      return
+    }
+    s.cork()
+    for (const b of q) s.write(b)
+    s.uncork()
   }
 
   private sendRead(handle: Buffer, offset: number, data: Buffer): void {
-    const header = this.structured ? T.encodeOffsetDataHeader(handle, offset, data.length) : T.encodeSimpleReply(handle, 0)
-    this.socket.cork()
-    this.send(header)
+    this.send(this.structured ? T.encodeOffsetDataHeader(handle, offset, data.length) : T.encodeSimpleReply(handle, 0))
     this.send(data)
-    this.socket.uncork()
   }
 
   /** Error reply: a structured chunk with the message when negotiated (required for READ). */
@@ -229,6 +257,7 @@ export class NbdConnection {
 
   /** End our side once queued replies are out; destroy if the peer lingers. */
   private close(): Promise<void> {
+    this.flushReplies()
     const s = this.socket
     if (s.destroyed) return Promise.resolve()
     return new Promise<void>((resolve) => {
