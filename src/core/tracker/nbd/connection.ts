@@ -10,7 +10,7 @@ import * as C from './constants.js'
 import {messageOf, nbdErrorOf} from './error-map.js'
 import {negotiate, type HandshakeConfig, type Negotiated} from './handshake.js'
 import type {RangeLocks, Unlock} from './range-lock.js'
-import {SocketReader} from './socket-reader.js'
+import {BufferPool, SocketReader} from './socket-reader.js'
 import * as T from './transmission.js'
 
 export interface ConnectionConfig extends Omit<HandshakeConfig, 'onRefuse'> {
@@ -25,6 +25,9 @@ const MAX_INFLIGHT = 64
 const MAX_INFLIGHT_BYTES = 64 * 1024 * 1024
 /** Reply bytes queued in the socket above which no new request is read. */
 const MAX_QUEUED_REPLY_BYTES = 64 * 1024 * 1024
+/** Write payloads that spanned socket reads: bytes of buffers kept for reuse, largest kept. */
+const PAYLOAD_POOL_BYTES = 16 * 1024 * 1024
+const PAYLOAD_POOL_MAX = 4 * 1024 * 1024
 /** After we end our side, how long the peer gets before the socket is destroyed. */
 const CLOSE_GRACE_MS = 2000
 
@@ -33,6 +36,7 @@ type Counter = 'read' | 'write' | 'zero' | 'trim' | 'flush' | 'status' | 'error'
 export class NbdConnection {
   readonly done: Promise<void>
   private readonly reader: SocketReader
+  private readonly payloads = new BufferPool(PAYLOAD_POOL_BYTES, PAYLOAD_POOL_MAX)
   private readonly inflight = new Set<Promise<void>>()
   private readonly counts: Record<Counter, number> = {read: 0, write: 0, zero: 0, trim: 0, flush: 0, status: 0, error: 0}
   private bytesRead = 0
@@ -106,12 +110,12 @@ export class NbdConnection {
     const locks = this.cfg.locksFor(backend)
     const limits: T.RequestLimits = {size: backend.size, maxPayload: this.cfg.maxPayload, readOnly: this.cfg.readOnly, blockStatus: neg.blockStatus}
     for (;;) {
-      await this.waitForRoom()
+      if (!this.hasRoom()) await this.waitForRoom()
       if (this.stopping) return 'server shut down'
       this.idle = true
       let header: Buffer
       try {
-        header = await this.reader.read(C.REQUEST_HEADER_SIZE)
+        header = this.reader.readNow(C.REQUEST_HEADER_SIZE) ?? (await this.reader.read(C.REQUEST_HEADER_SIZE))
       } catch (err) {
         const code = (err as {code?: string}).code
         if (code === 'NBD_EOF') return 'client hung up without NBD_CMD_DISC'
@@ -135,14 +139,20 @@ export class NbdConnection {
       }
       const payload = req.type === C.NBD_CMD_READ || req.type === C.NBD_CMD_WRITE ? req.length : 0
       while (this.inflight.size > 0 && this.inflightBytes + payload > MAX_INFLIGHT_BYTES) await Promise.race(this.inflight)
-      const data = req.type === C.NBD_CMD_WRITE ? await this.reader.read(req.length) : null
+      const data = req.type === C.NBD_CMD_WRITE ? (this.reader.readNow(req.length, this.payloads.take) ?? (await this.reader.read(req.length, this.payloads.take))) : null
       this.inflightBytes += payload
       const p: Promise<void> = this.execute(backend, locks, req, data).finally(() => {
         this.inflightBytes -= payload
         this.inflight.delete(p)
+        if (data) this.payloads.give(data) // the write is done with it (or failed)
       })
       this.inflight.add(p)
     }
+  }
+
+  private hasRoom(): boolean {
+    const s = this.socket
+    return this.inflight.size < MAX_INFLIGHT && (s.destroyed || s.writableLength + this.outqBytes <= MAX_QUEUED_REPLY_BYTES)
   }
 
   private async waitForRoom(): Promise<void> {
