@@ -172,15 +172,15 @@ export class PsfFile {
     return {bitmap, badPages}
   }
 
-  /** Write the given pages of a bitmap (all when omitted), then one datasync. */
-  async writeBitmap(region: typeof Region.ACTIVE | typeof Region.INFLIGHT, bitmap: Bitmap, pages?: Iterable<number>): Promise<void> {
+  /** Write the given pages of a bitmap (all when omitted), then one datasync (unless `sync: false`). */
+  async writeBitmap(region: typeof Region.ACTIVE | typeof Region.INFLIGHT, bitmap: Bitmap, pages?: Iterable<number>, opts: {sync?: boolean} = {}): Promise<void> {
     const list = pages ? [...pages] : Array.from({length: this.layout.bitmapPages}, (_, i) => i)
     for (const p of list) {
       const start = (p * BITS_PER_PAGE) / 8
       const payload = bitmap.bits.subarray(start, start + BITS_PER_PAGE / 8)
       await this.fh.write(encodePage(region, p, payload), 0, PAGE_SIZE, this.layout.regionOffset[region] + p * PAGE_SIZE)
     }
-    await this.fh.datasync()
+    if (opts.sync !== false) await this.fh.datasync()
   }
 
   /** The block hash index: hashes[i*32..] for block i; blocks on a bad page are listed. */

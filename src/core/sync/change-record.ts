@@ -52,15 +52,19 @@ export async function freezeInPsf(psf: PsfFile): Promise<Bitmap> {
   return inflight
 }
 
-/** After a push: ok clears in-flight; a failure hands the blocks back to the active record. */
-export async function completeInPsf(psf: PsfFile, inflight: Bitmap, ok: boolean): Promise<void> {
+/**
+ * After a push: ok clears in-flight; a failure hands the blocks back to the active record
+ * (synced before in-flight is cleared). `sync: false` leaves the cleared pages to the caller's
+ * next sync (allowed only when ok: losing the clear is harmless, losing a merge is not).
+ */
+export async function completeInPsf(psf: PsfFile, inflight: Bitmap, ok: boolean, opts: {sync?: boolean} = {}): Promise<void> {
   const pages = pagesOf(inflight)
   if (!ok) {
     const {bitmap: active} = await psf.readBitmap(Region.ACTIVE)
     active.merge(inflight)
     await psf.writeBitmap(Region.ACTIVE, active, pages)
   }
-  await psf.writeBitmap(Region.INFLIGHT, new Bitmap(inflight.blockCount), pages)
+  await psf.writeBitmap(Region.INFLIGHT, new Bitmap(inflight.blockCount), pages, {sync: !ok || opts.sync !== false})
 }
 
 /** Record the source's stat: with CLEAN_SHUTDOWN set, any later write without a tracker shows. */

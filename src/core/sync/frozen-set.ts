@@ -12,8 +12,12 @@ export interface FrozenSet {
   readonly viaTracker: boolean
   /** Bytes of blocks [first, first+count) as of the point in time. */
   read(first: number, count: number): Promise<Buffer>
-  /** ok: the replica has them, forget them; not ok: hand them back to the active record. */
-  complete(ok: boolean): Promise<void>
+  /**
+   * ok: the replica has them, forget them; not ok: hand them back to the active record.
+   * `syncLater`: the caller syncs the .psf next (its header update), so the cleared pages need
+   * no sync of their own (without a tracker; a tracker syncs its own record).
+   */
+  complete(ok: boolean, opts?: {syncLater?: boolean}): Promise<void>
 }
 
 export async function freezeWithTracker(tracker: TrackerControlClient): Promise<FrozenSet> {
@@ -42,10 +46,10 @@ export async function freezeWithoutTracker(psf: PsfFile, source: SourceDisk, dis
       const len = Math.min(count * bs, diskSize - first * bs)
       return source.readAt(Buffer.allocUnsafe(len), len, first * bs)
     },
-    complete: async (ok) => {
+    complete: async (ok, opts) => {
       if (done) return
       done = true
-      await completeInPsf(psf, bitmap, ok)
+      await completeInPsf(psf, bitmap, ok, {sync: !(ok && opts?.syncLater)})
     },
   }
 }

@@ -121,12 +121,15 @@ function startConnecting(psf: PsfFile, opts: PushOptions): Connecting {
   return {conn, startedMs: performance.now()}
 }
 
+async function closeQuietly(conn: ReceiverConnection): Promise<void> {
+  conn.stream.destroy()
+  await conn.close().catch(() => {})
+}
+
 /** Close a connection that was started but is not used (the push falls back or failed first). */
 async function dropConnection(c: Connecting): Promise<void> {
   const conn = await c.conn.catch(() => undefined)
-  if (!conn) return
-  conn.stream.destroy()
-  await conn.close().catch(() => {})
+  if (conn) await closeQuietly(conn)
 }
 
 async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker: TrackerControlClient | null, connecting: Connecting, opts: PushOptions, startupMs: number, started: number): Promise<PushResult> {
@@ -144,6 +147,7 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
   const writer = new FrameWriter(conn.stream)
   let frozen: FrozenSet | undefined
   let committed = false
+  let closing: Promise<void> | undefined
   try {
     await writer.send(FrameType.HELLO, encodeHello({
       version: PROTOCOL_VERSION, mode: SyncMode.DELTA, hashAlgo: h.hashAlgo, blockSize: h.blockSize, diskSize: source.size, replicaId: h.replicaId, flags: 0, path: conn.replicaPath,
@@ -186,10 +190,16 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
     const c = decodeCommitted(reply.payload)
     if (c.seq !== seq) throw new ProtocolError('SEQUENCE_MISMATCH', `the replica committed sequence ${c.seq}, expected ${seq}`)
     committed = true
-    await psf.updateIndexBlocks(stats.hashes)
-    await frozen.complete(true)
-    await psf.updateHeader({lastSeq: seq, pendingSeq: 0, lastSyncMs: pointInTime, diskSize: source.size, ...(statAtFreeze ? statPatch(statAtFreeze) : {})})
+    // The replica has it: hang up now, while the record is brought up to date (the SSH close
+    // handshake then costs no time of its own).
     writer.end()
+    closing = closeQuietly(conn)
+    await psf.updateIndexBlocks(stats.hashes)
+    // The header update below syncs the file, the cleared in-flight pages with it: if we die
+    // before that, pendingSeq names this push and the next one records it (blocks still in
+    // flight then go back to the active record and are sent again: harmless).
+    await frozen.complete(true, {syncLater: true})
+    await psf.updateHeader({lastSeq: seq, pendingSeq: 0, lastSyncMs: pointInTime, diskSize: source.size, ...(statAtFreeze ? statPatch(statAtFreeze) : {})})
     return {
       disk, target, mode: 'delta', seq, blocks: stats.blocks, zeroBlocks: stats.zeroBlocks, bytesSent: stats.bytesSent,
       seconds: (performance.now() - started) / 1000,
@@ -199,8 +209,7 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
     if (frozen && !committed) await frozen.complete(false).catch(() => {})
     throw err instanceof VdrepError ? err : new TransportError('PUSH_FAILED', `the push failed: ${(err as Error).message}`, {cause: err})
   } finally {
-    conn.stream.destroy()
-    await conn.close().catch(() => {})
+    await (closing ?? closeQuietly(conn))
   }
 
   function fallback(d: string, t: string, reason: string): PushResult {
