@@ -9,18 +9,12 @@ import net from 'node:net'
 import {ExitCode, ProtocolError, RemoteError, TransportError, VdrepError} from '../errors.js'
 import {Bitmap} from '../psf/bitmap.js'
 import {SocketReader} from './nbd/socket-reader.js'
+import type {FreezeInfo} from './freezer.js'
 import {CONTROL_HEADER_SIZE, decodeHeader, decodeJson, encodeFrame, FrameKind, parseError, type ControlRequest} from './control-protocol.js'
 import {canonicalDisk, controlSocketPath} from './paths.js'
 
-export interface TrackerFreezeInfo {
-  owner: number
-  blocks: number
-  cowBytes: number
-  cowLimit: number
-  cancelled: string | null
-  startedMs: number
-  preserve: boolean
-}
+/** The running freeze, as the tracker's freezer reports it (one shape for both ends). */
+export type TrackerFreezeInfo = FreezeInfo
 
 /** What `status` answers. */
 export interface TrackerStatus {
