@@ -4,18 +4,35 @@
 // at the end. Local reads only. A scan re-establishes trust: it records the disk's stamp as
 // it was when the scan began, so a later write (during or after the scan) is detected.
 // On a live disk the guarantee is per block, like rsync on a file being written.
+//
+// Each thread that hashes reads its own chunks (1 MiB, synchronous pread into a reused
+// buffer) and hashes them while they are in its core's cache: the main thread, and with more
+// than one core a HashPool of workers that claim chunks from the same counter (whoever is
+// free takes the next one, so a worker's start costs nothing but its own CPU). Reading on one
+// thread and hashing on another (the chunk reader's one chunk ahead, or workers hashing its
+// shared chunks) left the hasher waiting for reads and moved every byte between cores: on
+// the 2-vCPU bench machine a 1 GiB scan took 0.42 s that way against 0.33 s now (raw hash
+// 0.25-0.27 s), and hashing shared chunks on workers was slower than the main thread alone.
+import os from 'node:os'
 import {FullSyncNeededError} from '../errors.js'
-import {readChunks} from '../disk/chunk-reader.js'
 import {SourceDisk} from '../disk/source-disk.js'
 import {blockHasher, HASH_LENGTH} from '../hash/block-hash.js'
-import {isAllZero} from '../hash/zero.js'
+import {HashPool} from '../hash/hash-pool.js'
+import {hashFileBlocks, type FileRange} from '../hash/range-hash.js'
 import {HeaderFlag} from '../psf/header.js'
 import {BITS_PER_PAGE, HASHES_PER_PAGE, Region} from '../psf/layout.js'
 import {stampOf} from './disk-stamp.js'
 import {bytesCovered, nonEmptyPages} from './dirty-log.js'
 import {badPageWarning, loadBitmaps, openRecord} from './record.js'
 
-const READ_CHUNK = 4 << 20
+/** Bytes read and hashed at a time by one thread (fits a core's L2 cache). */
+const SCAN_CHUNK = 1 << 20
+/** The main thread lets the event loop run (worker results, timers) after this much. */
+const YIELD_BYTES = 4 << 20
+/** Disks smaller than this are hashed on the main thread only (a worker's start costs more). */
+const POOL_MIN_BYTES = 256 << 20
+/** Past the last chunk index: a failed scan stops every thread's claims. */
+const STOP_CLAIMS = 0x3fffffff
 
 export interface ScanProgress {
   phase: 'scan' | 'done'
@@ -29,6 +46,13 @@ export interface ScanProgress {
 export interface ScanOptions {
   progress?: (p: ScanProgress) => void
   log?: (level: 'warn' | 'info', line: string) => void
+  /**
+   * Worker threads that read and hash chunks beside the main thread; 0: the main thread
+   * only. Default: one per core but one (at most 3) for disks of 256 MiB and more, else 0.
+   */
+  hashWorkers?: number
+  /** Tests: the main thread hashes no chunk (the workers do all), when there are workers. */
+  workersOnly?: boolean
 }
 
 export interface ScanResult {
@@ -58,6 +82,7 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
       })
     }
     const source = await SourceDisk.open(disk)
+    let pool: HashPool | undefined
     try {
       if (source.size !== h.diskSize) {
         throw new FullSyncNeededError(`cannot scan ${disk}: the disk is ${source.size} bytes but the .psf was made for ${h.diskSize}; a full sync is needed`, {
@@ -67,6 +92,9 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
       const before = await stampOf(disk)
       const bs = h.blockSize
       const blockCount = psf.layout.blockCount
+      const workers = opts.hashWorkers ?? (source.size >= POOL_MIN_BYTES ? Math.min(3, os.availableParallelism() - 1) : 0)
+      // Started now: the workers load while the bitmaps and the index do.
+      if (workers > 0) pool = new HashPool(h.hashAlgo, {workers})
       const maps = await loadBitmaps(psf)
       for (const p of maps.activeBad) opts.log?.('warn', badPageWarning(psf.path, 'active', p, blockCount))
       for (const p of maps.inflightBad) opts.log?.('warn', badPageWarning(psf.path, 'in-flight', p, blockCount))
@@ -94,22 +122,51 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
           newly++
         }
       }
-      for await (const chunk of readChunks(source, source.size, bs, READ_CHUNK)) {
-        for (let i = 0; i < chunk.count; i++) {
-          const b = chunk.first + i
-          if (unknown[b]) {
-            mark(b)
-            continue
-          }
-          const len = Math.min(bs, source.size - b * bs)
-          const data = chunk.data && !chunk.holes[i] ? chunk.data.subarray(i * bs, i * bs + len) : undefined
-          const hash = !data || isAllZero(data) ? hasher.zeroHash(len) : hasher.hash(data)
-          if (!hash.equals(hashes.subarray(b * HASH_LENGTH, (b + 1) * HASH_LENGTH))) mark(b)
+      /** Compare blocks [first, first+count) with the index, given their hashes. */
+      const compare = (first: number, count: number, got: Buffer) => {
+        for (let i = 0; i < count; i++) {
+          const b = first + i
+          if (unknown[b]) mark(b)
+          else if (!got.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH).equals(hashes.subarray(b * HASH_LENGTH, (b + 1) * HASH_LENGTH))) mark(b)
         }
-        p.blocksDone = chunk.first + chunk.count
-        p.bytesDone = Math.min(source.size, p.blocksDone * bs)
+        p.blocksDone += count
+        p.bytesDone += Math.min(count * bs, source.size - first * bs)
         opts.progress?.(p)
       }
+
+      // Every thread claims chunk indexes from one counter until they run out.
+      const chunkBlocks = Math.max(1, Math.floor(SCAN_CHUNK / bs))
+      const range: FileRange = {fd: source.fd, path: disk, size: source.size, bs}
+      const counter = new Int32Array(new SharedArrayBuffer(4))
+      let failed = false
+      const stop = () => {
+        failed = true
+        Atomics.store(counter, 0, STOP_CLAIMS)
+      }
+      const workersDone = pool ? pool.hashFileChunks(range, chunkBlocks, counter, compare) : Promise.resolve()
+      workersDone.catch(stop) // awaited below; meanwhile the main thread stops claiming
+      if (!(pool && opts.workersOnly)) {
+        const buf = Buffer.allocUnsafeSlow(chunkBlocks * bs)
+        const out = Buffer.allocUnsafe(chunkBlocks * HASH_LENGTH)
+        let sinceYield = 0
+        while (!failed) {
+          const first = Atomics.add(counter, 0, 1) * chunkBlocks
+          if (first >= blockCount) break
+          const count = Math.min(chunkBlocks, blockCount - first)
+          try {
+            compare(first, count, hashFileBlocks(range, first, count, hasher, buf, out))
+          } catch (err) {
+            stop()
+            throw err
+          }
+          sinceYield += count * bs
+          if (sinceYield >= YIELD_BYTES) {
+            sinceYield = 0
+            await new Promise<void>((resolve) => setImmediate(resolve))
+          }
+        }
+      }
+      await workersDone
 
       // Active pages durable first, then the in-flight set emptied, then the stamp.
       if (touched.size > 0) await psf.writeBitmap(Region.ACTIVE, active, [...touched].sort((a, b) => a - b))
@@ -138,6 +195,8 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
         seconds: (performance.now() - t0) / 1000,
       }
     } finally {
+      // Before the disk is closed: no worker may still be reading its descriptor.
+      await pool?.close()
       await source.close()
     }
   } finally {
