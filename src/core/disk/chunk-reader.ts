@@ -9,7 +9,7 @@
 // every 4 KiB of it, so reading a sparse disk's chunks whole made the first sync of a sparse
 // disk (and of its sparse seed, on the receiver) fill the page cache with gigabytes of zeros,
 // ~5x slower than any later sync that found those zero pages cached.
-import {holeMap} from './hole-map.js'
+import {dataRuns, holeMap} from './hole-map.js'
 
 export interface Chunk {
   first: number
@@ -94,17 +94,10 @@ export class ChunkReader {
   /** Read each run of non-hole blocks of the chunk into its place in `buf`, in order. */
   private async readDataRuns(buf: Buffer, holes: Uint8Array, first: number, count: number): Promise<void> {
     const base = first * this.bs
-    for (let i = 0; i < count; ) {
-      if (holes[i]) {
-        i++
-        continue
-      }
-      let end = i + 1
-      while (end < count && !holes[end]) end++
+    for (const [i, end] of dataRuns(holes, count)) {
       const off = i * this.bs
       const runLen = Math.min(end * this.bs, this.size - base) - off
       await this.disk.readAt(buf.subarray(off), runLen, base + off)
-      i = end
     }
   }
 

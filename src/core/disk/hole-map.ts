@@ -45,3 +45,17 @@ export function holeMap(fd: number, size: number, bs: number, first: number, cou
   }
   return {holes, allHoles: all}
 }
+
+/** The runs of non-hole blocks among the first `count` of a hole map, as [start, end) indexes. */
+export function* dataRuns(holes: Uint8Array, count: number): Generator<[number, number]> {
+  for (let i = 0; i < count; ) {
+    if (holes[i]) {
+      i++
+      continue
+    }
+    let end = i + 1
+    while (end < count && !holes[end]) end++
+    yield [i, end]
+    i = end
+  }
+}

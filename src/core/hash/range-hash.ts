@@ -5,7 +5,7 @@
 // reading its own chunks: reading on one thread and hashing on another moved every byte
 // between cores and left the hashing thread waiting for reads.
 import fs from 'node:fs'
-import {holeMap} from '../disk/hole-map.js'
+import {dataRuns, holeMap} from '../disk/hole-map.js'
 import {DiskIoError} from '../errors.js'
 import {HASH_LENGTH, type BlockHasher} from './block-hash.js'
 import {isAllZero} from './zero.js'
@@ -30,16 +30,9 @@ export function hashFileBlocks(f: FileRange, first: number, count: number, hashe
   const {holes} = holeMap(f.fd, f.size, f.bs, first, count)
   const base = first * f.bs
   const len = Math.min(count * f.bs, f.size - base)
-  for (let i = 0; i < count; ) {
-    if (holes[i]) {
-      i++
-      continue
-    }
-    let end = i + 1
-    while (end < count && !holes[end]) end++
+  for (const [i, end] of dataRuns(holes, count)) {
     const off = i * f.bs
     readExactlySync(f, buf, off, Math.min(end * f.bs, len) - off, base + off)
-    i = end
   }
   for (let i = 0; i < count; i++) {
     const start = i * f.bs
