@@ -69,8 +69,9 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
       // The SSH login (the largest fixed cost of a push) runs while the local record is checked.
       const connecting = startConnecting(psf, opts)
       let handedOver = false
-      const tracker = await TrackerControlClient.tryConnect(disk)
+      let tracker: TrackerControlClient | null = null
       try {
+        tracker = await TrackerControlClient.tryConnect(disk)
         const source = await SourceDisk.open(disk, opts.sourceReadFault)
         try {
           doubt = changeRecordDoubt(psf, source.size, await source.stat(), tracker !== null)
