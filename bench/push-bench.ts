@@ -37,6 +37,7 @@ import {freePort, startSshd} from '../test/helpers/sshd.js'
 import {runVdrep, startServe} from './ssh-bench.js'
 import {markChanged} from '../test/helpers/change-record.js'
 import {parseSize} from '../src/core/util/units.js'
+import type {PushResult} from '../src/core/sync/push.js'
 
 export const PUSH_SECTION = 'push'
 const BLOCK = 64 * 1024
@@ -74,15 +75,8 @@ export interface PushBenchRow extends BenchRow {
 
 type Log = (line: string) => void
 
-interface PushJson {
-  mode: string
-  reason?: string
-  seq?: number
-  blocks: number
-  bytesSent: number
-  seconds: number
-  phases?: Phases
-}
+/** What `vdrep push --json` prints: the push result itself. */
+type PushJson = PushResult
 
 
 

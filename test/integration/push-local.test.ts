@@ -9,17 +9,13 @@ import {filesEqual, makeMixedDisk, scribbleBlocks, tempDir} from '../helpers/dis
 import {PsfFile} from '../../src/core/psf/psf-file.js'
 import {Region} from '../../src/core/psf/layout.js'
 import {markChanged} from '../helpers/change-record.js'
+import type {PushResult} from '../../src/core/sync/push.js'
 
 const MiB = 1 << 20
 const BS = 64 * 1024
 
-interface PushJson {
-  mode: string
-  reason?: string
-  seq?: number
-  blocks: number
-  bytesSent: number
-}
+/** What `vdrep push --json` prints: the push result itself. */
+type PushJson = PushResult
 
 describe('push to a local replica (CLI, no tracker)', function () {
   this.timeout(120_000)

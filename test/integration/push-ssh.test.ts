@@ -12,17 +12,12 @@ import {collect, json, type CliResult} from '../helpers/cli.js'
 import {cmpEqual, exists, MiB, qemuIo, sha256, sleep, SshCycle, waitFor, type SshDisk} from '../helpers/cycle.js'
 import {seededBytes} from '../helpers/disks.js'
 import type {RunningTracker} from '../core/tracker/tracker-helpers.js'
+import type {PushResult} from '../../src/core/sync/push.js'
 
 const BS = 64 * 1024
 
-interface PushJson {
-  mode: string
-  reason?: string
-  seq?: number
-  blocks: number
-  zeroBlocks: number
-  bytesSent: number
-}
+/** What `vdrep push --json` prints: the push result itself. */
+type PushJson = PushResult
 
 interface StatusRow {
   state: string
