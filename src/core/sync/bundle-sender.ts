@@ -35,7 +35,7 @@ interface Run {
 }
 
 /** Contiguous blocks, cut at MAX_READ_BYTES. */
-export function runsOf(blocks: number[], bs: number): Run[] {
+function runsOf(blocks: number[], bs: number): Run[] {
   const perRead = Math.max(1, Math.floor(MAX_READ_BYTES / bs))
   const runs: Run[] = []
   for (let i = 0; i < blocks.length; ) {
