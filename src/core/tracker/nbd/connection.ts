@@ -54,12 +54,24 @@ export class NbdConnection {
   private outqBytes = 0
   private flushQueued = false
 
+  private readonly socket: Socket
+
+  /** `socket` must not have started reading (a server made with pauseOnConnect). */
   constructor(
-    private readonly socket: Socket,
+    socket: Socket,
     readonly id: string,
     private readonly cfg: ConnectionConfig,
   ) {
-    this.reader = new SocketReader(socket)
+    // Reads land in the reader's recycled slabs where Node allows it, else in 'data' chunks.
+    const adopted = SocketReader.adopt(socket)
+    if (adopted) {
+      this.socket = adopted.socket
+      this.reader = adopted.reader
+    } else {
+      this.socket = socket
+      this.reader = new SocketReader(socket)
+      socket.resume()
+    }
     this.done = this.run()
   }
 
@@ -144,7 +156,8 @@ export class NbdConnection {
       const p: Promise<void> = this.execute(backend, locks, req, data).finally(() => {
         this.inflightBytes -= payload
         this.inflight.delete(p)
-        if (data) this.payloads.give(data) // the write is done with it (or failed)
+        // The write is done with it (or failed): its slab or pooled buffer can be reused.
+        if (data && !this.reader.release(data)) this.payloads.give(data)
       })
       this.inflight.add(p)
     }

@@ -159,7 +159,8 @@ export class NbdServer {
   }
 
   private bind(opts: net.ListenOptions, kind: 'unix' | 'tcp'): Promise<net.Server> {
-    const server = net.createServer((socket) => this.accept(socket, kind))
+    // Paused: the connection takes the socket over before anything is read (SocketReader.adopt).
+    const server = net.createServer({pauseOnConnect: true}, (socket) => this.accept(socket, kind))
     return new Promise((resolve, reject) => {
       server.once('error', reject)
       server.listen(opts, () => {

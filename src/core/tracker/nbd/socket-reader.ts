@@ -2,7 +2,14 @@
 // hands out whole fields, pauses the socket when enough is buffered (backpressure), and
 // can skip bytes without allocating them. A field that lies in one received chunk is a view
 // of it; one that spans chunks is copied, into a buffer the caller may lend (BufferPool).
+//
+// On a net.Socket the reader can take over the socket's handle (SocketReader.adopt) and have
+// the kernel read straight into recycled slabs: no fresh 64 KiB buffer per read (which, as
+// external memory, drove V8 into a mark-compact every few MiB: a third of the tracker's CPU
+// at 64 KiB writes), and most write payloads are views of a slab, written from where they
+// were received. A view taken with a CopyTarget pins its slab until release().
 
+import net from 'node:net'
 import type {Duplex} from 'node:stream'
 import {ProtocolError} from '../../errors.js'
 
@@ -54,6 +61,30 @@ export class BufferPool {
   }
 }
 
+/**
+ * Slab of the adopted mode: received bytes land in it back to back. A pinned view holds its
+ * whole slab, so a connection's in-flight writes (64 at most) hold 64 MiB of slabs at worst.
+ */
+const SLAB_SIZE = 1024 * 1024
+/** A read is offered at least this much room; less left in the slab moves to the next one. */
+const MIN_READ = 128 * 1024
+/** Free slabs kept per connection. */
+const FREE_SLABS = 4
+
+interface Slab {
+  buf: Buffer
+  /** Unconsumed chunks and pinned views in it. */
+  refs: number
+  /** No longer read into: free once refs is 0. */
+  retired: boolean
+}
+
+/** The internals of Node's net.Socket the adoption relies on (checked before use). */
+interface SocketInternals {
+  _handle?: {useUserBuffer?: unknown; readStart?: unknown; reading?: boolean} | null
+  _server?: unknown
+}
+
 interface Waiter {
   n: number
   resolve: () => void
@@ -62,13 +93,89 @@ interface Waiter {
 
 export class SocketReader {
   private chunks: Buffer[] = []
+  /** Slab of each chunk (adopted mode), parallel to chunks. */
+  private owners: Array<Slab | undefined> = []
   private head = 0 // bytes of chunks[0] already consumed
   private buffered = 0
   private waiter: Waiter | null = null
   private failure: Error | null = null
+  private paused = false
+  // adopted mode
+  private slab: Slab | null = null
+  private slabPos = 0
+  private readonly freeSlabs: Slab[] = []
+  private readonly pinned = new Map<Buffer, Slab>()
 
-  constructor(private readonly socket: Duplex) {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk))
+  /**
+   * Reads `socket`'s 'data' events; or, with `adopted`, is fed by a socket that reads into
+   * this reader's slabs (see adopt()) and is attached to it with attach().
+   */
+  constructor(socket: Duplex)
+  constructor(socket: null, adopted: true)
+  constructor(
+    private socket: Duplex | null,
+    adopted = false,
+  ) {
+    if (adopted) {
+      this.slab = {buf: Buffer.allocUnsafeSlow(SLAB_SIZE), refs: 0, retired: false}
+      return
+    }
+    this.listen(socket as Duplex)
+    ;(socket as Duplex).on('data', (chunk: Buffer) => this.onData(chunk))
+  }
+
+  /**
+   * Take over an accepted net.Socket that has not started reading (a server made with
+   * pauseOnConnect): its handle moves to a new net.Socket that reads into this reader's slabs
+   * (Node's `onread`, which server sockets do not offer). Returns the new socket and its
+   * reader, or null (the socket left as it was) where this Node's internals do not allow it.
+   */
+  static adopt(old: net.Socket): {socket: net.Socket; reader: SocketReader} | null {
+    const internals = old as unknown as SocketInternals
+    const handle = internals._handle
+    if (!handle || typeof handle.useUserBuffer !== 'function' || typeof handle.readStart !== 'function') return null
+    if (handle.reading || old.readableLength > 0 || old.destroyed) return null
+    const reader = new SocketReader(null, true)
+    let socket: net.Socket
+    try {
+      socket = new net.Socket({
+        handle,
+        readable: true,
+        writable: true,
+        allowHalfOpen: old.allowHalfOpen,
+        onread: {buffer: reader.nextBuffer, callback: reader.onRead},
+      } as net.SocketConstructorOpts)
+    } catch {
+      return null
+    }
+    // The old object lets go of the handle, and the server counts the new one as the connection.
+    const moved = socket as unknown as SocketInternals
+    moved._server = internals._server
+    internals._server = null
+    internals._handle = null
+    reader.socket = socket
+    reader.listen(socket)
+    return {socket, reader}
+  }
+
+  /** True when reading into slabs (adopted), false when reading 'data' events. */
+  get adopted(): boolean {
+    return this.slab !== null
+  }
+
+  /**
+   * Give back a view that a read with a CopyTarget returned (its slab may then be reused).
+   * False if `b` is not such a view (a copy, or the 'data' mode): the caller's to recycle.
+   */
+  release(b: Buffer): boolean {
+    const s = this.pinned.get(b)
+    if (!s) return false
+    this.pinned.delete(b)
+    this.unref(s)
+    return true
+  }
+
+  private listen(socket: Duplex): void {
     socket.on('end', () => this.fail(new ProtocolError('NBD_EOF', 'the client closed the connection')))
     socket.on('close', () => this.fail(new ProtocolError('NBD_EOF', 'the connection was closed')))
     socket.on('error', (err) => this.fail(new ProtocolError('NBD_SOCKET', `socket error: ${err.message}`, {cause: err})))
@@ -115,13 +222,65 @@ export class SocketReader {
     if (this.waiter) return Promise.reject(new Error('socket-reader: concurrent reads'))
     return new Promise<void>((resolve, reject) => {
       this.waiter = {n, resolve, reject}
-      this.socket.resume()
+      this.resume()
     })
   }
 
-  private onData(chunk: Buffer): void {
-    if (chunk.length === 0) return
+  /** Adopted mode: the socket read `n` bytes into the buffer nextBuffer gave it. */
+  private readonly onRead = (n: number, buf: Buffer): boolean => {
+    const slab = this.slab as Slab
+    if (buf.buffer !== slab.buf.buffer) {
+      // Not the buffer nextBuffer gave (never seen): keep a copy, not a view of it.
+      this.onData(Buffer.from(buf.subarray(0, n)))
+      return true
+    }
+    slab.refs++
+    this.slabPos += n
+    this.onData(buf.subarray(0, n), slab)
+    return true
+  }
+
+  /** Adopted mode: where the next read goes (the rest of the slab, or a fresh one). */
+  private readonly nextBuffer = (): Buffer => {
+    let slab = this.slab as Slab
+    if (slab.buf.length - this.slabPos < MIN_READ) {
+      slab.retired = true
+      if (slab.refs === 0) this.recycle(slab)
+      slab = this.freeSlabs.pop() ?? {buf: Buffer.allocUnsafeSlow(SLAB_SIZE), refs: 0, retired: false}
+      slab.retired = false
+      this.slab = slab
+      this.slabPos = 0
+    }
+    return slab.buf.subarray(this.slabPos)
+  }
+
+  private unref(s: Slab): void {
+    if (--s.refs === 0 && s.retired) this.recycle(s)
+  }
+
+  private recycle(s: Slab): void {
+    if (this.freeSlabs.length < FREE_SLABS) this.freeSlabs.push(s)
+  }
+
+  private pause(): void {
+    if (this.paused || !this.socket) return
+    this.paused = true
+    this.socket.pause()
+  }
+
+  private resume(): void {
+    if (!this.paused || !this.socket) return
+    this.paused = false
+    this.socket.resume()
+  }
+
+  private onData(chunk: Buffer, owner?: Slab): void {
+    if (chunk.length === 0) {
+      if (owner) this.unref(owner)
+      return
+    }
     this.chunks.push(chunk)
+    this.owners.push(owner)
     this.buffered += chunk.length
     const w = this.waiter
     if (w && this.buffered >= w.n) {
@@ -129,7 +288,7 @@ export class SocketReader {
       w.resolve()
     }
     if (this.buffered >= HIGH_WATER && (this.waiter === null || this.buffered >= this.waiter.n)) {
-      this.socket.pause()
+      this.pause()
     }
   }
 
@@ -147,6 +306,12 @@ export class SocketReader {
     if (n === 0) return Buffer.alloc(0)
     if (first.length - this.head >= n) {
       const out = first.subarray(this.head, this.head + n)
+      const owner = this.owners[0]
+      if (target && owner) {
+        // The caller keeps it past this turn: the slab stays until release().
+        owner.refs++
+        this.pinned.set(out, owner)
+      }
       this.advance(n)
       return out
     }
@@ -177,11 +342,13 @@ export class SocketReader {
     this.buffered -= n
     if (this.head === this.chunks[0].length) {
       this.chunks.shift()
+      const owner = this.owners.shift()
+      if (owner) this.unref(owner)
       this.head = 0
     }
     if (this.buffered < HIGH_WATER && this.waiter === null && this.failure === null) {
       // Keep reading ahead a little so the next header is usually already here.
-      this.socket.resume()
+      this.resume()
     }
   }
 }
