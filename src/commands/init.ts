@@ -4,6 +4,7 @@ import {fileURLToPath} from 'node:url'
 import {BaseCommand} from '../cli/base-command.js'
 import {parseHashAlgo} from '../core/hash/block-hash.js'
 import {cronLine, initDisk, type InitResult} from '../core/init.js'
+import {binPath} from '../core/locations.js'
 import {formatBytes, formatDuration, parseDuration, parseSize} from '../core/util/units.js'
 
 export default class Init extends BaseCommand {
@@ -44,7 +45,7 @@ export default class Init extends BaseCommand {
       deltaPort: flags['delta-port'],
       ssh,
     })
-    const entry = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/run.js')
+    const entry = fileURLToPath(binPath())
     const cron = cronLine(result.disk, process.execPath, entry)
     this.say(`initialised ${result.psf}: ${formatBytes(result.diskSize)} disk, target ${result.target}, block size ${formatBytes(result.blockSize)}, RPO ${formatDuration(result.rpoSeconds)}, hash ${result.hashAlgo}`)
     this.say(`next: vdrep fullsync ${result.disk}`)

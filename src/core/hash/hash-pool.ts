@@ -14,6 +14,7 @@
 import os from 'node:os'
 import {Worker} from 'node:worker_threads'
 import {DiskIoError, ExitCode, VdrepError, type VdrepErrorOptions} from '../errors.js'
+import {workerUrl} from '../locations.js'
 import {HASH_LENGTH} from './block-hash.js'
 import type {BlocksJob, FileJob, HashJob, HashReply} from './hash-worker.js'
 import type {FileRange} from './range-hash.js'
@@ -136,7 +137,7 @@ export class HashPool {
   }
 
   private spawn(i: number): Slot {
-    const worker = new Worker(new URL('./hash-worker.js', import.meta.url), {workerData: {algo: this.algo}, name: `vdrep-hash-${i}`})
+    const worker = new Worker(workerUrl('hash-worker'), {workerData: {algo: this.algo}, name: `vdrep-hash-${i}`})
     const slot: Slot = {worker, jobs: new Map(), ready: false}
     worker.unref()
     worker.on('message', (m: HashReply) => {

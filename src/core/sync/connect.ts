@@ -4,6 +4,7 @@
 import path from 'node:path'
 import type {Duplex} from 'node:stream'
 import {MessageChannel, Worker} from 'node:worker_threads'
+import {workerUrl} from '../locations.js'
 import {portDuplex} from '../protocol/port-stream.js'
 import type {SshSettings} from '../psf/settings.js'
 import type {Target} from '../target/target.js'
@@ -41,7 +42,7 @@ export async function connectReceiver(target: Target, opts: ConnectOptions): Pro
 
 function connectLocal(replica: string, opts: ConnectOptions): ReceiverConnection {
   const {port1, port2} = new MessageChannel()
-  const worker = new Worker(new URL('../receiver/local-worker.js', import.meta.url), {
+  const worker = new Worker(workerUrl('local-worker'), {
     workerData: {root: path.dirname(replica), port: port2},
     transferList: [port2],
   })
