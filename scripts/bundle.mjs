@@ -67,9 +67,10 @@ const common = {
   legalComments: 'none',
   logLevel: 'warning',
   metafile: true,
+  // Written below, file by file: the working tree is shared and a `vdrep` may be running
+  // from dist/bundle/ while this builds.
+  write: false,
 }
-
-fs.rmSync(outdir, {recursive: true, force: true})
 
 const cli = {'cli/oclif': path.join(compiled, 'cli', 'oclif.js')}
 for (const file of fs.readdirSync(path.join(compiled, 'commands'))) {
@@ -97,10 +98,28 @@ const workers = await esbuild.build({
   entryNames: '[dir]/[name]',
 })
 
-const outputs = [...Object.keys(main.metafile.outputs), ...Object.keys(workers.metafile.outputs)].filter((f) => f.endsWith('.js'))
-for (const file of outputs) {
-  const rel = path.relative(outdir, path.resolve(root, file))
+const files = [...main.outputFiles, ...workers.outputFiles]
+for (const {path: file} of files) {
+  const rel = path.relative(outdir, file)
   if (rel.split(path.sep).length !== 2) throw new Error(`bundle: ${rel} is not one folder below dist/bundle (src/core/locations.ts assumes it)`)
 }
-const bytes = outputs.reduce((sum, f) => sum + fs.statSync(path.resolve(root, f)).size, 0)
-console.log(`bundle: ${outputs.length} files, ${(bytes / 1024).toFixed(0)} KiB in ${path.relative(root, outdir)}`)
+// Each file appears whole (temp file, then rename), never half-written to a running vdrep;
+// chunk names carry a content hash, so an unchanged chunk keeps its name. Files of earlier
+// builds (old chunks, a removed command) are deleted afterwards: oclif would list a stale
+// command file as a command when it has no manifest.
+const written = new Set()
+for (const {path: file, contents} of files) {
+  fs.mkdirSync(path.dirname(file), {recursive: true})
+  const tmp = `${file}.${process.pid}.tmp`
+  fs.writeFileSync(tmp, contents)
+  fs.renameSync(tmp, file)
+  written.add(file)
+}
+for (const entry of fs.readdirSync(outdir, {recursive: true, withFileTypes: true})) {
+  const file = path.join(entry.parentPath ?? entry.path, entry.name)
+  // (*.tmp: another build writing at the same moment)
+  if (entry.isFile() && !written.has(file) && !file.endsWith('.tmp')) fs.rmSync(file, {force: true})
+}
+const js = files.filter((f) => f.path.endsWith('.js'))
+const bytes = js.reduce((sum, f) => sum + f.contents.length, 0)
+console.log(`bundle: ${js.length} files, ${(bytes / 1024).toFixed(0)} KiB in ${path.relative(root, outdir)}`)
