@@ -32,6 +32,25 @@ export class FrameWriter {
     if (!ok) await this.drained()
   }
 
+  /**
+   * Send a frame whose bulk `body` is lent, not given: `release` runs once the stream has
+   * taken its bytes (the write callback: both carriers copy before they call it), so the
+   * caller can reuse the buffer. It also runs if the write fails.
+   */
+  async sendLent(type: FrameTypeId, fields: Buffer, body: Buffer, release: () => void): Promise<void> {
+    if (this.failed || this.stream.destroyed || this.stream.writableEnded) {
+      release()
+      return this.send(type, fields, body) // throws the same error as any send
+    }
+    const header = encodeFrameHeader(type, fields.length + body.length)
+    this.stream.cork()
+    this.stream.write(header)
+    this.stream.write(fields)
+    const ok = this.stream.write(body, () => release())
+    this.stream.uncork()
+    if (!ok) await this.drained()
+  }
+
   private drained(): Promise<void> {
     return new Promise((resolve, reject) => {
       const onDrain = () => {

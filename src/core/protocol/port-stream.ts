@@ -1,20 +1,23 @@
 // A Duplex over a worker_threads MessagePort, so a local-path target can run the receiver
-// on the other core while still speaking the byte-level wire protocol. Small writes are
-// batched (one transferred ArrayBuffer per batch: one copy, no structured clone of whole
-// pools); a chunk that lives in shared memory (the disk reader's buffers) is posted as a view,
-// without a copy. Flow control: acknowledgements of bytes the reader consumed.
+// on the other core while still speaking the byte-level wire protocol. Writes are copied into
+// a batch buffer as they come (one transferred ArrayBuffer per batch: one copy, no structured
+// clone of whole pools), so a writer may reuse its buffer once the write callback ran, as over
+// SSH; a chunk that lives in shared memory (the disk reader's buffers) is posted as a view,
+// without a copy, and its owner keeps it until the receiver acknowledges it (a checkpoint).
+// Flow control: acknowledgements of bytes the reader consumed.
 import {Duplex} from 'node:stream'
 import type {MessagePort} from 'node:worker_threads'
 
-type PortMessage = {t: 'd'; b: ArrayBuffer} | {t: 's'; v: Uint8Array} | {t: 'a'; n: number} | {t: 'e'} | {t: 'x'; m: string}
+type PortMessage = {t: 'd'; b: ArrayBuffer; n: number} | {t: 's'; v: Uint8Array} | {t: 'a'; n: number} | {t: 'e'} | {t: 'x'; m: string}
 
 const BATCH_BYTES = 4 << 20
+const BATCH_ALLOC = 1 << 20
 const WINDOW_BYTES = 16 << 20
 /** Shared chunks smaller than this are cheaper to copy into the batch than to post alone. */
 const SHARE_MIN = 16 << 10
 
 class PortDuplex extends Duplex {
-  private batch: Buffer[] = []
+  private batch: Buffer | undefined
   private batchBytes = 0
   private flushScheduled = false
   private unacked = 0
@@ -33,8 +36,8 @@ class PortDuplex extends Duplex {
   private onMessage(msg: PortMessage): void {
     switch (msg.t) {
       case 'd': {
-        const n = msg.b.byteLength
-        this.wantMore = this.push(Buffer.from(msg.b))
+        const n = msg.n
+        this.wantMore = this.push(Buffer.from(msg.b, 0, n))
         if (this.wantMore) this.port.postMessage({t: 'a', n})
         else this.heldAck += n
         break
@@ -72,18 +75,14 @@ class PortDuplex extends Duplex {
 
   private flush(): void {
     this.flushScheduled = false
-    if (this.batchBytes === 0) return
-    const ab = new ArrayBuffer(this.batchBytes)
-    const view = Buffer.from(ab)
-    let off = 0
-    for (const c of this.batch) {
-      c.copy(view, off)
-      off += c.length
-    }
-    this.unacked += this.batchBytes
-    this.batch = []
+    const batch = this.batch
+    if (!batch || this.batchBytes === 0) return
+    const n = this.batchBytes
+    this.unacked += n
+    this.batch = undefined
     this.batchBytes = 0
-    this.port.postMessage({t: 'd', b: ab}, [ab])
+    // allocUnsafeSlow gives the batch an ArrayBuffer of its own, so it can be transferred.
+    this.port.postMessage({t: 'd', b: batch.buffer, n}, [batch.buffer as ArrayBuffer])
   }
 
   private add(chunk: Buffer): void {
@@ -93,7 +92,11 @@ class PortDuplex extends Duplex {
       this.port.postMessage({t: 's', v: new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)})
       return
     }
-    this.batch.push(chunk)
+    if (this.batch && this.batchBytes + chunk.length > this.batch.length) this.flush()
+    // Batches are cut at 1 MiB: the receiver keeps a whole batch alive until its last frame
+    // is dropped, and the GC counts its full size, however little of it a quiet batch used.
+    this.batch ??= Buffer.allocUnsafeSlow(Math.max(BATCH_ALLOC, chunk.length))
+    chunk.copy(this.batch, this.batchBytes)
     this.batchBytes += chunk.length
   }
 
@@ -108,7 +111,7 @@ class PortDuplex extends Duplex {
   }
 
   private afterWrite(callback: () => void): void {
-    if (this.batchBytes >= BATCH_BYTES) this.flush()
+    if (this.batch && this.batchBytes >= this.batch.length) this.flush()
     else if (!this.flushScheduled) {
       this.flushScheduled = true
       setImmediate(() => this.flush())

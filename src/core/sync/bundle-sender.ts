@@ -13,10 +13,13 @@ import type {FrameWriter} from '../protocol/frame-writer.js'
 import {encodeBundleBegin, encodeBundleEnd, encodeDataFields, encodeRange} from '../protocol/messages.js'
 import type {FrozenSet} from './frozen-set.js'
 import type {Throttle} from './throttle.js'
+import {BufferPool, SharedLease} from '../util/buffer-pool.js'
 
 const MAX_READ_BYTES = 4 << 20
 const READ_AHEAD_BYTES = 16 << 20
 const READ_AHEAD_RUNS = 32
+/** Runs up to this size are read into pooled buffers (a push's runs are mostly one block). */
+const POOLED_READ_BYTES = 256 << 10
 
 export interface BundleStats {
   blocks: number
@@ -47,9 +50,19 @@ function runsOf(blocks: number[], bs: number): Run[] {
   return runs
 }
 
-/** Reads the runs in order, keeping several in flight ahead of the consumer. */
+interface PendingRead {
+  data: Promise<Buffer>
+  bytes: number
+  lease: SharedLease | undefined
+}
+
+/**
+ * Reads the runs in order, keeping several in flight ahead of the consumer. Runs that fit go
+ * into pooled buffers, leased: the sender retains the lease for every frame it lends out, and
+ * the buffer is reused once the stream has taken them all.
+ */
 class ReadAhead {
-  private readonly pending: Array<{data: Promise<Buffer>; bytes: number}> = []
+  private readonly pending: PendingRead[] = []
   private next = 0
   private pendingBytes = 0
 
@@ -57,25 +70,28 @@ class ReadAhead {
     private readonly frozen: FrozenSet,
     private readonly runs: Run[],
     private readonly bs: number,
+    private readonly pool: BufferPool,
   ) {}
 
   private fill(): void {
     while (this.next < this.runs.length && this.pending.length < READ_AHEAD_RUNS && (this.pending.length === 0 || this.pendingBytes < READ_AHEAD_BYTES)) {
       const r = this.runs[this.next++]
-      const data = this.frozen.read(r.first, r.count)
+      const bytes = r.count * this.bs
+      const lease = !this.frozen.viaTracker && bytes <= this.pool.size ? new SharedLease(this.pool, this.pool.acquire()) : undefined
+      const data = this.frozen.read(r.first, r.count, lease?.buf)
       data.catch(() => {}) // awaited in order by take(); an early failure must not be "unhandled"
-      this.pending.push({data, bytes: r.count * this.bs})
-      this.pendingBytes += r.count * this.bs
+      this.pending.push({data, bytes, lease})
+      this.pendingBytes += bytes
     }
   }
 
-  /** The data of the next run. */
-  async take(): Promise<Buffer> {
+  /** The next run: its data, and its lease (drop it when done with the run) if pooled. */
+  async take(): Promise<{data: Buffer; lease: SharedLease | undefined}> {
     this.fill()
-    const head = this.pending.shift() as {data: Promise<Buffer>; bytes: number}
+    const head = this.pending.shift() as PendingRead
     this.pendingBytes -= head.bytes
     this.fill()
-    return head.data
+    return {data: await head.data, lease: head.lease}
   }
 }
 
@@ -85,7 +101,7 @@ export async function sendBundle(frozen: FrozenSet, seq: number, diskSize: numbe
   const blocks = [...frozen.bitmap.setBlocks()].filter((b) => b * bs < diskSize)
   const stats: BundleStats = {blocks: blocks.length, dataBlocks: 0, zeroBlocks: 0, bytesSent: 0, readMs: 0, sendMs: 0, hashes: new Map()}
   const runs = runsOf(blocks, bs)
-  const reads = new ReadAhead(frozen, runs, bs)
+  const reads = new ReadAhead(frozen, runs, bs, new BufferPool(Math.max(bs, POOLED_READ_BYTES), READ_AHEAD_RUNS * 2))
   await writer.send(FrameType.BUNDLE_BEGIN, encodeBundleBegin({seq, blockCount: blocks.length, diskSize}))
   let zeroStart = -1
   let zeroEnd = -1
@@ -97,9 +113,21 @@ export async function sendBundle(frozen: FrozenSet, seq: number, diskSize: numbe
   }
   for (const {first, count} of runs) {
     const t0 = performance.now()
-    const data = await reads.take()
+    const {data, lease} = await reads.take()
     const t1 = performance.now()
     stats.readMs += t1 - t0
+    try {
+      await sendRun(first, count, data, lease)
+    } finally {
+      lease?.drop()
+    }
+    stats.sendMs += performance.now() - t1
+  }
+  await flushZeros()
+  await writer.send(FrameType.BUNDLE_END, encodeBundleEnd({seq, blockCount: blocks.length, digest: digest.digest()}))
+  return stats
+
+  async function sendRun(first: number, count: number, data: Buffer, lease: SharedLease | undefined): Promise<void> {
     for (let k = 0; k < count; k++) {
       const b = first + k
       const len = Math.min(bs, diskSize - b * bs)
@@ -119,14 +147,11 @@ export async function sendBundle(frozen: FrozenSet, seq: number, diskSize: numbe
       const hash = hasher.hash(block)
       stats.hashes.set(b, hash)
       await throttle.take(len)
-      await writer.send(FrameType.DATA, encodeDataFields(b, hash), block)
+      if (lease) await writer.sendLent(FrameType.DATA, encodeDataFields(b, hash), block, lease.retain())
+      else await writer.send(FrameType.DATA, encodeDataFields(b, hash), block)
       digestData(digest, b, hash)
       stats.dataBlocks++
       stats.bytesSent += len
     }
-    stats.sendMs += performance.now() - t1
   }
-  await flushZeros()
-  await writer.send(FrameType.BUNDLE_END, encodeBundleEnd({seq, blockCount: blocks.length, digest: digest.digest()}))
-  return stats
 }

@@ -10,8 +10,11 @@ import {completeInPsf, freezeInPsf} from './change-record.js'
 export interface FrozenSet {
   readonly bitmap: Bitmap
   readonly viaTracker: boolean
-  /** Bytes of blocks [first, first+count) as of the point in time. */
-  read(first: number, count: number): Promise<Buffer>
+  /**
+   * Bytes of blocks [first, first+count) as of the point in time; read into `into` when it is
+   * given and the blocks come from the disk itself (a tracker's reply brings its own buffer).
+   */
+  read(first: number, count: number, into?: Buffer): Promise<Buffer>
   /**
    * ok: the replica has them, forget them; not ok: hand them back to the active record.
    * `syncLater`: the caller syncs the .psf next (its header update), so the cleared pages need
@@ -42,9 +45,9 @@ export async function freezeWithoutTracker(psf: PsfFile, source: SourceDisk, dis
   return {
     bitmap,
     viaTracker: false,
-    read: (first, count) => {
+    read: (first, count, into) => {
       const len = Math.min(count * bs, diskSize - first * bs)
-      return source.readAt(Buffer.allocUnsafe(len), len, first * bs)
+      return source.readAt(into && into.length >= len ? into : Buffer.allocUnsafe(len), len, first * bs)
     },
     complete: async (ok, opts) => {
       if (done) return

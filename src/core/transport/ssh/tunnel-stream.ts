@@ -8,8 +8,12 @@ import {Duplex} from 'node:stream'
 import type {ClientChannel} from 'ssh2'
 import {TransportError} from '../../errors.js'
 
+/** The largest gathered write that goes through the reused staging buffer. */
+const STAGING_BYTES = 1 << 20
+
 export class TunnelStream extends Duplex {
   private closedByPeer = false
+  private staging: Buffer | undefined
   private pendingWrite: ((err?: Error | null) => void) | undefined
 
   constructor(
@@ -58,7 +62,24 @@ export class TunnelStream extends Duplex {
    * passing them one by one tripled the packets and halved the rate of a push.
    */
   override _writev(chunks: Array<{chunk: Buffer; encoding: BufferEncoding}>, cb: (err?: Error | null) => void): void {
-    this._write(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk)), chunks[0].encoding, cb)
+    if (chunks.length === 1) {
+      this._write(chunks[0].chunk, chunks[0].encoding, cb)
+      return
+    }
+    let total = 0
+    for (const c of chunks) total += c.chunk.length
+    // Gathered into one staging buffer that lives as long as the stream, not a fresh one per
+    // call (a fresh 64 KiB+ buffer is page faults on every frame). Reusing it is safe: the
+    // next _writev comes only after this one's callback, and ssh2 calls that once it has
+    // copied every byte into its packets (or failed).
+    if (total > STAGING_BYTES) {
+      this._write(Buffer.concat(chunks.map((c) => c.chunk), total), chunks[0].encoding, cb)
+      return
+    }
+    this.staging ??= Buffer.allocUnsafeSlow(STAGING_BYTES)
+    let off = 0
+    for (const c of chunks) off += c.chunk.copy(this.staging, off)
+    this._write(this.staging.subarray(0, total), chunks[0].encoding, cb)
   }
 
   override _final(cb: (err?: Error | null) => void): void {

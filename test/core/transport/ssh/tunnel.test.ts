@@ -9,6 +9,9 @@ import type {Duplex} from 'node:stream'
 import {finished} from 'node:stream/promises'
 import {TransportError} from '../../../../src/core/errors.js'
 import {connectSsh, type SshTransport} from '../../../../src/core/transport/ssh/ssh-transport.js'
+import {encodeFrameHeader, FRAME_HEADER_SIZE, FrameType} from '../../../../src/core/protocol/frame.js'
+import {FrameWriter} from '../../../../src/core/protocol/frame-writer.js'
+import {BufferPool} from '../../../../src/core/util/buffer-pool.js'
 import {freePort, sshOptions, startSshd, type Sshd} from '../../../helpers/sshd.js'
 
 const MiB = 1 << 20
@@ -131,6 +134,43 @@ describe('ssh tunnels (real sshd)', function () {
     assert.deepEqual(await t.exec('echo hi'), {code: 0, stdout: 'hi\n', stderr: ''})
     assert.deepEqual(await t.exec('echo oops >&2; exit 3'), {code: 3, stdout: '', stderr: 'oops\n'})
     assert.equal((await t.exec('cat')).code, 0, 'stdin is closed, so cat returns')
+  })
+
+  it('lets a writer reuse a lent buffer once the stream has taken it (frames gathered, 16 MiB)', async () => {
+    // The push sender reads blocks into pooled buffers and reuses one as soon as FrameWriter
+    // reports its frame taken. If the tunnel still referenced the bytes then (a gathered
+    // write kept as references, not copied), the far side would get the next block's bytes.
+    const s = await t.openStream(echo.port)
+    const writer = new FrameWriter(s)
+    const pool = new BufferPool(64 * 1024, 4)
+    const frames = 256
+    const sentHash = createHash('sha256')
+    const gotHash = createHash('sha256')
+    let received = 0
+    const total = frames * (FRAME_HEADER_SIZE + 8 + 64 * 1024)
+    const got = new Promise<void>((resolve, reject) => {
+      s.on('data', (d: Buffer) => {
+        gotHash.update(d)
+        received += d.length
+        if (received >= total) resolve()
+      })
+      s.once('error', reject)
+    })
+    for (let i = 0; i < frames; i++) {
+      const buf = pool.acquire()
+      randomBytes(buf.length).copy(buf)
+      const fields = Buffer.alloc(8)
+      fields.writeUInt32BE(i)
+      sentHash.update(encodeFrameHeader(FrameType.DATA, 8 + buf.length)).update(fields).update(buf)
+      await writer.sendLent(FrameType.DATA, fields, buf, () => {
+        buf.fill(0xee) // what a reused buffer would hold next
+        pool.release(buf)
+      })
+    }
+    await withTimeout(got, 30_000, 'echo of 16 MiB')
+    assert.equal(gotHash.digest('hex'), sentHash.digest('hex'))
+    assert.ok(pool.idle > 0, 'buffers came back to the pool')
+    s.end()
   })
 
   for (const cipher of ['aes128-gcm@openssh.com', 'chacha20-poly1305@openssh.com']) {
