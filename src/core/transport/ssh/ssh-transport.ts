@@ -7,6 +7,7 @@
 import {homedir} from 'node:os'
 import {join} from 'node:path'
 import type {Duplex} from 'node:stream'
+import type {Socket} from 'node:net'
 import ssh2 from 'ssh2'
 import type {CipherAlgorithm, Client as Ssh2Client, ClientChannel, ConnectConfig} from 'ssh2'
 import {TransportError, UsageError, VdrepError} from '../../errors.js'
@@ -56,6 +57,7 @@ export class SshTransport implements Transport {
   private readonly streams = new Set<TunnelStream>()
   private failure: VdrepError | undefined
   private closing = false
+  private corked = false
 
   /** The host key the server presented. */
   hostKey: PresentedHostKey | undefined
@@ -177,7 +179,7 @@ export class SshTransport implements Transport {
       channel.close()
       throw this.failure
     }
-    const stream = new TunnelStream(channel, where)
+    const stream = new TunnelStream(channel, where, this.coalesceWrites)
     this.streams.add(stream)
     stream.once('close', () => this.streams.delete(stream))
     this.log?.(`opened tunnel to ${where}`)
@@ -226,7 +228,7 @@ export class SshTransport implements Transport {
     this.streams.clear()
     this.failure ??= new TransportError('SSH_CLOSED', `the ssh transport to ${this.label} is closed`)
     await new Promise<void>((resolve) => {
-      const sock = (this.client as unknown as {_sock?: {destroyed?: boolean}})._sock
+      const sock = this.socket()
       if (!sock || sock.destroyed) return resolve()
       const timer = setTimeout(() => {
         this.client.destroy()
@@ -238,6 +240,28 @@ export class SshTransport implements Transport {
       })
       this.client.end()
     })
+  }
+
+  /**
+   * Packets written from now to the end of this tick leave in one writev. ssh2 writes every
+   * packet (32 KiB at most: the server's channel packet size) to the socket on its own, and a
+   * write to a loopback or LAN socket is a system call that also wakes the peer: a 64 KiB
+   * frame was three of them. Corked for the tick, a burst of frames is one.
+   */
+  private readonly coalesceWrites = (): void => {
+    const sock = this.socket()
+    if (this.corked || !sock || sock.destroyed) return
+    this.corked = true
+    sock.cork()
+    process.nextTick(() => {
+      this.corked = false
+      sock.uncork()
+    })
+  }
+
+  /** ssh2's socket (not public API; ssh2 is pinned to 1.x in package.json). */
+  private socket(): Socket | undefined {
+    return (this.client as unknown as {_sock?: Socket})._sock
   }
 
   private checkUsable(): void {

@@ -19,6 +19,8 @@ export class TunnelStream extends Duplex {
   constructor(
     private readonly channel: ClientChannel,
     private readonly label: string,
+    /** Called before each write to the channel: lets the transport gather packets (cork). */
+    private readonly beforeWrite?: () => void,
   ) {
     super({allowHalfOpen: true, readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20})
     channel.on('data', (chunk: Buffer) => {
@@ -49,6 +51,7 @@ export class TunnelStream extends Duplex {
       return
     }
     this.pendingWrite = cb
+    this.beforeWrite?.()
     this.channel.write(chunk, encoding, (err?: Error | null) => {
       if (this.pendingWrite !== cb) return
       this.pendingWrite = undefined

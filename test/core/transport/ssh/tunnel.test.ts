@@ -173,6 +173,31 @@ describe('ssh tunnels (real sshd)', function () {
     s.end()
   })
 
+  it('hands the packets of frames written together to the socket in gathered writes, not one per packet', async () => {
+    const s = await t.openStream(echo.port)
+    const sock = (t as unknown as {client: {_sock: Socket & {_writev: unknown; _write: unknown}}}).client._sock
+    let calls = 0
+    const wrap = <F extends (...a: never[]) => unknown>(f: F) => ((...a: Parameters<F>) => (calls++, f.apply(sock, a))) as F
+    const [w, wv] = [sock._write as (...a: never[]) => unknown, sock._writev as (...a: never[]) => unknown]
+    sock._write = wrap(w)
+    sock._writev = wrap(wv)
+    try {
+      const writer = new FrameWriter(s)
+      const body = randomBytes(64 * 1024)
+      // Four 64 KiB frames are at least eight ssh packets (32 KiB each at most).
+      for (let i = 0; i < 4; i++) void writer.send(FrameType.DATA, Buffer.alloc(8), body)
+      await new Promise((r) => setImmediate(r))
+      // The first frame leaves at the end of its tick; the three queued behind it go together
+      // once the tunnel takes them (the stream calls back on the next tick): two writes, where
+      // ssh2 alone makes one per packet (eight or more).
+      assert.ok(calls >= 1 && calls <= 2, `the socket got ${calls} writes for 4 frames written in one tick`)
+    } finally {
+      sock._write = w
+      sock._writev = wv
+      s.destroy()
+    }
+  })
+
   for (const cipher of ['aes128-gcm@openssh.com', 'chacha20-poly1305@openssh.com']) {
     it(`moves 64 MiB both ways intact with ${cipher}`, async () => {
       const tc = await connectSsh(sshOptions(sshd, {ciphers: [cipher]}))
