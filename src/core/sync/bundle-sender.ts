@@ -77,7 +77,7 @@ class ReadAhead {
     while (this.next < this.runs.length && this.pending.length < READ_AHEAD_RUNS && (this.pending.length === 0 || this.pendingBytes < READ_AHEAD_BYTES)) {
       const r = this.runs[this.next++]
       const bytes = r.count * this.bs
-      const lease = !this.frozen.viaTracker && bytes <= this.pool.size ? new SharedLease(this.pool, this.pool.acquire()) : undefined
+      const lease = !this.frozen.viaTracker && bytes <= POOLED_READ_BYTES ? new SharedLease(this.pool, this.pool.take(POOLED_READ_BYTES)) : undefined
       const data = this.frozen.read(r.first, r.count, lease?.buf)
       data.catch(() => {}) // awaited in order by take(); an early failure must not be "unhandled"
       this.pending.push({data, bytes, lease})
@@ -101,7 +101,7 @@ export async function sendBundle(frozen: FrozenSet, seq: number, diskSize: numbe
   const blocks = [...frozen.bitmap.setBlocks()].filter((b) => b * bs < diskSize)
   const stats: BundleStats = {blocks: blocks.length, dataBlocks: 0, zeroBlocks: 0, bytesSent: 0, readMs: 0, sendMs: 0, hashes: new Map()}
   const runs = runsOf(blocks, bs)
-  const reads = new ReadAhead(frozen, runs, bs, new BufferPool(Math.max(bs, POOLED_READ_BYTES), READ_AHEAD_RUNS * 2))
+  const reads = new ReadAhead(frozen, runs, bs, new BufferPool(READ_AHEAD_RUNS * 2 * POOLED_READ_BYTES, POOLED_READ_BYTES))
   await writer.send(FrameType.BUNDLE_BEGIN, encodeBundleBegin({seq, blockCount: blocks.length, diskSize}))
   let zeroStart = -1
   let zeroEnd = -1

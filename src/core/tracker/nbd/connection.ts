@@ -10,7 +10,8 @@ import * as C from './constants.js'
 import {messageOf, nbdErrorOf} from './error-map.js'
 import {negotiate, type HandshakeConfig, type Negotiated} from './handshake.js'
 import type {RangeLocks, Unlock} from './range-lock.js'
-import {BufferPool, SocketReader} from './socket-reader.js'
+import {BufferPool} from '../../util/buffer-pool.js'
+import {SocketReader} from './socket-reader.js'
 import * as T from './transmission.js'
 
 export interface ConnectionConfig extends Omit<HandshakeConfig, 'onRefuse'> {

@@ -20,48 +20,6 @@ const HIGH_WATER = 1024 * 1024
 export type CopyTarget = (n: number) => Buffer
 
 /**
- * Reusable buffers for fields that must be copied (a 64 KiB write spans two 64 KiB socket
- * reads). A fresh buffer of that size costs page faults and, being external memory, drives
- * V8 into full garbage collections: 30% of the tracker's CPU at 64 KiB writes before this.
- * `take` lends one; `give` takes back what `take` lent (anything else is ignored) once
- * nothing reads it any more.
- */
-export class BufferPool {
-  private readonly free = new Map<number, Buffer[]>()
-  private readonly lent = new WeakSet<Buffer>()
-  private cached = 0
-
-  constructor(
-    /** Bytes kept for reuse at most. */
-    private readonly maxCached: number,
-    /** Larger buffers are not kept. */
-    private readonly maxSize: number,
-  ) {}
-
-  readonly take = (n: number): Buffer => {
-    const b = this.free.get(n)?.pop()
-    if (b) {
-      this.cached -= n
-      this.lent.add(b)
-      return b
-    }
-    const fresh = Buffer.allocUnsafeSlow(n)
-    if (n <= this.maxSize) this.lent.add(fresh)
-    return fresh
-  }
-
-  give(b: Buffer): void {
-    if (!this.lent.has(b)) return
-    this.lent.delete(b)
-    if (this.cached + b.length > this.maxCached) return
-    let list = this.free.get(b.length)
-    if (!list) this.free.set(b.length, (list = []))
-    list.push(b)
-    this.cached += b.length
-  }
-}
-
-/**
  * Slab of the adopted mode: received bytes land in it back to back. A pinned view holds its
  * whole slab, so a connection's in-flight writes (64 at most) hold 64 MiB of slabs at worst.
  */
