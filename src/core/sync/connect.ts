@@ -8,7 +8,6 @@ import {workerUrl} from '../locations.js'
 import {portDuplex} from '../protocol/port-stream.js'
 import type {SshSettings} from '../psf/settings.js'
 import type {Target} from '../target/target.js'
-import {connectSshReceiver} from './ssh-connect.js'
 
 export interface ReceiverConnection {
   stream: Duplex
@@ -28,6 +27,9 @@ export interface ConnectOptions {
 
 export async function connectReceiver(target: Target, opts: ConnectOptions): Promise<ReceiverConnection> {
   if (target.kind === 'local') return connectLocal(target.path, opts)
+  // Loaded only for an SSH target: ssh2 is ~100 ms of start-up that a local target, and every
+  // command that never connects, should not pay.
+  const {connectSshReceiver} = await import('./ssh-connect.js')
   const {stream, transport} = await connectSshReceiver(target, opts)
   return {
     stream,
