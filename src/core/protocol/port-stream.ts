@@ -1,8 +1,8 @@
 // A Duplex over a worker_threads MessagePort, so a local-path target can run the receiver
 // on the other core while still speaking the byte-level wire protocol. Writes are copied into
-// a batch buffer as they come (one transferred ArrayBuffer per batch: one copy, no structured
-// clone of whole pools), so a writer may reuse its buffer once the write callback ran, as over
-// SSH; a chunk that lives in shared memory (the disk reader's buffers) is posted as a view,
+// a staging buffer as they come, so a writer may reuse its buffer once the write callback ran
+// (as over SSH); batches go over as transferred ArrayBuffers (no structured clone of whole
+// pools). A chunk that lives in shared memory (the disk reader's buffers) is posted as a view,
 // without a copy, and its owner keeps it until the receiver acknowledges it (a checkpoint).
 // Flow control: acknowledgements of bytes the reader consumed.
 import {Duplex} from 'node:stream'
@@ -11,13 +11,16 @@ import type {MessagePort} from 'node:worker_threads'
 type PortMessage = {t: 'd'; b: ArrayBuffer; n: number} | {t: 's'; v: Uint8Array} | {t: 'a'; n: number} | {t: 'e'} | {t: 'x'; m: string}
 
 const BATCH_BYTES = 4 << 20
-const BATCH_ALLOC = 1 << 20
+/** The staging buffer's size; a flush of at least HAND_OVER_MIN hands the buffer itself over. */
+const STAGING_BYTES = 1 << 20
+const HAND_OVER_MIN = 256 << 10
 const WINDOW_BYTES = 16 << 20
 /** Shared chunks smaller than this are cheaper to copy into the batch than to post alone. */
 const SHARE_MIN = 16 << 10
 
 class PortDuplex extends Duplex {
-  private batch: Buffer | undefined
+  /** Where writes are copied as they come; batchBytes of it are waiting to be posted. */
+  private staging: Buffer | undefined
   private batchBytes = 0
   private flushScheduled = false
   private unacked = 0
@@ -75,14 +78,24 @@ class PortDuplex extends Duplex {
 
   private flush(): void {
     this.flushScheduled = false
-    const batch = this.batch
-    if (!batch || this.batchBytes === 0) return
+    const staging = this.staging
     const n = this.batchBytes
+    if (!staging || n === 0) return
     this.unacked += n
-    this.batch = undefined
     this.batchBytes = 0
-    // allocUnsafeSlow gives the batch an ArrayBuffer of its own, so it can be transferred.
-    this.port.postMessage({t: 'd', b: batch.buffer, n}, [batch.buffer as ArrayBuffer])
+    if (n >= HAND_OVER_MIN) {
+      // A full batch: hand the staging buffer itself over (allocUnsafeSlow gave it an
+      // ArrayBuffer of its own) and start a new one at the next write.
+      this.staging = undefined
+      this.port.postMessage({t: 'd', b: staging.buffer, n}, [staging.buffer as ArrayBuffer])
+      return
+    }
+    // A small batch (a frame's header and fields before a shared body, a status, an ack):
+    // copied out at its size. Handing over a whole staging buffer for a few bytes cost a
+    // fresh 1 MiB allocation per frame, which the receiver's GC then had to account for.
+    const ab = new ArrayBuffer(n)
+    staging.copy(Buffer.from(ab), 0, 0, n)
+    this.port.postMessage({t: 'd', b: ab, n}, [ab])
   }
 
   private add(chunk: Buffer): void {
@@ -92,11 +105,17 @@ class PortDuplex extends Duplex {
       this.port.postMessage({t: 's', v: new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)})
       return
     }
-    if (this.batch && this.batchBytes + chunk.length > this.batch.length) this.flush()
-    // Batches are cut at 1 MiB: the receiver keeps a whole batch alive until its last frame
-    // is dropped, and the GC counts its full size, however little of it a quiet batch used.
-    this.batch ??= Buffer.allocUnsafeSlow(Math.max(BATCH_ALLOC, chunk.length))
-    chunk.copy(this.batch, this.batchBytes)
+    if (this.batchBytes + chunk.length > STAGING_BYTES) this.flush()
+    if (chunk.length > STAGING_BYTES) {
+      const ab = new ArrayBuffer(chunk.length)
+      chunk.copy(Buffer.from(ab))
+      this.unacked += chunk.length
+      this.port.postMessage({t: 'd', b: ab, n: chunk.length}, [ab])
+      return
+    }
+    // Copied now, not at the flush: the writer may reuse its buffer once we call back.
+    this.staging ??= Buffer.allocUnsafeSlow(STAGING_BYTES)
+    chunk.copy(this.staging, this.batchBytes)
     this.batchBytes += chunk.length
   }
 
@@ -111,7 +130,7 @@ class PortDuplex extends Duplex {
   }
 
   private afterWrite(callback: () => void): void {
-    if (this.batch && this.batchBytes >= this.batch.length) this.flush()
+    if (this.batchBytes >= STAGING_BYTES) this.flush()
     else if (!this.flushScheduled) {
       this.flushScheduled = true
       setImmediate(() => this.flush())

@@ -53,6 +53,9 @@ export interface SshTransportOptions {
 
 const MAX_EXEC_OUTPUT = 1 << 20
 
+/** Corked socket writes go out once this much is waiting (see coalesceWrites). */
+const COALESCE_BYTES = 128 << 10
+
 export class SshTransport implements Transport {
   private readonly streams = new Set<TunnelStream>()
   private failure: VdrepError | undefined
@@ -250,7 +253,17 @@ export class SshTransport implements Transport {
    */
   private readonly coalesceWrites = (): void => {
     const sock = this.socket()
-    if (this.corked || !sock || sock.destroyed) return
+    if (!sock || sock.destroyed) return
+    if (this.corked) {
+      // A sender that never yields would hold a whole SSH window (2 MiB) back until the end
+      // of its tick, and the far side would get it in stop-and-go bursts: let it go in
+      // pieces of COALESCE_BYTES.
+      if (sock.writableLength >= COALESCE_BYTES) {
+        sock.uncork()
+        sock.cork()
+      }
+      return
+    }
     this.corked = true
     sock.cork()
     process.nextTick(() => {
