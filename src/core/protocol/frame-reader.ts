@@ -12,15 +12,27 @@ export interface Frame {
   payload: Buffer
   /** A DATA frame's block bytes, taken without a copy when they arrived in one piece. */
   body?: Buffer
+  /**
+   * Where set, `body` is lent from the reader's receive memory: call this once nothing reads
+   * the body any more (its write is done), and the memory is reused. Not calling it is safe,
+   * only slower (the memory is left to the GC).
+   */
+  release?: () => void
+}
+
+/** What the sessions read frames from: a FrameReader, or a SocketFrameReader on a server socket. */
+export interface FrameSource {
+  /** The next whole frame, or null at a clean end of stream between frames. */
+  next(): Promise<Frame | null>
 }
 
 /** Frame types whose payload is fixed fields followed by bulk bytes, and the fields' size. */
-const BODY_AFTER: Partial<Record<number, number>> = {[FrameType.DATA]: DATA_FIELDS_SIZE}
+export const BODY_AFTER: Partial<Record<number, number>> = {[FrameType.DATA]: DATA_FIELDS_SIZE}
 
 const HIGH_WATER = 8 << 20
 const ARENA_SIZE = 4 << 20
 
-export class FrameReader {
+export class FrameReader implements FrameSource {
   private chunks: Buffer[] = []
   private buffered = 0
   private ended = false

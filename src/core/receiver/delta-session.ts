@@ -10,7 +10,7 @@ import {FullSyncNeededError, ProtocolError, ReplicaFullError} from '../errors.js
 import {blockHasher} from '../hash/block-hash.js'
 import {digestData, digestZero} from '../protocol/bundle-digest.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
-import type {FrameReader} from '../protocol/frame-reader.js'
+import type {FrameSource} from '../protocol/frame-reader.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeBundleBegin, decodeBundleEnd, decodeData, decodeRange, encodeCommitted, encodeHelloOk, ReplicaStateKind, type Hello} from '../protocol/messages.js'
 import {applyJournal, commitState, recoverJournal} from './journal-apply.js'
@@ -32,7 +32,7 @@ export async function deltaDoubt(hello: Hello, state: ReplicaState | undefined, 
   return null
 }
 
-export async function runDeltaSession(hello: Hello, replicaPath: string, reader: FrameReader, writer: FrameWriter, log: (line: string) => void): Promise<void> {
+export async function runDeltaSession(hello: Hello, replicaPath: string, reader: FrameSource, writer: FrameWriter, log: (line: string) => void): Promise<void> {
   const recovered = await recoverJournal(replicaPath)
   if (recovered !== 'none') log(`${replicaPath}: journal ${recovered} before the push`)
   const {state, error} = await readReplicaState(replicaPath)
@@ -84,7 +84,7 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
 }
 
 /** Read DATA / ZERO_RUN frames into the journal until BUNDLE_END, checking every one. */
-async function receiveBundle(hello: Hello, seq: number, announced: number, blockCount: number, reader: FrameReader, journal: JournalWriter): Promise<void> {
+async function receiveBundle(hello: Hello, seq: number, announced: number, blockCount: number, reader: FrameSource, journal: JournalWriter): Promise<void> {
   const hasher = blockHasher(hello.hashAlgo)
   const digest = hasher.createStream()
   let nextAllowed = 0
@@ -98,7 +98,7 @@ async function receiveBundle(hello: Hello, seq: number, announced: number, block
       const len = Math.min(hello.blockSize, hello.diskSize - block * hello.blockSize)
       if (data.length !== len) throw new ProtocolError('BLOCK_BAD_LENGTH', `bundle block ${block} has ${data.length} bytes, expected ${len}`)
       if (!hasher.hash(data).equals(hash)) throw new ProtocolError('BLOCK_BAD_HASH', `bundle block ${block} does not match its hash`)
-      await journal.append({kind: EntryKind.DATA, block, hash}, data)
+      await journal.append({kind: EntryKind.DATA, block, hash}, data, frame.release)
       digestData(digest, block, hash)
       nextAllowed = block + 1
       blocks++

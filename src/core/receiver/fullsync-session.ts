@@ -9,7 +9,7 @@ import {isAllZero} from '../hash/zero.js'
 import {readChunks} from '../disk/chunk-reader.js'
 import {holeMap} from '../disk/hole-map.js'
 import {FrameType} from '../protocol/frame.js'
-import type {FrameReader} from '../protocol/frame-reader.js'
+import type {FrameSource} from '../protocol/frame-reader.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
 import {
   BlockKind, decodeData, decodeDone, decodeRange, decodeU64, encodeBlockStatus, encodeHelloOk, encodeU64, encodeVerifyResult,
@@ -33,7 +33,7 @@ export interface SessionLog {
   (line: string): void
 }
 
-export async function runFullsyncSession(hello: Hello, replicaPath: string, reader: FrameReader, writer: FrameWriter, log: SessionLog): Promise<void> {
+export async function runFullsyncSession(hello: Hello, replicaPath: string, reader: FrameSource, writer: FrameWriter, log: SessionLog): Promise<void> {
   const hasher = blockHasher(hello.hashAlgo)
   // A full sync rewrites everything: a leftover delta journal has nothing left to say.
   if (await fs.rm(journalPathFor(replicaPath)).then(() => true, () => false)) log(`${replicaPath}: discarded a leftover delta journal`)
@@ -68,13 +68,14 @@ class FullsyncReceiver {
   private scanWaiter: (() => void) | undefined
   private stopped = false
   private bytesWritten = 0
-  private pendingRun: {start: number; end: number; buffers: Buffer[]; bytes: number} | undefined
+  /** Contiguous blocks waiting to be written together, and the receive memory they hold. */
+  private pendingRun: {start: number; end: number; buffers: Buffer[]; bytes: number; releases: Array<() => void>} | undefined
 
   constructor(
     private readonly hello: Hello,
     private readonly replica: ReplicaFile,
     private readonly hasher: BlockHasher,
-    private readonly reader: FrameReader,
+    private readonly reader: FrameSource,
     private readonly writer: FrameWriter,
     private readonly log: SessionLog,
   ) {
@@ -151,7 +152,7 @@ class FullsyncReceiver {
       if (!frame) throw new ProtocolError('UNEXPECTED_EOF', 'the client closed the connection before the sync was done')
       switch (frame.type) {
         case FrameType.DATA:
-          await this.onData(frame.payload, frame.body)
+          await this.onData(frame.payload, frame.body, frame.release)
           break
         case FrameType.ZERO_RUN:
           await this.onZeroRun(frame.payload)
@@ -174,7 +175,7 @@ class FullsyncReceiver {
     if (b >= this.scannedUpto) throw new ProtocolError('BLOCK_NOT_SCANNED', `${what} for block ${b} before its status was sent`)
   }
 
-  private async onData(payload: Buffer, body?: Buffer): Promise<void> {
+  private async onData(payload: Buffer, body?: Buffer, release?: () => void): Promise<void> {
     const {block, hash, data} = decodeData(payload, body)
     this.checkBlock(block, 'DATA')
     if (data.length !== this.blockLen(block)) throw new ProtocolError('BLOCK_BAD_LENGTH', `DATA for block ${block} has ${data.length} bytes, expected ${this.blockLen(block)}`)
@@ -185,11 +186,12 @@ class FullsyncReceiver {
     // Contiguous blocks are gathered into one positioned writev (fewer syscalls and thread hops).
     if (this.pendingRun && this.pendingRun.end === block && this.pendingRun.bytes < MAX_RUN_BYTES) {
       this.pendingRun.buffers.push(data)
+      if (release) this.pendingRun.releases.push(release)
       this.pendingRun.end++
       this.pendingRun.bytes += data.length
     } else {
       await this.flushRun()
-      this.pendingRun = {start: block, end: block + 1, buffers: [data], bytes: data.length}
+      this.pendingRun = {start: block, end: block + 1, buffers: [data], bytes: data.length, releases: release ? [release] : []}
     }
   }
 
@@ -197,7 +199,10 @@ class FullsyncReceiver {
     const run = this.pendingRun
     if (!run) return
     this.pendingRun = undefined
-    await this.track(this.replica.writeRun(run.buffers, run.start * this.bs))
+    const written = this.replica.writeRun(run.buffers, run.start * this.bs)
+    // The received bytes are the reader's to reuse once the write is done with them.
+    if (run.releases.length > 0) void written.then(releaseAll(run.releases), releaseAll(run.releases))
+    await this.track(written)
   }
 
   private async onZeroRun(payload: Buffer): Promise<void> {
@@ -340,3 +345,8 @@ class FullsyncReceiver {
   }
 }
 
+function releaseAll(releases: Array<() => void>): () => void {
+  return () => {
+    for (const r of releases) r()
+  }
+}

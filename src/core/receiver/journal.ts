@@ -133,6 +133,7 @@ const SYNC_EVERY = 16 << 20
 export class JournalWriter {
   private pos = JOURNAL_HEADER_SIZE
   private pending: Buffer[] = []
+  private pendingReleases: Array<() => void> = []
   private pendingBytes = 0
   private unsynced = 0
   private writing: Promise<void> = Promise.resolve()
@@ -153,7 +154,9 @@ export class JournalWriter {
     return new JournalWriter(path, fh)
   }
 
-  async append(e: JournalEntry, data?: Buffer): Promise<void> {
+  /** `release` (a lent receive buffer's) runs once `data` is written to the file. */
+  async append(e: JournalEntry, data?: Buffer, release?: () => void): Promise<void> {
+    if (release) this.pendingReleases.push(release)
     this.pending.push(encodeEntryHeader(e))
     this.pendingBytes += ENTRY_HEADER_SIZE
     this.entries.push({entry: e, dataOffset: this.pos + this.pendingBytes})
@@ -175,8 +178,10 @@ export class JournalWriter {
     if (this.writeError) throw this.writeError
     if (this.pending.length === 0) return
     const pending = this.pending
+    const releases = this.pendingReleases
     const at = this.pos
     this.pending = []
+    this.pendingReleases = []
     this.pos += this.pendingBytes
     this.pendingBytes = 0
     this.writing = writevAll(this.fh, pending, at).then(
@@ -185,6 +190,7 @@ export class JournalWriter {
         this.writeError ??= err
       },
     )
+    if (releases.length > 0) void this.writing.then(() => releases.forEach((r) => r()))
   }
 
   private written(n: number): void {

@@ -20,6 +20,7 @@ import {asVdrepError, ExitCode, LockError, UsageError, VdrepError} from '../erro
 import {flock, flockIsAdvisoryOnly, funlock, peerUid} from '../disk/native.js'
 import {decodeFrameHeader, FRAME_HEADER_SIZE, FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
+import {SocketFrameReader} from '../protocol/socket-frame-reader.js'
 import {decodeHello, encodeError, SyncMode, type Hello} from '../protocol/messages.js'
 import {recoverJournal} from './journal-apply.js'
 import {journalPathFor} from './journal.js'
@@ -102,7 +103,8 @@ export class ReceiverServer {
 
   private listenOn(spec: ListenerSpec): Promise<net.Server> {
     return new Promise((resolve, reject) => {
-      const srv = net.createServer({noDelay: true}, (socket) => this.accept(socket, spec))
+      // Paused: a session takes the socket over before anything is read (SocketFrameReader).
+      const srv = net.createServer({noDelay: true, pauseOnConnect: true}, (socket) => this.accept(socket, spec))
       srv.once('error', (err: NodeJS.ErrnoException) => {
         const inUse = err.code === 'EADDRINUSE'
         reject(new VdrepError(inUse ? 'PORT_IN_USE' : 'LISTEN_FAILED', ExitCode.FAILURE, `cannot listen on ${LOOPBACK}:${spec.port}: ${inUse ? 'something already listens there' : err.message}`, {
@@ -134,17 +136,22 @@ export class ReceiverServer {
       }))
       return
     }
-    const done = this.session(id, socket, spec, uid).finally(() => this.running.delete(id))
-    this.running.set(id, {socket, done})
+    // Reads land in recycled memory where Node allows it; else the socket is read as a stream.
+    const adopted = SocketFrameReader.adopt(socket, this.opts.idleTimeoutMs ?? 0)
+    if (adopted) adopted.socket.on('error', () => {})
+    else socket.resume()
+    const s = adopted?.socket ?? socket
+    const done = this.session(id, s, spec, uid, adopted?.reader).finally(() => this.running.delete(id))
+    this.running.set(id, {socket: s, done})
   }
 
-  private async session(id: number, socket: net.Socket, spec: ListenerSpec, uid: number): Promise<void> {
+  private async session(id: number, socket: net.Socket, spec: ListenerSpec, uid: number, reader?: SocketFrameReader): Promise<void> {
     const started = performance.now()
     const lines: string[] = []
     let what = `port ${spec.port}`
     let release: (() => void) | undefined
     try {
-      const peek = await peekHello(socket, this.opts.idleTimeoutMs ?? 0)
+      const peek = reader ? await peekHelloFrom(reader) : await peekHello(socket, this.opts.idleTimeoutMs ?? 0)
       if (peek.ended) {
         lines.push(peek.bytes.length === 0 ? 'closed without a hello' : 'closed inside the hello')
         socket.destroy()
@@ -162,8 +169,12 @@ export class ReceiverServer {
       // The peeked bytes go to the session directly: unshift() would lose them (and the
       // session would wait for its idle timeout holding the replica) when the client closed
       // right after them, since the stream has then already ended.
-      const served = handleConnection(socket, {root: this.opts.root, modes: spec.modes, idleTimeoutMs: this.opts.idleTimeoutMs, log: (l) => lines.push(l), initial: peek.bytes})
-      socket.resume()
+      const served = handleConnection(socket, {
+        root: this.opts.root, modes: spec.modes, idleTimeoutMs: this.opts.idleTimeoutMs, log: (l) => lines.push(l),
+        // Peeked through the reader, the bytes are still in it; peeked from the stream, they are handed over.
+        ...(reader ? {reader} : {initial: peek.bytes}),
+      })
+      if (!reader) socket.resume()
       await served
     } catch (err) {
       const e = asVdrepError(err)
@@ -286,6 +297,34 @@ function refuse(socket: net.Socket, e: VdrepError): void {
   writer.send(FrameType.ERROR, encodeError({exitCode: e.exitCode, code: e.code, message: e.message, hint: e.hint ?? ''})).catch(() => {})
   socket.end()
   setTimeout(() => socket.destroy(), 2_000).unref()
+}
+
+/** As peekHello, through a SocketFrameReader: the bytes stay in it for the session to read. */
+async function peekHelloFrom(reader: SocketFrameReader): Promise<Peeked> {
+  try {
+    const head = await reader.peek(FRAME_HEADER_SIZE)
+    if (head.length < FRAME_HEADER_SIZE) return {bytes: head, ended: true}
+    let length: number
+    try {
+      const h = decodeFrameHeader(head)
+      if (h.type !== FrameType.HELLO) return {bytes: head, ended: false}
+      length = h.length
+    } catch {
+      return {bytes: head, ended: false} // the session refuses it, with its reason
+    }
+    const all = await reader.peek(FRAME_HEADER_SIZE + length)
+    if (all.length < FRAME_HEADER_SIZE + length) return {bytes: all, ended: true}
+    let hello: Hello | undefined
+    try {
+      hello = decodeHello(all.subarray(FRAME_HEADER_SIZE))
+    } catch {
+      hello = undefined
+    }
+    return {bytes: all, hello, ended: false}
+  } catch (err) {
+    if ((err as {code?: string}).code === 'IDLE_TIMEOUT') return {bytes: Buffer.alloc(0), ended: true}
+    throw err
+  }
 }
 
 interface Peeked {

@@ -6,7 +6,7 @@ import {asVdrepError, ProtocolError, UsageError} from '../errors.js'
 import {HashAlgo} from '../hash/block-hash.js'
 import {validBlockSize} from '../psf/header.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
-import {FrameReader} from '../protocol/frame-reader.js'
+import {FrameReader, type FrameSource} from '../protocol/frame-reader.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeHello, encodeError, HelloFlag, SyncMode, type Hello} from '../protocol/messages.js'
 import {runDeltaSession} from './delta-session.js'
@@ -22,6 +22,8 @@ export interface ReceiverOptions {
   /** No byte from the client for this long frees the slot. */
   idleTimeoutMs?: number
   log?: (line: string) => void
+  /** Where frames come from when the caller took the socket over (else read from `stream`). */
+  reader?: FrameSource
   /** Bytes the caller already read from the stream (the peeked HELLO), handled first. */
   initial?: Buffer
 }
@@ -40,7 +42,7 @@ function checkHello(h: Hello, modes: number[]): void {
 
 export async function handleConnection(stream: Duplex, opts: ReceiverOptions): Promise<void> {
   const log = opts.log ?? (() => {})
-  const reader = new FrameReader(stream, opts.idleTimeoutMs ?? 0, opts.initial)
+  const reader = opts.reader ?? new FrameReader(stream, opts.idleTimeoutMs ?? 0, opts.initial)
   const writer = new FrameWriter(stream)
   let release: (() => void) | undefined
   let what = 'connection'

@@ -13,6 +13,9 @@ import net from 'node:net'
 import type {Duplex} from 'node:stream'
 import {ProtocolError} from '../../errors.js'
 
+/** The code of the error a read fails with when the peer closed first. */
+export const EOF_CODE = 'NBD_EOF'
+
 /** Buffered bytes above which the socket is paused until a read needs more. */
 const HIGH_WATER = 1024 * 1024
 
@@ -55,6 +58,7 @@ export class SocketReader {
   private owners: Array<Slab | undefined> = []
   private head = 0 // bytes of chunks[0] already consumed
   private buffered = 0
+  private receivedBytes = 0
   private waiter: Waiter | null = null
   private failure: Error | null = null
   private paused = false
@@ -134,14 +138,19 @@ export class SocketReader {
   }
 
   private listen(socket: Duplex): void {
-    socket.on('end', () => this.fail(new ProtocolError('NBD_EOF', 'the client closed the connection')))
-    socket.on('close', () => this.fail(new ProtocolError('NBD_EOF', 'the connection was closed')))
+    socket.on('end', () => this.fail(new ProtocolError(EOF_CODE, 'the client closed the connection')))
+    socket.on('close', () => this.fail(new ProtocolError(EOF_CODE, 'the connection was closed')))
     socket.on('error', (err) => this.fail(new ProtocolError('NBD_SOCKET', `socket error: ${err.message}`, {cause: err})))
   }
 
   /** Bytes received and not yet consumed. */
   get available(): number {
     return this.buffered
+  }
+
+  /** Bytes received since the start (an idle timer's way to see that the peer is still there). */
+  get received(): number {
+    return this.receivedBytes
   }
 
   /**
@@ -156,6 +165,27 @@ export class SocketReader {
   /** Exactly `n` bytes if they are buffered already (no promise), else undefined. */
   readNow(n: number, target?: CopyTarget): Buffer | undefined {
     return this.buffered >= n ? this.take(n, target) : undefined
+  }
+
+  /**
+   * A copy of the first `n` bytes, left unconsumed for the reads that follow; fewer when the
+   * stream ends first. For a server that looks at a connection's first message
+   * before it decides who handles it.
+   */
+  async peek(n: number): Promise<Buffer> {
+    try {
+      await this.need(n)
+    } catch (err) {
+      // Ended: what arrived is all there is. A failure (reset, cancel) is the caller's error.
+      if ((err as {code?: string}).code !== EOF_CODE) throw err
+    }
+    const out = Buffer.allocUnsafe(Math.min(n, this.buffered))
+    let filled = 0
+    for (let i = 0; filled < out.length; i++) {
+      const c = i === 0 ? this.chunks[0].subarray(this.head) : this.chunks[i]
+      filled += c.copy(out, filled, 0, Math.min(c.length, out.length - filled))
+    }
+    return out
   }
 
   /** Consume and drop `n` bytes without holding them all in memory. */
@@ -240,6 +270,7 @@ export class SocketReader {
     this.chunks.push(chunk)
     this.owners.push(owner)
     this.buffered += chunk.length
+    this.receivedBytes += chunk.length
     const w = this.waiter
     if (w && this.buffered >= w.n) {
       this.waiter = null
