@@ -8,7 +8,7 @@
 // (small), so nothing but a lent body keeps a slab.
 import type net from 'node:net'
 import {ProtocolError, TransportError} from '../errors.js'
-import {EOF_CODE, SocketReader} from '../tracker/nbd/socket-reader.js'
+import {EOF_CODE, SocketReader} from '../transport/socket-reader.js'
 import {BufferPool} from '../util/buffer-pool.js'
 import {decodeFrameHeader, FRAME_HEADER_SIZE} from './frame.js'
 import {BODY_AFTER, type Frame, type FrameSource} from './frame-reader.js'

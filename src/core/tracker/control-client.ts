@@ -8,7 +8,7 @@
 import net from 'node:net'
 import {ExitCode, ProtocolError, RemoteError, TransportError, VdrepError} from '../errors.js'
 import {Bitmap} from '../psf/bitmap.js'
-import {SocketReader} from './nbd/socket-reader.js'
+import {SocketReader} from '../transport/socket-reader.js'
 import type {FreezeInfo} from './freezer.js'
 import {CONTROL_HEADER_SIZE, decodeHeader, decodeJson, encodeFrame, FrameKind, parseError, type ControlRequest} from './control-protocol.js'
 import {canonicalDisk, controlSocketPath} from './paths.js'

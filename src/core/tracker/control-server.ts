@@ -7,7 +7,7 @@ import path from 'node:path'
 import {asVdrepError, ExitCode, UsageError, type VdrepError} from '../errors.js'
 import {nativeAvailable, peerUid} from '../disk/native.js'
 import type {Bitmap} from '../psf/bitmap.js'
-import {SocketReader} from './nbd/socket-reader.js'
+import {SocketReader} from '../transport/socket-reader.js'
 import {CONTROL_HEADER_SIZE, decodeHeader, decodeJson, encodeFrame, FrameKind, parseRequest, type ControlRequest} from './control-protocol.js'
 
 /** Control connections served at once. */

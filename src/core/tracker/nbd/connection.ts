@@ -11,7 +11,7 @@ import {messageOf, nbdErrorOf} from './error-map.js'
 import {negotiate, type HandshakeConfig, type Negotiated} from './handshake.js'
 import type {RangeLocks, Unlock} from './range-lock.js'
 import {BufferPool} from '../../util/buffer-pool.js'
-import {SocketReader} from './socket-reader.js'
+import {SocketReader} from '../../transport/socket-reader.js'
 import * as T from './transmission.js'
 
 export interface ConnectionConfig extends Omit<HandshakeConfig, 'onRefuse'> {

@@ -8,7 +8,7 @@ import {ProtocolError} from '../../errors.js'
 import type {NbdBackend} from './backend.js'
 import * as C from './constants.js'
 import {Cursor, OptionDataError} from './cursor.js'
-import type {SocketReader} from './socket-reader.js'
+import type {SocketReader} from '../../transport/socket-reader.js'
 
 export interface HandshakeConfig {
   /** The export a client name selects ('' is the default export), if any. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {PassThrough} from 'node:stream'
-import {SocketReader} from '../../../../src/core/tracker/nbd/socket-reader.js'
+import {SocketReader} from '../../../src/core/transport/socket-reader.js'
 
 describe('nbd socket reader', () => {
   const message = Buffer.from(Array.from({length: 64}, (_, i) => i))

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict'
 import {randomBytes} from 'node:crypto'
 import net from 'node:net'
 import path from 'node:path'
-import {SocketReader} from '../../../../src/core/tracker/nbd/socket-reader.js'
-import {tempDir} from './harness.js'
+import {SocketReader} from '../../../src/core/transport/socket-reader.js'
+import {tempDir} from '../tracker/nbd/harness.js'
 
 interface Pair {
   server: net.Server

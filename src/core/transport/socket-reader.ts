@@ -8,10 +8,13 @@
 // external memory, drove V8 into a mark-compact every few MiB: a third of the tracker's CPU
 // at 64 KiB writes), and most write payloads are views of a slab, written from where they
 // were received. A view taken with a CopyTarget pins its slab until release().
+//
+// Used by the tracker (NBD connections, its control socket) and by vdrep serve (through
+// SocketFrameReader); the end-of-stream error keeps its first user's code, NBD_EOF (EOF_CODE).
 
 import net from 'node:net'
 import type {Duplex} from 'node:stream'
-import {ProtocolError} from '../../errors.js'
+import {ProtocolError} from '../errors.js'
 
 /** The code of the error a read fails with when the peer closed first. */
 export const EOF_CODE = 'NBD_EOF'

@@ -2,8 +2,8 @@
 // a lent buffer, and the pool that lends and takes back those buffers.
 import assert from 'node:assert/strict'
 import {PassThrough} from 'node:stream'
-import {BufferPool} from '../../../../src/core/util/buffer-pool.js'
-import {SocketReader} from '../../../../src/core/tracker/nbd/socket-reader.js'
+import {BufferPool} from '../../../src/core/util/buffer-pool.js'
+import {SocketReader} from '../../../src/core/transport/socket-reader.js'
 
 const tick = () => new Promise((r) => setImmediate(r))
 
