@@ -12,12 +12,11 @@ import {blockHasher, defaultHashAlgo, HASH_LENGTH, HashAlgo} from '../../../src/
 import {HashPool, HashWorkerError} from '../../../src/core/hash/hash-pool.js'
 import {hashFileBlocks} from '../../../src/core/hash/range-hash.js'
 import {DiskIoError} from '../../../src/core/errors.js'
-import {Bitmap} from '../../../src/core/psf/bitmap.js'
-import {HeaderFlag} from '../../../src/core/psf/header.js'
 import {Region} from '../../../src/core/psf/layout.js'
-import {newHeader, PsfFile, psfPathFor} from '../../../src/core/psf/psf-file.js'
+import {PsfFile, psfPathFor} from '../../../src/core/psf/psf-file.js'
 import {scanDisk} from '../../../src/core/tracker/scan.js'
 import {tempDir} from '../../helpers/disks.js'
+import {blockIndex, psfWithIndex, writeAt, writeWithHole} from '../../helpers/scan-fixture.js'
 
 const BS = 4096
 
@@ -26,17 +25,6 @@ function shared(n: number): Buffer {
 }
 
 /** What the main thread computes: zero hash for holes and zero blocks, else the block hash. */
-function expected(algo: number, data: Buffer, bs: number, holes?: Uint8Array): Buffer {
-  const h = blockHasher(algo)
-  const count = Math.ceil(data.length / bs)
-  const out = Buffer.alloc(count * HASH_LENGTH)
-  for (let i = 0; i < count; i++) {
-    const block = data.subarray(i * bs, Math.min(data.length, (i + 1) * bs))
-    const hash = holes?.[i] || block.every((x) => x === 0) ? h.zeroHash(block.length) : h.hash(block)
-    hash.copy(out, i * HASH_LENGTH)
-  }
-  return out
-}
 
 describe('hash worker pool', function () {
   this.timeout(60_000)
@@ -56,7 +44,7 @@ describe('hash worker pool', function () {
         holes[blocks - 1] = 0
         const got = await pool.hashBlocks(data, BS, holes)
         assert.equal(got.length, blocks * HASH_LENGTH)
-        assert.deepEqual(got, expected(algo, data, BS, holes))
+        assert.deepEqual(got, blockIndex(algo, data, BS, holes))
         const h = blockHasher(algo)
         for (let i = 20; i < 25; i++) assert.deepEqual(got.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH), h.zeroHash(BS))
         // The last block is a short hole too.
@@ -64,7 +52,7 @@ describe('hash worker pool', function () {
         lastHole[blocks - 1] = 1
         const got2 = await pool.hashBlocks(data, BS, lastHole)
         assert.deepEqual(got2.subarray((blocks - 1) * HASH_LENGTH), h.zeroHash(len - (blocks - 1) * BS))
-        assert.deepEqual(got2, expected(algo, data, BS, lastHole))
+        assert.deepEqual(got2, blockIndex(algo, data, BS, lastHole))
       } finally {
         await pool.close()
       }
@@ -79,11 +67,11 @@ describe('hash worker pool', function () {
       crypto.randomFillSync(big)
       const views = [big.subarray(BS, 11 * BS), big.subarray(11 * BS + 7, 30 * BS), big.subarray(30 * BS)]
       const got = await Promise.all(views.map((v) => pool.hashBlocks(v, BS)))
-      views.forEach((v, i) => assert.deepEqual(got[i], expected(algo, v, BS)))
+      views.forEach((v, i) => assert.deepEqual(got[i], blockIndex(algo, v, BS)))
       const plain = crypto.randomBytes(3 * BS + 5)
-      assert.deepEqual(await pool.hashBlocks(plain, BS), expected(algo, plain, BS))
+      assert.deepEqual(await pool.hashBlocks(plain, BS), blockIndex(algo, plain, BS))
       assert.equal((await pool.hashBlocks(shared(0), BS)).length, 0)
-      assert.deepEqual(await pool.hashBlocks(shared(10), BS), expected(algo, Buffer.alloc(10), BS)) // one short zero block
+      assert.deepEqual(await pool.hashBlocks(shared(10), BS), blockIndex(algo, Buffer.alloc(10), BS)) // one short zero block
     } finally {
       await pool.close()
     }
@@ -123,7 +111,7 @@ describe('hash worker pool', function () {
       }
       await done
       assert.ok(seen.every((x) => x === 1), 'every block hashed exactly once')
-      assert.deepEqual(got, expected(algo, image, BS))
+      assert.deepEqual(got, blockIndex(algo, image, BS))
     } finally {
       await pool.close()
       await fh.close()
@@ -210,32 +198,14 @@ describe('track --scan on the hash pool', function () {
     image = Buffer.alloc(size)
     crypto.randomFillSync(image, 0, holeFrom * BS)
     crypto.randomFillSync(image, holeTo * BS, size - holeTo * BS)
-    await fs.writeFile(disk, image.subarray(0, holeFrom * BS))
-    await fs.truncate(disk, size)
-    const fh = await fs.open(disk, 'r+')
-    await fh.write(image, holeTo * BS, size - holeTo * BS, holeTo * BS)
-    await fh.close()
-    const algo = defaultHashAlgo()
-    const header = {
-      ...newHeader({diskSize: size, blockSize: BS, hashAlgo: algo, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}}),
-      flags: HeaderFlag.INDEX_VALID,
-      generation: 1,
-    }
-    await PsfFile.create(psfPathFor(disk), header, {inflight: new Bitmap(blocks)})
-    const psf = await PsfFile.open(psfPathFor(disk))
-    await psf.writeIndexPages(0, expected(algo, image, BS))
-    await psf.sync()
-    await psf.close()
+    await writeWithHole(disk, image, holeFrom * BS, holeTo * BS)
+    await psfWithIndex(disk, image, BS, defaultHashAlgo())
   })
   afterEach(async () => {
     await fs.rm(dir, {recursive: true, force: true})
   })
 
-  async function write(off: number, data: Buffer) {
-    const fh = await fs.open(disk, 'r+')
-    await fh.write(data, 0, data.length, off)
-    await fh.close()
-  }
+  const write = (off: number, data: Buffer) => writeAt(disk, off, data)
 
   async function marked(): Promise<number[]> {
     const psf = await PsfFile.open(psfPathFor(disk), false)

@@ -4,14 +4,15 @@ import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import {blockHasher, HASH_LENGTH, HashAlgo} from '../../../src/core/hash/block-hash.js'
+import {HashAlgo} from '../../../src/core/hash/block-hash.js'
 import {Bitmap} from '../../../src/core/psf/bitmap.js'
 import {HeaderFlag} from '../../../src/core/psf/header.js'
 import {Region} from '../../../src/core/psf/layout.js'
-import {newHeader, PsfFile, psfPathFor} from '../../../src/core/psf/psf-file.js'
+import {PsfFile, psfPathFor} from '../../../src/core/psf/psf-file.js'
 import {scanDisk, type ScanProgress} from '../../../src/core/tracker/scan.js'
 import {acquirePushLock, TrackerLock} from '../../../src/core/tracker/tracker-lock.js'
 import {tempDir} from '../../helpers/disks.js'
+import {psfWithIndex, writeAt, writeWithHole} from '../../helpers/scan-fixture.js'
 
 const BS = 4096
 const BLOCKS = 300
@@ -28,39 +29,16 @@ describe('tracker --scan (in-process)', () => {
     image = Buffer.alloc(SIZE)
     crypto.randomBytes(100 * BS).copy(image, 0)
     crypto.randomBytes(50 * BS).copy(image, 200 * BS) // blocks 100..199 zero (left as a hole)
-    await fs.writeFile(disk, image.subarray(0, 100 * BS))
-    await fs.truncate(disk, SIZE)
-    const fh = await fs.open(disk, 'r+')
-    await fh.write(image, 200 * BS, SIZE - 200 * BS, 200 * BS)
-    await fh.close()
-    const h = blockHasher(HashAlgo.SHA256)
-    const index = Buffer.alloc(BLOCKS * HASH_LENGTH)
-    for (let b = 0; b < BLOCKS; b++) {
-      const blk = image.subarray(b * BS, Math.min(SIZE, (b + 1) * BS))
-      h.hash(blk).copy(index, b * HASH_LENGTH)
-    }
-    const header = {
-      ...newHeader({diskSize: SIZE, blockSize: BS, hashAlgo: HashAlgo.SHA256, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}}),
-      flags: HeaderFlag.INDEX_VALID,
-      generation: 1,
-    }
+    await writeWithHole(disk, image, 100 * BS, 200 * BS)
     const inflight = new Bitmap(BLOCKS)
     inflight.set(7) // left by a push that died
-    await PsfFile.create(psfPathFor(disk), header, {inflight})
-    const psf = await PsfFile.open(psfPathFor(disk))
-    await psf.writeIndexPages(0, index)
-    await psf.sync()
-    await psf.close()
+    await psfWithIndex(disk, image, BS, HashAlgo.SHA256, inflight)
   })
   afterEach(async () => {
     await fs.rm(dir, {recursive: true, force: true})
   })
 
-  async function write(off: number, data: Buffer) {
-    const fh = await fs.open(disk, 'r+')
-    await fh.write(data, 0, data.length, off)
-    await fh.close()
-  }
+  const write = (off: number, data: Buffer) => writeAt(disk, off, data)
 
   it('marks exactly the changed blocks (data, a hole written, data zeroed, the short last block), merges a leftover in-flight set, records the stamp', async () => {
     await write(3 * BS + 10, Buffer.from([image[3 * BS + 10] ^ 1]))
