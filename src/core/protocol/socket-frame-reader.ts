@@ -48,8 +48,7 @@ export class SocketFrameReader implements FrameSource {
     const fields = BODY_AFTER[header.type]
     if (fields !== undefined && header.length > fields) {
       const payload = Buffer.from(await this.read(fields, 'a frame'))
-      const take = this.pool.take
-      const body = await this.read(header.length - fields, 'a frame', take)
+      const body = await this.read(header.length - fields, 'a frame', this.pool.take)
       return {type: header.type, payload, body, release: () => void (this.reader.release(body) || this.pool.give(body))}
     }
     // Copied: a payload can outlive the next read (a hash kept in a journal entry).
