@@ -161,7 +161,7 @@ export const settingsArb = rec<PsfHeader['settings']>({
 })
 const big64 = fc.bigInt({min: 0n, max: 2n ** 64n - 1n})
 export const psfHeaderArb = rec<PsfHeader>({
-  flags: u32, counter: big64, diskSize: u64, blockSize: fc.integer({min: 12, max: 22}).map((e) => 2 ** e), hashAlgo: fc.constantFrom(1, 2),
+  flags: u32, counter: big64, diskSize: u64, blockSize: fc.integer({min: 12, max: 22}).map((e) => 2 ** e), hashAlgo: fc.constantFrom(1, 2, 3),
   replicaId: exactly(16), generation: u64, lastSeq: u64, lastSyncMs: u64, sourceSize: u64, sourceMtimeNs: big64, sourceCtimeNs: big64,
   pendingSeq: u64, createdMs: u64, settings: settingsArb,
 })
@@ -244,7 +244,7 @@ const withAndWithoutCrc = (valid: fc.Arbitrary<Buffer>, fields: Field[]) =>
   fc.oneof(bytes(80), valid, {weight: 2, arbitrary: mutated(valid)}, {weight: 3, arbitrary: mutated(valid).map(fixJournalCrc)},
     {weight: 3, arbitrary: poked(valid, fields).map(fixJournalCrc)})
 export const journalHeaderBytes = withAndWithoutCrc(
-  fc.record({blockSize: fc.integer({min: 12, max: 22}).map((e) => 2 ** e), seq: u64, diskSize: u64, replicaId: exactly(16), hashAlgo: fc.constantFrom(1, 2)})
+  fc.record({blockSize: fc.integer({min: 12, max: 22}).map((e) => 2 ** e), seq: u64, diskSize: u64, replicaId: exactly(16), hashAlgo: fc.constantFrom(1, 2, 3)})
     .map(encodeJournalHeader), [[8, 2], [12, 4], [16, 8], [24, 8], [48, 1]])
 export const journalTrailerBytes = withAndWithoutCrc(fc.record({entryCount: u64, dataBytes: u64, digest: exactly(32)}).map(encodeJournalTrailer), [[8, 8], [16, 8]])
 const journalEntries = fc.oneof(

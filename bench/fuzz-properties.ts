@@ -9,6 +9,7 @@ import fc from 'fast-check'
 import {StateError, VdrepError} from '../src/core/errors.js'
 import {decodeFrameHeader, encodeFrameHeader, FRAME_MAGIC, MAX_PAYLOAD} from '../src/core/protocol/frame.js'
 import * as m from '../src/core/protocol/messages.js'
+import {isKnownHashAlgo} from '../src/core/hash/block-hash.js'
 import {decodeHeader, encodeHeader, pickHeader, validBlockSize} from '../src/core/psf/header.js'
 import {decodePage} from '../src/core/psf/page.js'
 import * as j from '../src/core/receiver/journal.js'
@@ -121,7 +122,7 @@ function slotHolds(slot: Buffer, r: ReturnType<typeof decodeHeader>): boolean {
   assert.ok(slot.length >= 4096 && magicOk)
   assert.equal(slot.readUInt32LE(4092), zlib.crc32(slot.subarray(0, 4092)))
   const h = r.header
-  assert.ok(validBlockSize(h.blockSize) && (h.hashAlgo === 1 || h.hashAlgo === 2) && Number.isSafeInteger(h.diskSize))
+  assert.ok(validBlockSize(h.blockSize) && isKnownHashAlgo(h.hashAlgo) && Number.isSafeInteger(h.diskSize))
   assert.ok(typeof h.settings.target === 'string' && h.settings.target.length > 0)
   const fixed = Buffer.from(slot.subarray(0, 120)).fill(0, 10, 12).fill(0, 37, 40) // reserved: covered by the crc, not checked
   assert.deepEqual(encodeHeader(h).subarray(0, 120), fixed)

@@ -139,7 +139,7 @@ async function scanRows(dir: string, size: number, runs: number, log: Log): Prom
   const psf = await PsfFile.open(psfPathFor(disk))
   let hasher
   try {
-    hasher = blockHasher(psf.header.hashAlgo)
+    hasher = blockHasher(psf.header.hashAlgo, psf.header.replicaId)
     const bs = psf.header.blockSize
     const fh = await fs.open(disk, 'r')
     const chunk = Buffer.allocUnsafe(HASHES_PER_PAGE * bs)

@@ -31,13 +31,14 @@ const compiled = path.join(root, 'dist', 'src')
 //   (require('./crypto/build/Release/sshcrypto.node'), and cpu-features likewise), which a
 //   bundle would break (it would silently fall back to slower JS ciphers); only SSH targets
 //   need it anyway.
-// - @napi-rs/blake-hash picks a platform-specific .node package at run time.
+// - @napi-rs/blake-hash picks a platform-specific .node package at run time; xxhash-addon
+//   finds its prebuilt .node (node-gyp-build) relative to its own folder.
 // - *.node: native addons are never bundled (our own addon is found by native.ts from the
 //   package root).
 // - typescript, ts-node, tsx, pnpapi: @oclif/core requires these only in development mode
 //   (running .ts commands) or under Yarn PnP, inside try/catch; bundling typescript would add
 //   9 MB.
-const external = ['ssh2', 'cpu-features', '@napi-rs/blake-hash', '*.node', 'typescript', 'ts-node', 'tsx', 'pnpapi']
+const external = ['ssh2', 'cpu-features', '@napi-rs/blake-hash', 'xxhash-addon', '*.node', 'typescript', 'ts-node', 'tsx', 'pnpapi']
 
 // The bundle is ESM, but @oclif/core and several of its dependencies are CommonJS and call
 // require() for Node built-ins (and, in @oclif/core's module loader, require.resolve for a

@@ -7,9 +7,12 @@ import {Bitmap} from '../../src/core/psf/bitmap.js'
 import {HeaderFlag} from '../../src/core/psf/header.js'
 import {newHeader, PsfFile, psfPathFor} from '../../src/core/psf/psf-file.js'
 
+/** The hash key (replica id) of tests that hash without a .psf. */
+export const TEST_HASH_KEY = Buffer.alloc(16, 0x42)
+
 /** The block index of `data`: a hash per block, the zero hash for holes and zero blocks. */
-export function blockIndex(algo: number, data: Buffer, bs: number, holes?: Uint8Array): Buffer {
-  const h = blockHasher(algo)
+export function blockIndex(algo: number, data: Buffer, bs: number, holes?: Uint8Array, key: Buffer = TEST_HASH_KEY): Buffer {
+  const h = blockHasher(algo, key)
   const count = Math.ceil(data.length / bs)
   const out = Buffer.alloc(count * HASH_LENGTH)
   for (let i = 0; i < count; i++) {
@@ -48,7 +51,7 @@ export async function psfWithIndex(disk: string, image: Buffer, bs: number, algo
   await PsfFile.create(psfPathFor(disk), header, {inflight: inflight ?? new Bitmap(blocks)})
   const psf = await PsfFile.open(psfPathFor(disk))
   try {
-    await psf.writeIndexPages(0, blockIndex(algo, image, bs))
+    await psf.writeIndexPages(0, blockIndex(algo, image, bs, undefined, header.replicaId))
     await psf.sync()
   } finally {
     await psf.close()

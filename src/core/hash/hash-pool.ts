@@ -59,6 +59,8 @@ export class HashPool {
 
   constructor(
     readonly algo: number,
+    /** The hash key (the replica id), see blockHasher. */
+    private readonly key: Buffer,
     opts: HashPoolOptions = {},
   ) {
     const n = Math.max(1, Math.floor(opts.workers ?? defaultHashWorkers()))
@@ -137,7 +139,7 @@ export class HashPool {
   }
 
   private spawn(i: number): Slot {
-    const worker = new Worker(workerUrl('hash-worker'), {workerData: {algo: this.algo}, name: `vdrep-hash-${i}`})
+    const worker = new Worker(workerUrl('hash-worker'), {workerData: {algo: this.algo, key: new Uint8Array(this.key)}, name: `vdrep-hash-${i}`})
     const slot: Slot = {worker, jobs: new Map(), ready: false}
     worker.unref()
     worker.on('message', (m: HashReply) => {

@@ -24,7 +24,7 @@
 // 4092    4 crc32 of bytes 0..4091
 import zlib from 'node:zlib'
 import {StateError} from '../errors.js'
-import {HashAlgo} from '../hash/block-hash.js'
+import {isKnownHashAlgo} from '../hash/block-hash.js'
 import {BufferReader, BufferWriter} from '../util/binary.js'
 import {SLOT_SIZE} from './layout.js'
 import {decodeSettings, encodeSettings, type ReplicationSettings} from './settings.js'
@@ -109,7 +109,7 @@ export function decodeHeader(slot: Buffer): SlotResult {
     const blockSize = r.u32('block size')
     if (!validBlockSize(blockSize)) throw corrupt('block size', `${blockSize} is not a power of two between 4 KiB and 4 MiB`)
     const hashAlgo = r.u8('hash algorithm')
-    if (hashAlgo !== HashAlgo.SHA256 && hashAlgo !== HashAlgo.BLAKE3) throw corrupt('hash algorithm', `unknown id ${hashAlgo}`)
+    if (!isKnownHashAlgo(hashAlgo)) throw corrupt('hash algorithm', `unknown id ${hashAlgo}`)
     r.bytes(3, 'reserved')
     const replicaId = Buffer.from(r.bytes(16, 'replica id'))
     const generation = r.u64('generation')

@@ -85,7 +85,7 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
 
 /** Read DATA / ZERO_RUN frames into the journal until BUNDLE_END, checking every one. */
 async function receiveBundle(hello: Hello, seq: number, announced: number, blockCount: number, reader: FrameSource, journal: JournalWriter): Promise<void> {
-  const hasher = blockHasher(hello.hashAlgo)
+  const hasher = blockHasher(hello.hashAlgo, hello.replicaId)
   const digest = hasher.createStream()
   let nextAllowed = 0
   let blocks = 0

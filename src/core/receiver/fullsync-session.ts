@@ -34,7 +34,7 @@ export interface SessionLog {
 }
 
 export async function runFullsyncSession(hello: Hello, replicaPath: string, reader: FrameSource, writer: FrameWriter, log: SessionLog): Promise<void> {
-  const hasher = blockHasher(hello.hashAlgo)
+  const hasher = blockHasher(hello.hashAlgo, hello.replicaId)
   // A full sync rewrites everything: a leftover delta journal has nothing left to say.
   if (await fs.rm(journalPathFor(replicaPath)).then(() => true, () => false)) log(`${replicaPath}: discarded a leftover delta journal`)
   const replica = await ReplicaFile.open(replicaPath, hello)

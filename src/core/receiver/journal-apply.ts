@@ -61,7 +61,7 @@ function checkSpan(header: JournalHeader, entries: JournalIndexEntry[], span: Sp
 
 /** Every data entry of a journal read back and checked against its hash, before anything is applied. */
 async function verifyJournal(jh: fs.FileHandle, header: JournalHeader, entries: JournalIndexEntry[], buf: Buffer): Promise<void> {
-  const hasher = blockHasher(header.hashAlgo)
+  const hasher = blockHasher(header.hashAlgo, header.replicaId)
   for (let i = 0; i < entries.length; ) {
     if (entries[i].entry.kind !== EntryKind.DATA) {
       i++
@@ -82,7 +82,7 @@ async function verifyJournal(jh: fs.FileHandle, header: JournalHeader, entries: 
  */
 export async function applyJournal(journalPath: string, replica: fs.FileHandle, known?: {header: JournalHeader; entries: JournalIndexEntry[]}): Promise<{seq: number; diskSize: number; blocks: number}> {
   const {header, entries} = known ?? (await readJournal(journalPath))
-  const hasher = blockHasher(header.hashAlgo)
+  const hasher = blockHasher(header.hashAlgo, header.replicaId)
   const jh = await fs.open(journalPath, 'r')
   try {
     const buf = Buffer.allocUnsafe(SPAN_BYTES + header.blockSize)

@@ -3,7 +3,7 @@
 // an ERROR frame (code, message, hint, exit code) before the stream is closed.
 import type {Duplex} from 'node:stream'
 import {asVdrepError, ProtocolError, UsageError} from '../errors.js'
-import {HashAlgo} from '../hash/block-hash.js'
+import {isKnownHashAlgo} from '../hash/block-hash.js'
 import {validBlockSize} from '../psf/header.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameReader, type FrameSource} from '../protocol/frame-reader.js'
@@ -34,7 +34,7 @@ const MAX_DISK_SIZE = 2 ** 52
 function checkHello(h: Hello, modes: number[]): void {
   if (h.version !== PROTOCOL_VERSION) throw new ProtocolError('VERSION_MISMATCH', `client speaks protocol version ${h.version}; this receiver speaks ${PROTOCOL_VERSION}`, {hint: 'install the same vdrep release on both hosts'})
   if (!modes.includes(h.mode)) throw new ProtocolError('WRONG_PORT', `mode ${h.mode} is not served on this port`)
-  if (h.hashAlgo !== HashAlgo.SHA256 && h.hashAlgo !== HashAlgo.BLAKE3) throw new ProtocolError('BAD_HASH', `unknown hash algorithm ${h.hashAlgo}`)
+  if (!isKnownHashAlgo(h.hashAlgo)) throw new ProtocolError('BAD_HASH', `unknown hash algorithm ${h.hashAlgo}`)
   if (!validBlockSize(h.blockSize)) throw new ProtocolError('BAD_BLOCK_SIZE', `block size ${h.blockSize} is not a power of two between 4 KiB and 4 MiB`)
   if (h.flags & ~HelloFlag.TRUNCATE_REPLICA) throw new ProtocolError('BAD_FLAGS', `unknown hello flags 0x${h.flags.toString(16)}`)
   if (h.diskSize <= 0 || h.diskSize > MAX_DISK_SIZE) throw new ProtocolError('BAD_DISK_SIZE', `disk size ${h.diskSize} is out of range`)

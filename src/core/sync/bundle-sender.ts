@@ -95,8 +95,8 @@ class ReadAhead {
   }
 }
 
-export async function sendBundle(frozen: FrozenSet, seq: number, diskSize: number, bs: number, hashAlgo: number, writer: FrameWriter, throttle: Throttle): Promise<BundleStats> {
-  const hasher = blockHasher(hashAlgo)
+export async function sendBundle(frozen: FrozenSet, seq: number, diskSize: number, bs: number, hashAlgo: number, hashKey: Buffer, writer: FrameWriter, throttle: Throttle): Promise<BundleStats> {
+  const hasher = blockHasher(hashAlgo, hashKey)
   const digest = hasher.createStream()
   const blocks = [...frozen.bitmap.setBlocks()].filter((b) => b * bs < diskSize)
   const stats: BundleStats = {blocks: blocks.length, dataBlocks: 0, zeroBlocks: 0, bytesSent: 0, readMs: 0, sendMs: 0, hashes: new Map()}

@@ -104,7 +104,7 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
   }
   const target = parseTarget(h.settings.target)
   if (target.kind === 'local') checkTargetNotSource(disk, target.path)
-  const hasher = blockHasher(h.hashAlgo)
+  const hasher = blockHasher(h.hashAlgo, h.replicaId)
   const bs = h.blockSize
   const diskSize = source.size
   const blockCount = Math.ceil(diskSize / bs)

@@ -183,7 +183,7 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
     }
     const statAtFreeze = tracker ? undefined : await source.stat()
     await psf.updateHeader({pendingSeq: seq})
-    const stats = await sendBundle(frozen, seq, source.size, h.blockSize, h.hashAlgo, writer, new Throttle(opts.bwlimitBytesPerSecond ?? 0))
+    const stats = await sendBundle(frozen, seq, source.size, h.blockSize, h.hashAlgo, h.replicaId, writer, new Throttle(opts.bwlimitBytesPerSecond ?? 0))
     const reply = await reader.next()
     if (!reply) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection before committing the bundle')
     if (reply.type === FrameType.ERROR) throw remoteErrorOf(reply.payload)

@@ -94,7 +94,7 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
       const blockCount = psf.layout.blockCount
       const workers = opts.hashWorkers ?? (source.size >= POOL_MIN_BYTES ? Math.min(3, os.availableParallelism() - 1) : 0)
       // Started now: the workers load while the bitmaps and the index do.
-      if (workers > 0) pool = new HashPool(h.hashAlgo, {workers})
+      if (workers > 0) pool = new HashPool(h.hashAlgo, h.replicaId, {workers})
       const maps = await loadBitmaps(psf)
       for (const p of maps.activeBad) opts.log?.('warn', badPageWarning(psf.path, 'active', p, blockCount))
       for (const p of maps.inflightBad) opts.log?.('warn', badPageWarning(psf.path, 'in-flight', p, blockCount))
@@ -111,7 +111,7 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
         unknown.fill(1, first, last + 1)
       }
 
-      const hasher = blockHasher(h.hashAlgo)
+      const hasher = blockHasher(h.hashAlgo, h.replicaId)
       const p: ScanProgress = {phase: 'scan', blocksDone: 0, blocksTotal: blockCount, bytesDone: 0, bytesTotal: source.size, blocksMarked: 0}
       let newly = 0
       const mark = (b: number) => {

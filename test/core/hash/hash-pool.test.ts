@@ -16,7 +16,7 @@ import {Region} from '../../../src/core/psf/layout.js'
 import {PsfFile, psfPathFor} from '../../../src/core/psf/psf-file.js'
 import {scanDisk} from '../../../src/core/tracker/scan.js'
 import {tempDir} from '../../helpers/disks.js'
-import {blockIndex, psfWithIndex, writeAt, writeWithHole} from '../../helpers/scan-fixture.js'
+import {blockIndex, psfWithIndex, TEST_HASH_KEY, writeAt, writeWithHole} from '../../helpers/scan-fixture.js'
 
 const BS = 4096
 
@@ -28,11 +28,11 @@ function shared(n: number): Buffer {
 
 describe('hash worker pool', function () {
   this.timeout(60_000)
-  const algos = [HashAlgo.SHA256, ...(defaultHashAlgo() === HashAlgo.BLAKE3 ? [HashAlgo.BLAKE3] : [])]
+  const algos = [HashAlgo.SHA256, HashAlgo.BLAKE3, HashAlgo.XXH3]
 
   for (const algo of algos) {
     it(`algo ${algo}: random, zero, hole and short last blocks hash as blockHasher does`, async () => {
-      const pool = new HashPool(algo, {workers: 2})
+      const pool = new HashPool(algo, TEST_HASH_KEY, {workers: 2})
       try {
         const blocks = 37
         const len = blocks * BS - 1000 // short last block
@@ -45,7 +45,7 @@ describe('hash worker pool', function () {
         const got = await pool.hashBlocks(data, BS, holes)
         assert.equal(got.length, blocks * HASH_LENGTH)
         assert.deepEqual(got, blockIndex(algo, data, BS, holes))
-        const h = blockHasher(algo)
+        const h = blockHasher(algo, TEST_HASH_KEY)
         for (let i = 20; i < 25; i++) assert.deepEqual(got.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH), h.zeroHash(BS))
         // The last block is a short hole too.
         const lastHole = new Uint8Array(blocks)
@@ -61,7 +61,7 @@ describe('hash worker pool', function () {
 
   it('hashes views at an offset of shared memory, many chunks at once, and plain (non-shared) buffers', async () => {
     const algo = defaultHashAlgo()
-    const pool = new HashPool(algo, {workers: 3})
+    const pool = new HashPool(algo, TEST_HASH_KEY, {workers: 3})
     try {
       const big = shared(40 * BS)
       crypto.randomFillSync(big)
@@ -91,7 +91,7 @@ describe('hash worker pool', function () {
     await fs.truncate(file, size) // 60..139: a hole
     const fh = await fs.open(file, 'r+')
     await fh.write(image, 140 * BS, size - 140 * BS, 140 * BS)
-    const pool = new HashPool(algo, {workers: 2})
+    const pool = new HashPool(algo, TEST_HASH_KEY, {workers: 2})
     try {
       const range = {fd: fh.fd, path: file, size, bs: BS}
       const chunkBlocks = 8
@@ -107,7 +107,7 @@ describe('hash worker pool', function () {
       const buf = Buffer.alloc(chunkBlocks * BS)
       for (let first; (first = Atomics.add(counter, 0, 1) * chunkBlocks) < blocks; ) {
         const count = Math.min(chunkBlocks, blocks - first)
-        take(first, count, hashFileBlocks(range, first, count, blockHasher(algo), buf))
+        take(first, count, hashFileBlocks(range, first, count, blockHasher(algo, TEST_HASH_KEY), buf))
       }
       await done
       assert.ok(seen.every((x) => x === 1), 'every block hashed exactly once')
@@ -125,7 +125,7 @@ describe('hash worker pool', function () {
     await fs.writeFile(file, crypto.randomBytes(16 * BS))
     const fh = await fs.open(file, 'w') // write-only: reads fail with EBADF
     await fh.write(crypto.randomBytes(16 * BS), 0, 16 * BS, 0)
-    const pool = new HashPool(defaultHashAlgo(), {workers: 1})
+    const pool = new HashPool(defaultHashAlgo(), TEST_HASH_KEY, {workers: 1})
     try {
       const counter = new Int32Array(new SharedArrayBuffer(4))
       await assert.rejects(
@@ -141,7 +141,7 @@ describe('hash worker pool', function () {
   })
 
   it('a worker that dies fails the jobs in flight and every later call with a typed error', async () => {
-    const pool = new HashPool(defaultHashAlgo(), {workers: 2})
+    const pool = new HashPool(defaultHashAlgo(), TEST_HASH_KEY, {workers: 2})
     const data = shared(256 * BS)
     crypto.randomFillSync(data)
     await pool.hashBlocks(data, BS) // both workers up
@@ -162,7 +162,7 @@ describe('hash worker pool', function () {
     await fs.writeFile(
       script,
       `const {HashPool} = await import(${JSON.stringify(poolUrl)})
-      const pool = new HashPool(${HashAlgo.SHA256}, {workers: 2})
+      const pool = new HashPool(${HashAlgo.SHA256}, Buffer.alloc(16), {workers: 2})
       const data = Buffer.from(new SharedArrayBuffer(8 * 4096)).fill(7)
       const h = await pool.hashBlocks(data, 4096)
       console.log('hashed', h.length)

@@ -15,7 +15,7 @@ import {applyJournal} from '../../../src/core/receiver/journal-apply.js'
 import {EntryKind, ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, JournalWriter, readJournal, type JournalHeader} from '../../../src/core/receiver/journal.js'
 
 const BS = 64 * 1024
-const hasher = blockHasher(HashAlgo.BLAKE3)
+const hasher = blockHasher(HashAlgo.BLAKE3, Buffer.alloc(16))
 
 interface Plan {
   header: JournalHeader
