@@ -88,6 +88,29 @@ describe('fullsync to a local replica (CLI)', function () {
     assert.ok(await filesEqual(disk, replica))
   })
 
+  it('both local carriers (this thread, a worker thread) send the same blocks and prove the same digest', async () => {
+    await init()
+    const withCarrier = (carrier: string) => ({env: {...process.env, VDREP_LOCAL_RECEIVER: carrier}})
+    const fresh: SyncJson[] = []
+    for (const carrier of ['worker', 'inline']) {
+      await fs.rm(replica, {force: true})
+      await fs.rm(`${replica}.vdrep`, {force: true})
+      const r = await vdrep(['fullsync', disk, '--json'], withCarrier(carrier))
+      assert.equal(r.code, 0, `${carrier}: ${r.stderr}`)
+      fresh.push(json<SyncJson>(r))
+      assert.ok(await filesEqual(disk, replica), `${carrier}: replica differs from source`)
+    }
+    assert.equal(fresh[0].bytesSent, 16 * MiB)
+    assert.equal(fresh[1].bytesSent, fresh[0].bytesSent)
+    assert.equal(fresh[1].digest, fresh[0].digest, 'both carriers prove the same digest')
+    for (const carrier of ['worker', 'inline']) {
+      const changed = await scribbleBlocks(disk, BS, 3, `carrier-${carrier}`)
+      const seed = json<SyncJson>(await vdrep(['fullsync', disk, '--json'], withCarrier(carrier)))
+      assert.equal(seed.blocksDiffering, changed.length, carrier)
+      assert.ok(await filesEqual(disk, replica), `${carrier}: replica differs from source after the seed sync`)
+    }
+  })
+
   it('never reads the holes of a sparse source or seed (first sync of an identical sparse seed)', async function () {
     // A buffered read of a hole fills the page cache with zero pages: the first full sync of a
     // sparse 4 GiB disk onto its sparse seed spent ~5x the time of the next ones doing that,

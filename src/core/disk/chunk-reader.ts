@@ -88,6 +88,10 @@ export class ChunkReader {
       this.kept.push({end: first + count, buf})
     }
     const read = this.readDataRuns(buf, holes, first, count).then(() => ({first, count, data: buf.subarray(0, len), holes, keep}))
+    // The read ahead of a consumer that stopped (an error elsewhere, then the disk closed)
+    // fails with nobody awaiting it: that must not be an unhandled rejection. A consumer that
+    // does await it still sees the failure.
+    read.catch(() => {})
     return {chunk: read, buf, kept: () => kept}
   }
 

@@ -6,6 +6,20 @@ import {Duplex} from 'node:stream'
 class PairEnd extends Duplex {
   peer!: PairEnd
   private pendingCallback: (() => void) | undefined
+  private hungUp = false
+
+  /**
+   * The owner of this end is done with the connection and reads no more: what the peer has
+   * written and will write is dropped (its blocked write goes on), as when a receiver closes
+   * its socket after an ERROR. The peer can still read what this end wrote before, so it
+   * learns why; without this a peer blocked on a full pipe would wait forever.
+   */
+  hangUp(): void {
+    this.hungUp = true
+    const cb = this.peer.pendingCallback
+    this.peer.pendingCallback = undefined
+    cb?.()
+  }
 
   override _read(): void {
     const cb = this.peer.pendingCallback
@@ -14,7 +28,12 @@ class PairEnd extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
-    if (this.peer.push(chunk)) callback()
+    if (this.peer.hungUp) {
+      callback()
+      return
+    }
+    // A copy: writers may reuse a buffer once its write has called back.
+    if (this.peer.push(Buffer.from(chunk))) callback()
     else this.pendingCallback = callback
   }
 
@@ -32,7 +51,9 @@ class PairEnd extends Duplex {
   }
 }
 
-export function duplexPair(highWaterMark = 4 << 20): [Duplex, Duplex] {
+export type DuplexPairEnd = Duplex & {hangUp(): void}
+
+export function duplexPair(highWaterMark = 4 << 20): [DuplexPairEnd, DuplexPairEnd] {
   const a = new PairEnd({highWaterMark, readableHighWaterMark: highWaterMark})
   const b = new PairEnd({highWaterMark, readableHighWaterMark: highWaterMark})
   a.peer = b

@@ -116,7 +116,7 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
   // The stat before reading: if anything but a tracker writes the disk during or after the sync,
   // its mtime moves past this and the next push knows the change record missed it.
   const statAtStart = await source.stat()
-  const conn = await connectReceiver(target, {port: h.settings.fullsyncPort, log: opts.log, acceptNewHostKey: opts.acceptNewHostKey, ssh: h.settings.ssh})
+  const conn = await connectReceiver(target, {port: h.settings.fullsyncPort, log: opts.log, acceptNewHostKey: opts.acceptNewHostKey, ssh: h.settings.ssh, diskSize})
   // With a tracker running, the sync covers what was dirty when it began; writes made while it
   // runs stay in the active record for the next push.
   const frozen = tracker ? await tracker.freeze({preserve: false}) : undefined

@@ -117,7 +117,7 @@ interface Connecting {
 
 function startConnecting(psf: PsfFile, opts: PushOptions): Connecting {
   const h = psf.header
-  const conn = connectReceiver(parseTarget(h.settings.target), {port: h.settings.deltaPort, log: opts.log, acceptNewHostKey: opts.acceptNewHostKey, ssh: h.settings.ssh})
+  const conn = connectReceiver(parseTarget(h.settings.target), {port: h.settings.deltaPort, log: opts.log, acceptNewHostKey: opts.acceptNewHostKey, ssh: h.settings.ssh, diskSize: h.diskSize})
   conn.catch(() => {}) // awaited by pushDelta, or dropped when the push falls back before it
   return {conn, startedMs: performance.now()}
 }
