@@ -350,6 +350,14 @@ export function skipHostKeysProve(client: Ssh2Client): void {
     if (!wantReply && sendIgnore()) return
     return original(p, name, wantReply, data)
   }
+  // The DEBUG lines sshd sends after login (the key's options) can come in a segment of their
+  // own, after the announcement's IGNORE went out: acknowledge them the same way, or the
+  // channel confirmation waits behind them.
+  const debug = handlers['DEBUG']
+  handlers['DEBUG'] = (...args: unknown[]) => {
+    sendIgnore()
+    if (typeof debug === 'function') (debug as (...a: unknown[]) => void)(...args)
+  }
 }
 
 function connectError(
