@@ -585,6 +585,7 @@ export class CrashMatrix {
     const again = await this.vdrep(['push', k.disk, '--no-fallback', '--json'])
     assert.equal(again.code, 0, `the next push after the crash (exit ${again.code}): ${again.stderr}`)
     assert.ok(await cmpEqual(k.disk, k.replica), 'after the next push the replica equals the source')
+    await this.replicaIdle(k.replica) // the receiver answers at its commit point, then removes the journal
     assert.ok(!(await exists(journalPathFor(k.replica))), 'no journal is left after the next push')
     return {outcome, mode: withTracker ? 'with a tracker' : 'without a tracker (--scan)'}
   }

@@ -20,6 +20,19 @@ export interface PsfInit {
   replicaId?: Buffer
 }
 
+/** updateIndexBlocks: touched pages at most this far apart share one read and one write... */
+const INDEX_RUN_GAP_PAGES = 8
+/** ...of at most this many pages (1 MiB). */
+const INDEX_RUN_PAGES = 256
+
+async function readFully(fh: fs.FileHandle, buf: Buffer, position: number): Promise<void> {
+  for (let got = 0; got < buf.length; ) {
+    const {bytesRead} = await fh.read(buf, got, buf.length - got, position + got)
+    if (bytesRead === 0) break // beyond the end: the rest stays zeros (and fails its CRC)
+    got += bytesRead
+  }
+}
+
 export function psfPathFor(disk: string): string {
   return `${disk}.psf`
 }
@@ -208,7 +221,13 @@ export class PsfFile {
     await this.fh.write(out, 0, out.length, this.layout.regionOffset[Region.INDEX] + firstPage * PAGE_SIZE)
   }
 
-  /** Set the index entries of some blocks (a push's shipped blocks): only their pages are read and written. */
+  /**
+   * Set the index entries of some blocks (a push's shipped blocks): only their pages change.
+   * Pages close together are read and written in one call per run (a 1% push of a 4 GiB disk
+   * touches nearly all of its 516 pages: one read and one write each was ~1000 round trips to
+   * the thread pool, 40-60 ms after every commit). Untouched pages inside a run are written
+   * back byte for byte as they were read, a bad one included.
+   */
   async updateIndexBlocks(hashes: Map<number, Buffer>): Promise<void> {
     const byPage = new Map<number, number[]>()
     for (const b of hashes.keys()) {
@@ -217,12 +236,26 @@ export class PsfFile {
       if (list) list.push(b)
       else byPage.set(p, [b])
     }
-    for (const [p, blocks] of byPage) {
-      const payload = Buffer.alloc(HASHES_PER_PAGE * HASH_LENGTH)
-      // A page that fails its CRC starts from zeros: its other blocks then read as changed to --scan.
-      ;(await this.readPage(Region.INDEX, p))?.copy(payload, 0, 0, payload.length)
-      for (const b of blocks) (hashes.get(b) as Buffer).copy(payload, (b - p * HASHES_PER_PAGE) * HASH_LENGTH)
-      await this.fh.write(encodePage(Region.INDEX, p, payload), 0, PAGE_SIZE, this.layout.regionOffset[Region.INDEX] + p * PAGE_SIZE)
+    const pages = [...byPage.keys()].sort((a, b) => a - b)
+    const payload = Buffer.alloc(HASHES_PER_PAGE * HASH_LENGTH)
+    for (let i = 0; i < pages.length; ) {
+      let j = i + 1
+      while (j < pages.length && pages[j] - pages[j - 1] <= INDEX_RUN_GAP_PAGES && pages[j] - pages[i] < INDEX_RUN_PAGES) j++
+      const first = pages[i]
+      const buf = Buffer.alloc((pages[j - 1] - first + 1) * PAGE_SIZE)
+      const at = this.layout.regionOffset[Region.INDEX] + first * PAGE_SIZE
+      await readFully(this.fh, buf, at)
+      for (let k = i; k < j; k++) {
+        const p = pages[k]
+        const raw = buf.subarray((p - first) * PAGE_SIZE, (p - first + 1) * PAGE_SIZE)
+        // A page that fails its CRC starts from zeros: its other blocks then read as changed to --scan.
+        payload.fill(0)
+        decodePage(raw, Region.INDEX, p)?.copy(payload, 0, 0, payload.length)
+        for (const b of byPage.get(p) as number[]) (hashes.get(b) as Buffer).copy(payload, (b - p * HASHES_PER_PAGE) * HASH_LENGTH)
+        encodePage(Region.INDEX, p, payload).copy(raw)
+      }
+      await this.fh.write(buf, 0, buf.length, at)
+      i = j
     }
   }
 

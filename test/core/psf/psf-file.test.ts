@@ -219,4 +219,53 @@ describe('psf file', () => {
       await assert.rejects(psf.writeIndexPages(5, hashes), RangeError)
     })
   })
+
+  it('updates scattered index entries in few calls, keeping every other entry and a bad untouched page as they were', async () => {
+    await PsfFile.create(file, newHeader(BIG))
+    const base = Buffer.alloc(40000 * 32)
+    for (let i = 0; i < base.length; i++) base[i] = (i * 13 + 5) & 0xff
+    const hashOf = (b: number) => Buffer.alloc(32, (b % 250) + 1)
+    // Runs of close pages, a far gap, a run longer than one call, and page 7 left untouched but corrupt.
+    const blocks = [0, 1, HASHES_PER_PAGE * 3 + 2, HASHES_PER_PAGE * 6, HASHES_PER_PAGE * 8 + 9, HASHES_PER_PAGE * 100]
+    for (let p = 20; p < 314; p += 2) blocks.push(p * HASHES_PER_PAGE + (p % HASHES_PER_PAGE))
+    blocks.push(39999)
+    const update = new Map(blocks.map((b) => [b, hashOf(b)]))
+    await withOpen(async (psf) => {
+      await psf.writeIndexPages(0, base)
+      const raw = await fs.open(file, 'r+')
+      const badAt = psf.layout.regionOffset[Region.INDEX] + 7 * PAGE_SIZE + 40
+      await raw.write(Buffer.from([0x5a]), 0, 1, badAt)
+      const pageBefore = Buffer.alloc(PAGE_SIZE)
+      await raw.read(pageBefore, 0, PAGE_SIZE, psf.layout.regionOffset[Region.INDEX] + 7 * PAGE_SIZE)
+      // Count the calls that reach the file.
+      const proto = Object.getPrototypeOf(raw) as {read: (...a: unknown[]) => unknown; write: (...a: unknown[]) => unknown}
+      const {read, write} = proto
+      let calls = 0
+      proto.read = function (this: unknown, ...a: unknown[]) {
+        calls++
+        return read.apply(this, a)
+      }
+      proto.write = function (this: unknown, ...a: unknown[]) {
+        calls++
+        return write.apply(this, a)
+      }
+      try {
+        await psf.updateIndexBlocks(update)
+      } finally {
+        proto.read = read
+        proto.write = write
+      }
+      assert.ok(calls <= 12, `${calls} reads and writes for ${update.size} blocks on ${new Set(blocks.map((b) => Math.floor(b / HASHES_PER_PAGE))).size} pages`)
+      const pageAfter = Buffer.alloc(PAGE_SIZE)
+      await raw.read(pageAfter, 0, PAGE_SIZE, psf.layout.regionOffset[Region.INDEX] + 7 * PAGE_SIZE)
+      await raw.close()
+      assert.deepEqual(pageAfter, pageBefore, 'the untouched bad page was rewritten')
+      const {hashes: back, badPages} = await psf.readIndex()
+      assert.deepEqual(badPages, [7])
+      const want = Buffer.from(base)
+      want.fill(0, 7 * HASHES_PER_PAGE * 32, 8 * HASHES_PER_PAGE * 32)
+      for (const [b, h] of update) h.copy(want, b * 32)
+      assert.ok(back.equals(want), 'index entries differ from the expected ones')
+    })
+  })
 })

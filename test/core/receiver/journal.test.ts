@@ -11,8 +11,9 @@ import os from 'node:os'
 import path from 'node:path'
 import {StateError, VerifyError} from '../../../src/core/errors.js'
 import {blockHasher, HashAlgo} from '../../../src/core/hash/block-hash.js'
-import {applyJournal} from '../../../src/core/receiver/journal-apply.js'
-import {EntryKind, ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, JournalWriter, readJournal, type JournalHeader} from '../../../src/core/receiver/journal.js'
+import {applyJournal, recoverJournal} from '../../../src/core/receiver/journal-apply.js'
+import {writeReplicaState} from '../../../src/core/receiver/replica-state.js'
+import {EntryKind, ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, journalPathFor, JournalWriter, readJournal, type JournalHeader} from '../../../src/core/receiver/journal.js'
 
 const BS = 64 * 1024
 const hasher = blockHasher(HashAlgo.BLAKE3, Buffer.alloc(16))
@@ -150,5 +151,23 @@ describe('replica journal: write, apply, recover', () => {
     await fh.close()
     assert.ok(at > JOURNAL_HEADER_SIZE)
     await assert.rejects(readJournal(jp), (e: unknown) => e instanceof StateError && /out of order/.test((e as Error).message))
+  })
+
+  // The receiver answers COMMITTED once the state file records the sequence and removes the
+  // journal after: a journal left then (the receiver died, or the unlink failed) is already applied.
+  it('a journal left after its commit (its sequence is the state\'s) is removed without writing the replica', async () => {
+    const diskSize = 16 * BS
+    const p = plan(diskSize, [1, 5])
+    const before = crypto.randomBytes(diskSize)
+    const replicaPath = await replicaWith(before)
+    await writeJournal(journalPathFor(replicaPath), p)
+    const st = await fs.stat(replicaPath, {bigint: true})
+    await writeReplicaState(replicaPath, {
+      replicaId: p.header.replicaId.toString('hex'), complete: true, resumeBlock: 0, diskSize, blockSize: BS, hashAlgo: HashAlgo.BLAKE3, generation: 1,
+      lastSeq: p.header.seq, digest: '', size: diskSize, mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString(), updatedMs: Date.now(),
+    })
+    assert.equal(await recoverJournal(replicaPath), 'already-applied')
+    await assert.rejects(fs.access(journalPathFor(replicaPath)))
+    assert.ok((await fs.readFile(replicaPath)).equals(before), 'an applied journal is not written again')
   })
 })

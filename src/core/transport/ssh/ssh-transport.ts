@@ -49,6 +49,8 @@ export interface SshTransportOptions {
   keepaliveIntervalMs?: number
   keepaliveCountMax?: number
   log?: (line: string) => void
+  /** ssh2's own protocol trace, one line per packet (for tests and debugging). */
+  debug?: (line: string) => void
 }
 
 const MAX_EXEC_OUTPUT = 1 << 20
@@ -112,6 +114,7 @@ export class SshTransport implements Transport {
       keepaliveInterval: opts.keepaliveIntervalMs ?? 15_000,
       keepaliveCountMax: opts.keepaliveCountMax ?? 3,
       algorithms: {},
+      ...(opts.debug ? {debug: opts.debug} : {}),
     }
     if (verification.algorithms) config.algorithms!.serverHostKey = verification.algorithms
     if (opts.ciphers && opts.ciphers.length > 0) config.algorithms!.cipher = opts.ciphers as CipherAlgorithm[]
@@ -144,6 +147,11 @@ export class SshTransport implements Transport {
       try {
         log?.(`connecting to ${label}`)
         client.connect(config)
+        // From the first byte, not only after login: with Nagle on, the client's second small
+        // packet in a row (NEWKEYS, then the ssh-userauth service request) waited for the
+        // server's delayed ACK, 40 ms of every login.
+        client.setNoDelay(true)
+        skipHostKeysProve(client)
       } catch (err) {
         client.removeListener('ready', ok)
         client.removeListener('error', fail)
@@ -292,6 +300,63 @@ export class SshTransport implements Transport {
     this.log?.(this.failure.message)
     for (const s of this.streams) s.abort(this.failure)
     this.streams.clear()
+  }
+}
+
+/**
+ * sshd announces all its host keys after login (`hostkeys-00@openssh.com`, for OpenSSH's
+ * UpdateHostKeys), and ssh2 answers every announcement by asking the server to prove them
+ * (`hostkeys-prove-00@openssh.com`: a signature with each host key, checked by the client).
+ * vdrep never learns keys that way (known_hosts is the only trust), so that is work for
+ * nothing on both sides, and its reply cost a push 40 ms: sshd sets no TCP_NODELAY on a
+ * session without a tty, so the receiver's HELLO_OK waited (Nagle) behind that reply until
+ * the client's delayed ACK. Here the announcement gets an SSH_MSG_IGNORE instead, which asks
+ * for nothing and carries the ACK of what sshd sent (the announcement and its DEBUG lines), so
+ * the channel confirmation that follows is not held back either. Reaches into ssh2's protocol
+ * object (not public API; ssh2 is pinned to 1.x): where it differs, ssh2's own answer stays.
+ */
+export function skipHostKeysProve(client: Ssh2Client): void {
+  type Handler = (proto: unknown, name: string, wantReply: boolean, data: unknown) => void
+  interface Writer {
+    allocStart: number
+    alloc(n: number): Buffer
+    finalize(packet: Buffer): Buffer
+  }
+  interface Proto {
+    _handlers?: Record<string, Handler | undefined>
+    _packetRW?: {write?: Writer}
+    _cipher?: {encrypt(packet: Buffer): void}
+    _kexinit?: unknown
+    requestFailure?: () => void
+  }
+  const proto = (client as unknown as {_protocol?: Proto})._protocol
+  const handlers = proto?._handlers
+  const original = handlers?.['GLOBAL_REQUEST']
+  if (!proto || !handlers || typeof original !== 'function') return
+  const sendIgnore = (): boolean => {
+    const w = proto._packetRW?.write
+    if (!w || typeof w.alloc !== 'function' || typeof w.finalize !== 'function' || typeof proto._cipher?.encrypt !== 'function') return false
+    if (proto._kexinit !== undefined) return false // a rekey is running: let ssh2 answer as it would
+    const p = w.allocStart
+    const packet = w.alloc(1 + 4)
+    packet[p] = 2 // SSH_MSG_IGNORE
+    packet.writeUInt32BE(0, p + 1) // string data: empty
+    proto._cipher.encrypt(w.finalize(packet))
+    return true
+  }
+  handlers['GLOBAL_REQUEST'] = (p, name, wantReply, data) => {
+    if (name !== 'hostkeys-00@openssh.com') return original(p, name, wantReply, data)
+    if (wantReply && typeof proto.requestFailure === 'function') return proto.requestFailure()
+    if (!wantReply && sendIgnore()) return
+    return original(p, name, wantReply, data)
+  }
+  // The DEBUG lines sshd sends after login (the key's options) can come in a segment of their
+  // own, after the announcement's IGNORE went out: acknowledge them the same way, or the
+  // channel confirmation waits behind them.
+  const debug = handlers['DEBUG']
+  handlers['DEBUG'] = (...args: unknown[]) => {
+    sendIgnore()
+    if (typeof debug === 'function') (debug as (...a: unknown[]) => void)(...args)
   }
 }
 

@@ -258,4 +258,51 @@ describe('ssh tunnels (real sshd)', function () {
     await assert.rejects(tc.exec('true'), (x: unknown) => x instanceof TransportError && x.code === 'SSH_CLOSED')
     await tc.close()
   })
+
+  // A push is start-up, one login, one tunnel, a hello and the bundle: each step of the login
+  // that waited for a delayed ACK (Nagle on either side) was 40 ms of it.
+  describe('login without delayed-ACK stalls', () => {
+    /** One login + tunnel + one-frame round trip, with ssh2's packet trace timed. */
+    async function timedLogin(): Promise<{lines: Array<{ms: number; line: string}>; gap: (from: RegExp, to: RegExp) => number}> {
+      const lines: Array<{ms: number; line: string}> = []
+      const tc = await connectSsh(sshOptions(sshd, {debug: (line) => lines.push({ms: performance.now(), line})}))
+      try {
+        const s = await tc.openStream(echo.port)
+        s.write(Buffer.alloc(100, 1))
+        await once(s, 'data')
+        s.destroy()
+      } finally {
+        await tc.close()
+      }
+      const at = (re: RegExp) => {
+        const hit = lines.find((l) => re.test(l.line))
+        assert.ok(hit, `no ${re} in the ssh2 trace:\n${lines.map((l) => l.line).join('\n')}`)
+        return hit.ms
+      }
+      return {lines, gap: (from, to) => at(to) - at(from)}
+    }
+
+    it('answers the host-key announcement with an IGNORE, not a proof request', async () => {
+      const {lines} = await timedLogin()
+      const text = lines.map((l) => l.line).join('\n')
+      assert.match(text, /GLOBAL_REQUEST \(hostkeys-00@openssh\.com\)/, 'sshd did not announce its host keys: the test proves nothing')
+      assert.doesNotMatch(text, /hostkeys-prove/)
+    })
+
+    it('gets the service accept, the channel confirmation and the first answer without a 40 ms wait (best of 3)', async () => {
+      const service: number[] = []
+      const channel: number[] = []
+      const answer: number[] = []
+      for (let i = 0; i < 3; i++) {
+        const {gap} = await timedLogin()
+        service.push(gap(/Sending SERVICE_REQUEST/, /Received SERVICE_ACCEPT/))
+        channel.push(gap(/Sending CHANNEL_OPEN/, /CHANNEL_OPEN_CONFIRMATION/))
+        answer.push(gap(/Sending CHANNEL_DATA \(r:\d+, 100\)/, /Inbound: CHANNEL_DATA \(r:\d+, 100\)/))
+      }
+      // With the stalls these were >= 40 ms every time (Linux's minimum delayed ACK); without, a few ms.
+      assert.ok(Math.min(...service) < 30, `service request -> accept: ${service.map((x) => x.toFixed(1)).join(', ')} ms`)
+      assert.ok(Math.min(...channel) < 30, `channel open -> confirmation: ${channel.map((x) => x.toFixed(1)).join(', ')} ms`)
+      assert.ok(Math.min(...answer) < 30, `first frame -> its echo: ${answer.map((x) => x.toFixed(1)).join(', ')} ms`)
+    })
+  })
 })
