@@ -53,16 +53,26 @@ function loadOptional<T>(name: string): T | undefined {
   }
 }
 
-const blake3Module = loadOptional<Blake3Module>('@napi-rs/blake-hash')
-const xxhashModule = loadOptional<XxhashModule>('xxhash-addon')
+// Loaded on first use: each costs ~10 ms at start-up (their loaders ask process.report which
+// libc this is), which commands that never hash (status, init, errors) should not pay.
+let blake3Loaded: Blake3Module | undefined | null = null
+let xxhashLoaded: XxhashModule | undefined | null = null
+function blake3Module(): Blake3Module | undefined {
+  if (blake3Loaded === null) blake3Loaded = loadOptional<Blake3Module>('@napi-rs/blake-hash')
+  return blake3Loaded
+}
+function xxhashModule(): XxhashModule | undefined {
+  if (xxhashLoaded === null) xxhashLoaded = loadOptional<XxhashModule>('xxhash-addon')
+  return xxhashLoaded
+}
 
 export function isKnownHashAlgo(id: number): id is HashAlgoId {
   return id === HashAlgo.SHA256 || id === HashAlgo.BLAKE3 || id === HashAlgo.XXH3
 }
 
 export function defaultHashAlgo(): HashAlgoId {
-  if (xxhashModule) return HashAlgo.XXH3
-  return blake3Module ? HashAlgo.BLAKE3 : HashAlgo.SHA256
+  if (xxhashModule()) return HashAlgo.XXH3
+  return blake3Module() ? HashAlgo.BLAKE3 : HashAlgo.SHA256
 }
 
 export function hashAlgoName(id: number): string {
@@ -105,8 +115,8 @@ export interface BlockHasher {
 export function blockHasher(algo: number, key: Buffer): BlockHasher {
   if (algo === HashAlgo.XXH3) return xxh3Hasher(key)
   if (algo === HashAlgo.BLAKE3) {
-    if (!blake3Module) throw unavailable('blake3', '@napi-rs/blake-hash')
-    const m = blake3Module
+    const m = blake3Module()
+    if (!m) throw unavailable('blake3', '@napi-rs/blake-hash')
     const hash = (data: Buffer) => m.blake3(data)
     return withZeroCache({
       algo: HashAlgo.BLAKE3,
@@ -133,11 +143,12 @@ export function blockHasher(algo: number, key: Buffer): BlockHasher {
 }
 
 function xxh3Hasher(key: Buffer): BlockHasher {
-  if (!xxhashModule) throw unavailable('xxh3', 'xxhash-addon')
+  const xxhash = xxhashModule()
+  if (!xxhash) throw unavailable('xxh3', 'xxhash-addon')
   if (key.length < 8) throw new UsageError('BAD_HASH', `the xxh3 key must be at least 8 bytes, got ${key.length}`)
   // One keyed instance per hasher: reset, update, digest per block (measured within 5% of the
   // unkeyed one-call hash). Not shared between hashers, so no caller sees another's state.
-  const h = new xxhashModule.XXHash128(Buffer.from(key.subarray(0, 8)))
+  const h = new xxhash.XXHash128(Buffer.from(key.subarray(0, 8)))
   const hashInto = (data: Buffer, out: Buffer, offset: number) => {
     h.reset()
     h.update(data)
