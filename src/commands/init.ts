@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {BaseCommand} from '../cli/base-command.js'
-import {parseHashAlgo} from '../core/hash/block-hash.js'
+import {HASH_ALGO_NAMES, parseHashAlgo} from '../core/hash/block-hash.js'
 import {cronLine, initDisk, type InitResult} from '../core/init.js'
 import {binPath} from '../core/locations.js'
 import {formatBytes, formatDuration, parseDuration, parseSize} from '../core/util/units.js'
@@ -18,7 +18,7 @@ export default class Init extends BaseCommand {
     to: Flags.string({description: 'replica: /local/path or [user@]host[:sshport]:/path', required: true}),
     'block-size': Flags.string({description: 'tracking and comparison granularity (power of two, 4k..4M)', default: '64k'}),
     rpo: Flags.string({description: 'recovery point objective (5m..24h)', default: '15m'}),
-    hash: Flags.string({description: 'block hash', options: ['xxh3', 'blake3', 'sha256']}),
+    hash: Flags.string({description: 'block hash', options: [...HASH_ALGO_NAMES]}),
     force: Flags.boolean({description: 'replace an existing .psf (the next sync will be a full sync)'}),
     identity: Flags.string({description: 'SSH identity file (repeatable)', multiple: true}),
     'known-hosts': Flags.string({description: 'known_hosts file to verify the replica host against'}),

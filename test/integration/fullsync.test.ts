@@ -98,6 +98,10 @@ describe('fullsync to a local replica (CLI)', function () {
       const r = await vdrep(['fullsync', disk, '--json'], withCarrier(carrier))
       assert.equal(r.code, 0, `${carrier}: ${r.stderr}`)
       fresh.push(json<SyncJson>(r))
+      // --verbose says where the receiver ran (--json keeps stderr quiet, so a second, no-op sync).
+      const v = await vdrep(['fullsync', disk, '--verbose'], withCarrier(carrier))
+      assert.equal(v.code, 0, `${carrier}: ${v.stderr}`)
+      assert.match(v.stderr, carrier === 'worker' ? /local receiver for .*: in a worker thread/ : /local receiver for .*: on this thread/, `${carrier}: the receiver ran elsewhere`)
       assert.ok(await filesEqual(disk, replica), `${carrier}: replica differs from source`)
     }
     assert.equal(fresh[0].bytesSent, 16 * MiB)

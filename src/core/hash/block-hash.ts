@@ -22,8 +22,6 @@ import {UsageError} from '../errors.js'
 
 export const HASH_LENGTH = 32
 const XXH3_LENGTH = 16
-/** The key is the replica id; its first 8 bytes seed XXH3 (read big-endian by xxHash's canonical form). */
-export const HASH_KEY_LENGTH = 16
 
 export const HashAlgo = {SHA256: 1, BLAKE3: 2, XXH3: 3} as const
 export type HashAlgoId = (typeof HashAlgo)[keyof typeof HashAlgo]
@@ -109,8 +107,9 @@ export interface BlockHasher {
 }
 
 /**
- * @param key the replica id (HASH_KEY_LENGTH bytes); it keys the checksums of algorithms that
- *   are not cryptographic (xxh3) and is ignored by the others.
+ * @param key the replica id (16 bytes); it keys the checksums of algorithms that are not
+ *   cryptographic (xxh3: its first 8 bytes are the seed, read big-endian by xxHash's canonical
+ *   form) and is ignored by the others.
  */
 export function blockHasher(algo: number, key: Buffer): BlockHasher {
   if (algo === HashAlgo.XXH3) return xxh3Hasher(key)

@@ -43,7 +43,8 @@ export type HashReply =
 
 const port = parentPort
 if (!port) throw new Error('hash-worker must run as a worker thread')
-const hasher = blockHasher((workerData as {algo: number; key: Buffer}).algo, Buffer.from((workerData as {key: Uint8Array}).key))
+const {algo, key} = workerData as {algo: number; key: Uint8Array}
+const hasher = blockHasher(algo, Buffer.from(key))
 let fileBuf: Buffer | undefined
 
 function blocks(job: BlocksJob): void {

@@ -70,6 +70,7 @@ export async function connectReceiver(target: Target, opts: ConnectOptions): Pro
 }
 
 async function connectInline(replica: string, opts: ConnectOptions): Promise<ReceiverConnection> {
+  opts.log?.(`local receiver for ${replica}: on this thread`)
   const [client, server] = duplexPair()
   const {handleConnection} = await import('../receiver/session.js')
   // handleConnection answers every failure with an ERROR frame and never rejects; the catch
@@ -93,6 +94,7 @@ async function connectInline(replica: string, opts: ConnectOptions): Promise<Rec
 }
 
 function connectWorker(replica: string, opts: ConnectOptions): ReceiverConnection {
+  opts.log?.(`local receiver for ${replica}: in a worker thread`)
   const {port1, port2} = new MessageChannel()
   const worker = new Worker(workerUrl('local-worker'), {
     workerData: {root: path.dirname(replica), port: port2},
