@@ -215,7 +215,7 @@ async function main(): Promise<number> {
   }
   if (!cli.json) {
     process.stdout.write('\nAll runs are page-cache warm (the cache is not dropped between runs); this favours no case over another.\n')
-    process.stdout.write("vdrep's wall time includes node + oclif start-up and the fdatasync of the replica that makes it durable; cp, rsync and qemu-img do not sync.\n")
+    process.stdout.write("vdrep's wall time includes node + oclif start-up and the fdatasync of the replica that makes it durable; cp, rsync and qemu-img do not sync (qemu-img -t writeback does, once at the end).\n")
   }
   const summary = {
     bench: 'vdrep',

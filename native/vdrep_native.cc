@@ -12,6 +12,8 @@
 
 #include <node_api.h>
 
+#include "read_hash.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #if defined(__GLIBC__)
@@ -264,8 +266,13 @@ napi_value Init(napi_env env, napi_value exports) {
       {"blockDeviceSize", nullptr, BlockDeviceSize, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"peerCred", nullptr, PeerCred, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"keepFreedMemory", nullptr, KeepFreedMemory, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"readHashRuns", nullptr, ReadHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  // readHashRuns is last: a build without xxHash's sources leaves it out (the TS side then
+  // reads and hashes on the JS thread).
+  size_t count = sizeof props / sizeof props[0];
+  if (!ReadHashAvailable()) count--;
+  napi_define_properties(env, exports, count, props);
   return exports;
 }
 

@@ -1,5 +1,6 @@
 // Reads a disk in order, a chunk of blocks at a time, one chunk ahead (the read of the next
-// overlaps the hashing of this one). Buffers are shared memory (a worker-thread receiver gets
+// overlaps the consumer's work on this one). Given a hasher, it checksums each chunk as it
+// reads it (read-hash.ts: in the thread pool where the addon can). Buffers are shared memory (a worker-thread receiver gets
 // sent blocks without a copy) and are reused: a chunk's buffer returns to the pool once the
 // next chunk is consumed, unless the consumer `keep()`s it because it handed views of it to a
 // transport; a kept buffer returns when the consumer `releaseUpTo()` a block past its end (the
@@ -9,7 +10,9 @@
 // every 4 KiB of it, so reading a sparse disk's chunks whole made the first sync of a sparse
 // disk (and of its sparse seed, on the receiver) fill the page cache with gigabytes of zeros,
 // ~5x slower than any later sync that found those zero pages cached.
+import type {BlockHasher} from '../hash/block-hash.js'
 import {dataRuns, holeMap} from './hole-map.js'
+import {readAndHashRuns, type BlockSums} from './read-hash.js'
 
 export interface Chunk {
   first: number
@@ -22,11 +25,19 @@ export interface Chunk {
   holes: Uint8Array
   /** The consumer passed views of `data` on: keep the buffer until releaseUpTo() passes it. */
   keep(): void
+  /**
+   * With a hasher: every block's checksum and zero flag (holes are zero), computed as the
+   * chunk was read (in the thread pool where the addon can). Fresh per chunk: views of it
+   * may be kept.
+   */
+  sums?: BlockSums
 }
 
 export interface ReadableDisk {
   readonly fd: number
   readAt(buf: Buffer, len: number, pos: number): Promise<Buffer>
+  /** True when reads may bypass readAt (see read-hash.ts). */
+  readonly directReads?: boolean
 }
 
 const MAX_FREE = 64
@@ -50,6 +61,8 @@ export class ChunkReader {
     private readonly bs: number,
     chunkBytes: number,
     private readonly maxKept = Number.POSITIVE_INFINITY,
+    /** Checksum every block as it is read (Chunk.sums). */
+    private readonly hasher?: BlockHasher,
   ) {
     this.perChunk = Math.max(1, Math.floor(chunkBytes / bs))
     this.blockCount = Math.ceil(size / bs)
@@ -78,16 +91,23 @@ export class ChunkReader {
   private start(first: number): {chunk: Promise<Chunk>; buf?: Buffer; kept: () => boolean} {
     const count = Math.min(this.perChunk, this.blockCount - first)
     const {holes, allHoles} = holeMap(this.disk.fd, this.size, this.bs, first, count)
-    if (allHoles) return {chunk: Promise.resolve({first, count, data: undefined, holes, keep: () => {}}), kept: () => false}
-    const buf = this.free.pop() ?? Buffer.from(new SharedArrayBuffer(this.perChunk * this.bs))
     const len = Math.min(count * this.bs, this.size - first * this.bs)
+    if (allHoles) {
+      const sums = this.hasher ? {sums: Buffer.alloc(0), zero: new Uint8Array(count).fill(1)} : undefined
+      return {chunk: Promise.resolve({first, count, data: undefined, holes, keep: () => {}, sums}), kept: () => false}
+    }
+    const buf = this.free.pop() ?? Buffer.from(new SharedArrayBuffer(this.perChunk * this.bs))
     let kept = false
     const keep = () => {
       if (kept) return
       kept = true
       this.kept.push({end: first + count, buf})
     }
-    const read = this.readDataRuns(buf, holes, first, count).then(() => ({first, count, data: buf.subarray(0, len), holes, keep}))
+    const runs = [...dataRuns(holes, count)]
+    const base = first * this.bs
+    const read = this.hasher
+      ? readAndHashRuns(this.disk, this.hasher, buf, runs, base, len, this.bs).then((sums) => ({first, count, data: buf.subarray(0, len), holes, keep, sums}))
+      : this.readDataRuns(buf, runs, base, len).then(() => ({first, count, data: buf.subarray(0, len), holes, keep}))
     // The read ahead of a consumer that stopped (an error elsewhere, then the disk closed)
     // fails with nobody awaiting it: that must not be an unhandled rejection. A consumer that
     // does await it still sees the failure.
@@ -96,11 +116,10 @@ export class ChunkReader {
   }
 
   /** Read each run of non-hole blocks of the chunk into its place in `buf`, in order. */
-  private async readDataRuns(buf: Buffer, holes: Uint8Array, first: number, count: number): Promise<void> {
-    const base = first * this.bs
-    for (const [i, end] of dataRuns(holes, count)) {
+  private async readDataRuns(buf: Buffer, runs: Array<[number, number]>, base: number, len: number): Promise<void> {
+    for (const [i, end] of runs) {
       const off = i * this.bs
-      const runLen = Math.min(end * this.bs, this.size - base) - off
+      const runLen = Math.min(end * this.bs, len) - off
       await this.disk.readAt(buf.subarray(off), runLen, base + off)
     }
   }
@@ -119,6 +138,6 @@ export class ChunkReader {
 }
 
 /** Read every chunk of a disk in order, reusing buffers (for consumers that keep nothing). */
-export function readChunks(disk: ReadableDisk, size: number, bs: number, chunkBytes: number): AsyncGenerator<Chunk> {
-  return new ChunkReader(disk, size, bs, chunkBytes).chunks()
+export function readChunks(disk: ReadableDisk, size: number, bs: number, chunkBytes: number, hasher?: BlockHasher): AsyncGenerator<Chunk> {
+  return new ChunkReader(disk, size, bs, chunkBytes, Number.POSITIVE_INFINITY, hasher).chunks()
 }

@@ -35,6 +35,8 @@ interface Binding {
   peerCred(fd: number): {pid: number; uid: number; gid: number}
   /** Optional: an addon built by an older vdrep lacks it (then nothing is tuned). */
   keepFreedMemory?(mmapThreshold: number, trimThreshold: number): boolean
+  /** Optional: absent from a build without xxHash's sources (native/read_hash.cc). */
+  readHashRuns?(fd: number, buf: Uint8Array, runs: Int32Array, chunkLen: number, blockSize: number, filePos: number, seed: Uint8Array, sums: Uint8Array, zero: Uint8Array): Promise<void>
 }
 
 const BINDING_FUNCTIONS = ['punchHole', 'seekData', 'seekHole', 'flock', 'funlock', 'blockDeviceSize', 'peerCred']
@@ -121,6 +123,15 @@ export function keepFreedMemory(): boolean {
     }
   }
   return allocatorTuned
+}
+
+/**
+ * Read the given runs of blocks of a chunk into `buf` and XXH3-128-checksum each block in
+ * libuv's thread pool (see native/read_hash.cc for the arguments). Undefined when the addon
+ * cannot (not built, or built without xxHash): the caller then reads and hashes in JS.
+ */
+export function readHashRuns(fd: number, buf: Uint8Array, runs: Int32Array, chunkLen: number, blockSize: number, filePos: number, seed: Uint8Array, sums: Uint8Array, zero: Uint8Array): Promise<void> | undefined {
+  return binding?.readHashRuns?.(fd, buf, runs, chunkLen, blockSize, filePos, seed, sums, zero)
 }
 
 /** True when the addon is loaded and in use. */

@@ -50,6 +50,11 @@ export class SourceDisk {
     }
   }
 
+  /** Reads may go straight to the fd (the thread-pool read-and-hash), except under a test's read fault. */
+  get directReads(): boolean {
+    return this.fault === undefined
+  }
+
   /** Read exactly `len` bytes at `pos` into `buf`; a failure names the first offset that cannot be read. */
   async readAt(buf: Buffer, len: number, pos: number): Promise<Buffer> {
     try {

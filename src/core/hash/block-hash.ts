@@ -104,6 +104,8 @@ export interface BlockHasher {
   createStream(): StreamHasher
   /** Hash of an all-zero block of the given length (cached: zero blocks are never hashed). */
   zeroHash(length: number): Buffer
+  /** xxh3 only: the 8-byte seed, for code that computes the same checksums natively. */
+  readonly xxh3Seed?: Buffer
 }
 
 /**
@@ -147,7 +149,8 @@ function xxh3Hasher(key: Buffer): BlockHasher {
   if (key.length < 8) throw new UsageError('BAD_HASH', `the xxh3 key must be at least 8 bytes, got ${key.length}`)
   // One keyed instance per hasher: reset, update, digest per block (measured within 5% of the
   // unkeyed one-call hash). Not shared between hashers, so no caller sees another's state.
-  const h = new xxhash.XXHash128(Buffer.from(key.subarray(0, 8)))
+  const seed = Buffer.from(key.subarray(0, 8))
+  const h = new xxhash.XXHash128(seed)
   const hashInto = (data: Buffer, out: Buffer, offset: number) => {
     h.reset()
     h.update(data)
@@ -164,6 +167,7 @@ function xxh3Hasher(key: Buffer): BlockHasher {
     },
     hashInto,
     createStream: sha256Stream,
+    xxh3Seed: seed,
   })
 }
 

@@ -2,6 +2,7 @@
 // backpressure. A local-path target runs the receiver on one end, so a local sync speaks
 // exactly the wire protocol an SSH sync does.
 import {Duplex} from 'node:stream'
+import {isLent} from './lent-buffers.js'
 
 class PairEnd extends Duplex {
   peer!: PairEnd
@@ -32,8 +33,9 @@ class PairEnd extends Duplex {
       callback()
       return
     }
-    // A copy: writers may reuse a buffer once its write has called back.
-    if (this.peer.push(Buffer.from(chunk))) callback()
+    // The peer gets this very buffer; a lent one is copied, as its writer reuses it once this
+    // write has called back (see lent-buffers.ts).
+    if (this.peer.push(isLent(chunk) ? Buffer.from(chunk) : chunk)) callback()
     else this.pendingCallback = callback
   }
 

@@ -2,6 +2,7 @@
 import type {Writable} from 'node:stream'
 import {TransportError} from '../errors.js'
 import {encodeFrameHeader, type FrameTypeId} from './frame.js'
+import {markLent} from './lent-buffers.js'
 
 export class FrameWriter {
   private failed: Error | undefined
@@ -12,7 +13,10 @@ export class FrameWriter {
     })
   }
 
-  /** Send one frame; `parts` are written as they are (no copy of large payloads). */
+  /**
+   * Send one frame; `parts` are written as they are (no copy of large payloads), and the
+   * caller must not change them afterwards (an in-memory carrier hands them on as they are).
+   */
   async send(type: FrameTypeId, ...parts: Buffer[]): Promise<void> {
     if (this.failed) throw new TransportError('STREAM_FAILED', `the connection failed: ${this.failed.message}`, {cause: this.failed})
     if (this.stream.destroyed || this.stream.writableEnded) throw new TransportError('STREAM_CLOSED', 'the connection is closed')
@@ -34,8 +38,8 @@ export class FrameWriter {
 
   /**
    * Send a frame whose bulk `body` is lent, not given: `release` runs once the stream has
-   * taken its bytes (the write callback: both carriers copy before they call it), so the
-   * caller can reuse the buffer. It also runs if the write fails.
+   * taken its bytes (the write callback: both carriers copy lent bodies before they call it),
+   * so the caller can reuse the buffer. It also runs if the write fails.
    */
   async sendLent(type: FrameTypeId, fields: Buffer, body: Buffer, release: () => void): Promise<void> {
     if (this.failed || this.stream.destroyed || this.stream.writableEnded) {
@@ -43,6 +47,7 @@ export class FrameWriter {
       return this.send(type, fields, body) // throws the same error as any send
     }
     const header = encodeFrameHeader(type, fields.length + body.length)
+    markLent(body)
     this.stream.cork()
     this.stream.write(header)
     this.stream.write(fields)

@@ -4,9 +4,9 @@
 // what it wrote, so the proof is of what is on disk) and records the durable resume point.
 // At DONE it compares digests; only a match marks the replica complete.
 import {ProtocolError, VerifyError} from '../errors.js'
-import {blockHasher, type BlockHasher, type StreamHasher} from '../hash/block-hash.js'
-import {isAllZero} from '../hash/zero.js'
+import {blockHasher, HASH_LENGTH, type BlockHasher, type StreamHasher} from '../hash/block-hash.js'
 import {readChunks} from '../disk/chunk-reader.js'
+import {readAndHashRuns, type BlockSums} from '../disk/read-hash.js'
 import {holeMap} from '../disk/hole-map.js'
 import {FrameType} from '../protocol/frame.js'
 import type {FrameSource} from '../protocol/frame-reader.js'
@@ -116,20 +116,20 @@ class FullsyncReceiver {
 
   /** Stream the replica's per-block status to the client, in order. */
   private async scan(): Promise<void> {
-    for await (const chunk of readChunks(this.replica, this.hello.diskSize, this.bs, SCAN_CHUNK)) {
-      const {data, holes} = chunk
+    // The reader checksums each chunk as it reads it (in the thread pool where it can).
+    for await (const chunk of readChunks(this.replica, this.hello.diskSize, this.bs, SCAN_CHUNK, this.hasher)) {
+      const {sums, zero} = chunk.sums as BlockSums
       for (let start = 0; start < chunk.count; start += MAX_STATUS_BATCH) {
         const count = Math.min(MAX_STATUS_BATCH, chunk.count - start)
         const kinds = new Uint8Array(count)
         const hashes: Buffer[] = []
         for (let i = start; i < start + count; i++) {
           const b = chunk.first + i
-          const block = data && !holes[i] ? data.subarray(i * this.bs, i * this.bs + this.blockLen(b)) : undefined
-          if (!block || isAllZero(block)) {
+          if (zero[i] === 1) {
             kinds[i - start] = BlockKind.ZERO
             this.scanned.set(b, null)
           } else {
-            const h = this.hasher.hash(block)
+            const h = sums.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH)
             kinds[i - start] = BlockKind.HASH
             hashes.push(h)
             this.scanned.set(b, h)
@@ -309,11 +309,10 @@ class FullsyncReceiver {
       // cache with zero pages). Anything else is read back; a run with written blocks always
       // is, without asking the extent map (a synchronous lseek per run cost more than it saved).
       const hole = onlyZeroed && holeMap(this.replica.fd, this.hello.diskSize, this.bs, b, end - b).allHoles
-      const data = hole ? undefined : await this.replica.readAt(runBuf, len, b * this.bs)
+      const read = await readAndHashRuns(this.replica, this.hasher, runBuf, hole ? [] : [[0, end - b]], b * this.bs, len, this.bs)
       for (let i = b; i < end; i++) {
-        const block = data?.subarray((i - b) * this.bs, (i - b) * this.bs + this.blockLen(i))
-        const zero = !block || isAllZero(block)
-        const h = zero ? this.hasher.zeroHash(this.blockLen(i)) : this.hasher.hash(block)
+        const zero = read.zero[i - b] === 1
+        const h = zero ? this.hasher.zeroHash(this.blockLen(i)) : read.sums.subarray((i - b) * HASH_LENGTH, (i - b + 1) * HASH_LENGTH)
         const expected = this.written.get(i)
         if (expected && !expected.equals(h)) throw new VerifyError(`block ${i} (offset ${i * this.bs}) reads back from the replica different from what was sent`)
         if (this.zeroed.has(i) && !zero) throw new VerifyError(`block ${i} (offset ${i * this.bs}) should be zero on the replica but is not`)

@@ -119,6 +119,9 @@ export class ReplicaFile {
     else await this.writeAt(SHORT_ZEROS.subarray(0, len), pos)
   }
 
+  /** Reads may go straight to the fd (the thread-pool read-and-hash). */
+  readonly directReads = true
+
   get fd(): number {
     return this.fh.fd
   }

@@ -6,9 +6,9 @@ import type {BigIntStats} from 'node:fs'
 import path from 'node:path'
 import {UsageError, VerifyError} from '../errors.js'
 import {blockHasher, HASH_LENGTH} from '../hash/block-hash.js'
-import {isAllZero} from '../hash/zero.js'
 import {SourceDisk, type ReadFault} from '../disk/source-disk.js'
 import {ChunkReader} from '../disk/chunk-reader.js'
+import type {BlockSums} from '../disk/read-hash.js'
 import {Bitmap} from '../psf/bitmap.js'
 import {HeaderFlag} from '../psf/header.js'
 import {HASHES_PER_PAGE, Region} from '../psf/layout.js'
@@ -175,19 +175,20 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
     // Chunks lent to the transport come back at the receiver's checkpoint acks; two
     // checkpoints' worth (plus the read-ahead) may be out at once.
     const chunksPerCheckpoint = Math.ceil(checkpointEvery / Math.max(1, Math.floor(READ_CHUNK / bs)))
-    const chunks = new ChunkReader(source, diskSize, bs, READ_CHUNK, 2 * chunksPerCheckpoint + 4)
+    // The reader checksums each chunk as it reads it (in the thread pool where it can).
+    const chunks = new ChunkReader(source, diskSize, bs, READ_CHUNK, 2 * chunksPerCheckpoint + 4, hasher)
     chunksRef = chunks
     for await (const chunk of chunks.chunks()) {
-      const {first, data, holes} = chunk
+      const {first, data} = chunk
+      const {sums, zero: zeros} = chunk.sums as BlockSums
       const end = first + chunk.count
-      // Pass 1: hash each block, compare it with the replica's status, decide.
+      // Pass 1: compare each block's checksum with the replica's status, decide.
       let toSend = 0
       for (let b = first; b < end; b++) {
         const i = b - first
         const len = Math.min(bs, diskSize - b * bs)
-        const block = data && !holes[i] ? data.subarray(i * bs, i * bs + len) : undefined
-        const zero = !block || isAllZero(block)
-        const hash = zero ? hasher.zeroHash(len) : hasher.hash(block as Buffer)
+        const zero = zeros[i] === 1
+        const hash = zero ? hasher.zeroHash(len) : sums.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH)
         const status = await replies.nextStatus()
         if (zero) action[i] = status.kind === BlockKind.ZERO ? SKIP : ZERO
         else action[i] = status.kind === BlockKind.HASH && status.hash?.equals(hash) ? SKIP : SEND
@@ -220,8 +221,7 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
         }
         await flushZeroRun(b)
         if (action[i] === SKIP) {
-          if (!data || holes[i]) zeroBytesSkipped += len
-          else if (isAllZero(data.subarray(i * bs, i * bs + len))) zeroBytesSkipped += len
+          if (zeros[i] === 1) zeroBytesSkipped += len
           continue
         }
         const view = (data as Buffer).subarray(i * bs, i * bs + len)

@@ -1,0 +1,10 @@
+// The thread-pool read-and-checksum export of vdrep_native (see read_hash.cc).
+#pragma once
+
+#include <node_api.h>
+
+/** True when the addon was built with xxHash (binding.gyp found xxhash-addon's sources). */
+bool ReadHashAvailable();
+
+/** readHashRuns(fd, buf, runs, chunkLen, blockSize, filePos, seed, hashes, zero) -> Promise. */
+napi_value ReadHashRuns(napi_env env, napi_callback_info info);

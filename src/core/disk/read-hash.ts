@@ -1,0 +1,67 @@
+// Read runs of blocks of one chunk and checksum every block: what both ends of a full sync do
+// to every block of their disk. With the addon and xxh3 the read and the checksums run in
+// libuv's thread pool (native/read_hash.cc), so the client's and the receiver's disks are read
+// and hashed in parallel and the JS thread only compares; otherwise the bytes are read with
+// positional reads and hashed here. Both ways give the same bytes in `buf` and the same sums.
+import {HASH_LENGTH, type BlockHasher} from '../hash/block-hash.js'
+import {isAllZero} from '../hash/zero.js'
+import {readHashRuns} from './native.js'
+
+export interface BlockSums {
+  /** HASH_LENGTH bytes per block of the chunk; meaningful only where `zero` is 0. */
+  sums: Buffer
+  /** 1 where the block is all zero (a hole, or read and found zero): it has no sum here. */
+  zero: Uint8Array
+}
+
+/** A disk that can be read at an offset, and whether its fd may be read directly. */
+export interface HashableDisk {
+  readonly fd: number
+  readAt(buf: Buffer, len: number, pos: number): Promise<Buffer>
+  /** True when reads may bypass readAt (false when a test injects read faults there). */
+  readonly directReads?: boolean
+}
+
+/**
+ * Read blocks [first, end) of each run (indexes within the chunk) into their place in `buf`,
+ * and checksum every block read. Blocks outside the runs (holes) are flagged zero, not read.
+ *
+ * @param base the file offset of the chunk's first block
+ * @param chunkLen the chunk's length in bytes (its last block may be short)
+ */
+export async function readAndHashRuns(disk: HashableDisk, hasher: BlockHasher, buf: Buffer, runs: Array<[number, number]>, base: number, chunkLen: number, bs: number): Promise<BlockSums> {
+  const count = Math.ceil(chunkLen / bs)
+  const sums = Buffer.allocUnsafe(count * HASH_LENGTH)
+  const zero = new Uint8Array(count).fill(1)
+  if (runs.length === 0) return {sums, zero}
+  if (hasher.xxh3Seed && disk.directReads === true) {
+    const pairs = new Int32Array(runs.length * 2)
+    runs.forEach(([a, b], k) => {
+      pairs[2 * k] = a
+      pairs[2 * k + 1] = b
+    })
+    try {
+      const native = readHashRuns(disk.fd, buf, pairs, chunkLen, bs, base, hasher.xxh3Seed, sums, zero)
+      if (native) {
+        await native
+        return {sums, zero}
+      }
+    } catch {
+      // A failed read (EIO, a file that shrank): read again below through readAt, which
+      // either succeeds or fails with the error that names the unreadable offset.
+      zero.fill(1)
+    }
+  }
+  for (const [a, b] of runs) {
+    const off = a * bs
+    const runLen = Math.min(b * bs, chunkLen) - off
+    await disk.readAt(buf.subarray(off), runLen, base + off)
+    for (let i = a; i < b; i++) {
+      const block = buf.subarray(i * bs, Math.min((i + 1) * bs, chunkLen))
+      if (isAllZero(block)) continue
+      zero[i] = 0
+      hasher.hashInto(block, sums, i * HASH_LENGTH)
+    }
+  }
+  return {sums, zero}
+}

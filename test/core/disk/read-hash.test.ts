@@ -1,0 +1,153 @@
+// Reading and checksumming a chunk: the addon's thread-pool path (native/read_hash.cc) must
+// give exactly the bytes and the checksums the JS path gives, for every algorithm, with holes,
+// zero blocks, a short last block and keys; and a failed native read falls back to readAt.
+import assert from 'node:assert/strict'
+import crypto from 'node:crypto'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import fc from 'fast-check'
+import {blockHasher, HASH_LENGTH, HashAlgo} from '../../../src/core/hash/block-hash.js'
+import {readAndHashRuns, type HashableDisk} from '../../../src/core/disk/read-hash.js'
+import {nativeAvailable, readHashRuns} from '../../../src/core/disk/native.js'
+import {tempDir} from '../../helpers/disks.js'
+
+const BS = 4096
+const KEY = Buffer.from('8899aabbccddeeff0011223344556677', 'hex')
+
+async function diskWith(dir: string, bytes: Buffer): Promise<{disk: HashableDisk; jsDisk: HashableDisk; close: () => Promise<void>}> {
+  const file = path.join(dir, `d-${crypto.randomBytes(4).toString('hex')}.img`)
+  await fs.writeFile(file, bytes)
+  const fh = await fs.open(file, 'r')
+  const readAt = async (buf: Buffer, len: number, pos: number) => {
+    const {bytesRead} = await fh.read(buf, 0, len, pos)
+    if (bytesRead !== len) throw new Error(`short read at ${pos}`)
+    return buf.subarray(0, len)
+  }
+  return {
+    disk: {fd: fh.fd, readAt, directReads: true},
+    jsDisk: {fd: fh.fd, readAt, directReads: false},
+    close: () => fh.close(),
+  }
+}
+
+/** Blocks of random data, all-zero blocks and blocks zero but for one byte, in a given order. */
+function chunkBytes(kinds: number[], tail: number): Buffer {
+  const parts = kinds.map((k) => {
+    if (k === 0) return Buffer.alloc(BS)
+    if (k === 1) return crypto.randomBytes(BS)
+    const b = Buffer.alloc(BS)
+    b[BS - 1 - (k % 7)] = 1 // zero but for one byte near the end: not a zero block
+    return b
+  })
+  return Buffer.concat([...parts, crypto.randomBytes(tail)])
+}
+
+describe('read and hash a chunk', () => {
+  let dir: string
+  before(async () => {
+    dir = await tempDir('vdrep-read-hash-')
+  })
+  after(async () => {
+    await fs.rm(dir, {recursive: true, force: true})
+  })
+
+  it('the addon is built with readHashRuns here (CI builds it at npm ci)', function () {
+    if (!nativeAvailable) this.skip()
+    const p = readHashRuns(999999, Buffer.alloc(BS), new Int32Array([0, 1]), BS, BS, 0, KEY, Buffer.alloc(HASH_LENGTH), new Uint8Array(1))
+    assert.ok(p, 'readHashRuns is missing from the addon')
+    return assert.rejects(p, (err: NodeJS.ErrnoException) => err.code === 'EBADF' && err.syscall === 'read')
+  })
+
+  it('gives the same bytes, zero flags and checksums as the JS path, for any runs, holes and a short last block', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({min: 0, max: 5}), {minLength: 1, maxLength: 24}),
+        fc.integer({min: 0, max: BS - 1}),
+        fc.array(fc.boolean(), {minLength: 25, maxLength: 25}),
+        fc.constantFrom(HashAlgo.XXH3, HashAlgo.BLAKE3, HashAlgo.SHA256),
+        async (kinds, tail, skip, algo) => {
+          const bytes = chunkBytes(kinds, tail)
+          const {disk, jsDisk, close} = await diskWith(dir, bytes)
+          try {
+            const count = Math.ceil(bytes.length / BS)
+            // Runs of the blocks not "skipped" (holes as the hole map would report them).
+            const runs: Array<[number, number]> = []
+            for (let i = 0; i < count; i++) {
+              if (skip[i]) continue
+              const last = runs[runs.length - 1]
+              if (last && last[1] === i) last[1]++
+              else runs.push([i, i + 1])
+            }
+            const hasher = blockHasher(algo, KEY)
+            const a = Buffer.alloc(count * BS, 0xee)
+            const b = Buffer.alloc(count * BS, 0xee)
+            const fast = await readAndHashRuns(disk, hasher, a, runs, 0, bytes.length, BS)
+            const slow = await readAndHashRuns(jsDisk, hasher, b, runs, 0, bytes.length, BS)
+            assert.deepEqual(fast.zero, slow.zero)
+            for (let i = 0; i < count; i++) {
+              const inRun = runs.some(([s, e]) => i >= s && i < e)
+              const len = Math.min(BS, bytes.length - i * BS)
+              if (inRun) assert.ok(a.subarray(i * BS, i * BS + len).equals(bytes.subarray(i * BS, i * BS + len)), `block ${i} bytes`)
+              if (!inRun) assert.equal(fast.zero[i], 1, `block ${i} outside the runs counts as zero`)
+              if (fast.zero[i] === 1) continue
+              const expected = hasher.hash(bytes.subarray(i * BS, i * BS + len))
+              assert.deepEqual(fast.sums.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH), expected, `block ${i} checksum`)
+              assert.deepEqual(slow.sums.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH), expected)
+            }
+          } finally {
+            await close()
+          }
+        },
+      ),
+      {numRuns: 60},
+    )
+  })
+
+  it('reads at the chunk\'s file offset', async () => {
+    const bytes = crypto.randomBytes(8 * BS)
+    const {disk, close} = await diskWith(dir, bytes)
+    try {
+      const hasher = blockHasher(HashAlgo.XXH3, KEY)
+      const buf = Buffer.alloc(3 * BS)
+      const r = await readAndHashRuns(disk, hasher, buf, [[0, 3]], 5 * BS, 3 * BS, BS)
+      assert.ok(buf.equals(bytes.subarray(5 * BS)))
+      assert.deepEqual(r.sums.subarray(HASH_LENGTH, 2 * HASH_LENGTH), hasher.hash(bytes.subarray(6 * BS, 7 * BS)))
+    } finally {
+      await close()
+    }
+  })
+
+  it('a native read that fails is read again through readAt, whose error is the one seen', async () => {
+    const bytes = crypto.randomBytes(4 * BS)
+    const {disk, close} = await diskWith(dir, bytes)
+    try {
+      const hasher = blockHasher(HashAlgo.XXH3, KEY)
+      // The file ends inside the run: the native read fails (EOF); readAt says why its way.
+      await assert.rejects(readAndHashRuns(disk, hasher, Buffer.alloc(8 * BS), [[0, 8]], 0, 8 * BS, BS), /short read at 0/)
+      // A readAt that recovers (a transient error) gives the data.
+      let calls = 0
+      const flaky: HashableDisk = {fd: 999999, directReads: true, readAt: async (buf, len, pos) => {
+        calls++
+        bytes.copy(buf, 0, pos, pos + len)
+        return buf.subarray(0, len)
+      }}
+      const r = await readAndHashRuns(flaky, hasher, Buffer.alloc(4 * BS), [[0, 4]], 0, 4 * BS, BS)
+      assert.equal(calls, 1)
+      assert.deepEqual(r.sums.subarray(0, HASH_LENGTH), hasher.hash(bytes.subarray(0, BS)))
+    } finally {
+      await close()
+    }
+  })
+
+  it('the range checks refuse runs outside the chunk before the pool thread writes anything', function () {
+    if (!readHashRuns(0, Buffer.alloc(BS), new Int32Array(0), 0, BS, 0, KEY, Buffer.alloc(0), new Uint8Array(0))) this.skip()
+    const call = (runs: number[], chunkLen = 2 * BS, sums = 2 * HASH_LENGTH) => () =>
+      readHashRuns(0, Buffer.alloc(2 * BS), new Int32Array(runs), chunkLen, BS, 0, KEY, Buffer.alloc(sums), new Uint8Array(2))
+    assert.throws(call([0, 3]), /inside the chunk/)
+    assert.throws(call([1, 1]), /inside the chunk/)
+    assert.throws(call([1, 2, 0, 1]), /inside the chunk/)
+    assert.throws(call([0, 1], 3 * BS), /chunkLen is out of range/)
+    assert.throws(call([0, 1], 2 * BS, HASH_LENGTH), /too small/)
+    assert.throws(() => readHashRuns(0, Buffer.alloc(BS), new Int32Array([0, 1]), BS, BS, 0, Buffer.alloc(4), Buffer.alloc(HASH_LENGTH), new Uint8Array(1)), /seed/)
+  })
+})
