@@ -1,5 +1,5 @@
-// Reads a disk in order, a chunk of blocks at a time, one chunk ahead (the read of the next
-// overlaps the consumer's work on this one). Given a hasher, it checksums each chunk as it
+// Reads a disk in order, a chunk of blocks at a time, READ_AHEAD chunks ahead (the reads of
+// the next overlap the consumer's work on this one). Given a hasher, it checksums each chunk as it
 // reads it (read-hash.ts: in the thread pool where the addon can). Buffers are shared memory (a worker-thread receiver gets
 // sent blocks without a copy) and are reused: a chunk's buffer returns to the pool once the
 // next chunk is consumed, unless the consumer `keep()`s it because it handed views of it to a
@@ -41,6 +41,12 @@ export interface ReadableDisk {
 }
 
 const MAX_FREE = 64
+/**
+ * Chunks read ahead of the consumer. Two keep the thread pool busy while the consumer works
+ * on one: with the reads and checksums in the pool (read-hash.ts), one ahead left it idle
+ * whenever that one was done before the consumer was.
+ */
+const READ_AHEAD = 2
 
 export class ChunkReader {
   private readonly perChunk: number
@@ -125,12 +131,20 @@ export class ChunkReader {
   }
 
   async *chunks(): AsyncGenerator<Chunk> {
-    let next = this.blockCount > 0 ? this.start(0) : undefined
-    for (let first = 0; next; first += this.perChunk) {
-      const current = next
+    const ahead: Array<ReturnType<ChunkReader['start']>> = []
+    let nextFirst = 0
+    if (this.blockCount > 0) {
+      ahead.push(this.start(0))
+      nextFirst = this.perChunk
+    }
+    while (ahead.length > 0) {
+      const current = ahead.shift() as ReturnType<ChunkReader['start']>
       const chunk = await current.chunk
-      if (first + this.perChunk < this.blockCount) await this.room()
-      next = first + this.perChunk < this.blockCount ? this.start(first + this.perChunk) : undefined
+      while (ahead.length < READ_AHEAD && nextFirst < this.blockCount) {
+        await this.room()
+        ahead.push(this.start(nextFirst))
+        nextFirst += this.perChunk
+      }
       yield chunk
       if (current.buf && !current.kept() && this.free.length < MAX_FREE) this.free.push(current.buf)
     }
