@@ -31,7 +31,8 @@ export interface HashableDisk {
  */
 export async function readAndHashRuns(disk: HashableDisk, hasher: BlockHasher, buf: Buffer, runs: Array<[number, number]>, base: number, chunkLen: number, bs: number): Promise<BlockSums> {
   const count = Math.ceil(chunkLen / bs)
-  const sums = Buffer.allocUnsafe(count * HASH_LENGTH)
+  // Its own memory (not a slice of Node's shared pool): the thread pool writes into it.
+  const sums = Buffer.allocUnsafeSlow(count * HASH_LENGTH)
   const zero = new Uint8Array(count).fill(1)
   if (runs.length === 0) return {sums, zero}
   if (hasher.xxh3Seed && disk.directReads === true) {
