@@ -1,10 +1,11 @@
 // Reads a disk in order, a chunk of blocks at a time, READ_AHEAD chunks ahead (the reads of
-// the next overlap the consumer's work on this one). Given a hasher, it checksums each chunk as it
-// reads it (read-hash.ts: in the thread pool where the addon can). Buffers are shared memory (a worker-thread receiver gets
-// sent blocks without a copy) and are reused: a chunk's buffer returns to the pool once the
-// next chunk is consumed, unless the consumer `keep()`s it because it handed views of it to a
-// transport; a kept buffer returns when the consumer `releaseUpTo()` a block past its end (the
-// receiver has written and synced it). Fresh buffers cost page faults, so reuse is the point.
+// the next overlap the consumer's work on this one). Given a hasher, it checksums each chunk
+// as it reads it (read-hash.ts: in the thread pool where the addon can). Buffers are shared
+// memory (a worker-thread receiver gets sent blocks without a copy) and are reused: a chunk's
+// buffer returns to the pool once the next chunk is consumed, unless the consumer `keep()`s
+// it because it handed views of it to a transport; a kept buffer returns when the consumer
+// `releaseUpTo()` a block past its end (the receiver has written and synced it). Fresh
+// buffers cost page faults, so reuse is the point.
 // Holes are reported per block and never read: only the runs of data blocks in a chunk are.
 // A buffered read of a hole is not free: the kernel allocates and zeroes a page-cache page for
 // every 4 KiB of it, so reading a sparse disk's chunks whole made the first sync of a sparse
@@ -12,7 +13,7 @@
 // ~5x slower than any later sync that found those zero pages cached.
 import type {BlockHasher} from '../hash/block-hash.js'
 import {dataRuns, holeMap} from './hole-map.js'
-import {readAndHashRuns, type BlockSums} from './read-hash.js'
+import {readAndHashRuns, readRuns, type BlockSums, type ReadableDisk} from './read-hash.js'
 
 export interface Chunk {
   first: number
@@ -33,12 +34,7 @@ export interface Chunk {
   sums?: BlockSums
 }
 
-export interface ReadableDisk {
-  readonly fd: number
-  readAt(buf: Buffer, len: number, pos: number): Promise<Buffer>
-  /** True when reads may bypass readAt (see read-hash.ts). */
-  readonly directReads?: boolean
-}
+export type {ReadableDisk}
 
 const MAX_FREE = 64
 /**
@@ -113,21 +109,12 @@ export class ChunkReader {
     const base = first * this.bs
     const read = this.hasher
       ? readAndHashRuns(this.disk, this.hasher, buf, runs, base, len, this.bs).then((sums) => ({first, count, data: buf.subarray(0, len), holes, keep, sums}))
-      : this.readDataRuns(buf, runs, base, len).then(() => ({first, count, data: buf.subarray(0, len), holes, keep}))
+      : readRuns(this.disk, buf, runs, base, len, this.bs).then(() => ({first, count, data: buf.subarray(0, len), holes, keep}))
     // The read ahead of a consumer that stopped (an error elsewhere, then the disk closed)
     // fails with nobody awaiting it: that must not be an unhandled rejection. A consumer that
     // does await it still sees the failure.
     read.catch(() => {})
     return {chunk: read, buf, kept: () => kept}
-  }
-
-  /** Read each run of non-hole blocks of the chunk into its place in `buf`, in order. */
-  private async readDataRuns(buf: Buffer, runs: Array<[number, number]>, base: number, len: number): Promise<void> {
-    for (const [i, end] of runs) {
-      const off = i * this.bs
-      const runLen = Math.min(end * this.bs, len) - off
-      await this.disk.readAt(buf.subarray(off), runLen, base + off)
-    }
   }
 
   async *chunks(): AsyncGenerator<Chunk> {

@@ -15,7 +15,7 @@ export interface BlockSums {
 }
 
 /** A disk that can be read at an offset, and whether its fd may be read directly. */
-export interface HashableDisk {
+export interface ReadableDisk {
   readonly fd: number
   readAt(buf: Buffer, len: number, pos: number): Promise<Buffer>
   /** True when reads may bypass readAt (false when a test injects read faults there). */
@@ -29,7 +29,7 @@ export interface HashableDisk {
  * @param base the file offset of the chunk's first block
  * @param chunkLen the chunk's length in bytes (its last block may be short)
  */
-export async function readAndHashRuns(disk: HashableDisk, hasher: BlockHasher, buf: Buffer, runs: Array<[number, number]>, base: number, chunkLen: number, bs: number): Promise<BlockSums> {
+export async function readAndHashRuns(disk: ReadableDisk, hasher: BlockHasher, buf: Buffer, runs: Array<[number, number]>, base: number, chunkLen: number, bs: number): Promise<BlockSums> {
   const count = Math.ceil(chunkLen / bs)
   // Its own memory (not a slice of Node's shared pool): the thread pool writes into it.
   const sums = Buffer.allocUnsafeSlow(count * HASH_LENGTH)
@@ -53,10 +53,8 @@ export async function readAndHashRuns(disk: HashableDisk, hasher: BlockHasher, b
       zero.fill(1)
     }
   }
+  await readRuns(disk, buf, runs, base, chunkLen, bs)
   for (const [a, b] of runs) {
-    const off = a * bs
-    const runLen = Math.min(b * bs, chunkLen) - off
-    await disk.readAt(buf.subarray(off), runLen, base + off)
     for (let i = a; i < b; i++) {
       const block = buf.subarray(i * bs, Math.min((i + 1) * bs, chunkLen))
       if (isAllZero(block)) continue
@@ -65,4 +63,12 @@ export async function readAndHashRuns(disk: HashableDisk, hasher: BlockHasher, b
     }
   }
   return {sums, zero}
+}
+
+/** Read blocks [first, end) of each run (indexes within the chunk) into their place in `buf`, in order. */
+export async function readRuns(disk: ReadableDisk, buf: Buffer, runs: Array<[number, number]>, base: number, chunkLen: number, bs: number): Promise<void> {
+  for (const [a, b] of runs) {
+    const off = a * bs
+    await disk.readAt(buf.subarray(off), Math.min(b * bs, chunkLen) - off, base + off)
+  }
 }

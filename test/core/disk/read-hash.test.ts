@@ -7,14 +7,14 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import fc from 'fast-check'
 import {blockHasher, HASH_LENGTH, HashAlgo} from '../../../src/core/hash/block-hash.js'
-import {readAndHashRuns, type HashableDisk} from '../../../src/core/disk/read-hash.js'
+import {readAndHashRuns, type ReadableDisk} from '../../../src/core/disk/read-hash.js'
 import {nativeAvailable, readHashRuns} from '../../../src/core/disk/native.js'
 import {tempDir} from '../../helpers/disks.js'
 
 const BS = 4096
 const KEY = Buffer.from('8899aabbccddeeff0011223344556677', 'hex')
 
-async function diskWith(dir: string, bytes: Buffer): Promise<{disk: HashableDisk; jsDisk: HashableDisk; close: () => Promise<void>}> {
+async function diskWith(dir: string, bytes: Buffer): Promise<{disk: ReadableDisk; jsDisk: ReadableDisk; close: () => Promise<void>}> {
   const file = path.join(dir, `d-${crypto.randomBytes(4).toString('hex')}.img`)
   await fs.writeFile(file, bytes)
   const fh = await fs.open(file, 'r')
@@ -126,7 +126,7 @@ describe('read and hash a chunk', () => {
       await assert.rejects(readAndHashRuns(disk, hasher, Buffer.alloc(8 * BS), [[0, 8]], 0, 8 * BS, BS), /short read at 0/)
       // A readAt that recovers (a transient error) gives the data.
       let calls = 0
-      const flaky: HashableDisk = {fd: 999999, directReads: true, readAt: async (buf, len, pos) => {
+      const flaky: ReadableDisk = {fd: 999999, directReads: true, readAt: async (buf, len, pos) => {
         calls++
         bytes.copy(buf, 0, pos, pos + len)
         return buf.subarray(0, len)
