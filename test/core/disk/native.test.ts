@@ -266,7 +266,12 @@ describe('core/disk/native', function () {
       const tuned = faults(true)
       assert.equal(tuned.tuned, true)
       // 60 buffers of 4 MiB: ~61k pages when each is a fresh mmap, one buffer's worth when reused.
-      assert.ok(tuned.faults * 2 < plain.faults, `page faults: ${tuned.faults} tuned, ${plain.faults} untuned`)
+      // Judged against one buffer's worth, not against the untuned run: glibc's dynamic mmap
+      // threshold sometimes starts reusing there too, depending on when V8 frees the backing
+      // stores (a clean-clone CI run saw 4278 untuned against 2239 tuned; measured here, tuned
+      // is 2260-2271 every time, untuned 4291-61k).
+      const perBuffer = (4 << 20) / 4096
+      assert.ok(tuned.faults < 3 * perBuffer, `page faults: ${tuned.faults} tuned (${plain.faults} untuned), more than 3 buffers' worth (${3 * perBuffer})`)
     })
 
     it('seekData/seekHole find the data in a sparse file', () => {
