@@ -14,6 +14,11 @@ export interface BlockSums {
   zero: Uint8Array
 }
 
+/** Block i's checksum (a view of `s.sums`), or undefined when the block is all zero. */
+export function sumOf(s: BlockSums, i: number): Buffer | undefined {
+  return s.zero[i] === 1 ? undefined : s.sums.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH)
+}
+
 /** A disk that can be read at an offset, and whether its fd may be read directly. */
 export interface ReadableDisk {
   readonly fd: number

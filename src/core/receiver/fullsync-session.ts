@@ -4,9 +4,9 @@
 // what it wrote, so the proof is of what is on disk) and records the durable resume point.
 // At DONE it compares digests; only a match marks the replica complete.
 import {ProtocolError, VerifyError} from '../errors.js'
-import {blockHasher, HASH_LENGTH, type BlockHasher, type StreamHasher} from '../hash/block-hash.js'
+import {blockHasher, type BlockHasher, type StreamHasher} from '../hash/block-hash.js'
 import {readChunks} from '../disk/chunk-reader.js'
-import {readAndHashRuns, type BlockSums} from '../disk/read-hash.js'
+import {readAndHashRuns, sumOf, type BlockSums} from '../disk/read-hash.js'
 import {holeMap} from '../disk/hole-map.js'
 import {FrameType} from '../protocol/frame.js'
 import type {FrameSource} from '../protocol/frame-reader.js'
@@ -118,18 +118,18 @@ class FullsyncReceiver {
   private async scan(): Promise<void> {
     // The reader checksums each chunk as it reads it (in the thread pool where it can).
     for await (const chunk of readChunks(this.replica, this.hello.diskSize, this.bs, SCAN_CHUNK, this.hasher)) {
-      const {sums, zero} = chunk.sums as BlockSums
+      const sums = chunk.sums as BlockSums
       for (let start = 0; start < chunk.count; start += MAX_STATUS_BATCH) {
         const count = Math.min(MAX_STATUS_BATCH, chunk.count - start)
         const kinds = new Uint8Array(count)
         const hashes: Buffer[] = []
         for (let i = start; i < start + count; i++) {
           const b = chunk.first + i
-          if (zero[i] === 1) {
+          const h = sumOf(sums, i)
+          if (h === undefined) {
             kinds[i - start] = BlockKind.ZERO
             this.scanned.set(b, null)
           } else {
-            const h = sums.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH)
             kinds[i - start] = BlockKind.HASH
             hashes.push(h)
             this.scanned.set(b, h)
@@ -311,8 +311,9 @@ class FullsyncReceiver {
       const hole = onlyZeroed && holeMap(this.replica.fd, this.hello.diskSize, this.bs, b, end - b).allHoles
       const read = await readAndHashRuns(this.replica, this.hasher, runBuf, hole ? [] : [[0, end - b]], b * this.bs, len, this.bs)
       for (let i = b; i < end; i++) {
-        const zero = read.zero[i - b] === 1
-        const h = zero ? this.hasher.zeroHash(this.blockLen(i)) : read.sums.subarray((i - b) * HASH_LENGTH, (i - b + 1) * HASH_LENGTH)
+        const sum = sumOf(read, i - b)
+        const zero = sum === undefined
+        const h = sum ?? this.hasher.zeroHash(this.blockLen(i))
         const expected = this.written.get(i)
         if (expected && !expected.equals(h)) throw new VerifyError(`block ${i} (offset ${i * this.bs}) reads back from the replica different from what was sent`)
         if (this.zeroed.has(i) && !zero) throw new VerifyError(`block ${i} (offset ${i * this.bs}) should be zero on the replica but is not`)

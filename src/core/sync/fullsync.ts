@@ -8,7 +8,7 @@ import {UsageError, VerifyError} from '../errors.js'
 import {blockHasher, HASH_LENGTH} from '../hash/block-hash.js'
 import {SourceDisk, type ReadFault} from '../disk/source-disk.js'
 import {ChunkReader} from '../disk/chunk-reader.js'
-import type {BlockSums} from '../disk/read-hash.js'
+import {sumOf, type BlockSums} from '../disk/read-hash.js'
 import {Bitmap} from '../psf/bitmap.js'
 import {HeaderFlag} from '../psf/header.js'
 import {HASHES_PER_PAGE, Region} from '../psf/layout.js'
@@ -180,15 +180,16 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
     chunksRef = chunks
     for await (const chunk of chunks.chunks()) {
       const {first, data} = chunk
-      const {sums, zero: zeros} = chunk.sums as BlockSums
+      const sums = chunk.sums as BlockSums
       const end = first + chunk.count
       // Pass 1: compare each block's checksum with the replica's status, decide.
       let toSend = 0
       for (let b = first; b < end; b++) {
         const i = b - first
         const len = Math.min(bs, diskSize - b * bs)
-        const zero = zeros[i] === 1
-        const hash = zero ? hasher.zeroHash(len) : sums.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH)
+        const sum = sumOf(sums, i)
+        const zero = sum === undefined
+        const hash = sum ?? hasher.zeroHash(len)
         const status = await replies.nextStatus()
         if (zero) action[i] = status.kind === BlockKind.ZERO ? SKIP : ZERO
         else action[i] = status.kind === BlockKind.HASH && status.hash?.equals(hash) ? SKIP : SEND
@@ -221,7 +222,7 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
         }
         await flushZeroRun(b)
         if (action[i] === SKIP) {
-          if (zeros[i] === 1) zeroBytesSkipped += len
+          if (sums.zero[i] === 1) zeroBytesSkipped += len
           continue
         }
         const view = (data as Buffer).subarray(i * bs, i * bs + len)

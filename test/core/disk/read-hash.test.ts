@@ -7,7 +7,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import fc from 'fast-check'
 import {blockHasher, HASH_LENGTH, HashAlgo} from '../../../src/core/hash/block-hash.js'
-import {readAndHashRuns, type ReadableDisk} from '../../../src/core/disk/read-hash.js'
+import {readAndHashRuns, sumOf, type ReadableDisk} from '../../../src/core/disk/read-hash.js'
 import {nativeAvailable, readHashRuns} from '../../../src/core/disk/native.js'
 import {tempDir} from '../../helpers/disks.js'
 
@@ -89,8 +89,12 @@ describe('read and hash a chunk', () => {
               const len = Math.min(BS, bytes.length - i * BS)
               if (inRun) assert.ok(a.subarray(i * BS, i * BS + len).equals(bytes.subarray(i * BS, i * BS + len)), `block ${i} bytes`)
               if (!inRun) assert.equal(fast.zero[i], 1, `block ${i} outside the runs counts as zero`)
-              if (fast.zero[i] === 1) continue
+              if (fast.zero[i] === 1) {
+                assert.equal(sumOf(fast, i), undefined, `block ${i} is zero: no checksum`)
+                continue
+              }
               const expected = hasher.hash(bytes.subarray(i * BS, i * BS + len))
+              assert.deepEqual(sumOf(fast, i), expected, `block ${i} sumOf`)
               assert.deepEqual(fast.sums.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH), expected, `block ${i} checksum`)
               assert.deepEqual(slow.sums.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH), expected)
             }
