@@ -17,6 +17,17 @@
 //   hashes: 32 bytes per block of the chunk; zero: 1 byte per block (1 = all zero, no hash).
 // It rejects with a Node-style errno error ("EIO", syscall "read") or code "EOF" when the
 // file ends before a run does.
+//
+// mapHashRuns(fd, runs, chunkLen, blockSize, filePos, seed, hashes, zero[, pastEndForTests])
+//   the same checksums without the copy: the chunk is mapped read-only and hashed where it
+//   lies in the page cache. For callers that need only the checksums (the receiver's scan and
+//   proof, the client's compare of a chunk that is mostly equal): a buffered read of a cached
+//   disk is mostly the kernel copying pages, and that copy was the largest single cost of a
+//   full sync against a seed. A file that is shorter than the chunk rejects with "EOF" before
+//   mapping; one that shrinks (or fails) under the mapping raises SIGBUS, which the guard
+//   (sigbus_guard.cc) turns into a rejection with code "SIGBUS". Either way the caller reads
+//   again with read(2), which names the problem. pastEndForTests skips the length check, so
+//   a test can prove the guard.
 
 #include "read_hash.h"
 
@@ -28,7 +39,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include "sigbus_guard.h"
 
 #ifdef VDREP_HAVE_XXHASH
 // Header-only, with xxHash's own x86 dispatcher (AVX2 where the CPU has it, as xxhash-addon).
@@ -56,10 +70,17 @@ struct Work {
   uint8_t* hashes = nullptr;
   uint8_t* zero = nullptr;
   size_t block_count = 0;
-  int err = 0;      // errno of a failed read
+  bool map = false;          // mapHashRuns: hash through a mapping, buf unused
+  bool past_end_ok = false;  // tests: map past the end of the file
+  int err = 0;      // errno of a failed read or mmap
+  const char* err_syscall = "read";
   bool eof = false; // the file ended inside a run
+  bool bus = false; // SIGBUS under the mapping
   int64_t err_pos = 0;
 };
+
+/** Reads are made in pieces of about this size and each piece hashed at once, while it is in L2. */
+constexpr size_t kReadPiece = 256 * 1024;
 
 const char* ErrnoCode(int err) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
@@ -107,42 +128,116 @@ bool ReadFully(Work* w, size_t off, size_t len) {
   return true;
 }
 
-void Execute(napi_env, void* data) {
-  Work* w = static_cast<Work*>(data);
+/** Flag and checksum blocks [first, end) of the chunk, whose bytes start at `data` (block 0). */
+void HashBlocks(Work* w, const uint8_t* data, size_t first, size_t end) {
+  for (size_t b = first; b < end; b++) {
+    const uint8_t* block = data + b * w->block_size;
+    size_t at = b * w->block_size;
+    size_t len = w->chunk_len - at < w->block_size ? w->chunk_len - at : w->block_size;
+    uint8_t* slot = w->hashes + b * kHashSlot;
+    if (AllZero(block, len)) {
+      w->zero[b] = 1;
+      memset(slot, 0, kHashSlot);
+      continue;
+    }
+    w->zero[b] = 0;
+#ifdef VDREP_HAVE_XXHASH
+    XXH128_hash_t h = XXH3_128bits_withSeed(block, len, w->seed);
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, h);
+    memcpy(slot, c.digest, 16);
+    memset(slot + 16, 0, kHashSlot - 16);
+#endif
+  }
+}
+
+size_t RunEnd(const Work* w, size_t end) {
+  return end * w->block_size < w->chunk_len ? end * w->block_size : w->chunk_len;
+}
+
+void ExecuteRead(Work* w) {
+  const size_t per_piece = kReadPiece > w->block_size ? kReadPiece / w->block_size : 1;
   for (size_t r = 0; r < w->run_count; r++) {
     size_t first = (size_t)w->runs[2 * r];
     size_t end = (size_t)w->runs[2 * r + 1];
-    size_t off = first * w->block_size;
-    size_t stop = end * w->block_size < w->chunk_len ? end * w->block_size : w->chunk_len;
-    if (!ReadFully(w, off, stop - off)) return;
-    for (size_t b = first; b < end; b++) {
-      const uint8_t* block = w->buf + b * w->block_size;
-      size_t len = stop - b * w->block_size < w->block_size ? stop - b * w->block_size : w->block_size;
-      uint8_t* slot = w->hashes + b * kHashSlot;
-      if (AllZero(block, len)) {
-        w->zero[b] = 1;
-        memset(slot, 0, kHashSlot);
-        continue;
-      }
-      w->zero[b] = 0;
-#ifdef VDREP_HAVE_XXHASH
-      XXH128_hash_t h = XXH3_128bits_withSeed(block, len, w->seed);
-      XXH128_canonical_t c;
-      XXH128_canonicalFromHash(&c, h);
-      memcpy(slot, c.digest, 16);
-      memset(slot + 16, 0, kHashSlot - 16);
-#endif
+    for (size_t a = first; a < end; a += per_piece) {
+      size_t b = a + per_piece < end ? a + per_piece : end;
+      size_t off = a * w->block_size;
+      if (!ReadFully(w, off, RunEnd(w, b) - off)) return;
+      HashBlocks(w, w->buf, a, b);
     }
   }
 }
 
-napi_value ErrnoError(napi_env env, const char* code_text, int neg_errno, const char* message, int64_t pos) {
+struct Mapped {
+  Work* w;
+  const uint8_t* data;
+};
+
+void HashMappedRuns(void* arg) {
+  Mapped* m = static_cast<Mapped*>(arg);
+  for (size_t r = 0; r < m->w->run_count; r++) HashBlocks(m->w, m->data, (size_t)m->w->runs[2 * r], (size_t)m->w->runs[2 * r + 1]);
+}
+
+void ExecuteMapped(Work* w) {
+  if (w->run_count == 0) return;
+  // The bytes the runs cover must exist now; if the file shrinks later, the guard catches it.
+  const size_t need_end = RunEnd(w, (size_t)w->runs[2 * w->run_count - 1]);
+  if (!w->past_end_ok) {
+    off_t size = lseek(w->fd, 0, SEEK_END);  // files and block devices alike
+    if (size < 0) {
+      w->err = errno;
+      w->err_syscall = "lseek";
+      w->err_pos = w->file_pos;
+      return;
+    }
+    if (size < w->file_pos + (int64_t)need_end) {
+      w->eof = true;
+      w->err_pos = size;
+      return;
+    }
+  }
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  const int64_t map_pos = w->file_pos - w->file_pos % page;
+  const size_t delta = (size_t)(w->file_pos - map_pos);
+  const size_t map_len = delta + need_end;
+  void* p = mmap(nullptr, map_len, PROT_READ, MAP_SHARED, w->fd, map_pos);
+  if (p == MAP_FAILED) {
+    w->err = errno;
+    w->err_syscall = "mmap";
+    w->err_pos = w->file_pos;
+    return;
+  }
+  const uint8_t* lo = static_cast<const uint8_t*>(p);
+  Mapped m{w, lo + delta};
+  GuardResult g = RunGuarded(lo, lo + map_len, HashMappedRuns, &m);
+  munmap(p, map_len);
+  if (g == GuardResult::kFault) {
+    w->bus = true;
+    w->err_pos = w->file_pos;
+  } else if (g == GuardResult::kUnavailable) {
+    w->err = ENOTSUP;
+    w->err_syscall = "mmap";
+    w->err_pos = w->file_pos;
+  }
+}
+
+void Execute(napi_env, void* data) {
+  Work* w = static_cast<Work*>(data);
+  if (w->map) {
+    ExecuteMapped(w);
+  } else {
+    ExecuteRead(w);
+  }
+}
+
+napi_value ErrnoError(napi_env env, const char* code_text, int neg_errno, const char* syscall_name, const char* message, int64_t pos) {
   napi_value code, msg, error, errno_value, syscall, position;
   napi_create_string_utf8(env, code_text, NAPI_AUTO_LENGTH, &code);
   napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
   napi_create_error(env, code, msg, &error);
   napi_create_int32(env, neg_errno, &errno_value);
-  napi_create_string_utf8(env, "read", NAPI_AUTO_LENGTH, &syscall);
+  napi_create_string_utf8(env, syscall_name, NAPI_AUTO_LENGTH, &syscall);
   napi_create_double(env, (double)pos, &position);
   napi_set_named_property(env, error, "errno", errno_value);
   napi_set_named_property(env, error, "syscall", syscall);
@@ -152,11 +247,12 @@ napi_value ErrnoError(napi_env env, const char* code_text, int neg_errno, const 
 
 void Complete(napi_env env, napi_status, void* data) {
   Work* w = static_cast<Work*>(data);
-  if (w->err != 0 || w->eof) {
+  if (w->err != 0 || w->eof || w->bus) {
     char message[160];
-    const char* code = w->eof ? "EOF" : ErrnoCode(w->err);
-    snprintf(message, sizeof message, "%s: %s at offset %lld", code, w->eof ? "end of file inside a read" : strerror(w->err), (long long)w->err_pos);
-    napi_reject_deferred(env, w->deferred, ErrnoError(env, code, w->eof ? 0 : -w->err, message, w->err_pos));
+    const char* code = w->eof ? "EOF" : w->bus ? "SIGBUS" : ErrnoCode(w->err);
+    const char* what = w->eof ? "end of file inside a read" : w->bus ? "the file shrank or failed under a mapping" : strerror(w->err);
+    snprintf(message, sizeof message, "%s: %s at offset %lld", code, what, (long long)w->err_pos);
+    napi_reject_deferred(env, w->deferred, ErrnoError(env, code, w->eof || w->bus ? 0 : -w->err, w->err_syscall, message, w->err_pos));
   } else {
     napi_value undefined;
     napi_get_undefined(env, &undefined);
@@ -208,22 +304,45 @@ bool ReadHashAvailable() {
 #endif
 }
 
-napi_value ReadHashRuns(napi_env env, napi_callback_info info) {
+namespace {
+
+// The two exports share their checks and their task; `map` says which arguments there are:
+//   read: fd, buf, runs, chunkLen, blockSize, filePos, seed, hashes, zero
+//   map:  fd,      runs, chunkLen, blockSize, filePos, seed, hashes, zero[, pastEndForTests]
+napi_value Queue(napi_env env, napi_callback_info info, bool map) {
+  const char* fn = map ? "mapHashRuns" : "readHashRuns";
+  const size_t needed = map ? 8 : 9;
   size_t argc = 9;
-  napi_value argv[9];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 9) {
-    napi_throw_type_error(env, "EINVAL", "readHashRuns needs 9 arguments");
+  napi_value args[9];
+  if (napi_get_cb_info(env, info, &argc, args, nullptr, nullptr) != napi_ok || argc < needed) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s needs %zu arguments", fn, needed);
+    napi_throw_type_error(env, "EINVAL", msg);
     return nullptr;
   }
   if (!ReadHashAvailable()) {
     napi_throw_error(env, "ENOSYS", "this build of the addon has no xxHash");
     return nullptr;
   }
+  if (map && !SigbusGuardInstall()) {
+    napi_throw_error(env, "ENOSYS", "cannot install the SIGBUS handler that mapped reads need");
+    return nullptr;
+  }
+  // argv[k] as in readHashRuns' order; mapHashRuns has no buf (index 1), so shift by one.
+  napi_value argv[10];
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  for (size_t i = 0; i < 10; i++) {
+    size_t from = map ? (i == 0 ? 0 : i == 1 ? SIZE_MAX : i - 1) : i;
+    argv[i] = from < argc ? args[from] : undefined;
+  }
+  bool past_end_ok = false;
+  if (map && argc > 8) napi_get_value_bool(env, args[8], &past_end_ok);
   int64_t fd, chunk_len, block_size, file_pos;
-  uint8_t *buf, *seed, *hashes, *zero, *runs_bytes;
-  size_t buf_len, seed_len, hashes_len, zero_len, runs_len;
+  uint8_t *buf = nullptr, *seed, *hashes, *zero, *runs_bytes;
+  size_t buf_len = SIZE_MAX, seed_len, hashes_len, zero_len, runs_len;
   if (!Int(env, argv[0], "fd", 0, INT32_MAX, &fd)) return nullptr;
-  if (!Bytes(env, argv[1], "buf", &buf, &buf_len)) return nullptr;
+  if (!map && !Bytes(env, argv[1], "buf", &buf, &buf_len)) return nullptr;
   napi_typedarray_type runs_type;
   void* runs_p = nullptr;
   bool is_typed = false;
@@ -233,7 +352,7 @@ napi_value ReadHashRuns(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   runs_bytes = static_cast<uint8_t*>(runs_p);
-  if (!Int(env, argv[3], "chunkLen", 0, (int64_t)buf_len, &chunk_len)) return nullptr;
+  if (!Int(env, argv[3], "chunkLen", 0, map ? (int64_t)1 << 30 : (int64_t)buf_len, &chunk_len)) return nullptr;
   if (!Int(env, argv[4], "blockSize", 1, 1 << 30, &block_size)) return nullptr;
   if (!Int(env, argv[5], "filePos", 0, 9007199254740991LL, &file_pos)) return nullptr;
   if (!Bytes(env, argv[6], "seed", &seed, &seed_len)) return nullptr;
@@ -264,6 +383,8 @@ napi_value ReadHashRuns(napi_env env, napi_callback_info info) {
   w->fd = (int)fd;
   w->buf = buf;
   w->buf_len = buf_len;
+  w->map = map;
+  w->past_end_ok = past_end_ok;
   w->runs = runs;
   w->run_count = runs_len / 2;
   w->chunk_len = (size_t)chunk_len;
@@ -277,12 +398,25 @@ napi_value ReadHashRuns(napi_env env, napi_callback_info info) {
   w->block_count = block_count;
   // The typed arrays must outlive the task: their memory is written by the pool thread.
   const int ref_args[4] = {1, 2, 7, 8};
-  for (int i = 0; i < 4; i++) napi_create_reference(env, argv[ref_args[i]], 1, &w->refs[i]);
+  for (int i = 0; i < 4; i++) {
+    if (i == 0 && map) continue;  // no buf
+    napi_create_reference(env, argv[ref_args[i]], 1, &w->refs[i]);
+  }
 
   napi_value promise, name;
   napi_create_promise(env, &w->deferred, &promise);
-  napi_create_string_utf8(env, "vdrep.readHashRuns", NAPI_AUTO_LENGTH, &name);
+  napi_create_string_utf8(env, map ? "vdrep.mapHashRuns" : "vdrep.readHashRuns", NAPI_AUTO_LENGTH, &name);
   napi_create_async_work(env, nullptr, name, Execute, Complete, w, &w->work);
   napi_queue_async_work(env, w->work);
   return promise;
+}
+
+}  // namespace
+
+napi_value ReadHashRuns(napi_env env, napi_callback_info info) {
+  return Queue(env, info, false);
+}
+
+napi_value MapHashRuns(napi_env env, napi_callback_info info) {
+  return Queue(env, info, true);
 }

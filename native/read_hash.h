@@ -8,3 +8,6 @@ bool ReadHashAvailable();
 
 /** readHashRuns(fd, buf, runs, chunkLen, blockSize, filePos, seed, hashes, zero) -> Promise. */
 napi_value ReadHashRuns(napi_env env, napi_callback_info info);
+
+/** mapHashRuns(fd, runs, chunkLen, blockSize, filePos, seed, hashes, zero[, pastEndForTests]) -> Promise. */
+napi_value MapHashRuns(napi_env env, napi_callback_info info);

@@ -267,11 +267,12 @@ napi_value Init(napi_env env, napi_value exports) {
       {"peerCred", nullptr, PeerCred, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"keepFreedMemory", nullptr, KeepFreedMemory, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"readHashRuns", nullptr, ReadHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"mapHashRuns", nullptr, MapHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
-  // readHashRuns is last: a build without xxHash's sources leaves it out (the TS side then
-  // reads and hashes on the JS thread).
+  // readHashRuns and mapHashRuns are last: a build without xxHash's sources leaves them out
+  // (the TS side then reads and hashes on the JS thread).
   size_t count = sizeof props / sizeof props[0];
-  if (!ReadHashAvailable()) count--;
+  if (!ReadHashAvailable()) count -= 2;
   napi_define_properties(env, exports, count, props);
   return exports;
 }

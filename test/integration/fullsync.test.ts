@@ -136,6 +136,27 @@ describe('fullsync to a local replica (CLI)', function () {
     assert.equal(again.digest, runs[0].digest)
   })
 
+  it('with and without mapped checksums (VDREP_NO_MMAP) a seed sync sends the same blocks and proves the same digest', async () => {
+    await init()
+    const first = await vdrep(['fullsync', disk, '--json'])
+    assert.equal(first.code, 0, first.stderr)
+    const results: SyncJson[] = []
+    for (const noMmap of ['0', '1']) {
+      // The same blocks changed each time: the replica goes back to the old bytes in between.
+      const oldBlocks = await fs.readFile(replica)
+      const changed = await scribbleBlocks(disk, BS, 4, 'mmap-seed')
+      const r = await vdrep(['fullsync', disk, '--json'], {env: {...process.env, VDREP_NO_MMAP: noMmap}})
+      assert.equal(r.code, 0, `VDREP_NO_MMAP=${noMmap}: ${r.stderr}`)
+      const out = json<SyncJson>(r)
+      assert.equal(out.blocksDiffering, changed.length, `VDREP_NO_MMAP=${noMmap}`)
+      assert.ok(await filesEqual(disk, replica), `VDREP_NO_MMAP=${noMmap}: replica differs from source`)
+      results.push(out)
+      await fs.writeFile(replica, oldBlocks)
+    }
+    assert.equal(results[1].digest, results[0].digest)
+    assert.equal(results[1].bytesSent, results[0].bytesSent)
+  })
+
   it('never reads the holes of a sparse source or seed (first sync of an identical sparse seed)', async function () {
     // A buffered read of a hole fills the page cache with zero pages: the first full sync of a
     // sparse 4 GiB disk onto its sparse seed spent ~5x the time of the next ones doing that,

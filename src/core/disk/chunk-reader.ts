@@ -6,6 +6,8 @@
 // it because it handed views of it to a transport; a kept buffer returns when the consumer
 // `releaseUpTo()` a block past its end (the receiver has written and synced it). Fresh
 // buffers cost page faults, so reuse is the point.
+// Given `mapWhen` too, a chunk it approves is checksummed through a mapping and not read at all
+// (data undefined, `mapped` true): the consumer reads the few blocks it needs with fill().
 // Holes are reported per block and never read: only the runs of data blocks in a chunk are.
 // A buffered read of a hole is not free: the kernel allocates and zeroes a page-cache page for
 // every 4 KiB of it, so reading a sparse disk's chunks whole made the first sync of a sparse
@@ -13,7 +15,7 @@
 // ~5x slower than any later sync that found those zero pages cached.
 import type {BlockHasher} from '../hash/block-hash.js'
 import {dataRuns, holeMap} from './hole-map.js'
-import {readAndHashRuns, readRuns, type BlockSums, type ReadableDisk} from './read-hash.js'
+import {mapAndHashRuns, readAndHashRuns, readRuns, type BlockSums, type ReadableDisk} from './read-hash.js'
 
 export interface Chunk {
   first: number
@@ -32,6 +34,14 @@ export interface Chunk {
    * may be kept.
    */
   sums?: BlockSums
+  /** Checksummed through a mapping: `data` is undefined; ChunkReader.fill() reads blocks. */
+  mapped?: boolean
+}
+
+/** A chunk's buffer, once it has one (a mapped chunk gets one only if fill() reads into it). */
+interface Slot {
+  buf?: Buffer
+  kept: boolean
 }
 
 export type {ReadableDisk}
@@ -65,6 +75,11 @@ export class ChunkReader {
     private readonly maxKept = Number.POSITIVE_INFINITY,
     /** Checksum every block as it is read (Chunk.sums). */
     private readonly hasher?: BlockHasher,
+    /**
+     * With a hasher: asked as each chunk is started; true means checksum it through a mapping
+     * and do not read it (the consumer expects to need few of its bytes).
+     */
+    private readonly mapWhen?: () => boolean,
   ) {
     this.perChunk = Math.max(1, Math.floor(chunkBytes / bs))
     this.blockCount = Math.ceil(size / bs)
@@ -90,32 +105,64 @@ export class ChunkReader {
     while (this.kept.length >= this.maxKept && this.free.length === 0) await new Promise<void>((r) => (this.released = r))
   }
 
-  private start(first: number): {chunk: Promise<Chunk>; buf?: Buffer; kept: () => boolean} {
+  private buffer(slot: Slot): Buffer {
+    slot.buf ??= this.free.pop() ?? Buffer.from(new SharedArrayBuffer(this.perChunk * this.bs))
+    return slot.buf
+  }
+
+  private start(first: number): {chunk: Promise<Chunk>; slot: Slot} {
     const count = Math.min(this.perChunk, this.blockCount - first)
     const {holes, allHoles} = holeMap(this.disk.fd, this.size, this.bs, first, count)
     const len = Math.min(count * this.bs, this.size - first * this.bs)
+    const slot: Slot = {kept: false}
+    const keep = () => {
+      if (slot.kept || !slot.buf) return
+      slot.kept = true
+      this.kept.push({end: first + count, buf: slot.buf})
+    }
     if (allHoles) {
       const sums = this.hasher ? {sums: Buffer.alloc(0), zero: new Uint8Array(count).fill(1)} : undefined
-      return {chunk: Promise.resolve({first, count, data: undefined, holes, keep: () => {}, sums}), kept: () => false}
-    }
-    const buf = this.free.pop() ?? Buffer.from(new SharedArrayBuffer(this.perChunk * this.bs))
-    let kept = false
-    const keep = () => {
-      if (kept) return
-      kept = true
-      this.kept.push({end: first + count, buf})
+      return {chunk: Promise.resolve({first, count, data: undefined, holes, keep, sums}), slot}
     }
     const runs = [...dataRuns(holes, count)]
     const base = first * this.bs
-    const read = this.hasher
-      ? readAndHashRuns(this.disk, this.hasher, buf, runs, base, len, this.bs).then((sums) => ({first, count, data: buf.subarray(0, len), holes, keep, sums}))
-      : readRuns(this.disk, buf, runs, base, len, this.bs).then(() => ({first, count, data: buf.subarray(0, len), holes, keep}))
+    const hasher = this.hasher
+    const readHashed = (h: BlockHasher) => readAndHashRuns(this.disk, h, this.buffer(slot), runs, base, len, this.bs)
+      .then((sums): Chunk => ({first, count, data: (slot.buf as Buffer).subarray(0, len), holes, keep, sums}))
+    let read: Promise<Chunk>
+    if (!hasher) {
+      read = readRuns(this.disk, this.buffer(slot), runs, base, len, this.bs).then(() => ({first, count, data: (slot.buf as Buffer).subarray(0, len), holes, keep}))
+    } else if (this.mapWhen?.()) {
+      // A mapping that cannot be made, or fails (the file shrank), is read the ordinary way.
+      read = mapAndHashRuns(this.disk, hasher, runs, base, len, this.bs)
+        .then((sums) => (sums ? {first, count, data: undefined, holes, keep, sums, mapped: true} : readHashed(hasher)))
+    } else {
+      read = readHashed(hasher)
+    }
     // The read ahead of a consumer that stopped (an error elsewhere, then the disk closed)
     // fails with nobody awaiting it: that must not be an unhandled rejection. A consumer that
     // does await it still sees the failure.
     read.catch(() => {})
-    return {chunk: read, buf, kept: () => kept}
+    return {chunk: read, slot}
   }
+
+  /**
+   * Read runs of blocks (indexes within the chunk) of a mapped chunk into a buffer, which
+   * becomes `chunk.data` (kept and released as any chunk's), and checksum them again: what is
+   * sent must be what is hashed, and a live disk may have changed since the mapping was hashed.
+   * The returned sums cover the chunk; only blocks in the runs are meaningful.
+   */
+  async fill(chunk: Chunk, runs: Array<[number, number]>): Promise<BlockSums> {
+    const slot = this.slots.get(chunk)
+    if (!slot || !this.hasher) throw new Error('fill() of a chunk this reader did not hand out')
+    const len = Math.min(chunk.count * this.bs, this.size - chunk.first * this.bs)
+    const buf = this.buffer(slot)
+    const sums = await readAndHashRuns(this.disk, this.hasher, buf, runs, chunk.first * this.bs, len, this.bs)
+    chunk.data = buf.subarray(0, len)
+    return sums
+  }
+
+  private readonly slots = new WeakMap<Chunk, Slot>()
 
   async *chunks(): AsyncGenerator<Chunk> {
     const ahead: Array<ReturnType<ChunkReader['start']>> = []
@@ -132,13 +179,15 @@ export class ChunkReader {
         ahead.push(this.start(nextFirst))
         nextFirst += this.perChunk
       }
+      this.slots.set(chunk, current.slot)
       yield chunk
-      if (current.buf && !current.kept() && this.free.length < MAX_FREE) this.free.push(current.buf)
+      const {buf, kept} = current.slot
+      if (buf && !kept && this.free.length < MAX_FREE) this.free.push(buf)
     }
   }
 }
 
 /** Read every chunk of a disk in order, reusing buffers (for consumers that keep nothing). */
-export function readChunks(disk: ReadableDisk, size: number, bs: number, chunkBytes: number, hasher?: BlockHasher): AsyncGenerator<Chunk> {
-  return new ChunkReader(disk, size, bs, chunkBytes, Number.POSITIVE_INFINITY, hasher).chunks()
+export function readChunks(disk: ReadableDisk, size: number, bs: number, chunkBytes: number, hasher?: BlockHasher, mapWhen?: () => boolean): AsyncGenerator<Chunk> {
+  return new ChunkReader(disk, size, bs, chunkBytes, Number.POSITIVE_INFINITY, hasher, mapWhen).chunks()
 }

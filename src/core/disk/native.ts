@@ -37,6 +37,8 @@ interface Binding {
   keepFreedMemory?(mmapThreshold: number, trimThreshold: number): boolean
   /** Optional: absent from a build without xxHash's sources (native/read_hash.cc). */
   readHashRuns?(fd: number, buf: Uint8Array, runs: Int32Array, chunkLen: number, blockSize: number, filePos: number, seed: Uint8Array, sums: Uint8Array, zero: Uint8Array): Promise<void>
+  /** Optional, as readHashRuns; also absent from an addon built by an older vdrep. */
+  mapHashRuns?(fd: number, runs: Int32Array, chunkLen: number, blockSize: number, filePos: number, seed: Uint8Array, sums: Uint8Array, zero: Uint8Array, pastEndForTests?: boolean): Promise<void>
 }
 
 const BINDING_FUNCTIONS = ['punchHole', 'seekData', 'seekHole', 'flock', 'funlock', 'blockDeviceSize', 'peerCred']
@@ -132,6 +134,16 @@ export function keepFreedMemory(): boolean {
  */
 export function readHashRuns(fd: number, buf: Uint8Array, runs: Int32Array, chunkLen: number, blockSize: number, filePos: number, seed: Uint8Array, sums: Uint8Array, zero: Uint8Array): Promise<void> | undefined {
   return binding?.readHashRuns?.(fd, buf, runs, chunkLen, blockSize, filePos, seed, sums, zero)
+}
+
+/**
+ * The same checksums as readHashRuns, computed through a read-only mapping of the chunk: no
+ * copy out of the page cache, and no buffer. Rejects ("EOF", "SIGBUS", an mmap errno) when the
+ * file is too short or shrinks under the mapping; the caller then reads instead. Undefined when
+ * the addon cannot. `pastEndForTests` skips the length check so a test can prove the guard.
+ */
+export function mapHashRuns(fd: number, runs: Int32Array, chunkLen: number, blockSize: number, filePos: number, seed: Uint8Array, sums: Uint8Array, zero: Uint8Array, pastEndForTests = false): Promise<void> | undefined {
+  return binding?.mapHashRuns?.(fd, runs, chunkLen, blockSize, filePos, seed, sums, zero, pastEndForTests)
 }
 
 /** True when the addon is loaded and in use. */

@@ -3,9 +3,11 @@
 // libuv's thread pool (native/read_hash.cc), so the client's and the receiver's disks are read
 // and hashed in parallel and the JS thread only compares; otherwise the bytes are read with
 // positional reads and hashed here. Both ways give the same bytes in `buf` and the same sums.
+// A caller that needs only the checksums (hashRuns) gets them through a mapping of the chunk
+// where it can: the same bytes, hashed where they lie in the page cache, without the copy.
 import {HASH_LENGTH, type BlockHasher} from '../hash/block-hash.js'
 import {isAllZero} from '../hash/zero.js'
-import {readHashRuns} from './native.js'
+import {mapHashRuns, readHashRuns} from './native.js'
 
 export interface BlockSums {
   /** HASH_LENGTH bytes per block of the chunk; meaningful only where `zero` is 0. */
@@ -41,11 +43,7 @@ export async function readAndHashRuns(disk: ReadableDisk, hasher: BlockHasher, b
   const zero = new Uint8Array(count).fill(1)
   if (runs.length === 0) return {sums, zero}
   if (hasher.xxh3Seed && disk.directReads === true) {
-    const pairs = new Int32Array(runs.length * 2)
-    runs.forEach(([a, b], k) => {
-      pairs[2 * k] = a
-      pairs[2 * k + 1] = b
-    })
+    const pairs = runPairs(runs)
     try {
       const native = readHashRuns(disk.fd, buf, pairs, chunkLen, bs, base, hasher.xxh3Seed, sums, zero)
       if (native) {
@@ -68,6 +66,51 @@ export async function readAndHashRuns(disk: ReadableDisk, hasher: BlockHasher, b
     }
   }
   return {sums, zero}
+}
+
+/**
+ * The checksums of blocks [first, end) of each run, as readAndHashRuns gives them, for a caller
+ * that does not need the bytes. Through a mapping where the addon can (no copy out of the page
+ * cache); when it cannot, or the mapping fails (a file that shrank: SIGBUS, caught), the runs
+ * are read into `buf()` instead, which reports any read error as readAndHashRuns does.
+ */
+export async function hashRuns(disk: ReadableDisk, hasher: BlockHasher, runs: Array<[number, number]>, base: number, chunkLen: number, bs: number, buf: () => Buffer): Promise<BlockSums> {
+  const mapped = await mapAndHashRuns(disk, hasher, runs, base, chunkLen, bs)
+  return mapped ?? readAndHashRuns(disk, hasher, buf(), runs, base, chunkLen, bs)
+}
+
+/** The mapped half of hashRuns: undefined when mapping is not possible or failed. */
+export async function mapAndHashRuns(disk: ReadableDisk, hasher: BlockHasher, runs: Array<[number, number]>, base: number, chunkLen: number, bs: number): Promise<BlockSums | undefined> {
+  if (!hasher.xxh3Seed || disk.directReads !== true || !mappedHashing) return undefined
+  const count = Math.ceil(chunkLen / bs)
+  const sums = Buffer.allocUnsafeSlow(count * HASH_LENGTH)
+  const zero = new Uint8Array(count).fill(1)
+  if (runs.length === 0) return {sums, zero}
+  try {
+    const native = mapHashRuns(disk.fd, runPairs(runs), chunkLen, bs, base, hasher.xxh3Seed, sums, zero)
+    if (!native) return undefined
+    await native
+    return {sums, zero}
+  } catch {
+    return undefined
+  }
+}
+
+/** False: hashRuns always reads (tests compare the two ways; VDREP_NO_MMAP=1 for file systems where mapping misbehaves). */
+export let mappedHashing = process.env.VDREP_NO_MMAP !== '1'
+
+/** Tests only: turn mapped hashing on or off. */
+export function __setMappedHashingForTests(on: boolean): void {
+  mappedHashing = on
+}
+
+function runPairs(runs: Array<[number, number]>): Int32Array {
+  const pairs = new Int32Array(runs.length * 2)
+  runs.forEach(([a, b], k) => {
+    pairs[2 * k] = a
+    pairs[2 * k + 1] = b
+  })
+  return pairs
 }
 
 /** Read blocks [first, end) of each run (indexes within the chunk) into their place in `buf`, in order. */

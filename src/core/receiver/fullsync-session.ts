@@ -6,7 +6,7 @@
 import {ProtocolError, VerifyError} from '../errors.js'
 import {blockHasher, type BlockHasher, type StreamHasher} from '../hash/block-hash.js'
 import {readChunks} from '../disk/chunk-reader.js'
-import {readAndHashRuns, sumOf, type BlockSums} from '../disk/read-hash.js'
+import {hashRuns, sumOf, type BlockSums} from '../disk/read-hash.js'
 import {holeMap} from '../disk/hole-map.js'
 import {FrameType} from '../protocol/frame.js'
 import type {FrameSource} from '../protocol/frame-reader.js'
@@ -116,8 +116,9 @@ class FullsyncReceiver {
 
   /** Stream the replica's per-block status to the client, in order. */
   private async scan(): Promise<void> {
-    // The reader checksums each chunk as it reads it (in the thread pool where it can).
-    for await (const chunk of readChunks(this.replica, this.hello.diskSize, this.bs, SCAN_CHUNK, this.hasher)) {
+    // Only the checksums are needed: through a mapping where the addon can (no copy out of the
+    // page cache), else read and checksummed in the thread pool, else here.
+    for await (const chunk of readChunks(this.replica, this.hello.diskSize, this.bs, SCAN_CHUNK, this.hasher, () => true)) {
       const sums = chunk.sums as BlockSums
       for (let start = 0; start < chunk.count; start += MAX_STATUS_BATCH) {
         const count = Math.min(MAX_STATUS_BATCH, chunk.count - start)
@@ -283,10 +284,9 @@ class FullsyncReceiver {
 
   /** Fold blocks [digestedUpto, upto) into the digest, re-reading the ones written. */
   private async fold(upto: number): Promise<void> {
-    // One buffer for every fold: fresh memory costs a page fault per page.
-    this.foldBuf ??= Buffer.allocUnsafeSlow(Math.max(SCAN_CHUNK, this.bs))
-    const runBuf = this.foldBuf
-    const perRun = Math.max(1, Math.floor(runBuf.length / this.bs))
+    // One buffer for every fold that cannot map: fresh memory costs a page fault per page.
+    const runBuf = () => (this.foldBuf ??= Buffer.allocUnsafeSlow(Math.max(SCAN_CHUNK, this.bs)))
+    const perRun = Math.max(1, Math.floor(Math.max(SCAN_CHUNK, this.bs) / this.bs))
     let b = this.digestedUpto
     while (b < upto) {
       if (!this.written.has(b) && !this.zeroed.has(b)) {
@@ -309,7 +309,7 @@ class FullsyncReceiver {
       // cache with zero pages). Anything else is read back; a run with written blocks always
       // is, without asking the extent map (a synchronous lseek per run cost more than it saved).
       const hole = onlyZeroed && holeMap(this.replica.fd, this.hello.diskSize, this.bs, b, end - b).allHoles
-      const read = await readAndHashRuns(this.replica, this.hasher, runBuf, hole ? [] : [[0, end - b]], b * this.bs, len, this.bs)
+      const read = await hashRuns(this.replica, this.hasher, hole ? [] : [[0, end - b]], b * this.bs, len, this.bs, runBuf)
       for (let i = b; i < end; i++) {
         const sum = sumOf(read, i - b)
         const zero = sum === undefined

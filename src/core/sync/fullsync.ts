@@ -33,6 +33,26 @@ const DEFAULT_CHECKPOINT_BYTES = 64 << 20
 const SKIP = 0
 const ZERO = 1
 const SEND = 2
+/** Chunks are checksummed through a mapping (not read) while the last one sent less than this share of its blocks. */
+const MAP_BELOW_SEND_SHARE = 0.25
+
+/** What to do with a block: its checksum (undefined: all zero) against the replica's status. */
+function decide(sum: Buffer | undefined, theirKind: number, theirHash: Buffer | undefined): number {
+  if (sum === undefined) return theirKind === BlockKind.ZERO ? SKIP : ZERO
+  return theirKind === BlockKind.HASH && theirHash?.equals(sum) ? SKIP : SEND
+}
+
+/** The runs [first, end) of blocks to SEND in a chunk's actions. */
+function sendRuns(action: Uint8Array, count: number): Array<[number, number]> {
+  const runs: Array<[number, number]> = []
+  for (let i = 0; i < count; i++) {
+    if (action[i] !== SEND) continue
+    const last = runs[runs.length - 1]
+    if (last && last[1] === i) last[1] = i + 1
+    else runs.push([i, i + 1])
+  }
+  return runs
+}
 
 export interface FullsyncOptions {
   truncateReplica?: boolean
@@ -170,33 +190,57 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
     p.phase = 'compare'
 
     const indexBatch = 64 * HASHES_PER_PAGE
-    const action = new Uint8Array(Math.max(1, Math.floor(READ_CHUNK / bs)))
+    const perChunk = Math.max(1, Math.floor(READ_CHUNK / bs))
+    const action = new Uint8Array(perChunk)
+    const theirKind = new Uint8Array(perChunk)
+    const theirs: Array<Buffer | undefined> = []
     const hashes: Buffer[] = []
     // Chunks lent to the transport come back at the receiver's checkpoint acks; two
     // checkpoints' worth (plus the read-ahead) may be out at once.
-    const chunksPerCheckpoint = Math.ceil(checkpointEvery / Math.max(1, Math.floor(READ_CHUNK / bs)))
-    // The reader checksums each chunk as it reads it (in the thread pool where it can).
-    const chunks = new ChunkReader(source, diskSize, bs, READ_CHUNK, 2 * chunksPerCheckpoint + 4, hasher)
+    const chunksPerCheckpoint = Math.ceil(checkpointEvery / perChunk)
+    // The reader checksums each chunk as it reads it (in the thread pool where it can). While
+    // few blocks travel (a seed, a rerun), chunks are checksummed through a mapping instead of
+    // read, and only the blocks that differ are read (fill); while many do (a fresh replica),
+    // reading them at once is cheaper than mapping and then reading. The last chunk decides.
+    let lastSendShare = ok.state === ReplicaStateKind.MISSING ? 1 : 0
+    const chunks = new ChunkReader(source, diskSize, bs, READ_CHUNK, 2 * chunksPerCheckpoint + 4, hasher, () => lastSendShare < MAP_BELOW_SEND_SHARE)
     chunksRef = chunks
     for await (const chunk of chunks.chunks()) {
-      const {first, data} = chunk
-      const sums = chunk.sums as BlockSums
+      const {first} = chunk
+      let sums = chunk.sums as BlockSums
       const end = first + chunk.count
       // Pass 1: compare each block's checksum with the replica's status, decide.
       let toSend = 0
       for (let b = first; b < end; b++) {
         const i = b - first
-        const len = Math.min(bs, diskSize - b * bs)
-        const sum = sumOf(sums, i)
-        const zero = sum === undefined
-        const hash = sum ?? hasher.zeroHash(len)
         const status = await replies.nextStatus()
-        if (zero) action[i] = status.kind === BlockKind.ZERO ? SKIP : ZERO
-        else action[i] = status.kind === BlockKind.HASH && status.hash?.equals(hash) ? SKIP : SEND
-        if (action[i] === SEND) {
-          hashes[i] = hash
-          toSend++
+        theirKind[i] = status.kind
+        theirs[i] = status.hash
+        action[i] = decide(sumOf(sums, i), status.kind, status.hash)
+        if (action[i] === SEND) toSend++
+      }
+      // A mapped chunk has no bytes: read the blocks that travel, and decide them again on
+      // what was read (a live disk may have changed them since): what is sent is what is hashed.
+      if (chunk.mapped && toSend > 0) {
+        const fresh = await chunks.fill(chunk, sendRuns(action, chunk.count))
+        const merged = {sums: Buffer.from(sums.sums), zero: Uint8Array.from(sums.zero)}
+        toSend = 0
+        for (let i = 0; i < chunk.count; i++) {
+          if (action[i] !== SEND) continue
+          merged.zero[i] = fresh.zero[i]
+          fresh.sums.copy(merged.sums, i * HASH_LENGTH, i * HASH_LENGTH, (i + 1) * HASH_LENGTH)
+          action[i] = decide(sumOf(merged, i), theirKind[i], theirs[i])
+          if (action[i] === SEND) toSend++
         }
+        sums = merged
+      }
+      const data = chunk.data
+      lastSendShare = toSend / chunk.count
+      // The digest and the index, over each block's final checksum.
+      for (let b = first; b < end; b++) {
+        const i = b - first
+        const hash = sumOf(sums, i) ?? hasher.zeroHash(Math.min(bs, diskSize - b * bs))
+        if (action[i] === SEND) hashes[i] = hash
         digest.update(hash)
         if (indexAll) hash.copy(indexAll, b * HASH_LENGTH)
         else {

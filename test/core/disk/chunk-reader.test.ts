@@ -8,6 +8,8 @@ import path from 'node:path'
 
 import {ChunkReader, type ReadableDisk} from '../../../src/core/disk/chunk-reader.js'
 import {holeMap} from '../../../src/core/disk/hole-map.js'
+import {mapAndHashRuns, sumOf} from '../../../src/core/disk/read-hash.js'
+import {blockHasher, HashAlgo} from '../../../src/core/hash/block-hash.js'
 import {seededBytes, tempDir} from '../../helpers/disks.js'
 
 const KiB = 1024
@@ -120,6 +122,64 @@ describe('ChunkReader', () => {
       }
       assert.ok(Buffer.concat(got).equals(data))
       assert.equal(disk.reads.length, 4, 'one read per chunk when nothing is a hole')
+    } finally {
+      await f.close()
+    }
+  })
+
+  it('a mapped chunk has checksums and no bytes; fill() reads the blocks asked for and checksums what it read', async function () {
+    const hasher = blockHasher(HashAlgo.XXH3, Buffer.alloc(16, 3))
+    const full = path.join(dir, 'mapped.img')
+    const data = seededBytes('mapped', 2 * MiB + 100)
+    await fs.writeFile(full, data)
+    const f = await fs.open(full, 'r+')
+    try {
+      const disk = {...recording(f), directReads: true}
+      if (!(await mapAndHashRuns(disk, hasher, [[0, 1]], 0, BS, BS))) this.skip() // no addon here
+      let asked = 0
+      const reader = new ChunkReader(disk, data.length, BS, MiB, Number.POSITIVE_INFINITY, hasher, () => (asked++, true))
+      let chunks = 0
+      for await (const chunk of reader.chunks()) {
+        chunks++
+        assert.equal(chunk.mapped, true)
+        assert.equal(chunk.data, undefined, 'a mapped chunk is not read')
+        for (let i = 0; i < chunk.count; i++) {
+          const b = chunk.first + i
+          assert.deepEqual(sumOf(chunk.sums!, i), hasher.hash(data.subarray(b * BS, Math.min((b + 1) * BS, data.length))), `block ${b}`)
+        }
+        if (chunk.first !== 0) continue
+        // The disk changes after the chunk was hashed (a live disk): fill() sees the new bytes.
+        const changed = Buffer.alloc(BS, 0x5a)
+        await f.write(changed, 0, BS, 2 * BS)
+        const fresh = await reader.fill(chunk, [[2, 4]])
+        assert.ok(chunk.data, 'fill() gives the chunk its bytes')
+        assert.ok(chunk.data.subarray(2 * BS, 3 * BS).equals(changed))
+        assert.ok(chunk.data.subarray(3 * BS, 4 * BS).equals(data.subarray(3 * BS, 4 * BS)))
+        assert.deepEqual(sumOf(fresh, 2), hasher.hash(changed))
+        assert.deepEqual(sumOf(fresh, 3), sumOf(chunk.sums!, 3))
+        assert.ok(disk.reads.every(([pos, len]) => pos >= 2 * BS && pos + len <= 4 * BS), `only the runs asked for are read: ${JSON.stringify(disk.reads)}`)
+      }
+      assert.equal(chunks, 3)
+      assert.equal(asked, 3, 'asked once per chunk')
+    } finally {
+      await f.close()
+    }
+  })
+
+  it('without a mapping (no direct reads, as under fault injection) a chunk the consumer wants mapped is read', async () => {
+    const hasher = blockHasher(HashAlgo.XXH3, Buffer.alloc(16, 3))
+    const full = path.join(dir, 'unmapped.img')
+    const data = seededBytes('unmapped', MiB)
+    await fs.writeFile(full, data)
+    const f = await fs.open(full, 'r')
+    try {
+      const disk = recording(f) // directReads undefined: reads must go through readAt
+      for await (const chunk of new ChunkReader(disk, data.length, BS, MiB, Number.POSITIVE_INFINITY, hasher, () => true).chunks()) {
+        assert.notEqual(chunk.mapped, true)
+        assert.ok(chunk.data?.equals(data))
+        assert.deepEqual(sumOf(chunk.sums!, 5), hasher.hash(data.subarray(5 * BS, 6 * BS)))
+      }
+      assert.equal(disk.reads.length, 1)
     } finally {
       await f.close()
     }

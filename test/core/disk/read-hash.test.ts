@@ -1,14 +1,19 @@
 // Reading and checksumming a chunk: the addon's thread-pool path (native/read_hash.cc) must
 // give exactly the bytes and the checksums the JS path gives, for every algorithm, with holes,
 // zero blocks, a short last block and keys; and a failed native read falls back to readAt.
+// The mapped path (mapHashRuns: checksums through a mapping, no copy) must give the same
+// checksums, and a file that is short or shrinks under the mapping (SIGBUS) must fall back to
+// reading, never kill the process; a SIGBUS that is not ours still ends it as before.
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import fc from 'fast-check'
 import {blockHasher, HASH_LENGTH, HashAlgo} from '../../../src/core/hash/block-hash.js'
-import {readAndHashRuns, sumOf, type ReadableDisk} from '../../../src/core/disk/read-hash.js'
-import {nativeAvailable, readHashRuns} from '../../../src/core/disk/native.js'
+import {spawnSync} from 'node:child_process'
+import {fileURLToPath} from 'node:url'
+import {hashRuns, mapAndHashRuns, readAndHashRuns, sumOf, type ReadableDisk} from '../../../src/core/disk/read-hash.js'
+import {findPackageRoot, mapHashRuns, nativeAvailable, readHashRuns} from '../../../src/core/disk/native.js'
 import {tempDir} from '../../helpers/disks.js'
 
 const BS = 4096
@@ -153,5 +158,103 @@ describe('read and hash a chunk', () => {
     assert.throws(call([0, 1], 3 * BS), /chunkLen is out of range/)
     assert.throws(call([0, 1], 2 * BS, HASH_LENGTH), /too small/)
     assert.throws(() => readHashRuns(0, Buffer.alloc(BS), new Int32Array([0, 1]), BS, BS, 0, Buffer.alloc(4), Buffer.alloc(HASH_LENGTH), new Uint8Array(1)), /seed/)
+  })
+
+  it('mapped checksums are the read ones, for any runs, holes, offsets and a short last block', async function () {
+    if (!mapHashRuns(0, new Int32Array(0), 0, BS, 0, KEY, Buffer.alloc(0), new Uint8Array(0))) this.skip()
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({min: 0, max: 5}), {minLength: 1, maxLength: 24}),
+        fc.integer({min: 0, max: BS - 1}),
+        fc.array(fc.boolean(), {minLength: 25, maxLength: 25}),
+        fc.integer({min: 0, max: 3}),
+        async (kinds, tail, skip, lead) => {
+          // `lead` blocks before the chunk: the chunk starts at a file offset, as all but the first do.
+          const bytes = Buffer.concat([crypto.randomBytes(lead * BS), chunkBytes(kinds, tail)])
+          const {disk, jsDisk, close} = await diskWith(dir, bytes)
+          try {
+            const chunkLen = bytes.length - lead * BS
+            const count = Math.ceil(chunkLen / BS)
+            const runs: Array<[number, number]> = []
+            for (let i = 0; i < count; i++) {
+              if (skip[i]) continue
+              const last = runs[runs.length - 1]
+              if (last && last[1] === i) last[1]++
+              else runs.push([i, i + 1])
+            }
+            const hasher = blockHasher(HashAlgo.XXH3, KEY)
+            const mapped = await mapAndHashRuns(disk, hasher, runs, lead * BS, chunkLen, BS)
+            assert.ok(mapped, 'the mapping was made')
+            const read = await readAndHashRuns(jsDisk, hasher, Buffer.alloc(count * BS), runs, lead * BS, chunkLen, BS)
+            assert.deepEqual(mapped.zero, read.zero)
+            for (let i = 0; i < count; i++) assert.deepEqual(sumOf(mapped, i), sumOf(read, i), `block ${i}`)
+          } finally {
+            await close()
+          }
+        },
+      ),
+      {numRuns: 60},
+    )
+  })
+
+  it('maps only where it can: xxh3, direct reads; other algorithms and fault-injected disks read', async () => {
+    const bytes = crypto.randomBytes(4 * BS)
+    const {disk, jsDisk, close} = await diskWith(dir, bytes)
+    try {
+      assert.equal(await mapAndHashRuns(disk, blockHasher(HashAlgo.BLAKE3, KEY), [[0, 4]], 0, 4 * BS, BS), undefined)
+      assert.equal(await mapAndHashRuns(jsDisk, blockHasher(HashAlgo.XXH3, KEY), [[0, 4]], 0, 4 * BS, BS), undefined)
+      const hasher = blockHasher(HashAlgo.SHA256, KEY)
+      let lent = 0
+      const r = await hashRuns(disk, hasher, [[0, 4]], 0, 4 * BS, BS, () => (lent++, Buffer.alloc(4 * BS)))
+      assert.equal(lent, 1, 'read into the lent buffer')
+      assert.deepEqual(sumOf(r, 3), hasher.hash(bytes.subarray(3 * BS)))
+    } finally {
+      await close()
+    }
+  })
+
+  it('a file shorter than the runs is not mapped; hashRuns reads it and readAt names the problem', async function () {
+    const bytes = crypto.randomBytes(4 * BS)
+    const {disk, close} = await diskWith(dir, bytes)
+    try {
+      const hasher = blockHasher(HashAlgo.XXH3, KEY)
+      if (!(await mapAndHashRuns(disk, hasher, [[0, 4]], 0, 4 * BS, BS))) this.skip()
+      assert.equal(await mapAndHashRuns(disk, hasher, [[0, 8]], 0, 8 * BS, BS), undefined)
+      await assert.rejects(hashRuns(disk, hasher, [[0, 8]], 0, 8 * BS, BS, () => Buffer.alloc(8 * BS)), /short read at 0/)
+    } finally {
+      await close()
+    }
+  })
+
+  it('a mapping read past the end of the file (as after a truncate) rejects with SIGBUS and the process lives on', async function () {
+    const bytes = crypto.randomBytes(2 * BS)
+    const {disk, close} = await diskWith(dir, bytes)
+    try {
+      const sums = Buffer.alloc(8 * HASH_LENGTH)
+      const zero = new Uint8Array(8)
+      // pastEndForTests skips the length check, so the hash loop touches pages past the end.
+      const p = mapHashRuns(disk.fd, new Int32Array([0, 8]), 8 * BS, BS, 0, KEY, sums, zero, true)
+      if (!p) this.skip()
+      await assert.rejects(p, (err: NodeJS.ErrnoException) => err.code === 'SIGBUS' && /shrank or failed under a mapping/.test(err.message))
+      // The guard is released: the same thread pool maps and hashes again.
+      const again = await mapAndHashRuns(disk, blockHasher(HashAlgo.XXH3, KEY), [[0, 2]], 0, 2 * BS, BS)
+      assert.deepEqual(sumOf(again!, 1), blockHasher(HashAlgo.XXH3, KEY).hash(bytes.subarray(BS)))
+    } finally {
+      await close()
+    }
+  })
+
+  it('a SIGBUS that is not from a guarded mapping still ends the process, as without the guard', function () {
+    if (!mapHashRuns(0, new Int32Array(0), 0, BS, 0, KEY, Buffer.alloc(0), new Uint8Array(0))) this.skip()
+    const native = path.join(findPackageRoot(path.dirname(fileURLToPath(import.meta.url))) as string, 'build/Release/vdrep_native.node')
+    const script = `
+      const b = require(${JSON.stringify(native)})
+      b.mapHashRuns(0, new Int32Array(0), 0, 4096, 0, Buffer.alloc(8), Buffer.alloc(0), new Uint8Array(0)).then(() => {
+        process.kill(process.pid, 'SIGBUS')
+        setTimeout(() => { console.log('survived'); process.exit(0) }, 500)
+      })`
+    const r = spawnSync(process.execPath, ['-e', script], {encoding: 'utf8', timeout: 20_000})
+    assert.equal(r.signal, 'SIGBUS', `the child ended with ${r.signal ?? r.status}: ${r.stdout}${r.stderr}`)
+    assert.doesNotMatch(r.stdout, /survived/)
   })
 })
