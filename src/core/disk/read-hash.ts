@@ -21,6 +21,23 @@ export function sumOf(s: BlockSums, i: number): Buffer | undefined {
   return s.zero[i] === 1 ? undefined : s.sums.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH)
 }
 
+/**
+ * Blocks [from, to) of a chunk as a full sync's digest and index see them, back to back:
+ * each block's checksum, or for an all-zero block the zero hash of its length (zeroHashOf,
+ * given the block's index in the chunk). One buffer, so the digest takes one update per chunk.
+ */
+export function digestSlots(s: BlockSums, from: number, to: number, zeroHashOf: (i: number) => Buffer): Buffer {
+  const out = Buffer.allocUnsafe((to - from) * HASH_LENGTH)
+  // An all-hole chunk has no sums at all (every block is zero).
+  const hasSums = s.sums.length >= to * HASH_LENGTH
+  if (hasSums) s.sums.copy(out, 0, from * HASH_LENGTH, to * HASH_LENGTH)
+  for (let i = from; i < to; i++) {
+    if (s.zero[i] === 1) out.set(zeroHashOf(i), (i - from) * HASH_LENGTH)
+    else if (!hasSums) throw new Error(`block ${i} of the chunk has data but no checksum`)
+  }
+  return out
+}
+
 /** A disk that can be read at an offset, and whether its fd may be read directly. */
 export interface ReadableDisk {
   readonly fd: number

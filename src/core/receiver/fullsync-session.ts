@@ -4,9 +4,9 @@
 // what it wrote, so the proof is of what is on disk) and records the durable resume point.
 // At DONE it compares digests; only a match marks the replica complete.
 import {ProtocolError, VerifyError} from '../errors.js'
-import {blockHasher, type BlockHasher, type StreamHasher} from '../hash/block-hash.js'
+import {blockHasher, HASH_LENGTH, type BlockHasher, type StreamHasher} from '../hash/block-hash.js'
 import {readChunks} from '../disk/chunk-reader.js'
-import {hashRuns, sumOf, type BlockSums} from '../disk/read-hash.js'
+import {digestSlots, hashRuns, sumOf, type BlockSums} from '../disk/read-hash.js'
 import {holeMap} from '../disk/hole-map.js'
 import {FrameType} from '../protocol/frame.js'
 import type {FrameSource} from '../protocol/frame-reader.js'
@@ -49,8 +49,8 @@ export async function runFullsyncSession(hello: Hello, replicaPath: string, read
 class FullsyncReceiver {
   private readonly bs: number
   private readonly blockCount: number
-  /** Scan results not yet folded into the digest: hash, or null for an all-zero block. */
-  private readonly scanned = new Map<number, Buffer | null>()
+  /** Scanned chunks not yet wholly folded into the digest, in block order. */
+  private readonly scanned: Array<{first: number; count: number; sums: BlockSums}> = []
   private scannedUpto = 0
   private readonly written = new Map<number, Buffer>()
   private readonly zeroed = new Set<number>()
@@ -120,27 +120,31 @@ class FullsyncReceiver {
     // page cache), else read and checksummed in the thread pool, else here.
     for await (const chunk of readChunks(this.replica, this.hello.diskSize, this.bs, SCAN_CHUNK, this.hasher, () => true)) {
       const sums = chunk.sums as BlockSums
+      this.scanned.push({first: chunk.first, count: chunk.count, sums})
       for (let start = 0; start < chunk.count; start += MAX_STATUS_BATCH) {
         const count = Math.min(MAX_STATUS_BATCH, chunk.count - start)
         const kinds = new Uint8Array(count)
-        const hashes: Buffer[] = []
-        for (let i = start; i < start + count; i++) {
-          const b = chunk.first + i
-          const h = sumOf(sums, i)
-          if (h === undefined) {
-            kinds[i - start] = BlockKind.ZERO
-            this.scanned.set(b, null)
-          } else {
-            kinds[i - start] = BlockKind.HASH
-            hashes.push(h)
-            this.scanned.set(b, h)
+        let hashed = 0
+        for (let i = 0; i < count; i++) {
+          const zero = sums.zero[start + i] === 1
+          kinds[i] = zero ? BlockKind.ZERO : BlockKind.HASH
+          if (!zero) hashed++
+        }
+        // The checksums of the HASH blocks, back to back: the chunk's slots as they are when
+        // no block is zero, else gathered.
+        const hashes = hashed === count ? sums.sums.subarray(start * HASH_LENGTH, (start + count) * HASH_LENGTH) : Buffer.allocUnsafe(hashed * HASH_LENGTH)
+        if (hashed !== count) {
+          for (let i = 0, at = 0; i < count && hashed > 0; i++) {
+            if (kinds[i] !== BlockKind.HASH) continue
+            sums.sums.copy(hashes, at, (start + i) * HASH_LENGTH, (start + i + 1) * HASH_LENGTH)
+            at += HASH_LENGTH
           }
         }
         this.scannedUpto = chunk.first + start + count
         // Stay at most SCAN_LEAD_BLOCKS ahead of the client's last checkpoint request, so
         // the statuses in flight stay bounded (the client relies on it; see receiver-replies).
         while (this.scannedUpto - this.checkpointRequested > SCAN_LEAD_BLOCKS && !this.stopped) await new Promise<void>((r) => (this.scanWaiter = r))
-        await this.writer.send(FrameType.BLOCK_STATUS, encodeBlockStatus({startBlock: chunk.first + start, kinds, hashes: Buffer.concat(hashes)}))
+        await this.writer.send(FrameType.BLOCK_STATUS, encodeBlockStatus({startBlock: chunk.first + start, kinds, hashes}))
       }
     }
   }
@@ -287,14 +291,15 @@ class FullsyncReceiver {
     // One buffer for every fold that cannot map: fresh memory costs a page fault per page.
     const runBuf = () => (this.foldBuf ??= Buffer.allocUnsafeSlow(Math.max(SCAN_CHUNK, this.bs)))
     const perRun = Math.max(1, Math.floor(Math.max(SCAN_CHUNK, this.bs) / this.bs))
+    // The blocks written or zeroed below `upto`, in order; the rest are folded as scanned.
+    const touched = [...this.written.keys(), ...this.zeroed].filter((t) => t < upto).sort((x, y) => x - y)
+    let k = 0
     let b = this.digestedUpto
     while (b < upto) {
-      if (!this.written.has(b) && !this.zeroed.has(b)) {
-        const h = this.scanned.get(b)
-        if (h === undefined) throw new ProtocolError('BLOCK_NOT_SCANNED', `block ${b} was never scanned`)
-        this.digest.update(h ?? this.hasher.zeroHash(this.blockLen(b)))
-        this.scanned.delete(b)
-        b++
+      const nextTouched = k < touched.length ? touched[k] : upto
+      if (b < nextTouched) {
+        this.foldScanned(b, nextTouched)
+        b = nextTouched
         continue
       }
       let end = b
@@ -303,6 +308,7 @@ class FullsyncReceiver {
         if (this.written.has(end)) onlyZeroed = false
         end++
       }
+      while (k < touched.length && touched[k] < end) k++
       const len = Math.min((end - b) * this.bs, this.hello.diskSize - b * this.bs)
       // A zeroed run the file system reports as one hole (a punched zero run) reads as zeros:
       // proved from the extent map, not by reading it (a buffered read of a hole fills the page
@@ -320,11 +326,25 @@ class FullsyncReceiver {
         this.digest.update(h)
         this.written.delete(i)
         this.zeroed.delete(i)
-        this.scanned.delete(i)
       }
       b = end
     }
     this.digestedUpto = upto
+    while (this.scanned.length > 0 && this.scanned[0].first + this.scanned[0].count <= upto) this.scanned.shift()
+  }
+
+  /** Fold blocks [from, to), untouched by the client, with their checksums from the scan: one update per chunk. */
+  private foldScanned(from: number, to: number): void {
+    let b = from
+    for (const c of this.scanned) {
+      if (b >= to) break
+      if (c.first + c.count <= b) continue
+      if (c.first > b) break
+      const stop = Math.min(to, c.first + c.count)
+      this.digest.update(digestSlots(c.sums, b - c.first, stop - c.first, (i) => this.hasher.zeroHash(this.blockLen(c.first + i))))
+      b = stop
+    }
+    if (b < to) throw new ProtocolError('BLOCK_NOT_SCANNED', `block ${b} was never scanned`)
   }
 
   private async onDone(payload: Buffer): Promise<void> {

@@ -8,7 +8,7 @@ import {UsageError, VerifyError} from '../errors.js'
 import {blockHasher, HASH_LENGTH} from '../hash/block-hash.js'
 import {SourceDisk, type ReadFault} from '../disk/source-disk.js'
 import {ChunkReader} from '../disk/chunk-reader.js'
-import {sumOf, type BlockSums} from '../disk/read-hash.js'
+import {digestSlots, type BlockSums} from '../disk/read-hash.js'
 import {Bitmap} from '../psf/bitmap.js'
 import {HeaderFlag} from '../psf/header.js'
 import {HASHES_PER_PAGE, Region} from '../psf/layout.js'
@@ -36,10 +36,23 @@ const SEND = 2
 /** Chunks are checksummed through a mapping (not read) while the last one sent less than this share of its blocks. */
 const MAP_BELOW_SEND_SHARE = 0.25
 
-/** What to do with a block: its checksum (undefined: all zero) against the replica's status. */
-function decide(sum: Buffer | undefined, theirKind: number, theirHash: Buffer | undefined): number {
-  if (sum === undefined) return theirKind === BlockKind.ZERO ? SKIP : ZERO
-  return theirKind === BlockKind.HASH && theirHash?.equals(sum) ? SKIP : SEND
+/**
+ * Decide blocks [from, to) of a chunk: a zero block is skipped where the replica's is zero too
+ * and sent as a zero run otherwise; any other is skipped where the replica has its checksum and
+ * sent otherwise. Returns how many are to be sent.
+ */
+function decideAll(sums: BlockSums, theirKinds: Uint8Array, theirHashes: Buffer, action: Uint8Array, from: number, to: number): number {
+  let send = 0
+  for (let i = from; i < to; i++) {
+    if (sums.zero[i] === 1) action[i] = theirKinds[i] === BlockKind.ZERO ? SKIP : ZERO
+    else {
+      const at = i * HASH_LENGTH
+      const same = theirKinds[i] === BlockKind.HASH && sums.sums.compare(theirHashes, at, at + HASH_LENGTH, at, at + HASH_LENGTH) === 0
+      action[i] = same ? SKIP : SEND
+      if (!same) send++
+    }
+  }
+  return send
 }
 
 /** The runs [first, end) of blocks to SEND in a chunk's actions. */
@@ -192,9 +205,10 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
     const indexBatch = 64 * HASHES_PER_PAGE
     const perChunk = Math.max(1, Math.floor(READ_CHUNK / bs))
     const action = new Uint8Array(perChunk)
-    const theirKind = new Uint8Array(perChunk)
-    const theirs: Array<Buffer | undefined> = []
-    const hashes: Buffer[] = []
+    // The replica's statuses of the chunk's blocks: kinds, and hashes at i * HASH_LENGTH.
+    const theirKinds = new Uint8Array(perChunk)
+    const theirHashes = Buffer.alloc(perChunk * HASH_LENGTH)
+    const zeroHashOf = (b: number) => hasher.zeroHash(Math.min(bs, diskSize - b * bs))
     // Chunks lent to the transport come back at the receiver's checkpoint acks; two
     // checkpoints' worth (plus the read-ahead) may be out at once.
     const chunksPerCheckpoint = Math.ceil(checkpointEvery / perChunk)
@@ -205,56 +219,51 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
     let lastSendShare = ok.state === ReplicaStateKind.MISSING ? 1 : 0
     const chunks = new ChunkReader(source, diskSize, bs, READ_CHUNK, 2 * chunksPerCheckpoint + 4, hasher, () => lastSendShare < MAP_BELOW_SEND_SHARE)
     chunksRef = chunks
+    // Per chunk, not per block: the statuses in one call, the decisions in a plain loop, the
+    // digest and the index in one update each (per-block awaits and calls were most of the JS
+    // thread's time in a seed sync, and that thread shares two cores with the checksums).
     for await (const chunk of chunks.chunks()) {
-      const {first} = chunk
+      const {first, count} = chunk
       let sums = chunk.sums as BlockSums
-      const end = first + chunk.count
+      const end = first + count
+      await replies.takeStatuses(count, theirKinds, theirHashes)
       // Pass 1: compare each block's checksum with the replica's status, decide.
-      let toSend = 0
-      for (let b = first; b < end; b++) {
-        const i = b - first
-        const status = await replies.nextStatus()
-        theirKind[i] = status.kind
-        theirs[i] = status.hash
-        action[i] = decide(sumOf(sums, i), status.kind, status.hash)
-        if (action[i] === SEND) toSend++
-      }
+      let toSend = decideAll(sums, theirKinds, theirHashes, action, 0, count)
       // A mapped chunk has no bytes: read the blocks that travel, and decide them again on
       // what was read (a live disk may have changed them since): what is sent is what is hashed.
       if (chunk.mapped && toSend > 0) {
-        const fresh = await chunks.fill(chunk, sendRuns(action, chunk.count))
+        const runs = sendRuns(action, count)
+        const fresh = await chunks.fill(chunk, runs)
         const merged = {sums: Buffer.from(sums.sums), zero: Uint8Array.from(sums.zero)}
         toSend = 0
-        for (let i = 0; i < chunk.count; i++) {
-          if (action[i] !== SEND) continue
-          merged.zero[i] = fresh.zero[i]
-          fresh.sums.copy(merged.sums, i * HASH_LENGTH, i * HASH_LENGTH, (i + 1) * HASH_LENGTH)
-          action[i] = decide(sumOf(merged, i), theirKind[i], theirs[i])
-          if (action[i] === SEND) toSend++
+        for (const [a, z] of runs) {
+          merged.zero.set(fresh.zero.subarray(a, z), a)
+          fresh.sums.copy(merged.sums, a * HASH_LENGTH, a * HASH_LENGTH, z * HASH_LENGTH)
+          toSend += decideAll(merged, theirKinds, theirHashes, action, a, z)
         }
         sums = merged
       }
       const data = chunk.data
-      lastSendShare = toSend / chunk.count
-      // The digest and the index, over each block's final checksum.
-      for (let b = first; b < end; b++) {
-        const i = b - first
-        const hash = sumOf(sums, i) ?? hasher.zeroHash(Math.min(bs, diskSize - b * bs))
-        if (action[i] === SEND) hashes[i] = hash
-        digest.update(hash)
-        if (indexAll) hash.copy(indexAll, b * HASH_LENGTH)
-        else {
-          hash.copy(indexBuf, (b - indexStart) * HASH_LENGTH)
-          if (b + 1 - indexStart === indexBatch || b === blockCount - 1) {
-            await psf.writeIndexPages(indexStart, indexBuf.subarray(0, (b + 1 - indexStart) * HASH_LENGTH))
-            indexStart = b + 1
+      lastSendShare = toSend / count
+      // The digest and the index, over each block's final checksum (the zero hash for a zero block).
+      const slots = digestSlots(sums, 0, count, (i) => zeroHashOf(first + i))
+      digest.update(slots)
+      if (indexAll) slots.copy(indexAll, first * HASH_LENGTH)
+      else {
+        for (let b = first; b < end; ) {
+          const upto = Math.min(end, indexStart + indexBatch)
+          slots.copy(indexBuf, (b - indexStart) * HASH_LENGTH, (b - first) * HASH_LENGTH, (upto - first) * HASH_LENGTH)
+          if (upto === indexStart + indexBatch || upto === blockCount) {
+            await psf.writeIndexPages(indexStart, indexBuf.subarray(0, (upto - indexStart) * HASH_LENGTH))
+            indexStart = upto
           }
+          b = upto
         }
       }
       // Pass 2: send. When much of the chunk travels, hand the transport views of it and never
       // reuse its buffer; when a few blocks do, copy them and let the buffer be reused (a fresh
       // buffer per chunk costs page faults that dominated a 1%-changed seed).
-      const keepChunk = toSend * 4 >= chunk.count
+      const keepChunk = toSend * 4 >= count
       if (keepChunk && toSend > 0) chunk.keep()
       for (let b = first; b < end; b++) {
         const i = b - first
@@ -264,14 +273,14 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
           blocksZeroed++
           continue
         }
-        await flushZeroRun(b)
+        if (zeroRunStart >= 0) await flushZeroRun(b)
         if (action[i] === SKIP) {
           if (sums.zero[i] === 1) zeroBytesSkipped += len
           continue
         }
         const view = (data as Buffer).subarray(i * bs, i * bs + len)
         await throttle.take(len)
-        await writer.send(FrameType.DATA, encodeDataFields(b, hashes[i]), keepChunk ? view : Buffer.from(view))
+        await writer.send(FrameType.DATA, encodeDataFields(b, slots.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH)), keepChunk ? view : Buffer.from(view))
         p.bytesSent += len
         blocksDiffering++
       }

@@ -87,17 +87,7 @@ export class ReceiverReplies {
 
   /** The replica's status of the next block, in order: ZERO, UNKNOWN, or its hash. */
   async nextStatus(): Promise<{kind: number; hash?: Buffer}> {
-    if (!this.current) {
-      await this.waitUntil(() => this.batches.length > 0)
-      const status = this.batches.shift() as BlockStatus
-      this.queuedBlocks -= status.kinds.length
-      const rw = this.roomWaiter
-      this.roomWaiter = undefined
-      rw?.()
-      if (status.startBlock !== this.nextBlock) throw new ProtocolError('STATUS_OUT_OF_ORDER', `receiver sent status for block ${status.startBlock}, expected ${this.nextBlock}`)
-      this.current = {status, index: 0, hashPos: 0}
-    }
-    const c = this.current
+    const c = this.current ?? (await this.nextBatch())
     const kind = c.status.kinds[c.index++]
     let hash: Buffer | undefined
     if (kind === BlockKind.HASH) {
@@ -107,6 +97,42 @@ export class ReceiverReplies {
     if (c.index >= c.status.kinds.length) this.current = undefined
     this.nextBlock++
     return {kind, hash}
+  }
+
+  /**
+   * The statuses of the next `count` blocks, in order, into `kinds` (one per block) and
+   * `hashes` (HASH_LENGTH bytes at i * HASH_LENGTH for each HASH block; other slots are left
+   * as they were). One await per batch, not per block: the client's compare runs per chunk.
+   */
+  async takeStatuses(count: number, kinds: Uint8Array, hashes: Buffer): Promise<void> {
+    let i = 0
+    while (i < count) {
+      const c = this.current ?? (await this.nextBatch())
+      const {kinds: theirKinds, hashes: theirHashes} = c.status
+      const n = Math.min(count - i, theirKinds.length - c.index)
+      kinds.set(theirKinds.subarray(c.index, c.index + n), i)
+      for (let k = 0; k < n; k++) {
+        if (theirKinds[c.index + k] !== BlockKind.HASH) continue
+        theirHashes.copy(hashes, (i + k) * HASH_LENGTH, c.hashPos, c.hashPos + HASH_LENGTH)
+        c.hashPos += HASH_LENGTH
+      }
+      c.index += n
+      i += n
+      this.nextBlock += n
+      if (c.index >= theirKinds.length) this.current = undefined
+    }
+  }
+
+  private async nextBatch(): Promise<{status: BlockStatus; index: number; hashPos: number}> {
+    await this.waitUntil(() => this.batches.length > 0)
+    const status = this.batches.shift() as BlockStatus
+    this.queuedBlocks -= status.kinds.length
+    const rw = this.roomWaiter
+    this.roomWaiter = undefined
+    rw?.()
+    if (status.startBlock !== this.nextBlock) throw new ProtocolError('STATUS_OUT_OF_ORDER', `receiver sent status for block ${status.startBlock}, expected ${this.nextBlock}`)
+    this.current = {status, index: 0, hashPos: 0}
+    return this.current
   }
 
   async verifyResult(): Promise<VerifyResult> {

@@ -12,7 +12,7 @@ import fc from 'fast-check'
 import {blockHasher, HASH_LENGTH, HashAlgo} from '../../../src/core/hash/block-hash.js'
 import {spawnSync} from 'node:child_process'
 import {fileURLToPath} from 'node:url'
-import {hashRuns, mapAndHashRuns, readAndHashRuns, sumOf, type ReadableDisk} from '../../../src/core/disk/read-hash.js'
+import {digestSlots, hashRuns, mapAndHashRuns, readAndHashRuns, sumOf, type ReadableDisk} from '../../../src/core/disk/read-hash.js'
 import {findPackageRoot, mapHashRuns, nativeAvailable, readHashRuns} from '../../../src/core/disk/native.js'
 import {tempDir} from '../../helpers/disks.js'
 
@@ -256,5 +256,23 @@ describe('read and hash a chunk', () => {
     const r = spawnSync(process.execPath, ['-e', script], {encoding: 'utf8', timeout: 20_000})
     assert.equal(r.signal, 'SIGBUS', `the child ended with ${r.signal ?? r.status}: ${r.stdout}${r.stderr}`)
     assert.doesNotMatch(r.stdout, /survived/)
+  })
+
+  it('digestSlots lays out each block\'s checksum, or the zero hash of its length, back to back', () => {
+    fc.assert(
+      fc.property(fc.array(fc.boolean(), {minLength: 1, maxLength: 40}), fc.nat(), fc.nat(), (zeros, x, y) => {
+        const count = zeros.length
+        const sums = {sums: crypto.randomBytes(count * HASH_LENGTH), zero: Uint8Array.from(zeros.map((z) => (z ? 1 : 0)))}
+        const from = x % count
+        const to = from + 1 + (y % (count - from))
+        const zeroHashOf = (i: number) => Buffer.alloc(HASH_LENGTH, i + 1)
+        const expected = Buffer.concat(Array.from({length: to - from}, (_, k) => sumOf(sums, from + k) ?? zeroHashOf(from + k)))
+        assert.deepEqual(digestSlots(sums, from, to, zeroHashOf), expected)
+      }),
+    )
+    // An all-hole chunk has no sums: every slot is a zero hash; a data block without one is a bug.
+    const holes = {sums: Buffer.alloc(0), zero: new Uint8Array(3).fill(1)}
+    assert.deepEqual(digestSlots(holes, 0, 3, () => Buffer.alloc(HASH_LENGTH, 7)), Buffer.alloc(3 * HASH_LENGTH, 7))
+    assert.throws(() => digestSlots({sums: Buffer.alloc(0), zero: new Uint8Array([1, 0])}, 0, 2, () => Buffer.alloc(HASH_LENGTH)), /no checksum/)
   })
 })
