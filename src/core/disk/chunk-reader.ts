@@ -21,7 +21,7 @@ export interface Chunk {
   first: number
   count: number
   /**
-   * The chunk's bytes; undefined when every block is a hole. The bytes of a block flagged in
+   * The chunk's bytes; undefined when every block is a hole, or the chunk was `mapped` (until fill()). The bytes of a block flagged in
    * `holes` are NOT read (they are whatever the reused buffer held): use `holes` first.
    */
   data: Buffer | undefined
