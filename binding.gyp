@@ -16,7 +16,7 @@
   "targets": [
     {
       "target_name": "vdrep_native",
-      "sources": ["native/vdrep_native.cc", "native/read_hash.cc", "native/sigbus_guard.cc"],
+      "sources": ["native/vdrep_native.cc", "native/read_hash.cc", "native/sigbus_guard.cc", "native/writeback.cc"],
       "defines": ["NAPI_VERSION=8", "_FILE_OFFSET_BITS=64"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2"],
       "cflags": ["-O3"],

@@ -13,6 +13,7 @@
 #include <node_api.h>
 
 #include "read_hash.h"
+#include "writeback.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -266,6 +267,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"blockDeviceSize", nullptr, BlockDeviceSize, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"peerCred", nullptr, PeerCred, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"keepFreedMemory", nullptr, KeepFreedMemory, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"startWriteback", nullptr, StartWriteback, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"readHashRuns", nullptr, ReadHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"mapHashRuns", nullptr, MapHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };

@@ -35,6 +35,8 @@ interface Binding {
   peerCred(fd: number): {pid: number; uid: number; gid: number}
   /** Optional: an addon built by an older vdrep lacks it (then nothing is tuned). */
   keepFreedMemory?(mmapThreshold: number, trimThreshold: number): boolean
+  /** Optional: an addon built by an older vdrep lacks it (then writeback starts at fdatasync). */
+  startWriteback?(fd: number, offset: number, length: number): Promise<void>
   /** Optional: absent from a build without xxHash's sources (native/read_hash.cc). */
   readHashRuns?(fd: number, buf: Uint8Array, runs: Int32Array, chunkLen: number, blockSize: number, filePos: number, seed: Uint8Array, sums: Uint8Array, zero: Uint8Array): Promise<void>
   /** Optional, as readHashRuns; also absent from an addon built by an older vdrep. */
@@ -134,6 +136,15 @@ export function keepFreedMemory(): boolean {
  */
 export function readHashRuns(fd: number, buf: Uint8Array, runs: Int32Array, chunkLen: number, blockSize: number, filePos: number, seed: Uint8Array, sums: Uint8Array, zero: Uint8Array): Promise<void> | undefined {
   return binding?.readHashRuns?.(fd, buf, runs, chunkLen, blockSize, filePos, seed, sums, zero)
+}
+
+/**
+ * Start writing a written range back to the device (sync_file_range SYNC_FILE_RANGE_WRITE, in
+ * the thread pool), so that a later fdatasync waits for less. A hint, never a guarantee:
+ * durability still comes from fdatasync. Undefined without the addon.
+ */
+export function startWriteback(fd: number, offset: number, length: number): Promise<void> | undefined {
+  return binding?.startWriteback?.(fd, offset, length)
 }
 
 /**

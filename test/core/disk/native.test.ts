@@ -250,6 +250,23 @@ describe('core/disk/native', function () {
       assert.ok(isAll(readAt(fd, 2 * MiB, 2 * MiB), 0x5a))
     })
 
+    it('startWriteback resolves on a written file (data unchanged), rejects a bad fd or a pipe with its errno', async () => {
+      const fd = open(filledFile('writeback', 4 * MiB, 0x3c))
+      fs.writeSync(fd, Buffer.alloc(MiB, 0x4d), 0, MiB, MiB)
+      await native.startWriteback(fd, 0, 4 * MiB)
+      await native.startWriteback(fd, 0, 0) // 0 means "to the end of the file"
+      assert.ok(isAll(readAt(fd, 0, MiB), 0x3c))
+      assert.ok(isAll(readAt(fd, MiB, MiB), 0x4d))
+      const closed = fs.openSync(filledFile('writeback-closed', 4096, 1), 'r+')
+      fs.closeSync(closed)
+      await assert.rejects(native.startWriteback(closed, 0, 4096) as Promise<void>, {code: 'EBADF'})
+      const fifo = path.join(dir, 'writeback.fifo')
+      execFileSync('mkfifo', [fifo])
+      const pipe = open(fifo, 'r+') // O_RDWR: Linux opens a FIFO so without waiting for a peer
+      await assert.rejects(native.startWriteback(pipe, 0, 4096) as Promise<void>, {code: 'ESPIPE'})
+      assert.throws(() => native.startWriteback(fd, -1, 10), RangeError)
+    })
+
     it('keepFreedMemory: freed large buffers are reused instead of fresh pages (fewer page faults), once per process', () => {
       const nativeUrl = new URL('../../../src/core/disk/native.js', import.meta.url).href
       const faults = (tune: boolean) => {
@@ -407,6 +424,11 @@ describe('core/disk/native', function () {
     it('zeroRange reports a write failure as DiskIoError', async () => {
       const fd = open(filledFile('fb-ro', 4096, 1), 'r')
       await assert.rejects(native.zeroRange(fd, 0, 4096), {name: 'DiskIoError'})
+    })
+
+    it('startWriteback is undefined (durability is left to fdatasync)', () => {
+      const fd = open(filledFile('fb-writeback', 4096, 1))
+      assert.equal(native.startWriteback(fd, 0, 4096), undefined)
     })
 
     it('seekData/seekHole treat the whole file as data', () => {
