@@ -3,7 +3,8 @@
 //
 // Every case is timed `opts.runs` times; whatever it needs (a removed replica, a restored
 // 1% seed) is prepared before each run, untimed. vdrep runs through the real binary
-// (`node bin/run.js fullsync DISK --json`), so its wall time includes node + oclif start-up;
+// (`bin/run.js fullsync DISK --json`, executed as a user's `vdrep` is, through its shebang), so its
+// wall time includes node + oclif start-up;
 // the engine's own `seconds` from the JSON is kept beside it. All runs are page-cache warm.
 import {spawn} from 'node:child_process'
 import fs from 'node:fs/promises'
@@ -20,6 +21,7 @@ export const SEED_CHANGED = 0.01
 /** Case names, shared by the rows and the checks below. */
 export const LocalCase = {
   START: 'vdrep start-up (--version)',
+  NODE: 'node -e 0 (any node process, this environment)',
   FRESH: 'vdrep fullsync, fresh target',
   SEED: 'vdrep fullsync, 1% seed',
   IDENTICAL: 'vdrep fullsync, identical seed',
@@ -64,7 +66,7 @@ interface VdrepRun {
 /** Run the vdrep binary; resolves with its stdout, rejects with its stderr on a non-zero exit. */
 function runVdrep(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [VDREP_BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe']})
+    const child = spawn(VDREP_BIN, [...args], {stdio: ['ignore', 'pipe', 'pipe']})
     let out = ''
     let err = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
@@ -164,6 +166,7 @@ export async function runLocalBench(opts: BenchOptions & {log?: Log}): Promise<B
 
   log(`timing ${LocalCase.START}`)
   rows.push(row(LOCAL_SECTION, LocalCase.START, await timeRuns(runs, () => runVdrep(['--version']).then(() => {})), 0, 'node + oclif, no work'))
+  await shellCase(rows, log, runs, LocalCase.NODE, 'node', `'${process.execPath}' -e 0`, 0)
 
   const fresh = await vdrepCase(work, 'fresh', source)
   log(`timing ${LocalCase.FRESH}`)
@@ -239,5 +242,8 @@ export function localContext(rows: BenchRow[]): string[] {
     out.push(`fresh / qemu-img convert -t writeback (both durable): ${(fresh.seconds / durable.seconds).toFixed(2)}x`)
   }
   if (start) out.push(`start-up (node + oclif, vdrep --version): ${start.seconds.toFixed(2)} s`)
+  // Node 20 parses NODE_EXTRA_CA_CERTS at every start (~0.1 s here for Debian's bundle);
+  // vdrep's shebang drops it (it makes no TLS connections), a plain `node` process pays it.
+  if (process.env.NODE_EXTRA_CA_CERTS) out.push(`NODE_EXTRA_CA_CERTS is set: "${LocalCase.NODE}" pays for loading it, vdrep (bin/run.js's shebang) does not`)
   return out
 }

@@ -59,7 +59,7 @@ type Log = (line: string) => void
 /** Run the vdrep binary; resolves with stdout, rejects with both streams on a non-zero exit. */
 export function runVdrep(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [VDREP_BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, ...env}})
+    const child = spawn(VDREP_BIN, [...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, ...env}})
     let out = ''
     let err = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
@@ -71,7 +71,7 @@ export function runVdrep(args: string[], env: NodeJS.ProcessEnv): Promise<string
 
 /** Start `vdrep serve` and wait for its readiness line (killed if it does not come). */
 export async function startServe(root: string, ports: [number, number]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [VDREP_BIN, 'serve', '--root', root, '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1])], {stdio: ['ignore', 'ignore', 'pipe']})
+  const child = spawn(VDREP_BIN, ['serve', '--root', root, '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1])], {stdio: ['ignore', 'ignore', 'pipe']})
   let err = ''
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
   const end = Date.now() + 15_000

@@ -134,7 +134,7 @@ async function scanRows(dir: string, size: number, runs: number, log: Log): Prom
   const disk = path.join(dir, 'scanned.img')
   log(`tracker: scan of ${size / MiB} MiB of random data x ${runs}`)
   spawnSync('dd', ['if=/dev/urandom', `of=${disk}`, 'bs=1M', `count=${size / MiB}`, 'status=none'])
-  const init = spawnSync(process.execPath, [VDREP_BIN, 'init', disk, '--to', path.join(dir, 'replica', 'scanned.img'), '-q'], {encoding: 'utf8'})
+  const init = spawnSync(VDREP_BIN, ['init', disk, '--to', path.join(dir, 'replica', 'scanned.img'), '-q'], {encoding: 'utf8'})
   if (init.status !== 0) throw new Error(`vdrep init failed: ${init.stderr}`)
   const psf = await PsfFile.open(psfPathFor(disk))
   let hasher
@@ -159,7 +159,7 @@ async function scanRows(dir: string, size: number, runs: number, log: Log): Prom
   const wall: number[] = []
   for (let i = 0; i < runs; i++) {
     const t = performance.now()
-    const r = spawnSync(process.execPath, [VDREP_BIN, 'track', disk, '--scan', '--json'], {encoding: 'utf8'})
+    const r = spawnSync(VDREP_BIN, ['track', disk, '--scan', '--json'], {encoding: 'utf8'})
     wall.push((performance.now() - t) / 1000)
     if (r.status !== 0) throw new Error(`vdrep track --scan failed: ${r.stderr}`)
     const out = JSON.parse(r.stdout) as {seconds: number; blocksMarked: number}
@@ -201,7 +201,7 @@ export async function runTrackerBench(opts: BenchOptions & {log?: Log}): Promise
   spawnSync('dd', ['if=/dev/zero', `of=${disk}`, 'bs=1M', `count=${size / MiB}`, 'status=none'])
   spawnSync('dd', ['if=/dev/urandom', `of=${src64}`, 'bs=1M', `count=${seqBytes / MiB}`, 'status=none'])
   spawnSync('dd', ['if=/dev/urandom', `of=${src4}`, 'bs=1M', `count=${seq4Bytes / MiB}`, 'status=none'])
-  const init = spawnSync(process.execPath, [VDREP_BIN, 'init', disk, '--to', path.join(dir, 'replica', 'tracked.img'), '-q'], {encoding: 'utf8'})
+  const init = spawnSync(VDREP_BIN, ['init', disk, '--to', path.join(dir, 'replica', 'tracked.img'), '-q'], {encoding: 'utf8'})
   if (init.status !== 0) throw new Error(`vdrep init failed: ${init.stderr}`)
 
   const blocks4 = Math.floor(size / (4 * KiB))
@@ -221,7 +221,7 @@ export async function runTrackerBench(opts: BenchOptions & {log?: Log}): Promise
   let tracker: ChildProcess | undefined
   const startTracker = async () => {
     await fs.rm(vSock, {force: true})
-    tracker = spawn(process.execPath, [VDREP_BIN, 'track', disk, '--nbd', `unix:${vSock}`, '-q'], {stdio: 'ignore'})
+    tracker = spawn(VDREP_BIN, ['track', disk, '--nbd', `unix:${vSock}`, '-q'], {stdio: 'ignore'})
     await waitForSocket(vSock, tracker, 'vdrep track')
   }
   const times = new Map<string, number[]>()

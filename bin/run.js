@@ -1,7 +1,12 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node
 // The single `vdrep` entry. It runs the esbuild bundle (dist/bundle/, see scripts/bundle.mjs):
 // oclif and each command load from a few files instead of ~300, and `execute` comes from the
 // bundle so that oclif here is the same copy the bundled commands extend.
+//
+// The shebang drops NODE_EXTRA_CA_CERTS: Node 20 reads and parses that certificate file at
+// every start, before any of this runs (~0.1 s for Debian's ca-certificates bundle; a third of
+// a seed sync's wall time here), and vdrep makes no TLS connection (SSH is not TLS). `env -S`
+// is GNU coreutils 8.30+ (Debian 10+); elsewhere run `node bin/run.js`.
 import v8 from 'node:v8'
 
 // V8's optimizing compiler (TurboFan) compiles the hot functions of a run on background

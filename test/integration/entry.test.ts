@@ -1,0 +1,41 @@
+// The `vdrep` executable as a user's PATH runs it: bin/run.js through its shebang, directly and
+// through a symlink (what `npm install -g` makes), without paying for NODE_EXTRA_CA_CERTS.
+import assert from 'node:assert/strict'
+import {spawnSync} from 'node:child_process'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import {VDREP_BIN} from '../helpers/cli.js'
+import {tempDir} from '../helpers/disks.js'
+
+describe('the vdrep executable (bin/run.js)', function () {
+  this.timeout(30_000)
+  let dir: string
+  before(async () => {
+    dir = await tempDir()
+  })
+  after(async () => {
+    await fs.rm(dir, {recursive: true, force: true})
+  })
+
+  // A certificate file that cannot load: a node that reads it prints a warning at start, so a
+  // silent stderr proves the variable never reached node (it costs ~0.1 s when it does).
+  const env = {...process.env, NODE_EXTRA_CA_CERTS: '/nonexistent/vdrep-test-ca.pem'}
+
+  it('runs directly, and through a symlink, with NODE_EXTRA_CA_CERTS dropped', async () => {
+    const pkg = JSON.parse(await fs.readFile(path.join(path.dirname(VDREP_BIN), '..', 'package.json'), 'utf8')) as {version: string}
+    const link = path.join(dir, 'vdrep')
+    await fs.symlink(VDREP_BIN, link)
+    for (const bin of [VDREP_BIN, link]) {
+      const r = spawnSync(bin, ['--version'], {encoding: 'utf8', env})
+      assert.equal(r.status, 0, r.stderr)
+      assert.match(r.stdout, new RegExp(`^vdrep/${pkg.version.replace(/\./g, '\\.')} `))
+      assert.equal(r.stderr, '', `${bin}: node saw NODE_EXTRA_CA_CERTS`)
+    }
+  })
+
+  it('passes arguments through unchanged (spaces, an unknown flag gets exit 2)', () => {
+    const r = spawnSync(VDREP_BIN, ['status', '--no-such-flag', 'a b'], {encoding: 'utf8', env})
+    assert.equal(r.status, 2, r.stderr)
+    assert.match(r.stderr, /no-such-flag/)
+  })
+})
