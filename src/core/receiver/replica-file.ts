@@ -115,14 +115,15 @@ export class ReplicaFile {
     this.startWriteback(pos, len)
   }
 
-  /** Written, not yet handed to writeback: [from, to), or from < 0 for nothing. */
-  private writeback = {from: -1, to: 0, running: undefined as Promise<void> | undefined, off: false}
+  /** Written, not yet handed to writeback: `bytes` within [from, to), from < 0 for nothing. */
+  private writeback = {from: -1, to: 0, bytes: 0, running: undefined as Promise<void> | undefined, off: false}
 
   /**
    * Have the device start on what was written (native startWriteback), one range at a time,
    * so the checkpoint's fdatasync waits for the tail instead of everything since the last one:
-   * Linux would start background writeback only past 10% of RAM dirty. A hint: durability
-   * still comes from sync().
+   * Linux would start background writeback only past 10% of RAM dirty. Started per 8 MiB
+   * written, not per 8 MiB of span, so a seed's few scattered blocks cost no calls. A hint:
+   * durability still comes from sync().
    */
   private startWriteback(pos: number, len: number): void {
     const wb = this.writeback
@@ -134,18 +135,22 @@ export class ReplicaFile {
       wb.from = Math.min(wb.from, pos)
       wb.to = Math.max(wb.to, pos + len)
     }
-    if (wb.running || wb.to - wb.from < WRITEBACK_MIN_BYTES) return
+    wb.bytes += len
+    if (wb.running || wb.bytes < WRITEBACK_MIN_BYTES) return
     const p = startWriteback(this.fh.fd, wb.from, wb.to - wb.from)
     wb.from = -1
+    wb.bytes = 0
     if (!p) {
       wb.off = true
       return
     }
-    wb.running = p.catch(() => {
-      wb.off = true // not supported here (a pipe, an old kernel): leave it to fdatasync
-    }).finally(() => {
-      wb.running = undefined
-    })
+    wb.running = p
+      .catch(() => {
+        wb.off = true // not supported here (a pipe, an old kernel): leave it to fdatasync
+      })
+      .finally(() => {
+        wb.running = undefined
+      })
   }
 
   /**
