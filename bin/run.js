@@ -17,9 +17,13 @@ import v8 from 'node:v8'
 // runs (a big disk, `track`, `serve`) lose at most that long of optimized code. Measured on
 // the bench's 1 GiB disk: the seed sync over SSH 0.99 -> 0.57 s engine; fresh syncs no slower.
 // VDREP_OPTIMIZE_AFTER_MS sets the delay (0: optimize from the start, as plain node does).
-const delay = Number(process.env.VDREP_OPTIMIZE_AFTER_MS)
-const OPTIMIZE_AFTER_MS = Number.isFinite(delay) && delay >= 0 ? delay : 1500
-if (OPTIMIZE_AFTER_MS > 0) {
+// Unset, empty or not a number: the default; capped at what a timer can wait (2^31-1 ms).
+// A node already told --no-opt (NODE_OPTIONS, node's own flags) is left as it was told.
+const raw = process.env.VDREP_OPTIMIZE_AFTER_MS?.trim()
+const delay = raw ? Number(raw) : Number.NaN
+const OPTIMIZE_AFTER_MS = Number.isFinite(delay) && delay >= 0 ? Math.min(delay, 2 ** 31 - 1) : 1500
+const toldNoOpt = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].includes('--no-opt')
+if (OPTIMIZE_AFTER_MS > 0 && !toldNoOpt) {
   v8.setFlagsFromString('--no-opt')
   setTimeout(() => v8.setFlagsFromString('--opt'), OPTIMIZE_AFTER_MS).unref()
 }

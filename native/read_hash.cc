@@ -39,7 +39,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sigbus_guard.h"
@@ -179,15 +182,29 @@ void HashMappedRuns(void* arg) {
   for (size_t r = 0; r < m->w->run_count; r++) HashBlocks(m->w, m->data, (size_t)m->w->runs[2 * r], (size_t)m->w->runs[2 * r + 1]);
 }
 
+// The size of a regular file or a block device, or -1 with errno set.
+int64_t FileSize(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return -1;
+  if (S_ISBLK(st.st_mode)) {
+    uint64_t bytes = 0;
+    if (ioctl(fd, BLKGETSIZE64, &bytes) != 0) return -1;
+    return (int64_t)bytes;
+  }
+  return (int64_t)st.st_size;
+}
+
 void ExecuteMapped(Work* w) {
   if (w->run_count == 0) return;
   // The bytes the runs cover must exist now; if the file shrinks later, the guard catches it.
   const size_t need_end = RunEnd(w, (size_t)w->runs[2 * w->run_count - 1]);
   if (!w->past_end_ok) {
-    off_t size = lseek(w->fd, 0, SEEK_END);  // files and block devices alike
+    // fstat, or the device's size: never lseek, which would move the file offset that the
+    // fd shares with whoever else uses it.
+    int64_t size = FileSize(w->fd);
     if (size < 0) {
       w->err = errno;
-      w->err_syscall = "lseek";
+      w->err_syscall = "fstat";
       w->err_pos = w->file_pos;
       return;
     }

@@ -45,7 +45,14 @@ void OnSigbus(int sig, siginfo_t* info, void* context) {
     if (g_previous.sa_sigaction != nullptr) g_previous.sa_sigaction(sig, info, context);
     return;
   }
-  if (g_previous.sa_handler == SIG_IGN) return;
+  // Ignored (node resets dispositions at start, but a host embedding the addon may not): one
+  // sent by kill(2) is, but a fault (si_code > 0) would only run the faulting instruction
+  // again, forever; the kernel itself kills for those.
+  if (g_previous.sa_handler == SIG_IGN && info->si_code <= 0) return;
+  if (g_previous.sa_handler == SIG_IGN) {
+    signal(SIGBUS, SIG_DFL);
+    return;  // the instruction faults again, now with the default action
+  }
   if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != nullptr) {
     g_previous.sa_handler(sig);
     return;

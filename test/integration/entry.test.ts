@@ -38,4 +38,12 @@ describe('the vdrep executable (bin/run.js)', function () {
     assert.equal(r.status, 2, r.stderr)
     assert.match(r.stderr, /no-such-flag/)
   })
+
+  it('VDREP_OPTIMIZE_AFTER_MS: empty, junk or too large for a timer is no error and no warning', () => {
+    for (const value of ['', 'soon', '99999999999', '0']) {
+      const r = spawnSync(VDREP_BIN, ['--version'], {encoding: 'utf8', env: {...env, VDREP_OPTIMIZE_AFTER_MS: value}})
+      assert.equal(r.status, 0, r.stderr)
+      assert.equal(r.stderr, '', `VDREP_OPTIMIZE_AFTER_MS=${value}`)
+    }
+  })
 })

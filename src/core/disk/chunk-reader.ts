@@ -116,7 +116,10 @@ export class ChunkReader {
     const len = Math.min(count * this.bs, this.size - first * this.bs)
     const slot: Slot = {kept: false}
     const keep = () => {
-      if (slot.kept || !slot.buf) return
+      if (slot.kept) return
+      // A mapped chunk has no buffer until fill(): keeping it first would let fill()'s buffer
+      // be recycled under the views the transport holds.
+      if (!slot.buf) throw new Error('keep() of a mapped chunk before fill()')
       slot.kept = true
       this.kept.push({end: first + count, buf: slot.buf})
     }
@@ -171,18 +174,25 @@ export class ChunkReader {
       ahead.push(this.start(0))
       nextFirst = this.perChunk
     }
-    while (ahead.length > 0) {
-      const current = ahead.shift() as ReturnType<ChunkReader['start']>
-      const chunk = await current.chunk
-      while (ahead.length < READ_AHEAD && nextFirst < this.blockCount) {
-        await this.room()
-        ahead.push(this.start(nextFirst))
-        nextFirst += this.perChunk
+    try {
+      while (ahead.length > 0) {
+        const current = ahead.shift() as ReturnType<ChunkReader['start']>
+        const chunk = await current.chunk
+        while (ahead.length < READ_AHEAD && nextFirst < this.blockCount) {
+          await this.room()
+          ahead.push(this.start(nextFirst))
+          nextFirst += this.perChunk
+        }
+        this.slots.set(chunk, current.slot)
+        yield chunk
+        const {buf, kept} = current.slot
+        if (buf && !kept && this.free.length < MAX_FREE) this.free.push(buf)
       }
-      this.slots.set(chunk, current.slot)
-      yield chunk
-      const {buf, kept} = current.slot
-      if (buf && !kept && this.free.length < MAX_FREE) this.free.push(buf)
+    } finally {
+      // A consumer that stops early (an error, a break) closes the disk next: the reads started
+      // ahead of it run in the thread pool on its fd, which must not be closed (and its number
+      // reused by another file) under them.
+      await Promise.allSettled(ahead.map((a) => a.chunk))
     }
   }
 }

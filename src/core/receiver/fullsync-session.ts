@@ -144,6 +144,10 @@ class FullsyncReceiver {
         // Stay at most SCAN_LEAD_BLOCKS ahead of the client's last checkpoint request, so
         // the statuses in flight stay bounded (the client relies on it; see receiver-replies).
         while (this.scannedUpto - this.checkpointRequested > SCAN_LEAD_BLOCKS && !this.stopped) await new Promise<void>((r) => (this.scanWaiter = r))
+        // The session ended (an error, or the client is done): nobody reads statuses any more,
+        // and a send could wait forever for a client that is itself blocked sending to us,
+        // holding back the ERROR frame that tells it why.
+        if (this.stopped) return
         await this.writer.send(FrameType.BLOCK_STATUS, encodeBlockStatus({startBlock: chunk.first + start, kinds, hashes}))
       }
     }

@@ -185,4 +185,57 @@ describe('ChunkReader', () => {
       await f.close()
     }
   })
+
+  it('a consumer that stops early returns only after the reads started ahead of it have settled', async () => {
+    const full = path.join(dir, 'early.img')
+    const data = seededBytes('early', 4 * MiB)
+    await fs.writeFile(full, data)
+    const f = await fs.open(full, 'r')
+    try {
+      const base = recording(f)
+      let inFlight = 0
+      let maxInFlightAtReturn = -1
+      const disk: ReadableDisk = {
+        fd: f.fd,
+        async readAt(buf, len, pos) {
+          inFlight++
+          await new Promise((r) => setTimeout(r, 50)) // slow enough to be in flight at the break
+          try {
+            return await base.readAt(buf, len, pos)
+          } finally {
+            inFlight--
+          }
+        },
+      }
+      for await (const chunk of new ChunkReader(disk, data.length, BS, MiB, Number.POSITIVE_INFINITY).chunks()) {
+        assert.equal(chunk.first, 0)
+        assert.ok(inFlight > 0, 'the next chunk is being read ahead')
+        break // the generator's return() must wait for it before the caller closes the disk
+      }
+      maxInFlightAtReturn = inFlight
+      assert.equal(maxInFlightAtReturn, 0, 'a read ahead was still running on the fd after the consumer stopped')
+    } finally {
+      await f.close()
+    }
+  })
+
+  it('keep() of a mapped chunk before fill() throws (fill\'s buffer would be recycled under the transport)', async function () {
+    const hasher = blockHasher(HashAlgo.XXH3, Buffer.alloc(16, 3))
+    const full = path.join(dir, 'keep.img')
+    await fs.writeFile(full, seededBytes('keep', MiB))
+    const f = await fs.open(full, 'r')
+    try {
+      const disk = {...recording(f), directReads: true}
+      if (!(await mapAndHashRuns(disk, hasher, [[0, 1]], 0, BS, BS))) this.skip() // no addon here
+      const reader = new ChunkReader(disk, MiB, BS, MiB, Number.POSITIVE_INFINITY, hasher, () => true)
+      for await (const chunk of reader.chunks()) {
+        assert.equal(chunk.mapped, true)
+        assert.throws(() => chunk.keep(), /before fill/)
+        await reader.fill(chunk, [[0, 2]])
+        chunk.keep() // now it holds fill's buffer
+      }
+    } finally {
+      await f.close()
+    }
+  })
 })

@@ -258,6 +258,49 @@ describe('read and hash a chunk', () => {
     assert.doesNotMatch(r.stdout, /survived/)
   })
 
+  it('mapping leaves the fd\'s file offset where it was (the fd may be shared)', async function () {
+    const bytes = crypto.randomBytes(8 * BS)
+    const file = path.join(dir, 'offset.img')
+    await fs.writeFile(file, bytes)
+    const fh = await fs.open(file, 'r')
+    try {
+      const head = Buffer.alloc(100)
+      await fh.read(head, 0, 100, null) // at the current offset: moves it to 100
+      const disk: ReadableDisk = {fd: fh.fd, readAt: async (buf) => buf, directReads: true}
+      if (!(await mapAndHashRuns(disk, blockHasher(HashAlgo.XXH3, KEY), [[0, 8]], 0, 8 * BS, BS))) this.skip()
+      const next = Buffer.alloc(100)
+      await fh.read(next, 0, 100, null)
+      assert.ok(next.equals(bytes.subarray(100, 200)), 'the offset moved under a mapped hash')
+    } finally {
+      await fh.close()
+    }
+  })
+
+  // Node resets every signal's disposition at start, so a parent that ignores SIGBUS changes
+  // nothing: the guard's previous disposition is the default one (sigbus_guard.cc handles an
+  // ignored SIGBUS all the same, for an addon loaded by something other than node).
+  it('under a parent that ignores SIGBUS: a guarded fault still falls back, and a kill(2) still ends the process', function () {
+    if (!mapHashRuns(0, new Int32Array(0), 0, BS, 0, KEY, Buffer.alloc(0), new Uint8Array(0))) this.skip()
+    const native = path.join(findPackageRoot(path.dirname(fileURLToPath(import.meta.url))) as string, 'build/Release/vdrep_native.node')
+    const script = `
+      const fs = require('fs')
+      const b = require(${JSON.stringify(native)})
+      const file = ${JSON.stringify(path.join(dir, 'ign.img'))}
+      fs.writeFileSync(file, Buffer.alloc(4096, 1))
+      const fd = fs.openSync(file, 'r')
+      b.mapHashRuns(fd, new Int32Array([0, 4]), 4 * 4096, 4096, 0, Buffer.alloc(8), Buffer.alloc(4 * 32), new Uint8Array(4), true).then(
+        () => { console.log('no fault'); process.exit(1) },
+        (err) => {
+          console.log('guarded ' + err.code)
+          process.kill(process.pid, 'SIGBUS')
+          setTimeout(() => { console.log('survived'); process.exit(0) }, 300)
+        })`
+    const r = spawnSync('bash', ['-c', 'trap "" BUS; exec "$0" -e "$1"', process.execPath, script], {encoding: 'utf8', timeout: 20_000})
+    assert.equal(r.signal, 'SIGBUS', `the child ended with ${r.signal ?? r.status}: ${r.stdout}${r.stderr}`)
+    assert.match(r.stdout, /guarded SIGBUS/)
+    assert.doesNotMatch(r.stdout, /survived/)
+  })
+
   it('digestSlots lays out each block\'s checksum, or the zero hash of its length, back to back', () => {
     fc.assert(
       fc.property(fc.array(fc.boolean(), {minLength: 1, maxLength: 40}), fc.nat(), fc.nat(), (zeros, x, y) => {

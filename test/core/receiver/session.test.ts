@@ -85,6 +85,28 @@ describe('receiver session (hand-written client)', () => {
     await assert.rejects(fs.stat(path.join(path.dirname(root), 'escape.img')))
   })
 
+  it('an error stops the scan: the ERROR frame comes without the statuses of the rest of a large disk', async function () {
+    this.timeout(60_000)
+    const blocks = 1 << 20 // a 4 GiB sparse replica: far more statuses than SCAN_LEAD_BLOCKS
+    const {reader, writer, served} = connect()
+    await writer.send(FrameType.HELLO, hello('big.img', {diskSize: BS * blocks}))
+    assert.equal((await reader.next())?.type, FrameType.HELLO_OK)
+    const st = await reader.next()
+    assert.equal(st?.type, FrameType.BLOCK_STATUS)
+    let statuses = decodeBlockStatus(st!.payload).kinds.length
+    await writer.send(FrameType.DATA, encodeDataFields(1, Buffer.alloc(32, 9)), Buffer.alloc(BS, 3))
+    let err
+    for (let f = await reader.next(); f; f = await reader.next()) {
+      if (f.type === FrameType.ERROR) err = decodeError(f.payload)
+      if (f.type === FrameType.BLOCK_STATUS) statuses += decodeBlockStatus(f.payload).kinds.length
+    }
+    await served
+    assert.equal(err?.code, 'BLOCK_BAD_HASH')
+    // A client blocked sending DATA reads statuses only up to its own cap: a scan that went on
+    // to the end of the disk held the ERROR frame back behind them (both sides waiting).
+    assert.ok(statuses < blocks / 2, `${statuses} statuses were sent after the session had failed`)
+  })
+
   it('refuses a block whose data does not match its hash', async () => {
     const {reader, writer, served} = connect()
     await writer.send(FrameType.HELLO, hello('w.img'))
