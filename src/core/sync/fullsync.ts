@@ -76,6 +76,8 @@ export interface FullsyncOptions {
   acceptNewHostKey?: boolean
   /** Tests only: fail source reads as a failing device would (EIO at an offset). */
   sourceReadFault?: ReadFault
+  /** Tests only: runs before a mapped chunk's differing blocks are read (fill), as a live disk's writes may land. */
+  beforeFill?: (firstBlock: number, runs: ReadonlyArray<readonly [number, number]>) => Promise<void>
   /** The caller (push) already holds the disk lock. */
   lockHeld?: boolean
   progress?: ProgressSink
@@ -233,6 +235,7 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
       // what was read (a live disk may have changed them since): what is sent is what is hashed.
       if (chunk.mapped && toSend > 0) {
         const runs = sendRuns(action, count)
+        await opts.beforeFill?.(first, runs)
         const fresh = await chunks.fill(chunk, runs)
         const merged = {sums: Buffer.from(sums.sums), zero: Uint8Array.from(sums.zero)}
         toSend = 0
