@@ -8,22 +8,18 @@
 // a seed sync's wall time here), and vdrep makes no TLS connection (SSH is not TLS). `env -S`
 // is GNU coreutils 8.30+ (Debian 10+); elsewhere run `node bin/run.js`.
 import v8 from 'node:v8'
+import {optimizeDelay} from './optimize-delay.js'
 
 // V8's optimizing compiler (TurboFan) compiles the hot functions of a run on background
 // threads. A typical vdrep run (a push, a full sync against a seed) lasts well under a second,
 // and that compiling took ~0.4 s of CPU of it: on a 2-core host, time taken from the reads and
 // checksums themselves (a 1 GiB seed sync: 0.52 s -> 0.38 s engine time with it off). So it
 // is off for the first moments of a run and on after that: short runs never pay for it, long
-// runs (a big disk, `track`, `serve`) lose at most that long of optimized code. Measured on
+// runs (a big disk) lose at most that long of optimized code. Measured on
 // the bench's 1 GiB disk: the seed sync over SSH 0.99 -> 0.57 s engine; fresh syncs no slower.
-// VDREP_OPTIMIZE_AFTER_MS sets the delay (0: optimize from the start, as plain node does).
-// Unset, empty or not a number: the default; capped at what a timer can wait (2^31-1 ms).
-// A node already told --no-opt (NODE_OPTIONS, node's own flags) is left as it was told.
-const raw = process.env.VDREP_OPTIMIZE_AFTER_MS?.trim()
-const delay = raw ? Number(raw) : Number.NaN
-const OPTIMIZE_AFTER_MS = Number.isFinite(delay) && delay >= 0 ? Math.min(delay, 2 ** 31 - 1) : 1500
-const toldNoOpt = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].includes('--no-opt')
-if (OPTIMIZE_AFTER_MS > 0 && !toldNoOpt) {
+// bin/optimize-delay.js decides how long (VDREP_OPTIMIZE_AFTER_MS, and who is exempt).
+const OPTIMIZE_AFTER_MS = optimizeDelay(process.argv.slice(2), process.env, process.execArgv)
+if (OPTIMIZE_AFTER_MS > 0) {
   v8.setFlagsFromString('--no-opt')
   setTimeout(() => v8.setFlagsFromString('--opt'), OPTIMIZE_AFTER_MS).unref()
 }

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 import {spawnSync} from 'node:child_process'
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import {pathToFileURL} from 'node:url'
 import {VDREP_BIN} from '../helpers/cli.js'
 import {tempDir} from '../helpers/disks.js'
 
@@ -45,5 +46,22 @@ describe('the vdrep executable (bin/run.js)', function () {
       assert.equal(r.status, 0, r.stderr)
       assert.equal(r.stderr, '', `VDREP_OPTIMIZE_AFTER_MS=${value}`)
     }
+  })
+
+  it('optimize-delay: the default, the variable, --no-opt already given, and the daemons exempt', async () => {
+    type Fn = (args: string[], env: Record<string, string | undefined>, execArgv: string[]) => number
+    const {optimizeDelay, DEFAULT_OPTIMIZE_AFTER_MS: d} = (await import(pathToFileURL(path.join(path.dirname(VDREP_BIN), 'optimize-delay.js')).href)) as {optimizeDelay: Fn; DEFAULT_OPTIMIZE_AFTER_MS: number}
+    assert.equal(d, 1500)
+    assert.equal(optimizeDelay(['fullsync', 'x.img'], {}, []), d)
+    assert.equal(optimizeDelay(['push', 'x.img'], {VDREP_OPTIMIZE_AFTER_MS: '250'}, []), 250)
+    assert.equal(optimizeDelay(['push'], {VDREP_OPTIMIZE_AFTER_MS: '0'}, []), 0)
+    assert.equal(optimizeDelay(['push'], {VDREP_OPTIMIZE_AFTER_MS: ' '}, []), d)
+    assert.equal(optimizeDelay(['push'], {VDREP_OPTIMIZE_AFTER_MS: '-5'}, []), d)
+    assert.equal(optimizeDelay(['push'], {VDREP_OPTIMIZE_AFTER_MS: '1e12'}, []), 2 ** 31 - 1)
+    assert.equal(optimizeDelay(['push'], {NODE_OPTIONS: '--max-old-space-size=512 --no-opt'}, []), 0)
+    assert.equal(optimizeDelay(['push'], {}, ['--no-opt']), 0)
+    assert.equal(optimizeDelay(['serve', '--root', '/r'], {}, []), 0)
+    assert.equal(optimizeDelay(['track', 'x.img', '--nbd', 'unix:/s'], {}, []), 0)
+    assert.equal(optimizeDelay(['track', 'x.img', '--scan'], {}, []), d, 'a scan is a short run')
   })
 })
