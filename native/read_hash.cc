@@ -45,6 +45,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "napi_int.h"
 #include "sigbus_guard.h"
 
 #ifdef VDREP_HAVE_XXHASH
@@ -299,18 +300,6 @@ bool Bytes(napi_env env, napi_value v, const char* what, uint8_t** data, size_t*
   return false;
 }
 
-bool Int(napi_env env, napi_value v, const char* what, int64_t min, int64_t max, int64_t* out) {
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= (double)min) || d > (double)max || d != (double)(int64_t)d) {
-    char msg[80];
-    snprintf(msg, sizeof msg, "%s is out of range", what);
-    napi_throw_range_error(env, "EINVAL", msg);
-    return false;
-  }
-  *out = (int64_t)d;
-  return true;
-}
-
 }  // namespace
 
 bool ReadHashAvailable() {
@@ -358,7 +347,7 @@ napi_value Queue(napi_env env, napi_callback_info info, bool map) {
   int64_t fd, chunk_len, block_size, file_pos;
   uint8_t *buf = nullptr, *seed, *hashes, *zero, *runs_bytes;
   size_t buf_len = SIZE_MAX, seed_len, hashes_len, zero_len, runs_len;
-  if (!Int(env, argv[0], "fd", 0, INT32_MAX, &fd)) return nullptr;
+  if (!ArgInt(env, argv[0], "fd", 0, INT32_MAX, &fd)) return nullptr;
   if (!map && !Bytes(env, argv[1], "buf", &buf, &buf_len)) return nullptr;
   napi_typedarray_type runs_type;
   void* runs_p = nullptr;
@@ -369,9 +358,9 @@ napi_value Queue(napi_env env, napi_callback_info info, bool map) {
     return nullptr;
   }
   runs_bytes = static_cast<uint8_t*>(runs_p);
-  if (!Int(env, argv[3], "chunkLen", 0, map ? (int64_t)1 << 30 : (int64_t)buf_len, &chunk_len)) return nullptr;
-  if (!Int(env, argv[4], "blockSize", 1, 1 << 30, &block_size)) return nullptr;
-  if (!Int(env, argv[5], "filePos", 0, 9007199254740991LL, &file_pos)) return nullptr;
+  if (!ArgInt(env, argv[3], "chunkLen", 0, map ? (int64_t)1 << 30 : (int64_t)buf_len, &chunk_len)) return nullptr;
+  if (!ArgInt(env, argv[4], "blockSize", 1, 1 << 30, &block_size)) return nullptr;
+  if (!ArgInt(env, argv[5], "filePos", 0, 9007199254740991LL, &file_pos)) return nullptr;
   if (!Bytes(env, argv[6], "seed", &seed, &seed_len)) return nullptr;
   if (!Bytes(env, argv[7], "hashes", &hashes, &hashes_len)) return nullptr;
   if (!Bytes(env, argv[8], "zero", &zero, &zero_len)) return nullptr;

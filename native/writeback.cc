@@ -6,6 +6,7 @@
 // which then waits for all of them; started as each run is written, the device writes while
 // the transfer goes on, and the fdatasync waits only for the tail.
 #include "writeback.h"
+#include "napi_int.h"
 
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -58,18 +59,6 @@ void Complete(napi_env env, napi_status, void* data) {
   delete w;
 }
 
-bool Int(napi_env env, napi_value v, const char* what, int64_t max, int64_t* out) {
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0) || d > (double)max || d != (double)(int64_t)d) {
-    char msg[80];
-    snprintf(msg, sizeof msg, "%s is out of range", what);
-    napi_throw_range_error(env, "EINVAL", msg);
-    return false;
-  }
-  *out = (int64_t)d;
-  return true;
-}
-
 }  // namespace
 
 napi_value StartWriteback(napi_env env, napi_callback_info info) {
@@ -80,7 +69,7 @@ napi_value StartWriteback(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   int64_t fd, offset, length;
-  if (!Int(env, argv[0], "fd", INT32_MAX, &fd) || !Int(env, argv[1], "offset", 9007199254740991LL, &offset) || !Int(env, argv[2], "length", 9007199254740991LL, &length)) return nullptr;
+  if (!ArgInt(env, argv[0], "fd", 0, INT32_MAX, &fd) || !ArgInt(env, argv[1], "offset", 0, 9007199254740991LL, &offset) || !ArgInt(env, argv[2], "length", 0, 9007199254740991LL, &length)) return nullptr;
   Work* w = new Work();
   w->fd = (int)fd;
   w->offset = offset;
