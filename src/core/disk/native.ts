@@ -157,6 +157,11 @@ export function mapHashRuns(fd: number, runs: Int32Array, chunkLen: number, bloc
   return binding?.mapHashRuns?.(fd, runs, chunkLen, blockSize, filePos, seed, sums, zero, pastEndForTests)
 }
 
+/** Whether mapHashRuns can run here (an addon with xxHash and the mapped path). */
+export function mapHashRunsAvailable(): boolean {
+  return typeof binding?.mapHashRuns === 'function'
+}
+
 /** True when the addon is loaded and in use. */
 export let nativeAvailable = binding !== undefined
 

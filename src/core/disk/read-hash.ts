@@ -7,7 +7,7 @@
 // where it can: the same bytes, hashed where they lie in the page cache, without the copy.
 import {HASH_LENGTH, type BlockHasher} from '../hash/block-hash.js'
 import {isAllZero} from '../hash/zero.js'
-import {mapHashRuns, readHashRuns} from './native.js'
+import {mapHashRuns, mapHashRunsAvailable, readHashRuns} from './native.js'
 
 export interface BlockSums {
   /** HASH_LENGTH bytes per block of the chunk; meaningful only where `zero` is 0. */
@@ -96,9 +96,14 @@ export async function hashRuns(disk: ReadableDisk, hasher: BlockHasher, runs: Ar
   return mapped ?? readAndHashRuns(disk, hasher, buf(), runs, base, chunkLen, bs)
 }
 
+/** Whether mapAndHashRuns will try a mapping for this disk and hasher (it may still fail and read). */
+export function canMapHashing(disk: ReadableDisk, hasher: BlockHasher): boolean {
+  return hasher.xxh3Seed !== undefined && disk.directReads === true && mappedHashing && mapHashRunsAvailable()
+}
+
 /** The mapped half of hashRuns: undefined when mapping is not possible or failed. */
 export async function mapAndHashRuns(disk: ReadableDisk, hasher: BlockHasher, runs: Array<[number, number]>, base: number, chunkLen: number, bs: number): Promise<BlockSums | undefined> {
-  if (!hasher.xxh3Seed || disk.directReads !== true || !mappedHashing) return undefined
+  if (!hasher.xxh3Seed || !canMapHashing(disk, hasher)) return undefined
   const count = Math.ceil(chunkLen / bs)
   const sums = Buffer.allocUnsafeSlow(count * HASH_LENGTH)
   const zero = new Uint8Array(count).fill(1)

@@ -6,7 +6,7 @@
 import {ProtocolError, VerifyError} from '../errors.js'
 import {blockHasher, HASH_LENGTH, type BlockHasher, type StreamHasher} from '../hash/block-hash.js'
 import {readChunks} from '../disk/chunk-reader.js'
-import {digestSlots, hashRuns, sumOf, type BlockSums} from '../disk/read-hash.js'
+import {canMapHashing, digestSlots, hashRuns, sumOf, type BlockSums} from '../disk/read-hash.js'
 import {holeMap} from '../disk/hole-map.js'
 import {FrameType} from '../protocol/frame.js'
 import type {FrameSource} from '../protocol/frame-reader.js'
@@ -21,7 +21,16 @@ import {journalPathFor} from './journal.js'
 import {ReplicaFile} from './replica-file.js'
 import type {ReplicaState} from './replica-state.js'
 
-const SCAN_CHUNK = 4 << 20
+/**
+ * The replica is scanned in chunks this large when it can be mapped (nothing is buffered:
+ * fewer, larger pool tasks and mappings measured 0.33 -> 0.31 s of engine time for a 1 GiB
+ * seed, 32 MiB against 4 MiB), else in chunks of SCAN_READ_CHUNK (each is a buffer, and the
+ * read-ahead holds a few).
+ */
+const SCAN_MAPPED_CHUNK = 32 << 20
+const SCAN_READ_CHUNK = 4 << 20
+/** The fold re-reads written blocks in runs of at most this much (one reused buffer). */
+const FOLD_RUN_BYTES = 4 << 20
 const MAX_WRITES_IN_FLIGHT = 8
 const MAX_RUN_BYTES = 4 << 20
 /** How far the scan may run ahead of the client's checkpoints (clients checkpoint more often). */
@@ -118,7 +127,8 @@ class FullsyncReceiver {
   private async scan(): Promise<void> {
     // Only the checksums are needed: through a mapping where the addon can (no copy out of the
     // page cache), else read and checksummed in the thread pool, else here.
-    for await (const chunk of readChunks(this.replica, this.hello.diskSize, this.bs, SCAN_CHUNK, this.hasher, () => true)) {
+    const chunkBytes = canMapHashing(this.replica, this.hasher) ? SCAN_MAPPED_CHUNK : SCAN_READ_CHUNK
+    for await (const chunk of readChunks(this.replica, this.hello.diskSize, this.bs, chunkBytes, this.hasher, () => true)) {
       const sums = chunk.sums as BlockSums
       this.scanned.push({first: chunk.first, count: chunk.count, sums})
       for (let start = 0; start < chunk.count; start += MAX_STATUS_BATCH) {
@@ -293,8 +303,8 @@ class FullsyncReceiver {
   /** Fold blocks [digestedUpto, upto) into the digest, re-reading the ones written. */
   private async fold(upto: number): Promise<void> {
     // One buffer for every fold that cannot map: fresh memory costs a page fault per page.
-    const runBuf = () => (this.foldBuf ??= Buffer.allocUnsafeSlow(Math.max(SCAN_CHUNK, this.bs)))
-    const perRun = Math.max(1, Math.floor(Math.max(SCAN_CHUNK, this.bs) / this.bs))
+    const runBuf = () => (this.foldBuf ??= Buffer.allocUnsafeSlow(Math.max(FOLD_RUN_BYTES, this.bs)))
+    const perRun = Math.max(1, Math.floor(Math.max(FOLD_RUN_BYTES, this.bs) / this.bs))
     // The blocks written or zeroed below `upto`, in order; the rest are folded as scanned.
     const touched = [...this.written.keys(), ...this.zeroed].filter((t) => t < upto).sort((x, y) => x - y)
     let k = 0
