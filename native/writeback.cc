@@ -5,12 +5,13 @@
 // fdatasync (Linux starts background writeback only past dirty_background_ratio, 10% of RAM),
 // which then waits for all of them; started as each run is written, the device writes while
 // the transfer goes on, and the fdatasync waits only for the tail.
-#include "writeback.h"
-#include "napi_int.h"
-
+// sync_file_range is a GNU extension: declared only with _GNU_SOURCE, before any header.
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+
+#include "writeback.h"
+#include "napi_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
