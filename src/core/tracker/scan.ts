@@ -5,7 +5,10 @@
 // it was when the scan began, so a later write (during or after the scan) is detected.
 // On a live disk the guarantee is per block, like rsync on a file being written.
 //
-// Each thread that hashes reads its own chunks (1 MiB, synchronous pread into a reused
+// With xxh3 and the addon, chunks are checksummed through a read-only mapping of the page
+// cache in libuv's thread pool (native mapHashRuns, as a full sync's receiver does): no copy,
+// no worker threads to start. Otherwise (blake3, sha256, VDREP_NO_MMAP=1, no addon):
+// each thread that hashes reads its own chunks (1 MiB, synchronous pread into a reused
 // buffer) and hashes them while they are in its core's cache: the main thread, and with more
 // than one core a HashPool of workers that claim chunks from the same counter (whoever is
 // free takes the next one, so a worker's start costs nothing but its own CPU). Reading on one
@@ -16,6 +19,8 @@
 import os from 'node:os'
 import {FullSyncNeededError} from '../errors.js'
 import {SourceDisk} from '../disk/source-disk.js'
+import {readChunks} from '../disk/chunk-reader.js'
+import {canMapHashing, digestSlots, type BlockSums} from '../disk/read-hash.js'
 import {blockHasher, HASH_LENGTH} from '../hash/block-hash.js'
 import {HashPool} from '../hash/hash-pool.js'
 import {hashFileBlocks, type FileRange} from '../hash/range-hash.js'
@@ -25,6 +30,8 @@ import {stampOf} from './disk-stamp.js'
 import {bytesCovered, nonEmptyPages} from './dirty-log.js'
 import {badPageWarning, loadBitmaps, openRecord} from './record.js'
 
+/** Bytes checksummed per thread-pool task on the mapped path (nothing is buffered). */
+const MAPPED_SCAN_CHUNK = 32 << 20
 /** Bytes read and hashed at a time by one thread (fits a core's L2 cache). */
 const SCAN_CHUNK = 1 << 20
 /** The main thread lets the event loop run (worker results, timers) after this much. */
@@ -67,6 +74,8 @@ export interface ScanResult {
   dirtyBlocks: number
   bytesPending: number
   blockSize: number
+  /** The disk was checksummed through a mapping (xxh3 with the addon), not read into buffers. */
+  mapped: boolean
   seconds: number
 }
 
@@ -92,7 +101,11 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
       const before = await stampOf(disk)
       const bs = h.blockSize
       const blockCount = psf.layout.blockCount
-      const workers = opts.hashWorkers ?? (source.size >= POOL_MIN_BYTES ? Math.min(3, os.availableParallelism() - 1) : 0)
+      const hasher = blockHasher(h.hashAlgo, h.replicaId)
+      // xxh3 with the addon: chunks are checksummed through a mapping in libuv's thread pool,
+      // no worker threads needed (see the top of this file for the other path).
+      const mapped = canMapHashing(source, hasher)
+      const workers = mapped ? 0 : (opts.hashWorkers ?? (source.size >= POOL_MIN_BYTES ? Math.min(3, os.availableParallelism() - 1) : 0))
       // Started now: the workers load while the bitmaps and the index do.
       if (workers > 0) pool = new HashPool(h.hashAlgo, h.replicaId, {workers})
       const maps = await loadBitmaps(psf)
@@ -111,7 +124,6 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
         unknown.fill(1, first, last + 1)
       }
 
-      const hasher = blockHasher(h.hashAlgo, h.replicaId)
       const p: ScanProgress = {phase: 'scan', blocksDone: 0, blocksTotal: blockCount, bytesDone: 0, bytesTotal: source.size, blocksMarked: 0}
       let newly = 0
       const mark = (b: number) => {
@@ -134,6 +146,13 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
         opts.progress?.(p)
       }
 
+      if (mapped) {
+        const zeroHashOf = (b: number) => hasher.zeroHash(Math.min(bs, source.size - b * bs))
+        for await (const chunk of readChunks(source, source.size, bs, MAPPED_SCAN_CHUNK, hasher, () => true)) {
+          const {first, count} = chunk
+          compare(first, count, digestSlots(chunk.sums as BlockSums, 0, count, (i) => zeroHashOf(first + i)))
+        }
+      }
       // Every thread claims chunk indexes from one counter until they run out.
       const chunkBlocks = Math.max(1, Math.floor(SCAN_CHUNK / bs))
       const range: FileRange = {fd: source.fd, path: disk, size: source.size, bs}
@@ -145,7 +164,7 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
       }
       const workersDone = pool ? pool.hashFileChunks(range, chunkBlocks, counter, compare) : Promise.resolve()
       workersDone.catch(stop) // awaited below; meanwhile the main thread stops claiming
-      if (!(pool && opts.workersOnly)) {
+      if (!mapped && !(pool && opts.workersOnly)) {
         const buf = Buffer.allocUnsafeSlow(chunkBlocks * bs)
         const out = Buffer.allocUnsafe(chunkBlocks * HASH_LENGTH)
         let sinceYield = 0
@@ -192,6 +211,7 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
         dirtyBlocks: active.count(),
         bytesPending: bytesCovered(active, bs, source.size),
         blockSize: bs,
+        mapped,
         seconds: (performance.now() - t0) / 1000,
       }
     } finally {

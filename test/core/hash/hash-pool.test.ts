@@ -15,6 +15,8 @@ import {DiskIoError} from '../../../src/core/errors.js'
 import {Region} from '../../../src/core/psf/layout.js'
 import {PsfFile, psfPathFor} from '../../../src/core/psf/psf-file.js'
 import {scanDisk} from '../../../src/core/tracker/scan.js'
+import {mapHashRunsAvailable} from '../../../src/core/disk/native.js'
+import {__setMappedHashingForTests} from '../../../src/core/disk/read-hash.js'
 import {tempDir} from '../../helpers/disks.js'
 import {blockIndex, psfWithIndex, TEST_HASH_KEY, writeAt, writeWithHole} from '../../helpers/scan-fixture.js'
 
@@ -200,8 +202,12 @@ describe('track --scan on the hash pool', function () {
     crypto.randomFillSync(image, holeTo * BS, size - holeTo * BS)
     await writeWithHole(disk, image, holeFrom * BS, holeTo * BS)
     await psfWithIndex(disk, image, BS, defaultHashAlgo())
+    // xxh3 with the addon would checksum through a mapping, without workers: read, as with
+    // blake3 or VDREP_NO_MMAP=1, so the pool is what is tested (the mapped scan is compared last).
+    __setMappedHashingForTests(false)
   })
   afterEach(async () => {
+    __setMappedHashingForTests(true)
     await fs.rm(dir, {recursive: true, force: true})
   })
 
@@ -235,5 +241,12 @@ describe('track --scan on the hash pool', function () {
     const mixed = await scanDisk(disk, {hashWorkers: 1}) // the main thread and a worker share the chunks
     assert.equal(mixed.blocksMarked, 5)
     assert.equal(mixed.blocksScanned, blocks)
+    assert.equal(mixed.mapped, false)
+    __setMappedHashingForTests(true)
+    const mapped = await scanDisk(disk)
+    assert.equal(mapped.mapped, defaultHashAlgo() === HashAlgo.XXH3 && mapHashRunsAvailable())
+    assert.equal(mapped.blocksMarked, 5)
+    assert.equal(mapped.blocksScanned, blocks)
+    assert.deepEqual(await marked(), [3, 1010, 1500, 2200, blocks - 1])
   })
 })

@@ -5,6 +5,8 @@ import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import {HashAlgo} from '../../../src/core/hash/block-hash.js'
+import {mapHashRunsAvailable} from '../../../src/core/disk/native.js'
+import {__setMappedHashingForTests} from '../../../src/core/disk/read-hash.js'
 import {Bitmap} from '../../../src/core/psf/bitmap.js'
 import {HeaderFlag} from '../../../src/core/psf/header.js'
 import {Region} from '../../../src/core/psf/layout.js'
@@ -18,7 +20,15 @@ const BS = 4096
 const BLOCKS = 300
 const SIZE = BLOCKS * BS - 123
 
-describe('tracker --scan (in-process)', () => {
+// sha256: read and hashed by the main thread (and workers); xxh3: checksummed through a
+// mapping in the thread pool, or read when mapping is off (VDREP_NO_MMAP=1).
+const MODES = [
+  {name: 'sha256, read', algo: HashAlgo.SHA256, map: true, mapped: false},
+  {name: 'xxh3, mapped', algo: HashAlgo.XXH3, map: true, mapped: true},
+  {name: 'xxh3, mapping off', algo: HashAlgo.XXH3, map: false, mapped: false},
+]
+
+for (const mode of MODES) describe(`tracker --scan (in-process; ${mode.name})`, () => {
   let dir: string
   let disk: string
   let image: Buffer
@@ -32,9 +42,11 @@ describe('tracker --scan (in-process)', () => {
     await writeWithHole(disk, image, 100 * BS, 200 * BS)
     const inflight = new Bitmap(BLOCKS)
     inflight.set(7) // left by a push that died
-    await psfWithIndex(disk, image, BS, HashAlgo.SHA256, inflight)
+    await psfWithIndex(disk, image, BS, mode.algo, inflight)
+    __setMappedHashingForTests(mode.map)
   })
   afterEach(async () => {
+    __setMappedHashingForTests(true)
     await fs.rm(dir, {recursive: true, force: true})
   })
 
@@ -50,6 +62,7 @@ describe('tracker --scan (in-process)', () => {
     const r = await scanDisk(disk, {progress: (p) => events.push({...p})})
     assert.equal(r.blocksScanned, BLOCKS)
     assert.equal(r.bytesScanned, SIZE)
+    assert.equal(r.mapped, mode.mapped && mapHashRunsAvailable(), 'the path this mode is meant to test')
     assert.equal(r.blocksMarked, 4)
     assert.equal(r.blocksNewlyMarked, 4)
     assert.equal(r.dirtyBlocks, 5)
