@@ -187,9 +187,11 @@ describe('concurrency: second comers are refused with their documented codes, no
     assert.match(serve.log(), /refused: LOCKED: another client is writing/)
 
     // During a push of A too (the delta port), B's full sync is refused the same way.
-    await scribble(a, 96, 'shared-push')
+    // 8 MiB at 2 MB/s: B's start-up and SSH login must fit in the push's window even on a
+    // loaded machine (96 blocks at 4 MB/s, 1.5 s, was once too short in a clean-clone CI run).
+    await scribble(a, 128, 'shared-push')
     assert.equal((await vdrep(['track', a, '--scan'])).code, 0)
-    const push = await startLong(['push', a, '--bwlimit', '4M'], replica)
+    const push = await startLong(['push', a, '--bwlimit', '2M'], replica)
     const r = await vdrep(['fullsync', b], {env})
     assert.equal(r.code, 3, r.stderr)
     assert.match(r.stderr, /another client is writing/)
