@@ -310,6 +310,38 @@ bool ReadHashAvailable() {
 #endif
 }
 
+napi_value Xxh3Into(napi_env env, napi_callback_info info) {
+  // Synchronous and allocation-free: every N-API status is checked, so a call made while its
+  // worker is being terminated fails cleanly instead of writing through a pointer it never got
+  // (xxhash-addon ignores them, and crashed the process that way).
+  size_t argc = 4;
+  napi_value args[4];
+  if (napi_get_cb_info(env, info, &argc, args, nullptr, nullptr) != napi_ok || argc < 4) {
+    napi_throw_type_error(env, "EINVAL", "xxh3Into needs 4 arguments");
+    return nullptr;
+  }
+  uint8_t *data, *seed, *out;
+  size_t data_len, seed_len, out_len;
+  if (!Bytes(env, args[0], "data", &data, &data_len) || !Bytes(env, args[1], "seed", &seed, &seed_len) || !Bytes(env, args[2], "out", &out, &out_len)) return nullptr;
+  int64_t offset;
+  if (!ArgInt(env, args[3], "offset", 0, (int64_t)out_len, &offset)) return nullptr;
+  if (seed_len < 8 || out_len - (size_t)offset < 16) {
+    napi_throw_range_error(env, "EINVAL", "seed must be at least 8 bytes and out must hold 16 bytes at offset");
+    return nullptr;
+  }
+#ifdef VDREP_HAVE_XXHASH
+  uint64_t s = 0;
+  for (int i = 0; i < 8; i++) s = (s << 8) | seed[i];  // big-endian, as xxhash-addon reads a seed buffer
+  XXH128_canonical_t c;
+  XXH128_canonicalFromHash(&c, XXH3_128bits_withSeed(data, data_len, s));
+  memcpy(out + offset, c.digest, 16);
+#else
+  (void)data;
+  (void)data_len;
+#endif
+  return nullptr;
+}
+
 namespace {
 
 // The two exports share their checks and their task; `map` says which arguments there are:

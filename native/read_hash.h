@@ -11,3 +11,6 @@ napi_value ReadHashRuns(napi_env env, napi_callback_info info);
 
 /** mapHashRuns(fd, runs, chunkLen, blockSize, filePos, seed, hashes, zero[, pastEndForTests]) -> Promise. */
 napi_value MapHashRuns(napi_env env, napi_callback_info info);
+
+/** xxh3Into(data, seed8, out, offset): XXH3-128 of data with the seed, canonical, into out[offset..offset+16). */
+napi_value Xxh3Into(napi_env env, napi_callback_info info);

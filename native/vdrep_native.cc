@@ -270,11 +270,12 @@ napi_value Init(napi_env env, napi_value exports) {
       {"startWriteback", nullptr, StartWriteback, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"readHashRuns", nullptr, ReadHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"mapHashRuns", nullptr, MapHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"xxh3Into", nullptr, Xxh3Into, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
-  // readHashRuns and mapHashRuns are last: a build without xxHash's sources leaves them out
-  // (the TS side then reads and hashes on the JS thread).
+  // readHashRuns, mapHashRuns and xxh3Into are last: a build without xxHash's sources leaves
+  // them out (the TS side then reads and hashes on the JS thread, with xxhash-addon).
   size_t count = sizeof props / sizeof props[0];
-  if (!ReadHashAvailable()) count -= 2;
+  if (!ReadHashAvailable()) count -= 3;
   napi_define_properties(env, exports, count, props);
   return exports;
 }

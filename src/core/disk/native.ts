@@ -39,6 +39,8 @@ interface Binding {
   startWriteback?(fd: number, offset: number, length: number): Promise<void>
   /** Optional: absent from a build without xxHash's sources (native/read_hash.cc). */
   readHashRuns?(fd: number, buf: Uint8Array, runs: Int32Array, chunkLen: number, blockSize: number, filePos: number, seed: Uint8Array, sums: Uint8Array, zero: Uint8Array): Promise<void>
+  /** Optional, as readHashRuns: XXH3-128 of data under an 8-byte seed, canonical, into out at offset. */
+  xxh3Into?(data: Uint8Array, seed: Uint8Array, out: Uint8Array, offset: number): void
   /** Optional, as readHashRuns; also absent from an addon built by an older vdrep. */
   mapHashRuns?(fd: number, runs: Int32Array, chunkLen: number, blockSize: number, filePos: number, seed: Uint8Array, sums: Uint8Array, zero: Uint8Array, pastEndForTests?: boolean): Promise<void>
 }
@@ -155,6 +157,17 @@ export function startWriteback(fd: number, offset: number, length: number): Prom
  */
 export function mapHashRuns(fd: number, runs: Int32Array, chunkLen: number, blockSize: number, filePos: number, seed: Uint8Array, sums: Uint8Array, zero: Uint8Array, pastEndForTests = false): Promise<void> | undefined {
   return binding?.mapHashRuns?.(fd, runs, chunkLen, blockSize, filePos, seed, sums, zero, pastEndForTests)
+}
+
+/**
+ * XXH3-128 of `data` seeded with the first 8 bytes of `seed` (big-endian, as xxhash-addon reads
+ * a seed buffer), canonical, into out[offset..offset+16), synchronously. Undefined when the addon
+ * lacks it. Preferred to xxhash-addon, which ignores N-API failures and so crashed the process
+ * when a worker thread was terminated while it hashed.
+ */
+export function xxh3IntoNative(): ((data: Uint8Array, seed: Uint8Array, out: Uint8Array, offset: number) => void) | undefined {
+  const b = binding
+  return b?.xxh3Into ? (data, seed, out, offset) => (b.xxh3Into as NonNullable<Binding['xxh3Into']>)(data, seed, out, offset) : undefined
 }
 
 /** Whether mapHashRuns can run here (an addon with xxHash and the mapped path). */

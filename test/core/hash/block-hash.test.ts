@@ -8,6 +8,9 @@ import {blockHasher, defaultHashAlgo, HASH_LENGTH, HashAlgo, hashAlgoName, parse
 const KEY_A = Buffer.from('00112233445566778899aabbccddeeff', 'hex')
 const KEY_B = Buffer.from('01112233445566778899aabbccddeeff', 'hex')
 
+import * as native from '../../../src/core/disk/native.js'
+import {xxh3IntoNative} from '../../../src/core/disk/native.js'
+
 describe('block hash', () => {
   it('xxh3 is the default and every name parses back to its id', () => {
     assert.equal(defaultHashAlgo(), HashAlgo.XXH3)
@@ -25,6 +28,23 @@ describe('block hash', () => {
     assert.ok(abc.subarray(16).equals(Buffer.alloc(16)))
     const r = spawnSync('xxhsum', ['-H2'], {input: 'vdrep block', encoding: 'utf8'})
     if (r.status === 0) assert.equal(h.hash(Buffer.from('vdrep block')).subarray(0, 16).toString('hex'), r.stdout.split(/\s+/)[0])
+  })
+
+  it('xxh3: the addon\'s hash is xxhash-addon\'s, for any bytes, length and key (checksums on disk and on the wire depend on it)', function () {
+    if (!xxh3IntoNative()) this.skip() // no addon here: xxhash-addon is all there is
+    fc.assert(
+      fc.property(fc.uint8Array({minLength: 0, maxLength: 70_000}), fc.uint8Array({minLength: 16, maxLength: 16}), (bytes, key) => {
+        const data = Buffer.from(bytes)
+        const ours = blockHasher(HashAlgo.XXH3, Buffer.from(key)).hash(data)
+        native.__forceFallbackForTests(true)
+        try {
+          assert.deepEqual(blockHasher(HashAlgo.XXH3, Buffer.from(key)).hash(data), ours)
+        } finally {
+          native.__forceFallbackForTests(false)
+        }
+      }),
+      {numRuns: 300},
+    )
   })
 
   it('xxh3 is keyed by the replica id: another key, another checksum; the same key, the same one', () => {
