@@ -165,9 +165,8 @@ export function mapHashRuns(fd: number, runs: Int32Array, chunkLen: number, bloc
  * lacks it. Preferred to xxhash-addon, which ignores N-API failures and so crashed the process
  * when a worker thread was terminated while it hashed.
  */
-export function xxh3IntoNative(): ((data: Uint8Array, seed: Uint8Array, out: Uint8Array, offset: number) => void) | undefined {
-  const b = binding
-  return b?.xxh3Into ? (data, seed, out, offset) => (b.xxh3Into as NonNullable<Binding['xxh3Into']>)(data, seed, out, offset) : undefined
+export function xxh3IntoNative(): Binding['xxh3Into'] {
+  return binding?.xxh3Into // an N-API function: it needs no `this`
 }
 
 /** Whether mapHashRuns can run here (an addon with xxHash and the mapped path). */

@@ -3,13 +3,12 @@ import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import {spawnSync} from 'node:child_process'
 import fc from 'fast-check'
+import * as native from '../../../src/core/disk/native.js'
+import {xxh3IntoNative} from '../../../src/core/disk/native.js'
 import {blockHasher, defaultHashAlgo, HASH_LENGTH, HashAlgo, hashAlgoName, parseHashAlgo} from '../../../src/core/hash/block-hash.js'
 
 const KEY_A = Buffer.from('00112233445566778899aabbccddeeff', 'hex')
 const KEY_B = Buffer.from('01112233445566778899aabbccddeeff', 'hex')
-
-import * as native from '../../../src/core/disk/native.js'
-import {xxh3IntoNative} from '../../../src/core/disk/native.js'
 
 describe('block hash', () => {
   it('xxh3 is the default and every name parses back to its id', () => {
