@@ -44,17 +44,25 @@ export class SocketFrameReader implements FrameSource {
   async next(): Promise<Frame | null> {
     // A clean end between frames is null; an end inside one is FRAME_TRUNCATED (read below).
     if (this.reader.available === 0 && (await this.peek(1)).length === 0) return null
-    const header = decodeFrameHeader(await this.read(FRAME_HEADER_SIZE, 'a frame header'))
+    const header = decodeFrameHeader(this.reader.readNow(FRAME_HEADER_SIZE) ?? (await this.read(FRAME_HEADER_SIZE, 'a frame header')))
     const fields = BODY_AFTER[header.type]
     if (fields !== undefined && header.length > fields) {
-      const payload = Buffer.from(await this.read(fields, 'a frame'))
-      const body = await this.read(header.length - fields, 'a frame', this.pool.take)
+      const payload = Buffer.from(this.reader.readNow(fields) ?? (await this.read(fields, 'a frame')))
+      const n = header.length - fields
+      const body = this.reader.readNow(n, this.pool.take) ?? (await this.read(n, 'a frame', this.pool.take))
       return {type: header.type, payload, body, release: () => void (this.reader.release(body) || this.pool.give(body))}
     }
     // Copied: a payload can outlive the next read (a hash kept in a journal entry).
-    return {type: header.type, payload: header.length === 0 ? Buffer.alloc(0) : Buffer.from(await this.read(header.length, 'a frame'))}
+    if (header.length === 0) return {type: header.type, payload: Buffer.alloc(0)}
+    return {type: header.type, payload: Buffer.from(this.reader.readNow(header.length) ?? (await this.read(header.length, 'a frame')))}
   }
 
+  /**
+   * Waits for `n` bytes under the idle timeout. Fields already buffered are taken with
+   * readNow() instead, without a promise or a timer. Arming and clearing a timer for each of a
+   * DATA frame's three fields cost `vdrep serve` about 0.2 CPU-s of ~1.2 per 512 MiB received
+   * over SSH (medians of 6, A/B).
+   */
   private async read(n: number, what: string, target?: (n: number) => Buffer): Promise<Buffer> {
     try {
       return await this.withIdleTimeout(this.reader.read(n, target))
