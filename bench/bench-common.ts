@@ -1,6 +1,7 @@
 // Shared pieces of `npm run bench`: timing commands and functions several times on the same
 // data in the same run, reporting medians (this machine is noisy) and ratios against peers.
 import {spawnSync} from 'node:child_process'
+import {readFileSync} from 'node:fs'
 
 export interface BenchRow {
   section: string
@@ -12,6 +13,11 @@ export interface BenchRow {
   /** Every run's seconds, for the record. */
   runs: number[]
   note?: string
+  /**
+   * Median CPU-seconds the whole machine was busy per run (every process and the kernel:
+   * on a loopback bench both ends of a transfer share these CPUs), where measured.
+   */
+  cpuSeconds?: number
 }
 
 export interface BenchOptions {
@@ -27,16 +33,58 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
 }
 
-/** Time `fn` `runs` times (after `prepare` each time, untimed). */
-export async function timeRuns(runs: number, fn: () => Promise<void> | void, prepare?: () => Promise<void> | void): Promise<number[]> {
+/**
+ * Time `fn` `runs` times (after `prepare` each time, untimed). With `cpu`, each run's
+ * machine-wide busy CPU-seconds (machineBusySeconds) are pushed to it as well.
+ */
+export async function timeRuns(runs: number, fn: () => Promise<void> | void, prepare?: () => Promise<void> | void, cpu?: number[]): Promise<number[]> {
   const out: number[] = []
   for (let i = 0; i < runs; i++) {
     if (prepare) await prepare()
+    const c = machineBusySeconds()
     const t = performance.now()
     await fn()
     out.push((performance.now() - t) / 1000)
+    const c2 = machineBusySeconds()
+    if (cpu && c !== undefined && c2 !== undefined) cpu.push(c2 - c)
   }
   return out
+}
+
+let clockTicks: number | undefined
+
+/** The aggregate "cpu" line of /proc/stat in seconds (user nice system idle iowait irq softirq steal ...), or undefined. */
+function procStatCpuSeconds(): number[] | undefined {
+  let line: string
+  try {
+    line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]
+  } catch {
+    return undefined
+  }
+  const f = line.trim().split(/\s+/).slice(1).map(Number)
+  if (f.length < 8 || f.some((x) => !Number.isFinite(x))) return undefined
+  clockTicks ??= Number(spawnSync('getconf', ['CLK_TCK'], {encoding: 'utf8'}).stdout) || 100
+  return f.map((x) => x / (clockTicks as number))
+}
+
+/**
+ * CPU-seconds the whole machine has spent busy since boot: user, nice, system, irq and
+ * softirq time of every CPU (not idle, iowait or steal); undefined where /proc/stat cannot
+ * be read. The difference over a run is the CPU time that run cost everything on the
+ * machine (here: client, sshd, receiver and the kernel's writeback).
+ */
+export function machineBusySeconds(): number | undefined {
+  const f = procStatCpuSeconds()
+  return f && f[0] + f[1] + f[2] + f[5] + f[6]
+}
+
+/**
+ * CPU-seconds the hypervisor has taken from this machine's CPUs since boot (steal), or
+ * undefined. On a shared host this is the noise: a run that waited on stolen CPUs looks
+ * slower, and its busy CPU-seconds larger, than the same run on a quiet host.
+ */
+export function machineStealSeconds(): number | undefined {
+  return procStatCpuSeconds()?.[7]
 }
 
 /** Run a shell command; throws with its stderr when it fails. */
@@ -50,8 +98,10 @@ export function have(tool: string): boolean {
   return spawnSync('bash', ['-c', `command -v ${tool}`]).status === 0
 }
 
-export function row(section: string, name: string, runs: number[], bytes: number, note?: string): BenchRow {
-  return {section, name, seconds: median(runs), bytes, runs, note}
+export function row(section: string, name: string, runs: number[], bytes: number, note?: string, cpu?: number[]): BenchRow {
+  const r: BenchRow = {section, name, seconds: median(runs), bytes, runs, note}
+  if (cpu && cpu.length > 0) r.cpuSeconds = median(cpu)
+  return r
 }
 
 export function mbps(r: BenchRow): number {

@@ -17,7 +17,7 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {parseArgs} from 'node:util'
-import {mbps, type BenchOptions, type BenchRow} from './bench-common.js'
+import {machineStealSeconds, mbps, type BenchOptions, type BenchRow} from './bench-common.js'
 import {localChecks, localContext, runLocalBench, type BenchCheck, type LocalBenchRow} from './local-bench.js'
 import {parseSize} from '../src/core/util/units.js'
 
@@ -31,6 +31,8 @@ interface SectionResult {
   context: string[]
   skipped?: string
   seconds: number
+  /** Share of the CPUs' time the hypervisor took (steal) while the section ran, where known. */
+  steal?: number
 }
 
 const USAGE = `usage: node dist/bench/bench.js [--size 1G] [--runs 3] [--only local,ssh,tracker] [--dir DIR] [--json] [--keep]
@@ -127,7 +129,13 @@ async function optionalModule(file: string): Promise<SectionModule | undefined> 
 
 async function runSection(name: SectionName, opts: BenchOptions, log: (l: string) => void): Promise<SectionResult> {
   const started = performance.now()
-  const done = (r: Omit<SectionResult, 'seconds' | 'section'>): SectionResult => ({section: name, ...r, seconds: (performance.now() - started) / 1000})
+  const stolen = machineStealSeconds()
+  const done = (r: Omit<SectionResult, 'seconds' | 'section'>): SectionResult => {
+    const seconds = (performance.now() - started) / 1000
+    const now = machineStealSeconds()
+    const steal = stolen === undefined || now === undefined ? undefined : (now - stolen) / (seconds * os.cpus().length)
+    return {section: name, ...r, seconds, steal}
+  }
   const sectionOpts = {...opts, workDir: path.join(opts.workDir, name), log}
   await fs.mkdir(sectionOpts.workDir, {recursive: true})
   if (name === 'local') {
@@ -169,7 +177,8 @@ function printSection(r: SectionResult, size: number, runs: number): void {
     w('targets (median wall times):')
     for (const c of r.checks) w(checkLine(c))
   }
-  w(`(${r.section} section took ${r.seconds.toFixed(0)} s)`)
+  const steal = r.steal === undefined ? '' : `; the hypervisor took ${(r.steal * 100).toFixed(0)}% of the CPUs' time (steal)${r.steal > 0.1 ? ': a noisy host, compare ratios from one run only' : ''}`
+  w(`(${r.section} section took ${r.seconds.toFixed(0)} s${steal})`)
 }
 
 async function main(): Promise<number> {
@@ -231,6 +240,7 @@ async function main(): Promise<number> {
           ? {skipped: r.skipped}
           : {
               seconds: Number(r.seconds.toFixed(1)),
+              steal: r.steal === undefined ? null : Number(r.steal.toFixed(3)),
               rows: r.rows.map((x) => ({...x, mbps: x.bytes > 0 && Number.isFinite(x.seconds) ? Number(mbps(x).toFixed(1)) : null, seconds: Number.isFinite(x.seconds) ? x.seconds : null})),
               checks: r.checks,
             },

@@ -16,7 +16,7 @@ import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 import ssh2 from 'ssh2'
 import type {CipherAlgorithm} from 'ssh2'
-import {have, mbps, median, row, sh, timeRuns, type BenchOptions, type BenchRow} from './bench-common.js'
+import {have, machineBusySeconds, mbps, median, row, sh, timeRuns, type BenchOptions, type BenchRow} from './bench-common.js'
 import {VDREP_BIN} from '../test/helpers/cli.js'
 import {makeMixedDisk, scribbleBlocks, seededBytes} from '../test/helpers/disks.js'
 import {freePort, startSshd, type Sshd} from '../test/helpers/sshd.js'
@@ -119,8 +119,9 @@ async function ssh2Push(sshd: Sshd, key: Buffer, cipher: string, discardPort: nu
   }
 }
 
-function vdrepRow(name: string, runs: Array<{wall: number; engine: number; bytesSent: number}>, bytes: number): SshBenchRow {
-  const r: SshBenchRow = row(SSH_SECTION, name, runs.map((x) => x.wall), bytes)
+function vdrepRow(name: string, runs: Array<{wall: number; engine: number; bytesSent: number; cpu?: number}>, bytes: number): SshBenchRow {
+  const cpu = runs.flatMap((x) => (x.cpu === undefined ? [] : [x.cpu]))
+  const r: SshBenchRow = row(SSH_SECTION, name, runs.map((x) => x.wall), bytes, undefined, cpu)
   r.engineSeconds = median(runs.map((x) => x.engine))
   r.bytesSent = runs[runs.length - 1].bytesSent
   r.note = `sent ${(r.bytesSent / 1e6).toFixed(1)} MB; engine ${r.engineSeconds.toFixed(2)} s (${(bytes / 1e6 / r.engineSeconds).toFixed(0)} MB/s)`
@@ -170,12 +171,15 @@ export async function runSshBench(opts: BenchOptions & {log?: Log}): Promise<Ben
       await runVdrep(['init', disk, '--to', `${sshd.user}@127.0.0.1:${sshd.port}:${replica}`, '--identity', sshd.clientKey.path, '--known-hosts', sshd.knownHostsFile,
         '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1]), '--block-size', String(BLOCK)], env)
       log(`timing ${name}`)
-      const out: Array<{wall: number; engine: number; bytesSent: number}> = []
+      const out: Array<{wall: number; engine: number; bytesSent: number; cpu?: number}> = []
       for (let i = 0; i < runs; i++) {
         await prepare(replica)
+        const c = machineBusySeconds()
         const t = performance.now()
         const r = JSON.parse(await runVdrep(['fullsync', disk, '--json'], env)) as {seconds: number; bytesSent: number}
-        out.push({wall: (performance.now() - t) / 1000, engine: r.seconds, bytesSent: r.bytesSent})
+        const wall = (performance.now() - t) / 1000
+        const c2 = machineBusySeconds()
+        out.push({wall, engine: r.seconds, bytesSent: r.bytesSent, cpu: c === undefined || c2 === undefined ? undefined : c2 - c})
       }
       sh(`cmp '${source}' '${replica}'`)
       rows.push(vdrepRow(name, out, size))
@@ -187,7 +191,8 @@ export async function runSshBench(opts: BenchOptions & {log?: Log}): Promise<Ben
 
     const shell = async (name: string, cmd: string, prepare?: () => Promise<void>) => {
       log(`timing ${name}`)
-      rows.push(row(SSH_SECTION, name, await timeRuns(runs, () => void sh(cmd), prepare), size))
+      const cpu: number[] = []
+      rows.push(row(SSH_SECTION, name, await timeRuns(runs, () => void sh(cmd), prepare, cpu), size, undefined, cpu))
     }
     await shell(SshCase.PIPE, `${sshCmd} ${sshd.user}@127.0.0.1 'cat > /dev/null' < '${mixed}'`)
     await shell(SshCase.PIPE_AES, `${sshCmd} -c ${AES} ${sshd.user}@127.0.0.1 'cat > /dev/null' < '${mixed}'`)
@@ -195,13 +200,15 @@ export async function runSshBench(opts: BenchOptions & {log?: Log}): Promise<Ben
 
     for (const [name, cipher] of [[SshCase.SSH2, AES], [SshCase.SSH2_CHACHA, CHACHA]] as const) {
       log(`timing ${name}`)
-      rows.push(row(SSH_SECTION, name, await timeRuns(runs, () => ssh2Push(sshd, key, cipher, discardPort, random, 0, size)), size))
+      const cpu: number[] = []
+      rows.push(row(SSH_SECTION, name, await timeRuns(runs, () => ssh2Push(sshd, key, cipher, discardPort, random, 0, size), undefined, cpu), size, undefined, cpu))
     }
     log(`timing ${SshCase.SSH2_TWO}`)
     const half = Math.floor(size / 2 / BLOCK) * BLOCK
+    const cpuTwo: number[] = []
     rows.push(row(SSH_SECTION, SshCase.SSH2_TWO, await timeRuns(runs, async () => {
       await Promise.all([ssh2Push(sshd, key, AES, discardPort, random, 0, half), ssh2Push(sshd, key, AES, discardPort, random, half, size)])
-    }), size, 'one process, two connections (two sshd processes)'))
+    }, undefined, cpuTwo), size, 'one process, two connections (two sshd processes)', cpuTwo))
 
     if (have('rsync')) {
       const dest = path.join(root, 'rsync.img')
@@ -270,6 +277,35 @@ export function sshContext(rows: BenchRow[]): string[] {
   const rnd = get(SshCase.RANDOM)
   const s2 = get(SshCase.SSH2)
   if (rnd?.engineSeconds !== undefined && s2 && Number.isFinite(s2.seconds)) out.push(`engine-only random / bare ssh2: ${(s2.seconds / rnd.engineSeconds).toFixed(2)}x`)
+  out.push(...cpuContext(rows, os.cpus().length))
+  return out
+}
+
+/**
+ * Where the CPUs go. Every process of a loopback run shares this machine's CPUs: vdrep's
+ * client, sshd and `vdrep serve` (which writes, checksums and syncs the replica), against
+ * the bare channel's client, sshd and a discard server. A run that needs C CPU-seconds
+ * cannot finish on N CPUs in under C/N seconds, however well it overlaps; that bounds the
+ * rate any change to vdrep could reach on this machine.
+ */
+export function cpuContext(rows: BenchRow[], cpus: number): string[] {
+  const out: string[] = []
+  const get = (name: string) => rows.find((x) => x.name === name)
+  for (const name of [SshCase.RANDOM, SshCase.SSH2, SshCase.SSH2_TWO, SshCase.FRESH, SshCase.PIPE]) {
+    const r = get(name)
+    if (r?.cpuSeconds !== undefined && Number.isFinite(r.seconds)) {
+      out.push(`${name}: ${r.cpuSeconds.toFixed(2)} CPU-s of the machine per run (${(r.cpuSeconds / r.seconds).toFixed(2)} of ${cpus} CPUs busy on average)`)
+    }
+  }
+  const rnd = get(SshCase.RANDOM)
+  const s2 = get(SshCase.SSH2)
+  if (rnd?.cpuSeconds !== undefined && s2 && Number.isFinite(s2.seconds)) {
+    const floor = rnd.cpuSeconds / cpus
+    out.push(
+      `random disk: vdrep's ${rnd.cpuSeconds.toFixed(2)} CPU-s cannot run in under ${floor.toFixed(2)} s on ${cpus} CPUs, ` +
+        `so on this machine its rate is bounded by ${(s2.seconds / floor).toFixed(2)}x the bare ssh2 channel's (target 0.9x)`,
+    )
+  }
   return out
 }
 
