@@ -1,11 +1,14 @@
 // The fuzz harness shared by bench/fuzz-properties.ts: a target runs every case (failures
 // are counted, not fatal, up to a cap), a decode counts as clean or refused, and FrameReader
 // gets a reference parser written from the spec, a chunked feeder and an allocation meter.
+import {once} from 'node:events'
+import net from 'node:net'
 import {PassThrough} from 'node:stream'
 import fc from 'fast-check'
 import {VdrepError} from '../src/core/errors.js'
 import {FrameType, MAX_PAYLOAD} from '../src/core/protocol/frame.js'
-import {FrameReader} from '../src/core/protocol/frame-reader.js'
+import {FrameReader, type Frame, type FrameSource} from '../src/core/protocol/frame-reader.js'
+import {SocketFrameReader} from '../src/core/protocol/socket-frame-reader.js'
 import {DATA_FIELDS_SIZE} from '../src/core/protocol/messages.js'
 import {frameTypes} from './fuzz-arbitraries.js'
 
@@ -124,16 +127,26 @@ export async function readThrough(input: Buffer, cuts: number[], end: boolean, h
     }
     if (end) s.end()
   })()
+  const got = await drain(reader, hangMs)
+  await writer
+  s.destroy()
+  return got
+}
+
+/** Read frames until the end or a refusal (its code); a reader that does neither in hangMs fails. */
+async function drain(reader: FrameSource, hangMs: number): Promise<RefResult> {
   const got: RefResult = {frames: [], end: null}
   let timer: NodeJS.Timeout | undefined
   const hung = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the reader neither returned nor refused within ${hangMs} ms`)), hangMs)))
   try {
     for (;;) {
-      const f = await Promise.race([reader.next(), hung])
+      const f: Frame | null = await Promise.race([reader.next(), hung])
       if (!f) break
       // a DATA frame's block comes apart from its fields: on the wire they are one payload
       if (f.body && (f.type !== FrameType.DATA || f.payload.length !== DATA_FIELDS_SIZE)) throw new Error(`a body on a ${f.type} frame after ${f.payload.length} bytes of fields`)
+      // copied before release(): a lent body is a view of memory the reader reuses
       got.frames.push({type: f.type, payload: Buffer.concat([f.payload, f.body ?? Buffer.alloc(0)])})
+      f.release?.()
     }
   } catch (e) {
     if (!(e instanceof VdrepError)) throw e
@@ -141,7 +154,61 @@ export async function readThrough(input: Buffer, cuts: number[], end: boolean, h
   } finally {
     clearTimeout(timer)
   }
-  await writer
-  s.destroy()
   return got
+}
+
+/**
+ * A loopback server whose connections are taken over as `vdrep serve` takes them
+ * (SocketFrameReader.adopt): the receiver's own reader, fed over a real TCP socket.
+ */
+export class SocketFeeder {
+  private readers: Array<(r: {socket: net.Socket; reader: SocketFrameReader}) => void> = []
+
+  private constructor(private readonly server: net.Server) {}
+
+  static async start(): Promise<SocketFeeder> {
+    const server = net.createServer({pauseOnConnect: true})
+    const feeder = new SocketFeeder(server)
+    server.on('connection', (sock) => {
+      const adopted = SocketFrameReader.adopt(sock)
+      if (!adopted) throw new Error('this Node does not let a socket be taken over')
+      feeder.readers.shift()?.(adopted)
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    return feeder
+  }
+
+  /** Send `input` in pieces (cut at `cuts`, a pause between them), then end or hold the connection open. */
+  async readThrough(input: Buffer, cuts: number[], end: boolean, hangMs = 2000): Promise<RefResult> {
+    const accepted = new Promise<{socket: net.Socket; reader: SocketFrameReader}>((resolve) => this.readers.push(resolve))
+    const client = net.connect((this.server.address() as net.AddressInfo).port, '127.0.0.1')
+    client.on('error', () => {}) // the reader may refuse and the test close first
+    await once(client, 'connect')
+    const points = [...new Set(cuts.map((c) => c % (input.length + 1)))].sort((x, y) => x - y)
+    // A reader that refused stops reading, so a write may never drain: the writer is aborted.
+    const stop = new AbortController()
+    const writer = (async () => {
+      let from = 0
+      for (const p of [...points, input.length]) {
+        if (p > from && !client.write(input.subarray(from, p))) await once(client, 'drain', {signal: stop.signal})
+        from = p
+        await tick()
+      }
+      if (end) client.end()
+    })().catch(() => {})
+    const {socket, reader} = await accepted
+    try {
+      return await drain(reader, hangMs)
+    } finally {
+      stop.abort()
+      client.destroy()
+      socket.destroy()
+      await writer
+    }
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()))
+  }
 }
