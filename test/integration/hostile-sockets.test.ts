@@ -464,6 +464,37 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
       }
     })
 
+    it('a whole bundle, then the client gone before the answer: committed or not, the receiver lets go with no journal left', async () => {
+      // The receiver applies and commits a sealed bundle whether or not the client is still
+      // there to hear COMMITTED; a failed answer must not skip the journal's removal.
+      for (let i = 0; i < 3; i++) {
+        st = await stateOf(disks.main.replica)
+        hello = helloFor('main', SyncMode.DELTA, st)
+        const c = await Raw.connect(ports[1])
+        await c.write(hello)
+        assert.equal((await c.next()).type, FrameType.HELLO_OK)
+        await c.write(begin(2), dataFrame(1), dataFrame(2), end([['D', 1], ['D', 2]]))
+        // A reset, as from a killed client: the receiver's socket is gone while it applies.
+        c.socket.resetAndDestroy()
+        // Let go: a new client is welcome (HELLO_OK, not LOCKED) within the idle timeout.
+        const t = Date.now()
+        let answer = ''
+        while (Date.now() - t < IDLE_S * 1000) {
+          const probe = await Raw.connect(ports[1])
+          await probe.write(helloFor('main', SyncMode.DELTA, await stateOf(disks.main.replica)))
+          const f = await probe.reader.next()
+          answer = f?.type === FrameType.HELLO_OK ? 'HELLO_OK' : f?.type === FrameType.ERROR ? decodeError(f.payload).code : 'closed'
+          probe.socket.destroy()
+          if (answer === 'HELLO_OK') break
+          await sleep(50)
+        }
+        assert.equal(answer, 'HELLO_OK', `round ${i}: the receiver still holds the replica ${Date.now() - t} ms after the client went`)
+        assert.ok(!(await exists(journalPathFor(disks.main.replica))), `round ${i}: a journal was left behind by a session that ended`)
+        const now = await stateOf(disks.main.replica)
+        assert.ok(now.lastSeq === st.lastSeq || now.lastSeq === st.lastSeq + 1, `round ${i}: sequence ${now.lastSeq} after ${st.lastSeq}`)
+      }
+    })
+
     it('a client that goes silent mid-frame holds the replica only until the idle timeout; a slow trickle is not cut', async () => {
       // Silent inside a DATA frame: the slot is held (a real push is refused, LOCKED)...
       const c = await Raw.connect(ports[1])

@@ -92,6 +92,31 @@ describe('push to a local replica (CLI, no tracker)', function () {
     assert.ok(await filesEqual(disk, replica))
   })
 
+  it('a .psf restored from a backup (its sequence behind the replica\'s): one full sync, then deltas again', async () => {
+    assert.equal((await vdrep(['fullsync', disk])).code, 0)
+    await fs.copyFile(`${disk}.psf`, path.join(dir, 'psf.backup'))
+    for (const tag of ['b1', 'b2']) {
+      await markChanged(disk, await scribbleBlocks(disk, BS, 3, tag))
+      assert.equal(json<PushJson>(await vdrep(['push', disk, '--json'])).mode, 'delta')
+    }
+    await fs.copyFile(path.join(dir, 'psf.backup'), `${disk}.psf`)
+    await markChanged(disk, await scribbleBlocks(disk, BS, 3, 'b3'))
+    const behind = json<PushJson>(await vdrep(['push', disk, '--json']))
+    assert.equal(behind.mode, 'fullsync')
+    assert.match(behind.reason ?? '', /sequence mismatch \(replica at 2, this disk's record at 0\)/)
+    assert.ok(await filesEqual(disk, replica))
+    // The full sync settled the sequence both sides agree on: deltas again, not a full sync per push.
+    const changed = await scribbleBlocks(disk, BS, 4, 'b4')
+    await markChanged(disk, changed)
+    const r = await vdrep(['push', disk, '--json', '--no-fallback'])
+    assert.equal(r.code, 0, r.stdout + r.stderr)
+    const out = json<PushJson>(r)
+    assert.equal(out.mode, 'delta')
+    assert.equal(out.seq, 3)
+    assert.equal(out.blocks, changed.length)
+    assert.ok(await filesEqual(disk, replica))
+  })
+
   it('a deleted .psf: push says how to recover; after init the push falls back to a full sync', async () => {
     assert.equal((await vdrep(['fullsync', disk])).code, 0)
     await fs.rm(`${disk}.psf`)

@@ -79,9 +79,13 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
     // The state file is the commit point: answer now, then drop the journal (unlinking 40 MB of
     // it took ~20 ms that the client waited for). A journal left by a failed or interrupted
     // removal names the sequence the state already records, so recovery only removes it; the
-    // replica stays locked until it is gone.
-    await writer.send(FrameType.COMMITTED, encodeCommitted({seq, journalMs: applyStart - journalStart, applyMs: performance.now() - applyStart}))
-    await fs.rm(journalPath, {force: true}).catch((err: Error) => log(`${journalPath}: not removed after the commit (recovery removes it): ${err.message}`))
+    // replica stays locked until it is gone. A client gone before the answer (killed, its link
+    // cut) does not skip the removal: the commit stands either way.
+    try {
+      await writer.send(FrameType.COMMITTED, encodeCommitted({seq, journalMs: applyStart - journalStart, applyMs: performance.now() - applyStart}))
+    } finally {
+      await fs.rm(journalPath, {force: true}).catch((err: Error) => log(`${journalPath}: not removed after the commit (recovery removes it): ${err.message}`))
+    }
   } finally {
     await fh?.close()
   }

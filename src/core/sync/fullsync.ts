@@ -308,7 +308,7 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
       })
     }
     writer.end()
-    await recordProvedSync(psf, diskSize, indexAll, tracker ? undefined : statAtStart)
+    await recordProvedSync(psf, diskSize, indexAll, tracker ? undefined : statAtStart, ok.lastSeq)
     proved = true
     await tracker?.complete(true)
     p.phase = 'done'
@@ -342,12 +342,18 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
  * The proof passed: bump the generation, clear the change record, trust the new index. Without a
  * tracker, the source's stat at the start is recorded as a clean point: a later write by anything
  * else shows as a changed mtime. With a tracker, it owns the bitmaps (cleared through it).
+ *
+ * The replica's push sequence (`replicaSeq`, from its HELLO_OK; nothing else wrote it during
+ * the session, which held the replica) becomes this disk's: a proved full sync is the point both
+ * sides agree on. Without it, a .psf whose record fell behind the replica's (restored from a
+ * backup, re-made with `init --force`, a push whose answer was lost) would be told "sequence
+ * mismatch, full sync needed" by every push after the full sync meant to cure it.
  */
-async function recordProvedSync(psf: PsfFile, diskSize: number, indexAll: Buffer | undefined, stat: BigIntStats | undefined): Promise<void> {
+async function recordProvedSync(psf: PsfFile, diskSize: number, indexAll: Buffer | undefined, stat: BigIntStats | undefined, replicaSeq: number): Promise<void> {
   const h = psf.header
   let flags = (h.flags | HeaderFlag.INDEX_VALID) & ~HeaderFlag.NEEDS_FULL_SYNC
   if (stat) flags |= HeaderFlag.CLEAN_SHUTDOWN
-  const patch = {flags, generation: h.generation + 1, lastSyncMs: Date.now(), diskSize, ...(stat ? statPatch(stat) : {})}
+  const patch = {flags, generation: h.generation + 1, lastSyncMs: Date.now(), diskSize, lastSeq: replicaSeq, pendingSeq: 0, ...(stat ? statPatch(stat) : {})}
   if (indexAll) {
     // The disk grew: the .psf is laid out anew for the new size, then swapped in atomically.
     // INDEX_VALID only once the index pages are durable.
