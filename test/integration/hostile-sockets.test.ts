@@ -364,6 +364,25 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
       hello = helloFor('main', SyncMode.DELTA, st)
     })
 
+    /**
+     * A new client's delta HELLO answered HELLO_OK (the replica is free again) within `ms`,
+     * probing every 50 ms; else the last answer (an ERROR code such as LOCKED, or 'closed').
+     */
+    async function welcomedWithin(ms: number, helloBytes: () => Promise<Buffer>): Promise<string> {
+      const t = Date.now()
+      let answer = ''
+      while (Date.now() - t < ms) {
+        const probe = await Raw.connect(ports[1])
+        await probe.write(await helloBytes())
+        const f = await probe.reader.next()
+        answer = f?.type === FrameType.HELLO_OK ? 'HELLO_OK' : f?.type === FrameType.ERROR ? decodeError(f.payload).code : 'closed'
+        probe.socket.destroy()
+        if (answer === 'HELLO_OK') break
+        await sleep(50)
+      }
+      return answer
+    }
+
     async function bundleRefused(frames: Buffer[], code: string | RegExp, what: string): Promise<void> {
       const c = await Raw.connect(ports[1])
       await c.write(hello)
@@ -448,16 +467,7 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
           c.socket.end(bytes)
           await c.drain()
           const t = Date.now()
-          let answer = ''
-          while (Date.now() - t < (IDLE_S * 1000) / 2) {
-            const probe = await Raw.connect(ports[1])
-            await probe.write(hello)
-            const f = await probe.reader.next()
-            answer = f?.type === FrameType.HELLO_OK ? 'HELLO_OK' : f?.type === FrameType.ERROR ? decodeError(f.payload).code : 'closed'
-            probe.socket.destroy()
-            if (answer === 'HELLO_OK') break
-            await sleep(50)
-          }
+          const answer = await welcomedWithin((IDLE_S * 1000) / 2, async () => hello)
           assert.equal(answer, 'HELLO_OK', `a client that closed right after its ${bytes.length === hello.length ? 'hello' : 'first frames'} still holds the replica (${answer}) ${Date.now() - t} ms later`)
           await untouched(disks.main.replica, before, 'a hello then close')
         }
@@ -478,17 +488,8 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
         c.socket.resetAndDestroy()
         // Let go: a new client is welcome (HELLO_OK, not LOCKED) within the idle timeout.
         const t = Date.now()
-        let answer = ''
-        while (Date.now() - t < IDLE_S * 1000) {
-          const probe = await Raw.connect(ports[1])
-          await probe.write(helloFor('main', SyncMode.DELTA, await stateOf(disks.main.replica)))
-          const f = await probe.reader.next()
-          answer = f?.type === FrameType.HELLO_OK ? 'HELLO_OK' : f?.type === FrameType.ERROR ? decodeError(f.payload).code : 'closed'
-          probe.socket.destroy()
-          if (answer === 'HELLO_OK') break
-          await sleep(50)
-        }
-        assert.equal(answer, 'HELLO_OK', `round ${i}: the receiver still holds the replica ${Date.now() - t} ms after the client went`)
+        const answer = await welcomedWithin(IDLE_S * 1000, async () => helloFor('main', SyncMode.DELTA, await stateOf(disks.main.replica)))
+        assert.equal(answer, 'HELLO_OK', `round ${i}: the receiver still holds the replica (${answer}) ${Date.now() - t} ms after the client went`)
         assert.ok(!(await exists(journalPathFor(disks.main.replica))), `round ${i}: a journal was left behind by a session that ended`)
         const now = await stateOf(disks.main.replica)
         assert.ok(now.lastSeq === st.lastSeq || now.lastSeq === st.lastSeq + 1, `round ${i}: sequence ${now.lastSeq} after ${st.lastSeq}`)
