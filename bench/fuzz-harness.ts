@@ -162,7 +162,7 @@ async function drain(reader: FrameSource, hangMs: number): Promise<RefResult> {
  * (SocketFrameReader.adopt): the receiver's own reader, fed over a real TCP socket.
  */
 export class SocketFeeder {
-  private readers: Array<(r: {socket: net.Socket; reader: SocketFrameReader}) => void> = []
+  private readers: Array<{resolve: (r: {socket: net.Socket; reader: SocketFrameReader}) => void; reject: (e: Error) => void}> = []
 
   private constructor(private readonly server: net.Server) {}
 
@@ -170,9 +170,15 @@ export class SocketFeeder {
     const server = net.createServer({pauseOnConnect: true})
     const feeder = new SocketFeeder(server)
     server.on('connection', (sock) => {
+      const waiting = feeder.readers.shift()
       const adopted = SocketFrameReader.adopt(sock)
-      if (!adopted) throw new Error('this Node does not let a socket be taken over')
-      feeder.readers.shift()?.(adopted)
+      if (!adopted) {
+        sock.destroy()
+        waiting?.reject(new Error('this Node does not let a socket be taken over'))
+        return
+      }
+      adopted.socket.on('error', () => {}) // a reset from the test's own client after a refusal
+      waiting?.resolve(adopted)
     })
     server.listen(0, '127.0.0.1')
     await once(server, 'listening')
@@ -181,7 +187,7 @@ export class SocketFeeder {
 
   /** Send `input` in pieces (cut at `cuts`, a pause between them), then end or hold the connection open. */
   async readThrough(input: Buffer, cuts: number[], end: boolean, hangMs = 2000): Promise<RefResult> {
-    const accepted = new Promise<{socket: net.Socket; reader: SocketFrameReader}>((resolve) => this.readers.push(resolve))
+    const accepted = new Promise<{socket: net.Socket; reader: SocketFrameReader}>((resolve, reject) => this.readers.push({resolve, reject}))
     const client = net.connect((this.server.address() as net.AddressInfo).port, '127.0.0.1')
     client.on('error', () => {}) // the reader may refuse and the test close first
     await once(client, 'connect')
