@@ -1,7 +1,7 @@
 // Shared pieces of `npm run bench`: timing commands and functions several times on the same
 // data in the same run, reporting medians (this machine is noisy) and ratios against peers.
 import {spawnSync} from 'node:child_process'
-import {readFileSync} from 'node:fs'
+import {existsSync, readdirSync, readFileSync} from 'node:fs'
 
 export interface BenchRow {
   section: string
@@ -34,13 +34,59 @@ export function median(xs: number[]): number {
 }
 
 /**
- * Time `fn` `runs` times (after `prepare` each time, untimed). With `cpu`, each run's
- * machine-wide busy CPU-seconds (machineBusySeconds) are pushed to it as well.
+ * Whether this machine is a VM guest whose balloon device takes freed memory back (free page
+ * reporting): Linux reports free 8 MiB blocks to the host a second or two after they are
+ * freed, the host discards them, and the guest's next touch of each page is a fault on the
+ * host, invisible in the guest except as slow memory. Here (Firecracker) a 512 MiB buffered
+ * write into a new file costs 0.19 s with warm free memory and 1.6 s with reclaimed memory,
+ * and which one a run gets depends on what ran seconds before it: that, not the tools, made
+ * the fresh-sync times bimodal (0.6 s or 1.7 s) in earlier benches.
  */
-export async function timeRuns(runs: number, fn: () => Promise<void> | void, prepare?: () => Promise<void> | void, cpu?: number[]): Promise<number[]> {
+export const HOST_RECLAIMS_FREE_MEMORY = ((): boolean => {
+  try {
+    if (!existsSync('/sys/module/page_reporting')) return false
+    return readdirSync('/sys/bus/virtio/drivers/virtio_balloon').some((f) => f.startsWith('virtio'))
+  } catch {
+    return false
+  }
+})()
+
+/**
+ * On such a guest (HOST_RECLAIMS_FREE_MEMORY), touch `bytes` of memory in a short-lived
+ * process just before a timed run: its pages are faulted back in on the host and freed at
+ * the head of the guest's free lists, so the run that follows gets warm memory, like on any
+ * machine that is not a balloon guest. Every case of a section gets the same treatment;
+ * untimed. Elsewhere a no-op.
+ */
+export function settleMemory(bytes: number): void {
+  if (!HOST_RECLAIMS_FREE_MEMORY || process.env.VDREP_BENCH_SETTLE === '0') return
+  let avail = Infinity
+  try {
+    const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'latin1'))
+    if (m) avail = Number(m[1]) * 1024
+  } catch {
+    // no /proc/meminfo: touch what was asked
+  }
+  const n = Math.floor(Math.min(bytes, avail / 2) / 4096) * 4096
+  if (n <= 0) return
+  spawnSync(process.execPath, ['-e', `Buffer.allocUnsafe(${n}).fill(1)`], {stdio: 'ignore'})
+}
+
+/** How much memory settleMemory touches before a run over a disk of `diskBytes`: the page cache of a whole new replica, with room for the processes' own heaps. */
+export function settleBytesFor(diskBytes: number): number {
+  return Math.round(diskBytes * 1.25) + 512 * 2 ** 20
+}
+
+/**
+ * Time `fn` `runs` times (after `prepare` each time, untimed). With `cpu`, each run's
+ * machine-wide busy CPU-seconds (machineBusySeconds) are pushed to it as well; with `settle`,
+ * settleMemory(settle) runs after `prepare`, just before the clock starts.
+ */
+export async function timeRuns(runs: number, fn: () => Promise<void> | void, prepare?: () => Promise<void> | void, cpu?: number[], settle = 0): Promise<number[]> {
   const out: number[] = []
   for (let i = 0; i < runs; i++) {
     if (prepare) await prepare()
+    settleMemory(settle)
     const c = machineBusySeconds()
     const t = performance.now()
     await fn()

@@ -17,7 +17,7 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {parseArgs} from 'node:util'
-import {machineStealSeconds, mbps, type BenchOptions, type BenchRow} from './bench-common.js'
+import {HOST_RECLAIMS_FREE_MEMORY, machineStealSeconds, mbps, type BenchOptions, type BenchRow} from './bench-common.js'
 import {localChecks, localContext, runLocalBench, type BenchCheck, type LocalBenchRow} from './local-bench.js'
 import {parseSize} from '../src/core/util/units.js'
 
@@ -224,6 +224,9 @@ async function main(): Promise<number> {
   }
   if (!cli.json) {
     process.stdout.write('\nAll runs are page-cache warm (the cache is not dropped between runs); this favours no case over another.\n')
+    if (HOST_RECLAIMS_FREE_MEMORY && process.env.VDREP_BENCH_SETTLE !== '0') {
+      process.stdout.write('This machine is a VM guest that hands free memory back to its host (free page reporting): before every timed run of the local and ssh sections the bench touches and frees enough memory for the run, so no case pays the host\'s page faults and every case runs on warm memory (VDREP_BENCH_SETTLE=0 turns this off).\n')
+    }
     process.stdout.write("vdrep's wall time includes node + oclif start-up and the fdatasync of the replica that makes it durable; cp, rsync and qemu-img do not sync (qemu-img -t writeback does, once at the end).\n")
   }
   const summary = {
@@ -233,6 +236,7 @@ async function main(): Promise<number> {
     cpus: os.cpus().length,
     loadavg: Number(os.loadavg()[0].toFixed(2)),
     pageCache: 'warm',
+    memorySettled: HOST_RECLAIMS_FREE_MEMORY && process.env.VDREP_BENCH_SETTLE !== '0',
     sections: Object.fromEntries(
       results.map((r) => [
         r.section,

@@ -9,7 +9,7 @@
 import {spawn} from 'node:child_process'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import {have, machineBusySeconds, row, sh, timeRuns, type BenchOptions, type BenchRow} from './bench-common.js'
+import {have, machineBusySeconds, row, settleBytesFor, settleMemory, sh, timeRuns, type BenchOptions, type BenchRow} from './bench-common.js'
 import {makeMixedDisk, scribbleBlocks} from '../test/helpers/disks.js'
 import {VDREP_BIN} from '../test/helpers/cli.js'
 
@@ -100,10 +100,11 @@ async function restoreSeed(seedMaster: string, replica: string): Promise<void> {
   sh(`cp --sparse=always '${seedMaster}' '${replica}' && sync '${replica}'`)
 }
 
-async function timeVdrep(runs: number, disk: string, prepare?: () => Promise<void>): Promise<VdrepRun[]> {
+async function timeVdrep(runs: number, disk: string, settle: number, prepare?: () => Promise<void>): Promise<VdrepRun[]> {
   const out: VdrepRun[] = []
   for (let i = 0; i < runs; i++) {
     if (prepare) await prepare()
+    settleMemory(settle)
     const c = machineBusySeconds()
     const t = performance.now()
     const stdout = await runVdrep(['fullsync', disk, '--json'])
@@ -134,6 +135,7 @@ function skipped(name: string, why: string): BenchRow {
 
 /** Time a shell command (after `prepare`, untimed), or skip it with a note when its tool is missing. */
 async function shellCase(rows: BenchRow[], log: Log, runs: number, name: string, tool: string, cmd: string, bytes: number, prepare?: () => Promise<void> | void): Promise<void> {
+  // Its memory settled (bench-common settleMemory) before every run, as vdrep's runs are.
   if (!have(tool)) {
     log(`skipping ${name}: ${tool} is not installed`)
     rows.push(skipped(name, `${tool} is not installed`))
@@ -141,7 +143,7 @@ async function shellCase(rows: BenchRow[], log: Log, runs: number, name: string,
   }
   log(`timing ${name}`)
   const cpu: number[] = []
-  rows.push(row(LOCAL_SECTION, name, await timeRuns(runs, () => void sh(cmd), prepare, cpu), bytes, undefined, cpu))
+  rows.push(row(LOCAL_SECTION, name, await timeRuns(runs, () => void sh(cmd), prepare, cpu, settleBytesFor(bytes)), bytes, undefined, cpu))
 }
 
 function cmpOrThrow(a: string, b: string, what: string): void {
@@ -177,18 +179,18 @@ export async function runLocalBench(opts: BenchOptions & {log?: Log}): Promise<B
 
   const fresh = await vdrepCase(work, 'fresh', source)
   log(`timing ${LocalCase.FRESH}`)
-  rows.push(vdrepRow(LocalCase.FRESH, await timeVdrep(runs, fresh.disk, () => removeReplica(fresh.replica)), size))
+  rows.push(vdrepRow(LocalCase.FRESH, await timeVdrep(runs, fresh.disk, settleBytesFor(size), () => removeReplica(fresh.replica)), size))
   cmpOrThrow(source, fresh.replica, LocalCase.FRESH)
 
   const seed = await vdrepCase(work, 'seed', source)
   log(`timing ${LocalCase.SEED}`)
-  rows.push(vdrepRow(LocalCase.SEED, await timeVdrep(runs, seed.disk, () => restoreSeed(seedMaster, seed.replica)), size))
+  rows.push(vdrepRow(LocalCase.SEED, await timeVdrep(runs, seed.disk, settleBytesFor(size), () => restoreSeed(seedMaster, seed.replica)), size))
   cmpOrThrow(source, seed.replica, LocalCase.SEED)
 
   const same = await vdrepCase(work, 'identical', source)
   sh(`cp --sparse=always '${source}' '${same.replica}' && sync '${same.replica}'`)
   log(`timing ${LocalCase.IDENTICAL}`)
-  rows.push(vdrepRow(LocalCase.IDENTICAL, await timeVdrep(runs, same.disk), size))
+  rows.push(vdrepRow(LocalCase.IDENTICAL, await timeVdrep(runs, same.disk, settleBytesFor(size)), size))
   cmpOrThrow(source, same.replica, LocalCase.IDENTICAL)
 
   await shellCase(rows, log, runs, LocalCase.RSYNC, 'rsync', `rsync --inplace --no-whole-file '${source}' '${scratch}'`, size, () => restoreSeed(seedMaster, scratch))

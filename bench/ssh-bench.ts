@@ -16,7 +16,7 @@ import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 import ssh2 from 'ssh2'
 import type {CipherAlgorithm} from 'ssh2'
-import {have, machineBusySeconds, mbps, median, row, sh, timeRuns, type BenchOptions, type BenchRow} from './bench-common.js'
+import {have, machineBusySeconds, mbps, median, row, settleBytesFor, settleMemory, sh, timeRuns, type BenchOptions, type BenchRow} from './bench-common.js'
 import {VDREP_BIN} from '../test/helpers/cli.js'
 import {makeMixedDisk, scribbleBlocks, seededBytes} from '../test/helpers/disks.js'
 import {freePort, startSshd, type Sshd} from '../test/helpers/sshd.js'
@@ -174,6 +174,7 @@ export async function runSshBench(opts: BenchOptions & {log?: Log}): Promise<Ben
       const out: Array<{wall: number; engine: number; bytesSent: number; cpu?: number}> = []
       for (let i = 0; i < runs; i++) {
         await prepare(replica)
+        settleMemory(settleBytesFor(size))
         const c = machineBusySeconds()
         const t = performance.now()
         const r = JSON.parse(await runVdrep(['fullsync', disk, '--json'], env)) as {seconds: number; bytesSent: number}
@@ -192,7 +193,7 @@ export async function runSshBench(opts: BenchOptions & {log?: Log}): Promise<Ben
     const shell = async (name: string, cmd: string, prepare?: () => Promise<void>) => {
       log(`timing ${name}`)
       const cpu: number[] = []
-      rows.push(row(SSH_SECTION, name, await timeRuns(runs, () => void sh(cmd), prepare, cpu), size, undefined, cpu))
+      rows.push(row(SSH_SECTION, name, await timeRuns(runs, () => void sh(cmd), prepare, cpu, settleBytesFor(size)), size, undefined, cpu))
     }
     await shell(SshCase.PIPE, `${sshCmd} ${sshd.user}@127.0.0.1 'cat > /dev/null' < '${mixed}'`)
     await shell(SshCase.PIPE_AES, `${sshCmd} -c ${AES} ${sshd.user}@127.0.0.1 'cat > /dev/null' < '${mixed}'`)
@@ -201,14 +202,14 @@ export async function runSshBench(opts: BenchOptions & {log?: Log}): Promise<Ben
     for (const [name, cipher] of [[SshCase.SSH2, AES], [SshCase.SSH2_CHACHA, CHACHA]] as const) {
       log(`timing ${name}`)
       const cpu: number[] = []
-      rows.push(row(SSH_SECTION, name, await timeRuns(runs, () => ssh2Push(sshd, key, cipher, discardPort, random, 0, size), undefined, cpu), size, undefined, cpu))
+      rows.push(row(SSH_SECTION, name, await timeRuns(runs, () => ssh2Push(sshd, key, cipher, discardPort, random, 0, size), undefined, cpu, settleBytesFor(size)), size, undefined, cpu))
     }
     log(`timing ${SshCase.SSH2_TWO}`)
     const half = Math.floor(size / 2 / BLOCK) * BLOCK
     const cpuTwo: number[] = []
     rows.push(row(SSH_SECTION, SshCase.SSH2_TWO, await timeRuns(runs, async () => {
       await Promise.all([ssh2Push(sshd, key, AES, discardPort, random, 0, half), ssh2Push(sshd, key, AES, discardPort, random, half, size)])
-    }, undefined, cpuTwo), size, 'one process, two connections (two sshd processes)', cpuTwo))
+    }, undefined, cpuTwo, settleBytesFor(size)), size, 'one process, two connections (two sshd processes)', cpuTwo))
 
     if (have('rsync')) {
       const dest = path.join(root, 'rsync.img')
