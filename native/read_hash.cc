@@ -195,6 +195,25 @@ int64_t FileSize(int fd) {
   return (int64_t)st.st_size;
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22  // Linux 5.14
+#endif
+
+// Fault the runs' pages in with one call per run (MADV_POPULATE_READ) instead of one page
+// fault per 64 KiB of fault-around while hashing: on a cached disk the faults were as costly
+// as the hashing itself. Only the runs, never the whole mapping: populating a hole would fill
+// the page cache with zero pages. A hint: an old kernel (EINVAL) or a failure leaves the
+// hashing to fault as before, and a file that shrank still ends in the SIGBUS guard.
+void PopulateRuns(const Work* w, const uint8_t* lo, size_t delta) {
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  for (size_t r = 0; r < w->run_count; r++) {
+    uintptr_t from = (uintptr_t)(lo + delta + (size_t)w->runs[2 * r] * w->block_size);
+    uintptr_t to = (uintptr_t)(lo + delta + RunEnd(w, (size_t)w->runs[2 * r + 1]));
+    from -= from % page;
+    if (madvise((void*)from, to - from, MADV_POPULATE_READ) != 0 && errno == EINVAL) return;
+  }
+}
+
 void ExecuteMapped(Work* w) {
   if (w->run_count == 0) return;
   // The bytes the runs cover must exist now; if the file shrinks later, the guard catches it.
@@ -227,6 +246,7 @@ void ExecuteMapped(Work* w) {
     return;
   }
   const uint8_t* lo = static_cast<const uint8_t*>(p);
+  PopulateRuns(w, lo, delta);
   Mapped m{w, lo + delta};
   GuardResult g = RunGuarded(lo, lo + map_len, HashMappedRuns, &m);
   munmap(p, map_len);
