@@ -119,6 +119,10 @@ export class Freezer {
         data.copy(out, off - start)
         b = e + 1
       }
+      // Checked again now that the bytes are in: a cancel while they were read lets writes skip
+      // the range lock (beforeWrite), so one may have landed under this read. Those bytes are
+      // not the point in time; the push must fail rather than ship them.
+      if (f.cancelled || this.current !== f) throw this.cancelledError(f)
       return out
     } finally {
       unlock()

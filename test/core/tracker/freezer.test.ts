@@ -29,7 +29,8 @@ describe('tracker freezer (copy-on-write point in time)', () => {
   let image: Buffer
   const warnings: string[] = []
 
-  async function setup(cowLimit = 1 << 20): Promise<void> {
+  /** With readDelayMs, the freezer's reads of the disk take that long (a slow disk under a push's read). */
+  async function setup(cowLimit = 1 << 20, readDelayMs = 0): Promise<void> {
     dir = await tempDir('vdrep-freezer-')
     const disk = path.join(dir, 'disk.img')
     image = crypto.randomBytes(SIZE)
@@ -40,7 +41,11 @@ describe('tracker freezer (copy-on-write point in time)', () => {
     log = new DirtyLog(psf, new Bitmap(BLOCKS), new Bitmap(BLOCKS))
     const gate = new WriteGate()
     warnings.length = 0
-    freezer = new Freezer(log, gate, inner, {blockSize: BS, diskSize: SIZE, blockCount: BLOCKS}, {cowPath: `${disk}.vdrep.cow`, cowLimit, log: (_l, line) => warnings.push(line)})
+    const slow = readDelayMs > 0 ? Object.assign(Object.create(inner) as FileBackend, {read: async (off: number, len: number) => {
+      await new Promise((r) => setTimeout(r, readDelayMs))
+      return inner.read(off, len)
+    }}) : inner
+    freezer = new Freezer(log, gate, slow, {blockSize: BS, diskSize: SIZE, blockCount: BLOCKS}, {cowPath: `${disk}.vdrep.cow`, cowLimit, log: (_l, line) => warnings.push(line)})
     backend = new RecordingBackend(inner, log, gate, freezer, BS)
   }
 
@@ -132,6 +137,26 @@ describe('tracker freezer (copy-on-write point in time)', () => {
     await assert.rejects(freezer.read(4, 0, 1), /keeps no old contents/)
     assert.deepEqual(await freezer.complete(4, true), {cleared: 4, mergedBack: 0})
     assert.deepEqual([...log.active.setBlocks()], [0, 1, 2, 3])
+  })
+
+  it('a read under way when the freeze is cancelled fails rather than return a block written after the freeze', async () => {
+    await setup(0, 300) // no room for old contents: the first write to a frozen block cancels
+    await backend.write(0, Buffer.from(image), false)
+    await freezer.freeze(5)
+    const read = freezer.read(5, 8, 4).then((d) => d, (err: Error) => err)
+    await new Promise((r) => setTimeout(r, 20)) // the read is past its first check, reading
+    // The first write cancels the freeze; the second (queued behind it in the gate, inside the
+    // read's range) then finds the freeze cancelled, takes no range lock, and lands at once.
+    const w1 = backend.write(0, Buffer.alloc(BS, 0xaa), false)
+    await new Promise((r) => setImmediate(r))
+    await new Promise((r) => setImmediate(r))
+    const w2 = backend.write(9 * BS, Buffer.alloc(BS, 0xbb), false)
+    await Promise.all([w1, w2])
+    assert.ok((await inner.read(9 * BS, BS)).every((b) => b === 0xbb), 'the second write landed while the read ran')
+    const got = await read
+    if (got instanceof Error) assert.match(got.message, /freeze was cancelled/)
+    else assert.ok(got.subarray(BS, 2 * BS).equals(image.subarray(9 * BS, 10 * BS)), 'the read returned block 9 as written after the freeze')
+    assert.ok(got instanceof Error, 'a read that overlapped the cancel must fail')
   })
 
   it('complete(true) is refused after a cancel; complete(false) then succeeds', async () => {
