@@ -8,6 +8,7 @@ import {json, vdrep} from '../helpers/cli.js'
 import {filesEqual, makeMixedDisk, scribbleBlocks, tempDir} from '../helpers/disks.js'
 import {PsfFile} from '../../src/core/psf/psf-file.js'
 import {Region} from '../../src/core/psf/layout.js'
+import {HeaderFlag} from '../../src/core/psf/header.js'
 import {markChanged} from '../helpers/change-record.js'
 import type {PushResult} from '../../src/core/sync/push.js'
 
@@ -75,6 +76,47 @@ describe('push to a local replica (CLI, no tracker)', function () {
     const r = json<PushJson>(await vdrep(['push', disk, '--json']))
     assert.equal(r.mode, 'fullsync')
     assert.match(r.reason ?? '', /written while no tracker ran/)
+    assert.ok(await filesEqual(disk, replica))
+  })
+
+  it('a write made after the push checked the record (a pre-hook\'s) is not hidden: the next push sees it', async () => {
+    assert.equal((await vdrep(['fullsync', disk])).code, 0)
+    await new Promise((r) => setTimeout(r, 20))
+    const changed = await scribbleBlocks(disk, BS, 2, 'marked')
+    await markChanged(disk, changed)
+    // The hook writes a block that is not marked, after the check and before the freeze (as a
+    // guest's flush at fsfreeze does): this push cannot ship it.
+    const late = [...Array(256).keys()].find((b) => !changed.includes(b)) as number
+    const hook = `printf late | dd of='${disk}' bs=1 seek=${late * BS + 3} conv=notrunc status=none`
+    const r = await vdrep(['push', disk, '--json', '--pre-hook', hook])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(json<PushJson>(r).mode, 'delta')
+    assert.equal(json<PushJson>(r).blocks, changed.length)
+    assert.equal(await filesEqual(disk, replica), false, 'the late write is not on the replica yet')
+    // The commit recorded the stat the record was checked against, not one taken after the hook.
+    const nf = await vdrep(['push', disk, '--no-fallback'])
+    assert.equal(nf.code, 4, `the late write was hidden from the next push: ${nf.stdout}${nf.stderr}`)
+    assert.match(nf.stderr, /written while no tracker ran/)
+    assert.equal(json<PushJson>(await vdrep(['push', disk, '--json'])).mode, 'fullsync')
+    assert.ok(await filesEqual(disk, replica))
+  })
+
+  it('after a tracker died (its clean flag clear), a push brings back the check for writes made without one', async () => {
+    assert.equal((await vdrep(['fullsync', disk])).code, 0)
+    await new Promise((r) => setTimeout(r, 20))
+    await markChanged(disk, await scribbleBlocks(disk, BS, 2, 'tracked'))
+    const psf = await PsfFile.open(`${disk}.psf`)
+    await psf.updateHeader((cur) => ({flags: cur.flags & ~HeaderFlag.CLEAN_SHUTDOWN})) // as `vdrep track` leaves it when killed
+    await psf.close()
+    const first = await vdrep(['push', disk, '--json'])
+    assert.equal(first.code, 0, first.stderr)
+    assert.equal(json<PushJson>(first).mode, 'delta', 'the record is trusted up to the tracker\'s end')
+    await new Promise((r) => setTimeout(r, 20))
+    await scribbleBlocks(disk, BS, 1, 'after the push, no tracker')
+    const nf = await vdrep(['push', disk, '--no-fallback'])
+    assert.equal(nf.code, 4, `a write made after the push went unseen: ${nf.stdout}${nf.stderr}`)
+    assert.match(nf.stderr, /written while no tracker ran/)
+    assert.equal(json<PushJson>(await vdrep(['push', disk, '--json'])).mode, 'fullsync')
     assert.ok(await filesEqual(disk, replica))
   })
 

@@ -8,6 +8,9 @@ import path from 'node:path'
 import {Region} from '../../src/core/psf/layout.js'
 import {SLOT_SIZE} from '../../src/core/psf/layout.js'
 import {TrackerControlClient} from '../../src/core/tracker/control-client.js'
+import {HeaderFlag} from '../../src/core/psf/header.js'
+import {PsfFile, psfPathFor} from '../../src/core/psf/psf-file.js'
+import {fullsync} from '../../src/core/sync/fullsync.js'
 import {json, vdrep} from '../helpers/cli.js'
 import {makeMixedDisk, seededBytes, tempDir} from '../helpers/disks.js'
 import {run, runOk} from '../core/tracker/nbd/harness.js'
@@ -274,6 +277,33 @@ describe('vdrep track (CLI, real NBD clients)', function () {
     assert.deepEqual(await bitmapBlocks(disk), [Math.floor((100 * 4096) / BS)])
     tracker = await startTracker(disk, ['--nbd', `unix:${sock}`])
     await stopCleanly()
+  })
+
+  it('a tracker that stops cleanly during a full sync keeps its clean flag (the sync\'s last header write does not undo it)', async () => {
+    assert.equal((await vdrep(['fullsync', disk])).code, 0)
+    // A replica that differs in two data blocks of the second half: the sync checksums chunks
+    // through a mapping, then reads the blocks that differ (beforeFill runs there).
+    const source = await fs.readFile(disk)
+    const differing = [...Array(SIZE / BS).keys()].filter((b) => b >= SIZE / BS / 2 && source.subarray(b * BS, (b + 1) * BS).some((x) => x !== 0)).slice(0, 2)
+    assert.equal(differing.length, 2)
+    const fh = await fs.open(replica, 'r+')
+    for (const b of differing) await fh.write(Buffer.alloc(BS, 0x5a), 0, BS, b * BS)
+    await fh.close()
+    tracker = await startTracker(disk, ['--nbd', `unix:${sock}`])
+    const running = tracker
+    let stopped: Awaited<ReturnType<RunningTracker['stop']>> | undefined
+    const outcome = await fullsync(disk, {
+      beforeFill: async () => {
+        stopped ??= await running.stop('SIGTERM') // it records its stamp and sets CLEAN_SHUTDOWN
+      },
+    }).then((r) => r, (err: Error) => err)
+    tracker = undefined
+    assert.ok(stopped, `the sync never read a differing block of a mapped chunk: ${String(outcome)}`)
+    assert.equal(stopped.code, 0, stopped.stderr)
+    const psf = await PsfFile.open(psfPathFor(disk), false)
+    const flags = psf.header.flags
+    await psf.close()
+    assert.ok(flags & HeaderFlag.CLEAN_SHUTDOWN, `the full sync wrote back the flags it read at its start (${flags}), undoing the tracker's clean stop`)
   })
 
   it('--scan after dd conv=notrunc marks exactly the changed blocks', async () => {

@@ -145,10 +145,13 @@ export class PsfFile {
   /**
    * Apply `patch` to the newest header on disk (not to our possibly stale copy: a tracker and
    * a push share the file), write it to the older slot, sync, read it back; only then is it current.
+   * A function patch is given that newest header: flags must be changed that way (set or clear
+   * bits of what is on disk), or a flag another process set meanwhile is lost.
    */
-  async updateHeader(patch: Partial<PsfHeader>): Promise<PsfHeader> {
+  async updateHeader(patch: Partial<PsfHeader> | ((current: PsfHeader) => Partial<PsfHeader>)): Promise<PsfHeader> {
     await this.refreshHeader()
-    const next: PsfHeader = {...this.header, ...patch, counter: this.header.counter + 1n}
+    const fields = typeof patch === 'function' ? patch(this.header) : patch
+    const next: PsfHeader = {...this.header, ...fields, counter: this.header.counter + 1n}
     const encoded = encodeHeader(next)
     const target: 0 | 1 = this.slot === 0 ? 1 : 0
     await this.fh.write(encoded, 0, SLOT_SIZE, target * SLOT_SIZE)

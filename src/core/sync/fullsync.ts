@@ -175,7 +175,7 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
     if (resumedAtBlock > 0) opts.log?.(`resuming at ${Math.floor((resumedAtBlock / blockCount) * 100)}% (block ${resumedAtBlock} of ${blockCount} is durable on the replica)`)
 
     // The index is rewritten as we go; until the proof passes it must not be trusted.
-    if (sameLayout && h.flags & HeaderFlag.INDEX_VALID) await psf.updateHeader({flags: h.flags & ~HeaderFlag.INDEX_VALID})
+    if (sameLayout && h.flags & HeaderFlag.INDEX_VALID) await psf.updateHeader((cur) => ({flags: cur.flags & ~HeaderFlag.INDEX_VALID}))
     const indexAll = sameLayout ? undefined : Buffer.alloc(blockCount * HASH_LENGTH)
     const indexBuf = Buffer.alloc(64 * HASHES_PER_PAGE * HASH_LENGTH)
     let indexStart = 0
@@ -351,9 +351,12 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
  */
 async function recordProvedSync(psf: PsfFile, diskSize: number, indexAll: Buffer | undefined, stat: BigIntStats | undefined, replicaSeq: number): Promise<void> {
   const h = psf.header
-  let flags = (h.flags | HeaderFlag.INDEX_VALID) & ~HeaderFlag.NEEDS_FULL_SYNC
-  if (stat) flags |= HeaderFlag.CLEAN_SHUTDOWN
-  const patch = {flags, generation: h.generation + 1, lastSyncMs: Date.now(), diskSize, lastSeq: replicaSeq, pendingSeq: 0, ...(stat ? statPatch(stat) : {})}
+  // Bits changed on the flags as they are on disk when written, not as they were at open: a
+  // tracker that stopped during the sync has set CLEAN_SHUTDOWN with its stamp since, and
+  // writing the old flags back would switch off the check of writes made without a tracker.
+  const adjust = (f: number): number => ((f | HeaderFlag.INDEX_VALID | (stat ? HeaderFlag.CLEAN_SHUTDOWN : 0)) & ~HeaderFlag.NEEDS_FULL_SYNC)
+  const flags = adjust(h.flags)
+  const patch = {generation: h.generation + 1, lastSyncMs: Date.now(), diskSize, lastSeq: replicaSeq, pendingSeq: 0, ...(stat ? statPatch(stat) : {})}
   if (indexAll) {
     // The disk grew: the .psf is laid out anew for the new size, then swapped in atomically.
     // INDEX_VALID only once the index pages are durable.
@@ -362,7 +365,7 @@ async function recordProvedSync(psf: PsfFile, diskSize: number, indexAll: Buffer
     try {
       await fresh.writeIndexPages(0, indexAll)
       await fresh.sync()
-      await fresh.updateHeader({flags})
+      await fresh.updateHeader((cur) => ({flags: cur.flags | HeaderFlag.INDEX_VALID}))
     } finally {
       await fresh.close()
     }
@@ -374,7 +377,7 @@ async function recordProvedSync(psf: PsfFile, diskSize: number, indexAll: Buffer
     await psf.writeBitmap(Region.ACTIVE, empty)
     await psf.writeBitmap(Region.INFLIGHT, empty)
   }
-  await psf.updateHeader(patch)
+  await psf.updateHeader((cur) => ({...patch, flags: adjust(cur.flags)}))
 }
 
 function checkTargetNotSource(disk: string, replica: string): void {

@@ -1,6 +1,7 @@
 // `vdrep push`: ship the blocks changed since the last sync as one bundle the receiver
 // commits as a unit; fall back to a full sync (and say why) whenever the change record or
 // the replica cannot be vouched for. Cost follows the changed blocks, never the disk size.
+import type {BigIntStats} from 'node:fs'
 import {FullSyncNeededError, ProtocolError, TransportError, UsageError, VdrepError} from '../errors.js'
 import {SourceDisk} from '../disk/source-disk.js'
 import {HeaderFlag} from '../psf/header.js'
@@ -74,14 +75,15 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
         tracker = await TrackerControlClient.tryConnect(disk)
         const source = await SourceDisk.open(disk, opts.sourceReadFault)
         try {
-          doubt = changeRecordDoubt(psf, source.size, await source.stat(), tracker !== null)
+          const statAtCheck = await source.stat()
+          doubt = changeRecordDoubt(psf, source.size, statAtCheck, tracker !== null)
           if (!doubt && source.size > psf.header.diskSize) {
             if (tracker) doubt = 'the disk grew while a tracker was running (restart `vdrep track`)'
             else await growChangeRecord(psf, source.size)
           }
           if (!doubt) {
             handedOver = true
-            const r = await pushDelta(disk, psf, source, tracker, connecting, opts, startupMs, started)
+            const r = await pushDelta(disk, psf, source, tracker, connecting, opts, startupMs, started, tracker ? undefined : statAtCheck)
             if (r.mode !== 'fullsync') return r
             doubt = r.reason ?? 'the replica cannot take a delta'
           }
@@ -133,7 +135,14 @@ async function dropConnection(c: Connecting): Promise<void> {
   if (conn) await closeQuietly(conn)
 }
 
-async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker: TrackerControlClient | null, connecting: Connecting, opts: PushOptions, startupMs: number, started: number): Promise<PushResult> {
+/**
+ * `statAtCheck` (no tracker): the disk's stat that the change record was just checked against.
+ * It, not a stat taken later, is what the commit records as the clean point: a write between
+ * the check and the freeze (during the login, the hello, a pre-hook that flushes a guest) is
+ * in neither the frozen set nor the record, and a later stamp would hide it from every push
+ * after. With it, the next push sees that write and asks for a scan or a full sync.
+ */
+async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker: TrackerControlClient | null, connecting: Connecting, opts: PushOptions, startupMs: number, started: number, statAtCheck?: BigIntStats): Promise<PushResult> {
   const h = psf.header
   const target = h.settings.target
   try {
@@ -181,7 +190,6 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
     } finally {
       if (opts.postHook) await runHook(opts.postHook, 'post', disk)
     }
-    const statAtFreeze = tracker ? undefined : await source.stat()
     await psf.updateHeader({pendingSeq: seq})
     const stats = await sendBundle(frozen, seq, source.size, h.blockSize, h.hashAlgo, h.replicaId, writer, new Throttle(opts.bwlimitBytesPerSecond ?? 0))
     const reply = await reader.next()
@@ -200,7 +208,13 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
     // before that, pendingSeq names this push and the next one records it (blocks still in
     // flight then go back to the active record and are sent again: harmless).
     await frozen.complete(true, {syncLater: true})
-    await psf.updateHeader({lastSeq: seq, pendingSeq: 0, lastSyncMs: pointInTime, diskSize: source.size, ...(statAtFreeze ? statPatch(statAtFreeze) : {})})
+    // Without a tracker, CLEAN_SHUTDOWN is set with the stamp: after a tracker died (flag
+    // clear, the record trusted up to its end) the pushes that follow check for outside
+    // writes again, instead of never.
+    await psf.updateHeader((cur) => ({
+      lastSeq: seq, pendingSeq: 0, lastSyncMs: pointInTime, diskSize: source.size,
+      ...(statAtCheck ? {...statPatch(statAtCheck), flags: cur.flags | HeaderFlag.CLEAN_SHUTDOWN} : {}),
+    }))
     return {
       disk, target, mode: 'delta', seq, blocks: stats.blocks, zeroBlocks: stats.zeroBlocks, bytesSent: stats.bytesSent,
       seconds: (performance.now() - started) / 1000,

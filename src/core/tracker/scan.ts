@@ -194,12 +194,12 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
         maps.inflight.clearAll()
         await psf.writeBitmap(Region.INFLIGHT, maps.inflight, inflightPages)
       }
-      await psf.updateHeader({
-        flags: psf.header.flags | HeaderFlag.CLEAN_SHUTDOWN,
+      await psf.updateHeader((cur) => ({
+        flags: cur.flags | HeaderFlag.CLEAN_SHUTDOWN,
         sourceSize: before.size,
         sourceMtimeNs: before.mtimeNs,
         sourceCtimeNs: before.ctimeNs,
-      })
+      }))
       p.phase = 'done'
       opts.progress?.(p)
       return {

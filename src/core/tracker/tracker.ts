@@ -60,13 +60,6 @@ export interface TrackerStopped extends RecordingCounters, DirtyLogStats {
   bytesPending: number
 }
 
-/** The flags of the newest header on disk (ours may be stale: pushes share the file). */
-async function currentFlags(psfPath: string): Promise<number> {
-  const fresh = await PsfFile.open(psfPath, false)
-  await fresh.close()
-  return fresh.header.flags
-}
-
 export function formatAddress(a: NbdAddress): string {
   return a.kind === 'unix' ? `unix:${a.path}` : `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`
 }
@@ -129,7 +122,7 @@ export class Tracker {
 
       // From here on, writes may reach the disk: the record must not claim a clean stop.
       const originalFlags = h.flags
-      await psf.updateHeader({flags: h.flags & ~HeaderFlag.CLEAN_SHUTDOWN})
+      await psf.updateHeader((cur) => ({flags: cur.flags & ~HeaderFlag.CLEAN_SHUTDOWN}))
       cleanup.push(() => psf.updateHeader({flags: originalFlags}))
 
       const gate = new WriteGate()
@@ -233,12 +226,12 @@ export class Tracker {
         const age = Date.now() - Number(stamp.mtimeNs / 1_000_000n)
         if (age >= 0 && age < 20) await new Promise((r) => setTimeout(r, 20 - age))
         // A full sync or push may have updated the header meanwhile: keep its flags, add ours.
-        await psf.updateHeader({
-          flags: (await currentFlags(psf.path)) | HeaderFlag.CLEAN_SHUTDOWN,
+        await psf.updateHeader((cur) => ({
+          flags: cur.flags | HeaderFlag.CLEAN_SHUTDOWN,
           sourceSize: stamp.size,
           sourceMtimeNs: stamp.mtimeNs,
           sourceCtimeNs: stamp.ctimeNs,
-        })
+        }))
       }
       return {
         disk,

@@ -7,6 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {StateError} from '../../../src/core/errors.js'
 import {Bitmap} from '../../../src/core/psf/bitmap.js'
+import {HeaderFlag} from '../../../src/core/psf/header.js'
 import {BITS_PER_PAGE, HASHES_PER_PAGE, PAGE_SIZE, Region, SLOT_SIZE} from '../../../src/core/psf/layout.js'
 import {newHeader, PsfFile, psfPathFor, type PsfInit} from '../../../src/core/psf/psf-file.js'
 
@@ -89,6 +90,21 @@ describe('psf file', () => {
       assert.equal(psf.header.lastSeq, 5)
       assert.equal(psf.header.generation, 9)
     })
+  })
+
+  it('a function patch changes the flags as they are on disk, keeping a bit another handle set meanwhile', async () => {
+    const BOTH = HeaderFlag.CLEAN_SHUTDOWN | HeaderFlag.INDEX_VALID
+    await PsfFile.create(file, newHeader(SMALL))
+    const stale = await PsfFile.open(file)
+    try {
+      await withOpen((other) => other.updateHeader((cur) => ({flags: cur.flags | HeaderFlag.CLEAN_SHUTDOWN}))) // as a tracker's clean stop
+      await stale.updateHeader((cur) => ({flags: cur.flags | HeaderFlag.INDEX_VALID, lastSeq: 3}))
+      assert.equal(stale.header.flags & BOTH, BOTH, 'both bits')
+      assert.equal(stale.header.lastSeq, 3)
+    } finally {
+      await stale.close()
+    }
+    await withOpen(async (psf) => assert.equal(psf.header.flags & BOTH, BOTH))
   })
 
   it('refuses a missing file with PSF_MISSING and a directory with PSF_FOREIGN or PSF_UNREADABLE', async () => {
