@@ -24,6 +24,13 @@ export interface Frame {
 export interface FrameSource {
   /** The next whole frame, or null at a clean end of stream between frames. */
   next(): Promise<Frame | null>
+  /**
+   * Fail a read that is waiting for the peer (and every later one that would wait) with
+   * `err`: the session failed on its own side (a replica read error in its scan, a failed
+   * checkpoint) while the peer, waiting for that side, sends nothing. Frames already here
+   * are still returned; the session checks its own errors between them.
+   */
+  abort?(err: Error): void
 }
 
 /** Frame types whose payload is fixed fields followed by bulk bytes, and the fields' size. */
@@ -75,6 +82,11 @@ export class FrameReader implements FrameSource {
       this.error = err instanceof Error ? err : new Error(String(err))
       this.notify()
     })
+  }
+
+  abort(err: Error): void {
+    this.error ??= err
+    this.notify()
   }
 
   private notify(): void {

@@ -41,6 +41,10 @@ export class SocketFrameReader implements FrameSource {
     return this.withIdleTimeout(this.reader.peek(n))
   }
 
+  abort(err: Error): void {
+    this.reader.cancel(err)
+  }
+
   async next(): Promise<Frame | null> {
     // A clean end between frames is null; an end inside one is FRAME_TRUNCATED (read below).
     if (this.reader.available === 0 && (await this.peek(1)).length === 0) return null

@@ -112,6 +112,8 @@ class FullsyncReceiver {
     await replica.beginFullsync(hello.diskSize, (hello.flags & HelloFlag.TRUNCATE_REPLICA) !== 0)
     const scan = this.scan().catch((err: Error) => {
       this.scanError = err
+      // The client may be waiting for statuses and send nothing more: wake the receive loop.
+      this.reader.abort?.(err)
     })
     try {
       await this.receive()
@@ -289,6 +291,8 @@ class FullsyncReceiver {
         await this.writer.send(FrameType.CHECKPOINT_ACK, encodeU64(upto))
       } catch (err) {
         this.checkpointError = err as Error
+        // A client waiting for this ack (its buffers come back with it) sends nothing more.
+        this.reader.abort?.(err as Error)
       }
     })
     if (this.checkpointError) throw this.checkpointError

@@ -12,6 +12,7 @@ import {FrameWriter} from '../../../src/core/protocol/frame-writer.js'
 import {decodeBlockStatus, decodeError, decodeVerifyResult, encodeDataFields, encodeDone, encodeHello, encodeU64, SyncMode} from '../../../src/core/protocol/messages.js'
 import {handleConnection} from '../../../src/core/receiver/session.js'
 import {decodeReplicaState} from '../../../src/core/receiver/replica-state.js'
+import {ReplicaFile} from '../../../src/core/receiver/replica-file.js'
 
 const BS = 4096
 const BLOCKS = 8
@@ -53,6 +54,56 @@ describe('receiver session (hand-written client)', () => {
     const state = decodeReplicaState(await fs.readFile(path.join(root, 'r.img.vdrep')))
     assert.equal(state.complete, false)
     assert.equal(state.resumeBlock, 0, 'a failed proof resets the resume point')
+  })
+
+  it('a replica read error in the scan is answered at once, though the client sends nothing while it waits for statuses', async () => {
+    const size = 16 << 20
+    await fs.writeFile(path.join(root, 'eio.img'), Buffer.alloc(size, 0x11))
+    const readAt = ReplicaFile.prototype.readAt
+    ReplicaFile.prototype.readAt = async function (this: ReplicaFile, ...args: Parameters<typeof readAt>) {
+      if (args[2] >= 8 << 20) throw Object.assign(new Error('EIO: i/o error (injected)'), {code: 'EIO'})
+      return readAt.apply(this, args)
+    }
+    try {
+      const {reader, writer, served} = connect()
+      await writer.send(FrameType.HELLO, hello('eio.img', {diskSize: size}))
+      // As the real client does: read statuses, send nothing (no block differs yet).
+      let err
+      const timer = setTimeout(() => writer.end(), 10_000) // the hang this test is about, ended
+      for (let f = await reader.next(); f; f = await reader.next()) if (f.type === FrameType.ERROR) err = decodeError(f.payload)
+      clearTimeout(timer)
+      await served
+      assert.ok(err, 'no ERROR frame: the scan error waited for a frame the client never sent')
+      assert.match(`${err.code} ${err.message}`, /EIO/)
+    } finally {
+      ReplicaFile.prototype.readAt = readAt
+    }
+  })
+
+  it('a checkpoint that fails (fdatasync EIO) is answered at once, though the client waits for its ack', async () => {
+    const sync = ReplicaFile.prototype.sync
+    ReplicaFile.prototype.sync = async function () {
+      throw Object.assign(new Error('EIO: i/o error (injected fdatasync)'), {code: 'EIO'})
+    }
+    try {
+      const {reader, writer, served} = connect()
+      await writer.send(FrameType.HELLO, hello('cp.img'))
+      assert.equal((await reader.next())?.type, FrameType.HELLO_OK)
+      assert.equal((await reader.next())?.type, FrameType.BLOCK_STATUS)
+      const h = blockHasher(HashAlgo.BLAKE3, Buffer.alloc(16))
+      const data = Buffer.alloc(BS, 0x5a)
+      await writer.send(FrameType.DATA, encodeDataFields(0, h.hash(data)), data)
+      await writer.send(FrameType.CHECKPOINT, encodeU64(BLOCKS)) // then wait for the ack, as the client does
+      let err
+      const timer = setTimeout(() => writer.end(), 10_000)
+      for (let f = await reader.next(); f; f = await reader.next()) if (f.type === FrameType.ERROR) err = decodeError(f.payload)
+      clearTimeout(timer)
+      await served
+      assert.ok(err, 'no ERROR frame: the failed checkpoint waited for a frame the client never sent')
+      assert.match(`${err.code} ${err.message}`, /EIO/)
+    } finally {
+      ReplicaFile.prototype.sync = sync
+    }
   })
 
   async function expectError(frames: Buffer[], code: RegExp): Promise<void> {
