@@ -10,6 +10,7 @@ import {vdrep} from '../helpers/cli.js'
 import {filesEqual, makeMixedDisk, seededBytes, tempDir} from '../helpers/disks.js'
 import {nativeAvailable} from '../../src/core/disk/native.js'
 import {fullsync} from '../../src/core/sync/fullsync.js'
+import {decodeReplicaState} from '../../src/core/receiver/replica-state.js'
 
 const MiB = 1 << 20
 const BS = 64 * 1024
@@ -67,5 +68,27 @@ describe('full sync of a disk written between checksum and read', function () {
     const again = await fullsync(disk)
     assert.equal(again.blocksDiffering + again.blocksZeroed, 0, 'a rerun finds nothing to send')
     assert.equal(again.digest, result.digest, 'the proved digest is the one of the disk as it is')
+  })
+
+  it('a disk cut short during the sync fails it: the end read as holes is not proved as zeros', async () => {
+    const disk = path.join(dir, 'vm.img')
+    const replica = path.join(dir, 'replica', 'vm.img')
+    await fs.mkdir(path.dirname(replica))
+    await fs.writeFile(disk, seededBytes('shrinking', 64 * MiB))
+    assert.equal((await vdrep(['init', disk, '--to', replica, '--block-size', '64k'])).code, 0)
+    let cut = false
+    const outcome = await fullsync(disk, {
+      checkpointBytes: 4 * MiB, // little read-ahead: the chunks started after the cut find holes
+      progress: (p) => {
+        if (!cut && p.bytesCompared >= 4 * MiB) {
+          cut = true
+          void fs.truncate(disk, 16 * MiB)
+        }
+      },
+    }).then((r) => r, (err: Error) => err)
+    assert.ok(cut)
+    assert.ok(outcome instanceof Error, `the sync of a disk that shrank under it claimed success: ${JSON.stringify(outcome)}`)
+    assert.match(outcome.message, /shrank during the sync|ended at offset/)
+    assert.equal(decodeReplicaState(await fs.readFile(`${replica}.vdrep`)).complete, false, 'the replica stays marked incomplete')
   })
 })

@@ -94,6 +94,23 @@ export class SourceDisk {
     return this.fh.fd
   }
 
+  /** The size now (it was `size` at open): a file's from fstat, a block device's from the kernel. */
+  async currentSize(): Promise<number> {
+    return this.isBlockDevice ? blockDeviceSize(this.fh.fd) : Number((await this.fh.stat()).size)
+  }
+
+  /**
+   * Fail if the disk is now smaller than it was at open. A sync reads the end of a file that
+   * shrank under it as holes (SEEK_DATA/SEEK_HOLE answer ENXIO past the end) and would send
+   * zeros for them, so this is asked before a result is claimed.
+   */
+  async checkNotShrunk(): Promise<void> {
+    const now = await this.currentSize()
+    if (now < this.size) {
+      throw new DiskIoError(`${this.path} shrank during the sync (${this.size} -> ${now} bytes); what was read of its end is not the disk`, {hint: 'the disk shrank during the sync; the replica stays marked incomplete'})
+    }
+  }
+
   async stat(): Promise<import('node:fs').BigIntStats> {
     return this.fh.stat({bigint: true})
   }

@@ -297,6 +297,9 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
       }
     }
     await flushZeroRun(blockCount)
+    // Before the proof can mark the replica complete: a source cut short under the sync had
+    // its missing end read as holes, so the replica would be proved equal to zeros.
+    await source.checkNotShrunk()
     const ourDigest = digest.digest()
     p.phase = 'verify'
     progress(p)
