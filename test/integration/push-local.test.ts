@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import {spawn} from 'node:child_process'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import {json, vdrep} from '../helpers/cli.js'
+import {collect, json, startVdrep, vdrep} from '../helpers/cli.js'
 import {filesEqual, makeMixedDisk, scribbleBlocks, tempDir} from '../helpers/disks.js'
 import {PsfFile} from '../../src/core/psf/psf-file.js'
 import {Region} from '../../src/core/psf/layout.js'
@@ -118,6 +118,24 @@ describe('push to a local replica (CLI, no tracker)', function () {
     assert.match(nf.stderr, /written while no tracker ran/)
     assert.equal(json<PushJson>(await vdrep(['push', disk, '--json'])).mode, 'fullsync')
     assert.ok(await filesEqual(disk, replica))
+  })
+
+  it('two disks with one local replica: while one syncs, the other\'s full sync and push are refused (3); the first ends equal', async () => {
+    const other = path.join(dir, 'other.img')
+    await makeMixedDisk(other, 16 * MiB, 'push-other')
+    assert.equal((await vdrep(['init', other, '--to', replica])).code, 0)
+    const first = startVdrep(['fullsync', disk, '--bwlimit', '4M'])
+    const firstDone = collect(first)
+    // Wait until the first has the replica (its file exists), then come second.
+    for (let i = 0; i < 200 && !(await fs.stat(replica).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 20))
+    for (const args of [['fullsync', other], ['push', other]]) {
+      const r = await vdrep(args)
+      assert.equal(r.code, 3, `${args.join(' ')} of another disk to the replica a local sync is writing: ${r.stdout}${r.stderr}`)
+      assert.match(r.stderr, /another vdrep process .* is writing .*vm\.img/)
+    }
+    const done = await firstDone
+    assert.equal(done.code, 0, done.stderr)
+    assert.ok(await filesEqual(disk, replica), 'the replica is the first disk, untouched by the second')
   })
 
   it('a replica changed behind vdrep\'s back: full sync instead, with the reason', async () => {

@@ -11,5 +11,5 @@ interface LocalWorkerData {
 
 const {root, port} = workerData as LocalWorkerData
 const stream = portDuplex(port)
-await handleConnection(stream, {root, log: (line) => parentPort?.postMessage({log: line})})
+await handleConnection(stream, {root, lockAcrossProcesses: true, log: (line) => parentPort?.postMessage({log: line})})
 stream.end()

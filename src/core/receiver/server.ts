@@ -17,7 +17,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import {asVdrepError, ExitCode, LockError, UsageError, VdrepError} from '../errors.js'
-import {flock, flockIsAdvisoryOnly, funlock, peerUid} from '../disk/native.js'
+import {flockIsAdvisoryOnly, peerUid} from '../disk/native.js'
 import {decodeFrameHeader, FRAME_HEADER_SIZE, FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
 import {SocketFrameReader} from '../protocol/socket-frame-reader.js'
@@ -25,6 +25,7 @@ import {decodeHello, encodeError, SyncMode, type Hello} from '../protocol/messag
 import {recoverJournal} from './journal-apply.js'
 import {journalPathFor} from './journal.js'
 import {resolveReplicaPath} from './replica-path.js'
+import {lockReplicaFile} from './replica-locks.js'
 import {LOOPBACK} from './serve-config.js'
 import {handleConnection} from './session.js'
 
@@ -219,28 +220,11 @@ export class ReceiverServer {
   /** One writer per replica, in this process and across receiver processes. */
   private lockReplica(replica: string): () => void {
     if (this.locked.has(replica)) throw new LockError(`another client is writing ${replica} through this receiver`, {hint: 'wait for it to finish'})
-    const lockPath = `${replica}.vdrep.lock`
-    let fd: number
-    try {
-      fd = fs.openSync(lockPath, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new UsageError('PATH_OUTSIDE_ROOT', `refusing replica path ${replica}: its lock file ${lockPath} is a symlink`)
-      throw err
-    }
-    try {
-      if (!flock(fd, true, true)) throw new LockError(`another vdrep serve process is writing ${replica}`, {hint: 'wait for it to finish, or stop the other receiver'})
-    } catch (err) {
-      fs.closeSync(fd)
-      throw err
-    }
+    const unlock = lockReplicaFile(replica, 'another vdrep process (a receiver, or a local full sync or push)')
     this.locked.add(replica)
     return () => {
       this.locked.delete(replica)
-      try {
-        funlock(fd)
-      } finally {
-        fs.closeSync(fd)
-      }
+      unlock()
     }
   }
 

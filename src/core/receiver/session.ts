@@ -11,7 +11,7 @@ import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeHello, encodeError, HelloFlag, SyncMode, type Hello} from '../protocol/messages.js'
 import {runDeltaSession} from './delta-session.js'
 import {runFullsyncSession} from './fullsync-session.js'
-import {claimReplica} from './replica-locks.js'
+import {claimReplica, lockReplicaFile} from './replica-locks.js'
 import {resolveReplicaPath} from './replica-path.js'
 
 export interface ReceiverOptions {
@@ -26,6 +26,11 @@ export interface ReceiverOptions {
   reader?: FrameSource
   /** Bytes the caller already read from the stream (the peeked HELLO), handled first. */
   initial?: Buffer
+  /**
+   * Also take the replica's cross-process lock (replica-locks.ts). A local target's receiver
+   * runs in the client's process and must; `vdrep serve` takes it itself, before the session.
+   */
+  lockAcrossProcesses?: boolean
 }
 
 /** Largest disk accepted: 2^52 bytes (4 PiB), so every offset is an exact JS number. */
@@ -54,7 +59,22 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
     checkHello(hello, opts.modes ?? [SyncMode.FULLSYNC, SyncMode.DELTA])
     const replica = await resolveReplicaPath(opts.root, hello.path)
     what = replica
-    release = claimReplica(replica)
+    const unclaim = claimReplica(replica)
+    release = unclaim
+    if (opts.lockAcrossProcesses) {
+      let unlock: () => void
+      try {
+        unlock = lockReplicaFile(replica, 'another vdrep process (a local full sync or push, or vdrep serve)')
+      } catch (err) {
+        unclaim()
+        release = undefined
+        throw err
+      }
+      release = () => {
+        unlock()
+        unclaim()
+      }
+    }
     if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, reader, writer, log)
     else if (hello.mode === SyncMode.DELTA) await runDeltaSession(hello, replica, reader, writer, log)
     else throw new UsageError('MODE_UNSUPPORTED', `unknown sync mode ${hello.mode}`)

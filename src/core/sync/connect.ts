@@ -75,7 +75,7 @@ async function connectInline(replica: string, opts: ConnectOptions): Promise<Rec
   const {handleConnection} = await import('../receiver/session.js')
   // handleConnection answers every failure with an ERROR frame and never rejects; the catch
   // is for the impossible case, so that it cannot become an unhandled rejection.
-  const served = handleConnection(server, {root: path.dirname(replica), log: (line) => opts.log?.(line)})
+  const served = handleConnection(server, {root: path.dirname(replica), lockAcrossProcesses: true, log: (line) => opts.log?.(line)})
     .catch(() => {})
     .finally(() => {
       server.end()
