@@ -25,6 +25,7 @@ import {Throttle} from './throttle.js'
 import {acquireDiskLock} from './push-lock.js'
 import {statPatch} from './change-record.js'
 import {TrackerControlClient} from '../tracker/control-client.js'
+import {settledStat} from '../tracker/disk-stamp.js'
 import {ProtocolError, TransportError} from '../errors.js'
 
 const READ_CHUNK = 4 << 20
@@ -150,7 +151,7 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
 
   // The stat before reading: if anything but a tracker writes the disk during or after the sync,
   // its mtime moves past this and the next push knows the change record missed it.
-  const statAtStart = await source.stat()
+  const statAtStart = await settledStat(() => source.stat())
   const conn = await connectReceiver(target, {port: h.settings.fullsyncPort, log: opts.log, acceptNewHostKey: opts.acceptNewHostKey, ssh: h.settings.ssh, diskSize})
   // With a tracker running, the sync covers what was dirty when it began; writes made while it
   // runs stay in the active record for the next push.

@@ -12,6 +12,7 @@ import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeCommitted, decodeHelloOk, encodeHello, SyncMode} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
 import {TrackerControlClient} from '../tracker/control-client.js'
+import {settledStat} from '../tracker/disk-stamp.js'
 import {sendBundle} from './bundle-sender.js'
 import {changeRecordDoubt, mergeLeftoverInflight, statPatch} from './change-record.js'
 import {connectReceiver, type ReceiverConnection} from './connect.js'
@@ -75,7 +76,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
         tracker = await TrackerControlClient.tryConnect(disk)
         const source = await SourceDisk.open(disk, opts.sourceReadFault)
         try {
-          const statAtCheck = await source.stat()
+          const statAtCheck = await settledStat(() => source.stat())
           doubt = changeRecordDoubt(psf, source.size, statAtCheck, tracker !== null)
           if (!doubt && source.size > psf.header.diskSize) {
             if (tracker) doubt = 'the disk grew while a tracker was running (restart `vdrep track`)'

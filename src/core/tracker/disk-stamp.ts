@@ -11,6 +11,26 @@ export interface DiskStamp {
   ctimeNs: bigint
 }
 
+/**
+ * A stat is a clean point only once the disk's mtime is this old: a write in the same
+ * timestamp tick as the one before it (Linux's coarse clock: up to 10 ms) leaves mtime as it
+ * was, so a stat taken right after a write cannot tell a later write in that tick apart.
+ */
+export const STAMP_SETTLE_MS = 20
+
+/**
+ * `stat()`, taken when the mtime it reports is at least STAMP_SETTLE_MS old: waits (once) for
+ * a disk written a moment ago, then stats again. A disk written all the time (a live guest
+ * without a tracker) gets its latest stat: its guarantee is per block anyway.
+ */
+export async function settledStat<T extends {mtimeNs: bigint}>(stat: () => Promise<T>): Promise<T> {
+  const st = await stat()
+  const age = Date.now() - Number(st.mtimeNs / 1_000_000n)
+  if (age < 0 || age >= STAMP_SETTLE_MS) return st
+  await new Promise((r) => setTimeout(r, STAMP_SETTLE_MS - age))
+  return stat()
+}
+
 export async function stampOf(disk: string): Promise<DiskStamp> {
   const st = await fs.stat(disk, {bigint: true})
   const size = st.isBlockDevice() ? blockDeviceSizeOfPath(disk) : Number(st.size)

@@ -26,7 +26,7 @@ import {HashPool} from '../hash/hash-pool.js'
 import {hashFileBlocks, type FileRange} from '../hash/range-hash.js'
 import {HeaderFlag} from '../psf/header.js'
 import {BITS_PER_PAGE, HASHES_PER_PAGE, Region} from '../psf/layout.js'
-import {stampOf} from './disk-stamp.js'
+import {settledStat, stampOf} from './disk-stamp.js'
 import {bytesCovered, nonEmptyPages} from './dirty-log.js'
 import {badPageWarning, loadBitmaps, openRecord} from './record.js'
 
@@ -98,7 +98,7 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
           hint: `run \`vdrep fullsync ${disk}\``,
         })
       }
-      const before = await stampOf(disk)
+      const before = await settledStat(() => stampOf(disk))
       const bs = h.blockSize
       const blockCount = psf.layout.blockCount
       const hasher = blockHasher(h.hashAlgo, h.replicaId)

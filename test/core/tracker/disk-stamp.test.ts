@@ -3,7 +3,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import {HeaderFlag, type PsfHeader} from '../../../src/core/psf/header.js'
 import {newHeader} from '../../../src/core/psf/psf-file.js'
-import {stampDifference, stampOf, untrustedReason} from '../../../src/core/tracker/disk-stamp.js'
+import {settledStat, STAMP_SETTLE_MS, stampDifference, stampOf, untrustedReason} from '../../../src/core/tracker/disk-stamp.js'
 import {tempDir} from '../../helpers/disks.js'
 
 function header(flags: number, stamp: {size: number; mtimeNs: bigint; ctimeNs: bigint}): PsfHeader {
@@ -48,6 +48,27 @@ describe('tracker disk stamp (was the disk written while no tracker ran?)', () =
       const b = await stampOf(f)
       assert.match(stampDifference(a, b) ?? '', /mtime changed/)
       assert.equal(stampDifference(b, b), null)
+    } finally {
+      await fs.rm(dir, {recursive: true, force: true})
+    }
+  })
+
+  it('a settled stat of a disk written a moment ago is taken once its mtime is STAMP_SETTLE_MS old', async () => {
+    const dir = await tempDir('vdrep-stamp-')
+    try {
+      const f = path.join(dir, 'd.img')
+      await fs.writeFile(f, Buffer.alloc(8192))
+      let stats = 0
+      const st = await settledStat(() => (stats++, stampOf(f)))
+      const age = Date.now() - Number(st.mtimeNs / 1_000_000n)
+      assert.ok(age >= STAMP_SETTLE_MS - 1, `returned a stat ${age} ms after the write`)
+      assert.equal(stats, 2, 'stat again after the wait')
+      // An old mtime: one stat, no wait.
+      stats = 0
+      const t = Date.now()
+      await settledStat(() => (stats++, stampOf(f)))
+      assert.equal(stats, 1)
+      assert.ok(Date.now() - t < STAMP_SETTLE_MS)
     } finally {
       await fs.rm(dir, {recursive: true, force: true})
     }
