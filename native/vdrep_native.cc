@@ -204,6 +204,55 @@ napi_value Funlock(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// rangeLock(fd, start, length, exclusive) -> true when taken, false when another open file
+// description holds a conflicting lock. An open-file-description record lock (F_OFD_SETLK):
+// it belongs to the fd's description like flock, but it is a separate lock from flock, so it
+// can guard a byte range of a file that a process also holds an flock on (the .psf: the
+// tracker's flock for its lifetime, this for one header update at a time). Non-blocking.
+napi_value RangeLock(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int fd;
+  int64_t start, length;
+  bool exclusive;
+  if (!GetArgs(env, info, 4, argv) || !GetFd(env, argv[0], &fd) || !GetOffset(env, argv[1], "start", &start) ||
+      !GetOffset(env, argv[2], "length", &length) || !GetBool(env, argv[3], &exclusive)) {
+    return nullptr;
+  }
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = exclusive ? F_WRLCK : F_RDLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = (off_t)start;
+  fl.l_len = (off_t)length;
+  int rc;
+  do {
+    rc = fcntl(fd, F_OFD_SETLK, &fl);
+  } while (rc != 0 && errno == EINTR);
+  if (rc == 0) return Bool(env, true);
+  if (errno == EAGAIN || errno == EACCES) return Bool(env, false);
+  return ThrowErrno(env, errno, "fcntl(F_OFD_SETLK)");
+}
+
+// rangeUnlock(fd, start, length): release a rangeLock.
+napi_value RangeUnlock(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int fd;
+  int64_t start, length;
+  if (!GetArgs(env, info, 3, argv) || !GetFd(env, argv[0], &fd) || !GetOffset(env, argv[1], "start", &start) || !GetOffset(env, argv[2], "length", &length)) return nullptr;
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = F_UNLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = (off_t)start;
+  fl.l_len = (off_t)length;
+  int rc;
+  do {
+    rc = fcntl(fd, F_OFD_SETLK, &fl);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) return ThrowErrno(env, errno, "fcntl(F_OFD_SETLK, F_UNLCK)");
+  return nullptr;
+}
+
 // blockDeviceSize(fd) -> size in bytes of the block device open on fd.
 napi_value BlockDeviceSize(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -266,6 +315,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"funlock", nullptr, Funlock, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"blockDeviceSize", nullptr, BlockDeviceSize, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"peerCred", nullptr, PeerCred, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"rangeLock", nullptr, RangeLock, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"rangeUnlock", nullptr, RangeUnlock, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"keepFreedMemory", nullptr, KeepFreedMemory, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"startWriteback", nullptr, StartWriteback, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"readHashRuns", nullptr, ReadHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -33,6 +33,9 @@ interface Binding {
   funlock(fd: number): void
   blockDeviceSize(fd: number): number
   peerCred(fd: number): {pid: number; uid: number; gid: number}
+  /** Optional: an addon built by an older vdrep lacks them (then header updates are not serialised). */
+  rangeLock?(fd: number, start: number, length: number, exclusive: boolean): boolean
+  rangeUnlock?(fd: number, start: number, length: number): void
   /** Optional: an addon built by an older vdrep lacks it (then nothing is tuned). */
   keepFreedMemory?(mmapThreshold: number, trimThreshold: number): boolean
   /** Optional: an addon built by an older vdrep lacks it (then writeback starts at fdatasync). */
@@ -332,6 +335,33 @@ export function flock(fd: number, exclusive: boolean, nonBlocking: boolean): boo
     return binding.flock(fd, exclusive, nonBlocking)
   } catch (err) {
     throw ioError(`cannot lock ${describeFd(fd)}`, err)
+  }
+}
+
+/**
+ * An open-file-description record lock (fcntl F_OFD_SETLK) on [start, start+length) of fd,
+ * non-blocking: false when another open file description holds a conflicting one. Separate
+ * from flock(), so it can guard part of a file that is also flock()ed. Without the addon (or
+ * with an addon built by an older vdrep) it cannot lock and returns true.
+ */
+export function rangeLock(fd: number, start: number, length: number, exclusive: boolean): boolean {
+  checkFd(fd)
+  if (binding?.rangeLock === undefined) return true
+  try {
+    return binding.rangeLock(fd, start, length, exclusive)
+  } catch (err) {
+    throw ioError(`cannot lock ${describeFd(fd)}`, err)
+  }
+}
+
+/** Release a rangeLock (no-op where it could not lock). */
+export function rangeUnlock(fd: number, start: number, length: number): void {
+  checkFd(fd)
+  if (binding?.rangeUnlock === undefined) return
+  try {
+    binding.rangeUnlock(fd, start, length)
+  } catch (err) {
+    throw ioError(`cannot unlock ${describeFd(fd)}`, err)
   }
 }
 

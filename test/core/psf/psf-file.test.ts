@@ -2,6 +2,7 @@
 // updates alternating slots, every header byte flipped (one slot falls back, both refuse),
 // truncated and foreign files, bitmaps with a corrupt page, and the hash index.
 import assert from 'node:assert/strict'
+import {spawn} from 'node:child_process'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -105,6 +106,28 @@ describe('psf file', () => {
       await stale.close()
     }
     await withOpen(async (psf) => assert.equal(psf.header.flags & BOTH, BOTH))
+  })
+
+  it('header updates from two processes at once are all kept (no update is lost to the other\'s write)', async function () {
+    this.timeout(60_000)
+    await PsfFile.create(file, newHeader(SMALL))
+    const moduleUrl = new URL('../../../src/core/psf/psf-file.js', import.meta.url).href
+    const N = 40
+    // Each process counts its own field up, one read-modify-write at a time.
+    const worker = (field: 'generation' | 'lastSeq') =>
+      new Promise<void>((resolve, reject) => {
+        const code = `const {PsfFile} = await import(${JSON.stringify(moduleUrl)}); const p = await PsfFile.open(${JSON.stringify(file)}); for (let i = 0; i < ${N}; i++) await p.updateHeader((c) => ({${field}: c.${field} + 1})); await p.close()`
+        const child = spawn(process.execPath, ['--input-type=module', '-e', code], {stdio: ['ignore', 'ignore', 'pipe']})
+        let err = ''
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+        child.on('close', (c) => (c === 0 ? resolve() : reject(new Error(`worker exited ${c}: ${err}`))))
+      })
+    await Promise.all([worker('generation'), worker('lastSeq')])
+    await withOpen(async (psf) => {
+      assert.equal(psf.header.generation, N, 'generation updates lost')
+      assert.equal(psf.header.lastSeq, N, 'lastSeq updates lost')
+      assert.equal(psf.header.counter, BigInt(2 * N + 1))
+    })
   })
 
   it('refuses a missing file with PSF_MISSING and a directory with PSF_FOREIGN or PSF_UNREADABLE', async () => {
