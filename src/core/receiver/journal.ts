@@ -12,6 +12,7 @@
 //   trailer, 64 bytes: magic "VDRJEND1" (8) | entry count u64 | data bytes u64 | digest (32) |
 //     crc32 of bytes 0..55 u32 | reserved u32
 // The digest is the bundle digest (see bundleDigest) the client sent in BUNDLE_END.
+import {constants} from 'node:fs'
 import fs from 'node:fs/promises'
 import zlib from 'node:zlib'
 import {StateError} from '../errors.js'
@@ -149,7 +150,9 @@ export class JournalWriter {
   ) {}
 
   static async create(path: string, header: JournalHeader): Promise<JournalWriter> {
-    const fh = await fs.open(path, 'w', 0o600)
+    // Never through a symlink (a link at the journal's name would make this truncate and write
+    // a file outside the receiver's root).
+    const fh = await fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600)
     await fh.write(encodeJournalHeader(header), 0, JOURNAL_HEADER_SIZE, 0)
     return new JournalWriter(path, fh)
   }

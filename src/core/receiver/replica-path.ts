@@ -12,6 +12,32 @@ export class PathOutsideRootError extends UsageError {
   }
 }
 
+/**
+ * Names the receiver keeps beside a replica (its state, journal, lock, and the temp files of
+ * atomic replacement). A replica may not be named so: `web.img.vdrep-journal` as a replica
+ * would be discarded as web.img's unreadable journal, `web.img.vdrep` overwritten by its state.
+ */
+const RESERVED = [/\.vdrep$/, /\.vdrep-journal$/, /\.vdrep\.lock$/, /\.vdrep\.cow$/, /\.tmp-[0-9a-f-]+$/]
+
+/**
+ * Every directory from the root down to the replica's must be the receiver's own (or root's)
+ * and writable by nobody else: the checks here are of path names, and a directory another
+ * user could write is one where a symlink could be swapped in after them (the state file,
+ * the journal and the lock are opened by name later).
+ */
+async function checkOwnedDirs(realRoot: string, realParent: string, requested: string): Promise<void> {
+  const uid = process.getuid?.()
+  if (uid === undefined) return
+  const rel = path.relative(realRoot, realParent)
+  const dirs = [realRoot]
+  if (rel !== '') for (const part of rel.split(path.sep)) dirs.push(path.join(dirs[dirs.length - 1], part))
+  for (const d of dirs) {
+    const st = await fs.lstat(d)
+    if (st.uid !== uid && st.uid !== 0) throw new PathOutsideRootError(requested, `the directory ${d} belongs to uid ${st.uid}, not to the receiver's user`)
+    if (st.mode & 0o022) throw new PathOutsideRootError(requested, `the directory ${d} is writable by other users (mode ${(st.mode & 0o7777).toString(8)}); run chmod go-w on it`)
+  }
+}
+
 function inside(root: string, p: string): boolean {
   const rel = path.relative(root, p)
   return rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel)
@@ -36,7 +62,9 @@ export async function resolveReplicaPath(root: string, requested: string): Promi
     throw new PathOutsideRootError(requested, `its directory ${path.dirname(lexical)} does not exist`)
   }
   if (realParent !== realRoot && !inside(realRoot, realParent)) throw new PathOutsideRootError(requested, 'its directory is a symlink that leads out of the root')
+  await checkOwnedDirs(realRoot, realParent, requested)
   const final = path.join(realParent, path.basename(lexical))
+  if (RESERVED.some((r) => r.test(final))) throw new PathOutsideRootError(requested, 'the name is one the receiver keeps for its own files beside a replica (.vdrep, .vdrep-journal, .vdrep.lock)')
   try {
     const st = await fs.lstat(final)
     if (st.isSymbolicLink()) throw new PathOutsideRootError(requested, 'it is a symlink')

@@ -1,5 +1,7 @@
 // Replace a file so that a crash leaves either the old or the new one: write to a temp
 // file beside it, fsync, rename into place, fsync the directory.
+import crypto from 'node:crypto'
+import {constants} from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 
@@ -13,8 +15,11 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 export async function writeFileAtomic(file: string, data: Uint8Array | ((fh: fs.FileHandle) => Promise<void>), mode = 0o600): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`)
-  const fh = await fs.open(tmp, 'w', mode)
+  // A name nobody can guess, created new and never through a symlink: where someone else can
+  // write into the folder (a receiver's root shared by mistake), a link planted at a
+  // predictable temp name would have made this write a file outside it.
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`)
+  const fh = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode)
   try {
     if (typeof data === 'function') await data(fh)
     else await fh.writeFile(data)

@@ -12,7 +12,7 @@ import path from 'node:path'
 import {StateError, VerifyError} from '../../../src/core/errors.js'
 import {blockHasher, HashAlgo} from '../../../src/core/hash/block-hash.js'
 import {applyJournal, recoverJournal} from '../../../src/core/receiver/journal-apply.js'
-import {writeReplicaState} from '../../../src/core/receiver/replica-state.js'
+import {readReplicaState, writeReplicaState} from '../../../src/core/receiver/replica-state.js'
 import {EntryKind, ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, journalPathFor, JournalWriter, readJournal, type JournalHeader} from '../../../src/core/receiver/journal.js'
 
 const BS = 64 * 1024
@@ -92,6 +92,16 @@ describe('replica journal: write, apply, recover', () => {
     })
   }
 
+  it('a symlink planted at the journal\'s name is not followed: nothing outside is written', async () => {
+    const victim = path.join(dir, 'victim.bin')
+    await fs.writeFile(victim, 'keep me')
+    await replicaWith(Buffer.alloc(4 * BS))
+    await fs.symlink(victim, path.join(dir, 'replica.img.vdrep-journal'))
+    const p = plan(4 * BS, [1], [])
+    await assert.rejects(JournalWriter.create(path.join(dir, 'replica.img.vdrep-journal'), p.header), (e: NodeJS.ErrnoException) => e.code === 'ELOOP')
+    assert.equal(await fs.readFile(victim, 'utf8'), 'keep me')
+  })
+
   it('the session entry list matches what recovery parses back', async () => {
     const p = plan(64 * BS, [3, 4, 5, 60], [[10, 4]])
     const jp = path.join(dir, 'j')
@@ -170,4 +180,40 @@ describe('replica journal: write, apply, recover', () => {
     await assert.rejects(fs.access(journalPathFor(replicaPath)))
     assert.ok((await fs.readFile(replicaPath)).equals(before), 'an applied journal is not written again')
   })
+
+  // A replay records the replica's stat as committed: a write by someone else while the
+  // receiver was down must not be hidden by it.
+  for (const [what, touch, doubted] of [
+    ['untouched since the commit (the apply never started)', 'none', false],
+    ['written by the interrupted apply itself (right after the journal)', 'apply', false],
+    ['written long after the journal (a test boot while the receiver was down)', 'later', true],
+  ] as const) {
+    it(`a replay onto a replica ${what}: ${doubted ? 'no delta until a full sync' : 'trusted'}`, async () => {
+      const diskSize = 16 * BS
+      const p = plan(diskSize, [1, 5])
+      const before = crypto.randomBytes(diskSize)
+      const replicaPath = await replicaWith(before)
+      const st = await fs.stat(replicaPath, {bigint: true})
+      await writeReplicaState(replicaPath, {
+        replicaId: p.header.replicaId.toString('hex'), complete: true, resumeBlock: 0, diskSize, blockSize: BS, hashAlgo: HashAlgo.BLAKE3, generation: 1,
+        lastSeq: p.header.seq - 1, digest: '', size: diskSize, mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString(), updatedMs: Date.now(),
+      })
+      await new Promise((r) => setTimeout(r, 20))
+      await writeJournal(journalPathFor(replicaPath), p)
+      if (touch !== 'none') {
+        const fh = await fs.open(replicaPath, 'r+')
+        await fh.write(Buffer.from('x'), 0, 1, 9 * BS) // a block that is not in the bundle
+        await fh.close()
+      }
+      if (touch === 'later') {
+        const t = new Date(Date.now() + 3600_000)
+        await fs.utimes(replicaPath, t, t) // as written an hour after the crash
+      }
+      assert.equal(await recoverJournal(replicaPath), 'replayed')
+      const {state} = await readReplicaState(replicaPath)
+      assert.equal(state?.lastSeq, p.header.seq)
+      if (doubted) assert.match(state?.doubt ?? '', /apply was interrupted .* only a full sync/)
+      else assert.equal(state?.doubt, undefined)
+    })
+  }
 })

@@ -93,6 +93,27 @@ describe('resolveReplicaPath', () => {
     await assert.rejects(resolveReplicaPath(root, 'disk.img\0.psf'), refused(/NUL/))
   })
 
+  it('refuses the names the receiver keeps beside a replica', async () => {
+    for (const name of ['web.img.vdrep', 'web.img.vdrep-journal', 'web.img.vdrep.lock', 'web.img.vdrep.cow', '.web.img.vdrep.tmp-123-abcdef']) {
+      await assert.rejects(resolveReplicaPath(root, name), refused(/keeps for its own files/), name)
+    }
+    assert.equal(await resolveReplicaPath(root, 'web.vdrep.img'), path.join(root, 'web.vdrep.img'))
+  })
+
+  it('refuses a folder on the way that another user could write, or that another user owns', async () => {
+    await fs.chmod(path.join(root, 'vms'), 0o775)
+    await assert.rejects(resolveReplicaPath(root, 'vms/web/disk.img'), refused(/vms is writable by other users \(mode 775\)/))
+    await fs.chmod(path.join(root, 'vms'), 0o755)
+    await fs.chmod(root, 0o1777) // sticky does not help: a new name (the journal's) can still be planted
+    await assert.rejects(resolveReplicaPath(root, 'disk.img'), refused(/writable by other users/))
+    await fs.chmod(root, 0o755)
+    assert.equal(await resolveReplicaPath(root, 'vms/web/disk.img'), path.join(root, 'vms', 'web', 'disk.img'))
+    if (process.getuid?.() === 0) {
+      await fs.chown(path.join(root, 'vms', 'web'), 65534, 65534)
+      await assert.rejects(resolveReplicaPath(root, 'vms/web/disk.img'), refused(/belongs to uid 65534/))
+    }
+  })
+
   it('refuses the root itself', async () => {
     await assert.rejects(resolveReplicaPath(root, '.'), refused(/not under the root/))
   })
