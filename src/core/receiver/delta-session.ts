@@ -22,6 +22,7 @@ export async function deltaDoubt(hello: Hello, state: ReplicaState | undefined, 
   if (stateError) return `the replica's state file is unusable (${stateError})`
   if (!replica || !state) return 'the replica has never been fully synced here'
   if (!state.complete) return 'the replica is marked incomplete (a full sync did not finish)'
+  if (state.doubt) return state.doubt
   if (state.replicaId !== hello.replicaId.toString('hex')) return 'the replica belongs to another source (replica id differs)'
   if (state.blockSize !== hello.blockSize || state.hashAlgo !== hello.hashAlgo) return 'the block size or hash algorithm changed'
   if (hello.diskSize < state.diskSize) return `the source disk shrank (${hello.diskSize} < ${state.diskSize} bytes)`

@@ -1,7 +1,7 @@
 // Apply a sealed journal to the replica (idempotent), and recover after a crash: a complete
 // journal for the next sequence is replayed, anything else is discarded.
 import fs from 'node:fs/promises'
-import {constants} from 'node:fs'
+import {constants, type BigIntStats} from 'node:fs'
 import {StateError, VerifyError} from '../errors.js'
 import {blockHasher} from '../hash/block-hash.js'
 import {zeroRange} from '../disk/native.js'
@@ -135,6 +135,26 @@ export async function commitState(replicaPath: string, replica: fs.FileHandle, p
   return next
 }
 
+/** However fast or slow an apply is, it ends within this of its journal's last write (plus size / APPLY_MIN_RATE). */
+const APPLY_WINDOW_NS = 60_000_000_000n
+/** Bytes per second an apply is assumed to reach at the least (for the window above). */
+const APPLY_MIN_RATE = 10_000_000n
+
+/**
+ * Whether the replica was written after an interrupted apply could have written it: a replay
+ * records the replica's stat as committed, which would hide such a write (a test boot of the
+ * replica while the receiver was down) from every later push. Its stat unchanged since the
+ * last commit: the apply never started. Changed: the apply's own writes land within a window
+ * after the journal's last write (it is sealed just before the apply); a size, mtime or ctime
+ * later than that is someone else's. (A write by someone else inside that window, seconds
+ * after the crash, is not told apart.)
+ */
+function writtenAfterApply(replica: BigIntStats, state: ReplicaState, journal: BigIntStats): boolean {
+  if (Number(replica.size) === state.size && replica.mtimeNs.toString() === state.mtimeNs && replica.ctimeNs.toString() === state.ctimeNs) return false
+  const end = journal.mtimeNs + APPLY_WINDOW_NS + (journal.size * 1_000_000_000n) / APPLY_MIN_RATE
+  return replica.mtimeNs > end || replica.ctimeNs > end
+}
+
 /**
  * Bring a replica to a consistent point after a crash. Returns what was done, for the log.
  * Safe to call when there is no journal.
@@ -154,8 +174,13 @@ export async function recoverJournal(replicaPath: string): Promise<'none' | 'rep
       if (header.seq === state.lastSeq + 1) {
         const fh = await fs.open(replicaPath, constants.O_RDWR | constants.O_NOFOLLOW)
         try {
+          const before = await fh.stat({bigint: true})
+          const foreign = writtenAfterApply(before, state, await fs.stat(jp, {bigint: true}))
           const {seq, diskSize} = await applyJournal(jp, fh)
-          await commitState(replicaPath, fh, state, seq, diskSize)
+          const next = await commitState(replicaPath, fh, state, seq, diskSize)
+          if (foreign) {
+            await writeReplicaState(replicaPath, {...next, doubt: `a push's apply was interrupted (sequence ${seq}) and the replica changed before it was replayed; only a full sync can tell whether something else wrote it`})
+          }
         } finally {
           await fh.close()
         }

@@ -186,6 +186,7 @@ export class ReplicaFile {
       complete: true,
       resumeBlock: 0,
       generation: this.state.generation + 1,
+      doubt: undefined,
       size: Number(st.size),
       mtimeNs: st.mtimeNs.toString(),
       ctimeNs: st.ctimeNs.toString(),

@@ -31,6 +31,12 @@ export interface ReplicaState {
   mtimeNs: string
   ctimeNs: string
   updatedMs: number
+  /**
+   * Why the replica takes no delta until a full sync, when the receiver itself cannot trust it
+   * (an interrupted apply replayed onto a replica that had changed meanwhile). A full sync
+   * that completes clears it.
+   */
+  doubt?: string
 }
 
 export function statePathFor(replica: string): string {
@@ -76,6 +82,7 @@ export function decodeReplicaState(b: Buffer): ReplicaState {
   if (typeof v.complete !== 'boolean') throw corrupt('field complete')
   for (const k of ['resumeBlock', 'diskSize', 'blockSize', 'hashAlgo', 'generation', 'lastSeq', 'size', 'updatedMs'] as const) num(k)
   for (const k of ['digest', 'mtimeNs', 'ctimeNs'] as const) if (typeof v[k] !== 'string') throw corrupt(`field ${k}`)
+  if (v.doubt !== undefined && (typeof v.doubt !== 'string' || v.doubt.length > 500)) throw corrupt('field doubt')
   return v as ReplicaState
 }
 

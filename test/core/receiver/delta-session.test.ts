@@ -15,6 +15,7 @@ import {encodeBundleBegin, encodeBundleEnd, encodeDataFields, encodeHello, SyncM
 import {journalPathFor} from '../../../src/core/receiver/journal.js'
 import {readReplicaState, writeReplicaState} from '../../../src/core/receiver/replica-state.js'
 import {handleConnection} from '../../../src/core/receiver/session.js'
+import {deltaDoubt} from '../../../src/core/receiver/delta-session.js'
 
 const BS = 4096
 const BLOCKS = 8
@@ -83,5 +84,26 @@ describe('receiver delta session: the client gone before COMMITTED', () => {
     assert.ok(bytes.subarray(2 * BS, 3 * BS).equals(data), 'block 2 applied')
     assert.ok(bytes.subarray(0, 2 * BS).equals(Buffer.alloc(2 * BS, 1)), 'other blocks untouched')
     assert.ok(!(await fs.stat(journalPathFor(replica)).catch(() => undefined)), `the journal was left behind (${lines.join('; ')})`)
+  })
+
+  it('a replica whose state carries a doubt takes no delta; a completed full sync clears it', async () => {
+    const hello = {version: PROTOCOL_VERSION, mode: SyncMode.DELTA, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * BLOCKS, replicaId: REPLICA_ID, flags: 0, path: 'r.img'}
+    const replica = path.join(root, 'r.img')
+    await fs.writeFile(replica, Buffer.alloc(BS * BLOCKS))
+    const fh = await fs.open(replica, 'r+')
+    try {
+      const st = await fh.stat({bigint: true})
+      const state = {
+        replicaId: REPLICA_ID.toString('hex'), complete: true, resumeBlock: 0, diskSize: BS * BLOCKS, blockSize: BS, hashAlgo: HashAlgo.BLAKE3, generation: 1,
+        lastSeq: 4, digest: '', size: BS * BLOCKS, mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString(), updatedMs: Date.now(),
+      }
+      assert.equal(await deltaDoubt(hello, state, undefined, fh), null)
+      assert.match((await deltaDoubt(hello, {...state, doubt: 'an apply was interrupted'}, undefined, fh)) ?? '', /an apply was interrupted/)
+      // What markComplete writes (doubt: undefined) reads back without one.
+      await writeReplicaState(replica, {...state, doubt: undefined})
+      assert.equal((await readReplicaState(replica)).state?.doubt, undefined)
+    } finally {
+      await fh.close()
+    }
   })
 })
