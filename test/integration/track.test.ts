@@ -297,7 +297,7 @@ describe('vdrep track (CLI, real NBD clients)', function () {
         stopped ??= await running.stop('SIGTERM') // it records its stamp and sets CLEAN_SHUTDOWN
       },
     }).then((r) => r, (err: Error) => err)
-    tracker = undefined
+    if (stopped) tracker = undefined // else afterEach kills it
     assert.ok(stopped, `the sync never read a differing block of a mapped chunk: ${String(outcome)}`)
     assert.equal(stopped.code, 0, stopped.stderr)
     const psf = await PsfFile.open(psfPathFor(disk), false)
