@@ -8,6 +8,8 @@ import {HeaderFlag, validBlockSize, type PsfHeader} from './psf/header.js'
 import {newHeader, PsfFile, psfPathFor} from './psf/psf-file.js'
 import {DEFAULT_DELTA_PORT, DEFAULT_FULLSYNC_PORT, type ReplicationSettings, type SshSettings} from './psf/settings.js'
 import {formatTarget, parseTarget} from './target/target.js'
+import {acquireDiskLock} from './sync/push-lock.js'
+import {TrackerLock} from './tracker/tracker-lock.js'
 
 export const MIN_RPO_SECONDS = 5 * 60
 export const MAX_RPO_SECONDS = 24 * 3600
@@ -65,7 +67,20 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
   }
   const hashAlgo = opts.hashAlgo ?? defaultHashAlgo()
   const header: PsfHeader = {...newHeader({diskSize, blockSize: opts.blockSize, hashAlgo, settings}), flags: HeaderFlag.NEEDS_FULL_SYNC}
-  await PsfFile.create(psfPath, header)
+  // Replacing a .psf that a tracker (or a push) is using would leave it writing bits and its
+  // clean stop into the old, unlinked file: changes the new record never hears of. So the
+  // disk lock and the tracker's lock on the old file are taken first, and a holder refuses.
+  const diskLock = await acquireDiskLock(disk, 'init')
+  try {
+    const old = (await fs.lstat(psfPath).catch(() => undefined)) ? await TrackerLock.acquire(disk, psfPath, 'init') : undefined
+    try {
+      await PsfFile.create(psfPath, header)
+    } finally {
+      old?.release()
+    }
+  } finally {
+    await diskLock.release()
+  }
   return {
     disk,
     psf: psfPath,

@@ -204,6 +204,35 @@ describe('vdrep track (CLI, real NBD clients)', function () {
     await stopCleanly()
   })
 
+  it('while a tracker runs, init --force is refused (3) and the .psf stays the tracker\'s', async () => {
+    tracker = await startTracker(disk, ['--nbd', `unix:${sock}`])
+    const before = await fs.readFile(`${disk}.psf`)
+    const ino = (await fs.stat(`${disk}.psf`)).ino
+    const r = await vdrep(['init', disk, '--to', replica, '--force'])
+    assert.equal(r.code, 3, r.stderr)
+    assert.match(r.stderr, /already running/)
+    assert.equal((await fs.stat(`${disk}.psf`)).ino, ino, 'the .psf was replaced under the tracker')
+    assert.ok((await fs.readFile(`${disk}.psf`)).equals(before))
+    await stopCleanly()
+    assert.equal((await vdrep(['init', disk, '--to', replica, '--force'])).code, 0, 'once the tracker is gone, --force replaces it')
+  })
+
+  it('a push refuses (3) while a tracker holds the disk but its control socket is gone; nothing in the .psf changes', async () => {
+    assert.equal((await vdrep(['fullsync', disk])).code, 0)
+    tracker = await startTracker(disk, ['--nbd', `unix:${sock}`])
+    await runOk('qemu-io', ['-f', 'raw', '-c', 'write -P 0x5e 0 64k', uri])
+    await fs.rm(`${disk}.vdrep.sock`) // as a temp cleaner would
+    const psfBefore = await fs.readFile(`${disk}.psf`)
+    for (const cmd of ['push', 'fullsync']) {
+      const r = await vdrep([cmd, disk])
+      assert.equal(r.code, 3, `${cmd}: ${r.stdout}${r.stderr}`)
+      assert.match(r.stderr, /nothing answers on its control socket/)
+    }
+    assert.ok((await fs.readFile(`${disk}.psf`)).equals(psfBefore), 'the .psf was edited under the tracker')
+    await tracker.stop('SIGTERM')
+    tracker = undefined
+  })
+
   it('a flipped byte in both header slots is a clear refusal: a full sync is needed (exit 4)', async () => {
     const fh = await fs.open(`${disk}.psf`, 'r+')
     for (const at of [30, SLOT_SIZE + 30]) {

@@ -12,6 +12,7 @@ import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeCommitted, decodeHelloOk, encodeHello, SyncMode} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
 import {TrackerControlClient} from '../tracker/control-client.js'
+import {checkNoUnreachableTracker} from '../tracker/tracker-lock.js'
 import {settledStat} from '../tracker/disk-stamp.js'
 import {sendBundle} from './bundle-sender.js'
 import {changeRecordDoubt, mergeLeftoverInflight, statPatch} from './change-record.js'
@@ -74,6 +75,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
       let tracker: TrackerControlClient | null = null
       try {
         tracker = await TrackerControlClient.tryConnect(disk)
+        if (!tracker) checkNoUnreachableTracker(disk, psf.path)
         const source = await SourceDisk.open(disk, opts.sourceReadFault)
         try {
           const statAtCheck = await settledStat(() => source.stat())

@@ -57,6 +57,34 @@ export class TrackerLock {
   }
 }
 
+/**
+ * For a push or full sync that holds the disk lock and found no tracker answering on the
+ * control socket: refuse when the .psf's flock is held all the same. Then a tracker runs whose
+ * socket is gone (removed by a temp cleaner, say); editing the .psf directly would clear bits
+ * that tracker believes durable, and its later writes to those blocks would never be marked.
+ * (A scan also holds that flock, but it holds the disk lock too, so it is never the one.)
+ */
+export function checkNoUnreachableTracker(disk: string, psfPath: string): void {
+  if (flockIsAdvisoryOnly) return
+  let fd: number
+  try {
+    fd = fs.openSync(psfPath, fs.constants.O_RDONLY)
+  } catch {
+    return // no .psf: PsfFile.open says so
+  }
+  let free: boolean
+  try {
+    free = flock(fd, true, true)
+  } finally {
+    fs.closeSync(fd) // drops the flock if it was taken
+  }
+  if (!free) {
+    throw new LockError(`a tracker holds ${psfPath} but nothing answers on its control socket, so ${disk} cannot be pushed safely`, {
+      hint: 'the socket file may have been removed; stop the tracker (SIGTERM) and start it again, or wait if it is just stopping',
+    })
+  }
+}
+
 /** "a tracker is running (pid 123, NBD on unix:/x)" when a control socket answers; else null. */
 export async function describeRunningTracker(disk: string): Promise<string | null> {
   const client = await TrackerControlClient.tryConnect(disk, {timeoutMs: 2000}).catch(() => null)
