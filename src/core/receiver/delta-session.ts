@@ -6,14 +6,14 @@
 import fs from 'node:fs/promises'
 import {constants} from 'node:fs'
 import path from 'node:path'
-import {FullSyncNeededError, ProtocolError, ReplicaFullError} from '../errors.js'
+import {FullSyncNeededError, ProtocolError, ReplicaFullError, VerifyError} from '../errors.js'
 import {blockHasher} from '../hash/block-hash.js'
 import {digestData, digestZero} from '../protocol/bundle-digest.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import type {FrameSource} from '../protocol/frame-reader.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeBundleBegin, decodeBundleEnd, decodeData, decodeRange, encodeCommitted, encodeHelloOk, ReplicaStateKind, type Hello} from '../protocol/messages.js'
-import {applyJournal, commitState, recoverJournal} from './journal-apply.js'
+import {abandonJournal, applyJournal, commitState, recoverJournal} from './journal-apply.js'
 import {EntryKind, ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, JOURNAL_TRAILER_SIZE, journalPathFor, JournalWriter} from './journal.js'
 import {readReplicaState, type ReplicaState} from './replica-state.js'
 
@@ -74,7 +74,14 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
       if (!sealed) await fs.rm(journalPath, {force: true})
     }
     const applyStart = performance.now()
-    const {seq, diskSize, blocks} = await applyJournal(journalPath, replica, {header: journalHeader, entries: journal.entries})
+    let applied: {seq: number; diskSize: number; blocks: number}
+    try {
+      applied = await applyJournal(journalPath, replica, {header: journalHeader, entries: journal.entries})
+    } catch (err) {
+      if (err instanceof VerifyError) await abandonJournal(replicaPath, current, true)
+      throw err
+    }
+    const {seq, diskSize, blocks} = applied
     await commitState(replicaPath, replica, current, seq, diskSize)
     log(`push ${replicaPath}: sequence ${seq} committed, ${blocks} blocks`)
     // The state file is the commit point: answer now, then drop the journal (unlinking 40 MB of

@@ -150,9 +150,24 @@ const APPLY_MIN_RATE = 10_000_000n
  * after the crash, is not told apart.)
  */
 function writtenAfterApply(replica: BigIntStats, state: ReplicaState, journal: BigIntStats): boolean {
-  if (Number(replica.size) === state.size && replica.mtimeNs.toString() === state.mtimeNs && replica.ctimeNs.toString() === state.ctimeNs) return false
+  if (unchangedSinceCommit(replica, state)) return false
   const end = journal.mtimeNs + APPLY_WINDOW_NS + (journal.size * 1_000_000_000n) / APPLY_MIN_RATE
   return replica.mtimeNs > end || replica.ctimeNs > end
+}
+
+function unchangedSinceCommit(replica: BigIntStats, state: ReplicaState): boolean {
+  return Number(replica.size) === state.size && replica.mtimeNs.toString() === state.mtimeNs && replica.ctimeNs.toString() === state.ctimeNs
+}
+
+/**
+ * A complete journal that fails its check while it is applied (it reads back damaged): the
+ * replica may hold part of it, so it is marked incomplete, and the next push falls back to a
+ * full sync that repairs it; the journal is dropped, or every later push would fail the same
+ * way. `touched` false (the replica is as committed: nothing of it was written) keeps it complete.
+ */
+export async function abandonJournal(replicaPath: string, state: ReplicaState, touched: boolean): Promise<void> {
+  if (touched) await writeReplicaState(replicaPath, {...state, complete: false, resumeBlock: 0, updatedMs: Date.now()})
+  await fs.rm(journalPathFor(replicaPath), {force: true})
 }
 
 /**
@@ -176,7 +191,17 @@ export async function recoverJournal(replicaPath: string): Promise<'none' | 'rep
         try {
           const before = await fh.stat({bigint: true})
           const foreign = writtenAfterApply(before, state, await fs.stat(jp, {bigint: true}))
-          const {seq, diskSize} = await applyJournal(jp, fh)
+          let applied: {seq: number; diskSize: number}
+          try {
+            applied = await applyJournal(jp, fh)
+          } catch (err) {
+            if (!(err instanceof VerifyError)) throw err
+            // Checked before its first write: the replica holds only what an interrupted live
+            // apply wrote, if anything.
+            await abandonJournal(replicaPath, state, !unchangedSinceCommit(before, state))
+            return 'discarded'
+          }
+          const {seq, diskSize} = applied
           const next = await commitState(replicaPath, fh, state, seq, diskSize)
           if (foreign) {
             await writeReplicaState(replicaPath, {...next, doubt: `a push's apply was interrupted (sequence ${seq}) and the replica changed before it was replayed; only a full sync can tell whether something else wrote it`})

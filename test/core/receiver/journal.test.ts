@@ -216,4 +216,35 @@ describe('replica journal: write, apply, recover', () => {
       else assert.equal(state?.doubt, undefined)
     })
   }
+
+  // A journal that reads back damaged must not fail every later push, nor leave a half-applied
+  // replica marked complete.
+  for (const touched of [false, true]) {
+    it(`recovery of a damaged journal onto a replica ${touched ? 'an interrupted apply wrote' : 'as committed'}: discarded, the replica ${touched ? 'marked incomplete' : 'still complete'}`, async () => {
+      const diskSize = 16 * BS
+      const p = plan(diskSize, [1, 5])
+      const replicaPath = await replicaWith(crypto.randomBytes(diskSize))
+      const st = await fs.stat(replicaPath, {bigint: true})
+      await writeReplicaState(replicaPath, {
+        replicaId: p.header.replicaId.toString('hex'), complete: true, resumeBlock: 0, diskSize, blockSize: BS, hashAlgo: HashAlgo.BLAKE3, generation: 1,
+        lastSeq: p.header.seq - 1, digest: '', size: diskSize, mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString(), updatedMs: Date.now(),
+      })
+      const jp = journalPathFor(replicaPath)
+      const j = await writeJournal(jp, p)
+      const fh0 = await fs.open(jp, 'r+')
+      await fh0.write(Buffer.from([0x5a]), 0, 1, j.entries[1].dataOffset + 7) // the second block reads back wrong
+      await fh0.close()
+      if (touched) {
+        await new Promise((r) => setTimeout(r, 20))
+        const fh = await fs.open(replicaPath, 'r+')
+        await fh.write(Buffer.alloc(BS, 0x33), 0, BS, 1 * BS) // the live apply got as far as block 1
+        await fh.close()
+      }
+      assert.equal(await recoverJournal(replicaPath), 'discarded')
+      await assert.rejects(fs.access(jp), 'the damaged journal is gone')
+      const {state} = await readReplicaState(replicaPath)
+      assert.equal(state?.complete, !touched)
+      assert.equal(state?.lastSeq, p.header.seq - 1)
+    })
+  }
 })
