@@ -17,7 +17,7 @@ export class PathOutsideRootError extends UsageError {
  * atomic replacement). A replica may not be named so: `web.img.vdrep-journal` as a replica
  * would be discarded as web.img's unreadable journal, `web.img.vdrep` overwritten by its state.
  */
-const RESERVED = [/\.vdrep$/, /\.vdrep-journal$/, /\.vdrep\.lock$/, /\.vdrep\.cow$/, /\.tmp-[0-9a-f-]+$/]
+const RESERVED = [/\.vdrep$/, /\.vdrep-journal$/, /\.vdrep\.lock$/, /\.vdrep\.cow$/, /^\..+\.tmp-\d+(-[0-9a-f]+)?$/]
 
 /**
  * Every directory from the root down to the replica's must be the receiver's own (or root's)
@@ -64,7 +64,7 @@ export async function resolveReplicaPath(root: string, requested: string): Promi
   if (realParent !== realRoot && !inside(realRoot, realParent)) throw new PathOutsideRootError(requested, 'its directory is a symlink that leads out of the root')
   await checkOwnedDirs(realRoot, realParent, requested)
   const final = path.join(realParent, path.basename(lexical))
-  if (RESERVED.some((r) => r.test(final))) throw new PathOutsideRootError(requested, 'the name is one the receiver keeps for its own files beside a replica (.vdrep, .vdrep-journal, .vdrep.lock)')
+  if (RESERVED.some((r) => r.test(path.basename(final)))) throw new PathOutsideRootError(requested, 'the name is one the receiver keeps for its own files beside a replica (.vdrep, .vdrep-journal, .vdrep.lock)')
   try {
     const st = await fs.lstat(final)
     if (st.isSymbolicLink()) throw new PathOutsideRootError(requested, 'it is a symlink')

@@ -153,7 +153,7 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
 
   // The stat before reading: if anything but a tracker writes the disk during or after the sync,
   // its mtime moves past this and the next push knows the change record missed it.
-  const statAtStart = await settledStat(() => source.stat())
+  const statAtStart = tracker ? await source.stat() : await settledStat(() => source.stat()) // kept only without a tracker
   const conn = await connectReceiver(target, {port: h.settings.fullsyncPort, log: opts.log, acceptNewHostKey: opts.acceptNewHostKey, ssh: h.settings.ssh, diskSize})
   // With a tracker running, the sync covers what was dirty when it began; writes made while it
   // runs stay in the active record for the next push.

@@ -78,7 +78,9 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
         if (!tracker) checkNoUnreachableTracker(disk, psf.path)
         const source = await SourceDisk.open(disk, opts.sourceReadFault)
         try {
-          const statAtCheck = await settledStat(() => source.stat())
+          // Only a push without a tracker keeps this stat as its clean point (a tracked disk is
+          // written all the time: waiting for its mtime to settle would only cost time).
+          const statAtCheck = tracker ? await source.stat() : await settledStat(() => source.stat())
           doubt = changeRecordDoubt(psf, source.size, statAtCheck, tracker !== null)
           if (!doubt && source.size > psf.header.diskSize) {
             if (tracker) doubt = 'the disk grew while a tracker was running (restart `vdrep track`)'

@@ -98,6 +98,7 @@ describe('resolveReplicaPath', () => {
       await assert.rejects(resolveReplicaPath(root, name), refused(/keeps for its own files/), name)
     }
     assert.equal(await resolveReplicaPath(root, 'web.vdrep.img'), path.join(root, 'web.vdrep.img'))
+    assert.equal(await resolveReplicaPath(root, 'backup.tmp-2024'), path.join(root, 'backup.tmp-2024'))
   })
 
   it('refuses a folder on the way that another user could write, or that another user owns', async () => {
