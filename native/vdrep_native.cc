@@ -204,6 +204,22 @@ napi_value Funlock(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// An open-file-description record lock (F_OFD_SETLK, never waiting) of type F_RDLCK,
+// F_WRLCK or F_UNLCK on [start, start+length); 0 or -1 with errno, as fcntl.
+int OfdSetLock(int fd, short type, int64_t start, int64_t length) {
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = (off_t)start;
+  fl.l_len = (off_t)length;
+  int rc;
+  do {
+    rc = fcntl(fd, F_OFD_SETLK, &fl);
+  } while (rc != 0 && errno == EINTR);
+  return rc;
+}
+
 // rangeLock(fd, start, length, exclusive) -> true when taken, false when another open file
 // description holds a conflicting lock. An open-file-description record lock (F_OFD_SETLK):
 // it belongs to the fd's description like flock, but it is a separate lock from flock, so it
@@ -218,17 +234,7 @@ napi_value RangeLock(napi_env env, napi_callback_info info) {
       !GetOffset(env, argv[2], "length", &length) || !GetBool(env, argv[3], &exclusive)) {
     return nullptr;
   }
-  struct flock fl;
-  memset(&fl, 0, sizeof fl);
-  fl.l_type = exclusive ? F_WRLCK : F_RDLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = (off_t)start;
-  fl.l_len = (off_t)length;
-  int rc;
-  do {
-    rc = fcntl(fd, F_OFD_SETLK, &fl);
-  } while (rc != 0 && errno == EINTR);
-  if (rc == 0) return Bool(env, true);
+  if (OfdSetLock(fd, exclusive ? F_WRLCK : F_RDLCK, start, length) == 0) return Bool(env, true);
   if (errno == EAGAIN || errno == EACCES) return Bool(env, false);
   return ThrowErrno(env, errno, "fcntl(F_OFD_SETLK)");
 }
@@ -239,17 +245,7 @@ napi_value RangeUnlock(napi_env env, napi_callback_info info) {
   int fd;
   int64_t start, length;
   if (!GetArgs(env, info, 3, argv) || !GetFd(env, argv[0], &fd) || !GetOffset(env, argv[1], "start", &start) || !GetOffset(env, argv[2], "length", &length)) return nullptr;
-  struct flock fl;
-  memset(&fl, 0, sizeof fl);
-  fl.l_type = F_UNLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = (off_t)start;
-  fl.l_len = (off_t)length;
-  int rc;
-  do {
-    rc = fcntl(fd, F_OFD_SETLK, &fl);
-  } while (rc != 0 && errno == EINTR);
-  if (rc != 0) return ThrowErrno(env, errno, "fcntl(F_OFD_SETLK, F_UNLCK)");
+  if (OfdSetLock(fd, F_UNLCK, start, length) != 0) return ThrowErrno(env, errno, "fcntl(F_OFD_SETLK, F_UNLCK)");
   return nullptr;
 }
 

@@ -128,9 +128,9 @@ export async function applyJournal(journalPath: string, replica: fs.FileHandle, 
 }
 
 /** The state after a commit: the new sequence and the replica's stat, so outside changes show. */
-export async function commitState(replicaPath: string, replica: fs.FileHandle, prev: ReplicaState, seq: number, diskSize: number): Promise<ReplicaState> {
+export async function commitState(replicaPath: string, replica: fs.FileHandle, prev: ReplicaState, seq: number, diskSize: number, extra: Partial<ReplicaState> = {}): Promise<ReplicaState> {
   const st = await replica.stat({bigint: true})
-  const next: ReplicaState = {...prev, lastSeq: seq, diskSize, size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString(), updatedMs: Date.now()}
+  const next: ReplicaState = {...prev, lastSeq: seq, diskSize, size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString(), updatedMs: Date.now(), ...extra}
   await writeReplicaState(replicaPath, next)
   return next
 }
@@ -202,10 +202,9 @@ export async function recoverJournal(replicaPath: string): Promise<'none' | 'rep
             return 'discarded'
           }
           const {seq, diskSize} = applied
-          const next = await commitState(replicaPath, fh, state, seq, diskSize)
-          if (foreign) {
-            await writeReplicaState(replicaPath, {...next, doubt: `a push's apply was interrupted (sequence ${seq}) and the replica changed before it was replayed; only a full sync can tell whether something else wrote it`})
-          }
+          // One write: the new stat is never recorded as trusted without the doubt beside it.
+          const doubt = `a push's apply was interrupted (sequence ${seq}) and the replica changed before it was replayed; only a full sync can tell whether something else wrote it`
+          await commitState(replicaPath, fh, state, seq, diskSize, foreign ? {doubt} : {})
         } finally {
           await fh.close()
         }

@@ -60,20 +60,16 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
     const replica = await resolveReplicaPath(opts.root, hello.path)
     what = replica
     const unclaim = claimReplica(replica)
-    release = unclaim
-    if (opts.lockAcrossProcesses) {
-      let unlock: () => void
-      try {
-        unlock = lockReplicaFile(replica, 'another vdrep process (a local full sync or push, or vdrep serve)')
-      } catch (err) {
-        unclaim()
-        release = undefined
-        throw err
-      }
-      release = () => {
-        unlock()
-        unclaim()
-      }
+    let unlock: (() => void) | undefined
+    try {
+      if (opts.lockAcrossProcesses) unlock = lockReplicaFile(replica, 'another vdrep process (a local full sync or push, or vdrep serve)')
+    } catch (err) {
+      unclaim()
+      throw err
+    }
+    release = () => {
+      unlock?.()
+      unclaim()
     }
     if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, reader, writer, log)
     else if (hello.mode === SyncMode.DELTA) await runDeltaSession(hello, replica, reader, writer, log)

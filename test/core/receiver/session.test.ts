@@ -56,6 +56,20 @@ describe('receiver session (hand-written client)', () => {
     assert.equal(state.resumeBlock, 0, 'a failed proof resets the resume point')
   })
 
+  /**
+   * Read the receiver's frames without sending anything (a client waiting for statuses or an
+   * ack) until it hangs up; its ERROR, if any. After 10 s the client gives up (the hang the
+   * callers are about), so a receiver that never answers fails the test instead of stalling it.
+   */
+  async function errorWhileWaiting(reader: FrameReader, writer: FrameWriter, served: Promise<void>): Promise<ReturnType<typeof decodeError> | undefined> {
+    let err: ReturnType<typeof decodeError> | undefined
+    const timer = setTimeout(() => writer.end(), 10_000)
+    for (let f = await reader.next(); f; f = await reader.next()) if (f.type === FrameType.ERROR) err = decodeError(f.payload)
+    clearTimeout(timer)
+    await served
+    return err
+  }
+
   it('a replica read error in the scan is answered at once, though the client sends nothing while it waits for statuses', async () => {
     const size = 16 << 20
     await fs.writeFile(path.join(root, 'eio.img'), Buffer.alloc(size, 0x11))
@@ -68,11 +82,7 @@ describe('receiver session (hand-written client)', () => {
       const {reader, writer, served} = connect()
       await writer.send(FrameType.HELLO, hello('eio.img', {diskSize: size}))
       // As the real client does: read statuses, send nothing (no block differs yet).
-      let err
-      const timer = setTimeout(() => writer.end(), 10_000) // the hang this test is about, ended
-      for (let f = await reader.next(); f; f = await reader.next()) if (f.type === FrameType.ERROR) err = decodeError(f.payload)
-      clearTimeout(timer)
-      await served
+      const err = await errorWhileWaiting(reader, writer, served)
       assert.ok(err, 'no ERROR frame: the scan error waited for a frame the client never sent')
       assert.match(`${err.code} ${err.message}`, /EIO/)
     } finally {
@@ -94,11 +104,7 @@ describe('receiver session (hand-written client)', () => {
       const data = Buffer.alloc(BS, 0x5a)
       await writer.send(FrameType.DATA, encodeDataFields(0, h.hash(data)), data)
       await writer.send(FrameType.CHECKPOINT, encodeU64(BLOCKS)) // then wait for the ack, as the client does
-      let err
-      const timer = setTimeout(() => writer.end(), 10_000)
-      for (let f = await reader.next(); f; f = await reader.next()) if (f.type === FrameType.ERROR) err = decodeError(f.payload)
-      clearTimeout(timer)
-      await served
+      const err = await errorWhileWaiting(reader, writer, served)
       assert.ok(err, 'no ERROR frame: the failed checkpoint waited for a frame the client never sent')
       assert.match(`${err.code} ${err.message}`, /EIO/)
     } finally {
