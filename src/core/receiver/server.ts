@@ -172,6 +172,9 @@ export class ReceiverServer {
       // right after them, since the stream has then already ended.
       const served = handleConnection(socket, {
         root: this.opts.root, modes: spec.modes, idleTimeoutMs: this.opts.idleTimeoutMs, log: (l) => lines.push(l),
+        // Not locked here (the path did not resolve when peeked: a folder made since, say): the
+        // session, which resolves it again, takes the lock itself, so no session runs unlocked.
+        lockAcrossProcesses: release === undefined,
         // Peeked through the reader, the bytes are still in it; peeked from the stream, they are handed over.
         ...(reader ? {reader} : {initial: peek.bytes}),
       })
