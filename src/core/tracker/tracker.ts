@@ -123,7 +123,8 @@ export class Tracker {
       // From here on, writes may reach the disk: the record must not claim a clean stop.
       const originalFlags = h.flags
       await psf.updateHeader((cur) => ({flags: cur.flags & ~HeaderFlag.CLEAN_SHUTDOWN}))
-      cleanup.push(() => psf.updateHeader({flags: originalFlags}))
+      // A start that fails puts back only the bit it cleared, on the flags as they are then.
+      cleanup.push(() => psf.updateHeader((cur) => ({flags: originalFlags & HeaderFlag.CLEAN_SHUTDOWN ? cur.flags | HeaderFlag.CLEAN_SHUTDOWN : cur.flags})))
 
       const gate = new WriteGate()
       const geo = {blockSize: bs, diskSize: inner.size, blockCount}
