@@ -8,7 +8,7 @@ import * as m from '../src/core/protocol/messages.js'
 import {encodeHeader, type PsfHeader} from '../src/core/psf/header.js'
 import {PAGE_PAYLOAD_SIZE, Region, type RegionId} from '../src/core/psf/layout.js'
 import {encodePage} from '../src/core/psf/page.js'
-import {encodeEntryHeader, encodeJournalHeader, encodeJournalTrailer, EntryKind} from '../src/core/receiver/journal.js'
+import {encodeEntryHeader, encodeJournalHeader, encodeJournalTrailer, EntryKind} from '../src/core/delta/journal.js'
 import {encodeReplicaState, type ReplicaState} from '../src/core/receiver/replica-state.js'
 
 export const bytes = (max: number) => fc.uint8Array({maxLength: max}).map((u) => Buffer.from(u))

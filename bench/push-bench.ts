@@ -37,7 +37,7 @@ import {freePort, startSshd} from '../test/helpers/sshd.js'
 import {runVdrep, startServe} from './ssh-bench.js'
 import {markChanged} from '../test/helpers/change-record.js'
 import {parseSize} from '../src/core/util/units.js'
-import type {PushResult} from '../src/core/sync/push.js'
+import type {PushResult} from '../src/core/delta/push.js'
 
 export const PUSH_SECTION = 'push'
 const BLOCK = 64 * 1024

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
 import {createTransferBar} from '../cli/progress-bar.js'
-import {fullsync, type FullsyncResult} from '../core/sync/fullsync.js'
+import {fullsync, type FullsyncResult} from '../core/fullsync/client.js'
 import {formatBytes, parseSize} from '../core/util/units.js'
 
 export default class Fullsync extends BaseCommand {

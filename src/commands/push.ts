@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
-import {push, type PushResult} from '../core/sync/push.js'
+import {push, type PushResult} from '../core/delta/push.js'
 import {formatBytes, parseSize} from '../core/util/units.js'
 
 export default class Push extends BaseCommand {

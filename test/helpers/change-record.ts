@@ -3,7 +3,7 @@
 import fs from 'node:fs/promises'
 import {Region} from '../../src/core/psf/layout.js'
 import {PsfFile, psfPathFor} from '../../src/core/psf/psf-file.js'
-import {statPatch} from '../../src/core/sync/change-record.js'
+import {statPatch} from '../../src/core/psf/change-record.js'
 
 export async function markChanged(disk: string, blocks: Iterable<number>): Promise<void> {
   const psf = await PsfFile.open(psfPathFor(disk))

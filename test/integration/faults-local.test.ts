@@ -11,8 +11,8 @@ import {Region} from '../../src/core/psf/layout.js'
 import {PsfFile} from '../../src/core/psf/psf-file.js'
 import {decodeReplicaState} from '../../src/core/receiver/replica-state.js'
 import {blockRange, markChanged} from '../helpers/change-record.js'
-import {fullsync} from '../../src/core/sync/fullsync.js'
-import {push} from '../../src/core/sync/push.js'
+import {fullsync} from '../../src/core/fullsync/client.js'
+import {push} from '../../src/core/delta/push.js'
 
 const MiB = 1 << 20
 const BS = 64 * 1024

@@ -9,7 +9,7 @@ import path from 'node:path'
 import {vdrep} from '../helpers/cli.js'
 import {filesEqual, makeMixedDisk, seededBytes, tempDir} from '../helpers/disks.js'
 import {nativeAvailable} from '../../src/core/disk/native.js'
-import {fullsync} from '../../src/core/sync/fullsync.js'
+import {fullsync} from '../../src/core/fullsync/client.js'
 import {decodeReplicaState} from '../../src/core/receiver/replica-state.js'
 
 const MiB = 1 << 20

@@ -10,7 +10,7 @@ import {PsfFile} from '../../src/core/psf/psf-file.js'
 import {Region} from '../../src/core/psf/layout.js'
 import {HeaderFlag} from '../../src/core/psf/header.js'
 import {markChanged} from '../helpers/change-record.js'
-import type {PushResult} from '../../src/core/sync/push.js'
+import type {PushResult} from '../../src/core/delta/push.js'
 
 const MiB = 1 << 20
 const BS = 64 * 1024

@@ -12,7 +12,7 @@ import {collect, json, type CliResult} from '../helpers/cli.js'
 import {cmpEqual, exists, MiB, qemuIo, sha256, sleep, SshCycle, waitFor, type SshDisk} from '../helpers/cycle.js'
 import {seededBytes} from '../helpers/disks.js'
 import type {RunningTracker} from '../core/tracker/tracker-helpers.js'
-import type {PushResult} from '../../src/core/sync/push.js'
+import type {PushResult} from '../../src/core/delta/push.js'
 
 const BS = 64 * 1024
 

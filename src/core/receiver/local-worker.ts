@@ -1,7 +1,7 @@
 // Worker-thread entry for a local-path target: the receiver runs here, on the other core,
 // reading and hashing the replica while the main thread reads and hashes the source.
 import {parentPort, workerData, type MessagePort} from 'node:worker_threads'
-import {portDuplex} from '../protocol/port-stream.js'
+import {portDuplex} from '../transport/port-stream.js'
 import {handleConnection} from './session.js'
 
 interface LocalWorkerData {

@@ -8,7 +8,7 @@ import {HeaderFlag, type PsfHeader} from '../psf/header.js'
 import {Region} from '../psf/layout.js'
 import {PsfFile, psfPathFor} from '../psf/psf-file.js'
 import {TrackerControlClient, type TrackerStatus} from '../tracker/control-client.js'
-import {stampOf, untrustedReason} from '../tracker/disk-stamp.js'
+import {stampOf, untrustedReason} from '../psf/disk-stamp.js'
 import {bytesCovered, unionOf} from '../tracker/dirty-log.js'
 import {formatDuration} from '../util/units.js'
 

@@ -26,7 +26,7 @@ import {HashPool} from '../hash/hash-pool.js'
 import {hashFileBlocks, type FileRange} from '../hash/range-hash.js'
 import {HeaderFlag} from '../psf/header.js'
 import {BITS_PER_PAGE, HASHES_PER_PAGE, Region} from '../psf/layout.js'
-import {settledStat, stampOf} from './disk-stamp.js'
+import {settledStat, stampOf} from '../psf/disk-stamp.js'
 import {bytesCovered, nonEmptyPages} from './dirty-log.js'
 import {badPageWarning, loadBitmaps, openRecord} from './record.js'
 

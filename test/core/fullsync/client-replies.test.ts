@@ -1,4 +1,4 @@
-// Tests of src/core/sync/receiver-replies.ts: the client reads the replica's block statuses
+// Tests of src/core/fullsync/client-replies.ts: the client reads the replica's block statuses
 // per block (nextStatus) or per chunk (takeStatuses). Both must give the same statuses, in
 // order, across batch boundaries, with the hashes of HASH blocks only, and refuse a batch
 // that is out of order.
@@ -7,12 +7,12 @@ import crypto from 'node:crypto'
 import fc from 'fast-check'
 
 import {HASH_LENGTH} from '../../../src/core/hash/block-hash.js'
-import {duplexPair} from '../../../src/core/protocol/duplex-pair.js'
+import {duplexPair} from '../../../src/core/transport/duplex-pair.js'
 import {FrameType} from '../../../src/core/protocol/frame.js'
 import {FrameReader} from '../../../src/core/protocol/frame-reader.js'
 import {FrameWriter} from '../../../src/core/protocol/frame-writer.js'
 import {BlockKind, encodeBlockStatus} from '../../../src/core/protocol/messages.js'
-import {ReceiverReplies} from '../../../src/core/sync/receiver-replies.js'
+import {ReceiverReplies} from '../../../src/core/fullsync/client-replies.js'
 
 interface Status {
   kind: number

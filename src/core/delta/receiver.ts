@@ -13,9 +13,9 @@ import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import type {FrameSource} from '../protocol/frame-reader.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeBundleBegin, decodeBundleEnd, decodeData, decodeRange, encodeCommitted, encodeHelloOk, ReplicaStateKind, type Hello} from '../protocol/messages.js'
-import {abandonJournal, applyJournal, commitState, recoverJournal} from './journal-apply.js'
+import {abandonJournal, applyJournal, commitState, recoverJournal} from './apply.js'
 import {EntryKind, ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, JOURNAL_TRAILER_SIZE, journalPathFor, JournalWriter} from './journal.js'
-import {readReplicaState, type ReplicaState} from './replica-state.js'
+import {readReplicaState, type ReplicaState} from '../receiver/replica-state.js'
 
 /** Why a delta cannot be trusted for this replica, or null when it can. */
 export async function deltaDoubt(hello: Hello, state: ReplicaState | undefined, stateError: string | undefined, replica: fs.FileHandle | undefined): Promise<string | null> {

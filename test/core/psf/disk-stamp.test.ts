@@ -3,7 +3,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import {HeaderFlag, type PsfHeader} from '../../../src/core/psf/header.js'
 import {newHeader} from '../../../src/core/psf/psf-file.js'
-import {settledStat, STAMP_SETTLE_MS, stampDifference, stampOf, untrustedReason} from '../../../src/core/tracker/disk-stamp.js'
+import {settledStat, STAMP_SETTLE_MS, stampDifference, stampOf, untrustedReason} from '../../../src/core/psf/disk-stamp.js'
 import {tempDir} from '../../helpers/disks.js'
 
 function header(flags: number, stamp: {size: number; mtimeNs: bigint; ctimeNs: bigint}): PsfHeader {

@@ -7,7 +7,7 @@ import {blockHasher} from '../hash/block-hash.js'
 import {zeroRange} from '../disk/native.js'
 import {EntryKind, journalPathFor, readJournal, type JournalHeader, type JournalIndexEntry} from './journal.js'
 import {writevAll} from '../util/writev-all.js'
-import {readReplicaState, writeReplicaState, type ReplicaState} from './replica-state.js'
+import {readReplicaState, writeReplicaState, type ReplicaState} from '../receiver/replica-state.js'
 
 /** Journal bytes read (and replica writes issued) at a time while applying. */
 const SPAN_BYTES = 8 << 20

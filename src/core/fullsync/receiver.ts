@@ -17,9 +17,9 @@ import {
 } from '../protocol/messages.js'
 import {PROTOCOL_VERSION} from '../protocol/frame.js'
 import fs from 'node:fs/promises'
-import {journalPathFor} from './journal.js'
-import {ReplicaFile} from './replica-file.js'
-import type {ReplicaState} from './replica-state.js'
+import {journalPathFor} from '../delta/journal.js'
+import {ReplicaFile} from '../receiver/replica-file.js'
+import type {ReplicaState} from '../receiver/replica-state.js'
 
 /**
  * The replica is scanned in chunks this large when it can be mapped (nothing is buffered:
@@ -154,7 +154,7 @@ class FullsyncReceiver {
         }
         this.scannedUpto = chunk.first + start + count
         // Stay at most SCAN_LEAD_BLOCKS ahead of the client's last checkpoint request, so
-        // the statuses in flight stay bounded (the client relies on it; see receiver-replies).
+        // the statuses in flight stay bounded (the client relies on it; see fullsync/client-replies).
         while (this.scannedUpto - this.checkpointRequested > SCAN_LEAD_BLOCKS && !this.stopped) await new Promise<void>((r) => (this.scanWaiter = r))
         // The session ended (an error, or the client is done): nobody reads statuses any more,
         // and a send could wait forever for a client that is itself blocked sending to us,

@@ -12,10 +12,10 @@ import {blockHasher, HashAlgo} from '../../../src/core/hash/block-hash.js'
 import {digestData} from '../../../src/core/protocol/bundle-digest.js'
 import {encodeFrameHeader, FrameType, PROTOCOL_VERSION, type FrameTypeId} from '../../../src/core/protocol/frame.js'
 import {encodeBundleBegin, encodeBundleEnd, encodeDataFields, encodeHello, SyncMode} from '../../../src/core/protocol/messages.js'
-import {journalPathFor} from '../../../src/core/receiver/journal.js'
+import {journalPathFor} from '../../../src/core/delta/journal.js'
 import {readReplicaState, writeReplicaState} from '../../../src/core/receiver/replica-state.js'
 import {handleConnection} from '../../../src/core/receiver/session.js'
-import {deltaDoubt} from '../../../src/core/receiver/delta-session.js'
+import {deltaDoubt} from '../../../src/core/delta/receiver.js'
 
 const BS = 4096
 const BLOCKS = 8

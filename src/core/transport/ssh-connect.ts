@@ -6,7 +6,7 @@
 import {TransportError, VdrepError} from '../errors.js'
 import type {SshSettings} from '../psf/settings.js'
 import type {Target} from '../target/target.js'
-import {connectSsh, type SshTransport} from '../transport/ssh/ssh-transport.js'
+import {connectSsh, type SshTransport} from './ssh/ssh-transport.js'
 import type {Duplex} from 'node:stream'
 
 /** Started over SSH when nothing listens; reads its root and ports from the replica host's config. */

@@ -5,7 +5,7 @@ import {Bitmap} from '../psf/bitmap.js'
 import type {PsfFile} from '../psf/psf-file.js'
 import type {SourceDisk} from '../disk/source-disk.js'
 import type {TrackerControlClient} from '../tracker/control-client.js'
-import {completeInPsf, freezeInPsf} from './change-record.js'
+import {completeInPsf, freezeInPsf} from '../psf/change-record.js'
 
 export interface FrozenSet {
   readonly bitmap: Bitmap

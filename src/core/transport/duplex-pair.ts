@@ -2,7 +2,7 @@
 // backpressure. A local-path target runs the receiver on one end, so a local sync speaks
 // exactly the wire protocol an SSH sync does.
 import {Duplex} from 'node:stream'
-import {isLent} from './lent-buffers.js'
+import {isLent} from '../protocol/lent-buffers.js'
 
 class PairEnd extends Duplex {
   peer!: PairEnd

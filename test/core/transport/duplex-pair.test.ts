@@ -1,6 +1,6 @@
 // The in-memory carrier of a local target's receiver (this thread): copies of lent buffers only, backpressure, hang-up.
 import assert from 'node:assert/strict'
-import {duplexPair} from '../../../src/core/protocol/duplex-pair.js'
+import {duplexPair} from '../../../src/core/transport/duplex-pair.js'
 import {FrameType} from '../../../src/core/protocol/frame.js'
 import {FrameReader} from '../../../src/core/protocol/frame-reader.js'
 import {FrameWriter} from '../../../src/core/protocol/frame-writer.js'

@@ -12,7 +12,7 @@ import {FrameType} from '../protocol/frame.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
 import {encodeBundleBegin, encodeBundleEnd, encodeDataFields, encodeRange} from '../protocol/messages.js'
 import type {FrozenSet} from './frozen-set.js'
-import type {Throttle} from './throttle.js'
+import type {Throttle} from '../sync/throttle.js'
 import {BufferPool, SharedLease} from '../util/buffer-pool.js'
 
 const MAX_READ_BYTES = 4 << 20

@@ -2,10 +2,10 @@
 // a push makes on it when no tracker runs (the tracker makes the same moves through its
 // control socket): active → in-flight at the point in time, then clear or merge back.
 import type {BigIntStats} from 'node:fs'
-import {Bitmap} from '../psf/bitmap.js'
-import {HeaderFlag} from '../psf/header.js'
-import {BITS_PER_PAGE, Region} from '../psf/layout.js'
-import type {PsfFile} from '../psf/psf-file.js'
+import {Bitmap} from './bitmap.js'
+import {HeaderFlag} from './header.js'
+import {BITS_PER_PAGE, Region} from './layout.js'
+import type {PsfFile} from './psf-file.js'
 
 /** Why the change record cannot be trusted for a delta, or null. Short, for the summary line. */
 export function changeRecordDoubt(psf: PsfFile, sourceSize: number, stat: BigIntStats, trackerRunning: boolean): string | null {

@@ -1,6 +1,6 @@
 // Where a local target's receiver runs: this thread for small disks, a worker from WORKER_MIN_DISK.
 import assert from 'node:assert/strict'
-import {localReceiverCarrier, WORKER_MIN_DISK} from '../../../src/core/sync/connect.js'
+import {localReceiverCarrier, WORKER_MIN_DISK} from '../../../src/core/transport/connect.js'
 
 describe('local receiver carrier', () => {
   const saved = process.env.VDREP_LOCAL_RECEIVER

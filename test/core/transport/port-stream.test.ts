@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
 import {MessageChannel} from 'node:worker_threads'
-import {portDuplex} from '../../../src/core/protocol/port-stream.js'
+import {portDuplex} from '../../../src/core/transport/port-stream.js'
 
 describe('portDuplex (the in-process carrier of a local target)', () => {
   it('has taken the bytes when the write callback runs: a writer may overwrite its buffer then', async () => {

@@ -2,7 +2,7 @@
 // mtime and ctime in nanoseconds. A tracker records it at a clean stop (and `--scan` after
 // a scan); any difference later means something wrote the disk while no tracker ran.
 import fs from 'node:fs/promises'
-import {HeaderFlag, type PsfHeader} from '../psf/header.js'
+import {HeaderFlag, type PsfHeader} from './header.js'
 import {blockDeviceSizeOfPath} from '../disk/native.js'
 
 export interface DiskStamp {

@@ -1,4 +1,4 @@
-// Tests of src/core/receiver/journal.ts and journal-apply.ts on real files in a temp folder:
+// Tests of src/core/delta/journal.ts and apply.ts on real files in a temp folder:
 // a journal written by JournalWriter applies to the replica the same whether the writing
 // session's entry list is used or the file is parsed back (crash recovery); scattered,
 // contiguous, zero-run and short-last blocks land where they belong; a journal large enough
@@ -11,9 +11,9 @@ import os from 'node:os'
 import path from 'node:path'
 import {StateError, VerifyError} from '../../../src/core/errors.js'
 import {blockHasher, HashAlgo} from '../../../src/core/hash/block-hash.js'
-import {applyJournal, recoverJournal} from '../../../src/core/receiver/journal-apply.js'
+import {applyJournal, recoverJournal} from '../../../src/core/delta/apply.js'
 import {readReplicaState, writeReplicaState} from '../../../src/core/receiver/replica-state.js'
-import {EntryKind, ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, journalPathFor, JournalWriter, readJournal, type JournalHeader} from '../../../src/core/receiver/journal.js'
+import {EntryKind, ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, journalPathFor, JournalWriter, readJournal, type JournalHeader} from '../../../src/core/delta/journal.js'
 
 const BS = 64 * 1024
 const hasher = blockHasher(HashAlgo.BLAKE3, Buffer.alloc(16))
