@@ -130,7 +130,13 @@ export class Tracker {
       const geo = {blockSize: bs, diskSize: inner.size, blockCount}
       const freezer = new Freezer(log, gate, inner, geo, {cowPath, cowLimit: opts.cowLimit ?? DEFAULT_COW_LIMIT, log: say})
       const backend = new RecordingBackend(inner, log, gate, freezer, bs)
-      const nbd = new NbdServer(backend, {listenAny: opts.listenAny, logger: (line) => say('debug', line)})
+      // Over TCP, only this user's processes (qemu run by the same user) and root get the disk.
+      const nbd = new NbdServer(backend, {
+        listenAny: opts.listenAny,
+        allowedPeerUids: [...new Set([process.getuid?.() ?? 0, 0])],
+        logger: (line) => say('debug', line),
+        onRefused: (line) => say('warn', line),
+      })
       cleanup.push(() => nbd.close())
       for (const spec of opts.listen) await nbd.listen(spec)
 
