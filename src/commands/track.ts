@@ -3,7 +3,8 @@ import cliProgress from 'cli-progress'
 import {BaseCommand} from '../cli/base-command.js'
 import {UsageError} from '../core/errors.js'
 import {scanDisk, type ScanProgress, type ScanResult} from '../core/tracker/scan.js'
-import {DEFAULT_COW_LIMIT, Tracker, type TrackerStarted, type TrackerStopped} from '../core/tracker/tracker.js'
+import {startTracking} from '../core/tracker/start.js'
+import {DEFAULT_COW_LIMIT, type TrackerStarted, type TrackerStopped} from '../core/tracker/tracker.js'
 import {formatBytes, formatDuration, parseSize} from '../core/util/units.js'
 
 export type TrackResult = ({mode: 'nbd'} & TrackerStarted & {stopped: TrackerStopped}) | ({mode: 'scan'} & ScanResult)
@@ -41,7 +42,7 @@ export default class Track extends BaseCommand {
       () => this.notice('stopping: finishing the requests in flight'),
       () => this.notice('still stopping cleanly; send the signal once more to quit at once'),
     )
-    const tracker = await Tracker.start(args.disk, {
+    const {tracker} = await startTracking(args.disk, {
       listen: flags.nbd,
       listenAny: flags['listen-any'],
       cowLimit,
