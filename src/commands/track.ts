@@ -24,7 +24,7 @@ export default class Track extends BaseCommand {
   static override args = {disk: Args.string({description: 'disk initialised with `vdrep init`', required: true})}
   static override flags = {
     nbd: Flags.string({description: 'serve NBD here: unix:PATH or HOST:PORT (loopback only unless --listen-any); repeatable', multiple: true, exclusive: ['scan']}),
-    'listen-any': Flags.boolean({description: 'allow a non-loopback TCP address (NBD has no authentication)'}),
+    'listen-any': Flags.boolean({description: 'allow a non-loopback TCP address (NBD has no authentication: remote peers are served; other local users are still refused)'}),
     'cow-limit': Flags.string({description: 'cap of the copy-on-write side file while a push runs', default: formatBytes(DEFAULT_COW_LIMIT).replace(' ', '')}),
     scan: Flags.boolean({description: 'rehash the disk against the block index of the last sync and mark what changed', exclusive: ['nbd']}),
   }
