@@ -71,6 +71,7 @@ export default class Serve extends BaseCommand {
       ],
       idleTimeoutMs: config.idleTimeoutMs,
       log,
+      receiverFiles: [config.logFile, config.configFile].filter((f): f is string => f !== undefined),
     })
     const ready = `listening on 127.0.0.1:${server.ports.join(',')} (root ${config.root}, pid ${process.pid}${config.configFile ? `, config ${config.configFile}` : ''})`
     if (logFile) log(ready)

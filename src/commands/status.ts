@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
-import {ExitCode} from '../core/errors.js'
+import {checkExitCode} from '../core/status/check.js'
 import {statusRows, type DiskStatusRow} from '../core/status/status.js'
 import {formatBytes, formatDuration} from '../core/util/units.js'
 
@@ -12,12 +12,12 @@ export default class Status extends BaseCommand {
   static override summary = 'One row per disk: target, tracking or not, state, changed blocks and bytes pending, last sync.'
   static override description = `With no disk, shows every disk that has a .psf in the current directory. Changes nothing.
 
-With --check (for monitoring): exit 6 when a disk is past its RPO (or was never synced), 1 when a disk is in the Error state, 0 otherwise.`
+With --check (for monitoring): exit 0 only when every disk is healthy. Exit 6 when a disk is past its RPO, was never synced, or its last sync is recorded in the future (the clock went back); 1 when no disk was found or a disk is in the Error state (an unreadable disk or .psf, a tracker that died); 4 when a full sync is needed (a corrupt or foreign .psf, a disk written while no tracker ran).`
   static override examples = ['<%= config.bin %> status /vm/web.img /vm/db.img', '<%= config.bin %> status /vm/web.img --json']
   static override strict = false
   static override args = {disk: Args.string({description: 'disks initialised with `vdrep init` (any number)'})}
   static override flags = {
-    check: Flags.boolean({description: 'exit 6 on an RPO violation, 1 on an error (for monitoring)'}),
+    check: Flags.boolean({description: 'exit non-zero unless every disk is healthy: 6 RPO violated, 1 error or no disks, 4 full sync needed (for monitoring)'}),
   }
 
   async run(): Promise<StatusResult> {
@@ -27,7 +27,7 @@ With --check (for monitoring): exit 6 when a disk is past its RPO (or was never 
     if (disks.length === 0) this.say('no disks: name one, or run in the folder that holds <disk>.psf')
     else for (const line of renderTable(disks)) this.say(line)
     if (flags.check) {
-      const code = disks.some((d) => d.rpoViolated) ? ExitCode.RPO_VIOLATED : disks.some((d) => d.state === 'Error') ? ExitCode.FAILURE : 0
+      const code = checkExitCode(disks)
       if (code !== 0) {
         if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify({disks}, null, 2)}\n`)
         this.exit(code)

@@ -3,7 +3,8 @@ import cliProgress from 'cli-progress'
 import {BaseCommand} from '../cli/base-command.js'
 import {UsageError} from '../core/errors.js'
 import {scanDisk, type ScanProgress, type ScanResult} from '../core/tracker/scan.js'
-import {DEFAULT_COW_LIMIT, Tracker, type TrackerStarted, type TrackerStopped} from '../core/tracker/tracker.js'
+import {startTracking} from '../core/tracker/start.js'
+import {DEFAULT_COW_LIMIT, type TrackerStarted, type TrackerStopped} from '../core/tracker/tracker.js'
 import {formatBytes, formatDuration, parseSize} from '../core/util/units.js'
 
 export type TrackResult = ({mode: 'nbd'} & TrackerStarted & {stopped: TrackerStopped}) | ({mode: 'scan'} & ScanResult)
@@ -23,7 +24,7 @@ export default class Track extends BaseCommand {
   static override args = {disk: Args.string({description: 'disk initialised with `vdrep init`', required: true})}
   static override flags = {
     nbd: Flags.string({description: 'serve NBD here: unix:PATH or HOST:PORT (loopback only unless --listen-any); repeatable', multiple: true, exclusive: ['scan']}),
-    'listen-any': Flags.boolean({description: 'allow a non-loopback TCP address (NBD has no authentication)'}),
+    'listen-any': Flags.boolean({description: 'allow a non-loopback TCP address (NBD has no authentication: remote peers are served; other local users are still refused)'}),
     'cow-limit': Flags.string({description: 'cap of the copy-on-write side file while a push runs', default: formatBytes(DEFAULT_COW_LIMIT).replace(' ', '')}),
     scan: Flags.boolean({description: 'rehash the disk against the block index of the last sync and mark what changed', exclusive: ['nbd']}),
   }
@@ -41,7 +42,7 @@ export default class Track extends BaseCommand {
       () => this.notice('stopping: finishing the requests in flight'),
       () => this.notice('still stopping cleanly; send the signal once more to quit at once'),
     )
-    const tracker = await Tracker.start(args.disk, {
+    const {tracker} = await startTracking(args.disk, {
       listen: flags.nbd,
       listenAny: flags['listen-any'],
       cowLimit,

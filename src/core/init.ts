@@ -10,6 +10,7 @@ import {DEFAULT_DELTA_PORT, DEFAULT_FULLSYNC_PORT, type ReplicationSettings, typ
 import {formatTarget, parseTarget} from './target/target.js'
 import {acquireDiskLock} from './sync/push-lock.js'
 import {TrackerLock} from './tracker/tracker-lock.js'
+import {cronCommand, shellQuote} from './util/shell-quote.js'
 
 export const MIN_RPO_SECONDS = 5 * 60
 export const MAX_RPO_SECONDS = 24 * 3600
@@ -38,11 +39,20 @@ export interface InitResult {
 
 export async function initDisk(diskArg: string, opts: InitOptions): Promise<InitResult> {
   const disk = path.resolve(diskArg)
+  // The crontab line init prints could not name it: cron reads one command per line.
+  if (/[\r\n]/.test(disk)) throw new UsageError('DISK_PATH_LINE_BREAK', `the disk path ${JSON.stringify(disk)} holds a line break, which no crontab line can name`, {hint: 'rename the disk'})
   if (!validBlockSize(opts.blockSize)) {
     throw new UsageError('BAD_BLOCK_SIZE', `block size ${opts.blockSize} is not a power of two between 4 KiB and 4 MiB`, {hint: 'for example --block-size 64k'})
   }
   if (opts.rpoSeconds < MIN_RPO_SECONDS || opts.rpoSeconds > MAX_RPO_SECONDS) {
     throw new UsageError('BAD_RPO', `an RPO of ${opts.rpoSeconds} s is outside 5m..24h`)
+  }
+  const fullsyncPort = opts.fullsyncPort ?? DEFAULT_FULLSYNC_PORT
+  const deltaPort = opts.deltaPort ?? DEFAULT_DELTA_PORT
+  // One receiver port speaks one protocol: with both on one port, every push or every full
+  // sync would reach the wrong session and fail at its HELLO.
+  if (fullsyncPort === deltaPort) {
+    throw new UsageError('SAME_PORT', `the full-sync port and the delta port are both ${fullsyncPort}`, {hint: `give --fullsync-port and --delta-port different ports (defaults ${DEFAULT_FULLSYNC_PORT} and ${DEFAULT_DELTA_PORT})`})
   }
   const target = parseTarget(opts.target)
   const source = await SourceDisk.open(disk)
@@ -61,8 +71,8 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
   const settings: ReplicationSettings = {
     target: formatTarget(target),
     rpoSeconds: opts.rpoSeconds,
-    fullsyncPort: opts.fullsyncPort ?? DEFAULT_FULLSYNC_PORT,
-    deltaPort: opts.deltaPort ?? DEFAULT_DELTA_PORT,
+    fullsyncPort,
+    deltaPort,
     ...(opts.ssh && Object.keys(opts.ssh).length > 0 ? {ssh: opts.ssh} : {}),
   }
   const hashAlgo = opts.hashAlgo ?? defaultHashAlgo()
@@ -93,7 +103,12 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
   }
 }
 
-/** The crontab line: every minute, `push --if-due` decides whether a push is due. */
+/**
+ * The crontab line: every minute, `push --if-due` decides whether a push is due. Every path is
+ * shell-quoted and every `%` escaped for cron, so a disk named `q$(touch X).img` or `my vm.img`
+ * is passed to vdrep as one argument and nothing in its name runs.
+ */
 export function cronLine(disk: string, nodePath: string, entry: string): string {
-  return `* * * * * PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ${nodePath} ${entry} push --if-due ${disk}`
+  const command = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...[nodePath, entry].map(shellQuote), 'push', '--if-due', shellQuote(disk)].join(' ')
+  return `* * * * * ${cronCommand(command)}`
 }

@@ -55,6 +55,13 @@ describe('bad input (CLI)', function () {
     refused(await vdrep(['init', disk, '--to', `${disk}.psf`]), 2, /source disk/)
   })
 
+  it('one port for both full sync and deltas is refused (exit 2), no .psf written', async () => {
+    refused(await vdrep(['init', disk, '--to', replica, '--fullsync-port', '5000', '--delta-port', '5000']), 2, /both 5000/)
+    refused(await vdrep(['init', disk, '--to', replica, '--fullsync-port', '44046']), 2, /both 44046/)
+    refused(await vdrep(['init', disk, '--to', replica, '--delta-port', '31031']), 2, /both 31031/)
+    await assert.rejects(fs.stat(`${disk}.psf`))
+  })
+
   it('an existing .psf is not overwritten without --force', async () => {
     assert.equal((await vdrep(['init', disk, '--to', replica])).code, 0)
     const before = await fs.readFile(`${disk}.psf`)

@@ -175,6 +175,29 @@ describe('vdrep serve (receiver on 127.0.0.1)', function () {
     mine.socket.destroy()
   })
 
+  it('refuses its own --log-file and config file as replicas (by path, through a symlinked folder, by hard link); the log is untouched', async () => {
+    const logs = path.join(root, 'logs')
+    await fs.mkdir(logs, {mode: 0o755})
+    const logFile = path.join(logs, 'serve.log')
+    const cfg = path.join(root, 'serve.json')
+    await fs.writeFile(cfg, JSON.stringify({root}), {mode: 0o600})
+    await fs.symlink(logs, path.join(root, 'via'))
+    await fs.link(cfg, path.join(root, 'other-name.json'))
+    const s = await serve(root, ['--log-file', logFile, '--config', cfg])
+    const before = await fs.readFile(logFile)
+    const beforeCfg = await fs.readFile(cfg)
+    for (const p of [logFile, 'logs/serve.log', 'via/serve.log', 'serve.json', 'other-name.json']) {
+      const r = await rawHello(s.ports[0], p)
+      assert.equal(errorCode(r.first), 'REPLICA_IS_RECEIVER_FILE', `${p} was accepted as a replica`)
+      r.socket.destroy()
+    }
+    assert.ok((await fs.readFile(logFile)).subarray(0, before.length).equals(before), 'the log file was written over')
+    assert.ok((await fs.readFile(cfg)).equals(beforeCfg), 'the config file was written over')
+    const fine = await rawHello(s.ports[0], 'logs/replica.img')
+    assert.equal(fine.first?.type, FrameType.HELLO_OK, 'other paths beside them are served')
+    fine.socket.destroy()
+  })
+
   it('serves several replicas at once, one writer per replica, on the port of each mode', async () => {
     const s = await serve(root)
     const a = await rawHello(s.ports[0], 'a.img')

@@ -43,8 +43,23 @@ function inside(root: string, p: string): boolean {
   return rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel)
 }
 
-/** The absolute path of the replica, proven to be inside `root`. */
-export async function resolveReplicaPath(root: string, requested: string): Promise<string> {
+/**
+ * Whether `final` names one of the receiver's own files (its log, its config): by path, by
+ * real path, or as another link to the same inode. A replica written there would destroy it.
+ */
+async function isReceiverFile(final: string, own: string): Promise<boolean> {
+  if (path.resolve(own) === final) return true
+  const real = await fs.realpath(own).catch(() => undefined)
+  if (real === final) return true
+  const [a, b] = await Promise.all([fs.stat(own).catch(() => undefined), fs.stat(final).catch(() => undefined)])
+  return a !== undefined && b !== undefined && a.dev === b.dev && a.ino === b.ino
+}
+
+/**
+ * The absolute path of the replica, proven to be inside `root` and not to be one of
+ * `receiverFiles` (the receiver's log file and config file, which may sit under the root).
+ */
+export async function resolveReplicaPath(root: string, requested: string, receiverFiles: readonly string[] = []): Promise<string> {
   if (requested.length === 0 || requested.includes('\0')) throw new PathOutsideRootError(requested, 'empty or contains NUL')
   if (requested.split(/[\\/]+/).includes('..')) throw new PathOutsideRootError(requested, "it contains '..'")
   const realRoot = await fs.realpath(root)
@@ -65,6 +80,11 @@ export async function resolveReplicaPath(root: string, requested: string): Promi
   await checkOwnedDirs(realRoot, realParent, requested)
   const final = path.join(realParent, path.basename(lexical))
   if (RESERVED.some((r) => r.test(path.basename(final)))) throw new PathOutsideRootError(requested, 'the name is one the receiver keeps for its own files beside a replica (.vdrep, .vdrep-journal, .vdrep.lock)')
+  for (const own of receiverFiles) {
+    if (await isReceiverFile(final, own)) {
+      throw new UsageError('REPLICA_IS_RECEIVER_FILE', `refusing replica path '${requested}': it is the receiver's own file ${own}`, {hint: 'give a replica path that names no file of vdrep serve (its --log-file, its config)'})
+    }
+  }
   try {
     const st = await fs.lstat(final)
     if (st.isSymbolicLink()) throw new PathOutsideRootError(requested, 'it is a symlink')

@@ -44,6 +44,8 @@ export interface ReceiverServerOptions {
   /** The uid whose sockets may connect. Default: this process's uid. */
   allowedUid?: number
   log?: (line: string) => void
+  /** The receiver's own files (its log file, its config file): refused as replica paths. */
+  receiverFiles?: readonly string[]
 }
 
 interface Running {
@@ -161,7 +163,7 @@ export class ReceiverServer {
       const hello = peek.hello
       if (hello && hello.version === PROTOCOL_VERSION && spec.modes.includes(hello.mode)) {
         // A path the session will refuse is left for it to refuse (with its own reason).
-        const replica = await resolveReplicaPath(this.opts.root, hello.path).catch(() => undefined)
+        const replica = await resolveReplicaPath(this.opts.root, hello.path, this.opts.receiverFiles).catch(() => undefined)
         if (replica !== undefined) {
           what = `${MODE_NAMES[hello.mode] ?? `mode ${hello.mode}`} ${replica}`
           release = this.lockReplica(replica)
@@ -171,7 +173,7 @@ export class ReceiverServer {
       // session would wait for its idle timeout holding the replica) when the client closed
       // right after them, since the stream has then already ended.
       const served = handleConnection(socket, {
-        root: this.opts.root, modes: spec.modes, idleTimeoutMs: this.opts.idleTimeoutMs, log: (l) => lines.push(l),
+        root: this.opts.root, modes: spec.modes, idleTimeoutMs: this.opts.idleTimeoutMs, log: (l) => lines.push(l), receiverFiles: this.opts.receiverFiles,
         // Not locked here (the path did not resolve when peeked: a folder made since, say): the
         // session, which resolves it again, takes the lock itself, so no session runs unlocked.
         lockAcrossProcesses: release === undefined,

@@ -31,6 +31,8 @@ export interface ReceiverOptions {
    * runs in the client's process and must; `vdrep serve` takes it itself, before the session.
    */
   lockAcrossProcesses?: boolean
+  /** The receiver's own files (log, config): never accepted as a replica. */
+  receiverFiles?: readonly string[]
 }
 
 /** Largest disk accepted: 2^52 bytes (4 PiB), so every offset is an exact JS number. */
@@ -57,7 +59,7 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
     if (first.type !== FrameType.HELLO) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO, got frame type ${first.type}`)
     const hello = decodeHello(first.payload)
     checkHello(hello, opts.modes ?? [SyncMode.FULLSYNC, SyncMode.DELTA])
-    const replica = await resolveReplicaPath(opts.root, hello.path)
+    const replica = await resolveReplicaPath(opts.root, hello.path, opts.receiverFiles)
     what = replica
     const unclaim = claimReplica(replica)
     let unlock: (() => void) | undefined

@@ -50,8 +50,10 @@ export interface DiskStatusRow {
   rpoSeconds: number | null
   /** Seconds since the last successful sync; null when never. */
   ageSeconds: number | null
-  /** The replica is older than the RPO allows (or was never synced). */
+  /** The replica is older than the RPO allows, was never synced, or its age is unknown (the clock went back). */
   rpoViolated: boolean
+  /** The change record cannot be trusted for a delta as the disk is now (written while no tracker ran). */
+  untrusted: boolean
   error: {code: string; message: string; hint?: string} | null
 }
 
@@ -65,7 +67,7 @@ function emptyRow(disk: string): DiskStatusRow {
   return {
     disk, target: null, tracking: false, tracker: null, state: 'Error', reason: null,
     dirtyBlocks: 0, inflightBlocks: 0, pendingBlocks: 0, bytesPending: 0, blockSize: null, diskSize: null,
-    lastSyncMs: null, lastSync: null, lastSeq: null, generation: null, rpoSeconds: null, ageSeconds: null, rpoViolated: false, error: null,
+    lastSyncMs: null, lastSync: null, lastSeq: null, generation: null, rpoSeconds: null, ageSeconds: null, rpoViolated: false, untrusted: false, error: null,
   }
 }
 
@@ -101,8 +103,10 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     psf = await PsfFile.open(psfPathFor(disk), false)
   } catch (err) {
     row.error = errorOf(err)
+    // A corrupt or foreign .psf is what a full sync (after `init --force`) cures; a .psf that
+    // cannot be read at all (permissions, I/O) is an error of its own.
     const missing = row.error.code === 'PSF_MISSING'
-    row.state = missing ? 'Error' : 'Full sync needed'
+    row.state = missing || row.error.code === 'PSF_UNREADABLE' ? 'Error' : 'Full sync needed'
     row.reason = missing ? 'not initialised: no .psf beside the disk (run `vdrep init`)' : `the .psf cannot be used: ${row.error.message}`
     return row
   }
@@ -117,6 +121,8 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     row.generation = h.generation
     row.rpoSeconds = h.settings.rpoSeconds
     row.ageSeconds = row.lastSyncMs ? Math.max(0, Math.round((now - row.lastSyncMs) / 1000)) : null
+    // A last sync later than now: the clock went back, and the replica's age is unknown.
+    const future = row.lastSyncMs !== null && row.lastSyncMs > now
 
     const live = await askTracker(disk, opts.trackerTimeoutMs ?? 2000)
     if (live) {
@@ -145,6 +151,11 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
       row.reason = `the tracker cannot record writes: ${live.broken}`
     } else if (live) {
       row.state = live.frozen ? 'Pushing' : 'OK'
+    } else if (!(h.flags & HeaderFlag.CLEAN_SHUTDOWN)) {
+      // The tracker clears the clean-stop flag while it runs, and a push or scan without one
+      // sets it again: a flag still clear with no tracker answering is a tracker that died.
+      row.state = 'Error'
+      row.reason = 'a tracker was running (the .psf records no clean stop) but none answers on the control socket: it was killed or hung; its record is kept, restart `vdrep track`'
     } else {
       row.state = 'Not tracking'
       const stamp = await stampOf(disk).catch((err: unknown) => {
@@ -159,19 +170,25 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
         row.reason = `the disk shrank (${stamp.size} < ${h.diskSize} bytes)`
       } else if (stamp.size === h.diskSize) {
         row.reason = untrustedReason(h, stamp)
+        row.untrusted = row.reason !== null
         if (row.reason) row.reason += '; run `vdrep track --scan` before the next push'
       } else {
         row.reason = 'the disk grew; the next push marks the new blocks'
       }
     }
-    // Past the RPO (or never synced while otherwise healthy): the replica is too old.
-    if (row.state !== 'Error' && row.state !== 'Full sync needed' && row.rpoSeconds !== null) {
+    // Past the RPO, never synced, or of unknown age: the replica may be too old.
+    if (row.state !== 'Error' && row.rpoSeconds !== null) {
       const age = row.ageSeconds
-      if (age === null || age > row.rpoSeconds) {
+      if (future || age === null || age > row.rpoSeconds) {
         row.rpoViolated = true
-        const why = age === null ? 'never synced' : `the replica is ${formatDuration(age)} old, past the RPO of ${formatDuration(row.rpoSeconds)}`
-        row.reason = row.reason ? `${why}; ${row.reason}` : why
-        row.state = 'RPO violation'
+        // A row that needs a full sync keeps that state (and its reason, which says why).
+        if (row.state !== 'Full sync needed') {
+          const why = future
+            ? `the last sync is recorded ${formatDuration(Math.ceil(((row.lastSyncMs ?? 0) - now) / 1000))} in the future (the clock went back), so the replica's age is unknown; the next \`push --if-due\` runs`
+            : age === null ? 'never synced' : `the replica is ${formatDuration(age)} old, past the RPO of ${formatDuration(row.rpoSeconds)}`
+          row.reason = row.reason ? `${why}; ${row.reason}` : why
+          row.state = 'RPO violation'
+        }
       }
     }
     return row

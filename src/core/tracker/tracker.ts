@@ -3,7 +3,7 @@
 // socket, and on a clean stop records the disk's stamp and sets CLEAN_SHUTDOWN. The flag is
 // cleared at start, so a tracker killed with -9 leaves a bitmap that is trusted on restart.
 import fs from 'node:fs/promises'
-import {FullSyncNeededError, UsageError} from '../errors.js'
+import {ExitCode, FullSyncNeededError, UsageError, VdrepError} from '../errors.js'
 import {HeaderFlag} from '../psf/header.js'
 import {PsfFile} from '../psf/psf-file.js'
 import {stampOf, untrustedReason} from '../psf/disk-stamp.js'
@@ -101,9 +101,18 @@ export class Tracker {
       const h = psf.header
       const inner = await FileBackend.open(disk)
       cleanup.push(() => inner.close())
-      const reason = untrustedReason(h, await stampOf(disk))
+      const stamp = await stampOf(disk)
+      const reason = untrustedReason(h, stamp)
       if (reason) {
         const sized = inner.size !== h.diskSize
+        // Size and mtime as recorded, only the ctime moved (chmod, chown, a new link): the content
+        // may well be unchanged, so the caller may resolve the doubt with a scan against the
+        // block hash index (startTracking does) rather than send the user to run one.
+        if (!sized && h.flags & HeaderFlag.INDEX_VALID && stamp.size === h.sourceSize && stamp.mtimeNs === h.sourceMtimeNs) {
+          throw new VdrepError('DISK_CTIME_CHANGED', ExitCode.FULL_SYNC_NEEDED, `cannot track ${disk} yet: only the disk's ctime changed since the record was last complete (chmod, chown or a new link; its size and mtime are as recorded)`, {
+            hint: `run \`vdrep track ${disk} --scan\`, then start the tracker again`,
+          })
+        }
         throw new FullSyncNeededError(`cannot track ${disk}: ${reason}; the change record does not cover ${sized ? 'the disk as it is now' : 'those writes'}`, {
           hint: sized ? `run \`vdrep init --force ${disk} --to <target>\` and \`vdrep fullsync ${disk}\`` : `run \`vdrep track ${disk} --scan\` (or \`vdrep fullsync ${disk}\`), then start the tracker again`,
         })
@@ -130,7 +139,13 @@ export class Tracker {
       const geo = {blockSize: bs, diskSize: inner.size, blockCount}
       const freezer = new Freezer(log, gate, inner, geo, {cowPath, cowLimit: opts.cowLimit ?? DEFAULT_COW_LIMIT, log: say})
       const backend = new RecordingBackend(inner, log, gate, freezer, bs)
-      const nbd = new NbdServer(backend, {listenAny: opts.listenAny, logger: (line) => say('debug', line)})
+      // Over TCP, only this user's processes (qemu run by the same user) and root get the disk.
+      const nbd = new NbdServer(backend, {
+        listenAny: opts.listenAny,
+        allowedPeerUids: [...new Set([process.getuid?.() ?? 0, 0])],
+        logger: (line) => say('debug', line),
+        onRefused: (line) => say('warn', line),
+      })
       cleanup.push(() => nbd.close())
       for (const spec of opts.listen) await nbd.listen(spec)
 

@@ -1,9 +1,15 @@
 // The NBD server `vdrep track` runs: one export, listening on unix:PATH or HOST:PORT
 // (TCP on loopback only unless listenAny), any number of clients at once.
+//
+// NBD has no authentication, and a loopback port is open to every local user: with
+// `allowedPeerUids`, a TCP connection is served only when the socket at its other end belongs
+// to one of those uids (the tracker passes its own and root's, so qemu run by the same user
+// works). A unix socket is guarded by its file mode instead.
 
 import {lstat, unlink} from 'node:fs/promises'
 import net from 'node:net'
 import {UsageError} from '../../errors.js'
+import {peerUid} from '../../disk/native.js'
 import type {NbdBackend} from './backend.js'
 import {NbdConnection} from './connection.js'
 import * as C from './constants.js'
@@ -20,6 +26,14 @@ export interface NbdServerOptions {
   maxPayload?: number
   /** close(): connections still busy after this long are dropped. Default 10 s. */
   closeTimeoutMs?: number
+  /**
+   * Serve a TCP connection only when its local peer socket is owned by one of these uids
+   * (hung up before the handshake otherwise). A peer whose owner cannot be found is refused,
+   * unless it is on another host and listenAny allowed that. Unset: anyone is served.
+   */
+  allowedPeerUids?: readonly number[]
+  /** One line per refused connection. Default: the logger. */
+  onRefused?: (line: string) => void
 }
 
 export type NbdListenSpec = {kind: 'unix'; path: string} | {kind: 'tcp'; host: string; port: number}
@@ -176,8 +190,16 @@ export class NbdServer {
       socket.destroy()
       return
     }
-    if (kind === 'tcp') socket.setNoDelay(true)
     const peer = kind === 'tcp' ? ` ${socket.remoteAddress}:${socket.remotePort}` : ''
+    if (kind === 'tcp') {
+      const refusal = this.peerRefusal(socket)
+      if (refusal) {
+        ;(this.opts.onRefused ?? this.logger)(`nbd: refused a connection from${peer}: ${refusal}`)
+        socket.destroy()
+        return
+      }
+      socket.setNoDelay(true)
+    }
     const conn = new NbdConnection(socket, `${kind}#${this.nextId++}${peer}`, {
       findExport: (name) => (name === '' || name === this.backend.exportName ? this.backend : undefined),
       exportNames: () => [this.backend.exportName],
@@ -189,6 +211,17 @@ export class NbdServer {
     })
     this.connections.add(conn)
     void conn.done.finally(() => this.connections.delete(conn))
+  }
+
+  /** Why this TCP peer may not use the export, or null. */
+  private peerRefusal(socket: net.Socket): string | null {
+    const allowed = this.opts.allowedPeerUids
+    if (!allowed) return null
+    const uid = peerUid(socket)
+    if (uid !== undefined) return allowed.includes(uid) ? null : `uid ${uid} may not use this export (only uid ${allowed.join(' and ')} may)`
+    // No local socket owns it: a peer on another host, which only --listen-any lets in.
+    if (this.opts.listenAny && socket.remoteAddress !== undefined && !isLoopback(socket.remoteAddress)) return null
+    return 'the uid that owns it cannot be found'
   }
 
   private locksFor(backend: NbdBackend): RangeLocks {
