@@ -144,7 +144,7 @@ describe('receiver session (hand-written client)', () => {
 
   it('an error stops the scan: the ERROR frame comes without the statuses of the rest of a large disk', async function () {
     this.timeout(60_000)
-    const blocks = 1 << 20 // a 4 GiB sparse replica: far more statuses than SCAN_LEAD_BLOCKS
+    const blocks = 1 << 20 // a 4 GiB sparse replica: far more statuses than STATUS_LEAD_BLOCKS
     const {reader, writer, served} = connect()
     await writer.send(FrameType.HELLO, hello('big.img', {diskSize: BS * blocks}))
     assert.equal((await reader.next())?.type, FrameType.HELLO_OK)
