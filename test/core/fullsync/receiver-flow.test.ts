@@ -5,17 +5,31 @@
 // every CHECKPOINT is acknowledged without any later frame from the client.
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
+import path from 'node:path'
 import {tempDir} from '../../helpers/disks.js'
-import {HashAlgo} from '../../../src/core/hash/block-hash.js'
+import {blockHasher, HashAlgo} from '../../../src/core/hash/block-hash.js'
 import {duplexPair} from '../../../src/core/transport/duplex-pair.js'
 import {FrameType, PROTOCOL_VERSION} from '../../../src/core/protocol/frame.js'
 import {FrameReader} from '../../../src/core/protocol/frame-reader.js'
 import {FrameWriter} from '../../../src/core/protocol/frame-writer.js'
 import {STATUS_LEAD_BLOCKS} from '../../../src/core/protocol/flow.js'
-import {decodeBlockStatus, decodeU64, encodeHello, encodeU64, MAX_STATUS_BATCH, SyncMode} from '../../../src/core/protocol/messages.js'
+import {decodeBlockStatus, decodeError, decodeU64, encodeDataFields, encodeHello, encodeU64, MAX_STATUS_BATCH, SyncMode} from '../../../src/core/protocol/messages.js'
 import {handleConnection} from '../../../src/core/receiver/session.js'
 
 const BS = 4096
+
+function hello(p: string, blocks: number): Buffer {
+  return encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * blocks, replicaId: Buffer.alloc(16, 7), flags: 0, path: p})
+}
+
+/** Read the receiver's frames until it hangs up (or 10 s pass); its ERROR code, if any. */
+async function errorCode(reader: FrameReader, writer: FrameWriter): Promise<string | undefined> {
+  let code: string | undefined
+  const timer = setTimeout(() => writer.end(), 10_000)
+  for (let f = await reader.next(); f; f = await reader.next()) if (f.type === FrameType.ERROR) code = decodeError(f.payload).code
+  clearTimeout(timer)
+  return code
+}
 
 describe('full-sync receiver: flow control', () => {
   let root: string
@@ -53,7 +67,7 @@ describe('full-sync receiver: flow control', () => {
       return true
     }
     try {
-      await writer.send(FrameType.HELLO, encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * blocks, replicaId: Buffer.alloc(16, 7), flags: 0, path: 'lead.img'}))
+      await writer.send(FrameType.HELLO, hello('lead.img', blocks))
       assert.equal((await reader.next())?.type, FrameType.HELLO_OK)
       // Nothing sent yet (C = 0): the whole lead comes, and not one status more.
       assert.ok(await readUntil(() => statusesUpto >= STATUS_LEAD_BLOCKS), `only ${statusesUpto} statuses came without a checkpoint`)
@@ -70,6 +84,70 @@ describe('full-sync receiver: flow control', () => {
       await writer.send(FrameType.CHECKPOINT, encodeU64(statusesUpto))
       assert.ok(await readUntil(() => statusesUpto === blocks && acks.length === 2), `the rest of the disk: ${statusesUpto} of ${blocks}`)
       assert.deepEqual(acks, [c, STATUS_LEAD_BLOCKS + c])
+    } finally {
+      writer.end()
+      await served
+      client.destroy()
+    }
+  })
+
+  it('refuses DATA for a block past the lead, whose status it has not sent (BLOCK_NOT_SCANNED)', async function () {
+    this.timeout(60_000)
+    const [client, server] = duplexPair()
+    const served = handleConnection(server, {root})
+    const reader = new FrameReader(client)
+    const writer = new FrameWriter(client)
+    try {
+      await writer.send(FrameType.HELLO, hello('ahead.img', STATUS_LEAD_BLOCKS + 2 * MAX_STATUS_BATCH))
+      assert.equal((await reader.next())?.type, FrameType.HELLO_OK)
+      let upto = 0
+      while (upto < STATUS_LEAD_BLOCKS) {
+        const f = await reader.next()
+        assert.equal(f?.type, FrameType.BLOCK_STATUS)
+        upto += decodeBlockStatus(f!.payload).kinds.length
+      }
+      const data = Buffer.alloc(BS, 0x42)
+      const h = blockHasher(HashAlgo.BLAKE3, Buffer.alloc(16, 7))
+      await writer.send(FrameType.DATA, encodeDataFields(STATUS_LEAD_BLOCKS, h.hash(data)), data)
+      assert.equal(await errorCode(reader, writer), 'BLOCK_NOT_SCANNED')
+      await served
+      const replica = await fs.readFile(path.join(root, 'ahead.img'))
+      assert.ok(replica.subarray(STATUS_LEAD_BLOCKS * BS, (STATUS_LEAD_BLOCKS + 1) * BS).equals(Buffer.alloc(BS)), 'the refused block was not written')
+    } finally {
+      client.destroy()
+    }
+  })
+
+  it('a CHECKPOINT_ACK means the blocks below it are written on the replica (the client reuses their buffers then)', async () => {
+    const blocks = 64
+    const [client, server] = duplexPair()
+    const served = handleConnection(server, {root})
+    const reader = new FrameReader(client)
+    const writer = new FrameWriter(client)
+    try {
+      await writer.send(FrameType.HELLO, hello('ack.img', blocks))
+      assert.equal((await reader.next())?.type, FrameType.HELLO_OK)
+      assert.equal(decodeBlockStatus((await reader.next())!.payload).kinds.length, blocks)
+      const h = blockHasher(HashAlgo.BLAKE3, Buffer.alloc(16, 7))
+      const sent: Buffer[] = []
+      for (let b = 0; b < 8; b++) {
+        const data = Buffer.alloc(BS, b + 1)
+        sent.push(data)
+        await writer.send(FrameType.DATA, encodeDataFields(b, h.hash(data)), data)
+      }
+      await writer.send(FrameType.CHECKPOINT, encodeU64(8))
+      const ack = await reader.next()
+      assert.equal(ack?.type, FrameType.CHECKPOINT_ACK)
+      assert.equal(decodeU64(ack!.payload, 'CHECKPOINT_ACK'), 8)
+      // Read before anything else is sent or the session ends: the ack alone vouches for it.
+      const fh = await fs.open(path.join(root, 'ack.img'))
+      try {
+        const on = Buffer.alloc(8 * BS)
+        await fh.read(on, 0, on.length, 0)
+        assert.ok(on.equals(Buffer.concat(sent)), 'the acknowledged blocks are on the replica')
+      } finally {
+        await fh.close()
+      }
     } finally {
       writer.end()
       await served
