@@ -5,14 +5,8 @@ import {ProtocolError, RemoteError, TransportError} from '../errors.js'
 import {HASH_LENGTH} from '../hash/block-hash.js'
 import {FrameType} from '../protocol/frame.js'
 import type {FrameReader} from '../protocol/frame-reader.js'
+import {ERROR_WAIT_MS, STATUS_QUEUE_BLOCKS} from '../protocol/flow.js'
 import {BlockKind, decodeBlockStatus, decodeError, decodeU64, decodeVerifyResult, type BlockStatus, type VerifyResult} from '../protocol/messages.js'
-
-/**
- * Statuses queued ahead of the consumer, in blocks. It must exceed the receiver's scan lead
- * (SCAN_LEAD_BLOCKS in the full-sync session) so a CHECKPOINT_ACK behind queued statuses is
- * always read: the client waits for those acks to reuse the buffers it lent.
- */
-const MAX_QUEUED_BLOCKS = 1 << 18
 
 export function remoteErrorOf(payload: Buffer): RemoteError {
   const e = decodeError(payload)
@@ -49,7 +43,9 @@ export class ReceiverReplies {
 
   private async pump(): Promise<void> {
     for (;;) {
-      while (this.queuedBlocks >= MAX_QUEUED_BLOCKS && !this.failure) await new Promise<void>((r) => (this.roomWaiter = r))
+      // Bounded, yet never below the receiver's lead: a CHECKPOINT_ACK behind queued statuses is
+      // always read (the client waits for those acks to reuse the buffers it lent; protocol/flow.ts).
+      while (this.queuedBlocks >= STATUS_QUEUE_BLOCKS && !this.failure) await new Promise<void>((r) => (this.roomWaiter = r))
       const frame = await this.reader.next()
       if (!frame) {
         if (!this.verify) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection before the sync was proved')
@@ -83,20 +79,6 @@ export class ReceiverReplies {
       if (this.failure) throw this.failure
       await new Promise<void>((r) => (this.waiter = r))
     }
-  }
-
-  /** The replica's status of the next block, in order: ZERO, UNKNOWN, or its hash. */
-  async nextStatus(): Promise<{kind: number; hash?: Buffer}> {
-    const c = this.current ?? (await this.nextBatch())
-    const kind = c.status.kinds[c.index++]
-    let hash: Buffer | undefined
-    if (kind === BlockKind.HASH) {
-      hash = c.status.hashes.subarray(c.hashPos, c.hashPos + HASH_LENGTH)
-      c.hashPos += HASH_LENGTH
-    }
-    if (c.index >= c.status.kinds.length) this.current = undefined
-    this.nextBlock++
-    return {kind, hash}
   }
 
   /**
@@ -145,7 +127,7 @@ export class ReceiverReplies {
     this.batches = []
     this.queuedBlocks = 0
     this.roomWaiter?.()
-    await Promise.race([this.done, new Promise((r) => setTimeout(r, 2000))])
+    await Promise.race([this.done, new Promise((r) => setTimeout(r, ERROR_WAIT_MS))])
     return this.failure instanceof RemoteError ? this.failure : sendError
   }
 }

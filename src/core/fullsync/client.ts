@@ -28,10 +28,9 @@ import {TrackerControlClient} from '../tracker/control-client.js'
 import {checkNoUnreachableTracker} from '../tracker/tracker-lock.js'
 import {settledStat} from '../psf/disk-stamp.js'
 import {ProtocolError, TransportError} from '../errors.js'
+import {CHECKPOINT_INTERVAL_MS, DEFAULT_CHECKPOINT_BYTES, MAX_CHECKPOINT_BLOCKS} from '../protocol/flow.js'
 
 const READ_CHUNK = 4 << 20
-/** Durable resume points (and buffers lent to the transport come back) every this many bytes. */
-const DEFAULT_CHECKPOINT_BYTES = 64 << 20
 const SKIP = 0
 const ZERO = 1
 const SEND = 2
@@ -191,8 +190,8 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
       progress(p)
     })
     const throttle = new Throttle(opts.bwlimitBytesPerSecond ?? 0)
-    // Capped well below the receiver's scan lead (SCAN_LEAD_BLOCKS), which waits for checkpoints.
-    const checkpointEvery = Math.min(1 << 16, Math.max(1, Math.floor((opts.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES) / bs)))
+    // Capped so every status waited for lies within the receiver's lead (protocol/flow.ts).
+    const checkpointEvery = Math.min(MAX_CHECKPOINT_BLOCKS, Math.max(1, Math.floor((opts.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES) / bs)))
     let lastCheckpoint = 0
     let lastCheckpointAt = performance.now()
     const digest = hasher.createStream()
@@ -292,7 +291,7 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
       }
       p.bytesCompared = Math.min(diskSize, end * bs)
       progress(p)
-      if (end - lastCheckpoint >= checkpointEvery || (performance.now() - lastCheckpointAt > 10_000 && end < blockCount)) {
+      if (end - lastCheckpoint >= checkpointEvery || (performance.now() - lastCheckpointAt > CHECKPOINT_INTERVAL_MS && end < blockCount)) {
         await flushZeroRun(end)
         await writer.send(FrameType.CHECKPOINT, encodeU64(end))
         lastCheckpoint = end

@@ -9,25 +9,23 @@
 //
 // One writer per replica: an in-process claim (session.ts) and an flock on
 // `<replica>.vdrep.lock`, so two receiver processes cannot both write one replica. The lock is
-// taken here, before the session starts, by reading the HELLO ahead and handing its bytes
-// back to the stream. Each session ends in one log line. stop() stops accepting, gives
-// running sessions a grace period, then cuts them: an interrupted full sync keeps the
-// resume point of its last checkpoint and stays marked incomplete.
+// taken (lockReplica, here) before the session starts, by reading the HELLO ahead
+// (server-session.ts). stop() stops accepting, gives running sessions a grace period, then
+// cuts them: an interrupted full sync keeps the resume point of its last checkpoint and stays
+// marked incomplete.
+//
+// This file is the server's life: listening, the peer check, shutdown. One connection's way
+// from its HELLO to its log line is server-session.ts; the journal replay before listening is
+// startup-recovery.ts.
 import fs from 'node:fs'
 import net from 'node:net'
-import path from 'node:path'
-import {asVdrepError, ExitCode, LockError, UsageError, VdrepError} from '../errors.js'
+import {ExitCode, LockError, UsageError, VdrepError} from '../errors.js'
 import {flockIsAdvisoryOnly, peerUid} from '../disk/native.js'
-import {decodeFrameHeader, FRAME_HEADER_SIZE, FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
-import {FrameWriter} from '../protocol/frame-writer.js'
 import {SocketFrameReader} from '../protocol/socket-frame-reader.js'
-import {decodeHello, encodeError, SyncMode, type Hello} from '../protocol/messages.js'
-import {recoverJournal} from '../delta/apply.js'
-import {journalPathFor} from '../delta/journal.js'
-import {resolveReplicaPath} from './replica-path.js'
 import {lockReplicaFile} from './replica-locks.js'
 import {LOOPBACK} from './serve-config.js'
-import {handleConnection} from './session.js'
+import {refuse, serveConnection} from './server-session.js'
+import {recoverJournalsUnder} from './startup-recovery.js'
 
 export interface ListenerSpec {
   port: number
@@ -52,8 +50,6 @@ interface Running {
   socket: net.Socket
   done: Promise<void>
 }
-
-const MODE_NAMES: Record<number, string> = {[SyncMode.FULLSYNC]: 'fullsync', [SyncMode.DELTA]: 'delta'}
 
 export class ReceiverServer {
   private readonly servers: net.Server[] = []
@@ -83,7 +79,7 @@ export class ReceiverServer {
     if (new Set(ports).size !== ports.length) throw new UsageError('BAD_PORT', `the receiver ports must differ (got ${ports.join(', ')})`)
     const server = new ReceiverServer(opts)
     if (flockIsAdvisoryOnly) server.log('warning: the native addon is missing, so replicas are locked against other clients of this receiver only, not against other receiver processes')
-    await server.recoverJournals()
+    await recoverJournalsUnder(opts.root, (replica) => server.lockReplica(replica), server.log)
     try {
       for (const spec of opts.listeners) {
         const srv = await server.listenOn(spec)
@@ -144,82 +140,9 @@ export class ReceiverServer {
     if (adopted) adopted.socket.on('error', () => {})
     else socket.resume()
     const s = adopted?.socket ?? socket
-    const done = this.session(id, s, spec, uid, adopted?.reader).finally(() => this.running.delete(id))
+    const ctx = {root: this.opts.root, receiverFiles: this.opts.receiverFiles, idleTimeoutMs: this.opts.idleTimeoutMs, lockReplica: (replica: string) => this.lockReplica(replica), log: this.log}
+    const done = serveConnection(ctx, {id, socket: s, port: spec.port, modes: spec.modes, uid, reader: adopted?.reader}).finally(() => this.running.delete(id))
     this.running.set(id, {socket: s, done})
-  }
-
-  private async session(id: number, socket: net.Socket, spec: ListenerSpec, uid: number, reader?: SocketFrameReader): Promise<void> {
-    const started = performance.now()
-    const lines: string[] = []
-    let what = `port ${spec.port}`
-    let release: (() => void) | undefined
-    try {
-      const peek = reader ? await peekHelloFrom(reader) : await peekHello(socket, this.opts.idleTimeoutMs ?? 0)
-      if (peek.ended) {
-        lines.push(peek.bytes.length === 0 ? 'closed without a hello' : 'closed inside the hello')
-        socket.destroy()
-        return
-      }
-      const hello = peek.hello
-      if (hello && hello.version === PROTOCOL_VERSION && spec.modes.includes(hello.mode)) {
-        // A path the session will refuse is left for it to refuse (with its own reason).
-        const replica = await resolveReplicaPath(this.opts.root, hello.path, this.opts.receiverFiles).catch(() => undefined)
-        if (replica !== undefined) {
-          what = `${MODE_NAMES[hello.mode] ?? `mode ${hello.mode}`} ${replica}`
-          release = this.lockReplica(replica)
-        }
-      }
-      // The peeked bytes go to the session directly: unshift() would lose them (and the
-      // session would wait for its idle timeout holding the replica) when the client closed
-      // right after them, since the stream has then already ended.
-      const served = handleConnection(socket, {
-        root: this.opts.root, modes: spec.modes, idleTimeoutMs: this.opts.idleTimeoutMs, log: (l) => lines.push(l), receiverFiles: this.opts.receiverFiles,
-        // Not locked here (the path did not resolve when peeked: a folder made since, say): the
-        // session, which resolves it again, takes the lock itself, so no session runs unlocked.
-        lockAcrossProcesses: release === undefined,
-        // Peeked through the reader, the bytes are still in it; peeked from the stream, they are handed over.
-        ...(reader ? {reader} : {initial: peek.bytes}),
-      })
-      if (!reader) socket.resume()
-      await served
-    } catch (err) {
-      const e = asVdrepError(err)
-      lines.push(`refused: ${e.code}: ${e.message}`)
-      refuse(socket, e)
-    } finally {
-      release?.()
-      if (!socket.destroyed) {
-        socket.end()
-        setTimeout(() => socket.destroy(), 5_000).unref()
-      }
-      const secs = ((performance.now() - started) / 1000).toFixed(1)
-      const said = lines.map((l) => (l.startsWith(`${what}: `) ? l.slice(what.length + 2) : l)).join('; ')
-      this.log(`session ${id} port ${spec.port} uid ${uid}: ${what}: ${said || 'ended'} (${secs} s)`)
-    }
-  }
-
-  /**
-   * A receiver killed between "journal complete" and "applied" leaves a replica half applied
-   * until the journal is replayed. Replay (or discard) every journal under the root before
-   * serving, so the replica is at the old point or the new one as soon as the receiver is back,
-   * not only once the next push arrives. A replica another receiver process is writing is left
-   * to that one.
-   */
-  private async recoverJournals(): Promise<void> {
-    const suffix = journalPathFor('')
-    for (const journal of await findFiles(this.opts.root, suffix)) {
-      let release: (() => void) | undefined
-      try {
-        const replica = await resolveReplicaPath(this.opts.root, path.relative(this.opts.root, journal.slice(0, -suffix.length)))
-        release = this.lockReplica(replica)
-        const outcome = await recoverJournal(replica)
-        if (outcome !== 'none') this.log(`${replica}: journal ${outcome} at start`)
-      } catch (err) {
-        this.log(`${journal}: not recovered at start (the next push will): ${asVdrepError(err).message}`)
-      } finally {
-        release?.()
-      }
-    }
   }
 
   /** One writer per replica, in this process and across receiver processes. */
@@ -260,120 +183,4 @@ export class ReceiverServer {
     await Promise.all(closed)
     return {finished: pending.length - aborted, aborted}
   }
-}
-
-/** Regular files under `dir` whose names end with `suffix`; symlinks are not followed. */
-async function findFiles(dir: string, suffix: string): Promise<string[]> {
-  const out: string[] = []
-  let entries: fs.Dirent[]
-  try {
-    entries = await fs.promises.readdir(dir, {withFileTypes: true})
-  } catch {
-    return out
-  }
-  for (const e of entries) {
-    const p = path.join(dir, e.name)
-    if (e.isDirectory()) out.push(...(await findFiles(p, suffix)))
-    else if (e.isFile() && e.name.endsWith(suffix)) out.push(p)
-  }
-  return out
-}
-
-/** Tell the peer why (an ERROR frame), then hang up. */
-function refuse(socket: net.Socket, e: VdrepError): void {
-  if (socket.destroyed) return
-  const writer = new FrameWriter(socket)
-  writer.send(FrameType.ERROR, encodeError({exitCode: e.exitCode, code: e.code, message: e.message, hint: e.hint ?? ''})).catch(() => {})
-  socket.end()
-  setTimeout(() => socket.destroy(), 2_000).unref()
-}
-
-/** As peekHello, through a SocketFrameReader: the bytes stay in it for the session to read. */
-async function peekHelloFrom(reader: SocketFrameReader): Promise<Peeked> {
-  try {
-    const head = await reader.peek(FRAME_HEADER_SIZE)
-    if (head.length < FRAME_HEADER_SIZE) return {bytes: head, ended: true}
-    let length: number
-    try {
-      const h = decodeFrameHeader(head)
-      if (h.type !== FrameType.HELLO) return {bytes: head, ended: false}
-      length = h.length
-    } catch {
-      return {bytes: head, ended: false} // the session refuses it, with its reason
-    }
-    const all = await reader.peek(FRAME_HEADER_SIZE + length)
-    if (all.length < FRAME_HEADER_SIZE + length) return {bytes: all, ended: true}
-    let hello: Hello | undefined
-    try {
-      hello = decodeHello(all.subarray(FRAME_HEADER_SIZE))
-    } catch {
-      hello = undefined
-    }
-    return {bytes: all, hello, ended: false}
-  } catch (err) {
-    if ((err as {code?: string}).code === 'IDLE_TIMEOUT') return {bytes: Buffer.alloc(0), ended: true}
-    throw err
-  }
-}
-
-interface Peeked {
-  /** Every byte read, handed to the session. */
-  bytes: Buffer
-  /** The decoded HELLO, when the first frame is one and decodes. */
-  hello?: Hello
-  /** The peer closed (or went idle) before a whole first frame arrived. */
-  ended: boolean
-}
-
-/**
- * Read the first frame ahead, without consuming it for the session: stops at the end of
- * the first frame (or at a header that does not decode, which the session will refuse).
- * Leaves the socket paused.
- */
-function peekHello(socket: net.Socket, idleMs: number): Promise<Peeked> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = []
-    let have = 0
-    let need = FRAME_HEADER_SIZE
-    let headerRead = false
-    let timer: NodeJS.Timeout | undefined
-    const finish = (p: Omit<Peeked, 'bytes'>) => {
-      socket.off('data', onData)
-      socket.off('end', onEnd)
-      socket.off('close', onEnd)
-      if (timer) clearTimeout(timer)
-      socket.pause()
-      resolve({bytes: Buffer.concat(chunks), ...p})
-    }
-    const onEnd = () => finish({ended: true})
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk)
-      have += chunk.length
-      if (idleMs > 0) timer?.refresh()
-      if (have < need) return
-      const all = Buffer.concat(chunks)
-      if (!headerRead) {
-        try {
-          const h = decodeFrameHeader(all.subarray(0, FRAME_HEADER_SIZE))
-          if (h.type !== FrameType.HELLO) return finish({ended: false})
-          need = FRAME_HEADER_SIZE + h.length
-          headerRead = true
-        } catch {
-          return finish({ended: false})
-        }
-        if (have < need) return
-      }
-      let hello: Hello | undefined
-      try {
-        hello = decodeHello(all.subarray(FRAME_HEADER_SIZE, need))
-      } catch {
-        hello = undefined
-      }
-      finish({hello, ended: false})
-    }
-    socket.on('data', onData)
-    socket.once('end', onEnd)
-    socket.once('close', onEnd)
-    if (idleMs > 0) timer = setTimeout(onEnd, idleMs)
-  })
 }

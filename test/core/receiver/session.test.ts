@@ -135,6 +135,9 @@ describe('receiver session (hand-written client)', () => {
     await expectError([frame(FrameType.HELLO, hello('/etc/passwd'))], /PATH_OUTSIDE_ROOT/)
     await expectError([frame(FrameType.HELLO, hello('x.img', {blockSize: 3000}))], /BAD_BLOCK_SIZE/)
     await expectError([frame(FrameType.HELLO, hello('x.img', {version: 9}))], /VERSION_MISMATCH/)
+    // Reserved hello flags are refused, not ignored (doc/protocol.md, hello flags).
+    await expectError([frame(FrameType.HELLO, hello('x.img', {flags: 1 << 1}))], /BAD_FLAGS/)
+    await expectError([frame(FrameType.HELLO, hello('x.img', {flags: 0x80000000}))], /BAD_FLAGS/)
     const h = blockHasher(HashAlgo.BLAKE3, Buffer.alloc(16))
     const data = Buffer.alloc(BS, 1)
     await expectError([frame(FrameType.HELLO, hello('y.img')), frame(FrameType.DATA, Buffer.concat([encodeDataFields(BLOCKS + 5, h.hash(data)), data]))], /BLOCK_OUT_OF_RANGE|BLOCK_NOT_SCANNED/)
@@ -144,7 +147,7 @@ describe('receiver session (hand-written client)', () => {
 
   it('an error stops the scan: the ERROR frame comes without the statuses of the rest of a large disk', async function () {
     this.timeout(60_000)
-    const blocks = 1 << 20 // a 4 GiB sparse replica: far more statuses than SCAN_LEAD_BLOCKS
+    const blocks = 1 << 20 // a 4 GiB sparse replica: far more statuses than STATUS_LEAD_BLOCKS
     const {reader, writer, served} = connect()
     await writer.send(FrameType.HELLO, hello('big.img', {diskSize: BS * blocks}))
     assert.equal((await reader.next())?.type, FrameType.HELLO_OK)

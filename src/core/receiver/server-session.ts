@@ -1,0 +1,97 @@
+// One accepted connection of `vdrep serve`, from the peeked HELLO to its log line: peek the
+// first frame, lock the replica it names (one writer per replica, across receiver processes),
+// hand the connection to the protocol session (session.ts), and log one line when it ends. Also
+// the one way the server turns a connection away: an ERROR frame that says why, then hang up.
+import type net from 'node:net'
+import {asVdrepError, type VdrepError} from '../errors.js'
+import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
+import {FrameWriter} from '../protocol/frame-writer.js'
+import type {SocketFrameReader} from '../protocol/socket-frame-reader.js'
+import {encodeError, SyncMode} from '../protocol/messages.js'
+import {peekHello, peekHelloFrom} from './hello-peek.js'
+import {resolveReplicaPath} from './replica-path.js'
+import {handleConnection} from './session.js'
+
+const MODE_NAMES: Record<number, string> = {[SyncMode.FULLSYNC]: 'fullsync', [SyncMode.DELTA]: 'delta'}
+
+export interface SessionContext {
+  root: string
+  idleTimeoutMs?: number
+  /** The server's one-writer lock on a replica (throws LockError when held); returns its release. */
+  lockReplica: (replica: string) => () => void
+  /** The receiver's own files (its log, its config): refused as replica paths. */
+  receiverFiles?: readonly string[]
+  log: (line: string) => void
+}
+
+export interface Connection {
+  id: number
+  socket: net.Socket
+  port: number
+  /** SyncMode values served on this port. */
+  modes: number[]
+  /** The peer's uid (already checked by the server). */
+  uid: number
+  /** The socket's adopted reader, when the server could adopt it. */
+  reader?: SocketFrameReader
+}
+
+export async function serveConnection(ctx: SessionContext, conn: Connection): Promise<void> {
+  const {socket, reader} = conn
+  const started = performance.now()
+  const lines: string[] = []
+  let what = `port ${conn.port}`
+  let release: (() => void) | undefined
+  try {
+    const peek = reader ? await peekHelloFrom(reader) : await peekHello(socket, ctx.idleTimeoutMs ?? 0)
+    if (peek.ended) {
+      lines.push(peek.bytes.length === 0 ? 'closed without a hello' : 'closed inside the hello')
+      socket.destroy()
+      return
+    }
+    const hello = peek.hello
+    if (hello && hello.version === PROTOCOL_VERSION && conn.modes.includes(hello.mode)) {
+      // A path the session will refuse is left for it to refuse (with its own reason).
+      const replica = await resolveReplicaPath(ctx.root, hello.path, ctx.receiverFiles).catch(() => undefined)
+      if (replica !== undefined) {
+        what = `${MODE_NAMES[hello.mode] ?? `mode ${hello.mode}`} ${replica}`
+        release = ctx.lockReplica(replica)
+      }
+    }
+    // The peeked bytes go to the session directly: unshift() would lose them (and the
+    // session would wait for its idle timeout holding the replica) when the client closed
+    // right after them, since the stream has then already ended.
+    const served = handleConnection(socket, {
+      root: ctx.root, modes: conn.modes, idleTimeoutMs: ctx.idleTimeoutMs, log: (l) => lines.push(l), receiverFiles: ctx.receiverFiles,
+      // Not locked here (the path did not resolve when peeked: a folder made since, say): the
+      // session, which resolves it again, takes the lock itself, so no session runs unlocked.
+      lockAcrossProcesses: release === undefined,
+      // Peeked through the reader, the bytes are still in it; peeked from the stream, they are handed over.
+      ...(reader ? {reader} : {initial: peek.bytes}),
+    })
+    if (!reader) socket.resume()
+    await served
+  } catch (err) {
+    const e = asVdrepError(err)
+    lines.push(`refused: ${e.code}: ${e.message}`)
+    refuse(socket, e)
+  } finally {
+    release?.()
+    if (!socket.destroyed) {
+      socket.end()
+      setTimeout(() => socket.destroy(), 5_000).unref()
+    }
+    const secs = ((performance.now() - started) / 1000).toFixed(1)
+    const said = lines.map((l) => (l.startsWith(`${what}: `) ? l.slice(what.length + 2) : l)).join('; ')
+    ctx.log(`session ${conn.id} port ${conn.port} uid ${conn.uid}: ${what}: ${said || 'ended'} (${secs} s)`)
+  }
+}
+
+/** Tell the peer why (an ERROR frame), then hang up. */
+export function refuse(socket: net.Socket, e: VdrepError): void {
+  if (socket.destroyed) return
+  const writer = new FrameWriter(socket)
+  writer.send(FrameType.ERROR, encodeError({exitCode: e.exitCode, code: e.code, message: e.message, hint: e.hint ?? ''})).catch(() => {})
+  socket.end()
+  setTimeout(() => socket.destroy(), 2_000).unref()
+}
