@@ -2,7 +2,7 @@
 // becomes a message and an exit code, and whether we may draw (TTY, colour) at all.
 import {Command, Errors, Flags} from '@oclif/core'
 import chalk from 'chalk'
-import {keepFreedMemory} from '../core/disk/native.js'
+import {keepFreedMemory} from '../core/native/performance-hints.js'
 import {asVdrepError, ExitCode, VdrepError} from '../core/errors.js'
 
 export abstract class BaseCommand extends Command {

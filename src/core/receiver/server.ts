@@ -7,7 +7,7 @@
 // process, so only someone who can log in over SSH as the receiver's user gets through;
 // another local user's process is refused and never reaches the protocol.
 //
-// One writer per replica: an in-process claim (session.ts) and an flock on
+// One writer per replica: an in-process claim (session.ts) and the replica lock on
 // `<replica>.vdrep.lock`, so two receiver processes cannot both write one replica. The lock is
 // taken here, before the session starts, by reading the HELLO ahead and handing its bytes
 // back to the stream. Each session ends in one log line. stop() stops accepting, gives
@@ -17,7 +17,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import {asVdrepError, ExitCode, LockError, UsageError, VdrepError} from '../errors.js'
-import {flockIsAdvisoryOnly, peerUid} from '../disk/native.js'
+import {peerUid} from '../native/peer-credentials.js'
 import {decodeFrameHeader, FRAME_HEADER_SIZE, FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
 import {SocketFrameReader} from '../protocol/socket-frame-reader.js'
@@ -25,7 +25,7 @@ import {decodeHello, encodeError, SyncMode, type Hello} from '../protocol/messag
 import {recoverJournal} from './journal-apply.js'
 import {journalPathFor} from './journal.js'
 import {resolveReplicaPath} from './replica-path.js'
-import {lockReplicaFile} from './replica-locks.js'
+import {kernelLocksInUse, lockReplicaFile} from '../locks/index.js'
 import {LOOPBACK} from './serve-config.js'
 import {handleConnection} from './session.js'
 
@@ -80,7 +80,7 @@ export class ReceiverServer {
     const ports = opts.listeners.map((l) => l.port)
     if (new Set(ports).size !== ports.length) throw new UsageError('BAD_PORT', `the receiver ports must differ (got ${ports.join(', ')})`)
     const server = new ReceiverServer(opts)
-    if (flockIsAdvisoryOnly) server.log('warning: the native addon is missing, so replicas are locked against other clients of this receiver only, not against other receiver processes')
+    if (!kernelLocksInUse()) server.log('warning: the native addon is missing, so replicas are locked through abstract unix sockets: they exclude other vdrep processes of this network namespace only, and only ones that also run without the addon')
     await server.recoverJournals()
     try {
       for (const spec of opts.listeners) {
@@ -164,7 +164,7 @@ export class ReceiverServer {
         const replica = await resolveReplicaPath(this.opts.root, hello.path).catch(() => undefined)
         if (replica !== undefined) {
           what = `${MODE_NAMES[hello.mode] ?? `mode ${hello.mode}`} ${replica}`
-          release = this.lockReplica(replica)
+          release = await this.lockReplica(replica)
         }
       }
       // The peeked bytes go to the session directly: unshift() would lose them (and the
@@ -209,7 +209,7 @@ export class ReceiverServer {
       let release: (() => void) | undefined
       try {
         const replica = await resolveReplicaPath(this.opts.root, path.relative(this.opts.root, journal.slice(0, -suffix.length)))
-        release = this.lockReplica(replica)
+        release = await this.lockReplica(replica)
         const outcome = await recoverJournal(replica)
         if (outcome !== 'none') this.log(`${replica}: journal ${outcome} at start`)
       } catch (err) {
@@ -221,10 +221,17 @@ export class ReceiverServer {
   }
 
   /** One writer per replica, in this process and across receiver processes. */
-  private lockReplica(replica: string): () => void {
+  private async lockReplica(replica: string): Promise<() => void> {
     if (this.locked.has(replica)) throw new LockError(`another client is writing ${replica} through this receiver`, {hint: 'wait for it to finish'})
-    const unlock = lockReplicaFile(replica, 'another vdrep process (a receiver, or a local full sync or push)')
+    // Claimed before the wait for the cross-process lock, so a second client meanwhile gets the message above.
     this.locked.add(replica)
+    let unlock: () => void
+    try {
+      unlock = await lockReplicaFile(replica, 'another vdrep process (a receiver, or a local full sync or push)')
+    } catch (err) {
+      this.locked.delete(replica)
+      throw err
+    }
     return () => {
       this.locked.delete(replica)
       unlock()

@@ -22,10 +22,9 @@ import {connectReceiver} from './connect.js'
 import {noProgress, type ProgressSink, type SyncProgress} from './progress.js'
 import {ReceiverReplies, remoteErrorOf} from './receiver-replies.js'
 import {Throttle} from './throttle.js'
-import {acquireDiskLock} from './push-lock.js'
+import {acquireDiskLock, checkNoUnreachableTracker} from '../locks/index.js'
 import {statPatch} from './change-record.js'
 import {TrackerControlClient} from '../tracker/control-client.js'
-import {checkNoUnreachableTracker} from '../tracker/tracker-lock.js'
 import {settledStat} from '../tracker/disk-stamp.js'
 import {ProtocolError, TransportError} from '../errors.js'
 
@@ -111,7 +110,7 @@ export async function fullsync(disk: string, opts: FullsyncOptions = {}): Promis
       const source = await SourceDisk.open(disk, opts.sourceReadFault)
       try {
         const tracker = await TrackerControlClient.tryConnect(disk)
-        if (!tracker) checkNoUnreachableTracker(disk, psf.path)
+        if (!tracker) await checkNoUnreachableTracker(disk, psf.path)
         try {
           return await runFullsync(disk, psf, source, tracker, opts, started)
         } finally {
