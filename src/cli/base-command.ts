@@ -17,7 +17,7 @@ export abstract class BaseCommand extends Command {
 
   override async init(): Promise<void> {
     await super.init()
-    // Before any transfer buffer exists: recycled memory instead of page faults (see native.ts).
+    // Before any transfer buffer exists: recycled memory instead of page faults (see core/native/performance-hints.ts).
     keepFreedMemory()
   }
 
