@@ -18,7 +18,7 @@ export interface Binding {
   funlock(fd: number): void
   blockDeviceSize(fd: number): number
   peerCred(fd: number): {pid: number; uid: number; gid: number}
-  /** Optional: an addon built by an older vdrep lacks them (then header updates are not serialised). */
+  /** Optional: an addon built by an older vdrep lacks them (then the header lock is the portable one, locks/portable-lock.ts). */
   rangeLock?(fd: number, start: number, length: number, exclusive: boolean): boolean
   rangeUnlock?(fd: number, start: number, length: number): void
   /** Optional: an addon built by an older vdrep lacks it (then nothing is tuned). */
