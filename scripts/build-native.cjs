@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Builds the optional N-API addon (binding.gyp -> build/Release/vdrep_native.node) at
 // `npm install` / `npm ci`. It must NEVER fail the install: vdrep works without the addon
-// (src/core/disk/native.ts has a fallback for every call), so on any problem we print one
+// (src/core/native/ has a fallback for every call; the locks then use a portable lock, src/core/locks/), so on any problem we print one
 // line and exit 0. Set VDREP_NATIVE_VERBOSE=1 to see node-gyp's output, VDREP_SKIP_NATIVE=1
 // to skip the build. CommonJS (.cjs) because the package is "type": "module" and this must
 // run before anything is compiled.

@@ -33,7 +33,7 @@ const compiled = path.join(root, 'dist', 'src')
 //   need it anyway.
 // - @napi-rs/blake-hash picks a platform-specific .node package at run time; xxhash-addon
 //   finds its prebuilt .node (node-gyp-build) relative to its own folder.
-// - *.node: native addons are never bundled (our own addon is found by native.ts from the
+// - *.node: native addons are never bundled (our own addon is found by native/binding.ts from the
 //   package root).
 // - typescript, ts-node, tsx, pnpapi: @oclif/core requires these only in development mode
 //   (running .ts commands) or under Yarn PnP, inside try/catch; bundling typescript would add

@@ -2,7 +2,7 @@
 // becomes a message and an exit code, and whether we may draw (TTY, colour) at all.
 import {Command, Errors, Flags} from '@oclif/core'
 import chalk from 'chalk'
-import {keepFreedMemory} from '../core/disk/native.js'
+import {keepFreedMemory} from '../core/native/performance-hints.js'
 import {asVdrepError, ExitCode, VdrepError} from '../core/errors.js'
 
 export abstract class BaseCommand extends Command {
@@ -17,7 +17,7 @@ export abstract class BaseCommand extends Command {
 
   override async init(): Promise<void> {
     await super.init()
-    // Before any transfer buffer exists: recycled memory instead of page faults (see native.ts).
+    // Before any transfer buffer exists: recycled memory instead of page faults (see core/native/performance-hints.ts).
     keepFreedMemory()
   }
 

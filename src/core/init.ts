@@ -8,8 +8,7 @@ import {HeaderFlag, validBlockSize, type PsfHeader} from './psf/header.js'
 import {newHeader, PsfFile, psfPathFor} from './psf/psf-file.js'
 import {DEFAULT_DELTA_PORT, DEFAULT_FULLSYNC_PORT, type ReplicationSettings, type SshSettings} from './psf/settings.js'
 import {formatTarget, parseTarget} from './target/target.js'
-import {acquireDiskLock} from './sync/push-lock.js'
-import {TrackerLock} from './tracker/tracker-lock.js'
+import {acquireDiskLock, TrackerLock} from './locks/index.js'
 import {cronCommand, shellQuote} from './util/shell-quote.js'
 
 export const MIN_RPO_SECONDS = 5 * 60

@@ -8,7 +8,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import {vdrep} from '../helpers/cli.js'
 import {filesEqual, makeMixedDisk, seededBytes, tempDir} from '../helpers/disks.js'
-import {nativeAvailable} from '../../src/core/disk/native.js'
+import {nativeAvailable} from '../../src/core/native/binding.js'
 import {fullsync} from '../../src/core/fullsync/client.js'
 import {decodeReplicaState} from '../../src/core/receiver/replica-state.js'
 

@@ -210,6 +210,27 @@ describe('push to a local replica (CLI, no tracker)', function () {
     assert.equal((await vdrep(['push', disk])).code, 0, 'the stale lock is taken over')
   })
 
+  it('without the addon a second push is refused all the same (the portable lock), and a killed holder frees it', async () => {
+    const noNative = {...process.env, VDREP_NO_NATIVE: '1'}
+    assert.equal((await vdrep(['fullsync', disk], {env: noNative})).code, 0)
+    const locksUrl = new URL('../../src/core/locks/index.js', import.meta.url).href
+    const script = `const m = await import(${JSON.stringify(locksUrl)}); globalThis.held = await m.acquireDiskLock(${JSON.stringify(disk)}, 'push'); console.log('held'); setInterval(() => {}, 1000)`
+    const holder = spawn(process.execPath, ['--input-type=module', '-e', script], {stdio: ['ignore', 'pipe', 'inherit'], env: noNative})
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout.once('data', () => resolve())
+        holder.once('exit', (code) => reject(new Error(`the holder exited (${code})`)))
+      })
+      const r = await vdrep(['push', disk], {env: noNative})
+      assert.equal(r.code, 3, r.stderr)
+      assert.match(r.stderr, new RegExp(`pid ${holder.pid}, push, .* is already working on`))
+    } finally {
+      holder.kill('SIGKILL')
+    }
+    await new Promise((r) => holder.once('exit', r))
+    assert.equal((await vdrep(['push', disk], {env: noNative})).code, 0, 'the dead holder\'s lock is free')
+  })
+
   it('--if-due skips a push that is not due', async () => {
     assert.equal((await vdrep(['fullsync', disk])).code, 0)
     const r = await vdrep(['push', disk, '--if-due'])

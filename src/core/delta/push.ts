@@ -12,7 +12,6 @@ import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeCommitted, decodeHelloOk, encodeHello, SyncMode} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
 import {TrackerControlClient} from '../tracker/control-client.js'
-import {checkNoUnreachableTracker} from '../tracker/tracker-lock.js'
 import {settledStat} from '../psf/disk-stamp.js'
 import {sendBundle} from './sender.js'
 import {changeRecordDoubt, mergeLeftoverInflight, statPatch} from '../psf/change-record.js'
@@ -21,7 +20,7 @@ import {pushIsDue} from '../sync/due.js'
 import {freezeWithoutTracker, freezeWithTracker, type FrozenSet} from './frozen-set.js'
 import {fullsync, type FullsyncOptions, type FullsyncResult} from '../fullsync/client.js'
 import {runHook} from '../sync/hooks.js'
-import {acquireDiskLock} from '../sync/push-lock.js'
+import {acquireDiskLock, checkNoUnreachableTracker} from '../locks/index.js'
 import {growChangeRecord} from '../sync/grow.js'
 import {remoteErrorOf} from '../fullsync/client-replies.js'
 import {Throttle} from '../sync/throttle.js'
@@ -75,7 +74,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
       let tracker: TrackerControlClient | null = null
       try {
         tracker = await TrackerControlClient.tryConnect(disk)
-        if (!tracker) checkNoUnreachableTracker(disk, psf.path)
+        if (!tracker) await checkNoUnreachableTracker(disk, psf.path)
         const source = await SourceDisk.open(disk, opts.sourceReadFault)
         try {
           // Only a push without a tracker keeps this stat as its clean point (a tracked disk is

@@ -1,7 +1,7 @@
 // Which blocks of a range are holes (SEEK_DATA/SEEK_HOLE), so both ends of a sync skip
 // reading, zero-checking and hashing them: a sparse disk costs what its data costs. Where
 // the file system or the fallback cannot tell, every block counts as data (always safe).
-import {seekData, seekHole} from './native.js'
+import {seekData, seekHole} from '../native/holes.js'
 
 export interface HoleMap {
   /** 1 where the whole block lies in a hole (reads as zeros). */

@@ -7,7 +7,7 @@
 // where it can: the same bytes, hashed where they lie in the page cache, without the copy.
 import {HASH_LENGTH, type BlockHasher} from '../hash/block-hash.js'
 import {isAllZero} from '../hash/zero.js'
-import {mapHashRuns, mapHashRunsAvailable, readHashRuns} from './native.js'
+import {mapHashRuns, mapHashRunsAvailable, readHashRuns} from '../native/hashing.js'
 
 export interface BlockSums {
   /** HASH_LENGTH bytes per block of the chunk; meaningful only where `zero` is 0. */

@@ -4,7 +4,7 @@
 import fs from 'node:fs/promises'
 import {DiskIoError, UsageError} from '../errors.js'
 import {detectForeignFormat} from './image-format.js'
-import {blockDeviceSize} from './native.js'
+import {blockDeviceSize} from '../native/block-device.js'
 
 /** A test seam: return an error to make the read of [pos, pos+len) fail as the device would. */
 export type ReadFault = (pos: number, len: number) => NodeJS.ErrnoException | undefined

@@ -22,10 +22,9 @@ import {connectReceiver} from '../transport/connect.js'
 import {noProgress, type ProgressSink, type SyncProgress} from '../sync/progress.js'
 import {ReceiverReplies, remoteErrorOf} from './client-replies.js'
 import {Throttle} from '../sync/throttle.js'
-import {acquireDiskLock} from '../sync/push-lock.js'
+import {acquireDiskLock, checkNoUnreachableTracker} from '../locks/index.js'
 import {statPatch} from '../psf/change-record.js'
 import {TrackerControlClient} from '../tracker/control-client.js'
-import {checkNoUnreachableTracker} from '../tracker/tracker-lock.js'
 import {settledStat} from '../psf/disk-stamp.js'
 import {ProtocolError, TransportError} from '../errors.js'
 import {CHECKPOINT_INTERVAL_MS, DEFAULT_CHECKPOINT_BYTES, MAX_CHECKPOINT_BLOCKS} from '../protocol/flow.js'
@@ -110,7 +109,7 @@ export async function fullsync(disk: string, opts: FullsyncOptions = {}): Promis
       const source = await SourceDisk.open(disk, opts.sourceReadFault)
       try {
         const tracker = await TrackerControlClient.tryConnect(disk)
-        if (!tracker) checkNoUnreachableTracker(disk, psf.path)
+        if (!tracker) await checkNoUnreachableTracker(disk, psf.path)
         try {
           return await runFullsync(disk, psf, source, tracker, opts, started)
         } finally {

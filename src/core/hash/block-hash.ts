@@ -20,7 +20,7 @@
 import crypto from 'node:crypto'
 import {createRequire} from 'node:module'
 import {UsageError} from '../errors.js'
-import {xxh3IntoNative} from '../disk/native.js'
+import {xxh3IntoNative} from '../native/hashing.js'
 
 export const HASH_LENGTH = 32
 const XXH3_LENGTH = 16

@@ -3,7 +3,7 @@
 // a scan); any difference later means something wrote the disk while no tracker ran.
 import fs from 'node:fs/promises'
 import {HeaderFlag, type PsfHeader} from './header.js'
-import {blockDeviceSizeOfPath} from '../disk/native.js'
+import {blockDeviceSizeOfPath} from '../native/block-device.js'
 
 export interface DiskStamp {
   size: number

@@ -3,8 +3,8 @@
 // index pages are written whole, each with its CRC.
 import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
-import {LockError, StateError} from '../errors.js'
-import {rangeLock, rangeUnlock} from '../disk/native.js'
+import {StateError} from '../errors.js'
+import {lockHeaderSlots} from '../locks/header-lock.js'
 import {HASH_LENGTH} from '../hash/block-hash.js'
 import {writeFileAtomic} from '../util/fs-atomic.js'
 import {Bitmap} from './bitmap.js'
@@ -73,9 +73,6 @@ function fileImage(header: PsfHeader, layout: PsfLayout, bitmaps?: {active?: Bit
   fill(Region.INDEX, layout.indexPages, () => new Uint8Array(0))
   return out
 }
-
-/** How long a header update waits for another process's (each holds it for one write and sync). */
-const HEADER_LOCK_WAIT_MS = 10_000
 
 export class PsfFile {
   private slot: 0 | 1
@@ -161,23 +158,9 @@ export class PsfFile {
     }
   }
 
-  /**
-   * One header update at a time across processes (a push and a tracker share the file): two
-   * that both read slot A's header and wrote slot B would each have read back their own
-   * write, and the first one's update would be lost without a word. A record lock on the two
-   * slots (fcntl OFD, not flock: the tracker holds an flock on this file while it runs); held
-   * for one write and its fdatasync, so it is waited for a little at most.
-   */
-  private async lockHeaderSlots(): Promise<() => void> {
-    const fd = this.fh.fd
-    const started = Date.now()
-    while (!rangeLock(fd, 0, 2 * SLOT_SIZE, true)) {
-      if (Date.now() - started > HEADER_LOCK_WAIT_MS) {
-        throw new LockError(`the header of ${this.path} stayed locked by another process for ${HEADER_LOCK_WAIT_MS / 1000} s`, {hint: 'another vdrep process is stuck updating this disk\'s state file; find it with `fuser`'})
-      }
-      await new Promise((r) => setTimeout(r, 1))
-    }
-    return () => rangeUnlock(fd, 0, 2 * SLOT_SIZE)
+  /** The header lock (locks/header-lock.ts) on the two header slots. */
+  private lockHeaderSlots(): Promise<() => void> {
+    return lockHeaderSlots(this.fh.fd, this.path, {start: 0, length: 2 * SLOT_SIZE})
   }
 
   private async updateHeaderLocked(patch: Partial<PsfHeader> | ((current: PsfHeader) => Partial<PsfHeader>)): Promise<PsfHeader> {

@@ -18,7 +18,7 @@ export interface SessionContext {
   root: string
   idleTimeoutMs?: number
   /** The server's one-writer lock on a replica (throws LockError when held); returns its release. */
-  lockReplica: (replica: string) => () => void
+  lockReplica: (replica: string) => Promise<() => void>
   /** The receiver's own files (its log, its config): refused as replica paths. */
   receiverFiles?: readonly string[]
   log: (line: string) => void
@@ -55,7 +55,7 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
       const replica = await resolveReplicaPath(ctx.root, hello.path, ctx.receiverFiles).catch(() => undefined)
       if (replica !== undefined) {
         what = `${MODE_NAMES[hello.mode] ?? `mode ${hello.mode}`} ${replica}`
-        release = ctx.lockReplica(replica)
+        release = await ctx.lockReplica(replica)
       }
     }
     // The peeked bytes go to the session directly: unshift() would lose them (and the

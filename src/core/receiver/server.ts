@@ -20,9 +20,9 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import {ExitCode, LockError, UsageError, VdrepError} from '../errors.js'
-import {flockIsAdvisoryOnly, peerUid} from '../disk/native.js'
+import {peerUid} from '../native/peer-credentials.js'
 import {SocketFrameReader} from '../protocol/socket-frame-reader.js'
-import {lockReplicaFile} from './replica-locks.js'
+import {kernelLocksInUse, lockReplicaFile} from '../locks/index.js'
 import {LOOPBACK} from './serve-config.js'
 import {refuse, serveConnection} from './server-session.js'
 import {recoverJournalsUnder} from './startup-recovery.js'
@@ -78,7 +78,7 @@ export class ReceiverServer {
     const ports = opts.listeners.map((l) => l.port)
     if (new Set(ports).size !== ports.length) throw new UsageError('BAD_PORT', `the receiver ports must differ (got ${ports.join(', ')})`)
     const server = new ReceiverServer(opts)
-    if (flockIsAdvisoryOnly) server.log('warning: the native addon is missing, so replicas are locked against other clients of this receiver only, not against other receiver processes')
+    if (!kernelLocksInUse()) server.log('warning: the native addon is missing, so replicas are locked through abstract unix sockets: they exclude other vdrep processes of this network namespace only, and only ones that also run without the addon')
     await recoverJournalsUnder(opts.root, (replica) => server.lockReplica(replica), server.log)
     try {
       for (const spec of opts.listeners) {
@@ -146,10 +146,17 @@ export class ReceiverServer {
   }
 
   /** One writer per replica, in this process and across receiver processes. */
-  private lockReplica(replica: string): () => void {
+  private async lockReplica(replica: string): Promise<() => void> {
     if (this.locked.has(replica)) throw new LockError(`another client is writing ${replica} through this receiver`, {hint: 'wait for it to finish'})
-    const unlock = lockReplicaFile(replica, 'another vdrep process (a receiver, or a local full sync or push)')
+    // Claimed before the wait for the cross-process lock, so a second client meanwhile gets the message above.
     this.locked.add(replica)
+    let unlock: () => void
+    try {
+      unlock = await lockReplicaFile(replica, 'another vdrep process (a receiver, or a local full sync or push)')
+    } catch (err) {
+      this.locked.delete(replica)
+      throw err
+    }
     return () => {
       this.locked.delete(replica)
       unlock()

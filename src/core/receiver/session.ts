@@ -11,7 +11,7 @@ import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeHello, encodeError, HelloFlag, SyncMode, type Hello} from '../protocol/messages.js'
 import {runDeltaSession} from '../delta/receiver.js'
 import {runFullsyncSession} from '../fullsync/receiver.js'
-import {claimReplica, lockReplicaFile} from './replica-locks.js'
+import {claimReplica, lockReplicaFile} from '../locks/index.js'
 import {resolveReplicaPath} from './replica-path.js'
 
 export interface ReceiverOptions {
@@ -27,7 +27,7 @@ export interface ReceiverOptions {
   /** Bytes the caller already read from the stream (the peeked HELLO), handled first. */
   initial?: Buffer
   /**
-   * Also take the replica's cross-process lock (replica-locks.ts). A local target's receiver
+   * Also take the replica's cross-process lock (locks/replica-lock.ts). A local target's receiver
    * runs in the client's process and must; `vdrep serve` takes it itself, before the session.
    */
   lockAcrossProcesses?: boolean
@@ -64,7 +64,7 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
     const unclaim = claimReplica(replica)
     let unlock: (() => void) | undefined
     try {
-      if (opts.lockAcrossProcesses) unlock = lockReplicaFile(replica, 'another vdrep process (a local full sync or push, or vdrep serve)')
+      if (opts.lockAcrossProcesses) unlock = await lockReplicaFile(replica, 'another vdrep process (a local full sync or push, or vdrep serve)')
     } catch (err) {
       unclaim()
       throw err

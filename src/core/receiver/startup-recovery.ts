@@ -13,13 +13,13 @@ import {resolveReplicaPath} from './replica-path.js'
  * Recover every journal under `root`. `lockReplica` is the server's one-writer lock: a replica
  * another receiver process is writing is left to that one (its lock throws), and the log says so.
  */
-export async function recoverJournalsUnder(root: string, lockReplica: (replica: string) => () => void, log: (line: string) => void): Promise<void> {
+export async function recoverJournalsUnder(root: string, lockReplica: (replica: string) => Promise<() => void>, log: (line: string) => void): Promise<void> {
   const suffix = journalPathFor('')
   for (const journal of await findFiles(root, suffix)) {
     let release: (() => void) | undefined
     try {
       const replica = await resolveReplicaPath(root, path.relative(root, journal.slice(0, -suffix.length)))
-      release = lockReplica(replica)
+      release = await lockReplica(replica)
       const outcome = await recoverJournal(replica)
       if (outcome !== 'none') log(`${replica}: journal ${outcome} at start`)
     } catch (err) {

@@ -9,7 +9,7 @@ import type {Bitmap} from '../psf/bitmap.js'
 import {BITS_PER_PAGE, Region} from '../psf/layout.js'
 import {PsfFile, psfPathFor} from '../psf/psf-file.js'
 import {canonicalDisk} from './paths.js'
-import {acquirePushLock, TrackerLock, type PushLock} from './tracker-lock.js'
+import {acquireDiskLock, TrackerLock, type HeldLock} from '../locks/index.js'
 
 export interface OpenRecord {
   /** Absolute path as given (the .psf sits beside it, as `init` put it). */
@@ -19,8 +19,8 @@ export interface OpenRecord {
   psfPath: string
   psf: PsfFile
   lock: TrackerLock
-  /** The push lock, held so no push edits the .psf meanwhile; release it when done starting. */
-  pushLock: PushLock
+  /** The disk lock, held so no push edits the .psf meanwhile; release it when done starting. */
+  diskLock: HeldLock
 }
 
 /** A .psf that cannot be used, as the error `track`/`--scan` report: a full sync is needed. */
@@ -36,7 +36,10 @@ export function recordUnusable(disk: string, err: unknown): VdrepError {
   })
 }
 
-/** Lock the disk for `what` ("tracker", "scan"), then open its .psf. Both locks are held on return. */
+/**
+ * Lock the disk for `what` ("tracker", "scan"), take the ownership of its .psf, then open it:
+ * in the order of locks/index.ts (disk lock first). Both locks are held on return.
+ */
 export async function openRecord(diskArg: string, what: string): Promise<OpenRecord> {
   const disk = path.resolve(diskArg)
   const st = await fs.stat(disk).catch((err: NodeJS.ErrnoException) => {
@@ -46,29 +49,28 @@ export async function openRecord(diskArg: string, what: string): Promise<OpenRec
   if (!st.isFile() && !st.isBlockDevice()) throw new UsageError('DISK_NOT_A_DISK', `${disk} is neither a regular file nor a block device`)
   const canonical = await canonicalDisk(disk)
   const psfPath = psfPathFor(disk)
-  let lock: TrackerLock
+  const diskLock = await acquireDiskLock(disk, what)
+  let lock: TrackerLock | undefined
   try {
-    lock = await TrackerLock.acquire(canonical, psfPath, what)
-  } catch (err) {
-    // A missing or unreadable .psf says so better than a failed lock.
-    if (((err as VdrepError).cause as NodeJS.ErrnoException | undefined)?.code) {
-      const psf = await PsfFile.open(psfPath, false).catch((e: unknown) => {
-        throw recordUnusable(disk, e)
-      })
-      await psf.close()
+    try {
+      lock = await TrackerLock.acquire(canonical, psfPath, what)
+    } catch (err) {
+      // A missing or unreadable .psf says so better than a failed lock.
+      if (((err as VdrepError).cause as NodeJS.ErrnoException | undefined)?.code) {
+        const psf = await PsfFile.open(psfPath, false).catch((e: unknown) => {
+          throw recordUnusable(disk, e)
+        })
+        await psf.close()
+      }
+      throw err
     }
-    throw err
-  }
-  let pushLock: PushLock | undefined
-  try {
-    pushLock = await acquirePushLock(disk, what)
     const psf = await PsfFile.open(psfPath).catch((e: unknown) => {
       throw recordUnusable(disk, e)
     })
-    return {disk, canonical, psfPath, psf, lock, pushLock}
+    return {disk, canonical, psfPath, psf, lock, diskLock}
   } catch (err) {
-    await pushLock?.release()
-    lock.release()
+    lock?.release()
+    await diskLock.release()
     throw err
   }
 }

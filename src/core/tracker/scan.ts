@@ -221,7 +221,7 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
     }
   } finally {
     await psf.close().catch(() => {})
-    await rec.pushLock.release()
+    await rec.diskLock.release()
     rec.lock.release()
   }
 }

@@ -93,7 +93,7 @@ export class Tracker {
     }
     const rec = await openRecord(diskArg, 'tracker')
     const {disk, psf} = rec
-    const cleanup: Array<() => Promise<unknown>> = [async () => rec.lock.release(), () => rec.pushLock.release(), () => psf.close()]
+    const cleanup: Array<() => Promise<unknown>> = [async () => rec.lock.release(), () => rec.diskLock.release(), () => psf.close()]
     const undo = async () => {
       for (const f of cleanup.reverse()) await f().catch(() => {})
     }
@@ -178,7 +178,7 @@ export class Tracker {
       }
       tracker = new Tracker(rec, inner, log, freezer, backend, nbd, control, started)
       // Pushes find this tracker through its control socket from now on.
-      await rec.pushLock.release()
+      await rec.diskLock.release()
       return tracker
     } catch (err) {
       await undo()

@@ -13,7 +13,8 @@ import {blockHasher, HASH_LENGTH, HashAlgo} from '../../../src/core/hash/block-h
 import {spawnSync} from 'node:child_process'
 import {fileURLToPath} from 'node:url'
 import {digestSlots, hashRuns, mapAndHashRuns, readAndHashRuns, sumOf, type ReadableDisk} from '../../../src/core/disk/read-hash.js'
-import {findPackageRoot, mapHashRuns, nativeAvailable, readHashRuns} from '../../../src/core/disk/native.js'
+import {findPackageRoot, nativeAvailable} from '../../../src/core/native/binding.js'
+import {mapHashRuns, readHashRuns} from '../../../src/core/native/hashing.js'
 import {tempDir} from '../../helpers/disks.js'
 
 const BS = 4096

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import {spawnSync} from 'node:child_process'
 import fc from 'fast-check'
-import * as native from '../../../src/core/disk/native.js'
-import {xxh3IntoNative} from '../../../src/core/disk/native.js'
+import * as native from '../../../src/core/native/binding.js'
+import {xxh3IntoNative} from '../../../src/core/native/hashing.js'
 import {blockHasher, defaultHashAlgo, HASH_LENGTH, HashAlgo, hashAlgoName, parseHashAlgo} from '../../../src/core/hash/block-hash.js'
 
 const KEY_A = Buffer.from('00112233445566778899aabbccddeeff', 'hex')

@@ -5,14 +5,14 @@ import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import {HashAlgo} from '../../../src/core/hash/block-hash.js'
-import {mapHashRunsAvailable} from '../../../src/core/disk/native.js'
+import {mapHashRunsAvailable} from '../../../src/core/native/hashing.js'
 import {__setMappedHashingForTests} from '../../../src/core/disk/read-hash.js'
 import {Bitmap} from '../../../src/core/psf/bitmap.js'
 import {HeaderFlag} from '../../../src/core/psf/header.js'
 import {Region} from '../../../src/core/psf/layout.js'
 import {PsfFile, psfPathFor} from '../../../src/core/psf/psf-file.js'
 import {scanDisk, type ScanProgress} from '../../../src/core/tracker/scan.js'
-import {acquirePushLock, TrackerLock} from '../../../src/core/tracker/tracker-lock.js'
+import {acquireDiskLock, TrackerLock} from '../../../src/core/locks/index.js'
 import {tempDir} from '../../helpers/disks.js'
 import {psfWithIndex, writeAt, writeWithHole} from '../../helpers/scan-fixture.js'
 
@@ -83,8 +83,8 @@ for (const mode of MODES) describe(`tracker --scan (in-process; ${mode.name})`, 
     const lock = await TrackerLock.acquire(disk, psfPathFor(disk), 'tracker')
     await assert.rejects(scanDisk(disk), (err: Error & {exitCode?: number}) => err.exitCode === 3 && /cannot start the scan/.test(err.message))
     lock.release()
-    const push = await acquirePushLock(disk, 'push')
-    await assert.rejects(scanDisk(disk), /a push or full sync \(pid \d+, push, since .*\) is working on it/)
+    const push = await acquireDiskLock(disk, 'push')
+    await assert.rejects(scanDisk(disk), /another vdrep process \(pid \d+, push, since .*\) is already working on it/)
     await push.release()
     const psf = await PsfFile.open(psfPathFor(disk))
     await psf.updateHeader({flags: 0})

@@ -13,7 +13,8 @@ import fs, {constants as FS} from 'node:fs'
 import {open, type FileHandle} from 'node:fs/promises'
 import path from 'node:path'
 import {DiskIoError, UsageError} from '../../errors.js'
-import {blockDeviceSize, seekData, seekHole, zeroRange} from '../../disk/native.js'
+import {blockDeviceSize} from '../../native/block-device.js'
+import {seekData, seekHole, zeroRange} from '../../native/holes.js'
 import type {NbdBackend, NbdExtent, NbdWriteZeroesOptions} from './backend.js'
 
 export interface FileBackendOptions {

@@ -9,7 +9,7 @@
 import {lstat, unlink} from 'node:fs/promises'
 import net from 'node:net'
 import {UsageError} from '../../errors.js'
-import {peerUid} from '../../disk/native.js'
+import {peerUid} from '../../native/peer-credentials.js'
 import type {NbdBackend} from './backend.js'
 import {NbdConnection} from './connection.js'
 import * as C from './constants.js'

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import {readFile, truncate, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {DiskIoError, UsageError} from '../../../../src/core/errors.js'
-import {__forceFallbackForTests, nativeAvailable} from '../../../../src/core/disk/native.js'
+import {__forceFallbackForTests, nativeAvailable} from '../../../../src/core/native/binding.js'
 import {FileBackend} from '../../../../src/core/tracker/nbd/file-backend.js'
 import {tempDir} from './harness.js'
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import {randomBytes} from 'node:crypto'
 import {readFile, truncate, writeFile} from 'node:fs/promises'
 import path from 'node:path'
-import {nativeAvailable} from '../../../../src/core/disk/native.js'
+import {nativeAvailable} from '../../../../src/core/native/binding.js'
 import {FileBackend} from '../../../../src/core/tracker/nbd/file-backend.js'
 import {run, runOk, startServer, tempDir, type Started} from './harness.js'
 

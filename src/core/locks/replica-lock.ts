@@ -1,10 +1,10 @@
-// One writer per replica: a claim inside this process, and an flock on `<replica>.vdrep.lock`
-// across processes (two `vdrep serve`s with overlapping roots, a local full sync or push to a
-// replica that a receiver, or another local sync, is writing). The kernel drops the flock
-// when its holder dies, so a killed writer never leaves the replica locked.
+// The replica lock: one writer per replica. A claim inside this process, and an exclusive
+// lock on `<replica>.vdrep.lock` across processes (two `vdrep serve`s with overlapping roots,
+// a local full sync or push to a replica that a receiver, or another local sync, is writing).
+// The lock goes away with its holder, so a killed writer never leaves the replica locked.
 import fs from 'node:fs'
 import {LockError, UsageError} from '../errors.js'
-import {flock, funlock} from '../disk/native.js'
+import {tryLockFile, type HeldFileLock} from './exclusive-lock.js'
 
 const held = new Set<string>()
 
@@ -23,7 +23,7 @@ export function replicaLockPath(replica: string): string {
  * Take the cross-process lock of `replica` (exclusive, non-blocking); `other` names who holds
  * it when it is taken, for the message. Returns the release.
  */
-export function lockReplicaFile(replica: string, other: string): () => void {
+export async function lockReplicaFile(replica: string, other: string): Promise<() => void> {
   const lockPath = replicaLockPath(replica)
   let fd: number
   try {
@@ -32,15 +32,21 @@ export function lockReplicaFile(replica: string, other: string): () => void {
     if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new UsageError('PATH_OUTSIDE_ROOT', `refusing replica path ${replica}: its lock file ${lockPath} is a symlink`)
     throw err
   }
+  let lock: HeldFileLock | null
   try {
-    if (!flock(fd, true, true)) throw new LockError(`${other} is writing ${replica}`, {hint: 'wait for it to finish, or stop the other writer'})
+    lock = await tryLockFile(fd)
+    if (lock === null) throw new LockError(`${other} is writing ${replica}`, {hint: 'wait for it to finish, or stop the other writer'})
   } catch (err) {
     fs.closeSync(fd)
     throw err
   }
+  const taken = lock
+  let released = false
   return () => {
+    if (released) return // a second release must not unlock an fd number reused since
+    released = true
     try {
-      funlock(fd)
+      taken.release()
     } finally {
       fs.closeSync(fd)
     }

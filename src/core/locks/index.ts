@@ -1,0 +1,29 @@
+// Every lock vdrep takes across processes, named for what it guards. Each is exclusive and
+// non-blocking (only the header lock waits, briefly), goes away with its holder however it
+// ends, and is taken through exclusive-lock.ts: the kernel's flock/OFD locks with the addon,
+// else a portable lock that excludes just as well (portable-lock.ts). No fallback pretends a
+// lock was taken: where neither exists, LOCK_UNAVAILABLE.
+//
+//   lock                what it guards                          file                  held by
+//   1. disk lock        one push / full sync / init of a disk   <disk>.vdrep.lock     push, fullsync, init; tracker while it starts; scan
+//   2. tracker owner    the .psf has one owning process         <disk>.psf (flock)    tracker, scan, init; push and fullsync only probe it
+//   3. replica lock     one writer per replica                  <replica>.vdrep.lock  the receiver (serve, or in-process for a local target)
+//   4. header lock      one .psf header update at a time        <disk>.psf bytes 0..2 slots (OFD)  whoever updates the header, for one write
+//
+// Acquisition order: disk lock -> tracker ownership (or its probe) -> replica lock -> header
+// lock. A process holding one of them takes only locks further down the list, never one above,
+// and the header lock is a leaf: nothing is taken while it is held. Because every lock is
+// non-blocking, a wrong order could not deadlock, but it could make two starters both fail
+// (each holding the lock the other wants next); in this order one of them always wins. Callers:
+// - push, fullsync (sync/): disk lock, then the ownership probe (no tracker answering), then the
+//   replica lock through the receiver's HELLO, header updates throughout.
+// - tracker, scan (tracker/record.ts openRecord): disk lock, then ownership; the tracker drops
+//   the disk lock once its control socket answers.
+// - init: disk lock, then ownership of the old .psf while the new one replaces it.
+// - serve, local targets (receiver/): the replica lock only.
+export {acquireDiskLock, diskLockPathFor, type HeldLock} from './disk-lock.js'
+export {checkNoUnreachableTracker, describeRunningTracker, TrackerLock} from './tracker-ownership.js'
+export {claimReplica, lockReplicaFile, replicaLockPath} from './replica-lock.js'
+export {HEADER_LOCK_WAIT_MS, lockHeaderSlots} from './header-lock.js'
+export {kernelLocksInUse} from './exclusive-lock.js'
+export {LOCK_UNAVAILABLE} from './lock-unavailable.js'
