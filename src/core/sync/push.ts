@@ -23,6 +23,7 @@ import {fullsync, type FullsyncOptions, type FullsyncResult} from './fullsync.js
 import {runHook} from './hooks.js'
 import {acquireDiskLock} from './push-lock.js'
 import {growChangeRecord} from './grow.js'
+import {phaseEvent} from './progress.js'
 import {remoteErrorOf} from './receiver-replies.js'
 import {Throttle} from './throttle.js'
 
@@ -70,6 +71,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
         return {disk, target, mode: 'skipped', reason: 'not due yet', blocks: 0, zeroBlocks: 0, bytesSent: 0, seconds: 0}
       }
       // The SSH login (the largest fixed cost of a push) runs while the local record is checked.
+      opts.progress?.(phaseEvent('connect'))
       const connecting = startConnecting(psf, opts)
       let handedOver = false
       let tracker: TrackerControlClient | null = null
@@ -190,13 +192,16 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
     const seq = lastSeq + 1
     if (opts.preHook) await runHook(opts.preHook, 'pre', disk)
     const pointInTime = Date.now()
+    opts.progress?.(phaseEvent('freeze'))
     try {
       frozen = tracker ? await freezeWithTracker(tracker) : await freezeWithoutTracker(psf, source, source.size)
     } finally {
       if (opts.postHook) await runHook(opts.postHook, 'post', disk)
     }
     await psf.updateHeader({pendingSeq: seq})
+    opts.progress?.(phaseEvent('send', frozen.bitmap.count()))
     const stats = await sendBundle(frozen, seq, source.size, h.blockSize, h.hashAlgo, h.replicaId, writer, new Throttle(opts.bwlimitBytesPerSecond ?? 0))
+    opts.progress?.(phaseEvent('commit'))
     const reply = await reader.next()
     if (!reply) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection before committing the bundle')
     if (reply.type === FrameType.ERROR) throw remoteErrorOf(reply.payload)
