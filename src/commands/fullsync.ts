@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
-import {createTransferBar} from '../cli/progress-bar.js'
+import {createPhaseDisplay} from '../cli/phase-display.js'
 import {fullsync, type FullsyncResult} from '../core/fullsync/client.js'
 import {formatBytes, parseSize} from '../core/util/units.js'
 
@@ -18,7 +18,7 @@ export default class Fullsync extends BaseCommand {
   async run(): Promise<FullsyncResult> {
     const {args, flags} = await this.parse(Fullsync)
     this.setGlobals(flags)
-    const bar = this.interactive ? createTransferBar() : undefined
+    const display = this.interactive ? createPhaseDisplay() : undefined
     let result: FullsyncResult
     try {
       result = await fullsync(args.disk, {
@@ -26,14 +26,15 @@ export default class Fullsync extends BaseCommand {
         acceptNewHostKey: flags['accept-new-host-key'],
         bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
         checkpointBytes: flags['checkpoint-bytes'] ? parseSize(flags['checkpoint-bytes'], '--checkpoint-bytes') : undefined,
-        progress: bar?.update,
+        progress: display?.update,
         log: (line) => {
-          if (line.startsWith('resuming')) this.notice(line)
-          else this.detail(line)
+          const show = () => (line.startsWith('resuming') ? this.notice(line) : this.detail(line))
+          if (display) display.around(show)
+          else show()
         },
       })
     } finally {
-      bar?.stop()
+      display?.stop()
     }
     const rate = result.bytesCompared / Math.max(result.seconds, 0.001)
     this.say(

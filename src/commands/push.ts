@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {createPhaseDisplay} from '../cli/phase-display.js'
 import {push, type PushResult} from '../core/delta/push.js'
 import {formatBytes, parseSize} from '../core/util/units.js'
 
@@ -21,18 +22,30 @@ export default class Push extends BaseCommand {
   async run(): Promise<PushResult> {
     const {args, flags} = await this.parse(Push)
     this.setGlobals(flags)
-    const result = await push(args.disk, {
-      ifDue: flags['if-due'],
-      noFallback: flags['no-fallback'],
-      bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
-      preHook: flags['pre-hook'],
-      postHook: flags['post-hook'],
-      acceptNewHostKey: flags['accept-new-host-key'],
-      truncateReplica: flags['truncate-replica'],
-      log: (line) => (line.startsWith('falling back') || line.startsWith('resuming') ? this.notice(line) : this.detail(line)),
-    })
+    const display = this.interactive ? createPhaseDisplay() : undefined
+    let result: PushResult
+    try {
+      result = await push(args.disk, {
+        ifDue: flags['if-due'],
+        noFallback: flags['no-fallback'],
+        bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
+        preHook: flags['pre-hook'],
+        postHook: flags['post-hook'],
+        acceptNewHostKey: flags['accept-new-host-key'],
+        truncateReplica: flags['truncate-replica'],
+        log: (line) => (display ? display.around(() => this.pushLog(line)) : this.pushLog(line)),
+        progress: display?.update,
+      })
+    } finally {
+      display?.stop()
+    }
     this.say(summary(result))
     return result
+  }
+
+  private pushLog(line: string): void {
+    if (line.startsWith('falling back') || line.startsWith('resuming')) this.notice(line)
+    else this.detail(line)
   }
 }
 

@@ -22,6 +22,7 @@ import {fullsync, type FullsyncOptions, type FullsyncResult} from '../fullsync/c
 import {runHook} from '../sync/hooks.js'
 import {acquireDiskLock, checkNoUnreachableTracker} from '../locks/index.js'
 import {growChangeRecord} from '../sync/grow.js'
+import {phaseEvent} from '../sync/progress.js'
 import {remoteErrorOf} from '../fullsync/client-replies.js'
 import {Throttle} from '../sync/throttle.js'
 
@@ -69,6 +70,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
         return {disk, target, mode: 'skipped', reason: 'not due yet', blocks: 0, zeroBlocks: 0, bytesSent: 0, seconds: 0}
       }
       // The SSH login (the largest fixed cost of a push) runs while the local record is checked.
+      opts.progress?.(phaseEvent('connect'))
       const connecting = startConnecting(psf, opts)
       let handedOver = false
       let tracker: TrackerControlClient | null = null
@@ -189,13 +191,16 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
     const seq = lastSeq + 1
     if (opts.preHook) await runHook(opts.preHook, 'pre', disk)
     const pointInTime = Date.now()
+    opts.progress?.(phaseEvent('freeze'))
     try {
       frozen = tracker ? await freezeWithTracker(tracker) : await freezeWithoutTracker(psf, source, source.size)
     } finally {
       if (opts.postHook) await runHook(opts.postHook, 'post', disk)
     }
     await psf.updateHeader({pendingSeq: seq})
+    opts.progress?.(phaseEvent('send', frozen.bitmap.count()))
     const stats = await sendBundle(frozen, seq, source.size, h.blockSize, h.hashAlgo, h.replicaId, writer, new Throttle(opts.bwlimitBytesPerSecond ?? 0))
+    opts.progress?.(phaseEvent('commit'))
     const reply = await reader.next()
     if (!reply) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection before committing the bundle')
     if (reply.type === FrameType.ERROR) throw remoteErrorOf(reply.payload)

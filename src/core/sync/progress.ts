@@ -1,11 +1,19 @@
-// Progress leaves the engine as typed events; commands decide how to draw them (a bar on
-// a TTY, nothing under cron). The default sink does nothing.
+// Progress leaves the engine as typed events; commands decide how to draw them (a spinner or
+// a bar on a TTY, nothing under cron). The default sink does nothing.
+//
+// Phases: a full sync goes connect, compare (bytes counted), verify, done; a push goes
+// connect, freeze (the point in time), send (`blocks` set), commit (the replica journals and
+// applies), done, or on into a full sync's phases when it falls back.
+export type SyncPhase = 'connect' | 'compare' | 'verify' | 'freeze' | 'send' | 'commit' | 'done'
+
 export interface SyncProgress {
-  phase: 'connect' | 'compare' | 'verify' | 'done'
+  phase: SyncPhase
   bytesTotal: number
   bytesCompared: number
   bytesSent: number
   bytesDurable: number
+  /** Blocks in the bundle (push, from the send phase on). */
+  blocks?: number
 }
 
 export interface ProgressSink {
@@ -13,3 +21,8 @@ export interface ProgressSink {
 }
 
 export const noProgress: ProgressSink = () => {}
+
+/** An event that names a phase and counts no bytes (a push's steps). */
+export function phaseEvent(phase: SyncPhase, blocks?: number): SyncProgress {
+  return {phase, bytesTotal: 0, bytesCompared: 0, bytesSent: 0, bytesDurable: 0, ...(blocks === undefined ? {} : {blocks})}
+}

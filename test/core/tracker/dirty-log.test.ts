@@ -187,9 +187,8 @@ describe('tracker dirty log (group commit)', () => {
     fake.hold = false
     const log = new DirtyLog(fake as unknown as PsfFile, new Bitmap(blocks), new Bitmap(blocks))
     log.active.set(5)
-    const t = performance.now()
+    // How long it takes is bench/marks-bench.ts; here, what it does.
     await log.mark(1, blocks - 1)
-    assert.ok(performance.now() - t < 2000)
     assert.equal(log.active.count(), blocks - 1)
     assert.equal(log.active.get(0), false)
     assert.equal(log.stats.newlyDirtied, blocks - 2)

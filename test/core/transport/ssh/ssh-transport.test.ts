@@ -71,8 +71,15 @@ describe('ssh-transport (real sshd)', function () {
       const saved = process.env['SSH_AUTH_SOCK']
       process.env['SSH_AUTH_SOCK'] = agent.socket
       try {
-        const t = await connectSsh(sshOptions(sshd, {identityFiles: [], useAgent: true}))
-        await t.close()
+        const lines: string[] = []
+        const t = await connectSsh(sshOptions(sshd, {identityFiles: [], useAgent: true, log: (l) => lines.push(l)}))
+        try {
+          assert.ok(lines.includes(`will try the ssh agent at ${agent.socket}`), lines.join('\n'))
+          assert.ok(lines.includes('trying keys from the ssh agent'), lines.join('\n'))
+          assert.equal((await t.exec('echo via-env')).stdout, 'via-env\n')
+        } finally {
+          await t.close()
+        }
       } finally {
         if (saved === undefined) delete process.env['SSH_AUTH_SOCK']
         else process.env['SSH_AUTH_SOCK'] = saved
@@ -211,7 +218,20 @@ describe('ssh-transport (real sshd)', function () {
     const file = tmpFile()
     await writeFile(config, `Host aliased\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  HostKeyAlias Replica-Key\n`)
     await writeFile(file, `replica-key ${sshd.hostKeys.ed25519.type} ${sshd.hostKeys.ed25519.blob.toString('base64')}\n`)
-    const t = await connectSsh({...sshOptions(sshd, {knownHostsFile: file}), host: 'aliased', port: undefined, configFile: config})
-    await t.close()
+    const lines: string[] = []
+    const t = await connectSsh({...sshOptions(sshd, {knownHostsFile: file, log: (l) => lines.push(l)}), host: 'aliased', port: undefined, configFile: config})
+    try {
+      assert.deepEqual(t.hostKey, {type: 'ssh-ed25519', fingerprint: sshd.fingerprint('ed25519')})
+      assert.ok(lines.some((l) => l.startsWith(`host replica-key is known (${file}:1)`)), lines.join('\n'))
+    } finally {
+      await t.close()
+    }
+    // The entry under the host's own name is not what the alias looks up.
+    const byName = tmpFile()
+    await writeFile(byName, sshd.knownHostsLine('ed25519') + '\n')
+    await assert.rejects(
+      connectSsh({...sshOptions(sshd, {knownHostsFile: byName}), host: 'aliased', port: undefined, configFile: config}),
+      isHostKeyError('HOST_KEY_UNKNOWN', 'replica-key'),
+    )
   })
 })
