@@ -16,6 +16,7 @@ import {HostVerification, noCommonHostKeyError, type PresentedHostKey} from './h
 import {describeCredentials, identitySources, loadCredentials, makeAuthHandler} from './identities.js'
 import {knownHostName} from './known-hosts.js'
 import {resolveSshHost} from './ssh-config.js'
+import {isNoCommonCipher, isNoCommonHostKey, isUnsupportedAlgorithm} from './ssh2-error-text.js'
 import {TunnelStream} from './tunnel-stream.js'
 
 export interface SshTransportOptions {
@@ -156,7 +157,7 @@ export class SshTransport implements Transport {
         client.removeListener('ready', ok)
         client.removeListener('error', fail)
         client.removeListener('close', closed)
-        reject(/Unsupported algorithm/.test(String(err)) ? new UsageError('BAD_CIPHER', `cannot use the ssh settings: ${(err as Error).message}`, {cause: err}) : err)
+        reject(isUnsupportedAlgorithm(err) ? new UsageError('BAD_CIPHER', `cannot use the ssh settings: ${(err as Error).message}`, {cause: err}) : err)
       }
     })
     transport.hostKey = verification.presented
@@ -371,10 +372,10 @@ function connectError(
 ): VdrepError {
   if (v.failure) return v.failure
   if (err instanceof VdrepError) return err
-  if (err.level === 'handshake' && /host key/i.test(err.message) && v.algorithms) {
+  if (err.level === 'handshake' && isNoCommonHostKey(err) && v.algorithms) {
     return noCommonHostKeyError(lookupName, knownHostsFile, v.algorithms, err)
   }
-  if (err.level === 'handshake' && /cipher/i.test(err.message)) {
+  if (err.level === 'handshake' && isNoCommonCipher(err)) {
     return new UsageError('BAD_CIPHER', `${label} accepts none of the ciphers asked for: ${err.message}`, {cause: err})
   }
   if (err.level === 'client-authentication') {
