@@ -27,10 +27,7 @@ export default class Fullsync extends BaseCommand {
         bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
         checkpointBytes: flags['checkpoint-bytes'] ? parseSize(flags['checkpoint-bytes'], '--checkpoint-bytes') : undefined,
         progress: bar?.update,
-        log: (line) => {
-          if (line.startsWith('resuming')) this.notice(line)
-          else this.detail(line)
-        },
+        log: (line, level) => (level === 'notice' ? this.notice(line) : this.detail(line)),
       })
     } finally {
       bar?.stop()

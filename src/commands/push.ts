@@ -29,7 +29,7 @@ export default class Push extends BaseCommand {
       postHook: flags['post-hook'],
       acceptNewHostKey: flags['accept-new-host-key'],
       truncateReplica: flags['truncate-replica'],
-      log: (line) => (line.startsWith('falling back') || line.startsWith('resuming') ? this.notice(line) : this.detail(line)),
+      log: (line, level) => (level === 'notice' ? this.notice(line) : this.detail(line)),
     })
     this.say(summary(result))
     return result

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
-import {ExitCode} from '../core/errors.js'
-import {statusRows, type DiskStatusRow} from '../core/status/status.js'
+import {exitCodeOfCode} from '../core/errors.js'
+import {statusCheckOutcome, statusRows, type DiskStatusRow} from '../core/status/status.js'
 import {formatBytes, formatDuration} from '../core/util/units.js'
 
 export interface StatusResult {
@@ -27,10 +27,10 @@ With --check (for monitoring): exit 6 when a disk is past its RPO (or was never 
     if (disks.length === 0) this.say('no disks: name one, or run in the folder that holds <disk>.psf')
     else for (const line of renderTable(disks)) this.say(line)
     if (flags.check) {
-      const code = disks.some((d) => d.rpoViolated) ? ExitCode.RPO_VIOLATED : disks.some((d) => d.state === 'Error') ? ExitCode.FAILURE : 0
-      if (code !== 0) {
+      const outcome = statusCheckOutcome(disks)
+      if (outcome !== null) {
         if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify({disks}, null, 2)}\n`)
-        this.exit(code)
+        this.exit(exitCodeOfCode(outcome))
       }
     }
     return {disks}

@@ -22,7 +22,7 @@ import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {promisify} from 'node:util'
 
-import {DiskIoError, ReplicaFullError, UsageError} from '../errors.js'
+import {DiskIoError, isNoSpace, LocalFullError, UsageError} from '../errors.js'
 
 /** The addon's exports (native/vdrep_native.cc). Errors are Node-style errno errors. */
 interface Binding {
@@ -215,11 +215,13 @@ function describeFd(fd: number): string {
   }
 }
 
-/** Wrap a system-call failure; a full filesystem keeps its own exit code. */
+/**
+ * Wrap a system-call failure, naming the file. A full filesystem is LOCAL_FULL: this code runs
+ * on both hosts and cannot tell which it is on; the receiver turns it into REPLICA_FULL.
+ */
 function ioError(what: string, err: unknown): Error {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code
   const detail = (err as Error | undefined)?.message ?? String(err)
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new ReplicaFullError(`${what}: ${detail}`, {cause: err})
+  if (isNoSpace(err)) return new LocalFullError(`${what}: ${detail}`, {cause: err})
   return new DiskIoError(`${what}: ${detail}`, {cause: err})
 }
 

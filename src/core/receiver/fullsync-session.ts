@@ -20,6 +20,7 @@ import fs from 'node:fs/promises'
 import {journalPathFor} from './journal.js'
 import {ReplicaFile} from './replica-file.js'
 import type {ReplicaState} from './replica-state.js'
+import type {SessionLog} from './session-log.js'
 
 /**
  * The replica is scanned in chunks this large when it can be mapped (nothing is buffered:
@@ -37,10 +38,6 @@ const MAX_RUN_BYTES = 4 << 20
 export const SCAN_LEAD_BLOCKS = 1 << 17
 const RECORD_EVERY_MS = 1000
 const RECORD_EVERY_BYTES = 256 << 20
-
-export interface SessionLog {
-  (line: string): void
-}
 
 export async function runFullsyncSession(hello: Hello, replicaPath: string, reader: FrameSource, writer: FrameWriter, log: SessionLog): Promise<void> {
   const hasher = blockHasher(hello.hashAlgo, hello.replicaId)
@@ -378,7 +375,7 @@ class FullsyncReceiver {
     } else {
       await this.replica.markProofFailed()
     }
-    this.log(`fullsync ${this.replica.path}: ${ok ? 'proved' : 'PROOF FAILED'}, ${this.bytesWritten} bytes written`)
+    this.log(`${ok ? 'proved' : 'PROOF FAILED'}, ${this.bytesWritten} bytes written`, `fullsync ${this.replica.path}`)
     await this.writer.send(FrameType.VERIFY_RESULT, encodeVerifyResult({ok, digest}))
   }
 }

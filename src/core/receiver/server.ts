@@ -16,7 +16,8 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import {asVdrepError, ExitCode, LockError, UsageError, VdrepError} from '../errors.js'
+import {asVdrepError, LockError, UsageError, VdrepError} from '../errors.js'
+import {errorFrameFields, receiverErrorOf} from './receiver-error.js'
 import {flockIsAdvisoryOnly, peerUid} from '../disk/native.js'
 import {decodeFrameHeader, FRAME_HEADER_SIZE, FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
@@ -28,6 +29,7 @@ import {resolveReplicaPath} from './replica-path.js'
 import {lockReplicaFile} from './replica-locks.js'
 import {LOOPBACK} from './serve-config.js'
 import {handleConnection} from './session.js'
+import {sessionLine} from './session-log.js'
 
 export interface ListenerSpec {
   port: number
@@ -108,7 +110,7 @@ export class ReceiverServer {
       const srv = net.createServer({noDelay: true, pauseOnConnect: true}, (socket) => this.accept(socket, spec))
       srv.once('error', (err: NodeJS.ErrnoException) => {
         const inUse = err.code === 'EADDRINUSE'
-        reject(new VdrepError(inUse ? 'PORT_IN_USE' : 'LISTEN_FAILED', ExitCode.FAILURE, `cannot listen on ${LOOPBACK}:${spec.port}: ${inUse ? 'something already listens there' : err.message}`, {
+        reject(new VdrepError(inUse ? 'PORT_IN_USE' : 'LISTEN_FAILED', `cannot listen on ${LOOPBACK}:${spec.port}: ${inUse ? 'something already listens there' : err.message}`, {
           cause: err,
           hint: inUse ? 'another vdrep serve may already run (check with: ss -ltnp); or choose other ports with --fullsync-port/--delta-port' : undefined,
         }))
@@ -132,7 +134,7 @@ export class ReceiverServer {
     if (uid === undefined || uid !== this.allowedUid) {
       const who = uid === undefined ? 'an unknown uid' : `uid ${uid}`
       this.log(`session ${id} port ${spec.port}: refused a connection from ${socket.remoteAddress}:${socket.remotePort} owned by ${who}; only uid ${this.allowedUid} (the receiver's user, logged in over SSH) may connect`)
-      refuse(socket, new VdrepError('PEER_REFUSED', ExitCode.TRANSPORT, `the receiver accepts connections only from its own user (uid ${this.allowedUid}); this one came from ${who}`, {
+      refuse(socket, new VdrepError('PEER_REFUSED', `the receiver accepts connections only from its own user (uid ${this.allowedUid}); this one came from ${who}`, {
         hint: 'log in over SSH as the user vdrep serve runs as (the target\'s user@ part)',
       }))
       return
@@ -171,7 +173,9 @@ export class ReceiverServer {
       // session would wait for its idle timeout holding the replica) when the client closed
       // right after them, since the stream has then already ended.
       const served = handleConnection(socket, {
-        root: this.opts.root, modes: spec.modes, idleTimeoutMs: this.opts.idleTimeoutMs, log: (l) => lines.push(l),
+        root: this.opts.root, modes: spec.modes, idleTimeoutMs: this.opts.idleTimeoutMs,
+        // The session line below names `what` already: a line about it adds only its text.
+        log: (text, subject) => lines.push(subject === what ? text : sessionLine(text, subject)),
         // Not locked here (the path did not resolve when peeked: a folder made since, say): the
         // session, which resolves it again, takes the lock itself, so no session runs unlocked.
         lockAcrossProcesses: release === undefined,
@@ -181,7 +185,7 @@ export class ReceiverServer {
       if (!reader) socket.resume()
       await served
     } catch (err) {
-      const e = asVdrepError(err)
+      const e = receiverErrorOf(err)
       lines.push(`refused: ${e.code}: ${e.message}`)
       refuse(socket, e)
     } finally {
@@ -191,7 +195,7 @@ export class ReceiverServer {
         setTimeout(() => socket.destroy(), 5_000).unref()
       }
       const secs = ((performance.now() - started) / 1000).toFixed(1)
-      const said = lines.map((l) => (l.startsWith(`${what}: `) ? l.slice(what.length + 2) : l)).join('; ')
+      const said = lines.join('; ')
       this.log(`session ${id} port ${spec.port} uid ${uid}: ${what}: ${said || 'ended'} (${secs} s)`)
     }
   }
@@ -246,7 +250,7 @@ export class ReceiverServer {
       await Promise.race([Promise.all(pending.map((r) => r.done)), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))])
       clearTimeout(timer)
       // Between two frames (socket writes are whole frames), tell each client why, then hang up.
-      const why = new VdrepError('RECEIVER_STOPPING', ExitCode.TRANSPORT, 'the receiver on the replica host is shutting down; the replica stays marked incomplete and the next run resumes from its last checkpoint', {
+      const why = new VdrepError('RECEIVER_STOPPING', 'the receiver on the replica host is shutting down; the replica stays marked incomplete and the next run resumes from its last checkpoint', {
         hint: 'run the command again once vdrep serve is back (auto-start or systemd starts it)',
       })
       for (const r of this.running.values()) {
@@ -281,7 +285,7 @@ async function findFiles(dir: string, suffix: string): Promise<string[]> {
 function refuse(socket: net.Socket, e: VdrepError): void {
   if (socket.destroyed) return
   const writer = new FrameWriter(socket)
-  writer.send(FrameType.ERROR, encodeError({exitCode: e.exitCode, code: e.code, message: e.message, hint: e.hint ?? ''})).catch(() => {})
+  writer.send(FrameType.ERROR, encodeError(errorFrameFields(e))).catch(() => {})
   socket.end()
   setTimeout(() => socket.destroy(), 2_000).unref()
 }

@@ -3,7 +3,7 @@
 // (RPO age and violation, --check); keep every decision about a row in this file.
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import {asVdrepError, type VdrepError} from '../errors.js'
+import {asVdrepError, type ErrorCode, type VdrepError} from '../errors.js'
 import {HeaderFlag, type PsfHeader} from '../psf/header.js'
 import {Region} from '../psf/layout.js'
 import {PsfFile, psfPathFor} from '../psf/psf-file.js'
@@ -186,6 +186,13 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
 }
 
 /** Rows for the given disks, in order; with none, every disk with a .psf in `dir`. */
+/** What `status --check` reports: an RPO violation outranks an error; null when all is well. */
+export function statusCheckOutcome(rows: readonly DiskStatusRow[]): ErrorCode | null {
+  if (rows.some((d) => d.rpoViolated)) return 'RPO_VIOLATED'
+  if (rows.some((d) => d.state === 'Error')) return 'STATUS_CHECK_ERROR'
+  return null
+}
+
 export async function statusRows(disks: string[], opts: StatusOptions & {dir?: string} = {}): Promise<DiskStatusRow[]> {
   const list = disks.length > 0 ? disks : await disksIn(opts.dir ?? process.cwd())
   const rows: DiskStatusRow[] = []

@@ -13,3 +13,13 @@ export interface ProgressSink {
 }
 
 export const noProgress: ProgressSink = () => {}
+
+/**
+ * How much a log line matters, said by the engine where it writes the line (the command never
+ * guesses from the text): a notice (falling back to a full sync, resuming one) is shown unless
+ * --quiet; a detail only with --verbose.
+ */
+export type LogLevel = 'notice' | 'detail'
+
+/** The engine's log sink; a line without a level is a detail. */
+export type SyncLog = (line: string, level?: LogLevel) => void

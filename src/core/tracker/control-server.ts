@@ -4,7 +4,7 @@
 import fs from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
-import {asVdrepError, ExitCode, UsageError, type VdrepError} from '../errors.js'
+import {asVdrepError, PeerGoneError, UsageError, type VdrepError} from '../errors.js'
 import {nativeAvailable, peerUid} from '../disk/native.js'
 import type {Bitmap} from '../psf/bitmap.js'
 import {SocketReader} from '../transport/socket-reader.js'
@@ -90,7 +90,7 @@ export class ControlServer {
       socket.on('close', () => this.refused.delete(socket))
       socket.on('error', () => {})
       socket.resume()
-      socket.end(Buffer.concat(encodeFrame(FrameKind.ERROR, {code: 'CONTROL_DENIED', exitCode: ExitCode.USAGE, message})))
+      socket.end(Buffer.concat(encodeFrame(FrameKind.ERROR, errorBody(new UsageError('CONTROL_DENIED', message)))))
       setTimeout(() => socket.destroy(), 1000).unref()
       return
     }
@@ -114,7 +114,7 @@ export class ControlServer {
       try {
         header = decodeHeader(await reader.read(CONTROL_HEADER_SIZE), 'client')
       } catch (err) {
-        if ((err as {code?: string}).code?.startsWith('NBD_')) return // hung up
+        if (err instanceof PeerGoneError) return // hung up
         this.send(socket, FrameKind.ERROR, errorBody(asVdrepError(err)))
         socket.end()
         return
@@ -165,6 +165,7 @@ export class ControlServer {
   }
 }
 
+/** The exit code rides along for older clients; a client reads the code (see RemoteError). */
 function errorBody(e: VdrepError): object {
   return {code: e.code, exitCode: e.exitCode, message: e.message, ...(e.hint ? {hint: e.hint} : {})}
 }
