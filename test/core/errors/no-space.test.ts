@@ -7,6 +7,7 @@ import {asVdrepError, exitCodeOf, ExitCode, LocalFullError} from '../../../src/c
 import {decodeError, encodeError} from '../../../src/core/protocol/messages.js'
 import {errorFrameFields, receiverErrorOf} from '../../../src/core/receiver/receiver-error.js'
 import {remoteErrorOf} from '../../../src/core/sync/receiver-replies.js'
+import {namedFileHandle} from '../../../src/core/util/named-file-handle.js'
 
 async function realEnospc(): Promise<NodeJS.ErrnoException> {
   const err = await fs.promises.writeFile('/dev/full', 'x').then(() => undefined, (e: NodeJS.ErrnoException) => e)
@@ -52,5 +53,20 @@ describe('no space left', () => {
     const e = receiverErrorOf(Object.assign(new Error('EIO: i/o error, write'), {code: 'EIO', errno: -5}), '/srv/r/web.img')
     assert.equal(e.code, 'SYSTEM_ERROR')
     assert.equal(exitCodeOf(e), 1)
+  })
+})
+
+describe('a full disk under the .psf', () => {
+  it('is reported with the file it happened on', async () => {
+    const fh = namedFileHandle(await fs.promises.open('/dev/full', 'r+'), '/dev/full')
+    try {
+      assert.equal(typeof fh.fd, 'number')
+      const err = await fh.write(Buffer.alloc(512), 0, 512, 0).then(() => undefined, (e: unknown) => e)
+      const e = asVdrepError(err)
+      assert.equal(e.code, 'LOCAL_FULL')
+      assert.match(e.message, /^no space left on this host for \/dev\/full: ENOSPC/)
+    } finally {
+      await fh.close()
+    }
   })
 })
