@@ -3,7 +3,7 @@
 import {Command, Errors, Flags} from '@oclif/core'
 import chalk from 'chalk'
 import {keepFreedMemory} from '../core/native/performance-hints.js'
-import {asVdrepError, ExitCode, VdrepError} from '../core/errors.js'
+import {asVdrepError, exitCodeOf, VdrepError} from '../core/errors.js'
 
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true
@@ -51,7 +51,7 @@ export abstract class BaseCommand extends Command {
     if (err instanceof Errors.ExitError) throw err
     // oclif's own parse errors (unknown flag, missing argument) are usage errors: exit 2.
     const isParse = err instanceof Errors.CLIError && !(err instanceof VdrepError)
-    const e: VdrepError = isParse ? new VdrepError('USAGE', ExitCode.USAGE, err.message.replace(/\n\s*See more help.*/s, ''), {hint: `see \`vdrep ${this.id ?? ''} --help\``}) : asVdrepError(err)
+    const e: VdrepError = isParse ? new VdrepError('USAGE', err.message.replace(/\n\s*See more help.*/s, ''), {hint: `see \`vdrep ${this.id ?? ''} --help\``}) : asVdrepError(err)
     if (this.jsonEnabled() || process.argv.includes('--json')) {
       process.stdout.write(`${JSON.stringify(e.toJSON())}\n`)
     } else {
@@ -59,6 +59,6 @@ export abstract class BaseCommand extends Command {
       if (e.hint) process.stderr.write(`vdrep: hint: ${e.hint}\n`)
       if (process.env.VDREP_DEBUG && e.cause) process.stderr.write(`${String((e.cause as Error).stack ?? e.cause)}\n`)
     }
-    return this.exit(e.exitCode)
+    return this.exit(exitCodeOf(e))
   }
 }

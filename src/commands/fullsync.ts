@@ -27,8 +27,8 @@ export default class Fullsync extends BaseCommand {
         bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
         checkpointBytes: flags['checkpoint-bytes'] ? parseSize(flags['checkpoint-bytes'], '--checkpoint-bytes') : undefined,
         progress: display?.update,
-        log: (line) => {
-          const show = () => (line.startsWith('resuming') ? this.notice(line) : this.detail(line))
+        log: (line, level) => {
+          const show = () => (level === 'notice' ? this.notice(line) : this.detail(line))
           if (display) display.around(show)
           else show()
         },

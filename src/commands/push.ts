@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {push, type PushResult} from '../core/delta/push.js'
+import type {LogLevel} from '../core/sync/progress.js'
 import {formatBytes, parseSize} from '../core/util/units.js'
 
 export default class Push extends BaseCommand {
@@ -33,7 +34,7 @@ export default class Push extends BaseCommand {
         postHook: flags['post-hook'],
         acceptNewHostKey: flags['accept-new-host-key'],
         truncateReplica: flags['truncate-replica'],
-        log: (line) => (display ? display.around(() => this.pushLog(line)) : this.pushLog(line)),
+        log: (line, level) => (display ? display.around(() => this.pushLog(line, level)) : this.pushLog(line, level)),
         progress: display?.update,
       })
     } finally {
@@ -43,8 +44,9 @@ export default class Push extends BaseCommand {
     return result
   }
 
-  private pushLog(line: string): void {
-    if (line.startsWith('falling back') || line.startsWith('resuming')) this.notice(line)
+  /** The engine says how much a line matters; the command never guesses from its text. */
+  private pushLog(line: string, level?: LogLevel): void {
+    if (level === 'notice') this.notice(line)
     else this.detail(line)
   }
 }

@@ -4,7 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
-import {UsageError, VdrepError, ExitCode} from '../core/errors.js'
+import {UsageError, VdrepError} from '../core/errors.js'
 import {SyncMode} from '../core/protocol/messages.js'
 import {loadServeConfig, type ServeConfig} from '../core/receiver/serve-config.js'
 import {ReceiverServer} from '../core/receiver/server.js'
@@ -118,7 +118,7 @@ export default class Serve extends BaseCommand {
     if (outcome.ready === undefined) {
       if (outcome.code === undefined) child.kill('SIGTERM')
       const tail = lastLines(logPath, 3)
-      throw new VdrepError('SERVE_START_FAILED', ExitCode.FAILURE, `the receiver did not start${outcome.code !== undefined ? ` (exit ${outcome.code})` : ` within ${DAEMON_READY_MS / 1000} s`}${tail ? `: ${tail}` : ''}`, {
+      throw new VdrepError('SERVE_START_FAILED', `the receiver did not start${outcome.code !== undefined ? ` (exit ${outcome.code})` : ` within ${DAEMON_READY_MS / 1000} s`}${tail ? `: ${tail}` : ''}`, {
         hint: `see ${logPath}`,
       })
     }

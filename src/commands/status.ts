@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
-import {checkExitCode} from '../core/status/check.js'
+import {exitCodeOfCode} from '../core/errors.js'
+import {statusCheckOutcome} from '../core/status/check.js'
 import {statusRows, type DiskStatusRow} from '../core/status/status.js'
 import {formatBytes, formatDuration} from '../core/util/units.js'
 
@@ -27,10 +28,10 @@ With --check (for monitoring): exit 0 only when every disk is healthy. Exit 6 wh
     if (disks.length === 0) this.say('no disks: name one, or run in the folder that holds <disk>.psf')
     else for (const line of renderTable(disks)) this.say(line)
     if (flags.check) {
-      const code = checkExitCode(disks)
-      if (code !== 0) {
+      const outcome = statusCheckOutcome(disks)
+      if (outcome !== null) {
         if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify({disks}, null, 2)}\n`)
-        this.exit(code)
+        this.exit(exitCodeOfCode(outcome))
       }
     }
     return {disks}

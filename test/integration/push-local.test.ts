@@ -45,6 +45,9 @@ describe('push to a local replica (CLI, no tracker)', function () {
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stdout, /full sync instead \(no full sync has completed since init\)/)
     assert.equal(r.stdout.trim().split('\n').length, 1, 'one summary line')
+    // The engine marks the fallback a notice: shown without --verbose, on stderr; details are not.
+    assert.match(r.stderr, /^vdrep: falling back to a full sync: no full sync has completed/m)
+    assert.doesNotMatch(r.stderr, /receiver|journal|committed/)
     assert.ok(await filesEqual(disk, replica))
   })
 

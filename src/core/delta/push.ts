@@ -2,7 +2,7 @@
 // commits as a unit; fall back to a full sync (and say why) whenever the change record or
 // the replica cannot be vouched for. Cost follows the changed blocks, never the disk size.
 import type {BigIntStats} from 'node:fs'
-import {FullSyncNeededError, ProtocolError, TransportError, UsageError, VdrepError} from '../errors.js'
+import {asVdrepError, FullSyncNeededError, ProtocolError, TransportError, UsageError} from '../errors.js'
 import {SourceDisk} from '../disk/source-disk.js'
 import {HeaderFlag} from '../psf/header.js'
 import {PsfFile, psfPathFor} from '../psf/psf-file.js'
@@ -110,7 +110,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
       throw new UsageError('SOURCE_SHRANK', `${doubt}; nothing was sent`, {hint: 'if the disk was shrunk on purpose, run `vdrep push --truncate-replica` (a full sync that cuts the replica)'})
     }
     if (opts.noFallback) throw new FullSyncNeededError(`a full sync is needed: ${doubt}`, {hint: 'run `vdrep fullsync` (or push without --no-fallback)'})
-    opts.log?.(`falling back to a full sync: ${doubt}`)
+    opts.log?.(`falling back to a full sync: ${doubt}`, 'notice')
     const result = await fullsync(disk, {...opts, truncateReplica: opts.truncateReplica || shrank, lockHeld: true})
     return {disk, target, mode: 'fullsync', reason: doubt, blocks: 0, zeroBlocks: 0, bytesSent: result.bytesSent, seconds: (performance.now() - started) / 1000, fullsync: result}
   } finally {
@@ -172,7 +172,7 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
     if (!first) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection during the hello')
     if (first.type === FrameType.ERROR) {
       const e = remoteErrorOf(first.payload)
-      if (e.code === 'FULL_SYNC_NEEDED') return fallback(disk, target, e.message.replace(/^replica host: /, ''))
+      if (e.code === 'FULL_SYNC_NEEDED') return fallback(disk, target, e.peerMessage)
       throw e
     }
     if (first.type !== FrameType.HELLO_OK) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO_OK, got frame type ${first.type}`)
@@ -231,7 +231,9 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
     }
   } catch (err) {
     if (frozen && !committed) await frozen.complete(false).catch(() => {})
-    throw err instanceof VdrepError ? err : new TransportError('PUSH_FAILED', `the push failed: ${(err as Error).message}`, {cause: err})
+    // The connection's own failures are already TransportErrors (frame reader and writer);
+    // anything else failed on this host and is reported as such, not as a cut connection.
+    throw asVdrepError(err)
   } finally {
     await (closing ?? closeQuietly(conn))
   }

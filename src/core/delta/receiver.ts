@@ -16,6 +16,7 @@ import {decodeBundleBegin, decodeBundleEnd, decodeData, decodeRange, encodeCommi
 import {abandonJournal, applyJournal, commitState, recoverJournal} from './apply.js'
 import {EntryKind, ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, JOURNAL_TRAILER_SIZE, journalPathFor, JournalWriter} from './journal.js'
 import {readReplicaState, type ReplicaState} from '../receiver/replica-state.js'
+import type {SessionLog} from '../receiver/session-log.js'
 
 /** Why a delta cannot be trusted for this replica, or null when it can. */
 export async function deltaDoubt(hello: Hello, state: ReplicaState | undefined, stateError: string | undefined, replica: fs.FileHandle | undefined): Promise<string | null> {
@@ -33,7 +34,7 @@ export async function deltaDoubt(hello: Hello, state: ReplicaState | undefined, 
   return null
 }
 
-export async function runDeltaSession(hello: Hello, replicaPath: string, reader: FrameSource, writer: FrameWriter, log: (line: string) => void): Promise<void> {
+export async function runDeltaSession(hello: Hello, replicaPath: string, reader: FrameSource, writer: FrameWriter, log: SessionLog): Promise<void> {
   const recovered = await recoverJournal(replicaPath)
   if (recovered !== 'none') log(`${replicaPath}: journal ${recovered} before the push`)
   const {state, error} = await readReplicaState(replicaPath)
@@ -83,7 +84,7 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
     }
     const {seq, diskSize, blocks} = applied
     await commitState(replicaPath, replica, current, seq, diskSize)
-    log(`push ${replicaPath}: sequence ${seq} committed, ${blocks} blocks`)
+    log(`sequence ${seq} committed, ${blocks} blocks`, `push ${replicaPath}`)
     // The state file is the commit point: answer now, then drop the journal (unlinking 40 MB of
     // it took ~20 ms that the client waited for). A journal left by a failed or interrupted
     // removal names the sequence the state already records, so recovery only removes it; the

@@ -10,7 +10,7 @@ import {BlockKind, decodeBlockStatus, decodeError, decodeU64, decodeVerifyResult
 
 export function remoteErrorOf(payload: Buffer): RemoteError {
   const e = decodeError(payload)
-  return new RemoteError(e.code, e.exitCode || 1, `replica host: ${e.message}`, {hint: e.hint || undefined})
+  return new RemoteError(e, 'replica host') // its exit code is ours to decide, by the code
 }
 
 export class ReceiverReplies {

@@ -19,7 +19,7 @@ import {FrameWriter} from '../protocol/frame-writer.js'
 import {BlockKind, decodeHelloOk, encodeDataFields, encodeDone, encodeHello, encodeRange, encodeU64, HelloFlag, ReplicaStateKind, SyncMode} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
 import {connectReceiver} from '../transport/connect.js'
-import {noProgress, type ProgressSink, type SyncProgress} from '../sync/progress.js'
+import {noProgress, type ProgressSink, type SyncLog, type SyncProgress} from '../sync/progress.js'
 import {ReceiverReplies, remoteErrorOf} from './client-replies.js'
 import {Throttle} from '../sync/throttle.js'
 import {acquireDiskLock, checkNoUnreachableTracker} from '../locks/index.js'
@@ -81,7 +81,7 @@ export interface FullsyncOptions {
   /** The caller (push) already holds the disk lock. */
   lockHeld?: boolean
   progress?: ProgressSink
-  log?: (line: string) => void
+  log?: SyncLog
 }
 
 export interface FullsyncResult {
@@ -173,7 +173,7 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
     const ok = decodeHelloOk(first.payload)
     if (ok.version !== PROTOCOL_VERSION) throw new ProtocolError('VERSION_MISMATCH', `the receiver speaks protocol version ${ok.version}; this client speaks ${PROTOCOL_VERSION}`, {hint: 'install the same vdrep release on both hosts'})
     const resumedAtBlock = ok.state === ReplicaStateKind.INCOMPLETE ? ok.resumeBlock : 0
-    if (resumedAtBlock > 0) opts.log?.(`resuming at ${Math.floor((resumedAtBlock / blockCount) * 100)}% (block ${resumedAtBlock} of ${blockCount} is durable on the replica)`)
+    if (resumedAtBlock > 0) opts.log?.(`resuming at ${Math.floor((resumedAtBlock / blockCount) * 100)}% (block ${resumedAtBlock} of ${blockCount} is durable on the replica)`, 'notice')
 
     // The index is rewritten as we go; until the proof passes it must not be trusted.
     if (sameLayout && h.flags & HeaderFlag.INDEX_VALID) await psf.updateHeader((cur) => ({flags: cur.flags & ~HeaderFlag.INDEX_VALID}))

@@ -14,6 +14,7 @@ import {decodeData, decodeDone, decodeRange, decodeU64, encodeHelloOk, encodeU64
 import {journalPathFor} from '../delta/journal.js'
 import {ReplicaFile} from '../receiver/replica-file.js'
 import type {ReplicaState} from '../receiver/replica-state.js'
+import type {SessionLog} from '../receiver/session-log.js'
 import {ReplicaProof} from './receiver-proof.js'
 import {ReplicaScan} from './receiver-scan.js'
 import {ReplicaWrites} from './receiver-writes.js'
@@ -26,9 +27,6 @@ import {ReplicaWrites} from './receiver-writes.js'
 const RECORD_EVERY_MS = 1000
 const RECORD_EVERY_BYTES = 256 << 20
 
-export interface SessionLog {
-  (line: string): void
-}
 
 export async function runFullsyncSession(hello: Hello, replicaPath: string, reader: FrameSource, writer: FrameWriter, log: SessionLog): Promise<void> {
   const hasher = blockHasher(hello.hashAlgo, hello.replicaId)
@@ -210,7 +208,7 @@ class FullsyncReceiver {
     } else {
       await this.replica.markProofFailed()
     }
-    this.log(`fullsync ${this.replica.path}: ${ok ? 'proved' : 'PROOF FAILED'}, ${this.bytesWritten} bytes written`)
+    this.log(`${ok ? 'proved' : 'PROOF FAILED'}, ${this.bytesWritten} bytes written`, `fullsync ${this.replica.path}`)
     await this.writer.send(FrameType.VERIFY_RESULT, encodeVerifyResult({ok, digest}))
   }
 }

@@ -13,7 +13,7 @@
 // HashWorkerError; a read error in a worker fails its job with the DiskIoError it met.
 import os from 'node:os'
 import {Worker} from 'node:worker_threads'
-import {DiskIoError, ExitCode, VdrepError, type VdrepErrorOptions} from '../errors.js'
+import {DiskIoError, VdrepError, type VdrepErrorOptions} from '../errors.js'
 import {workerUrl} from '../locations.js'
 import {HASH_LENGTH} from './block-hash.js'
 import type {BlocksJob, FileJob, HashJob, HashReply} from './hash-worker.js'
@@ -22,7 +22,7 @@ import type {FileRange} from './range-hash.js'
 /** A hash worker thread failed (died, or could not load the hash function). */
 export class HashWorkerError extends VdrepError {
   constructor(message: string, opts?: VdrepErrorOptions) {
-    super('HASH_WORKER', ExitCode.FAILURE, message, opts)
+    super('HASH_WORKER', message, opts)
   }
 }
 

@@ -4,7 +4,7 @@
 
 import fs from 'node:fs'
 
-import {DiskIoError, ReplicaFullError, UsageError} from '../errors.js'
+import {DiskIoError, isNoSpace, LocalFullError, UsageError} from '../errors.js'
 
 export function checkFd(fd: number): void {
   if (!Number.isInteger(fd) || fd < 0) throw new UsageError('BAD_ARGUMENT', `not a file descriptor: ${fd}`)
@@ -25,10 +25,12 @@ export function describeFd(fd: number): string {
   }
 }
 
-/** Wrap a system-call failure; a full filesystem keeps its own exit code. */
+/**
+ * Wrap a system-call failure, naming the file. A full filesystem is LOCAL_FULL: this code runs
+ * on both hosts and cannot tell which it is on; the receiver turns it into REPLICA_FULL.
+ */
 export function ioError(what: string, err: unknown): Error {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code
   const detail = (err as Error | undefined)?.message ?? String(err)
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new ReplicaFullError(`${what}: ${detail}`, {cause: err})
+  if (isNoSpace(err)) return new LocalFullError(`${what}: ${detail}`, {cause: err})
   return new DiskIoError(`${what}: ${detail}`, {cause: err})
 }

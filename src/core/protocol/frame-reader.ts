@@ -2,7 +2,7 @@
 // validates each header before taking the payload, pauses the stream when it holds too
 // much (backpressure), and slices without copying when a payload lies in one chunk.
 import type {Readable} from 'node:stream'
-import {ProtocolError, TransportError} from '../errors.js'
+import {ProtocolError, TransportError, VdrepError} from '../errors.js'
 import {decodeFrameHeader, FRAME_HEADER_SIZE, FrameType, type FrameTypeId} from './frame.js'
 import {DATA_FIELDS_SIZE} from './messages.js'
 
@@ -79,7 +79,8 @@ export class FrameReader implements FrameSource {
       this.notify()
     })
     stream.on('error', (err) => {
-      this.error = err instanceof Error ? err : new Error(String(err))
+      // Decided here, where it happened: a failing stream is the connection, not a local disk.
+      this.error = err instanceof VdrepError ? err : new TransportError('STREAM_FAILED', `the connection failed: ${err instanceof Error ? err.message : String(err)}`, {cause: err})
       this.notify()
     })
   }

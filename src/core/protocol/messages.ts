@@ -77,7 +77,12 @@ export function decodeHelloOk(b: Buffer): HelloOk {
 }
 
 export interface ErrorMsg {
+  /**
+   * The sender's exit code for `code`, kept on the wire for older clients. A client MUST NOT
+   * use it: it maps `code` through its own registry (RemoteError), so a peer cannot pick it.
+   */
   exitCode: number
+  /** A registered error code (doc/protocol.md "Error codes"). */
   code: string
   message: string
   hint: string

@@ -7,6 +7,7 @@ import {StateError} from '../errors.js'
 import {lockHeaderSlots} from '../locks/header-lock.js'
 import {HASH_LENGTH} from '../hash/block-hash.js'
 import {writeFileAtomic} from '../util/fs-atomic.js'
+import {namedFileHandle} from '../util/named-file-handle.js'
 import {Bitmap} from './bitmap.js'
 import {encodeHeader, pickHeader, type PsfHeader} from './header.js'
 import {BITS_PER_PAGE, HASHES_PER_PAGE, layoutFor, PAGE_SIZE, Region, SLOT_SIZE, type PsfLayout, type RegionId} from './layout.js'
@@ -113,7 +114,8 @@ export class PsfFile {
       if (st.size < layout.fileSize) {
         throw new StateError('PSF_CORRUPT', `${path} is truncated: ${st.size} bytes, the header needs ${layout.fileSize}`, {hint: 'run `vdrep init --force` and a full sync'})
       }
-      return new PsfFile(path, fh, header, slot, layout)
+      // Errors of later writes then name the .psf (a full disk here is not the replica's).
+      return new PsfFile(path, namedFileHandle(fh, path), header, slot, layout)
     } catch (err) {
       await fh.close()
       throw err

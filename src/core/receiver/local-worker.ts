@@ -3,6 +3,7 @@
 import {parentPort, workerData, type MessagePort} from 'node:worker_threads'
 import {portDuplex} from '../transport/port-stream.js'
 import {handleConnection} from './session.js'
+import {sessionLine} from './session-log.js'
 
 interface LocalWorkerData {
   root: string
@@ -11,5 +12,5 @@ interface LocalWorkerData {
 
 const {root, port} = workerData as LocalWorkerData
 const stream = portDuplex(port)
-await handleConnection(stream, {root, lockAcrossProcesses: true, log: (line) => parentPort?.postMessage({log: line})})
+await handleConnection(stream, {root, lockAcrossProcesses: true, log: (text, subject) => parentPort?.postMessage({log: sessionLine(text, subject)})})
 stream.end()

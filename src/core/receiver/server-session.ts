@@ -3,7 +3,9 @@
 // hand the connection to the protocol session (session.ts), and log one line when it ends. Also
 // the one way the server turns a connection away: an ERROR frame that says why, then hang up.
 import type net from 'node:net'
-import {asVdrepError, type VdrepError} from '../errors.js'
+import type {VdrepError} from '../errors.js'
+import {errorFrameFields, receiverErrorOf} from './receiver-error.js'
+import {sessionLine} from './session-log.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
 import type {SocketFrameReader} from '../protocol/socket-frame-reader.js'
@@ -62,7 +64,9 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
     // session would wait for its idle timeout holding the replica) when the client closed
     // right after them, since the stream has then already ended.
     const served = handleConnection(socket, {
-      root: ctx.root, modes: conn.modes, idleTimeoutMs: ctx.idleTimeoutMs, log: (l) => lines.push(l), receiverFiles: ctx.receiverFiles,
+      root: ctx.root, modes: conn.modes, idleTimeoutMs: ctx.idleTimeoutMs, receiverFiles: ctx.receiverFiles,
+      // The session line below names `what` already: a line about it adds only its text.
+      log: (text, subject) => lines.push(subject === what ? text : sessionLine(text, subject)),
       // Not locked here (the path did not resolve when peeked: a folder made since, say): the
       // session, which resolves it again, takes the lock itself, so no session runs unlocked.
       lockAcrossProcesses: release === undefined,
@@ -72,7 +76,7 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
     if (!reader) socket.resume()
     await served
   } catch (err) {
-    const e = asVdrepError(err)
+    const e = receiverErrorOf(err)
     lines.push(`refused: ${e.code}: ${e.message}`)
     refuse(socket, e)
   } finally {
@@ -82,7 +86,7 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
       setTimeout(() => socket.destroy(), 5_000).unref()
     }
     const secs = ((performance.now() - started) / 1000).toFixed(1)
-    const said = lines.map((l) => (l.startsWith(`${what}: `) ? l.slice(what.length + 2) : l)).join('; ')
+    const said = lines.join('; ')
     ctx.log(`session ${conn.id} port ${conn.port} uid ${conn.uid}: ${what}: ${said || 'ended'} (${secs} s)`)
   }
 }
@@ -91,7 +95,7 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
 export function refuse(socket: net.Socket, e: VdrepError): void {
   if (socket.destroyed) return
   const writer = new FrameWriter(socket)
-  writer.send(FrameType.ERROR, encodeError({exitCode: e.exitCode, code: e.code, message: e.message, hint: e.hint ?? ''})).catch(() => {})
+  writer.send(FrameType.ERROR, encodeError(errorFrameFields(e))).catch(() => {})
   socket.end()
   setTimeout(() => socket.destroy(), 2_000).unref()
 }

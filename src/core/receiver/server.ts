@@ -19,7 +19,7 @@
 // startup-recovery.ts.
 import fs from 'node:fs'
 import net from 'node:net'
-import {ExitCode, LockError, UsageError, VdrepError} from '../errors.js'
+import {LockError, UsageError, VdrepError} from '../errors.js'
 import {peerUid} from '../native/peer-credentials.js'
 import {SocketFrameReader} from '../protocol/socket-frame-reader.js'
 import {kernelLocksInUse, lockReplicaFile} from '../locks/index.js'
@@ -106,7 +106,7 @@ export class ReceiverServer {
       const srv = net.createServer({noDelay: true, pauseOnConnect: true}, (socket) => this.accept(socket, spec))
       srv.once('error', (err: NodeJS.ErrnoException) => {
         const inUse = err.code === 'EADDRINUSE'
-        reject(new VdrepError(inUse ? 'PORT_IN_USE' : 'LISTEN_FAILED', ExitCode.FAILURE, `cannot listen on ${LOOPBACK}:${spec.port}: ${inUse ? 'something already listens there' : err.message}`, {
+        reject(new VdrepError(inUse ? 'PORT_IN_USE' : 'LISTEN_FAILED', `cannot listen on ${LOOPBACK}:${spec.port}: ${inUse ? 'something already listens there' : err.message}`, {
           cause: err,
           hint: inUse ? 'another vdrep serve may already run (check with: ss -ltnp); or choose other ports with --fullsync-port/--delta-port' : undefined,
         }))
@@ -130,7 +130,7 @@ export class ReceiverServer {
     if (uid === undefined || uid !== this.allowedUid) {
       const who = uid === undefined ? 'an unknown uid' : `uid ${uid}`
       this.log(`session ${id} port ${spec.port}: refused a connection from ${socket.remoteAddress}:${socket.remotePort} owned by ${who}; only uid ${this.allowedUid} (the receiver's user, logged in over SSH) may connect`)
-      refuse(socket, new VdrepError('PEER_REFUSED', ExitCode.TRANSPORT, `the receiver accepts connections only from its own user (uid ${this.allowedUid}); this one came from ${who}`, {
+      refuse(socket, new VdrepError('PEER_REFUSED', `the receiver accepts connections only from its own user (uid ${this.allowedUid}); this one came from ${who}`, {
         hint: 'log in over SSH as the user vdrep serve runs as (the target\'s user@ part)',
       }))
       return
@@ -178,7 +178,7 @@ export class ReceiverServer {
       await Promise.race([Promise.all(pending.map((r) => r.done)), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))])
       clearTimeout(timer)
       // Between two frames (socket writes are whole frames), tell each client why, then hang up.
-      const why = new VdrepError('RECEIVER_STOPPING', ExitCode.TRANSPORT, 'the receiver on the replica host is shutting down; the replica stays marked incomplete and the next run resumes from its last checkpoint', {
+      const why = new VdrepError('RECEIVER_STOPPING', 'the receiver on the replica host is shutting down; the replica stays marked incomplete and the next run resumes from its last checkpoint', {
         hint: 'run the command again once vdrep serve is back (auto-start or systemd starts it)',
       })
       for (const r of this.running.values()) {

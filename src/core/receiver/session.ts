@@ -2,7 +2,8 @@
 // the root, claim it, run the session for its mode. Any failure goes back to the client as
 // an ERROR frame (code, message, hint, exit code) before the stream is closed.
 import type {Duplex} from 'node:stream'
-import {asVdrepError, ProtocolError, UsageError} from '../errors.js'
+import {ProtocolError, UsageError} from '../errors.js'
+import {errorFrameFields, receiverErrorOf} from './receiver-error.js'
 import {isKnownHashAlgo} from '../hash/block-hash.js'
 import {validBlockSize} from '../psf/header.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
@@ -13,6 +14,7 @@ import {runDeltaSession} from '../delta/receiver.js'
 import {runFullsyncSession} from '../fullsync/receiver.js'
 import {claimReplica, lockReplicaFile} from '../locks/index.js'
 import {resolveReplicaPath} from './replica-path.js'
+import type {SessionLog} from './session-log.js'
 
 export interface ReceiverOptions {
   /** Replicas are written only under this directory. */
@@ -21,7 +23,7 @@ export interface ReceiverOptions {
   modes?: number[]
   /** No byte from the client for this long frees the slot. */
   idleTimeoutMs?: number
-  log?: (line: string) => void
+  log?: SessionLog
   /** Where frames come from when the caller took the socket over (else read from `stream`). */
   reader?: FrameSource
   /** Bytes the caller already read from the stream (the peeked HELLO), handled first. */
@@ -78,10 +80,10 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
     else throw new UsageError('MODE_UNSUPPORTED', `unknown sync mode ${hello.mode}`)
     writer.end()
   } catch (err) {
-    const e = asVdrepError(err)
+    const e = receiverErrorOf(err, what === 'connection' ? undefined : what)
     log(`${what}: refused or failed: ${e.code}: ${e.message}`)
     try {
-      await writer.send(FrameType.ERROR, encodeError({exitCode: e.exitCode, code: e.code, message: e.message, hint: e.hint ?? ''}))
+      await writer.send(FrameType.ERROR, encodeError(errorFrameFields(e)))
     } catch {
       // the connection is already gone; the log line above is all that is left to do
     }

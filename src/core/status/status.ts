@@ -203,6 +203,7 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
 }
 
 /** Rows for the given disks, in order; with none, every disk with a .psf in `dir`. */
+
 export async function statusRows(disks: string[], opts: StatusOptions & {dir?: string} = {}): Promise<DiskStatusRow[]> {
   const list = disks.length > 0 ? disks : await disksIn(opts.dir ?? process.cwd())
   const rows: DiskStatusRow[] = []

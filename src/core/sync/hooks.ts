@@ -1,7 +1,7 @@
 // --pre-hook / --post-hook: commands run around the point in time (for example to freeze and
 // thaw the guest's file systems through its agent). A failing pre-hook stops the push.
 import {spawn} from 'node:child_process'
-import {VdrepError, ExitCode} from '../errors.js'
+import {VdrepError} from '../errors.js'
 
 export async function runHook(command: string, phase: 'pre' | 'post', disk: string): Promise<void> {
   const code = await new Promise<number | null>((resolve, reject) => {
@@ -9,5 +9,5 @@ export async function runHook(command: string, phase: 'pre' | 'post', disk: stri
     child.on('error', reject)
     child.on('exit', (c) => resolve(c))
   })
-  if (code !== 0) throw new VdrepError('HOOK_FAILED', ExitCode.FAILURE, `the ${phase}-hook exited with ${code}: ${command}`)
+  if (code !== 0) throw new VdrepError('HOOK_FAILED', `the ${phase}-hook exited with ${code}: ${command}`)
 }

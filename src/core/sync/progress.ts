@@ -26,3 +26,13 @@ export const noProgress: ProgressSink = () => {}
 export function phaseEvent(phase: SyncPhase, blocks?: number): SyncProgress {
   return {phase, bytesTotal: 0, bytesCompared: 0, bytesSent: 0, bytesDurable: 0, ...(blocks === undefined ? {} : {blocks})}
 }
+
+/**
+ * How much a log line matters, said by the engine where it writes the line (the command never
+ * guesses from the text): a notice (falling back to a full sync, resuming one) is shown unless
+ * --quiet; a detail only with --verbose.
+ */
+export type LogLevel = 'notice' | 'detail'
+
+/** The engine's log sink; a line without a level is a detail. */
+export type SyncLog = (line: string, level?: LogLevel) => void

@@ -6,7 +6,7 @@
 //   await c.close()                             // closing without complete = complete(false)
 // One request at a time; calls made together are queued in order.
 import net from 'node:net'
-import {ExitCode, ProtocolError, RemoteError, TransportError, VdrepError} from '../errors.js'
+import {PeerGoneError, ProtocolError, RemoteError, TransportError, VdrepError} from '../errors.js'
 import {Bitmap} from '../psf/bitmap.js'
 import {SocketReader} from '../transport/socket-reader.js'
 import type {FreezeInfo} from './freezer.js'
@@ -106,7 +106,7 @@ export class TrackerControlClient {
         const gone = err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
         reject(
           gone
-            ? new VdrepError('TRACKER_NOT_RUNNING', ExitCode.FAILURE, `no tracker is running for ${disk} (nothing answers on ${socketPath})`, {hint: 'start one with `vdrep track <disk> --nbd ...`'})
+            ? new VdrepError('TRACKER_NOT_RUNNING', `no tracker is running for ${disk} (nothing answers on ${socketPath})`, {hint: 'start one with `vdrep track <disk> --nbd ...`'})
             : new TransportError('TRACKER_CONNECT', `cannot connect to the tracker's control socket ${socketPath}: ${err.message}`, {cause: err}),
         )
       })
@@ -179,12 +179,12 @@ export class TrackerControlClient {
       const data = h.dataLength > 0 ? await this.reader.read(h.dataLength) : Buffer.alloc(0)
       if (h.kind === FrameKind.ERROR) {
         const e = parseError(body)
-        throw new RemoteError(e.code, e.exitCode, e.message, {hint: e.hint})
+        throw new RemoteError(e, 'tracker')
       }
       return {body, data}
     } catch (err) {
       if (!(err instanceof RemoteError)) this.socket.destroy() // framing is lost
-      if ((err as VdrepError).code?.startsWith('NBD_')) throw gone(err)
+      if (err instanceof PeerGoneError) throw gone(err)
       throw err
     } finally {
       clearTimeout(timer)

@@ -18,11 +18,13 @@
 //                                      the disk itself); `read` is then refused
 //   {"op":"read","first":N,"count":M} -> {first, count, length}; data: the blocks as of the freeze
 //   {"op":"complete","ok":true|false} -> {cleared, mergedBack}
-// ERROR JSON: {"code": "...", "exitCode": N, "message": "...", "hint": "..."}. A header that breaks the
+// ERROR JSON: {"code": "...", "exitCode": N, "message": "...", "hint": "..."}; the client reads
+// the registered code (doc/protocol.md "Error codes") and never uses exitCode, which is only
+// what the tracker's registry says (kept for older clients). A header that breaks the
 // rules (magic, version, kind, lengths) closes the connection after the ERROR; a bad JSON
 // request gets an ERROR and the connection stays usable. Lengths are checked before any
 // buffer is taken.
-import {ProtocolError} from '../errors.js'
+import {ProtocolError, type ErrorCode} from '../errors.js'
 
 export const CONTROL_MAGIC = Buffer.from('VDTC', 'ascii')
 export const CONTROL_VERSION = 1
@@ -54,7 +56,7 @@ export interface ErrorBody {
   hint?: string
 }
 
-const bad = (code: string, message: string) => new ProtocolError(code, `control socket: ${message}`)
+const bad = (code: ErrorCode, message: string) => new ProtocolError(code, `control socket: ${message}`)
 
 export function encodeFrame(kind: FrameKindId, body: object, data?: Buffer): Buffer[] {
   const json = Buffer.from(JSON.stringify(body), 'utf8')

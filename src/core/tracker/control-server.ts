@@ -4,7 +4,7 @@
 import fs from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
-import {asVdrepError, ExitCode, UsageError, type VdrepError} from '../errors.js'
+import {asVdrepError, PeerGoneError, UsageError, type VdrepError} from '../errors.js'
 import {nativeAvailable} from '../native/binding.js'
 import {peerUid} from '../native/peer-credentials.js'
 import type {Bitmap} from '../psf/bitmap.js'
@@ -91,7 +91,7 @@ export class ControlServer {
       socket.on('close', () => this.refused.delete(socket))
       socket.on('error', () => {})
       socket.resume()
-      socket.end(Buffer.concat(encodeFrame(FrameKind.ERROR, {code: 'CONTROL_DENIED', exitCode: ExitCode.USAGE, message})))
+      socket.end(Buffer.concat(encodeFrame(FrameKind.ERROR, errorBody(new UsageError('CONTROL_DENIED', message)))))
       setTimeout(() => socket.destroy(), 1000).unref()
       return
     }
@@ -115,7 +115,7 @@ export class ControlServer {
       try {
         header = decodeHeader(await reader.read(CONTROL_HEADER_SIZE), 'client')
       } catch (err) {
-        if ((err as {code?: string}).code?.startsWith('NBD_')) return // hung up
+        if (err instanceof PeerGoneError) return // hung up
         this.send(socket, FrameKind.ERROR, errorBody(asVdrepError(err)))
         socket.end()
         return
@@ -166,6 +166,7 @@ export class ControlServer {
   }
 }
 
+/** The exit code rides along for older clients; a client reads the code (see RemoteError). */
 function errorBody(e: VdrepError): object {
   return {code: e.code, exitCode: e.exitCode, message: e.message, ...(e.hint ? {hint: e.hint} : {})}
 }

@@ -109,7 +109,7 @@ export class Tracker {
         // may well be unchanged, so the caller may resolve the doubt with a scan against the
         // block hash index (startTracking does) rather than send the user to run one.
         if (!sized && h.flags & HeaderFlag.INDEX_VALID && stamp.size === h.sourceSize && stamp.mtimeNs === h.sourceMtimeNs) {
-          throw new VdrepError('DISK_CTIME_CHANGED', ExitCode.FULL_SYNC_NEEDED, `cannot track ${disk} yet: only the disk's ctime changed since the record was last complete (chmod, chown or a new link; its size and mtime are as recorded)`, {
+          throw new VdrepError('DISK_CTIME_CHANGED', `cannot track ${disk} yet: only the disk's ctime changed since the record was last complete (chmod, chown or a new link; its size and mtime are as recorded)`, {
             hint: `run \`vdrep track ${disk} --scan\`, then start the tracker again`,
           })
         }

@@ -18,6 +18,7 @@ import {portDuplex} from './port-stream.js'
 import {duplexPair} from './duplex-pair.js'
 import type {SshSettings} from '../psf/settings.js'
 import type {Target} from '../target/target.js'
+import {sessionLine} from '../receiver/session-log.js'
 
 export interface ReceiverConnection {
   stream: Duplex
@@ -75,7 +76,7 @@ async function connectInline(replica: string, opts: ConnectOptions): Promise<Rec
   const {handleConnection} = await import('../receiver/session.js')
   // handleConnection answers every failure with an ERROR frame and never rejects; the catch
   // is for the impossible case, so that it cannot become an unhandled rejection.
-  const served = handleConnection(server, {root: path.dirname(replica), lockAcrossProcesses: true, log: (line) => opts.log?.(line)})
+  const served = handleConnection(server, {root: path.dirname(replica), lockAcrossProcesses: true, log: (text, subject) => opts.log?.(sessionLine(text, subject))})
     .catch(() => {})
     .finally(() => {
       server.end()

@@ -14,7 +14,7 @@
 
 import net from 'node:net'
 import type {Duplex} from 'node:stream'
-import {ProtocolError} from '../errors.js'
+import {PeerGoneError} from '../errors.js'
 
 /** The code of the error a read fails with when the peer closed first. */
 export const EOF_CODE = 'NBD_EOF'
@@ -141,9 +141,9 @@ export class SocketReader {
   }
 
   private listen(socket: Duplex): void {
-    socket.on('end', () => this.fail(new ProtocolError(EOF_CODE, 'the client closed the connection')))
-    socket.on('close', () => this.fail(new ProtocolError(EOF_CODE, 'the connection was closed')))
-    socket.on('error', (err) => this.fail(new ProtocolError('NBD_SOCKET', `socket error: ${err.message}`, {cause: err})))
+    socket.on('end', () => this.fail(new PeerGoneError(EOF_CODE, 'the client closed the connection')))
+    socket.on('close', () => this.fail(new PeerGoneError(EOF_CODE, 'the connection was closed')))
+    socket.on('error', (err) => this.fail(new PeerGoneError('NBD_SOCKET', `socket error: ${err.message}`, {cause: err})))
   }
 
   /** Bytes received and not yet consumed. */
@@ -157,7 +157,7 @@ export class SocketReader {
   }
 
   /**
-   * Exactly `n` bytes; rejects with ProtocolError NBD_EOF if the stream ends first. A copy
+   * Exactly `n` bytes; rejects with PeerGoneError NBD_EOF if the stream ends first. A copy
    * (the field spans chunks) goes into `target(n)` when given.
    */
   async read(n: number, target?: CopyTarget): Promise<Buffer> {

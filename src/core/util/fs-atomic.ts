@@ -4,6 +4,7 @@ import crypto from 'node:crypto'
 import {constants} from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import {namedFileHandle} from './named-file-handle.js'
 
 export async function fsyncDir(dir: string): Promise<void> {
   const fh = await fs.open(dir, 'r')
@@ -19,7 +20,8 @@ export async function writeFileAtomic(file: string, data: Uint8Array | ((fh: fs.
   // write into the folder (a receiver's root shared by mistake), a link planted at a
   // predictable temp name would have made this write a file outside it.
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`)
-  const fh = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode)
+  // Write errors name `file` (what the user knows), not the temp name.
+  const fh = namedFileHandle(await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode), file)
   try {
     if (typeof data === 'function') await data(fh)
     else await fh.writeFile(data)

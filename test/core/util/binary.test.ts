@@ -64,8 +64,8 @@ describe('BufferReader', () => {
   })
 
   it('uses the given error factory', () => {
-    const r = new BufferReader(Buffer.alloc(1), (field, detail) => new StateError('X_CORRUPT', `${field} ${detail}`))
-    assert.throws(() => r.u32('len'), (e: unknown) => e instanceof StateError && e.code === 'X_CORRUPT' && /^len needs 4 bytes at offset 0, only 1 left/.test(e.message))
+    const r = new BufferReader(Buffer.alloc(1), (field, detail) => new StateError('PSF_CORRUPT', `${field} ${detail}`))
+    assert.throws(() => r.u32('len'), (e: unknown) => e instanceof StateError && e.code === 'PSF_CORRUPT' && /^len needs 4 bytes at offset 0, only 1 left/.test(e.message))
   })
 
   it('never throws anything but a VdrepError on random reads of random bytes', () => {

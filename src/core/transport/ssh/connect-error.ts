@@ -3,6 +3,7 @@
 
 import {TransportError, UsageError, VdrepError} from '../../errors.js'
 import {noCommonHostKeyError, type HostVerification} from './host-verifier.js'
+import {isNoCommonCipher, isNoCommonHostKey} from './ssh2-error-text.js'
 
 export interface ConnectContext {
   /** `user@host:port`. */
@@ -20,10 +21,10 @@ export function connectError(err: Error & {level?: string; code?: string}, ctx: 
   const {label, verification: v, knownHostsFile, lookupName, offered, skipped} = ctx
   if (v.failure) return v.failure
   if (err instanceof VdrepError) return err
-  if (err.level === 'handshake' && /host key/i.test(err.message) && v.algorithms) {
+  if (err.level === 'handshake' && isNoCommonHostKey(err) && v.algorithms) {
     return noCommonHostKeyError(lookupName, knownHostsFile, v.algorithms, err)
   }
-  if (err.level === 'handshake' && /cipher/i.test(err.message)) {
+  if (err.level === 'handshake' && isNoCommonCipher(err)) {
     return new UsageError('BAD_CIPHER', `${label} accepts none of the ciphers asked for: ${err.message}`, {cause: err})
   }
   if (err.level === 'client-authentication') {

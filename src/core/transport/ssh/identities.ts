@@ -7,6 +7,7 @@ import {join} from 'node:path'
 import ssh2 from 'ssh2'
 import type {AnyAuthMethod, AuthenticationType, NextAuthHandler, ParsedKey} from 'ssh2'
 import {UsageError} from '../../errors.js'
+import {isEncryptedKey} from './ssh2-error-text.js'
 
 export const DEFAULT_IDENTITY_NAMES = ['id_ed25519', 'id_ecdsa', 'id_rsa'] as const
 
@@ -63,7 +64,7 @@ async function loadIdentity(src: IdentitySource, skipped: string[], log?: (line:
   let why: string | undefined
   if (key === undefined) why = 'no key in the file'
   else if (key instanceof Error) {
-    why = /passphrase|encrypted/i.test(key.message) ? 'encrypted; load it into ssh-agent with ssh-add' : key.message
+    why = isEncryptedKey(key) ? 'encrypted; load it into ssh-agent with ssh-add' : key.message
   } else if (!key.isPrivateKey()) why = 'not a private key'
   if (why !== undefined || key === undefined || key instanceof Error) {
     if (src.explicit) throw new UsageError('IDENTITY_UNUSABLE', `cannot use identity file ${src.path}: ${why}`)

@@ -11,6 +11,7 @@ import type {Client as Ssh2Client, ClientChannel} from 'ssh2'
 import {TransportError, UsageError, VdrepError} from '../../errors.js'
 import type {ExecResult, Transport} from '../transport.js'
 import {connectError} from './connect-error.js'
+import {isUnsupportedAlgorithm} from './ssh2-error-text.js'
 import type {PresentedHostKey} from './host-verifier.js'
 import {loginSettings, type SshTransportOptions} from './login-settings.js'
 import {openSsh2Internals, type Ssh2Internals} from './ssh2-internals.js'
@@ -93,7 +94,7 @@ export class SshTransport implements Transport {
         client.removeListener('ready', ok)
         client.removeListener('error', fail)
         client.removeListener('close', closed)
-        reject(/Unsupported algorithm/.test(String(err)) ? new UsageError('BAD_CIPHER', `cannot use the ssh settings: ${(err as Error).message}`, {cause: err}) : err)
+        reject(isUnsupportedAlgorithm(err) ? new UsageError('BAD_CIPHER', `cannot use the ssh settings: ${(err as Error).message}`, {cause: err}) : err)
       }
     })
     transport.hostKey = context.verification.presented
