@@ -7,7 +7,7 @@ import {HASH_LENGTH} from '../hash/block-hash.js'
 import {HASHES_PER_PAGE} from '../psf/layout.js'
 import type {DiskStamp} from '../psf/disk-stamp.js'
 import type {VerifyResult} from '../protocol/messages.js'
-import type {RecordClaim} from '../change-record/claim.js'
+import {requireOwned, type RecordClaim} from '../change-record/claim.js'
 
 /** Index pages written at a time (8128 blocks). */
 const INDEX_BATCH_PAGES = 64
@@ -74,8 +74,7 @@ export async function recordProof(claim: RecordClaim, index: IndexRecorder, p: {
   const proved = {diskSize: p.diskSize, replicaSeq: p.replicaSeq, syncedMs: Date.now(), stamp: p.stamp}
   if (index.whole) {
     // The disk grew (never under a tracker: checkBeforeSync refuses): a new layout.
-    if (!claim.owned) throw new Error('a resized record can only be written by its owner')
-    await claim.owned.provedSyncResized({...proved, index: index.whole})
+    await requireOwned(claim, 'cannot lay out the record for the grown disk').provedSyncResized({...proved, index: index.whole})
     return
   }
   await claim.writer.provedSync(proved)
