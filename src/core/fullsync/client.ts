@@ -6,6 +6,7 @@ import {blockHasher} from '../hash/block-hash.js'
 import {SourceDisk, type ReadFault} from '../disk/source-disk.js'
 import type {ChunkReader} from '../disk/chunk-reader.js'
 import type {DiskStamp} from '../psf/disk-stamp.js'
+import type {PsfHeader} from '../psf/header.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameReader} from '../protocol/frame-reader.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
@@ -159,7 +160,7 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
 }
 
 /** HELLO out, HELLO_OK (or the receiver's ERROR) back. */
-async function hello(conn: ReceiverConnection, reader: FrameReader, writer: FrameWriter, h: RecordClaim['record']['header'], diskSize: number, truncate: boolean): Promise<HelloOk> {
+async function hello(conn: ReceiverConnection, reader: FrameReader, writer: FrameWriter, h: PsfHeader, diskSize: number, truncate: boolean): Promise<HelloOk> {
   await writer.send(FrameType.HELLO, encodeHello({
     version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: h.hashAlgo, blockSize: h.blockSize, diskSize,
     replicaId: h.replicaId, flags: truncate ? HelloFlag.TRUNCATE_REPLICA : 0, path: conn.replicaPath,
