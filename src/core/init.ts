@@ -5,7 +5,8 @@ import {UsageError} from './errors.js'
 import {SourceDisk} from './disk/source-disk.js'
 import {defaultHashAlgo, hashAlgoName, type HashAlgoId} from './hash/block-hash.js'
 import {HeaderFlag, validBlockSize, type PsfHeader} from './psf/header.js'
-import {newHeader, PsfFile, psfPathFor} from './psf/psf-file.js'
+import {newHeader, psfPathFor} from './psf/psf-file.js'
+import {ChangeRecord} from './change-record/change-record.js'
 import {DEFAULT_DELTA_PORT, DEFAULT_FULLSYNC_PORT, type ReplicationSettings, type SshSettings} from './psf/settings.js'
 import {formatTarget, parseTarget} from './target/target.js'
 import {acquireDiskLock, TrackerLock} from './locks/index.js'
@@ -83,7 +84,7 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
   try {
     const old = (await fs.lstat(psfPath).catch(() => undefined)) ? await TrackerLock.acquire(disk, psfPath, 'init') : undefined
     try {
-      await PsfFile.create(psfPath, header)
+      await ChangeRecord.init(psfPath, header)
     } finally {
       old?.release()
     }

@@ -582,11 +582,19 @@ describe('vdrep track: the control socket (freeze, copy-on-write, complete)', fu
     }
     // Hostile input from the owner: bad magic, a huge length, bad JSON, unknown op.
     assert.match((await raw(Buffer.from('GET / HTTP/1.0\r\n\r\n'))).stdout, /CONTROL_BAD_MAGIC/)
-    assert.match((await raw(Buffer.from('5644544301010000ffffffff00000000', 'hex'))).stdout, /CONTROL_BAD_LENGTH/)
-    assert.match((await raw(Buffer.from('56445443010100000300000000000000' + Buffer.from('{x}').toString('hex'), 'hex'))).stdout, /CONTROL_BAD_JSON/)
-    assert.match((await raw(Buffer.from('56445443020100000200000000000000' + Buffer.from('{}').toString('hex'), 'hex'))).stdout, /CONTROL_VERSION/)
+    assert.match((await raw(Buffer.from('5644544302010000ffffffff00000000', 'hex'))).stdout, /CONTROL_BAD_LENGTH/)
+    assert.match((await raw(Buffer.from('56445443020100000200000001000001', 'hex'))).stdout, /CONTROL_BAD_LENGTH.*data length 16777217 exceeds 16777216/)
+    // Data on an op that takes none: refused, the data dropped, the connection still answers.
+    const st = Buffer.from('{"op":"status"}')
+    const withData = Buffer.from('56445443020100000f00000003000000', 'hex')
+    const plain = Buffer.from('56445443020100000f00000000000000', 'hex')
+    const both = (await raw(Buffer.concat([withData, st, Buffer.from('abc'), plain, st]))).stdout
+    assert.match(both, /CONTROL_BAD_REQUEST.*status: takes no data/)
+    assert.match(both, /"pid":\d+/, 'the next request on the same connection is answered')
+    assert.match((await raw(Buffer.from('56445443020100000300000000000000' + Buffer.from('{x}').toString('hex'), 'hex'))).stdout, /CONTROL_BAD_JSON/)
+    assert.match((await raw(Buffer.from('56445443010100000200000000000000' + Buffer.from('{}').toString('hex'), 'hex'))).stdout, /CONTROL_VERSION/)
     const unknown = Buffer.from('{"op":"rm -rf"}')
-    const hdr = Buffer.from('56445443010100000000000000000000', 'hex')
+    const hdr = Buffer.from('56445443020100000000000000000000', 'hex')
     hdr.writeUInt32LE(unknown.length, 8)
     assert.match((await raw(Buffer.concat([hdr, unknown]))).stdout, /CONTROL_UNKNOWN_OP/)
 
@@ -597,10 +605,10 @@ describe('vdrep track: the control socket (freeze, copy-on-write, complete)', fu
       if (add.code !== 0) this.skip()
     }
     await fs.chmod(dir, 0o755)
-    const denied = await raw(Buffer.from('56445443010100000f000000000000007b226f70223a22737461747573227d', 'hex'), 'vdreptest')
+    const denied = await raw(Buffer.from('56445443020100000f000000000000007b226f70223a22737461747573227d', 'hex'), 'vdreptest')
     assert.match(denied.stdout, /ERR EACCES/, denied.stdout + denied.stderr)
     await fs.chmod(ctl, 0o666)
-    const refused = await raw(Buffer.from('56445443010100000f000000000000007b226f70223a22737461747573227d', 'hex'), 'vdreptest')
+    const refused = await raw(Buffer.from('56445443020100000f000000000000007b226f70223a22737461747573227d', 'hex'), 'vdreptest')
     assert.match(refused.stdout, /CONTROL_DENIED.*uid \d+ may not use this tracker's control socket/, refused.stdout + refused.stderr)
     // The tracker is still fine and answers its owner.
     client = await TrackerControlClient.connect(disk)

@@ -1,11 +1,10 @@
 // The blocks a push ships, as of its point in time, from one of two places: the running
 // tracker (which preserves the old contents of frozen blocks the VM overwrites), or, with no
 // tracker, the .psf and the disk itself (then the guarantee is per block, like rsync).
-import {Bitmap} from '../psf/bitmap.js'
-import type {PsfFile} from '../psf/psf-file.js'
+import type {Bitmap} from '../psf/bitmap.js'
 import type {SourceDisk} from '../disk/source-disk.js'
 import type {TrackerControlClient} from '../tracker/control-client.js'
-import {completeInPsf, freezeInPsf} from '../psf/change-record.js'
+import type {ChangeRecord} from '../change-record/change-record.js'
 
 export interface FrozenSet {
   readonly bitmap: Bitmap
@@ -38,9 +37,10 @@ export async function freezeWithTracker(tracker: TrackerControlClient): Promise<
   }
 }
 
-export async function freezeWithoutTracker(psf: PsfFile, source: SourceDisk, diskSize: number): Promise<FrozenSet> {
-  const bitmap = await freezeInPsf(psf)
-  const bs = psf.header.blockSize
+/** `record`: owned by this process (no tracker runs). */
+export async function freezeWithoutTracker(record: ChangeRecord, source: SourceDisk, diskSize: number): Promise<FrozenSet> {
+  const bitmap = await record.freeze()
+  const bs = record.header.blockSize
   let done = false
   return {
     bitmap,
@@ -52,7 +52,7 @@ export async function freezeWithoutTracker(psf: PsfFile, source: SourceDisk, dis
     complete: async (ok, opts) => {
       if (done) return
       done = true
-      await completeInPsf(psf, bitmap, ok, {sync: !(ok && opts?.syncLater)})
+      await record.complete(ok, {syncLater: ok && opts?.syncLater})
     },
   }
 }

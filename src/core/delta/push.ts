@@ -1,27 +1,26 @@
 // `vdrep push`: ship the blocks changed since the last sync as one bundle the receiver
 // commits as a unit; fall back to a full sync (and say why) whenever the change record or
 // the replica cannot be vouched for. Cost follows the changed blocks, never the disk size.
-import type {BigIntStats} from 'node:fs'
 import {asVdrepError, FullSyncNeededError, ProtocolError, TransportError, UsageError} from '../errors.js'
 import {SourceDisk} from '../disk/source-disk.js'
-import {HeaderFlag} from '../psf/header.js'
-import {PsfFile, psfPathFor} from '../psf/psf-file.js'
+import type {PsfHeader} from '../psf/header.js'
+import type {DiskStamp} from '../psf/disk-stamp.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameReader} from '../protocol/frame-reader.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeCommitted, decodeHelloOk, encodeHello, SyncMode} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
-import {TrackerControlClient} from '../tracker/control-client.js'
 import {settledStat} from '../psf/disk-stamp.js'
 import {sendBundle} from './sender.js'
-import {changeRecordDoubt, mergeLeftoverInflight, statPatch} from '../psf/change-record.js'
+import {claimRecord, type RecordClaim} from '../change-record/claim.js'
+import {DoubtKind} from '../change-record/doubt.js'
 import {connectReceiver, type ReceiverConnection} from '../transport/connect.js'
 import {pushIsDue} from '../sync/due.js'
 import {freezeWithoutTracker, freezeWithTracker, type FrozenSet} from './frozen-set.js'
+import type {ChangeRecord} from '../change-record/change-record.js'
 import {fullsync, type FullsyncOptions, type FullsyncResult} from '../fullsync/client.js'
 import {runHook} from '../sync/hooks.js'
-import {acquireDiskLock, checkNoUnreachableTracker} from '../locks/index.js'
-import {growChangeRecord} from '../sync/grow.js'
+import {acquireDiskLock} from '../locks/index.js'
 import {phaseEvent} from '../sync/progress.js'
 import {remoteErrorOf} from '../fullsync/client-replies.js'
 import {Throttle} from '../sync/throttle.js'
@@ -61,58 +60,60 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
   const started = performance.now()
   const lock = await acquireDiskLock(disk, 'push')
   try {
-    const psf = await PsfFile.open(psfPathFor(disk))
-    let doubt: string | null
+    // Why a delta cannot be sent, and whether it is a source that shrank (decided on the kind).
+    let reason: string
+    let shrank = false
     let target: string
+    const claim = await claimRecord(disk, 'push', {lockHeld: true})
     try {
-      target = psf.header.settings.target
-      if (opts.ifDue && !pushIsDue(psf.header.lastSyncMs, psf.header.settings.rpoSeconds)) {
+      const {record, tracker} = claim
+      target = record.header.settings.target
+      if (opts.ifDue && !pushIsDue(record.header.lastSyncMs, record.header.settings.rpoSeconds)) {
         return {disk, target, mode: 'skipped', reason: 'not due yet', blocks: 0, zeroBlocks: 0, bytesSent: 0, seconds: 0}
       }
       // The SSH login (the largest fixed cost of a push) runs while the local record is checked.
       opts.progress?.(phaseEvent('connect'))
-      const connecting = startConnecting(psf, opts)
+      const connecting = startConnecting(record.header, opts)
       let handedOver = false
-      let tracker: TrackerControlClient | null = null
       try {
-        tracker = await TrackerControlClient.tryConnect(disk)
-        if (!tracker) await checkNoUnreachableTracker(disk, psf.path)
         const source = await SourceDisk.open(disk, opts.sourceReadFault)
         try {
           // Only a push without a tracker keeps this stat as its clean point (a tracked disk is
           // written all the time: waiting for its mtime to settle would only cost time).
-          const statAtCheck = tracker ? await source.stat() : await settledStat(() => source.stat())
-          doubt = changeRecordDoubt(psf, source.size, statAtCheck, tracker !== null)
-          if (!doubt && source.size > psf.header.diskSize) {
-            if (tracker) doubt = 'the disk grew while a tracker was running (restart `vdrep track`)'
-            else await growChangeRecord(psf, source.size)
+          const st = tracker ? await source.stat() : await settledStat(() => source.stat())
+          const stamp: DiskStamp = {size: source.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs}
+          let doubt = record.doubt(stamp, {trackerRunning: tracker !== null})
+          if (doubt?.kind === DoubtKind.SOURCE_GREW && claim.owned) {
+            await claim.owned.grow(source.size)
+            doubt = record.doubt(stamp, {trackerRunning: false})
           }
           if (!doubt) {
             handedOver = true
-            const r = await pushDelta(disk, psf, source, tracker, connecting, opts, startupMs, started, tracker ? undefined : statAtCheck)
+            const r = await pushDelta(disk, claim, source, connecting, opts, startupMs, started, tracker ? undefined : stamp)
             if (r.mode !== 'fullsync') return r
-            doubt = r.reason ?? 'the replica cannot take a delta'
+            reason = r.reason ?? 'the replica cannot take a delta'
+          } else {
+            reason = doubt.message
+            shrank = doubt.kind === DoubtKind.SOURCE_SHRANK
           }
         } finally {
           await source.close()
         }
       } finally {
-        await tracker?.close()
         if (!handedOver) await dropConnection(connecting)
       }
     } finally {
-      await psf.close()
+      await claim.release()
     }
-    const shrank = doubt.startsWith('the source disk shrank')
     // A shrunk source is bad input (DESIGN: the contract), not a reason to cut the only second
     // copy from cron: refuse unless the user says --truncate-replica.
     if (shrank && !opts.truncateReplica) {
-      throw new UsageError('SOURCE_SHRANK', `${doubt}; nothing was sent`, {hint: 'if the disk was shrunk on purpose, run `vdrep push --truncate-replica` (a full sync that cuts the replica)'})
+      throw new UsageError('SOURCE_SHRANK', `${reason}; nothing was sent`, {hint: 'if the disk was shrunk on purpose, run `vdrep push --truncate-replica` (a full sync that cuts the replica)'})
     }
-    if (opts.noFallback) throw new FullSyncNeededError(`a full sync is needed: ${doubt}`, {hint: 'run `vdrep fullsync` (or push without --no-fallback)'})
-    opts.log?.(`falling back to a full sync: ${doubt}`, 'notice')
+    if (opts.noFallback) throw new FullSyncNeededError(`a full sync is needed: ${reason}`, {hint: 'run `vdrep fullsync` (or push without --no-fallback)'})
+    opts.log?.(`falling back to a full sync: ${reason}`, 'notice')
     const result = await fullsync(disk, {...opts, truncateReplica: opts.truncateReplica || shrank, lockHeld: true})
-    return {disk, target, mode: 'fullsync', reason: doubt, blocks: 0, zeroBlocks: 0, bytesSent: result.bytesSent, seconds: (performance.now() - started) / 1000, fullsync: result}
+    return {disk, target, mode: 'fullsync', reason, blocks: 0, zeroBlocks: 0, bytesSent: result.bytesSent, seconds: (performance.now() - started) / 1000, fullsync: result}
   } finally {
     await lock.release()
   }
@@ -123,8 +124,7 @@ interface Connecting {
   startedMs: number
 }
 
-function startConnecting(psf: PsfFile, opts: PushOptions): Connecting {
-  const h = psf.header
+function startConnecting(h: PsfHeader, opts: PushOptions): Connecting {
   const conn = connectReceiver(parseTarget(h.settings.target), {port: h.settings.deltaPort, log: opts.log, acceptNewHostKey: opts.acceptNewHostKey, ssh: h.settings.ssh, diskSize: h.diskSize})
   conn.catch(() => {}) // awaited by pushDelta, or dropped when the push falls back before it
   return {conn, startedMs: performance.now()}
@@ -142,17 +142,18 @@ async function dropConnection(c: Connecting): Promise<void> {
 }
 
 /**
- * `statAtCheck` (no tracker): the disk's stat that the change record was just checked against.
+ * `stampAtCheck` (no tracker): the disk's stamp that the change record was just checked against.
  * It, not a stat taken later, is what the commit records as the clean point: a write between
  * the check and the freeze (during the login, the hello, a pre-hook that flushes a guest) is
  * in neither the frozen set nor the record, and a later stamp would hide it from every push
  * after. With it, the next push sees that write and asks for a scan or a full sync.
  */
-async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker: TrackerControlClient | null, connecting: Connecting, opts: PushOptions, startupMs: number, started: number, statAtCheck?: BigIntStats): Promise<PushResult> {
-  const h = psf.header
+async function pushDelta(disk: string, claim: RecordClaim, source: SourceDisk, connecting: Connecting, opts: PushOptions, startupMs: number, started: number, stampAtCheck?: DiskStamp): Promise<PushResult> {
+  const {record, tracker, writer: owner, owned} = claim
+  const h = record.header
   const target = h.settings.target
   try {
-    if (!tracker) await mergeLeftoverInflight(psf)
+    if (owned) await owned.mergeLeftoverInflight()
   } catch (err) {
     await dropConnection(connecting)
     throw err
@@ -184,7 +185,7 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
       // The client died after the receiver committed: finish that push's bookkeeping.
       if (h.pendingSeq !== 0 && ok.lastSeq === h.pendingSeq) {
         opts.log?.(`the replica already committed sequence ${ok.lastSeq}; recording it`)
-        await psf.updateHeader({lastSeq: ok.lastSeq, pendingSeq: 0})
+        await owner.adoptCommitted(ok.lastSeq)
         lastSeq = ok.lastSeq
       } else return fallback(disk, target, `replica sequence mismatch (replica at ${ok.lastSeq}, this disk's record at ${lastSeq})`)
     }
@@ -193,11 +194,11 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
     const pointInTime = Date.now()
     opts.progress?.(phaseEvent('freeze'))
     try {
-      frozen = tracker ? await freezeWithTracker(tracker) : await freezeWithoutTracker(psf, source, source.size)
+      frozen = tracker ? await freezeWithTracker(tracker) : await freezeWithoutTracker(owned as ChangeRecord, source, source.size)
     } finally {
       if (opts.postHook) await runHook(opts.postHook, 'post', disk)
     }
-    await psf.updateHeader({pendingSeq: seq})
+    await owner.beginCommit(seq)
     opts.progress?.(phaseEvent('send', frozen.bitmap.count()))
     const stats = await sendBundle(frozen, seq, source.size, h.blockSize, h.hashAlgo, h.replicaId, writer, new Throttle(opts.bwlimitBytesPerSecond ?? 0))
     opts.progress?.(phaseEvent('commit'))
@@ -212,18 +213,12 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
     // handshake then costs no time of its own).
     writer.end()
     closing = closeQuietly(conn)
-    await psf.updateIndexBlocks(stats.hashes)
-    // The header update below syncs the file, the cleared in-flight pages with it: if we die
-    // before that, pendingSeq names this push and the next one records it (blocks still in
-    // flight then go back to the active record and are sent again: harmless).
+    await owner.storeBlockHashes(stats.hashes)
+    // The commit below syncs the file, the cleared in-flight pages with it: if we die before
+    // that, pendingSeq names this push and the next one records it (blocks still in flight
+    // then go back to the active record and are sent again: harmless).
     await frozen.complete(true, {syncLater: true})
-    // Without a tracker, CLEAN_SHUTDOWN is set with the stamp: after a tracker died (flag
-    // clear, the record trusted up to its end) the pushes that follow check for outside
-    // writes again, instead of never.
-    await psf.updateHeader((cur) => ({
-      lastSeq: seq, pendingSeq: 0, lastSyncMs: pointInTime, diskSize: source.size,
-      ...(statAtCheck ? {...statPatch(statAtCheck), flags: cur.flags | HeaderFlag.CLEAN_SHUTDOWN} : {}),
-    }))
+    await owner.commit({seq, pointInTimeMs: pointInTime, diskSize: source.size, stamp: stampAtCheck})
     return {
       disk, target, mode: 'delta', seq, blocks: stats.blocks, zeroBlocks: stats.zeroBlocks, bytesSent: stats.bytesSent,
       seconds: (performance.now() - started) / 1000,
@@ -243,4 +238,3 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
   }
 }
 
-export {HeaderFlag}

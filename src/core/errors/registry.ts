@@ -44,6 +44,7 @@ export const ERROR_CODES = {
   CONTROL_BAD_REPLY: {exit: ExitCode.FAILURE, meaning: 'the tracker\'s control socket answered something malformed', clientSide: true},
   CONTROL_BAD_REQUEST: {exit: ExitCode.FAILURE, meaning: 'a control request with a missing or malformed field'},
   CONTROL_BAD_RESERVED: {exit: ExitCode.FAILURE, meaning: 'a control message header with reserved bits set'},
+  CONTROL_BAD_SIZE: {exit: ExitCode.USAGE, meaning: 'a record transition for a disk size other than the one the tracker records'},
   CONTROL_DENIED: {exit: ExitCode.USAGE, meaning: 'the tracker\'s control socket refused a peer that is not its user'},
   CONTROL_LISTEN: {exit: ExitCode.USAGE, meaning: 'the tracker cannot listen on its control socket'},
   CONTROL_NOT_FROZEN: {exit: ExitCode.USAGE, meaning: 'a control request needs a frozen set and none is held'},

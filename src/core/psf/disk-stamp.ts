@@ -1,8 +1,9 @@
 // What the disk looked like when the change record was last known to be complete: size,
 // mtime and ctime in nanoseconds. A tracker records it at a clean stop (and `--scan` after
-// a scan); any difference later means something wrote the disk while no tracker ran.
+// a scan); any difference later means something wrote the disk while no tracker ran. The
+// rule that judges it is change-record/doubt.ts.
 import fs from 'node:fs/promises'
-import {HeaderFlag, type PsfHeader} from './header.js'
+import type {PsfHeader} from './header.js'
 import {blockDeviceSizeOfPath} from '../native/block-device.js'
 
 export interface DiskStamp {
@@ -52,16 +53,4 @@ export function stampDifference(recorded: DiskStamp, now: DiskStamp): string | n
   if (recorded.mtimeNs !== now.mtimeNs) return `its mtime changed from ${iso(recorded.mtimeNs)} to ${iso(now.mtimeNs)}`
   if (recorded.ctimeNs !== now.ctimeNs) return `its ctime changed from ${iso(recorded.ctimeNs)} to ${iso(now.ctimeNs)}`
   return null
-}
-
-/**
- * Why the change record in this header cannot be trusted for the disk as it is now, or
- * null. After a clean stop the disk must still carry the stamp recorded then; after an
- * unclean stop (kill -9, crash) the bitmap holds every write the tracker made and is trusted.
- */
-export function untrustedReason(h: PsfHeader, now: DiskStamp): string | null {
-  if (now.size !== h.diskSize) return `the disk is ${now.size} bytes but the .psf was made for ${h.diskSize}`
-  if (!(h.flags & HeaderFlag.CLEAN_SHUTDOWN)) return null
-  const diff = stampDifference(recordedStamp(h), now)
-  return diff ? `the disk was written while no tracker ran (${diff} since the tracker stopped)` : null
 }

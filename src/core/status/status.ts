@@ -4,12 +4,13 @@
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import {asVdrepError, type VdrepError} from '../errors.js'
-import {HeaderFlag, type PsfHeader} from '../psf/header.js'
-import {Region} from '../psf/layout.js'
-import {PsfFile, psfPathFor} from '../psf/psf-file.js'
+import {HeaderFlag} from '../psf/header.js'
+import {psfPathFor} from '../psf/psf-file.js'
 import {TrackerControlClient, type TrackerStatus} from '../tracker/control-client.js'
-import {stampOf, untrustedReason} from '../psf/disk-stamp.js'
-import {bytesCovered, unionOf} from '../tracker/dirty-log.js'
+import {stampOf} from '../psf/disk-stamp.js'
+import {ChangeRecord} from '../change-record/change-record.js'
+import {DoubtKind, flagDoubt, type Doubt} from '../change-record/doubt.js'
+import {bytesCovered, unionOf} from '../change-record/moves.js'
 import {formatDuration} from '../util/units.js'
 
 export type DiskState = 'OK' | 'Pushing' | 'Full sync needed' | 'Not tracking' | 'Error' | 'RPO violation'
@@ -89,18 +90,26 @@ async function askTracker(disk: string, timeoutMs: number): Promise<TrackerStatu
   }
 }
 
-function needsFullSyncReason(h: PsfHeader): string | null {
-  if (!(h.flags & HeaderFlag.NEEDS_FULL_SYNC)) return null
-  return h.generation === 0 ? 'no full sync has completed since init' : 'the change record was marked untrusted'
+/** A row's state and reason for a disk no tracker runs for, from the record's doubt. */
+function untrackedReason(d: Doubt | null): {state: DiskState; reason: string | null} {
+  if (!d) return {state: 'Not tracking', reason: null}
+  switch (d.kind) {
+    case DoubtKind.SOURCE_SHRANK:
+      return {state: 'Full sync needed', reason: d.message}
+    case DoubtKind.SOURCE_GREW:
+      return {state: 'Not tracking', reason: 'the disk grew; the next push marks the new blocks'}
+    default:
+      return {state: 'Not tracking', reason: `${d.message}; run \`vdrep track --scan\` before the next push`}
+  }
 }
 
 export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Promise<DiskStatusRow> {
   const disk = path.resolve(diskArg)
   const row = emptyRow(disk)
   const now = opts.now ?? Date.now()
-  let psf: PsfFile
+  let record: ChangeRecord
   try {
-    psf = await PsfFile.open(psfPathFor(disk), false)
+    record = await ChangeRecord.openReadOnly(psfPathFor(disk))
   } catch (err) {
     row.error = errorOf(err)
     // A corrupt or foreign .psf is what a full sync (after `init --force`) cures; a .psf that
@@ -111,7 +120,7 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     return row
   }
   try {
-    const h = psf.header
+    const h = record.header
     row.target = h.settings.target
     row.blockSize = h.blockSize
     row.diskSize = h.diskSize
@@ -133,19 +142,18 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
       row.pendingBlocks = live.pendingBlocks
       row.bytesPending = live.bytesPending
     } else {
-      const active = await psf.readBitmap(Region.ACTIVE)
-      const inflight = await psf.readBitmap(Region.INFLIGHT)
-      const pending = unionOf(active.bitmap, inflight.bitmap)
-      row.dirtyBlocks = active.bitmap.count()
-      row.inflightBlocks = inflight.bitmap.count()
+      const {active, inflight} = await record.bitmaps()
+      const pending = unionOf(active, inflight)
+      row.dirtyBlocks = active.count()
+      row.inflightBlocks = inflight.count()
       row.pendingBlocks = pending.count()
       row.bytesPending = bytesCovered(pending, h.blockSize, h.diskSize)
     }
 
-    const full = needsFullSyncReason(h)
+    const full = flagDoubt(h)
     if (full) {
       row.state = 'Full sync needed'
-      row.reason = full
+      row.reason = full.message
     } else if (live?.broken) {
       row.state = 'Error'
       row.reason = `the tracker cannot record writes: ${live.broken}`
@@ -157,7 +165,6 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
       row.state = 'Error'
       row.reason = 'a tracker was running (the .psf records no clean stop) but none answers on the control socket: it was killed or hung; its record is kept, restart `vdrep track`'
     } else {
-      row.state = 'Not tracking'
       const stamp = await stampOf(disk).catch((err: unknown) => {
         row.error = errorOf(err)
         return null
@@ -165,15 +172,11 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
       if (!stamp) {
         row.state = 'Error'
         row.reason = `cannot stat the disk: ${row.error?.message}`
-      } else if (stamp.size < h.diskSize) {
-        row.state = 'Full sync needed'
-        row.reason = `the disk shrank (${stamp.size} < ${h.diskSize} bytes)`
-      } else if (stamp.size === h.diskSize) {
-        row.reason = untrustedReason(h, stamp)
-        row.untrusted = row.reason !== null
-        if (row.reason) row.reason += '; run `vdrep track --scan` before the next push'
       } else {
-        row.reason = 'the disk grew; the next push marks the new blocks'
+        const doubt = record.doubt(stamp, {trackerRunning: false})
+        ;({state: row.state, reason: row.reason} = untrackedReason(doubt))
+        // Written while no tracker ran: the next push would be a full sync, not a delta.
+        row.untrusted = doubt?.kind === DoubtKind.WRITTEN_WITHOUT_TRACKER
       }
     }
     // Past the RPO, never synced, or of unknown age: the replica may be too old.
@@ -198,7 +201,7 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     row.reason = row.error.message
     return row
   } finally {
-    await psf.close().catch(() => {})
+    await record.close().catch(() => {})
   }
 }
 

@@ -4,13 +4,17 @@
 //   const data = await c.readBlocks(first, n)   // frozen blocks as of the freeze
 //   await c.complete(true)                      // or false: the blocks go back to the record
 //   await c.close()                             // closing without complete = complete(false)
+// It is also the RecordWriter of a tracked disk: push and full sync ask the tracker, the
+// record's only writer while it runs, for every change of the .psf (beginCommit .. provedSync).
 // One request at a time; calls made together are queued in order.
 import net from 'node:net'
 import {PeerGoneError, ProtocolError, RemoteError, TransportError, VdrepError} from '../errors.js'
 import {Bitmap} from '../psf/bitmap.js'
 import {SocketReader} from '../transport/socket-reader.js'
 import type {FreezeInfo} from './freezer.js'
-import {CONTROL_HEADER_SIZE, decodeHeader, decodeJson, encodeFrame, FrameKind, parseError, type ControlRequest} from './control-protocol.js'
+import {BLOCK_HASH_ENTRY, CONTROL_HEADER_SIZE, decodeHeader, decodeJson, encodeBlockHashes, encodeFrame, FrameKind, MAX_REQUEST_DATA, parseError, type ControlRequest} from './control-protocol.js'
+import type {CommitRecord, ProvedSync, RecordWriter} from '../change-record/writer.js'
+import {HASHES_PER_PAGE} from '../psf/layout.js'
 import {canonicalDisk, controlSocketPath} from './paths.js'
 
 /** The running freeze, as the tracker's freezer reports it (one shape for both ends). */
@@ -77,7 +81,7 @@ interface Reply {
   data: Buffer
 }
 
-export class TrackerControlClient {
+export class TrackerControlClient implements RecordWriter {
   private queue: Promise<unknown> = Promise.resolve()
   private readonly reader: SocketReader
 
@@ -152,6 +156,43 @@ export class TrackerControlClient {
     return {cleared: num(body, 'cleared'), mergedBack: num(body, 'mergedBack')}
   }
 
+  async beginCommit(seq: number): Promise<void> {
+    await this.request({op: 'beginCommit', seq})
+  }
+
+  async adoptCommitted(seq: number): Promise<void> {
+    await this.request({op: 'adoptCommitted', seq})
+  }
+
+  /** In requests of at most MAX_REQUEST_DATA bytes each. */
+  async storeBlockHashes(hashes: Map<number, Buffer>): Promise<void> {
+    const entries = [...hashes.entries()]
+    const per = Math.floor(MAX_REQUEST_DATA / BLOCK_HASH_ENTRY)
+    for (let i = 0; i < entries.length; i += per) await this.request({op: 'blockHashes'}, encodeBlockHashes(entries.slice(i, i + per)))
+  }
+
+  async commit(c: CommitRecord): Promise<void> {
+    // The tracker owns CLEAN_SHUTDOWN and the stamp (it records them when it stops).
+    if (c.stamp) throw new RangeError('a commit through the tracker records no stamp')
+    await this.request({op: 'commit', seq: c.seq, pointInTimeMs: c.pointInTimeMs, diskSize: c.diskSize})
+  }
+
+  async beginFullSync(): Promise<void> {
+    await this.request({op: 'beginFullSync'})
+  }
+
+  /** In requests of whole index pages, at most MAX_REQUEST_DATA bytes each. */
+  async writeIndexRun(firstBlock: number, hashes: Buffer): Promise<void> {
+    const perPage = HASHES_PER_PAGE * 32
+    const step = Math.floor(MAX_REQUEST_DATA / perPage) * perPage
+    for (let at = 0; at < hashes.length; at += step) await this.request({op: 'indexRun', first: firstBlock + at / 32}, hashes.subarray(at, at + step))
+  }
+
+  async provedSync(p: ProvedSync): Promise<void> {
+    if (p.stamp) throw new RangeError('a proved sync through the tracker records no stamp')
+    await this.request({op: 'provedSync', diskSize: p.diskSize, replicaSeq: p.replicaSeq, syncedMs: p.syncedMs})
+  }
+
   /** Hang up; a freeze not completed is handed back by the tracker. */
   async close(): Promise<void> {
     if (this.socket.destroyed) return
@@ -162,15 +203,15 @@ export class TrackerControlClient {
     })
   }
 
-  private request(req: ControlRequest): Promise<Reply> {
-    const p = this.queue.then(() => this.exchange(req))
+  private request(req: ControlRequest, data?: Buffer): Promise<Reply> {
+    const p = this.queue.then(() => this.exchange(req, data))
     this.queue = p.catch(() => {})
     return p
   }
 
-  private async exchange(req: ControlRequest): Promise<Reply> {
+  private async exchange(req: ControlRequest, data?: Buffer): Promise<Reply> {
     if (this.socket.destroyed) throw gone()
-    for (const part of encodeFrame(FrameKind.REQUEST, req)) this.socket.write(part)
+    for (const part of encodeFrame(FrameKind.REQUEST, req, data)) this.socket.write(part)
     let timer: NodeJS.Timeout | undefined
     if (this.timeoutMs > 0) timer = setTimeout(() => this.reader.cancel(new TransportError('TRACKER_TIMEOUT', `the tracker did not answer "${req.op}" within ${this.timeoutMs} ms`)), this.timeoutMs)
     try {

@@ -1,13 +1,17 @@
-// The tracker's control-socket protocol (version 1): what `push`, `fullsync` and `status`
-// say to a running tracker. Little-endian. Every frame, in both directions:
+// The tracker's control-socket protocol (version 2): what `push`, `fullsync` and `status`
+// say to a running tracker. While a tracker runs it is the only process that writes the disk's
+// .psf (src/core/change-record/): a push or a full sync asks it for every change of the record
+// here, and the tracker runs the same ChangeRecord transition it would run itself.
+// Little-endian. Every frame, in both directions:
 //
 //  off size field
 //    0    4 magic "VDTC"
-//    4    1 version (1); a peer with another version gets an ERROR frame and is closed
+//    4    1 version (2); a peer with another version gets an ERROR frame and is closed
 //    5    1 kind: 1 REQUEST (client), 2 REPLY, 3 ERROR (tracker)
 //    6    2 reserved, 0
 //    8    4 JSON length: 2 .. MAX_JSON bytes of UTF-8, one object
-//   12    4 data length: 0 in a REQUEST; at most MAX_REPLY_DATA in a REPLY
+//   12    4 data length: at most MAX_REQUEST_DATA in a REQUEST (only the ops below that take
+//          data; 0 otherwise), at most MAX_REPLY_DATA in a REPLY
 //   16    . JSON, then data
 //
 // Requests (JSON; one at a time per connection, each answered by a REPLY or an ERROR):
@@ -18,20 +22,37 @@
 //                                      the disk itself); `read` is then refused
 //   {"op":"read","first":N,"count":M} -> {first, count, length}; data: the blocks as of the freeze
 //   {"op":"complete","ok":true|false} -> {cleared, mergedBack}
+// Record transitions (each answered {} once durable in the .psf; see change-record/writer.ts):
+//   {"op":"beginCommit","seq":S}     pendingSeq = S (a push is about to send S)
+//   {"op":"adoptCommitted","seq":S}  lastSeq = S, pendingSeq = 0 (the replica had committed S)
+//   {"op":"blockHashes"}             data: N entries of 40 bytes, u64 block then its 32-byte
+//                                    hash: the index entries of the blocks a push shipped
+//   {"op":"commit","seq":S,"pointInTimeMs":T,"diskSize":D}
+//                                    lastSeq = S, pendingSeq = 0, lastSyncMs = T, diskSize = D
+//   {"op":"beginFullSync"}           INDEX_VALID cleared (the index is rewritten from now)
+//   {"op":"indexRun","first":B}      data: 32-byte hashes of blocks B.. (B starts an index page)
+//   {"op":"provedSync","diskSize":D,"replicaSeq":S,"syncedMs":T}
+//                                    generation + 1, lastSeq = S, INDEX_VALID set,
+//                                    NEEDS_FULL_SYNC cleared (the bitmaps: `complete`)
 // ERROR JSON: {"code": "...", "exitCode": N, "message": "...", "hint": "..."}; the client reads
 // the registered code (doc/protocol.md "Error codes") and never uses exitCode, which is only
-// what the tracker's registry says (kept for older clients). A header that breaks the
-// rules (magic, version, kind, lengths) closes the connection after the ERROR; a bad JSON
-// request gets an ERROR and the connection stays usable. Lengths are checked before any
-// buffer is taken.
+// what the tracker's registry says (kept for older clients). A header that breaks the rules
+// (magic, version, kind, lengths) closes the connection after the ERROR; a bad JSON request,
+// or data where the op takes none, gets an ERROR (the data is read and dropped) and the
+// connection stays usable. Lengths are checked before any buffer is taken.
 import {ProtocolError, type ErrorCode} from '../errors.js'
 
 export const CONTROL_MAGIC = Buffer.from('VDTC', 'ascii')
-export const CONTROL_VERSION = 1
+export const CONTROL_VERSION = 2
 export const CONTROL_HEADER_SIZE = 16
 export const MAX_JSON = 64 * 1024
 /** A reply's binary part: a frozen bitmap (1 bit per block) or one read (32 MiB). */
 export const MAX_REPLY_DATA = 256 << 20
+/** A request's binary part: index hashes (a push sends more in several requests). */
+export const MAX_REQUEST_DATA = 16 << 20
+/** One entry of a blockHashes request: u64 block, 32-byte hash. */
+export const BLOCK_HASH_ENTRY = 40
+const HASH_BYTES = 32
 
 export const FrameKind = {REQUEST: 1, REPLY: 2, ERROR: 3} as const
 export type FrameKindId = (typeof FrameKind)[keyof typeof FrameKind]
@@ -41,6 +62,16 @@ export type ControlRequest =
   | {op: 'freeze'; preserve: boolean}
   | {op: 'read'; first: number; count: number}
   | {op: 'complete'; ok: boolean}
+  | {op: 'beginCommit'; seq: number}
+  | {op: 'adoptCommitted'; seq: number}
+  | {op: 'blockHashes'}
+  | {op: 'commit'; seq: number; pointInTimeMs: number; diskSize: number}
+  | {op: 'beginFullSync'}
+  | {op: 'indexRun'; first: number}
+  | {op: 'provedSync'; diskSize: number; replicaSeq: number; syncedMs: number}
+
+/** Ops whose request carries data, and the size its data must be a multiple of. */
+const DATA_UNIT: Partial<Record<ControlRequest['op'], number>> = {blockHashes: BLOCK_HASH_ENTRY, indexRun: HASH_BYTES}
 
 export interface ControlHeader {
   version: number
@@ -88,7 +119,7 @@ export function decodeHeader(h: Buffer, from: 'client' | 'tracker'): ControlHead
   const jsonLength = h.readUInt32LE(8)
   if (jsonLength < 2 || jsonLength > MAX_JSON) throw bad('CONTROL_BAD_LENGTH', `JSON length ${jsonLength} is outside 2..${MAX_JSON}`)
   const dataLength = h.readUInt32LE(12)
-  const maxData = from === 'client' ? 0 : MAX_REPLY_DATA
+  const maxData = from === 'client' ? MAX_REQUEST_DATA : MAX_REPLY_DATA
   if (dataLength > maxData) throw bad('CONTROL_BAD_LENGTH', `data length ${dataLength} exceeds ${maxData}`)
   return {version, kind: kind as FrameKindId, jsonLength, dataLength}
 }
@@ -106,10 +137,26 @@ export function decodeJson(buf: Buffer): Record<string, unknown> {
 
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
 
-/** Validate a request object; throws ProtocolError naming the field. */
-export function parseRequest(o: Record<string, unknown>): ControlRequest {
+function count(op: string, o: Record<string, unknown>, field: string): number {
+  const v = o[field]
+  if (!isCount(v)) throw bad('CONTROL_BAD_REQUEST', `${op}: "${field}" must be a non-negative integer, got ${JSON.stringify(v)}`)
+  return v
+}
+
+/** Validate a request object and the length of its data; throws ProtocolError naming the field. */
+export function parseRequest(o: Record<string, unknown>, dataLength = 0): ControlRequest {
+  const req = parseRequestJson(o)
+  const unit = DATA_UNIT[req.op]
+  if (unit === undefined && dataLength !== 0) throw bad('CONTROL_BAD_REQUEST', `${req.op}: takes no data, got ${dataLength} bytes`)
+  if (unit !== undefined && (dataLength === 0 || dataLength % unit !== 0)) throw bad('CONTROL_BAD_REQUEST', `${req.op}: data must be a positive multiple of ${unit} bytes, got ${dataLength}`)
+  return req
+}
+
+function parseRequestJson(o: Record<string, unknown>): ControlRequest {
   switch (o.op) {
     case 'status':
+    case 'blockHashes':
+    case 'beginFullSync':
       return {op: o.op}
     case 'freeze':
       if (o.preserve !== undefined && typeof o.preserve !== 'boolean') throw bad('CONTROL_BAD_REQUEST', `freeze: "preserve" must be true or false, got ${JSON.stringify(o.preserve)}`)
@@ -121,9 +168,38 @@ export function parseRequest(o: Record<string, unknown>): ControlRequest {
     case 'complete':
       if (typeof o.ok !== 'boolean') throw bad('CONTROL_BAD_REQUEST', `complete: "ok" must be true or false, got ${JSON.stringify(o.ok)}`)
       return {op: 'complete', ok: o.ok}
+    case 'beginCommit':
+    case 'adoptCommitted':
+      return {op: o.op, seq: count(o.op, o, 'seq')}
+    case 'commit':
+      return {op: 'commit', seq: count('commit', o, 'seq'), pointInTimeMs: count('commit', o, 'pointInTimeMs'), diskSize: count('commit', o, 'diskSize')}
+    case 'indexRun':
+      return {op: 'indexRun', first: count('indexRun', o, 'first')}
+    case 'provedSync':
+      return {op: 'provedSync', diskSize: count('provedSync', o, 'diskSize'), replicaSeq: count('provedSync', o, 'replicaSeq'), syncedMs: count('provedSync', o, 'syncedMs')}
     default:
-      throw bad('CONTROL_UNKNOWN_OP', `unknown operation ${JSON.stringify(o.op)}; known: status, freeze, read, complete`)
+      throw bad('CONTROL_UNKNOWN_OP', `unknown operation ${JSON.stringify(o.op)}; known: status, freeze, read, complete, beginCommit, adoptCommitted, blockHashes, commit, beginFullSync, indexRun, provedSync`)
   }
+}
+
+/** blockHashes data: entries of a u64 block number and its hash. */
+export function encodeBlockHashes(entries: Array<[number, Buffer]>): Buffer {
+  const out = Buffer.alloc(entries.length * BLOCK_HASH_ENTRY)
+  entries.forEach(([b, h], i) => {
+    out.writeBigUInt64LE(BigInt(b), i * BLOCK_HASH_ENTRY)
+    h.copy(out, i * BLOCK_HASH_ENTRY + 8, 0, HASH_BYTES)
+  })
+  return out
+}
+
+export function decodeBlockHashes(data: Buffer, blockCount: number): Map<number, Buffer> {
+  const out = new Map<number, Buffer>()
+  for (let at = 0; at + BLOCK_HASH_ENTRY <= data.length; at += BLOCK_HASH_ENTRY) {
+    const b = data.readBigUInt64LE(at)
+    if (b >= BigInt(blockCount)) throw bad('CONTROL_BAD_REQUEST', `blockHashes: block ${b} is outside the disk's ${blockCount} blocks`)
+    out.set(Number(b), Buffer.from(data.subarray(at + 8, at + BLOCK_HASH_ENTRY)))
+  }
+  return out
 }
 
 export function parseError(o: Record<string, unknown>): ErrorBody {

@@ -11,6 +11,9 @@ import type {Bitmap} from '../psf/bitmap.js'
 import {SocketReader} from '../transport/socket-reader.js'
 import {CONTROL_HEADER_SIZE, decodeHeader, decodeJson, encodeFrame, FrameKind, parseRequest, type ControlRequest} from './control-protocol.js'
 
+/** The requests that change the record (everything but status, freeze, read and complete). */
+export type RecordRequest = Exclude<ControlRequest, {op: 'status' | 'freeze' | 'read' | 'complete'}>
+
 /** Control connections served at once. */
 const MAX_CLIENTS = 64
 
@@ -19,6 +22,8 @@ export interface ControlHandler {
   freeze(conn: number, preserve: boolean): Promise<{body: object; bitmap: Bitmap}>
   read(conn: number, first: number, count: number): Promise<Buffer>
   complete(conn: number, ok: boolean): Promise<object>
+  /** A change of the record (beginCommit, commit, indexRun, provedSync, ...): the tracker owns it. */
+  transition(conn: number, req: RecordRequest, data: Buffer): Promise<object>
   /** The connection is gone (with or without `complete`). */
   disconnected(conn: number): void
 }
@@ -121,27 +126,31 @@ export class ControlServer {
         return
       }
       let body: Buffer
+      let data: Buffer
       try {
         body = await reader.read(header.jsonLength)
+        // Bounded by decodeHeader (MAX_REQUEST_DATA); read even when the request is refused below,
+        // so the framing holds. Copied: the reader's buffer is reused.
+        data = header.dataLength > 0 ? Buffer.from(await reader.read(header.dataLength)) : Buffer.alloc(0)
       } catch {
         return
       }
       let req: ControlRequest
       try {
-        req = parseRequest(decodeJson(body))
+        req = parseRequest(decodeJson(body), header.dataLength)
       } catch (err) {
         this.send(socket, FrameKind.ERROR, errorBody(asVdrepError(err)))
         continue
       }
       try {
-        await this.handle(id, socket, req)
+        await this.handle(id, socket, req, data)
       } catch (err) {
         this.send(socket, FrameKind.ERROR, errorBody(asVdrepError(err)))
       }
     }
   }
 
-  private async handle(id: number, socket: net.Socket, req: ControlRequest): Promise<void> {
+  private async handle(id: number, socket: net.Socket, req: ControlRequest, data: Buffer): Promise<void> {
     switch (req.op) {
       case 'status':
         return this.send(socket, FrameKind.REPLY, {...this.handler.status(), controlClients: this.sockets.size})
@@ -155,6 +164,8 @@ export class ControlServer {
       }
       case 'complete':
         return this.send(socket, FrameKind.REPLY, await this.handler.complete(id, req.ok))
+      default:
+        return this.send(socket, FrameKind.REPLY, await this.handler.transition(id, req, data))
     }
   }
 

@@ -8,11 +8,12 @@
 // durable; a set bit that is not yet waits for the batch that writes its page). Memory is
 // bounded by the bitmaps, whatever the range: a TRIM of the whole disk marks it byte by byte.
 // Every .psf write (batches, freeze, merge back) runs one at a time, in order, and the
-// first failure is sticky.
+// first failure is sticky. The moves between the bitmaps are change-record/moves.ts, the
+// same ones a push without a tracker makes; the pages go to the ChangeRecord's bitmap store.
 import {DiskIoError} from '../errors.js'
 import {Bitmap} from '../psf/bitmap.js'
 import {BITS_PER_PAGE, Region} from '../psf/layout.js'
-import type {PsfFile} from '../psf/psf-file.js'
+import {clearInflightMove, freezeMove, mergeBackMove, nonEmptyPages, type BitmapStore} from '../change-record/moves.js'
 
 interface Batch {
   pages: Set<number>
@@ -47,36 +48,6 @@ function popcount(v: number): number {
   return n
 }
 
-/** Bitmap pages holding at least one set bit. */
-export function nonEmptyPages(bm: Bitmap): number[] {
-  const out: number[] = []
-  for (let start = 0, p = 0; start < bm.bits.length; start += PAGE_BYTES, p++) {
-    const end = Math.min(bm.bits.length, start + PAGE_BYTES)
-    for (let i = start; i < end; i++) {
-      if (bm.bits[i] !== 0) {
-        out.push(p)
-        break
-      }
-    }
-  }
-  return out
-}
-
-/** Bytes of disk the set blocks of `bm` cover (the last block may be short). */
-export function bytesCovered(bm: Bitmap, blockSize: number, diskSize: number): number {
-  const n = bm.count()
-  if (n === 0) return 0
-  const tail = bm.get(bm.blockCount - 1) ? bm.blockCount * blockSize - diskSize : 0
-  return n * blockSize - tail
-}
-
-/** active ∪ in-flight: what the next push would send. */
-export function unionOf(a: Bitmap, b: Bitmap): Bitmap {
-  const u = new Bitmap(a.blockCount, Uint8Array.from(a.bits))
-  u.merge(b)
-  return u
-}
-
 export class DirtyLog {
   readonly stats: DirtyLogStats = {newlyDirtied: 0, batches: 0, pageWrites: 0}
   private next: Batch | null = null
@@ -87,7 +58,7 @@ export class DirtyLog {
   private failure: Error | null = null
 
   constructor(
-    private readonly psf: PsfFile,
+    private readonly store: BitmapStore,
     readonly active: Bitmap,
     readonly inflight: Bitmap,
   ) {
@@ -163,18 +134,13 @@ export class DirtyLog {
   }
 
   /**
-   * Freeze: in-flight = active, then active = 0. The in-flight pages are durable before the
-   * active pages are cleared, so every block is always dirty on disk in one bitmap or the
-   * other. The caller keeps writes out meanwhile. Returns a copy of the frozen set.
+   * Freeze: in-flight = active, then active = 0 (freezeMove: every block stays dirty on disk in
+   * one bitmap or the other). The caller keeps writes out meanwhile. Returns a copy of the frozen set.
    */
   freeze(): Promise<Bitmap> {
     return this.serial(async () => {
-      const pages = nonEmptyPages(this.active)
-      this.inflight.merge(this.active)
-      await this.writePages(Region.INFLIGHT, this.inflight, nonEmptyPages(this.inflight))
-      this.active.clearAll()
+      this.stats.pageWrites += await freezeMove(this.store, this.active, this.inflight)
       this.durable.clearAll()
-      await this.writePages(Region.ACTIVE, this.active, pages)
       return new Bitmap(this.inflight.blockCount, Uint8Array.from(this.inflight.bits))
     })
   }
@@ -182,26 +148,18 @@ export class DirtyLog {
   /** A failed push: active |= in-flight (durable first), then in-flight = 0. Returns the count handed back. */
   mergeBack(): Promise<number> {
     return this.serial(async () => {
-      const pages = nonEmptyPages(this.inflight)
-      const count = this.inflight.count()
-      // Already durable in the in-flight pages until these land, so durable at once.
-      this.active.merge(this.inflight)
+      // Durable in the in-flight pages until the active ones land, so durable at once.
       this.durable.merge(this.inflight)
-      await this.writePages(Region.ACTIVE, this.active, pages)
-      this.inflight.clearAll()
-      await this.writePages(Region.INFLIGHT, this.inflight, pages)
-      return count
+      this.stats.pageWrites += 2 * nonEmptyPages(this.inflight).length
+      return mergeBackMove(this.store, this.active, this.inflight)
     })
   }
 
   /** A proved push: in-flight = 0. Returns how many blocks it held. */
   clearInflight(): Promise<number> {
-    return this.serial(async () => {
-      const pages = nonEmptyPages(this.inflight)
-      const count = this.inflight.count()
-      this.inflight.clearAll()
-      await this.writePages(Region.INFLIGHT, this.inflight, pages)
-      return count
+    return this.serial(() => {
+      this.stats.pageWrites += nonEmptyPages(this.inflight).length
+      return clearInflightMove(this.store, this.inflight)
     })
   }
 
@@ -255,7 +213,7 @@ export class DirtyLog {
 
   private async writePages(region: typeof Region.ACTIVE | typeof Region.INFLIGHT, bm: Bitmap, pages: number[]): Promise<void> {
     if (pages.length === 0) return
-    await this.psf.writeBitmap(region, bm, pages)
+    await this.store.writeBitmap(region, bm, pages)
     this.stats.pageWrites += pages.length
   }
 
@@ -266,7 +224,7 @@ export class DirtyLog {
       try {
         return await fn()
       } catch (err) {
-        this.failure ??= new DiskIoError(`cannot update the change record in ${this.psf.path}: ${(err as Error).message}; writes are refused from now on`, {
+        this.failure ??= new DiskIoError(`cannot update the change record in ${this.store.path}: ${(err as Error).message}; writes are refused from now on`, {
           cause: err,
           hint: 'fix the storage holding the .psf and restart the tracker',
         })

@@ -1,13 +1,13 @@
-// Opening a disk's change record for a tracker or a scan: the .psf, checked and wrapped in
-// errors that say a full sync is needed when it cannot be used, under the disk's lock; and
-// the two bitmaps, where a page failing its CRC comes back all dirty (conservative) and is
-// reported so the caller can warn.
+// Opening a disk's change record for a tracker or a scan, as its owner: both locks first (the
+// .psf's flock, held for the whole run, and the push lock, held until a tracker's control
+// socket answers, so no push or full sync writes the record meanwhile), then the .psf, checked
+// and wrapped in errors that say a full sync is needed when it cannot be used.
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import {FullSyncNeededError, StateError, UsageError, VdrepError} from '../errors.js'
-import type {Bitmap} from '../psf/bitmap.js'
-import {BITS_PER_PAGE, Region} from '../psf/layout.js'
+import {BITS_PER_PAGE} from '../psf/layout.js'
 import {PsfFile, psfPathFor} from '../psf/psf-file.js'
+import {ChangeRecord} from '../change-record/change-record.js'
 import {canonicalDisk} from './paths.js'
 import {acquireDiskLock, TrackerLock, type HeldLock} from '../locks/index.js'
 
@@ -17,7 +17,8 @@ export interface OpenRecord {
   /** Symlinks resolved: names the control socket. */
   canonical: string
   psfPath: string
-  psf: PsfFile
+  /** Owned: this process is the record's only writer while it holds `lock`. */
+  record: ChangeRecord
   lock: TrackerLock
   /** The disk lock, held so no push edits the .psf meanwhile; release it when done starting. */
   diskLock: HeldLock
@@ -64,29 +65,15 @@ export async function openRecord(diskArg: string, what: string): Promise<OpenRec
       }
       throw err
     }
-    const psf = await PsfFile.open(psfPath).catch((e: unknown) => {
+    const record = await ChangeRecord.openOwned(psfPath).catch((e: unknown) => {
       throw recordUnusable(disk, e)
     })
-    return {disk, canonical, psfPath, psf, lock, diskLock}
+    return {disk, canonical, psfPath, record, lock, diskLock}
   } catch (err) {
     lock?.release()
     await diskLock.release()
     throw err
   }
-}
-
-export interface LoadedBitmaps {
-  active: Bitmap
-  inflight: Bitmap
-  /** Pages that failed their CRC (their blocks are all dirty now). */
-  activeBad: number[]
-  inflightBad: number[]
-}
-
-export async function loadBitmaps(psf: PsfFile): Promise<LoadedBitmaps> {
-  const a = await psf.readBitmap(Region.ACTIVE)
-  const i = await psf.readBitmap(Region.INFLIGHT)
-  return {active: a.bitmap, inflight: i.bitmap, activeBad: a.badPages, inflightBad: i.badPages}
 }
 
 /** The warning for a bitmap page that failed its CRC. */

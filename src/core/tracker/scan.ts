@@ -25,10 +25,11 @@ import {blockHasher, HASH_LENGTH} from '../hash/block-hash.js'
 import {HashPool} from '../hash/hash-pool.js'
 import {hashFileBlocks, type FileRange} from '../hash/range-hash.js'
 import {HeaderFlag} from '../psf/header.js'
-import {BITS_PER_PAGE, HASHES_PER_PAGE, Region} from '../psf/layout.js'
+import {Bitmap} from '../psf/bitmap.js'
+import {HASHES_PER_PAGE} from '../psf/layout.js'
 import {settledStat, stampOf} from '../psf/disk-stamp.js'
-import {bytesCovered, nonEmptyPages} from './dirty-log.js'
-import {badPageWarning, loadBitmaps, openRecord} from './record.js'
+import {bytesCovered} from '../change-record/moves.js'
+import {badPageWarning, openRecord} from './record.js'
 
 /** Bytes checksummed per thread-pool task on the mapped path (nothing is buffered). */
 const MAPPED_SCAN_CHUNK = 32 << 20
@@ -82,9 +83,9 @@ export interface ScanResult {
 export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise<ScanResult> {
   const t0 = performance.now()
   const rec = await openRecord(diskArg, 'scan')
-  const {disk, psf} = rec
+  const {disk, record} = rec
   try {
-    const h = psf.header
+    const h = record.header
     if (h.flags & HeaderFlag.NEEDS_FULL_SYNC || !(h.flags & HeaderFlag.INDEX_VALID)) {
       throw new FullSyncNeededError(`cannot scan ${disk}: no proved full sync has recorded the block hash index to compare with; a full sync is needed`, {
         hint: `run \`vdrep fullsync ${disk}\``,
@@ -100,7 +101,7 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
       }
       const before = await settledStat(() => stampOf(disk))
       const bs = h.blockSize
-      const blockCount = psf.layout.blockCount
+      const blockCount = record.blockCount
       const hasher = blockHasher(h.hashAlgo, h.replicaId)
       // xxh3 with the addon: chunks are checksummed through a mapping in libuv's thread pool,
       // no worker threads needed (see the top of this file for the other path).
@@ -108,31 +109,25 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
       const workers = mapped ? 0 : (opts.hashWorkers ?? (source.size >= POOL_MIN_BYTES ? Math.min(3, os.availableParallelism() - 1) : 0))
       // Started now: the workers load while the bitmaps and the index do.
       if (workers > 0) pool = new HashPool(h.hashAlgo, h.replicaId, {workers})
-      const maps = await loadBitmaps(psf)
-      for (const p of maps.activeBad) opts.log?.('warn', badPageWarning(psf.path, 'active', p, blockCount))
-      for (const p of maps.inflightBad) opts.log?.('warn', badPageWarning(psf.path, 'in-flight', p, blockCount))
-      const active = maps.active
-      const touched = new Set<number>([...maps.activeBad, ...nonEmptyPages(maps.inflight)])
-      active.merge(maps.inflight) // a push that died left these in flight
+      const maps = await record.bitmaps()
+      for (const p of maps.activeBad) opts.log?.('warn', badPageWarning(record.path, 'active', p, blockCount))
+      for (const p of maps.inflightBad) opts.log?.('warn', badPageWarning(record.path, 'in-flight', p, blockCount))
+      // The blocks the scan finds changed; the record adds them (and what a dead push left in flight).
+      const changed = new Bitmap(blockCount)
 
-      const {hashes, badPages: badIndex} = await psf.readIndex()
+      const {hashes, badPages: badIndex} = await record.readIndex()
       const unknown = new Uint8Array(blockCount) // blocks whose index page is bad: dirty, not compared
       for (const p of badIndex) {
         const first = p * HASHES_PER_PAGE
         const last = Math.min(blockCount, first + HASHES_PER_PAGE) - 1
-        opts.log?.('warn', `page ${p} of the block hash index in ${psf.path} failed its checksum: blocks ${first}..${last} are marked changed`)
+        opts.log?.('warn', `page ${p} of the block hash index in ${record.path} failed its checksum: blocks ${first}..${last} are marked changed`)
         unknown.fill(1, first, last + 1)
       }
 
       const p: ScanProgress = {phase: 'scan', blocksDone: 0, blocksTotal: blockCount, bytesDone: 0, bytesTotal: source.size, blocksMarked: 0}
-      let newly = 0
       const mark = (b: number) => {
         p.blocksMarked++
-        if (!active.get(b)) {
-          active.set(b)
-          touched.add(Math.floor(b / BITS_PER_PAGE))
-          newly++
-        }
+        changed.set(b)
       }
       /** Compare blocks [first, first+count) with the index, given their hashes. */
       const compare = (first: number, count: number, got: Buffer) => {
@@ -188,18 +183,8 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
       await workersDone
 
       // Active pages durable first, then the in-flight set emptied, then the stamp.
-      if (touched.size > 0) await psf.writeBitmap(Region.ACTIVE, active, [...touched].sort((a, b) => a - b))
-      const inflightPages = [...new Set([...nonEmptyPages(maps.inflight), ...maps.inflightBad])]
-      if (inflightPages.length > 0) {
-        maps.inflight.clearAll()
-        await psf.writeBitmap(Region.INFLIGHT, maps.inflight, inflightPages)
-      }
-      await psf.updateHeader((cur) => ({
-        flags: cur.flags | HeaderFlag.CLEAN_SHUTDOWN,
-        sourceSize: before.size,
-        sourceMtimeNs: before.mtimeNs,
-        sourceCtimeNs: before.ctimeNs,
-      }))
+      const newly = await record.scanResult(changed, before)
+      const active = maps.active
       p.phase = 'done'
       opts.progress?.(p)
       return {
@@ -220,7 +205,7 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
       await source.close()
     }
   } finally {
-    await psf.close().catch(() => {})
+    await record.close().catch(() => {})
     await rec.diskLock.release()
     rec.lock.release()
   }

@@ -2,19 +2,23 @@
 // trust, serves the disk over NBD through the recording backend, answers the control
 // socket, and on a clean stop records the disk's stamp and sets CLEAN_SHUTDOWN. The flag is
 // cleared at start, so a tracker killed with -9 leaves a bitmap that is trusted on restart.
+// While it runs it owns the .psf (its ChangeRecord): pushes and full syncs ask it, over the
+// control socket, for every change of the record.
 import fs from 'node:fs/promises'
-import {ExitCode, FullSyncNeededError, UsageError, VdrepError} from '../errors.js'
+import {FullSyncNeededError, UsageError, VdrepError} from '../errors.js'
 import {HeaderFlag} from '../psf/header.js'
-import {PsfFile} from '../psf/psf-file.js'
-import {stampOf, untrustedReason} from '../psf/disk-stamp.js'
+import {STAMP_SETTLE_MS, stampOf} from '../psf/disk-stamp.js'
+import {DoubtKind, needsFullSyncFlag} from '../change-record/doubt.js'
+import {bytesCovered, unionOf} from '../change-record/moves.js'
 import {ControlServer, type ControlHandler} from './control-server.js'
 import type {TrackerStatus} from './control-client.js'
-import {bytesCovered, DirtyLog, unionOf, type DirtyLogStats} from './dirty-log.js'
+import {recordTransitions} from './control-record.js'
+import {DirtyLog, type DirtyLogStats} from './dirty-log.js'
 import {Freezer} from './freezer.js'
 import {FileBackend} from './nbd/file-backend.js'
 import {isLoopback, NbdServer, parseListenSpec, type NbdAddress} from './nbd/server.js'
 import {controlSocketPath, cowPathFor} from './paths.js'
-import {badPageWarning, loadBitmaps, openRecord, type OpenRecord} from './record.js'
+import {badPageWarning, openRecord, type OpenRecord} from './record.js'
 import {RecordingBackend, type RecordingCounters} from './recording-backend.js'
 import {WriteGate} from './write-gate.js'
 
@@ -92,37 +96,39 @@ export class Tracker {
       }
     }
     const rec = await openRecord(diskArg, 'tracker')
-    const {disk, psf} = rec
-    const cleanup: Array<() => Promise<unknown>> = [async () => rec.lock.release(), () => rec.diskLock.release(), () => psf.close()]
+    const {disk, record} = rec
+    const cleanup: Array<() => Promise<unknown>> = [async () => rec.lock.release(), () => rec.diskLock.release(), () => record.close()]
     const undo = async () => {
       for (const f of cleanup.reverse()) await f().catch(() => {})
     }
     try {
-      const h = psf.header
+      const h = record.header
       const inner = await FileBackend.open(disk)
       cleanup.push(() => inner.close())
+      // A tracker records writes before the first full sync too: only doubt about the disk stops it.
       const stamp = await stampOf(disk)
-      const reason = untrustedReason(h, stamp)
-      if (reason) {
-        const sized = inner.size !== h.diskSize
+      const doubt = record.doubts(stamp, {trackerRunning: false}).find((d) => !needsFullSyncFlag(d))
+      if (doubt) {
+        const sized = inner.size !== h.diskSize || doubt.kind === DoubtKind.SOURCE_SHRANK || doubt.kind === DoubtKind.SOURCE_GREW
         // Size and mtime as recorded, only the ctime moved (chmod, chown, a new link): the content
         // may well be unchanged, so the caller may resolve the doubt with a scan against the
         // block hash index (startTracking does) rather than send the user to run one.
-        if (!sized && h.flags & HeaderFlag.INDEX_VALID && stamp.size === h.sourceSize && stamp.mtimeNs === h.sourceMtimeNs) {
+        if (!sized && doubt.kind === DoubtKind.WRITTEN_WITHOUT_TRACKER && h.flags & HeaderFlag.INDEX_VALID && stamp.size === h.sourceSize && stamp.mtimeNs === h.sourceMtimeNs) {
           throw new VdrepError('DISK_CTIME_CHANGED', `cannot track ${disk} yet: only the disk's ctime changed since the record was last complete (chmod, chown or a new link; its size and mtime are as recorded)`, {
             hint: `run \`vdrep track ${disk} --scan\`, then start the tracker again`,
           })
         }
-        throw new FullSyncNeededError(`cannot track ${disk}: ${reason}; the change record does not cover ${sized ? 'the disk as it is now' : 'those writes'}`, {
+        throw new FullSyncNeededError(`cannot track ${disk}: ${doubt.message}; the change record does not cover ${sized ? 'the disk as it is now' : 'those writes'}`, {
           hint: sized ? `run \`vdrep init --force ${disk} --to <target>\` and \`vdrep fullsync ${disk}\`` : `run \`vdrep track ${disk} --scan\` (or \`vdrep fullsync ${disk}\`), then start the tracker again`,
         })
       }
       const bs = h.blockSize
-      const blockCount = psf.layout.blockCount
-      const maps = await loadBitmaps(psf)
-      for (const p of maps.activeBad) say('warn', badPageWarning(psf.path, 'active', p, blockCount))
-      for (const p of maps.inflightBad) say('warn', badPageWarning(psf.path, 'in-flight', p, blockCount))
-      const log = new DirtyLog(psf, maps.active, maps.inflight)
+      const blockCount = record.blockCount
+      const maps = await record.bitmaps()
+      for (const p of maps.activeBad) say('warn', badPageWarning(record.path, 'active', p, blockCount))
+      for (const p of maps.inflightBad) say('warn', badPageWarning(record.path, 'in-flight', p, blockCount))
+      // From here the dirty log holds the bitmaps; the record is written through its store.
+      const log = new DirtyLog(record.bitmapStore, maps.active, maps.inflight)
       if (maps.activeBad.length > 0) await log.rewriteActive(maps.activeBad)
       const mergedInflight = maps.inflight.isEmpty() ? 0 : await log.mergeBack()
       if (mergedInflight > 0) say('info', `${mergedInflight} blocks left in flight by an interrupted push were handed back to the change record`)
@@ -130,10 +136,7 @@ export class Tracker {
       await fs.rm(cowPath, {force: true})
 
       // From here on, writes may reach the disk: the record must not claim a clean stop.
-      const originalFlags = h.flags
-      await psf.updateHeader((cur) => ({flags: cur.flags & ~HeaderFlag.CLEAN_SHUTDOWN}))
-      // A start that fails puts back only the bit it cleared, on the flags as they are then.
-      cleanup.push(() => psf.updateHeader((cur) => ({flags: originalFlags & HeaderFlag.CLEAN_SHUTDOWN ? cur.flags | HeaderFlag.CLEAN_SHUTDOWN : cur.flags})))
+      cleanup.push(await record.uncleanStart())
 
       const gate = new WriteGate()
       const geo = {blockSize: bs, diskSize: inner.size, blockCount}
@@ -150,6 +153,7 @@ export class Tracker {
       for (const spec of opts.listen) await nbd.listen(spec)
 
       let tracker: Tracker | undefined
+      const transition = recordTransitions(record)
       const handler: ControlHandler = {
         status: () => (tracker as Tracker).status(),
         freeze: async (conn, preserve) => {
@@ -158,12 +162,13 @@ export class Tracker {
         },
         read: (conn, first, count) => freezer.read(conn, first, count),
         complete: (conn, ok) => freezer.complete(conn, ok),
+        transition: (_conn, req, data) => transition(req, data),
         disconnected: (conn) => freezer.ownerGone(conn),
       }
       const control = await ControlServer.listen(controlSocketPath(rec.canonical), handler, {log: say})
       const started: TrackerStarted = {
         disk,
-        psf: psf.path,
+        psf: record.path,
         exportName: inner.exportName,
         nbd: nbd.addresses.map(formatAddress),
         controlSocket: control.path,
@@ -224,7 +229,7 @@ export class Tracker {
   }
 
   private async shutdown(): Promise<TrackerStopped> {
-    const {psf, lock, disk} = this.rec
+    const {record, lock, disk} = this.rec
     try {
       await this.nbd.close()
       await this.freezer.abort().catch(() => {})
@@ -238,16 +243,11 @@ export class Tracker {
       }
       if (clean) {
         const stamp = await stampOf(disk)
-        // A write by another program in the same timestamp tick as our last one would go unseen.
+        // A write by another program in the same timestamp tick as our last one would go unseen:
+        // the stamp is recorded only once a later write would move the mtime.
         const age = Date.now() - Number(stamp.mtimeNs / 1_000_000n)
-        if (age >= 0 && age < 20) await new Promise((r) => setTimeout(r, 20 - age))
-        // A full sync or push may have updated the header meanwhile: keep its flags, add ours.
-        await psf.updateHeader((cur) => ({
-          flags: cur.flags | HeaderFlag.CLEAN_SHUTDOWN,
-          sourceSize: stamp.size,
-          sourceMtimeNs: stamp.mtimeNs,
-          sourceCtimeNs: stamp.ctimeNs,
-        }))
+        if (age >= 0 && age < STAMP_SETTLE_MS) await new Promise((r) => setTimeout(r, STAMP_SETTLE_MS - age))
+        await record.cleanStop(stamp)
       }
       return {
         disk,
@@ -260,7 +260,7 @@ export class Tracker {
       }
     } finally {
       await this.inner.close().catch(() => {})
-      await psf.close().catch(() => {})
+      await record.close().catch(() => {})
       lock.release()
     }
   }

@@ -14,7 +14,7 @@ import {MAX_PATH, MAX_STATUS_BATCH} from '../../../src/core/protocol/messages.js
 import {HASH_LENGTH} from '../../../src/core/hash/block-hash.js'
 import {MIN_BLOCK_SIZE} from '../../../src/core/psf/header.js'
 import {DEFAULT_IDLE_TIMEOUT_MS} from '../../../src/core/receiver/serve-config.js'
-import {CONTROL_HEADER_SIZE, CONTROL_VERSION, MAX_JSON, MAX_REPLY_DATA} from '../../../src/core/tracker/control-protocol.js'
+import {BLOCK_HASH_ENTRY, CONTROL_HEADER_SIZE, CONTROL_VERSION, MAX_JSON, MAX_REPLY_DATA, MAX_REQUEST_DATA} from '../../../src/core/tracker/control-protocol.js'
 import {MAX_READ_BYTES} from '../../../src/core/tracker/freezer.js'
 
 // dist/test/core/protocol -> the repository root
@@ -25,7 +25,7 @@ const doc = fs.readFileSync(path.join(root, 'doc/protocol.md'), 'utf8')
 const code: Record<string, number> = {
   ...Object.fromEntries(Object.entries(flow).filter(([, v]) => typeof v === 'number')),
   FRAME_HEADER_SIZE, MAX_PAYLOAD, PROTOCOL_VERSION, MAX_PATH, MAX_STATUS_BATCH, HASH_LENGTH,
-  DEFAULT_IDLE_TIMEOUT_MS, CONTROL_HEADER_SIZE, CONTROL_VERSION, MAX_JSON, MAX_REPLY_DATA, MAX_READ_BYTES,
+  DEFAULT_IDLE_TIMEOUT_MS, CONTROL_HEADER_SIZE, CONTROL_VERSION, MAX_JSON, MAX_REPLY_DATA, MAX_READ_BYTES, MAX_REQUEST_DATA, BLOCK_HASH_ENTRY,
 }
 
 /** Table rows whose first cell is one `UPPER_CASE` name and whose second starts with a number. */

@@ -1,38 +1,10 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import {HeaderFlag, type PsfHeader} from '../../../src/core/psf/header.js'
-import {newHeader} from '../../../src/core/psf/psf-file.js'
-import {settledStat, STAMP_SETTLE_MS, stampDifference, stampOf, untrustedReason} from '../../../src/core/psf/disk-stamp.js'
+import {settledStat, STAMP_SETTLE_MS, stampDifference, stampOf} from '../../../src/core/psf/disk-stamp.js'
 import {tempDir} from '../../helpers/disks.js'
 
-function header(flags: number, stamp: {size: number; mtimeNs: bigint; ctimeNs: bigint}): PsfHeader {
-  return {
-    ...newHeader({diskSize: 8192, blockSize: 4096, hashAlgo: 1, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}}),
-    flags,
-    sourceSize: stamp.size,
-    sourceMtimeNs: stamp.mtimeNs,
-    sourceCtimeNs: stamp.ctimeNs,
-  }
-}
-
-describe('tracker disk stamp (was the disk written while no tracker ran?)', () => {
-  const s = {size: 8192, mtimeNs: 1_700_000_000_000_000_001n, ctimeNs: 1_700_000_000_000_000_002n}
-
-  it('after a clean stop, any change of size, mtime or ctime (to the nanosecond) is a reason', () => {
-    const h = header(HeaderFlag.CLEAN_SHUTDOWN, s)
-    assert.equal(untrustedReason(h, s), null)
-    assert.match(untrustedReason(h, {...s, mtimeNs: s.mtimeNs + 1n}) ?? '', /written while no tracker ran \(its mtime changed/)
-    assert.match(untrustedReason(h, {...s, ctimeNs: s.ctimeNs + 1n}) ?? '', /its ctime changed/)
-    assert.match(untrustedReason(h, {...s, size: 4096}) ?? '', /the disk is 4096 bytes but the \.psf was made for 8192/)
-  })
-
-  it('after an unclean stop the bitmap is trusted, whatever the stamp', () => {
-    const h = header(0, s)
-    assert.equal(untrustedReason(h, {...s, mtimeNs: 5n, ctimeNs: 6n}), null)
-    assert.match(untrustedReason(h, {...s, size: 1}) ?? '', /made for 8192/)
-  })
-
+describe('tracker disk stamp (the trust rule on it: test/core/change-record/doubt.test.ts)', () => {
   it('stamps a real file in nanoseconds, and a write changes the stamp', async () => {
     const dir = await tempDir('vdrep-stamp-')
     try {

@@ -1,10 +1,10 @@
 // The control-socket frame codec, against bytes written by hand.
 import assert from 'node:assert/strict'
-import {CONTROL_HEADER_SIZE, decodeHeader, decodeJson, encodeFrame, FrameKind, MAX_JSON, parseError, parseRequest} from '../../../src/core/tracker/control-protocol.js'
+import {BLOCK_HASH_ENTRY, CONTROL_HEADER_SIZE, decodeBlockHashes, decodeHeader, decodeJson, encodeBlockHashes, encodeFrame, FrameKind, MAX_JSON, MAX_REQUEST_DATA, parseError, parseRequest} from '../../../src/core/tracker/control-protocol.js'
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex')
-// "VDTC", version 1, REQUEST, reserved 0, json length 15, data length 0, {"op":"status"}
-const STATUS_REQUEST = hex('56445443 01 01 0000 0f000000 00000000 7b226f70223a22737461747573227d')
+// "VDTC", version 2, REQUEST, reserved 0, json length 15, data length 0, {"op":"status"}
+const STATUS_REQUEST = hex('56445443 02 01 0000 0f000000 00000000 7b226f70223a22737461747573227d')
 
 describe('tracker control protocol', () => {
   it('encodes a request exactly as the spec says', () => {
@@ -15,29 +15,30 @@ describe('tracker control protocol', () => {
     const data = Buffer.from([1, 2, 3])
     const parts = encodeFrame(FrameKind.REPLY, {a: 1}, data)
     assert.equal(parts.length, 3)
-    assert.deepEqual(parts[0], hex('56445443 01 02 0000 07000000 03000000'))
+    assert.deepEqual(parts[0], hex('56445443 02 02 0000 07000000 03000000'))
     assert.equal(parts[1].toString(), '{"a":1}')
     assert.equal(parts[2], data)
   })
 
   it('decodes the golden request', () => {
     const h = decodeHeader(STATUS_REQUEST.subarray(0, CONTROL_HEADER_SIZE), 'client')
-    assert.deepEqual(h, {version: 1, kind: FrameKind.REQUEST, jsonLength: 15, dataLength: 0})
+    assert.deepEqual(h, {version: 2, kind: FrameKind.REQUEST, jsonLength: 15, dataLength: 0})
     assert.deepEqual(parseRequest(decodeJson(STATUS_REQUEST.subarray(16))), {op: 'status'})
   })
 
   it('refuses every header that breaks a rule, naming it', () => {
     const cases: Array<[string, 'client' | 'tracker', RegExp]> = [
-      ['58585858 01 01 0000 0f000000 00000000', 'client', /CONTROL_BAD_MAGIC|bad magic/],
-      ['56445443 02 01 0000 0f000000 00000000', 'client', /version 2 is not supported/],
-      ['56445443 01 02 0000 0f000000 00000000', 'client', /kind 2 is not expected from the client/],
-      ['56445443 01 01 0000 0f000000 00000000', 'tracker', /kind 1 is not expected from the tracker/],
-      ['56445443 01 01 0100 0f000000 00000000', 'client', /reserved/],
-      ['56445443 01 01 0000 00000000 00000000', 'client', /JSON length 0/],
-      ['56445443 01 01 0000 01000100 00000000', 'client', /JSON length 65537/],
-      ['56445443 01 01 0000 ffffffff 00000000', 'client', /JSON length 4294967295/],
-      ['56445443 01 01 0000 0f000000 01000000', 'client', /data length 1 exceeds 0/],
-      ['56445443 01 02 0000 0f000000 01000010', 'tracker', /data length 268435457 exceeds/],
+      ['58585858 02 01 0000 0f000000 00000000', 'client', /CONTROL_BAD_MAGIC|bad magic/],
+      ['56445443 01 01 0000 0f000000 00000000', 'client', /version 1 is not supported/],
+      ['56445443 03 01 0000 0f000000 00000000', 'client', /version 3 is not supported/],
+      ['56445443 02 02 0000 0f000000 00000000', 'client', /kind 2 is not expected from the client/],
+      ['56445443 02 01 0000 0f000000 00000000', 'tracker', /kind 1 is not expected from the tracker/],
+      ['56445443 02 01 0100 0f000000 00000000', 'client', /reserved/],
+      ['56445443 02 01 0000 00000000 00000000', 'client', /JSON length 0/],
+      ['56445443 02 01 0000 01000100 00000000', 'client', /JSON length 65537/],
+      ['56445443 02 01 0000 ffffffff 00000000', 'client', /JSON length 4294967295/],
+      ['56445443 02 01 0000 0f000000 01000001', 'client', /data length 16777217 exceeds 16777216/],
+      ['56445443 02 02 0000 0f000000 01000010', 'tracker', /data length 268435457 exceeds/],
     ]
     for (const [h, from, re] of cases) assert.throws(() => decodeHeader(hex(h), from), re, h)
     assert.throws(() => decodeHeader(hex('56445443'), 'client'), /needs 16 bytes/)
@@ -51,9 +52,11 @@ describe('tracker control protocol', () => {
         b[i] ^= bit
         try {
           const h = decodeHeader(b, 'client')
-          // Only the JSON length may change and still pass (its low bytes).
-          assert.ok(i >= 8 && i < 12, `byte ${i} flipped and still accepted`)
+          // Only the lengths may change and still pass: the JSON length's low bytes, the data
+          // length's (a request may carry up to MAX_REQUEST_DATA: 16 MiB, 0x01000000).
+          assert.ok(i >= 8 && i < 16, `byte ${i} flipped and still accepted`)
           assert.ok(h.jsonLength >= 2 && h.jsonLength <= MAX_JSON)
+          assert.ok(h.dataLength <= MAX_REQUEST_DATA)
         } catch (err) {
           assert.equal((err as {name: string}).name, 'ProtocolError', String(err))
         }
@@ -77,6 +80,34 @@ describe('tracker control protocol', () => {
     assert.throws(() => decodeJson(Buffer.from('[1,2]')), /not a JSON object/)
     assert.throws(() => decodeJson(Buffer.from('{"a":')), /not valid JSON/)
     assert.throws(() => decodeJson(Buffer.from('null')), /not a JSON object/)
+  })
+
+  it('validates the record transitions and the data each one takes (version 2)', () => {
+    assert.deepEqual(parseRequest({op: 'beginCommit', seq: 4}), {op: 'beginCommit', seq: 4})
+    assert.deepEqual(parseRequest({op: 'adoptCommitted', seq: 4}), {op: 'adoptCommitted', seq: 4})
+    assert.deepEqual(parseRequest({op: 'commit', seq: 5, pointInTimeMs: 10, diskSize: 8192}), {op: 'commit', seq: 5, pointInTimeMs: 10, diskSize: 8192})
+    assert.deepEqual(parseRequest({op: 'beginFullSync'}), {op: 'beginFullSync'})
+    assert.deepEqual(parseRequest({op: 'provedSync', diskSize: 1, replicaSeq: 2, syncedMs: 3}), {op: 'provedSync', diskSize: 1, replicaSeq: 2, syncedMs: 3})
+    assert.deepEqual(parseRequest({op: 'indexRun', first: 127}, 64), {op: 'indexRun', first: 127})
+    assert.deepEqual(parseRequest({op: 'blockHashes'}, 2 * BLOCK_HASH_ENTRY), {op: 'blockHashes'})
+    assert.throws(() => parseRequest({op: 'commit', seq: 5, pointInTimeMs: -1, diskSize: 8192}), /commit: "pointInTimeMs" must be a non-negative integer/)
+    assert.throws(() => parseRequest({op: 'beginCommit'}), /beginCommit: "seq"/)
+    assert.throws(() => parseRequest({op: 'status'}, 1), /status: takes no data, got 1 bytes/)
+    assert.throws(() => parseRequest({op: 'indexRun', first: 0}, 0), /indexRun: data must be a positive multiple of 32 bytes, got 0/)
+    assert.throws(() => parseRequest({op: 'indexRun', first: 0}, 33), /multiple of 32/)
+    assert.throws(() => parseRequest({op: 'blockHashes'}, 41), /multiple of 40/)
+  })
+
+  it('blockHashes data: u64 block then hash, little-endian, blocks checked against the disk', () => {
+    const h1 = Buffer.alloc(32, 0xaa)
+    const h2 = Buffer.alloc(32, 0xbb)
+    const data = encodeBlockHashes([[1, h1], [0x0102030405, h2]])
+    assert.deepEqual(data.subarray(0, 8), hex('0100000000000000'))
+    assert.deepEqual(data.subarray(40, 48), hex('0504030201000000'))
+    const back = decodeBlockHashes(data, 0x0102030406)
+    assert.deepEqual([...back.keys()], [1, 0x0102030405])
+    assert.deepEqual(back.get(1), h1)
+    assert.throws(() => decodeBlockHashes(data, 0x0102030405), /block 4328719365 is outside the disk's 4328719365 blocks/)
   })
 
   it('reads error bodies defensively', () => {

@@ -8,7 +8,8 @@ import path from 'node:path'
 import {Bitmap} from '../../../src/core/psf/bitmap.js'
 import {BITS_PER_PAGE, Region} from '../../../src/core/psf/layout.js'
 import {newHeader, PsfFile} from '../../../src/core/psf/psf-file.js'
-import {bytesCovered, DirtyLog, nonEmptyPages, unionOf} from '../../../src/core/tracker/dirty-log.js'
+import {DirtyLog} from '../../../src/core/tracker/dirty-log.js'
+import {bytesCovered, nonEmptyPages, unionOf} from '../../../src/core/change-record/moves.js'
 import {tempDir} from '../../helpers/disks.js'
 
 const BS = 4096

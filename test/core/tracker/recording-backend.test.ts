@@ -76,7 +76,7 @@ describe('tracker recording backend', () => {
   it('a write whose bit cannot be persisted is refused and never reaches the disk', async () => {
     const {backend, inner} = setup()
     const log = (backend as unknown as {log: DirtyLog}).log
-    ;(log as unknown as {psf: {writeBitmap: () => Promise<void>}}).psf.writeBitmap = async () => {
+    ;(log as unknown as {store: {writeBitmap: () => Promise<void>}}).store.writeBitmap = async () => {
       throw Object.assign(new Error('EIO'), {code: 'EIO'})
     }
     await assert.rejects(backend.write(0, Buffer.from([9]), false), /cannot update the change record/)

@@ -109,7 +109,7 @@ describe('tracker (in-process)', function () {
   it('a request fed one byte at a time is answered; a request split across frames in one write too', async () => {
     const t = await Tracker.start(disk, {listen: [`unix:${path.join(dir, 'n.sock')}`]})
     try {
-      const req = Buffer.from('56445443010100000f000000000000007b226f70223a22737461747573227d', 'hex')
+      const req = Buffer.from('56445443020100000f000000000000007b226f70223a22737461747573227d', 'hex')
       const s = net.connect({path: `${disk}.vdrep.sock`})
       await new Promise((r) => s.once('connect', r))
       let got = Buffer.alloc(0)
@@ -124,7 +124,7 @@ describe('tracker (in-process)', function () {
         await new Promise((r) => setTimeout(r, 10))
       }
       assert.equal(got.toString('latin1').split('"pid"').length - 1, 3, got.toString('latin1'))
-      assert.equal(got.subarray(0, 6).toString('hex'), '564454430102')
+      assert.equal(got.subarray(0, 6).toString('hex'), '564454430202')
       s.destroy()
     } finally {
       await t.stop()

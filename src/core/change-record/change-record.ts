@@ -1,0 +1,255 @@
+// The change record of one disk, `<disk>.psf`, and its only writer. Every change of its header,
+// bitmaps and block hash index is one of the named transitions below; no other module calls
+// the PsfFile writers. One process at a time holds a writable ChangeRecord (see claim.ts): the
+// running tracker, or else the process holding the disk lock. Others ask that one (the
+// tracker's control socket) or open the record read-only.
+import {Bitmap} from '../psf/bitmap.js'
+import {HeaderFlag, type PsfHeader} from '../psf/header.js'
+import {Region} from '../psf/layout.js'
+import {PsfFile} from '../psf/psf-file.js'
+import type {DiskStamp} from '../psf/disk-stamp.js'
+import {doubtOf, doubtsOf, type Doubt, type DoubtContext} from './doubt.js'
+import {clearBothMove, clearInflightMove, freezeMove, markScannedMove, mergeBackMove, type BitmapStore} from './moves.js'
+import {grownLayout, relayout} from './relayout.js'
+import type {CommitRecord, ProvedSync, RecordWriter} from './writer.js'
+
+export interface LoadedBitmaps {
+  active: Bitmap
+  inflight: Bitmap
+  /** Pages that failed their CRC (their blocks read as all dirty). */
+  activeBad: number[]
+  inflightBad: number[]
+}
+
+function stampFields(s: DiskStamp): Pick<PsfHeader, 'sourceSize' | 'sourceMtimeNs' | 'sourceCtimeNs'> {
+  return {sourceSize: s.size, sourceMtimeNs: s.mtimeNs, sourceCtimeNs: s.ctimeNs}
+}
+
+export class ChangeRecord implements RecordWriter {
+  private maps: LoadedBitmaps | null = null
+  /** Header transitions run one at a time (a tracker serves several control connections). */
+  private chain: Promise<unknown> = Promise.resolve()
+
+  private constructor(
+    private readonly psf: PsfFile,
+    readonly writable: boolean,
+  ) {}
+
+  /** `vdrep init`: a new record (NEEDS_FULL_SYNC set by the caller's header), written atomically. */
+  static async init(path: string, header: PsfHeader): Promise<void> {
+    await PsfFile.create(path, header)
+  }
+
+  /** Open for writing: only the process that owns the record (claim.ts) may. */
+  static async openOwned(path: string): Promise<ChangeRecord> {
+    return new ChangeRecord(await PsfFile.open(path, true), true)
+  }
+
+  /** Open read-only (status, a push whose tracker owns the record): it cannot write at all. */
+  static async openReadOnly(path: string): Promise<ChangeRecord> {
+    return new ChangeRecord(await PsfFile.open(path, false), false)
+  }
+
+  get path(): string {
+    return this.psf.path
+  }
+
+  get header(): PsfHeader {
+    return this.psf.header
+  }
+
+  get blockCount(): number {
+    return this.psf.layout.blockCount
+  }
+
+  async close(): Promise<void> {
+    await this.psf.close()
+  }
+
+  /** The one trust rule (doubt.ts), for the disk as it is now. */
+  doubt(now: DiskStamp, ctx: DoubtContext): Doubt | null {
+    return doubtOf(this.header, now, ctx)
+  }
+
+  doubts(now: DiskStamp, ctx: DoubtContext): Doubt[] {
+    return doubtsOf(this.header, now, ctx)
+  }
+
+  /** Both bitmaps as on disk (read once; the transitions keep them current). */
+  async bitmaps(): Promise<LoadedBitmaps> {
+    if (!this.maps) {
+      const a = await this.psf.readBitmap(Region.ACTIVE)
+      const i = await this.psf.readBitmap(Region.INFLIGHT)
+      this.maps = {active: a.bitmap, inflight: i.bitmap, activeBad: a.badPages, inflightBad: i.badPages}
+    }
+    return this.maps
+  }
+
+  /** The block hash index of the last sync (blocks on a bad page read as zero hashes). */
+  readIndex(): Promise<{hashes: Buffer; badPages: number[]}> {
+    return this.psf.readIndex()
+  }
+
+  /**
+   * Where the tracker's dirty log writes its pages (the batches of newly dirty blocks and the
+   * moves of moves.ts on the bitmaps it holds): the tracker owns the record, so it owns this.
+   */
+  get bitmapStore(): BitmapStore {
+    this.checkWritable()
+    const psf = this.psf
+    return {path: psf.path, writeBitmap: (region, bm, pages, opts) => psf.writeBitmap(region, bm, pages, opts)}
+  }
+
+  // ---- the tracker's life --------------------------------------------------------------
+
+  /**
+   * A tracker starts: from now on writes reach the disk, so the record must not claim a clean
+   * stop. Returns the undo for a start that fails half-way (puts back only what it cleared).
+   */
+  async uncleanStart(): Promise<() => Promise<void>> {
+    const wasClean = (this.header.flags & HeaderFlag.CLEAN_SHUTDOWN) !== 0
+    await this.patch((h) => ({flags: h.flags & ~HeaderFlag.CLEAN_SHUTDOWN}))
+    return async () => {
+      if (wasClean) await this.patch((h) => ({flags: h.flags | HeaderFlag.CLEAN_SHUTDOWN}))
+    }
+  }
+
+  /** A tracker stopped cleanly: the disk's stamp now; any later change shows (doubt.ts). */
+  async cleanStop(stamp: DiskStamp): Promise<void> {
+    await this.patch((h) => ({flags: h.flags | HeaderFlag.CLEAN_SHUTDOWN, ...stampFields(stamp)}))
+  }
+
+  /** `track --scan`: the blocks found changed are marked, in-flight emptied, the stamp recorded. */
+  async scanResult(changed: Bitmap, stamp: DiskStamp): Promise<number> {
+    const m = await this.bitmaps()
+    const newly = await markScannedMove(this.bitmapStore, m.active, m.inflight, changed, {active: m.activeBad, inflight: m.inflightBad})
+    m.activeBad = []
+    m.inflightBad = []
+    await this.cleanStop(stamp)
+    return newly
+  }
+
+  /** Nothing in the record may be trusted any more: the next sync is a full sync. */
+  async markUntrusted(): Promise<void> {
+    await this.patch((h) => ({flags: (h.flags | HeaderFlag.NEEDS_FULL_SYNC) & ~HeaderFlag.INDEX_VALID}))
+  }
+
+  // ---- a push without a tracker --------------------------------------------------------
+
+  /** A push that died left blocks in flight: they go back to the active record first. */
+  async mergeLeftoverInflight(): Promise<number> {
+    const m = await this.bitmaps()
+    return m.inflight.isEmpty() ? 0 : mergeBackMove(this.bitmapStore, m.active, m.inflight)
+  }
+
+  /** The point in time without a tracker: active -> in-flight. Returns a copy of the frozen set. */
+  async freeze(): Promise<Bitmap> {
+    const m = await this.bitmaps()
+    await freezeMove(this.bitmapStore, m.active, m.inflight)
+    return new Bitmap(m.inflight.blockCount, Uint8Array.from(m.inflight.bits))
+  }
+
+  /**
+   * The push ended: ok clears in-flight (`syncLater`: the commit that follows syncs the file);
+   * a failure hands the blocks back to the active record.
+   */
+  async complete(ok: boolean, opts: {syncLater?: boolean} = {}): Promise<number> {
+    const m = await this.bitmaps()
+    if (ok) return clearInflightMove(this.bitmapStore, m.inflight, {sync: !opts.syncLater})
+    return mergeBackMove(this.bitmapStore, m.active, m.inflight)
+  }
+
+  /**
+   * The disk grew (no tracker): the record is laid out anew for the new size, bitmaps and the
+   * index's whole pages carried over, every new block (and the old partial last one) dirty.
+   */
+  async grow(newSize: number): Promise<void> {
+    this.checkWritable()
+    const m = await this.bitmaps()
+    const {hashes} = await this.psf.readIndex()
+    const next = grownLayout(this.header, this.blockCount, newSize, m.active, m.inflight, hashes)
+    await relayout(this.psf, next)
+    this.maps = null
+  }
+
+  // ---- RecordWriter: what push and full sync ask of the owner ---------------------------
+
+  async beginCommit(seq: number): Promise<void> {
+    await this.patch(() => ({pendingSeq: seq}))
+  }
+
+  async adoptCommitted(seq: number): Promise<void> {
+    await this.patch(() => ({lastSeq: seq, pendingSeq: 0}))
+  }
+
+  async storeBlockHashes(hashes: Map<number, Buffer>): Promise<void> {
+    this.checkWritable()
+    await this.psf.updateIndexBlocks(hashes)
+  }
+
+  /**
+   * The replica committed `seq`. With a stamp (no tracker ran), CLEAN_SHUTDOWN is set with it:
+   * after a tracker died the pushes that follow check for outside writes again, not never.
+   */
+  async commit(c: CommitRecord): Promise<void> {
+    await this.patch((h) => ({
+      lastSeq: c.seq, pendingSeq: 0, lastSyncMs: c.pointInTimeMs, diskSize: c.diskSize,
+      ...(c.stamp ? {...stampFields(c.stamp), flags: h.flags | HeaderFlag.CLEAN_SHUTDOWN} : {}),
+    }))
+  }
+
+  /** The index is rewritten as a full sync goes; until its proof passes it is not trusted. */
+  async beginFullSync(): Promise<void> {
+    if (this.header.flags & HeaderFlag.INDEX_VALID) await this.patch((h) => ({flags: h.flags & ~HeaderFlag.INDEX_VALID}))
+  }
+
+  async writeIndexRun(firstBlock: number, hashes: Buffer): Promise<void> {
+    this.checkWritable()
+    await this.psf.writeIndexPages(firstBlock, hashes)
+  }
+
+  /**
+   * The full sync's proof passed: generation + 1, the replica's sequence adopted, the index
+   * trusted, NEEDS_FULL_SYNC gone. With a stamp (no tracker) both bitmaps are cleared first and
+   * the stamp recorded as a clean point; a tracker clears what the sync proved itself.
+   */
+  async provedSync(p: ProvedSync): Promise<void> {
+    this.checkWritable()
+    await this.psf.sync() // the index pages written during the sync
+    if (p.stamp) {
+      const m = await this.bitmaps()
+      await clearBothMove(this.bitmapStore, m.active, m.inflight)
+      m.activeBad = []
+      m.inflightBad = []
+    }
+    await this.patch((h) => this.provedFields(h, p))
+  }
+
+  /** provedSync of a disk that grew (no tracker): a new layout with the whole index, swapped in. */
+  async provedSyncResized(p: ProvedSync & {index: Buffer}): Promise<void> {
+    this.checkWritable()
+    const fields = this.provedFields(this.header, p)
+    await relayout(this.psf, {header: {...this.header, ...fields, flags: fields.flags & ~HeaderFlag.INDEX_VALID}, index: p.index})
+    this.maps = null
+    // INDEX_VALID only once the index pages are durable (relayout synced them).
+    await this.patch((h) => ({flags: h.flags | HeaderFlag.INDEX_VALID}))
+  }
+
+  private provedFields(h: PsfHeader, p: ProvedSync): Partial<PsfHeader> & {flags: number} {
+    const flags = (h.flags | HeaderFlag.INDEX_VALID | (p.stamp ? HeaderFlag.CLEAN_SHUTDOWN : 0)) & ~HeaderFlag.NEEDS_FULL_SYNC
+    return {flags, generation: h.generation + 1, lastSyncMs: p.syncedMs, diskSize: p.diskSize, lastSeq: p.replicaSeq, pendingSeq: 0, ...(p.stamp ? stampFields(p.stamp) : {})}
+  }
+
+  private checkWritable(): void {
+    if (!this.writable) throw new Error(`${this.psf.path} is open read-only: only its owner writes it`)
+  }
+
+  /** One header write (older slot, sync, read back) on the header as it is, one at a time. */
+  private patch(fields: (h: PsfHeader) => Partial<PsfHeader>): Promise<PsfHeader> {
+    this.checkWritable()
+    const run = () => this.psf.updateHeader(fields)
+    const p = this.chain.then(run, run)
+    this.chain = p.catch(() => {})
+    return p
+  }
+}

@@ -1,0 +1,134 @@
+// The body of a full sync: read and hash the source in order, take the replica's statuses for
+// each chunk, decide (plan.ts), feed the digest and the index (proof.ts), send what differs
+// (zero runs as lengths), and checkpoint so an interrupted sync resumes.
+import {HASH_LENGTH, type BlockHasher} from '../hash/block-hash.js'
+import type {SourceDisk} from '../disk/source-disk.js'
+import {ChunkReader, type Chunk} from '../disk/chunk-reader.js'
+import {digestSlots, type BlockSums} from '../disk/read-hash.js'
+import {FrameType} from '../protocol/frame.js'
+import type {FrameWriter} from '../protocol/frame-writer.js'
+import {encodeDataFields, encodeRange, encodeU64} from '../protocol/messages.js'
+import type {ProgressSink, SyncProgress} from '../sync/progress.js'
+import type {Throttle} from '../sync/throttle.js'
+import type {ReceiverReplies} from './client-replies.js'
+import type {IndexRecorder} from './proof.js'
+import {decideAll, MAP_BELOW_SEND_SHARE, redecideFilled, sendRuns, SKIP, ZERO} from './plan.js'
+import {CHECKPOINT_INTERVAL_MS} from '../protocol/flow.js'
+
+const READ_CHUNK = 4 << 20
+
+export interface StreamContext {
+  source: SourceDisk
+  diskSize: number
+  bs: number
+  blockCount: number
+  hasher: BlockHasher
+  writer: FrameWriter
+  replies: ReceiverReplies
+  index: IndexRecorder
+  digest: {update(data: Buffer): unknown}
+  throttle: Throttle
+  p: SyncProgress
+  progress: ProgressSink
+  checkpointEvery: number
+  /** The replica is missing: most blocks travel, so chunks are read, not mapped, from the start. */
+  replicaMissing: boolean
+  /** The chunk reader, once made: the replies give its lent buffers back at checkpoint acks. */
+  onChunks: (chunks: ChunkReader) => void
+  beforeFill?: (firstBlock: number, runs: ReadonlyArray<readonly [number, number]>) => Promise<void>
+}
+
+export interface StreamTotals {
+  zeroBytesSkipped: number
+  blocksDiffering: number
+  blocksZeroed: number
+}
+
+export async function streamDisk(ctx: StreamContext): Promise<StreamTotals> {
+  const {diskSize, bs, blockCount, hasher, writer, p} = ctx
+  const totals: StreamTotals = {zeroBytesSkipped: 0, blocksDiffering: 0, blocksZeroed: 0}
+  let zeroRunStart = -1
+  const flushZeroRun = async (end: number) => {
+    if (zeroRunStart < 0) return
+    await writer.send(FrameType.ZERO_RUN, encodeRange(zeroRunStart, end - zeroRunStart))
+    zeroRunStart = -1
+  }
+  let lastCheckpoint = 0
+  let lastCheckpointAt = performance.now()
+  const perChunk = Math.max(1, Math.floor(READ_CHUNK / bs))
+  const action = new Uint8Array(perChunk)
+  // The replica's statuses of the chunk's blocks: kinds, and hashes at i * HASH_LENGTH.
+  const theirKinds = new Uint8Array(perChunk)
+  const theirHashes = Buffer.alloc(perChunk * HASH_LENGTH)
+  const zeroHashOf = (b: number) => hasher.zeroHash(Math.min(bs, diskSize - b * bs))
+  // Chunks lent to the transport come back at the receiver's checkpoint acks; two
+  // checkpoints' worth (plus the read-ahead) may be out at once.
+  const chunksPerCheckpoint = Math.ceil(ctx.checkpointEvery / perChunk)
+  // The reader checksums each chunk as it reads it (in the thread pool where it can). While
+  // few blocks travel (a seed, a rerun), chunks are checksummed through a mapping instead of
+  // read, and only the blocks that differ are read (fill); while many do (a fresh replica),
+  // reading them at once is cheaper than mapping and then reading. The last chunk decides.
+  let lastSendShare = ctx.replicaMissing ? 1 : 0
+  const chunks = new ChunkReader(ctx.source, diskSize, bs, READ_CHUNK, 2 * chunksPerCheckpoint + 4, hasher, () => lastSendShare < MAP_BELOW_SEND_SHARE)
+  ctx.onChunks(chunks)
+  // Per chunk, not per block: the statuses in one call, the decisions in a plain loop, the
+  // digest and the index in one update each (per-block awaits and calls were most of the JS
+  // thread's time in a seed sync, and that thread shares two cores with the checksums).
+  for await (const chunk of chunks.chunks()) {
+    const {first, count} = chunk
+    const end = first + count
+    await ctx.replies.takeStatuses(count, theirKinds, theirHashes)
+    const {sums, toSend} = await decideChunk(ctx, chunks, chunk, theirKinds, theirHashes, action)
+    lastSendShare = toSend / count
+    // The digest and the index, over each block's final checksum (the zero hash for a zero block).
+    const slots = digestSlots(sums, 0, count, (i) => zeroHashOf(first + i))
+    ctx.digest.update(slots)
+    await ctx.index.add(first, end, slots)
+    // Send. When much of the chunk travels, hand the transport views of it and never reuse its
+    // buffer; when a few blocks do, copy them and let the buffer be reused (a fresh buffer per
+    // chunk costs page faults that dominated a 1%-changed seed).
+    const keepChunk = toSend * 4 >= count
+    if (keepChunk && toSend > 0) chunk.keep()
+    for (let b = first; b < end; b++) {
+      const i = b - first
+      const len = Math.min(bs, diskSize - b * bs)
+      if (action[i] === ZERO) {
+        if (zeroRunStart < 0) zeroRunStart = b
+        totals.blocksZeroed++
+        continue
+      }
+      if (zeroRunStart >= 0) await flushZeroRun(b)
+      if (action[i] === SKIP) {
+        if (sums.zero[i] === 1) totals.zeroBytesSkipped += len
+        continue
+      }
+      const view = (chunk.data as Buffer).subarray(i * bs, i * bs + len)
+      await ctx.throttle.take(len)
+      await writer.send(FrameType.DATA, encodeDataFields(b, slots.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH)), keepChunk ? view : Buffer.from(view))
+      p.bytesSent += len
+      totals.blocksDiffering++
+    }
+    p.bytesCompared = Math.min(diskSize, end * bs)
+    ctx.progress(p)
+    if (end - lastCheckpoint >= ctx.checkpointEvery || (performance.now() - lastCheckpointAt > CHECKPOINT_INTERVAL_MS && end < blockCount)) {
+      await flushZeroRun(end)
+      await writer.send(FrameType.CHECKPOINT, encodeU64(end))
+      lastCheckpoint = end
+      lastCheckpointAt = performance.now()
+    }
+  }
+  await flushZeroRun(blockCount)
+  return totals
+}
+
+/** Compare a chunk's checksums with the replica's statuses; a mapped chunk's sent blocks are read now. */
+async function decideChunk(ctx: StreamContext, chunks: ChunkReader, chunk: Chunk, theirKinds: Uint8Array, theirHashes: Buffer, action: Uint8Array): Promise<{sums: BlockSums; toSend: number}> {
+  const sums = chunk.sums as BlockSums
+  const toSend = decideAll(sums, theirKinds, theirHashes, action, 0, chunk.count)
+  if (!chunk.mapped || toSend === 0) return {sums, toSend}
+  const runs = sendRuns(action, chunk.count)
+  await ctx.beforeFill?.(chunk.first, runs)
+  const fresh = await chunks.fill(chunk, runs)
+  return redecideFilled(sums, fresh, runs, theirKinds, theirHashes, action)
+}
+

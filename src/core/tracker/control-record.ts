@@ -1,0 +1,51 @@
+// The record transitions a push or a full sync asks of the running tracker (control socket
+// ops beginCommit .. provedSync), run on the tracker's own ChangeRecord: while a tracker runs,
+// it is the only process that writes the .psf. Requests are checked against the disk first.
+import {UsageError} from '../errors.js'
+import type {ChangeRecord} from '../change-record/change-record.js'
+import {HASHES_PER_PAGE} from '../psf/layout.js'
+import {decodeBlockHashes} from './control-protocol.js'
+import type {RecordRequest} from './control-server.js'
+
+const HASH_BYTES = 32
+
+export function recordTransitions(record: ChangeRecord): (req: RecordRequest, data: Buffer) => Promise<object> {
+  const sameSize = (op: string, diskSize: number) => {
+    if (diskSize !== record.header.diskSize) {
+      throw new UsageError('CONTROL_BAD_SIZE', `${op}: a disk of ${diskSize} bytes, but this tracker records one of ${record.header.diskSize}`, {hint: 'restart `vdrep track` after a disk is resized'})
+    }
+  }
+  return async (req, data) => {
+    switch (req.op) {
+      case 'beginCommit':
+        await record.beginCommit(req.seq)
+        break
+      case 'adoptCommitted':
+        await record.adoptCommitted(req.seq)
+        break
+      case 'blockHashes':
+        await record.storeBlockHashes(decodeBlockHashes(data, record.blockCount))
+        break
+      case 'commit':
+        sameSize('commit', req.diskSize)
+        await record.commit({seq: req.seq, pointInTimeMs: req.pointInTimeMs, diskSize: req.diskSize})
+        break
+      case 'beginFullSync':
+        await record.beginFullSync()
+        break
+      case 'indexRun': {
+        const n = data.length / HASH_BYTES
+        if (req.first % HASHES_PER_PAGE !== 0 || req.first + n > record.blockCount) {
+          throw new UsageError('CONTROL_BAD_RANGE', `indexRun: ${n} hashes at block ${req.first} do not start an index page inside the disk's ${record.blockCount} blocks`)
+        }
+        await record.writeIndexRun(req.first, data)
+        break
+      }
+      case 'provedSync':
+        sameSize('provedSync', req.diskSize)
+        await record.provedSync({diskSize: req.diskSize, replicaSeq: req.replicaSeq, syncedMs: req.syncedMs})
+        break
+    }
+    return {}
+  }
+}
