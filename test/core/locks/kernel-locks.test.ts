@@ -4,7 +4,6 @@
 
 import assert from 'node:assert/strict'
 import {spawnSync} from 'node:child_process'
-import fs from 'node:fs'
 
 import {UsageError, VdrepError} from '../../../src/core/errors.js'
 import {__forceFallbackForTests, nativeAvailable} from '../../../src/core/native/binding.js'

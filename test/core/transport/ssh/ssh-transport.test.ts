@@ -18,7 +18,10 @@ function isHostKeyError(code: string, ...parts: Array<string | RegExp>) {
     assert.ok(err instanceof HostKeyError, `expected HostKeyError, got ${String(err)}`)
     assert.equal(err.code, code)
     assert.equal(err.exitCode, 8)
-    for (const p of parts) typeof p === 'string' ? assert.ok(err.message.includes(p) || err.hint?.includes(p), `missing ${p} in ${err.message} / ${err.hint}`) : assert.match(err.message, p)
+    for (const p of parts) {
+      if (typeof p === 'string') assert.ok(err.message.includes(p) || err.hint?.includes(p), `missing ${p} in ${err.message} / ${err.hint}`)
+      else assert.match(err.message, p)
+    }
     return true
   }
 }

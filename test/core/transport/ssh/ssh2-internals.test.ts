@@ -227,7 +227,8 @@ describe('ssh2 internals fence (in-process ssh2 server, no sshd)', function () {
     assert.equal(ssh2ShapeProblem({_sock: sock, _protocol: {...proto, _handlers: {}}}), 'protocol._handlers.GLOBAL_REQUEST is not a function')
     assert.equal(ssh2ShapeProblem({_sock: sock, _protocol: {...proto, _handlers: {GLOBAL_REQUEST: fn, DEBUG: 1}}}), 'protocol._handlers.DEBUG is not a function')
     assert.equal(ssh2ShapeProblem({_sock: sock, _protocol: {...proto, _cipher: {}}}), 'protocol._cipher.encrypt is not a function')
-    const {_kexinit, ...noKex} = proto
+    const noKex: Record<string, unknown> = {...proto}
+    delete noKex['_kexinit']
     assert.equal(ssh2ShapeProblem({_sock: sock, _protocol: noKex}), 'protocol._kexinit is missing')
     assert.equal(ssh2ShapeProblem({_sock: sock, _protocol: {...proto, requestFailure: 'x'}}), 'protocol.requestFailure is not a function')
   })
