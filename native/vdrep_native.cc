@@ -13,6 +13,7 @@
 #include <node_api.h>
 
 #include "read_hash.h"
+#include "sock_diag.h"
 #include "writeback.h"
 
 #include <errno.h>
@@ -315,6 +316,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"rangeUnlock", nullptr, RangeUnlock, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"keepFreedMemory", nullptr, KeepFreedMemory, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"startWriteback", nullptr, StartWriteback, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"sockDiagQuery", nullptr, SockDiagQuery, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"readHashRuns", nullptr, ReadHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"mapHashRuns", nullptr, MapHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"xxh3Into", nullptr, Xxh3Into, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -25,6 +25,8 @@ export interface Binding {
   keepFreedMemory?(mmapThreshold: number, trimThreshold: number): boolean
   /** Optional: an addon built by an older vdrep lacks it (then writeback starts at fdatasync). */
   startWriteback?(fd: number, offset: number, length: number): Promise<void>
+  /** Optional: an addon built by an older vdrep lacks it (then TCP peers are found in /proc, native/peer-credentials.ts). One NETLINK_SOCK_DIAG exchange; returns the reply's full length. */
+  sockDiagQuery?(request: Uint8Array, reply: Uint8Array): number
   /** Optional: absent from a build without xxHash's sources (native/read_hash.cc). */
   readHashRuns?(fd: number, buf: Uint8Array, runs: Int32Array, chunkLen: number, blockSize: number, filePos: number, seed: Uint8Array, sums: Uint8Array, zero: Uint8Array): Promise<void>
   /** Optional, as readHashRuns: XXH3-128 of data under an 8-byte seed, canonical, into out at offset. */

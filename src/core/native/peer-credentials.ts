@@ -1,20 +1,26 @@
-// Who is on the other end of a local socket: the control socket and the receiver's ports
-// grant access by uid. Unix sockets ask the kernel (SO_PEERCRED, through the addon); TCP
-// loopback peers are found in /proc/net/tcp{,6} in pure TS, with or without the addon.
+// Who is on the other end of a local socket: the control socket, the receiver's ports and
+// the tracker's TCP NBD export grant access by uid, and treat "unknown" as "deny".
+// - unix sockets: SO_PEERCRED through the addon (the uid at connect time).
+// - TCP: the kernel's sock_diag, asked through the addon for the one socket with the
+//   peer's exact 4-tuple (O(1), inet-diag.ts); the answer counts only when that socket is
+//   live (a non-zero inode: a process holds it). A peer that sent its bytes and closed at once
+//   is a TIME_WAIT or orphaned socket with uid 0 and inode 0: refused, never taken as root.
+// - Without the addon's query: the peer's row in /proc/net/tcp{,6} (proc-net-tcp.ts), with
+//   the same rule; slower (it reads the table), never more trusting.
 
-import fs from 'node:fs'
 import net from 'node:net'
-import os from 'node:os'
 
 import {addon} from './binding.js'
+import {AF_INET, AF_INET6, decodeInetDiagReply, encodeInetDiagRequest, type InetDiagQuery, REPLY_BUFFER_LEN, TCP_NEW_SYN_RECV, TCP_TIME_WAIT} from './inet-diag.js'
+import {ipv6Bytes, procNetTcpOwner} from './proc-net-tcp.js'
+
+export {canonicalIp, decodeProcNetEndpoint, parseProcNetTcp, type ProcNetTcpEntry} from './proc-net-tcp.js'
 
 /**
  * The uid owning the other end of a connected socket, or undefined when it cannot be
- * known (peer on another host or network namespace, connection already gone, unix socket
- * without the addon). Callers deciding access must treat undefined as "deny".
- * - unix sockets: SO_PEERCRED (the uid at connect time).
- * - TCP: the peer socket's entry in /proc/net/tcp{,6} (local = our remote and remote = our
- *   local), whose uid column is its owner. Pure TS, so it works without the addon.
+ * known exactly (peer on another host or network namespace, connection already gone, a
+ * socket no process holds, unix socket without the addon). Callers deciding access must
+ * treat undefined as "deny".
  */
 export function peerUid(socket: net.Socket): number | undefined {
   if (socket.remoteAddress !== undefined && socket.remotePort !== undefined) return tcpPeerUid(socket)
@@ -28,117 +34,51 @@ export function peerUid(socket: net.Socket): number | undefined {
   }
 }
 
-// TIME_WAIT sockets are owned by the kernel (uid 0 in /proc), never a live peer.
-const TCP_TIME_WAIT = 0x06
+/** How the TCP peer's owner is found: 'sock_diag' (the addon) or '/proc' (the fallback). */
+export function tcpPeerMethod(): 'sock_diag' | '/proc' {
+  return addon()?.sockDiagQuery === undefined ? '/proc' : 'sock_diag'
+}
 
 function tcpPeerUid(socket: net.Socket): number | undefined {
   const {localAddress, localPort, remoteAddress, remotePort} = socket
   if (localAddress === undefined || localPort === undefined || remoteAddress === undefined || remotePort === undefined) {
     return undefined
   }
-  const ourLocal = canonicalIp(localAddress)
-  const ourRemote = canonicalIp(remoteAddress)
-  if (ourLocal === undefined || ourRemote === undefined) return undefined
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string
-    try {
-      text = fs.readFileSync(file, 'utf8')
-    } catch {
-      continue // no IPv6, or no /proc: try the other, then give up
-    }
-    for (const e of parseProcNetTcp(text)) {
-      if (e.state === TCP_TIME_WAIT) continue
-      if (e.localAddress === ourRemote && e.localPort === remotePort && e.remoteAddress === ourLocal && e.remotePort === localPort) {
-        return e.uid
-      }
-    }
+  const query = addon()?.sockDiagQuery
+  if (query === undefined) return procNetTcpOwner({address: localAddress, port: localPort}, {address: remoteAddress, port: remotePort})
+  const peerEnd = inetEndpoint(remoteAddress, remotePort)
+  const ourEnd = inetEndpoint(localAddress, localPort)
+  if (peerEnd === undefined || ourEnd === undefined || peerEnd.family !== ourEnd.family) return undefined
+  // The peer socket's own end is our remote end.
+  return sockDiagOwner({family: peerEnd.family, local: peerEnd, remote: ourEnd, seq: nextSeq()}, query)
+}
+
+let seq = 0
+function nextSeq(): number {
+  seq = (seq + 1) >>> 0
+  return seq
+}
+
+/** The owner of the socket `q` names, asked of the kernel; undefined unless it is live. */
+export function sockDiagOwner(q: InetDiagQuery, query: (request: Uint8Array, reply: Uint8Array) => number): number | undefined {
+  try {
+    const reply = Buffer.alloc(REPLY_BUFFER_LEN)
+    const n = query(encodeInetDiagRequest(q), reply)
+    if (n > reply.length) return undefined // cut: never guess from a part
+    const answer = decodeInetDiagReply(reply.subarray(0, n), q)
+    if (answer.kind !== 'socket') return undefined // ENOENT: the peer is gone
+    if (answer.inode === 0 || answer.state === TCP_TIME_WAIT || answer.state === TCP_NEW_SYN_RECV) return undefined
+    return answer.uid
+  } catch {
+    return undefined // a malformed or unexpected reply, or the query failed: unknown, so denied
   }
-  return undefined
 }
 
-export interface ProcNetTcpEntry {
-  /** Canonical address (see canonicalIp): IPv4 and IPv4-mapped IPv6 as dotted quads. */
-  localAddress: string
-  localPort: number
-  remoteAddress: string
-  remotePort: number
-  /** Kernel TCP state (1 ESTABLISHED, 6 TIME_WAIT, 10 LISTEN, ...). */
-  state: number
-  uid: number
-}
-
-/** Parse the text of /proc/net/tcp or /proc/net/tcp6 (header line and bad lines skipped). */
-export function parseProcNetTcp(text: string): ProcNetTcpEntry[] {
-  const entries: ProcNetTcpEntry[] = []
-  for (const line of text.split('\n')) {
-    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid ...
-    const f = line.trim().split(/\s+/)
-    if (f.length < 8 || !/^\d+:$/.test(f[0])) continue
-    const local = decodeProcNetEndpoint(f[1])
-    const remote = decodeProcNetEndpoint(f[2])
-    const state = Number.parseInt(f[3], 16)
-    const uid = Number(f[7])
-    if (local === undefined || remote === undefined || !Number.isInteger(uid)) continue
-    entries.push({localAddress: local[0], localPort: local[1], remoteAddress: remote[0], remotePort: remote[1], state, uid})
-  }
-  return entries
-}
-
-/**
- * Decode "0100007F:1F90" (tcp) or a 32-hex-digit address (tcp6) into [canonical ip, port].
- * The kernel prints each 32-bit word of the network-order address with %08X, i.e. as a
- * host-order integer: on little-endian machines the bytes of each word come out reversed
- * (127.0.0.1 is 0100007F). The port is printed as a plain host-order number.
- */
-export function decodeProcNetEndpoint(text: string): [string, number] | undefined {
-  const m = /^([0-9A-Fa-f]{8}|[0-9A-Fa-f]{32}):([0-9A-Fa-f]{4})$/.exec(text)
-  if (m === null) return undefined
-  const hex = m[1]
-  const bytes = Buffer.alloc(hex.length / 2)
-  for (let w = 0; w < hex.length / 8; w++) {
-    const word = Number.parseInt(hex.slice(w * 8, w * 8 + 8), 16)
-    if (os.endianness() === 'LE') bytes.writeUInt32LE(word, w * 4)
-    else bytes.writeUInt32BE(word, w * 4)
-  }
-  const ip = canonicalBytes(bytes.length === 4 ? Buffer.concat([V4_MAPPED_PREFIX, bytes]) : bytes)
-  return [ip, Number.parseInt(m[2], 16)]
-}
-
-const V4_MAPPED_PREFIX = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff])
-
-/**
- * One spelling per address so Node's strings and /proc's hex compare equal: IPv4 and
- * IPv4-mapped IPv6 ("::ffff:127.0.0.1") become "127.0.0.1"; other IPv6 addresses become
- * eight zero-padded lowercase groups. A zone ("%lo") is dropped. Undefined if not an IP.
- */
-export function canonicalIp(ip: string): string | undefined {
-  if (net.isIPv4(ip)) return ip.split('.').map(Number).join('.')
+/** A Node address and port as the kernel's family and bytes (IPv4-mapped IPv6 as IPv4). */
+function inetEndpoint(ip: string, port: number): {family: typeof AF_INET | typeof AF_INET6; address: Uint8Array; port: number} | undefined {
+  if (net.isIPv4(ip)) return {family: AF_INET, address: Uint8Array.from(ip.split('.').map(Number)), port}
   const bytes = ipv6Bytes(ip)
-  return bytes === undefined ? undefined : canonicalBytes(bytes)
-}
-
-function canonicalBytes(bytes: Buffer): string {
-  if (bytes.subarray(0, 12).equals(V4_MAPPED_PREFIX)) return [...bytes.subarray(12)].join('.')
-  const groups: string[] = []
-  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16).padStart(4, '0'))
-  return groups.join(':')
-}
-
-function ipv6Bytes(input: string): Buffer | undefined {
-  let ip = input.replace(/%.*$/, '')
-  if (!net.isIPv6(ip)) return undefined
-  // A trailing dotted quad ("::ffff:1.2.3.4") becomes two hex groups.
-  const lastColon = ip.lastIndexOf(':')
-  if (ip.indexOf('.', lastColon) >= 0) {
-    const q = ip.slice(lastColon + 1).split('.').map(Number)
-    ip = `${ip.slice(0, lastColon + 1)}${((q[0] << 8) | q[1]).toString(16)}:${((q[2] << 8) | q[3]).toString(16)}`
-  }
-  const [head, tail] = ip.split('::') as [string, string | undefined]
-  const h = head === '' ? [] : head.split(':')
-  const t = tail === undefined || tail === '' ? [] : tail.split(':')
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t]
-  if (groups.length !== 8) return undefined
-  const bytes = Buffer.alloc(16)
-  groups.forEach((g, i) => bytes.writeUInt16BE(Number.parseInt(g, 16), i * 2))
-  return bytes
+  if (bytes === undefined) return undefined
+  const mapped = bytes.subarray(0, 12).equals(Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]))
+  return mapped ? {family: AF_INET, address: Uint8Array.from(bytes.subarray(12)), port} : {family: AF_INET6, address: Uint8Array.from(bytes), port}
 }
