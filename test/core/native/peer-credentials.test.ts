@@ -210,6 +210,45 @@ describe('core/native/peer-credentials', function () {
       await close(server)
     })
 
+    for (const mode of ['addon', 'fallback'] as const) {
+      it(`TCP: a peer that wrote and closed at once is unknown, not uid 0 (${mode})`, async function () {
+        if (mode === 'addon' && !nativeAvailable) this.skip()
+        __forceFallbackForTests(mode === 'fallback')
+        try {
+          const server = await listen({host: '127.0.0.1', port: 0})
+          const {port} = server.address() as net.AddressInfo
+          server.on('connection', (s) => s.on('error', () => undefined))
+          // Connections that send a few bytes and close at once: each peer is left in
+          // FIN_WAIT2/TIME_WAIT (uid 0, inode 0 in the kernel's tables) or gone.
+          const seen: (number | undefined)[] = []
+          for (let i = 0; i < 20; i++) {
+            const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve))
+            const client = connectHere({host: '127.0.0.1', port})
+            client.write('HELLO', () => client.destroy())
+            await new Promise((resolve) => client.once('close', resolve))
+            const sock = await accepted
+            seen.push(native.peerUid(sock))
+            sock.destroy()
+          }
+          assert.deepEqual(seen, Array<undefined>(20).fill(undefined))
+          await close(server)
+        } finally {
+          __forceFallbackForTests(false)
+        }
+      })
+    }
+
+    it('uses sock_diag with the addon, /proc without it', function () {
+      if (!nativeAvailable) this.skip()
+      assert.equal(native.tcpPeerMethod(), 'sock_diag')
+      __forceFallbackForTests(true)
+      try {
+        assert.equal(native.tcpPeerMethod(), '/proc')
+      } finally {
+        __forceFallbackForTests(false)
+      }
+    })
+
     it('unix socket: SO_PEERCRED with the addon, from this process and another user', async function () {
       if (!nativeAvailable) this.skip()
       // Its own folder under /tmp: the other user must be able to reach the socket.
