@@ -37,6 +37,8 @@ export default class Serve extends BaseCommand {
     listen: Flags.string({description: 'address to listen on; only 127.0.0.1 is accepted [default: 127.0.0.1]'}),
     'log-file': Flags.string({description: 'append the log here instead of stderr'}),
     'idle-timeout': Flags.string({description: 'drop a client that sends nothing for this long [default: 5m]'}),
+    'max-connections': Flags.integer({description: 'connections open at once, refused ones included; more are closed at accept [default: 64]', min: 1, max: 4096}),
+    'max-connections-per-uid': Flags.integer({description: 'sessions served at once for one user; more are refused with RECEIVER_BUSY [default: 16]', min: 1, max: 4096}),
     daemon: Flags.boolean({description: 'start in the background, wait until it listens, then return (used by clients over SSH)'}),
   }
 
@@ -51,6 +53,8 @@ export default class Serve extends BaseCommand {
       listen: flags.listen,
       logFile: flags['log-file'],
       idleTimeoutMs: flags['idle-timeout'] ? parseDuration(flags['idle-timeout'], '--idle-timeout') * 1000 : undefined,
+      maxConnections: flags['max-connections'],
+      maxConnectionsPerUid: flags['max-connections-per-uid'],
     })
     if (flags.daemon) return this.daemonize(config)
     return this.serve(config)
@@ -70,6 +74,8 @@ export default class Serve extends BaseCommand {
         {port: config.deltaPort, modes: [SyncMode.DELTA]},
       ],
       idleTimeoutMs: config.idleTimeoutMs,
+      maxConnections: config.maxConnections,
+      maxConnectionsPerUid: config.maxConnectionsPerUid,
       log,
       receiverFiles: [config.logFile, config.configFile].filter((f): f is string => f !== undefined),
     })
@@ -100,7 +106,8 @@ export default class Serve extends BaseCommand {
     fs.mkdirSync(path.dirname(logPath), {recursive: true, mode: 0o700})
     const logFd = fs.openSync(logPath, 'a', 0o600)
     const args = [process.argv[1]!, 'serve', '--root', config.root, '--fullsync-port', String(config.fullsyncPort), '--delta-port', String(config.deltaPort),
-      '--listen', config.listen, '--log-file', logPath, '--idle-timeout', `${Math.round(config.idleTimeoutMs / 1000)}s`]
+      '--listen', config.listen, '--log-file', logPath, '--idle-timeout', `${Math.round(config.idleTimeoutMs / 1000)}s`,
+      '--max-connections', String(config.maxConnections), '--max-connections-per-uid', String(config.maxConnectionsPerUid)]
     const child = spawn(process.execPath, args, {detached: true, stdio: ['ignore', 'ignore', logFd, 'ipc'], cwd: '/'})
     fs.closeSync(logFd)
     const outcome = await new Promise<{ready?: string; code?: number | null}>((resolve) => {

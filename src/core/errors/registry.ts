@@ -129,6 +129,7 @@ export const ERROR_CODES = {
   PSF_UNREADABLE: {exit: ExitCode.USAGE, meaning: 'the .psf cannot be read'},
   PSF_VERSION: {exit: ExitCode.USAGE, meaning: 'the .psf was written by an unknown format version'},
   PSF_WRITE_FAILED: {exit: ExitCode.USAGE, meaning: 'the .psf could not be written'},
+  RECEIVER_BUSY: {exit: ExitCode.TRANSPORT, meaning: 'the receiver already serves as many connections as it allows for this user'},
   RECEIVER_CLOSED: {exit: ExitCode.TRANSPORT, meaning: 'the replica host closed the connection', clientSide: true},
   RECEIVER_NOT_STARTED: {exit: ExitCode.TRANSPORT, meaning: 'no receiver answers on the replica host and none could be started', clientSide: true},
   RECEIVER_STOPPING: {exit: ExitCode.TRANSPORT, meaning: 'the receiver on the replica host is shutting down'},

@@ -3,7 +3,8 @@
 // (so that `vdrep serve --daemon`, started by a client over SSH, needs no flags):
 //
 //   {"root": "/srv/replicas", "fullsyncPort": 31031, "deltaPort": 44046,
-//    "listen": "127.0.0.1", "logFile": "/var/log/vdrep/serve.log", "idleTimeout": "5m"}
+//    "listen": "127.0.0.1", "logFile": "/var/log/vdrep/serve.log", "idleTimeout": "5m",
+//    "maxConnections": 64, "maxConnectionsPerUid": 16}
 //
 // Looked up in order: --config FILE, $VDREP_SERVE_CONFIG, $XDG_CONFIG_HOME/vdrep/serve.json
 // (default ~/.config/vdrep/serve.json), /etc/vdrep/serve.json. The first that exists is
@@ -15,6 +16,7 @@ import path from 'node:path'
 import {UsageError} from '../errors.js'
 import {DEFAULT_DELTA_PORT, DEFAULT_FULLSYNC_PORT} from '../psf/settings.js'
 import {parseDuration} from '../util/units.js'
+import {DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID} from './connection-caps.js'
 
 export const LOOPBACK = '127.0.0.1'
 export const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60 * 1000
@@ -27,6 +29,10 @@ export interface ServeConfig {
   listen: string
   logFile?: string
   idleTimeoutMs: number
+  /** Sockets open at once, refused ones included. */
+  maxConnections: number
+  /** Sessions served at once for one uid. */
+  maxConnectionsPerUid: number
   /** The file the settings came from, if any. */
   configFile?: string
 }
@@ -39,6 +45,8 @@ export interface ServeFlags {
   listen?: string
   logFile?: string
   idleTimeoutMs?: number
+  maxConnections?: number
+  maxConnectionsPerUid?: number
   config?: string
 }
 
@@ -49,6 +57,8 @@ interface FileSettings {
   listen?: string
   logFile?: string
   idleTimeoutMs?: number
+  maxConnections?: number
+  maxConnectionsPerUid?: number
 }
 
 /** Where a config file is looked for when --config is not given, in order. */
@@ -71,6 +81,15 @@ function port(file: string, v: unknown, field: string): number | undefined {
   return v as number
 }
 
+/** The largest cap accepted: a cap is a bound on file descriptors, not a tuning knob for millions. */
+export const MAX_CONNECTION_CAP = 4096
+
+function cap(file: string, v: unknown, field: string): number | undefined {
+  if (v === undefined) return undefined
+  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > MAX_CONNECTION_CAP) throw bad(file, `${field} must be a whole number between 1 and ${MAX_CONNECTION_CAP}`)
+  return v as number
+}
+
 function str(file: string, v: unknown, field: string): string | undefined {
   if (v === undefined) return undefined
   if (typeof v !== 'string' || v.length === 0 || v.includes('\0')) throw bad(file, `${field} must be a non-empty string`)
@@ -87,7 +106,7 @@ export function parseServeConfig(file: string, text: string): FileSettings {
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad(file, 'not a JSON object')
   const o = v as Record<string, unknown>
-  const known = new Set(['root', 'fullsyncPort', 'deltaPort', 'listen', 'logFile', 'idleTimeout'])
+  const known = new Set(['root', 'fullsyncPort', 'deltaPort', 'listen', 'logFile', 'idleTimeout', 'maxConnections', 'maxConnectionsPerUid'])
   const unknown = Object.keys(o).filter((k) => !known.has(k))
   if (unknown.length > 0) throw bad(file, `unknown setting ${unknown.map((k) => `'${k}'`).join(', ')}`)
   const root = str(file, o['root'], 'root')
@@ -101,7 +120,8 @@ export function parseServeConfig(file: string, text: string): FileSettings {
     else if (typeof idle === 'string') idleTimeoutMs = parseDuration(idle, `${file}: idleTimeout`) * 1000
     else throw bad(file, 'idleTimeout must be seconds or a duration like "5m"')
   }
-  return {root, fullsyncPort: port(file, o['fullsyncPort'], 'fullsyncPort'), deltaPort: port(file, o['deltaPort'], 'deltaPort'), listen: str(file, o['listen'], 'listen'), logFile, idleTimeoutMs}
+  return {root, fullsyncPort: port(file, o['fullsyncPort'], 'fullsyncPort'), deltaPort: port(file, o['deltaPort'], 'deltaPort'), listen: str(file, o['listen'], 'listen'), logFile, idleTimeoutMs,
+    maxConnections: cap(file, o['maxConnections'], 'maxConnections'), maxConnectionsPerUid: cap(file, o['maxConnectionsPerUid'], 'maxConnectionsPerUid')}
 }
 
 async function readConfigFile(file: string, required: boolean): Promise<FileSettings | undefined> {
@@ -158,6 +178,8 @@ export async function loadServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv 
     listen: flags.listen ?? f.listen ?? LOOPBACK,
     logFile: flags.logFile !== undefined ? path.resolve(flags.logFile) : f.logFile,
     idleTimeoutMs: flags.idleTimeoutMs ?? f.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    maxConnections: flags.maxConnections ?? f.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    maxConnectionsPerUid: flags.maxConnectionsPerUid ?? f.maxConnectionsPerUid ?? DEFAULT_MAX_CONNECTIONS_PER_UID,
     configFile,
   }
 }

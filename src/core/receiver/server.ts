@@ -2,10 +2,12 @@
 // per port, each accepting the sync modes of its port (full sync on 31031, delta on 44046).
 //
 // The loopback ports grant nothing by themselves: a connection is served only when the
-// socket at its other end belongs to the receiver's own uid (peerUid reads the owner from
-// /proc/net/tcp). sshd opens a direct-tcpip tunnel from the logged-in user's session
+// socket at its other end belongs to the receiver's own uid (peerUid asks the kernel's
+// sock_diag for the owner of the live peer socket, O(1); a peer already gone is refused). sshd opens a direct-tcpip tunnel from the logged-in user's session
 // process, so only someone who can log in over SSH as the receiver's user gets through;
-// another local user's process is refused and never reaches the protocol.
+// another local user's process is refused and never reaches the protocol. Connections are
+// capped in total and per uid (connection-caps.ts): over the total cap a socket is closed
+// before any lookup; refusals are logged as counts, not one line each.
 //
 // One writer per replica: an in-process claim (session.ts) and an flock on
 // `<replica>.vdrep.lock`, so two receiver processes cannot both write one replica. The lock is
@@ -23,6 +25,7 @@ import {LockError, UsageError, VdrepError} from '../errors.js'
 import {peerUid} from '../native/peer-credentials.js'
 import {SocketFrameReader} from '../protocol/socket-frame-reader.js'
 import {kernelLocksInUse, lockReplicaFile} from '../locks/index.js'
+import {ConnectionCaps, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID} from './connection-caps.js'
 import {LOOPBACK} from './serve-config.js'
 import {refuse, serveConnection} from './server-session.js'
 import {recoverJournalsUnder} from './startup-recovery.js'
@@ -44,6 +47,10 @@ export interface ReceiverServerOptions {
   log?: (line: string) => void
   /** The receiver's own files (its log file, its config file): refused as replica paths. */
   receiverFiles?: readonly string[]
+  /** Sockets open at once, refused ones included (default 64). */
+  maxConnections?: number
+  /** Sessions served at once for one uid (default 16). */
+  maxConnectionsPerUid?: number
 }
 
 interface Running {
@@ -59,10 +66,12 @@ export class ReceiverServer {
   private stopping = false
   private readonly log: (line: string) => void
   readonly allowedUid: number
+  readonly caps: ConnectionCaps
 
   private constructor(private readonly opts: ReceiverServerOptions) {
     this.log = opts.log ?? (() => {})
     this.allowedUid = opts.allowedUid ?? process.getuid?.() ?? -1
+    this.caps = new ConnectionCaps({maxConnections: opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS, maxConnectionsPerUid: opts.maxConnectionsPerUid ?? DEFAULT_MAX_CONNECTIONS_PER_UID}, this.log)
   }
 
   /** Check the root and the address, then listen on every port; rejects if any port fails. */
@@ -120,18 +129,28 @@ export class ReceiverServer {
   }
 
   private accept(socket: net.Socket, spec: ListenerSpec): void {
-    const id = ++this.seq
-    socket.on('error', () => {}) // a reset peer: the session sees the close
-    if (this.stopping) {
+    // Over the total cap: closed before any lookup, read or log line (counted, reported later).
+    if (this.stopping || !this.caps.admit()) {
       socket.destroy()
       return
     }
+    socket.on('error', () => {}) // a reset peer: the session sees the close
+    socket.once('close', () => this.caps.closed())
+    const id = ++this.seq
     const uid = peerUid(socket)
     if (uid === undefined || uid !== this.allowedUid) {
-      const who = uid === undefined ? 'an unknown uid' : `uid ${uid}`
-      this.log(`session ${id} port ${spec.port}: refused a connection from ${socket.remoteAddress}:${socket.remotePort} owned by ${who}; only uid ${this.allowedUid} (the receiver's user, logged in over SSH) may connect`)
+      // Another user's (or a gone peer's) connection: one kernel lookup, then closed; a log
+      // line at most once per interval (the others are counted in the next one).
+      const who = uid === undefined ? 'an unknown uid (the peer socket is gone or held by no process)' : `uid ${uid}`
+      this.caps.refusedPeer(() => `session ${id} port ${spec.port}: refused a connection from ${socket.remoteAddress}:${socket.remotePort} owned by ${who}; only uid ${this.allowedUid} (the receiver's user, logged in over SSH) may connect`)
       refuse(socket, new VdrepError('PEER_REFUSED', `the receiver accepts connections only from its own user (uid ${this.allowedUid}); this one came from ${who}`, {
         hint: 'log in over SSH as the user vdrep serve runs as (the target\'s user@ part)',
+      }))
+      return
+    }
+    if (!this.caps.startSession(uid)) {
+      refuse(socket, new VdrepError('RECEIVER_BUSY', `the receiver already serves ${this.caps.limits.maxConnectionsPerUid} connections for uid ${uid}, its cap per user`, {
+        hint: 'wait for running pushes and full syncs to finish, or raise maxConnectionsPerUid in the receiver config (vdrep-serve(1))',
       }))
       return
     }
@@ -141,7 +160,10 @@ export class ReceiverServer {
     else socket.resume()
     const s = adopted?.socket ?? socket
     const ctx = {root: this.opts.root, receiverFiles: this.opts.receiverFiles, idleTimeoutMs: this.opts.idleTimeoutMs, lockReplica: (replica: string) => this.lockReplica(replica), log: this.log}
-    const done = serveConnection(ctx, {id, socket: s, port: spec.port, modes: spec.modes, uid, reader: adopted?.reader}).finally(() => this.running.delete(id))
+    const done = serveConnection(ctx, {id, socket: s, port: spec.port, modes: spec.modes, uid, reader: adopted?.reader}).finally(() => {
+      this.running.delete(id)
+      this.caps.endSession(uid)
+    })
     this.running.set(id, {socket: s, done})
   }
 
