@@ -135,7 +135,6 @@ export class ReceiverServer {
       return
     }
     socket.on('error', () => {}) // a reset peer: the session sees the close
-    socket.once('close', () => this.caps.closed())
     const id = ++this.seq
     const uid = peerUid(socket)
     if (uid === undefined || uid !== this.allowedUid) {
@@ -146,12 +145,14 @@ export class ReceiverServer {
       refuse(socket, new VdrepError('PEER_REFUSED', `the receiver accepts connections only from its own user (uid ${this.allowedUid}); this one came from ${who}`, {
         hint: 'log in over SSH as the user vdrep serve runs as (the target\'s user@ part)',
       }))
+      closeWhenSent(socket, () => this.caps.closed())
       return
     }
     if (!this.caps.startSession(uid)) {
       refuse(socket, new VdrepError('RECEIVER_BUSY', `the receiver already serves ${this.caps.limits.maxConnectionsPerUid} connections for uid ${uid}, its cap per user`, {
         hint: 'wait for running pushes and full syncs to finish, or raise maxConnectionsPerUid in the receiver config (vdrep-serve(1))',
       }))
+      closeWhenSent(socket, () => this.caps.closed())
       return
     }
     // Reads land in recycled memory where Node allows it; else the socket is read as a stream.
@@ -163,6 +164,7 @@ export class ReceiverServer {
     const done = serveConnection(ctx, {id, socket: s, port: spec.port, modes: spec.modes, uid, reader: adopted?.reader}).finally(() => {
       this.running.delete(id)
       this.caps.endSession(uid)
+      this.caps.closed() // the session owns the socket (adopted, it is another object) to its end
     })
     this.running.set(id, {socket: s, done})
   }
@@ -212,4 +214,14 @@ export class ReceiverServer {
     await Promise.all(closed)
     return {finished: pending.length - aborted, aborted}
   }
+}
+
+/**
+ * A refused socket is closed as soon as its error frame is handed to the kernel: it is
+ * paused (nothing reads the peer's FIN), so waiting for the peer would keep it, and its
+ * slot under the total cap, for the 2 s of refuse()'s backstop.
+ */
+function closeWhenSent(socket: net.Socket, closed: () => void): void {
+  socket.once('close', closed)
+  socket.once('finish', () => socket.destroy())
 }
