@@ -7,8 +7,6 @@ import {SourceDisk} from '../disk/source-disk.js'
 import {HeaderFlag} from '../psf/header.js'
 import {PsfFile, psfPathFor} from '../psf/psf-file.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
-import {FrameReader} from '../protocol/frame-reader.js'
-import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeCommitted, decodeHelloOk, encodeHello, SyncMode} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
 import {TrackerControlClient} from '../tracker/control-client.js'
@@ -16,7 +14,8 @@ import {checkNoUnreachableTracker} from '../tracker/tracker-lock.js'
 import {settledStat} from '../psf/disk-stamp.js'
 import {sendBundle} from './sender.js'
 import {changeRecordDoubt, mergeLeftoverInflight, statPatch} from '../psf/change-record.js'
-import {connectReceiver, type ReceiverConnection} from '../transport/connect.js'
+import type {Carrier} from '../transport/carrier.js'
+import {connectReceiver} from '../transport/connect.js'
 import {pushIsDue} from '../sync/due.js'
 import {freezeWithoutTracker, freezeWithTracker, type FrozenSet} from './frozen-set.js'
 import {fullsync, type FullsyncOptions, type FullsyncResult} from '../fullsync/client.js'
@@ -118,7 +117,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
 }
 
 interface Connecting {
-  conn: Promise<ReceiverConnection>
+  conn: Promise<Carrier>
   startedMs: number
 }
 
@@ -129,8 +128,8 @@ function startConnecting(psf: PsfFile, opts: PushOptions): Connecting {
   return {conn, startedMs: performance.now()}
 }
 
-async function closeQuietly(conn: ReceiverConnection): Promise<void> {
-  conn.stream.destroy()
+async function closeQuietly(conn: Carrier): Promise<void> {
+  conn.abort()
   await conn.close().catch(() => {})
 }
 
@@ -158,8 +157,8 @@ async function pushDelta(disk: string, psf: PsfFile, source: SourceDisk, tracker
   }
   const t0 = connecting.startedMs
   const conn = await connecting.conn
-  const reader = new FrameReader(conn.stream)
-  const writer = new FrameWriter(conn.stream)
+  const reader = conn.frames
+  const writer = conn.writer
   let frozen: FrozenSet | undefined
   let committed = false
   let closing: Promise<void> | undefined

@@ -14,8 +14,6 @@ import {HeaderFlag} from '../psf/header.js'
 import {HASHES_PER_PAGE, Region} from '../psf/layout.js'
 import {PsfFile, psfPathFor} from '../psf/psf-file.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
-import {FrameReader} from '../protocol/frame-reader.js'
-import {FrameWriter} from '../protocol/frame-writer.js'
 import {BlockKind, decodeHelloOk, encodeDataFields, encodeDone, encodeHello, encodeRange, encodeU64, HelloFlag, ReplicaStateKind, SyncMode} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
 import {connectReceiver} from '../transport/connect.js'
@@ -159,8 +157,8 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
   // runs stay in the active record for the next push.
   const frozen = tracker ? await tracker.freeze({preserve: false}) : undefined
   let proved = false
-  const reader = new FrameReader(conn.stream)
-  const writer = new FrameWriter(conn.stream)
+  const reader = conn.frames
+  const writer = conn.writer
   let replies: ReceiverReplies | undefined
   let chunksRef: ChunkReader | undefined
   try {
@@ -339,7 +337,7 @@ async function runFullsync(disk: string, psf: PsfFile, source: SourceDisk, track
     if (replies && err instanceof TransportError) throw await replies.explain(err)
     throw err
   } finally {
-    conn.stream.destroy()
+    conn.abort()
     await conn.close().catch(() => {})
   }
 }

@@ -9,8 +9,8 @@
 //
 // One writer per replica: an in-process claim (session.ts) and an flock on
 // `<replica>.vdrep.lock`, so two receiver processes cannot both write one replica. The lock is
-// taken here, before the session starts, by reading the HELLO ahead and handing its bytes
-// back to the stream. Each session ends in one log line. stop() stops accepting, gives
+// taken here, before the session starts, by peeking the HELLO through the session's frame
+// reader (its bytes stay there for the session). Each session ends in one log line. stop() stops accepting, gives
 // running sessions a grace period, then cuts them: an interrupted full sync keeps the
 // resume point of its last checkpoint and stays marked incomplete.
 import fs from 'node:fs'
@@ -19,14 +19,15 @@ import path from 'node:path'
 import {asVdrepError, ExitCode, LockError, UsageError, VdrepError} from '../errors.js'
 import {flockIsAdvisoryOnly, peerUid} from '../disk/native.js'
 import {decodeFrameHeader, FRAME_HEADER_SIZE, FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
+import {FrameReader} from '../protocol/frame-reader.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
-import {SocketFrameReader} from '../protocol/socket-frame-reader.js'
 import {decodeHello, encodeError, SyncMode, type Hello} from '../protocol/messages.js'
 import {recoverJournal} from '../delta/apply.js'
 import {journalPathFor} from '../delta/journal.js'
 import {resolveReplicaPath} from './replica-path.js'
 import {lockReplicaFile} from './replica-locks.js'
 import {LOOPBACK} from './serve-config.js'
+import {SocketReader} from '../transport/socket-reader.js'
 import {handleConnection} from './session.js'
 
 export interface ListenerSpec {
@@ -104,7 +105,7 @@ export class ReceiverServer {
 
   private listenOn(spec: ListenerSpec): Promise<net.Server> {
     return new Promise((resolve, reject) => {
-      // Paused: a session takes the socket over before anything is read (SocketFrameReader).
+      // Paused: a session takes the socket over before anything is read (SocketReader.adopt).
       const srv = net.createServer({noDelay: true, pauseOnConnect: true}, (socket) => this.accept(socket, spec))
       srv.once('error', (err: NodeJS.ErrnoException) => {
         const inUse = err.code === 'EADDRINUSE'
@@ -138,21 +139,21 @@ export class ReceiverServer {
       return
     }
     // Reads land in recycled memory where Node allows it; else the socket is read as a stream.
-    const adopted = SocketFrameReader.adopt(socket, this.opts.idleTimeoutMs ?? 0)
+    const adopted = SocketReader.adopt(socket)
     if (adopted) adopted.socket.on('error', () => {})
-    else socket.resume()
     const s = adopted?.socket ?? socket
-    const done = this.session(id, s, spec, uid, adopted?.reader).finally(() => this.running.delete(id))
+    const reader = new FrameReader(adopted?.reader ?? s, this.opts.idleTimeoutMs ?? 0)
+    const done = this.session(id, s, spec, uid, reader).finally(() => this.running.delete(id))
     this.running.set(id, {socket: s, done})
   }
 
-  private async session(id: number, socket: net.Socket, spec: ListenerSpec, uid: number, reader?: SocketFrameReader): Promise<void> {
+  private async session(id: number, socket: net.Socket, spec: ListenerSpec, uid: number, reader: FrameReader): Promise<void> {
     const started = performance.now()
     const lines: string[] = []
     let what = `port ${spec.port}`
     let release: (() => void) | undefined
     try {
-      const peek = reader ? await peekHelloFrom(reader) : await peekHello(socket, this.opts.idleTimeoutMs ?? 0)
+      const peek = await peekHello(reader)
       if (peek.ended) {
         lines.push(peek.bytes.length === 0 ? 'closed without a hello' : 'closed inside the hello')
         socket.destroy()
@@ -167,18 +168,14 @@ export class ReceiverServer {
           release = this.lockReplica(replica)
         }
       }
-      // The peeked bytes go to the session directly: unshift() would lose them (and the
-      // session would wait for its idle timeout holding the replica) when the client closed
-      // right after them, since the stream has then already ended.
+      // The peeked bytes are still in the reader, which the session reads from.
       const served = handleConnection(socket, {
         root: this.opts.root, modes: spec.modes, idleTimeoutMs: this.opts.idleTimeoutMs, log: (l) => lines.push(l),
         // Not locked here (the path did not resolve when peeked: a folder made since, say): the
         // session, which resolves it again, takes the lock itself, so no session runs unlocked.
         lockAcrossProcesses: release === undefined,
-        // Peeked through the reader, the bytes are still in it; peeked from the stream, they are handed over.
-        ...(reader ? {reader} : {initial: peek.bytes}),
+        reader,
       })
-      if (!reader) socket.resume()
       await served
     } catch (err) {
       const e = asVdrepError(err)
@@ -286,8 +283,12 @@ function refuse(socket: net.Socket, e: VdrepError): void {
   setTimeout(() => socket.destroy(), 2_000).unref()
 }
 
-/** As peekHello, through a SocketFrameReader: the bytes stay in it for the session to read. */
-async function peekHelloFrom(reader: SocketFrameReader): Promise<Peeked> {
+/**
+ * Read the first frame ahead, without consuming it: the bytes stay in the reader for the
+ * session. Stops at the end of the first frame (or at a header that does not decode, which
+ * the session will refuse).
+ */
+async function peekHello(reader: FrameReader): Promise<Peeked> {
   try {
     const head = await reader.peek(FRAME_HEADER_SIZE)
     if (head.length < FRAME_HEADER_SIZE) return {bytes: head, ended: true}
@@ -315,63 +316,10 @@ async function peekHelloFrom(reader: SocketFrameReader): Promise<Peeked> {
 }
 
 interface Peeked {
-  /** Every byte read, handed to the session. */
+  /** The bytes peeked (still in the reader, for the session). */
   bytes: Buffer
   /** The decoded HELLO, when the first frame is one and decodes. */
   hello?: Hello
   /** The peer closed (or went idle) before a whole first frame arrived. */
   ended: boolean
-}
-
-/**
- * Read the first frame ahead, without consuming it for the session: stops at the end of
- * the first frame (or at a header that does not decode, which the session will refuse).
- * Leaves the socket paused.
- */
-function peekHello(socket: net.Socket, idleMs: number): Promise<Peeked> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = []
-    let have = 0
-    let need = FRAME_HEADER_SIZE
-    let headerRead = false
-    let timer: NodeJS.Timeout | undefined
-    const finish = (p: Omit<Peeked, 'bytes'>) => {
-      socket.off('data', onData)
-      socket.off('end', onEnd)
-      socket.off('close', onEnd)
-      if (timer) clearTimeout(timer)
-      socket.pause()
-      resolve({bytes: Buffer.concat(chunks), ...p})
-    }
-    const onEnd = () => finish({ended: true})
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk)
-      have += chunk.length
-      if (idleMs > 0) timer?.refresh()
-      if (have < need) return
-      const all = Buffer.concat(chunks)
-      if (!headerRead) {
-        try {
-          const h = decodeFrameHeader(all.subarray(0, FRAME_HEADER_SIZE))
-          if (h.type !== FrameType.HELLO) return finish({ended: false})
-          need = FRAME_HEADER_SIZE + h.length
-          headerRead = true
-        } catch {
-          return finish({ended: false})
-        }
-        if (have < need) return
-      }
-      let hello: Hello | undefined
-      try {
-        hello = decodeHello(all.subarray(FRAME_HEADER_SIZE, need))
-      } catch {
-        hello = undefined
-      }
-      finish({hello, ended: false})
-    }
-    socket.on('data', onData)
-    socket.once('end', onEnd)
-    socket.once('close', onEnd)
-    if (idleMs > 0) timer = setTimeout(onEnd, idleMs)
-  })
 }

@@ -9,21 +9,20 @@
 // at 64 KiB writes), and most write payloads are views of a slab, written from where they
 // were received. A view taken with a CopyTarget pins its slab until release().
 //
-// Used by the tracker (NBD connections, its control socket) and by vdrep serve (through
-// SocketFrameReader); the end-of-stream error keeps its first user's code, NBD_EOF (EOF_CODE).
+// Used by the tracker (NBD connections, its control socket) and by vdrep serve (one of the
+// two ByteSources behind protocol/frame-reader.ts); the end-of-stream error keeps its first
+// user's code, NBD_EOF (EOF_CODE). Views lent from slabs follow the carrier's ownership rule
+// (protocol/lent-buffers.ts): a slab is not read into again before every view of it is released.
 
 import net from 'node:net'
 import type {Duplex} from 'node:stream'
 import {ProtocolError} from '../errors.js'
+import {EOF_CODE, type ByteSource, type CopyTarget} from './byte-source.js'
 
-/** The code of the error a read fails with when the peer closed first. */
-export const EOF_CODE = 'NBD_EOF'
+export {EOF_CODE, type CopyTarget}
 
 /** Buffered bytes above which the socket is paused until a read needs more. */
 const HIGH_WATER = 1024 * 1024
-
-/** Gives a buffer of exactly `n` bytes for a field that must be copied. */
-export type CopyTarget = (n: number) => Buffer
 
 /**
  * Slab of the adopted mode: received bytes land in it back to back. A pinned view holds its
@@ -55,7 +54,7 @@ interface Waiter {
   reject: (err: Error) => void
 }
 
-export class SocketReader {
+export class SocketReader implements ByteSource {
   private chunks: Buffer[] = []
   /** Slab of each chunk (adopted mode), parallel to chunks. */
   private owners: Array<Slab | undefined> = []
@@ -126,6 +125,11 @@ export class SocketReader {
   /** True when reading into slabs (adopted), false when reading 'data' events. */
   get adopted(): boolean {
     return this.slab !== null
+  }
+
+  /** Slabs are read into again; a 'data' event's buffer is the reader's alone. */
+  get reusesMemory(): boolean {
+    return this.adopted
   }
 
   /**

@@ -11,7 +11,6 @@ import type {Socket} from 'node:net'
 import ssh2 from 'ssh2'
 import type {CipherAlgorithm, Client as Ssh2Client, ClientChannel, ConnectConfig} from 'ssh2'
 import {TransportError, UsageError, VdrepError} from '../../errors.js'
-import type {ExecResult, Transport} from '../transport.js'
 import {HostVerification, noCommonHostKeyError, type PresentedHostKey} from './host-verifier.js'
 import {describeCredentials, identitySources, loadCredentials, makeAuthHandler} from './identities.js'
 import {knownHostName} from './known-hosts.js'
@@ -58,7 +57,14 @@ const MAX_EXEC_OUTPUT = 1 << 20
 /** Corked socket writes go out once this much is waiting (see coalesceWrites). */
 const COALESCE_BYTES = 128 << 10
 
-export class SshTransport implements Transport {
+export interface ExecResult {
+  /** The exit status, or null when the command died of a signal. */
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+export class SshTransport {
   private readonly streams = new Set<TunnelStream>()
   private failure: VdrepError | undefined
   private closing = false
