@@ -5,14 +5,13 @@
 // anything of its payload is awaited or allocated.
 //
 // A DATA frame's body is lent to the caller under the carrier's one ownership rule
-// (lent-buffers.ts): a view of received memory when it lies in one piece, else a copy into a
-// pooled buffer; Frame.release() gives it back. Every other payload is the caller's to keep
-// (copied out of a source that reuses its memory).
+// (lent-buffers.ts), through the source's lend(): a view of received memory when it lies in
+// one piece, else a pooled copy; Frame.release() gives it back. Every other payload is the
+// caller's to keep (copied out of a source that reuses its memory).
 import type {Readable} from 'node:stream'
 import {ProtocolError, TransportError} from '../errors.js'
 import {EOF_CODE, type ByteSource} from '../transport/byte-source.js'
 import {StreamSource} from '../transport/stream-source.js'
-import {BufferPool} from '../util/buffer-pool.js'
 import {decodeFrameHeader, FRAME_HEADER_SIZE, FrameType, type FrameTypeId} from './frame.js'
 import {DATA_FIELDS_SIZE} from './messages.js'
 
@@ -46,13 +45,8 @@ export interface FrameSource {
 /** Frame types whose payload is fixed fields followed by bulk bytes, and the fields' size. */
 export const BODY_AFTER: Partial<Record<number, number>> = {[FrameType.DATA]: DATA_FIELDS_SIZE}
 
-/** Bodies that straddle two received pieces are copied into buffers from this pool (up to this many bytes kept). */
-const POOL_BYTES = 16 << 20
-const POOL_MAX_BUFFER = 4 << 20
-
 export class FrameReader implements FrameSource {
   private readonly source: ByteSource
-  private readonly pool = new BufferPool(POOL_BYTES, POOL_MAX_BUFFER)
 
   /**
    * Frames from `from`: a ByteSource, or a Readable (read through a StreamSource, after the
@@ -84,8 +78,9 @@ export class FrameReader implements FrameSource {
     if (fields !== undefined && header.length > fields) {
       const payload = this.keep(src.readNow(fields) ?? (await this.read(fields, 'a frame')))
       const n = header.length - fields
-      const body = src.readNow(n, this.pool.take) ?? (await this.read(n, 'a frame', this.pool.take))
-      return {type: header.type, payload, body, release: () => void (src.release(body) || this.pool.give(body))}
+      // Lent (lent-buffers.ts): the source neither reads into nor hands out this memory again before release().
+      const body = src.lendNow(n) ?? (await this.read(n, 'a frame', true))
+      return {type: header.type, payload, body, release: () => src.release(body)}
     }
     if (header.length === 0) return {type: header.type, payload: Buffer.alloc(0)}
     return {type: header.type, payload: this.keep(src.readNow(header.length) ?? (await this.read(header.length, 'a frame')))}
@@ -102,9 +97,9 @@ export class FrameReader implements FrameSource {
    * DATA frame's three fields cost `vdrep serve` about 0.2 CPU-s of ~1.2 per 512 MiB received
    * over SSH (medians of 6, A/B).
    */
-  private async read(n: number, what: string, target?: (n: number) => Buffer): Promise<Buffer> {
+  private async read(n: number, what: string, lend = false): Promise<Buffer> {
     try {
-      return await this.withIdleTimeout(this.source.read(n, target))
+      return await this.withIdleTimeout(lend ? this.source.lend(n) : this.source.read(n))
     } catch (err) {
       if ((err as {code?: string}).code === EOF_CODE) {
         throw new ProtocolError('FRAME_TRUNCATED', `stream ended inside ${what}: ${this.source.available} of ${n} bytes`)
