@@ -5,9 +5,10 @@
 //   buffer past its release copies it first.
 //
 // Every hand-over names its release, and nothing else decides when memory is reused:
-// - Frame.body (frame-reader.ts), lent by the reader to a session: released by
-//   Frame.release(). Until then the reader neither reads into it again (a SocketReader slab
-//   stays pinned) nor hands it out again (a pooled copy stays out of the pool).
+// - Bytes a ByteSource lends (transport/byte-source.ts lend(): a DATA frame's body through
+//   Frame.body, an NBD write's payload): released by release() (Frame.release()). Until then
+//   the source neither reads into them again (a SocketReader slab stays pinned) nor hands them
+//   out again (a pooled copy of bytes that spanned two reads stays out of the pool).
 // - FrameWriter.sendLent()'s body, lent by a sender to the carrier: released by the carrier's
 //   write callback, after which the sender reuses it (a BufferPool buffer of a push's reads).
 //   So a carrier that keeps a reference past its write callback copies what it is lent: the
