@@ -48,16 +48,12 @@ export const BODY_AFTER: Partial<Record<number, number>> = {[FrameType.DATA]: DA
 export class FrameReader implements FrameSource {
   private readonly source: ByteSource
 
-  /**
-   * Frames from `from`: a ByteSource, or a Readable (read through a StreamSource, after the
-   * `initial` bytes already taken from it, such as a peeked first frame).
-   */
+  /** Frames from `from`: a ByteSource, or a Readable (read through a StreamSource). */
   constructor(
     from: ByteSource | Readable,
     private readonly idleTimeoutMs = 0,
-    initial?: Buffer,
   ) {
-    this.source = isByteSource(from) ? from : new StreamSource(from, initial)
+    this.source = isByteSource(from) ? from : new StreamSource(from)
   }
 
   /** A copy of the first `n` bytes (fewer if the peer stopped first), not consumed. */

@@ -15,14 +15,9 @@ const HIGH_WATER = 8 << 20
 export class StreamSource extends ReceivedBytes {
   readonly reusesMemory = false
 
-  constructor(
-    private readonly stream: Readable,
-    /** Bytes already read from the stream (a peeked first frame), read before anything else. */
-    initial?: Buffer,
-  ) {
+  constructor(private readonly stream: Readable) {
     super(HIGH_WATER)
-    if (initial && initial.length > 0) this.onData(initial)
-    // A stream that ended while its first bytes were being peeked will not say so again.
+    // A stream that ended before it was handed over will not say so again.
     if (stream.readableEnded || stream.destroyed) this.fail(eof())
     // Handed over paused (a server socket accepted with pauseOnConnect): the first read resumes it.
     if (stream.isPaused()) this.startPaused()
