@@ -39,6 +39,8 @@ export abstract class ReceivedBytes implements ByteSource {
   protected constructor(
     /** Buffered bytes above which the input is paused until a read needs more. */
     private readonly highWater: number,
+    /** Buffered bytes below which reads resume the input by themselves (read ahead). */
+    private readonly lowWater = highWater,
   ) {}
 
   abstract readonly reusesMemory: boolean
@@ -233,7 +235,7 @@ export abstract class ReceivedBytes implements ByteSource {
       if (owner) this.unref(owner)
       this.head = 0
     }
-    if (this.buffered < this.highWater && this.waiter === null && this.failure === null) {
+    if (this.buffered < this.lowWater && this.waiter === null && this.failure === null) {
       // Keep reading ahead a little so the next header is usually already here.
       this.resume()
     }

@@ -11,12 +11,17 @@ import {ReceivedBytes} from './received-bytes.js'
 
 /** Buffered bytes above which the stream is paused until a read needs more. */
 const HIGH_WATER = 8 << 20
+/**
+ * Below this the stream is resumed again. The gap keeps a stream that fills faster than it is
+ * read (the duplex pair of a local full sync) from pausing and resuming at every frame.
+ */
+const LOW_WATER = HIGH_WATER / 2
 
 export class StreamSource extends ReceivedBytes {
   readonly reusesMemory = false
 
   constructor(private readonly stream: Readable) {
-    super(HIGH_WATER)
+    super(HIGH_WATER, LOW_WATER)
     // A stream that ended before it was handed over will not say so again.
     if (stream.readableEnded || stream.destroyed) this.fail(eof())
     // Handed over paused (a server socket accepted with pauseOnConnect): the first read resumes it.
