@@ -6,15 +6,14 @@ import {SourceDisk} from '../disk/source-disk.js'
 import type {PsfHeader} from '../psf/header.js'
 import type {DiskStamp} from '../psf/disk-stamp.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
-import {FrameReader} from '../protocol/frame-reader.js'
-import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeCommitted, decodeHelloOk, encodeHello, SyncMode} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
 import {settledStat} from '../psf/disk-stamp.js'
 import {sendBundle} from './sender.js'
 import {claimRecord, type RecordClaim} from '../change-record/claim.js'
 import {DoubtKind} from '../change-record/doubt.js'
-import {connectReceiver, type ReceiverConnection} from '../transport/connect.js'
+import type {Carrier} from '../transport/carrier.js'
+import {connectReceiver} from '../transport/connect.js'
 import {pushIsDue} from '../sync/due.js'
 import {freezeWithoutTracker, freezeWithTracker, type FrozenSet} from './frozen-set.js'
 import type {ChangeRecord} from '../change-record/change-record.js'
@@ -120,7 +119,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
 }
 
 interface Connecting {
-  conn: Promise<ReceiverConnection>
+  conn: Promise<Carrier>
   startedMs: number
 }
 
@@ -130,8 +129,8 @@ function startConnecting(h: PsfHeader, opts: PushOptions): Connecting {
   return {conn, startedMs: performance.now()}
 }
 
-async function closeQuietly(conn: ReceiverConnection): Promise<void> {
-  conn.stream.destroy()
+async function closeQuietly(conn: Carrier): Promise<void> {
+  conn.abort()
   await conn.close().catch(() => {})
 }
 
@@ -160,8 +159,8 @@ async function pushDelta(disk: string, claim: RecordClaim, source: SourceDisk, c
   }
   const t0 = connecting.startedMs
   const conn = await connecting.conn
-  const reader = new FrameReader(conn.stream)
-  const writer = new FrameWriter(conn.stream)
+  const reader = conn.frames
+  const writer = conn.writer
   let frozen: FrozenSet | undefined
   let committed = false
   let closing: Promise<void> | undefined

@@ -21,7 +21,8 @@ import fs from 'node:fs'
 import net from 'node:net'
 import {LockError, UsageError, VdrepError} from '../errors.js'
 import {peerUid} from '../native/peer-credentials.js'
-import {SocketFrameReader} from '../protocol/socket-frame-reader.js'
+import {FrameReader} from '../protocol/frame-reader.js'
+import {SocketReader} from '../transport/socket-reader.js'
 import {kernelLocksInUse, lockReplicaFile} from '../locks/index.js'
 import {LOOPBACK} from './serve-config.js'
 import {refuse, serveConnection} from './server-session.js'
@@ -102,7 +103,7 @@ export class ReceiverServer {
 
   private listenOn(spec: ListenerSpec): Promise<net.Server> {
     return new Promise((resolve, reject) => {
-      // Paused: a session takes the socket over before anything is read (SocketFrameReader).
+      // Paused: a session takes the socket over before anything is read (SocketReader.adopt).
       const srv = net.createServer({noDelay: true, pauseOnConnect: true}, (socket) => this.accept(socket, spec))
       srv.once('error', (err: NodeJS.ErrnoException) => {
         const inUse = err.code === 'EADDRINUSE'
@@ -136,12 +137,14 @@ export class ReceiverServer {
       return
     }
     // Reads land in recycled memory where Node allows it; else the socket is read as a stream.
-    const adopted = SocketFrameReader.adopt(socket, this.opts.idleTimeoutMs ?? 0)
+    // Reads land in recycled memory where Node allows it; else the socket is read as a stream.
+    const adopted = SocketReader.adopt(socket)
     if (adopted) adopted.socket.on('error', () => {})
     else socket.resume()
     const s = adopted?.socket ?? socket
     const ctx = {root: this.opts.root, receiverFiles: this.opts.receiverFiles, idleTimeoutMs: this.opts.idleTimeoutMs, lockReplica: (replica: string) => this.lockReplica(replica), log: this.log}
-    const done = serveConnection(ctx, {id, socket: s, port: spec.port, modes: spec.modes, uid, reader: adopted?.reader}).finally(() => this.running.delete(id))
+    const reader = new FrameReader(adopted?.reader ?? s, this.opts.idleTimeoutMs ?? 0)
+    const done = serveConnection(ctx, {id, socket: s, port: spec.port, modes: spec.modes, uid, reader}).finally(() => this.running.delete(id))
     this.running.set(id, {socket: s, done})
   }
 

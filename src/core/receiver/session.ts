@@ -24,10 +24,8 @@ export interface ReceiverOptions {
   /** No byte from the client for this long frees the slot. */
   idleTimeoutMs?: number
   log?: SessionLog
-  /** Where frames come from when the caller took the socket over (else read from `stream`). */
+  /** Where frames come from when the caller made the reader (`vdrep serve`: a taken-over socket); else read from `stream`. */
   reader?: FrameSource
-  /** Bytes the caller already read from the stream (the peeked HELLO), handled first. */
-  initial?: Buffer
   /**
    * Also take the replica's cross-process lock (locks/replica-lock.ts). A local target's receiver
    * runs in the client's process and must; `vdrep serve` takes it itself, before the session.
@@ -51,7 +49,7 @@ function checkHello(h: Hello, modes: number[]): void {
 
 export async function handleConnection(stream: Duplex, opts: ReceiverOptions): Promise<void> {
   const log = opts.log ?? (() => {})
-  const reader = opts.reader ?? new FrameReader(stream, opts.idleTimeoutMs ?? 0, opts.initial)
+  const reader = opts.reader ?? new FrameReader(stream, opts.idleTimeoutMs ?? 0)
   const writer = new FrameWriter(stream)
   let release: (() => void) | undefined
   let what = 'connection'
