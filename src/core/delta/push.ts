@@ -12,6 +12,7 @@ import {settledStat} from '../psf/disk-stamp.js'
 import {sendBundle} from './sender.js'
 import {claimRecord, type RecordClaim} from '../change-record/claim.js'
 import {DoubtKind} from '../change-record/doubt.js'
+import {checkOpenedDisk} from '../change-record/identity.js'
 import type {Carrier} from '../transport/carrier.js'
 import {connectReceiver} from '../transport/connect.js'
 import {pushIsDue} from '../sync/due.js'
@@ -67,6 +68,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
     try {
       const {record, tracker} = claim
       target = record.header.settings.target
+      if (claim.bound) opts.log?.(claim.bound, 'notice')
       if (opts.ifDue && !pushIsDue(record.header.lastSyncMs, record.header.settings.rpoSeconds)) {
         return {disk, target, mode: 'skipped', reason: 'not due yet', blocks: 0, zeroBlocks: 0, bytesSent: 0, seconds: 0}
       }
@@ -77,6 +79,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
       try {
         const source = await SourceDisk.open(disk, opts.sourceReadFault)
         try {
+          checkOpenedDisk(record, disk, await source.stat(), source.size, {trackerRunning: tracker !== null})
           // Only a push without a tracker keeps this stat as its clean point (a tracked disk is
           // written all the time: waiting for its mtime to settle would only cost time).
           const st = tracker ? await source.stat() : await settledStat(() => source.stat())

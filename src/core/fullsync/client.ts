@@ -20,6 +20,7 @@ import {Throttle} from '../sync/throttle.js'
 import {settledStat} from '../psf/disk-stamp.js'
 import {ProtocolError, TransportError} from '../errors.js'
 import {claimRecord, type RecordClaim} from '../change-record/claim.js'
+import {checkOpenedDisk} from '../change-record/identity.js'
 import {checkBeforeSync, checkpointBlocks, checkTargetNotSource, resumePoint} from './plan.js'
 import {checkVerdict, IndexRecorder, recordProof} from './proof.js'
 import {streamDisk} from './stream.js'
@@ -61,8 +62,10 @@ export async function fullsync(disk: string, opts: FullsyncOptions = {}): Promis
   const started = performance.now()
   const claim = await claimRecord(disk, 'fullsync', {lockHeld: opts.lockHeld})
   try {
+    if (claim.bound) opts.log?.(claim.bound, 'notice')
     const source = await SourceDisk.open(disk, opts.sourceReadFault)
     try {
+      checkOpenedDisk(claim.record, disk, await source.stat(), source.size, {trackerRunning: claim.tracker !== null})
       return await runFullsync(disk, claim, source, opts, started)
     } finally {
       await source.close()
