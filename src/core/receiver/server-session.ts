@@ -44,6 +44,7 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
   const lines: string[] = []
   let what = `port ${conn.port}`
   let release: (() => void) | undefined
+  let held: string | undefined
   try {
     const peek = await peekHello(reader)
     if (peek.ended) {
@@ -58,6 +59,7 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
       if (replica !== undefined) {
         what = `${MODE_NAMES[hello.mode] ?? `mode ${hello.mode}`} ${replica}`
         release = await ctx.lockReplica(replica)
+        held = replica
       }
     }
     const served = handleConnection(socket, {
@@ -67,6 +69,7 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
       // Not locked here (the path did not resolve when peeked: a folder made since, say): the
       // session, which resolves it again, takes the lock itself, so no session runs unlocked.
       lockAcrossProcesses: release === undefined,
+      heldReplica: held,
       // The peeked bytes are still in the reader, which the session reads from.
       reader,
     })

@@ -19,11 +19,11 @@
 // startup-recovery.ts.
 import fs from 'node:fs'
 import net from 'node:net'
-import {LockError, UsageError, VdrepError} from '../errors.js'
+import {UsageError, VdrepError} from '../errors.js'
 import {peerUid} from '../native/peer-credentials.js'
 import {FrameReader} from '../protocol/frame-reader.js'
 import {SocketReader} from '../transport/socket-reader.js'
-import {kernelLocksInUse, lockReplicaFile} from '../locks/index.js'
+import {acquireReplica, kernelLocksInUse} from '../locks/index.js'
 import {LOOPBACK} from './serve-config.js'
 import {refuse, serveConnection} from './server-session.js'
 import {recoverJournalsUnder} from './startup-recovery.js'
@@ -55,7 +55,6 @@ interface Running {
 export class ReceiverServer {
   private readonly servers: net.Server[] = []
   private readonly running = new Map<number, Running>()
-  private readonly locked = new Set<string>()
   private seq = 0
   private stopping = false
   private readonly log: (line: string) => void
@@ -148,22 +147,9 @@ export class ReceiverServer {
     this.running.set(id, {socket: s, done})
   }
 
-  /** One writer per replica, in this process and across receiver processes. */
-  private async lockReplica(replica: string): Promise<() => void> {
-    if (this.locked.has(replica)) throw new LockError(`another client is writing ${replica} through this receiver`, {hint: 'wait for it to finish'})
-    // Claimed before the wait for the cross-process lock, so a second client meanwhile gets the message above.
-    this.locked.add(replica)
-    let unlock: () => void
-    try {
-      unlock = await lockReplicaFile(replica, 'another vdrep process (a receiver, or a local full sync or push)')
-    } catch (err) {
-      this.locked.delete(replica)
-      throw err
-    }
-    return () => {
-      this.locked.delete(replica)
-      unlock()
-    }
+  /** One writer per replica, in this process and across receiver processes (locks/replica-lock.ts). */
+  private lockReplica(replica: string): Promise<() => void> {
+    return acquireReplica(replica, 'another vdrep process (a receiver, or a local full sync or push)')
   }
 
   /**
