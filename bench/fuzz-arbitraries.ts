@@ -6,6 +6,7 @@ import fc from 'fast-check'
 import {encodeFrameHeader, FrameType, MAX_PAYLOAD, type FrameTypeId} from '../src/core/protocol/frame.js'
 import * as m from '../src/core/protocol/messages.js'
 import {encodeHeader, type PsfHeader} from '../src/core/psf/header.js'
+import {IdentityKind, NO_IDENTITY, type DiskIdentity} from '../src/core/psf/disk-identity.js'
 import {PAGE_PAYLOAD_SIZE, Region, type RegionId} from '../src/core/psf/layout.js'
 import {encodePage} from '../src/core/psf/page.js'
 import {encodeEntryHeader, encodeJournalHeader, encodeJournalTrailer, EntryKind} from '../src/core/delta/journal.js'
@@ -176,6 +177,7 @@ export const psfHeaderArb = rec<PsfHeader>({
   flags: u32, counter: big64, diskSize: u64, blockSize: fc.integer({min: 12, max: 22}).map((e) => 2 ** e), hashAlgo: fc.constantFrom(1, 2, 3),
   replicaId: exactly(16), generation: u64, lastSeq: u64, lastSyncMs: u64, sourceSize: u64, sourceMtimeNs: big64, sourceCtimeNs: big64,
   pendingSeq: u64, createdMs: u64, settings: settingsArb,
+  identity: fc.oneof(fc.constant(NO_IDENTITY), rec<DiskIdentity>({kind: fc.constantFrom(IdentityKind.FILE, IdentityKind.BLOCK_DEVICE), dev: big64, ino: big64, path: fc.string({maxLength: 200})})),
 })
 
 /** Recompute a header slot's crc, so a mutation reaches the field checks behind it. */
@@ -187,10 +189,10 @@ export function fixSlotCrc(b: Buffer): Buffer {
 const slotWithJson = fc.tuple(psfHeaderArb, fc.oneof(fc.json({maxDepth: 3}), settingsArb.chain((s) =>
   fc.tuple(fc.constantFrom(...Object.keys(s)), fc.jsonValue({maxDepth: 2})).map(([k, v]) => JSON.stringify({...s, [k]: v}))))).map(([h, json]) => {
   const slot = encodeHeader(h)
-  const body = Buffer.from(json, 'utf8').subarray(0, 4092 - 124)
+  const body = Buffer.from(json, 'utf8').subarray(0, 4092 - 144)
   slot.fill(0, 120, 4092)
-  slot.writeUInt32LE(body.length, 120)
-  body.copy(slot, 124)
+  slot.writeUInt32LE(body.length, 140)
+  body.copy(slot, 144)
   return fixSlotCrc(slot)
 })
 export const psfSlot = fc.oneof(

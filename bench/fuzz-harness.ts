@@ -8,7 +8,7 @@ import fc from 'fast-check'
 import {VdrepError} from '../src/core/errors.js'
 import {FrameType, MAX_PAYLOAD} from '../src/core/protocol/frame.js'
 import {FrameReader, type Frame, type FrameSource} from '../src/core/protocol/frame-reader.js'
-import {SocketFrameReader} from '../src/core/protocol/socket-frame-reader.js'
+import {SocketReader} from '../src/core/transport/socket-reader.js'
 import {DATA_FIELDS_SIZE} from '../src/core/protocol/messages.js'
 import {frameTypes} from './fuzz-arbitraries.js'
 
@@ -159,10 +159,10 @@ async function drain(reader: FrameSource, hangMs: number): Promise<RefResult> {
 
 /**
  * A loopback server whose connections are taken over as `vdrep serve` takes them
- * (SocketFrameReader.adopt): the receiver's own reader, fed over a real TCP socket.
+ * (SocketReader.adopt under a FrameReader): the receiver's own reader, fed over a real TCP socket.
  */
 export class SocketFeeder {
-  private readers: Array<{resolve: (r: {socket: net.Socket; reader: SocketFrameReader}) => void; reject: (e: Error) => void}> = []
+  private readers: Array<{resolve: (r: {socket: net.Socket; reader: FrameReader}) => void; reject: (e: Error) => void}> = []
 
   private constructor(private readonly server: net.Server) {}
 
@@ -171,14 +171,14 @@ export class SocketFeeder {
     const feeder = new SocketFeeder(server)
     server.on('connection', (sock) => {
       const waiting = feeder.readers.shift()
-      const adopted = SocketFrameReader.adopt(sock)
+      const adopted = SocketReader.adopt(sock)
       if (!adopted) {
         sock.destroy()
         waiting?.reject(new Error('this Node does not let a socket be taken over'))
         return
       }
       adopted.socket.on('error', () => {}) // a reset from the test's own client after a refusal
-      waiting?.resolve(adopted)
+      waiting?.resolve({socket: adopted.socket, reader: new FrameReader(adopted.reader)})
     })
     server.listen(0, '127.0.0.1')
     await once(server, 'listening')
@@ -187,7 +187,7 @@ export class SocketFeeder {
 
   /** Send `input` in pieces (cut at `cuts`, a pause between them), then end or hold the connection open. */
   async readThrough(input: Buffer, cuts: number[], end: boolean, hangMs = 2000): Promise<RefResult> {
-    const accepted = new Promise<{socket: net.Socket; reader: SocketFrameReader}>((resolve, reject) => this.readers.push({resolve, reject}))
+    const accepted = new Promise<{socket: net.Socket; reader: FrameReader}>((resolve, reject) => this.readers.push({resolve, reject}))
     const client = net.connect((this.server.address() as net.AddressInfo).port, '127.0.0.1')
     client.on('error', () => {}) // the reader may refuse and the test close first
     await once(client, 'connect')

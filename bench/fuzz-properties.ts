@@ -52,7 +52,7 @@ const frameReaderTarget = target('frame reader', streamArb, async ({input, cuts}
 }, ({input, cuts}) => `${hexOf(input)} cut at ${cuts.join(',')}`)
 
 // The receiver's reader on `vdrep serve`'s ports: the same streams over a real socket, read
-// through SocketFrameReader (slabs, lent bodies, the fast path for buffered fields).
+// through the FrameReader over a taken-over socket (slabs, lent bodies, the fast path for buffered fields).
 const socketReaderTarget: FuzzTarget = {
   name: 'socket frame reader (serve)',
   async run(runs, seed) {

@@ -1,6 +1,7 @@
 // `vdrep init`: check the disk and the target, then write `<disk>.psf` with the settings.
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import {identityFromStat} from './psf/disk-identity.js'
 import {UsageError} from './errors.js'
 import {SourceDisk} from './disk/source-disk.js'
 import {defaultHashAlgo, hashAlgoName, type HashAlgoId} from './hash/block-hash.js'
@@ -57,6 +58,9 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
   const target = parseTarget(opts.target)
   const source = await SourceDisk.open(disk)
   const diskSize = source.size
+  // The record names this disk (the file's inode, the device's number and size): a copy of the
+  // disk and its .psf, or this .psf beside another disk, is then refused (change-record/identity.ts).
+  const identity = identityFromStat(await source.stat(), await fs.realpath(disk), diskSize)
   await source.close()
   if (target.kind === 'local') {
     const r = target.path
@@ -76,7 +80,7 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
     ...(opts.ssh && Object.keys(opts.ssh).length > 0 ? {ssh: opts.ssh} : {}),
   }
   const hashAlgo = opts.hashAlgo ?? defaultHashAlgo()
-  const header: PsfHeader = {...newHeader({diskSize, blockSize: opts.blockSize, hashAlgo, settings}), flags: HeaderFlag.NEEDS_FULL_SYNC}
+  const header: PsfHeader = {...newHeader({diskSize, blockSize: opts.blockSize, hashAlgo, settings, identity}), flags: HeaderFlag.NEEDS_FULL_SYNC}
   // Replacing a .psf that a tracker (or a push) is using would leave it writing bits and its
   // clean stop into the old, unlinked file: changes the new record never hears of. So the
   // disk lock and the tracker's lock on the old file are taken first, and a holder refuses.

@@ -5,6 +5,7 @@ import fs from 'node:fs/promises'
 import {blockHasher, HASH_LENGTH} from '../../src/core/hash/block-hash.js'
 import {Bitmap} from '../../src/core/psf/bitmap.js'
 import {HeaderFlag} from '../../src/core/psf/header.js'
+import {identityOf} from '../../src/core/psf/disk-identity.js'
 import {newHeader, PsfFile, psfPathFor} from '../../src/core/psf/psf-file.js'
 
 /** The hash key (replica id) of tests that hash without a .psf. */
@@ -44,7 +45,7 @@ export async function writeAt(file: string, off: number, data: Buffer): Promise<
 export async function psfWithIndex(disk: string, image: Buffer, bs: number, algo: number, inflight?: Bitmap): Promise<void> {
   const blocks = Math.ceil(image.length / bs)
   const header = {
-    ...newHeader({diskSize: image.length, blockSize: bs, hashAlgo: algo, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}}),
+    ...newHeader({diskSize: image.length, blockSize: bs, hashAlgo: algo, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}, identity: await identityOf(disk)}),
     flags: HeaderFlag.INDEX_VALID,
     generation: 1,
   }

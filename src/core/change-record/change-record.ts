@@ -8,6 +8,7 @@ import {HeaderFlag, type PsfHeader} from '../psf/header.js'
 import {Region} from '../psf/layout.js'
 import {PsfFile} from '../psf/psf-file.js'
 import type {DiskStamp} from '../psf/disk-stamp.js'
+import type {DiskIdentity} from '../psf/disk-identity.js'
 import {doubtOf, doubtsOf, type Doubt, type DoubtContext} from './doubt.js'
 import {clearBothMove, clearInflightMove, freezeMove, markScannedMove, mergeBackMove, type BitmapStore} from './moves.js'
 import {grownLayout, relayout} from './relayout.js'
@@ -127,6 +128,11 @@ export class ChangeRecord implements RecordWriter {
     m.inflightBad = []
     await this.cleanStop(stamp)
     return newly
+  }
+
+  /** The record now names its disk (a format-1 record proved to be this disk's, identity.ts). */
+  async bindIdentity(identity: DiskIdentity): Promise<void> {
+    await this.patch(() => ({identity}))
   }
 
   /** Nothing in the record may be trusted any more: the next sync is a full sync. */

@@ -6,11 +6,13 @@
 //     that lock too (until its control socket answers), so no tracker can start under it, and
 //     a tracker that runs but does not answer (its flock is held) makes the claim fail.
 // A process that does not own the record opens it read-only: it cannot write it by mistake.
+// Either way the record must be the disk's own (identity.ts) before anyone uses it.
 import {LockError} from '../errors.js'
 import {psfPathFor} from '../psf/psf-file.js'
 import {acquireDiskLock, checkNoUnreachableTracker, type HeldLock} from '../locks/index.js'
 import {TrackerControlClient} from '../tracker/control-client.js'
 import {ChangeRecord} from './change-record.js'
+import {checkRecordIdentity} from './identity.js'
 import type {RecordWriter} from './writer.js'
 
 export interface RecordClaim {
@@ -22,6 +24,8 @@ export interface RecordClaim {
   writer: RecordWriter
   /** `record` when this process writes it itself (no tracker), else null. */
   owned: ChangeRecord | null
+  /** Said once when a format-1 record was bound to its disk now (identity.ts), else null. */
+  bound: string | null
   release(): Promise<void>
 }
 
@@ -39,8 +43,18 @@ export async function claimRecord(disk: string, what: string, opts: ClaimOptions
     const path = psfPathFor(disk)
     if (!tracker) await checkNoUnreachableTracker(disk, path)
     const record = tracker ? await ChangeRecord.openReadOnly(path) : await ChangeRecord.openOwned(path)
+    // Whose record: a clone, a swapped .psf or a disk replaced under the tracker is refused here,
+    // before anything connects to the replica the record names.
+    let bound: string | null
+    try {
+      bound = await checkRecordIdentity(record, disk, {trackerRunning: tracker !== null})
+    } catch (err) {
+      await record.close().catch(() => {})
+      throw err
+    }
     const t = tracker
     return {
+      bound,
       record,
       tracker: t,
       writer: t ?? record,

@@ -6,15 +6,15 @@ import {SourceDisk} from '../disk/source-disk.js'
 import type {PsfHeader} from '../psf/header.js'
 import type {DiskStamp} from '../psf/disk-stamp.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
-import {FrameReader} from '../protocol/frame-reader.js'
-import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeCommitted, decodeHelloOk, encodeHello, SyncMode} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
 import {settledStat} from '../psf/disk-stamp.js'
 import {sendBundle} from './sender.js'
 import {claimRecord, type RecordClaim} from '../change-record/claim.js'
 import {DoubtKind} from '../change-record/doubt.js'
-import {connectReceiver, type ReceiverConnection} from '../transport/connect.js'
+import {checkOpenedDisk} from '../change-record/identity.js'
+import type {Carrier} from '../transport/carrier.js'
+import {connectReceiver} from '../transport/connect.js'
 import {pushIsDue} from '../sync/due.js'
 import {freezeWithoutTracker, freezeWithTracker, type FrozenSet} from './frozen-set.js'
 import type {ChangeRecord} from '../change-record/change-record.js'
@@ -68,6 +68,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
     try {
       const {record, tracker} = claim
       target = record.header.settings.target
+      if (claim.bound) opts.log?.(claim.bound, 'notice')
       if (opts.ifDue && !pushIsDue(record.header.lastSyncMs, record.header.settings.rpoSeconds)) {
         return {disk, target, mode: 'skipped', reason: 'not due yet', blocks: 0, zeroBlocks: 0, bytesSent: 0, seconds: 0}
       }
@@ -78,6 +79,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
       try {
         const source = await SourceDisk.open(disk, opts.sourceReadFault)
         try {
+          checkOpenedDisk(record, disk, await source.stat(), source.size, {trackerRunning: tracker !== null})
           // Only a push without a tracker keeps this stat as its clean point (a tracked disk is
           // written all the time: waiting for its mtime to settle would only cost time).
           const st = tracker ? await source.stat() : await settledStat(() => source.stat())
@@ -120,7 +122,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
 }
 
 interface Connecting {
-  conn: Promise<ReceiverConnection>
+  conn: Promise<Carrier>
   startedMs: number
 }
 
@@ -130,8 +132,8 @@ function startConnecting(h: PsfHeader, opts: PushOptions): Connecting {
   return {conn, startedMs: performance.now()}
 }
 
-async function closeQuietly(conn: ReceiverConnection): Promise<void> {
-  conn.stream.destroy()
+async function closeQuietly(conn: Carrier): Promise<void> {
+  conn.abort()
   await conn.close().catch(() => {})
 }
 
@@ -160,8 +162,8 @@ async function pushDelta(disk: string, claim: RecordClaim, source: SourceDisk, c
   }
   const t0 = connecting.startedMs
   const conn = await connecting.conn
-  const reader = new FrameReader(conn.stream)
-  const writer = new FrameWriter(conn.stream)
+  const reader = conn.frames
+  const writer = conn.writer
   let frozen: FrozenSet | undefined
   let committed = false
   let closing: Promise<void> | undefined

@@ -8,17 +8,19 @@ import type {ChunkReader} from '../disk/chunk-reader.js'
 import type {DiskStamp} from '../psf/disk-stamp.js'
 import type {PsfHeader} from '../psf/header.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
-import {FrameReader} from '../protocol/frame-reader.js'
-import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeHelloOk, encodeDone, encodeHello, HelloFlag, ReplicaStateKind, SyncMode, type HelloOk} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
-import {connectReceiver, type ReceiverConnection} from '../transport/connect.js'
+import type {Carrier} from '../transport/carrier.js'
+import {connectReceiver} from '../transport/connect.js'
+import type {FrameReader} from '../protocol/frame-reader.js'
+import type {FrameWriter} from '../protocol/frame-writer.js'
 import {noProgress, type ProgressSink, type SyncLog, type SyncProgress} from '../sync/progress.js'
 import {ReceiverReplies, remoteErrorOf} from './client-replies.js'
 import {Throttle} from '../sync/throttle.js'
 import {settledStat} from '../psf/disk-stamp.js'
 import {ProtocolError, TransportError} from '../errors.js'
 import {claimRecord, type RecordClaim} from '../change-record/claim.js'
+import {checkOpenedDisk} from '../change-record/identity.js'
 import {checkBeforeSync, checkpointBlocks, checkTargetNotSource, resumePoint} from './plan.js'
 import {checkVerdict, IndexRecorder, recordProof} from './proof.js'
 import {streamDisk} from './stream.js'
@@ -60,8 +62,10 @@ export async function fullsync(disk: string, opts: FullsyncOptions = {}): Promis
   const started = performance.now()
   const claim = await claimRecord(disk, 'fullsync', {lockHeld: opts.lockHeld})
   try {
+    if (claim.bound) opts.log?.(claim.bound, 'notice')
     const source = await SourceDisk.open(disk, opts.sourceReadFault)
     try {
+      checkOpenedDisk(claim.record, disk, await source.stat(), source.size, {trackerRunning: claim.tracker !== null})
       return await runFullsync(disk, claim, source, opts, started)
     } finally {
       await source.close()
@@ -95,8 +99,8 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
   // runs stay in the active record for the next push.
   const frozen = tracker ? await tracker.freeze({preserve: false}) : undefined
   let proved = false
-  const reader = new FrameReader(conn.stream)
-  const writer = new FrameWriter(conn.stream)
+  const reader = conn.frames
+  const writer = conn.writer
   let replies: ReceiverReplies | undefined
   let chunks: ChunkReader | undefined
   try {
@@ -154,13 +158,13 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
     if (replies && err instanceof TransportError) throw await replies.explain(err)
     throw err
   } finally {
-    conn.stream.destroy()
+    conn.abort()
     await conn.close().catch(() => {})
   }
 }
 
 /** HELLO out, HELLO_OK (or the receiver's ERROR) back. */
-async function hello(conn: ReceiverConnection, reader: FrameReader, writer: FrameWriter, h: PsfHeader, diskSize: number, truncate: boolean): Promise<HelloOk> {
+async function hello(conn: Carrier, reader: FrameReader, writer: FrameWriter, h: PsfHeader, diskSize: number, truncate: boolean): Promise<HelloOk> {
   await writer.send(FrameType.HELLO, encodeHello({
     version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: h.hashAlgo, blockSize: h.blockSize, diskSize,
     replicaId: h.replicaId, flags: truncate ? HelloFlag.TRUNCATE_REPLICA : 0, path: conn.replicaPath,

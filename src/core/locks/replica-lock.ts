@@ -8,6 +8,10 @@ import {tryLockFile, type HeldFileLock} from './exclusive-lock.js'
 
 const held = new Set<string>()
 
+/**
+ * The in-process claim: one writer per replica among this process's sessions (vdrep serve's
+ * clients, or a local target's receivers). The one set of claims in the process.
+ */
 export function claimReplica(replica: string): () => void {
   if (held.has(replica)) throw new LockError(`another client is writing ${replica} through this receiver`, {hint: 'wait for it to finish'})
   held.add(replica)
@@ -50,5 +54,24 @@ export async function lockReplicaFile(replica: string, other: string): Promise<(
     } finally {
       fs.closeSync(fd)
     }
+  }
+}
+
+/**
+ * Both: the in-process claim first (so a second client of this process meanwhile is refused at
+ * once, with its own message), then the cross-process lock. Returns the release of both.
+ */
+export async function acquireReplica(replica: string, other: string): Promise<() => void> {
+  const unclaim = claimReplica(replica)
+  let unlock: () => void
+  try {
+    unlock = await lockReplicaFile(replica, other)
+  } catch (err) {
+    unclaim()
+    throw err
+  }
+  return () => {
+    unlock()
+    unclaim()
   }
 }

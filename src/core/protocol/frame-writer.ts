@@ -14,8 +14,9 @@ export class FrameWriter {
   }
 
   /**
-   * Send one frame; `parts` are written as they are (no copy of large payloads), and the
-   * caller must not change them afterwards (an in-memory carrier hands them on as they are).
+   * Send one frame; `parts` are written as they are (no copy of large payloads). They are lent
+   * until the receiver acknowledges them in the protocol, or for good (lent-buffers.ts): the
+   * caller does not change them before then, as an in-memory carrier hands them on as they are.
    */
   async send(type: FrameTypeId, ...parts: Buffer[]): Promise<void> {
     if (this.failed) throw new TransportError('STREAM_FAILED', `the connection failed: ${this.failed.message}`, {cause: this.failed})
@@ -37,9 +38,10 @@ export class FrameWriter {
   }
 
   /**
-   * Send a frame whose bulk `body` is lent, not given: `release` runs once the stream has
-   * taken its bytes (the write callback: both carriers copy lent bodies before they call it),
-   * so the caller can reuse the buffer. It also runs if the write fails.
+   * Send a frame whose bulk `body` is lent to the carrier until its write callback
+   * (lent-buffers.ts): `release` runs then, once the stream has taken its bytes (a carrier that
+   * keeps references copied them first), so the caller can reuse the buffer. It also runs if
+   * the write fails.
    */
   async sendLent(type: FrameTypeId, fields: Buffer, body: Buffer, release: () => void): Promise<void> {
     if (this.failed || this.stream.destroyed || this.stream.writableEnded) {

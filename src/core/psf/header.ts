@@ -1,8 +1,8 @@
-// The .psf header slot codec (format v1). Little-endian throughout.
+// The .psf header slot codec (format v2; v1 is still read). Little-endian throughout.
 //
 //  off size field
 //    0    8 magic "VDREPPSF"
-//    8    2 version (1)
+//    8    2 version (2)
 //   10    2 reserved (0)
 //   12    4 flags (HeaderFlag)
 //   16    8 slot counter: the valid slot with the higher counter is current
@@ -19,19 +19,32 @@
 //   96    8 source ctime, ns
 //  104    8 sequence of the push in flight (0 = none)
 //  112    8 created, ms since the epoch
-//  120    4 settings length
-//  124    n settings JSON (n <= MAX_SETTINGS)
+//  120    1 disk identity kind (IdentityKind: 0 none, 1 file, 2 block device)
+//  121    1 reserved
+//  122    2 identity path length p (<= MAX_IDENTITY_PATH)
+//  124    8 identity dev (file: st_dev; block device: st_rdev)
+//  132    8 identity ino (file: st_ino; block device: its size in bytes)
+//  140    4 settings length n
+//  144    p the disk's canonical path when bound, UTF-8 (messages only)
+//  144+p  n settings JSON (p + n <= MAX_SETTINGS)
 // 4092    4 crc32 of bytes 0..4091
+//
+// Format v1 ended the fixed part at 120 (settings length at 120, settings at 124) and had no
+// identity: it decodes with identity kind NONE (change-record/identity.ts decides about it).
 import zlib from 'node:zlib'
 import {StateError} from '../errors.js'
 import {isKnownHashAlgo} from '../hash/block-hash.js'
 import {BufferReader, BufferWriter} from '../util/binary.js'
 import {SLOT_SIZE} from './layout.js'
 import {decodeSettings, encodeSettings, type ReplicationSettings} from './settings.js'
+import {IdentityKind, MAX_IDENTITY_PATH, NO_IDENTITY, type DiskIdentity, type IdentityKindId} from './disk-identity.js'
 
 export const PSF_MAGIC = Buffer.from('VDREPPSF', 'ascii')
-export const PSF_VERSION = 1
-const FIXED_SIZE = 124
+export const PSF_VERSION = 2
+/** The format before the disk identity: still read, never written. */
+export const PSF_VERSION_1 = 1
+const FIXED_SIZE = 144
+const FIXED_SIZE_V1 = 124
 const CRC_OFFSET = SLOT_SIZE - 4
 export const MAX_SETTINGS = CRC_OFFSET - FIXED_SIZE
 export const MIN_BLOCK_SIZE = 4096
@@ -61,6 +74,8 @@ export interface PsfHeader {
   sourceCtimeNs: bigint
   pendingSeq: number
   createdMs: number
+  /** The disk this record belongs to (NONE: a format-1 record). */
+  identity: DiskIdentity
   settings: ReplicationSettings
 }
 
@@ -70,16 +85,33 @@ export function validBlockSize(n: number): boolean {
 
 export function encodeHeader(h: PsfHeader): Buffer {
   const settings = encodeSettings(h.settings)
-  if (settings.length > MAX_SETTINGS) throw new StateError('PSF_SETTINGS_TOO_LARGE', `the replication settings take ${settings.length} bytes, more than the ${MAX_SETTINGS} a .psf header holds`)
+  const idPath = identityPathBytes(h.identity.path)
+  if (settings.length + idPath.length > MAX_SETTINGS) {
+    throw new StateError('PSF_SETTINGS_TOO_LARGE', `the replication settings take ${settings.length} bytes, more than the ${MAX_SETTINGS - idPath.length} a .psf header holds beside the disk's path`)
+  }
   const w = new BufferWriter(SLOT_SIZE)
   w.bytes(PSF_MAGIC).u16(PSF_VERSION).u16(0).u32(h.flags).u64(h.counter)
   w.u64(h.diskSize).u32(h.blockSize).u8(h.hashAlgo).skip(3)
   w.bytes(h.replicaId).u64(h.generation).u64(h.lastSeq).u64(h.lastSyncMs)
   w.u64(h.sourceSize).u64(h.sourceMtimeNs).u64(h.sourceCtimeNs).u64(h.pendingSeq).u64(h.createdMs)
-  w.u32(settings.length).bytes(settings)
+  w.u8(h.identity.kind).u8(0).u16(idPath.length).u64(h.identity.dev).u64(h.identity.ino)
+  w.u32(settings.length).bytes(idPath).bytes(settings)
   const buf = w.finish(true)
   buf.writeUInt32LE(zlib.crc32(buf.subarray(0, CRC_OFFSET)), CRC_OFFSET)
   return buf
+}
+
+/** The path as stored: UTF-8, cut to MAX_IDENTITY_PATH bytes at a character boundary. */
+function identityPathBytes(p: string): Buffer {
+  let b = Buffer.from(p, 'utf8')
+  if (b.length <= MAX_IDENTITY_PATH) return b
+  b = b.subarray(0, MAX_IDENTITY_PATH)
+  while (b.length > 0 && (b[b.length - 1] & 0xc0) === 0x80) b = b.subarray(0, b.length - 1)
+  return b.length > 0 && b[b.length - 1] >= 0xc0 ? b.subarray(0, b.length - 1) : b
+}
+
+function isIdentityKind(k: number): k is IdentityKindId {
+  return k === IdentityKind.NONE || k === IdentityKind.FILE || k === IdentityKind.BLOCK_DEVICE
 }
 
 const corrupt = (field: string, detail: string) => new StateError('PSF_CORRUPT', `the .psf header is corrupt: ${field}: ${detail}`)
@@ -99,8 +131,8 @@ export function decodeHeader(slot: Buffer): SlotResult {
     const r = new BufferReader(slot, corrupt)
     r.bytes(8, 'magic')
     const version = r.u16('version')
-    if (version !== PSF_VERSION) {
-      return {ok: false, foreign: false, error: new StateError('PSF_VERSION', `the .psf has format version ${version}; this vdrep reads version ${PSF_VERSION}`, {hint: 'use the vdrep release that wrote it, or run `vdrep init --force` and a full sync'})}
+    if (version !== PSF_VERSION && version !== PSF_VERSION_1) {
+      return {ok: false, foreign: false, error: new StateError('PSF_VERSION', `the .psf has format version ${version}; this vdrep reads versions ${PSF_VERSION_1} and ${PSF_VERSION}`, {hint: 'use the vdrep release that wrote it, or run `vdrep init --force` and a full sync'})}
     }
     r.u16('reserved')
     const flags = r.u32('flags')
@@ -120,17 +152,33 @@ export function decodeHeader(slot: Buffer): SlotResult {
     const sourceCtimeNs = r.big64('source ctime')
     const pendingSeq = r.u64('pending sequence')
     const createdMs = r.u64('created time')
+    const id = version === PSF_VERSION_1 ? {...NO_IDENTITY, pathLength: 0} : readIdentityFields(r)
     const settingsLength = r.u32('settings length')
-    if (settingsLength > MAX_SETTINGS) throw corrupt('settings length', `${settingsLength} exceeds ${MAX_SETTINGS}`)
+    const room = (version === PSF_VERSION_1 ? CRC_OFFSET - FIXED_SIZE_V1 : MAX_SETTINGS) - id.pathLength
+    if (settingsLength > room) throw corrupt('settings length', `${settingsLength} exceeds ${room}`)
+    const identity: DiskIdentity = {kind: id.kind, dev: id.dev, ino: id.ino, path: r.bytes(id.pathLength, 'identity path').toString('utf8')}
     const settings = decodeSettings(r.bytes(settingsLength, 'settings'))
     return {
       ok: true,
-      header: {flags, counter, diskSize, blockSize, hashAlgo, replicaId, generation, lastSeq, lastSyncMs, sourceSize, sourceMtimeNs, sourceCtimeNs, pendingSeq, createdMs, settings},
+      header: {flags, counter, diskSize, blockSize, hashAlgo, replicaId, generation, lastSeq, lastSyncMs, sourceSize, sourceMtimeNs, sourceCtimeNs, pendingSeq, createdMs, identity, settings},
     }
   } catch (err) {
     if (err instanceof StateError) return {ok: false, foreign: false, error: err}
     throw err
   }
+}
+
+/** The identity fields (v2) up to the settings length; the path (after it) comes later. */
+function readIdentityFields(r: BufferReader): {kind: IdentityKindId; dev: bigint; ino: bigint; pathLength: number} {
+  const kind = r.u8('identity kind')
+  if (!isIdentityKind(kind)) throw corrupt('identity kind', `unknown kind ${kind}`)
+  r.u8('reserved')
+  const pathLength = r.u16('identity path length')
+  if (pathLength > MAX_IDENTITY_PATH) throw corrupt('identity path length', `${pathLength} exceeds ${MAX_IDENTITY_PATH}`)
+  const dev = r.big64('identity dev')
+  const ino = r.big64('identity ino')
+  if (kind === IdentityKind.NONE && (dev !== 0n || ino !== 0n || pathLength !== 0)) throw corrupt('identity', 'kind none with fields set')
+  return {kind, dev, ino, pathLength}
 }
 
 /**

@@ -13,6 +13,7 @@ import {encodeHeader, pickHeader, type PsfHeader} from './header.js'
 import {BITS_PER_PAGE, HASHES_PER_PAGE, layoutFor, PAGE_SIZE, Region, SLOT_SIZE, type PsfLayout, type RegionId} from './layout.js'
 import {decodePage, encodePage} from './page.js'
 import type {ReplicationSettings} from './settings.js'
+import {NO_IDENTITY, type DiskIdentity} from './disk-identity.js'
 
 export interface PsfInit {
   diskSize: number
@@ -20,6 +21,8 @@ export interface PsfInit {
   hashAlgo: number
   settings: ReplicationSettings
   replicaId?: Buffer
+  /** The disk the record belongs to (disk-identity.ts); `vdrep init` always gives it. */
+  identity?: DiskIdentity
 }
 
 /** updateIndexBlocks: touched pages at most this far apart share one read and one write... */
@@ -55,6 +58,7 @@ export function newHeader(init: PsfInit): PsfHeader {
     sourceCtimeNs: 0n,
     pendingSeq: 0,
     createdMs: Date.now(),
+    identity: init.identity ?? NO_IDENTITY,
     settings: init.settings,
   }
 }

@@ -8,9 +8,9 @@ import {errorFrameFields, receiverErrorOf} from './receiver-error.js'
 import {sessionLine} from './session-log.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
-import type {SocketFrameReader} from '../protocol/socket-frame-reader.js'
+import type {FrameReader} from '../protocol/frame-reader.js'
 import {encodeError, SyncMode} from '../protocol/messages.js'
-import {peekHello, peekHelloFrom} from './hello-peek.js'
+import {peekHello} from './hello-peek.js'
 import {resolveReplicaPath} from './replica-path.js'
 import {handleConnection} from './session.js'
 
@@ -34,8 +34,8 @@ export interface Connection {
   modes: number[]
   /** The peer's uid (already checked by the server). */
   uid: number
-  /** The socket's adopted reader, when the server could adopt it. */
-  reader?: SocketFrameReader
+  /** The session's frame reader (over the adopted socket where the server could adopt it). */
+  reader: FrameReader
 }
 
 export async function serveConnection(ctx: SessionContext, conn: Connection): Promise<void> {
@@ -44,8 +44,9 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
   const lines: string[] = []
   let what = `port ${conn.port}`
   let release: (() => void) | undefined
+  let held: string | undefined
   try {
-    const peek = reader ? await peekHelloFrom(reader) : await peekHello(socket, ctx.idleTimeoutMs ?? 0)
+    const peek = await peekHello(reader)
     if (peek.ended) {
       lines.push(peek.bytes.length === 0 ? 'closed without a hello' : 'closed inside the hello')
       socket.destroy()
@@ -58,11 +59,9 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
       if (replica !== undefined) {
         what = `${MODE_NAMES[hello.mode] ?? `mode ${hello.mode}`} ${replica}`
         release = await ctx.lockReplica(replica)
+        held = replica
       }
     }
-    // The peeked bytes go to the session directly: unshift() would lose them (and the
-    // session would wait for its idle timeout holding the replica) when the client closed
-    // right after them, since the stream has then already ended.
     const served = handleConnection(socket, {
       root: ctx.root, modes: conn.modes, idleTimeoutMs: ctx.idleTimeoutMs, receiverFiles: ctx.receiverFiles,
       // The session line below names `what` already: a line about it adds only its text.
@@ -70,10 +69,10 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
       // Not locked here (the path did not resolve when peeked: a folder made since, say): the
       // session, which resolves it again, takes the lock itself, so no session runs unlocked.
       lockAcrossProcesses: release === undefined,
-      // Peeked through the reader, the bytes are still in it; peeked from the stream, they are handed over.
-      ...(reader ? {reader} : {initial: peek.bytes}),
+      heldReplica: held,
+      // The peeked bytes are still in the reader, which the session reads from.
+      reader,
     })
-    if (!reader) socket.resume()
     await served
   } catch (err) {
     const e = receiverErrorOf(err)

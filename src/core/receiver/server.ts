@@ -21,10 +21,11 @@
 // startup-recovery.ts.
 import fs from 'node:fs'
 import net from 'node:net'
-import {LockError, UsageError, VdrepError} from '../errors.js'
+import {UsageError, VdrepError} from '../errors.js'
 import {peerUid} from '../native/peer-credentials.js'
-import {SocketFrameReader} from '../protocol/socket-frame-reader.js'
-import {kernelLocksInUse, lockReplicaFile} from '../locks/index.js'
+import {FrameReader} from '../protocol/frame-reader.js'
+import {SocketReader} from '../transport/socket-reader.js'
+import {acquireReplica, kernelLocksInUse} from '../locks/index.js'
 import {ConnectionCaps, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID} from './connection-caps.js'
 import {LOOPBACK} from './serve-config.js'
 import {refuse, serveConnection} from './server-session.js'
@@ -61,7 +62,6 @@ interface Running {
 export class ReceiverServer {
   private readonly servers: net.Server[] = []
   private readonly running = new Map<number, Running>()
-  private readonly locked = new Set<string>()
   private seq = 0
   private stopping = false
   private readonly log: (line: string) => void
@@ -111,7 +111,7 @@ export class ReceiverServer {
 
   private listenOn(spec: ListenerSpec): Promise<net.Server> {
     return new Promise((resolve, reject) => {
-      // Paused: a session takes the socket over before anything is read (SocketFrameReader).
+      // Paused: a session takes the socket over before anything is read (SocketReader.adopt).
       const srv = net.createServer({noDelay: true, pauseOnConnect: true}, (socket) => this.accept(socket, spec))
       srv.once('error', (err: NodeJS.ErrnoException) => {
         const inUse = err.code === 'EADDRINUSE'
@@ -156,12 +156,13 @@ export class ReceiverServer {
       return
     }
     // Reads land in recycled memory where Node allows it; else the socket is read as a stream.
-    const adopted = SocketFrameReader.adopt(socket, this.opts.idleTimeoutMs ?? 0)
+    const adopted = SocketReader.adopt(socket)
     if (adopted) adopted.socket.on('error', () => {})
     else socket.resume()
     const s = adopted?.socket ?? socket
     const ctx = {root: this.opts.root, receiverFiles: this.opts.receiverFiles, idleTimeoutMs: this.opts.idleTimeoutMs, lockReplica: (replica: string) => this.lockReplica(replica), log: this.log}
-    const done = serveConnection(ctx, {id, socket: s, port: spec.port, modes: spec.modes, uid, reader: adopted?.reader}).finally(() => {
+    const reader = new FrameReader(adopted?.reader ?? s, this.opts.idleTimeoutMs ?? 0)
+    const done = serveConnection(ctx, {id, socket: s, port: spec.port, modes: spec.modes, uid, reader}).finally(() => {
       this.running.delete(id)
       this.caps.endSession(uid)
       this.caps.closed() // the session owns the socket (adopted, it is another object) to its end
@@ -169,22 +170,9 @@ export class ReceiverServer {
     this.running.set(id, {socket: s, done})
   }
 
-  /** One writer per replica, in this process and across receiver processes. */
-  private async lockReplica(replica: string): Promise<() => void> {
-    if (this.locked.has(replica)) throw new LockError(`another client is writing ${replica} through this receiver`, {hint: 'wait for it to finish'})
-    // Claimed before the wait for the cross-process lock, so a second client meanwhile gets the message above.
-    this.locked.add(replica)
-    let unlock: () => void
-    try {
-      unlock = await lockReplicaFile(replica, 'another vdrep process (a receiver, or a local full sync or push)')
-    } catch (err) {
-      this.locked.delete(replica)
-      throw err
-    }
-    return () => {
-      this.locked.delete(replica)
-      unlock()
-    }
+  /** One writer per replica, in this process and across receiver processes (locks/replica-lock.ts). */
+  private lockReplica(replica: string): Promise<() => void> {
+    return acquireReplica(replica, 'another vdrep process (a receiver, or a local full sync or push)')
   }
 
   /**

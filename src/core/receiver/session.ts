@@ -12,7 +12,7 @@ import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeHello, encodeError, HelloFlag, SyncMode, type Hello} from '../protocol/messages.js'
 import {runDeltaSession} from '../delta/receiver.js'
 import {runFullsyncSession} from '../fullsync/receiver.js'
-import {claimReplica, lockReplicaFile} from '../locks/index.js'
+import {acquireReplica, claimReplica} from '../locks/index.js'
 import {resolveReplicaPath} from './replica-path.js'
 import type {SessionLog} from './session-log.js'
 
@@ -24,15 +24,18 @@ export interface ReceiverOptions {
   /** No byte from the client for this long frees the slot. */
   idleTimeoutMs?: number
   log?: SessionLog
-  /** Where frames come from when the caller took the socket over (else read from `stream`). */
+  /** Where frames come from when the caller made the reader (`vdrep serve`: a taken-over socket); else read from `stream`. */
   reader?: FrameSource
-  /** Bytes the caller already read from the stream (the peeked HELLO), handled first. */
-  initial?: Buffer
   /**
    * Also take the replica's cross-process lock (locks/replica-lock.ts). A local target's receiver
    * runs in the client's process and must; `vdrep serve` takes it itself, before the session.
    */
   lockAcrossProcesses?: boolean
+  /**
+   * The replica the caller already holds (claim and lock: `vdrep serve`, which locks the replica
+   * its HELLO names before the session starts). A session for that replica takes neither again.
+   */
+  heldReplica?: string
   /** The receiver's own files (log, config): never accepted as a replica. */
   receiverFiles?: readonly string[]
 }
@@ -51,7 +54,7 @@ function checkHello(h: Hello, modes: number[]): void {
 
 export async function handleConnection(stream: Duplex, opts: ReceiverOptions): Promise<void> {
   const log = opts.log ?? (() => {})
-  const reader = opts.reader ?? new FrameReader(stream, opts.idleTimeoutMs ?? 0, opts.initial)
+  const reader = opts.reader ?? new FrameReader(stream, opts.idleTimeoutMs ?? 0)
   const writer = new FrameWriter(stream)
   let release: (() => void) | undefined
   let what = 'connection'
@@ -63,17 +66,8 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
     checkHello(hello, opts.modes ?? [SyncMode.FULLSYNC, SyncMode.DELTA])
     const replica = await resolveReplicaPath(opts.root, hello.path, opts.receiverFiles)
     what = replica
-    const unclaim = claimReplica(replica)
-    let unlock: (() => void) | undefined
-    try {
-      if (opts.lockAcrossProcesses) unlock = await lockReplicaFile(replica, 'another vdrep process (a local full sync or push, or vdrep serve)')
-    } catch (err) {
-      unclaim()
-      throw err
-    }
-    release = () => {
-      unlock?.()
-      unclaim()
+    if (replica !== opts.heldReplica) {
+      release = opts.lockAcrossProcesses ? await acquireReplica(replica, 'another vdrep process (a local full sync or push, or vdrep serve)') : claimReplica(replica)
     }
     if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, reader, writer, log)
     else if (hello.mode === SyncMode.DELTA) await runDeltaSession(hello, replica, reader, writer, log)

@@ -1,9 +1,11 @@
 // `vdrep status`: one row per disk, built from its .psf and, when a tracker runs, from the
 // tracker's control socket (live counts). Never changes anything. Push work extends the rows
 // (RPO age and violation, --check); keep every decision about a row in this file.
+import {identityVerdict} from '../change-record/identity.js'
+import {identityOf} from '../psf/disk-identity.js'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import {asVdrepError, type VdrepError} from '../errors.js'
+import {asVdrepError, type StateError, type VdrepError} from '../errors.js'
 import {HeaderFlag} from '../psf/header.js'
 import {psfPathFor} from '../psf/psf-file.js'
 import {TrackerControlClient, type TrackerStatus} from '../tracker/control-client.js'
@@ -134,6 +136,15 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     const future = row.lastSyncMs !== null && row.lastSyncMs > now
 
     const live = await askTracker(disk, opts.trackerTimeoutMs ?? 2000)
+    // A .psf that is not this disk's (a clone, a swapped .psf, the disk replaced under its
+    // tracker): shown as an error, whatever else the record says.
+    const foreign = await foreignRecord(record, disk, live !== null)
+    if (foreign) {
+      row.state = 'Error'
+      row.error = errorOf(foreign)
+      row.reason = foreign.message
+      return row
+    }
     if (live) {
       row.tracking = true
       row.tracker = {pid: live.pid, nbd: live.nbd, clients: live.clients, frozen: live.frozen !== null}
@@ -218,4 +229,12 @@ export async function statusRows(disks: string[], opts: StatusOptions & {dir?: s
 export async function disksIn(dir: string): Promise<string[]> {
   const names = await fs.readdir(dir).catch(() => [] as string[])
   return names.filter((n) => n.endsWith('.psf') && n.length > 4).sort().map((n) => path.join(dir, n.slice(0, -4)))
+}
+
+/** The identity rule's refusal for this record and the disk in front of it, or null (read only). */
+async function foreignRecord(record: ChangeRecord, disk: string, trackerRunning: boolean): Promise<StateError | null> {
+  const [now, stamp] = await Promise.all([identityOf(disk), stampOf(disk)]).catch(() => [null, null] as const)
+  if (!now || !stamp) return null // the stat fails again below and says why
+  const v = identityVerdict(record.header, disk, now, stamp, {trackerRunning})
+  return v.kind === 'refused' ? v.error : null
 }

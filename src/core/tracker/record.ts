@@ -8,6 +8,7 @@ import {FullSyncNeededError, StateError, UsageError, VdrepError} from '../errors
 import {BITS_PER_PAGE} from '../psf/layout.js'
 import {PsfFile, psfPathFor} from '../psf/psf-file.js'
 import {ChangeRecord} from '../change-record/change-record.js'
+import {checkRecordIdentity} from '../change-record/identity.js'
 import {canonicalDisk} from './paths.js'
 import {acquireDiskLock, TrackerLock, type HeldLock} from '../locks/index.js'
 
@@ -22,6 +23,8 @@ export interface OpenRecord {
   lock: TrackerLock
   /** The disk lock, held so no push edits the .psf meanwhile; release it when done starting. */
   diskLock: HeldLock
+  /** Said once when a format-1 record was bound to its disk now, else null. */
+  bound: string | null
 }
 
 /** A .psf that cannot be used, as the error `track`/`--scan` report: a full sync is needed. */
@@ -68,7 +71,15 @@ export async function openRecord(diskArg: string, what: string): Promise<OpenRec
     const record = await ChangeRecord.openOwned(psfPath).catch((e: unknown) => {
       throw recordUnusable(disk, e)
     })
-    return {disk, canonical, psfPath, record, lock, diskLock}
+    // Whose record: a clone or a swapped .psf is refused as it is (not as a full sync needed).
+    let bound: string | null
+    try {
+      bound = await checkRecordIdentity(record, disk, {trackerRunning: false})
+    } catch (err) {
+      await record.close().catch(() => {})
+      throw err
+    }
+    return {disk, canonical, psfPath, record, lock, diskLock, bound}
   } catch (err) {
     lock?.release()
     await diskLock.release()

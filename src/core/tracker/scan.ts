@@ -18,6 +18,7 @@
 // 0.25-0.27 s), and hashing shared chunks on workers was slower than the main thread alone.
 import os from 'node:os'
 import {FullSyncNeededError} from '../errors.js'
+import {checkOpenedDisk} from '../change-record/identity.js'
 import {SourceDisk} from '../disk/source-disk.js'
 import {readChunks} from '../disk/chunk-reader.js'
 import {canMapHashing, digestSlots, type BlockSums} from '../disk/read-hash.js'
@@ -94,6 +95,8 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
     const source = await SourceDisk.open(disk)
     let pool: HashPool | undefined
     try {
+      // The disk read is the one the record names (the path may have been swapped since the check).
+      checkOpenedDisk(record, disk, await source.stat(), source.size, {trackerRunning: false})
       if (source.size !== h.diskSize) {
         throw new FullSyncNeededError(`cannot scan ${disk}: the disk is ${source.size} bytes but the .psf was made for ${h.diskSize}; a full sync is needed`, {
           hint: `run \`vdrep fullsync ${disk}\``,

@@ -9,6 +9,8 @@ import {FullSyncNeededError, UsageError, VdrepError} from '../errors.js'
 import {HeaderFlag} from '../psf/header.js'
 import {STAMP_SETTLE_MS, stampOf} from '../psf/disk-stamp.js'
 import {DoubtKind, needsFullSyncFlag} from '../change-record/doubt.js'
+import {checkOpenedDisk} from '../change-record/identity.js'
+import {identityOf, IdentityKind, sameDisk, type DiskIdentity} from '../psf/disk-identity.js'
 import {bytesCovered, unionOf} from '../change-record/moves.js'
 import {ControlServer, type ControlHandler} from './control-server.js'
 import type {TrackerStatus} from './control-client.js'
@@ -105,6 +107,10 @@ export class Tracker {
       const h = record.header
       const inner = await FileBackend.open(disk)
       cleanup.push(() => inner.close())
+      if (rec.bound) say('info', rec.bound)
+      // The tracker binds to the inode it opened: it must be the one the record names (the path
+      // may have been swapped since the record was checked). Pushes check the path against it.
+      checkOpenedDisk(record, disk, await inner.stat(), inner.size, {trackerRunning: false})
       // A tracker records writes before the first full sync too: only doubt about the disk stops it.
       const stamp = await stampOf(disk)
       const doubt = record.doubts(stamp, {trackerRunning: false}).find((d) => !needsFullSyncFlag(d))
@@ -241,6 +247,9 @@ export class Tracker {
       } catch {
         clean = false
       }
+      // The path no longer names the disk this tracker wrote (replaced with `mv`): its stamp is
+      // not our disk's clean point. The record stays unclean (and belongs to the old inode).
+      if (clean && !(await pathStillNamesRecordedDisk(disk, record.header.identity))) clean = false
       if (clean) {
         const stamp = await stampOf(disk)
         // A write by another program in the same timestamp tick as our last one would go unseen:
@@ -264,4 +273,10 @@ export class Tracker {
       lock.release()
     }
   }
+}
+
+async function pathStillNamesRecordedDisk(disk: string, recorded: DiskIdentity): Promise<boolean> {
+  if (recorded.kind === IdentityKind.NONE) return true
+  const now = await identityOf(disk).catch(() => null)
+  return now !== null && sameDisk(now, recorded)
 }

@@ -1,6 +1,6 @@
-// Open a byte stream to the receiver for a target. A local path runs the receiver in this
-// process, over the same framed protocol and the same code as over SSH: on this thread
-// through an in-memory duplex pair, or, for large disks, in a worker thread over a
+// Open the carrier (carrier.ts) to the receiver for a target. A local path runs the receiver
+// in this process, over the same framed protocol and the same code as over SSH: on this
+// thread through an in-memory duplex pair, or, for large disks, in a worker thread over a
 // MessagePort so another core does its half of the hashing. An SSH target tunnels to
 // `vdrep serve` on the replica host (ssh-connect.ts).
 //
@@ -11,21 +11,14 @@
 // reads still run on libuv's threads either way. From WORKER_MIN_DISK up, the worker's start
 // is noise next to the hashing it takes off this thread.
 import path from 'node:path'
-import type {Duplex} from 'node:stream'
 import {MessageChannel, Worker} from 'node:worker_threads'
 import {workerUrl} from '../locations.js'
 import {portDuplex} from './port-stream.js'
 import {duplexPair} from './duplex-pair.js'
+import {streamCarrier, type Carrier} from './carrier.js'
 import type {SshSettings} from '../psf/settings.js'
 import type {Target} from '../target/target.js'
 import {sessionLine} from '../receiver/session-log.js'
-
-export interface ReceiverConnection {
-  stream: Duplex
-  /** Where the replica lives, as the receiver is asked for it. */
-  replicaPath: string
-  close(): Promise<void>
-}
 
 export interface ConnectOptions {
   port: number
@@ -53,24 +46,15 @@ export function localReceiverCarrier(diskSize: number | undefined): 'worker' | '
   return (diskSize ?? 0) >= WORKER_MIN_DISK ? 'worker' : 'inline'
 }
 
-export async function connectReceiver(target: Target, opts: ConnectOptions): Promise<ReceiverConnection> {
+export async function connectReceiver(target: Target, opts: ConnectOptions): Promise<Carrier> {
   if (target.kind === 'local') return localReceiverCarrier(opts.diskSize) === 'worker' ? connectWorker(target.path, opts) : connectInline(target.path, opts)
   // Loaded only for an SSH target: ssh2 is ~100 ms of start-up that a local target, and every
   // command that never connects, should not pay.
   const {connectSshReceiver} = await import('./ssh-connect.js')
-  const {stream, transport} = await connectSshReceiver(target, opts)
-  return {
-    stream,
-    // The receiver resolves it under its own root; an absolute path must name a place there.
-    replicaPath: target.path,
-    close: async () => {
-      if (!stream.destroyed) stream.end()
-      await transport.close()
-    },
-  }
+  return connectSshReceiver(target, opts)
 }
 
-async function connectInline(replica: string, opts: ConnectOptions): Promise<ReceiverConnection> {
+async function connectInline(replica: string, opts: ConnectOptions): Promise<Carrier> {
   opts.log?.(`local receiver for ${replica}: on this thread`)
   const [client, server] = duplexPair()
   const {handleConnection} = await import('../receiver/session.js')
@@ -82,19 +66,14 @@ async function connectInline(replica: string, opts: ConnectOptions): Promise<Rec
       server.end()
       server.hangUp()
     })
-  return {
-    stream: client,
-    replicaPath: path.basename(replica),
-    close: async () => {
-      client.end()
-      let timer: NodeJS.Timeout | undefined
-      await Promise.race([served, new Promise<void>((r) => (timer = setTimeout(r, LOCAL_CLOSE_TIMEOUT_MS).unref()))])
-      clearTimeout(timer)
-    },
-  }
+  return streamCarrier(client, path.basename(replica), async () => {
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([served, new Promise<void>((r) => (timer = setTimeout(r, LOCAL_CLOSE_TIMEOUT_MS).unref()))])
+    clearTimeout(timer)
+  })
 }
 
-function connectWorker(replica: string, opts: ConnectOptions): ReceiverConnection {
+function connectWorker(replica: string, opts: ConnectOptions): Carrier {
   opts.log?.(`local receiver for ${replica}: in a worker thread`)
   const {port1, port2} = new MessageChannel()
   const worker = new Worker(workerUrl('local-worker'), {
@@ -108,15 +87,9 @@ function connectWorker(replica: string, opts: ConnectOptions): ReceiverConnectio
     worker.once('exit', () => resolve())
     worker.once('error', () => resolve())
   })
-  const stream = portDuplex(port1)
-  return {
-    stream,
-    replicaPath: path.basename(replica),
-    close: async () => {
-      stream.end()
-      const timer = setTimeout(() => void worker.terminate(), 30_000)
-      await exited
-      clearTimeout(timer)
-    },
-  }
+  return streamCarrier(portDuplex(port1), path.basename(replica), async () => {
+    const timer = setTimeout(() => void worker.terminate(), LOCAL_CLOSE_TIMEOUT_MS)
+    await exited
+    clearTimeout(timer)
+  })
 }

@@ -33,8 +33,9 @@ class PairEnd extends Duplex {
       callback()
       return
     }
-    // The peer gets this very buffer; a lent one is copied, as its writer reuses it once this
-    // write has called back (see lent-buffers.ts).
+    // The peer gets this very buffer, so this carrier keeps references: by the ownership rule
+    // (lent-buffers.ts) a buffer lent until this write's callback is copied, as its writer
+    // reuses it then. Other parts are lent until a protocol acknowledgement, and go as they are.
     if (this.peer.push(isLent(chunk) ? Buffer.from(chunk) : chunk)) callback()
     else this.pendingCallback = callback
   }

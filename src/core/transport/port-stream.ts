@@ -1,12 +1,15 @@
 // A Duplex over a worker_threads MessagePort, so a local-path target can run the receiver
-// on the other core while still speaking the byte-level wire protocol. Writes are copied into
-// a staging buffer as they come, so a writer may reuse its buffer once the write callback ran
-// (as over SSH); batches go over as transferred ArrayBuffers (no structured clone of whole
-// pools). A chunk that lives in shared memory (the disk reader's buffers) is posted as a view,
-// without a copy, and its owner keeps it until the receiver acknowledges it (a checkpoint).
+// on the other core while still speaking the byte-level wire protocol. Under the ownership
+// rule (protocol/lent-buffers.ts) this carrier keeps nothing past a write's callback except
+// shared memory: writes are copied into a staging buffer as they come, so a writer may reuse
+// a lent buffer once the write callback ran (as over SSH); batches go over as transferred
+// ArrayBuffers (no structured clone of whole pools). A chunk that lives in shared memory (a
+// full sync's chunk views) is posted as a view, without a copy: it is lent until the
+// receiver's acknowledgement (a checkpoint), which its lender waits for anyway.
 // Flow control: acknowledgements of bytes the reader consumed.
 import {Duplex} from 'node:stream'
 import type {MessagePort} from 'node:worker_threads'
+import {isLent} from '../protocol/lent-buffers.js'
 
 type PortMessage = {t: 'd'; b: ArrayBuffer; n: number} | {t: 's'; v: Uint8Array} | {t: 'a'; n: number} | {t: 'e'} | {t: 'x'; m: string}
 
@@ -99,7 +102,8 @@ class PortDuplex extends Duplex {
   }
 
   private add(chunk: Buffer): void {
-    if (chunk.length >= SHARE_MIN && chunk.buffer instanceof SharedArrayBuffer) {
+    // A lent buffer (lent-buffers.ts) is reused once this write calls back: copied like the rest.
+    if (chunk.length >= SHARE_MIN && chunk.buffer instanceof SharedArrayBuffer && !isLent(chunk)) {
       this.flush()
       this.unacked += chunk.length
       this.port.postMessage({t: 's', v: new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)})

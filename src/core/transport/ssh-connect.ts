@@ -7,6 +7,7 @@ import {TransportError, VdrepError} from '../errors.js'
 import type {SshSettings} from '../psf/settings.js'
 import type {Target} from '../target/target.js'
 import {connectSsh, type SshTransport} from './ssh/ssh-transport.js'
+import {streamCarrier, type Carrier} from './carrier.js'
 import type {Duplex} from 'node:stream'
 
 /** Started over SSH when nothing listens; reads its root and ports from the replica host's config. */
@@ -21,14 +22,9 @@ export interface SshReceiverOptions {
   log?: (line: string) => void
 }
 
-export interface SshReceiverConnection {
-  stream: Duplex
-  transport: SshTransport
-}
-
 type SshTarget = Extract<Target, {kind: 'ssh'}>
 
-export async function connectSshReceiver(target: SshTarget, opts: SshReceiverOptions): Promise<SshReceiverConnection> {
+export async function connectSshReceiver(target: SshTarget, opts: SshReceiverOptions): Promise<Carrier> {
   const ssh = opts.ssh ?? {}
   const transport = await connectSsh({
     host: target.host,
@@ -40,7 +36,9 @@ export async function connectSshReceiver(target: SshTarget, opts: SshReceiverOpt
     log: opts.log,
   })
   try {
-    return {stream: await openOrStart(transport, opts.port, ssh.serveCommand ?? DEFAULT_SERVE_COMMAND, opts.log), transport}
+    const stream = await openOrStart(transport, opts.port, ssh.serveCommand ?? DEFAULT_SERVE_COMMAND, opts.log)
+    // The receiver resolves the path under its own root; an absolute path must name a place there.
+    return streamCarrier(stream, target.path, () => transport.close())
   } catch (err) {
     await transport.close().catch(() => {})
     throw err

@@ -1,4 +1,6 @@
-// Buffers reused across a transfer instead of allocated fresh for every block.
+// Buffers reused across a transfer instead of allocated fresh for every block. A pool is a
+// lender: what take() gives is lent until give(), the release of the carrier's ownership rule
+// (protocol/lent-buffers.ts) wherever such a buffer crosses the carrier.
 
 /**
  * Reusable buffers for hot transfer loops: the tracker's payloads that span socket reads, a

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import {HeaderFlag} from '../../../src/core/psf/header.js'
+import {identityOf} from '../../../src/core/psf/disk-identity.js'
 import {newHeader, psfPathFor} from '../../../src/core/psf/psf-file.js'
 import {ChangeRecord} from '../../../src/core/change-record/change-record.js'
 import {claimRecord, requireOwned} from '../../../src/core/change-record/claim.js'
@@ -28,7 +29,7 @@ describe('change record claim (one writer at a time)', function () {
     dir = await tempDir('vdrep-claim-')
     disk = path.join(dir, 'disk.img')
     await fs.writeFile(disk, Buffer.alloc(SIZE))
-    await ChangeRecord.init(psfPathFor(disk), {...newHeader({diskSize: SIZE, blockSize: 4096, hashAlgo: 1, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}}), flags: HeaderFlag.NEEDS_FULL_SYNC})
+    await ChangeRecord.init(psfPathFor(disk), {...newHeader({diskSize: SIZE, blockSize: 4096, hashAlgo: 1, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}, identity: await identityOf(disk)}), flags: HeaderFlag.NEEDS_FULL_SYNC})
   })
   afterEach(async () => fs.rm(dir, {recursive: true, force: true}))
 

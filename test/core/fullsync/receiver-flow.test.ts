@@ -50,13 +50,18 @@ describe('full-sync receiver: flow control', () => {
     let statusesUpto = 0
     const acks: number[] = []
     /** Read frames until `cond` holds, or until nothing comes for `quietMs` (then false). */
+    // A read still waiting when the quiet time ran out is kept for the next call: a frame reader
+    // serves one read at a time.
+    let pending: ReturnType<typeof reader.next> | undefined
     const readUntil = async (cond: () => boolean, quietMs = 1500): Promise<boolean> => {
       while (!cond()) {
         let timer: NodeJS.Timeout | undefined
         const quiet = new Promise<null>((r) => (timer = setTimeout(() => r(null), quietMs)))
-        const f = await Promise.race([reader.next(), quiet])
+        pending ??= reader.next()
+        const f = await Promise.race([pending, quiet])
         clearTimeout(timer)
         if (!f) return false
+        pending = undefined
         if (f.type === FrameType.BLOCK_STATUS) {
           const st = decodeBlockStatus(f.payload)
           assert.equal(st.startBlock, statusesUpto, 'statuses in order, without gaps')

@@ -1,11 +1,20 @@
-// Tests of src/core/protocol/frame-reader.ts through a PassThrough: a hand-written stream of
-// frames split at every byte offset, each hostile header refused with its own code after its
-// 8 bytes (before any payload is allocated or awaited), truncation at every byte, timeouts.
+// Tests of src/core/protocol/frame-reader.ts, the one frame reader, over both its byte
+// sources. Through a PassThrough (StreamSource): a hand-written stream of frames split at
+// every byte offset, each hostile header refused with its own code after its 8 bytes (before
+// any payload is allocated or awaited), truncation at every byte, timeouts. Over a server
+// socket taken over as `vdrep serve` takes them (SocketReader slabs): the same frames, lent
+// bodies held back while slabs are reused, ends, peeks. And the ownership rule of
+// lent-buffers.ts: a lent body is never overwritten before its release().
 import assert from 'node:assert/strict'
+import {randomBytes} from 'node:crypto'
+import {once} from 'node:events'
+import net from 'node:net'
 import {PassThrough} from 'node:stream'
 import {ProtocolError, TransportError} from '../../../src/core/errors.js'
-import {FrameType, MAX_PAYLOAD} from '../../../src/core/protocol/frame.js'
+import {encodeFrameHeader, FrameType, MAX_PAYLOAD} from '../../../src/core/protocol/frame.js'
 import {FrameReader, type Frame} from '../../../src/core/protocol/frame-reader.js'
+import {DATA_FIELDS_SIZE} from '../../../src/core/protocol/messages.js'
+import {SocketReader} from '../../../src/core/transport/socket-reader.js'
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex')
 const tick = () => new Promise((res) => setImmediate(res))
@@ -26,9 +35,17 @@ const EXPECTED: Frame[] = [
 /** Where each frame of STREAM ends. */
 const FRAME_ENDS = [24, 32, 84, 102]
 
+/** A frame without its release function, to compare with deepEqual. */
+function strip(f: Frame | null): Frame | null {
+  if (!f) return f
+  const {release, ...rest} = f
+  assert.equal(typeof release, f.body ? 'function' : 'undefined', 'a body, and only a body, is lent')
+  return rest
+}
+
 async function readAll(r: FrameReader): Promise<Frame[]> {
   const out: Frame[] = []
-  for (let f = await r.next(); f; f = await r.next()) out.push(f)
+  for (let f = await r.next(); f; f = await r.next()) out.push(strip(f) as Frame)
   return out
 }
 
@@ -59,7 +76,7 @@ async function allocations(fn: () => Promise<unknown>): Promise<{result: unknown
   }
 }
 
-describe('frame reader', () => {
+describe('frame reader over a Readable (StreamSource)', () => {
   it('reads the frames of one chunk', async () => {
     const s = new PassThrough()
     const r = new FrameReader(s)
@@ -105,7 +122,7 @@ describe('frame reader', () => {
       const r = new FrameReader(s)
       s.end(STREAM.subarray(0, n))
       const whole = FRAME_ENDS.filter((e) => e <= n).length
-      for (let i = 0; i < whole; i++) assert.deepEqual(await r.next(), EXPECTED[i])
+      for (let i = 0; i < whole; i++) assert.deepEqual(strip(await r.next()), EXPECTED[i])
       if (FRAME_ENDS.includes(n)) assert.equal(await r.next(), null, `end at ${n}`)
       else await assert.rejects(r.next(), (e: unknown) => e instanceof ProtocolError && e.code === 'FRAME_TRUNCATED', `end at ${n}`)
     }
@@ -134,7 +151,7 @@ describe('frame reader', () => {
     const s = new PassThrough()
     const r = new FrameReader(s)
     s.write(Buffer.concat([STREAM, hex('56 44 05 00 ff ff ff ff')]))
-    for (const f of EXPECTED) assert.deepEqual(await r.next(), f)
+    for (const f of EXPECTED) assert.deepEqual(strip(await r.next()), f)
     await assert.rejects(r.next(), {code: 'FRAME_TOO_LARGE'})
     s.destroy()
   })
@@ -177,8 +194,8 @@ describe('frame reader', () => {
     const s = new PassThrough()
     const r = new FrameReader(s)
     s.end(hex(`56 44 05 00 28 00 00 00 0100000000000000 ${'cd'.repeat(32)}  56 44 02 00 30 00 00 00 ${'ef'.repeat(48)}`))
-    assert.deepEqual(await r.next(), {type: FrameType.DATA, payload: hex(`0100000000000000 ${'cd'.repeat(32)}`)})
-    assert.deepEqual(await r.next(), {type: FrameType.HELLO_OK, payload: hex('ef'.repeat(48))})
+    assert.deepEqual(strip(await r.next()), {type: FrameType.DATA, payload: hex(`0100000000000000 ${'cd'.repeat(32)}`)})
+    assert.deepEqual(strip(await r.next()), {type: FrameType.HELLO_OK, payload: hex('ef'.repeat(48))})
   })
 
   it('passes on a stream error', async () => {
@@ -204,5 +221,138 @@ describe('frame reader', () => {
     s.end()
     assert.equal(await r.next(), null)
     assert.equal(await r.next(), null)
+  })
+})
+
+/** A server socket taken over the way `vdrep serve` takes them (SocketReader slabs), and the client end. */
+async function adoptedPair(): Promise<{client: net.Socket; reader: FrameReader; server: net.Server}> {
+  let resolveReader!: (r: FrameReader) => void
+  const got = new Promise<FrameReader>((r) => (resolveReader = r))
+  const server = net.createServer({pauseOnConnect: true}, (s) => {
+    const adopted = SocketReader.adopt(s)
+    assert.ok(adopted, 'this Node lets the socket be taken over')
+    resolveReader(new FrameReader(adopted.reader))
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
+  await once(client, 'connect')
+  return {client, reader: await got, server}
+}
+
+function dataFrame(i: number, body: Buffer): Buffer {
+  const fields = Buffer.alloc(DATA_FIELDS_SIZE, i & 255)
+  return Buffer.concat([encodeFrameHeader(FrameType.DATA, fields.length + body.length), fields, body])
+}
+
+describe('frame reader over a taken-over socket (SocketReader slabs, the receiver over SSH)', () => {
+  it('reads the hand-written frames, sent in pieces', async () => {
+    const {client, reader, server} = await adoptedPair()
+    try {
+      let from = 0
+      for (const cut of [5, 30, 83]) {
+        client.write(STREAM.subarray(from, cut))
+        from = cut
+        await tick()
+      }
+      client.end(STREAM.subarray(from))
+      assert.deepEqual(await readAll(reader), EXPECTED)
+    } finally {
+      client.destroy()
+      server.close()
+    }
+  })
+
+  it('reads 48 MiB of DATA frames intact while lent bodies are held back, and reuses released memory', async () => {
+    const {client, reader, server} = await adoptedPair()
+    try {
+      const bodies = Array.from({length: 768}, (_, i) => randomBytes(65536 + (i % 3) * 1000))
+      const writing = (async () => {
+        for (let i = 0; i < bodies.length; i++) if (!client.write(dataFrame(i, bodies[i]))) await once(client, 'drain')
+        client.end()
+      })()
+      const held: Array<{i: number; body: Buffer; release: () => void}> = []
+      const payloads: Buffer[] = []
+      for (let i = 0; ; i++) {
+        const f = await reader.next()
+        if (!f) break
+        assert.equal(f.type, FrameType.DATA)
+        assert.ok(f.body && f.release, 'a DATA body is lent')
+        assert.equal(f.payload[0], i & 255)
+        payloads.push(f.payload)
+        held.push({i, body: f.body, release: f.release})
+        // Hold up to 40 bodies (several slabs) before giving the oldest back, as writes in flight do.
+        while (held.length > 40) {
+          const h = held.shift()!
+          assert.ok(h.body.equals(bodies[h.i]), `body ${h.i} changed while it was lent`)
+          h.release()
+        }
+      }
+      for (const h of held) assert.ok(h.body.equals(bodies[h.i]), `body ${h.i} changed while it was lent`)
+      // Payloads are not lent: they stay as received however many slabs were reused since.
+      payloads.forEach((p, i) => assert.ok(p.equals(Buffer.alloc(DATA_FIELDS_SIZE, i & 255)), `payload ${i} changed`))
+      await writing
+    } finally {
+      client.destroy()
+      server.close()
+    }
+  })
+
+  it('ends with null between frames, and with FRAME_TRUNCATED inside one', async () => {
+    const a = await adoptedPair()
+    a.client.end(Buffer.concat([encodeFrameHeader(FrameType.DONE, 3), Buffer.from('abc')]))
+    const f = await a.reader.next()
+    assert.equal(f?.type, FrameType.DONE)
+    assert.equal(f?.payload.toString(), 'abc')
+    assert.equal(await a.reader.next(), null)
+    a.server.close()
+
+    const b = await adoptedPair()
+    b.client.end(encodeFrameHeader(FrameType.DONE, 10))
+    await assert.rejects(b.reader.next(), {code: 'FRAME_TRUNCATED'})
+    b.server.close()
+  })
+
+  it('peeks the first frame without consuming it', async () => {
+    const {client, reader, server} = await adoptedPair()
+    const frame = Buffer.concat([encodeFrameHeader(FrameType.DONE, 2), Buffer.from('hi')])
+    client.end(frame)
+    assert.ok((await reader.peek(frame.length)).equals(frame))
+    assert.equal((await reader.peek(100)).length, frame.length, 'the peer ended: what arrived is all')
+    assert.equal((await reader.next())?.payload.toString(), 'hi')
+    server.close()
+  })
+})
+
+describe('the ownership rule for lent bodies (lent-buffers.ts)', () => {
+  it('a body copied because it straddled two chunks is never handed out again before its release(), and is reused after', async () => {
+    const s = new PassThrough()
+    const r = new FrameReader(s)
+    const bodies = Array.from({length: 12}, () => randomBytes(8192))
+    // Each frame arrives in two chunks cut inside its body: every body is gathered into a pooled copy.
+    for (let i = 0; i < bodies.length; i++) {
+      const f = dataFrame(i, bodies[i])
+      s.write(f.subarray(0, 1000))
+      s.write(f.subarray(1000))
+    }
+    s.end()
+    const held: Frame[] = []
+    const released = new Set<ArrayBufferLike>()
+    let reused = 0
+    for (let i = 0; ; i++) {
+      const f = await r.next()
+      if (!f) break
+      assert.ok(f.body && f.release)
+      assert.ok(!held.some((h) => h.body?.buffer === f.body?.buffer), `body ${i} got the memory of a body not yet released`)
+      if (released.has(f.body.buffer)) reused++
+      if (i % 2 === 0) held.push(f)
+      else {
+        assert.ok(f.body.equals(bodies[i]))
+        f.release()
+        released.add(f.body.buffer)
+      }
+    }
+    held.forEach((h, k) => assert.ok(h.body?.equals(bodies[k * 2]), `held body ${k * 2} was overwritten before its release()`))
+    assert.ok(reused > 0, 'released bodies were never reused: the test proves nothing about the pool')
   })
 })

@@ -6,10 +6,12 @@ import zlib from 'node:zlib'
 import fc from 'fast-check'
 import {StateError} from '../../../src/core/errors.js'
 import {decodeHeader, encodeHeader, MAX_SETTINGS, pickHeader, validBlockSize, type PsfHeader} from '../../../src/core/psf/header.js'
+import {IdentityKind, NO_IDENTITY} from '../../../src/core/psf/disk-identity.js'
 
 const SETTINGS_JSON = '{"target":"/r/d.img","rpoSeconds":900,"fullsyncPort":31031,"deltaPort":44046}'
 
-// Hand-written slot: fixed fields, settings JSON, zero padding, crc32 (computed with Python's zlib).
+// Hand-written slots: fixed fields, identity path (v2), settings JSON, zero padding, crc32
+// (computed with Python's zlib). FIXED_HEX is format 1 (still read); FIXED_HEX_V2 is written.
 const FIXED_HEX = [
   '5644524550505346', // magic "VDREPPSF"
   '0100', '0000', // version 1, reserved
@@ -30,11 +32,32 @@ const FIXED_HEX = [
   '4d000000', // settings length 77
 ].join('')
 
-function golden(): Buffer {
+const IDENTITY_PATH = '/vm/d.img'
+const FIXED_HEX_V2 = [
+  FIXED_HEX.slice(0, 16), // magic
+  '0200', // version 2
+  FIXED_HEX.slice(20, 240), // reserved .. created, as in v1
+  '01', '00', '0900', // identity kind file, reserved, path length 9
+  '0108000000000000', // dev 0x801 (8:1)
+  '3930000000000000', // ino 12345
+  '4d000000', // settings length 77
+].join('')
+
+/** The format-1 slot (no identity). */
+function goldenV1(): Buffer {
   const slot = Buffer.alloc(4096)
   Buffer.from(FIXED_HEX, 'hex').copy(slot, 0)
   Buffer.from(SETTINGS_JSON, 'ascii').copy(slot, 124)
   Buffer.from('b9ea4dc7', 'hex').copy(slot, 4092)
+  return slot
+}
+
+function golden(): Buffer {
+  const slot = Buffer.alloc(4096)
+  Buffer.from(FIXED_HEX_V2, 'hex').copy(slot, 0)
+  Buffer.from(IDENTITY_PATH, 'ascii').copy(slot, 144)
+  Buffer.from(SETTINGS_JSON, 'ascii').copy(slot, 153)
+  Buffer.from('9b082cf1', 'hex').copy(slot, 4092)
   return slot
 }
 
@@ -54,6 +77,7 @@ function goldenHeader(): PsfHeader {
     sourceCtimeNs: 0x0102030405060708n,
     pendingSeq: 0,
     createdMs: 1600000000000,
+    identity: {kind: IdentityKind.FILE, dev: 0x801n, ino: 12345n, path: IDENTITY_PATH},
     settings: {target: '/r/d.img', rpoSeconds: 900, fullsyncPort: 31031, deltaPort: 44046},
   }
 }
@@ -67,8 +91,9 @@ function fixCrc(slot: Buffer): Buffer {
 function withSettings(json: string): Buffer {
   const slot = golden()
   slot.fill(0, 120, 4092)
-  slot.writeUInt32LE(Buffer.byteLength(json), 120)
-  Buffer.from(json, 'utf8').copy(slot, 124)
+  slot.writeUInt8(IdentityKind.NONE, 120)
+  slot.writeUInt32LE(Buffer.byteLength(json), 140)
+  Buffer.from(json, 'utf8').copy(slot, 144)
   return fixCrc(slot)
 }
 
@@ -93,6 +118,15 @@ const headerArb: fc.Arbitrary<PsfHeader> = fc.record({
   sourceCtimeNs: fc.bigInt({min: 0n, max: 2n ** 64n - 1n}),
   pendingSeq: fc.maxSafeNat(),
   createdMs: fc.maxSafeNat(),
+  identity: fc.oneof(
+    fc.constant(NO_IDENTITY),
+    fc.record({
+      kind: fc.constantFrom(IdentityKind.FILE, IdentityKind.BLOCK_DEVICE),
+      dev: fc.bigInt({min: 0n, max: 2n ** 64n - 1n}),
+      ino: fc.bigInt({min: 0n, max: 2n ** 64n - 1n}),
+      path: fc.string({maxLength: 300}),
+    }, {noNullPrototype: true}),
+  ),
   settings: fc.record({
     target: fc.string({minLength: 1, maxLength: 200, unit: 'binary'}),
     rpoSeconds: fc.integer({min: 1, max: 1e9}),
@@ -142,9 +176,44 @@ describe('psf header slot codec', () => {
     }
   })
 
+  it('decodes a format-1 slot (hand-written) with no identity', () => {
+    assert.deepEqual(decodeHeader(goldenV1()), {ok: true, header: {...goldenHeader(), identity: NO_IDENTITY}})
+  })
+
+  it('writes format 2 when a format-1 header is encoded again', () => {
+    const back = decodeHeader(encodeHeader({...goldenHeader(), identity: NO_IDENTITY}))
+    assert.ok(back.ok)
+    assert.equal(encodeHeader(back.header).readUInt16LE(8), 2)
+  })
+
+  for (const [what, edit] of [
+    ['an unknown identity kind', (s: Buffer) => s.writeUInt8(3, 120)],
+    ['an identity path longer than 1024 bytes', (s: Buffer) => s.writeUInt16LE(1025, 122)],
+    ['identity kind none with an inode', (s: Buffer) => s.writeUInt8(0, 120)],
+  ] as const) {
+    it(`refuses ${what} as PSF_CORRUPT`, () => {
+      const slot = golden()
+      edit(slot)
+      assert.equal(errorOf(fixCrc(slot)).code, 'PSF_CORRUPT')
+    })
+  }
+
+  it('refuses a format-1 settings length past the slot as PSF_CORRUPT', () => {
+    const slot = goldenV1()
+    slot.writeUInt32LE(4092 - 124 + 1, 120)
+    assert.equal(errorOf(fixCrc(slot)).code, 'PSF_CORRUPT')
+  })
+
+  it('cuts an identity path past 1024 bytes at a character boundary', () => {
+    const r = decodeHeader(encodeHeader({...goldenHeader(), identity: {...goldenHeader().identity, path: '/é'.repeat(600)}}))
+    assert.ok(r.ok)
+    assert.ok(Buffer.byteLength(r.header.identity.path) <= 1024)
+    assert.ok(!r.header.identity.path.includes('\ufffd'))
+  })
+
   it('refuses another format version with PSF_VERSION', () => {
     const slot = golden()
-    slot.writeUInt16LE(2, 8)
+    slot.writeUInt16LE(3, 8)
     assert.equal(errorOf(fixCrc(slot)).code, 'PSF_VERSION')
   })
 
@@ -154,8 +223,9 @@ describe('psf header slot codec', () => {
     ['a block size above 4 MiB', (s: Buffer) => s.writeUInt32LE(8 << 20, 32)],
     ['an unknown hash algorithm', (s: Buffer) => s.writeUInt8(4, 36)],
     ['a disk size past 2^53', (s: Buffer) => s.writeBigUInt64LE(2n ** 53n, 24)],
-    ['a settings length past the slot', (s: Buffer) => s.writeUInt32LE(MAX_SETTINGS + 1, 120)],
-    ['a settings length of 0xffffffff', (s: Buffer) => s.writeUInt32LE(0xffffffff, 120)],
+    ['a settings length past the slot', (s: Buffer) => s.writeUInt32LE(MAX_SETTINGS + 1, 140)],
+    ['a settings length past the slot beside the path', (s: Buffer) => s.writeUInt32LE(MAX_SETTINGS - 8, 140)],
+    ['a settings length of 0xffffffff', (s: Buffer) => s.writeUInt32LE(0xffffffff, 140)],
   ] as const) {
     it(`refuses ${what} as PSF_CORRUPT even with a good crc`, () => {
       const slot = golden()
@@ -187,7 +257,7 @@ describe('psf header slot codec', () => {
     const h = goldenHeader()
     h.settings = {...h.settings, target: 'x'.repeat(MAX_SETTINGS)}
     assert.throws(() => encodeHeader(h), {code: 'PSF_SETTINGS_TOO_LARGE'})
-    h.settings.target = 'x'.repeat(MAX_SETTINGS - (SETTINGS_JSON.length - '/r/d.img'.length))
+    h.settings.target = 'x'.repeat(MAX_SETTINGS - IDENTITY_PATH.length - (SETTINGS_JSON.length - '/r/d.img'.length))
     assert.equal(decodeHeader(encodeHeader(h)).ok, true)
   })
 
@@ -233,7 +303,7 @@ describe('pickHeader', () => {
   })
 
   it('refuses two slots of another version with PSF_VERSION', () => {
-    const v2 = fixCrc(Buffer.from(withCounter(1n)).fill(2, 8, 9))
-    assert.throws(() => pickHeader(v2, v2), {code: 'PSF_VERSION'})
+    const v3 = fixCrc(Buffer.from(withCounter(1n)).fill(3, 8, 9))
+    assert.throws(() => pickHeader(v3, v3), {code: 'PSF_VERSION'})
   })
 })

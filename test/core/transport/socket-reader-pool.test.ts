@@ -1,5 +1,5 @@
-// readNow (no promise when the bytes are there), copies of fields that span chunks going into
-// a lent buffer, and the pool that lends and takes back those buffers.
+// readNow (no promise when the bytes are there), lent fields (views, or pooled copies of fields
+// that span chunks, held until release()), and the pool that lends and takes back those buffers.
 import assert from 'node:assert/strict'
 import {PassThrough} from 'node:stream'
 import {BufferPool} from '../../../src/core/util/buffer-pool.js'
@@ -22,24 +22,33 @@ describe('nbd socket reader: readNow and lent buffers', () => {
     assert.equal(r.available, 0)
   })
 
-  it('a field inside one chunk is a view; one that spans chunks is copied into the target', async () => {
+  it('lend: a field inside one chunk is a view; one that spans chunks is a pooled copy, not handed out again before its release', async () => {
     const s = new PassThrough()
     const r = new SocketReader(s)
     s.write(message.subarray(0, 20))
     await tick()
-    s.write(message.subarray(20))
+    s.write(message.subarray(20, 40))
     await tick()
-    const asked: number[] = []
-    const target = (n: number) => {
-      asked.push(n)
-      return Buffer.alloc(n, 0xee)
-    }
-    const inside = await r.read(8, target)
+    s.write(message.subarray(40))
+    await tick()
+    const inside = await r.lend(8)
     assert.deepEqual(inside, message.subarray(0, 8))
-    assert.deepEqual(asked, [])
-    const spanning = r.readNow(30, target) as Buffer
-    assert.deepEqual(asked, [30])
-    assert.deepEqual(spanning, message.subarray(8, 38))
+    assert.equal(inside.buffer, message.buffer, 'a view of the chunk as received')
+    const spanning = r.lendNow(20) as Buffer
+    assert.deepEqual(spanning, message.subarray(8, 28))
+    assert.equal(spanning.buffer.byteLength, 20, 'a copy of its own, from the pool')
+    // Held: the next spanning field of the same size gets other memory.
+    const second = r.lendNow(20) as Buffer
+    assert.deepEqual(second, message.subarray(28, 48))
+    assert.notEqual(second.buffer, spanning.buffer)
+    assert.deepEqual(spanning, message.subarray(8, 28), 'unchanged while lent')
+    // Released: its memory is reused.
+    r.release(spanning)
+    s.write(message.subarray(0, 12))
+    await tick()
+    const third = r.lendNow(20) as Buffer
+    assert.equal(third.buffer, spanning.buffer, 'the released copy is reused')
+    assert.deepEqual(third, Buffer.concat([message.subarray(48), message.subarray(0, 4)]))
   })
 
   it('the pool lends exact sizes, takes back only its own, keeps at most its limits', () => {

@@ -10,7 +10,6 @@ import * as C from './constants.js'
 import {messageOf, nbdErrorOf} from './error-map.js'
 import {negotiate, type HandshakeConfig, type Negotiated} from './handshake.js'
 import type {RangeLocks, Unlock} from './range-lock.js'
-import {BufferPool} from '../../util/buffer-pool.js'
 import {SocketReader} from '../../transport/socket-reader.js'
 import * as T from './transmission.js'
 
@@ -26,9 +25,6 @@ const MAX_INFLIGHT = 64
 const MAX_INFLIGHT_BYTES = 64 * 1024 * 1024
 /** Reply bytes queued in the socket above which no new request is read. */
 const MAX_QUEUED_REPLY_BYTES = 64 * 1024 * 1024
-/** Write payloads that spanned socket reads: bytes of buffers kept for reuse, largest kept. */
-const PAYLOAD_POOL_BYTES = 16 * 1024 * 1024
-const PAYLOAD_POOL_MAX = 4 * 1024 * 1024
 /** After we end our side, how long the peer gets before the socket is destroyed. */
 const CLOSE_GRACE_MS = 2000
 
@@ -37,7 +33,6 @@ type Counter = 'read' | 'write' | 'zero' | 'trim' | 'flush' | 'status' | 'error'
 export class NbdConnection {
   readonly done: Promise<void>
   private readonly reader: SocketReader
-  private readonly payloads = new BufferPool(PAYLOAD_POOL_BYTES, PAYLOAD_POOL_MAX)
   private readonly inflight = new Set<Promise<void>>()
   private readonly counts: Record<Counter, number> = {read: 0, write: 0, zero: 0, trim: 0, flush: 0, status: 0, error: 0}
   private bytesRead = 0
@@ -152,13 +147,13 @@ export class NbdConnection {
       }
       const payload = req.type === C.NBD_CMD_READ || req.type === C.NBD_CMD_WRITE ? req.length : 0
       while (this.inflight.size > 0 && this.inflightBytes + payload > MAX_INFLIGHT_BYTES) await Promise.race(this.inflight)
-      const data = req.type === C.NBD_CMD_WRITE ? (this.reader.readNow(req.length, this.payloads.take) ?? (await this.reader.read(req.length, this.payloads.take))) : null
+      const data = req.type === C.NBD_CMD_WRITE ? (this.reader.lendNow(req.length) ?? (await this.reader.lend(req.length))) : null
       this.inflightBytes += payload
       const p: Promise<void> = this.execute(backend, locks, req, data).finally(() => {
         this.inflightBytes -= payload
         this.inflight.delete(p)
         // The write is done with it (or failed): its slab or pooled buffer can be reused.
-        if (data && !this.reader.release(data)) this.payloads.give(data)
+        if (data) this.reader.release(data)
       })
       this.inflight.add(p)
     }

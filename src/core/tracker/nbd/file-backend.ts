@@ -9,6 +9,7 @@
 // write still resolves only once its own bytes are written (the whole run is), and two
 // writes of one batch never overlap (the server orders overlapping requests).
 
+import type {BigIntStats} from 'node:fs'
 import fs, {constants as FS} from 'node:fs'
 import {open, type FileHandle} from 'node:fs/promises'
 import path from 'node:path'
@@ -188,6 +189,11 @@ export class FileBackend implements NbdBackend {
       pos = hole
     }
     return out
+  }
+
+  /** fstat of the open disk: the inode (or device) this backend writes, whatever the path names now. */
+  stat(): Promise<BigIntStats> {
+    return this.fh.stat({bigint: true})
   }
 
   async close(): Promise<void> {

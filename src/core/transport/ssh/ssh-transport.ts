@@ -9,7 +9,6 @@ import type {Duplex} from 'node:stream'
 import ssh2 from 'ssh2'
 import type {Client as Ssh2Client, ClientChannel} from 'ssh2'
 import {TransportError, UsageError, VdrepError} from '../../errors.js'
-import type {ExecResult, Transport} from '../transport.js'
 import {connectError} from './connect-error.js'
 import {isUnsupportedAlgorithm} from './ssh2-error-text.js'
 import type {PresentedHostKey} from './host-verifier.js'
@@ -22,7 +21,14 @@ export type {SshTransportOptions} from './login-settings.js'
 
 const MAX_EXEC_OUTPUT = 1 << 20
 
-export class SshTransport implements Transport {
+export interface ExecResult {
+  /** The exit status, or null when the command died of a signal. */
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+export class SshTransport {
   private readonly streams = new Set<TunnelStream>()
   private failure: VdrepError | undefined
   private closing = false
