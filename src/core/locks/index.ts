@@ -15,8 +15,9 @@
 // and the header lock is a leaf: nothing is taken while it is held. Because every lock is
 // non-blocking, a wrong order could not deadlock, but it could make two starters both fail
 // (each holding the lock the other wants next); in this order one of them always wins. Callers:
-// - push, fullsync (sync/): disk lock, then the ownership probe (no tracker answering), then the
-//   replica lock through the receiver's HELLO, header updates throughout.
+// - push, fullsync (delta/push.ts, fullsync/client.ts through change-record/claim.ts): disk lock,
+//   then the ownership probe (no tracker answering), then the replica lock through the
+//   receiver's HELLO; header updates (by the change record's owner) throughout.
 // - tracker, scan (tracker/record.ts openRecord): disk lock, then ownership; the tracker drops
 //   the disk lock once its control socket answers.
 // - init: disk lock, then ownership of the old .psf while the new one replaces it.
