@@ -195,7 +195,7 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
   function helloFor(replica: 'main' | 'second', mode: number, state: ReplicaState, over: Partial<Hello> = {}): Buffer {
     return frame(FrameType.HELLO, encodeHello({
       version: PROTOCOL_VERSION, mode, hashAlgo: state.hashAlgo, blockSize: state.blockSize, diskSize: state.diskSize,
-      replicaId: Buffer.from(state.replicaId, 'hex'), flags: 0, path: `${replica}.img`, ...over,
+      replicaId: Buffer.from(state.replicaId, 'hex'), flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: `${replica}.img`, ...over,
     }))
   }
 

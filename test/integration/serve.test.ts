@@ -21,7 +21,7 @@ const run = promisify(execFile)
 const OTHER_USER = 'vdrep-peer'
 
 function helloBytes(replicaPath: string, mode: number = SyncMode.FULLSYNC): Buffer {
-  return encodeHello({version: PROTOCOL_VERSION, mode, hashAlgo: HashAlgo.SHA256, blockSize: 65536, diskSize: 1 << 20, replicaId: randomBytes(16), flags: 0, path: replicaPath})
+  return encodeHello({version: PROTOCOL_VERSION, mode, hashAlgo: HashAlgo.SHA256, blockSize: 65536, diskSize: 1 << 20, replicaId: randomBytes(16), flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: replicaPath})
 }
 
 /** A client that sends HELLO and reads the first frame back (null: closed without one). */

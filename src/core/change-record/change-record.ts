@@ -193,7 +193,7 @@ export class ChangeRecord implements RecordWriter {
    */
   async commit(c: CommitRecord): Promise<void> {
     await this.patch((h) => ({
-      lastSeq: c.seq, pendingSeq: 0, lastSyncMs: c.pointInTimeMs, diskSize: c.diskSize,
+      lastSeq: c.seq, pendingSeq: 0, lastSyncMs: c.pointInTimeMs, diskSize: c.diskSize, lastCommit: c.commitId,
       ...(c.stamp ? {...stampFields(c.stamp), flags: h.flags | HeaderFlag.CLEAN_SHUTDOWN} : {}),
     }))
   }
@@ -237,7 +237,7 @@ export class ChangeRecord implements RecordWriter {
 
   private provedFields(h: PsfHeader, p: ProvedSync): Partial<PsfHeader> & {flags: number} {
     const flags = (h.flags | HeaderFlag.INDEX_VALID | (p.stamp ? HeaderFlag.CLEAN_SHUTDOWN : 0)) & ~HeaderFlag.NEEDS_FULL_SYNC
-    return {flags, generation: h.generation + 1, lastSyncMs: p.syncedMs, diskSize: p.diskSize, lastSeq: p.replicaSeq, pendingSeq: 0, ...(p.stamp ? stampFields(p.stamp) : {})}
+    return {flags, generation: h.generation + 1, lastCommit: p.commitId, lastSyncMs: p.syncedMs, diskSize: p.diskSize, lastSeq: p.replicaSeq, pendingSeq: 0, ...(p.stamp ? stampFields(p.stamp) : {})}
   }
 
   private checkWritable(): void {

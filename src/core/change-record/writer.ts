@@ -9,6 +9,8 @@ export interface CommitRecord {
   /** When the push froze its blocks: the replica is the disk as of then. */
   pointInTimeMs: number
   diskSize: number
+  /** The commit id the replica recorded with this push (16 bytes): the record's last commit from now. */
+  commitId: Buffer
   /** Without a tracker: the disk's stamp the record was checked against (the clean point). */
   stamp?: DiskStamp
 }
@@ -18,6 +20,8 @@ export interface ProvedSync {
   /** The replica's sequence from its HELLO_OK: the point both sides agree on from now. */
   replicaSeq: number
   syncedMs: number
+  /** The commit id the replica recorded with this proof (16 bytes). */
+  commitId: Buffer
   /** Without a tracker: the disk's stamp when the sync began; the bitmaps are cleared. */
   stamp?: DiskStamp
 }

@@ -21,6 +21,8 @@
 //  112    8 created, ms since the epoch
 //  120    4 settings length
 //  124    n settings JSON (n <= MAX_SETTINGS)
+// 4076   16 last commit id (the replica's chain: set by each proved full sync and committed
+//          push; zeros = none yet, as in a header written before the field existed)
 // 4092    4 crc32 of bytes 0..4091
 import zlib from 'node:zlib'
 import {StateError} from '../errors.js'
@@ -33,7 +35,9 @@ export const PSF_MAGIC = Buffer.from('VDREPPSF', 'ascii')
 export const PSF_VERSION = 1
 const FIXED_SIZE = 124
 const CRC_OFFSET = SLOT_SIZE - 4
-export const MAX_SETTINGS = CRC_OFFSET - FIXED_SIZE
+/** The last commit id sits at the end of the slot, apart from the fixed fields and the settings. */
+const LAST_COMMIT_OFFSET = CRC_OFFSET - 16
+export const MAX_SETTINGS = LAST_COMMIT_OFFSET - FIXED_SIZE
 export const MIN_BLOCK_SIZE = 4096
 export const MAX_BLOCK_SIZE = 4 << 20
 
@@ -62,6 +66,8 @@ export interface PsfHeader {
   pendingSeq: number
   createdMs: number
   settings: ReplicationSettings
+  /** The commit id of the last proved full sync or committed push (16 bytes; zeros: none). */
+  lastCommit: Buffer
 }
 
 export function validBlockSize(n: number): boolean {
@@ -78,6 +84,8 @@ export function encodeHeader(h: PsfHeader): Buffer {
   w.u64(h.sourceSize).u64(h.sourceMtimeNs).u64(h.sourceCtimeNs).u64(h.pendingSeq).u64(h.createdMs)
   w.u32(settings.length).bytes(settings)
   const buf = w.finish(true)
+  if (h.lastCommit.length !== 16) throw new RangeError('a commit id is 16 bytes')
+  h.lastCommit.copy(buf, LAST_COMMIT_OFFSET)
   buf.writeUInt32LE(zlib.crc32(buf.subarray(0, CRC_OFFSET)), CRC_OFFSET)
   return buf
 }
@@ -123,9 +131,10 @@ export function decodeHeader(slot: Buffer): SlotResult {
     const settingsLength = r.u32('settings length')
     if (settingsLength > MAX_SETTINGS) throw corrupt('settings length', `${settingsLength} exceeds ${MAX_SETTINGS}`)
     const settings = decodeSettings(r.bytes(settingsLength, 'settings'))
+    const lastCommit = Buffer.from(slot.subarray(LAST_COMMIT_OFFSET, LAST_COMMIT_OFFSET + 16))
     return {
       ok: true,
-      header: {flags, counter, diskSize, blockSize, hashAlgo, replicaId, generation, lastSeq, lastSyncMs, sourceSize, sourceMtimeNs, sourceCtimeNs, pendingSeq, createdMs, settings},
+      header: {flags, counter, diskSize, blockSize, hashAlgo, replicaId, generation, lastSeq, lastSyncMs, sourceSize, sourceMtimeNs, sourceCtimeNs, pendingSeq, createdMs, settings, lastCommit},
     }
   } catch (err) {
     if (err instanceof StateError) return {ok: false, foreign: false, error: err}

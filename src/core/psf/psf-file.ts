@@ -47,6 +47,7 @@ export function newHeader(init: PsfInit): PsfHeader {
     blockSize: init.blockSize,
     hashAlgo: init.hashAlgo,
     replicaId: init.replicaId ?? crypto.randomBytes(16),
+    lastCommit: Buffer.alloc(16),
     generation: 0,
     lastSeq: 0,
     lastSyncMs: 0,

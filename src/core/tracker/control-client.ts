@@ -174,7 +174,7 @@ export class TrackerControlClient implements RecordWriter {
   async commit(c: CommitRecord): Promise<void> {
     // The tracker owns CLEAN_SHUTDOWN and the stamp (it records them when it stops).
     if (c.stamp) throw new RangeError('a commit through the tracker records no stamp')
-    await this.request({op: 'commit', seq: c.seq, pointInTimeMs: c.pointInTimeMs, diskSize: c.diskSize})
+    await this.request({op: 'commit', seq: c.seq, pointInTimeMs: c.pointInTimeMs, diskSize: c.diskSize, commitId: c.commitId.toString('hex')})
   }
 
   async beginFullSync(): Promise<void> {
@@ -190,7 +190,7 @@ export class TrackerControlClient implements RecordWriter {
 
   async provedSync(p: ProvedSync): Promise<void> {
     if (p.stamp) throw new RangeError('a proved sync through the tracker records no stamp')
-    await this.request({op: 'provedSync', diskSize: p.diskSize, replicaSeq: p.replicaSeq, syncedMs: p.syncedMs})
+    await this.request({op: 'provedSync', diskSize: p.diskSize, replicaSeq: p.replicaSeq, syncedMs: p.syncedMs, commitId: p.commitId.toString('hex')})
   }
 
   /** Hang up; a freeze not completed is handed back by the tracker. */

@@ -28,7 +28,7 @@ export function recordTransitions(record: ChangeRecord): (req: RecordRequest, da
         break
       case 'commit':
         sameSize('commit', req.diskSize)
-        await record.commit({seq: req.seq, pointInTimeMs: req.pointInTimeMs, diskSize: req.diskSize})
+        await record.commit({seq: req.seq, pointInTimeMs: req.pointInTimeMs, diskSize: req.diskSize, commitId: Buffer.from(req.commitId, 'hex')})
         break
       case 'beginFullSync':
         await record.beginFullSync()
@@ -43,7 +43,7 @@ export function recordTransitions(record: ChangeRecord): (req: RecordRequest, da
       }
       case 'provedSync':
         sameSize('provedSync', req.diskSize)
-        await record.provedSync({diskSize: req.diskSize, replicaSeq: req.replicaSeq, syncedMs: req.syncedMs})
+        await record.provedSync({diskSize: req.diskSize, replicaSeq: req.replicaSeq, syncedMs: req.syncedMs, commitId: Buffer.from(req.commitId, 'hex')})
         break
     }
     return {}

@@ -55,6 +55,7 @@ function goldenHeader(): PsfHeader {
     pendingSeq: 0,
     createdMs: 1600000000000,
     settings: {target: '/r/d.img', rpoSeconds: 900, fullsyncPort: 31031, deltaPort: 44046},
+    lastCommit: Buffer.alloc(16),
   }
 }
 
@@ -93,6 +94,7 @@ const headerArb: fc.Arbitrary<PsfHeader> = fc.record({
   sourceCtimeNs: fc.bigInt({min: 0n, max: 2n ** 64n - 1n}),
   pendingSeq: fc.maxSafeNat(),
   createdMs: fc.maxSafeNat(),
+  lastCommit: fc.uint8Array({minLength: 16, maxLength: 16}).map((u) => Buffer.from(u)),
   settings: fc.record({
     target: fc.string({minLength: 1, maxLength: 200, unit: 'binary'}),
     rpoSeconds: fc.integer({min: 1, max: 1e9}),
@@ -108,6 +110,17 @@ describe('psf header slot codec', () => {
 
   it('decodes the hand-written bytes to the golden header', () => {
     assert.deepEqual(decodeHeader(golden()), {ok: true, header: goldenHeader()})
+  })
+
+  it('keeps the last commit id in bytes 4076..4091, apart from the settings (zeros in a header written before it)', () => {
+    const h = {...goldenHeader(), lastCommit: Buffer.from('a0a1a2a3a4a5a6a7a8a9aaabacadaeaf', 'hex')}
+    const slot = encodeHeader(h)
+    assert.equal(slot.subarray(4076, 4092).toString('hex'), 'a0a1a2a3a4a5a6a7a8a9aaabacadaeaf')
+    assert.deepEqual(slot.subarray(0, 4076), golden().subarray(0, 4076))
+    const r = decodeHeader(slot)
+    assert.ok(r.ok)
+    assert.deepEqual(r.header.lastCommit, h.lastCommit)
+    assert.deepEqual((decodeHeader(golden()) as {header: PsfHeader}).header.lastCommit, Buffer.alloc(16))
   })
 
   it('round-trips any header', () => {

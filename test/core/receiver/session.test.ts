@@ -18,7 +18,7 @@ const BS = 4096
 const BLOCKS = 8
 
 function hello(p: string, over: Partial<Parameters<typeof encodeHello>[0]> = {}) {
-  return encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * BLOCKS, replicaId: Buffer.alloc(16, 7), flags: 0, path: p, ...over})
+  return encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * BLOCKS, replicaId: Buffer.alloc(16, 7), flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: p, ...over})
 }
 
 describe('receiver session (hand-written client)', () => {
