@@ -4,7 +4,7 @@
 // running tracker, or else the process holding the disk lock. Others ask that one (the
 // tracker's control socket) or open the record read-only.
 import {Bitmap} from '../psf/bitmap.js'
-import {HeaderFlag, type PsfHeader} from '../psf/header.js'
+import {HeaderFlag, type PsfHeader, type ReplicaRefusal} from '../psf/header.js'
 import {Region} from '../psf/layout.js'
 import {PsfFile} from '../psf/psf-file.js'
 import type {DiskStamp} from '../psf/disk-stamp.js'
@@ -198,6 +198,12 @@ export class ChangeRecord implements RecordWriter {
     }))
   }
 
+  /** The replica host refused a sync (REPLICA_DIVERGED or REPLICA_FOREIGN): kept for `status` until a proved sync. */
+  async replicaRefused(code: ReplicaRefusal): Promise<void> {
+    const flag = code === 'REPLICA_DIVERGED' ? HeaderFlag.REPLICA_DIVERGED : HeaderFlag.REPLICA_FOREIGN
+    if ((this.header.flags & flag) === 0) await this.patch((h) => ({flags: h.flags | flag}))
+  }
+
   /** The index is rewritten as a full sync goes; until its proof passes it is not trusted. */
   async beginFullSync(): Promise<void> {
     if (this.header.flags & HeaderFlag.INDEX_VALID) await this.patch((h) => ({flags: h.flags & ~HeaderFlag.INDEX_VALID}))
@@ -236,7 +242,7 @@ export class ChangeRecord implements RecordWriter {
   }
 
   private provedFields(h: PsfHeader, p: ProvedSync): Partial<PsfHeader> & {flags: number} {
-    const flags = (h.flags | HeaderFlag.INDEX_VALID | (p.stamp ? HeaderFlag.CLEAN_SHUTDOWN : 0)) & ~HeaderFlag.NEEDS_FULL_SYNC
+    const flags = (h.flags | HeaderFlag.INDEX_VALID | (p.stamp ? HeaderFlag.CLEAN_SHUTDOWN : 0)) & ~(HeaderFlag.NEEDS_FULL_SYNC | HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN)
     return {flags, generation: h.generation + 1, lastCommit: p.commitId, lastSyncMs: p.syncedMs, diskSize: p.diskSize, lastSeq: p.replicaSeq, pendingSeq: 0, ...(p.stamp ? stampFields(p.stamp) : {})}
   }
 

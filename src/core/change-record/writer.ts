@@ -3,6 +3,7 @@
 // and the running tracker's control socket (tracker/control-client.ts), which executes the same
 // ChangeRecord transitions in the tracker. So the caller's code is the same either way.
 import type {DiskStamp} from '../psf/disk-stamp.js'
+import type {ReplicaRefusal} from '../psf/header.js'
 
 export interface CommitRecord {
   seq: number
@@ -38,4 +39,6 @@ export interface RecordWriter {
   /** Index hashes of blocks [firstBlock, ...); firstBlock starts an index page. */
   writeIndexRun(firstBlock: number, hashes: Buffer): Promise<void>
   provedSync(p: ProvedSync): Promise<void>
+  /** The replica host refused the sync: the replica moved on, or is another source's (shown by `status`). */
+  replicaRefused(code: ReplicaRefusal): Promise<void>
 }

@@ -22,7 +22,7 @@ import {fullsync, type FullsyncOptions, type FullsyncResult} from '../fullsync/c
 import {runHook} from '../sync/hooks.js'
 import {acquireDiskLock} from '../locks/index.js'
 import {phaseEvent} from '../sync/progress.js'
-import {remoteErrorOf} from '../fullsync/client-replies.js'
+import {helloRefused, remoteErrorOf} from '../fullsync/client-replies.js'
 import {Throttle} from '../sync/throttle.js'
 import {helloFlags, newCommitId} from '../fullsync/plan.js'
 
@@ -176,7 +176,7 @@ async function pushDelta(disk: string, claim: RecordClaim, source: SourceDisk, c
     const first = await reader.next()
     if (!first) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection during the hello')
     if (first.type === FrameType.ERROR) {
-      const e = remoteErrorOf(first.payload)
+      const e = await helloRefused(first.payload, owner)
       if (e.code === 'FULL_SYNC_NEEDED') return fallback(disk, target, e.peerMessage)
       throw e
     }

@@ -14,7 +14,8 @@ import {decodeHelloOk, encodeDone, encodeHello, ReplicaStateKind, SyncMode, type
 import {parseTarget} from '../target/target.js'
 import {connectReceiver, type ReceiverConnection} from '../transport/connect.js'
 import {noProgress, type ProgressSink, type SyncLog, type SyncProgress} from '../sync/progress.js'
-import {ReceiverReplies, remoteErrorOf} from './client-replies.js'
+import {helloRefused, ReceiverReplies} from './client-replies.js'
+import type {RecordWriter} from '../change-record/writer.js'
 import {Throttle} from '../sync/throttle.js'
 import {settledStat} from '../psf/disk-stamp.js'
 import {ProtocolError, TransportError} from '../errors.js'
@@ -105,7 +106,7 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
   let chunks: ChunkReader | undefined
   try {
     const commitId = newCommitId()
-    const ok = await hello(conn, reader, writer, h, diskSize, helloFlags(opts), commitId)
+    const ok = await hello(conn, reader, writer, h, diskSize, helloFlags(opts), commitId, claim.writer)
     const resumedAtBlock = resumePoint(ok.state, ok.resumeBlock)
     if (resumedAtBlock > 0) opts.log?.(`resuming at ${Math.floor((resumedAtBlock / blockCount) * 100)}% (block ${resumedAtBlock} of ${blockCount} is durable on the replica)`, 'notice')
     const index = new IndexRecorder(claim, blockCount, diskSize !== h.diskSize)
@@ -165,14 +166,14 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
 }
 
 /** HELLO out, HELLO_OK (or the receiver's ERROR) back. */
-async function hello(conn: ReceiverConnection, reader: FrameReader, writer: FrameWriter, h: PsfHeader, diskSize: number, flags: number, nextCommit: Buffer): Promise<HelloOk> {
+async function hello(conn: ReceiverConnection, reader: FrameReader, writer: FrameWriter, h: PsfHeader, diskSize: number, flags: number, nextCommit: Buffer, owner: RecordWriter): Promise<HelloOk> {
   await writer.send(FrameType.HELLO, encodeHello({
     version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: h.hashAlgo, blockSize: h.blockSize, diskSize,
     replicaId: h.replicaId, flags, lastCommit: h.lastCommit, nextCommit, path: conn.replicaPath,
   }))
   const first = await reader.next()
   if (!first) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection during the hello')
-  if (first.type === FrameType.ERROR) throw remoteErrorOf(first.payload)
+  if (first.type === FrameType.ERROR) throw await helloRefused(first.payload, owner)
   if (first.type !== FrameType.HELLO_OK) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO_OK, got frame type ${first.type}`)
   const ok = decodeHelloOk(first.payload)
   if (ok.version !== PROTOCOL_VERSION) throw new ProtocolError('VERSION_MISMATCH', `the receiver speaks protocol version ${ok.version}; this client speaks ${PROTOCOL_VERSION}`, {hint: 'install the same vdrep release on both hosts'})

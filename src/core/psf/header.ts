@@ -48,7 +48,14 @@ export const HeaderFlag = {
   INDEX_VALID: 1 << 1,
   /** The change record cannot be trusted: the next sync must be a full sync. */
   NEEDS_FULL_SYNC: 1 << 2,
+  /** The replica host refused the last sync: the replica moved on without vdrep (REPLICA_DIVERGED). */
+  REPLICA_DIVERGED: 1 << 3,
+  /** The replica host refused the last sync: the replica belongs to another source (REPLICA_FOREIGN). */
+  REPLICA_FOREIGN: 1 << 4,
 } as const
+
+/** The refusals a .psf records for `status`, until a full sync proves the replica again. */
+export type ReplicaRefusal = 'REPLICA_DIVERGED' | 'REPLICA_FOREIGN'
 
 export interface PsfHeader {
   flags: number

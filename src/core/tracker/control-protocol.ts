@@ -34,7 +34,10 @@
 //   {"op":"indexRun","first":B}      data: 32-byte hashes of blocks B.. (B starts an index page)
 //   {"op":"provedSync","diskSize":D,"replicaSeq":S,"syncedMs":T,"commitId":C}
 //                                    generation + 1, lastSeq = S, last commit id = C, INDEX_VALID set,
+//                                    REPLICA_DIVERGED and REPLICA_FOREIGN cleared,
 //                                    NEEDS_FULL_SYNC cleared (the bitmaps: `complete`)
+//   {"op":"replicaRefused","code":"REPLICA_DIVERGED"|"REPLICA_FOREIGN"}
+//                                    the flag of that name set (the replica host refused the sync)
 // ERROR JSON: {"code": "...", "exitCode": N, "message": "...", "hint": "..."}; the client reads
 // the registered code (doc/protocol.md "Error codes") and never uses exitCode, which is only
 // what the tracker's registry says (kept for older clients). A header that breaks the rules
@@ -70,6 +73,7 @@ export type ControlRequest =
   | {op: 'beginFullSync'}
   | {op: 'indexRun'; first: number}
   | {op: 'provedSync'; diskSize: number; replicaSeq: number; syncedMs: number; commitId: string}
+  | {op: 'replicaRefused'; code: 'REPLICA_DIVERGED' | 'REPLICA_FOREIGN'}
 
 /** Ops whose request carries data, and the size its data must be a multiple of. */
 const DATA_UNIT: Partial<Record<ControlRequest['op'], number>> = {blockHashes: BLOCK_HASH_ENTRY, indexRun: HASH_BYTES}
@@ -182,10 +186,13 @@ function parseRequestJson(o: Record<string, unknown>): ControlRequest {
       return {op: 'commit', seq: count('commit', o, 'seq'), pointInTimeMs: count('commit', o, 'pointInTimeMs'), diskSize: count('commit', o, 'diskSize'), commitId: commitId('commit', o)}
     case 'indexRun':
       return {op: 'indexRun', first: count('indexRun', o, 'first')}
+    case 'replicaRefused':
+      if (o.code !== 'REPLICA_DIVERGED' && o.code !== 'REPLICA_FOREIGN') throw bad('CONTROL_BAD_REQUEST', `replicaRefused: "code" must be REPLICA_DIVERGED or REPLICA_FOREIGN, got ${JSON.stringify(o.code)}`)
+      return {op: 'replicaRefused', code: o.code}
     case 'provedSync':
       return {op: 'provedSync', diskSize: count('provedSync', o, 'diskSize'), replicaSeq: count('provedSync', o, 'replicaSeq'), syncedMs: count('provedSync', o, 'syncedMs'), commitId: commitId('provedSync', o)}
     default:
-      throw bad('CONTROL_UNKNOWN_OP', `unknown operation ${JSON.stringify(o.op)}; known: status, freeze, read, complete, beginCommit, adoptCommitted, blockHashes, commit, beginFullSync, indexRun, provedSync`)
+      throw bad('CONTROL_UNKNOWN_OP', `unknown operation ${JSON.stringify(o.op)}; known: status, freeze, read, complete, beginCommit, adoptCommitted, blockHashes, commit, beginFullSync, indexRun, provedSync, replicaRefused`)
   }
 }
 

@@ -41,6 +41,9 @@ export function recordTransitions(record: ChangeRecord): (req: RecordRequest, da
         await record.writeIndexRun(req.first, data)
         break
       }
+      case 'replicaRefused':
+        await record.replicaRefused(req.code)
+        break
       case 'provedSync':
         sameSize('provedSync', req.diskSize)
         await record.provedSync({diskSize: req.diskSize, replicaSeq: req.replicaSeq, syncedMs: req.syncedMs, commitId: Buffer.from(req.commitId, 'hex')})
