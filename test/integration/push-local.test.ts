@@ -140,17 +140,21 @@ describe('push to a local replica (CLI, no tracker)', function () {
     assert.ok(await filesEqual(disk, replica), 'the replica is the first disk, untouched by the second')
   })
 
-  it('a replica changed behind vdrep\'s back: full sync instead, with the reason', async () => {
+  it('a replica changed behind vdrep\'s back: refused as DIVERGED (exit 11), never overwritten by the fallback; --discard-replica-changes resyncs, with the reason', async () => {
     assert.equal((await vdrep(['fullsync', disk])).code, 0)
     await new Promise((r) => setTimeout(r, 20))
     const fh = await fs.open(replica, 'r+')
     await fh.write(Buffer.from('tampered'), 0, 8, 5 * BS)
     await fh.close()
-    const r = await vdrep(['push', disk, '--json'])
+    const kept = await fs.readFile(replica)
+    const refused = await vdrep(['push', disk, '--json'])
+    assert.equal(refused.code, 11, refused.stdout + refused.stderr)
+    assert.deepEqual(await fs.readFile(replica), kept, 'the replica keeps its changes')
+    const r = await vdrep(['push', disk, '--json', '--discard-replica-changes'])
     assert.equal(r.code, 0, r.stderr)
     const out = json<PushJson>(r)
     assert.equal(out.mode, 'fullsync')
-    assert.match(out.reason ?? '', /modified outside vdrep/)
+    assert.match(out.reason ?? '', /written outside vdrep/)
     assert.ok(await filesEqual(disk, replica))
   })
 
