@@ -287,7 +287,7 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
     const before = await snapshot(replica)
     const st = await stateOf(replica)
     for (const [port, mode] of [[ports[0], SyncMode.FULLSYNC], [ports[1], SyncMode.DELTA]] as const) {
-      for (const version of [0, 2, 0xffff]) await refused(port, [helloFor('main', mode, st, {version})], 'VERSION_MISMATCH')
+      for (const version of [0, 1, 3, 0xffff]) await refused(port, [helloFor('main', mode, st, {version})], 'VERSION_MISMATCH')
       await refused(port, [helloFor('main', mode === SyncMode.DELTA ? SyncMode.FULLSYNC : SyncMode.DELTA, st)], 'WRONG_PORT')
       await refused(port, [helloFor('main', 9, st)], 'WRONG_PORT')
       await refused(port, [helloFor('main', mode, st, {hashAlgo: 0})], 'BAD_HASH')

@@ -192,9 +192,11 @@ export class ChangeRecord implements RecordWriter {
    * after a tracker died the pushes that follow check for outside writes again, not never.
    */
   async commit(c: CommitRecord): Promise<void> {
+    const refusals = HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN // the replica took this commit: no longer refused
     await this.patch((h) => ({
       lastSeq: c.seq, pendingSeq: 0, lastSyncMs: c.pointInTimeMs, diskSize: c.diskSize, lastCommit: c.commitId,
-      ...(c.stamp ? {...stampFields(c.stamp), flags: h.flags | HeaderFlag.CLEAN_SHUTDOWN} : {}),
+      flags: (c.stamp ? h.flags | HeaderFlag.CLEAN_SHUTDOWN : h.flags) & ~refusals,
+      ...(c.stamp ? stampFields(c.stamp) : {}),
     }))
   }
 
