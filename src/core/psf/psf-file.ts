@@ -101,7 +101,7 @@ export class PsfFile {
       fh = await fs.open(path, writable ? 'r+' : 'r')
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
-      if (code === 'ENOENT') throw new StateError('PSF_MISSING', `no state file at ${path}`, {hint: 'run `vdrep init <disk> --to <target>` first'})
+      if (code === 'ENOENT') throw new StateError('PSF_MISSING', `no state file at ${path}`, {hint: 'run `vdrep init <disk> --to <target>` first (a replica synced before from this disk then belongs to another source: hand it over with `vdrep fullsync --take-over-replica`)'})
       throw new StateError('PSF_UNREADABLE', `cannot open ${path}: ${(err as Error).message}`, {cause: err})
     }
     try {
