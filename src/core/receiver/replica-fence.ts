@@ -38,6 +38,7 @@ export function replicaFence(hello: Hello, state: ReplicaState | undefined, fh: 
   if (state.replicaId !== hello.replicaId.toString('hex')) {
     return {code: 'REPLICA_FOREIGN', reason: `the replica belongs to another source (replica id ${state.replicaId}, this disk's is ${hello.replicaId.toString('hex')})`}
   }
+  if (state.diverged) return {code: 'REPLICA_DIVERGED', reason: 'the replica was written by something else while the receiver was down (found when an interrupted push was replayed)'}
   // Its stat is recorded at each commit: only a complete replica has one to compare.
   if (state.complete && st && (Number(st.size) !== state.size || st.mtimeNs.toString() !== state.mtimeNs || st.ctimeNs.toString() !== state.ctimeNs)) {
     return {code: 'REPLICA_DIVERGED', reason: 'the replica was written outside vdrep since its last commit (its size, mtime or ctime changed)'}

@@ -196,6 +196,7 @@ export class ReplicaFile {
       resumeBlock: 0,
       generation: this.state.generation + 1,
       doubt: undefined,
+      diverged: undefined,
       // This proved sync's commit id: the client records the same one in its .psf.
       commit: this.hello.nextCommit.toString('hex'),
       prevCommit: this.state.commit,
