@@ -146,7 +146,7 @@ const nearLimit = (limit: number) =>
 /** Encoder output for each message, including values at and just past the decoder's limits. */
 export const validMessages: Record<string, fc.Arbitrary<Buffer>> = {
   HELLO: rec<m.Hello>({version: fc.integer({min: 0, max: 0xffff}), mode: fc.integer({min: 0, max: 255}), hashAlgo: fc.integer({min: 0, max: 255}),
-    blockSize: u32, diskSize: u64, replicaId: exactly(16), flags: u32, path: text(64)}).map(m.encodeHello),
+    blockSize: u32, diskSize: u64, replicaId: exactly(16), flags: u32, lastCommit: exactly(16), nextCommit: exactly(16), path: text(64)}).map(m.encodeHello),
   HELLO_OK: rec<m.HelloOk>({version: fc.integer({min: 0, max: 0xffff}), state: fc.integer({min: 0, max: 255}), replicaSize: u64, resumeBlock: u64,
     replicaId: exactly(16), generation: u64, lastSeq: u64}).map(m.encodeHelloOk),
   ERROR: rec<m.ErrorMsg>({exitCode: fc.integer({min: 0, max: 255}), code: nearLimit(64), message: nearLimit(2048), hint: nearLimit(1024)}).map(m.encodeError),
@@ -176,7 +176,7 @@ const big64 = fc.bigInt({min: 0n, max: 2n ** 64n - 1n})
 export const psfHeaderArb = rec<PsfHeader>({
   flags: u32, counter: big64, diskSize: u64, blockSize: fc.integer({min: 12, max: 22}).map((e) => 2 ** e), hashAlgo: fc.constantFrom(1, 2, 3),
   replicaId: exactly(16), generation: u64, lastSeq: u64, lastSyncMs: u64, sourceSize: u64, sourceMtimeNs: big64, sourceCtimeNs: big64,
-  pendingSeq: u64, createdMs: u64, settings: settingsArb,
+  pendingSeq: u64, createdMs: u64, settings: settingsArb, lastCommit: exactly(16),
   identity: fc.oneof(fc.constant(NO_IDENTITY), rec<DiskIdentity>({kind: fc.constantFrom(IdentityKind.FILE, IdentityKind.BLOCK_DEVICE), dev: big64, ino: big64, path: fc.string({maxLength: 200})})),
 })
 

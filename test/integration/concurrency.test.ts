@@ -214,8 +214,12 @@ describe('concurrency: second comers are refused with their documented codes, no
       const done = await first.done
       assert.equal(done.code, 0, done.stderr)
       assert.ok(await cmpEqual(a, replica), 'the replica is the first client\'s disk')
-      // Once the first is done, the other receiver may write it (B's disk replaces A's, proved).
-      const again = await vdrep(['fullsync', b], {env})
+      // Once the first is done, the replica is A's: B is refused as another source (exit 10,
+      // nothing written) until it is handed over; then B's disk replaces A's, proved.
+      const foreign = await vdrep(['fullsync', b], {env})
+      assert.equal(foreign.code, 10, foreign.stdout + foreign.stderr)
+      assert.ok(await cmpEqual(a, replica), 'still the first client\'s disk')
+      const again = await vdrep(['fullsync', b, '--take-over-replica'], {env})
       assert.equal(again.code, 0, again.stderr)
       assert.ok(await cmpEqual(b, replica))
     } finally {

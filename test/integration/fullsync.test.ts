@@ -145,7 +145,8 @@ describe('fullsync to a local replica (CLI)', function () {
       // The same blocks changed each time: the replica goes back to the old bytes in between.
       const oldBlocks = await fs.readFile(replica)
       const changed = await scribbleBlocks(disk, BS, 4, 'mmap-seed')
-      const r = await vdrep(['fullsync', disk, '--json'], {env: {...process.env, VDREP_NO_MMAP: noMmap}})
+      // The replica put back by hand in between moved on without vdrep: the user's flag says to overwrite it.
+      const r = await vdrep(['fullsync', disk, '--json', '--discard-replica-changes'], {env: {...process.env, VDREP_NO_MMAP: noMmap}})
       assert.equal(r.code, 0, `VDREP_NO_MMAP=${noMmap}: ${r.stderr}`)
       const out = json<SyncJson>(r)
       assert.equal(out.blocksDiffering, changed.length, `VDREP_NO_MMAP=${noMmap}`)
@@ -194,13 +195,17 @@ describe('fullsync to a local replica (CLI)', function () {
     assert.equal(again.bytesSent, 0)
   })
 
-  it('finds and repairs a replica block corrupted behind its back', async () => {
+  it('a replica block written behind its back: refused as DIVERGED (exit 11, nothing written); with --discard-replica-changes found and repaired', async () => {
     await init()
     assert.equal((await vdrep(['fullsync', disk])).code, 0)
     const fh = await fs.open(replica, 'r+')
     await fh.write(Buffer.from('bit rot'), 0, 7, 3 * BS + 100)
     await fh.close()
-    const out = json<SyncJson>(await vdrep(['fullsync', disk, '--json']))
+    const kept = await fs.readFile(replica)
+    const refused = await vdrep(['fullsync', disk])
+    assert.equal(refused.code, 11, refused.stdout + refused.stderr)
+    assert.deepEqual(await fs.readFile(replica), kept)
+    const out = json<SyncJson>(await vdrep(['fullsync', disk, '--json', '--discard-replica-changes']))
     assert.equal(out.blocksDiffering, 1)
     assert.ok(await filesEqual(disk, replica))
   })

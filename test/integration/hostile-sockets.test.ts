@@ -195,7 +195,7 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
   function helloFor(replica: 'main' | 'second', mode: number, state: ReplicaState, over: Partial<Hello> = {}): Buffer {
     return frame(FrameType.HELLO, encodeHello({
       version: PROTOCOL_VERSION, mode, hashAlgo: state.hashAlgo, blockSize: state.blockSize, diskSize: state.diskSize,
-      replicaId: Buffer.from(state.replicaId, 'hex'), flags: 0, path: `${replica}.img`, ...over,
+      replicaId: Buffer.from(state.replicaId, 'hex'), flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: `${replica}.img`, ...over,
     }))
   }
 
@@ -287,7 +287,7 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
     const before = await snapshot(replica)
     const st = await stateOf(replica)
     for (const [port, mode] of [[ports[0], SyncMode.FULLSYNC], [ports[1], SyncMode.DELTA]] as const) {
-      for (const version of [0, 2, 0xffff]) await refused(port, [helloFor('main', mode, st, {version})], 'VERSION_MISMATCH')
+      for (const version of [0, 1, 3, 0xffff]) await refused(port, [helloFor('main', mode, st, {version})], 'VERSION_MISMATCH')
       await refused(port, [helloFor('main', mode === SyncMode.DELTA ? SyncMode.FULLSYNC : SyncMode.DELTA, st)], 'WRONG_PORT')
       await refused(port, [helloFor('main', 9, st)], 'WRONG_PORT')
       await refused(port, [helloFor('main', mode, st, {hashAlgo: 0})], 'BAD_HASH')
@@ -300,14 +300,15 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
       await refused(port, [frame(FrameType.HELLO, good.subarray(0, 20))], 'FRAME_MALFORMED') // short
       await refused(port, [frame(FrameType.HELLO, good, Buffer.from([1, 2, 3]))], 'FRAME_MALFORMED') // trailing bytes
       const huge = Buffer.from(good)
-      huge.writeUInt16LE(0xffff, 36) // the path's length says more than there is
+      huge.writeUInt16LE(0xffff, 68) // the path's length says more than there is
       await refused(port, [frame(FrameType.HELLO, huge)], 'FRAME_MALFORMED')
       const neg = Buffer.from(good)
       U64_MAX.copy(neg, 8) // disk size 2^64-1: "negative" as a signed number
       await refused(port, [frame(FrameType.HELLO, neg)], 'FRAME_MALFORMED')
     }
-    // A delta HELLO for the replica from another source (another replica id): a full sync is needed, nothing is written.
-    await refused(ports[1], [helloFor('main', SyncMode.DELTA, st, {replicaId: Buffer.alloc(16, 0xee)})], 'FULL_SYNC_NEEDED')
+    // A HELLO for the replica from another source (another replica id): refused on both ports, nothing is written.
+    await refused(ports[1], [helloFor('main', SyncMode.DELTA, st, {replicaId: Buffer.alloc(16, 0xee)})], 'REPLICA_FOREIGN')
+    await refused(ports[0], [helloFor('main', SyncMode.FULLSYNC, st, {replicaId: Buffer.alloc(16, 0xee)})], 'REPLICA_FOREIGN')
     await untouched(replica, before, 'bad hellos')
   })
 

@@ -132,25 +132,30 @@ describe('push to a local replica (CLI, no tracker)', function () {
     for (let i = 0; i < 200 && !(await fs.stat(replica).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 20))
     for (const args of [['fullsync', other], ['push', other]]) {
       const r = await vdrep(args)
-      assert.equal(r.code, 3, `${args.join(' ')} of another disk to the replica a local sync is writing: ${r.stdout}${r.stderr}`)
-      assert.match(r.stderr, /another vdrep process .* is writing .*vm\.img/)
+      // Refused by the lock while the first writes, or (the first done) as another source's replica.
+      assert.ok(r.code === 3 || r.code === 10, `${args.join(' ')} of another disk to the replica a local sync is writing: ${r.stdout}${r.stderr}`)
+      assert.match(r.stderr, r.code === 3 ? /another vdrep process .* is writing .*vm\.img/ : /belongs to another source/)
     }
     const done = await firstDone
     assert.equal(done.code, 0, done.stderr)
     assert.ok(await filesEqual(disk, replica), 'the replica is the first disk, untouched by the second')
   })
 
-  it('a replica changed behind vdrep\'s back: full sync instead, with the reason', async () => {
+  it('a replica changed behind vdrep\'s back: refused as DIVERGED (exit 11), never overwritten by the fallback; --discard-replica-changes resyncs, with the reason', async () => {
     assert.equal((await vdrep(['fullsync', disk])).code, 0)
     await new Promise((r) => setTimeout(r, 20))
     const fh = await fs.open(replica, 'r+')
     await fh.write(Buffer.from('tampered'), 0, 8, 5 * BS)
     await fh.close()
-    const r = await vdrep(['push', disk, '--json'])
+    const kept = await fs.readFile(replica)
+    const refused = await vdrep(['push', disk, '--json'])
+    assert.equal(refused.code, 11, refused.stdout + refused.stderr)
+    assert.deepEqual(await fs.readFile(replica), kept, 'the replica keeps its changes')
+    const r = await vdrep(['push', disk, '--json', '--discard-replica-changes'])
     assert.equal(r.code, 0, r.stderr)
     const out = json<PushJson>(r)
     assert.equal(out.mode, 'fullsync')
-    assert.match(out.reason ?? '', /modified outside vdrep/)
+    assert.match(out.reason ?? '', /written outside vdrep/)
     assert.ok(await filesEqual(disk, replica))
   })
 
@@ -165,7 +170,8 @@ describe('push to a local replica (CLI, no tracker)', function () {
     await markChanged(disk, await scribbleBlocks(disk, BS, 3, 'b3'))
     const behind = json<PushJson>(await vdrep(['push', disk, '--json']))
     assert.equal(behind.mode, 'fullsync')
-    assert.match(behind.reason ?? '', /sequence mismatch \(replica at 2, this disk's record at 0\)/)
+    // The receiver tells first: the record's last commit id is not the replica's (the commit chain).
+    assert.match(behind.reason ?? '', /the commit chain differs/)
     assert.ok(await filesEqual(disk, replica))
     // The full sync settled the sequence both sides agree on: deltas again, not a full sync per push.
     const changed = await scribbleBlocks(disk, BS, 4, 'b4')
@@ -179,14 +185,17 @@ describe('push to a local replica (CLI, no tracker)', function () {
     assert.ok(await filesEqual(disk, replica))
   })
 
-  it('a deleted .psf: push says how to recover; after init the push falls back to a full sync', async () => {
+  it('a deleted .psf: push says how to recover; after init the replica is another source\'s (exit 10) until handed over, then the push falls back to a full sync', async () => {
     assert.equal((await vdrep(['fullsync', disk])).code, 0)
     await fs.rm(`${disk}.psf`)
     const r = await vdrep(['push', disk])
     assert.equal(r.code, 2)
     assert.match(r.stderr, /no state file/)
     assert.equal((await vdrep(['init', disk, '--to', replica])).code, 0)
-    const out = json<PushJson>(await vdrep(['push', disk, '--json']))
+    const foreign = await vdrep(['push', disk])
+    assert.equal(foreign.code, 10, foreign.stdout + foreign.stderr)
+    assert.match(foreign.stderr, /--take-over-replica/)
+    const out = json<PushJson>(await vdrep(['push', disk, '--json', '--take-over-replica']))
     assert.equal(out.mode, 'fullsync')
     assert.ok(await filesEqual(disk, replica))
   })

@@ -25,7 +25,7 @@ const MiB = 1 << 20
 const OTHER_USER = 'vdrep-peer'
 
 function helloBytes(replicaPath: string, mode: number): Buffer {
-  return encodeHello({version: PROTOCOL_VERSION, mode, hashAlgo: HashAlgo.SHA256, blockSize: 65536, diskSize: 4 * MiB, replicaId: randomBytes(16), flags: 0, path: replicaPath})
+  return encodeHello({version: PROTOCOL_VERSION, mode, hashAlgo: HashAlgo.SHA256, blockSize: 65536, diskSize: 4 * MiB, replicaId: randomBytes(16), flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: replicaPath})
 }
 
 async function ensureUser(name: string): Promise<boolean> {

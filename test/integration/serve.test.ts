@@ -3,7 +3,6 @@
 // writer per replica (in one receiver and across two), several replicas at once, SIGTERM.
 import assert from 'node:assert/strict'
 import {execFile, type ChildProcess} from 'node:child_process'
-import {randomBytes} from 'node:crypto'
 import fs from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
@@ -20,8 +19,11 @@ import {freePort} from '../helpers/sshd.js'
 const run = promisify(execFile)
 const OTHER_USER = 'vdrep-peer'
 
+/** One source for every hello here: a replica of another source would be refused (REPLICA_FOREIGN). */
+const SOURCE_ID = Buffer.alloc(16, 9)
+
 function helloBytes(replicaPath: string, mode: number = SyncMode.FULLSYNC): Buffer {
-  return encodeHello({version: PROTOCOL_VERSION, mode, hashAlgo: HashAlgo.SHA256, blockSize: 65536, diskSize: 1 << 20, replicaId: randomBytes(16), flags: 0, path: replicaPath})
+  return encodeHello({version: PROTOCOL_VERSION, mode, hashAlgo: HashAlgo.SHA256, blockSize: 65536, diskSize: 1 << 20, replicaId: SOURCE_ID, flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: replicaPath})
 }
 
 /** A client that sends HELLO and reads the first frame back (null: closed without one). */

@@ -68,7 +68,7 @@ async function helloOverSsh(sshd: Sshd, port: number, replicaPath: string, opts:
   try {
     const stream = await t.openStream(port)
     const reader = new FrameReader(stream)
-    const hello = encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: HashAlgo.SHA256, blockSize: 65536, diskSize: MiB, replicaId: randomBytes(16), flags: 0, path: replicaPath})
+    const hello = encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: HashAlgo.SHA256, blockSize: 65536, diskSize: MiB, replicaId: randomBytes(16), flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: replicaPath})
     await new FrameWriter(stream).send(FrameType.HELLO, hello)
     return await reader.next().catch(() => null)
   } finally {

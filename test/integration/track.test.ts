@@ -321,7 +321,9 @@ describe('vdrep track (CLI, real NBD clients)', function () {
     tracker = await startTracker(disk, ['--nbd', `unix:${sock}`])
     const running = tracker
     let stopped: Awaited<ReturnType<RunningTracker['stop']>> | undefined
+    // The replica was written by hand here (to make blocks differ): the user's flag says to overwrite it.
     const outcome = await fullsync(disk, {
+      discardReplicaChanges: true,
       beforeFill: async () => {
         stopped ??= await running.stop('SIGTERM') // it records its stamp and sets CLEAN_SHUTDOWN
       },

@@ -4,7 +4,7 @@
 // running tracker, or else the process holding the disk lock. Others ask that one (the
 // tracker's control socket) or open the record read-only.
 import {Bitmap} from '../psf/bitmap.js'
-import {HeaderFlag, type PsfHeader} from '../psf/header.js'
+import {HeaderFlag, type PsfHeader, type ReplicaRefusal} from '../psf/header.js'
 import {Region} from '../psf/layout.js'
 import {PsfFile} from '../psf/psf-file.js'
 import type {DiskStamp} from '../psf/disk-stamp.js'
@@ -198,10 +198,18 @@ export class ChangeRecord implements RecordWriter {
    * after a tracker died the pushes that follow check for outside writes again, not never.
    */
   async commit(c: CommitRecord): Promise<void> {
+    const refusals = HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN // the replica took this commit: no longer refused
     await this.patch((h) => ({
-      lastSeq: c.seq, pendingSeq: 0, lastSyncMs: c.pointInTimeMs, diskSize: c.diskSize,
-      ...(c.stamp ? {...stampFields(c.stamp), flags: h.flags | HeaderFlag.CLEAN_SHUTDOWN} : {}),
+      lastSeq: c.seq, pendingSeq: 0, lastSyncMs: c.pointInTimeMs, diskSize: c.diskSize, lastCommit: c.commitId,
+      flags: (c.stamp ? h.flags | HeaderFlag.CLEAN_SHUTDOWN : h.flags) & ~refusals,
+      ...(c.stamp ? stampFields(c.stamp) : {}),
     }))
+  }
+
+  /** The replica host refused a sync (REPLICA_DIVERGED or REPLICA_FOREIGN): kept for `status` until a proved sync. */
+  async replicaRefused(code: ReplicaRefusal): Promise<void> {
+    const flag = code === 'REPLICA_DIVERGED' ? HeaderFlag.REPLICA_DIVERGED : HeaderFlag.REPLICA_FOREIGN
+    if ((this.header.flags & flag) === 0) await this.patch((h) => ({flags: h.flags | flag}))
   }
 
   /** The index is rewritten as a full sync goes; until its proof passes it is not trusted. */
@@ -242,8 +250,8 @@ export class ChangeRecord implements RecordWriter {
   }
 
   private provedFields(h: PsfHeader, p: ProvedSync): Partial<PsfHeader> & {flags: number} {
-    const flags = (h.flags | HeaderFlag.INDEX_VALID | (p.stamp ? HeaderFlag.CLEAN_SHUTDOWN : 0)) & ~HeaderFlag.NEEDS_FULL_SYNC
-    return {flags, generation: h.generation + 1, lastSyncMs: p.syncedMs, diskSize: p.diskSize, lastSeq: p.replicaSeq, pendingSeq: 0, ...(p.stamp ? stampFields(p.stamp) : {})}
+    const flags = (h.flags | HeaderFlag.INDEX_VALID | (p.stamp ? HeaderFlag.CLEAN_SHUTDOWN : 0)) & ~(HeaderFlag.NEEDS_FULL_SYNC | HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN)
+    return {flags, generation: h.generation + 1, lastCommit: p.commitId, lastSyncMs: p.syncedMs, diskSize: p.diskSize, lastSeq: p.replicaSeq, pendingSeq: 0, ...(p.stamp ? stampFields(p.stamp) : {})}
   }
 
   private checkWritable(): void {

@@ -3,12 +3,15 @@
 // and the running tracker's control socket (tracker/control-client.ts), which executes the same
 // ChangeRecord transitions in the tracker. So the caller's code is the same either way.
 import type {DiskStamp} from '../psf/disk-stamp.js'
+import type {ReplicaRefusal} from '../psf/header.js'
 
 export interface CommitRecord {
   seq: number
   /** When the push froze its blocks: the replica is the disk as of then. */
   pointInTimeMs: number
   diskSize: number
+  /** The commit id the replica recorded with this push (16 bytes): the record's last commit from now. */
+  commitId: Buffer
   /** Without a tracker: the disk's stamp the record was checked against (the clean point). */
   stamp?: DiskStamp
 }
@@ -18,6 +21,8 @@ export interface ProvedSync {
   /** The replica's sequence from its HELLO_OK: the point both sides agree on from now. */
   replicaSeq: number
   syncedMs: number
+  /** The commit id the replica recorded with this proof (16 bytes). */
+  commitId: Buffer
   /** Without a tracker: the disk's stamp when the sync began; the bitmaps are cleared. */
   stamp?: DiskStamp
 }
@@ -34,4 +39,6 @@ export interface RecordWriter {
   /** Index hashes of blocks [firstBlock, ...); firstBlock starts an index page. */
   writeIndexRun(firstBlock: number, hashes: Buffer): Promise<void>
   provedSync(p: ProvedSync): Promise<void>
+  /** The replica host refused the sync: the replica moved on, or is another source's (shown by `status`). */
+  replicaRefused(code: ReplicaRefusal): Promise<void>
 }

@@ -204,7 +204,8 @@ export async function recoverJournal(replicaPath: string): Promise<'none' | 'rep
           const {seq, diskSize} = applied
           // One write: the new stat is never recorded as trusted without the doubt beside it.
           const doubt = `a push's apply was interrupted (sequence ${seq}) and the replica changed before it was replayed; only a full sync can tell whether something else wrote it`
-          await commitState(replicaPath, fh, state, seq, diskSize, foreign ? {doubt} : {})
+          // Written by something else while the receiver was down: it moved on (REPLICA_DIVERGED), not only doubt.
+          await commitState(replicaPath, fh, state, seq, diskSize, foreign ? {doubt, diverged: true} : {})
         } finally {
           await fh.close()
         }

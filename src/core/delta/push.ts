@@ -22,8 +22,9 @@ import {fullsync, type FullsyncOptions, type FullsyncResult} from '../fullsync/c
 import {runHook} from '../sync/hooks.js'
 import {acquireDiskLock} from '../locks/index.js'
 import {phaseEvent} from '../sync/progress.js'
-import {remoteErrorOf} from '../fullsync/client-replies.js'
+import {helloRefused, remoteErrorOf} from '../fullsync/client-replies.js'
 import {Throttle} from '../sync/throttle.js'
+import {helloFlags, newCommitId} from '../fullsync/plan.js'
 
 export interface PushOptions extends FullsyncOptions {
   noFallback?: boolean
@@ -168,13 +169,16 @@ async function pushDelta(disk: string, claim: RecordClaim, source: SourceDisk, c
   let committed = false
   let closing: Promise<void> | undefined
   try {
+    const commitId = newCommitId()
     await writer.send(FrameType.HELLO, encodeHello({
-      version: PROTOCOL_VERSION, mode: SyncMode.DELTA, hashAlgo: h.hashAlgo, blockSize: h.blockSize, diskSize: source.size, replicaId: h.replicaId, flags: 0, path: conn.replicaPath,
+      version: PROTOCOL_VERSION, mode: SyncMode.DELTA, hashAlgo: h.hashAlgo, blockSize: h.blockSize, diskSize: source.size, replicaId: h.replicaId,
+      // The fence flags only let the receiver answer "full sync needed" instead of refusing: the full sync that follows carries them too.
+      flags: helloFlags({takeOverReplica: opts.takeOverReplica, discardReplicaChanges: opts.discardReplicaChanges}), lastCommit: h.lastCommit, nextCommit: commitId, path: conn.replicaPath,
     }))
     const first = await reader.next()
     if (!first) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection during the hello')
     if (first.type === FrameType.ERROR) {
-      const e = remoteErrorOf(first.payload)
+      const e = await helloRefused(first.payload, owner)
       if (e.code === 'FULL_SYNC_NEEDED') return fallback(disk, target, e.peerMessage)
       throw e
     }
@@ -220,7 +224,7 @@ async function pushDelta(disk: string, claim: RecordClaim, source: SourceDisk, c
     // that, pendingSeq names this push and the next one records it (blocks still in flight
     // then go back to the active record and are sent again: harmless).
     await frozen.complete(true, {syncLater: true})
-    await owner.commit({seq, pointInTimeMs: pointInTime, diskSize: source.size, stamp: stampAtCheck})
+    await owner.commit({seq, pointInTimeMs: pointInTime, diskSize: source.size, commitId, stamp: stampAtCheck})
     return {
       disk, target, mode: 'delta', seq, blocks: stats.blocks, zeroBlocks: stats.zeroBlocks, bytesSent: stats.bytesSent,
       seconds: (performance.now() - started) / 1000,

@@ -15,6 +15,7 @@ import type {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeBundleBegin, decodeBundleEnd, decodeData, decodeRange, encodeCommitted, encodeHelloOk, ReplicaStateKind, type Hello} from '../protocol/messages.js'
 import {abandonJournal, applyJournal, commitState, recoverJournal} from './apply.js'
 import {EntryKind, ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, JOURNAL_TRAILER_SIZE, journalPathFor, JournalWriter} from './journal.js'
+import {chainMatches, enforceFence, replicaFence} from '../receiver/replica-fence.js'
 import {readReplicaState, type ReplicaState} from '../receiver/replica-state.js'
 import type {SessionLog} from '../receiver/session-log.js'
 
@@ -26,6 +27,7 @@ export async function deltaDoubt(hello: Hello, state: ReplicaState | undefined, 
   if (state.doubt) return state.doubt
   if (state.replicaId !== hello.replicaId.toString('hex')) return 'the replica belongs to another source (replica id differs)'
   if (state.blockSize !== hello.blockSize || state.hashAlgo !== hello.hashAlgo) return 'the block size or hash algorithm changed'
+  if (!chainMatches(hello, state)) return 'the commit chain differs: this disk\'s record is not the one that last wrote the replica (a restored or copied .psf?)'
   if (hello.diskSize < state.diskSize) return `the source disk shrank (${hello.diskSize} < ${state.diskSize} bytes)`
   const st = await replica.stat({bigint: true})
   if (Number(st.size) !== state.size || st.mtimeNs.toString() !== state.mtimeNs || st.ctimeNs.toString() !== state.ctimeNs) {
@@ -45,6 +47,12 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
   }
   try {
+    if (!error) {
+      const fence = replicaFence(hello, state, fh, fh ? await fh.stat({bigint: true}) : undefined)
+      // Refused here, not by a fallback: the user's flag turns it into the full sync they chose.
+      enforceFence(hello, fence, (text) => log(text, `push ${replicaPath}`))
+      if (fence) throw new FullSyncNeededError(fence.reason)
+    }
     const doubt = await deltaDoubt(hello, state, error?.message, fh)
     if (doubt) throw new FullSyncNeededError(doubt)
     const replica = fh as fs.FileHandle
@@ -83,7 +91,7 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
       throw err
     }
     const {seq, diskSize, blocks} = applied
-    await commitState(replicaPath, replica, current, seq, diskSize)
+    await commitState(replicaPath, replica, current, seq, diskSize, {commit: hello.nextCommit.toString('hex'), prevCommit: current.commit})
     log(`sequence ${seq} committed, ${blocks} blocks`, `push ${replicaPath}`)
     // The state file is the commit point: answer now, then drop the journal (unlinking 40 MB of
     // it took ~20 ms that the client waited for). A journal left by a failed or interrupted

@@ -95,6 +95,20 @@ export class ReplicaFullError extends VdrepError {
   }
 }
 
+/** Raised by the receiver only: the replica belongs to another source (REPLICA_FOREIGN). */
+export class ReplicaForeignError extends VdrepError {
+  constructor(message: string, opts?: VdrepErrorOptions) {
+    super('REPLICA_FOREIGN', message, opts)
+  }
+}
+
+/** Raised by the receiver only: the replica moved on without vdrep (REPLICA_DIVERGED). */
+export class ReplicaDivergedError extends VdrepError {
+  constructor(message: string, opts?: VdrepErrorOptions) {
+    super('REPLICA_DIVERGED', message, opts)
+  }
+}
+
 /** Wrap an I/O failure so the message names what was being done and where. */
 export class DiskIoError extends VdrepError {
   constructor(message: string, opts?: VdrepErrorOptions) {

@@ -13,6 +13,8 @@ export const ExitCode = {
   TRANSPORT: 7,
   HOST_KEY: 8,
   REPLICA_FULL: 9,
+  REPLICA_FOREIGN: 10,
+  REPLICA_DIVERGED: 11,
   INTERRUPTED: 130,
 } as const
 
@@ -31,5 +33,7 @@ export const EXIT_CODE_TABLE: ReadonlyArray<readonly [ExitCodeValue, ExitCodeNam
   [7, 'TRANSPORT', 'the connection to the replica host failed or was cut'],
   [8, 'HOST_KEY', 'the replica host key is unknown or changed'],
   [9, 'REPLICA_FULL', 'the replica filesystem has no room for the data'],
+  [10, 'REPLICA_FOREIGN', 'the replica belongs to another source; nothing was written (hand it over with --take-over-replica)'],
+  [11, 'REPLICA_DIVERGED', 'the replica was written outside vdrep since its last commit, or is open by another program; nothing was written (resync with --discard-replica-changes)'],
   [130, 'INTERRUPTED', 'interrupted by a signal'],
 ]

@@ -136,6 +136,8 @@ export const ERROR_CODES = {
   RECEIVER_NOT_STARTED: {exit: ExitCode.TRANSPORT, meaning: 'no receiver answers on the replica host and none could be started', clientSide: true},
   RECEIVER_STOPPING: {exit: ExitCode.TRANSPORT, meaning: 'the receiver on the replica host is shutting down'},
   REMOTE_ERROR: {exit: ExitCode.FAILURE, meaning: 'the peer reported an error code this vdrep does not know', clientSide: true},
+  REPLICA_DIVERGED: {exit: ExitCode.REPLICA_DIVERGED, meaning: 'the replica moved on without vdrep (written since its last commit, or held open by another program): it is not overwritten without --discard-replica-changes'},
+  REPLICA_FOREIGN: {exit: ExitCode.REPLICA_FOREIGN, meaning: 'the replica belongs to another source (another replica id): it is not overwritten without --take-over-replica'},
   REPLICA_FULL: {exit: ExitCode.REPLICA_FULL, meaning: 'the replica filesystem has no room for the data'},
   REPLICA_IS_RECEIVER_FILE: {exit: ExitCode.USAGE, meaning: 'the replica path names one of the receiver\'s own files (its log or config)'},
   REPLICA_LARGER: {exit: ExitCode.USAGE, meaning: 'the replica is larger than the source (push --truncate-replica to cut it)'},

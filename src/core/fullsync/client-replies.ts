@@ -1,6 +1,7 @@
 // The client's view of what the receiver sends during a full sync, read in the background:
 // block statuses (queued in order, bounded so a fast scanner cannot fill memory), checkpoint
 // acknowledgements, the verify result, and any ERROR, which fails every waiter.
+import type {RecordWriter} from '../change-record/writer.js'
 import {ProtocolError, RemoteError, TransportError} from '../errors.js'
 import {HASH_LENGTH} from '../hash/block-hash.js'
 import {FrameType} from '../protocol/frame.js'
@@ -11,6 +12,16 @@ import {BlockKind, decodeBlockStatus, decodeError, decodeU64, decodeVerifyResult
 export function remoteErrorOf(payload: Buffer): RemoteError {
   const e = decodeError(payload)
   return new RemoteError(e, 'replica host') // its exit code is ours to decide, by the code
+}
+
+/**
+ * The receiver's refusal of the hello. A replica that moved on or is another source's is
+ * recorded in the .psf first (through its owner), so that `status` shows it until a proved sync.
+ */
+export async function helloRefused(payload: Buffer, owner: RecordWriter): Promise<RemoteError> {
+  const e = remoteErrorOf(payload)
+  if (e.code === 'REPLICA_DIVERGED' || e.code === 'REPLICA_FOREIGN') await owner.replicaRefused(e.code)
+  return e
 }
 
 export class ReceiverReplies {

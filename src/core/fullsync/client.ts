@@ -8,25 +8,30 @@ import type {ChunkReader} from '../disk/chunk-reader.js'
 import type {DiskStamp} from '../psf/disk-stamp.js'
 import type {PsfHeader} from '../psf/header.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
-import {decodeHelloOk, encodeDone, encodeHello, HelloFlag, ReplicaStateKind, SyncMode, type HelloOk} from '../protocol/messages.js'
+import {decodeHelloOk, encodeDone, encodeHello, ReplicaStateKind, SyncMode, type HelloOk} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
 import type {Carrier} from '../transport/carrier.js'
 import {connectReceiver} from '../transport/connect.js'
 import type {FrameReader} from '../protocol/frame-reader.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
 import {noProgress, type ProgressSink, type SyncLog, type SyncProgress} from '../sync/progress.js'
-import {ReceiverReplies, remoteErrorOf} from './client-replies.js'
+import {helloRefused, ReceiverReplies} from './client-replies.js'
+import type {RecordWriter} from '../change-record/writer.js'
 import {Throttle} from '../sync/throttle.js'
 import {settledStat} from '../psf/disk-stamp.js'
 import {ProtocolError, TransportError} from '../errors.js'
 import {claimRecord, type RecordClaim} from '../change-record/claim.js'
 import {checkOpenedDisk} from '../change-record/identity.js'
-import {checkBeforeSync, checkpointBlocks, checkTargetNotSource, resumePoint} from './plan.js'
+import {checkBeforeSync, checkpointBlocks, checkTargetNotSource, helloFlags, newCommitId, resumePoint} from './plan.js'
 import {checkVerdict, IndexRecorder, recordProof} from './proof.js'
 import {streamDisk} from './stream.js'
 
 export interface FullsyncOptions {
   truncateReplica?: boolean
+  /** Hand a replica that belongs to another source to this disk (the receiver refuses it otherwise). */
+  takeOverReplica?: boolean
+  /** Overwrite a replica that moved on without vdrep (the receiver refuses it otherwise). */
+  discardReplicaChanges?: boolean
   /** Make the replica durable and record a resume point at least this often (bytes of disk). */
   checkpointBytes?: number
   bwlimitBytesPerSecond?: number
@@ -104,7 +109,8 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
   let replies: ReceiverReplies | undefined
   let chunks: ChunkReader | undefined
   try {
-    const ok = await hello(conn, reader, writer, h, diskSize, opts.truncateReplica === true)
+    const commitId = newCommitId()
+    const ok = await hello(conn, reader, writer, h, diskSize, helloFlags(opts), commitId, claim.writer)
     const resumedAtBlock = resumePoint(ok.state, ok.resumeBlock)
     if (resumedAtBlock > 0) opts.log?.(`resuming at ${Math.floor((resumedAtBlock / blockCount) * 100)}% (block ${resumedAtBlock} of ${blockCount} is durable on the replica)`, 'notice')
     const index = new IndexRecorder(claim, blockCount, diskSize !== h.diskSize)
@@ -135,7 +141,7 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
     await writer.send(FrameType.DONE, encodeDone({blockCount, digest: ourDigest}))
     checkVerdict(await replies.verifyResult(), ourDigest)
     writer.end()
-    await recordProof(claim, index, {diskSize, replicaSeq: ok.lastSeq, stamp: stampAtStart})
+    await recordProof(claim, index, {diskSize, replicaSeq: ok.lastSeq, commitId, stamp: stampAtStart})
     proved = true
     await tracker?.complete(true)
     p.phase = 'done'
@@ -164,14 +170,14 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
 }
 
 /** HELLO out, HELLO_OK (or the receiver's ERROR) back. */
-async function hello(conn: Carrier, reader: FrameReader, writer: FrameWriter, h: PsfHeader, diskSize: number, truncate: boolean): Promise<HelloOk> {
+async function hello(conn: Carrier, reader: FrameReader, writer: FrameWriter, h: PsfHeader, diskSize: number, flags: number, nextCommit: Buffer, owner: RecordWriter): Promise<HelloOk> {
   await writer.send(FrameType.HELLO, encodeHello({
     version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: h.hashAlgo, blockSize: h.blockSize, diskSize,
-    replicaId: h.replicaId, flags: truncate ? HelloFlag.TRUNCATE_REPLICA : 0, path: conn.replicaPath,
+    replicaId: h.replicaId, flags, lastCommit: h.lastCommit, nextCommit, path: conn.replicaPath,
   }))
   const first = await reader.next()
   if (!first) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection during the hello')
-  if (first.type === FrameType.ERROR) throw remoteErrorOf(first.payload)
+  if (first.type === FrameType.ERROR) throw await helloRefused(first.payload, owner)
   if (first.type !== FrameType.HELLO_OK) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO_OK, got frame type ${first.type}`)
   const ok = decodeHelloOk(first.payload)
   if (ok.version !== PROTOCOL_VERSION) throw new ProtocolError('VERSION_MISMATCH', `the receiver speaks protocol version ${ok.version}; this client speaks ${PROTOCOL_VERSION}`, {hint: 'install the same vdrep release on both hosts'})

@@ -1,13 +1,14 @@
 // What a full sync compares and sends: the checks before anything is read (a shrunk disk, a
 // resize under a tracker, a target that is the source), the checkpoint cadence, where a resumed
 // sync starts, and per chunk which blocks are skipped, sent as a zero run or sent as data.
+import crypto from 'node:crypto'
 import path from 'node:path'
 import {UsageError} from '../errors.js'
 import {HASH_LENGTH} from '../hash/block-hash.js'
 import type {BlockSums} from '../disk/read-hash.js'
 import type {PsfHeader} from '../psf/header.js'
 import {psfPathFor} from '../psf/psf-file.js'
-import {BlockKind, ReplicaStateKind} from '../protocol/messages.js'
+import {BlockKind, COMMIT_ID_LENGTH, HelloFlag, ReplicaStateKind} from '../protocol/messages.js'
 import {DEFAULT_CHECKPOINT_BYTES, MAX_CHECKPOINT_BLOCKS} from '../protocol/flow.js'
 
 export const SKIP = 0
@@ -93,4 +94,14 @@ export function redecideFilled(sums: BlockSums, fresh: BlockSums, runs: Array<[n
     toSend += decideAll(merged, theirKinds, theirHashes, action, a, z)
   }
   return {sums: merged, toSend}
+}
+
+/** The hello's flags for what the user chose: cut a larger replica, take over another source's, discard a diverged one's changes. */
+export function helloFlags(o: {truncateReplica?: boolean; takeOverReplica?: boolean; discardReplicaChanges?: boolean}): number {
+  return (o.truncateReplica ? HelloFlag.TRUNCATE_REPLICA : 0) | (o.takeOverReplica ? HelloFlag.TAKE_OVER_REPLICA : 0) | (o.discardReplicaChanges ? HelloFlag.DISCARD_REPLICA_CHANGES : 0)
+}
+
+/** A new commit id: recorded on both sides when the sync it names succeeds. */
+export function newCommitId(): Buffer {
+  return crypto.randomBytes(COMMIT_ID_LENGTH)
 }

@@ -70,8 +70,8 @@ export function checkVerdict(verdict: VerifyResult, ourDigest: Buffer): void {
  * re-made with `init --force`, a push whose answer was lost) would be told "sequence mismatch,
  * full sync needed" by every push after the full sync meant to cure it.
  */
-export async function recordProof(claim: RecordClaim, index: IndexRecorder, p: {diskSize: number; replicaSeq: number; stamp?: DiskStamp}): Promise<void> {
-  const proved = {diskSize: p.diskSize, replicaSeq: p.replicaSeq, syncedMs: Date.now(), stamp: p.stamp}
+export async function recordProof(claim: RecordClaim, index: IndexRecorder, p: {diskSize: number; replicaSeq: number; commitId: Buffer; stamp?: DiskStamp}): Promise<void> {
+  const proved = {diskSize: p.diskSize, replicaSeq: p.replicaSeq, syncedMs: Date.now(), commitId: p.commitId, stamp: p.stamp}
   if (index.whole) {
     // The disk grew (never under a tracker: checkBeforeSync refuses): a new layout.
     await requireOwned(claim, 'cannot lay out the record for the grown disk').provedSyncResized({...proved, index: index.whole})

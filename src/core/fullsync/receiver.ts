@@ -30,10 +30,12 @@ const RECORD_EVERY_BYTES = 256 << 20
 
 export async function runFullsyncSession(hello: Hello, replicaPath: string, reader: FrameSource, writer: FrameWriter, log: SessionLog): Promise<void> {
   const hasher = blockHasher(hello.hashAlgo, hello.replicaId)
-  // A full sync rewrites everything: a leftover delta journal has nothing left to say.
-  if (await fs.rm(journalPathFor(replicaPath)).then(() => true, () => false)) log(`${replicaPath}: discarded a leftover delta journal`)
   const replica = await ReplicaFile.open(replicaPath, hello)
   try {
+    // Before anything is written: a replica of another source, or one that moved on, is refused.
+    await replica.checkFence((text) => log(text, `fullsync ${replicaPath}`))
+    // A full sync rewrites everything: a leftover delta journal has nothing left to say.
+    if (await fs.rm(journalPathFor(replicaPath)).then(() => true, () => false)) log(`${replicaPath}: discarded a leftover delta journal`)
     const session = new FullsyncReceiver(hello, replica, hasher, reader, writer, log)
     await session.run()
   } finally {

@@ -28,3 +28,4 @@ export {acquireReplica, claimReplica, lockReplicaFile, replicaLockPath} from './
 export {HEADER_LOCK_WAIT_MS, lockHeaderSlots} from './header-lock.js'
 export {kernelLocksInUse} from './exclusive-lock.js'
 export {LOCK_UNAVAILABLE} from './lock-unavailable.js'
+export {kernelRangeLocksAvailable, rangeLock, rangeUnlock} from './kernel-locks.js'

@@ -11,7 +11,7 @@ import {MAX_BLOCK_SIZE} from '../psf/header.js'
 
 export const FRAME_MAGIC = 0x4456 // bytes 'V' 'D'
 export const FRAME_HEADER_SIZE = 8
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 /** Largest payload: one 4 MiB block plus its fields. Checked before anything is allocated. */
 export const MAX_PAYLOAD = MAX_BLOCK_SIZE + 4096
 

@@ -6,7 +6,16 @@ import {HASH_LENGTH} from '../hash/block-hash.js'
 import {BufferReader, BufferWriter, strByteLength} from '../util/binary.js'
 
 export const SyncMode = {FULLSYNC: 1, DELTA: 2} as const
-export const HelloFlag = {TRUNCATE_REPLICA: 1 << 0} as const
+export const HelloFlag = {
+  TRUNCATE_REPLICA: 1 << 0,
+  /** Hand a replica that belongs to another source (another replica id) to this one. */
+  TAKE_OVER_REPLICA: 1 << 1,
+  /** Overwrite a replica that moved on without vdrep (REPLICA_DIVERGED). */
+  DISCARD_REPLICA_CHANGES: 1 << 2,
+} as const
+export const KNOWN_HELLO_FLAGS = HelloFlag.TRUNCATE_REPLICA | HelloFlag.TAKE_OVER_REPLICA | HelloFlag.DISCARD_REPLICA_CHANGES
+/** Length of a commit id (random, one per proved full sync and per committed push). */
+export const COMMIT_ID_LENGTH = 16
 export const ReplicaStateKind = {MISSING: 0, INCOMPLETE: 1, COMPLETE: 2} as const
 export const BlockKind = {ZERO: 0, HASH: 1, UNKNOWN: 2} as const
 export const MAX_PATH = 4096
@@ -22,12 +31,17 @@ export interface Hello {
   diskSize: number
   replicaId: Buffer
   flags: number
+  /** The commit id the client's record holds for its last sync (zeros: none yet). */
+  lastCommit: Buffer
+  /** The commit id this sync records on both sides when it succeeds. */
+  nextCommit: Buffer
   path: string
 }
 
 export function encodeHello(m: Hello): Buffer {
-  return new BufferWriter(2 + 1 + 1 + 4 + 8 + 16 + 4 + strByteLength(m.path))
-    .u16(m.version).u8(m.mode).u8(m.hashAlgo).u32(m.blockSize).u64(m.diskSize).bytes(m.replicaId).u32(m.flags).str16(m.path).finish()
+  return new BufferWriter(2 + 1 + 1 + 4 + 8 + 16 + 4 + 2 * COMMIT_ID_LENGTH + strByteLength(m.path))
+    .u16(m.version).u8(m.mode).u8(m.hashAlgo).u32(m.blockSize).u64(m.diskSize).bytes(m.replicaId).u32(m.flags)
+    .bytes(m.lastCommit).bytes(m.nextCommit).str16(m.path).finish()
 }
 
 export function decodeHello(b: Buffer): Hello {
@@ -40,6 +54,8 @@ export function decodeHello(b: Buffer): Hello {
     diskSize: r.u64('disk size'),
     replicaId: Buffer.from(r.bytes(16, 'replica id')),
     flags: r.u32('flags'),
+    lastCommit: Buffer.from(r.bytes(COMMIT_ID_LENGTH, 'last commit')),
+    nextCommit: Buffer.from(r.bytes(COMMIT_ID_LENGTH, 'next commit')),
     path: r.str16('path', MAX_PATH),
   }
   r.end('HELLO')

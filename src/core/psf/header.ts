@@ -27,6 +27,8 @@
 //  140    4 settings length n
 //  144    p the disk's canonical path when bound, UTF-8 (messages only)
 //  144+p  n settings JSON (p + n <= MAX_SETTINGS)
+// 4076   16 last commit id (the replica's chain: set by each proved full sync and committed
+//          push; zeros = none yet)
 // 4092    4 crc32 of bytes 0..4091
 //
 // Format v1 ended the fixed part at 120 (settings length at 120, settings at 124) and had no
@@ -46,7 +48,9 @@ export const PSF_VERSION_1 = 1
 const FIXED_SIZE = 144
 const FIXED_SIZE_V1 = 124
 const CRC_OFFSET = SLOT_SIZE - 4
-export const MAX_SETTINGS = CRC_OFFSET - FIXED_SIZE
+/** The last commit id sits at the end of the slot, apart from the fixed fields and the settings. */
+const LAST_COMMIT_OFFSET = CRC_OFFSET - 16
+export const MAX_SETTINGS = LAST_COMMIT_OFFSET - FIXED_SIZE
 export const MIN_BLOCK_SIZE = 4096
 export const MAX_BLOCK_SIZE = 4 << 20
 
@@ -57,7 +61,14 @@ export const HeaderFlag = {
   INDEX_VALID: 1 << 1,
   /** The change record cannot be trusted: the next sync must be a full sync. */
   NEEDS_FULL_SYNC: 1 << 2,
+  /** The replica host refused the last sync: the replica moved on without vdrep (REPLICA_DIVERGED). */
+  REPLICA_DIVERGED: 1 << 3,
+  /** The replica host refused the last sync: the replica belongs to another source (REPLICA_FOREIGN). */
+  REPLICA_FOREIGN: 1 << 4,
 } as const
+
+/** The refusals a .psf records for `status`, until a full sync proves the replica again. */
+export type ReplicaRefusal = 'REPLICA_DIVERGED' | 'REPLICA_FOREIGN'
 
 export interface PsfHeader {
   flags: number
@@ -77,6 +88,8 @@ export interface PsfHeader {
   /** The disk this record belongs to (NONE: a format-1 record). */
   identity: DiskIdentity
   settings: ReplicationSettings
+  /** The commit id of the last proved full sync or committed push (16 bytes; zeros: none). */
+  lastCommit: Buffer
 }
 
 export function validBlockSize(n: number): boolean {
@@ -97,6 +110,8 @@ export function encodeHeader(h: PsfHeader): Buffer {
   w.u8(h.identity.kind).u8(0).u16(idPath.length).u64(h.identity.dev).u64(h.identity.ino)
   w.u32(settings.length).bytes(idPath).bytes(settings)
   const buf = w.finish(true)
+  if (h.lastCommit.length !== 16) throw new RangeError('a commit id is 16 bytes')
+  h.lastCommit.copy(buf, LAST_COMMIT_OFFSET)
   buf.writeUInt32LE(zlib.crc32(buf.subarray(0, CRC_OFFSET)), CRC_OFFSET)
   return buf
 }
@@ -158,9 +173,11 @@ export function decodeHeader(slot: Buffer): SlotResult {
     if (settingsLength > room) throw corrupt('settings length', `${settingsLength} exceeds ${room}`)
     const identity: DiskIdentity = {kind: id.kind, dev: id.dev, ino: id.ino, path: r.bytes(id.pathLength, 'identity path').toString('utf8')}
     const settings = decodeSettings(r.bytes(settingsLength, 'settings'))
+    // A version-1 slot has no commit id (its settings could reach into those bytes): none yet.
+    const lastCommit = version === PSF_VERSION_1 ? Buffer.alloc(16) : Buffer.from(slot.subarray(LAST_COMMIT_OFFSET, LAST_COMMIT_OFFSET + 16))
     return {
       ok: true,
-      header: {flags, counter, diskSize, blockSize, hashAlgo, replicaId, generation, lastSeq, lastSyncMs, sourceSize, sourceMtimeNs, sourceCtimeNs, pendingSeq, createdMs, identity, settings},
+      header: {flags, counter, diskSize, blockSize, hashAlgo, replicaId, generation, lastSeq, lastSyncMs, sourceSize, sourceMtimeNs, sourceCtimeNs, pendingSeq, createdMs, identity, settings, lastCommit},
     }
   } catch (err) {
     if (err instanceof StateError) return {ok: false, foreign: false, error: err}

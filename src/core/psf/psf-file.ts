@@ -50,6 +50,7 @@ export function newHeader(init: PsfInit): PsfHeader {
     blockSize: init.blockSize,
     hashAlgo: init.hashAlgo,
     replicaId: init.replicaId ?? crypto.randomBytes(16),
+    lastCommit: Buffer.alloc(16),
     generation: 0,
     lastSeq: 0,
     lastSyncMs: 0,
@@ -104,7 +105,7 @@ export class PsfFile {
       fh = await fs.open(path, writable ? 'r+' : 'r')
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
-      if (code === 'ENOENT') throw new StateError('PSF_MISSING', `no state file at ${path}`, {hint: 'run `vdrep init <disk> --to <target>` first'})
+      if (code === 'ENOENT') throw new StateError('PSF_MISSING', `no state file at ${path}`, {hint: 'run `vdrep init <disk> --to <target>` first (a replica synced before from this disk then belongs to another source: hand it over with `vdrep fullsync --take-over-replica`)'})
       throw new StateError('PSF_UNREADABLE', `cannot open ${path}: ${(err as Error).message}`, {cause: err})
     }
     try {

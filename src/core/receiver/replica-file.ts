@@ -8,6 +8,7 @@ import {startWriteback} from '../native/performance-hints.js'
 import {zeroRange} from '../native/holes.js'
 import {writevAll} from '../util/writev-all.js'
 import type {Hello} from '../protocol/messages.js'
+import {enforceFence, replicaFence} from './replica-fence.js'
 import {readReplicaState, writeReplicaState, type ReplicaState} from './replica-state.js'
 
 
@@ -49,7 +50,14 @@ export class ReplicaFile {
       mtimeNs: '0',
       ctimeNs: '0',
       updatedMs: Date.now(),
+      ...(s?.commit ? {commit: s.commit} : {}),
+      ...(s?.prevCommit ? {prevCommit: s.prevCommit} : {}),
     }
+  }
+
+  /** Refuse a replica of another source, or one that moved on without vdrep, unless the hello says otherwise. */
+  async checkFence(log: (text: string) => void): Promise<void> {
+    enforceFence(this.hello, replicaFence(this.hello, this.prior.state, this.fh, await this.fh.stat({bigint: true})), log)
   }
 
   static async open(path: string, hello: Hello): Promise<ReplicaFile> {
@@ -188,6 +196,10 @@ export class ReplicaFile {
       resumeBlock: 0,
       generation: this.state.generation + 1,
       doubt: undefined,
+      diverged: undefined,
+      // This proved sync's commit id: the client records the same one in its .psf.
+      commit: this.hello.nextCommit.toString('hex'),
+      prevCommit: this.state.commit,
       size: Number(st.size),
       mtimeNs: st.mtimeNs.toString(),
       ctimeNs: st.ctimeNs.toString(),

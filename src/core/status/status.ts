@@ -15,7 +15,7 @@ import {DoubtKind, flagDoubt, type Doubt} from '../change-record/doubt.js'
 import {bytesCovered, unionOf} from '../change-record/moves.js'
 import {formatDuration} from '../util/units.js'
 
-export type DiskState = 'OK' | 'Pushing' | 'Full sync needed' | 'Not tracking' | 'Error' | 'RPO violation'
+export type DiskState = 'OK' | 'Pushing' | 'Full sync needed' | 'Not tracking' | 'Error' | 'RPO violation' | 'Diverged' | 'Foreign replica'
 
 export interface TrackerSummary {
   pid: number
@@ -162,7 +162,13 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     }
 
     const full = flagDoubt(h)
-    if (full) {
+    if (h.flags & HeaderFlag.REPLICA_DIVERGED) {
+      row.state = 'Diverged'
+      row.reason = 'the replica host refused the last sync: the replica was written outside vdrep since its last commit, or is open by another program; nothing is sent to it until `vdrep fullsync --discard-replica-changes` (its changes are lost)'
+    } else if (h.flags & HeaderFlag.REPLICA_FOREIGN) {
+      row.state = 'Foreign replica'
+      row.reason = 'the replica host refused the last sync: the replica belongs to another source; give this disk another target, or hand the replica over with `vdrep fullsync --take-over-replica`'
+    } else if (full) {
       row.state = 'Full sync needed'
       row.reason = full.message
     } else if (live?.broken) {
@@ -196,7 +202,7 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
       if (future || age === null || age > row.rpoSeconds) {
         row.rpoViolated = true
         // A row that needs a full sync keeps that state (and its reason, which says why).
-        if (row.state !== 'Full sync needed') {
+        if (row.state !== 'Full sync needed' && row.state !== 'Diverged' && row.state !== 'Foreign replica') {
           const why = future
             ? `the last sync is recorded ${formatDuration(Math.ceil(((row.lastSyncMs ?? 0) - now) / 1000))} in the future (the clock went back), so the replica's age is unknown; the next \`push --if-due\` runs`
             : age === null ? 'never synced' : `the replica is ${formatDuration(age)} old, past the RPO of ${formatDuration(row.rpoSeconds)}`

@@ -13,6 +13,7 @@ import {Bitmap} from '../psf/bitmap.js'
 import {SocketReader} from '../transport/socket-reader.js'
 import type {FreezeInfo} from './freezer.js'
 import {BLOCK_HASH_ENTRY, CONTROL_HEADER_SIZE, decodeHeader, decodeJson, encodeBlockHashes, encodeFrame, FrameKind, MAX_REQUEST_DATA, parseError, type ControlRequest} from './control-protocol.js'
+import type {ReplicaRefusal} from '../psf/header.js'
 import type {CommitRecord, ProvedSync, RecordWriter} from '../change-record/writer.js'
 import {HASHES_PER_PAGE} from '../psf/layout.js'
 import {canonicalDisk, controlSocketPath} from './paths.js'
@@ -174,7 +175,7 @@ export class TrackerControlClient implements RecordWriter {
   async commit(c: CommitRecord): Promise<void> {
     // The tracker owns CLEAN_SHUTDOWN and the stamp (it records them when it stops).
     if (c.stamp) throw new RangeError('a commit through the tracker records no stamp')
-    await this.request({op: 'commit', seq: c.seq, pointInTimeMs: c.pointInTimeMs, diskSize: c.diskSize})
+    await this.request({op: 'commit', seq: c.seq, pointInTimeMs: c.pointInTimeMs, diskSize: c.diskSize, commitId: c.commitId.toString('hex')})
   }
 
   async beginFullSync(): Promise<void> {
@@ -190,7 +191,11 @@ export class TrackerControlClient implements RecordWriter {
 
   async provedSync(p: ProvedSync): Promise<void> {
     if (p.stamp) throw new RangeError('a proved sync through the tracker records no stamp')
-    await this.request({op: 'provedSync', diskSize: p.diskSize, replicaSeq: p.replicaSeq, syncedMs: p.syncedMs})
+    await this.request({op: 'provedSync', diskSize: p.diskSize, replicaSeq: p.replicaSeq, syncedMs: p.syncedMs, commitId: p.commitId.toString('hex')})
+  }
+
+  async replicaRefused(code: ReplicaRefusal): Promise<void> {
+    await this.request({op: 'replicaRefused', code})
   }
 
   /** Hang up; a freeze not completed is handed back by the tracker. */

@@ -27,13 +27,17 @@
 //   {"op":"adoptCommitted","seq":S}  lastSeq = S, pendingSeq = 0 (the replica had committed S)
 //   {"op":"blockHashes"}             data: N entries of 40 bytes, u64 block then its 32-byte
 //                                    hash: the index entries of the blocks a push shipped
-//   {"op":"commit","seq":S,"pointInTimeMs":T,"diskSize":D}
-//                                    lastSeq = S, pendingSeq = 0, lastSyncMs = T, diskSize = D
+//   {"op":"commit","seq":S,"pointInTimeMs":T,"diskSize":D,"commitId":C}
+//                                    lastSeq = S, pendingSeq = 0, lastSyncMs = T, diskSize = D,
+//                                    last commit id = C (32 hex digits)
 //   {"op":"beginFullSync"}           INDEX_VALID cleared (the index is rewritten from now)
 //   {"op":"indexRun","first":B}      data: 32-byte hashes of blocks B.. (B starts an index page)
-//   {"op":"provedSync","diskSize":D,"replicaSeq":S,"syncedMs":T}
-//                                    generation + 1, lastSeq = S, INDEX_VALID set,
+//   {"op":"provedSync","diskSize":D,"replicaSeq":S,"syncedMs":T,"commitId":C}
+//                                    generation + 1, lastSeq = S, last commit id = C, INDEX_VALID set,
+//                                    REPLICA_DIVERGED and REPLICA_FOREIGN cleared,
 //                                    NEEDS_FULL_SYNC cleared (the bitmaps: `complete`)
+//   {"op":"replicaRefused","code":"REPLICA_DIVERGED"|"REPLICA_FOREIGN"}
+//                                    the flag of that name set (the replica host refused the sync)
 // ERROR JSON: {"code": "...", "exitCode": N, "message": "...", "hint": "..."}; the client reads
 // the registered code (doc/protocol.md "Error codes") and never uses exitCode, which is only
 // what the tracker's registry says (kept for older clients). A header that breaks the rules
@@ -65,10 +69,11 @@ export type ControlRequest =
   | {op: 'beginCommit'; seq: number}
   | {op: 'adoptCommitted'; seq: number}
   | {op: 'blockHashes'}
-  | {op: 'commit'; seq: number; pointInTimeMs: number; diskSize: number}
+  | {op: 'commit'; seq: number; pointInTimeMs: number; diskSize: number; commitId: string}
   | {op: 'beginFullSync'}
   | {op: 'indexRun'; first: number}
-  | {op: 'provedSync'; diskSize: number; replicaSeq: number; syncedMs: number}
+  | {op: 'provedSync'; diskSize: number; replicaSeq: number; syncedMs: number; commitId: string}
+  | {op: 'replicaRefused'; code: 'REPLICA_DIVERGED' | 'REPLICA_FOREIGN'}
 
 /** Ops whose request carries data, and the size its data must be a multiple of. */
 const DATA_UNIT: Partial<Record<ControlRequest['op'], number>> = {blockHashes: BLOCK_HASH_ENTRY, indexRun: HASH_BYTES}
@@ -143,6 +148,12 @@ function count(op: string, o: Record<string, unknown>, field: string): number {
   return v
 }
 
+function commitId(op: string, o: Record<string, unknown>): string {
+  const v = o.commitId
+  if (typeof v !== 'string' || !/^[0-9a-f]{32}$/.test(v)) throw bad('CONTROL_BAD_REQUEST', `${op}: "commitId" must be 32 lower-case hex digits, got ${JSON.stringify(v)}`)
+  return v
+}
+
 /** Validate a request object and the length of its data; throws ProtocolError naming the field. */
 export function parseRequest(o: Record<string, unknown>, dataLength = 0): ControlRequest {
   const req = parseRequestJson(o)
@@ -172,13 +183,16 @@ function parseRequestJson(o: Record<string, unknown>): ControlRequest {
     case 'adoptCommitted':
       return {op: o.op, seq: count(o.op, o, 'seq')}
     case 'commit':
-      return {op: 'commit', seq: count('commit', o, 'seq'), pointInTimeMs: count('commit', o, 'pointInTimeMs'), diskSize: count('commit', o, 'diskSize')}
+      return {op: 'commit', seq: count('commit', o, 'seq'), pointInTimeMs: count('commit', o, 'pointInTimeMs'), diskSize: count('commit', o, 'diskSize'), commitId: commitId('commit', o)}
     case 'indexRun':
       return {op: 'indexRun', first: count('indexRun', o, 'first')}
+    case 'replicaRefused':
+      if (o.code !== 'REPLICA_DIVERGED' && o.code !== 'REPLICA_FOREIGN') throw bad('CONTROL_BAD_REQUEST', `replicaRefused: "code" must be REPLICA_DIVERGED or REPLICA_FOREIGN, got ${JSON.stringify(o.code)}`)
+      return {op: 'replicaRefused', code: o.code}
     case 'provedSync':
-      return {op: 'provedSync', diskSize: count('provedSync', o, 'diskSize'), replicaSeq: count('provedSync', o, 'replicaSeq'), syncedMs: count('provedSync', o, 'syncedMs')}
+      return {op: 'provedSync', diskSize: count('provedSync', o, 'diskSize'), replicaSeq: count('provedSync', o, 'replicaSeq'), syncedMs: count('provedSync', o, 'syncedMs'), commitId: commitId('provedSync', o)}
     default:
-      throw bad('CONTROL_UNKNOWN_OP', `unknown operation ${JSON.stringify(o.op)}; known: status, freeze, read, complete, beginCommit, adoptCommitted, blockHashes, commit, beginFullSync, indexRun, provedSync`)
+      throw bad('CONTROL_UNKNOWN_OP', `unknown operation ${JSON.stringify(o.op)}; known: status, freeze, read, complete, beginCommit, adoptCommitted, blockHashes, commit, beginFullSync, indexRun, provedSync, replicaRefused`)
   }
 }
 

@@ -28,7 +28,7 @@ export function recordTransitions(record: ChangeRecord): (req: RecordRequest, da
         break
       case 'commit':
         sameSize('commit', req.diskSize)
-        await record.commit({seq: req.seq, pointInTimeMs: req.pointInTimeMs, diskSize: req.diskSize})
+        await record.commit({seq: req.seq, pointInTimeMs: req.pointInTimeMs, diskSize: req.diskSize, commitId: Buffer.from(req.commitId, 'hex')})
         break
       case 'beginFullSync':
         await record.beginFullSync()
@@ -41,9 +41,12 @@ export function recordTransitions(record: ChangeRecord): (req: RecordRequest, da
         await record.writeIndexRun(req.first, data)
         break
       }
+      case 'replicaRefused':
+        await record.replicaRefused(req.code)
+        break
       case 'provedSync':
         sameSize('provedSync', req.diskSize)
-        await record.provedSync({diskSize: req.diskSize, replicaSeq: req.replicaSeq, syncedMs: req.syncedMs})
+        await record.provedSync({diskSize: req.diskSize, replicaSeq: req.replicaSeq, syncedMs: req.syncedMs, commitId: Buffer.from(req.commitId, 'hex')})
         break
     }
     return {}

@@ -10,6 +10,9 @@ import {newHeader, psfPathFor} from '../../../src/core/psf/psf-file.js'
 import {ChangeRecord} from '../../../src/core/change-record/change-record.js'
 import {tempDir} from '../../helpers/disks.js'
 
+/** A commit id, as a push or a full sync records it. */
+const CID = Buffer.from('c0ffee00c0ffee00c0ffee00c0ffee00', 'hex')
+
 const BS = 4096
 /** Two bitmap pages' worth of blocks, and a partial third: moves touch several pages. */
 const BLOCKS = 2 * BITS_PER_PAGE + 100
@@ -107,14 +110,15 @@ describe('change record transitions (one owner of the .psf)', () => {
     assert.equal((await onDisk(file)).h.pendingSeq, 5)
     const hash = Buffer.alloc(32, 0xab)
     await rec.storeBlockHashes(new Map([[130, hash]]))
-    await rec.commit({seq: 5, pointInTimeMs: 1234, diskSize: SIZE, stamp})
+    await rec.commit({seq: 5, pointInTimeMs: 1234, diskSize: SIZE, commitId: CID, stamp})
     let d = await onDisk(file)
     assert.deepEqual([d.h.lastSeq, d.h.pendingSeq, d.h.lastSyncMs, d.h.sourceMtimeNs], [5, 0, 1234, stamp.mtimeNs])
+    assert.deepEqual(d.h.lastCommit, CID, 'the commit id is the record\'s last commit')
     assert.ok(d.h.flags & HeaderFlag.CLEAN_SHUTDOWN)
     assert.deepEqual((await rec.readIndex()).hashes.subarray(130 * 32, 131 * 32), hash)
     // Through a tracker: no stamp, the flags stay the tracker's.
     await rec.uncleanStart()
-    await rec.commit({seq: 6, pointInTimeMs: 99, diskSize: SIZE})
+    await rec.commit({seq: 6, pointInTimeMs: 99, diskSize: SIZE, commitId: CID})
     d = await onDisk(file)
     assert.equal(d.h.flags & HeaderFlag.CLEAN_SHUTDOWN, 0)
     await rec.beginCommit(7)
@@ -132,7 +136,7 @@ describe('change record transitions (one owner of the .psf)', () => {
     await rec.beginFullSync()
     const index = Buffer.alloc(HASHES_PER_PAGE * 32, 0x11)
     await rec.writeIndexRun(0, index)
-    await rec.provedSync({diskSize: SIZE, replicaSeq: 9, syncedMs: 4321, stamp: {...stamp, mtimeNs: 77n}})
+    await rec.provedSync({diskSize: SIZE, replicaSeq: 9, syncedMs: 4321, commitId: CID, stamp: {...stamp, mtimeNs: 77n}})
     const d = await onDisk(file)
     assert.deepEqual([d.active, d.inflight], [[], []])
     assert.equal(d.h.flags, HeaderFlag.INDEX_VALID | HeaderFlag.CLEAN_SHUTDOWN)
@@ -145,7 +149,7 @@ describe('change record transitions (one owner of the .psf)', () => {
   it('provedSync through a tracker (no stamp) leaves the bitmaps and CLEAN_SHUTDOWN to the tracker', async () => {
     await rec.scanResult(bitmapOf([3]), stamp)
     await rec.uncleanStart()
-    await rec.provedSync({diskSize: SIZE, replicaSeq: 0, syncedMs: 1})
+    await rec.provedSync({diskSize: SIZE, replicaSeq: 0, syncedMs: 1, commitId: CID})
     const d = await onDisk(file)
     assert.deepEqual(d.active, [3])
     assert.equal(d.h.flags, HeaderFlag.INDEX_VALID)
@@ -165,7 +169,7 @@ describe('change record transitions (one owner of the .psf)', () => {
 
   it('provedSyncResized: a grown disk proved, a new layout with its whole index, INDEX_VALID only then', async () => {
     const index = Buffer.alloc((BLOCKS + 3) * 32, 0x33)
-    await rec.provedSyncResized({diskSize: SIZE + 3 * BS, replicaSeq: 4, syncedMs: 8, stamp: {...stamp, size: SIZE + 3 * BS}, index})
+    await rec.provedSyncResized({diskSize: SIZE + 3 * BS, replicaSeq: 4, syncedMs: 8, commitId: CID, stamp: {...stamp, size: SIZE + 3 * BS}, index})
     const d = await onDisk(file)
     assert.equal(d.h.diskSize, SIZE + 3 * BS)
     assert.equal(d.h.flags, HeaderFlag.INDEX_VALID | HeaderFlag.CLEAN_SHUTDOWN)
@@ -185,7 +189,7 @@ describe('change record transitions (one owner of the .psf)', () => {
   })
 
   it('mark untrusted: NEEDS_FULL_SYNC set and the index no longer trusted', async () => {
-    await rec.provedSync({diskSize: SIZE, replicaSeq: 0, syncedMs: 1, stamp})
+    await rec.provedSync({diskSize: SIZE, replicaSeq: 0, syncedMs: 1, commitId: CID, stamp})
     await rec.markUntrusted()
     const d = await onDisk(file)
     assert.equal(d.h.flags & (HeaderFlag.NEEDS_FULL_SYNC | HeaderFlag.INDEX_VALID), HeaderFlag.NEEDS_FULL_SYNC)

@@ -4,6 +4,7 @@
 // contiguous, zero-run and short-last blocks land where they belong; a journal large enough
 // to start background syncs seals; recovery verifies every block before writing any; entries
 // out of block order are refused.
+import {replicaFence} from '../../../src/core/receiver/replica-fence.js'
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
@@ -188,7 +189,7 @@ describe('replica journal: write, apply, recover', () => {
     ['written by the interrupted apply itself (right after the journal)', 'apply', false],
     ['written long after the journal (a test boot while the receiver was down)', 'later', true],
   ] as const) {
-    it(`a replay onto a replica ${what}: ${doubted ? 'no delta until a full sync' : 'trusted'}`, async () => {
+    it(`a replay onto a replica ${what}: ${doubted ? 'diverged: nothing until the user says --discard-replica-changes' : 'trusted'}`, async () => {
       const diskSize = 16 * BS
       const p = plan(diskSize, [1, 5])
       const before = crypto.randomBytes(diskSize)
@@ -214,6 +215,10 @@ describe('replica journal: write, apply, recover', () => {
       assert.equal(state?.lastSeq, p.header.seq)
       if (doubted) assert.match(state?.doubt ?? '', /apply was interrupted .* only a full sync/)
       else assert.equal(state?.doubt, undefined)
+      // Written by something else: the replica moved on, and is fenced (REPLICA_DIVERGED), not only doubted.
+      assert.equal(state?.diverged, doubted ? true : undefined)
+      const hello = {version: 2, mode: 2, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize, replicaId: p.header.replicaId, flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: 'r.img'}
+      assert.equal(replicaFence(hello, state, undefined, undefined)?.code, doubted ? 'REPLICA_DIVERGED' : undefined)
     })
   }
 

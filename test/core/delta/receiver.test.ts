@@ -69,7 +69,7 @@ describe('receiver delta session: the client gone before COMMITTED', () => {
     const digest = hasher.createStream()
     digestData(digest, 2, hash)
     const client = new VanishingClient(Buffer.concat([
-      frame(FrameType.HELLO, encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.DELTA, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * BLOCKS, replicaId: REPLICA_ID, flags: 0, path: 'r.img'})),
+      frame(FrameType.HELLO, encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.DELTA, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * BLOCKS, replicaId: REPLICA_ID, flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: 'r.img'})),
       frame(FrameType.BUNDLE_BEGIN, encodeBundleBegin({seq: 5, blockCount: 1, diskSize: BS * BLOCKS})),
       frame(FrameType.DATA, encodeDataFields(2, hash), data),
       frame(FrameType.BUNDLE_END, encodeBundleEnd({seq: 5, blockCount: 1, digest: digest.digest()})),
@@ -87,7 +87,7 @@ describe('receiver delta session: the client gone before COMMITTED', () => {
   })
 
   it('a replica whose state carries a doubt takes no delta; a completed full sync clears it', async () => {
-    const hello = {version: PROTOCOL_VERSION, mode: SyncMode.DELTA, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * BLOCKS, replicaId: REPLICA_ID, flags: 0, path: 'r.img'}
+    const hello = {version: PROTOCOL_VERSION, mode: SyncMode.DELTA, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * BLOCKS, replicaId: REPLICA_ID, flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: 'r.img'}
     const replica = path.join(root, 'r.img')
     await fs.writeFile(replica, Buffer.alloc(BS * BLOCKS))
     const fh = await fs.open(replica, 'r+')

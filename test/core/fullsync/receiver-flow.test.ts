@@ -19,7 +19,7 @@ import {handleConnection} from '../../../src/core/receiver/session.js'
 const BS = 4096
 
 function hello(p: string, blocks: number): Buffer {
-  return encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * blocks, replicaId: Buffer.alloc(16, 7), flags: 0, path: p})
+  return encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * blocks, replicaId: Buffer.alloc(16, 7), flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: p})
 }
 
 /** Read the receiver's frames until it hangs up (or 10 s pass); its ERROR code, if any. */

@@ -10,7 +10,7 @@ import {fileURLToPath} from 'node:url'
 
 import * as flow from '../../../src/core/protocol/flow.js'
 import {FRAME_HEADER_SIZE, FrameType, MAX_PAYLOAD, PROTOCOL_VERSION} from '../../../src/core/protocol/frame.js'
-import {MAX_PATH, MAX_STATUS_BATCH} from '../../../src/core/protocol/messages.js'
+import {COMMIT_ID_LENGTH, MAX_PATH, MAX_STATUS_BATCH} from '../../../src/core/protocol/messages.js'
 import {HASH_LENGTH} from '../../../src/core/hash/block-hash.js'
 import {MIN_BLOCK_SIZE} from '../../../src/core/psf/header.js'
 import {DEFAULT_IDLE_TIMEOUT_MS} from '../../../src/core/receiver/serve-config.js'
@@ -24,7 +24,7 @@ const doc = fs.readFileSync(path.join(root, 'doc/protocol.md'), 'utf8')
 /** The constants the doc may name, by name, from the modules that define them. */
 const code: Record<string, number> = {
   ...Object.fromEntries(Object.entries(flow).filter(([, v]) => typeof v === 'number')),
-  FRAME_HEADER_SIZE, MAX_PAYLOAD, PROTOCOL_VERSION, MAX_PATH, MAX_STATUS_BATCH, HASH_LENGTH,
+  FRAME_HEADER_SIZE, MAX_PAYLOAD, PROTOCOL_VERSION, MAX_PATH, MAX_STATUS_BATCH, HASH_LENGTH, COMMIT_ID_LENGTH,
   DEFAULT_IDLE_TIMEOUT_MS, CONTROL_HEADER_SIZE, CONTROL_VERSION, MAX_JSON, MAX_REPLY_DATA, MAX_READ_BYTES, MAX_REQUEST_DATA, BLOCK_HASH_ENTRY,
 }
 

@@ -10,6 +10,8 @@ const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex')
 const fill = (byte: number, n = 32) => Buffer.alloc(n, byte)
 const malformed = (field?: RegExp) => (e: unknown) => e instanceof ProtocolError && e.code === 'FRAME_MALFORMED' && (!field || field.test(e.message))
 const ID = '00112233445566778899aabbccddeeff'
+const LAST = 'a0a1a2a3a4a5a6a7a8a9aaabacadaeaf'
+const NEXT = 'f0e0d0c0b0a090807060504030201000'
 
 interface Case {
   name: string
@@ -30,12 +32,12 @@ const rec = <T>(model: {[K in keyof T]: fc.Arbitrary<T[K]>}) => fc.record(model,
 const CASES: Case[] = [
   {
     name: 'HELLO',
-    bytes: `0100 02 02 00000100 0000100000000000 ${ID} 01000000 0700 612f622e696d67`,
-    value: {version: 1, mode: 2, hashAlgo: 2, blockSize: 65536, diskSize: 1 << 20, replicaId: hex(ID), flags: 1, path: 'a/b.img'},
+    bytes: `0100 02 02 00000100 0000100000000000 ${ID} 05000000 ${LAST} ${NEXT} 0700 612f622e696d67`,
+    value: {version: 1, mode: 2, hashAlgo: 2, blockSize: 65536, diskSize: 1 << 20, replicaId: hex(ID), flags: 5, lastCommit: hex(LAST), nextCommit: hex(NEXT), path: 'a/b.img'},
     encode: m.encodeHello,
     decode: m.decodeHello,
     arb: rec<m.Hello>({version: fc.integer({min: 0, max: 0xffff}), mode: fc.integer({min: 0, max: 255}), hashAlgo: fc.integer({min: 0, max: 255}),
-      blockSize: fc.integer({min: 0, max: 0xffffffff}), diskSize: u64, replicaId: bytesN(16), flags: fc.integer({min: 0, max: 0xffffffff}), path: text(m.MAX_PATH)}),
+      blockSize: fc.integer({min: 0, max: 0xffffffff}), diskSize: u64, replicaId: bytesN(16), flags: fc.integer({min: 0, max: 0xffffffff}), lastCommit: bytesN(16), nextCommit: bytesN(16), path: text(m.MAX_PATH)}),
   },
   {
     name: 'HELLO_OK',
@@ -194,7 +196,7 @@ describe('message limits', () => {
   })
 
   it('HELLO: refuses a path past MAX_PATH, and a length claiming more than is there', () => {
-    const head = `0100 01 01 00100000 0000000000000000 ${ID} 00000000`
+    const head = `0100 01 01 00100000 0000000000000000 ${ID} 00000000 ${LAST} ${NEXT}`
     assert.equal(m.decodeHello(hex(`${head} 0010 ${'61'.repeat(4096)}`)).path.length, 4096)
     assert.throws(() => m.decodeHello(hex(`${head} 0110 ${'61'.repeat(4097)}`)), malformed(/path/))
     assert.throws(() => m.decodeHello(hex(`${head} 0a00 6161`)), malformed(/path/))

@@ -79,6 +79,7 @@ function goldenHeader(): PsfHeader {
     createdMs: 1600000000000,
     identity: {kind: IdentityKind.FILE, dev: 0x801n, ino: 12345n, path: IDENTITY_PATH},
     settings: {target: '/r/d.img', rpoSeconds: 900, fullsyncPort: 31031, deltaPort: 44046},
+    lastCommit: Buffer.alloc(16),
   }
 }
 
@@ -127,6 +128,7 @@ const headerArb: fc.Arbitrary<PsfHeader> = fc.record({
       path: fc.string({maxLength: 300}),
     }, {noNullPrototype: true}),
   ),
+  lastCommit: fc.uint8Array({minLength: 16, maxLength: 16}).map((u) => Buffer.from(u)),
   settings: fc.record({
     target: fc.string({minLength: 1, maxLength: 200, unit: 'binary'}),
     rpoSeconds: fc.integer({min: 1, max: 1e9}),
@@ -142,6 +144,17 @@ describe('psf header slot codec', () => {
 
   it('decodes the hand-written bytes to the golden header', () => {
     assert.deepEqual(decodeHeader(golden()), {ok: true, header: goldenHeader()})
+  })
+
+  it('keeps the last commit id in bytes 4076..4091, apart from the settings (zeros in a header written before it)', () => {
+    const h = {...goldenHeader(), lastCommit: Buffer.from('a0a1a2a3a4a5a6a7a8a9aaabacadaeaf', 'hex')}
+    const slot = encodeHeader(h)
+    assert.equal(slot.subarray(4076, 4092).toString('hex'), 'a0a1a2a3a4a5a6a7a8a9aaabacadaeaf')
+    assert.deepEqual(slot.subarray(0, 4076), golden().subarray(0, 4076))
+    const r = decodeHeader(slot)
+    assert.ok(r.ok)
+    assert.deepEqual(r.header.lastCommit, h.lastCommit)
+    assert.deepEqual((decodeHeader(golden()) as {header: PsfHeader}).header.lastCommit, Buffer.alloc(16))
   })
 
   it('round-trips any header', () => {

@@ -18,7 +18,7 @@ const BS = 4096
 const BLOCKS = 8
 
 function hello(p: string, over: Partial<Parameters<typeof encodeHello>[0]> = {}) {
-  return encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * BLOCKS, replicaId: Buffer.alloc(16, 7), flags: 0, path: p, ...over})
+  return encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * BLOCKS, replicaId: Buffer.alloc(16, 7), flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: p, ...over})
 }
 
 describe('receiver session (hand-written client)', () => {
@@ -136,7 +136,7 @@ describe('receiver session (hand-written client)', () => {
     await expectError([frame(FrameType.HELLO, hello('x.img', {blockSize: 3000}))], /BAD_BLOCK_SIZE/)
     await expectError([frame(FrameType.HELLO, hello('x.img', {version: 9}))], /VERSION_MISMATCH/)
     // Reserved hello flags are refused, not ignored (doc/protocol.md, hello flags).
-    await expectError([frame(FrameType.HELLO, hello('x.img', {flags: 1 << 1}))], /BAD_FLAGS/)
+    await expectError([frame(FrameType.HELLO, hello('x.img', {flags: 1 << 3}))], /BAD_FLAGS/)
     await expectError([frame(FrameType.HELLO, hello('x.img', {flags: 0x80000000}))], /BAD_FLAGS/)
     const h = blockHasher(HashAlgo.BLAKE3, Buffer.alloc(16))
     const data = Buffer.alloc(BS, 1)

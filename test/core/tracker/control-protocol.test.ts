@@ -85,9 +85,11 @@ describe('tracker control protocol', () => {
   it('validates the record transitions and the data each one takes (version 2)', () => {
     assert.deepEqual(parseRequest({op: 'beginCommit', seq: 4}), {op: 'beginCommit', seq: 4})
     assert.deepEqual(parseRequest({op: 'adoptCommitted', seq: 4}), {op: 'adoptCommitted', seq: 4})
-    assert.deepEqual(parseRequest({op: 'commit', seq: 5, pointInTimeMs: 10, diskSize: 8192}), {op: 'commit', seq: 5, pointInTimeMs: 10, diskSize: 8192})
+    assert.deepEqual(parseRequest({op: 'commit', seq: 5, pointInTimeMs: 10, diskSize: 8192, commitId: 'c0ffee00c0ffee00c0ffee00c0ffee00'}), {op: 'commit', seq: 5, pointInTimeMs: 10, diskSize: 8192, commitId: 'c0ffee00c0ffee00c0ffee00c0ffee00'})
+    assert.throws(() => parseRequest({op: 'commit', seq: 5, pointInTimeMs: 10, diskSize: 8192}), /commit: "commitId" must be 32 lower-case hex digits/)
+    assert.throws(() => parseRequest({op: 'provedSync', diskSize: 1, replicaSeq: 2, syncedMs: 3, commitId: 'C0FFEE'}), /provedSync: "commitId" must be 32 lower-case hex digits/)
     assert.deepEqual(parseRequest({op: 'beginFullSync'}), {op: 'beginFullSync'})
-    assert.deepEqual(parseRequest({op: 'provedSync', diskSize: 1, replicaSeq: 2, syncedMs: 3}), {op: 'provedSync', diskSize: 1, replicaSeq: 2, syncedMs: 3})
+    assert.deepEqual(parseRequest({op: 'provedSync', diskSize: 1, replicaSeq: 2, syncedMs: 3, commitId: 'c0ffee00c0ffee00c0ffee00c0ffee00'}), {op: 'provedSync', diskSize: 1, replicaSeq: 2, syncedMs: 3, commitId: 'c0ffee00c0ffee00c0ffee00c0ffee00'})
     assert.deepEqual(parseRequest({op: 'indexRun', first: 127}, 64), {op: 'indexRun', first: 127})
     assert.deepEqual(parseRequest({op: 'blockHashes'}, 2 * BLOCK_HASH_ENTRY), {op: 'blockHashes'})
     assert.throws(() => parseRequest({op: 'commit', seq: 5, pointInTimeMs: -1, diskSize: 8192}), /commit: "pointInTimeMs" must be a non-negative integer/)

@@ -14,6 +14,9 @@ import {recordTransitions} from '../../../src/core/tracker/control-record.js'
 import {MAX_REQUEST_DATA} from '../../../src/core/tracker/control-protocol.js'
 import {tempDir} from '../../helpers/disks.js'
 
+/** A commit id, as a push or a full sync records it. */
+const CID = Buffer.from('c0ffee00c0ffee00c0ffee00c0ffee00', 'hex')
+
 const BS = 4096
 const BLOCKS = 4 * HASHES_PER_PAGE + 3
 const SIZE = BLOCKS * BS
@@ -58,9 +61,10 @@ describe('tracker control socket: record transitions run by the tracker', () => 
     await client.beginCommit(3)
     assert.equal((await header()).h.pendingSeq, 3)
     await client.storeBlockHashes(new Map([[5, Buffer.alloc(32, 5)], [BLOCKS - 1, Buffer.alloc(32, 9)]]))
-    await client.commit({seq: 3, pointInTimeMs: 777, diskSize: SIZE})
+    await client.commit({seq: 3, pointInTimeMs: 777, diskSize: SIZE, commitId: CID})
     const {h, index} = await header()
     assert.deepEqual([h.lastSeq, h.pendingSeq, h.lastSyncMs], [3, 0, 777])
+    assert.deepEqual(h.lastCommit, CID)
     assert.deepEqual(index.subarray(5 * 32, 6 * 32), Buffer.alloc(32, 5))
     assert.deepEqual(index.subarray((BLOCKS - 1) * 32), Buffer.alloc(32, 9))
     await client.adoptCommitted(4)
@@ -72,20 +76,21 @@ describe('tracker control socket: record transitions run by the tracker', () => 
     assert.equal((await header()).h.flags & HeaderFlag.INDEX_VALID, 0)
     const whole = Buffer.alloc(BLOCKS * 32, 0x5a)
     await client.writeIndexRun(0, whole)
-    await client.provedSync({diskSize: SIZE, replicaSeq: 6, syncedMs: 10})
+    await client.provedSync({diskSize: SIZE, replicaSeq: 6, syncedMs: 10, commitId: CID})
     const {h, index} = await header()
     assert.equal(h.flags, HeaderFlag.INDEX_VALID)
     assert.deepEqual([h.generation, h.lastSeq, h.lastSyncMs], [1, 6, 10])
+    assert.deepEqual(h.lastCommit, CID)
     assert.deepEqual(index, whole)
   })
 
   it('refuses what does not fit the disk, and a stamp (the tracker owns CLEAN_SHUTDOWN); nothing written', async () => {
-    await assert.rejects(client.commit({seq: 1, pointInTimeMs: 1, diskSize: SIZE + BS}), /commit: a disk of \d+ bytes, but this tracker records one of/)
-    await assert.rejects(client.provedSync({diskSize: SIZE - BS, replicaSeq: 1, syncedMs: 1}), /provedSync: a disk of/)
+    await assert.rejects(client.commit({seq: 1, pointInTimeMs: 1, diskSize: SIZE + BS, commitId: CID}), /commit: a disk of \d+ bytes, but this tracker records one of/)
+    await assert.rejects(client.provedSync({diskSize: SIZE - BS, replicaSeq: 1, syncedMs: 1, commitId: CID}), /provedSync: a disk of/)
     await assert.rejects(client.writeIndexRun(1, Buffer.alloc(32)), /do not start an index page/)
     await assert.rejects(client.writeIndexRun(4 * HASHES_PER_PAGE, Buffer.alloc(4 * 32)), /do not start an index page inside the disk's/)
     await assert.rejects(client.storeBlockHashes(new Map([[BLOCKS, Buffer.alloc(32)]])), /outside the disk's/)
-    await assert.rejects(client.commit({seq: 1, pointInTimeMs: 1, diskSize: SIZE, stamp: {size: SIZE, mtimeNs: 1n, ctimeNs: 1n}}), /records no stamp/)
+    await assert.rejects(client.commit({seq: 1, pointInTimeMs: 1, diskSize: SIZE, commitId: CID, stamp: {size: SIZE, mtimeNs: 1n, ctimeNs: 1n}}), /records no stamp/)
     const {h} = await header()
     assert.deepEqual([h.lastSeq, h.generation, h.counter], [0, 0, 1n])
     await client.beginCommit(2) // the connection is still usable
