@@ -82,7 +82,13 @@ export function settleBytesFor(diskBytes: number): number {
  * machine-wide busy CPU-seconds (machineBusySeconds) are pushed to it as well; with `settle`,
  * settleMemory(settle) runs after `prepare`, just before the clock starts.
  */
-export async function timeRuns(runs: number, fn: () => Promise<void> | void, prepare?: () => Promise<void> | void, cpu?: number[], settle = 0): Promise<number[]> {
+export async function timeRuns(
+  runs: number,
+  fn: () => Promise<void> | void,
+  prepare?: () => Promise<void> | void,
+  cpu?: number[],
+  settle = 0,
+): Promise<number[]> {
   const out: number[] = []
   for (let i = 0; i < runs; i++) {
     if (prepare) await prepare()

@@ -65,7 +65,10 @@ function parseCli(argv: string[]) {
   if (size < 1 << 20) throw new Error(`--size ${values.size} is too small (at least 1M)`)
   const runs = Number(values.runs)
   if (!Number.isInteger(runs) || runs < 1 || runs > 50) throw new Error(`--runs ${values.runs} is not a whole number between 1 and 50`)
-  const only = values.only.split(',').map((s) => s.trim()).filter(Boolean)
+  const only = values.only
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
   for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown section '${s}' (known: ${SECTIONS.join(', ')})`)
   return {size, runs, only: only as SectionName[], dir: values.dir, json: values.json, keep: values.keep}
 }
@@ -104,7 +107,11 @@ function table(rows: BenchRow[]): string {
   })
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)))
   const numeric = [false, true, true, true, false, false]
-  const line = (cells: string[]) => cells.map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd()
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd()
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n')
 }
 
@@ -164,9 +171,10 @@ function printSection(r: SectionResult, size: number, runs: number): void {
     w(`== ${r.section}: skipped (${r.skipped})`)
     return
   }
-  const header = r.section === 'local'
-    ? `== local: one ${(size / 2 ** 20).toFixed(0)} MiB mixed disk (random, zero/hole and text regions), 64 KiB blocks, median of ${runs} run(s), page cache warm`
-    : `== ${r.section}: median of ${runs} run(s), page cache warm`
+  const header =
+    r.section === 'local'
+      ? `== local: one ${(size / 2 ** 20).toFixed(0)} MiB mixed disk (random, zero/hole and text regions), 64 KiB blocks, median of ${runs} run(s), page cache warm`
+      : `== ${r.section}: median of ${runs} run(s), page cache warm`
   w(header)
   w(table(r.rows))
   if (r.context.length) {
@@ -177,7 +185,10 @@ function printSection(r: SectionResult, size: number, runs: number): void {
     w('targets (median wall times):')
     for (const c of r.checks) w(checkLine(c))
   }
-  const steal = r.steal === undefined ? '' : `; the hypervisor took ${(r.steal * 100).toFixed(0)}% of the CPUs' time (steal)${r.steal > 0.1 ? ': a noisy host, compare ratios from one run only' : ''}`
+  const steal =
+    r.steal === undefined
+      ? ''
+      : `; the hypervisor took ${(r.steal * 100).toFixed(0)}% of the CPUs' time (steal)${r.steal > 0.1 ? ': a noisy host, compare ratios from one run only' : ''}`
   w(`(${r.section} section took ${r.seconds.toFixed(0)} s${steal})`)
 }
 
@@ -225,9 +236,13 @@ async function main(): Promise<number> {
   if (!cli.json) {
     process.stdout.write('\nAll runs are page-cache warm (the cache is not dropped between runs); this favours no case over another.\n')
     if (HOST_RECLAIMS_FREE_MEMORY && process.env.VDREP_BENCH_SETTLE !== '0') {
-      process.stdout.write('This machine is a VM guest that hands free memory back to its host (free page reporting): before every timed run of the local and ssh sections the bench touches and frees enough memory for the run, so no case pays the host\'s page faults and every case runs on warm memory (VDREP_BENCH_SETTLE=0 turns this off).\n')
+      process.stdout.write(
+        "This machine is a VM guest that hands free memory back to its host (free page reporting): before every timed run of the local and ssh sections the bench touches and frees enough memory for the run, so no case pays the host's page faults and every case runs on warm memory (VDREP_BENCH_SETTLE=0 turns this off).\n",
+      )
     }
-    process.stdout.write("vdrep's wall time includes node + oclif start-up and the fdatasync of the replica that makes it durable; cp, rsync and qemu-img do not sync (qemu-img -t writeback does, once at the end).\n")
+    process.stdout.write(
+      "vdrep's wall time includes node + oclif start-up and the fdatasync of the replica that makes it durable; cp, rsync and qemu-img do not sync (qemu-img -t writeback does, once at the end).\n",
+    )
   }
   const summary = {
     bench: 'vdrep',
@@ -245,7 +260,11 @@ async function main(): Promise<number> {
           : {
               seconds: Number(r.seconds.toFixed(1)),
               steal: r.steal === undefined ? null : Number(r.steal.toFixed(3)),
-              rows: r.rows.map((x) => ({...x, mbps: x.bytes > 0 && Number.isFinite(x.seconds) ? Number(mbps(x).toFixed(1)) : null, seconds: Number.isFinite(x.seconds) ? x.seconds : null})),
+              rows: r.rows.map((x) => ({
+                ...x,
+                mbps: x.bytes > 0 && Number.isFinite(x.seconds) ? Number(mbps(x).toFixed(1)) : null,
+                seconds: Number.isFinite(x.seconds) ? x.seconds : null,
+              })),
               checks: r.checks,
             },
       ]),

@@ -53,7 +53,9 @@ try {
 const lines = formatReports(seed, reports, failures.length)
 process.stdout.write(`\n${lines.join('\n')}\n`)
 if (failures.length > 0) {
-  process.stdout.write(`FAILED kinds: ${failures.length} (replay: node dist/bench/crash-matrix.js --seed ${seed} --points ${points} --kinds ${failures.map((f) => f.split(':')[0]).join(',')})\n`)
+  process.stdout.write(
+    `FAILED kinds: ${failures.length} (replay: node dist/bench/crash-matrix.js --seed ${seed} --points ${points} --kinds ${failures.map((f) => f.split(':')[0]).join(',')})\n`,
+  )
   for (const f of failures) process.stderr.write(`\n${f}\n`)
 }
 process.exitCode = failures.length > 0 ? 1 : 0

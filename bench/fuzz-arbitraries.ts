@@ -118,12 +118,10 @@ export const frameTypes = Object.values(FrameType) as FrameTypeId[]
  * (fast-check keeps arrays small), so without these the readers' body paths (a view of the
  * receive buffer, or a copy when the block straddles reads) went unfuzzed.
  */
-const dataFrame = fc
-  .tuple(u64, exactly(m.DATA_FIELDS_SIZE - 8), fc.uint8Array({minLength: 1, maxLength: 3000, size: 'max'}))
-  .map(([block, hash, data]) => {
-    const payload = Buffer.concat([m.encodeDataFields(block, hash), data])
-    return Buffer.concat([encodeFrameHeader(FrameType.DATA, payload.length), payload])
-  })
+const dataFrame = fc.tuple(u64, exactly(m.DATA_FIELDS_SIZE - 8), fc.uint8Array({minLength: 1, maxLength: 3000, size: 'max'})).map(([block, hash, data]) => {
+  const payload = Buffer.concat([m.encodeDataFields(block, hash), data])
+  return Buffer.concat([encodeFrameHeader(FrameType.DATA, payload.length), payload])
+})
 const anyFrame = fc.tuple(fc.constantFrom(...frameTypes), bytes(80)).map(([t, p]) => Buffer.concat([encodeFrameHeader(t, p.length), p]))
 export const validFrames = fc
   .array(fc.oneof({weight: 3, arbitrary: anyFrame}, {weight: 1, arbitrary: dataFrame}), {maxLength: 4})
@@ -141,20 +139,45 @@ const rec = <T>(model: {[K in keyof T]: fc.Arbitrary<T[K]>}) => fc.record(model,
 
 /** Short strings, or strings that cross `limit` bytes with multi-byte characters at the edge. */
 const nearLimit = (limit: number) =>
-  fc.oneof(text(40), fc.tuple(fc.integer({min: limit - 8, max: limit + 2}), text(4)).map(([n, t]) => `${'c'.repeat(n)}${t}`))
+  fc.oneof(
+    text(40),
+    fc.tuple(fc.integer({min: limit - 8, max: limit + 2}), text(4)).map(([n, t]) => `${'c'.repeat(n)}${t}`),
+  )
 
 /** Encoder output for each message, including values at and just past the decoder's limits. */
 export const validMessages: Record<string, fc.Arbitrary<Buffer>> = {
-  HELLO: rec<m.Hello>({version: fc.integer({min: 0, max: 0xffff}), mode: fc.integer({min: 0, max: 255}), hashAlgo: fc.integer({min: 0, max: 255}),
-    blockSize: u32, diskSize: u64, replicaId: exactly(16), flags: u32, lastCommit: exactly(16), nextCommit: exactly(16), path: text(64)}).map(m.encodeHello),
-  HELLO_OK: rec<m.HelloOk>({version: fc.integer({min: 0, max: 0xffff}), state: fc.integer({min: 0, max: 255}), replicaSize: u64, resumeBlock: u64,
-    replicaId: exactly(16), generation: u64, lastSeq: u64}).map(m.encodeHelloOk),
+  HELLO: rec<m.Hello>({
+    version: fc.integer({min: 0, max: 0xffff}),
+    mode: fc.integer({min: 0, max: 255}),
+    hashAlgo: fc.integer({min: 0, max: 255}),
+    blockSize: u32,
+    diskSize: u64,
+    replicaId: exactly(16),
+    flags: u32,
+    lastCommit: exactly(16),
+    nextCommit: exactly(16),
+    path: text(64),
+  }).map(m.encodeHello),
+  HELLO_OK: rec<m.HelloOk>({
+    version: fc.integer({min: 0, max: 0xffff}),
+    state: fc.integer({min: 0, max: 255}),
+    replicaSize: u64,
+    resumeBlock: u64,
+    replicaId: exactly(16),
+    generation: u64,
+    lastSeq: u64,
+  }).map(m.encodeHelloOk),
   ERROR: rec<m.ErrorMsg>({exitCode: fc.integer({min: 0, max: 255}), code: nearLimit(64), message: nearLimit(2048), hint: nearLimit(1024)}).map(m.encodeError),
   BLOCK_STATUS: fc.oneof(
-    fc.tuple(u64, fc.array(fc.constantFrom(0, 1, 2), {minLength: 1, maxLength: 12})).chain(([start, kinds]) =>
-      exactly(32 * kinds.filter((k) => k === 1).length).map((hashes) => m.encodeBlockStatus({startBlock: start, kinds: Uint8Array.from(kinds), hashes}))),
+    fc
+      .tuple(u64, fc.array(fc.constantFrom(0, 1, 2), {minLength: 1, maxLength: 12}))
+      .chain(([start, kinds]) =>
+        exactly(32 * kinds.filter((k) => k === 1).length).map((hashes) => m.encodeBlockStatus({startBlock: start, kinds: Uint8Array.from(kinds), hashes})),
+      ),
     // a whole batch of zero kinds at, or just past, MAX_STATUS_BATCH
-    fc.integer({min: m.MAX_STATUS_BATCH - 1, max: m.MAX_STATUS_BATCH + 2}).map((n) => m.encodeBlockStatus({startBlock: 0, kinds: new Uint8Array(n), hashes: Buffer.alloc(0)})),
+    fc
+      .integer({min: m.MAX_STATUS_BATCH - 1, max: m.MAX_STATUS_BATCH + 2})
+      .map((n) => m.encodeBlockStatus({startBlock: 0, kinds: new Uint8Array(n), hashes: Buffer.alloc(0)})),
   ),
   DATA: fc.tuple(u64, exactly(32), bytes(64)).map(([block, hash, data]) => Buffer.concat([m.encodeDataFields(block, hash), data])),
   RANGE: fc.tuple(u64, u64).map(([s, c]) => m.encodeRange(s, c)),
@@ -174,10 +197,26 @@ export const settingsArb = rec<PsfHeader['settings']>({
 })
 const big64 = fc.bigInt({min: 0n, max: 2n ** 64n - 1n})
 export const psfHeaderArb = rec<PsfHeader>({
-  flags: u32, counter: big64, diskSize: u64, blockSize: fc.integer({min: 12, max: 22}).map((e) => 2 ** e), hashAlgo: fc.constantFrom(1, 2, 3),
-  replicaId: exactly(16), generation: u64, lastSeq: u64, lastSyncMs: u64, sourceSize: u64, sourceMtimeNs: big64, sourceCtimeNs: big64,
-  pendingSeq: u64, createdMs: u64, settings: settingsArb, lastCommit: exactly(16),
-  identity: fc.oneof(fc.constant(NO_IDENTITY), rec<DiskIdentity>({kind: fc.constantFrom(IdentityKind.FILE, IdentityKind.BLOCK_DEVICE), dev: big64, ino: big64, path: fc.string({maxLength: 200})})),
+  flags: u32,
+  counter: big64,
+  diskSize: u64,
+  blockSize: fc.integer({min: 12, max: 22}).map((e) => 2 ** e),
+  hashAlgo: fc.constantFrom(1, 2, 3),
+  replicaId: exactly(16),
+  generation: u64,
+  lastSeq: u64,
+  lastSyncMs: u64,
+  sourceSize: u64,
+  sourceMtimeNs: big64,
+  sourceCtimeNs: big64,
+  pendingSeq: u64,
+  createdMs: u64,
+  settings: settingsArb,
+  lastCommit: exactly(16),
+  identity: fc.oneof(
+    fc.constant(NO_IDENTITY),
+    rec<DiskIdentity>({kind: fc.constantFrom(IdentityKind.FILE, IdentityKind.BLOCK_DEVICE), dev: big64, ino: big64, path: fc.string({maxLength: 200})}),
+  ),
 })
 
 /** Recompute a header slot's crc, so a mutation reaches the field checks behind it. */
@@ -186,22 +225,43 @@ export function fixSlotCrc(b: Buffer): Buffer {
   return b
 }
 /** A valid slot whose settings JSON is replaced by any JSON text (crc fixed). */
-const slotWithJson = fc.tuple(psfHeaderArb, fc.oneof(fc.json({maxDepth: 3}), settingsArb.chain((s) =>
-  fc.tuple(fc.constantFrom(...Object.keys(s)), fc.jsonValue({maxDepth: 2})).map(([k, v]) => JSON.stringify({...s, [k]: v}))))).map(([h, json]) => {
-  const slot = encodeHeader(h)
-  const body = Buffer.from(json, 'utf8').subarray(0, 4092 - 144)
-  slot.fill(0, 120, 4092)
-  slot.writeUInt32LE(body.length, 140)
-  body.copy(slot, 144)
-  return fixSlotCrc(slot)
-})
+const slotWithJson = fc
+  .tuple(
+    psfHeaderArb,
+    fc.oneof(
+      fc.json({maxDepth: 3}),
+      settingsArb.chain((s) => fc.tuple(fc.constantFrom(...Object.keys(s)), fc.jsonValue({maxDepth: 2})).map(([k, v]) => JSON.stringify({...s, [k]: v}))),
+    ),
+  )
+  .map(([h, json]) => {
+    const slot = encodeHeader(h)
+    const body = Buffer.from(json, 'utf8').subarray(0, 4092 - 144)
+    slot.fill(0, 120, 4092)
+    slot.writeUInt32LE(body.length, 140)
+    body.copy(slot, 144)
+    return fixSlotCrc(slot)
+  })
 export const psfSlot = fc.oneof(
   bulkBytes(4096, 4096),
   bulkBytes(0, 4200).map((b) => (b.length >= 8 ? Buffer.concat([Buffer.from('VDREPPSF'), b.subarray(8)]) : b)),
   psfHeaderArb.map(encodeHeader),
   mutated(psfHeaderArb.map(encodeHeader)),
   {weight: 3, arbitrary: mutated(psfHeaderArb.map(encodeHeader)).map(fixSlotCrc)},
-  {weight: 3, arbitrary: poked(psfHeaderArb.map(encodeHeader), [[8, 2], [10, 2], [12, 4], [16, 8], [24, 8], [32, 4], [36, 1], [37, 1], [56, 8], [120, 4]]).map(fixSlotCrc)},
+  {
+    weight: 3,
+    arbitrary: poked(psfHeaderArb.map(encodeHeader), [
+      [8, 2],
+      [10, 2],
+      [12, 4],
+      [16, 8],
+      [24, 8],
+      [32, 4],
+      [36, 1],
+      [37, 1],
+      [56, 8],
+      [120, 4],
+    ]).map(fixSlotCrc),
+  },
   {weight: 2, arbitrary: slotWithJson},
 )
 
@@ -212,13 +272,16 @@ export interface PageCase {
   no: number
 }
 /** A valid page, read back as its own region and number. */
-export const pageArb: fc.Arbitrary<PageCase> = fc.tuple(regionArb, fc.integer({min: 0, max: 4}), fc.integer(), fc.integer({min: 0, max: PAGE_PAYLOAD_SIZE}))
+export const pageArb: fc.Arbitrary<PageCase> = fc
+  .tuple(regionArb, fc.integer({min: 0, max: 4}), fc.integer(), fc.integer({min: 0, max: PAGE_PAYLOAD_SIZE}))
   .map(([region, no, seed, n]) => ({page: encodePage(region, no, prngBytes(seed, n)), region, no}))
 /** Recompute a page's crc (bytes 4..) so region and number checks are reached. */
 export const fixPageCrc = (b: Buffer) => (b.length >= 4 ? (b.writeUInt32LE(zlib.crc32(b.subarray(4)), 0), b) : b)
 const anyPlace = fc.record({region: regionArb, no: fc.integer({min: 0, max: 4})})
 const mutatedPage = (fix: boolean) =>
-  fc.tuple(pageArb, fc.array(mutationArb, {minLength: 1, maxLength: 4})).map(([c, ms]) => ({...c, page: fix ? fixPageCrc(mutate(c.page, ms)) : mutate(c.page, ms)}))
+  fc
+    .tuple(pageArb, fc.array(mutationArb, {minLength: 1, maxLength: 4}))
+    .map(([c, ms]) => ({...c, page: fix ? fixPageCrc(mutate(c.page, ms)) : mutate(c.page, ms)}))
 /** Random pages, valid pages read at their place or elsewhere, and mutated pages (crc kept valid or not). */
 export const pageCases: fc.Arbitrary<PageCase> = fc.oneof(
   fc.tuple(fc.oneof(bulkBytes(4096, 4096), bulkBytes(0, 4100)), anyPlace).map(([page, at]) => ({page, ...at})),
@@ -229,8 +292,19 @@ export const pageCases: fc.Arbitrary<PageCase> = fc.oneof(
 )
 
 export const replicaStateArb = rec<ReplicaState>({
-  replicaId: exactly(16).map((b) => b.toString('hex')), complete: fc.boolean(), resumeBlock: u64, diskSize: u64, blockSize: u64, hashAlgo: u64,
-  generation: u64, lastSeq: u64, digest: text(64), size: u64, mtimeNs: big64.map(String), ctimeNs: big64.map(String), updatedMs: u64,
+  replicaId: exactly(16).map((b) => b.toString('hex')),
+  complete: fc.boolean(),
+  resumeBlock: u64,
+  diskSize: u64,
+  blockSize: u64,
+  hashAlgo: u64,
+  generation: u64,
+  lastSeq: u64,
+  digest: text(64),
+  size: u64,
+  mtimeNs: big64.map(String),
+  ctimeNs: big64.map(String),
+  updatedMs: u64,
 })
 /** Any body in a well-formed envelope (length and crc right), to reach the body checks. */
 export function stateEnvelope(body: Buffer): Buffer {
@@ -245,24 +319,60 @@ export const replicaStateBytes = fc.oneof(
   bytes(300),
   replicaStateArb.map(encodeReplicaState),
   {weight: 2, arbitrary: mutated(replicaStateArb.map(encodeReplicaState))},
-  poked(replicaStateArb.map(encodeReplicaState), [[8, 2], [10, 2], [12, 4]]),
+  poked(replicaStateArb.map(encodeReplicaState), [
+    [8, 2],
+    [10, 2],
+    [12, 4],
+  ]),
   {weight: 2, arbitrary: mutated(replicaStateArb.map((s) => Buffer.from(JSON.stringify(s)))).map(stateEnvelope)},
-  {weight: 2, arbitrary: fc.tuple(replicaStateArb, fc.constantFrom<keyof ReplicaState>('replicaId', 'complete', 'resumeBlock', 'digest', 'mtimeNs', 'updatedMs'), fc.jsonValue({maxDepth: 2}))
-    .map(([s, k, v]) => stateEnvelope(Buffer.from(JSON.stringify({...s, [k]: v}))))},
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(
+        replicaStateArb,
+        fc.constantFrom<keyof ReplicaState>('replicaId', 'complete', 'resumeBlock', 'digest', 'mtimeNs', 'updatedMs'),
+        fc.jsonValue({maxDepth: 2}),
+      )
+      .map(([s, k, v]) => stateEnvelope(Buffer.from(JSON.stringify({...s, [k]: v})))),
+  },
   fc.json({maxDepth: 3}).map((j) => stateEnvelope(Buffer.from(j))),
 )
 
 /** Recompute a 64-byte journal header or trailer crc (over bytes 0..55). */
 export const fixJournalCrc = (b: Buffer) => (b.length >= 60 ? (b.writeUInt32LE(zlib.crc32(b.subarray(0, 56)), 56), b) : b)
 const withAndWithoutCrc = (valid: fc.Arbitrary<Buffer>, fields: Field[]) =>
-  fc.oneof(bytes(80), valid, {weight: 2, arbitrary: mutated(valid)}, {weight: 3, arbitrary: mutated(valid).map(fixJournalCrc)},
-    {weight: 3, arbitrary: poked(valid, fields).map(fixJournalCrc)})
+  fc.oneof(
+    bytes(80),
+    valid,
+    {weight: 2, arbitrary: mutated(valid)},
+    {weight: 3, arbitrary: mutated(valid).map(fixJournalCrc)},
+    {weight: 3, arbitrary: poked(valid, fields).map(fixJournalCrc)},
+  )
 export const journalHeaderBytes = withAndWithoutCrc(
-  fc.record({blockSize: fc.integer({min: 12, max: 22}).map((e) => 2 ** e), seq: u64, diskSize: u64, replicaId: exactly(16), hashAlgo: fc.constantFrom(1, 2, 3)})
-    .map(encodeJournalHeader), [[8, 2], [12, 4], [16, 8], [24, 8], [48, 1]])
-export const journalTrailerBytes = withAndWithoutCrc(fc.record({entryCount: u64, dataBytes: u64, digest: exactly(32)}).map(encodeJournalTrailer), [[8, 8], [16, 8]])
+  fc
+    .record({blockSize: fc.integer({min: 12, max: 22}).map((e) => 2 ** e), seq: u64, diskSize: u64, replicaId: exactly(16), hashAlgo: fc.constantFrom(1, 2, 3)})
+    .map(encodeJournalHeader),
+  [
+    [8, 2],
+    [12, 4],
+    [16, 8],
+    [24, 8],
+    [48, 1],
+  ],
+)
+export const journalTrailerBytes = withAndWithoutCrc(fc.record({entryCount: u64, dataBytes: u64, digest: exactly(32)}).map(encodeJournalTrailer), [
+  [8, 8],
+  [16, 8],
+])
 const journalEntries = fc.oneof(
   fc.record({block: u64, hash: exactly(32)}).map((e) => encodeEntryHeader({kind: EntryKind.DATA, ...e})),
   fc.record({block: u64, count: u64.filter((n) => n > 0)}).map((e) => encodeEntryHeader({kind: EntryKind.ZERO, ...e})),
 )
-export const journalEntryBytes = fc.oneof({weight: 3, arbitrary: hostile(journalEntries, 64)}, poked(journalEntries, [[0, 8], [8, 1], [16, 8]]))
+export const journalEntryBytes = fc.oneof(
+  {weight: 3, arbitrary: hostile(journalEntries, 64)},
+  poked(journalEntries, [
+    [0, 8],
+    [8, 1],
+    [16, 8],
+  ]),
+)

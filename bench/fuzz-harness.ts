@@ -34,7 +34,12 @@ export const MAX_FAILURES = 25
  * Every case runs and a failure is counted, not fatal, so the report says how many failed.
  * `check` throws on a failure and returns true when the decoder accepted the input.
  */
-export function target<T>(name: string, arb: fc.Arbitrary<T>, check: (v: T) => boolean | Promise<boolean>, show: (v: T) => string = (v) => String(v)): FuzzTarget {
+export function target<T>(
+  name: string,
+  arb: fc.Arbitrary<T>,
+  check: (v: T) => boolean | Promise<boolean>,
+  show: (v: T) => string = (v) => String(v),
+): FuzzTarget {
   return {
     name,
     async run(runs, seed) {
@@ -137,13 +142,16 @@ export async function readThrough(input: Buffer, cuts: number[], end: boolean, h
 async function drain(reader: FrameSource, hangMs: number): Promise<RefResult> {
   const got: RefResult = {frames: [], end: null}
   let timer: NodeJS.Timeout | undefined
-  const hung = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the reader neither returned nor refused within ${hangMs} ms`)), hangMs)))
+  const hung = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`the reader neither returned nor refused within ${hangMs} ms`)), hangMs)),
+  )
   try {
     for (;;) {
       const f: Frame | null = await Promise.race([reader.next(), hung])
       if (!f) break
       // a DATA frame's block comes apart from its fields: on the wire they are one payload
-      if (f.body && (f.type !== FrameType.DATA || f.payload.length !== DATA_FIELDS_SIZE)) throw new Error(`a body on a ${f.type} frame after ${f.payload.length} bytes of fields`)
+      if (f.body && (f.type !== FrameType.DATA || f.payload.length !== DATA_FIELDS_SIZE))
+        throw new Error(`a body on a ${f.type} frame after ${f.payload.length} bytes of fields`)
       // copied before release(): a lent body is a view of memory the reader reuses
       got.frames.push({type: f.type, payload: Buffer.concat([f.payload, f.body ?? Buffer.alloc(0)])})
       f.release?.()

@@ -19,37 +19,56 @@ import {clean, hexOf, largestAllocation, readThrough, referenceParse, SocketFeed
 
 export type {FuzzReport, FuzzTarget} from './fuzz-harness.js'
 
-const pokedFrames = a.poked(a.validFrames, [[0, 1], [1, 1], [2, 1], [3, 1], [4, 4]])
-const frameHeaderTarget = target('frame header', fc.oneof(a.bytes(12), a.mutated(a.validFrames), pokedFrames, a.oversizedFrame), (b) => {
-  const want = referenceParse(b.subarray(0, 8))
-  const got = clean(() => decodeFrameHeader(b))
-  if (b.length < 8) {
-    assert.equal(got, undefined)
-    return false
-  }
-  const wantError = want.end === 'FRAME_TRUNCATED' ? null : want.end // 8 bytes alone: no payload to check here
-  if (wantError) {
-    assert.throws(() => decodeFrameHeader(b), (e: unknown) => e instanceof VdrepError && e.code === wantError)
-    return false
-  }
-  assert.ok(got)
-  assert.deepEqual(encodeFrameHeader(got.type, got.length), b.subarray(0, 8))
-  assert.ok(got.length <= MAX_PAYLOAD && b.readUInt16LE(0) === FRAME_MAGIC)
-  return true
-}, hexOf)
+const pokedFrames = a.poked(a.validFrames, [
+  [0, 1],
+  [1, 1],
+  [2, 1],
+  [3, 1],
+  [4, 4],
+])
+const frameHeaderTarget = target(
+  'frame header',
+  fc.oneof(a.bytes(12), a.mutated(a.validFrames), pokedFrames, a.oversizedFrame),
+  (b) => {
+    const want = referenceParse(b.subarray(0, 8))
+    const got = clean(() => decodeFrameHeader(b))
+    if (b.length < 8) {
+      assert.equal(got, undefined)
+      return false
+    }
+    const wantError = want.end === 'FRAME_TRUNCATED' ? null : want.end // 8 bytes alone: no payload to check here
+    if (wantError) {
+      assert.throws(
+        () => decodeFrameHeader(b),
+        (e: unknown) => e instanceof VdrepError && e.code === wantError,
+      )
+      return false
+    }
+    assert.ok(got)
+    assert.deepEqual(encodeFrameHeader(got.type, got.length), b.subarray(0, 8))
+    assert.ok(got.length <= MAX_PAYLOAD && b.readUInt16LE(0) === FRAME_MAGIC)
+    return true
+  },
+  hexOf,
+)
 
 const streamArb = fc.record({
   input: fc.oneof(a.bytes(64), a.validFrames, {weight: 4, arbitrary: a.mutated(a.validFrames)}, pokedFrames, {weight: 2, arbitrary: a.oversizedFrame}),
   cuts: fc.array(fc.nat({max: 4096}), {maxLength: 6}),
 })
 
-const frameReaderTarget = target('frame reader', streamArb, async ({input, cuts}) => {
-  let got: RefResult | undefined
-  const largest = await largestAllocation(async () => void (got = await readThrough(input, cuts, true)))
-  assert.deepEqual(got, referenceParse(input))
-  assert.ok(largest <= MAX_PAYLOAD, `allocated ${largest} bytes`)
-  return got?.end === null
-}, ({input, cuts}) => `${hexOf(input)} cut at ${cuts.join(',')}`)
+const frameReaderTarget = target(
+  'frame reader',
+  streamArb,
+  async ({input, cuts}) => {
+    let got: RefResult | undefined
+    const largest = await largestAllocation(async () => void (got = await readThrough(input, cuts, true)))
+    assert.deepEqual(got, referenceParse(input))
+    assert.ok(largest <= MAX_PAYLOAD, `allocated ${largest} bytes`)
+    return got?.end === null
+  },
+  ({input, cuts}) => `${hexOf(input)} cut at ${cuts.join(',')}`,
+)
 
 // The receiver's reader on `vdrep serve`'s ports: the same streams over a real socket, read
 // through the FrameReader over a taken-over socket (slabs, lent bodies, the fast path for buffered fields).
@@ -58,20 +77,27 @@ const socketReaderTarget: FuzzTarget = {
   async run(runs, seed) {
     const feeder = await SocketFeeder.start()
     try {
-      return await target(this.name, streamArb, async ({input, cuts}) => {
-        let got: RefResult | undefined
-        const largest = await largestAllocation(async () => void (got = await feeder.readThrough(input, cuts, true)))
-        assert.deepEqual(got, referenceParse(input))
-        assert.ok(largest <= MAX_PAYLOAD, `allocated ${largest} bytes`)
-        return got?.end === null
-      }, ({input, cuts}) => `${hexOf(input)} cut at ${cuts.join(',')}`).run(runs, seed)
+      return await target(
+        this.name,
+        streamArb,
+        async ({input, cuts}) => {
+          let got: RefResult | undefined
+          const largest = await largestAllocation(async () => void (got = await feeder.readThrough(input, cuts, true)))
+          assert.deepEqual(got, referenceParse(input))
+          assert.ok(largest <= MAX_PAYLOAD, `allocated ${largest} bytes`)
+          return got?.end === null
+        },
+        ({input, cuts}) => `${hexOf(input)} cut at ${cuts.join(',')}`,
+      ).run(runs, seed)
     } finally {
       await feeder.close()
     }
   },
 }
 
-const oversizedTarget = target('frame reader, oversized header on an open stream', fc.record({input: a.oversizedFrame, cuts: fc.array(fc.nat(), {maxLength: 3})}),
+const oversizedTarget = target(
+  'frame reader, oversized header on an open stream',
+  fc.record({input: a.oversizedFrame, cuts: fc.array(fc.nat(), {maxLength: 3})}),
   async ({input, cuts}) => {
     let got: RefResult | undefined
     const largest = await largestAllocation(async () => void (got = await readThrough(input, cuts, false, 500)))
@@ -80,17 +106,24 @@ const oversizedTarget = target('frame reader, oversized header on an open stream
     // near the oversized header's claim may be allocated.
     assert.ok(largest <= 4096, `allocated ${largest} bytes for good frames of at most 3048 bytes`)
     return false
-  }, ({input}) => hexOf(input))
+  },
+  ({input}) => hexOf(input),
+)
 
 // ---- messages ----
 
 function messageTarget<T>(name: string, decode: (b: Buffer) => T, holds: (v: T, input: Buffer) => void): FuzzTarget {
-  return target(`message ${name}`, a.hostile(a.validMessages[name]), (b) => {
-    const v = clean(() => decode(b))
-    if (v === undefined) return false
-    holds(v, b)
-    return true
-  }, hexOf)
+  return target(
+    `message ${name}`,
+    a.hostile(a.validMessages[name]),
+    (b) => {
+      const v = clean(() => decode(b))
+      if (v === undefined) return false
+      holds(v, b)
+      return true
+    },
+    hexOf,
+  )
 }
 const utf8 = new TextDecoder('utf-8', {fatal: true})
 function validUtf8(b: Buffer): boolean {
@@ -101,7 +134,10 @@ function validUtf8(b: Buffer): boolean {
     return false
   }
 }
-const reencodes = <T>(encode: (v: T) => Buffer) => (v: T, b: Buffer) => assert.deepEqual(encode(v), b)
+const reencodes =
+  <T>(encode: (v: T) => Buffer) =>
+  (v: T, b: Buffer) =>
+    assert.deepEqual(encode(v), b)
 
 const messageTargets = [
   messageTarget('HELLO', m.decodeHello, (v, b) => {
@@ -122,8 +158,16 @@ const messageTargets = [
     assert.deepEqual(m.encodeBlockStatus(v), b)
   }),
   messageTarget('DATA', m.decodeData, (v, b) => assert.deepEqual(Buffer.concat([m.encodeDataFields(v.block, v.hash), v.data]), b)),
-  messageTarget('RANGE', (b) => m.decodeRange(b, 'CHECKPOINT'), (v, b) => assert.deepEqual(m.encodeRange(v.start, v.count), b)),
-  messageTarget('U64', (b) => m.decodeU64(b, 'CHECKPOINT_ACK'), (v, b) => assert.deepEqual(m.encodeU64(v), b)),
+  messageTarget(
+    'RANGE',
+    (b) => m.decodeRange(b, 'CHECKPOINT'),
+    (v, b) => assert.deepEqual(m.encodeRange(v.start, v.count), b),
+  ),
+  messageTarget(
+    'U64',
+    (b) => m.decodeU64(b, 'CHECKPOINT_ACK'),
+    (v, b) => assert.deepEqual(m.encodeU64(v), b),
+  ),
   messageTarget('DONE', m.decodeDone, reencodes(m.encodeDone)),
   messageTarget('VERIFY_RESULT', m.decodeVerifyResult, reencodes(m.encodeVerifyResult)),
   messageTarget('BUNDLE_BEGIN', m.decodeBundleBegin, reencodes(m.encodeBundleBegin)),
@@ -153,73 +197,113 @@ function slotHolds(slot: Buffer, r: ReturnType<typeof decodeHeader>): boolean {
 
 const slotTarget = target('psf header slot', a.psfSlot, (slot) => slotHolds(slot, decodeHeader(slot)), hexOf)
 
-const pickTarget = target('psf pickHeader', fc.tuple(a.psfSlot, a.psfSlot, fc.boolean()), ([x, y, same]) => {
-  const slotA = x.subarray(0, 4096)
-  const slotB = same ? slotA : y.subarray(0, 4096)
-  const ra = decodeHeader(slotA)
-  const rb = decodeHeader(slotB)
-  let picked: ReturnType<typeof pickHeader> | undefined
-  try {
-    picked = pickHeader(slotA, slotB)
-  } catch (e) {
-    assert.ok(e instanceof StateError, String(e))
-    assert.ok(!ra.ok && !rb.ok)
-    assert.equal(e.code === 'PSF_FOREIGN', ra.foreign && rb.foreign)
-    return false
-  }
-  const [mine, other] = picked.slot === 0 ? [ra, rb] : [rb, ra]
-  assert.ok(mine.ok)
-  assert.deepEqual(picked.header, mine.header)
-  if (other.ok) assert.ok(mine.header.counter > other.header.counter || (mine.header.counter === other.header.counter && picked.slot === 0))
-  return true
-}, ([x, y]) => `${hexOf(x)} / ${hexOf(y)}`)
+const pickTarget = target(
+  'psf pickHeader',
+  fc.tuple(a.psfSlot, a.psfSlot, fc.boolean()),
+  ([x, y, same]) => {
+    const slotA = x.subarray(0, 4096)
+    const slotB = same ? slotA : y.subarray(0, 4096)
+    const ra = decodeHeader(slotA)
+    const rb = decodeHeader(slotB)
+    let picked: ReturnType<typeof pickHeader> | undefined
+    try {
+      picked = pickHeader(slotA, slotB)
+    } catch (e) {
+      assert.ok(e instanceof StateError, String(e))
+      assert.ok(!ra.ok && !rb.ok)
+      assert.equal(e.code === 'PSF_FOREIGN', ra.foreign && rb.foreign)
+      return false
+    }
+    const [mine, other] = picked.slot === 0 ? [ra, rb] : [rb, ra]
+    assert.ok(mine.ok)
+    assert.deepEqual(picked.header, mine.header)
+    if (other.ok) assert.ok(mine.header.counter > other.header.counter || (mine.header.counter === other.header.counter && picked.slot === 0))
+    return true
+  },
+  ([x, y]) => `${hexOf(x)} / ${hexOf(y)}`,
+)
 
-const pageTarget = target('psf page', a.pageCases, ({page, region, no}) => {
-  const payload = decodePage(page, region, no)
-  if (payload === undefined) return false
-  assert.equal(page.length, 4096)
-  assert.equal(page.readUInt32LE(0), zlib.crc32(page.subarray(4)))
-  assert.ok(page[4] === region && page.readUInt32LE(8) === no)
-  assert.deepEqual(payload, page.subarray(12))
-  return true
-}, ({page, region, no}) => `${hexOf(page)} region ${region} page ${no}`)
+const pageTarget = target(
+  'psf page',
+  a.pageCases,
+  ({page, region, no}) => {
+    const payload = decodePage(page, region, no)
+    if (payload === undefined) return false
+    assert.equal(page.length, 4096)
+    assert.equal(page.readUInt32LE(0), zlib.crc32(page.subarray(4)))
+    assert.ok(page[4] === region && page.readUInt32LE(8) === no)
+    assert.deepEqual(payload, page.subarray(12))
+    return true
+  },
+  ({page, region, no}) => `${hexOf(page)} region ${region} page ${no}`,
+)
 
-const stateTarget = target('replica state', a.replicaStateBytes, (b) => {
-  const s = clean(() => decodeReplicaState(b))
-  if (s === undefined) return false
-  assert.ok(b.readUInt16LE(8) === 1 && b.readUInt16LE(10) === 0 && b.readUInt32LE(12) === b.length - 20, 'version 1, reserved 0, length of the body')
-  assert.match(s.replicaId, /^[0-9a-f]{32}$/)
-  for (const k of ['resumeBlock', 'diskSize', 'blockSize', 'hashAlgo', 'generation', 'lastSeq', 'size', 'updatedMs'] as const) assert.ok(Number.isSafeInteger(s[k]) && s[k] >= 0, k)
-  assert.deepEqual(decodeReplicaState(encodeReplicaState(s)), s)
-  return true
-}, hexOf)
+const stateTarget = target(
+  'replica state',
+  a.replicaStateBytes,
+  (b) => {
+    const s = clean(() => decodeReplicaState(b))
+    if (s === undefined) return false
+    assert.ok(b.readUInt16LE(8) === 1 && b.readUInt16LE(10) === 0 && b.readUInt32LE(12) === b.length - 20, 'version 1, reserved 0, length of the body')
+    assert.match(s.replicaId, /^[0-9a-f]{32}$/)
+    for (const k of ['resumeBlock', 'diskSize', 'blockSize', 'hashAlgo', 'generation', 'lastSeq', 'size', 'updatedMs'] as const)
+      assert.ok(Number.isSafeInteger(s[k]) && s[k] >= 0, k)
+    assert.deepEqual(decodeReplicaState(encodeReplicaState(s)), s)
+    return true
+  },
+  hexOf,
+)
 
 // ---- replica journal (header, entry header, trailer) ----
 
 const journalTargets = [
-  target('journal header', a.journalHeaderBytes, (b) => {
-    const h = clean(() => j.decodeJournalHeader(b))
-    if (!h) return false
-    assert.ok(validBlockSize(h.blockSize) && Number.isSafeInteger(h.seq) && Number.isSafeInteger(h.diskSize))
-    assert.deepEqual(j.encodeJournalHeader(h).subarray(12, 49), b.subarray(12, 49))
-    return true
-  }, hexOf),
-  target('journal entry header', a.journalEntryBytes, (b) => {
-    const e = clean(() => j.decodeEntryHeader(b))
-    if (!e) return false
-    assert.ok(Number.isSafeInteger(e.block) && (e.kind === j.EntryKind.DATA || (Number.isSafeInteger(e.count) && e.count > 0)))
-    assert.deepEqual(j.encodeEntryHeader(e).subarray(0, 9), b.subarray(0, 9))
-    return true
-  }, hexOf),
-  target('journal trailer', a.journalTrailerBytes, (b) => {
-    const t = clean(() => j.decodeJournalTrailer(b))
-    if (!t) return false
-    assert.ok(Number.isSafeInteger(t.entryCount) && Number.isSafeInteger(t.dataBytes))
-    assert.deepEqual(j.encodeJournalTrailer(t).subarray(0, 56), b.subarray(0, 56))
-    return true
-  }, hexOf),
+  target(
+    'journal header',
+    a.journalHeaderBytes,
+    (b) => {
+      const h = clean(() => j.decodeJournalHeader(b))
+      if (!h) return false
+      assert.ok(validBlockSize(h.blockSize) && Number.isSafeInteger(h.seq) && Number.isSafeInteger(h.diskSize))
+      assert.deepEqual(j.encodeJournalHeader(h).subarray(12, 49), b.subarray(12, 49))
+      return true
+    },
+    hexOf,
+  ),
+  target(
+    'journal entry header',
+    a.journalEntryBytes,
+    (b) => {
+      const e = clean(() => j.decodeEntryHeader(b))
+      if (!e) return false
+      assert.ok(Number.isSafeInteger(e.block) && (e.kind === j.EntryKind.DATA || (Number.isSafeInteger(e.count) && e.count > 0)))
+      assert.deepEqual(j.encodeEntryHeader(e).subarray(0, 9), b.subarray(0, 9))
+      return true
+    },
+    hexOf,
+  ),
+  target(
+    'journal trailer',
+    a.journalTrailerBytes,
+    (b) => {
+      const t = clean(() => j.decodeJournalTrailer(b))
+      if (!t) return false
+      assert.ok(Number.isSafeInteger(t.entryCount) && Number.isSafeInteger(t.dataBytes))
+      assert.deepEqual(j.encodeJournalTrailer(t).subarray(0, 56), b.subarray(0, 56))
+      return true
+    },
+    hexOf,
+  ),
 ]
 
 export const FUZZ_TARGETS: FuzzTarget[] = [
-  frameHeaderTarget, frameReaderTarget, socketReaderTarget, oversizedTarget, ...messageTargets, slotTarget, pickTarget, pageTarget, stateTarget, ...journalTargets,
+  frameHeaderTarget,
+  frameReaderTarget,
+  socketReaderTarget,
+  oversizedTarget,
+  ...messageTargets,
+  slotTarget,
+  pickTarget,
+  pageTarget,
+  stateTarget,
+  ...journalTargets,
 ]

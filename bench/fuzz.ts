@@ -30,7 +30,9 @@ for (const t of FUZZ_TARGETS) {
   failures += r.failures
   if (r.firstFailure) failed.push(`${r.name}: ${r.firstFailure}`)
   const stopped = r.failures >= MAX_FAILURES ? ` (stopped after ${MAX_FAILURES} failures)` : ''
-  process.stdout.write(`${r.name.padEnd(width)}  cases ${String(r.tried).padStart(7)}  accepted ${String(r.accepted).padStart(7)}  failures ${String(r.failures).padStart(5)}  ${Date.now() - started} ms${stopped}\n`)
+  process.stdout.write(
+    `${r.name.padEnd(width)}  cases ${String(r.tried).padStart(7)}  accepted ${String(r.accepted).padStart(7)}  failures ${String(r.failures).padStart(5)}  ${Date.now() - started} ms${stopped}\n`,
+  )
 }
 process.stdout.write(`${'total'.padEnd(width)}  cases ${String(tried).padStart(7)}  failures ${String(failures).padStart(5)}\n`)
 for (const f of failed) process.stderr.write(`\nfirst failure of ${f}\n`)

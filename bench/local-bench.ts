@@ -119,7 +119,14 @@ async function timeVdrep(runs: number, disk: string, settle: number, prepare?: (
 
 function vdrepRow(name: string, runs: VdrepRun[], bytes: number): LocalBenchRow {
   const cpu = runs.flatMap((x) => (x.cpu === undefined ? [] : [x.cpu]))
-  const r: LocalBenchRow = row(LOCAL_SECTION, name, runs.map((x) => x.wall), bytes, undefined, cpu)
+  const r: LocalBenchRow = row(
+    LOCAL_SECTION,
+    name,
+    runs.map((x) => x.wall),
+    bytes,
+    undefined,
+    cpu,
+  )
   const engines = [...runs.map((x) => x.engine)].sort((a, b) => a - b)
   const m = Math.floor(engines.length / 2)
   r.engineSeconds = engines.length % 2 ? engines[m] : (engines[m - 1] + engines[m]) / 2
@@ -134,7 +141,16 @@ function skipped(name: string, why: string): BenchRow {
 }
 
 /** Time a shell command (after `prepare`, untimed), or skip it with a note when its tool is missing. */
-async function shellCase(rows: BenchRow[], log: Log, runs: number, name: string, tool: string, cmd: string, bytes: number, prepare?: () => Promise<void> | void): Promise<void> {
+async function shellCase(
+  rows: BenchRow[],
+  log: Log,
+  runs: number,
+  name: string,
+  tool: string,
+  cmd: string,
+  bytes: number,
+  prepare?: () => Promise<void> | void,
+): Promise<void> {
   // Its memory settled (bench-common settleMemory) before every run, as vdrep's runs are.
   if (!have(tool)) {
     log(`skipping ${name}: ${tool} is not installed`)
@@ -193,12 +209,16 @@ export async function runLocalBench(opts: BenchOptions & {log?: Log}): Promise<B
   rows.push(vdrepRow(LocalCase.IDENTICAL, await timeVdrep(runs, same.disk, settleBytesFor(size)), size))
   cmpOrThrow(source, same.replica, LocalCase.IDENTICAL)
 
-  await shellCase(rows, log, runs, LocalCase.RSYNC, 'rsync', `rsync --inplace --no-whole-file '${source}' '${scratch}'`, size, () => restoreSeed(seedMaster, scratch))
+  await shellCase(rows, log, runs, LocalCase.RSYNC, 'rsync', `rsync --inplace --no-whole-file '${source}' '${scratch}'`, size, () =>
+    restoreSeed(seedMaster, scratch),
+  )
   await shellCase(rows, log, runs, LocalCase.CP, 'cp', `cp --sparse=always '${source}' '${scratch}'`, size, () => removeReplica(scratch))
   await shellCase(rows, log, runs, LocalCase.QEMU, 'qemu-img', `qemu-img convert -f raw -O raw '${source}' '${scratch}'`, size, () => removeReplica(scratch))
   // The same copy made durable (qemu-img's default cache mode for convert is "unsafe": it
   // never flushes). vdrep's replica is fdatasynced before its proof, so this is the like-for-like peer.
-  await shellCase(rows, log, runs, LocalCase.QEMU_DURABLE, 'qemu-img', `qemu-img convert -t writeback -f raw -O raw '${source}' '${scratch}'`, size, () => removeReplica(scratch))
+  await shellCase(rows, log, runs, LocalCase.QEMU_DURABLE, 'qemu-img', `qemu-img convert -t writeback -f raw -O raw '${source}' '${scratch}'`, size, () =>
+    removeReplica(scratch),
+  )
   await removeReplica(scratch)
   await shellCase(rows, log, runs, LocalCase.B3SUM, 'b3sum', `b3sum '${source}' > /dev/null`, size)
   await shellCase(rows, log, runs, LocalCase.XXH, 'xxhsum', `xxhsum -H128 '${source}' > /dev/null`, size)
@@ -258,7 +278,9 @@ export function localContext(rows: BenchRow[]): string[] {
   }
   const cpuOf = (name: string) => {
     const r = get(name)
-    return r?.cpuSeconds === undefined || !Number.isFinite(r.seconds) ? undefined : `${name} ${r.cpuSeconds.toFixed(2)} (${(r.cpuSeconds / r.seconds).toFixed(2)} busy)`
+    return r?.cpuSeconds === undefined || !Number.isFinite(r.seconds)
+      ? undefined
+      : `${name} ${r.cpuSeconds.toFixed(2)} (${(r.cpuSeconds / r.seconds).toFixed(2)} busy)`
   }
   const cpus = [LocalCase.FRESH, LocalCase.QEMU, LocalCase.QEMU_DURABLE, LocalCase.SEED, LocalCase.RSYNC].map(cpuOf).filter((x) => x !== undefined)
   if (cpus.length) out.push(`machine CPU-s per run, and CPUs busy on average: ${cpus.join('; ')}`)

@@ -74,7 +74,13 @@ export async function runLoginBench(opts: BenchOptions & {log?: (l: string) => v
     }))
     const checks: BenchCheck[] = STEPS.map((s, j) => {
       const best = Math.min(...perStep[j])
-      return {label: `${s.name} (best, ms / ${STALL_MS} ms)`, ratio: best / STALL_MS, target: `< 1.00: no ${STALL_MS}+ ms delayed-ACK stall`, pass: best < STALL_MS, note: `${perStep[j].map((m) => m.toFixed(1)).join(', ')} ms`}
+      return {
+        label: `${s.name} (best, ms / ${STALL_MS} ms)`,
+        ratio: best / STALL_MS,
+        target: `< 1.00: no ${STALL_MS}+ ms delayed-ACK stall`,
+        pass: best < STALL_MS,
+        note: `${perStep[j].map((m) => m.toFixed(1)).join(', ')} ms`,
+      }
     })
     return {rows, checks}
   } finally {

@@ -78,8 +78,6 @@ type Log = (line: string) => void
 /** What `vdrep push --json` prints: the push result itself. */
 type PushJson = PushResult
 
-
-
 async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise((resolve) => child.once('exit', resolve))
@@ -195,13 +193,20 @@ function gib(n: number): string {
 export function caseName(key: CaseKey, size: number): string {
   const big = 4 * size
   switch (key) {
-    case PushCase.PUSH1: return `vdrep push over ssh, 1% changed (${gib(size)} disk)`
-    case PushCase.RSYNC1: return 'rsync --inplace --no-whole-file over ssh, 1% changed'
-    case PushCase.FULL1: return 'vdrep fullsync over ssh, 1% changed'
-    case PushCase.PUSH1_BIG: return `vdrep push over ssh, same blocks count (${gib(big)} sparse disk)`
-    case PushCase.PUSH10: return `vdrep push over ssh, 10% changed (${gib(size)} disk)`
-    case PushCase.RSYNC10: return 'rsync --inplace --no-whole-file over ssh, 10% changed'
-    case PushCase.FULL10: return 'vdrep fullsync over ssh, 10% changed'
+    case PushCase.PUSH1:
+      return `vdrep push over ssh, 1% changed (${gib(size)} disk)`
+    case PushCase.RSYNC1:
+      return 'rsync --inplace --no-whole-file over ssh, 1% changed'
+    case PushCase.FULL1:
+      return 'vdrep fullsync over ssh, 1% changed'
+    case PushCase.PUSH1_BIG:
+      return `vdrep push over ssh, same blocks count (${gib(big)} sparse disk)`
+    case PushCase.PUSH10:
+      return `vdrep push over ssh, 10% changed (${gib(size)} disk)`
+    case PushCase.RSYNC10:
+      return 'rsync --inplace --no-whole-file over ssh, 10% changed'
+    case PushCase.FULL10:
+      return 'vdrep fullsync over ssh, 10% changed'
   }
 }
 
@@ -247,12 +252,34 @@ export async function runPushBench(opts: BenchOptions & {log?: Log; pushSize?: n
   try {
     const env = {HOME: home, SSH_AUTH_SOCK: ''}
     const sshCmd = `ssh -p ${sshd.port} -i '${sshd.clientKey.path}' -o UserKnownHostsFile='${sshd.knownHostsFile}' -o BatchMode=yes -o StrictHostKeyChecking=yes`
-    for (const [src, dst] of [[disk, replica], [big, bigReplica]] as const) {
-      await runVdrep(['init', src, '--to', `${sshd.user}@127.0.0.1:${sshd.port}:${dst}`, '--identity', sshd.clientKey.path, '--known-hosts', sshd.knownHostsFile,
-        '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1]), '--block-size', String(BLOCK)], env)
+    for (const [src, dst] of [
+      [disk, replica],
+      [big, bigReplica],
+    ] as const) {
+      await runVdrep(
+        [
+          'init',
+          src,
+          '--to',
+          `${sshd.user}@127.0.0.1:${sshd.port}:${dst}`,
+          '--identity',
+          sshd.clientKey.path,
+          '--known-hosts',
+          sshd.knownHostsFile,
+          '--fullsync-port',
+          String(ports[0]),
+          '--delta-port',
+          String(ports[1]),
+          '--block-size',
+          String(BLOCK),
+        ],
+        env,
+      )
       t = performance.now()
       const r = JSON.parse(await runVdrep(['fullsync', src, '--json'], env)) as {bytesSent: number; seconds: number}
-      log(`push: initial full sync of ${path.basename(src)} (${gib((await fs.stat(src)).size)}): ${((performance.now() - t) / 1000).toFixed(1)} s (engine ${r.seconds.toFixed(1)} s), ${(r.bytesSent / 1e6).toFixed(0)} MB sent`)
+      log(
+        `push: initial full sync of ${path.basename(src)} (${gib((await fs.stat(src)).size)}): ${((performance.now() - t) / 1000).toFixed(1)} s (engine ${r.seconds.toFixed(1)} s), ${(r.bytesSent / 1e6).toFixed(0)} MB sent`,
+      )
     }
 
     const pushOnce = async (src: string, blocks: number[], seed: string): Promise<{wall: number; r: PushJson}> => {
@@ -282,7 +309,9 @@ export async function runPushBench(opts: BenchOptions & {log?: Log; pushSize?: n
     ] as const
     for (const f of fractions) {
       const bytes = f.blocks.length * BLOCK
-      log(`push: ${f.label} of the blocks (${f.blocks.length} blocks, ${(bytes / 1e6).toFixed(1)} MB): ${runs} run(s) of push${f.big ? ', push on the large disk' : ''}, rsync, fullsync`)
+      log(
+        `push: ${f.label} of the blocks (${f.blocks.length} blocks, ${(bytes / 1e6).toFixed(1)} MB): ${runs} run(s) of push${f.big ? ', push on the large disk' : ''}, rsync, fullsync`,
+      )
       const pushes: Array<{wall: number; r: PushJson}> = []
       const bigPushes: Array<{wall: number; r: PushJson}> = []
       const rsyncs: number[] = []
@@ -304,7 +333,9 @@ export async function runPushBench(opts: BenchOptions & {log?: Log; pushSize?: n
         const r = JSON.parse(out) as {seconds: number; bytesSent: number}
         fulls.push({wall, engine: r.seconds, bytesSent: r.bytesSent})
         await copyBlocks(disk, rsyncTarget, f.blocks)
-        log(`push: ${f.label} run ${i + 1}: push ${pushes[i].wall.toFixed(2)} s${f.big ? `, large-disk push ${bigPushes[i].wall.toFixed(2)} s` : ''}${withRsync ? `, rsync ${rsyncs[i].toFixed(2)} s` : ''}, fullsync ${wall.toFixed(2)} s`)
+        log(
+          `push: ${f.label} run ${i + 1}: push ${pushes[i].wall.toFixed(2)} s${f.big ? `, large-disk push ${bigPushes[i].wall.toFixed(2)} s` : ''}${withRsync ? `, rsync ${rsyncs[i].toFixed(2)} s` : ''}, fullsync ${wall.toFixed(2)} s`,
+        )
       }
       if (!(await sameBlocks(disk, replica, f.blocks))) throw new Error(`the replica differs from the source in the ${f.label} blocks after the runs`)
       rows.push(pushRow(f.push, size, pushes, bytes, size, f.blocks.length))
@@ -312,15 +343,49 @@ export async function runPushBench(opts: BenchOptions & {log?: Log; pushSize?: n
         if (!(await sameBlocks(big, bigReplica, blocksBig))) throw new Error('the large replica differs from its source in the changed blocks')
         rows.push(pushRow(PushCase.PUSH1_BIG, size, bigPushes, bytes, bigSize, blocksBig.length))
       }
-      if (withRsync) rows.push({...row(PUSH_SECTION, caseName(f.rsync, size), rsyncs, bytes, `rescan of both ${gib(size)} files (with --ignore-times)`), key: f.rsync, diskSize: size, changedBlocks: f.blocks.length})
-      else rows.push({section: PUSH_SECTION, name: caseName(f.rsync, size), seconds: NaN, bytes: 0, runs: [], note: 'skipped: rsync is not installed', key: f.rsync, diskSize: size, changedBlocks: f.blocks.length})
-      const fr: PushBenchRow = {...row(PUSH_SECTION, caseName(f.full, size), fulls.map((x) => x.wall), bytes), key: f.full, diskSize: size, changedBlocks: f.blocks.length}
+      if (withRsync)
+        rows.push({
+          ...row(PUSH_SECTION, caseName(f.rsync, size), rsyncs, bytes, `rescan of both ${gib(size)} files (with --ignore-times)`),
+          key: f.rsync,
+          diskSize: size,
+          changedBlocks: f.blocks.length,
+        })
+      else
+        rows.push({
+          section: PUSH_SECTION,
+          name: caseName(f.rsync, size),
+          seconds: NaN,
+          bytes: 0,
+          runs: [],
+          note: 'skipped: rsync is not installed',
+          key: f.rsync,
+          diskSize: size,
+          changedBlocks: f.blocks.length,
+        })
+      const fr: PushBenchRow = {
+        ...row(
+          PUSH_SECTION,
+          caseName(f.full, size),
+          fulls.map((x) => x.wall),
+          bytes,
+        ),
+        key: f.full,
+        diskSize: size,
+        changedBlocks: f.blocks.length,
+      }
       fr.engineSeconds = median(fulls.map((x) => x.engine))
       fr.bytesSent = fulls[fulls.length - 1].bytesSent
       fr.note = `sent ${(fr.bytesSent / 1e6).toFixed(1)} MB; compares the whole ${gib(size)}`
       rows.push(fr)
     }
-    if (!(await sameBlocks(disk, replica, [...new Set([...warm, ...blocks1, ...blocks10])].sort((a, b) => a - b)))) throw new Error('the replica differs from the source in the changed blocks')
+    if (
+      !(await sameBlocks(
+        disk,
+        replica,
+        [...new Set([...warm, ...blocks1, ...blocks10])].sort((a, b) => a - b),
+      ))
+    )
+      throw new Error('the replica differs from the source in the changed blocks')
   } finally {
     await stopChild(serve)
     await sshd.stop()
@@ -329,7 +394,17 @@ export async function runPushBench(opts: BenchOptions & {log?: Log; pushSize?: n
 }
 
 function pushRow(key: CaseKey, size: number, runs: Array<{wall: number; r: PushJson}>, bytes: number, diskSize: number, changedBlocks: number): PushBenchRow {
-  const r: PushBenchRow = {...row(PUSH_SECTION, caseName(key, size), runs.map((x) => x.wall), bytes), key, diskSize, changedBlocks}
+  const r: PushBenchRow = {
+    ...row(
+      PUSH_SECTION,
+      caseName(key, size),
+      runs.map((x) => x.wall),
+      bytes,
+    ),
+    key,
+    diskSize,
+    changedBlocks,
+  }
   r.engineSeconds = median(runs.map((x) => x.r.seconds))
   r.bytesSent = runs[runs.length - 1].r.bytesSent
   const withPhases = runs.filter((x) => x.r.phases)
@@ -382,12 +457,25 @@ export function pushContext(rows: BenchRow[]): string[] {
     const r = get(rows, key)
     if (!r?.phases) continue
     const p = r.phases
-    out.push(`${r.name}: ${(r.bytes / 1e6).toFixed(1)} MB changed in ${r.seconds.toFixed(2)} s wall (${mbps(r).toFixed(0)} MB/s), ${r.engineSeconds?.toFixed(2)} s in push()`)
+    out.push(
+      `${r.name}: ${(r.bytes / 1e6).toFixed(1)} MB changed in ${r.seconds.toFixed(2)} s wall (${mbps(r).toFixed(0)} MB/s), ${r.engineSeconds?.toFixed(2)} s in push()`,
+    )
     out.push(`  phases (median ms): ${phaseLine(p, r.seconds)}`)
     const stream = Math.max(p.readMs + p.sendMs, p.journalMs)
-    const parts: Array<[string, number]> = [['start-up', p.startupMs], ['connect', p.connectMs], ['read+send/journal', stream], ['apply', p.applyMs], ['other', r.seconds * 1000 - p.startupMs - p.connectMs - stream - p.applyMs]]
+    const parts: Array<[string, number]> = [
+      ['start-up', p.startupMs],
+      ['connect', p.connectMs],
+      ['read+send/journal', stream],
+      ['apply', p.applyMs],
+      ['other', r.seconds * 1000 - p.startupMs - p.connectMs - stream - p.applyMs],
+    ]
     parts.sort((a, b) => b[1] - a[1])
-    out.push(`  largest: ${parts.slice(0, 2).map(([n, v]) => `${n} ${((v / (r.seconds * 1000)) * 100).toFixed(0)}%`).join(', ')} of the wall time; bundle stream ${(r.bytes / 1e6 / (stream / 1000)).toFixed(0)} MB/s`)
+    out.push(
+      `  largest: ${parts
+        .slice(0, 2)
+        .map(([n, v]) => `${n} ${((v / (r.seconds * 1000)) * 100).toFixed(0)}%`)
+        .join(', ')} of the wall time; bundle stream ${(r.bytes / 1e6 / (stream / 1000)).toFixed(0)} MB/s`,
+    )
   }
   const line = (label: string, a?: PushBenchRow, b?: PushBenchRow) => {
     if (a && b) out.push(`${label}: ${(a.seconds / b.seconds).toFixed(2)}x`)
@@ -396,7 +484,9 @@ export function pushContext(rows: BenchRow[]): string[] {
   line('vdrep fullsync 10% / vdrep push 10% (time)', get(rows, PushCase.FULL10), get(rows, PushCase.PUSH10))
   line('rsync over ssh 10% / vdrep push 10% (time)', get(rows, PushCase.RSYNC10), get(rows, PushCase.PUSH10))
   line('rsync over ssh 1% / vdrep fullsync 1% (time)', get(rows, PushCase.RSYNC1), get(rows, PushCase.FULL1))
-  out.push('MB/s here is changed bytes per wall second; push wall times include node + oclif start-up, the SSH login and the receiver\'s fsyncs (rsync does not sync)')
+  out.push(
+    "MB/s here is changed bytes per wall second; push wall times include node + oclif start-up, the SSH login and the receiver's fsyncs (rsync does not sync)",
+  )
   return out
 }
 
@@ -428,9 +518,22 @@ async function main(): Promise<number> {
     w('context:')
     for (const c of pushContext(rows)) w(`  ${c}`)
     w('targets (median wall times):')
-    for (const c of pushChecks(rows)) w(`  ${c.pass === undefined ? 'SKIP' : c.pass ? 'PASS' : 'MISS'}  ${c.label}: ${c.ratio === undefined ? '-' : `${c.ratio.toFixed(2)}x`} (target ${c.target})${c.note ? ` — ${c.note}` : ''}`)
+    for (const c of pushChecks(rows))
+      w(
+        `  ${c.pass === undefined ? 'SKIP' : c.pass ? 'PASS' : 'MISS'}  ${c.label}: ${c.ratio === undefined ? '-' : `${c.ratio.toFixed(2)}x`} (target ${c.target})${c.note ? ` — ${c.note}` : ''}`,
+      )
     w(`(push section took ${((performance.now() - started) / 1000).toFixed(0)} s)`)
-    w(JSON.stringify({bench: 'vdrep-push', size, runs, cpus: os.cpus().length, loadavg: Number(os.loadavg()[0].toFixed(2)), rows: rows.map((r) => ({...r, mbps: r.bytes > 0 && Number.isFinite(r.seconds) ? Number(mbps(r).toFixed(1)) : null})), checks: pushChecks(rows)}))
+    w(
+      JSON.stringify({
+        bench: 'vdrep-push',
+        size,
+        runs,
+        cpus: os.cpus().length,
+        loadavg: Number(os.loadavg()[0].toFixed(2)),
+        rows: rows.map((r) => ({...r, mbps: r.bytes > 0 && Number.isFinite(r.seconds) ? Number(mbps(r).toFixed(1)) : null})),
+        checks: pushChecks(rows),
+      }),
+    )
     return 0
   } finally {
     await fs.rm(workDir, {recursive: true, force: true})

@@ -71,7 +71,9 @@ export function runVdrep(args: string[], env: NodeJS.ProcessEnv): Promise<string
 
 /** Start `vdrep serve` and wait for its readiness line (killed if it does not come). */
 export async function startServe(root: string, ports: [number, number]): Promise<ChildProcess> {
-  const child = spawn(VDREP_BIN, ['serve', '--root', root, '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1])], {stdio: ['ignore', 'ignore', 'pipe']})
+  const child = spawn(VDREP_BIN, ['serve', '--root', root, '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1])], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
   let err = ''
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
   const end = Date.now() + 15_000
@@ -101,10 +103,19 @@ async function ssh2Push(sshd: Sshd, key: Buffer, cipher: string, discardPort: nu
   const client = new ssh2.Client()
   await new Promise<void>((resolve, reject) => {
     client.once('ready', resolve).once('error', reject)
-    client.connect({host: sshd.host, port: sshd.port, username: sshd.user, privateKey: key, hostVerifier: () => true, algorithms: {cipher: [cipher as CipherAlgorithm]}})
+    client.connect({
+      host: sshd.host,
+      port: sshd.port,
+      username: sshd.user,
+      privateKey: key,
+      hostVerifier: () => true,
+      algorithms: {cipher: [cipher as CipherAlgorithm]},
+    })
   })
   try {
-    const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) => client.forwardOut('127.0.0.1', 0, '127.0.0.1', discardPort, (err, c) => (err ? reject(err) : resolve(c))))
+    const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+      client.forwardOut('127.0.0.1', 0, '127.0.0.1', discardPort, (err, c) => (err ? reject(err) : resolve(c))),
+    )
     const answer = new Promise<string>((resolve, reject) => {
       let text = ''
       ch.on('data', (d: Buffer) => (text += d.toString()))
@@ -121,7 +132,14 @@ async function ssh2Push(sshd: Sshd, key: Buffer, cipher: string, discardPort: nu
 
 function vdrepRow(name: string, runs: Array<{wall: number; engine: number; bytesSent: number; cpu?: number}>, bytes: number): SshBenchRow {
   const cpu = runs.flatMap((x) => (x.cpu === undefined ? [] : [x.cpu]))
-  const r: SshBenchRow = row(SSH_SECTION, name, runs.map((x) => x.wall), bytes, undefined, cpu)
+  const r: SshBenchRow = row(
+    SSH_SECTION,
+    name,
+    runs.map((x) => x.wall),
+    bytes,
+    undefined,
+    cpu,
+  )
   r.engineSeconds = median(runs.map((x) => x.engine))
   r.bytesSent = runs[runs.length - 1].bytesSent
   r.note = `sent ${(r.bytesSent / 1e6).toFixed(1)} MB; engine ${r.engineSeconds.toFixed(2)} s (${(bytes / 1e6 / r.engineSeconds).toFixed(0)} MB/s)`
@@ -168,8 +186,25 @@ export async function runSshBench(opts: BenchOptions & {log?: Log}): Promise<Ben
       const disk = path.join(dir, 'disk.img')
       await fs.link(source, disk)
       const replica = path.join(root, `${replicaName}.img`)
-      await runVdrep(['init', disk, '--to', `${sshd.user}@127.0.0.1:${sshd.port}:${replica}`, '--identity', sshd.clientKey.path, '--known-hosts', sshd.knownHostsFile,
-        '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1]), '--block-size', String(BLOCK)], env)
+      await runVdrep(
+        [
+          'init',
+          disk,
+          '--to',
+          `${sshd.user}@127.0.0.1:${sshd.port}:${replica}`,
+          '--identity',
+          sshd.clientKey.path,
+          '--known-hosts',
+          sshd.knownHostsFile,
+          '--fullsync-port',
+          String(ports[0]),
+          '--delta-port',
+          String(ports[1]),
+          '--block-size',
+          String(BLOCK),
+        ],
+        env,
+      )
       log(`timing ${name}`)
       const out: Array<{wall: number; engine: number; bytesSent: number; cpu?: number}> = []
       for (let i = 0; i < runs; i++) {
@@ -199,21 +234,50 @@ export async function runSshBench(opts: BenchOptions & {log?: Log}): Promise<Ben
     await shell(SshCase.PIPE_AES, `${sshCmd} -c ${AES} ${sshd.user}@127.0.0.1 'cat > /dev/null' < '${mixed}'`)
     await shell(SshCase.PIPE_RANDOM, `${sshCmd} ${sshd.user}@127.0.0.1 'cat > /dev/null' < '${random}'`)
 
-    for (const [name, cipher] of [[SshCase.SSH2, AES], [SshCase.SSH2_CHACHA, CHACHA]] as const) {
+    for (const [name, cipher] of [
+      [SshCase.SSH2, AES],
+      [SshCase.SSH2_CHACHA, CHACHA],
+    ] as const) {
       log(`timing ${name}`)
       const cpu: number[] = []
-      rows.push(row(SSH_SECTION, name, await timeRuns(runs, () => ssh2Push(sshd, key, cipher, discardPort, random, 0, size), undefined, cpu, settleBytesFor(size)), size, undefined, cpu))
+      rows.push(
+        row(
+          SSH_SECTION,
+          name,
+          await timeRuns(runs, () => ssh2Push(sshd, key, cipher, discardPort, random, 0, size), undefined, cpu, settleBytesFor(size)),
+          size,
+          undefined,
+          cpu,
+        ),
+      )
     }
     log(`timing ${SshCase.SSH2_TWO}`)
     const half = Math.floor(size / 2 / BLOCK) * BLOCK
     const cpuTwo: number[] = []
-    rows.push(row(SSH_SECTION, SshCase.SSH2_TWO, await timeRuns(runs, async () => {
-      await Promise.all([ssh2Push(sshd, key, AES, discardPort, random, 0, half), ssh2Push(sshd, key, AES, discardPort, random, half, size)])
-    }, undefined, cpuTwo, settleBytesFor(size)), size, 'one process, two connections (two sshd processes)', cpuTwo))
+    rows.push(
+      row(
+        SSH_SECTION,
+        SshCase.SSH2_TWO,
+        await timeRuns(
+          runs,
+          async () => {
+            await Promise.all([ssh2Push(sshd, key, AES, discardPort, random, 0, half), ssh2Push(sshd, key, AES, discardPort, random, half, size)])
+          },
+          undefined,
+          cpuTwo,
+          settleBytesFor(size),
+        ),
+        size,
+        'one process, two connections (two sshd processes)',
+        cpuTwo,
+      ),
+    )
 
     if (have('rsync')) {
       const dest = path.join(root, 'rsync.img')
-      await shell(SshCase.RSYNC, `rsync --inplace --no-whole-file -e "${sshCmd.replace(/"/g, '\\"')}" '${mixed}' ${sshd.user}@127.0.0.1:'${dest}'`, () => restoreSeed(seed, dest))
+      await shell(SshCase.RSYNC, `rsync --inplace --no-whole-file -e "${sshCmd.replace(/"/g, '\\"')}" '${mixed}' ${sshd.user}@127.0.0.1:'${dest}'`, () =>
+        restoreSeed(seed, dest),
+      )
       sh(`cmp '${mixed}' '${dest}'`)
       await removeReplica(dest)
     } else {
@@ -277,7 +341,8 @@ export function sshContext(rows: BenchRow[]): string[] {
   }
   const rnd = get(SshCase.RANDOM)
   const s2 = get(SshCase.SSH2)
-  if (rnd?.engineSeconds !== undefined && s2 && Number.isFinite(s2.seconds)) out.push(`engine-only random / bare ssh2: ${(s2.seconds / rnd.engineSeconds).toFixed(2)}x`)
+  if (rnd?.engineSeconds !== undefined && s2 && Number.isFinite(s2.seconds))
+    out.push(`engine-only random / bare ssh2: ${(s2.seconds / rnd.engineSeconds).toFixed(2)}x`)
   out.push(...cpuContext(rows, os.cpus().length))
   return out
 }
@@ -321,12 +386,27 @@ async function main(): Promise<number> {
     const rows = await runSshBench({size, runs, workDir, log})
     const w = (s = '') => process.stdout.write(`${s}\n`)
     w(`== ssh: ${(size / 2 ** 20).toFixed(0)} MiB disks, median of ${runs} run(s), page cache warm`)
-    for (const r of rows) w(`${r.name.padEnd(68)} ${Number.isFinite(r.seconds) ? r.seconds.toFixed(2).padStart(7) : '      -'} s ${r.bytes > 0 && Number.isFinite(r.seconds) ? mbps(r).toFixed(0).padStart(5) : '    -'} MB/s  [${r.runs.map((x) => x.toFixed(2)).join(' ')}]${r.note ? `  ${r.note}` : ''}`)
+    for (const r of rows)
+      w(
+        `${r.name.padEnd(68)} ${Number.isFinite(r.seconds) ? r.seconds.toFixed(2).padStart(7) : '      -'} s ${r.bytes > 0 && Number.isFinite(r.seconds) ? mbps(r).toFixed(0).padStart(5) : '    -'} MB/s  [${r.runs.map((x) => x.toFixed(2)).join(' ')}]${r.note ? `  ${r.note}` : ''}`,
+      )
     w('context:')
     for (const c of sshContext(rows)) w(`  ${c}`)
     w('targets:')
-    for (const c of sshChecks(rows)) w(`  ${c.pass === undefined ? 'SKIP' : c.pass ? 'PASS' : 'MISS'}  ${c.label}: ${c.ratio === undefined ? '-' : `${c.ratio.toFixed(2)}x`} (target ${c.target})${c.note ? ` — ${c.note}` : ''}`)
-    w(JSON.stringify({bench: 'vdrep-ssh', size, runs, cpus: os.cpus().length, loadavg: Number(os.loadavg()[0].toFixed(2)), rows: rows.map((r) => ({...r, mbps: r.bytes > 0 && Number.isFinite(r.seconds) ? Number(mbps(r).toFixed(1)) : null}))}))
+    for (const c of sshChecks(rows))
+      w(
+        `  ${c.pass === undefined ? 'SKIP' : c.pass ? 'PASS' : 'MISS'}  ${c.label}: ${c.ratio === undefined ? '-' : `${c.ratio.toFixed(2)}x`} (target ${c.target})${c.note ? ` — ${c.note}` : ''}`,
+      )
+    w(
+      JSON.stringify({
+        bench: 'vdrep-ssh',
+        size,
+        runs,
+        cpus: os.cpus().length,
+        loadavg: Number(os.loadavg()[0].toFixed(2)),
+        rows: rows.map((r) => ({...r, mbps: r.bytes > 0 && Number.isFinite(r.seconds) ? Number(mbps(r).toFixed(1)) : null})),
+      }),
+    )
     return 0
   } finally {
     await fs.rm(workDir, {recursive: true, force: true})

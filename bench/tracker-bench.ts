@@ -296,14 +296,16 @@ export function trackerChecks(rows: BenchRow[]): BenchCheck[] {
     const ratio = mbps(scan) / mbps(raw)
     checks.push({label: `${scan.name.split(':')[0]}: vdrep track --scan / raw hash throughput`, ratio, target: '>= 0.70x', pass: ratio >= 0.7})
   }
-  return checks.concat(writeKeys(rows).map((k) => {
-    const label = `${k}: vdrep track (dirty) / qemu-nbd throughput`
-    const v = find(rows, k, Server.DIRTY)
-    const q = find(rows, k, Server.QEMU)
-    if (!v || !q) return {label, target: '>= 0.70x', note: 'skipped: a case did not run'}
-    const ratio = mbps(v) / mbps(q)
-    return {label, ratio, target: '>= 0.70x', pass: ratio >= 0.7}
-  }))
+  return checks.concat(
+    writeKeys(rows).map((k) => {
+      const label = `${k}: vdrep track (dirty) / qemu-nbd throughput`
+      const v = find(rows, k, Server.DIRTY)
+      const q = find(rows, k, Server.QEMU)
+      if (!v || !q) return {label, target: '>= 0.70x', note: 'skipped: a case did not run'}
+      const ratio = mbps(v) / mbps(q)
+      return {label, ratio, target: '>= 0.70x', pass: ratio >= 0.7}
+    }),
+  )
 }
 
 /** The first-write cost: each newly dirtied block's bit is durable before its data. */

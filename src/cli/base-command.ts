@@ -51,7 +51,9 @@ export abstract class BaseCommand extends Command {
     if (err instanceof Errors.ExitError) throw err
     // oclif's own parse errors (unknown flag, missing argument) are usage errors: exit 2.
     const isParse = err instanceof Errors.CLIError && !(err instanceof VdrepError)
-    const e: VdrepError = isParse ? new VdrepError('USAGE', err.message.replace(/\n\s*See more help.*/s, ''), {hint: `see \`vdrep ${this.id ?? ''} --help\``}) : asVdrepError(err)
+    const e: VdrepError = isParse
+      ? new VdrepError('USAGE', err.message.replace(/\n\s*See more help.*/s, ''), {hint: `see \`vdrep ${this.id ?? ''} --help\``})
+      : asVdrepError(err)
     if (this.jsonEnabled() || process.argv.includes('--json')) {
       process.stdout.write(`${JSON.stringify(e.toJSON())}\n`)
     } else {

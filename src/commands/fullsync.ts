@@ -10,8 +10,13 @@ export default class Fullsync extends BaseCommand {
   static override args = {disk: Args.string({description: 'disk initialised with `vdrep init`', required: true})}
   static override flags = {
     'truncate-replica': Flags.boolean({description: 'allow cutting a replica that is larger than the source'}),
-    'take-over-replica': Flags.boolean({description: 'overwrite a replica that belongs to another source and make it this disk\'s (refused with exit 10 otherwise)'}),
-    'discard-replica-changes': Flags.boolean({description: 'overwrite a replica written outside vdrep since its last commit, or open by another program (refused with exit 11 otherwise): its changes are lost'}),
+    'take-over-replica': Flags.boolean({
+      description: "overwrite a replica that belongs to another source and make it this disk's (refused with exit 10 otherwise)",
+    }),
+    'discard-replica-changes': Flags.boolean({
+      description:
+        'overwrite a replica written outside vdrep since its last commit, or open by another program (refused with exit 11 otherwise): its changes are lost',
+    }),
     bwlimit: Flags.string({description: 'cap the bytes sent per second (e.g. 50M)'}),
     'accept-new-host-key': Flags.boolean({description: 'trust and record the replica host key if it is not in known_hosts yet (never a changed one)'}),
     'checkpoint-bytes': Flags.string({description: 'make the replica durable and record a resume point this often', hidden: true}),

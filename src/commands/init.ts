@@ -47,7 +47,9 @@ export default class Init extends BaseCommand {
     })
     const entry = fileURLToPath(binPath())
     const cron = cronLine(result.disk, process.execPath, entry)
-    this.say(`initialised ${result.psf}: ${formatBytes(result.diskSize)} disk, target ${result.target}, block size ${formatBytes(result.blockSize)}, RPO ${formatDuration(result.rpoSeconds)}, hash ${result.hashAlgo}`)
+    this.say(
+      `initialised ${result.psf}: ${formatBytes(result.diskSize)} disk, target ${result.target}, block size ${formatBytes(result.blockSize)}, RPO ${formatDuration(result.rpoSeconds)}, hash ${result.hashAlgo}`,
+    )
     this.say(`next: vdrep fullsync ${result.disk}`)
     this.say(`cron line (crontab -e):\n${cron}`)
     return {...result, cron}

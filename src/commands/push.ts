@@ -6,7 +6,8 @@ import type {LogLevel} from '../core/sync/progress.js'
 import {formatBytes, parseSize} from '../core/util/units.js'
 
 export default class Push extends BaseCommand {
-  static override summary = 'Ship the blocks changed since the last sync as one bundle; fall back to a full sync (and say why) when the change record cannot be trusted.'
+  static override summary =
+    'Ship the blocks changed since the last sync as one bundle; fall back to a full sync (and say why) when the change record cannot be trusted.'
   static override description = `Quiet and cron-safe: without a TTY it prints one summary line. Exit codes: 0 pushed (or not due), 3 another push or full sync of this disk runs, 4 a full sync is needed and --no-fallback was given, 7 the connection failed or was cut (the blocks go back to the change record), 9 the replica filesystem is full, 10 the replica belongs to another source, 11 the replica was written outside vdrep or is open by another program (never overwritten by the fallback: it takes --take-over-replica or --discard-replica-changes).`
   static override examples = ['<%= config.bin %> push /vm/web.img', '* * * * * <%= config.bin %> push --if-due /vm/web.img   (crontab)']
   static override args = {disk: Args.string({description: 'disk initialised with `vdrep init`', required: true})}
@@ -18,8 +19,12 @@ export default class Push extends BaseCommand {
     'post-hook': Flags.string({description: 'command run just after the point in time (e.g. thaw them)'}),
     'accept-new-host-key': Flags.boolean({description: 'trust and record an unknown replica host key (never a changed one)'}),
     'truncate-replica': Flags.boolean({description: 'accept a source that shrank: run the full sync that cuts the replica to its size'}),
-    'take-over-replica': Flags.boolean({description: 'a replica that belongs to another source: run the full sync that makes it this disk\'s (refused with exit 10 otherwise)'}),
-    'discard-replica-changes': Flags.boolean({description: 'a replica written outside vdrep or open by another program: run the full sync that overwrites it (refused with exit 11 otherwise)'}),
+    'take-over-replica': Flags.boolean({
+      description: "a replica that belongs to another source: run the full sync that makes it this disk's (refused with exit 10 otherwise)",
+    }),
+    'discard-replica-changes': Flags.boolean({
+      description: 'a replica written outside vdrep or open by another program: run the full sync that overwrites it (refused with exit 11 otherwise)',
+    }),
   }
 
   async run(): Promise<PushResult> {

@@ -37,8 +37,16 @@ export default class Serve extends BaseCommand {
     listen: Flags.string({description: 'address to listen on; only 127.0.0.1 is accepted [default: 127.0.0.1]'}),
     'log-file': Flags.string({description: 'append the log here instead of stderr'}),
     'idle-timeout': Flags.string({description: 'drop a client that sends nothing for this long [default: 5m]'}),
-    'max-connections': Flags.integer({description: 'connections open at once, refused ones included; more are closed at accept [default: 64]', min: 1, max: 4096}),
-    'max-connections-per-uid': Flags.integer({description: 'sessions served at once for one user; more are refused with RECEIVER_BUSY [default: 16]', min: 1, max: 4096}),
+    'max-connections': Flags.integer({
+      description: 'connections open at once, refused ones included; more are closed at accept [default: 64]',
+      min: 1,
+      max: 4096,
+    }),
+    'max-connections-per-uid': Flags.integer({
+      description: 'sessions served at once for one user; more are refused with RECEIVER_BUSY [default: 16]',
+      min: 1,
+      max: 4096,
+    }),
     daemon: Flags.boolean({description: 'start in the background, wait until it listens, then return (used by clients over SSH)'}),
   }
 
@@ -105,9 +113,26 @@ export default class Serve extends BaseCommand {
     const logPath = config.logFile ?? path.join(process.env['XDG_STATE_HOME'] || path.join(os.homedir(), '.local', 'state'), 'vdrep', 'serve.log')
     fs.mkdirSync(path.dirname(logPath), {recursive: true, mode: 0o700})
     const logFd = fs.openSync(logPath, 'a', 0o600)
-    const args = [process.argv[1]!, 'serve', '--root', config.root, '--fullsync-port', String(config.fullsyncPort), '--delta-port', String(config.deltaPort),
-      '--listen', config.listen, '--log-file', logPath, '--idle-timeout', `${Math.round(config.idleTimeoutMs / 1000)}s`,
-      '--max-connections', String(config.maxConnections), '--max-connections-per-uid', String(config.maxConnectionsPerUid)]
+    const args = [
+      process.argv[1]!,
+      'serve',
+      '--root',
+      config.root,
+      '--fullsync-port',
+      String(config.fullsyncPort),
+      '--delta-port',
+      String(config.deltaPort),
+      '--listen',
+      config.listen,
+      '--log-file',
+      logPath,
+      '--idle-timeout',
+      `${Math.round(config.idleTimeoutMs / 1000)}s`,
+      '--max-connections',
+      String(config.maxConnections),
+      '--max-connections-per-uid',
+      String(config.maxConnectionsPerUid),
+    ]
     const child = spawn(process.execPath, args, {detached: true, stdio: ['ignore', 'ignore', logFd, 'ipc'], cwd: '/'})
     fs.closeSync(logFd)
     const outcome = await new Promise<{ready?: string; code?: number | null}>((resolve) => {
@@ -125,9 +150,13 @@ export default class Serve extends BaseCommand {
     if (outcome.ready === undefined) {
       if (outcome.code === undefined) child.kill('SIGTERM')
       const tail = lastLines(logPath, 3)
-      throw new VdrepError('SERVE_START_FAILED', `the receiver did not start${outcome.code !== undefined ? ` (exit ${outcome.code})` : ` within ${DAEMON_READY_MS / 1000} s`}${tail ? `: ${tail}` : ''}`, {
-        hint: `see ${logPath}`,
-      })
+      throw new VdrepError(
+        'SERVE_START_FAILED',
+        `the receiver did not start${outcome.code !== undefined ? ` (exit ${outcome.code})` : ` within ${DAEMON_READY_MS / 1000} s`}${tail ? `: ${tail}` : ''}`,
+        {
+          hint: `see ${logPath}`,
+        },
+      )
     }
     if (child.connected) child.disconnect()
     child.unref()

@@ -23,8 +23,14 @@ export default class Track extends BaseCommand {
   ]
   static override args = {disk: Args.string({description: 'disk initialised with `vdrep init`', required: true})}
   static override flags = {
-    nbd: Flags.string({description: 'serve NBD here: unix:PATH or HOST:PORT (loopback only unless --listen-any); repeatable', multiple: true, exclusive: ['scan']}),
-    'listen-any': Flags.boolean({description: 'allow a non-loopback TCP address (NBD has no authentication: remote peers are served; other local users are still refused)'}),
+    nbd: Flags.string({
+      description: 'serve NBD here: unix:PATH or HOST:PORT (loopback only unless --listen-any); repeatable',
+      multiple: true,
+      exclusive: ['scan'],
+    }),
+    'listen-any': Flags.boolean({
+      description: 'allow a non-loopback TCP address (NBD has no authentication: remote peers are served; other local users are still refused)',
+    }),
     'cow-limit': Flags.string({description: 'cap of the copy-on-write side file while a push runs', default: formatBytes(DEFAULT_COW_LIMIT).replace(' ', '')}),
     scan: Flags.boolean({description: 'rehash the disk against the block index of the last sync and mark what changed', exclusive: ['nbd']}),
   }
@@ -114,7 +120,13 @@ function untilSignal(onFirst: () => void, onSecond: () => void): Promise<void> {
 
 function scanBar(): {update: (p: ScanProgress) => void; stop: () => void} {
   const bar = new cliProgress.SingleBar(
-    {format: 'scan [{bar}] {percentage}% | {done} of {total} | {marked} changed | ETA {eta_formatted}', stream: process.stderr, hideCursor: true, clearOnComplete: true, barsize: 30},
+    {
+      format: 'scan [{bar}] {percentage}% | {done} of {total} | {marked} changed | ETA {eta_formatted}',
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: true,
+      barsize: 30,
+    },
     cliProgress.Presets.shades_classic,
   )
   let running = false

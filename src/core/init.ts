@@ -41,7 +41,10 @@ export interface InitResult {
 export async function initDisk(diskArg: string, opts: InitOptions): Promise<InitResult> {
   const disk = path.resolve(diskArg)
   // The crontab line init prints could not name it: cron reads one command per line.
-  if (/[\r\n]/.test(disk)) throw new UsageError('DISK_PATH_LINE_BREAK', `the disk path ${JSON.stringify(disk)} holds a line break, which no crontab line can name`, {hint: 'rename the disk'})
+  if (/[\r\n]/.test(disk))
+    throw new UsageError('DISK_PATH_LINE_BREAK', `the disk path ${JSON.stringify(disk)} holds a line break, which no crontab line can name`, {
+      hint: 'rename the disk',
+    })
   if (!validBlockSize(opts.blockSize)) {
     throw new UsageError('BAD_BLOCK_SIZE', `block size ${opts.blockSize} is not a power of two between 4 KiB and 4 MiB`, {hint: 'for example --block-size 64k'})
   }
@@ -53,7 +56,9 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
   // One receiver port speaks one protocol: with both on one port, every push or every full
   // sync would reach the wrong session and fail at its HELLO.
   if (fullsyncPort === deltaPort) {
-    throw new UsageError('SAME_PORT', `the full-sync port and the delta port are both ${fullsyncPort}`, {hint: `give --fullsync-port and --delta-port different ports (defaults ${DEFAULT_FULLSYNC_PORT} and ${DEFAULT_DELTA_PORT})`})
+    throw new UsageError('SAME_PORT', `the full-sync port and the delta port are both ${fullsyncPort}`, {
+      hint: `give --fullsync-port and --delta-port different ports (defaults ${DEFAULT_FULLSYNC_PORT} and ${DEFAULT_DELTA_PORT})`,
+    })
   }
   const target = parseTarget(opts.target)
   const source = await SourceDisk.open(disk)
@@ -113,6 +118,12 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
  * is passed to vdrep as one argument and nothing in its name runs.
  */
 export function cronLine(disk: string, nodePath: string, entry: string): string {
-  const command = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...[nodePath, entry].map(shellQuote), 'push', '--if-due', shellQuote(disk)].join(' ')
+  const command = [
+    'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    ...[nodePath, entry].map(shellQuote),
+    'push',
+    '--if-due',
+    shellQuote(disk),
+  ].join(' ')
   return `* * * * * ${cronCommand(command)}`
 }

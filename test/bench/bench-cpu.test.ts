@@ -24,7 +24,7 @@ describe('bench CPU accounting', () => {
     assert.ok(steal !== undefined && steal >= 0)
   })
 
-  it('timeRuns records each run\'s CPU beside its wall time', async () => {
+  it("timeRuns records each run's CPU beside its wall time", async () => {
     const cpu: number[] = []
     const wall = await timeRuns(2, () => burn(150), undefined, cpu)
     assert.equal(wall.length, 2)
@@ -38,7 +38,10 @@ describe('bench CPU accounting', () => {
     const s2 = {...row(SSH_SECTION, SshCase.SSH2, [2], 1 << 30), cpuSeconds: 3}
     const lines = cpuContext([rnd, s2], 2)
     // 8 CPU-s on 2 CPUs: at least 4 s, so at best 2 / 4 = 0.5x the bare channel's rate.
-    assert.ok(lines.some((l) => l.includes('cannot run in under 4.00 s on 2 CPUs') && l.includes('bounded by 0.50x')), lines.join('\n'))
+    assert.ok(
+      lines.some((l) => l.includes('cannot run in under 4.00 s on 2 CPUs') && l.includes('bounded by 0.50x')),
+      lines.join('\n'),
+    )
     assert.ok(lines.some((l) => l.startsWith(SshCase.SSH2) && l.includes('3.00 CPU-s') && l.includes('1.50 of 2 CPUs busy')))
   })
 })

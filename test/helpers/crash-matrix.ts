@@ -98,15 +98,23 @@ async function until(what: string, test: () => boolean | Promise<boolean>, ms = 
 }
 
 async function cmpEqual(a: string, b: string): Promise<boolean> {
-  return run('cmp', ['-s', a, b]).then(() => true, () => false)
+  return run('cmp', ['-s', a, b]).then(
+    () => true,
+    () => false,
+  )
 }
 
 async function sha(file: string): Promise<string> {
-  return createHash('sha256').update(await fs.readFile(file)).digest('hex')
+  return createHash('sha256')
+    .update(await fs.readFile(file))
+    .digest('hex')
 }
 
 async function exists(p: string): Promise<boolean> {
-  return fs.lstat(p).then(() => true, () => false)
+  return fs.lstat(p).then(
+    () => true,
+    () => false,
+  )
 }
 
 function running(child: ChildProcess): boolean {
@@ -253,7 +261,8 @@ export function pointInTime(replica: Buffer, base: Buffer, writes: Write[]): {k:
     if (!range) return {torn: `replica block ${b} holds bytes the source never had at any point of this run`}
     lo = Math.max(lo, range[0])
     hi = Math.min(hi, range[1])
-    if (lo > hi) return {torn: `replica block ${b} is from a different point in time than the blocks before it (writes ${range[0]}..${range[1]} vs ${lo}..${hi})`}
+    if (lo > hi)
+      return {torn: `replica block ${b} is from a different point in time than the blocks before it (writes ${range[0]}..${range[1]} vs ${lo}..${hi})`}
   }
   return {k: lo}
 }
@@ -331,8 +340,20 @@ export class CrashMatrix {
     const replica = path.join(this.root, `${kind}.img`)
     const sock = path.join(this.dir, `${kind}.nbd`)
     await makeMixedDisk(disk, DISK_SIZE, `${this.seed}:${kind}`)
-    const init = await this.vdrep(['init', disk, '--to', `${this.sshd.user}@127.0.0.1:${this.sshd.port}:${replica}`, '--identity', this.sshd.clientKey.path,
-      '--known-hosts', this.sshd.knownHostsFile, '--fullsync-port', String(this.ports[0]), '--delta-port', String(this.ports[1])])
+    const init = await this.vdrep([
+      'init',
+      disk,
+      '--to',
+      `${this.sshd.user}@127.0.0.1:${this.sshd.port}:${replica}`,
+      '--identity',
+      this.sshd.clientKey.path,
+      '--known-hosts',
+      this.sshd.knownHostsFile,
+      '--fullsync-port',
+      String(this.ports[0]),
+      '--delta-port',
+      String(this.ports[1]),
+    ])
     assert.equal(init.code, 0, init.stderr)
     const first = await this.vdrep(['fullsync', disk])
     assert.equal(first.code, 0, first.stderr)
@@ -361,7 +382,17 @@ export class CrashMatrix {
   private async replicaIdle(replica: string): Promise<void> {
     await sleep(300)
     const lock = `${replica}.vdrep.lock`
-    await until(`the receiver to end its session on ${replica}`, async () => !(await exists(lock)) || (await run('flock', ['-n', '-E', '75', lock, 'true']).then(() => true, () => false)), 30_000, 50)
+    await until(
+      `the receiver to end its session on ${replica}`,
+      async () =>
+        !(await exists(lock)) ||
+        (await run('flock', ['-n', '-E', '75', lock, 'true']).then(
+          () => true,
+          () => false,
+        )),
+      30_000,
+      50,
+    )
   }
 
   private async restartReceiver(): Promise<void> {
@@ -458,7 +489,10 @@ export class CrashMatrix {
       if (h === prevHash) outcome = 'killed before the hello reached the receiver: replica untouched, complete'
       else {
         if (victim !== 'tracker') assert.ok(await cmpEqual(k.disk, k.replica), 'a replica marked complete equals the source')
-        outcome = victim === 'tracker' ? `the replica was proved, the sync failed after (exit ${r.code}: its tracker was gone)` : 'killed after the proof: replica complete and equal'
+        outcome =
+          victim === 'tracker'
+            ? `the replica was proved, the sync failed after (exit ${r.code}: its tracker was gone)`
+            : 'killed after the proof: replica complete and equal'
       }
     } else outcome = state.resumeBlock > 0 ? 'incomplete, resumed from its durable resume point' : 'incomplete, before the first checkpoint (rerun from 0)'
 
@@ -469,8 +503,14 @@ export class CrashMatrix {
       const disk = await fs.readFile(k.disk)
       const replica = await fs.readFile(k.replica)
       const equal = (b: number) => disk.subarray(b * BS, (b + 1) * BS).equals(replica.subarray(b * BS, (b + 1) * BS))
-      for (const w of acked) assert.ok(marked.has(w.block) || (state.complete && equal(w.block)), `block ${w.block} was written (acknowledged) before the tracker was killed but is not marked after its restart`)
-      if (state.complete) for (let b = 0; b < BLOCKS; b++) assert.ok(marked.has(b) || equal(b), `block ${b} differs from the complete replica but is not marked: the next push would lose it`)
+      for (const w of acked)
+        assert.ok(
+          marked.has(w.block) || (state.complete && equal(w.block)),
+          `block ${w.block} was written (acknowledged) before the tracker was killed but is not marked after its restart`,
+        )
+      if (state.complete)
+        for (let b = 0; b < BLOCKS; b++)
+          assert.ok(marked.has(b) || equal(b), `block ${b} differs from the complete replica but is not marked: the next push would lose it`)
     }
 
     // Recovery: the normal command, rerun; it resumes where the state file says, and ends equal.
@@ -557,14 +597,23 @@ export class CrashMatrix {
     if (victim === 'tracker') {
       const pit = pointInTime(await fs.readFile(k.replica), base, [...w1, ...w2])
       assert.ok('k' in pit, `the replica is not a point in time of the source: ${'torn' in pit ? pit.torn : ''}`)
-      outcome = pit.k === 0 ? 'replica at the previous point' : `replica at a new point (push done before the kill${pit.k <= w1.length ? '' : ', with writes made during it'})`
+      outcome =
+        pit.k === 0
+          ? 'replica at the previous point'
+          : `replica at a new point (push done before the kill${pit.k <= w1.length ? '' : ', with writes made during it'})`
     } else {
       const h = await sha(k.replica)
-      assert.ok(h === prevHash || h === newHash, `the replica is neither the previous pushed point nor the new one (a torn replica)${r.code === 0 ? ' after a push that exited 0' : ''}`)
+      assert.ok(
+        h === prevHash || h === newHash,
+        `the replica is neither the previous pushed point nor the new one (a torn replica)${r.code === 0 ? ' after a push that exited 0' : ''}`,
+      )
       if (r.code === 0) assert.equal(h, newHash, 'a push that exited 0 committed the new point')
       outcome = `${trigger}replica at the ${h === prevHash ? 'previous' : 'new'} point`
     }
-    assert.ok(!(await exists(journalPathFor(k.replica))), victim === 'receiver' ? 'the restarted receiver replayed or discarded the journal before serving' : 'no journal is left behind by a session that ended')
+    assert.ok(
+      !(await exists(journalPathFor(k.replica))),
+      victim === 'receiver' ? 'the restarted receiver replayed or discarded the journal before serving' : 'no journal is left behind by a session that ended',
+    )
     if (victim === 'receiver') {
       const recovered = /journal (replayed|discarded|already-applied) at start/.exec(this.receiver.log())?.[1]
       if (recovered) outcome += `, journal ${recovered} at restart`
@@ -577,8 +626,13 @@ export class CrashMatrix {
       const disk = await fs.readFile(k.disk)
       const replica = await fs.readFile(k.replica)
       const equal = (b: number) => disk.subarray(b * BS, (b + 1) * BS).equals(replica.subarray(b * BS, (b + 1) * BS))
-      for (const w of acked) assert.ok(marked.has(w.block) || equal(w.block), `block ${w.block} was written (acknowledged) before the crash but is neither marked nor on the replica`)
-      for (let b = 0; b < BLOCKS; b++) assert.ok(marked.has(b) || equal(b), `block ${b} differs from the replica but is not marked: the next push would lose it`)
+      for (const w of acked)
+        assert.ok(
+          marked.has(w.block) || equal(w.block),
+          `block ${w.block} was written (acknowledged) before the crash but is neither marked nor on the replica`,
+        )
+      for (let b = 0; b < BLOCKS; b++)
+        assert.ok(marked.has(b) || equal(b), `block ${b} differs from the replica but is not marked: the next push would lose it`)
     }
 
     // Recovery: the next push ships what is missing and ends equal, without a full sync.
@@ -596,10 +650,16 @@ export function formatReports(seed: number, reports: KindReport[], failedKinds =
   let total = 0
   for (const r of reports) {
     total += r.points
-    const list = (o: Record<string, number>) => Object.entries(o).sort((a, b) => b[1] - a[1]).map(([what, n]) => `${n} × ${what}`).join('; ')
+    const list = (o: Record<string, number>) =>
+      Object.entries(o)
+        .sort((a, b) => b[1] - a[1])
+        .map(([what, n]) => `${n} × ${what}`)
+        .join('; ')
     const modes = Object.keys(r.modes).length > 0 ? ` [${list(r.modes)}]` : ''
     lines.push(`${r.kind}: ${r.points} points tried in ${r.seconds.toFixed(0)} s, all recovered equal; outcomes: ${list(r.outcomes)}${modes}`)
   }
-  lines.push(`total: ${total} points tried across ${reports.length} kinds, ${total} recovered equal, 0 failures${failedKinds > 0 ? `; ${failedKinds} more kind(s) FAILED (above)` : ''}`)
+  lines.push(
+    `total: ${total} points tried across ${reports.length} kinds, ${total} recovered equal, 0 failures${failedKinds > 0 ? `; ${failedKinds} more kind(s) FAILED (above)` : ''}`,
+  )
   return lines
 }

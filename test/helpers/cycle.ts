@@ -64,10 +64,15 @@ export class Serve {
     this.child = startVdrep(['serve', '--root', this.root, '--fullsync-port', String(this.ports[0]), '--delta-port', String(this.ports[1])])
     this.child.stderr!.on('data', (d: Buffer) => (this.out += d.toString()))
     this.done = collect(this.child)
-    await waitFor('vdrep serve to listen', () => {
-      if (this.child.exitCode !== null) assert.fail(`vdrep serve exited ${this.child.exitCode}: ${this.out.slice(mark)}`)
-      return /listening on/.test(this.out.slice(mark))
-    }, 15_000, 25)
+    await waitFor(
+      'vdrep serve to listen',
+      () => {
+        if (this.child.exitCode !== null) assert.fail(`vdrep serve exited ${this.child.exitCode}: ${this.out.slice(mark)}`)
+        return /listening on/.test(this.out.slice(mark))
+      },
+      15_000,
+      25,
+    )
   }
 
   get running(): boolean {
@@ -126,8 +131,23 @@ export class SshCycle {
 
   /** `vdrep init` for an SSH target; the serve command fails at once, so a stopped receiver is never auto-started elsewhere. */
   async init(disk: string, replica: string, extra: string[] = []): Promise<CliResult> {
-    return this.vdrep(['init', disk, '--to', this.target(replica), '--known-hosts', this.sshd.knownHostsFile, '--identity', this.sshd.clientKey.path,
-      '--fullsync-port', String(this.serve.ports[0]), '--delta-port', String(this.serve.ports[1]), '--serve-command', 'false', ...extra])
+    return this.vdrep([
+      'init',
+      disk,
+      '--to',
+      this.target(replica),
+      '--known-hosts',
+      this.sshd.knownHostsFile,
+      '--identity',
+      this.sshd.clientKey.path,
+      '--fullsync-port',
+      String(this.serve.ports[0]),
+      '--delta-port',
+      String(this.serve.ports[1]),
+      '--serve-command',
+      'false',
+      ...extra,
+    ])
   }
 
   /** A mixed disk, initialised and fully synced over SSH. */
@@ -202,7 +222,8 @@ export async function qemuIo(uri: string, commands: string[]): Promise<string> {
     q.on('close', (c) => resolve(c))
     q.stdin.end(commands.join('\n') + '\nquit\n')
   })
-  if (code !== 0 || /error|fail|mismatch/i.test(stdout + stderr)) throw new Error(`qemu-io ${uri} exited ${code}\n${stdout.slice(-2000)}\n${stderr.slice(-2000)}`)
+  if (code !== 0 || /error|fail|mismatch/i.test(stdout + stderr))
+    throw new Error(`qemu-io ${uri} exited ${code}\n${stdout.slice(-2000)}\n${stderr.slice(-2000)}`)
   return stdout
 }
 

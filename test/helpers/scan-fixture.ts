@@ -45,7 +45,13 @@ export async function writeAt(file: string, off: number, data: Buffer): Promise<
 export async function psfWithIndex(disk: string, image: Buffer, bs: number, algo: number, inflight?: Bitmap): Promise<void> {
   const blocks = Math.ceil(image.length / bs)
   const header = {
-    ...newHeader({diskSize: image.length, blockSize: bs, hashAlgo: algo, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}, identity: await identityOf(disk)}),
+    ...newHeader({
+      diskSize: image.length,
+      blockSize: bs,
+      hashAlgo: algo,
+      settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2},
+      identity: await identityOf(disk),
+    }),
     flags: HeaderFlag.INDEX_VALID,
     generation: 1,
   }

@@ -22,7 +22,10 @@ const SIZE = 32 * MiB
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function cmpEqual(a: string, b: string): Promise<boolean> {
-  return run('cmp', ['-s', a, b]).then(() => true, () => false)
+  return run('cmp', ['-s', a, b]).then(
+    () => true,
+    () => false,
+  )
 }
 
 interface Serve {
@@ -80,8 +83,23 @@ describe('concurrency: second comers are refused with their documented codes, no
     const disk = path.join(dir, `${name}.img`)
     if (random) await fs.writeFile(disk, seededBytes(name, SIZE))
     else await makeMixedDisk(disk, SIZE, name)
-    const r = await vdrep(['init', disk, '--to', `${sshd.user}@127.0.0.1:${sshd.port}:${replica}`, '--identity', sshd.clientKey.path, '--known-hosts', sshd.knownHostsFile,
-      '--fullsync-port', String(p[0]), '--delta-port', String(p[1])], {env})
+    const r = await vdrep(
+      [
+        'init',
+        disk,
+        '--to',
+        `${sshd.user}@127.0.0.1:${sshd.port}:${replica}`,
+        '--identity',
+        sshd.clientKey.path,
+        '--known-hosts',
+        sshd.knownHostsFile,
+        '--fullsync-port',
+        String(p[0]),
+        '--delta-port',
+        String(p[1]),
+      ],
+      {env},
+    )
     assert.equal(r.code, 0, r.stderr)
     return disk
   }
@@ -94,7 +112,10 @@ describe('concurrency: second comers are refused with their documented codes, no
     const end = Date.now() + 30_000
     // Sending: the receiver holds the replica's lock (a full sync) or its journal exists (a push).
     for (;;) {
-      const journal = await fs.stat(`${replica}.vdrep-journal`).then((s) => s.size > 0, () => false)
+      const journal = await fs.stat(`${replica}.vdrep-journal`).then(
+        (s) => s.size > 0,
+        () => false,
+      )
       const st = (await readReplicaState(replica)).state
       if (journal || (st && !st.complete && args[0] === 'fullsync')) break
       if (child.exitCode !== null || Date.now() > end) throw new Error(`${args[0]} did not get going: ${(await done).stderr}`)
@@ -114,7 +135,11 @@ describe('concurrency: second comers are refused with their documented codes, no
     const disk = await initDisk('pushes', replica)
     // A full sync runs; a push and a second full sync of the same disk are refused.
     const sync = await startLong(['fullsync', disk, '--bwlimit', '6M'], replica)
-    for (const args of [['push', disk], ['push', disk, '--if-due'], ['fullsync', disk]]) {
+    for (const args of [
+      ['push', disk],
+      ['push', disk, '--if-due'],
+      ['fullsync', disk],
+    ]) {
       const t = Date.now()
       const r = await vdrep(args, {env})
       assert.equal(r.code, 3, `${args.join(' ')} during a full sync: ${r.stderr}`)
@@ -133,9 +158,17 @@ describe('concurrency: second comers are refused with their documented codes, no
     assert.equal(marked, 128)
     const pushStart = Date.now()
     const first = await startLong(['push', disk, '--bwlimit', '2M', '--json'], replica)
-    for (const args of [['push', disk], ['fullsync', disk], ['track', disk, '--scan']]) {
+    for (const args of [
+      ['push', disk],
+      ['fullsync', disk],
+      ['track', disk, '--scan'],
+    ]) {
       const r = await vdrep(args, {env})
-      assert.equal(r.code, 3, `${args.join(' ')} during a push, ${Date.now() - pushStart} ms after it started (push exit ${first.child.exitCode}): ${r.stdout} ${r.stderr}`)
+      assert.equal(
+        r.code,
+        3,
+        `${args.join(' ')} during a push, ${Date.now() - pushStart} ms after it started (push exit ${first.child.exitCode}): ${r.stdout} ${r.stderr}`,
+      )
       assert.match(r.stderr, /\(pid \d+, push, since .*\) is (already )?working on/)
     }
     const pushed = await first.done
@@ -174,7 +207,11 @@ describe('concurrency: second comers are refused with their documented codes, no
     const a = await initDisk('client-a', replica)
     const b = await initDisk('client-b', replica)
     const first = await startLong(['fullsync', a, '--bwlimit', '6M'], replica)
-    for (const args of [['fullsync', b], ['push', b], ['push', b, '--no-fallback']]) {
+    for (const args of [
+      ['fullsync', b],
+      ['push', b],
+      ['push', b, '--no-fallback'],
+    ]) {
       const r = await vdrep(args, {env})
       const expected = args.includes('--no-fallback') ? 4 : 3 // B never synced: --no-fallback stops before connecting
       assert.equal(r.code, expected, `${args.join(' ')} of another disk to the same replica: ${r.stderr}`)
@@ -182,7 +219,7 @@ describe('concurrency: second comers are refused with their documented codes, no
     }
     const done = await first.done
     assert.equal(done.code, 0, done.stderr)
-    assert.ok(await cmpEqual(a, replica), 'the replica is the first client\'s disk, untouched by the second')
+    assert.ok(await cmpEqual(a, replica), "the replica is the first client's disk, untouched by the second")
     assert.equal((await readReplicaState(replica)).state?.complete, true)
     assert.match(serve.log(), /refused: LOCKED: another client is writing/)
 
@@ -213,12 +250,12 @@ describe('concurrency: second comers are refused with their documented codes, no
       assert.match(serve2.log(), /refused: LOCKED: another vdrep process .* is writing/)
       const done = await first.done
       assert.equal(done.code, 0, done.stderr)
-      assert.ok(await cmpEqual(a, replica), 'the replica is the first client\'s disk')
+      assert.ok(await cmpEqual(a, replica), "the replica is the first client's disk")
       // Once the first is done, the replica is A's: B is refused as another source (exit 10,
       // nothing written) until it is handed over; then B's disk replaces A's, proved.
       const foreign = await vdrep(['fullsync', b], {env})
       assert.equal(foreign.code, 10, foreign.stdout + foreign.stderr)
-      assert.ok(await cmpEqual(a, replica), 'still the first client\'s disk')
+      assert.ok(await cmpEqual(a, replica), "still the first client's disk")
       const again = await vdrep(['fullsync', b, '--take-over-replica'], {env})
       assert.equal(again.code, 0, again.stderr)
       assert.ok(await cmpEqual(b, replica))

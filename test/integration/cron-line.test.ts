@@ -52,7 +52,10 @@ describe('vdrep init: the crontab line', function () {
 
   it('quotes the node and entry paths too, and refuses a line break (no crontab line can hold one)', () => {
     const line = cronLine('/vm/a b.img', '/opt/my node/bin/node', '/opt/v%drep/bin/run.js')
-    assert.equal(line, "* * * * * PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin '/opt/my node/bin/node' '/opt/v\\%drep/bin/run.js' push --if-due '/vm/a b.img'")
+    assert.equal(
+      line,
+      "* * * * * PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin '/opt/my node/bin/node' '/opt/v\\%drep/bin/run.js' push --if-due '/vm/a b.img'",
+    )
     assert.throws(() => cronLine('/vm/a\nb.img', '/usr/bin/node', '/x/run.js'), /line break/)
   })
 

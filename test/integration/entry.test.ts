@@ -50,7 +50,10 @@ describe('the vdrep executable (bin/run.js)', function () {
 
   it('optimize-delay: the default, the variable, --no-opt already given, and the daemons exempt', async () => {
     type Fn = (args: string[], env: Record<string, string | undefined>, execArgv: string[]) => number
-    const {optimizeDelay, DEFAULT_OPTIMIZE_AFTER_MS: d} = (await import(pathToFileURL(path.join(path.dirname(VDREP_BIN), 'optimize-delay.js')).href)) as {optimizeDelay: Fn; DEFAULT_OPTIMIZE_AFTER_MS: number}
+    const {optimizeDelay, DEFAULT_OPTIMIZE_AFTER_MS: d} = (await import(pathToFileURL(path.join(path.dirname(VDREP_BIN), 'optimize-delay.js')).href)) as {
+      optimizeDelay: Fn
+      DEFAULT_OPTIMIZE_AFTER_MS: number
+    }
     assert.equal(d, 1500)
     assert.equal(optimizeDelay(['fullsync', 'x.img'], {}, []), d)
     assert.equal(optimizeDelay(['push', 'x.img'], {VDREP_OPTIMIZE_AFTER_MS: '250'}, []), 250)

@@ -97,7 +97,8 @@ describe('resource faults (local replica)', function () {
     await makeMixedDisk(disk, 16 * MiB, 'eio')
     assert.equal((await vdrep(['init', disk, '--to', replica])).code, 0)
     const bad = 4 * MiB + 4096 // in a data region of the mixed disk (holes are not read, so cannot fail)
-    const eio = (pos: number, len: number) => (pos <= bad && bad < pos + len ? Object.assign(new Error('EIO: i/o error, read'), {code: 'EIO', errno: -5}) : undefined)
+    const eio = (pos: number, len: number) =>
+      pos <= bad && bad < pos + len ? Object.assign(new Error('EIO: i/o error, read'), {code: 'EIO', errno: -5}) : undefined
     await assert.rejects(fullsync(disk, {sourceReadFault: eio}), (err: Error) => err instanceof DiskIoError && /offset 4198400/.test(err.message))
     assert.equal((await replicaState(replica)).complete, false)
     const psf = await PsfFile.open(`${disk}.psf`)

@@ -101,7 +101,11 @@ describe('fullsync to a local replica (CLI)', function () {
       // --verbose says where the receiver ran (--json keeps stderr quiet, so a second, no-op sync).
       const v = await vdrep(['fullsync', disk, '--verbose'], withCarrier(carrier))
       assert.equal(v.code, 0, `${carrier}: ${v.stderr}`)
-      assert.match(v.stderr, carrier === 'worker' ? /local receiver for .*: in a worker thread/ : /local receiver for .*: on this thread/, `${carrier}: the receiver ran elsewhere`)
+      assert.match(
+        v.stderr,
+        carrier === 'worker' ? /local receiver for .*: in a worker thread/ : /local receiver for .*: on this thread/,
+        `${carrier}: the receiver ran elsewhere`,
+      )
       assert.ok(await filesEqual(disk, replica), `${carrier}: replica differs from source`)
     }
     assert.equal(fresh[0].bytesSent, 16 * MiB)
@@ -188,7 +192,10 @@ describe('fullsync to a local replica (CLI)', function () {
     // Both files now hold 16 MiB of data and 48 MiB of holes: more than the data (and some
     // readahead slack) in the page cache means holes were read.
     assert.ok(after.source <= 17 * MiB, `the source's page cache went from ${before.source} to ${after.source} bytes: its holes were read`)
-    assert.ok(after.replica <= 17 * MiB, `the replica's page cache went from ${before.replica} to ${after.replica} bytes: its holes (or the punched zero run) were read`)
+    assert.ok(
+      after.replica <= 17 * MiB,
+      `the replica's page cache went from ${before.replica} to ${after.replica} bytes: its holes (or the punched zero run) were read`,
+    )
     assert.ok(after.allocated <= before.allocated - 2 * MiB, `the replica's allocation went from ${before.allocated} to ${after.allocated} bytes`)
     assert.ok(await filesEqual(disk, replica))
     const again = json<SyncJson>(await vdrep(['fullsync', disk, '--json']))

@@ -19,7 +19,23 @@ import {blockHasher, HashAlgo} from '../../src/core/hash/block-hash.js'
 import {digestData, digestZero} from '../../src/core/protocol/bundle-digest.js'
 import {FrameType, MAX_PAYLOAD, PROTOCOL_VERSION} from '../../src/core/protocol/frame.js'
 import {FrameReader, type Frame} from '../../src/core/protocol/frame-reader.js'
-import {decodeBlockStatus, decodeError, decodeHelloOk, decodeVerifyResult, encodeBundleBegin, encodeBundleEnd, encodeDataFields, encodeDone, encodeHello, encodeRange, encodeU64, ReplicaStateKind, SyncMode, type ErrorMsg, type Hello} from '../../src/core/protocol/messages.js'
+import {
+  decodeBlockStatus,
+  decodeError,
+  decodeHelloOk,
+  decodeVerifyResult,
+  encodeBundleBegin,
+  encodeBundleEnd,
+  encodeDataFields,
+  encodeDone,
+  encodeHello,
+  encodeRange,
+  encodeU64,
+  ReplicaStateKind,
+  SyncMode,
+  type ErrorMsg,
+  type Hello,
+} from '../../src/core/protocol/messages.js'
 import {journalPathFor} from '../../src/core/delta/journal.js'
 import {readReplicaState, statePathFor, type ReplicaState} from '../../src/core/receiver/replica-state.js'
 import {collect, json, startVdrep, vdrep, type CliResult} from '../helpers/cli.js'
@@ -59,15 +75,23 @@ function dataFrame(block: number, data = seededBytes(`blk${block}`, BS)): Buffer
 }
 
 async function sha(file: string): Promise<string> {
-  return createHash('sha256').update(await fs.readFile(file)).digest('hex')
+  return createHash('sha256')
+    .update(await fs.readFile(file))
+    .digest('hex')
 }
 
 async function exists(p: string): Promise<boolean> {
-  return fs.lstat(p).then(() => true, () => false)
+  return fs.lstat(p).then(
+    () => true,
+    () => false,
+  )
 }
 
 async function cmpEqual(a: string, b: string): Promise<boolean> {
-  return run('cmp', ['-s', a, b]).then(() => true, () => false)
+  return run('cmp', ['-s', a, b]).then(
+    () => true,
+    () => false,
+  )
 }
 
 interface Ended {
@@ -166,9 +190,26 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
       const disk = path.join(dir, `${name}.img`)
       const replica = path.join(root, `${name}.img`)
       await makeMixedDisk(disk, SIZE, name, 512 * 1024)
-      const init = await vdrep(['init', disk, '--to', `${sshd.user}@127.0.0.1:${sshd.port}:${replica}`, '--identity', sshd.clientKey.path, '--known-hosts', sshd.knownHostsFile,
-        // blake3: the hand-made frames below hash with it (its checksums take no key).
-        '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1]), '--hash', 'blake3'], {env})
+      const init = await vdrep(
+        [
+          'init',
+          disk,
+          '--to',
+          `${sshd.user}@127.0.0.1:${sshd.port}:${replica}`,
+          '--identity',
+          sshd.clientKey.path,
+          '--known-hosts',
+          sshd.knownHostsFile,
+          // blake3: the hand-made frames below hash with it (its checksums take no key).
+          '--fullsync-port',
+          String(ports[0]),
+          '--delta-port',
+          String(ports[1]),
+          '--hash',
+          'blake3',
+        ],
+        {env},
+      )
       assert.equal(init.code, 0, init.stderr)
       const r = await vdrep(['fullsync', disk], {env})
       assert.equal(r.code, 0, r.stderr)
@@ -193,10 +234,22 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
   }
 
   function helloFor(replica: 'main' | 'second', mode: number, state: ReplicaState, over: Partial<Hello> = {}): Buffer {
-    return frame(FrameType.HELLO, encodeHello({
-      version: PROTOCOL_VERSION, mode, hashAlgo: state.hashAlgo, blockSize: state.blockSize, diskSize: state.diskSize,
-      replicaId: Buffer.from(state.replicaId, 'hex'), flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: `${replica}.img`, ...over,
-    }))
+    return frame(
+      FrameType.HELLO,
+      encodeHello({
+        version: PROTOCOL_VERSION,
+        mode,
+        hashAlgo: state.hashAlgo,
+        blockSize: state.blockSize,
+        diskSize: state.diskSize,
+        replicaId: Buffer.from(state.replicaId, 'hex'),
+        flags: 0,
+        lastCommit: Buffer.alloc(16),
+        nextCommit: Buffer.alloc(16, 1),
+        path: `${replica}.img`,
+        ...over,
+      }),
+    )
   }
 
   interface Snapshot {
@@ -286,7 +339,10 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
     const {replica} = disks.main
     const before = await snapshot(replica)
     const st = await stateOf(replica)
-    for (const [port, mode] of [[ports[0], SyncMode.FULLSYNC], [ports[1], SyncMode.DELTA]] as const) {
+    for (const [port, mode] of [
+      [ports[0], SyncMode.FULLSYNC],
+      [ports[1], SyncMode.DELTA],
+    ] as const) {
       for (const version of [0, 1, 3, 0xffff]) await refused(port, [helloFor('main', mode, st, {version})], 'VERSION_MISMATCH')
       await refused(port, [helloFor('main', mode === SyncMode.DELTA ? SyncMode.FULLSYNC : SyncMode.DELTA, st)], 'WRONG_PORT')
       await refused(port, [helloFor('main', 9, st)], 'WRONG_PORT')
@@ -318,10 +374,25 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
     await fs.symlink(outside, path.join(root, 'link-out'))
     const passwd = await sha('/etc/passwd')
     const names = [
-      '../outside/a.img', '../../../../../../etc/passwd', '/etc/passwd', path.join(outside, 'b.img'), `${root}/../outside/c.img`,
-      'sub/../../outside/d.img', '..', '.', '', 'x\0../y.img', 'link-out/e.img', path.join(root, 'link-out', 'f.img'), `${root}/`, '..\\outside\\g.img',
+      '../outside/a.img',
+      '../../../../../../etc/passwd',
+      '/etc/passwd',
+      path.join(outside, 'b.img'),
+      `${root}/../outside/c.img`,
+      'sub/../../outside/d.img',
+      '..',
+      '.',
+      '',
+      'x\0../y.img',
+      'link-out/e.img',
+      path.join(root, 'link-out', 'f.img'),
+      `${root}/`,
+      '..\\outside\\g.img',
     ]
-    for (const [port, mode] of [[ports[0], SyncMode.FULLSYNC], [ports[1], SyncMode.DELTA]] as const) {
+    for (const [port, mode] of [
+      [ports[0], SyncMode.FULLSYNC],
+      [ports[1], SyncMode.DELTA],
+    ] as const) {
       for (const p of names) await refused(port, [helloFor('main', mode, st, {path: p})], 'PATH_OUTSIDE_ROOT')
     }
     // A final component that is a symlink out, and one that is a directory.
@@ -355,7 +426,10 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
           n += e[2]
         }
       }
-      return frame(FrameType.BUNDLE_END, encodeBundleEnd({seq: over.seq ?? st.lastSeq + 1, blockCount: over.blockCount ?? n, digest: over.digest ?? d.digest()}))
+      return frame(
+        FrameType.BUNDLE_END,
+        encodeBundleEnd({seq: over.seq ?? st.lastSeq + 1, blockCount: over.blockCount ?? n, digest: over.digest ?? d.digest()}),
+      )
     }
     const zero = (start: number, count: number) => frame(FrameType.ZERO_RUN, encodeRange(start, count))
 
@@ -411,7 +485,11 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
       await bundleRefused([begin(1), frame(FrameType.DATA, encodeDataFields(2, hasher.hash(short)), short)], 'BLOCK_BAD_LENGTH', 'a short block')
       const long = seededBytes('long', BS + 1)
       await bundleRefused([begin(1), frame(FrameType.DATA, encodeDataFields(2, hasher.hash(long)), long)], 'BLOCK_BAD_LENGTH', 'a long block')
-      await bundleRefused([begin(1), frame(FrameType.DATA, encodeDataFields(2, Buffer.alloc(32, 7)), d)], 'BLOCK_BAD_HASH', 'a block that does not match its hash')
+      await bundleRefused(
+        [begin(1), frame(FrameType.DATA, encodeDataFields(2, Buffer.alloc(32, 7)), d)],
+        'BLOCK_BAD_HASH',
+        'a block that does not match its hash',
+      )
       await bundleRefused([begin(1), frame(FrameType.DATA, Buffer.alloc(20))], 'FRAME_MALFORMED', 'a DATA frame shorter than its fields')
     })
 
@@ -423,16 +501,97 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
       await bundleRefused([begin(8), zero(3, 4), zero(6, 4)], 'BLOCK_OUT_OF_RANGE', 'two overlapping zero runs')
       await bundleRefused([begin(8), zero(10, 4), zero(2, 4)], 'BLOCK_OUT_OF_RANGE', 'zero runs going backwards')
       // Well-formed ranges, but the bundle lies: count, digest, size, sequence.
-      await bundleRefused([begin(1), dataFrame(1), dataFrame(2), end([['D', 1], ['D', 2]])], 'BUNDLE_TOO_LARGE', 'more blocks than announced')
-      await bundleRefused([begin(2), dataFrame(1), dataFrame(2), end([['D', 1], ['D', 2]], {blockCount: 3})], 'BUNDLE_INCOMPLETE', 'an end that counts more than was sent')
-      await bundleRefused([begin(3), dataFrame(1), dataFrame(2), end([['D', 1], ['D', 2]])], 'BUNDLE_INCOMPLETE', 'fewer blocks than announced (an end that agrees with what was sent)')
-      await bundleRefused([begin(2), dataFrame(1), dataFrame(2), end([['D', 1], ['D', 2]], {seq: st.lastSeq + 2})], 'BUNDLE_INCOMPLETE', 'an end for another sequence than the begin')
-      await bundleRefused([begin(2), dataFrame(1), dataFrame(2), end([['D', 1], ['D', 2]], {digest: Buffer.alloc(32, 1)})], 'BUNDLE_DIGEST', 'a forged bundle digest')
-      await bundleRefused([begin(2), dataFrame(1), dataFrame(2), end([['D', 2], ['D', 1]])], 'BUNDLE_DIGEST', 'a digest of the blocks in another order')
+      await bundleRefused(
+        [
+          begin(1),
+          dataFrame(1),
+          dataFrame(2),
+          end([
+            ['D', 1],
+            ['D', 2],
+          ]),
+        ],
+        'BUNDLE_TOO_LARGE',
+        'more blocks than announced',
+      )
+      await bundleRefused(
+        [
+          begin(2),
+          dataFrame(1),
+          dataFrame(2),
+          end(
+            [
+              ['D', 1],
+              ['D', 2],
+            ],
+            {blockCount: 3},
+          ),
+        ],
+        'BUNDLE_INCOMPLETE',
+        'an end that counts more than was sent',
+      )
+      await bundleRefused(
+        [
+          begin(3),
+          dataFrame(1),
+          dataFrame(2),
+          end([
+            ['D', 1],
+            ['D', 2],
+          ]),
+        ],
+        'BUNDLE_INCOMPLETE',
+        'fewer blocks than announced (an end that agrees with what was sent)',
+      )
+      await bundleRefused(
+        [
+          begin(2),
+          dataFrame(1),
+          dataFrame(2),
+          end(
+            [
+              ['D', 1],
+              ['D', 2],
+            ],
+            {seq: st.lastSeq + 2},
+          ),
+        ],
+        'BUNDLE_INCOMPLETE',
+        'an end for another sequence than the begin',
+      )
+      await bundleRefused(
+        [
+          begin(2),
+          dataFrame(1),
+          dataFrame(2),
+          end(
+            [
+              ['D', 1],
+              ['D', 2],
+            ],
+            {digest: Buffer.alloc(32, 1)},
+          ),
+        ],
+        'BUNDLE_DIGEST',
+        'a forged bundle digest',
+      )
+      await bundleRefused(
+        [
+          begin(2),
+          dataFrame(1),
+          dataFrame(2),
+          end([
+            ['D', 2],
+            ['D', 1],
+          ]),
+        ],
+        'BUNDLE_DIGEST',
+        'a digest of the blocks in another order',
+      )
       await bundleRefused([begin(BLOCKS + 1)], 'BUNDLE_TOO_LARGE', 'a bundle larger than the disk')
       await bundleRefused([begin(1, {seq: st.lastSeq + 5})], 'SEQUENCE_MISMATCH', 'a sequence from the future')
       await bundleRefused([begin(1, {seq: st.lastSeq})], 'SEQUENCE_MISMATCH', 'a replayed sequence')
-      await bundleRefused([begin(1, {diskSize: st.diskSize * 2})], 'DISK_SIZE_MISMATCH', 'a disk size other than the hello\'s')
+      await bundleRefused([begin(1, {diskSize: st.diskSize * 2})], 'DISK_SIZE_MISMATCH', "a disk size other than the hello's")
       await bundleRefused([dataFrame(1)], 'FRAME_UNEXPECTED', 'DATA before BUNDLE_BEGIN')
       await bundleRefused([begin(1), frame(FrameType.CHECKPOINT, encodeU64(1))], 'FRAME_UNEXPECTED', 'a full-sync frame inside a bundle')
       await bundleRefused([begin(1), frame(FrameType.COMMITTED, Buffer.alloc(16))], 'FRAME_UNEXPECTED', 'a receiver frame from the client')
@@ -445,7 +604,19 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
         ['inside a frame header', [hello, begin(2), dataFrame(1), dataFrame(2).subarray(0, 5)]],
         ['inside a DATA payload', [hello, begin(2), dataFrame(1), dataFrame(2).subarray(0, 30_000)]],
         ['between frames, before BUNDLE_END', [hello, begin(2), dataFrame(1), dataFrame(2)]],
-        ['inside BUNDLE_END', [hello, begin(2), dataFrame(1), dataFrame(2), end([['D', 1], ['D', 2]]).subarray(0, 40)]],
+        [
+          'inside BUNDLE_END',
+          [
+            hello,
+            begin(2),
+            dataFrame(1),
+            dataFrame(2),
+            end([
+              ['D', 1],
+              ['D', 2],
+            ]).subarray(0, 40),
+          ],
+        ],
       ]
       for (const [what, bytes] of cases) {
         const c = await Raw.connect(ports[1])
@@ -469,7 +640,11 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
           await c.drain()
           const t = Date.now()
           const answer = await welcomedWithin((IDLE_S * 1000) / 2, async () => hello)
-          assert.equal(answer, 'HELLO_OK', `a client that closed right after its ${bytes.length === hello.length ? 'hello' : 'first frames'} still holds the replica (${answer}) ${Date.now() - t} ms later`)
+          assert.equal(
+            answer,
+            'HELLO_OK',
+            `a client that closed right after its ${bytes.length === hello.length ? 'hello' : 'first frames'} still holds the replica (${answer}) ${Date.now() - t} ms later`,
+          )
           await untouched(disks.main.replica, before, 'a hello then close')
         }
       }
@@ -484,7 +659,15 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
         const c = await Raw.connect(ports[1])
         await c.write(hello)
         assert.equal((await c.next()).type, FrameType.HELLO_OK)
-        await c.write(begin(2), dataFrame(1), dataFrame(2), end([['D', 1], ['D', 2]]))
+        await c.write(
+          begin(2),
+          dataFrame(1),
+          dataFrame(2),
+          end([
+            ['D', 1],
+            ['D', 2],
+          ]),
+        )
         // A reset, as from a killed client: the receiver's socket is gone while it applies.
         c.socket.resetAndDestroy()
         // Let go: a new client is welcome (HELLO_OK, not LOCKED) within the idle timeout.
@@ -587,8 +770,16 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
         ['a block behind the checkpoint', [frame(FrameType.CHECKPOINT, encodeU64(4)), dataFrame(2)], 'BLOCK_BEHIND_CHECKPOINT'],
         ['a bad hash', [frame(FrameType.DATA, encodeDataFields(2, Buffer.alloc(32, 3)), d)], 'BLOCK_BAD_HASH'],
         ['a short block', [frame(FrameType.DATA, encodeDataFields(2, hasher.hash(d.subarray(1))), d.subarray(1))], 'BLOCK_BAD_LENGTH'],
-        ['a bundle frame on the full-sync port', [frame(FrameType.BUNDLE_BEGIN, encodeBundleBegin({seq: 1, blockCount: 1, diskSize: SIZE}))], 'FRAME_UNEXPECTED'],
-        ['a second HELLO', [helloFor('second', SyncMode.FULLSYNC, {hashAlgo: 2, blockSize: BS, diskSize: SIZE, replicaId: '00'.repeat(16)} as ReplicaState)], 'FRAME_UNEXPECTED'],
+        [
+          'a bundle frame on the full-sync port',
+          [frame(FrameType.BUNDLE_BEGIN, encodeBundleBegin({seq: 1, blockCount: 1, diskSize: SIZE}))],
+          'FRAME_UNEXPECTED',
+        ],
+        [
+          'a second HELLO',
+          [helloFor('second', SyncMode.FULLSYNC, {hashAlgo: 2, blockSize: BS, diskSize: SIZE, replicaId: '00'.repeat(16)} as ReplicaState)],
+          'FRAME_UNEXPECTED',
+        ],
         ['DONE for another block count', [frame(FrameType.DONE, encodeDone({blockCount: BLOCKS + 1, digest: Buffer.alloc(32)}))], 'DONE_MISMATCH'],
         ['an unknown frame type', [header(200, 0)], 'FRAME_UNKNOWN_TYPE'],
         ['an oversized frame', [header(FrameType.DATA, 0x7fffffff)], 'FRAME_TOO_LARGE'],

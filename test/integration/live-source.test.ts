@@ -54,7 +54,8 @@ describe('full sync of a disk written between checksum and read', function () {
       beforeFill: async (first, runs) => {
         fills++
         const asked = runs.flatMap(([a, z]) => Array.from({length: z - a}, (_, i) => first + a + i))
-        for (const b of [equalAgain, nowZero, changedAgain]) if (b >= first && b < first + 64) assert.ok(asked.includes(b), `block ${b} is read by fill: ${asked}`)
+        for (const b of [equalAgain, nowZero, changedAgain])
+          if (b >= first && b < first + 64) assert.ok(asked.includes(b), `block ${b} is read by fill: ${asked}`)
         // Writes that land after the checksums and before the read:
         if (asked.includes(equalAgain)) await writeBlock(disk, equalAgain, old.subarray(equalAgain * BS, (equalAgain + 1) * BS))
         if (asked.includes(nowZero)) await writeBlock(disk, nowZero, Buffer.alloc(BS))
@@ -85,7 +86,10 @@ describe('full sync of a disk written between checksum and read', function () {
           void fs.truncate(disk, 16 * MiB)
         }
       },
-    }).then((r) => r, (err: Error) => err)
+    }).then(
+      (r) => r,
+      (err: Error) => err,
+    )
     assert.ok(cut)
     assert.ok(outcome instanceof Error, `the sync of a disk that shrank under it claimed success: ${JSON.stringify(outcome)}`)
     assert.match(outcome.message, /shrank during the sync|ended at offset/)

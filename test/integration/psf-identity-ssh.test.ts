@@ -37,7 +37,10 @@ describe('a .psf knows its disk, over SSH (issue 18 cases 1 and 3)', function ()
     const clone = path.join(cloneDir, 'web.img')
     await scribbleBlocks(clone, BS, 4, 'clone')
     const before = await sha256(d.replica)
-    for (const args of [['push', clone], ['fullsync', clone]]) {
+    for (const args of [
+      ['push', clone],
+      ['fullsync', clone],
+    ]) {
       const r = await c.vdrep(args)
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
       assert.match(r.stderr, /belongs to another disk.*nothing was sent/)

@@ -19,7 +19,10 @@ const BS = 64 * 1024
 const SIZE = 8 * MiB
 
 async function digestOf(file: string): Promise<string> {
-  return crypto.createHash('sha256').update(await fs.readFile(file)).digest('hex')
+  return crypto
+    .createHash('sha256')
+    .update(await fs.readFile(file))
+    .digest('hex')
 }
 
 describe('a .psf knows its disk (issue 18 cases 1 and 3, local target)', function () {
@@ -59,13 +62,17 @@ describe('a .psf knows its disk (issue 18 cases 1 and 3, local target)', functio
     assert.match(p.stderr, /PSF_NOT_THIS_DISK|belongs to another disk/)
     assert.match(p.stderr, /vdrep init/)
     assert.match(p.stderr, /nothing was sent/)
-    for (const args of [['push', cloneDisk, '--json'], ['fullsync', cloneDisk], ['track', cloneDisk, '--scan']]) {
+    for (const args of [
+      ['push', cloneDisk, '--json'],
+      ['fullsync', cloneDisk],
+      ['track', cloneDisk, '--scan'],
+    ]) {
       const r = await vdrep(args)
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}${r.stdout}`)
     }
     const pj = await vdrep(['push', cloneDisk, '--json'])
     assert.match(pj.stdout + pj.stderr, /PSF_NOT_THIS_DISK/)
-    assert.equal(await digestOf(replica), before, 'the original\'s replica was not written')
+    assert.equal(await digestOf(replica), before, "the original's replica was not written")
 
     const st = await vdrep(['status', cloneDisk, '--json'])
     assert.match(st.stdout, /PSF_NOT_THIS_DISK/)
@@ -87,7 +94,7 @@ describe('a .psf knows its disk (issue 18 cases 1 and 3, local target)', functio
     assert.equal(ri.code, 0, ri.stderr)
     assert.equal((await vdrep(['push', cloneDisk])).code, 0)
     assert.ok(await filesEqual(cloneDisk, cloneReplica))
-    assert.ok(await filesEqual(disk, replica), 'the original\'s replica is still the original')
+    assert.ok(await filesEqual(disk, replica), "the original's replica is still the original")
   })
 
   it('a .psf copied from another disk (cp b.img.psf a.img.psf) is refused; neither replica is written', async () => {
@@ -99,7 +106,11 @@ describe('a .psf knows its disk (issue 18 cases 1 and 3, local target)', functio
     const before = [await digestOf(replica), await digestOf(otherReplica)]
     await fs.copyFile(`${other}.psf`, `${disk}.psf`)
     await scribbleBlocks(disk, BS, 2, 'swap')
-    for (const args of [['push', disk], ['fullsync', disk], ['track', disk, '--scan']]) {
+    for (const args of [
+      ['push', disk],
+      ['fullsync', disk],
+      ['track', disk, '--scan'],
+    ]) {
       const r = await vdrep(args)
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
       assert.match(r.stderr, /belongs to another disk: it was made for .*db\.img/)

@@ -81,7 +81,7 @@ describe('push to a local replica (CLI, no tracker)', function () {
     assert.ok(await filesEqual(disk, replica))
   })
 
-  it('a write made after the push checked the record (a pre-hook\'s) is not hidden: the next push sees it', async () => {
+  it("a write made after the push checked the record (a pre-hook's) is not hidden: the next push sees it", async () => {
     assert.equal((await vdrep(['fullsync', disk])).code, 0)
     await new Promise((r) => setTimeout(r, 20))
     const changed = await scribbleBlocks(disk, BS, 2, 'marked')
@@ -112,7 +112,7 @@ describe('push to a local replica (CLI, no tracker)', function () {
     await psf.close()
     const first = await vdrep(['push', disk, '--json'])
     assert.equal(first.code, 0, first.stderr)
-    assert.equal(json<PushJson>(first).mode, 'delta', 'the record is trusted up to the tracker\'s end')
+    assert.equal(json<PushJson>(first).mode, 'delta', "the record is trusted up to the tracker's end")
     await new Promise((r) => setTimeout(r, 20))
     await scribbleBlocks(disk, BS, 1, 'after the push, no tracker')
     const nf = await vdrep(['push', disk, '--no-fallback'])
@@ -122,15 +122,27 @@ describe('push to a local replica (CLI, no tracker)', function () {
     assert.ok(await filesEqual(disk, replica))
   })
 
-  it('two disks with one local replica: while one syncs, the other\'s full sync and push are refused (3); the first ends equal', async () => {
+  it("two disks with one local replica: while one syncs, the other's full sync and push are refused (3); the first ends equal", async () => {
     const other = path.join(dir, 'other.img')
     await makeMixedDisk(other, 16 * MiB, 'push-other')
     assert.equal((await vdrep(['init', other, '--to', replica])).code, 0)
     const first = startVdrep(['fullsync', disk, '--bwlimit', '4M'])
     const firstDone = collect(first)
     // Wait until the first has the replica (its file exists), then come second.
-    for (let i = 0; i < 200 && !(await fs.stat(replica).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 20))
-    for (const args of [['fullsync', other], ['push', other]]) {
+    for (
+      let i = 0;
+      i < 200 &&
+      !(await fs.stat(replica).then(
+        () => true,
+        () => false,
+      ));
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 20))
+    for (const args of [
+      ['fullsync', other],
+      ['push', other],
+    ]) {
       const r = await vdrep(args)
       // Refused by the lock while the first writes, or (the first done) as another source's replica.
       assert.ok(r.code === 3 || r.code === 10, `${args.join(' ')} of another disk to the replica a local sync is writing: ${r.stdout}${r.stderr}`)
@@ -141,7 +153,7 @@ describe('push to a local replica (CLI, no tracker)', function () {
     assert.ok(await filesEqual(disk, replica), 'the replica is the first disk, untouched by the second')
   })
 
-  it('a replica changed behind vdrep\'s back: refused as DIVERGED (exit 11), never overwritten by the fallback; --discard-replica-changes resyncs, with the reason', async () => {
+  it("a replica changed behind vdrep's back: refused as DIVERGED (exit 11), never overwritten by the fallback; --discard-replica-changes resyncs, with the reason", async () => {
     assert.equal((await vdrep(['fullsync', disk])).code, 0)
     await new Promise((r) => setTimeout(r, 20))
     const fh = await fs.open(replica, 'r+')
@@ -159,7 +171,7 @@ describe('push to a local replica (CLI, no tracker)', function () {
     assert.ok(await filesEqual(disk, replica))
   })
 
-  it('a .psf restored from a backup (its sequence behind the replica\'s): one full sync, then deltas again', async () => {
+  it("a .psf restored from a backup (its sequence behind the replica's): one full sync, then deltas again", async () => {
     assert.equal((await vdrep(['fullsync', disk])).code, 0)
     await fs.copyFile(`${disk}.psf`, path.join(dir, 'psf.backup'))
     for (const tag of ['b1', 'b2']) {
@@ -185,7 +197,7 @@ describe('push to a local replica (CLI, no tracker)', function () {
     assert.ok(await filesEqual(disk, replica))
   })
 
-  it('a deleted .psf: push says how to recover; after init the replica is another source\'s (exit 10) until handed over, then the push falls back to a full sync', async () => {
+  it("a deleted .psf: push says how to recover; after init the replica is another source's (exit 10) until handed over, then the push falls back to a full sync", async () => {
     assert.equal((await vdrep(['fullsync', disk])).code, 0)
     await fs.rm(`${disk}.psf`)
     const r = await vdrep(['push', disk])
@@ -200,7 +212,7 @@ describe('push to a local replica (CLI, no tracker)', function () {
     assert.ok(await filesEqual(disk, replica))
   })
 
-  it('a second push while one holds the lock exits 3 at once; a dead holder\'s lock is taken over', async () => {
+  it("a second push while one holds the lock exits 3 at once; a dead holder's lock is taken over", async () => {
     assert.equal((await vdrep(['fullsync', disk])).code, 0)
     const lockFile = `${disk}.vdrep.lock`
     const holder = spawn('flock', ['-n', lockFile, 'sleep', '30'], {stdio: 'ignore', detached: true})
@@ -239,7 +251,7 @@ describe('push to a local replica (CLI, no tracker)', function () {
       holder.kill('SIGKILL')
     }
     await new Promise((r) => holder.once('exit', r))
-    assert.equal((await vdrep(['push', disk], {env: noNative})).code, 0, 'the dead holder\'s lock is free')
+    assert.equal((await vdrep(['push', disk], {env: noNative})).code, 0, "the dead holder's lock is free")
   })
 
   it('--if-due skips a push that is not due', async () => {
@@ -259,7 +271,7 @@ describe('push to a local replica (CLI, no tracker)', function () {
     await psf.close()
     const late = await vdrep(['status', disk, '--check', '--json'])
     assert.equal(late.code, 6)
-    const row = (json<{disks: Array<{state: string; rpoViolated: boolean}>}>(late)).disks[0]
+    const row = json<{disks: Array<{state: string; rpoViolated: boolean}>}>(late).disks[0]
     assert.equal(row.state, 'RPO violation')
     assert.equal(row.rpoViolated, true)
     const due = await vdrep(['push', disk, '--if-due', '--json'])

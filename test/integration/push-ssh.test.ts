@@ -61,7 +61,14 @@ describe('push over SSH: tracker, qemu-io, vdrep serve (real sshd)', function ()
   it('track + qemu-io writes + push over SSH: the replica is cmp-equal; status shows the sequence and OK', async () => {
     const d = await c.newDisk('basic', 32 * MiB)
     const t = await c.track(d)
-    await qemuIo(d.uri, ['write -P 0xab 1000 3000', 'write -P 0x11 65535 2', 'write -P 0x22 5242881 200000', 'write -z 1048576 131072', `write -P 0x33 ${32 * MiB - 4096} 4096`, 'flush'])
+    await qemuIo(d.uri, [
+      'write -P 0xab 1000 3000',
+      'write -P 0x11 65535 2',
+      'write -P 0x22 5242881 200000',
+      'write -z 1048576 131072',
+      `write -P 0x33 ${32 * MiB - 4096} 4096`,
+      'flush',
+    ])
     // blocks 0, 1, 80..83, 16..17, 511
     const before = await status(d.disk)
     assert.equal(before.state, 'OK')
@@ -143,7 +150,11 @@ describe('push over SSH: tracker, qemu-io, vdrep serve (real sshd)', function ()
     assert.ok(replica.equals(atPointInTime), `the replica differs from the disk as of the point in time (seed ${seed})`)
     // The disk holds the last generation; the next push ships S and T and converges.
     const now = await fs.readFile(d.disk)
-    for (const b of S) assert.ok(now.subarray(b * BS, (b + 1) * BS).every((x) => x === pattern(b, 3)), `disk block ${b} is not generation 3`)
+    for (const b of S)
+      assert.ok(
+        now.subarray(b * BS, (b + 1) * BS).every((x) => x === pattern(b, 3)),
+        `disk block ${b} is not generation 3`,
+      )
     const st = await status(d.disk)
     assert.equal(st.pendingBlocks, S.length + T.length, 'the writes made during the push are pending for the next one')
     const second = await pushJson(d.disk)
@@ -171,14 +182,19 @@ describe('push over SSH: tracker, qemu-io, vdrep serve (real sshd)', function ()
     const result = collect(pushing)
     // Kill once the journal is sealed and the replica starts changing (the apply), as soon as we see it.
     let seen = ''
-    await waitFor('the apply to start', async () => {
-      const j = await fs.stat(journal).catch(() => undefined)
-      const m = (await fs.stat(d.replica, {bigint: true})).mtimeNs
-      if (j && j.size >= sealedSize && m !== replicaMtime) seen = 'journal sealed, replica changing'
-      else if (!j && m !== replicaMtime) seen = 'journal already gone (too late: applied and committed)'
-      else if (pushing.exitCode !== null) seen = 'push already exited'
-      return seen !== ''
-    }, 60_000, 1)
+    await waitFor(
+      'the apply to start',
+      async () => {
+        const j = await fs.stat(journal).catch(() => undefined)
+        const m = (await fs.stat(d.replica, {bigint: true})).mtimeNs
+        if (j && j.size >= sealedSize && m !== replicaMtime) seen = 'journal sealed, replica changing'
+        else if (!j && m !== replicaMtime) seen = 'journal already gone (too late: applied and committed)'
+        else if (pushing.exitCode !== null) seen = 'push already exited'
+        return seen !== ''
+      },
+      60_000,
+      1,
+    )
     await c.serve.kill9()
     const journalLeft = await exists(journal)
     console.log(`      killed vdrep serve: ${seen}; journal left: ${journalLeft}`)
@@ -204,7 +220,10 @@ describe('push over SSH: tracker, qemu-io, vdrep serve (real sshd)', function ()
     await c.untrack(t)
     // The contract, checked last so the rest above is proved either way: a restarted receiver
     // leaves the replica at one point or the other, before any client talks to it.
-    assert.ok(afterRestart === oldSum || afterRestart === newSum, `after the restart of vdrep serve the replica is ${point}: a sealed journal was left unapplied (${seen}); vdrep serve must replay it at startup`)
+    assert.ok(
+      afterRestart === oldSum || afterRestart === newSum,
+      `after the restart of vdrep serve the replica is ${point}: a sealed journal was left unapplied (${seen}); vdrep serve must replay it at startup`,
+    )
   })
 
   async function changeAndStartPush(name: string): Promise<{d: SshDisk; t: RunningTracker; oldSum: string; pushing: ChildProcess; result: Promise<CliResult>}> {
@@ -221,10 +240,15 @@ describe('push over SSH: tracker, qemu-io, vdrep serve (real sshd)', function ()
   }
 
   async function nothingLost(d: SshDisk, oldSum: string): Promise<void> {
-    await waitFor('the blocks to go back to the change record', async () => {
-      const s = await status(d.disk)
-      return s.inflightBlocks === 0 && s.state === 'OK'
-    }, 20_000, 50)
+    await waitFor(
+      'the blocks to go back to the change record',
+      async () => {
+        const s = await status(d.disk)
+        return s.inflightBlocks === 0 && s.state === 'OK'
+      },
+      20_000,
+      50,
+    )
     const s = await status(d.disk)
     assert.equal(s.pendingBlocks, 256, 'the blocks of the failed push are pending again')
     await waitFor('the receiver to drop the partial journal', async () => !(await exists(`${d.replica}.vdrep-journal`)), 20_000, 50)
@@ -255,7 +279,7 @@ describe('push over SSH: tracker, qemu-io, vdrep serve (real sshd)', function ()
     await c.untrack(t)
   })
 
-  it('a replica changed behind vdrep\'s back (a failover by hand): DIVERGED, exit 11, the replica kept; --discard-replica-changes falls back to a full sync and says why', async () => {
+  it("a replica changed behind vdrep's back (a failover by hand): DIVERGED, exit 11, the replica kept; --discard-replica-changes falls back to a full sync and says why", async () => {
     const d = await c.newDisk('tamper', 32 * MiB)
     const t = await c.track(d)
     await qemuIo(d.uri, ['write -P 0x71 0 131072'])
@@ -264,7 +288,10 @@ describe('push over SSH: tracker, qemu-io, vdrep serve (real sshd)', function ()
     await fh.write(Buffer.from('tampered'), 0, 8, 7 * BS)
     await fh.close()
     const kept = await fs.readFile(d.replica)
-    for (const args of [['push', d.disk, '--no-fallback'], ['push', d.disk]]) {
+    for (const args of [
+      ['push', d.disk, '--no-fallback'],
+      ['push', d.disk],
+    ]) {
       const r = await c.vdrep(args)
       assert.equal(r.code, 11, `${args.join(' ')}: ${r.stdout}${r.stderr}`)
       assert.match(r.stderr, /written outside vdrep since its last commit/)
@@ -283,7 +310,7 @@ describe('push over SSH: tracker, qemu-io, vdrep serve (real sshd)', function ()
     await c.untrack(t)
   })
 
-  it('a deleted .psf: push says how to recover; after init again the replica is another source\'s (exit 10, kept) until handed over, then a full sync that says why', async () => {
+  it("a deleted .psf: push says how to recover; after init again the replica is another source's (exit 10, kept) until handed over, then a full sync that says why", async () => {
     const d = await c.newDisk('nopsf', 32 * MiB)
     const t = await c.track(d)
     await qemuIo(d.uri, ['write -P 0x73 0 65536'])
@@ -336,7 +363,12 @@ describe('push over SSH: tracker, qemu-io, vdrep serve (real sshd)', function ()
     await qemuIo(d.uri, [`write -P 0x77 0 ${16 * MiB}`]) // 256 blocks: about 4 s at 4 MiB/s
     const first = c.startVdrep(['push', d.disk, '--bwlimit', '4M'])
     const firstDone = collect(first)
-    await waitFor('the first push to hold the lock', async () => /^pid \d+, push/.test(await fs.readFile(`${d.disk}.vdrep.lock`, 'utf8').catch(() => '')), 20_000, 10)
+    await waitFor(
+      'the first push to hold the lock',
+      async () => /^pid \d+, push/.test(await fs.readFile(`${d.disk}.vdrep.lock`, 'utf8').catch(() => '')),
+      20_000,
+      10,
+    )
     const started = performance.now()
     const second = await c.vdrep(['push', d.disk])
     assert.equal(second.code, 3, second.stderr)

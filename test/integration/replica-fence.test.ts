@@ -20,7 +20,10 @@ const BS = 64 * 1024
 const run = promisify(execFile)
 
 async function sha(file: string): Promise<string> {
-  return crypto.createHash('sha256').update(await fs.readFile(file)).digest('hex')
+  return crypto
+    .createHash('sha256')
+    .update(await fs.readFile(file))
+    .digest('hex')
 }
 
 /** The replica's bytes and its state file, to show that a refusal changed nothing. */
@@ -84,7 +87,11 @@ describe('a replica knows its source (issue 18 case 6)', function () {
     await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x5a 65536 131072', replica])
     const before = await snapshot(replica)
     await markChanged(a, await scribbleBlocks(a, BS, 3, 'after-failover'))
-    for (const args of [['push', a], ['push', a, '--no-fallback'], ['fullsync', a]]) {
+    for (const args of [
+      ['push', a],
+      ['push', a, '--no-fallback'],
+      ['fullsync', a],
+    ]) {
       const r = await vdrep(args)
       assert.equal(r.code, 11, `${args.join(' ')}: ${r.stdout}${r.stderr}`)
       assert.match(r.stderr, /written outside vdrep since its last commit/)

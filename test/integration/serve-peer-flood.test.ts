@@ -25,7 +25,18 @@ const MiB = 1 << 20
 const OTHER_USER = 'vdrep-peer'
 
 function helloBytes(replicaPath: string, mode: number): Buffer {
-  return encodeHello({version: PROTOCOL_VERSION, mode, hashAlgo: HashAlgo.SHA256, blockSize: 65536, diskSize: 4 * MiB, replicaId: randomBytes(16), flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: replicaPath})
+  return encodeHello({
+    version: PROTOCOL_VERSION,
+    mode,
+    hashAlgo: HashAlgo.SHA256,
+    blockSize: 65536,
+    diskSize: 4 * MiB,
+    replicaId: randomBytes(16),
+    flags: 0,
+    lastCommit: Buffer.alloc(16),
+    nextCommit: Buffer.alloc(16, 1),
+    path: replicaPath,
+  })
 }
 
 async function ensureUser(name: string): Promise<boolean> {
@@ -64,7 +75,9 @@ function hitAndRun(ports: number[], replicas: string[], count: number, parallel:
   const framed = (b: Buffer) => Buffer.concat([encodeFrameHeader(FrameType.HELLO, b.length), b]).toString('hex')
   const hellos = replicas.flatMap((r) => [framed(helloBytes(r, SyncMode.FULLSYNC)), framed(helloBytes(r, SyncMode.DELTA))])
   const args = JSON.stringify([ports, hellos, count, parallel, forMs])
-  return run('runuser', ['-u', OTHER_USER, '--', process.execPath, '-e', HIT_AND_RUN, args], {maxBuffer: 1 << 20}).then(({stdout}) => JSON.parse(stdout.trim().split('\n').pop()!) as {started: number; answered: number})
+  return run('runuser', ['-u', OTHER_USER, '--', process.execPath, '-e', HIT_AND_RUN, args], {maxBuffer: 1 << 20}).then(
+    ({stdout}) => JSON.parse(stdout.trim().split('\n').pop()!) as {started: number; answered: number},
+  )
 }
 
 /** A raw client as the receiver's own user: HELLO, then the first frame back (null: closed without one). */
@@ -127,8 +140,24 @@ describe('vdrep serve: only the owner gets in (issue 18 case 7)', function () {
   async function initDisk(name: string, ports: [number, number]): Promise<string> {
     const disk = path.join(dir, `${name}.img`)
     await makeMixedDisk(disk, 4 * MiB, name)
-    const r = await vdrep(['init', disk, '--force', '--to', `${sshd.user}@127.0.0.1:${sshd.port}:${path.join(root, name + '.img')}`, '--identity', sshd.clientKey.path, '--known-hosts', sshd.knownHostsFile,
-      '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1])], {env})
+    const r = await vdrep(
+      [
+        'init',
+        disk,
+        '--force',
+        '--to',
+        `${sshd.user}@127.0.0.1:${sshd.port}:${path.join(root, name + '.img')}`,
+        '--identity',
+        sshd.clientKey.path,
+        '--known-hosts',
+        sshd.knownHostsFile,
+        '--fullsync-port',
+        String(ports[0]),
+        '--delta-port',
+        String(ports[1]),
+      ],
+      {env},
+    )
     assert.equal(r.code, 0, r.stderr)
     return disk
   }
@@ -225,12 +254,18 @@ describe('vdrep serve: only the owner gets in (issue 18 case 7)', function () {
       const end = Date.now() + 10_000
       // One replica per server: each hello comes from a new source (a random replica id), and a
       // replica another source has begun is refused (REPLICA_FOREIGN), which is not the point here.
-      for (const [srv, name] of [[perUid, 'g.img'], [total, 'h.img']] as const) {
+      for (const [srv, name] of [
+        [perUid, 'g.img'],
+        [total, 'h.img'],
+      ] as const) {
         for (;;) {
           const again = await rawHello(srv.ports[0], name, SyncMode.FULLSYNC)
           again.socket.destroy()
           if (again.first?.type === FrameType.HELLO_OK) break
-          assert.ok(Date.now() < end, `slots were not freed: ${again.first === null ? 'closed' : again.first.type === FrameType.ERROR ? decodeError(again.first.payload).code : again.first.type} ${srv.log().slice(-1500)}`)
+          assert.ok(
+            Date.now() < end,
+            `slots were not freed: ${again.first === null ? 'closed' : again.first.type === FrameType.ERROR ? decodeError(again.first.payload).code : again.first.type} ${srv.log().slice(-1500)}`,
+          )
           await new Promise((r) => setTimeout(r, 100))
         }
       }

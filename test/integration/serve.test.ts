@@ -23,7 +23,18 @@ const OTHER_USER = 'vdrep-peer'
 const SOURCE_ID = Buffer.alloc(16, 9)
 
 function helloBytes(replicaPath: string, mode: number = SyncMode.FULLSYNC): Buffer {
-  return encodeHello({version: PROTOCOL_VERSION, mode, hashAlgo: HashAlgo.SHA256, blockSize: 65536, diskSize: 1 << 20, replicaId: SOURCE_ID, flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: replicaPath})
+  return encodeHello({
+    version: PROTOCOL_VERSION,
+    mode,
+    hashAlgo: HashAlgo.SHA256,
+    blockSize: 65536,
+    diskSize: 1 << 20,
+    replicaId: SOURCE_ID,
+    flags: 0,
+    lastCommit: Buffer.alloc(16),
+    nextCommit: Buffer.alloc(16, 1),
+    path: replicaPath,
+  })
 }
 
 /** A client that sends HELLO and reads the first frame back (null: closed without one). */
@@ -91,7 +102,10 @@ async function eventually(test: () => boolean, ms = 5_000): Promise<void> {
 }
 
 async function exists(p: string): Promise<boolean> {
-  return fs.lstat(p).then(() => true, () => false)
+  return fs.lstat(p).then(
+    () => true,
+    () => false,
+  )
 }
 
 describe('vdrep serve (receiver on 127.0.0.1)', function () {

@@ -33,7 +33,10 @@ async function cmpEqual(a: string, b: string): Promise<boolean> {
 }
 
 async function exists(p: string): Promise<boolean> {
-  return fs.lstat(p).then(() => true, () => false)
+  return fs.lstat(p).then(
+    () => true,
+    () => false,
+  )
 }
 
 describe('fullsync over SSH to vdrep serve (real sshd)', function () {
@@ -73,12 +76,27 @@ describe('fullsync over SSH to vdrep serve (real sshd)', function () {
     assert.equal(r.code, 0, `vdrep serve exit: ${r.stderr}`)
   })
 
-  async function initDisk(name: string, size: number, opts: {identity?: boolean; knownHosts?: string; extra?: string[]} = {}): Promise<{disk: string; replica: string}> {
+  async function initDisk(
+    name: string,
+    size: number,
+    opts: {identity?: boolean; knownHosts?: string; extra?: string[]} = {},
+  ): Promise<{disk: string; replica: string}> {
     const disk = path.join(dir, `${name}.img`)
     const replica = path.join(root, `${name}.img`)
     await makeMixedDisk(disk, size, name)
-    const args = ['init', disk, '--to', `${sshd.user}@127.0.0.1:${sshd.port}:${replica}`, '--known-hosts', opts.knownHosts ?? sshd.knownHostsFile,
-      '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1]), ...(opts.extra ?? [])]
+    const args = [
+      'init',
+      disk,
+      '--to',
+      `${sshd.user}@127.0.0.1:${sshd.port}:${replica}`,
+      '--known-hosts',
+      opts.knownHosts ?? sshd.knownHostsFile,
+      '--fullsync-port',
+      String(ports[0]),
+      '--delta-port',
+      String(ports[1]),
+      ...(opts.extra ?? []),
+    ]
     if (opts.identity !== false) args.push('--identity', sshd.clientKey.path)
     const r = await vdrep(args, {env})
     assert.equal(r.code, 0, r.stderr)

@@ -24,11 +24,17 @@ const MiB = 1 << 20
 const OTHER_USER = 'vdrep-peer'
 
 async function cmpEqual(a: string, b: string): Promise<boolean> {
-  return run('cmp', ['-s', a, b]).then(() => true, () => false)
+  return run('cmp', ['-s', a, b]).then(
+    () => true,
+    () => false,
+  )
 }
 
 async function exists(p: string): Promise<boolean> {
-  return fs.lstat(p).then(() => true, () => false)
+  return fs.lstat(p).then(
+    () => true,
+    () => false,
+  )
 }
 
 async function until(test: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
@@ -46,9 +52,7 @@ interface Serve {
 }
 
 async function startServe(args: string[], user?: string): Promise<Serve> {
-  const child = user
-    ? spawn('runuser', ['-u', user, '--', process.execPath, VDREP_BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe']})
-    : startVdrep(args)
+  const child = user ? spawn('runuser', ['-u', user, '--', process.execPath, VDREP_BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe']}) : startVdrep(args)
   let log = ''
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()))
   const done = collect(child)
@@ -68,7 +72,18 @@ async function helloOverSsh(sshd: Sshd, port: number, replicaPath: string, opts:
   try {
     const stream = await t.openStream(port)
     const reader = new FrameReader(stream)
-    const hello = encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: HashAlgo.SHA256, blockSize: 65536, diskSize: MiB, replicaId: randomBytes(16), flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: replicaPath})
+    const hello = encodeHello({
+      version: PROTOCOL_VERSION,
+      mode: SyncMode.FULLSYNC,
+      hashAlgo: HashAlgo.SHA256,
+      blockSize: 65536,
+      diskSize: MiB,
+      replicaId: randomBytes(16),
+      flags: 0,
+      lastCommit: Buffer.alloc(16),
+      nextCommit: Buffer.alloc(16, 1),
+      path: replicaPath,
+    })
     await new FrameWriter(stream).send(FrameType.HELLO, hello)
     return await reader.next().catch(() => null)
   } finally {
@@ -104,11 +119,35 @@ describe('vdrep serve behind real sshd', function () {
     await fs.rm(dir, {recursive: true, force: true})
   })
 
-  async function init(name: string, to: string, ports: [number, number], extra: string[] = [], identity = sshd.clientKey.path, size = 4 * MiB): Promise<string> {
+  async function init(
+    name: string,
+    to: string,
+    ports: [number, number],
+    extra: string[] = [],
+    identity = sshd.clientKey.path,
+    size = 4 * MiB,
+  ): Promise<string> {
     const disk = path.join(dir, `${name}.img`)
     await makeMixedDisk(disk, size, name)
-    const r = await vdrep(['init', disk, '--force', '--to', `${sshd.user}@127.0.0.1:${sshd.port}:${to}`, '--identity', identity, '--known-hosts', sshd.knownHostsFile,
-      '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1]), ...extra], {env})
+    const r = await vdrep(
+      [
+        'init',
+        disk,
+        '--force',
+        '--to',
+        `${sshd.user}@127.0.0.1:${sshd.port}:${to}`,
+        '--identity',
+        identity,
+        '--known-hosts',
+        sshd.knownHostsFile,
+        '--fullsync-port',
+        String(ports[0]),
+        '--delta-port',
+        String(ports[1]),
+        ...extra,
+      ],
+      {env},
+    )
     assert.equal(r.code, 0, r.stderr)
     return disk
   }
@@ -241,14 +280,18 @@ describe('vdrep serve behind real sshd', function () {
     assert.equal(again.code, 0, again.stderr)
     assert.doesNotMatch(again.stderr, /starting the receiver/)
     process.kill(pid, 'SIGTERM')
-    await until(() => {
-      try {
-        process.kill(pid, 0)
-        return false
-      } catch {
-        return true
-      }
-    }, 15_000, 'the daemon to exit')
+    await until(
+      () => {
+        try {
+          process.kill(pid, 0)
+          return false
+        } catch {
+          return true
+        }
+      },
+      15_000,
+      'the daemon to exit',
+    )
     assert.match(await fs.readFile(path.join(dir, 'auto-serve.log'), 'utf8'), /SIGTERM: no new connections[\s\S]*stopped/)
   })
 
@@ -262,7 +305,10 @@ describe('vdrep serve behind real sshd', function () {
     const r = await vdrep(['fullsync', disk], {env})
     assert.equal(r.code, 7, r.stderr)
     if (process.env.VDREP_TEST_DEBUG) console.log(r.stderr)
-    assert.match(r.stderr, /nothing listens on 127\.0\.0\.1:\d+ .* starting the receiver with 'vdrep serve --daemon' did not help: it exited 1: vdrep: this key only opens tunnels/)
+    assert.match(
+      r.stderr,
+      /nothing listens on 127\.0\.0\.1:\d+ .* starting the receiver with 'vdrep serve --daemon' did not help: it exited 1: vdrep: this key only opens tunnels/,
+    )
     assert.ok(!(await exists(path.join(root, 'locked.img'))))
     // A pre-started receiver (a systemd unit, say) is reached through the permitted tunnel.
     const serve = await startServe(['serve', '--root', root, '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1])])

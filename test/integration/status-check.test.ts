@@ -84,11 +84,17 @@ describe('vdrep status --check: non-zero for everything that is not healthy', fu
     await fs.writeFile(psf, good)
     // Unreadable: run as another user, who may read the disk but not the 0600 .psf.
     if (process.getuid?.() !== 0) this.skip()
-    if ((await run('id', ['-u', OTHER_USER])).code !== 0 && (await run('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', OTHER_USER])).code !== 0) this.skip()
+    if (
+      (await run('id', ['-u', OTHER_USER])).code !== 0 &&
+      (await run('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', OTHER_USER])).code !== 0
+    )
+      this.skip()
     await fs.chmod(dir, 0o755)
     await fs.chmod(disk, 0o644)
     await fs.chmod(psf, 0o600)
-    const r = await collect(spawn('runuser', ['-u', OTHER_USER, '--', process.execPath, VDREP_BIN, 'status', disk, '--check', '--json'], {stdio: ['ignore', 'pipe', 'pipe']}))
+    const r = await collect(
+      spawn('runuser', ['-u', OTHER_USER, '--', process.execPath, VDREP_BIN, 'status', disk, '--check', '--json'], {stdio: ['ignore', 'pipe', 'pipe']}),
+    )
     assert.equal(r.code, 1, r.stdout + r.stderr)
     const row = json<{disks: Row[]}>(r).disks[0]
     assert.equal(row.state, 'Error')

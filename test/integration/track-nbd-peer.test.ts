@@ -12,7 +12,7 @@ import {bitmapBlocks, blocksOf, initDisk, MiB, startTracker, type RunningTracker
 const OTHER_USER = 'vdreptest'
 const BS = 64 * 1024
 
-describe('vdrep track over TCP: only the tracker\'s own user is served', function () {
+describe("vdrep track over TCP: only the tracker's own user is served", function () {
   this.timeout(120_000)
   let dir: string
   let disk: string
@@ -39,7 +39,7 @@ describe('vdrep track over TCP: only the tracker\'s own user is served', functio
 
   const asOther = (cmd: string, args: string[]) => run('runuser', ['-u', OTHER_USER, '--', cmd, ...args], 30_000)
 
-  it('another local user\'s qemu-io and nbdinfo are refused; the owner reads and writes', async () => {
+  it("another local user's qemu-io and nbdinfo are refused; the owner reads and writes", async () => {
     tracker = await startTracker(disk, ['--nbd', '127.0.0.1:0'])
     const port = Number(/on 127\.0\.0\.1:(\d+)/.exec(tracker.line)?.[1])
     assert.ok(port > 0, tracker.line)
@@ -62,6 +62,6 @@ describe('vdrep track over TCP: only the tracker\'s own user is served', functio
     assert.match(r.stderr, /nbd: refused a connection from 127\.0\.0\.1:\d+: uid \d+ may not use this export \(only uid 0 may\)/)
     const after = await fs.readFile(disk)
     assert.ok(after.subarray(0, 65536).equals(before.subarray(0, 65536)), 'the refused write reached the disk')
-    assert.deepEqual(await bitmapBlocks(disk), blocksOf(1048576, 4096, BS), 'only the owner\'s write is recorded')
+    assert.deepEqual(await bitmapBlocks(disk), blocksOf(1048576, 4096, BS), "only the owner's write is recorded")
   })
 })

@@ -14,7 +14,17 @@ import {fullsync} from '../../src/core/fullsync/client.js'
 import {json, vdrep} from '../helpers/cli.js'
 import {makeMixedDisk, seededBytes, tempDir} from '../helpers/disks.js'
 import {run, runOk} from '../core/tracker/nbd/harness.js'
-import {bitmapBlocks, blocksOf, changedBlocks, initDisk, MiB, sorted, startTracker, trackerRefuses, type RunningTracker} from '../core/tracker/tracker-helpers.js'
+import {
+  bitmapBlocks,
+  blocksOf,
+  changedBlocks,
+  initDisk,
+  MiB,
+  sorted,
+  startTracker,
+  trackerRefuses,
+  type RunningTracker,
+} from '../core/tracker/tracker-helpers.js'
 
 const BS = 64 * 1024
 const SIZE = 16 * MiB
@@ -204,7 +214,7 @@ describe('vdrep track (CLI, real NBD clients)', function () {
     await stopCleanly()
   })
 
-  it('while a tracker runs, init --force is refused (3) and the .psf stays the tracker\'s', async () => {
+  it("while a tracker runs, init --force is refused (3) and the .psf stays the tracker's", async () => {
     tracker = await startTracker(disk, ['--nbd', `unix:${sock}`])
     const before = await fs.readFile(`${disk}.psf`)
     const ino = (await fs.stat(`${disk}.psf`)).ino
@@ -261,7 +271,7 @@ describe('vdrep track (CLI, real NBD clients)', function () {
     assert.match(missing.stderr, /no state file.*full sync is needed/)
   })
 
-  it('a flipped byte in a bitmap page marks that page\'s blocks dirty and warns; other pages keep their bits', async () => {
+  it("a flipped byte in a bitmap page marks that page's blocks dirty and warns; other pages keep their bits", async () => {
     // 4 KiB blocks on a sparse 256 MiB disk: 65536 blocks, three bitmap pages of 32672.
     const big = path.join(dir, 'big.img')
     await fs.writeFile(big, '')
@@ -308,7 +318,7 @@ describe('vdrep track (CLI, real NBD clients)', function () {
     await stopCleanly()
   })
 
-  it('a tracker that stops cleanly during a full sync keeps its clean flag (the sync\'s last header write does not undo it)', async () => {
+  it("a tracker that stops cleanly during a full sync keeps its clean flag (the sync's last header write does not undo it)", async () => {
     assert.equal((await vdrep(['fullsync', disk])).code, 0)
     // A replica that differs in two data blocks of the second half: the sync checksums chunks
     // through a mapping, then reads the blocks that differ (beforeFill runs there).
@@ -327,7 +337,10 @@ describe('vdrep track (CLI, real NBD clients)', function () {
       beforeFill: async () => {
         stopped ??= await running.stop('SIGTERM') // it records its stamp and sets CLEAN_SHUTDOWN
       },
-    }).then((r) => r, (err: Error) => err)
+    }).then(
+      (r) => r,
+      (err: Error) => err,
+    )
     if (stopped) tracker = undefined // else afterEach kills it
     assert.ok(stopped, `the sync never read a differing block of a mapped chunk: ${String(outcome)}`)
     assert.equal(stopped.code, 0, stopped.stderr)
@@ -531,7 +544,7 @@ describe('vdrep track: the control socket (freeze, copy-on-write, complete)', fu
     assert.deepEqual(await bitmapBlocks(disk, Region.INFLIGHT), [])
   })
 
-  it('the copy-on-write cap cancels the freeze: reads fail, the blocks go back, the VM\'s writes succeed', async () => {
+  it("the copy-on-write cap cancels the freeze: reads fail, the blocks go back, the VM's writes succeed", async () => {
     tracker = await startTracker(disk, ['--nbd', `unix:${sock}`, '--cow-limit', '128k'])
     await qemuIo('write -P 1 0 262144') // blocks 0..3
     client = await TrackerControlClient.connect(disk)
@@ -545,7 +558,10 @@ describe('vdrep track: the control socket (freeze, copy-on-write, complete)', fu
     assert.equal(st.dirtyBlocks, 4)
     assert.equal(st.inflightBlocks, 0)
     const bytes = await fs.readFile(disk)
-    assert.ok(bytes.subarray(0, 262144).every((b) => b === 2), 'the VM\'s write was lost')
+    assert.ok(
+      bytes.subarray(0, 262144).every((b) => b === 2),
+      "the VM's write was lost",
+    )
     const r = await tracker.stop()
     tracker = undefined
     assert.match(r.stderr, /freeze was cancelled: the copy-on-write side file reached its limit of 128/)

@@ -39,11 +39,14 @@ function onTty(args: string[], dir: string, when?: string, onScreen?: (pid: numb
   child.stderr.on('data', (d: Buffer) => (screen += d.toString()))
   if (onScreen) {
     const poll = setInterval(() => {
-      fs.readFile(pidFile, 'utf8').then((t) => {
-        if (!t.trim() || !screen.includes(when ?? HIDE_CURSOR)) return
-        clearInterval(poll)
-        onScreen(Number(t.trim()))
-      }, () => {})
+      fs.readFile(pidFile, 'utf8').then(
+        (t) => {
+          if (!t.trim() || !screen.includes(when ?? HIDE_CURSOR)) return
+          clearInterval(poll)
+          onScreen(Number(t.trim()))
+        },
+        () => {},
+      )
     }, 50)
     child.on('close', () => clearInterval(poll))
   }

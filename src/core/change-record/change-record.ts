@@ -200,7 +200,11 @@ export class ChangeRecord implements RecordWriter {
   async commit(c: CommitRecord): Promise<void> {
     const refusals = HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN // the replica took this commit: no longer refused
     await this.patch((h) => ({
-      lastSeq: c.seq, pendingSeq: 0, lastSyncMs: c.pointInTimeMs, diskSize: c.diskSize, lastCommit: c.commitId,
+      lastSeq: c.seq,
+      pendingSeq: 0,
+      lastSyncMs: c.pointInTimeMs,
+      diskSize: c.diskSize,
+      lastCommit: c.commitId,
       flags: (c.stamp ? h.flags | HeaderFlag.CLEAN_SHUTDOWN : h.flags) & ~refusals,
       ...(c.stamp ? stampFields(c.stamp) : {}),
     }))
@@ -250,8 +254,19 @@ export class ChangeRecord implements RecordWriter {
   }
 
   private provedFields(h: PsfHeader, p: ProvedSync): Partial<PsfHeader> & {flags: number} {
-    const flags = (h.flags | HeaderFlag.INDEX_VALID | (p.stamp ? HeaderFlag.CLEAN_SHUTDOWN : 0)) & ~(HeaderFlag.NEEDS_FULL_SYNC | HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN)
-    return {flags, generation: h.generation + 1, lastCommit: p.commitId, lastSyncMs: p.syncedMs, diskSize: p.diskSize, lastSeq: p.replicaSeq, pendingSeq: 0, ...(p.stamp ? stampFields(p.stamp) : {})}
+    const flags =
+      (h.flags | HeaderFlag.INDEX_VALID | (p.stamp ? HeaderFlag.CLEAN_SHUTDOWN : 0)) &
+      ~(HeaderFlag.NEEDS_FULL_SYNC | HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN)
+    return {
+      flags,
+      generation: h.generation + 1,
+      lastCommit: p.commitId,
+      lastSyncMs: p.syncedMs,
+      diskSize: p.diskSize,
+      lastSeq: p.replicaSeq,
+      pendingSeq: 0,
+      ...(p.stamp ? stampFields(p.stamp) : {}),
+    }
   }
 
   private checkWritable(): void {

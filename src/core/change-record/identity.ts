@@ -35,9 +35,13 @@ export function identityVerdict(h: PsfHeader, disk: string, now: DiskIdentity, s
     if (!why) return {kind: 'bind'}
     return {
       kind: 'refused',
-      error: new StateError('PSF_UNBOUND', `${psf} was written by an older vdrep (format 1) and does not record which disk it belongs to; it cannot be shown to be ${disk}'s (${why}); nothing was sent`, {
-        hint: `if ${disk} is the disk this record was made for, run \`vdrep init --force ${disk} --to <target>\` and \`vdrep fullsync ${disk}\`; if it is a copy of another disk, give it its own target`,
-      }),
+      error: new StateError(
+        'PSF_UNBOUND',
+        `${psf} was written by an older vdrep (format 1) and does not record which disk it belongs to; it cannot be shown to be ${disk}'s (${why}); nothing was sent`,
+        {
+          hint: `if ${disk} is the disk this record was made for, run \`vdrep init --force ${disk} --to <target>\` and \`vdrep fullsync ${disk}\`; if it is a copy of another disk, give it its own target`,
+        },
+      ),
     }
   }
   if (sameDisk(h.identity, now)) return {kind: 'same'}

@@ -82,7 +82,13 @@ export async function clearInflightMove(store: BitmapStore, inflight: Bitmap, op
  * emptied. `rewriteActive`/`rewriteInflight`: pages that failed their CRC (read as all dirty),
  * written back whole. Returns how many changed blocks were not dirty already.
  */
-export async function markScannedMove(store: BitmapStore, active: Bitmap, inflight: Bitmap, changed: Bitmap, rewrite: {active?: number[]; inflight?: number[]} = {}): Promise<number> {
+export async function markScannedMove(
+  store: BitmapStore,
+  active: Bitmap,
+  inflight: Bitmap,
+  changed: Bitmap,
+  rewrite: {active?: number[]; inflight?: number[]} = {},
+): Promise<number> {
   const inflightPages = nonEmptyPages(inflight)
   const touched = new Set<number>([...(rewrite.active ?? []), ...inflightPages])
   active.merge(inflight)
@@ -93,7 +99,12 @@ export async function markScannedMove(store: BitmapStore, active: Bitmap, inflig
     touched.add(Math.floor(b / BITS_PER_PAGE))
     newly++
   }
-  await write(store, Region.ACTIVE, active, [...touched].sort((a, b) => a - b))
+  await write(
+    store,
+    Region.ACTIVE,
+    active,
+    [...touched].sort((a, b) => a - b),
+  )
   inflight.clearAll()
   await write(store, Region.INFLIGHT, inflight, [...new Set([...inflightPages, ...(rewrite.inflight ?? [])])])
   return newly

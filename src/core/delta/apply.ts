@@ -62,7 +62,7 @@ function checkSpan(header: JournalHeader, entries: JournalIndexEntry[], span: Sp
 /** Every data entry of a journal read back and checked against its hash, before anything is applied. */
 async function verifyJournal(jh: fs.FileHandle, header: JournalHeader, entries: JournalIndexEntry[], buf: Buffer): Promise<void> {
   const hasher = blockHasher(header.hashAlgo, header.replicaId)
-  for (let i = 0; i < entries.length; ) {
+  for (let i = 0; i < entries.length;) {
     if (entries[i].entry.kind !== EntryKind.DATA) {
       i++
       continue
@@ -80,7 +80,11 @@ async function verifyJournal(jh: fs.FileHandle, header: JournalHeader, entries: 
  * each. `known` is the entry list of the session that wrote the journal; without it (crash
  * recovery) the journal is parsed and every block verified before the first write.
  */
-export async function applyJournal(journalPath: string, replica: fs.FileHandle, known?: {header: JournalHeader; entries: JournalIndexEntry[]}): Promise<{seq: number; diskSize: number; blocks: number}> {
+export async function applyJournal(
+  journalPath: string,
+  replica: fs.FileHandle,
+  known?: {header: JournalHeader; entries: JournalIndexEntry[]},
+): Promise<{seq: number; diskSize: number; blocks: number}> {
   const {header, entries} = known ?? (await readJournal(journalPath))
   const hasher = blockHasher(header.hashAlgo, header.replicaId)
   const jh = await fs.open(journalPath, 'r')
@@ -90,7 +94,7 @@ export async function applyJournal(journalPath: string, replica: fs.FileHandle, 
     const st = await replica.stat()
     if (st.size < header.diskSize) await replica.truncate(header.diskSize)
     let blocks = 0
-    for (let i = 0; i < entries.length; ) {
+    for (let i = 0; i < entries.length;) {
       const {entry} = entries[i]
       if (entry.kind === EntryKind.ZERO) {
         const pos = entry.block * header.blockSize
@@ -103,7 +107,7 @@ export async function applyJournal(journalPath: string, replica: fs.FileHandle, 
       const data = await readSpan(jh, buf, span)
       checkSpan(header, entries, span, data, hasher)
       const writes: Array<Promise<number>> = []
-      for (let k = span.from; k < span.to; ) {
+      for (let k = span.from; k < span.to;) {
         // Blocks that follow each other on the replica go in one writev.
         const parts: Buffer[] = []
         const firstBlock = entries[k].entry.block
@@ -128,9 +132,25 @@ export async function applyJournal(journalPath: string, replica: fs.FileHandle, 
 }
 
 /** The state after a commit: the new sequence and the replica's stat, so outside changes show. */
-export async function commitState(replicaPath: string, replica: fs.FileHandle, prev: ReplicaState, seq: number, diskSize: number, extra: Partial<ReplicaState> = {}): Promise<ReplicaState> {
+export async function commitState(
+  replicaPath: string,
+  replica: fs.FileHandle,
+  prev: ReplicaState,
+  seq: number,
+  diskSize: number,
+  extra: Partial<ReplicaState> = {},
+): Promise<ReplicaState> {
   const st = await replica.stat({bigint: true})
-  const next: ReplicaState = {...prev, lastSeq: seq, diskSize, size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString(), updatedMs: Date.now(), ...extra}
+  const next: ReplicaState = {
+    ...prev,
+    lastSeq: seq,
+    diskSize,
+    size: Number(st.size),
+    mtimeNs: st.mtimeNs.toString(),
+    ctimeNs: st.ctimeNs.toString(),
+    updatedMs: Date.now(),
+    ...extra,
+  }
   await writeReplicaState(replicaPath, next)
   return next
 }

@@ -76,7 +76,13 @@ export function decodeJournalHeader(b: Buffer): JournalHeader {
   if (version !== JOURNAL_VERSION) throw corrupt(`version ${version}`)
   const blockSize = b.readUInt32LE(12)
   if (blockSize < 4096 || blockSize > 4 << 20 || (blockSize & (blockSize - 1)) !== 0) throw corrupt(`block size ${blockSize}`)
-  return {blockSize, seq: safeU64(b, 16, 'sequence'), diskSize: safeU64(b, 24, 'disk size'), replicaId: Buffer.from(b.subarray(32, 48)), hashAlgo: b.readUInt8(48)}
+  return {
+    blockSize,
+    seq: safeU64(b, 16, 'sequence'),
+    diskSize: safeU64(b, 24, 'disk size'),
+    replicaId: Buffer.from(b.subarray(32, 48)),
+    hashAlgo: b.readUInt8(48),
+  }
 }
 
 export function encodeEntryHeader(e: JournalEntry): Buffer {
@@ -201,9 +207,11 @@ export class JournalWriter {
     if (this.unsynced < SYNC_EVERY) return
     // Start write-back of what is written so far while more arrives; seal() waits for it.
     this.unsynced = 0
-    this.background = this.background.then(() => this.fh.datasync()).catch((err: Error) => {
-      this.writeError ??= err
-    })
+    this.background = this.background
+      .then(() => this.fh.datasync())
+      .catch((err: Error) => {
+        this.writeError ??= err
+      })
   }
 
   /** Entries durable first, then the trailer that makes the journal complete, durable. */

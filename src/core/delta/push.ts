@@ -111,12 +111,24 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
     // A shrunk source is bad input (DESIGN: the contract), not a reason to cut the only second
     // copy from cron: refuse unless the user says --truncate-replica.
     if (shrank && !opts.truncateReplica) {
-      throw new UsageError('SOURCE_SHRANK', `${reason}; nothing was sent`, {hint: 'if the disk was shrunk on purpose, run `vdrep push --truncate-replica` (a full sync that cuts the replica)'})
+      throw new UsageError('SOURCE_SHRANK', `${reason}; nothing was sent`, {
+        hint: 'if the disk was shrunk on purpose, run `vdrep push --truncate-replica` (a full sync that cuts the replica)',
+      })
     }
     if (opts.noFallback) throw new FullSyncNeededError(`a full sync is needed: ${reason}`, {hint: 'run `vdrep fullsync` (or push without --no-fallback)'})
     opts.log?.(`falling back to a full sync: ${reason}`, 'notice')
     const result = await fullsync(disk, {...opts, truncateReplica: opts.truncateReplica || shrank, lockHeld: true})
-    return {disk, target, mode: 'fullsync', reason, blocks: 0, zeroBlocks: 0, bytesSent: result.bytesSent, seconds: (performance.now() - started) / 1000, fullsync: result}
+    return {
+      disk,
+      target,
+      mode: 'fullsync',
+      reason,
+      blocks: 0,
+      zeroBlocks: 0,
+      bytesSent: result.bytesSent,
+      seconds: (performance.now() - started) / 1000,
+      fullsync: result,
+    }
   } finally {
     await lock.release()
   }
@@ -128,7 +140,13 @@ interface Connecting {
 }
 
 function startConnecting(h: PsfHeader, opts: PushOptions): Connecting {
-  const conn = connectReceiver(parseTarget(h.settings.target), {port: h.settings.deltaPort, log: opts.log, acceptNewHostKey: opts.acceptNewHostKey, ssh: h.settings.ssh, diskSize: h.diskSize})
+  const conn = connectReceiver(parseTarget(h.settings.target), {
+    port: h.settings.deltaPort,
+    log: opts.log,
+    acceptNewHostKey: opts.acceptNewHostKey,
+    ssh: h.settings.ssh,
+    diskSize: h.diskSize,
+  })
   conn.catch(() => {}) // awaited by pushDelta, or dropped when the push falls back before it
   return {conn, startedMs: performance.now()}
 }
@@ -151,7 +169,16 @@ async function dropConnection(c: Connecting): Promise<void> {
  * in neither the frozen set nor the record, and a later stamp would hide it from every push
  * after. With it, the next push sees that write and asks for a scan or a full sync.
  */
-async function pushDelta(disk: string, claim: RecordClaim, source: SourceDisk, connecting: Connecting, opts: PushOptions, startupMs: number, started: number, stampAtCheck?: DiskStamp): Promise<PushResult> {
+async function pushDelta(
+  disk: string,
+  claim: RecordClaim,
+  source: SourceDisk,
+  connecting: Connecting,
+  opts: PushOptions,
+  startupMs: number,
+  started: number,
+  stampAtCheck?: DiskStamp,
+): Promise<PushResult> {
   const {record, tracker, writer: owner, owned} = claim
   const h = record.header
   const target = h.settings.target
@@ -170,11 +197,22 @@ async function pushDelta(disk: string, claim: RecordClaim, source: SourceDisk, c
   let closing: Promise<void> | undefined
   try {
     const commitId = newCommitId()
-    await writer.send(FrameType.HELLO, encodeHello({
-      version: PROTOCOL_VERSION, mode: SyncMode.DELTA, hashAlgo: h.hashAlgo, blockSize: h.blockSize, diskSize: source.size, replicaId: h.replicaId,
-      // The fence flags only let the receiver answer "full sync needed" instead of refusing: the full sync that follows carries them too.
-      flags: helloFlags({takeOverReplica: opts.takeOverReplica, discardReplicaChanges: opts.discardReplicaChanges}), lastCommit: h.lastCommit, nextCommit: commitId, path: conn.replicaPath,
-    }))
+    await writer.send(
+      FrameType.HELLO,
+      encodeHello({
+        version: PROTOCOL_VERSION,
+        mode: SyncMode.DELTA,
+        hashAlgo: h.hashAlgo,
+        blockSize: h.blockSize,
+        diskSize: source.size,
+        replicaId: h.replicaId,
+        // The fence flags only let the receiver answer "full sync needed" instead of refusing: the full sync that follows carries them too.
+        flags: helloFlags({takeOverReplica: opts.takeOverReplica, discardReplicaChanges: opts.discardReplicaChanges}),
+        lastCommit: h.lastCommit,
+        nextCommit: commitId,
+        path: conn.replicaPath,
+      }),
+    )
     const first = await reader.next()
     if (!first) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection during the hello')
     if (first.type === FrameType.ERROR) {
@@ -184,7 +222,10 @@ async function pushDelta(disk: string, claim: RecordClaim, source: SourceDisk, c
     }
     if (first.type !== FrameType.HELLO_OK) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO_OK, got frame type ${first.type}`)
     const ok = decodeHelloOk(first.payload)
-    if (ok.version !== PROTOCOL_VERSION) throw new ProtocolError('VERSION_MISMATCH', `the receiver speaks protocol version ${ok.version}; this client speaks ${PROTOCOL_VERSION}`, {hint: 'install the same vdrep release on both hosts'})
+    if (ok.version !== PROTOCOL_VERSION)
+      throw new ProtocolError('VERSION_MISMATCH', `the receiver speaks protocol version ${ok.version}; this client speaks ${PROTOCOL_VERSION}`, {
+        hint: 'install the same vdrep release on both hosts',
+      })
     const connectMs = performance.now() - t0
     let lastSeq = h.lastSeq
     if (ok.lastSeq !== lastSeq) {
@@ -226,7 +267,13 @@ async function pushDelta(disk: string, claim: RecordClaim, source: SourceDisk, c
     await frozen.complete(true, {syncLater: true})
     await owner.commit({seq, pointInTimeMs: pointInTime, diskSize: source.size, commitId, stamp: stampAtCheck})
     return {
-      disk, target, mode: 'delta', seq, blocks: stats.blocks, zeroBlocks: stats.zeroBlocks, bytesSent: stats.bytesSent,
+      disk,
+      target,
+      mode: 'delta',
+      seq,
+      blocks: stats.blocks,
+      zeroBlocks: stats.zeroBlocks,
+      bytesSent: stats.bytesSent,
       seconds: (performance.now() - started) / 1000,
       phases: {startupMs, connectMs, readMs: stats.readMs, sendMs: stats.sendMs, journalMs: c.journalMs, applyMs: c.applyMs},
     }
@@ -243,4 +290,3 @@ async function pushDelta(disk: string, claim: RecordClaim, source: SourceDisk, c
     return {disk: d, target: t, mode: 'fullsync', reason, blocks: 0, zeroBlocks: 0, bytesSent: 0, seconds: 0}
   }
 }
-

@@ -12,7 +12,16 @@ import {digestData, digestZero} from '../protocol/bundle-digest.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import type {FrameSource} from '../protocol/frame-reader.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
-import {decodeBundleBegin, decodeBundleEnd, decodeData, decodeRange, encodeCommitted, encodeHelloOk, ReplicaStateKind, type Hello} from '../protocol/messages.js'
+import {
+  decodeBundleBegin,
+  decodeBundleEnd,
+  decodeData,
+  decodeRange,
+  encodeCommitted,
+  encodeHelloOk,
+  ReplicaStateKind,
+  type Hello,
+} from '../protocol/messages.js'
 import {abandonJournal, applyJournal, commitState, recoverJournal} from './apply.js'
 import {EntryKind, ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, JOURNAL_TRAILER_SIZE, journalPathFor, JournalWriter} from './journal.js'
 import {chainMatches, enforceFence, replicaFence} from '../receiver/replica-fence.js'
@@ -20,14 +29,19 @@ import {readReplicaState, type ReplicaState} from '../receiver/replica-state.js'
 import type {SessionLog} from '../receiver/session-log.js'
 
 /** Why a delta cannot be trusted for this replica, or null when it can. */
-export async function deltaDoubt(hello: Hello, state: ReplicaState | undefined, stateError: string | undefined, replica: fs.FileHandle | undefined): Promise<string | null> {
+export async function deltaDoubt(
+  hello: Hello,
+  state: ReplicaState | undefined,
+  stateError: string | undefined,
+  replica: fs.FileHandle | undefined,
+): Promise<string | null> {
   if (stateError) return `the replica's state file is unusable (${stateError})`
   if (!replica || !state) return 'the replica has never been fully synced here'
   if (!state.complete) return 'the replica is marked incomplete (a full sync did not finish)'
   if (state.doubt) return state.doubt
   if (state.replicaId !== hello.replicaId.toString('hex')) return 'the replica belongs to another source (replica id differs)'
   if (state.blockSize !== hello.blockSize || state.hashAlgo !== hello.hashAlgo) return 'the block size or hash algorithm changed'
-  if (!chainMatches(hello, state)) return 'the commit chain differs: this disk\'s record is not the one that last wrote the replica (a restored or copied .psf?)'
+  if (!chainMatches(hello, state)) return "the commit chain differs: this disk's record is not the one that last wrote the replica (a restored or copied .psf?)"
   if (hello.diskSize < state.diskSize) return `the source disk shrank (${hello.diskSize} < ${state.diskSize} bytes)`
   const st = await replica.stat({bigint: true})
   if (Number(st.size) !== state.size || st.mtimeNs.toString() !== state.mtimeNs || st.ctimeNs.toString() !== state.ctimeNs) {
@@ -57,16 +71,26 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
     if (doubt) throw new FullSyncNeededError(doubt)
     const replica = fh as fs.FileHandle
     const current = state as ReplicaState
-    await writer.send(FrameType.HELLO_OK, encodeHelloOk({
-      version: PROTOCOL_VERSION, state: ReplicaStateKind.COMPLETE, replicaSize: current.size, resumeBlock: 0,
-      replicaId: Buffer.from(current.replicaId, 'hex'), generation: current.generation, lastSeq: current.lastSeq,
-    }))
+    await writer.send(
+      FrameType.HELLO_OK,
+      encodeHelloOk({
+        version: PROTOCOL_VERSION,
+        state: ReplicaStateKind.COMPLETE,
+        replicaSize: current.size,
+        resumeBlock: 0,
+        replicaId: Buffer.from(current.replicaId, 'hex'),
+        generation: current.generation,
+        lastSeq: current.lastSeq,
+      }),
+    )
     const first = await reader.next()
     if (!first) return // the client only wanted to look (nothing to push, or it falls back)
     if (first.type !== FrameType.BUNDLE_BEGIN) throw new ProtocolError('FRAME_UNEXPECTED', `expected BUNDLE_BEGIN, got frame type ${first.type}`)
     const begin = decodeBundleBegin(first.payload)
-    if (begin.seq !== current.lastSeq + 1) throw new ProtocolError('SEQUENCE_MISMATCH', `bundle sequence ${begin.seq}, the replica expects ${current.lastSeq + 1}`)
-    if (begin.diskSize !== hello.diskSize) throw new ProtocolError('DISK_SIZE_MISMATCH', `bundle disk size ${begin.diskSize} differs from the hello's ${hello.diskSize}`)
+    if (begin.seq !== current.lastSeq + 1)
+      throw new ProtocolError('SEQUENCE_MISMATCH', `bundle sequence ${begin.seq}, the replica expects ${current.lastSeq + 1}`)
+    if (begin.diskSize !== hello.diskSize)
+      throw new ProtocolError('DISK_SIZE_MISMATCH', `bundle disk size ${begin.diskSize} differs from the hello's ${hello.diskSize}`)
     const blockCount = Math.ceil(hello.diskSize / hello.blockSize)
     if (begin.blockCount > blockCount) throw new ProtocolError('BUNDLE_TOO_LARGE', `bundle of ${begin.blockCount} blocks for a disk of ${blockCount}`)
     await checkRoom(replicaPath, begin.blockCount, hello.blockSize, Math.max(0, hello.diskSize - current.size))
@@ -129,7 +153,8 @@ async function receiveBundle(hello: Hello, seq: number, announced: number, block
       blocks++
     } else if (frame.type === FrameType.ZERO_RUN) {
       const {start, count} = decodeRange(frame.payload, 'ZERO_RUN')
-      if (count === 0 || start < nextAllowed || start + count > blockCount) throw new ProtocolError('BLOCK_OUT_OF_RANGE', `bundle zero run ${start}+${count} is out of order or beyond the disk`)
+      if (count === 0 || start < nextAllowed || start + count > blockCount)
+        throw new ProtocolError('BLOCK_OUT_OF_RANGE', `bundle zero run ${start}+${count} is out of order or beyond the disk`)
       await journal.append({kind: EntryKind.ZERO, block: start, count})
       digestZero(digest, start, count)
       nextAllowed = start + count
@@ -137,9 +162,13 @@ async function receiveBundle(hello: Hello, seq: number, announced: number, block
     } else if (frame.type === FrameType.BUNDLE_END) {
       const end = decodeBundleEnd(frame.payload)
       if (blocks !== announced || end.blockCount !== blocks || end.seq !== seq) {
-        throw new ProtocolError('BUNDLE_INCOMPLETE', `bundle ended with ${blocks} blocks; the client said ${end.blockCount} for sequence ${end.seq} (BUNDLE_BEGIN announced ${announced} for sequence ${seq}); nothing was applied`)
+        throw new ProtocolError(
+          'BUNDLE_INCOMPLETE',
+          `bundle ended with ${blocks} blocks; the client said ${end.blockCount} for sequence ${end.seq} (BUNDLE_BEGIN announced ${announced} for sequence ${seq}); nothing was applied`,
+        )
       }
-      if (!digest.digest().equals(end.digest)) throw new ProtocolError('BUNDLE_DIGEST', 'the bundle digest does not match what was received; nothing was applied')
+      if (!digest.digest().equals(end.digest))
+        throw new ProtocolError('BUNDLE_DIGEST', 'the bundle digest does not match what was received; nothing was applied')
       await journal.seal(end.digest)
       return
     } else throw new ProtocolError('FRAME_UNEXPECTED', `unexpected frame type ${frame.type} inside a bundle`)
@@ -152,5 +181,6 @@ async function checkRoom(replicaPath: string, blocks: number, blockSize: number,
   const need = JOURNAL_HEADER_SIZE + JOURNAL_TRAILER_SIZE + blocks * (blockSize + ENTRY_HEADER_SIZE) + growth
   const st = await fs.statfs(path.dirname(replicaPath))
   const free = st.bavail * st.bsize
-  if (need > free) throw new ReplicaFullError(`the replica filesystem has ${free} bytes free; this bundle needs up to ${need}`, {hint: 'free space on the replica host'})
+  if (need > free)
+    throw new ReplicaFullError(`the replica filesystem has ${free} bytes free; this bundle needs up to ${need}`, {hint: 'free space on the replica host'})
 }

@@ -41,7 +41,7 @@ interface Run {
 function runsOf(blocks: number[], bs: number): Run[] {
   const perRead = Math.max(1, Math.floor(MAX_READ_BYTES / bs))
   const runs: Run[] = []
-  for (let i = 0; i < blocks.length; ) {
+  for (let i = 0; i < blocks.length;) {
     let j = i + 1
     while (j < blocks.length && blocks[j] === blocks[j - 1] + 1 && j - i < perRead) j++
     runs.push({first: blocks[i], count: j - i})
@@ -95,7 +95,16 @@ class ReadAhead {
   }
 }
 
-export async function sendBundle(frozen: FrozenSet, seq: number, diskSize: number, bs: number, hashAlgo: number, hashKey: Buffer, writer: FrameWriter, throttle: Throttle): Promise<BundleStats> {
+export async function sendBundle(
+  frozen: FrozenSet,
+  seq: number,
+  diskSize: number,
+  bs: number,
+  hashAlgo: number,
+  hashKey: Buffer,
+  writer: FrameWriter,
+  throttle: Throttle,
+): Promise<BundleStats> {
   const hasher = blockHasher(hashAlgo, hashKey)
   const digest = hasher.createStream()
   const blocks = [...frozen.bitmap.setBlocks()].filter((b) => b * bs < diskSize)

@@ -130,15 +130,29 @@ export class ChunkReader {
     const runs = [...dataRuns(holes, count)]
     const base = first * this.bs
     const hasher = this.hasher
-    const readHashed = (h: BlockHasher) => readAndHashRuns(this.disk, h, this.buffer(slot), runs, base, len, this.bs)
-      .then((sums): Chunk => ({first, count, data: (slot.buf as Buffer).subarray(0, len), holes, keep, sums}))
+    const readHashed = (h: BlockHasher) =>
+      readAndHashRuns(this.disk, h, this.buffer(slot), runs, base, len, this.bs).then((sums): Chunk => ({
+        first,
+        count,
+        data: (slot.buf as Buffer).subarray(0, len),
+        holes,
+        keep,
+        sums,
+      }))
     let read: Promise<Chunk>
     if (!hasher) {
-      read = readRuns(this.disk, this.buffer(slot), runs, base, len, this.bs).then(() => ({first, count, data: (slot.buf as Buffer).subarray(0, len), holes, keep}))
+      read = readRuns(this.disk, this.buffer(slot), runs, base, len, this.bs).then(() => ({
+        first,
+        count,
+        data: (slot.buf as Buffer).subarray(0, len),
+        holes,
+        keep,
+      }))
     } else if (this.mapWhen?.()) {
       // A mapping that cannot be made, or fails (the file shrank), is read the ordinary way.
-      read = mapAndHashRuns(this.disk, hasher, runs, base, len, this.bs)
-        .then((sums) => (sums ? {first, count, data: undefined, holes, keep, sums, mapped: true} : readHashed(hasher)))
+      read = mapAndHashRuns(this.disk, hasher, runs, base, len, this.bs).then((sums) =>
+        sums ? {first, count, data: undefined, holes, keep, sums, mapped: true} : readHashed(hasher),
+      )
     } else {
       read = readHashed(hasher)
     }
@@ -198,6 +212,13 @@ export class ChunkReader {
 }
 
 /** Read every chunk of a disk in order, reusing buffers (for consumers that keep nothing). */
-export function readChunks(disk: ReadableDisk, size: number, bs: number, chunkBytes: number, hasher?: BlockHasher, mapWhen?: () => boolean): AsyncGenerator<Chunk> {
+export function readChunks(
+  disk: ReadableDisk,
+  size: number,
+  bs: number,
+  chunkBytes: number,
+  hasher?: BlockHasher,
+  mapWhen?: () => boolean,
+): AsyncGenerator<Chunk> {
   return new ChunkReader(disk, size, bs, chunkBytes, Number.POSITIVE_INFINITY, hasher, mapWhen).chunks()
 }

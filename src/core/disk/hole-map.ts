@@ -39,16 +39,17 @@ export function holeMap(fd: number, size: number, bs: number, first: number, cou
     pos = h
   }
   let all = true
-  for (const v of holes) if (!v) {
-    all = false
-    break
-  }
+  for (const v of holes)
+    if (!v) {
+      all = false
+      break
+    }
   return {holes, allHoles: all}
 }
 
 /** The runs of non-hole blocks among the first `count` of a hole map, as [start, end) indexes. */
 export function* dataRuns(holes: Uint8Array, count: number): Generator<[number, number]> {
-  for (let i = 0; i < count; ) {
+  for (let i = 0; i < count;) {
     if (holes[i]) {
       i++
       continue

@@ -12,7 +12,8 @@ export function detectForeignFormat(head: Buffer): ForeignFormat | undefined {
   if (head.length >= 4 && head.readUInt32BE(0) === 0x514649fb) return {name: 'qcow2', hint: CONVERT}
   if (ascii.startsWith('KDMV')) return {name: 'VMDK (sparse extent)', hint: `use a flat VMDK extent (-flat.vmdk), or ${CONVERT}`}
   if (ascii.startsWith('COWD')) return {name: 'VMDK (ESX sparse)', hint: CONVERT}
-  if (/^#\s*Disk DescriptorFile/i.test(ascii)) return {name: 'VMDK descriptor', hint: 'give the raw extent it names (the -flat.vmdk file) instead of the descriptor'}
+  if (/^#\s*Disk DescriptorFile/i.test(ascii))
+    return {name: 'VMDK descriptor', hint: 'give the raw extent it names (the -flat.vmdk file) instead of the descriptor'}
   if (ascii.startsWith('vhdxfile')) return {name: 'VHDX', hint: CONVERT}
   if (ascii.startsWith('conectix')) return {name: 'VHD (dynamic)', hint: CONVERT}
   if (head.length >= 68 && head.readUInt32LE(64) === 0xbeda107f) return {name: 'VDI', hint: CONVERT}

@@ -53,7 +53,15 @@ export interface ReadableDisk {
  * @param base the file offset of the chunk's first block
  * @param chunkLen the chunk's length in bytes (its last block may be short)
  */
-export async function readAndHashRuns(disk: ReadableDisk, hasher: BlockHasher, buf: Buffer, runs: Array<[number, number]>, base: number, chunkLen: number, bs: number): Promise<BlockSums> {
+export async function readAndHashRuns(
+  disk: ReadableDisk,
+  hasher: BlockHasher,
+  buf: Buffer,
+  runs: Array<[number, number]>,
+  base: number,
+  chunkLen: number,
+  bs: number,
+): Promise<BlockSums> {
   const count = Math.ceil(chunkLen / bs)
   // Its own memory (not a slice of Node's shared pool): the thread pool writes into it.
   const sums = Buffer.allocUnsafeSlow(count * HASH_LENGTH)
@@ -91,7 +99,15 @@ export async function readAndHashRuns(disk: ReadableDisk, hasher: BlockHasher, b
  * cache); when it cannot, or the mapping fails (a file that shrank: SIGBUS, caught), the runs
  * are read into `buf()` instead, which reports any read error as readAndHashRuns does.
  */
-export async function hashRuns(disk: ReadableDisk, hasher: BlockHasher, runs: Array<[number, number]>, base: number, chunkLen: number, bs: number, buf: () => Buffer): Promise<BlockSums> {
+export async function hashRuns(
+  disk: ReadableDisk,
+  hasher: BlockHasher,
+  runs: Array<[number, number]>,
+  base: number,
+  chunkLen: number,
+  bs: number,
+  buf: () => Buffer,
+): Promise<BlockSums> {
   const mapped = await mapAndHashRuns(disk, hasher, runs, base, chunkLen, bs)
   return mapped ?? readAndHashRuns(disk, hasher, buf(), runs, base, chunkLen, bs)
 }
@@ -102,7 +118,14 @@ export function canMapHashing(disk: ReadableDisk, hasher: BlockHasher): boolean 
 }
 
 /** The mapped half of hashRuns: undefined when mapping is not possible or failed. */
-export async function mapAndHashRuns(disk: ReadableDisk, hasher: BlockHasher, runs: Array<[number, number]>, base: number, chunkLen: number, bs: number): Promise<BlockSums | undefined> {
+export async function mapAndHashRuns(
+  disk: ReadableDisk,
+  hasher: BlockHasher,
+  runs: Array<[number, number]>,
+  base: number,
+  chunkLen: number,
+  bs: number,
+): Promise<BlockSums | undefined> {
   if (!hasher.xxh3Seed || !canMapHashing(disk, hasher)) return undefined
   const count = Math.ceil(chunkLen / bs)
   const sums = Buffer.allocUnsafeSlow(count * HASH_LENGTH)

@@ -76,7 +76,10 @@ export class SourceDisk {
 
   private readError(err: unknown, at: number): DiskIoError {
     if (err instanceof DiskIoError) return err
-    return new DiskIoError(`read error on ${this.path} at offset ${at}: ${(err as Error).message}`, {cause: err, hint: 'the source disk cannot be read there; nothing was reported as synced'})
+    return new DiskIoError(`read error on ${this.path} at offset ${at}: ${(err as Error).message}`, {
+      cause: err,
+      hint: 'the source disk cannot be read there; nothing was reported as synced',
+    })
   }
 
   private async readExactly(buf: Buffer, bufOff: number, len: number, pos: number): Promise<void> {
@@ -85,7 +88,10 @@ export class SourceDisk {
       const injected = this.fault?.(pos + done, len - done)
       if (injected) throw injected
       const n = (await this.fh.read(buf, bufOff + done, len - done, pos + done)).bytesRead
-      if (n === 0) throw new DiskIoError(`${this.path} ended at offset ${pos + done}, before the ${this.size} bytes it had when the sync began`, {hint: 'the disk shrank during the sync'})
+      if (n === 0)
+        throw new DiskIoError(`${this.path} ended at offset ${pos + done}, before the ${this.size} bytes it had when the sync began`, {
+          hint: 'the disk shrank during the sync',
+        })
       done += n
     }
   }
@@ -107,7 +113,9 @@ export class SourceDisk {
   async checkNotShrunk(): Promise<void> {
     const now = await this.currentSize()
     if (now < this.size) {
-      throw new DiskIoError(`${this.path} shrank during the sync (${this.size} -> ${now} bytes); what was read of its end is not the disk`, {hint: 'the disk shrank during the sync; the replica stays marked incomplete'})
+      throw new DiskIoError(`${this.path} shrank during the sync (${this.size} -> ${now} bytes); what was read of its end is not the disk`, {
+        hint: 'the disk shrank during the sync; the replica stays marked incomplete',
+      })
     }
   }
 

@@ -34,6 +34,10 @@ export const EXIT_CODE_TABLE: ReadonlyArray<readonly [ExitCodeValue, ExitCodeNam
   [8, 'HOST_KEY', 'the replica host key is unknown or changed'],
   [9, 'REPLICA_FULL', 'the replica filesystem has no room for the data'],
   [10, 'REPLICA_FOREIGN', 'the replica belongs to another source; nothing was written (hand it over with --take-over-replica)'],
-  [11, 'REPLICA_DIVERGED', 'the replica was written outside vdrep since its last commit, or is open by another program; nothing was written (resync with --discard-replica-changes)'],
+  [
+    11,
+    'REPLICA_DIVERGED',
+    'the replica was written outside vdrep since its last commit, or is open by another program; nothing was written (resync with --discard-replica-changes)',
+  ],
   [130, 'INTERRUPTED', 'interrupted by a signal'],
 ]

@@ -35,7 +35,10 @@ export function asVdrepError(err: unknown): VdrepError {
   const e = err as NodeJS.ErrnoException | undefined
   const message = e?.message ?? String(err)
   if (isNoSpace(err)) {
-    return new LocalFullError(`no space left on this host${e?.path ? ` for ${e.path}` : ''}: ${message}`, {cause: err, hint: 'free space on this host (not the replica host) and run the command again'})
+    return new LocalFullError(`no space left on this host${e?.path ? ` for ${e.path}` : ''}: ${message}`, {
+      cause: err,
+      hint: 'free space on this host (not the replica host) and run the command again',
+    })
   }
   if (errnoOf(err) !== undefined) return new VdrepError('SYSTEM_ERROR', message, {cause: err})
   return new VdrepError('INTERNAL', message, {cause: err})

@@ -123,7 +123,8 @@ export class ReceiverReplies {
     const rw = this.roomWaiter
     this.roomWaiter = undefined
     rw?.()
-    if (status.startBlock !== this.nextBlock) throw new ProtocolError('STATUS_OUT_OF_ORDER', `receiver sent status for block ${status.startBlock}, expected ${this.nextBlock}`)
+    if (status.startBlock !== this.nextBlock)
+      throw new ProtocolError('STATUS_OUT_OF_ORDER', `receiver sent status for block ${status.startBlock}, expected ${this.nextBlock}`)
     this.current = {status, index: 0, hashPos: 0}
     return this.current
   }

@@ -99,7 +99,13 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
   // Kept (the clean point of the proof) only without a tracker.
   const st = tracker ? undefined : await settledStat(() => source.stat())
   const stampAtStart: DiskStamp | undefined = st && {size: diskSize, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs}
-  const conn = await connectReceiver(target, {port: h.settings.fullsyncPort, log: opts.log, acceptNewHostKey: opts.acceptNewHostKey, ssh: h.settings.ssh, diskSize})
+  const conn = await connectReceiver(target, {
+    port: h.settings.fullsyncPort,
+    log: opts.log,
+    acceptNewHostKey: opts.acceptNewHostKey,
+    ssh: h.settings.ssh,
+    diskSize,
+  })
   // With a tracker running, the sync covers what was dirty when it began; writes made while it
   // runs stay in the active record for the next push.
   const frozen = tracker ? await tracker.freeze({preserve: false}) : undefined
@@ -112,7 +118,11 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
     const commitId = newCommitId()
     const ok = await hello(conn, reader, writer, h, diskSize, helloFlags(opts), commitId, claim.writer)
     const resumedAtBlock = resumePoint(ok.state, ok.resumeBlock)
-    if (resumedAtBlock > 0) opts.log?.(`resuming at ${Math.floor((resumedAtBlock / blockCount) * 100)}% (block ${resumedAtBlock} of ${blockCount} is durable on the replica)`, 'notice')
+    if (resumedAtBlock > 0)
+      opts.log?.(
+        `resuming at ${Math.floor((resumedAtBlock / blockCount) * 100)}% (block ${resumedAtBlock} of ${blockCount} is durable on the replica)`,
+        'notice',
+      )
     const index = new IndexRecorder(claim, blockCount, diskSize !== h.diskSize)
     await index.begin()
     replies = new ReceiverReplies(reader, (upto) => {
@@ -125,7 +135,17 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
     const digest = hasher.createStream()
     p.phase = 'compare'
     const totals = await streamDisk({
-      source, diskSize, bs, blockCount, hasher, writer, replies, index, digest, p, progress,
+      source,
+      diskSize,
+      bs,
+      blockCount,
+      hasher,
+      writer,
+      replies,
+      index,
+      digest,
+      p,
+      progress,
       throttle: new Throttle(opts.bwlimitBytesPerSecond ?? 0),
       checkpointEvery: checkpointBlocks(opts.checkpointBytes, bs),
       replicaMissing: ok.state === ReplicaStateKind.MISSING,
@@ -170,16 +190,39 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
 }
 
 /** HELLO out, HELLO_OK (or the receiver's ERROR) back. */
-async function hello(conn: Carrier, reader: FrameReader, writer: FrameWriter, h: PsfHeader, diskSize: number, flags: number, nextCommit: Buffer, owner: RecordWriter): Promise<HelloOk> {
-  await writer.send(FrameType.HELLO, encodeHello({
-    version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: h.hashAlgo, blockSize: h.blockSize, diskSize,
-    replicaId: h.replicaId, flags, lastCommit: h.lastCommit, nextCommit, path: conn.replicaPath,
-  }))
+async function hello(
+  conn: Carrier,
+  reader: FrameReader,
+  writer: FrameWriter,
+  h: PsfHeader,
+  diskSize: number,
+  flags: number,
+  nextCommit: Buffer,
+  owner: RecordWriter,
+): Promise<HelloOk> {
+  await writer.send(
+    FrameType.HELLO,
+    encodeHello({
+      version: PROTOCOL_VERSION,
+      mode: SyncMode.FULLSYNC,
+      hashAlgo: h.hashAlgo,
+      blockSize: h.blockSize,
+      diskSize,
+      replicaId: h.replicaId,
+      flags,
+      lastCommit: h.lastCommit,
+      nextCommit,
+      path: conn.replicaPath,
+    }),
+  )
   const first = await reader.next()
   if (!first) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection during the hello')
   if (first.type === FrameType.ERROR) throw await helloRefused(first.payload, owner)
   if (first.type !== FrameType.HELLO_OK) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO_OK, got frame type ${first.type}`)
   const ok = decodeHelloOk(first.payload)
-  if (ok.version !== PROTOCOL_VERSION) throw new ProtocolError('VERSION_MISMATCH', `the receiver speaks protocol version ${ok.version}; this client speaks ${PROTOCOL_VERSION}`, {hint: 'install the same vdrep release on both hosts'})
+  if (ok.version !== PROTOCOL_VERSION)
+    throw new ProtocolError('VERSION_MISMATCH', `the receiver speaks protocol version ${ok.version}; this client speaks ${PROTOCOL_VERSION}`, {
+      hint: 'install the same vdrep release on both hosts',
+    })
   return ok
 }

@@ -85,7 +85,14 @@ export function sendRuns(action: Uint8Array, count: number): Array<[number, numb
  * what was read (a live disk may have changed them since): what is sent is what is hashed.
  * Returns the merged sums and how many blocks are sent now.
  */
-export function redecideFilled(sums: BlockSums, fresh: BlockSums, runs: Array<[number, number]>, theirKinds: Uint8Array, theirHashes: Buffer, action: Uint8Array): {sums: BlockSums; toSend: number} {
+export function redecideFilled(
+  sums: BlockSums,
+  fresh: BlockSums,
+  runs: Array<[number, number]>,
+  theirKinds: Uint8Array,
+  theirHashes: Buffer,
+  action: Uint8Array,
+): {sums: BlockSums; toSend: number} {
   const merged = {sums: Buffer.from(sums.sums), zero: Uint8Array.from(sums.zero)}
   let toSend = 0
   for (const [a, z] of runs) {
@@ -98,7 +105,11 @@ export function redecideFilled(sums: BlockSums, fresh: BlockSums, runs: Array<[n
 
 /** The hello's flags for what the user chose: cut a larger replica, take over another source's, discard a diverged one's changes. */
 export function helloFlags(o: {truncateReplica?: boolean; takeOverReplica?: boolean; discardReplicaChanges?: boolean}): number {
-  return (o.truncateReplica ? HelloFlag.TRUNCATE_REPLICA : 0) | (o.takeOverReplica ? HelloFlag.TAKE_OVER_REPLICA : 0) | (o.discardReplicaChanges ? HelloFlag.DISCARD_REPLICA_CHANGES : 0)
+  return (
+    (o.truncateReplica ? HelloFlag.TRUNCATE_REPLICA : 0) |
+    (o.takeOverReplica ? HelloFlag.TAKE_OVER_REPLICA : 0) |
+    (o.discardReplicaChanges ? HelloFlag.DISCARD_REPLICA_CHANGES : 0)
+  )
 }
 
 /** A new commit id: recorded on both sides when the sync it names succeeds. */

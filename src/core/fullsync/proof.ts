@@ -42,7 +42,7 @@ export class IndexRecorder {
       return
     }
     const per = INDEX_BATCH_PAGES * HASHES_PER_PAGE
-    for (let b = first; b < end; ) {
+    for (let b = first; b < end;) {
       const upto = Math.min(end, this.batchStart + per)
       slots.copy(this.batch, (b - this.batchStart) * HASH_LENGTH, (b - first) * HASH_LENGTH, (upto - first) * HASH_LENGTH)
       if (upto === this.batchStart + per || upto === this.blockCount) {
@@ -56,9 +56,12 @@ export class IndexRecorder {
 
 export function checkVerdict(verdict: VerifyResult, ourDigest: Buffer): void {
   if (verdict.ok) return
-  throw new VerifyError(`the replica's digest ${verdict.digest.toString('hex').slice(0, 16)}… does not match the source's ${ourDigest.toString('hex').slice(0, 16)}…; the replica stays marked incomplete`, {
-    hint: 'run `vdrep fullsync` again; if it fails again, check the replica host\'s storage',
-  })
+  throw new VerifyError(
+    `the replica's digest ${verdict.digest.toString('hex').slice(0, 16)}… does not match the source's ${ourDigest.toString('hex').slice(0, 16)}…; the replica stays marked incomplete`,
+    {
+      hint: "run `vdrep fullsync` again; if it fails again, check the replica host's storage",
+    },
+  )
 }
 
 /**
@@ -70,7 +73,11 @@ export function checkVerdict(verdict: VerifyResult, ourDigest: Buffer): void {
  * re-made with `init --force`, a push whose answer was lost) would be told "sequence mismatch,
  * full sync needed" by every push after the full sync meant to cure it.
  */
-export async function recordProof(claim: RecordClaim, index: IndexRecorder, p: {diskSize: number; replicaSeq: number; commitId: Buffer; stamp?: DiskStamp}): Promise<void> {
+export async function recordProof(
+  claim: RecordClaim,
+  index: IndexRecorder,
+  p: {diskSize: number; replicaSeq: number; commitId: Buffer; stamp?: DiskStamp},
+): Promise<void> {
   const proved = {diskSize: p.diskSize, replicaSeq: p.replicaSeq, syncedMs: Date.now(), commitId: p.commitId, stamp: p.stamp}
   if (index.whole) {
     // The disk grew (never under a tracker: checkBeforeSync refuses): a new layout.

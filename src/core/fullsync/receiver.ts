@@ -10,7 +10,18 @@ import {blockHasher, type BlockHasher} from '../hash/block-hash.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import type {FrameSource} from '../protocol/frame-reader.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
-import {decodeData, decodeDone, decodeRange, decodeU64, encodeHelloOk, encodeU64, encodeVerifyResult, HelloFlag, ReplicaStateKind, type Hello} from '../protocol/messages.js'
+import {
+  decodeData,
+  decodeDone,
+  decodeRange,
+  decodeU64,
+  encodeHelloOk,
+  encodeU64,
+  encodeVerifyResult,
+  HelloFlag,
+  ReplicaStateKind,
+  type Hello,
+} from '../protocol/messages.js'
 import {journalPathFor} from '../delta/journal.js'
 import {ReplicaFile} from '../receiver/replica-file.js'
 import type {ReplicaState} from '../receiver/replica-state.js'
@@ -27,7 +38,6 @@ import {ReplicaWrites} from './receiver-writes.js'
 const RECORD_EVERY_MS = 1000
 const RECORD_EVERY_BYTES = 256 << 20
 
-
 export async function runFullsyncSession(hello: Hello, replicaPath: string, reader: FrameSource, writer: FrameWriter, log: SessionLog): Promise<void> {
   const hasher = blockHasher(hello.hashAlgo, hello.replicaId)
   const replica = await ReplicaFile.open(replicaPath, hello)
@@ -35,7 +45,13 @@ export async function runFullsyncSession(hello: Hello, replicaPath: string, read
     // Before anything is written: a replica of another source, or one that moved on, is refused.
     await replica.checkFence((text) => log(text, `fullsync ${replicaPath}`))
     // A full sync rewrites everything: a leftover delta journal has nothing left to say.
-    if (await fs.rm(journalPathFor(replicaPath)).then(() => true, () => false)) log(`${replicaPath}: discarded a leftover delta journal`)
+    if (
+      await fs.rm(journalPathFor(replicaPath)).then(
+        () => true,
+        () => false,
+      )
+    )
+      log(`${replicaPath}: discarded a leftover delta journal`)
     const session = new FullsyncReceiver(hello, replica, hasher, reader, writer, log)
     await session.run()
   } finally {
@@ -80,15 +96,18 @@ class FullsyncReceiver {
   async run(): Promise<void> {
     const {replica, hello} = this
     const prior = replica.prior
-    await this.writer.send(FrameType.HELLO_OK, encodeHelloOk({
-      version: PROTOCOL_VERSION,
-      state: prior.existed ? (prior.state?.complete ? ReplicaStateKind.COMPLETE : ReplicaStateKind.INCOMPLETE) : ReplicaStateKind.MISSING,
-      replicaSize: prior.size,
-      resumeBlock: prior.resumeBlock,
-      replicaId: prior.state ? Buffer.from(prior.state.replicaId, 'hex') : Buffer.alloc(16),
-      generation: prior.state?.generation ?? 0,
-      lastSeq: prior.state?.lastSeq ?? 0,
-    }))
+    await this.writer.send(
+      FrameType.HELLO_OK,
+      encodeHelloOk({
+        version: PROTOCOL_VERSION,
+        state: prior.existed ? (prior.state?.complete ? ReplicaStateKind.COMPLETE : ReplicaStateKind.INCOMPLETE) : ReplicaStateKind.MISSING,
+        replicaSize: prior.size,
+        resumeBlock: prior.resumeBlock,
+        replicaId: prior.state ? Buffer.from(prior.state.replicaId, 'hex') : Buffer.alloc(16),
+        generation: prior.state?.generation ?? 0,
+        lastSeq: prior.state?.lastSeq ?? 0,
+      }),
+    )
     await replica.beginFullsync(hello.diskSize, (hello.flags & HelloFlag.TRUNCATE_REPLICA) !== 0)
     const scan = this.scan.run().catch((err: Error) => {
       this.scanError = err
@@ -131,14 +150,16 @@ class FullsyncReceiver {
 
   private checkBlock(b: number, what: string): void {
     if (b >= this.blockCount) throw new ProtocolError('BLOCK_OUT_OF_RANGE', `${what} for block ${b}, but the disk has ${this.blockCount} blocks`)
-    if (b < this.checkpointRequested) throw new ProtocolError('BLOCK_BEHIND_CHECKPOINT', `${what} for block ${b}, already behind checkpoint ${this.checkpointRequested}`)
+    if (b < this.checkpointRequested)
+      throw new ProtocolError('BLOCK_BEHIND_CHECKPOINT', `${what} for block ${b}, already behind checkpoint ${this.checkpointRequested}`)
     if (b >= this.scan.sentUpto) throw new ProtocolError('BLOCK_NOT_SCANNED', `${what} for block ${b} before its status was sent`)
   }
 
   private async onData(payload: Buffer, body?: Buffer, release?: () => void): Promise<void> {
     const {block, hash, data} = decodeData(payload, body)
     this.checkBlock(block, 'DATA')
-    if (data.length !== this.blockLen(block)) throw new ProtocolError('BLOCK_BAD_LENGTH', `DATA for block ${block} has ${data.length} bytes, expected ${this.blockLen(block)}`)
+    if (data.length !== this.blockLen(block))
+      throw new ProtocolError('BLOCK_BAD_LENGTH', `DATA for block ${block} has ${data.length} bytes, expected ${this.blockLen(block)}`)
     if (!this.hasher.hash(data).equals(hash)) throw new ProtocolError('BLOCK_BAD_HASH', `DATA for block ${block} does not match its hash; refusing to write it`)
     this.proof.wrote(block, hash)
     this.bytesWritten += data.length

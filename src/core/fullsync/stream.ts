@@ -122,7 +122,14 @@ export async function streamDisk(ctx: StreamContext): Promise<StreamTotals> {
 }
 
 /** Compare a chunk's checksums with the replica's statuses; a mapped chunk's sent blocks are read now. */
-async function decideChunk(ctx: StreamContext, chunks: ChunkReader, chunk: Chunk, theirKinds: Uint8Array, theirHashes: Buffer, action: Uint8Array): Promise<{sums: BlockSums; toSend: number}> {
+async function decideChunk(
+  ctx: StreamContext,
+  chunks: ChunkReader,
+  chunk: Chunk,
+  theirKinds: Uint8Array,
+  theirHashes: Buffer,
+  action: Uint8Array,
+): Promise<{sums: BlockSums; toSend: number}> {
   const sums = chunk.sums as BlockSums
   const toSend = decideAll(sums, theirKinds, theirHashes, action, 0, chunk.count)
   if (!chunk.mapped || toSend === 0) return {sums, toSend}
@@ -131,4 +138,3 @@ async function decideChunk(ctx: StreamContext, chunks: ChunkReader, chunk: Chunk
   const fresh = await chunks.fill(chunk, runs)
   return redecideFilled(sums, fresh, runs, theirKinds, theirHashes, action)
 }
-

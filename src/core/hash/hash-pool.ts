@@ -107,7 +107,16 @@ export class HashPool {
         const part = holes.slice(first, first + n)
         if (part.some((x) => x !== 0)) h = part
       }
-      const job: BlocksJob = {kind: 'blocks', id: this.nextId++, buf: shared.buffer as SharedArrayBuffer, byteOffset: shared.byteOffset + start, len, bs, count: n, holes: h}
+      const job: BlocksJob = {
+        kind: 'blocks',
+        id: this.nextId++,
+        buf: shared.buffer as SharedArrayBuffer,
+        byteOffset: shared.byteOffset + start,
+        len,
+        bs,
+        count: n,
+        holes: h,
+      }
       jobs.push(this.post(job).then((ab) => void Buffer.from(ab as ArrayBuffer).copy(out, first * HASH_LENGTH)))
     }
     return (jobs.length === 1 ? jobs[0] : Promise.all(jobs)).then(() => out)

@@ -26,7 +26,14 @@ export interface FileRange {
  * (or a new buffer). `buf` must hold count*bs bytes. Read errors are DiskIoErrors naming the
  * first 4 KiB that cannot be read, as SourceDisk's are.
  */
-export function hashFileBlocks(f: FileRange, first: number, count: number, hasher: BlockHasher, buf: Buffer, out = Buffer.allocUnsafe(count * HASH_LENGTH)): Buffer {
+export function hashFileBlocks(
+  f: FileRange,
+  first: number,
+  count: number,
+  hasher: BlockHasher,
+  buf: Buffer,
+  out = Buffer.allocUnsafe(count * HASH_LENGTH),
+): Buffer {
   const {holes} = holeMap(f.fd, f.size, f.bs, first, count)
   const base = first * f.bs
   const len = Math.min(count * f.bs, f.size - base)
@@ -67,7 +74,9 @@ function readLoop(f: FileRange, buf: Buffer, bufOff: number, len: number, pos: n
   while (done < len) {
     const n = fs.readSync(f.fd, buf, bufOff + done, len - done, pos + done)
     if (n === 0) {
-      throw new DiskIoError(`${f.path} ended at offset ${pos + done}, before the ${f.size} bytes it had when the sync began`, {hint: 'the disk shrank during the sync'})
+      throw new DiskIoError(`${f.path} ended at offset ${pos + done}, before the ${f.size} bytes it had when the sync began`, {
+        hint: 'the disk shrank during the sync',
+      })
     }
     done += n
   }

@@ -18,7 +18,9 @@ export async function lockHeaderSlots(fd: number, psfPath: string, slots: ByteRa
     const lock = await tryLockFile(fd, slots)
     if (lock !== null) return () => lock.release()
     if (Date.now() - started > waitMs) {
-      throw new LockError(`the header of ${psfPath} stayed locked by another process for ${waitMs / 1000} s`, {hint: 'another vdrep process is stuck updating this disk\'s state file; find it with `fuser`'})
+      throw new LockError(`the header of ${psfPath} stayed locked by another process for ${waitMs / 1000} s`, {
+        hint: "another vdrep process is stuck updating this disk's state file; find it with `fuser`",
+      })
     }
     await new Promise((r) => setTimeout(r, 1))
   }

@@ -33,7 +33,8 @@ export async function lockReplicaFile(replica: string, other: string): Promise<(
   try {
     fd = fs.openSync(lockPath, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new UsageError('PATH_OUTSIDE_ROOT', `refusing replica path ${replica}: its lock file ${lockPath} is a symlink`)
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP')
+      throw new UsageError('PATH_OUTSIDE_ROOT', `refusing replica path ${replica}: its lock file ${lockPath} is a symlink`)
     throw err
   }
   let lock: HeldFileLock | null

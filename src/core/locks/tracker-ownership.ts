@@ -42,9 +42,12 @@ export class TrackerLock {
     if (lock === null) {
       fs.closeSync(fd)
       const holder = await describeRunningTracker(disk)
-      throw new LockError(`cannot start the ${what} for ${disk}: ${holder ?? 'another vdrep process (a tracker, a scan or a push) holds the lock on ' + psfPath}`, {
-        hint: holder ? 'stop that tracker first (SIGTERM or Ctrl-C); only one tracker may own a disk' : 'wait for it to finish, or stop it',
-      })
+      throw new LockError(
+        `cannot start the ${what} for ${disk}: ${holder ?? 'another vdrep process (a tracker, a scan or a push) holds the lock on ' + psfPath}`,
+        {
+          hint: holder ? 'stop that tracker first (SIGTERM or Ctrl-C); only one tracker may own a disk' : 'wait for it to finish, or stop it',
+        },
+      )
     }
     return new TrackerLock(psfPath, fd, lock)
   }

@@ -28,11 +28,31 @@ export interface Binding {
   /** Optional: an addon built by an older vdrep lacks it (then TCP peers are found in /proc, native/peer-credentials.ts). One NETLINK_SOCK_DIAG exchange; returns the reply's full length. */
   sockDiagQuery?(request: Uint8Array, reply: Uint8Array): number
   /** Optional: absent from a build without xxHash's sources (native/read_hash.cc). */
-  readHashRuns?(fd: number, buf: Uint8Array, runs: Int32Array, chunkLen: number, blockSize: number, filePos: number, seed: Uint8Array, sums: Uint8Array, zero: Uint8Array): Promise<void>
+  readHashRuns?(
+    fd: number,
+    buf: Uint8Array,
+    runs: Int32Array,
+    chunkLen: number,
+    blockSize: number,
+    filePos: number,
+    seed: Uint8Array,
+    sums: Uint8Array,
+    zero: Uint8Array,
+  ): Promise<void>
   /** Optional, as readHashRuns: XXH3-128 of data under an 8-byte seed, canonical, into out at offset. */
   xxh3Into?(data: Uint8Array, seed: Uint8Array, out: Uint8Array, offset: number): void
   /** Optional, as readHashRuns; also absent from an addon built by an older vdrep. */
-  mapHashRuns?(fd: number, runs: Int32Array, chunkLen: number, blockSize: number, filePos: number, seed: Uint8Array, sums: Uint8Array, zero: Uint8Array, pastEndForTests?: boolean): Promise<void>
+  mapHashRuns?(
+    fd: number,
+    runs: Int32Array,
+    chunkLen: number,
+    blockSize: number,
+    filePos: number,
+    seed: Uint8Array,
+    sums: Uint8Array,
+    zero: Uint8Array,
+    pastEndForTests?: boolean,
+  ): Promise<void>
 }
 
 const BINDING_FUNCTIONS = ['punchHole', 'seekData', 'seekHole', 'flock', 'funlock', 'blockDeviceSize', 'peerCred']

@@ -55,7 +55,7 @@ function blockdevGetSize(devicePath: string, label: string): number {
     out = execFileSync('blockdev', ['--getsize64', devicePath], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
   } catch (err) {
     const e = err as NodeJS.ErrnoException & {stderr?: string}
-    const why = e.code === 'ENOENT' ? 'blockdev (util-linux) is not installed' : (e.stderr?.trim() || e.message)
+    const why = e.code === 'ENOENT' ? 'blockdev (util-linux) is not installed' : e.stderr?.trim() || e.message
     throw new DiskIoError(`cannot get the size of block device ${label}: ${why}`, {cause: err})
   }
   const size = Number(out.trim())

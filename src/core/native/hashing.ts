@@ -9,7 +9,17 @@ import {addon, type Binding} from './binding.js'
  * libuv's thread pool (see native/read_hash.cc for the arguments). Undefined when the addon
  * cannot (not built, or built without xxHash): the caller then reads and hashes in JS.
  */
-export function readHashRuns(fd: number, buf: Uint8Array, runs: Int32Array, chunkLen: number, blockSize: number, filePos: number, seed: Uint8Array, sums: Uint8Array, zero: Uint8Array): Promise<void> | undefined {
+export function readHashRuns(
+  fd: number,
+  buf: Uint8Array,
+  runs: Int32Array,
+  chunkLen: number,
+  blockSize: number,
+  filePos: number,
+  seed: Uint8Array,
+  sums: Uint8Array,
+  zero: Uint8Array,
+): Promise<void> | undefined {
   return addon()?.readHashRuns?.(fd, buf, runs, chunkLen, blockSize, filePos, seed, sums, zero)
 }
 
@@ -19,7 +29,17 @@ export function readHashRuns(fd: number, buf: Uint8Array, runs: Int32Array, chun
  * file is too short or shrinks under the mapping; the caller then reads instead. Undefined when
  * the addon cannot. `pastEndForTests` skips the length check so a test can prove the guard.
  */
-export function mapHashRuns(fd: number, runs: Int32Array, chunkLen: number, blockSize: number, filePos: number, seed: Uint8Array, sums: Uint8Array, zero: Uint8Array, pastEndForTests = false): Promise<void> | undefined {
+export function mapHashRuns(
+  fd: number,
+  runs: Int32Array,
+  chunkLen: number,
+  blockSize: number,
+  filePos: number,
+  seed: Uint8Array,
+  sums: Uint8Array,
+  zero: Uint8Array,
+  pastEndForTests = false,
+): Promise<void> | undefined {
   return addon()?.mapHashRuns?.(fd, runs, chunkLen, blockSize, filePos, seed, sums, zero, pastEndForTests)
 }
 

@@ -52,7 +52,7 @@ export async function zeroRange(fd: number, offset: number, length: number): Pro
   const st = fs.fstatSync(fd)
   if (st.isFile()) end = Math.min(end, st.size)
   zeros ??= Buffer.alloc(ZERO_CHUNK)
-  for (let pos = offset; pos < end; ) {
+  for (let pos = offset; pos < end;) {
     const n = Math.min(ZERO_CHUNK, end - pos)
     try {
       const {bytesWritten} = await writeAsync(fd, zeros, 0, n, pos)

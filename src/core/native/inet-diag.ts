@@ -76,7 +76,10 @@ function addressLength(family: number): number {
 /** The request bytes of an exact-socket query (no dump): 72 bytes. */
 export function encodeInetDiagRequest(q: InetDiagQuery): Buffer {
   const alen = addressLength(q.family)
-  for (const [what, e] of [['local', q.local], ['remote', q.remote]] as const) {
+  for (const [what, e] of [
+    ['local', q.local],
+    ['remote', q.remote],
+  ] as const) {
     if (e.address.length !== alen) throw new RangeError(`inet_diag: ${what} address has ${e.address.length} bytes, family needs ${alen}`)
     if (!Number.isInteger(e.port) || e.port < 0 || e.port > 0xffff) throw new RangeError(`inet_diag: ${what} port ${e.port} is out of range`)
   }

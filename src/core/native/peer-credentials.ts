@@ -11,7 +11,16 @@
 import net from 'node:net'
 
 import {addon} from './binding.js'
-import {AF_INET, AF_INET6, decodeInetDiagReply, encodeInetDiagRequest, type InetDiagQuery, REPLY_BUFFER_LEN, TCP_NEW_SYN_RECV, TCP_TIME_WAIT} from './inet-diag.js'
+import {
+  AF_INET,
+  AF_INET6,
+  decodeInetDiagReply,
+  encodeInetDiagRequest,
+  type InetDiagQuery,
+  REPLY_BUFFER_LEN,
+  TCP_NEW_SYN_RECV,
+  TCP_TIME_WAIT,
+} from './inet-diag.js'
 import {ipv6Bytes, procNetTcpOwner} from './proc-net-tcp.js'
 
 export {canonicalIp, decodeProcNetEndpoint, parseProcNetTcp, type ProcNetTcpEntry} from './proc-net-tcp.js'

@@ -109,7 +109,10 @@ export function ipv6Bytes(input: string): Buffer | undefined {
   // A trailing dotted quad ("::ffff:1.2.3.4") becomes two hex groups.
   const lastColon = ip.lastIndexOf(':')
   if (ip.indexOf('.', lastColon) >= 0) {
-    const q = ip.slice(lastColon + 1).split('.').map(Number)
+    const q = ip
+      .slice(lastColon + 1)
+      .split('.')
+      .map(Number)
     ip = `${ip.slice(0, lastColon + 1)}${((q[0] << 8) | q[1]).toString(16)}:${((q[2] << 8) | q[3]).toString(16)}`
   }
   const [head, tail] = ip.split('::') as [string, string | undefined]

@@ -57,4 +57,3 @@ export const CHECKPOINT_INTERVAL_MS = 10_000
  * reports the broken connection instead.
  */
 export const ERROR_WAIT_MS = 2_000
-

@@ -40,8 +40,17 @@ export interface Hello {
 
 export function encodeHello(m: Hello): Buffer {
   return new BufferWriter(2 + 1 + 1 + 4 + 8 + 16 + 4 + 2 * COMMIT_ID_LENGTH + strByteLength(m.path))
-    .u16(m.version).u8(m.mode).u8(m.hashAlgo).u32(m.blockSize).u64(m.diskSize).bytes(m.replicaId).u32(m.flags)
-    .bytes(m.lastCommit).bytes(m.nextCommit).str16(m.path).finish()
+    .u16(m.version)
+    .u8(m.mode)
+    .u8(m.hashAlgo)
+    .u32(m.blockSize)
+    .u64(m.diskSize)
+    .bytes(m.replicaId)
+    .u32(m.flags)
+    .bytes(m.lastCommit)
+    .bytes(m.nextCommit)
+    .str16(m.path)
+    .finish()
 }
 
 export function decodeHello(b: Buffer): Hello {
@@ -74,7 +83,14 @@ export interface HelloOk {
 
 export function encodeHelloOk(m: HelloOk): Buffer {
   return new BufferWriter(2 + 1 + 8 + 8 + 16 + 8 + 8)
-    .u16(m.version).u8(m.state).u64(m.replicaSize).u64(m.resumeBlock).bytes(m.replicaId).u64(m.generation).u64(m.lastSeq).finish()
+    .u16(m.version)
+    .u8(m.state)
+    .u64(m.replicaSize)
+    .u64(m.resumeBlock)
+    .bytes(m.replicaId)
+    .u64(m.generation)
+    .u64(m.lastSeq)
+    .finish()
 }
 
 export function decodeHelloOk(b: Buffer): HelloOk {
@@ -116,7 +132,12 @@ export function encodeError(m: ErrorMsg): Buffer {
   const code = clip(m.code, 64)
   const message = clip(m.message, 2048)
   const hint = clip(m.hint, 1024)
-  return new BufferWriter(2 + strByteLength(code) + strByteLength(message) + strByteLength(hint)).u16(m.exitCode).str16(code).str16(message).str16(hint).finish()
+  return new BufferWriter(2 + strByteLength(code) + strByteLength(message) + strByteLength(hint))
+    .u16(m.exitCode)
+    .str16(code)
+    .str16(message)
+    .str16(hint)
+    .finish()
 }
 
 export function decodeError(b: Buffer): ErrorMsg {
@@ -218,7 +239,10 @@ export interface VerifyResult {
 }
 
 export function encodeVerifyResult(m: VerifyResult): Buffer {
-  return new BufferWriter(1 + HASH_LENGTH).u8(m.ok ? 1 : 0).bytes(m.digest).finish()
+  return new BufferWriter(1 + HASH_LENGTH)
+    .u8(m.ok ? 1 : 0)
+    .bytes(m.digest)
+    .finish()
 }
 
 export function decodeVerifyResult(b: Buffer): VerifyResult {
@@ -275,7 +299,11 @@ export interface Committed {
 }
 
 export function encodeCommitted(m: Committed): Buffer {
-  return new BufferWriter(16).u64(m.seq).u32(Math.min(0xffffffff, Math.round(m.journalMs))).u32(Math.min(0xffffffff, Math.round(m.applyMs))).finish()
+  return new BufferWriter(16)
+    .u64(m.seq)
+    .u32(Math.min(0xffffffff, Math.round(m.journalMs)))
+    .u32(Math.min(0xffffffff, Math.round(m.applyMs)))
+    .finish()
 }
 
 export function decodeCommitted(b: Buffer): Committed {

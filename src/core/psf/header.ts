@@ -100,7 +100,10 @@ export function encodeHeader(h: PsfHeader): Buffer {
   const settings = encodeSettings(h.settings)
   const idPath = identityPathBytes(h.identity.path)
   if (settings.length + idPath.length > MAX_SETTINGS) {
-    throw new StateError('PSF_SETTINGS_TOO_LARGE', `the replication settings take ${settings.length} bytes, more than the ${MAX_SETTINGS - idPath.length} a .psf header holds beside the disk's path`)
+    throw new StateError(
+      'PSF_SETTINGS_TOO_LARGE',
+      `the replication settings take ${settings.length} bytes, more than the ${MAX_SETTINGS - idPath.length} a .psf header holds beside the disk's path`,
+    )
   }
   const w = new BufferWriter(SLOT_SIZE)
   w.bytes(PSF_MAGIC).u16(PSF_VERSION).u16(0).u32(h.flags).u64(h.counter)
@@ -147,7 +150,13 @@ export function decodeHeader(slot: Buffer): SlotResult {
     r.bytes(8, 'magic')
     const version = r.u16('version')
     if (version !== PSF_VERSION && version !== PSF_VERSION_1) {
-      return {ok: false, foreign: false, error: new StateError('PSF_VERSION', `the .psf has format version ${version}; this vdrep reads versions ${PSF_VERSION_1} and ${PSF_VERSION}`, {hint: 'use the vdrep release that wrote it, or run `vdrep init --force` and a full sync'})}
+      return {
+        ok: false,
+        foreign: false,
+        error: new StateError('PSF_VERSION', `the .psf has format version ${version}; this vdrep reads versions ${PSF_VERSION_1} and ${PSF_VERSION}`, {
+          hint: 'use the vdrep release that wrote it, or run `vdrep init --force` and a full sync',
+        }),
+      }
     }
     r.u16('reserved')
     const flags = r.u32('flags')
@@ -177,7 +186,25 @@ export function decodeHeader(slot: Buffer): SlotResult {
     const lastCommit = version === PSF_VERSION_1 ? Buffer.alloc(16) : Buffer.from(slot.subarray(LAST_COMMIT_OFFSET, LAST_COMMIT_OFFSET + 16))
     return {
       ok: true,
-      header: {flags, counter, diskSize, blockSize, hashAlgo, replicaId, generation, lastSeq, lastSyncMs, sourceSize, sourceMtimeNs, sourceCtimeNs, pendingSeq, createdMs, identity, settings, lastCommit},
+      header: {
+        flags,
+        counter,
+        diskSize,
+        blockSize,
+        hashAlgo,
+        replicaId,
+        generation,
+        lastSeq,
+        lastSyncMs,
+        sourceSize,
+        sourceMtimeNs,
+        sourceCtimeNs,
+        pendingSeq,
+        createdMs,
+        identity,
+        settings,
+        lastCommit,
+      },
     }
   } catch (err) {
     if (err instanceof StateError) return {ok: false, foreign: false, error: err}
@@ -210,5 +237,7 @@ export function pickHeader(slotA: Buffer, slotB: Buffer): {header: PsfHeader; sl
   if (b.ok) return {header: b.header, slot: 1}
   if (a.foreign && b.foreign) throw a.error
   const err = a.foreign ? b.error : a.error
-  throw new StateError(err.code, err.message, {hint: 'the change record cannot be trusted: run `vdrep init --force <disk> --to <target>` and then `vdrep fullsync <disk>`'})
+  throw new StateError(err.code, err.message, {
+    hint: 'the change record cannot be trusted: run `vdrep init --force <disk> --to <target>` and then `vdrep fullsync <disk>`',
+  })
 }

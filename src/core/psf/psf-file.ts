@@ -31,7 +31,7 @@ const INDEX_RUN_GAP_PAGES = 8
 const INDEX_RUN_PAGES = 256
 
 async function readFully(fh: fs.FileHandle, buf: Buffer, position: number): Promise<void> {
-  for (let got = 0; got < buf.length; ) {
+  for (let got = 0; got < buf.length;) {
     const {bytesRead} = await fh.read(buf, got, buf.length - got, position + got)
     if (bytesRead === 0) break // beyond the end: the rest stays zeros (and fails its CRC)
     got += bytesRead
@@ -73,7 +73,8 @@ function fileImage(header: PsfHeader, layout: PsfLayout, bitmaps?: {active?: Bit
   const fill = (region: RegionId, count: number, payloadOf: (p: number) => Uint8Array) => {
     for (let p = 0; p < count; p++) encodePage(region, p, payloadOf(p)).copy(out, layout.regionOffset[region] + p * PAGE_SIZE)
   }
-  const bitmapPayload = (bm: Bitmap | undefined) => (p: number) => (bm ? bm.bits.subarray((p * BITS_PER_PAGE) / 8, ((p + 1) * BITS_PER_PAGE) / 8) : new Uint8Array(0))
+  const bitmapPayload = (bm: Bitmap | undefined) => (p: number) =>
+    bm ? bm.bits.subarray((p * BITS_PER_PAGE) / 8, ((p + 1) * BITS_PER_PAGE) / 8) : new Uint8Array(0)
   fill(Region.ACTIVE, layout.bitmapPages, bitmapPayload(bitmaps?.active))
   fill(Region.INFLIGHT, layout.bitmapPages, bitmapPayload(bitmaps?.inflight))
   fill(Region.INDEX, layout.indexPages, () => new Uint8Array(0))
@@ -105,7 +106,10 @@ export class PsfFile {
       fh = await fs.open(path, writable ? 'r+' : 'r')
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
-      if (code === 'ENOENT') throw new StateError('PSF_MISSING', `no state file at ${path}`, {hint: 'run `vdrep init <disk> --to <target>` first (a replica synced before from this disk then belongs to another source: hand it over with `vdrep fullsync --take-over-replica`)'})
+      if (code === 'ENOENT')
+        throw new StateError('PSF_MISSING', `no state file at ${path}`, {
+          hint: 'run `vdrep init <disk> --to <target>` first (a replica synced before from this disk then belongs to another source: hand it over with `vdrep fullsync --take-over-replica`)',
+        })
       throw new StateError('PSF_UNREADABLE', `cannot open ${path}: ${(err as Error).message}`, {cause: err})
     }
     try {
@@ -117,7 +121,9 @@ export class PsfFile {
       const {header, slot} = pickHeader(slots.subarray(0, SLOT_SIZE), slots.subarray(SLOT_SIZE))
       const layout = layoutFor(header.diskSize, header.blockSize)
       if (st.size < layout.fileSize) {
-        throw new StateError('PSF_CORRUPT', `${path} is truncated: ${st.size} bytes, the header needs ${layout.fileSize}`, {hint: 'run `vdrep init --force` and a full sync'})
+        throw new StateError('PSF_CORRUPT', `${path} is truncated: ${st.size} bytes, the header needs ${layout.fileSize}`, {
+          hint: 'run `vdrep init --force` and a full sync',
+        })
       }
       // Errors of later writes then name the .psf (a full disk here is not the replica's).
       return new PsfFile(path, namedFileHandle(fh, path), header, slot, layout)
@@ -211,7 +217,12 @@ export class PsfFile {
   }
 
   /** Write the given pages of a bitmap (all when omitted), then one datasync (unless `sync: false`). */
-  async writeBitmap(region: typeof Region.ACTIVE | typeof Region.INFLIGHT, bitmap: Bitmap, pages?: Iterable<number>, opts: {sync?: boolean} = {}): Promise<void> {
+  async writeBitmap(
+    region: typeof Region.ACTIVE | typeof Region.INFLIGHT,
+    bitmap: Bitmap,
+    pages?: Iterable<number>,
+    opts: {sync?: boolean} = {},
+  ): Promise<void> {
     const list = pages ? [...pages] : Array.from({length: this.layout.bitmapPages}, (_, i) => i)
     for (const p of list) {
       const start = (p * BITS_PER_PAGE) / 8
@@ -263,7 +274,7 @@ export class PsfFile {
     }
     const pages = [...byPage.keys()].sort((a, b) => a - b)
     const payload = Buffer.alloc(HASHES_PER_PAGE * HASH_LENGTH)
-    for (let i = 0; i < pages.length; ) {
+    for (let i = 0; i < pages.length;) {
       let j = i + 1
       while (j < pages.length && pages[j] - pages[j - 1] <= INDEX_RUN_GAP_PAGES && pages[j] - pages[i] < INDEX_RUN_PAGES) j++
       const first = pages[i]

@@ -30,15 +30,27 @@ export function heldOpenByAnother(fh: fs.FileHandle): boolean {
 }
 
 /** Why the replica must not be written for this hello, or null. `fh`: the replica, when it exists. */
-export function replicaFence(hello: Hello, state: ReplicaState | undefined, fh: fs.FileHandle | undefined, st: {size: bigint; mtimeNs: bigint; ctimeNs: bigint} | undefined): Fence | null {
+export function replicaFence(
+  hello: Hello,
+  state: ReplicaState | undefined,
+  fh: fs.FileHandle | undefined,
+  st: {size: bigint; mtimeNs: bigint; ctimeNs: bigint} | undefined,
+): Fence | null {
   if (fh && heldOpenByAnother(fh)) {
     return {code: 'REPLICA_DIVERGED', reason: 'the replica is open by another program (it holds a lock on it: a VM running from it?)'}
   }
   if (!state) return null // a new replica, or a seed: a full sync proves it
   if (state.replicaId !== hello.replicaId.toString('hex')) {
-    return {code: 'REPLICA_FOREIGN', reason: `the replica belongs to another source (replica id ${state.replicaId}, this disk's is ${hello.replicaId.toString('hex')})`}
+    return {
+      code: 'REPLICA_FOREIGN',
+      reason: `the replica belongs to another source (replica id ${state.replicaId}, this disk's is ${hello.replicaId.toString('hex')})`,
+    }
   }
-  if (state.diverged) return {code: 'REPLICA_DIVERGED', reason: 'the replica was written by something else while the receiver was down (found when an interrupted push was replayed)'}
+  if (state.diverged)
+    return {
+      code: 'REPLICA_DIVERGED',
+      reason: 'the replica was written by something else while the receiver was down (found when an interrupted push was replayed)',
+    }
   // Its stat is recorded at each commit: only a complete replica has one to compare.
   if (state.complete && st && (Number(st.size) !== state.size || st.mtimeNs.toString() !== state.mtimeNs || st.ctimeNs.toString() !== state.ctimeNs)) {
     return {code: 'REPLICA_DIVERGED', reason: 'the replica was written outside vdrep since its last commit (its size, mtime or ctime changed)'}
@@ -58,8 +70,12 @@ export function enforceFence(hello: Hello, fence: Fence | null, log: (text: stri
   if (!fence) return
   if (fence.code === 'REPLICA_FOREIGN') {
     if (hello.flags & HelloFlag.TAKE_OVER_REPLICA) return log(`taking over: ${fence.reason}`)
-    throw new ReplicaForeignError(`${fence.reason}; nothing was written`, {hint: 'if this disk is to own the replica from now on, run `vdrep fullsync --take-over-replica` (the replica is overwritten); otherwise give this disk another target'})
+    throw new ReplicaForeignError(`${fence.reason}; nothing was written`, {
+      hint: 'if this disk is to own the replica from now on, run `vdrep fullsync --take-over-replica` (the replica is overwritten); otherwise give this disk another target',
+    })
   }
   if (hello.flags & HelloFlag.DISCARD_REPLICA_CHANGES) return log(`discarding the replica's changes: ${fence.reason}`)
-  throw new ReplicaDivergedError(`${fence.reason}; nothing was written`, {hint: 'if the replica was failed over, keep it; to overwrite it from this disk, run `vdrep fullsync --discard-replica-changes` (its changes are lost)'})
+  throw new ReplicaDivergedError(`${fence.reason}; nothing was written`, {
+    hint: 'if the replica was failed over, keep it; to overwrite it from this disk, run `vdrep fullsync --discard-replica-changes` (its changes are lost)',
+  })
 }

@@ -11,7 +11,6 @@ import type {Hello} from '../protocol/messages.js'
 import {enforceFence, replicaFence} from './replica-fence.js'
 import {readReplicaState, writeReplicaState, type ReplicaState} from './replica-state.js'
 
-
 const PUNCH_MIN = 1 << 20
 const SHORT_ZEROS = Buffer.alloc(PUNCH_MIN)
 
@@ -78,7 +77,13 @@ export class ReplicaFile {
     }
     const size = (await fh.stat()).size
     const {state} = existed ? await readReplicaState(path) : {state: undefined}
-    const sameDisk = state && !state.complete && state.replicaId === hello.replicaId.toString('hex') && state.diskSize === hello.diskSize && state.blockSize === hello.blockSize && state.hashAlgo === hello.hashAlgo
+    const sameDisk =
+      state &&
+      !state.complete &&
+      state.replicaId === hello.replicaId.toString('hex') &&
+      state.diskSize === hello.diskSize &&
+      state.blockSize === hello.blockSize &&
+      state.hashAlgo === hello.hashAlgo
     const resumeBlock = sameDisk ? Math.min(state.resumeBlock, Math.ceil(hello.diskSize / hello.blockSize)) : 0
     return new ReplicaFile(path, fh, {existed, size, state, resumeBlock}, hello)
   }

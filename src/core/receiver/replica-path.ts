@@ -8,7 +8,7 @@ import {UsageError} from '../errors.js'
 
 export class PathOutsideRootError extends UsageError {
   constructor(requested: string, why: string) {
-    super('PATH_OUTSIDE_ROOT', `refusing replica path '${requested}': ${why}`, {hint: "the receiver writes only under its --root; give a path inside it"})
+    super('PATH_OUTSIDE_ROOT', `refusing replica path '${requested}': ${why}`, {hint: 'the receiver writes only under its --root; give a path inside it'})
   }
 }
 
@@ -34,7 +34,8 @@ async function checkOwnedDirs(realRoot: string, realParent: string, requested: s
   for (const d of dirs) {
     const st = await fs.lstat(d)
     if (st.uid !== uid && st.uid !== 0) throw new PathOutsideRootError(requested, `the directory ${d} belongs to uid ${st.uid}, not to the receiver's user`)
-    if (st.mode & 0o022) throw new PathOutsideRootError(requested, `the directory ${d} is writable by other users (mode ${(st.mode & 0o7777).toString(8)}); run chmod go-w on it`)
+    if (st.mode & 0o022)
+      throw new PathOutsideRootError(requested, `the directory ${d} is writable by other users (mode ${(st.mode & 0o7777).toString(8)}); run chmod go-w on it`)
   }
 }
 
@@ -76,13 +77,17 @@ export async function resolveReplicaPath(root: string, requested: string, receiv
   } catch {
     throw new PathOutsideRootError(requested, `its directory ${path.dirname(lexical)} does not exist`)
   }
-  if (realParent !== realRoot && !inside(realRoot, realParent)) throw new PathOutsideRootError(requested, 'its directory is a symlink that leads out of the root')
+  if (realParent !== realRoot && !inside(realRoot, realParent))
+    throw new PathOutsideRootError(requested, 'its directory is a symlink that leads out of the root')
   await checkOwnedDirs(realRoot, realParent, requested)
   const final = path.join(realParent, path.basename(lexical))
-  if (RESERVED.some((r) => r.test(path.basename(final)))) throw new PathOutsideRootError(requested, 'the name is one the receiver keeps for its own files beside a replica (.vdrep, .vdrep-journal, .vdrep.lock)')
+  if (RESERVED.some((r) => r.test(path.basename(final))))
+    throw new PathOutsideRootError(requested, 'the name is one the receiver keeps for its own files beside a replica (.vdrep, .vdrep-journal, .vdrep.lock)')
   for (const own of receiverFiles) {
     if (await isReceiverFile(final, own)) {
-      throw new UsageError('REPLICA_IS_RECEIVER_FILE', `refusing replica path '${requested}': it is the receiver's own file ${own}`, {hint: 'give a replica path that names no file of vdrep serve (its --log-file, its config)'})
+      throw new UsageError('REPLICA_IS_RECEIVER_FILE', `refusing replica path '${requested}': it is the receiver's own file ${own}`, {
+        hint: 'give a replica path that names no file of vdrep serve (its --log-file, its config)',
+      })
     }
   }
   try {

@@ -87,7 +87,8 @@ export function decodeReplicaState(b: Buffer): ReplicaState {
   if (typeof v.complete !== 'boolean') throw corrupt('field complete')
   for (const k of ['resumeBlock', 'diskSize', 'blockSize', 'hashAlgo', 'generation', 'lastSeq', 'size', 'updatedMs'] as const) num(k)
   for (const k of ['digest', 'mtimeNs', 'ctimeNs'] as const) if (typeof v[k] !== 'string') throw corrupt(`field ${k}`)
-  for (const k of ['commit', 'prevCommit'] as const) if (v[k] !== undefined && (typeof v[k] !== 'string' || !/^[0-9a-f]{32}$/.test(v[k]))) throw corrupt(`field ${k}`)
+  for (const k of ['commit', 'prevCommit'] as const)
+    if (v[k] !== undefined && (typeof v[k] !== 'string' || !/^[0-9a-f]{32}$/.test(v[k]))) throw corrupt(`field ${k}`)
   if (v.diverged !== undefined && typeof v.diverged !== 'boolean') throw corrupt('field diverged')
   if (v.doubt !== undefined && (typeof v.doubt !== 'string' || v.doubt.length > 500)) throw corrupt('field doubt')
   return v as ReplicaState

@@ -86,7 +86,8 @@ export const MAX_CONNECTION_CAP = 4096
 
 function cap(file: string, v: unknown, field: string): number | undefined {
   if (v === undefined) return undefined
-  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > MAX_CONNECTION_CAP) throw bad(file, `${field} must be a whole number between 1 and ${MAX_CONNECTION_CAP}`)
+  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > MAX_CONNECTION_CAP)
+    throw bad(file, `${field} must be a whole number between 1 and ${MAX_CONNECTION_CAP}`)
   return v as number
 }
 
@@ -120,8 +121,16 @@ export function parseServeConfig(file: string, text: string): FileSettings {
     else if (typeof idle === 'string') idleTimeoutMs = parseDuration(idle, `${file}: idleTimeout`) * 1000
     else throw bad(file, 'idleTimeout must be seconds or a duration like "5m"')
   }
-  return {root, fullsyncPort: port(file, o['fullsyncPort'], 'fullsyncPort'), deltaPort: port(file, o['deltaPort'], 'deltaPort'), listen: str(file, o['listen'], 'listen'), logFile, idleTimeoutMs,
-    maxConnections: cap(file, o['maxConnections'], 'maxConnections'), maxConnectionsPerUid: cap(file, o['maxConnectionsPerUid'], 'maxConnectionsPerUid')}
+  return {
+    root,
+    fullsyncPort: port(file, o['fullsyncPort'], 'fullsyncPort'),
+    deltaPort: port(file, o['deltaPort'], 'deltaPort'),
+    listen: str(file, o['listen'], 'listen'),
+    logFile,
+    idleTimeoutMs,
+    maxConnections: cap(file, o['maxConnections'], 'maxConnections'),
+    maxConnectionsPerUid: cap(file, o['maxConnectionsPerUid'], 'maxConnectionsPerUid'),
+  }
 }
 
 async function readConfigFile(file: string, required: boolean): Promise<FileSettings | undefined> {

@@ -63,7 +63,10 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
       }
     }
     const served = handleConnection(socket, {
-      root: ctx.root, modes: conn.modes, idleTimeoutMs: ctx.idleTimeoutMs, receiverFiles: ctx.receiverFiles,
+      root: ctx.root,
+      modes: conn.modes,
+      idleTimeoutMs: ctx.idleTimeoutMs,
+      receiverFiles: ctx.receiverFiles,
       // The session line below names `what` already: a line about it adds only its text.
       log: (text, subject) => lines.push(subject === what ? text : sessionLine(text, subject)),
       // Not locked here (the path did not resolve when peeked: a folder made since, say): the

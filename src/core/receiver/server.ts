@@ -71,7 +71,10 @@ export class ReceiverServer {
   private constructor(private readonly opts: ReceiverServerOptions) {
     this.log = opts.log ?? (() => {})
     this.allowedUid = opts.allowedUid ?? process.getuid?.() ?? -1
-    this.caps = new ConnectionCaps({maxConnections: opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS, maxConnectionsPerUid: opts.maxConnectionsPerUid ?? DEFAULT_MAX_CONNECTIONS_PER_UID}, this.log)
+    this.caps = new ConnectionCaps(
+      {maxConnections: opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS, maxConnectionsPerUid: opts.maxConnectionsPerUid ?? DEFAULT_MAX_CONNECTIONS_PER_UID},
+      this.log,
+    )
   }
 
   /** Check the root and the address, then listen on every port; rejects if any port fails. */
@@ -83,11 +86,17 @@ export class ReceiverServer {
       })
     }
     const st = await fs.promises.stat(opts.root).catch(() => undefined)
-    if (!st?.isDirectory()) throw new UsageError('ROOT_MISSING', `the receiver root ${opts.root} is not a directory`, {hint: 'create it, or point --root or the config file at the folder replicas go under'})
+    if (!st?.isDirectory())
+      throw new UsageError('ROOT_MISSING', `the receiver root ${opts.root} is not a directory`, {
+        hint: 'create it, or point --root or the config file at the folder replicas go under',
+      })
     const ports = opts.listeners.map((l) => l.port)
     if (new Set(ports).size !== ports.length) throw new UsageError('BAD_PORT', `the receiver ports must differ (got ${ports.join(', ')})`)
     const server = new ReceiverServer(opts)
-    if (!kernelLocksInUse()) server.log('warning: the native addon is missing, so replicas are locked through abstract unix sockets: they exclude other vdrep processes of this network namespace only, and only ones that also run without the addon')
+    if (!kernelLocksInUse())
+      server.log(
+        'warning: the native addon is missing, so replicas are locked through abstract unix sockets: they exclude other vdrep processes of this network namespace only, and only ones that also run without the addon',
+      )
     await recoverJournalsUnder(opts.root, (replica) => server.lockReplica(replica), server.log)
     try {
       for (const spec of opts.listeners) {
@@ -115,10 +124,16 @@ export class ReceiverServer {
       const srv = net.createServer({noDelay: true, pauseOnConnect: true}, (socket) => this.accept(socket, spec))
       srv.once('error', (err: NodeJS.ErrnoException) => {
         const inUse = err.code === 'EADDRINUSE'
-        reject(new VdrepError(inUse ? 'PORT_IN_USE' : 'LISTEN_FAILED', `cannot listen on ${LOOPBACK}:${spec.port}: ${inUse ? 'something already listens there' : err.message}`, {
-          cause: err,
-          hint: inUse ? 'another vdrep serve may already run (check with: ss -ltnp); or choose other ports with --fullsync-port/--delta-port' : undefined,
-        }))
+        reject(
+          new VdrepError(
+            inUse ? 'PORT_IN_USE' : 'LISTEN_FAILED',
+            `cannot listen on ${LOOPBACK}:${spec.port}: ${inUse ? 'something already listens there' : err.message}`,
+            {
+              cause: err,
+              hint: inUse ? 'another vdrep serve may already run (check with: ss -ltnp); or choose other ports with --fullsync-port/--delta-port' : undefined,
+            },
+          ),
+        )
       })
       srv.listen({host: LOOPBACK, port: spec.port, exclusive: true}, () => {
         srv.removeAllListeners('error')
@@ -141,17 +156,26 @@ export class ReceiverServer {
       // Another user's (or a gone peer's) connection: one kernel lookup, then closed; a log
       // line at most once per interval (the others are counted in the next one).
       const who = uid === undefined ? 'an unknown uid (the peer socket is gone or held by no process)' : `uid ${uid}`
-      this.caps.refusedPeer(() => `session ${id} port ${spec.port}: refused a connection from ${socket.remoteAddress}:${socket.remotePort} owned by ${who}; only uid ${this.allowedUid} (the receiver's user, logged in over SSH) may connect`)
-      refuse(socket, new VdrepError('PEER_REFUSED', `the receiver accepts connections only from its own user (uid ${this.allowedUid}); this one came from ${who}`, {
-        hint: 'log in over SSH as the user vdrep serve runs as (the target\'s user@ part)',
-      }))
+      this.caps.refusedPeer(
+        () =>
+          `session ${id} port ${spec.port}: refused a connection from ${socket.remoteAddress}:${socket.remotePort} owned by ${who}; only uid ${this.allowedUid} (the receiver's user, logged in over SSH) may connect`,
+      )
+      refuse(
+        socket,
+        new VdrepError('PEER_REFUSED', `the receiver accepts connections only from its own user (uid ${this.allowedUid}); this one came from ${who}`, {
+          hint: "log in over SSH as the user vdrep serve runs as (the target's user@ part)",
+        }),
+      )
       closeWhenSent(socket, () => this.caps.closed())
       return
     }
     if (!this.caps.startSession(uid)) {
-      refuse(socket, new VdrepError('RECEIVER_BUSY', `the receiver already serves ${this.caps.limits.maxConnectionsPerUid} connections for uid ${uid}, its cap per user`, {
-        hint: 'wait for running pushes and full syncs to finish, or raise maxConnectionsPerUid in the receiver config (vdrep-serve(1))',
-      }))
+      refuse(
+        socket,
+        new VdrepError('RECEIVER_BUSY', `the receiver already serves ${this.caps.limits.maxConnectionsPerUid} connections for uid ${uid}, its cap per user`, {
+          hint: 'wait for running pushes and full syncs to finish, or raise maxConnectionsPerUid in the receiver config (vdrep-serve(1))',
+        }),
+      )
       closeWhenSent(socket, () => this.caps.closed())
       return
     }
@@ -160,7 +184,13 @@ export class ReceiverServer {
     if (adopted) adopted.socket.on('error', () => {})
     else socket.resume()
     const s = adopted?.socket ?? socket
-    const ctx = {root: this.opts.root, receiverFiles: this.opts.receiverFiles, idleTimeoutMs: this.opts.idleTimeoutMs, lockReplica: (replica: string) => this.lockReplica(replica), log: this.log}
+    const ctx = {
+      root: this.opts.root,
+      receiverFiles: this.opts.receiverFiles,
+      idleTimeoutMs: this.opts.idleTimeoutMs,
+      lockReplica: (replica: string) => this.lockReplica(replica),
+      log: this.log,
+    }
     const reader = new FrameReader(adopted?.reader ?? s, this.opts.idleTimeoutMs ?? 0)
     const done = serveConnection(ctx, {id, socket: s, port: spec.port, modes: spec.modes, uid, reader}).finally(() => {
       this.running.delete(id)
@@ -190,9 +220,13 @@ export class ReceiverServer {
       await Promise.race([Promise.all(pending.map((r) => r.done)), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))])
       clearTimeout(timer)
       // Between two frames (socket writes are whole frames), tell each client why, then hang up.
-      const why = new VdrepError('RECEIVER_STOPPING', 'the receiver on the replica host is shutting down; the replica stays marked incomplete and the next run resumes from its last checkpoint', {
-        hint: 'run the command again once vdrep serve is back (auto-start or systemd starts it)',
-      })
+      const why = new VdrepError(
+        'RECEIVER_STOPPING',
+        'the receiver on the replica host is shutting down; the replica stays marked incomplete and the next run resumes from its last checkpoint',
+        {
+          hint: 'run the command again once vdrep serve is back (auto-start or systemd starts it)',
+        },
+      )
       for (const r of this.running.values()) {
         aborted++
         refuse(r.socket, why)

@@ -44,7 +44,10 @@ export interface ReceiverOptions {
 const MAX_DISK_SIZE = 2 ** 52
 
 function checkHello(h: Hello, modes: number[]): void {
-  if (h.version !== PROTOCOL_VERSION) throw new ProtocolError('VERSION_MISMATCH', `client speaks protocol version ${h.version}; this receiver speaks ${PROTOCOL_VERSION}`, {hint: 'install the same vdrep release on both hosts'})
+  if (h.version !== PROTOCOL_VERSION)
+    throw new ProtocolError('VERSION_MISMATCH', `client speaks protocol version ${h.version}; this receiver speaks ${PROTOCOL_VERSION}`, {
+      hint: 'install the same vdrep release on both hosts',
+    })
   if (!modes.includes(h.mode)) throw new ProtocolError('WRONG_PORT', `mode ${h.mode} is not served on this port`)
   if (!isKnownHashAlgo(h.hashAlgo)) throw new ProtocolError('BAD_HASH', `unknown hash algorithm ${h.hashAlgo}`)
   if (!validBlockSize(h.blockSize)) throw new ProtocolError('BAD_BLOCK_SIZE', `block size ${h.blockSize} is not a power of two between 4 KiB and 4 MiB`)
@@ -67,7 +70,9 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
     const replica = await resolveReplicaPath(opts.root, hello.path, opts.receiverFiles)
     what = replica
     if (replica !== opts.heldReplica) {
-      release = opts.lockAcrossProcesses ? await acquireReplica(replica, 'another vdrep process (a local full sync or push, or vdrep serve)') : claimReplica(replica)
+      release = opts.lockAcrossProcesses
+        ? await acquireReplica(replica, 'another vdrep process (a local full sync or push, or vdrep serve)')
+        : claimReplica(replica)
     }
     if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, reader, writer, log)
     else if (hello.mode === SyncMode.DELTA) await runDeltaSession(hello, replica, reader, writer, log)

@@ -68,9 +68,27 @@ export interface StatusOptions {
 
 function emptyRow(disk: string): DiskStatusRow {
   return {
-    disk, target: null, tracking: false, tracker: null, state: 'Error', reason: null,
-    dirtyBlocks: 0, inflightBlocks: 0, pendingBlocks: 0, bytesPending: 0, blockSize: null, diskSize: null,
-    lastSyncMs: null, lastSync: null, lastSeq: null, generation: null, rpoSeconds: null, ageSeconds: null, rpoViolated: false, untrusted: false, error: null,
+    disk,
+    target: null,
+    tracking: false,
+    tracker: null,
+    state: 'Error',
+    reason: null,
+    dirtyBlocks: 0,
+    inflightBlocks: 0,
+    pendingBlocks: 0,
+    bytesPending: 0,
+    blockSize: null,
+    diskSize: null,
+    lastSyncMs: null,
+    lastSync: null,
+    lastSeq: null,
+    generation: null,
+    rpoSeconds: null,
+    ageSeconds: null,
+    rpoViolated: false,
+    untrusted: false,
+    error: null,
   }
 }
 
@@ -164,10 +182,12 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     const full = flagDoubt(h)
     if (h.flags & HeaderFlag.REPLICA_DIVERGED) {
       row.state = 'Diverged'
-      row.reason = 'the replica host refused the last sync: the replica was written outside vdrep since its last commit, or is open by another program; nothing is sent to it until `vdrep fullsync --discard-replica-changes` (its changes are lost)'
+      row.reason =
+        'the replica host refused the last sync: the replica was written outside vdrep since its last commit, or is open by another program; nothing is sent to it until `vdrep fullsync --discard-replica-changes` (its changes are lost)'
     } else if (h.flags & HeaderFlag.REPLICA_FOREIGN) {
       row.state = 'Foreign replica'
-      row.reason = 'the replica host refused the last sync: the replica belongs to another source; give this disk another target, or hand the replica over with `vdrep fullsync --take-over-replica`'
+      row.reason =
+        'the replica host refused the last sync: the replica belongs to another source; give this disk another target, or hand the replica over with `vdrep fullsync --take-over-replica`'
     } else if (full) {
       row.state = 'Full sync needed'
       row.reason = full.message
@@ -180,7 +200,8 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
       // The tracker clears the clean-stop flag while it runs, and a push or scan without one
       // sets it again: a flag still clear with no tracker answering is a tracker that died.
       row.state = 'Error'
-      row.reason = 'a tracker was running (the .psf records no clean stop) but none answers on the control socket: it was killed or hung; its record is kept, restart `vdrep track`'
+      row.reason =
+        'a tracker was running (the .psf records no clean stop) but none answers on the control socket: it was killed or hung; its record is kept, restart `vdrep track`'
     } else {
       const stamp = await stampOf(disk).catch((err: unknown) => {
         row.error = errorOf(err)
@@ -205,7 +226,9 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
         if (row.state !== 'Full sync needed' && row.state !== 'Diverged' && row.state !== 'Foreign replica') {
           const why = future
             ? `the last sync is recorded ${formatDuration(Math.ceil(((row.lastSyncMs ?? 0) - now) / 1000))} in the future (the clock went back), so the replica's age is unknown; the next \`push --if-due\` runs`
-            : age === null ? 'never synced' : `the replica is ${formatDuration(age)} old, past the RPO of ${formatDuration(row.rpoSeconds)}`
+            : age === null
+              ? 'never synced'
+              : `the replica is ${formatDuration(age)} old, past the RPO of ${formatDuration(row.rpoSeconds)}`
           row.reason = row.reason ? `${why}; ${row.reason}` : why
           row.state = 'RPO violation'
         }
@@ -234,7 +257,10 @@ export async function statusRows(disks: string[], opts: StatusOptions & {dir?: s
 /** Disks that have a `<disk>.psf` in `dir`. */
 export async function disksIn(dir: string): Promise<string[]> {
   const names = await fs.readdir(dir).catch(() => [] as string[])
-  return names.filter((n) => n.endsWith('.psf') && n.length > 4).sort().map((n) => path.join(dir, n.slice(0, -4)))
+  return names
+    .filter((n) => n.endsWith('.psf') && n.length > 4)
+    .sort()
+    .map((n) => path.join(dir, n.slice(0, -4)))
 }
 
 /** The identity rule's refusal for this record and the disk in front of it, or null (read only). */

@@ -12,7 +12,18 @@ import {PeerGoneError, ProtocolError, RemoteError, TransportError, VdrepError} f
 import {Bitmap} from '../psf/bitmap.js'
 import {SocketReader} from '../transport/socket-reader.js'
 import type {FreezeInfo} from './freezer.js'
-import {BLOCK_HASH_ENTRY, CONTROL_HEADER_SIZE, decodeHeader, decodeJson, encodeBlockHashes, encodeFrame, FrameKind, MAX_REQUEST_DATA, parseError, type ControlRequest} from './control-protocol.js'
+import {
+  BLOCK_HASH_ENTRY,
+  CONTROL_HEADER_SIZE,
+  decodeHeader,
+  decodeJson,
+  encodeBlockHashes,
+  encodeFrame,
+  FrameKind,
+  MAX_REQUEST_DATA,
+  parseError,
+  type ControlRequest,
+} from './control-protocol.js'
 import type {ReplicaRefusal} from '../psf/header.js'
 import type {CommitRecord, ProvedSync, RecordWriter} from '../change-record/writer.js'
 import {HASHES_PER_PAGE} from '../psf/layout.js'
@@ -111,7 +122,9 @@ export class TrackerControlClient implements RecordWriter {
         const gone = err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
         reject(
           gone
-            ? new VdrepError('TRACKER_NOT_RUNNING', `no tracker is running for ${disk} (nothing answers on ${socketPath})`, {hint: 'start one with `vdrep track <disk> --nbd ...`'})
+            ? new VdrepError('TRACKER_NOT_RUNNING', `no tracker is running for ${disk} (nothing answers on ${socketPath})`, {
+                hint: 'start one with `vdrep track <disk> --nbd ...`',
+              })
             : new TransportError('TRACKER_CONNECT', `cannot connect to the tracker's control socket ${socketPath}: ${err.message}`, {cause: err}),
         )
       })
@@ -141,8 +154,15 @@ export class TrackerControlClient implements RecordWriter {
   async freeze(opts: {preserve?: boolean} = {}): Promise<FreezeResult> {
     const {body, data} = await this.request({op: 'freeze', preserve: opts.preserve !== false})
     const blockCount = num(body, 'blockCount')
-    if (data.length !== Math.ceil(blockCount / 8)) throw new ProtocolError('CONTROL_BAD_REPLY', `freeze: bitmap of ${data.length} bytes for ${blockCount} blocks`)
-    return {blockSize: num(body, 'blockSize'), diskSize: num(body, 'diskSize'), blockCount, blocks: num(body, 'blocks'), bitmap: new Bitmap(blockCount, new Uint8Array(data))}
+    if (data.length !== Math.ceil(blockCount / 8))
+      throw new ProtocolError('CONTROL_BAD_REPLY', `freeze: bitmap of ${data.length} bytes for ${blockCount} blocks`)
+    return {
+      blockSize: num(body, 'blockSize'),
+      diskSize: num(body, 'diskSize'),
+      blockCount,
+      blocks: num(body, 'blocks'),
+      bitmap: new Bitmap(blockCount, new Uint8Array(data)),
+    }
   }
 
   /** Blocks [first, first+count) as of the freeze (the last block of the disk may be short). */
@@ -218,7 +238,11 @@ export class TrackerControlClient implements RecordWriter {
     if (this.socket.destroyed) throw gone()
     for (const part of encodeFrame(FrameKind.REQUEST, req, data)) this.socket.write(part)
     let timer: NodeJS.Timeout | undefined
-    if (this.timeoutMs > 0) timer = setTimeout(() => this.reader.cancel(new TransportError('TRACKER_TIMEOUT', `the tracker did not answer "${req.op}" within ${this.timeoutMs} ms`)), this.timeoutMs)
+    if (this.timeoutMs > 0)
+      timer = setTimeout(
+        () => this.reader.cancel(new TransportError('TRACKER_TIMEOUT', `the tracker did not answer "${req.op}" within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      )
     try {
       const h = decodeHeader(await this.reader.read(CONTROL_HEADER_SIZE), 'tracker')
       const body = decodeJson(await this.reader.read(h.jsonLength))
@@ -239,11 +263,16 @@ export class TrackerControlClient implements RecordWriter {
 }
 
 function gone(cause?: unknown): TransportError {
-  return new TransportError('TRACKER_GONE', 'the tracker closed the control connection; a push in progress must abort (its blocks are handed back to the change record)', {cause})
+  return new TransportError(
+    'TRACKER_GONE',
+    'the tracker closed the control connection; a push in progress must abort (its blocks are handed back to the change record)',
+    {cause},
+  )
 }
 
 function num(o: Record<string, unknown>, field: string): number {
   const v = o[field]
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ProtocolError('CONTROL_BAD_REPLY', `the tracker's reply has a bad "${field}": ${JSON.stringify(v)}`)
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw new ProtocolError('CONTROL_BAD_REPLY', `the tracker's reply has a bad "${field}": ${JSON.stringify(v)}`)
   return v
 }

@@ -150,7 +150,8 @@ function count(op: string, o: Record<string, unknown>, field: string): number {
 
 function commitId(op: string, o: Record<string, unknown>): string {
   const v = o.commitId
-  if (typeof v !== 'string' || !/^[0-9a-f]{32}$/.test(v)) throw bad('CONTROL_BAD_REQUEST', `${op}: "commitId" must be 32 lower-case hex digits, got ${JSON.stringify(v)}`)
+  if (typeof v !== 'string' || !/^[0-9a-f]{32}$/.test(v))
+    throw bad('CONTROL_BAD_REQUEST', `${op}: "commitId" must be 32 lower-case hex digits, got ${JSON.stringify(v)}`)
   return v
 }
 
@@ -159,7 +160,8 @@ export function parseRequest(o: Record<string, unknown>, dataLength = 0): Contro
   const req = parseRequestJson(o)
   const unit = DATA_UNIT[req.op]
   if (unit === undefined && dataLength !== 0) throw bad('CONTROL_BAD_REQUEST', `${req.op}: takes no data, got ${dataLength} bytes`)
-  if (unit !== undefined && (dataLength === 0 || dataLength % unit !== 0)) throw bad('CONTROL_BAD_REQUEST', `${req.op}: data must be a positive multiple of ${unit} bytes, got ${dataLength}`)
+  if (unit !== undefined && (dataLength === 0 || dataLength % unit !== 0))
+    throw bad('CONTROL_BAD_REQUEST', `${req.op}: data must be a positive multiple of ${unit} bytes, got ${dataLength}`)
   return req
 }
 
@@ -170,7 +172,8 @@ function parseRequestJson(o: Record<string, unknown>): ControlRequest {
     case 'beginFullSync':
       return {op: o.op}
     case 'freeze':
-      if (o.preserve !== undefined && typeof o.preserve !== 'boolean') throw bad('CONTROL_BAD_REQUEST', `freeze: "preserve" must be true or false, got ${JSON.stringify(o.preserve)}`)
+      if (o.preserve !== undefined && typeof o.preserve !== 'boolean')
+        throw bad('CONTROL_BAD_REQUEST', `freeze: "preserve" must be true or false, got ${JSON.stringify(o.preserve)}`)
       return {op: 'freeze', preserve: o.preserve !== false}
     case 'read':
       if (!isCount(o.first)) throw bad('CONTROL_BAD_REQUEST', `read: "first" must be a non-negative integer, got ${JSON.stringify(o.first)}`)
@@ -183,16 +186,32 @@ function parseRequestJson(o: Record<string, unknown>): ControlRequest {
     case 'adoptCommitted':
       return {op: o.op, seq: count(o.op, o, 'seq')}
     case 'commit':
-      return {op: 'commit', seq: count('commit', o, 'seq'), pointInTimeMs: count('commit', o, 'pointInTimeMs'), diskSize: count('commit', o, 'diskSize'), commitId: commitId('commit', o)}
+      return {
+        op: 'commit',
+        seq: count('commit', o, 'seq'),
+        pointInTimeMs: count('commit', o, 'pointInTimeMs'),
+        diskSize: count('commit', o, 'diskSize'),
+        commitId: commitId('commit', o),
+      }
     case 'indexRun':
       return {op: 'indexRun', first: count('indexRun', o, 'first')}
     case 'replicaRefused':
-      if (o.code !== 'REPLICA_DIVERGED' && o.code !== 'REPLICA_FOREIGN') throw bad('CONTROL_BAD_REQUEST', `replicaRefused: "code" must be REPLICA_DIVERGED or REPLICA_FOREIGN, got ${JSON.stringify(o.code)}`)
+      if (o.code !== 'REPLICA_DIVERGED' && o.code !== 'REPLICA_FOREIGN')
+        throw bad('CONTROL_BAD_REQUEST', `replicaRefused: "code" must be REPLICA_DIVERGED or REPLICA_FOREIGN, got ${JSON.stringify(o.code)}`)
       return {op: 'replicaRefused', code: o.code}
     case 'provedSync':
-      return {op: 'provedSync', diskSize: count('provedSync', o, 'diskSize'), replicaSeq: count('provedSync', o, 'replicaSeq'), syncedMs: count('provedSync', o, 'syncedMs'), commitId: commitId('provedSync', o)}
+      return {
+        op: 'provedSync',
+        diskSize: count('provedSync', o, 'diskSize'),
+        replicaSeq: count('provedSync', o, 'replicaSeq'),
+        syncedMs: count('provedSync', o, 'syncedMs'),
+        commitId: commitId('provedSync', o),
+      }
     default:
-      throw bad('CONTROL_UNKNOWN_OP', `unknown operation ${JSON.stringify(o.op)}; known: status, freeze, read, complete, beginCommit, adoptCommitted, blockHashes, commit, beginFullSync, indexRun, provedSync, replicaRefused`)
+      throw bad(
+        'CONTROL_UNKNOWN_OP',
+        `unknown operation ${JSON.stringify(o.op)}; known: status, freeze, read, complete, beginCommit, adoptCommitted, blockHashes, commit, beginFullSync, indexRun, provedSync, replicaRefused`,
+      )
   }
 }
 

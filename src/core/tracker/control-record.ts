@@ -12,7 +12,9 @@ const HASH_BYTES = 32
 export function recordTransitions(record: ChangeRecord): (req: RecordRequest, data: Buffer) => Promise<object> {
   const sameSize = (op: string, diskSize: number) => {
     if (diskSize !== record.header.diskSize) {
-      throw new UsageError('CONTROL_BAD_SIZE', `${op}: a disk of ${diskSize} bytes, but this tracker records one of ${record.header.diskSize}`, {hint: 'restart `vdrep track` after a disk is resized'})
+      throw new UsageError('CONTROL_BAD_SIZE', `${op}: a disk of ${diskSize} bytes, but this tracker records one of ${record.header.diskSize}`, {
+        hint: 'restart `vdrep track` after a disk is resized',
+      })
     }
   }
   return async (req, data) => {
@@ -36,7 +38,10 @@ export function recordTransitions(record: ChangeRecord): (req: RecordRequest, da
       case 'indexRun': {
         const n = data.length / HASH_BYTES
         if (req.first % HASHES_PER_PAGE !== 0 || req.first + n > record.blockCount) {
-          throw new UsageError('CONTROL_BAD_RANGE', `indexRun: ${n} hashes at block ${req.first} do not start an index page inside the disk's ${record.blockCount} blocks`)
+          throw new UsageError(
+            'CONTROL_BAD_RANGE',
+            `indexRun: ${n} hashes at block ${req.first} do not start an index page inside the disk's ${record.blockCount} blocks`,
+          )
         }
         await record.writeIndexRun(req.first, data)
         break

@@ -203,7 +203,10 @@ export class DirtyLog {
         for (let j = 0, at = p * PAGE_BYTES; j < snap.length; j++, at++) d[at] |= snap[j]
       })
     })
-      .then(() => batch.resolve(), (err: Error) => batch.reject(err))
+      .then(
+        () => batch.resolve(),
+        (err: Error) => batch.reject(err),
+      )
       .finally(() => {
         this.flushing = null
         // Requests that came during this batch's fdatasync go now, together.

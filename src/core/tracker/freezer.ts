@@ -72,7 +72,17 @@ export class Freezer {
 
   get info(): FreezeInfo | null {
     const f = this.current
-    return f && {owner: f.owner, blocks: f.blocks, cowBytes: f.cow.bytes, cowLimit: f.cow.limit, cancelled: f.cancelled, startedMs: f.startedMs, preserve: f.preserve}
+    return (
+      f && {
+        owner: f.owner,
+        blocks: f.blocks,
+        cowBytes: f.cow.bytes,
+        cowLimit: f.cow.limit,
+        cancelled: f.cancelled,
+        startedMs: f.startedMs,
+        preserve: f.preserve,
+      }
+    )
   }
 
   /** Freeze for `owner` (a control connection); returns the frozen set. */
@@ -90,14 +100,17 @@ export class Freezer {
   /** Blocks [first, first+count) as they were at the freeze; all must be in the frozen set. */
   async read(owner: number, first: number, count: number): Promise<Buffer> {
     const f = this.owned(owner)
-    if (!f.preserve) throw new StateError('CONTROL_NO_PRESERVE', 'this freeze keeps no old contents (it was asked with preserve: false); read the disk directly')
+    if (!f.preserve)
+      throw new StateError('CONTROL_NO_PRESERVE', 'this freeze keeps no old contents (it was asked with preserve: false); read the disk directly')
     const {blockSize: bs, diskSize, blockCount} = this.geo
     if (!Number.isSafeInteger(first) || !Number.isSafeInteger(count) || first < 0 || count < 1 || first + count > blockCount) {
       throw new UsageError('CONTROL_BAD_RANGE', `read of ${count} blocks at block ${first} is outside the disk's ${blockCount} blocks`)
     }
-    if (count * bs > MAX_READ_BYTES) throw new UsageError('CONTROL_BAD_RANGE', `read of ${count} blocks is more than the ${MAX_READ_BYTES}-byte limit of one read`)
+    if (count * bs > MAX_READ_BYTES)
+      throw new UsageError('CONTROL_BAD_RANGE', `read of ${count} blocks is more than the ${MAX_READ_BYTES}-byte limit of one read`)
     for (let b = first; b < first + count; b++) {
-      if (!this.log.inflight.get(b)) throw new UsageError('CONTROL_NOT_FROZEN', `block ${b} is not in the frozen set; only frozen blocks can be read as of the freeze`)
+      if (!this.log.inflight.get(b))
+        throw new UsageError('CONTROL_NOT_FROZEN', `block ${b} is not in the frozen set; only frozen blocks can be read as of the freeze`)
     }
     const start = first * bs
     const len = Math.min(count * bs, diskSize - start)
@@ -105,7 +118,7 @@ export class Freezer {
     try {
       if (f.cancelled || this.current !== f) throw this.cancelledError(f)
       const out = Buffer.allocUnsafe(len)
-      for (let b = first; b < first + count; ) {
+      for (let b = first; b < first + count;) {
         const kept = await f.cow.read(b)
         if (kept) {
           kept.copy(out, (b - first) * bs)
@@ -230,7 +243,9 @@ export class Freezer {
     if (this.log.broken) throw this.log.broken
     const f = this.current
     if (f) {
-      const why = f.ending ? 'the previous freeze is still being handed back; retry in a moment' : 'another client holds the freeze (a push or a full sync is running)'
+      const why = f.ending
+        ? 'the previous freeze is still being handed back; retry in a moment'
+        : 'another client holds the freeze (a push or a full sync is running)'
       throw new StateError('FREEZE_BUSY', `cannot freeze: ${why}`)
     }
   }

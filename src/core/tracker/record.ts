@@ -31,7 +31,8 @@ export interface OpenRecord {
 export function recordUnusable(disk: string, err: unknown): VdrepError {
   const e = err as VdrepError
   const missing = e?.code === 'PSF_MISSING'
-  if (!(err instanceof StateError)) return err instanceof VdrepError ? err : new StateError('PSF_UNREADABLE', String((err as Error)?.message ?? err), {cause: err})
+  if (!(err instanceof StateError))
+    return err instanceof VdrepError ? err : new StateError('PSF_UNREADABLE', String((err as Error)?.message ?? err), {cause: err})
   return new FullSyncNeededError(`cannot track ${disk}: ${e.message}; the change record cannot be trusted and a full sync is needed`, {
     cause: err,
     hint: missing

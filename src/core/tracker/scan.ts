@@ -148,7 +148,11 @@ export async function scanDisk(diskArg: string, opts: ScanOptions = {}): Promise
         const zeroHashOf = (b: number) => hasher.zeroHash(Math.min(bs, source.size - b * bs))
         for await (const chunk of readChunks(source, source.size, bs, MAPPED_SCAN_CHUNK, hasher, () => true)) {
           const {first, count} = chunk
-          compare(first, count, digestSlots(chunk.sums as BlockSums, 0, count, (i) => zeroHashOf(first + i)))
+          compare(
+            first,
+            count,
+            digestSlots(chunk.sums as BlockSums, 0, count, (i) => zeroHashOf(first + i)),
+          )
         }
       }
       // Every thread claims chunk indexes from one counter until they run out.

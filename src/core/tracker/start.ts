@@ -18,7 +18,10 @@ export async function startTracking(disk: string, opts: TrackerOptions): Promise
     return {tracker: await Tracker.start(disk, opts)}
   } catch (err) {
     if (!(err instanceof VdrepError) || err.code !== 'DISK_CTIME_CHANGED') throw err
-    opts.log?.('info', `only the disk's ctime changed since the record was last complete (chmod, chown or a new link): checking every block against the block hash index of the last sync before serving (a local read)`)
+    opts.log?.(
+      'info',
+      `only the disk's ctime changed since the record was last complete (chmod, chown or a new link): checking every block against the block hash index of the last sync before serving (a local read)`,
+    )
     const verified = await scanDisk(disk, {log: opts.log})
     opts.log?.('info', `checked ${verified.blocksScanned} blocks: ${verified.blocksNewlyMarked} changed and not yet marked, now marked`)
     return {tracker: await Tracker.start(disk, opts), verified}

@@ -119,14 +119,29 @@ export class Tracker {
         // Size and mtime as recorded, only the ctime moved (chmod, chown, a new link): the content
         // may well be unchanged, so the caller may resolve the doubt with a scan against the
         // block hash index (startTracking does) rather than send the user to run one.
-        if (!sized && doubt.kind === DoubtKind.WRITTEN_WITHOUT_TRACKER && h.flags & HeaderFlag.INDEX_VALID && stamp.size === h.sourceSize && stamp.mtimeNs === h.sourceMtimeNs) {
-          throw new VdrepError('DISK_CTIME_CHANGED', `cannot track ${disk} yet: only the disk's ctime changed since the record was last complete (chmod, chown or a new link; its size and mtime are as recorded)`, {
-            hint: `run \`vdrep track ${disk} --scan\`, then start the tracker again`,
-          })
+        if (
+          !sized &&
+          doubt.kind === DoubtKind.WRITTEN_WITHOUT_TRACKER &&
+          h.flags & HeaderFlag.INDEX_VALID &&
+          stamp.size === h.sourceSize &&
+          stamp.mtimeNs === h.sourceMtimeNs
+        ) {
+          throw new VdrepError(
+            'DISK_CTIME_CHANGED',
+            `cannot track ${disk} yet: only the disk's ctime changed since the record was last complete (chmod, chown or a new link; its size and mtime are as recorded)`,
+            {
+              hint: `run \`vdrep track ${disk} --scan\`, then start the tracker again`,
+            },
+          )
         }
-        throw new FullSyncNeededError(`cannot track ${disk}: ${doubt.message}; the change record does not cover ${sized ? 'the disk as it is now' : 'those writes'}`, {
-          hint: sized ? `run \`vdrep init --force ${disk} --to <target>\` and \`vdrep fullsync ${disk}\`` : `run \`vdrep track ${disk} --scan\` (or \`vdrep fullsync ${disk}\`), then start the tracker again`,
-        })
+        throw new FullSyncNeededError(
+          `cannot track ${disk}: ${doubt.message}; the change record does not cover ${sized ? 'the disk as it is now' : 'those writes'}`,
+          {
+            hint: sized
+              ? `run \`vdrep init --force ${disk} --to <target>\` and \`vdrep fullsync ${disk}\``
+              : `run \`vdrep track ${disk} --scan\` (or \`vdrep fullsync ${disk}\`), then start the tracker again`,
+          },
+        )
       }
       const bs = h.blockSize
       const blockCount = record.blockCount

@@ -60,7 +60,11 @@ async function connectInline(replica: string, opts: ConnectOptions): Promise<Car
   const {handleConnection} = await import('../receiver/session.js')
   // handleConnection answers every failure with an ERROR frame and never rejects; the catch
   // is for the impossible case, so that it cannot become an unhandled rejection.
-  const served = handleConnection(server, {root: path.dirname(replica), lockAcrossProcesses: true, log: (text, subject) => opts.log?.(sessionLine(text, subject))})
+  const served = handleConnection(server, {
+    root: path.dirname(replica),
+    lockAcrossProcesses: true,
+    log: (text, subject) => opts.log?.(sessionLine(text, subject)),
+  })
     .catch(() => {})
     .finally(() => {
       server.end()

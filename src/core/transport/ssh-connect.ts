@@ -100,8 +100,12 @@ async function openOrStart(transport: SshTransport, port: number, command: strin
     : started?.code !== 0
       ? `it exited ${started?.code ?? 'by a signal'}${started?.stderr.trim() ? `: ${started.stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`
       : `it returned, but nothing listened within ${AUTO_START_WAIT_MS / 1000} s`
-  throw new TransportError('RECEIVER_NOT_STARTED', `nothing listens on 127.0.0.1:${port} on ${transport.label}, and starting the receiver with '${command}' did not help: ${why}`, {
-    cause: last,
-    hint: 'start `vdrep serve` on the replica host (a systemd unit), or set the remote command with `vdrep init --serve-command`; a key restricted to tunnels (restrict,port-forwarding,permitopen=...) cannot start it',
-  })
+  throw new TransportError(
+    'RECEIVER_NOT_STARTED',
+    `nothing listens on 127.0.0.1:${port} on ${transport.label}, and starting the receiver with '${command}' did not help: ${why}`,
+    {
+      cause: last,
+      hint: 'start `vdrep serve` on the replica host (a systemd unit), or set the remote command with `vdrep init --serve-command`; a key restricted to tunnels (restrict,port-forwarding,permitopen=...) cannot start it',
+    },
+  )
 }

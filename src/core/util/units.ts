@@ -8,7 +8,8 @@ import {UsageError} from '../errors.js'
 export function parseSize(input: string, what: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(input)
   const n = m ? bytesLib.parse(`${m[1]}${m[2] ? `${m[2]}b` : ''}`) : null
-  if (n === null || !Number.isFinite(n) || n < 0) throw new UsageError('BAD_SIZE', `${what}: cannot read '${input}' as a size`, {hint: 'use a number of bytes or a suffix: 64k, 4M, 1G'})
+  if (n === null || !Number.isFinite(n) || n < 0)
+    throw new UsageError('BAD_SIZE', `${what}: cannot read '${input}' as a size`, {hint: 'use a number of bytes or a suffix: 64k, 4M, 1G'})
   return Math.floor(n)
 }
 
@@ -26,7 +27,8 @@ export function parseDuration(input: string, what: string): number {
   }
   // Rounded first, so that "1ms" is refused rather than read as 0 seconds.
   const seconds = v === undefined ? NaN : Math.round(v / 1000)
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('BAD_DURATION', `${what}: cannot read '${input}' as a duration`, {hint: 'use a number with a unit: 5m, 90m, 1h, 24h'})
+  if (!Number.isFinite(seconds) || seconds <= 0)
+    throw new UsageError('BAD_DURATION', `${what}: cannot read '${input}' as a duration`, {hint: 'use a number with a unit: 5m, 90m, 1h, 24h'})
   return seconds
 }
 

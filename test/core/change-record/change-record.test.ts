@@ -43,7 +43,10 @@ describe('change record transitions (one owner of the .psf)', () => {
   beforeEach(async () => {
     dir = await tempDir('vdrep-record-')
     file = psfPathFor(path.join(dir, 'disk.img'))
-    await ChangeRecord.init(file, {...newHeader({diskSize: SIZE, blockSize: BS, hashAlgo: 1, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}}), flags: HeaderFlag.NEEDS_FULL_SYNC})
+    await ChangeRecord.init(file, {
+      ...newHeader({diskSize: SIZE, blockSize: BS, hashAlgo: 1, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}}),
+      flags: HeaderFlag.NEEDS_FULL_SYNC,
+    })
     rec = await ChangeRecord.openOwned(file)
   })
   afterEach(async () => {
@@ -113,7 +116,7 @@ describe('change record transitions (one owner of the .psf)', () => {
     await rec.commit({seq: 5, pointInTimeMs: 1234, diskSize: SIZE, commitId: CID, stamp})
     let d = await onDisk(file)
     assert.deepEqual([d.h.lastSeq, d.h.pendingSeq, d.h.lastSyncMs, d.h.sourceMtimeNs], [5, 0, 1234, stamp.mtimeNs])
-    assert.deepEqual(d.h.lastCommit, CID, 'the commit id is the record\'s last commit')
+    assert.deepEqual(d.h.lastCommit, CID, "the commit id is the record's last commit")
     assert.ok(d.h.flags & HeaderFlag.CLEAN_SHUTDOWN)
     assert.deepEqual((await rec.readIndex()).hashes.subarray(130 * 32, 131 * 32), hash)
     // Through a tracker: no stamp, the flags stay the tracker's.

@@ -29,7 +29,16 @@ describe('change record claim (one writer at a time)', function () {
     dir = await tempDir('vdrep-claim-')
     disk = path.join(dir, 'disk.img')
     await fs.writeFile(disk, Buffer.alloc(SIZE))
-    await ChangeRecord.init(psfPathFor(disk), {...newHeader({diskSize: SIZE, blockSize: 4096, hashAlgo: 1, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}, identity: await identityOf(disk)}), flags: HeaderFlag.NEEDS_FULL_SYNC})
+    await ChangeRecord.init(psfPathFor(disk), {
+      ...newHeader({
+        diskSize: SIZE,
+        blockSize: 4096,
+        hashAlgo: 1,
+        settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2},
+        identity: await identityOf(disk),
+      }),
+      flags: HeaderFlag.NEEDS_FULL_SYNC,
+    })
   })
   afterEach(async () => fs.rm(dir, {recursive: true, force: true}))
 
@@ -39,7 +48,10 @@ describe('change record claim (one writer at a time)', function () {
       assert.equal(first.owned, first.record)
       assert.equal(first.writer, first.record)
       assert.equal(first.tracker, null)
-      await assert.rejects(claimRecord(disk, 'fullsync'), (err: {exitCode?: number; message: string}) => err.exitCode === 3 && /already working on/.test(err.message))
+      await assert.rejects(
+        claimRecord(disk, 'fullsync'),
+        (err: {exitCode?: number; message: string}) => err.exitCode === 3 && /already working on/.test(err.message),
+      )
       await first.writer.beginCommit(9)
     } finally {
       await first.release()
@@ -64,8 +76,12 @@ describe('change record claim (one writer at a time)', function () {
 
   it('with a tracker answering: the record opens read-only and the tracker is the writer', async () => {
     const server = await ControlServer.listen(controlSocketPath(await canonicalDisk(disk)), {
-      status: () => ({}), freeze: () => Promise.reject(new Error('x')), read: () => Promise.reject(new Error('x')),
-      complete: () => Promise.reject(new Error('x')), disconnected: () => {}, transition: async () => ({}),
+      status: () => ({}),
+      freeze: () => Promise.reject(new Error('x')),
+      read: () => Promise.reject(new Error('x')),
+      complete: () => Promise.reject(new Error('x')),
+      disconnected: () => {},
+      transition: async () => ({}),
     })
     try {
       const claim = await claimRecord(disk, 'push')

@@ -9,7 +9,11 @@ const s = {size: 8192, mtimeNs: 1_700_000_000_000_000_001n, ctimeNs: 1_700_000_0
 function header(flags: number, generation = 1): PsfHeader {
   return {
     ...newHeader({diskSize: 8192, blockSize: 4096, hashAlgo: 1, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}}),
-    flags, generation, sourceSize: s.size, sourceMtimeNs: s.mtimeNs, sourceCtimeNs: s.ctimeNs,
+    flags,
+    generation,
+    sourceSize: s.size,
+    sourceMtimeNs: s.mtimeNs,
+    sourceCtimeNs: s.ctimeNs,
   }
 }
 const untracked = {trackerRunning: false}
@@ -41,7 +45,11 @@ describe('change record doubt (one trust rule, typed reasons)', () => {
 
   it('after a clean stop, any change of size, mtime or ctime (to the nanosecond) with no tracker', () => {
     const h = header(HeaderFlag.CLEAN_SHUTDOWN)
-    for (const [now, re] of [[{...s, mtimeNs: s.mtimeNs + 1n}, /\(its mtime changed .* since the tracker stopped\)/], [{...s, ctimeNs: s.ctimeNs + 1n}, /its ctime changed/], [{...s, size: 16384}, /its size changed from 8192 to 16384 bytes/]] as const) {
+    for (const [now, re] of [
+      [{...s, mtimeNs: s.mtimeNs + 1n}, /\(its mtime changed .* since the tracker stopped\)/],
+      [{...s, ctimeNs: s.ctimeNs + 1n}, /its ctime changed/],
+      [{...s, size: 16384}, /its size changed from 8192 to 16384 bytes/],
+    ] as const) {
       const d = doubtOf(h, now, untracked)
       assert.equal(d?.kind, DoubtKind.WRITTEN_WITHOUT_TRACKER)
       assert.match(d?.message ?? '', /^the disk was written while no tracker ran/)
@@ -57,8 +65,14 @@ describe('change record doubt (one trust rule, typed reasons)', () => {
 
   it('every reason, most serious first; doubtOf is the first', () => {
     const h = header(HeaderFlag.NEEDS_FULL_SYNC | HeaderFlag.CLEAN_SHUTDOWN, 2)
-    assert.deepEqual(doubtsOf(h, {...s, size: 4096}, untracked).map((d) => d.kind), [DoubtKind.MARKED_UNTRUSTED, DoubtKind.SOURCE_SHRANK, DoubtKind.WRITTEN_WITHOUT_TRACKER])
-    assert.deepEqual(doubtsOf(h, {...s, size: 16384}, untracked).map((d) => d.kind), [DoubtKind.MARKED_UNTRUSTED, DoubtKind.WRITTEN_WITHOUT_TRACKER, DoubtKind.SOURCE_GREW])
+    assert.deepEqual(
+      doubtsOf(h, {...s, size: 4096}, untracked).map((d) => d.kind),
+      [DoubtKind.MARKED_UNTRUSTED, DoubtKind.SOURCE_SHRANK, DoubtKind.WRITTEN_WITHOUT_TRACKER],
+    )
+    assert.deepEqual(
+      doubtsOf(h, {...s, size: 16384}, untracked).map((d) => d.kind),
+      [DoubtKind.MARKED_UNTRUSTED, DoubtKind.WRITTEN_WITHOUT_TRACKER, DoubtKind.SOURCE_GREW],
+    )
     assert.equal(doubtOf(h, s, untracked)?.kind, DoubtKind.MARKED_UNTRUSTED)
   })
 })

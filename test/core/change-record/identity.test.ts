@@ -18,7 +18,11 @@ const file: DiskIdentity = {kind: IdentityKind.FILE, dev: 0x801n, ino: 42n, path
 function header(identity: DiskIdentity, flags = HeaderFlag.CLEAN_SHUTDOWN | HeaderFlag.INDEX_VALID): PsfHeader {
   return {
     ...newHeader({diskSize: 8192, blockSize: 4096, hashAlgo: 1, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}, identity}),
-    flags, generation: 1, sourceSize: s.size, sourceMtimeNs: s.mtimeNs, sourceCtimeNs: s.ctimeNs,
+    flags,
+    generation: 1,
+    sourceSize: s.size,
+    sourceMtimeNs: s.mtimeNs,
+    sourceCtimeNs: s.ctimeNs,
   }
 }
 const untracked = {trackerRunning: false}
@@ -26,7 +30,11 @@ const untracked = {trackerRunning: false}
 describe('change record identity (a .psf knows its disk)', () => {
   it('the same file: same; another inode or device: PSF_NOT_THIS_DISK naming both and saying `vdrep init`', () => {
     assert.deepEqual(identityVerdict(header(file), '/clone/web.img', {...file, path: '/other/name'}, s, untracked), {kind: 'same'})
-    for (const now of [{...file, ino: 43n}, {...file, dev: 0x802n}, {...file, kind: IdentityKind.BLOCK_DEVICE}]) {
+    for (const now of [
+      {...file, ino: 43n},
+      {...file, dev: 0x802n},
+      {...file, kind: IdentityKind.BLOCK_DEVICE},
+    ]) {
       const v = identityVerdict(header(file), '/clone/web.img', now, s, untracked)
       assert.equal(v.kind, 'refused')
       if (v.kind !== 'refused') return
@@ -48,11 +56,11 @@ describe('change record identity (a .psf knows its disk)', () => {
     assert.equal(identityVerdict(header(dev), '/dev/loop3', {...dev, ino: 2097152n}, s, untracked).kind, 'refused')
   })
 
-  it('a format-1 record binds only when trusted and carrying this disk\'s clean point, else PSF_UNBOUND', () => {
+  it("a format-1 record binds only when trusted and carrying this disk's clean point, else PSF_UNBOUND", () => {
     assert.deepEqual(identityVerdict(header(NO_IDENTITY), '/vm/web.img', file, s, untracked), {kind: 'bind'})
     for (const [why, h, stamp] of [
       ['a ctime that moved (cp -a)', header(NO_IDENTITY), {...s, ctimeNs: s.ctimeNs + 1n}],
-      ['another disk\'s stamp', header(NO_IDENTITY), {...s, mtimeNs: 5n}],
+      ["another disk's stamp", header(NO_IDENTITY), {...s, mtimeNs: 5n}],
       ['no clean stop', header(NO_IDENTITY, HeaderFlag.INDEX_VALID), s],
       ['a full sync pending', header(NO_IDENTITY, HeaderFlag.CLEAN_SHUTDOWN | HeaderFlag.NEEDS_FULL_SYNC), s],
     ] as const) {

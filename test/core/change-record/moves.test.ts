@@ -47,7 +47,10 @@ describe('change record bitmap moves (crash safety)', () => {
   async function fresh(): Promise<{psf: PsfFile; active: Bitmap; inflight: Bitmap}> {
     dir = await tempDir('vdrep-moves-')
     file = path.join(dir, 'disk.img.psf')
-    await PsfFile.create(file, newHeader({diskSize: BLOCKS * BS, blockSize: BS, hashAlgo: 1, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}}))
+    await PsfFile.create(
+      file,
+      newHeader({diskSize: BLOCKS * BS, blockSize: BS, hashAlgo: 1, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}}),
+    )
     const psf = await PsfFile.open(file)
     const active = new Bitmap(BLOCKS)
     const inflight = new Bitmap(BLOCKS)
@@ -70,10 +73,13 @@ describe('change record bitmap moves (crash safety)', () => {
       for (let writes = 0; writes <= 2; writes++) {
         const {psf, active, inflight} = await fresh()
         try {
-          const r = await move(dyingStore(psf, writes), active, inflight).then(() => 'finished', (err: unknown) => {
-            if (!(err instanceof Crash)) throw err
-            return 'killed'
-          })
+          const r = await move(dyingStore(psf, writes), active, inflight).then(
+            () => 'finished',
+            (err: unknown) => {
+              if (!(err instanceof Crash)) throw err
+              return 'killed'
+            },
+          )
           assert.equal(r, writes < 2 ? 'killed' : 'finished')
           assert.deepEqual(await dirtyOnDisk(file), all, `${name} killed after ${writes} writes`)
         } finally {

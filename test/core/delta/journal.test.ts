@@ -14,7 +14,15 @@ import {StateError, VerifyError} from '../../../src/core/errors.js'
 import {blockHasher, HashAlgo} from '../../../src/core/hash/block-hash.js'
 import {applyJournal, recoverJournal} from '../../../src/core/delta/apply.js'
 import {readReplicaState, writeReplicaState} from '../../../src/core/receiver/replica-state.js'
-import {EntryKind, ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, journalPathFor, JournalWriter, readJournal, type JournalHeader} from '../../../src/core/delta/journal.js'
+import {
+  EntryKind,
+  ENTRY_HEADER_SIZE,
+  JOURNAL_HEADER_SIZE,
+  journalPathFor,
+  JournalWriter,
+  readJournal,
+  type JournalHeader,
+} from '../../../src/core/delta/journal.js'
 
 const BS = 64 * 1024
 const hasher = blockHasher(HashAlgo.BLAKE3, Buffer.alloc(16))
@@ -76,7 +84,14 @@ describe('replica journal: write, apply, recover', () => {
   for (const mode of ['the session entry list', 'the journal parsed back (recovery)'] as const) {
     it(`applies scattered, contiguous, zero-run and short-last blocks using ${mode}`, async () => {
       const diskSize = 40 * BS + 1000 // a short last block
-      const p = plan(diskSize, [0, 1, 2, 5, 9, 10, 17, 33, 40], [[20, 3], [36, 2]])
+      const p = plan(
+        diskSize,
+        [0, 1, 2, 5, 9, 10, 17, 33, 40],
+        [
+          [20, 3],
+          [36, 2],
+        ],
+      )
       const before = crypto.randomBytes(diskSize)
       const replicaPath = await replicaWith(before)
       const jp = path.join(dir, 'replica.img.vdrep-journal')
@@ -93,7 +108,7 @@ describe('replica journal: write, apply, recover', () => {
     })
   }
 
-  it('a symlink planted at the journal\'s name is not followed: nothing outside is written', async () => {
+  it("a symlink planted at the journal's name is not followed: nothing outside is written", async () => {
     const victim = path.join(dir, 'victim.bin')
     await fs.writeFile(victim, 'keep me')
     await replicaWith(Buffer.alloc(4 * BS))
@@ -166,7 +181,7 @@ describe('replica journal: write, apply, recover', () => {
 
   // The receiver answers COMMITTED once the state file records the sequence and removes the
   // journal after: a journal left then (the receiver died, or the unlink failed) is already applied.
-  it('a journal left after its commit (its sequence is the state\'s) is removed without writing the replica', async () => {
+  it("a journal left after its commit (its sequence is the state's) is removed without writing the replica", async () => {
     const diskSize = 16 * BS
     const p = plan(diskSize, [1, 5])
     const before = crypto.randomBytes(diskSize)
@@ -174,8 +189,19 @@ describe('replica journal: write, apply, recover', () => {
     await writeJournal(journalPathFor(replicaPath), p)
     const st = await fs.stat(replicaPath, {bigint: true})
     await writeReplicaState(replicaPath, {
-      replicaId: p.header.replicaId.toString('hex'), complete: true, resumeBlock: 0, diskSize, blockSize: BS, hashAlgo: HashAlgo.BLAKE3, generation: 1,
-      lastSeq: p.header.seq, digest: '', size: diskSize, mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString(), updatedMs: Date.now(),
+      replicaId: p.header.replicaId.toString('hex'),
+      complete: true,
+      resumeBlock: 0,
+      diskSize,
+      blockSize: BS,
+      hashAlgo: HashAlgo.BLAKE3,
+      generation: 1,
+      lastSeq: p.header.seq,
+      digest: '',
+      size: diskSize,
+      mtimeNs: st.mtimeNs.toString(),
+      ctimeNs: st.ctimeNs.toString(),
+      updatedMs: Date.now(),
     })
     assert.equal(await recoverJournal(replicaPath), 'already-applied')
     await assert.rejects(fs.access(journalPathFor(replicaPath)))
@@ -196,8 +222,19 @@ describe('replica journal: write, apply, recover', () => {
       const replicaPath = await replicaWith(before)
       const st = await fs.stat(replicaPath, {bigint: true})
       await writeReplicaState(replicaPath, {
-        replicaId: p.header.replicaId.toString('hex'), complete: true, resumeBlock: 0, diskSize, blockSize: BS, hashAlgo: HashAlgo.BLAKE3, generation: 1,
-        lastSeq: p.header.seq - 1, digest: '', size: diskSize, mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString(), updatedMs: Date.now(),
+        replicaId: p.header.replicaId.toString('hex'),
+        complete: true,
+        resumeBlock: 0,
+        diskSize,
+        blockSize: BS,
+        hashAlgo: HashAlgo.BLAKE3,
+        generation: 1,
+        lastSeq: p.header.seq - 1,
+        digest: '',
+        size: diskSize,
+        mtimeNs: st.mtimeNs.toString(),
+        ctimeNs: st.ctimeNs.toString(),
+        updatedMs: Date.now(),
       })
       await new Promise((r) => setTimeout(r, 20))
       await writeJournal(journalPathFor(replicaPath), p)
@@ -217,7 +254,18 @@ describe('replica journal: write, apply, recover', () => {
       else assert.equal(state?.doubt, undefined)
       // Written by something else: the replica moved on, and is fenced (REPLICA_DIVERGED), not only doubted.
       assert.equal(state?.diverged, doubted ? true : undefined)
-      const hello = {version: 2, mode: 2, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize, replicaId: p.header.replicaId, flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: 'r.img'}
+      const hello = {
+        version: 2,
+        mode: 2,
+        hashAlgo: HashAlgo.BLAKE3,
+        blockSize: BS,
+        diskSize,
+        replicaId: p.header.replicaId,
+        flags: 0,
+        lastCommit: Buffer.alloc(16),
+        nextCommit: Buffer.alloc(16, 1),
+        path: 'r.img',
+      }
       assert.equal(replicaFence(hello, state, undefined, undefined)?.code, doubted ? 'REPLICA_DIVERGED' : undefined)
     })
   }
@@ -231,8 +279,19 @@ describe('replica journal: write, apply, recover', () => {
       const replicaPath = await replicaWith(crypto.randomBytes(diskSize))
       const st = await fs.stat(replicaPath, {bigint: true})
       await writeReplicaState(replicaPath, {
-        replicaId: p.header.replicaId.toString('hex'), complete: true, resumeBlock: 0, diskSize, blockSize: BS, hashAlgo: HashAlgo.BLAKE3, generation: 1,
-        lastSeq: p.header.seq - 1, digest: '', size: diskSize, mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString(), updatedMs: Date.now(),
+        replicaId: p.header.replicaId.toString('hex'),
+        complete: true,
+        resumeBlock: 0,
+        diskSize,
+        blockSize: BS,
+        hashAlgo: HashAlgo.BLAKE3,
+        generation: 1,
+        lastSeq: p.header.seq - 1,
+        digest: '',
+        size: diskSize,
+        mtimeNs: st.mtimeNs.toString(),
+        ctimeNs: st.ctimeNs.toString(),
+        updatedMs: Date.now(),
       })
       const jp = journalPathFor(replicaPath)
       const j = await writeJournal(jp, p)

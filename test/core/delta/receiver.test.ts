@@ -59,8 +59,19 @@ describe('receiver delta session: the client gone before COMMITTED', () => {
     await fs.writeFile(replica, Buffer.alloc(BS * BLOCKS, 1), {mode: 0o600})
     const st = await fs.stat(replica, {bigint: true})
     await writeReplicaState(replica, {
-      replicaId: REPLICA_ID.toString('hex'), complete: true, resumeBlock: BLOCKS, diskSize: BS * BLOCKS, blockSize: BS, hashAlgo: HashAlgo.BLAKE3,
-      generation: 1, lastSeq: 4, digest: '', size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString(), updatedMs: Date.now(),
+      replicaId: REPLICA_ID.toString('hex'),
+      complete: true,
+      resumeBlock: BLOCKS,
+      diskSize: BS * BLOCKS,
+      blockSize: BS,
+      hashAlgo: HashAlgo.BLAKE3,
+      generation: 1,
+      lastSeq: 4,
+      digest: '',
+      size: Number(st.size),
+      mtimeNs: st.mtimeNs.toString(),
+      ctimeNs: st.ctimeNs.toString(),
+      updatedMs: Date.now(),
     })
 
     const hasher = blockHasher(HashAlgo.BLAKE3, REPLICA_ID)
@@ -68,12 +79,28 @@ describe('receiver delta session: the client gone before COMMITTED', () => {
     const hash = hasher.hash(data)
     const digest = hasher.createStream()
     digestData(digest, 2, hash)
-    const client = new VanishingClient(Buffer.concat([
-      frame(FrameType.HELLO, encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.DELTA, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * BLOCKS, replicaId: REPLICA_ID, flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: 'r.img'})),
-      frame(FrameType.BUNDLE_BEGIN, encodeBundleBegin({seq: 5, blockCount: 1, diskSize: BS * BLOCKS})),
-      frame(FrameType.DATA, encodeDataFields(2, hash), data),
-      frame(FrameType.BUNDLE_END, encodeBundleEnd({seq: 5, blockCount: 1, digest: digest.digest()})),
-    ]))
+    const client = new VanishingClient(
+      Buffer.concat([
+        frame(
+          FrameType.HELLO,
+          encodeHello({
+            version: PROTOCOL_VERSION,
+            mode: SyncMode.DELTA,
+            hashAlgo: HashAlgo.BLAKE3,
+            blockSize: BS,
+            diskSize: BS * BLOCKS,
+            replicaId: REPLICA_ID,
+            flags: 0,
+            lastCommit: Buffer.alloc(16),
+            nextCommit: Buffer.alloc(16, 1),
+            path: 'r.img',
+          }),
+        ),
+        frame(FrameType.BUNDLE_BEGIN, encodeBundleBegin({seq: 5, blockCount: 1, diskSize: BS * BLOCKS})),
+        frame(FrameType.DATA, encodeDataFields(2, hash), data),
+        frame(FrameType.BUNDLE_END, encodeBundleEnd({seq: 5, blockCount: 1, digest: digest.digest()})),
+      ]),
+    )
     const lines: string[] = []
     await handleConnection(client, {root, modes: [SyncMode.DELTA], log: (l) => lines.push(l)})
 
@@ -87,15 +114,37 @@ describe('receiver delta session: the client gone before COMMITTED', () => {
   })
 
   it('a replica whose state carries a doubt takes no delta; a completed full sync clears it', async () => {
-    const hello = {version: PROTOCOL_VERSION, mode: SyncMode.DELTA, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * BLOCKS, replicaId: REPLICA_ID, flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: 'r.img'}
+    const hello = {
+      version: PROTOCOL_VERSION,
+      mode: SyncMode.DELTA,
+      hashAlgo: HashAlgo.BLAKE3,
+      blockSize: BS,
+      diskSize: BS * BLOCKS,
+      replicaId: REPLICA_ID,
+      flags: 0,
+      lastCommit: Buffer.alloc(16),
+      nextCommit: Buffer.alloc(16, 1),
+      path: 'r.img',
+    }
     const replica = path.join(root, 'r.img')
     await fs.writeFile(replica, Buffer.alloc(BS * BLOCKS))
     const fh = await fs.open(replica, 'r+')
     try {
       const st = await fh.stat({bigint: true})
       const state = {
-        replicaId: REPLICA_ID.toString('hex'), complete: true, resumeBlock: 0, diskSize: BS * BLOCKS, blockSize: BS, hashAlgo: HashAlgo.BLAKE3, generation: 1,
-        lastSeq: 4, digest: '', size: BS * BLOCKS, mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString(), updatedMs: Date.now(),
+        replicaId: REPLICA_ID.toString('hex'),
+        complete: true,
+        resumeBlock: 0,
+        diskSize: BS * BLOCKS,
+        blockSize: BS,
+        hashAlgo: HashAlgo.BLAKE3,
+        generation: 1,
+        lastSeq: 4,
+        digest: '',
+        size: BS * BLOCKS,
+        mtimeNs: st.mtimeNs.toString(),
+        ctimeNs: st.ctimeNs.toString(),
+        updatedMs: Date.now(),
       }
       assert.equal(await deltaDoubt(hello, state, undefined, fh), null)
       assert.match((await deltaDoubt(hello, {...state, doubt: 'an apply was interrupted'}, undefined, fh)) ?? '', /an apply was interrupted/)

@@ -85,7 +85,10 @@ describe('ChunkReader', () => {
         assert.equal(chunk.holes[i], map.holes[b], `hole flag of block ${b}`)
         if (chunk.holes[i]) {
           holeBlocks++
-          assert.ok(expected.subarray(b * BS, b * BS + len).every((x) => x === 0), `block ${b} is flagged a hole but has data`)
+          assert.ok(
+            expected.subarray(b * BS, b * BS + len).every((x) => x === 0),
+            `block ${b} is flagged a hole but has data`,
+          )
           continue
         }
         assert.ok(chunk.data, `chunk at block ${chunk.first} has data blocks but no bytes`)
@@ -105,7 +108,7 @@ describe('ChunkReader', () => {
       for (let b = Math.floor(pos / BS); b * BS < pos + len; b++) assert.equal(map.holes[b], 0, `read [${pos}, ${pos + len}) covers block ${b}, a hole`)
     }
     const dataBytes = map.holes.reduce((sum, h, b) => sum + (h ? 0 : Math.min(BS, size - b * BS)), 0)
-    assert.equal(bytesRead, dataBytes, 'bytes read must be the data blocks\' bytes, holes are not read')
+    assert.equal(bytesRead, dataBytes, "bytes read must be the data blocks' bytes, holes are not read")
   })
 
   it('reads every block of a file without holes', async () => {
@@ -158,7 +161,10 @@ describe('ChunkReader', () => {
         assert.ok(filled.subarray(3 * BS, 4 * BS).equals(data.subarray(3 * BS, 4 * BS)))
         assert.deepEqual(sumOf(fresh, 2), hasher.hash(changed))
         assert.deepEqual(sumOf(fresh, 3), sumOf(chunk.sums!, 3))
-        assert.ok(disk.reads.every(([pos, len]) => pos >= 2 * BS && pos + len <= 4 * BS), `only the runs asked for are read: ${JSON.stringify(disk.reads)}`)
+        assert.ok(
+          disk.reads.every(([pos, len]) => pos >= 2 * BS && pos + len <= 4 * BS),
+          `only the runs asked for are read: ${JSON.stringify(disk.reads)}`,
+        )
       }
       assert.equal(chunks, 3)
       assert.equal(asked, 3, 'asked once per chunk')
@@ -219,7 +225,7 @@ describe('ChunkReader', () => {
     }
   })
 
-  it('keep() of a mapped chunk before fill() throws (fill\'s buffer would be recycled under the transport)', async function () {
+  it("keep() of a mapped chunk before fill() throws (fill's buffer would be recycled under the transport)", async function () {
     const hasher = blockHasher(HashAlgo.XXH3, Buffer.alloc(16, 3))
     const full = path.join(dir, 'keep.img')
     await fs.writeFile(full, seededBytes('keep', MiB))

@@ -11,7 +11,11 @@ describe('core/disk/hole-map dataRuns', () => {
     assert.deepEqual(runs([]), [])
     assert.deepEqual(runs([1, 1, 1]), [])
     assert.deepEqual(runs([0, 0, 0]), [[0, 3]])
-    assert.deepEqual(runs([0, 1, 0, 0, 1, 1, 0]), [[0, 1], [2, 4], [6, 7]])
+    assert.deepEqual(runs([0, 1, 0, 0, 1, 1, 0]), [
+      [0, 1],
+      [2, 4],
+      [6, 7],
+    ])
     assert.deepEqual(runs([1, 0, 0, 1]), [[1, 3]])
   })
 

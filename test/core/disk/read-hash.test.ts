@@ -113,7 +113,7 @@ describe('read and hash a chunk', () => {
     )
   })
 
-  it('reads at the chunk\'s file offset', async () => {
+  it("reads at the chunk's file offset", async () => {
     const bytes = crypto.randomBytes(8 * BS)
     const {disk, close} = await diskWith(dir, bytes)
     try {
@@ -136,11 +136,15 @@ describe('read and hash a chunk', () => {
       await assert.rejects(readAndHashRuns(disk, hasher, Buffer.alloc(8 * BS), [[0, 8]], 0, 8 * BS, BS), /short read at 0/)
       // A readAt that recovers (a transient error) gives the data.
       let calls = 0
-      const flaky: ReadableDisk = {fd: 999999, directReads: true, readAt: async (buf, len, pos) => {
-        calls++
-        bytes.copy(buf, 0, pos, pos + len)
-        return buf.subarray(0, len)
-      }}
+      const flaky: ReadableDisk = {
+        fd: 999999,
+        directReads: true,
+        readAt: async (buf, len, pos) => {
+          calls++
+          bytes.copy(buf, 0, pos, pos + len)
+          return buf.subarray(0, len)
+        },
+      }
       const r = await readAndHashRuns(flaky, hasher, Buffer.alloc(4 * BS), [[0, 4]], 0, 4 * BS, BS)
       assert.equal(calls, 1)
       assert.deepEqual(r.sums.subarray(0, HASH_LENGTH), hasher.hash(bytes.subarray(0, BS)))
@@ -151,14 +155,19 @@ describe('read and hash a chunk', () => {
 
   it('the range checks refuse runs outside the chunk before the pool thread writes anything', function () {
     if (!readHashRuns(0, Buffer.alloc(BS), new Int32Array(0), 0, BS, 0, KEY, Buffer.alloc(0), new Uint8Array(0))) this.skip()
-    const call = (runs: number[], chunkLen = 2 * BS, sums = 2 * HASH_LENGTH) => () =>
-      readHashRuns(0, Buffer.alloc(2 * BS), new Int32Array(runs), chunkLen, BS, 0, KEY, Buffer.alloc(sums), new Uint8Array(2))
+    const call =
+      (runs: number[], chunkLen = 2 * BS, sums = 2 * HASH_LENGTH) =>
+      () =>
+        readHashRuns(0, Buffer.alloc(2 * BS), new Int32Array(runs), chunkLen, BS, 0, KEY, Buffer.alloc(sums), new Uint8Array(2))
     assert.throws(call([0, 3]), /inside the chunk/)
     assert.throws(call([1, 1]), /inside the chunk/)
     assert.throws(call([1, 2, 0, 1]), /inside the chunk/)
     assert.throws(call([0, 1], 3 * BS), /chunkLen is out of range/)
     assert.throws(call([0, 1], 2 * BS, HASH_LENGTH), /too small/)
-    assert.throws(() => readHashRuns(0, Buffer.alloc(BS), new Int32Array([0, 1]), BS, BS, 0, Buffer.alloc(4), Buffer.alloc(HASH_LENGTH), new Uint8Array(1)), /seed/)
+    assert.throws(
+      () => readHashRuns(0, Buffer.alloc(BS), new Int32Array([0, 1]), BS, BS, 0, Buffer.alloc(4), Buffer.alloc(HASH_LENGTH), new Uint8Array(1)),
+      /seed/,
+    )
   })
 
   it('mapped checksums are the read ones, for any runs, holes, offsets and a short last block', async function () {
@@ -221,7 +230,10 @@ describe('read and hash a chunk', () => {
       const hasher = blockHasher(HashAlgo.XXH3, KEY)
       if (!(await mapAndHashRuns(disk, hasher, [[0, 4]], 0, 4 * BS, BS))) this.skip()
       assert.equal(await mapAndHashRuns(disk, hasher, [[0, 8]], 0, 8 * BS, BS), undefined)
-      await assert.rejects(hashRuns(disk, hasher, [[0, 8]], 0, 8 * BS, BS, () => Buffer.alloc(8 * BS)), /short read at 0/)
+      await assert.rejects(
+        hashRuns(disk, hasher, [[0, 8]], 0, 8 * BS, BS, () => Buffer.alloc(8 * BS)),
+        /short read at 0/,
+      )
     } finally {
       await close()
     }
@@ -259,7 +271,7 @@ describe('read and hash a chunk', () => {
     assert.doesNotMatch(r.stdout, /survived/)
   })
 
-  it('mapping leaves the fd\'s file offset where it was (the fd may be shared)', async function () {
+  it("mapping leaves the fd's file offset where it was (the fd may be shared)", async function () {
     const bytes = crypto.randomBytes(8 * BS)
     const file = path.join(dir, 'offset.img')
     await fs.writeFile(file, bytes)
@@ -302,7 +314,7 @@ describe('read and hash a chunk', () => {
     assert.doesNotMatch(r.stdout, /survived/)
   })
 
-  it('digestSlots lays out each block\'s checksum, or the zero hash of its length, back to back', () => {
+  it("digestSlots lays out each block's checksum, or the zero hash of its length, back to back", () => {
     fc.assert(
       fc.property(fc.array(fc.boolean(), {minLength: 1, maxLength: 40}), fc.nat(), fc.nat(), (zeros, x, y) => {
         const count = zeros.length
@@ -316,7 +328,10 @@ describe('read and hash a chunk', () => {
     )
     // An all-hole chunk has no sums: every slot is a zero hash; a data block without one is a bug.
     const holes = {sums: Buffer.alloc(0), zero: new Uint8Array(3).fill(1)}
-    assert.deepEqual(digestSlots(holes, 0, 3, () => Buffer.alloc(HASH_LENGTH, 7)), Buffer.alloc(3 * HASH_LENGTH, 7))
+    assert.deepEqual(
+      digestSlots(holes, 0, 3, () => Buffer.alloc(HASH_LENGTH, 7)),
+      Buffer.alloc(3 * HASH_LENGTH, 7),
+    )
     assert.throws(() => digestSlots({sums: Buffer.alloc(0), zero: new Uint8Array([1, 0])}, 0, 2, () => Buffer.alloc(HASH_LENGTH)), /no checksum/)
   })
 })

@@ -15,7 +15,10 @@ export function readmeExitCodes(text: string): Row[] {
   const section = text.slice(start + 1).split(/\n## /)[0]!
   const rows = section.split('\n').filter((l) => /^\|\s*\d+\s*\|/.test(l))
   return rows.map((l) => {
-    const cells = l.split('|').slice(1, -1).map((c) => c.trim())
+    const cells = l
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim())
     return [Number(cells[0]), cells[1]!, cells[2]!]
   })
 }

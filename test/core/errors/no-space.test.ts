@@ -10,7 +10,10 @@ import {remoteErrorOf} from '../../../src/core/fullsync/client-replies.js'
 import {namedFileHandle} from '../../../src/core/util/named-file-handle.js'
 
 async function realEnospc(): Promise<NodeJS.ErrnoException> {
-  const err = await fs.promises.writeFile('/dev/full', 'x').then(() => undefined, (e: NodeJS.ErrnoException) => e)
+  const err = await fs.promises.writeFile('/dev/full', 'x').then(
+    () => undefined,
+    (e: NodeJS.ErrnoException) => e,
+  )
   assert.equal(err?.code, 'ENOSPC', '/dev/full should refuse writes with ENOSPC')
   return err!
 }
@@ -61,7 +64,10 @@ describe('a full disk under the .psf', () => {
     const fh = namedFileHandle(await fs.promises.open('/dev/full', 'r+'), '/dev/full')
     try {
       assert.equal(typeof fh.fd, 'number')
-      const err = await fh.write(Buffer.alloc(512), 0, 512, 0).then(() => undefined, (e: unknown) => e)
+      const err = await fh.write(Buffer.alloc(512), 0, 512, 0).then(
+        () => undefined,
+        (e: unknown) => e,
+      )
       const e = asVdrepError(err)
       assert.equal(e.code, 'LOCAL_FULL')
       assert.match(e.message, /^no space left on this host for \/dev\/full: ENOSPC/)

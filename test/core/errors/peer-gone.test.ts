@@ -11,7 +11,10 @@ describe('a peer that hung up', () => {
     const s = new PassThrough()
     const r = new SocketReader(s)
     s.end()
-    const err = await r.read(4).then(() => undefined, (e: unknown) => e)
+    const err = await r.read(4).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
     assert.ok(err instanceof PeerGoneError, String(err))
     assert.ok(err instanceof ProtocolError)
     assert.equal(err.code, 'NBD_EOF')
@@ -20,7 +23,10 @@ describe('a peer that hung up', () => {
   it('is a PeerGoneError when the socket fails', async () => {
     const s = new PassThrough()
     const r = new SocketReader(s)
-    const p = r.read(4).then(() => undefined, (e: unknown) => e)
+    const p = r.read(4).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
     s.destroy(Object.assign(new Error('read ECONNRESET'), {code: 'ECONNRESET'}))
     const err = await p
     assert.ok(err instanceof PeerGoneError, String(err))

@@ -3,9 +3,7 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import {
-  codeFromPeer, ERROR_CODES, EXIT_CODE_TABLE, exitCodeOf, isErrorCode, RemoteError, type ErrorCodeInfo,
-} from '../../../src/core/errors.js'
+import {codeFromPeer, ERROR_CODES, EXIT_CODE_TABLE, exitCodeOf, isErrorCode, RemoteError, type ErrorCodeInfo} from '../../../src/core/errors.js'
 import {decodeError, encodeError} from '../../../src/core/protocol/messages.js'
 import {remoteErrorOf} from '../../../src/core/fullsync/client-replies.js'
 import {PROJECT_ROOT} from '../../helpers/cli.js'
@@ -22,10 +20,16 @@ export function docErrorCodes(text: string): Array<[string, number, boolean, str
   const start = text.indexOf('\n## Error codes\n')
   assert.ok(start >= 0, 'doc/protocol.md has no "## Error codes" chapter')
   const section = text.slice(start + 1).split(/\n## /)[0]!
-  return section.split('\n').filter((l) => /^\| `/.test(l)).map((l) => {
-    const [code, exit, fromReceiver, meaning] = l.split('|').slice(1, -1).map((c) => c.trim())
-    return [code!.replace(/`/g, ''), Number(exit!.split(' ')[0]), fromReceiver === 'yes', meaning!]
-  })
+  return section
+    .split('\n')
+    .filter((l) => /^\| `/.test(l))
+    .map((l) => {
+      const [code, exit, fromReceiver, meaning] = l
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim())
+      return [code!.replace(/`/g, ''), Number(exit!.split(' ')[0]), fromReceiver === 'yes', meaning!]
+    })
 }
 
 describe('error code registry', () => {

@@ -59,7 +59,9 @@ async function eventually(cond: () => boolean, ms = 5000): Promise<boolean> {
   return cond()
 }
 
-const statusArb = fc.constantFrom(BlockKind.ZERO, BlockKind.HASH, BlockKind.UNKNOWN).map((kind): Status => (kind === BlockKind.HASH ? {kind, hash: crypto.randomBytes(HASH_LENGTH)} : {kind}))
+const statusArb = fc
+  .constantFrom(BlockKind.ZERO, BlockKind.HASH, BlockKind.UNKNOWN)
+  .map((kind): Status => (kind === BlockKind.HASH ? {kind, hash: crypto.randomBytes(HASH_LENGTH)} : {kind}))
 
 describe('ReceiverReplies', () => {
   it('takeStatuses gives each block its status in order, across batch boundaries, for any chunking', async () => {
@@ -86,7 +88,11 @@ describe('ReceiverReplies', () => {
                 assert.equal(kinds[i], s.kind, `block ${b + i}`)
                 const slot = hashes.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH)
                 if (s.kind === BlockKind.HASH) assert.deepEqual(slot, s.hash, `hash of block ${b + i}`)
-                else assert.ok(slot.every((x) => x === 0xee), `block ${b + i} has no hash: its slot is left alone`)
+                else
+                  assert.ok(
+                    slot.every((x) => x === 0xee),
+                    `block ${b + i} has no hash: its slot is left alone`,
+                  )
               }
               b += n
             }
@@ -158,13 +164,13 @@ describe('ReceiverReplies', () => {
       assert.equal(err.code, 'REPLICA_FULL')
       assert.equal(err.exitCode, 9)
       assert.match(err.message, /^replica host: no room/)
-      assert.equal(await r.explain(new Error('EPIPE')), err, 'a send that failed is explained by the receiver\'s ERROR')
+      assert.equal(await r.explain(new Error('EPIPE')), err, "a send that failed is explained by the receiver's ERROR")
     } finally {
       close()
     }
   })
 
-  it('verifyResult gives the receiver\'s verdict; a receiver that closes without one is an error', async () => {
+  it("verifyResult gives the receiver's verdict; a receiver that closes without one is an error", async () => {
     const ok = replies()
     try {
       const digest = crypto.randomBytes(HASH_LENGTH)

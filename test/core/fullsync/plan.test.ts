@@ -4,7 +4,18 @@
 import assert from 'node:assert/strict'
 import {BlockKind, ReplicaStateKind} from '../../../src/core/protocol/messages.js'
 import {newHeader} from '../../../src/core/psf/psf-file.js'
-import {checkBeforeSync, checkpointBlocks, checkTargetNotSource, decideAll, redecideFilled, resumePoint, SEND, sendRuns, SKIP, ZERO} from '../../../src/core/fullsync/plan.js'
+import {
+  checkBeforeSync,
+  checkpointBlocks,
+  checkTargetNotSource,
+  decideAll,
+  redecideFilled,
+  resumePoint,
+  SEND,
+  sendRuns,
+  SKIP,
+  ZERO,
+} from '../../../src/core/fullsync/plan.js'
 
 const H = 32
 const hash = (n: number) => Buffer.alloc(H, n)
@@ -13,7 +24,10 @@ function sums(blocks: Array<'z' | number>) {
   return {sums: Buffer.concat(blocks.map((b) => hash(b === 'z' ? 0 : b))), zero: Uint8Array.from(blocks.map((b) => (b === 'z' ? 1 : 0)))}
 }
 function theirs(blocks: Array<'z' | 'u' | number>) {
-  return {kinds: Uint8Array.from(blocks.map((b) => (b === 'z' ? BlockKind.ZERO : b === 'u' ? BlockKind.UNKNOWN : BlockKind.HASH))), hashes: Buffer.concat(blocks.map((b) => hash(typeof b === 'number' ? b : 0)))}
+  return {
+    kinds: Uint8Array.from(blocks.map((b) => (b === 'z' ? BlockKind.ZERO : b === 'u' ? BlockKind.UNKNOWN : BlockKind.HASH))),
+    hashes: Buffer.concat(blocks.map((b) => hash(typeof b === 'number' ? b : 0))),
+  }
 }
 
 describe('full sync plan', () => {
@@ -23,7 +37,10 @@ describe('full sync plan', () => {
     const action = new Uint8Array(6)
     assert.equal(decideAll(ours, t.kinds, t.hashes, action, 0, 6), 3)
     assert.deepEqual([...action], [SKIP, SEND, SKIP, ZERO, SEND, SEND])
-    assert.deepEqual(sendRuns(action, 6), [[1, 2], [4, 6]])
+    assert.deepEqual(sendRuns(action, 6), [
+      [1, 2],
+      [4, 6],
+    ])
   })
 
   it('re-decides a mapped chunk on what fill() read: now equal is skipped, now zero a zero run', () => {
@@ -39,7 +56,7 @@ describe('full sync plan', () => {
     assert.equal(toSend, 1)
     assert.deepEqual(merged.sums.subarray(3 * H), hash(9))
     assert.deepEqual(merged.sums.subarray(0, H), hash(1), 'blocks outside the runs keep their first sums')
-    assert.deepEqual(ours.sums.subarray(3 * H), hash(4), 'the chunk\'s own sums are not changed')
+    assert.deepEqual(ours.sums.subarray(3 * H), hash(4), "the chunk's own sums are not changed")
   })
 
   it('resumes only an incomplete replica; checkpoints by bytes, capped', () => {
@@ -54,11 +71,20 @@ describe('full sync plan', () => {
 
   it('refuses before reading: a shrunk disk (unless truncating), a resize under a tracker, a target that is the source', () => {
     const h = newHeader({diskSize: 8192, blockSize: 4096, hashAlgo: 1, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}})
-    assert.throws(() => checkBeforeSync('/d', h, 4096, false, false), (e: {code?: string}) => e.code === 'SOURCE_SHRANK')
+    assert.throws(
+      () => checkBeforeSync('/d', h, 4096, false, false),
+      (e: {code?: string}) => e.code === 'SOURCE_SHRANK',
+    )
     checkBeforeSync('/d', h, 4096, false, true)
     checkBeforeSync('/d', h, 16384, false, false)
-    assert.throws(() => checkBeforeSync('/d', h, 16384, true, false), (e: {code?: string}) => e.code === 'DISK_RESIZED_WHILE_TRACKED')
-    assert.throws(() => checkTargetNotSource('/v/d.img', '/v/d.img.psf'), (e: {code?: string}) => e.code === 'TARGET_IS_SOURCE')
+    assert.throws(
+      () => checkBeforeSync('/d', h, 16384, true, false),
+      (e: {code?: string}) => e.code === 'DISK_RESIZED_WHILE_TRACKED',
+    )
+    assert.throws(
+      () => checkTargetNotSource('/v/d.img', '/v/d.img.psf'),
+      (e: {code?: string}) => e.code === 'TARGET_IS_SOURCE',
+    )
     assert.throws(() => checkTargetNotSource('/v/d.img', '/v/d.img'), /is the source disk/)
     checkTargetNotSource('/v/d.img', '/r/d.img')
   })

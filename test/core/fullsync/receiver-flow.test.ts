@@ -13,13 +13,33 @@ import {FrameType, PROTOCOL_VERSION} from '../../../src/core/protocol/frame.js'
 import {FrameReader} from '../../../src/core/protocol/frame-reader.js'
 import {FrameWriter} from '../../../src/core/protocol/frame-writer.js'
 import {STATUS_LEAD_BLOCKS} from '../../../src/core/protocol/flow.js'
-import {decodeBlockStatus, decodeError, decodeU64, encodeDataFields, encodeHello, encodeU64, MAX_STATUS_BATCH, SyncMode} from '../../../src/core/protocol/messages.js'
+import {
+  decodeBlockStatus,
+  decodeError,
+  decodeU64,
+  encodeDataFields,
+  encodeHello,
+  encodeU64,
+  MAX_STATUS_BATCH,
+  SyncMode,
+} from '../../../src/core/protocol/messages.js'
 import {handleConnection} from '../../../src/core/receiver/session.js'
 
 const BS = 4096
 
 function hello(p: string, blocks: number): Buffer {
-  return encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * blocks, replicaId: Buffer.alloc(16, 7), flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: p})
+  return encodeHello({
+    version: PROTOCOL_VERSION,
+    mode: SyncMode.FULLSYNC,
+    hashAlgo: HashAlgo.BLAKE3,
+    blockSize: BS,
+    diskSize: BS * blocks,
+    replicaId: Buffer.alloc(16, 7),
+    flags: 0,
+    lastCommit: Buffer.alloc(16),
+    nextCommit: Buffer.alloc(16, 1),
+    path: p,
+  })
 }
 
 /** Read the receiver's frames until it hangs up (or 10 s pass); its ERROR code, if any. */
@@ -81,7 +101,10 @@ describe('full-sync receiver: flow control', () => {
       // A checkpoint that is not on a batch line: the lead moves by exactly as much, and it is acked.
       const c = 1000
       await writer.send(FrameType.CHECKPOINT, encodeU64(c))
-      assert.ok(await readUntil(() => statusesUpto >= c + STATUS_LEAD_BLOCKS && acks.length > 0), `after CHECKPOINT(${c}): ${statusesUpto} statuses, acks ${acks.join(',')}`)
+      assert.ok(
+        await readUntil(() => statusesUpto >= c + STATUS_LEAD_BLOCKS && acks.length > 0),
+        `after CHECKPOINT(${c}): ${statusesUpto} statuses, acks ${acks.join(',')}`,
+      )
       assert.equal(await readUntil(() => false), false)
       assert.equal(statusesUpto, c + STATUS_LEAD_BLOCKS, 'statuses stop at exactly C + STATUS_LEAD_BLOCKS')
       assert.deepEqual(acks, [c])

@@ -29,7 +29,7 @@ describe('block hash', () => {
     if (r.status === 0) assert.equal(h.hash(Buffer.from('vdrep block')).subarray(0, 16).toString('hex'), r.stdout.split(/\s+/)[0])
   })
 
-  it('xxh3: the addon\'s hash is xxhash-addon\'s, for any bytes, length and key (checksums on disk and on the wire depend on it)', function () {
+  it("xxh3: the addon's hash is xxhash-addon's, for any bytes, length and key (checksums on disk and on the wire depend on it)", function () {
     if (!xxh3IntoNative()) this.skip() // no addon here: xxhash-addon is all there is
     fc.assert(
       fc.property(fc.uint8Array({minLength: 0, maxLength: 70_000}), fc.uint8Array({minLength: 16, maxLength: 16}), (bytes, key) => {

@@ -107,12 +107,15 @@ describe('hash worker pool', function () {
       const done = pool.hashFileChunks(range, chunkBlocks, counter, take)
       // This thread claims too, as the scan's main thread does.
       const buf = Buffer.alloc(chunkBlocks * BS)
-      for (let first; (first = Atomics.add(counter, 0, 1) * chunkBlocks) < blocks; ) {
+      for (let first; (first = Atomics.add(counter, 0, 1) * chunkBlocks) < blocks;) {
         const count = Math.min(chunkBlocks, blocks - first)
         take(first, count, hashFileBlocks(range, first, count, blockHasher(algo, TEST_HASH_KEY), buf))
       }
       await done
-      assert.ok(seen.every((x) => x === 1), 'every block hashed exactly once')
+      assert.ok(
+        seen.every((x) => x === 1),
+        'every block hashed exactly once',
+      )
       assert.deepEqual(got, blockIndex(algo, image, BS))
     } finally {
       await pool.close()

@@ -31,7 +31,10 @@ describe('core/locks: the acquisition order', () => {
       const owner = await TrackerLock.acquire(disk, psf, 'tracker')
       const diskLock = await acquireDiskLock(disk, 'push')
       try {
-        await assert.rejects(openRecord(disk, what), (e: Error & {exitCode?: number}) => e.exitCode === 3 && /another vdrep process \(pid \d+, push, .*\) is already working on it/.test(e.message))
+        await assert.rejects(
+          openRecord(disk, what),
+          (e: Error & {exitCode?: number}) => e.exitCode === 3 && /another vdrep process \(pid \d+, push, .*\) is already working on it/.test(e.message),
+        )
       } finally {
         await diskLock.release()
         owner.release()
@@ -52,12 +55,19 @@ describe('core/locks: the acquisition order', () => {
     const owner = await TrackerLock.acquire(disk, psf, 'tracker')
     const diskLock = await acquireDiskLock(disk, 'push')
     try {
-      await assert.rejects(initDisk(disk, {target: path.join(fx.dir, 'replica.img'), force: true, blockSize: 65536, rpoSeconds: 900}), /is already working on it/)
+      await assert.rejects(
+        initDisk(disk, {target: path.join(fx.dir, 'replica.img'), force: true, blockSize: 65536, rpoSeconds: 900}),
+        /is already working on it/,
+      )
     } finally {
       await diskLock.release()
       owner.release()
     }
-    assert.equal(fs.readFileSync(psf).every((b) => b === 0), true, 'the old .psf was left alone')
+    assert.equal(
+      fs.readFileSync(psf).every((b) => b === 0),
+      true,
+      'the old .psf was left alone',
+    )
   })
 
   it('the ownership probe of a push refuses while a tracker owns the .psf, and takes nothing', async () => {

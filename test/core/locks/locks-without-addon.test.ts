@@ -33,7 +33,10 @@ async function childTakes(kind: Kind, file: string): Promise<{child: ChildProces
     if (m.kernelLocksInUse()) throw new Error('the child uses the kernel locks')
     try { globalThis.held = ${take[kind]}; process.stdout.write('held\\n') } catch (e) { process.stdout.write(e.code + '\\n') }
     setInterval(() => {}, 1000)`
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {stdio: ['ignore', 'pipe', 'inherit'], env: {...process.env, VDREP_NO_NATIVE: '1'}})
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {...process.env, VDREP_NO_NATIVE: '1'},
+  })
   const [chunk] = (await once(child.stdout!, 'data')) as [Buffer]
   return {child, said: chunk.toString().trim()}
 }
@@ -130,7 +133,10 @@ describe('core/locks without the addon', function () {
     const tracker = await childTakes('ownership', file)
     try {
       assert.equal(tracker.said, 'held')
-      await assert.rejects(checkNoUnreachableTracker(file, `${file}.psf`), (e: unknown) => isLocked(e) && /nothing answers on its control socket/.test((e as Error).message))
+      await assert.rejects(
+        checkNoUnreachableTracker(file, `${file}.psf`),
+        (e: unknown) => isLocked(e) && /nothing answers on its control socket/.test((e as Error).message),
+      )
     } finally {
       await kill(tracker.child)
     }
@@ -143,7 +149,10 @@ describe('core/locks without the addon', function () {
     const holder = await childTakes('header', file)
     try {
       const t = Date.now()
-      await assert.rejects(lockHeaderSlots(fx.open(`${file}.psf`), `${file}.psf`, SLOTS, 300), (e: unknown) => isLocked(e) && /stayed locked by another process/.test((e as Error).message))
+      await assert.rejects(
+        lockHeaderSlots(fx.open(`${file}.psf`), `${file}.psf`, SLOTS, 300),
+        (e: unknown) => isLocked(e) && /stayed locked by another process/.test((e as Error).message),
+      )
       assert.ok(Date.now() - t >= 300, 'it waited')
     } finally {
       await kill(holder.child)

@@ -83,7 +83,10 @@ describe('core/native/block-device', function () {
       const file = f.filledFile('not-a-device', 16, 0)
       for (const fallback of [false, true]) {
         __forceFallbackForTests(fallback)
-        assert.throws(() => native.blockDeviceSizeOfPath(file), (e: Error) => e instanceof UsageError && e.code === 'NOT_BLOCK_DEVICE')
+        assert.throws(
+          () => native.blockDeviceSizeOfPath(file),
+          (e: Error) => e instanceof UsageError && e.code === 'NOT_BLOCK_DEVICE',
+        )
         assert.throws(() => native.blockDeviceSize(f.open(file, 'r')), UsageError)
         assert.throws(() => native.blockDeviceSizeOfPath(path.join(f.dir, 'missing')), {name: 'DiskIoError'})
       }

@@ -56,11 +56,14 @@ describe('core/native/holes', function () {
     it('punchHole on a closed fd throws DiskIoError naming the call', () => {
       const fd = fs.openSync(f.filledFile('punch-bad', 4096, 1), 'r+')
       fs.closeSync(fd)
-      assert.throws(() => native.punchHole(fd, 0, 4096), (err: Error) => {
-        assert.equal(err.name, 'DiskIoError')
-        assert.match(err.message, /EBADF/)
-        return true
-      })
+      assert.throws(
+        () => native.punchHole(fd, 0, 4096),
+        (err: Error) => {
+          assert.equal(err.name, 'DiskIoError')
+          assert.match(err.message, /EBADF/)
+          return true
+        },
+      )
     })
     it('zeroRange punches', async () => {
       const fd = f.open(f.filledFile('zero-native', 4 * MiB, 0x5a))

@@ -22,7 +22,16 @@ const Q: diag.InetDiagQuery = {
 const SOCKID = '9c40' + 'ac0e' + '7f000001' + '00'.repeat(12) + '7f000001' + '00'.repeat(12) + '00000000' + 'ffffffff' + 'ffffffff'
 
 function answer(opts: {state?: number; uid?: number; inode?: number; seq?: number; sockid?: string; family?: number; type?: number} = {}): Buffer {
-  const body = (opts.family ?? 2).toString(16).padStart(2, '0') + (opts.state ?? 1).toString(16).padStart(2, '0') + '0000' + (opts.sockid ?? SOCKID) + h32(0) + h32(0) + h32(0) + h32(opts.uid ?? 1000) + h32(opts.inode ?? 123456)
+  const body =
+    (opts.family ?? 2).toString(16).padStart(2, '0') +
+    (opts.state ?? 1).toString(16).padStart(2, '0') +
+    '0000' +
+    (opts.sockid ?? SOCKID) +
+    h32(0) +
+    h32(0) +
+    h32(0) +
+    h32(opts.uid ?? 1000) +
+    h32(opts.inode ?? 123456)
   return Buffer.from(h32(16 + body.length / 2) + h16(opts.type ?? 20) + h16(0) + h32(opts.seq ?? 7) + h32(0) + body, 'hex')
 }
 
@@ -115,10 +124,16 @@ describe('core/native/inet-diag', function () {
     })
     it('gone (ENOENT), a cut reply, a failing query: unknown', () => {
       assert.equal(sockDiagOwner(Q, reply(errorReply(2))), undefined)
-      assert.equal(sockDiagOwner(Q, () => 5000), undefined)
-      assert.equal(sockDiagOwner(Q, () => {
-        throw new Error('EPERM')
-      }), undefined)
+      assert.equal(
+        sockDiagOwner(Q, () => 5000),
+        undefined,
+      )
+      assert.equal(
+        sockDiagOwner(Q, () => {
+          throw new Error('EPERM')
+        }),
+        undefined,
+      )
     })
     it('sends the encoded query', () => {
       let sent: Buffer | undefined

@@ -121,10 +121,7 @@ describe('core/native/peer-credentials', function () {
       assert.deepEqual(native.decodeProcNetEndpoint('0101A8C0:0016'), ['192.168.1.1', 22])
       assert.deepEqual(native.decodeProcNetEndpoint('0000000000000000FFFF00000100007F:1F90'), ['127.0.0.1', 8080])
       assert.deepEqual(native.decodeProcNetEndpoint('00000000000000000000000001000000:0016'), [native.canonicalIp('::1'), 22])
-      assert.deepEqual(native.decodeProcNetEndpoint('000080FE00000000FF000000000000FE:0001'), [
-        native.canonicalIp('fe80::ff:fe00:0'),
-        1,
-      ])
+      assert.deepEqual(native.decodeProcNetEndpoint('000080FE00000000FF000000000000FE:0001'), [native.canonicalIp('fe80::ff:fe00:0'), 1])
       assert.equal(native.decodeProcNetEndpoint('zz:1'), undefined)
     })
 

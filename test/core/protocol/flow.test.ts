@@ -24,8 +24,21 @@ const doc = fs.readFileSync(path.join(root, 'doc/protocol.md'), 'utf8')
 /** The constants the doc may name, by name, from the modules that define them. */
 const code: Record<string, number> = {
   ...Object.fromEntries(Object.entries(flow).filter(([, v]) => typeof v === 'number')),
-  FRAME_HEADER_SIZE, MAX_PAYLOAD, PROTOCOL_VERSION, MAX_PATH, MAX_STATUS_BATCH, HASH_LENGTH, COMMIT_ID_LENGTH,
-  DEFAULT_IDLE_TIMEOUT_MS, CONTROL_HEADER_SIZE, CONTROL_VERSION, MAX_JSON, MAX_REPLY_DATA, MAX_READ_BYTES, MAX_REQUEST_DATA, BLOCK_HASH_ENTRY,
+  FRAME_HEADER_SIZE,
+  MAX_PAYLOAD,
+  PROTOCOL_VERSION,
+  MAX_PATH,
+  MAX_STATUS_BATCH,
+  HASH_LENGTH,
+  COMMIT_ID_LENGTH,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  CONTROL_HEADER_SIZE,
+  CONTROL_VERSION,
+  MAX_JSON,
+  MAX_REPLY_DATA,
+  MAX_READ_BYTES,
+  MAX_REQUEST_DATA,
+  BLOCK_HASH_ENTRY,
 }
 
 /** Table rows whose first cell is one `UPPER_CASE` name and whose second starts with a number. */
@@ -94,5 +107,4 @@ describe('doc/protocol.md against the code', () => {
     assert.ok(flow.CHECKPOINT_INTERVAL_MS * 6 <= DEFAULT_IDLE_TIMEOUT_MS)
     assert.ok(flow.CHECKPOINT_INTERVAL_MS < 60_000, 'the doc tells receivers not to time out in under a minute')
   })
-
 })

@@ -110,7 +110,10 @@ describe('frame reader over a Readable (StreamSource)', () => {
   it('reads a stream delivered one byte at a time', async () => {
     const s = new PassThrough()
     const r = new FrameReader(s)
-    const writer = feed(s, [...STREAM].map((b) => Buffer.from([b])))
+    const writer = feed(
+      s,
+      [...STREAM].map((b) => Buffer.from([b])),
+    )
     assert.deepEqual(await readAll(r), EXPECTED)
     await writer
   })
@@ -142,7 +145,10 @@ describe('frame reader over a Readable (StreamSource)', () => {
       const {result, sizes} = await allocations(() => r.next())
       assert.ok(result instanceof ProtocolError, String(result))
       assert.equal(result.code, code)
-      assert.ok(sizes.every((n) => n <= 64), `allocated ${Math.max(...sizes)} bytes`)
+      assert.ok(
+        sizes.every((n) => n <= 64),
+        `allocated ${Math.max(...sizes)} bytes`,
+      )
       s.destroy()
     })
   }

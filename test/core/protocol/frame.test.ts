@@ -3,7 +3,16 @@
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import {ProtocolError} from '../../../src/core/errors.js'
-import {decodeFrameHeader, encodeFrameHeader, FRAME_HEADER_SIZE, FRAME_MAGIC, FrameType, frameTypeName, MAX_PAYLOAD, type FrameTypeId} from '../../../src/core/protocol/frame.js'
+import {
+  decodeFrameHeader,
+  encodeFrameHeader,
+  FRAME_HEADER_SIZE,
+  FRAME_MAGIC,
+  FrameType,
+  frameTypeName,
+  MAX_PAYLOAD,
+  type FrameTypeId,
+} from '../../../src/core/protocol/frame.js'
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex')
 const isCode = (code: string) => (e: unknown) => e instanceof ProtocolError && e.code === code

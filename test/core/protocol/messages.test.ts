@@ -33,11 +33,32 @@ const CASES: Case[] = [
   {
     name: 'HELLO',
     bytes: `0100 02 02 00000100 0000100000000000 ${ID} 05000000 ${LAST} ${NEXT} 0700 612f622e696d67`,
-    value: {version: 1, mode: 2, hashAlgo: 2, blockSize: 65536, diskSize: 1 << 20, replicaId: hex(ID), flags: 5, lastCommit: hex(LAST), nextCommit: hex(NEXT), path: 'a/b.img'},
+    value: {
+      version: 1,
+      mode: 2,
+      hashAlgo: 2,
+      blockSize: 65536,
+      diskSize: 1 << 20,
+      replicaId: hex(ID),
+      flags: 5,
+      lastCommit: hex(LAST),
+      nextCommit: hex(NEXT),
+      path: 'a/b.img',
+    },
     encode: m.encodeHello,
     decode: m.decodeHello,
-    arb: rec<m.Hello>({version: fc.integer({min: 0, max: 0xffff}), mode: fc.integer({min: 0, max: 255}), hashAlgo: fc.integer({min: 0, max: 255}),
-      blockSize: fc.integer({min: 0, max: 0xffffffff}), diskSize: u64, replicaId: bytesN(16), flags: fc.integer({min: 0, max: 0xffffffff}), lastCommit: bytesN(16), nextCommit: bytesN(16), path: text(m.MAX_PATH)}),
+    arb: rec<m.Hello>({
+      version: fc.integer({min: 0, max: 0xffff}),
+      mode: fc.integer({min: 0, max: 255}),
+      hashAlgo: fc.integer({min: 0, max: 255}),
+      blockSize: fc.integer({min: 0, max: 0xffffffff}),
+      diskSize: u64,
+      replicaId: bytesN(16),
+      flags: fc.integer({min: 0, max: 0xffffffff}),
+      lastCommit: bytesN(16),
+      nextCommit: bytesN(16),
+      path: text(m.MAX_PATH),
+    }),
   },
   {
     name: 'HELLO_OK',
@@ -45,8 +66,15 @@ const CASES: Case[] = [
     value: {version: 1, state: 1, replicaSize: 1 << 20, resumeBlock: 5, replicaId: hex(ID), generation: 3, lastSeq: 42},
     encode: m.encodeHelloOk,
     decode: m.decodeHelloOk,
-    arb: rec<m.HelloOk>({version: fc.integer({min: 0, max: 0xffff}), state: fc.integer({min: 0, max: 255}), replicaSize: u64, resumeBlock: u64,
-      replicaId: bytesN(16), generation: u64, lastSeq: u64}),
+    arb: rec<m.HelloOk>({
+      version: fc.integer({min: 0, max: 0xffff}),
+      state: fc.integer({min: 0, max: 255}),
+      replicaSize: u64,
+      resumeBlock: u64,
+      replicaId: bytesN(16),
+      generation: u64,
+      lastSeq: u64,
+    }),
   },
   {
     name: 'ERROR',
@@ -62,8 +90,9 @@ const CASES: Case[] = [
     value: {startBlock: 256, kinds: hex('000102'), hashes: fill(0xaa)},
     encode: m.encodeBlockStatus,
     decode: m.decodeBlockStatus,
-    arb: fc.tuple(u64, fc.array(fc.constantFrom(0, 1, 2), {minLength: 1, maxLength: m.MAX_STATUS_BATCH})).chain(([startBlock, kinds]) =>
-      bytesN(32 * kinds.filter((k) => k === 1).length).map((hashes) => ({startBlock, kinds: Buffer.from(kinds), hashes}))),
+    arb: fc
+      .tuple(u64, fc.array(fc.constantFrom(0, 1, 2), {minLength: 1, maxLength: m.MAX_STATUS_BATCH}))
+      .chain(([startBlock, kinds]) => bytesN(32 * kinds.filter((k) => k === 1).length).map((hashes) => ({startBlock, kinds: Buffer.from(kinds), hashes}))),
   },
   {
     name: 'DATA',
@@ -134,7 +163,11 @@ const CASES: Case[] = [
 
 /** Buffers compare with Uint8Arrays by content. */
 const norm = (v: unknown): unknown =>
-  v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, norm(x)])) : v
+  v instanceof Uint8Array
+    ? Buffer.from(v).toString('hex')
+    : v && typeof v === 'object'
+      ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, norm(x)]))
+      : v
 
 for (const c of CASES) {
   describe(`${c.name} message codec`, () => {
@@ -149,7 +182,10 @@ for (const c of CASES) {
     })
 
     it('round-trips any value', () => {
-      fc.assert(fc.property(c.arb, (v) => assert.deepEqual(norm(c.decode(c.encode(v as never))), norm(v))), {numRuns: 200})
+      fc.assert(
+        fc.property(c.arb, (v) => assert.deepEqual(norm(c.decode(c.encode(v as never))), norm(v))),
+        {numRuns: 200},
+      )
     })
 
     it('detects every single flipped byte: FRAME_MALFORMED or a different value', () => {

@@ -64,7 +64,10 @@ describe('bitmap', () => {
             ref.delete(b)
           }
         }
-        assert.deepEqual([...bm.setBlocks()], [...ref].sort((x, y) => x - y))
+        assert.deepEqual(
+          [...bm.setBlocks()],
+          [...ref].sort((x, y) => x - y),
+        )
         assert.equal(bm.count(), ref.size)
         for (let b = 0; b < n; b++) assert.equal(bm.get(b), ref.has(b))
       }),

@@ -14,12 +14,14 @@ const SETTINGS_JSON = '{"target":"/r/d.img","rpoSeconds":900,"fullsyncPort":3103
 // (computed with Python's zlib). FIXED_HEX is format 1 (still read); FIXED_HEX_V2 is written.
 const FIXED_HEX = [
   '5644524550505346', // magic "VDREPPSF"
-  '0100', '0000', // version 1, reserved
+  '0100',
+  '0000', // version 1, reserved
   '03000000', // flags CLEAN_SHUTDOWN | INDEX_VALID
   '0700000000000000', // counter 7
   '0000000001000000', // disk size 4 GiB
   '00000100', // block size 64 KiB
-  '02', '000000', // blake3, reserved
+  '02',
+  '000000', // blake3, reserved
   '00112233445566778899aabbccddeeff', // replica id
   '0300000000000000', // generation 3
   '2a00000000000000', // last sequence 42
@@ -37,7 +39,9 @@ const FIXED_HEX_V2 = [
   FIXED_HEX.slice(0, 16), // magic
   '0200', // version 2
   FIXED_HEX.slice(20, 240), // reserved .. created, as in v1
-  '01', '00', '0900', // identity kind file, reserved, path length 9
+  '01',
+  '00',
+  '0900', // identity kind file, reserved, path length 9
   '0108000000000000', // dev 0x801 (8:1)
   '3930000000000000', // ino 12345
   '4d000000', // settings length 77
@@ -104,38 +108,47 @@ function errorOf(slot: Buffer): StateError {
   return (r as {error: StateError}).error
 }
 
-const headerArb: fc.Arbitrary<PsfHeader> = fc.record({
-  flags: fc.integer({min: 0, max: 0xffffffff}),
-  counter: fc.bigInt({min: 0n, max: 2n ** 64n - 1n}),
-  diskSize: fc.maxSafeNat(),
-  blockSize: fc.integer({min: 12, max: 22}).map((e) => 2 ** e),
-  hashAlgo: fc.constantFrom(1, 2, 3),
-  replicaId: fc.uint8Array({minLength: 16, maxLength: 16}).map((u) => Buffer.from(u)),
-  generation: fc.maxSafeNat(),
-  lastSeq: fc.maxSafeNat(),
-  lastSyncMs: fc.maxSafeNat(),
-  sourceSize: fc.maxSafeNat(),
-  sourceMtimeNs: fc.bigInt({min: 0n, max: 2n ** 64n - 1n}),
-  sourceCtimeNs: fc.bigInt({min: 0n, max: 2n ** 64n - 1n}),
-  pendingSeq: fc.maxSafeNat(),
-  createdMs: fc.maxSafeNat(),
-  identity: fc.oneof(
-    fc.constant(NO_IDENTITY),
-    fc.record({
-      kind: fc.constantFrom(IdentityKind.FILE, IdentityKind.BLOCK_DEVICE),
-      dev: fc.bigInt({min: 0n, max: 2n ** 64n - 1n}),
-      ino: fc.bigInt({min: 0n, max: 2n ** 64n - 1n}),
-      path: fc.string({maxLength: 300}),
-    }, {noNullPrototype: true}),
-  ),
-  lastCommit: fc.uint8Array({minLength: 16, maxLength: 16}).map((u) => Buffer.from(u)),
-  settings: fc.record({
-    target: fc.string({minLength: 1, maxLength: 200, unit: 'binary'}),
-    rpoSeconds: fc.integer({min: 1, max: 1e9}),
-    fullsyncPort: fc.integer({min: 1, max: 65535}),
-    deltaPort: fc.integer({min: 1, max: 65535}),
-  }, {noNullPrototype: true}),
-}, {noNullPrototype: true})
+const headerArb: fc.Arbitrary<PsfHeader> = fc.record(
+  {
+    flags: fc.integer({min: 0, max: 0xffffffff}),
+    counter: fc.bigInt({min: 0n, max: 2n ** 64n - 1n}),
+    diskSize: fc.maxSafeNat(),
+    blockSize: fc.integer({min: 12, max: 22}).map((e) => 2 ** e),
+    hashAlgo: fc.constantFrom(1, 2, 3),
+    replicaId: fc.uint8Array({minLength: 16, maxLength: 16}).map((u) => Buffer.from(u)),
+    generation: fc.maxSafeNat(),
+    lastSeq: fc.maxSafeNat(),
+    lastSyncMs: fc.maxSafeNat(),
+    sourceSize: fc.maxSafeNat(),
+    sourceMtimeNs: fc.bigInt({min: 0n, max: 2n ** 64n - 1n}),
+    sourceCtimeNs: fc.bigInt({min: 0n, max: 2n ** 64n - 1n}),
+    pendingSeq: fc.maxSafeNat(),
+    createdMs: fc.maxSafeNat(),
+    identity: fc.oneof(
+      fc.constant(NO_IDENTITY),
+      fc.record(
+        {
+          kind: fc.constantFrom(IdentityKind.FILE, IdentityKind.BLOCK_DEVICE),
+          dev: fc.bigInt({min: 0n, max: 2n ** 64n - 1n}),
+          ino: fc.bigInt({min: 0n, max: 2n ** 64n - 1n}),
+          path: fc.string({maxLength: 300}),
+        },
+        {noNullPrototype: true},
+      ),
+    ),
+    lastCommit: fc.uint8Array({minLength: 16, maxLength: 16}).map((u) => Buffer.from(u)),
+    settings: fc.record(
+      {
+        target: fc.string({minLength: 1, maxLength: 200, unit: 'binary'}),
+        rpoSeconds: fc.integer({min: 1, max: 1e9}),
+        fullsyncPort: fc.integer({min: 1, max: 65535}),
+        deltaPort: fc.integer({min: 1, max: 65535}),
+      },
+      {noNullPrototype: true},
+    ),
+  },
+  {noNullPrototype: true},
+)
 
 describe('psf header slot codec', () => {
   it('encodes the golden header to the hand-written bytes', () => {
@@ -249,10 +262,19 @@ describe('psf header slot codec', () => {
     })
   }
 
-  for (const json of ['{"target":', 'null', '[]', '"x"', '{}', '{"target":"","rpoSeconds":1,"fullsyncPort":1,"deltaPort":1}',
-    '{"target":"/x","rpoSeconds":0,"fullsyncPort":1,"deltaPort":1}', '{"target":"/x","rpoSeconds":1.5,"fullsyncPort":1,"deltaPort":1}',
-    '{"target":"/x","rpoSeconds":1,"fullsyncPort":65536,"deltaPort":1}', '{"target":"/x","rpoSeconds":1,"fullsyncPort":1,"deltaPort":0}',
-    '{"target":"/x","rpoSeconds":1,"fullsyncPort":1,"deltaPort":1,"ssh":null}', '{"target":"/x","rpoSeconds":1,"fullsyncPort":1,"deltaPort":1,"ssh":5}',
+  for (const json of [
+    '{"target":',
+    'null',
+    '[]',
+    '"x"',
+    '{}',
+    '{"target":"","rpoSeconds":1,"fullsyncPort":1,"deltaPort":1}',
+    '{"target":"/x","rpoSeconds":0,"fullsyncPort":1,"deltaPort":1}',
+    '{"target":"/x","rpoSeconds":1.5,"fullsyncPort":1,"deltaPort":1}',
+    '{"target":"/x","rpoSeconds":1,"fullsyncPort":65536,"deltaPort":1}',
+    '{"target":"/x","rpoSeconds":1,"fullsyncPort":1,"deltaPort":0}',
+    '{"target":"/x","rpoSeconds":1,"fullsyncPort":1,"deltaPort":1,"ssh":null}',
+    '{"target":"/x","rpoSeconds":1,"fullsyncPort":1,"deltaPort":1,"ssh":5}',
   ]) {
     it(`refuses settings ${json} as PSF_CORRUPT`, () => {
       assert.equal(errorOf(withSettings(json)).code, 'PSF_CORRUPT')
@@ -303,11 +325,18 @@ describe('pickHeader', () => {
   })
 
   it('refuses two foreign slots with PSF_FOREIGN', () => {
-    assert.throws(() => pickHeader(foreign(), Buffer.alloc(4096)), (e: unknown) => e instanceof StateError && e.code === 'PSF_FOREIGN')
+    assert.throws(
+      () => pickHeader(foreign(), Buffer.alloc(4096)),
+      (e: unknown) => e instanceof StateError && e.code === 'PSF_FOREIGN',
+    )
   })
 
   it('refuses a corrupt and a foreign slot, or two corrupt ones, with PSF_CORRUPT and a hint', () => {
-    for (const [a, b] of [[torn(2n), foreign()], [foreign(), torn(2n)], [torn(2n), torn(3n)]]) {
+    for (const [a, b] of [
+      [torn(2n), foreign()],
+      [foreign(), torn(2n)],
+      [torn(2n), torn(3n)],
+    ]) {
       assert.throws(
         () => pickHeader(a, b),
         (e: unknown) => e instanceof StateError && e.code === 'PSF_CORRUPT' && /init --force/.test(e.hint ?? ''),

@@ -1,6 +1,17 @@
 // Tests of src/core/psf/layout.ts: the page geometry and where each region starts.
 import assert from 'node:assert/strict'
-import {BITS_PER_PAGE, blockCountOf, HASHES_PER_PAGE, layoutFor, PAGE_HEADER_SIZE, PAGE_PAYLOAD_SIZE, PAGE_SIZE, pageCount, Region, SLOT_SIZE} from '../../../src/core/psf/layout.js'
+import {
+  BITS_PER_PAGE,
+  blockCountOf,
+  HASHES_PER_PAGE,
+  layoutFor,
+  PAGE_HEADER_SIZE,
+  PAGE_PAYLOAD_SIZE,
+  PAGE_SIZE,
+  pageCount,
+  Region,
+  SLOT_SIZE,
+} from '../../../src/core/psf/layout.js'
 
 describe('psf layout', () => {
   it('has the documented geometry', () => {

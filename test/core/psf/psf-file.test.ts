@@ -120,7 +120,10 @@ describe('psf file', () => {
       const worker = (field: 'generation' | 'lastSeq') =>
         new Promise<void>((resolve, reject) => {
           const code = `const {PsfFile} = await import(${JSON.stringify(moduleUrl)}); const p = await PsfFile.open(${JSON.stringify(file)}); for (let i = 0; i < ${N}; i++) await p.updateHeader((c) => ({${field}: c.${field} + 1})); await p.close()`
-          const child = spawn(process.execPath, ['--input-type=module', '-e', code], {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, VDREP_NO_NATIVE: noNative}})
+          const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+            stdio: ['ignore', 'ignore', 'pipe'],
+            env: {...process.env, VDREP_NO_NATIVE: noNative},
+          })
           let err = ''
           child.stderr.on('data', (d: Buffer) => (err += d.toString()))
           child.on('close', (c) => (c === 0 ? resolve() : reject(new Error(`worker exited ${c}: ${err}`))))

@@ -7,7 +7,11 @@ import {ConnectionCaps, REFUSAL_REPORT_MS} from '../../../src/core/receiver/conn
 function caps(maxConnections: number, maxConnectionsPerUid: number) {
   const lines: string[] = []
   let t = 1_000_000
-  const c = new ConnectionCaps({maxConnections, maxConnectionsPerUid}, (l) => lines.push(l), () => t)
+  const c = new ConnectionCaps(
+    {maxConnections, maxConnectionsPerUid},
+    (l) => lines.push(l),
+    () => t,
+  )
   return {c, lines, advance: (ms: number) => (t += ms)}
 }
 

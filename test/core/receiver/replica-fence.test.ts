@@ -13,13 +13,39 @@ const C1 = 'c1'.repeat(16)
 const C2 = 'c2'.repeat(16)
 
 function hello(over: Partial<Hello> = {}): Hello {
-  return {version: 2, mode: SyncMode.DELTA, hashAlgo: HashAlgo.BLAKE3, blockSize: 65536, diskSize: 1 << 20, replicaId: ID, flags: 0, lastCommit: Buffer.from(C2, 'hex'), nextCommit: Buffer.alloc(16, 9), path: 'r.img', ...over}
+  return {
+    version: 2,
+    mode: SyncMode.DELTA,
+    hashAlgo: HashAlgo.BLAKE3,
+    blockSize: 65536,
+    diskSize: 1 << 20,
+    replicaId: ID,
+    flags: 0,
+    lastCommit: Buffer.from(C2, 'hex'),
+    nextCommit: Buffer.alloc(16, 9),
+    path: 'r.img',
+    ...over,
+  }
 }
 
 function state(over: Partial<ReplicaState> = {}): ReplicaState {
   return {
-    replicaId: ID.toString('hex'), complete: true, resumeBlock: 0, diskSize: 1 << 20, blockSize: 65536, hashAlgo: HashAlgo.BLAKE3, generation: 1, lastSeq: 3,
-    digest: '', size: 1 << 20, mtimeNs: '100', ctimeNs: '200', updatedMs: 0, commit: C2, prevCommit: C1, ...over,
+    replicaId: ID.toString('hex'),
+    complete: true,
+    resumeBlock: 0,
+    diskSize: 1 << 20,
+    blockSize: 65536,
+    hashAlgo: HashAlgo.BLAKE3,
+    generation: 1,
+    lastSeq: 3,
+    digest: '',
+    size: 1 << 20,
+    mtimeNs: '100',
+    ctimeNs: '200',
+    updatedMs: 0,
+    commit: C2,
+    prevCommit: C1,
+    ...over,
   }
 }
 
@@ -33,7 +59,11 @@ describe('replica fence: whose replica, and did it move on', () => {
 
   it('another replica id: REPLICA_FOREIGN; a stat moved since the last commit: REPLICA_DIVERGED; an incomplete replica has no stat to compare', () => {
     assert.equal(replicaFence(hello({replicaId: Buffer.alloc(16, 1)}), state(), undefined, sameStat)?.code, 'REPLICA_FOREIGN')
-    for (const st of [{...sameStat, size: 1n}, {...sameStat, mtimeNs: 101n}, {...sameStat, ctimeNs: 201n}]) {
+    for (const st of [
+      {...sameStat, size: 1n},
+      {...sameStat, mtimeNs: 101n},
+      {...sameStat, ctimeNs: 201n},
+    ]) {
       assert.equal(replicaFence(hello(), state(), undefined, st)?.code, 'REPLICA_DIVERGED')
     }
     assert.equal(replicaFence(hello(), state({complete: false}), undefined, {...sameStat, mtimeNs: 5n}), null)
@@ -43,13 +73,19 @@ describe('replica fence: whose replica, and did it move on', () => {
     const log: string[] = []
     const foreign = {code: 'REPLICA_FOREIGN' as const, reason: 'x'}
     const diverged = {code: 'REPLICA_DIVERGED' as const, reason: 'y'}
-    assert.throws(() => enforceFence(hello(), foreign, (t) => log.push(t)), (e: Error & {code?: string}) => e.code === 'REPLICA_FOREIGN' && /--take-over-replica/.test(String((e as {hint?: string}).hint)))
+    assert.throws(
+      () => enforceFence(hello(), foreign, (t) => log.push(t)),
+      (e: Error & {code?: string}) => e.code === 'REPLICA_FOREIGN' && /--take-over-replica/.test(String((e as {hint?: string}).hint)),
+    )
     assert.throws(() => enforceFence(hello({flags: HelloFlag.DISCARD_REPLICA_CHANGES}), foreign, (t) => log.push(t)), /x; nothing was written/)
-    assert.throws(() => enforceFence(hello(), diverged, (t) => log.push(t)), (e: Error & {code?: string}) => e.code === 'REPLICA_DIVERGED')
+    assert.throws(
+      () => enforceFence(hello(), diverged, (t) => log.push(t)),
+      (e: Error & {code?: string}) => e.code === 'REPLICA_DIVERGED',
+    )
     assert.throws(() => enforceFence(hello({flags: HelloFlag.TAKE_OVER_REPLICA}), diverged, (t) => log.push(t)), /y; nothing was written/)
     enforceFence(hello({flags: HelloFlag.TAKE_OVER_REPLICA}), foreign, (t) => log.push(t))
     enforceFence(hello({flags: HelloFlag.DISCARD_REPLICA_CHANGES}), diverged, (t) => log.push(t))
-    assert.deepEqual(log, ['taking over: x', 'discarding the replica\'s changes: y'])
+    assert.deepEqual(log, ['taking over: x', "discarding the replica's changes: y"])
   })
 
   it('the commit chain: the last commit or the one before (a lost answer) matches; another does not; no chain on one side is no evidence', () => {

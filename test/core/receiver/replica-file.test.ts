@@ -18,7 +18,18 @@ const PIECE = MiB
 const PIECES = 40 // 40 MiB: past the 8 MiB that starts a writeback, several times over
 
 function hello(p: string): Hello {
-  return {version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: HashAlgo.BLAKE3, blockSize: 64 * 1024, diskSize: PIECES * PIECE, replicaId: Buffer.alloc(16, 3), flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: p}
+  return {
+    version: PROTOCOL_VERSION,
+    mode: SyncMode.FULLSYNC,
+    hashAlgo: HashAlgo.BLAKE3,
+    blockSize: 64 * 1024,
+    diskSize: PIECES * PIECE,
+    replicaId: Buffer.alloc(16, 3),
+    flags: 0,
+    lastCommit: Buffer.alloc(16),
+    nextCommit: Buffer.alloc(16, 1),
+    path: p,
+  }
 }
 
 describe('core/receiver/replica-file writes', function () {

@@ -8,7 +8,14 @@ import path from 'node:path'
 import zlib from 'node:zlib'
 import fc from 'fast-check'
 import {StateError} from '../../../src/core/errors.js'
-import {decodeReplicaState, encodeReplicaState, readReplicaState, statePathFor, writeReplicaState, type ReplicaState} from '../../../src/core/receiver/replica-state.js'
+import {
+  decodeReplicaState,
+  encodeReplicaState,
+  readReplicaState,
+  statePathFor,
+  writeReplicaState,
+  type ReplicaState,
+} from '../../../src/core/receiver/replica-state.js'
 
 const BODY =
   '{"replicaId":"00112233445566778899aabbccddeeff","complete":true,"resumeBlock":16,"diskSize":1048576,"blockSize":65536,' +
@@ -19,8 +26,19 @@ const BODY =
 const golden = () => Buffer.concat([Buffer.from('5644525354415445' + '0100' + '0000' + '16010000' + 'a1671dc6', 'hex'), Buffer.from(BODY, 'ascii')])
 
 const VALUE: ReplicaState = {
-  replicaId: '00112233445566778899aabbccddeeff', complete: true, resumeBlock: 16, diskSize: 1048576, blockSize: 65536, hashAlgo: 2,
-  generation: 3, lastSeq: 42, digest: 'ab', size: 1048576, mtimeNs: '1700000000123456789', ctimeNs: '1700000000987654321', updatedMs: 1700000000000,
+  replicaId: '00112233445566778899aabbccddeeff',
+  complete: true,
+  resumeBlock: 16,
+  diskSize: 1048576,
+  blockSize: 65536,
+  hashAlgo: 2,
+  generation: 3,
+  lastSeq: 42,
+  digest: 'ab',
+  size: 1048576,
+  mtimeNs: '1700000000123456789',
+  ctimeNs: '1700000000987654321',
+  updatedMs: 1700000000000,
 }
 
 /** An envelope around any body, with a correct length and crc (to reach the body checks). */
@@ -34,16 +52,24 @@ function envelope(body: string): Buffer {
 
 const stateCode = (code: string) => (e: unknown) => e instanceof StateError && e.code === code
 
-const stateArb: fc.Arbitrary<ReplicaState> = fc.record({
-  replicaId: fc.uint8Array({minLength: 16, maxLength: 16}).map((u) => Buffer.from(u).toString('hex')),
-  complete: fc.boolean(),
-  resumeBlock: fc.maxSafeNat(), diskSize: fc.maxSafeNat(), blockSize: fc.maxSafeNat(), hashAlgo: fc.maxSafeNat(),
-  generation: fc.maxSafeNat(), lastSeq: fc.maxSafeNat(),
-  digest: fc.string({unit: 'binary', maxLength: 200}),
-  size: fc.maxSafeNat(),
-  mtimeNs: fc.bigInt({min: 0n, max: 2n ** 64n}).map(String), ctimeNs: fc.bigInt({min: 0n, max: 2n ** 64n}).map(String),
-  updatedMs: fc.maxSafeNat(),
-}, {noNullPrototype: true})
+const stateArb: fc.Arbitrary<ReplicaState> = fc.record(
+  {
+    replicaId: fc.uint8Array({minLength: 16, maxLength: 16}).map((u) => Buffer.from(u).toString('hex')),
+    complete: fc.boolean(),
+    resumeBlock: fc.maxSafeNat(),
+    diskSize: fc.maxSafeNat(),
+    blockSize: fc.maxSafeNat(),
+    hashAlgo: fc.maxSafeNat(),
+    generation: fc.maxSafeNat(),
+    lastSeq: fc.maxSafeNat(),
+    digest: fc.string({unit: 'binary', maxLength: 200}),
+    size: fc.maxSafeNat(),
+    mtimeNs: fc.bigInt({min: 0n, max: 2n ** 64n}).map(String),
+    ctimeNs: fc.bigInt({min: 0n, max: 2n ** 64n}).map(String),
+    updatedMs: fc.maxSafeNat(),
+  },
+  {noNullPrototype: true},
+)
 
 describe('replica state codec', () => {
   it('encodes to the hand-written bytes', () => {
@@ -55,7 +81,10 @@ describe('replica state codec', () => {
   })
 
   it('round-trips any state', () => {
-    fc.assert(fc.property(stateArb, (s) => assert.deepEqual(decodeReplicaState(encodeReplicaState(s)), s)), {numRuns: 300})
+    fc.assert(
+      fc.property(stateArb, (s) => assert.deepEqual(decodeReplicaState(encodeReplicaState(s)), s)),
+      {numRuns: 300},
+    )
   })
 
   it('rejects every single flipped byte: the magic as foreign, the rest as corrupt', () => {
@@ -78,7 +107,10 @@ describe('replica state codec', () => {
   it('refuses a body length past the limit before looking at the body', () => {
     const b = golden()
     b.writeUInt32LE(0xffffffff, 12)
-    assert.throws(() => decodeReplicaState(b), (e: unknown) => stateCode('REPLICA_STATE_CORRUPT')(e) && /exceeds/.test((e as Error).message))
+    assert.throws(
+      () => decodeReplicaState(b),
+      (e: unknown) => stateCode('REPLICA_STATE_CORRUPT')(e) && /exceeds/.test((e as Error).message),
+    )
   })
 
   it('refuses another version and a nonzero reserved field', () => {

@@ -9,7 +9,16 @@ import {duplexPair} from '../../../src/core/transport/duplex-pair.js'
 import {encodeFrameHeader, FrameType, PROTOCOL_VERSION} from '../../../src/core/protocol/frame.js'
 import {FrameReader} from '../../../src/core/protocol/frame-reader.js'
 import {FrameWriter} from '../../../src/core/protocol/frame-writer.js'
-import {decodeBlockStatus, decodeError, decodeVerifyResult, encodeDataFields, encodeDone, encodeHello, encodeU64, SyncMode} from '../../../src/core/protocol/messages.js'
+import {
+  decodeBlockStatus,
+  decodeError,
+  decodeVerifyResult,
+  encodeDataFields,
+  encodeDone,
+  encodeHello,
+  encodeU64,
+  SyncMode,
+} from '../../../src/core/protocol/messages.js'
 import {handleConnection} from '../../../src/core/receiver/session.js'
 import {decodeReplicaState} from '../../../src/core/receiver/replica-state.js'
 import {ReplicaFile} from '../../../src/core/receiver/replica-file.js'
@@ -18,7 +27,19 @@ const BS = 4096
 const BLOCKS = 8
 
 function hello(p: string, over: Partial<Parameters<typeof encodeHello>[0]> = {}) {
-  return encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: HashAlgo.BLAKE3, blockSize: BS, diskSize: BS * BLOCKS, replicaId: Buffer.alloc(16, 7), flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: p, ...over})
+  return encodeHello({
+    version: PROTOCOL_VERSION,
+    mode: SyncMode.FULLSYNC,
+    hashAlgo: HashAlgo.BLAKE3,
+    blockSize: BS,
+    diskSize: BS * BLOCKS,
+    replicaId: Buffer.alloc(16, 7),
+    flags: 0,
+    lastCommit: Buffer.alloc(16),
+    nextCommit: Buffer.alloc(16, 1),
+    path: p,
+    ...over,
+  })
 }
 
 describe('receiver session (hand-written client)', () => {
@@ -117,7 +138,8 @@ describe('receiver session (hand-written client)', () => {
     for (const f of frames) client.write(f)
     client.end()
     let err
-    for (let f = await reader.next().catch(() => null); f; f = await reader.next().catch(() => null)) if (f.type === FrameType.ERROR) err = decodeError(f.payload)
+    for (let f = await reader.next().catch(() => null); f; f = await reader.next().catch(() => null))
+      if (f.type === FrameType.ERROR) err = decodeError(f.payload)
     await served
     assert.ok(err, 'the receiver answers with an ERROR frame')
     assert.match(err.code, code)
@@ -140,7 +162,10 @@ describe('receiver session (hand-written client)', () => {
     await expectError([frame(FrameType.HELLO, hello('x.img', {flags: 0x80000000}))], /BAD_FLAGS/)
     const h = blockHasher(HashAlgo.BLAKE3, Buffer.alloc(16))
     const data = Buffer.alloc(BS, 1)
-    await expectError([frame(FrameType.HELLO, hello('y.img')), frame(FrameType.DATA, Buffer.concat([encodeDataFields(BLOCKS + 5, h.hash(data)), data]))], /BLOCK_OUT_OF_RANGE|BLOCK_NOT_SCANNED/)
+    await expectError(
+      [frame(FrameType.HELLO, hello('y.img')), frame(FrameType.DATA, Buffer.concat([encodeDataFields(BLOCKS + 5, h.hash(data)), data]))],
+      /BLOCK_OUT_OF_RANGE|BLOCK_NOT_SCANNED/,
+    )
     await expectError([frame(FrameType.HELLO, hello('z.img')), frame(FrameType.CHECKPOINT, encodeU64(BLOCKS * 100))], /CHECKPOINT_OUT_OF_RANGE/)
     await assert.rejects(fs.stat(path.join(path.dirname(root), 'escape.img')))
   })

@@ -36,8 +36,24 @@ describe('parseTarget', () => {
 
   it('refuses malformed targets with BAD_TARGET', () => {
     const specs = [
-      '', 'host:relative/path', 'host:22', 'host::/p', ':/p', '@host:/p', 'user@:/p', 'a b:/p', '::1:/p', '[::1/p', '[zz::1]:/p',
-      'host:0:/p', 'host:65536:/p', 'host:99999999999999999999:/p', 'host:/a/../b', 'host:/..', 'C:\\disk.img', 'u@v@host:/p',
+      '',
+      'host:relative/path',
+      'host:22',
+      'host::/p',
+      ':/p',
+      '@host:/p',
+      'user@:/p',
+      'a b:/p',
+      '::1:/p',
+      '[::1/p',
+      '[zz::1]:/p',
+      'host:0:/p',
+      'host:65536:/p',
+      'host:99999999999999999999:/p',
+      'host:/a/../b',
+      'host:/..',
+      'C:\\disk.img',
+      'u@v@host:/p',
     ]
     for (const spec of specs) assert.throws(() => parseTarget(spec), bad, JSON.stringify(spec))
   })

@@ -1,6 +1,19 @@
 // The control-socket frame codec, against bytes written by hand.
 import assert from 'node:assert/strict'
-import {BLOCK_HASH_ENTRY, CONTROL_HEADER_SIZE, decodeBlockHashes, decodeHeader, decodeJson, encodeBlockHashes, encodeFrame, FrameKind, MAX_JSON, MAX_REQUEST_DATA, parseError, parseRequest} from '../../../src/core/tracker/control-protocol.js'
+import {
+  BLOCK_HASH_ENTRY,
+  CONTROL_HEADER_SIZE,
+  decodeBlockHashes,
+  decodeHeader,
+  decodeJson,
+  encodeBlockHashes,
+  encodeFrame,
+  FrameKind,
+  MAX_JSON,
+  MAX_REQUEST_DATA,
+  parseError,
+  parseRequest,
+} from '../../../src/core/tracker/control-protocol.js'
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex')
 // "VDTC", version 2, REQUEST, reserved 0, json length 15, data length 0, {"op":"status"}
@@ -85,11 +98,26 @@ describe('tracker control protocol', () => {
   it('validates the record transitions and the data each one takes (version 2)', () => {
     assert.deepEqual(parseRequest({op: 'beginCommit', seq: 4}), {op: 'beginCommit', seq: 4})
     assert.deepEqual(parseRequest({op: 'adoptCommitted', seq: 4}), {op: 'adoptCommitted', seq: 4})
-    assert.deepEqual(parseRequest({op: 'commit', seq: 5, pointInTimeMs: 10, diskSize: 8192, commitId: 'c0ffee00c0ffee00c0ffee00c0ffee00'}), {op: 'commit', seq: 5, pointInTimeMs: 10, diskSize: 8192, commitId: 'c0ffee00c0ffee00c0ffee00c0ffee00'})
+    assert.deepEqual(parseRequest({op: 'commit', seq: 5, pointInTimeMs: 10, diskSize: 8192, commitId: 'c0ffee00c0ffee00c0ffee00c0ffee00'}), {
+      op: 'commit',
+      seq: 5,
+      pointInTimeMs: 10,
+      diskSize: 8192,
+      commitId: 'c0ffee00c0ffee00c0ffee00c0ffee00',
+    })
     assert.throws(() => parseRequest({op: 'commit', seq: 5, pointInTimeMs: 10, diskSize: 8192}), /commit: "commitId" must be 32 lower-case hex digits/)
-    assert.throws(() => parseRequest({op: 'provedSync', diskSize: 1, replicaSeq: 2, syncedMs: 3, commitId: 'C0FFEE'}), /provedSync: "commitId" must be 32 lower-case hex digits/)
+    assert.throws(
+      () => parseRequest({op: 'provedSync', diskSize: 1, replicaSeq: 2, syncedMs: 3, commitId: 'C0FFEE'}),
+      /provedSync: "commitId" must be 32 lower-case hex digits/,
+    )
     assert.deepEqual(parseRequest({op: 'beginFullSync'}), {op: 'beginFullSync'})
-    assert.deepEqual(parseRequest({op: 'provedSync', diskSize: 1, replicaSeq: 2, syncedMs: 3, commitId: 'c0ffee00c0ffee00c0ffee00c0ffee00'}), {op: 'provedSync', diskSize: 1, replicaSeq: 2, syncedMs: 3, commitId: 'c0ffee00c0ffee00c0ffee00c0ffee00'})
+    assert.deepEqual(parseRequest({op: 'provedSync', diskSize: 1, replicaSeq: 2, syncedMs: 3, commitId: 'c0ffee00c0ffee00c0ffee00c0ffee00'}), {
+      op: 'provedSync',
+      diskSize: 1,
+      replicaSeq: 2,
+      syncedMs: 3,
+      commitId: 'c0ffee00c0ffee00c0ffee00c0ffee00',
+    })
     assert.deepEqual(parseRequest({op: 'indexRun', first: 127}, 64), {op: 'indexRun', first: 127})
     assert.deepEqual(parseRequest({op: 'blockHashes'}, 2 * BLOCK_HASH_ENTRY), {op: 'blockHashes'})
     assert.throws(() => parseRequest({op: 'commit', seq: 5, pointInTimeMs: -1, diskSize: 8192}), /commit: "pointInTimeMs" must be a non-negative integer/)
@@ -103,7 +131,10 @@ describe('tracker control protocol', () => {
   it('blockHashes data: u64 block then hash, little-endian, blocks checked against the disk', () => {
     const h1 = Buffer.alloc(32, 0xaa)
     const h2 = Buffer.alloc(32, 0xbb)
-    const data = encodeBlockHashes([[1, h1], [0x0102030405, h2]])
+    const data = encodeBlockHashes([
+      [1, h1],
+      [0x0102030405, h2],
+    ])
     assert.deepEqual(data.subarray(0, 8), hex('0100000000000000'))
     assert.deepEqual(data.subarray(40, 48), hex('0504030201000000'))
     const back = decodeBlockHashes(data, 0x0102030406)

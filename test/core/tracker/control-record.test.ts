@@ -31,12 +31,19 @@ describe('tracker control socket: record transitions run by the tracker', () => 
   beforeEach(async () => {
     dir = await tempDir('vdrep-ctlrec-')
     file = psfPathFor(path.join(dir, 'disk.img'))
-    await ChangeRecord.init(file, {...newHeader({diskSize: SIZE, blockSize: BS, hashAlgo: 1, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}}), flags: HeaderFlag.NEEDS_FULL_SYNC | HeaderFlag.INDEX_VALID})
+    await ChangeRecord.init(file, {
+      ...newHeader({diskSize: SIZE, blockSize: BS, hashAlgo: 1, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}}),
+      flags: HeaderFlag.NEEDS_FULL_SYNC | HeaderFlag.INDEX_VALID,
+    })
     record = await ChangeRecord.openOwned(file)
     const transition = recordTransitions(record)
     const unused = () => Promise.reject(new Error('not in this test'))
     server = await ControlServer.listen(path.join(dir, 'ctl.sock'), {
-      status: () => ({}), freeze: unused, read: unused, complete: unused, disconnected: () => {},
+      status: () => ({}),
+      freeze: unused,
+      read: unused,
+      complete: unused,
+      disconnected: () => {},
       transition: (_conn, req, data) => transition(req, data),
     })
     client = await TrackerControlClient.connect('/unused', {socketPath: server.path})
@@ -60,7 +67,12 @@ describe('tracker control socket: record transitions run by the tracker', () => 
   it('a push: beginCommit, blockHashes, commit; adoptCommitted', async () => {
     await client.beginCommit(3)
     assert.equal((await header()).h.pendingSeq, 3)
-    await client.storeBlockHashes(new Map([[5, Buffer.alloc(32, 5)], [BLOCKS - 1, Buffer.alloc(32, 9)]]))
+    await client.storeBlockHashes(
+      new Map([
+        [5, Buffer.alloc(32, 5)],
+        [BLOCKS - 1, Buffer.alloc(32, 9)],
+      ]),
+    )
     await client.commit({seq: 3, pointInTimeMs: 777, diskSize: SIZE, commitId: CID})
     const {h, index} = await header()
     assert.deepEqual([h.lastSeq, h.pendingSeq, h.lastSyncMs], [3, 0, 777])
@@ -85,12 +97,18 @@ describe('tracker control socket: record transitions run by the tracker', () => 
   })
 
   it('refuses what does not fit the disk, and a stamp (the tracker owns CLEAN_SHUTDOWN); nothing written', async () => {
-    await assert.rejects(client.commit({seq: 1, pointInTimeMs: 1, diskSize: SIZE + BS, commitId: CID}), /commit: a disk of \d+ bytes, but this tracker records one of/)
+    await assert.rejects(
+      client.commit({seq: 1, pointInTimeMs: 1, diskSize: SIZE + BS, commitId: CID}),
+      /commit: a disk of \d+ bytes, but this tracker records one of/,
+    )
     await assert.rejects(client.provedSync({diskSize: SIZE - BS, replicaSeq: 1, syncedMs: 1, commitId: CID}), /provedSync: a disk of/)
     await assert.rejects(client.writeIndexRun(1, Buffer.alloc(32)), /do not start an index page/)
     await assert.rejects(client.writeIndexRun(4 * HASHES_PER_PAGE, Buffer.alloc(4 * 32)), /do not start an index page inside the disk's/)
     await assert.rejects(client.storeBlockHashes(new Map([[BLOCKS, Buffer.alloc(32)]])), /outside the disk's/)
-    await assert.rejects(client.commit({seq: 1, pointInTimeMs: 1, diskSize: SIZE, commitId: CID, stamp: {size: SIZE, mtimeNs: 1n, ctimeNs: 1n}}), /records no stamp/)
+    await assert.rejects(
+      client.commit({seq: 1, pointInTimeMs: 1, diskSize: SIZE, commitId: CID, stamp: {size: SIZE, mtimeNs: 1n, ctimeNs: 1n}}),
+      /records no stamp/,
+    )
     const {h} = await header()
     assert.deepEqual([h.lastSeq, h.generation, h.counter], [0, 0, 1n])
     await client.beginCommit(2) // the connection is still usable

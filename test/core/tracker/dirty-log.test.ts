@@ -138,7 +138,10 @@ describe('tracker dirty log (group commit)', () => {
     const log = new DirtyLog(fake as unknown as PsfFile, new Bitmap(100), new Bitmap(100))
     log.inflight.set(7)
     await log.mergeBack()
-    assert.deepEqual(fake.calls.map((c) => c.region), [Region.ACTIVE, Region.INFLIGHT])
+    assert.deepEqual(
+      fake.calls.map((c) => c.region),
+      [Region.ACTIVE, Region.INFLIGHT],
+    )
   })
 
   it('random ranges, concurrent: every resolved mark is durable, bits are exactly the union, counts exact', async () => {

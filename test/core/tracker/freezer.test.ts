@@ -35,17 +35,31 @@ describe('tracker freezer (copy-on-write point in time)', () => {
     const disk = path.join(dir, 'disk.img')
     image = crypto.randomBytes(SIZE)
     await fs.writeFile(disk, image)
-    await PsfFile.create(`${disk}.psf`, newHeader({diskSize: SIZE, blockSize: BS, hashAlgo: 1, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}}))
+    await PsfFile.create(
+      `${disk}.psf`,
+      newHeader({diskSize: SIZE, blockSize: BS, hashAlgo: 1, settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2}}),
+    )
     psf = await PsfFile.open(`${disk}.psf`)
     inner = await FileBackend.open(disk)
     log = new DirtyLog(psf, new Bitmap(BLOCKS), new Bitmap(BLOCKS))
     const gate = new WriteGate()
     warnings.length = 0
-    const slow = readDelayMs > 0 ? Object.assign(Object.create(inner) as FileBackend, {read: async (off: number, len: number) => {
-      await new Promise((r) => setTimeout(r, readDelayMs))
-      return inner.read(off, len)
-    }}) : inner
-    freezer = new Freezer(log, gate, slow, {blockSize: BS, diskSize: SIZE, blockCount: BLOCKS}, {cowPath: `${disk}.vdrep.cow`, cowLimit, log: (_l, line) => warnings.push(line)})
+    const slow =
+      readDelayMs > 0
+        ? Object.assign(Object.create(inner) as FileBackend, {
+            read: async (off: number, len: number) => {
+              await new Promise((r) => setTimeout(r, readDelayMs))
+              return inner.read(off, len)
+            },
+          })
+        : inner
+    freezer = new Freezer(
+      log,
+      gate,
+      slow,
+      {blockSize: BS, diskSize: SIZE, blockCount: BLOCKS},
+      {cowPath: `${disk}.vdrep.cow`, cowLimit, log: (_l, line) => warnings.push(line)},
+    )
     backend = new RecordingBackend(inner, log, gate, freezer, BS)
   }
 
@@ -143,7 +157,10 @@ describe('tracker freezer (copy-on-write point in time)', () => {
     await setup(0, 300) // no room for old contents: the first write to a frozen block cancels
     await backend.write(0, Buffer.from(image), false)
     await freezer.freeze(5)
-    const read = freezer.read(5, 8, 4).then((d) => d, (err: Error) => err)
+    const read = freezer.read(5, 8, 4).then(
+      (d) => d,
+      (err: Error) => err,
+    )
     await new Promise((r) => setTimeout(r, 20)) // the read is past its first check, reading
     // The first write cancels the freeze; the second (queued behind it in the gate, inside the
     // read's range) then finds the freeze cancelled, takes no range lock, and lands at once.
@@ -152,7 +169,10 @@ describe('tracker freezer (copy-on-write point in time)', () => {
     await new Promise((r) => setImmediate(r))
     const w2 = backend.write(9 * BS, Buffer.alloc(BS, 0xbb), false)
     await Promise.all([w1, w2])
-    assert.ok((await inner.read(9 * BS, BS)).every((b) => b === 0xbb), 'the second write landed while the read ran')
+    assert.ok(
+      (await inner.read(9 * BS, BS)).every((b) => b === 0xbb),
+      'the second write landed while the read ran',
+    )
     const got = await read
     if (got instanceof Error) assert.match(got.message, /freeze was cancelled/)
     else assert.ok(got.subarray(BS, 2 * BS).equals(image.subarray(9 * BS, 10 * BS)), 'the read returned block 9 as written after the freeze')

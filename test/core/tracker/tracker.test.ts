@@ -38,7 +38,7 @@ describe('tracker (in-process)', function () {
     return psf.header
   }
 
-  it('start clears CLEAN_SHUTDOWN; a clean stop sets it with the disk\'s stamp, removes the socket and frees the lock', async () => {
+  it("start clears CLEAN_SHUTDOWN; a clean stop sets it with the disk's stamp, removes the socket and frees the lock", async () => {
     const sock = path.join(dir, 'nbd.sock')
     const t = await Tracker.start(disk, {listen: [`unix:${sock}`]})
     assert.equal((await header()).flags & HeaderFlag.CLEAN_SHUTDOWN, 0)

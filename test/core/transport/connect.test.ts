@@ -45,9 +45,23 @@ describe('connectReceiver: the Carrier the engine uses, over both local carriers
     it(`${where}: frames go both ways through carrier.writer and carrier.frames, and close() waits for the receiver`, async () => {
       process.env.VDREP_LOCAL_RECEIVER = where
       const carrier = await connectReceiver({kind: 'local', path: path.join(dir, 'replica.img')}, {port: 0, diskSize: 1 << 20})
-      assert.equal(carrier.replicaPath, 'replica.img', 'a local receiver is rooted at the replica\'s folder')
+      assert.equal(carrier.replicaPath, 'replica.img', "a local receiver is rooted at the replica's folder")
       // A block size the receiver refuses: it answers with an ERROR frame and ends, writing nothing.
-      await carrier.writer.send(FrameType.HELLO, encodeHello({version: PROTOCOL_VERSION, mode: SyncMode.FULLSYNC, hashAlgo: HashAlgo.BLAKE3, blockSize: 3000, diskSize: 1 << 20, replicaId: Buffer.alloc(16, 7), flags: 0, lastCommit: Buffer.alloc(16), nextCommit: Buffer.alloc(16, 1), path: carrier.replicaPath}))
+      await carrier.writer.send(
+        FrameType.HELLO,
+        encodeHello({
+          version: PROTOCOL_VERSION,
+          mode: SyncMode.FULLSYNC,
+          hashAlgo: HashAlgo.BLAKE3,
+          blockSize: 3000,
+          diskSize: 1 << 20,
+          replicaId: Buffer.alloc(16, 7),
+          flags: 0,
+          lastCommit: Buffer.alloc(16),
+          nextCommit: Buffer.alloc(16, 1),
+          path: carrier.replicaPath,
+        }),
+      )
       const answer = await carrier.frames.next()
       assert.equal(answer?.type, FrameType.ERROR)
       assert.equal(decodeError(answer.payload).code, 'BAD_BLOCK_SIZE')

@@ -58,10 +58,14 @@ describe('duplex pair', () => {
     let blocked = false
     const writes: Promise<void>[] = []
     for (let i = 0; i < 8; i++) {
-      writes.push(once((cb) => client.write(Buffer.alloc(1 << 16), () => {
-        written++
-        cb()
-      })))
+      writes.push(
+        once((cb) =>
+          client.write(Buffer.alloc(1 << 16), () => {
+            written++
+            cb()
+          }),
+        ),
+      )
     }
     await new Promise((r) => setTimeout(r, 20))
     blocked = written < 8

@@ -29,7 +29,7 @@ async function pair(dir: string, pauseOnConnect = true): Promise<Pair> {
 
 /** Write `data` in pieces of random sizes, respecting backpressure. */
 async function send(client: net.Socket, data: Buffer): Promise<void> {
-  for (let pos = 0; pos < data.length; ) {
+  for (let pos = 0; pos < data.length;) {
     const n = Math.min(data.length - pos, 1 + Math.floor(Math.random() * 300_000))
     if (!client.write(data.subarray(pos, pos + n))) await new Promise((r) => client.once('drain', r))
     pos += n

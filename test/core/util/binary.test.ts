@@ -29,8 +29,13 @@ describe('BufferReader', () => {
   it('fails every read cut at every byte with a typed error naming the field', () => {
     const whole = hex(FIXTURE)
     const steps: Array<[string, (r: BufferReader) => unknown]> = [
-      ['a', (r) => r.u8('a')], ['b', (r) => r.u16('b')], ['c', (r) => r.u32('c')], ['d', (r) => r.u64('d')],
-      ['e', (r) => r.big64('e')], ['f', (r) => r.bytes(2, 'f')], ['g', (r) => r.str16('g', 10)],
+      ['a', (r) => r.u8('a')],
+      ['b', (r) => r.u16('b')],
+      ['c', (r) => r.u32('c')],
+      ['d', (r) => r.u64('d')],
+      ['e', (r) => r.big64('e')],
+      ['f', (r) => r.bytes(2, 'f')],
+      ['g', (r) => r.str16('g', 10)],
     ]
     for (let n = 0; n < whole.length; n++) {
       const r = new BufferReader(whole.subarray(0, n))
@@ -65,7 +70,10 @@ describe('BufferReader', () => {
 
   it('uses the given error factory', () => {
     const r = new BufferReader(Buffer.alloc(1), (field, detail) => new StateError('PSF_CORRUPT', `${field} ${detail}`))
-    assert.throws(() => r.u32('len'), (e: unknown) => e instanceof StateError && e.code === 'PSF_CORRUPT' && /^len needs 4 bytes at offset 0, only 1 left/.test(e.message))
+    assert.throws(
+      () => r.u32('len'),
+      (e: unknown) => e instanceof StateError && e.code === 'PSF_CORRUPT' && /^len needs 4 bytes at offset 0, only 1 left/.test(e.message),
+    )
   })
 
   it('never throws anything but a VdrepError on random reads of random bytes', () => {
@@ -73,7 +81,8 @@ describe('BufferReader', () => {
       fc.property(fc.uint8Array({maxLength: 40}), fc.array(fc.integer({min: 0, max: 6}), {maxLength: 12}), (bytes, ops) => {
         const r = new BufferReader(Buffer.from(bytes))
         try {
-          for (const op of ops) [() => r.u8('f'), () => r.u16('f'), () => r.u32('f'), () => r.u64('f'), () => r.big64('f'), () => r.bytes(3, 'f'), () => r.str16('f', 8)][op]()
+          for (const op of ops)
+            [() => r.u8('f'), () => r.u16('f'), () => r.u32('f'), () => r.u64('f'), () => r.big64('f'), () => r.bytes(3, 'f'), () => r.str16('f', 8)][op]()
         } catch (e) {
           assert.ok(e instanceof ProtocolError, String(e))
         }
@@ -86,7 +95,13 @@ describe('BufferReader', () => {
 describe('BufferWriter', () => {
   it('writes the hand-written bytes', () => {
     const w = new BufferWriter(40)
-    w.u8(0x7f).u16(0x1234).u32(0xdeadbeef).u64(Number.MAX_SAFE_INTEGER).u64(2n ** 64n - 1n).bytes(Buffer.from('ab')).str16('hé')
+    w.u8(0x7f)
+      .u16(0x1234)
+      .u32(0xdeadbeef)
+      .u64(Number.MAX_SAFE_INTEGER)
+      .u64(2n ** 64n - 1n)
+      .bytes(Buffer.from('ab'))
+      .str16('hé')
     assert.deepEqual(w.finish(), hex(FIXTURE))
     assert.equal(w.offset, 30)
   })

@@ -8,8 +8,21 @@ const usage = (code: string) => (e: unknown) => e instanceof UsageError && e.cod
 describe('units', () => {
   it('parses sizes with binary suffixes, any case, with or without iB/B', () => {
     const cases: Array<[string, number]> = [
-      ['65536', 65536], ['0', 0], ['64k', 65536], ['64K', 65536], ['64KiB', 65536], ['64kb', 65536], ['1M', 1 << 20], ['1m', 1 << 20],
-      ['4 MiB', 4 << 20], ['1G', 2 ** 30], ['1 G', 2 ** 30], ['1T', 2 ** 40], ['1.5k', 1536], [' 8k ', 8192], ['1.5', 1],
+      ['65536', 65536],
+      ['0', 0],
+      ['64k', 65536],
+      ['64K', 65536],
+      ['64KiB', 65536],
+      ['64kb', 65536],
+      ['1M', 1 << 20],
+      ['1m', 1 << 20],
+      ['4 MiB', 4 << 20],
+      ['1G', 2 ** 30],
+      ['1 G', 2 ** 30],
+      ['1T', 2 ** 40],
+      ['1.5k', 1536],
+      [' 8k ', 8192],
+      ['1.5', 1],
     ]
     for (const [input, want] of cases) assert.equal(parseSize(input, 'block size'), want, input)
   })
@@ -31,12 +44,24 @@ describe('units', () => {
   })
 
   it('parses durations to seconds; a bare number is seconds', () => {
-    const cases: Array<[string, number]> = [['15m', 900], ['1h', 3600], ['90s', 90], ['300', 300], [' 10 ', 10], ['1.5h', 5400], ['24h', 86400], ['1d', 86400], ['5 m', 300], ['500ms', 1]]
+    const cases: Array<[string, number]> = [
+      ['15m', 900],
+      ['1h', 3600],
+      ['90s', 90],
+      ['300', 300],
+      [' 10 ', 10],
+      ['1.5h', 5400],
+      ['24h', 86400],
+      ['1d', 86400],
+      ['5 m', 300],
+      ['500ms', 1],
+    ]
     for (const [input, want] of cases) assert.equal(parseDuration(input, 'rpo'), want, input)
   })
 
   it('refuses zero, negative and unreadable durations', () => {
-    for (const input of ['0', '0s', '-5m', 'abc', '', '   ', 'm', '1ms', '499ms']) assert.throws(() => parseDuration(input, '--rpo'), usage('BAD_DURATION'), input)
+    for (const input of ['0', '0s', '-5m', 'abc', '', '   ', 'm', '1ms', '499ms'])
+      assert.throws(() => parseDuration(input, '--rpo'), usage('BAD_DURATION'), input)
   })
 
   it('formats durations', () => {

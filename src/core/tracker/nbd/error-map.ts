@@ -1,15 +1,6 @@
 // The one place a failure from a backend becomes an NBD error value on the wire.
 
-import {
-  NBD_EINVAL,
-  NBD_EIO,
-  NBD_ENOMEM,
-  NBD_ENOSPC,
-  NBD_ENOTSUP,
-  NBD_EOVERFLOW,
-  NBD_EPERM,
-  NBD_ESHUTDOWN,
-} from './constants.js'
+import {NBD_EINVAL, NBD_EIO, NBD_ENOMEM, NBD_ENOSPC, NBD_ENOTSUP, NBD_EOVERFLOW, NBD_EPERM, NBD_ESHUTDOWN} from './constants.js'
 
 const BY_ERRNO: Readonly<Record<string, number>> = {
   EPERM: NBD_EPERM,

@@ -80,9 +80,7 @@ export class FileBackend implements NbdBackend {
     const buf = Buffer.allocUnsafe(length)
     let done = 0
     while (done < length) {
-      const {bytesRead} = await this.io('read', offset + done, () =>
-        this.fh.read(buf, done, length - done, offset + done),
-      )
+      const {bytesRead} = await this.io('read', offset + done, () => this.fh.read(buf, done, length - done, offset + done))
       if (bytesRead === 0) {
         throw new DiskIoError(`short read of ${this.path} at offset ${offset + done}: the disk is smaller than ${this.size} bytes now`)
       }

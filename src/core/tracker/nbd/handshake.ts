@@ -204,9 +204,7 @@ export async function negotiate(socket: Duplex, reader: SocketReader, cfg: Hands
             refuse(option, C.NBD_REP_ERR_UNKNOWN, `unknown export "${name}"`)
             break
           }
-          const match = set
-            ? queries.includes(C.BASE_ALLOCATION)
-            : nq === 0 || queries.some((q) => q === 'base:' || q === C.BASE_ALLOCATION)
+          const match = set ? queries.includes(C.BASE_ALLOCATION) : nq === 0 || queries.some((q) => q === 'base:' || q === C.BASE_ALLOCATION)
           if (match) {
             reply(option, C.NBD_REP_META_CONTEXT, u32Prefixed(set ? C.BASE_ALLOCATION_ID : 0, C.BASE_ALLOCATION))
             if (set) metaFor = backend

@@ -97,8 +97,13 @@ export class NbdServer {
       throw new UsageError('NBD_MAX_PAYLOAD', `maxPayload ${this.maxPayload} must be an integer from 4096 to ${C.DEFAULT_MAX_PAYLOAD * 4}`)
     }
     this.flags =
-      C.NBD_FLAG_HAS_FLAGS | C.NBD_FLAG_SEND_FLUSH | C.NBD_FLAG_SEND_FUA | C.NBD_FLAG_SEND_TRIM |
-      C.NBD_FLAG_SEND_WRITE_ZEROES | C.NBD_FLAG_CAN_MULTI_CONN | (opts.readOnly ? C.NBD_FLAG_READ_ONLY : 0)
+      C.NBD_FLAG_HAS_FLAGS |
+      C.NBD_FLAG_SEND_FLUSH |
+      C.NBD_FLAG_SEND_FUA |
+      C.NBD_FLAG_SEND_TRIM |
+      C.NBD_FLAG_SEND_WRITE_ZEROES |
+      C.NBD_FLAG_CAN_MULTI_CONN |
+      (opts.readOnly ? C.NBD_FLAG_READ_ONLY : 0)
   }
 
   /** Address of the first listener (with the real port when listening on port 0). */
@@ -132,8 +137,7 @@ export class NbdServer {
       if (err instanceof UsageError) throw err
       throw new UsageError('NBD_LISTEN', `cannot listen on ${label}: ${(err as Error).message}`, {cause: err})
     }
-    const address: NbdAddress =
-      where.kind === 'unix' ? where : {kind: 'tcp', host: where.host, port: (server.address() as net.AddressInfo).port}
+    const address: NbdAddress = where.kind === 'unix' ? where : {kind: 'tcp', host: where.host, port: (server.address() as net.AddressInfo).port}
     this.listeners.push({server, address})
     return address
   }

@@ -28,10 +28,14 @@ export function connectError(err: Error & {level?: string; code?: string}, ctx: 
     return new UsageError('BAD_CIPHER', `${label} accepts none of the ciphers asked for: ${err.message}`, {cause: err})
   }
   if (err.level === 'client-authentication') {
-    return new TransportError('SSH_AUTH', `ssh login to ${label} failed: the server accepted none of the keys offered (${offered})${skipped.length ? `; skipped: ${skipped.join('; ')}` : ''}`, {
-      cause: err,
-      hint: 'add your public key to the authorized_keys of that user on the replica host, load the right key into ssh-agent, or name it with --identity',
-    })
+    return new TransportError(
+      'SSH_AUTH',
+      `ssh login to ${label} failed: the server accepted none of the keys offered (${offered})${skipped.length ? `; skipped: ${skipped.join('; ')}` : ''}`,
+      {
+        cause: err,
+        hint: 'add your public key to the authorized_keys of that user on the replica host, load the right key into ssh-agent, or name it with --identity',
+      },
+    )
   }
   if (err.level === 'client-timeout') {
     return new TransportError('SSH_TIMEOUT', `no ssh answer from ${label} in time: ${err.message}`, {cause: err})

@@ -91,11 +91,7 @@ async function usableAgent(socket: string | undefined, skipped: string[], log?: 
   return undefined
 }
 
-export async function loadCredentials(
-  sources: IdentitySource[],
-  agentSocket: string | undefined,
-  log?: (line: string) => void,
-): Promise<Credentials> {
+export async function loadCredentials(sources: IdentitySource[], agentSocket: string | undefined, log?: (line: string) => void): Promise<Credentials> {
   const skipped: string[] = []
   const identities: LoadedIdentity[] = []
   for (const src of sources) {

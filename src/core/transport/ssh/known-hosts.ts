@@ -55,7 +55,10 @@ function hashedNameMatches(field: string, name: string): boolean {
 
 /** OpenSSH's match_pattern: `*` any run, `?` one character, everything else literal. */
 function globMatches(pattern: string, name: string): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.')
   return new RegExp(`^${re}$`, 's').test(name)
 }
 
@@ -77,7 +80,10 @@ export class KnownHosts {
   /** Line numbers that could not be parsed; they are ignored, as OpenSSH does. */
   readonly badLines: number[] = []
 
-  constructor(readonly entries: KnownHostEntry[] = [], readonly file?: string) {}
+  constructor(
+    readonly entries: KnownHostEntry[] = [],
+    readonly file?: string,
+  ) {}
 
   static parse(text: string, file?: string): KnownHosts {
     const out = new KnownHosts([], file)

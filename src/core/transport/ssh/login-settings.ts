@@ -72,9 +72,13 @@ export async function loginSettings(opts: SshTransportOptions): Promise<LoginSet
   }
   const creds = await loadCredentials(identitySources(opts.identityFiles ?? [], cfg.identityFiles, homeDir), agentSocket, log)
   if (!creds.agentSocket && creds.identities.length === 0) {
-    throw new TransportError('SSH_NO_IDENTITY', `no ssh key to log in to ${label} with: no agent and no usable identity file${creds.skipped.length ? ` (skipped: ${creds.skipped.join('; ')})` : ''}`, {
-      hint: 'create a key with ssh-keygen, load one into ssh-agent, or name one with --identity',
-    })
+    throw new TransportError(
+      'SSH_NO_IDENTITY',
+      `no ssh key to log in to ${label} with: no agent and no usable identity file${creds.skipped.length ? ` (skipped: ${creds.skipped.join('; ')})` : ''}`,
+      {
+        hint: 'create a key with ssh-keygen, load one into ssh-agent, or name one with --identity',
+      },
+    )
   }
 
   const config: ConnectConfig = {

@@ -122,8 +122,14 @@ export class SshTransport {
           const reason = (err as Error & {reason?: number}).reason
           reject(
             reason === 2
-              ? new TransportError('TUNNEL_REFUSED', `nothing listens on ${where} (${err.message})`, {cause: err, hint: 'start vdrep serve on the replica host'})
-              : new TransportError('TUNNEL_FAILED', `cannot open a tunnel to ${where}: ${err.message}`, {cause: err, hint: 'check AllowTcpForwarding in the replica host sshd_config'}),
+              ? new TransportError('TUNNEL_REFUSED', `nothing listens on ${where} (${err.message})`, {
+                  cause: err,
+                  hint: 'start vdrep serve on the replica host',
+                })
+              : new TransportError('TUNNEL_FAILED', `cannot open a tunnel to ${where}: ${err.message}`, {
+                  cause: err,
+                  hint: 'check AllowTcpForwarding in the replica host sshd_config',
+                }),
           )
         })
       } catch (err) {

@@ -81,7 +81,8 @@ export function ssh2ShapeProblem(client: unknown): string | undefined {
   if (debug !== undefined && typeof debug !== 'function') return 'protocol._handlers.DEBUG is not a function'
   const w = proto._packetRW?.write
   if (typeof w !== 'object' || w === null) return 'protocol._packetRW.write is missing'
-  if (typeof w.allocStart !== 'number' || typeof w.alloc !== 'function' || typeof w.finalize !== 'function') return 'protocol._packetRW.write is not a PacketWriter'
+  if (typeof w.allocStart !== 'number' || typeof w.alloc !== 'function' || typeof w.finalize !== 'function')
+    return 'protocol._packetRW.write is not a PacketWriter'
   if (typeof proto._cipher?.encrypt !== 'function') return 'protocol._cipher.encrypt is not a function'
   if (!('_kexinit' in proto)) return 'protocol._kexinit is missing'
   if (typeof proto.requestFailure !== 'function') return 'protocol.requestFailure is not a function'
@@ -95,7 +96,8 @@ export function ssh2ShapeProblem(client: unknown): string | undefined {
 export function openSsh2Internals(client: Client, opts: {env?: NodeJS.ProcessEnv; version?: string} = {}): Ssh2InternalsCheck {
   if (!ssh2InternalsAllowed(opts.env)) return {reason: `${SSH2_INTERNALS_SWITCH} is off`}
   const version = opts.version ?? installedSsh2Version()
-  if (version !== SSH2_VERSION_READ) return {reason: `ssh2 ${version ?? '(version unknown)'} is installed, the fast paths were written for ${SSH2_VERSION_READ}`}
+  if (version !== SSH2_VERSION_READ)
+    return {reason: `ssh2 ${version ?? '(version unknown)'} is installed, the fast paths were written for ${SSH2_VERSION_READ}`}
   const problem = ssh2ShapeProblem(client)
   if (problem !== undefined) return {reason: `ssh2's internals are not the shape expected: ${problem}`}
   const raw = client as unknown as {_sock: Socket; _protocol: Proto}

@@ -76,7 +76,14 @@ export class TunnelStream extends Duplex {
     // next _writev comes only after this one's callback, and ssh2 calls that once it has
     // copied every byte into its packets (or failed).
     if (total > STAGING_BYTES) {
-      this._write(Buffer.concat(chunks.map((c) => c.chunk), total), chunks[0].encoding, cb)
+      this._write(
+        Buffer.concat(
+          chunks.map((c) => c.chunk),
+          total,
+        ),
+        chunks[0].encoding,
+        cb,
+      )
       return
     }
     this.staging ??= Buffer.allocUnsafeSlow(STAGING_BYTES)

@@ -91,7 +91,12 @@ describe('nbd file backend: gathered writes', () => {
       }
       return realWritev(fd, bufs, pos, cb)
     }) as unknown as WriteV
-    const results = await Promise.allSettled([b.write(0, block(1), false), b.write(4 * KiB, block(2), false), b.write(64 * KiB, block(3), false), b.write(68 * KiB, block(4), false)])
+    const results = await Promise.allSettled([
+      b.write(0, block(1), false),
+      b.write(4 * KiB, block(2), false),
+      b.write(64 * KiB, block(3), false),
+      b.write(68 * KiB, block(4), false),
+    ])
     assert.equal(results[0].status, 'rejected')
     assert.equal(results[1].status, 'rejected')
     for (const r of results.slice(0, 2)) {
@@ -99,7 +104,10 @@ describe('nbd file backend: gathered writes', () => {
       assert.ok(e instanceof DiskIoError && /write on .* at offset 0 failed: EIO/.test(e.message), String(e))
       assert.equal((e.cause as {code?: string}).code, 'EIO')
     }
-    assert.deepEqual(results.slice(2).map((r) => r.status), ['fulfilled', 'fulfilled'])
+    assert.deepEqual(
+      results.slice(2).map((r) => r.status),
+      ['fulfilled', 'fulfilled'],
+    )
     assert.deepEqual((await readFile(file)).subarray(64 * KiB, 72 * KiB), Buffer.concat([block(3), block(4)]))
   })
 

@@ -123,7 +123,10 @@ describe('nbd server with real NBD clients', function () {
     if (!nativeAvailable) this.skip() // hole punching and SEEK_HOLE need the native addon
     await qemuIo(unixUri, [pattern(0x5a, 0, MiB), zero('discard', 256 * 1024, 256 * 1024)])
     const out = await runOk('nbdinfo', ['--map', unixUri])
-    const rows = out.trim().split('\n').map((l) => l.trim().split(/\s+/))
+    const rows = out
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
     const at = (off: number): string[] | undefined => rows.find((r) => Number(r[0]) === off)
     assert.deepEqual(at(0)?.slice(1), [String(256 * 1024), '0', 'data'], out)
     assert.deepEqual(at(256 * 1024)?.slice(1), [String(256 * 1024), '3', 'hole,zero'], out)

@@ -140,10 +140,7 @@ describe('nbd requests (raw socket)', () => {
   it('answers BLOCK_STATUS with a base:allocation chunk, one descriptor with REQ_ONE', async () => {
     const c = await client({structured: true, meta: true})
     c.send(requestHex(BLOCK_STATUS, 4, 0, 8192))
-    assert.equal(
-      await c.readHex(40),
-      '668e33ef' + '0001' + '0005' + handleHex(4) + '00000014' + '00000001' + '00001000' + '00000000' + '00001000' + '00000003',
-    )
+    assert.equal(await c.readHex(40), '668e33ef' + '0001' + '0005' + handleHex(4) + '00000014' + '00000001' + '00001000' + '00000000' + '00001000' + '00000003')
     c.send(requestHex(BLOCK_STATUS, 5, 0, 8192, 8))
     assert.equal(await c.readHex(32), '668e33ef' + '0001' + '0005' + handleHex(5) + '0000000c' + '00000001' + '00001000' + '00000000')
   })

@@ -19,7 +19,10 @@ describe('nbd server: listen addresses', () => {
 
   for (const bad of ['', 'unix:', '10809', 'host:', 'host:port', 'host:70000', '::1:10809', `unix:/${'x'.repeat(200)}`]) {
     it(`refuses "${bad.slice(0, 30)}" as a usage error`, () => {
-      assert.throws(() => parseListenSpec(bad), (e: unknown) => e instanceof UsageError && e.code === 'NBD_LISTEN')
+      assert.throws(
+        () => parseListenSpec(bad),
+        (e: unknown) => e instanceof UsageError && e.code === 'NBD_LISTEN',
+      )
     })
   }
 
@@ -95,7 +98,7 @@ describe('nbd server: lifecycle', () => {
     assert.equal(s.logs.filter((l) => /server shut down/.test(l)).length, 3)
   })
 
-  it('serves two raw clients at once, on unix and TCP, each seeing the other\'s writes', async () => {
+  it("serves two raw clients at once, on unix and TCP, each seeing the other's writes", async () => {
     const backend = new MemoryBackend(65536)
     const s = await startServer(backend, dir)
     const a = await RawClient.connect({path: s.sock})

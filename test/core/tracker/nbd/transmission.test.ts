@@ -68,10 +68,7 @@ describe('nbd transmission: replies', () => {
   })
 
   it('encodes the header of a final OFFSET_DATA chunk', () => {
-    assert.equal(
-      T.encodeOffsetDataHeader(H, 0x1234, 16).toString('hex'),
-      '668e33ef' + '0001' + '0001' + '0102030405060708' + '00000018' + '0000000000001234',
-    )
+    assert.equal(T.encodeOffsetDataHeader(H, 0x1234, 16).toString('hex'), '668e33ef' + '0001' + '0001' + '0102030405060708' + '00000018' + '0000000000001234')
   })
 
   it('encodes an error chunk with its message', () => {
@@ -89,7 +86,10 @@ describe('nbd transmission: replies', () => {
 
   it('encodes a BLOCK_STATUS chunk', () => {
     assert.equal(
-      T.encodeBlockStatusChunk(H, 1, [[512, 0], [1024, 3]]).toString('hex'),
+      T.encodeBlockStatusChunk(H, 1, [
+        [512, 0],
+        [1024, 3],
+      ]).toString('hex'),
       '668e33ef' + '0001' + '0005' + '0102030405060708' + '00000014' + '00000001' + '00000200' + '00000000' + '00000400' + '00000003',
     )
   })
@@ -100,7 +100,10 @@ describe('nbd transmission: extents to descriptors', () => {
 
   it('merges equal neighbours, drops empty extents and clips to the request', () => {
     const got = T.extentsToDescriptors([d(false, false, 100), d(false, false, 0), d(false, false, 50), d(true, true, 1000)], 400, false)
-    assert.deepEqual(got, [[150, 0], [250, 3]])
+    assert.deepEqual(got, [
+      [150, 0],
+      [250, 3],
+    ])
   })
 
   it('sends one descriptor with REQ_ONE', () => {

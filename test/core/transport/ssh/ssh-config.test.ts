@@ -49,11 +49,7 @@ describe('ssh-config', () => {
     assert.equal(s.hostName, 'replica.internal.example')
     assert.equal(s.user, 'backup')
     assert.equal(s.port, 2200)
-    assert.deepEqual(s.identityFiles, [
-      '/home/op/.ssh/replica_key',
-      '/home/op/keys/backup@replica.internal.example',
-      '/home/op/.ssh/everyone',
-    ])
+    assert.deepEqual(s.identityFiles, ['/home/op/.ssh/replica_key', '/home/op/keys/backup@replica.internal.example', '/home/op/.ssh/everyone'])
     assert.equal(s.knownHostsFile, '/home/op/.ssh/known_hosts.vdrep')
     assert.deepEqual(s.ignored, ['proxyjump'])
   })

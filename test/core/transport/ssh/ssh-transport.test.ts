@@ -45,7 +45,10 @@ describe('ssh-transport (real sshd)', function () {
     try {
       assert.deepEqual(t.hostKey, {type: 'ssh-ed25519', fingerprint: sshd.fingerprint('ed25519')})
       assert.equal((await t.exec('echo hi')).stdout, 'hi\n')
-      assert.ok(lines.some((l) => l.includes('is known')), lines.join('\n'))
+      assert.ok(
+        lines.some((l) => l.includes('is known')),
+        lines.join('\n'),
+      )
     } finally {
       await t.close()
     }
@@ -105,7 +108,10 @@ describe('ssh-transport (real sshd)', function () {
   })
 
   it('refuses an explicit identity file that does not exist', async () => {
-    await assert.rejects(connectSsh(sshOptions(sshd, {identityFiles: [join(sshd.dir, 'nope')]})), (err: unknown) => err instanceof UsageError && err.code === 'IDENTITY_UNREADABLE')
+    await assert.rejects(
+      connectSsh(sshOptions(sshd, {identityFiles: [join(sshd.dir, 'nope')]})),
+      (err: unknown) => err instanceof UsageError && err.code === 'IDENTITY_UNREADABLE',
+    )
   })
 
   it('refuses an unknown host with its fingerprint and the --accept-new-host-key hint', async () => {
@@ -125,7 +131,10 @@ describe('ssh-transport (real sshd)', function () {
     const text = await readFile(file, 'utf8')
     assert.match(text, /^\|1\|\S+ ssh-ed25519 \S+\n$/)
     assert.ok(!text.includes('127.0.0.1'))
-    assert.ok(lines.some((l) => l.startsWith('permanently added')), lines.join('\n'))
+    assert.ok(
+      lines.some((l) => l.startsWith('permanently added')),
+      lines.join('\n'),
+    )
     const {stdout} = await run('ssh-keygen', ['-F', `[127.0.0.1]:${sshd.port}`, '-f', file])
     assert.match(stdout, /ssh-ed25519/)
     const again = await connectSsh(sshOptions(sshd, {knownHostsFile: file}))
@@ -179,7 +188,10 @@ describe('ssh-transport (real sshd)', function () {
 
   it('reports a refused connection as a TransportError', async () => {
     const port = await freePort()
-    await assert.rejects(connectSsh(sshOptions(sshd, {port})), (err: unknown) => err instanceof TransportError && err.code === 'SSH_CONNECT' && /ECONNREFUSED/.test(err.message))
+    await assert.rejects(
+      connectSsh(sshOptions(sshd, {port})),
+      (err: unknown) => err instanceof TransportError && err.code === 'SSH_CONNECT' && /ECONNREFUSED/.test(err.message),
+    )
   })
 
   for (const [name, behave] of [
@@ -196,7 +208,10 @@ describe('ssh-transport (real sshd)', function () {
       await once(srv, 'listening')
       try {
         const port = (srv.address() as {port: number}).port
-        await assert.rejects(connectSsh(sshOptions(sshd, {port, readyTimeoutMs: 1500})), (err: unknown) => err instanceof TransportError && /SSH_CONNECT|SSH_TIMEOUT/.test(err.code))
+        await assert.rejects(
+          connectSsh(sshOptions(sshd, {port, readyTimeoutMs: 1500})),
+          (err: unknown) => err instanceof TransportError && /SSH_CONNECT|SSH_TIMEOUT/.test(err.code),
+        )
       } finally {
         for (const s of sockets) s.destroy()
         srv.close()
@@ -205,13 +220,23 @@ describe('ssh-transport (real sshd)', function () {
   }
 
   it('refuses an unknown cipher name as a usage error', async () => {
-    await assert.rejects(connectSsh(sshOptions(sshd, {ciphers: ['rot13@example.org']})), (err: unknown) => err instanceof UsageError && err.code === 'BAD_CIPHER')
+    await assert.rejects(
+      connectSsh(sshOptions(sshd, {ciphers: ['rot13@example.org']})),
+      (err: unknown) => err instanceof UsageError && err.code === 'BAD_CIPHER',
+    )
   })
 
   it('uses ~/.ssh/config for HostName, Port and IdentityFile', async () => {
     const config = join(sshd.dir, 'ssh_config')
     await writeFile(config, `Host replica-alias\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  IdentityFile ${sshd.clientKey.path}\n`)
-    const t = await connectSsh({host: 'replica-alias', user: sshd.user, configFile: config, homeDir: sshd.dir, useAgent: false, knownHostsFile: sshd.knownHostsFile})
+    const t = await connectSsh({
+      host: 'replica-alias',
+      user: sshd.user,
+      configFile: config,
+      homeDir: sshd.dir,
+      useAgent: false,
+      knownHostsFile: sshd.knownHostsFile,
+    })
     assert.equal(t.label, `${sshd.user}@127.0.0.1:${sshd.port}`)
     await t.close()
   })
@@ -225,7 +250,10 @@ describe('ssh-transport (real sshd)', function () {
     const t = await connectSsh({...sshOptions(sshd, {knownHostsFile: file, log: (l) => lines.push(l)}), host: 'aliased', port: undefined, configFile: config})
     try {
       assert.deepEqual(t.hostKey, {type: 'ssh-ed25519', fingerprint: sshd.fingerprint('ed25519')})
-      assert.ok(lines.some((l) => l.startsWith(`host replica-key is known (${file}:1)`)), lines.join('\n'))
+      assert.ok(
+        lines.some((l) => l.startsWith(`host replica-key is known (${file}:1)`)),
+        lines.join('\n'),
+      )
     } finally {
       await t.close()
     }

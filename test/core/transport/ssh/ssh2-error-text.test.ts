@@ -46,7 +46,11 @@ describe('ssh2 error text', () => {
   it('recognises the handshake messages of no common host key or cipher', () => {
     // Made inside a live handshake; checked here against the installed ssh2's own source.
     const kex = fs.readFileSync(path.join(path.dirname(createRequire(import.meta.url).resolve('ssh2')), 'protocol', 'kex.js'), 'utf8')
-    for (const text of ['Handshake failed: no matching host key format', 'Handshake failed: no matching C->S cipher', 'Handshake failed: no matching S->C cipher']) {
+    for (const text of [
+      'Handshake failed: no matching host key format',
+      'Handshake failed: no matching C->S cipher',
+      'Handshake failed: no matching S->C cipher',
+    ]) {
       assert.ok(kex.includes(`'${text}'`), `ssh2's kex.js no longer says '${text}'`)
     }
     assert.equal(isNoCommonHostKey(new Error('Handshake failed: no matching host key format')), true)

@@ -27,7 +27,9 @@ const blobOf = (line: string): Buffer => Buffer.from(line.split(' ')[1], 'base64
  * protocol object (the same ssh2 release the fence checks).
  */
 function announceHostKeys(conn: unknown, keyBlob: Buffer): void {
-  const proto = (conn as {_protocol: {_packetRW: {write: {allocStart: number; alloc(n: number): Buffer; finalize(b: Buffer): Buffer}}; _cipher: {encrypt(b: Buffer): void}}})._protocol
+  const proto = (
+    conn as {_protocol: {_packetRW: {write: {allocStart: number; alloc(n: number): Buffer; finalize(b: Buffer): Buffer}}; _cipher: {encrypt(b: Buffer): void}}}
+  )._protocol
   const name = Buffer.from('hostkeys-00@openssh.com', 'latin1')
   const w = proto._packetRW.write
   let p = w.allocStart
@@ -89,9 +91,17 @@ describe('ssh2 internals fence (in-process ssh2 server, no sshd)', function () {
 
   async function connect(internals: '0' | '1', lines: string[], trace: string[]): Promise<SshTransport> {
     return connectSsh({
-      host: '127.0.0.1', port, user: 'vdrep', identityFiles: [identity], useAgent: false, knownHostsFile: knownHosts,
-      configFile: join(dir, 'no-config'), homeDir: dir, env: {VDREP_SSH2_INTERNALS: internals},
-      log: (l) => lines.push(l), debug: (l) => trace.push(l),
+      host: '127.0.0.1',
+      port,
+      user: 'vdrep',
+      identityFiles: [identity],
+      useAgent: false,
+      knownHostsFile: knownHosts,
+      configFile: join(dir, 'no-config'),
+      homeDir: dir,
+      env: {VDREP_SSH2_INTERNALS: internals},
+      log: (l) => lines.push(l),
+      debug: (l) => trace.push(l),
     })
   }
 
@@ -113,7 +123,10 @@ describe('ssh2 internals fence (in-process ssh2 server, no sshd)', function () {
       for (let i = 0; i < 4; i++) {
         const fields = Buffer.alloc(8)
         fields.writeUInt32BE(i)
-        sent.update(encodeFrameHeader(FrameType.DATA, fields.length + body.length)).update(fields).update(body)
+        sent
+          .update(encodeFrameHeader(FrameType.DATA, fields.length + body.length))
+          .update(fields)
+          .update(body)
         expected += FRAME_HEADER_SIZE + fields.length + body.length
         frames.push(writer.send(FrameType.DATA, fields, body))
       }
@@ -151,7 +164,10 @@ describe('ssh2 internals fence (in-process ssh2 server, no sshd)', function () {
       const text = trace.join('\n')
       assert.match(text, /Inbound: GLOBAL_REQUEST \(hostkeys-00@openssh\.com\)/, 'the server did not announce: the test proves nothing')
       assert.doesNotMatch(text, /hostkeys-prove/)
-      assert.ok(serverTrace.slice(before).some((l) => l.endsWith('Inbound: Received IGNORE')), serverTrace.slice(before).join('\n'))
+      assert.ok(
+        serverTrace.slice(before).some((l) => l.endsWith('Inbound: Received IGNORE')),
+        serverTrace.slice(before).join('\n'),
+      )
       assert.ok(!lines.some((l) => l.includes('fast paths off')), lines.join('\n'))
     } finally {
       await t.close()
@@ -165,7 +181,10 @@ describe('ssh2 internals fence (in-process ssh2 server, no sshd)', function () {
     const t = await connect('0', lines, trace)
     try {
       assert.deepEqual(t.fastPath, {on: false, reason: 'VDREP_SSH2_INTERNALS is off'})
-      assert.ok(lines.some((l) => l.startsWith('ssh2 fast paths off (VDREP_SSH2_INTERNALS is off)')), lines.join('\n'))
+      assert.ok(
+        lines.some((l) => l.startsWith('ssh2 fast paths off (VDREP_SSH2_INTERNALS is off)')),
+        lines.join('\n'),
+      )
       const {intact, socketWrites} = await echoFrames(t)
       assert.equal(intact, true)
       assert.ok(socketWrites > 2, `only ${socketWrites} socket writes without corking: is something else gathering them?`)
@@ -218,14 +237,23 @@ describe('ssh2 internals fence (in-process ssh2 server, no sshd)', function () {
   it('names the first field that is missing or of another type', () => {
     const fn = () => {}
     const sock = {cork: fn, uncork: fn, writableLength: 0}
-    const proto = {_handlers: {GLOBAL_REQUEST: fn}, _packetRW: {write: {allocStart: 5, alloc: fn, finalize: fn}}, _cipher: {encrypt: fn}, _kexinit: undefined, requestFailure: fn}
+    const proto = {
+      _handlers: {GLOBAL_REQUEST: fn},
+      _packetRW: {write: {allocStart: 5, alloc: fn, finalize: fn}},
+      _cipher: {encrypt: fn},
+      _kexinit: undefined,
+      requestFailure: fn,
+    }
     assert.equal(ssh2ShapeProblem({_sock: sock, _protocol: proto}), undefined)
     assert.equal(ssh2ShapeProblem(null), 'not an ssh2 client')
     assert.equal(ssh2ShapeProblem({_protocol: proto}), 'client._sock is missing')
     assert.equal(ssh2ShapeProblem({_sock: {cork: fn}, _protocol: proto}), 'client._sock is not a net.Socket')
     assert.equal(ssh2ShapeProblem({_sock: sock}), 'client._protocol is missing')
     assert.equal(ssh2ShapeProblem({_sock: sock, _protocol: {...proto, _handlers: {}}}), 'protocol._handlers.GLOBAL_REQUEST is not a function')
-    assert.equal(ssh2ShapeProblem({_sock: sock, _protocol: {...proto, _handlers: {GLOBAL_REQUEST: fn, DEBUG: 1}}}), 'protocol._handlers.DEBUG is not a function')
+    assert.equal(
+      ssh2ShapeProblem({_sock: sock, _protocol: {...proto, _handlers: {GLOBAL_REQUEST: fn, DEBUG: 1}}}),
+      'protocol._handlers.DEBUG is not a function',
+    )
     assert.equal(ssh2ShapeProblem({_sock: sock, _protocol: {...proto, _cipher: {}}}), 'protocol._cipher.encrypt is not a function')
     const noKex: Record<string, unknown> = {...proto}
     delete noKex['_kexinit']

@@ -127,7 +127,10 @@ describe('ssh tunnels (real sshd)', function () {
 
   it('says when nothing listens on the port', async () => {
     const port = await freePort()
-    await assert.rejects(t.openStream(port), (err: unknown) => err instanceof TransportError && err.code === 'TUNNEL_REFUSED' && err.message.includes(`127.0.0.1:${port}`))
+    await assert.rejects(
+      t.openStream(port),
+      (err: unknown) => err instanceof TransportError && err.code === 'TUNNEL_REFUSED' && err.message.includes(`127.0.0.1:${port}`),
+    )
   })
 
   it('runs commands with exec', async () => {
@@ -161,7 +164,10 @@ describe('ssh tunnels (real sshd)', function () {
       randomBytes(buf.length).copy(buf)
       const fields = Buffer.alloc(8)
       fields.writeUInt32BE(i)
-      sentHash.update(encodeFrameHeader(FrameType.DATA, 8 + buf.length)).update(fields).update(buf)
+      sentHash
+        .update(encodeFrameHeader(FrameType.DATA, 8 + buf.length))
+        .update(fields)
+        .update(buf)
       await writer.sendLent(FrameType.DATA, fields, buf, () => {
         buf.fill(0xee) // what a reused buffer would hold next
         pool.give(buf)
@@ -219,7 +225,14 @@ describe('ssh tunnels (real sshd)', function () {
     const pump = roundTrip(s, 1024 * MiB, (received) => {
       if (received > 4 * MiB && !killed) killed = sshd.killSessions()
     })
-    const err = await withTimeout(pump.then(() => undefined, (e: unknown) => e), 20_000, 'pump after the cut')
+    const err = await withTimeout(
+      pump.then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+      20_000,
+      'pump after the cut',
+    )
     assert.ok((await killed!) > 0, 'session processes were killed')
     assert.ok(err instanceof TransportError, `expected TransportError, got ${String(err)}`)
     assert.equal(err.code, 'SSH_CONNECTION_LOST')
