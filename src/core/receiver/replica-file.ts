@@ -202,9 +202,12 @@ export class ReplicaFile {
       generation: this.state.generation + 1,
       doubt: undefined,
       diverged: undefined,
-      // This proved sync's commit id: the client records the same one in its .psf.
+      // This proved sync's commit id: the client records the same one in its .psf. No
+      // predecessor is kept: a full sync leaves the push sequence as it was, so a record of
+      // the commit before it (a .psf restored from a copy) would pass the sequence check too
+      // and push an empty delta. A client that lost this sync's answer runs one more full sync.
       commit: this.hello.nextCommit.toString('hex'),
-      prevCommit: this.state.commit,
+      prevCommit: undefined,
       size: Number(st.size),
       mtimeNs: st.mtimeNs.toString(),
       ctimeNs: st.ctimeNs.toString(),
