@@ -1,7 +1,7 @@
 // `vdrep init`: check the disk and the target, then write `<disk>.psf` with the settings.
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import {identityFromStat} from './psf/disk-identity.js'
+import {identityFromStat, sameDisk, type DiskIdentity} from './psf/disk-identity.js'
 import {UsageError} from './errors.js'
 import {SourceDisk} from './disk/source-disk.js'
 import {defaultHashAlgo, hashAlgoName, type HashAlgoId} from './hash/block-hash.js'
@@ -85,7 +85,8 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
     ...(opts.ssh && Object.keys(opts.ssh).length > 0 ? {ssh: opts.ssh} : {}),
   }
   const hashAlgo = opts.hashAlgo ?? defaultHashAlgo()
-  const header: PsfHeader = {...newHeader({diskSize, blockSize: opts.blockSize, hashAlgo, settings, identity}), flags: HeaderFlag.NEEDS_FULL_SYNC}
+  const replicaId = opts.force ? await replicaIdToKeep(psfPath, identity, settings.target) : undefined
+  const header: PsfHeader = {...newHeader({diskSize, blockSize: opts.blockSize, hashAlgo, settings, identity, replicaId}), flags: HeaderFlag.NEEDS_FULL_SYNC}
   // Replacing a .psf that a tracker (or a push) is using would leave it writing bits and its
   // clean stop into the old, unlinked file: changes the new record never hears of. So the
   // disk lock and the tracker's lock on the old file are taken first, and a holder refuses.
@@ -126,4 +127,21 @@ export function cronLine(disk: string, nodePath: string, entry: string): string 
     shellQuote(disk),
   ].join(' ')
   return `* * * * * ${cronCommand(command)}`
+}
+
+/**
+ * `init --force` of a disk over its own record, to the same target: the replica is still this
+ * disk's, so the new record keeps its replica id and the full sync that follows is a repair,
+ * not a take-over (the receiver refuses another source's replica). A record of another disk (a
+ * clone's copy), another target, or one that cannot be read gets a new id.
+ */
+async function replicaIdToKeep(psfPath: string, identity: DiskIdentity, target: string): Promise<Buffer | undefined> {
+  const old = await ChangeRecord.openReadOnly(psfPath).catch(() => undefined)
+  if (!old) return undefined
+  try {
+    const h = old.header
+    return sameDisk(h.identity, identity) && h.settings.target === target ? Buffer.from(h.replicaId) : undefined
+  } finally {
+    await old.close().catch(() => {})
+  }
 }
