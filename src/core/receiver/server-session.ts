@@ -69,9 +69,10 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
       receiverFiles: ctx.receiverFiles,
       // The session line below names `what` already: a line about it adds only its text.
       log: (text, subject) => lines.push(subject === what ? text : sessionLine(text, subject)),
-      // Not locked here (the path did not resolve when peeked: a folder made since, say): the
-      // session, which resolves it again, takes the lock itself, so no session runs unlocked.
-      lockAcrossProcesses: release === undefined,
+      // The replica locked above is the held one; any other this session resolves to (the path
+      // did not resolve when peeked, or resolves elsewhere now: a folder changed since) it locks
+      // itself, claim and cross-process lock both, so no session writes a replica unlocked.
+      lockAcrossProcesses: true,
       heldReplica: held,
       // The peeked bytes are still in the reader, which the session reads from.
       reader,
