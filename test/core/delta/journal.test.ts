@@ -24,6 +24,19 @@ import {
   type JournalHeader,
 } from '../../../src/core/delta/journal.js'
 
+/** Flip every bit of one byte of a file: always a change (writing a fixed value is none 1 time in 256). */
+async function flipByte(file: string, offset: number): Promise<void> {
+  const fh = await fs.open(file, 'r+')
+  try {
+    const b = Buffer.alloc(1)
+    await fh.read(b, 0, 1, offset)
+    b[0] = b[0]! ^ 0xff
+    await fh.write(b, 0, 1, offset)
+  } finally {
+    await fh.close()
+  }
+}
+
 const BS = 64 * 1024
 const hasher = blockHasher(HashAlgo.BLAKE3, Buffer.alloc(16))
 
@@ -152,9 +165,7 @@ describe('replica journal: write, apply, recover', () => {
     const jp = path.join(dir, 'j')
     const j = await writeJournal(jp, p)
     const last = j.entries[j.entries.length - 1]
-    const fh0 = await fs.open(jp, 'r+')
-    await fh0.write(Buffer.from([0x5a]), 0, 1, last.dataOffset + 100)
-    await fh0.close()
+    await flipByte(jp, last.dataOffset + 100)
     const fh = await fs.open(replicaPath, 'r+')
     try {
       await assert.rejects(applyJournal(jp, fh), (e: unknown) => e instanceof VerifyError && /block 398 does not match/.test((e as Error).message))
@@ -295,9 +306,7 @@ describe('replica journal: write, apply, recover', () => {
       })
       const jp = journalPathFor(replicaPath)
       const j = await writeJournal(jp, p)
-      const fh0 = await fs.open(jp, 'r+')
-      await fh0.write(Buffer.from([0x5a]), 0, 1, j.entries[1].dataOffset + 7) // the second block reads back wrong
-      await fh0.close()
+      await flipByte(jp, j.entries[1].dataOffset + 7) // the second block reads back wrong
       if (touched) {
         await new Promise((r) => setTimeout(r, 20))
         const fh = await fs.open(replicaPath, 'r+')
