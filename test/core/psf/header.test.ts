@@ -170,6 +170,15 @@ describe('psf header slot codec', () => {
     assert.deepEqual((decodeHeader(golden()) as {header: PsfHeader}).header.lastCommit, Buffer.alloc(16))
   })
 
+  it('reads no commit id from a version-1 slot, whatever its bytes 4076..4091 hold (its settings could reach there)', () => {
+    const slot = goldenV1()
+    Buffer.alloc(16, 0x5c).copy(slot, 4076)
+    slot.writeUInt32LE(zlib.crc32(slot.subarray(0, 4092)), 4092)
+    const r = decodeHeader(slot)
+    assert.ok(r.ok, 'the version-1 slot still decodes')
+    assert.deepEqual(r.header.lastCommit, Buffer.alloc(16))
+  })
+
   it('round-trips any header', () => {
     fc.assert(
       fc.property(headerArb, (h) => {
