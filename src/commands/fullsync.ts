@@ -25,7 +25,7 @@ export default class Fullsync extends BaseCommand {
   async run(): Promise<FullsyncResult> {
     const {args, flags} = await this.parse(Fullsync)
     this.setGlobals(flags)
-    const display = this.interactive ? createPhaseDisplay() : undefined
+    const display = this.interactive ? await createPhaseDisplay() : undefined
     let result: FullsyncResult
     try {
       result = await fullsync(args.disk, {

@@ -30,7 +30,7 @@ export default class Push extends BaseCommand {
   async run(): Promise<PushResult> {
     const {args, flags} = await this.parse(Push)
     this.setGlobals(flags)
-    const display = this.interactive ? createPhaseDisplay() : undefined
+    const display = this.interactive ? await createPhaseDisplay() : undefined
     let result: PushResult
     try {
       result = await push(args.disk, {
