@@ -8,6 +8,7 @@ import {defaultHashAlgo, hashAlgoName, type HashAlgoId} from './hash/block-hash.
 import {HeaderFlag, validBlockSize, type PsfHeader} from './psf/header.js'
 import {newHeader, psfPathFor} from './psf/psf-file.js'
 import {ChangeRecord} from './change-record/change-record.js'
+import {checkTargetNotSource} from './fullsync/plan.js'
 import {DEFAULT_DELTA_PORT, DEFAULT_FULLSYNC_PORT, type ReplicationSettings, type SshSettings} from './psf/settings.js'
 import {formatTarget, parseTarget} from './target/target.js'
 import {acquireDiskLock, TrackerLock} from './locks/index.js'
@@ -69,7 +70,7 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
   await source.close()
   if (target.kind === 'local') {
     const r = target.path
-    if (r === disk || r === psfPathFor(disk)) throw new UsageError('TARGET_IS_SOURCE', `the target ${r} is the source disk or its state file`)
+    checkTargetNotSource(disk, r)
     const dir = await fs.stat(path.dirname(r)).catch(() => undefined)
     if (!dir?.isDirectory()) throw new UsageError('TARGET_DIR_MISSING', `the target's directory ${path.dirname(r)} does not exist`)
   }
