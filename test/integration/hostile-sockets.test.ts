@@ -266,9 +266,22 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
     assert.equal(await sha(statePathFor(replica)), before.state, `${what}: the replica's state file changed`)
     assert.ok(!(await exists(journalPathFor(replica))), `${what}: a journal was left behind`)
     const st = await stateOf(replica)
-    const c = await Raw.connect(ports[1])
-    await c.write(helloFor(path.basename(replica, '.img') as 'main', SyncMode.DELTA, st))
-    const ok = decodeHelloOk((await c.next()).payload)
+    // The hostile client saw its connection end a moment before the receiver's session let go
+    // of the replica (its release runs after the socket closes): a probe in that moment is told
+    // LOCKED. Only that answer is retried, for at most 3 s; any other refusal fails at once.
+    let c = await Raw.connect(ports[1])
+    let first: Frame | null = null
+    for (const until = Date.now() + 3_000; ;) {
+      await c.write(helloFor(path.basename(replica, '.img') as 'main', SyncMode.DELTA, st))
+      first = await c.reader.next()
+      if (!(first?.type === FrameType.ERROR && decodeError(first.payload).code === 'LOCKED' && Date.now() < until)) break
+      c.socket.destroy()
+      await sleep(50)
+      c = await Raw.connect(ports[1])
+    }
+    assert.ok(first, `${what}: the receiver ended the stream early`)
+    if (first.type === FrameType.ERROR) assert.fail(`${what}: the receiver refused: ${JSON.stringify(decodeError(first.payload))}`)
+    const ok = decodeHelloOk(first.payload)
     assert.equal(ok.state, ReplicaStateKind.COMPLETE, `${what}: the receiver no longer trusts the replica for a delta`)
     assert.equal(ok.lastSeq, st.lastSeq)
     c.socket.end()
