@@ -3,6 +3,7 @@
 // is a typed reason (kind + message), or null. Callers decide on the kind, never on the text.
 import {HeaderFlag, type PsfHeader} from '../psf/header.js'
 import {recordedStamp, stampDifference, type DiskStamp} from '../psf/disk-stamp.js'
+import {IdentityKind} from '../psf/disk-identity.js'
 
 export const DoubtKind = {
   /** NEEDS_FULL_SYNC since init: no proved full sync yet. */
@@ -15,6 +16,19 @@ export const DoubtKind = {
   WRITTEN_WITHOUT_TRACKER: 'written-without-tracker',
   /** The disk is larger than the record: the record is laid out for the old size. */
   SOURCE_GREW: 'source-grew',
+  /**
+   * No tracker runs and none stopped cleanly since the record was last complete (a tracker
+   * killed, a crash, a .psf restored from a copy taken while a tracker ran): writes made since
+   * (after the kill, after the copy) are in no bitmap.
+   */
+  UNCLEAN_STOP: 'unclean-stop',
+  /** VERIFY_NEEDED: a tracker saw another program write the disk, or could not watch for that. */
+  VERIFY_NEEDED: 'verify-needed',
+  /**
+   * A block device with no tracker in front of it: writing it (through a mount, dd) does not
+   * move its node's mtime or ctime, so no stamp can tell that it was not written.
+   */
+  BLOCK_DEVICE_UNWATCHED: 'block-device-unwatched',
 } as const
 export type DoubtKindId = (typeof DoubtKind)[keyof typeof DoubtKind]
 
@@ -38,11 +52,28 @@ export function doubtsOf(h: PsfHeader, now: DiskStamp, ctx: DoubtContext): Doubt
   const flagged = flagDoubt(h)
   if (flagged) out.push(flagged)
   if (now.size < h.diskSize) out.push({kind: DoubtKind.SOURCE_SHRANK, message: `the source disk shrank (${now.size} < ${h.diskSize} bytes)`})
-  // After an unclean stop (kill -9, crash) the bitmap holds every write the tracker made and is
-  // trusted; after a clean stop the disk must still carry the stamp recorded then.
-  if (!ctx.trackerRunning && h.flags & HeaderFlag.CLEAN_SHUTDOWN) {
-    const diff = stampDifference(recordedStamp(h), now)
-    if (diff) out.push({kind: DoubtKind.WRITTEN_WITHOUT_TRACKER, message: `the disk was written while no tracker ran (${diff} since the tracker stopped)`})
+  // Only a record that is otherwise trusted has unmarked writes to look for (a full sync reads
+  // everything anyway). After an unclean stop the bitmap holds every write the tracker made, but
+  // not a write made after the kill or after a copy of the .psf was taken; after a clean stop
+  // the disk must still carry the stamp recorded then, and a block device carries none.
+  if (!flagged && !ctx.trackerRunning) {
+    if (h.flags & HeaderFlag.VERIFY_NEEDED) {
+      out.push({kind: DoubtKind.VERIFY_NEEDED, message: 'the tracker saw another program write the disk, or could not watch for that'})
+    }
+    if (!(h.flags & HeaderFlag.CLEAN_SHUTDOWN)) {
+      out.push({
+        kind: DoubtKind.UNCLEAN_STOP,
+        message: 'no tracker stopped cleanly since the record was last complete (a tracker killed, a crash, or a .psf restored from a copy)',
+      })
+    } else {
+      const diff = stampDifference(recordedStamp(h), now)
+      if (diff) out.push({kind: DoubtKind.WRITTEN_WITHOUT_TRACKER, message: `the disk was written while no tracker ran (${diff} since the tracker stopped)`})
+    }
+    if (h.identity.kind === IdentityKind.BLOCK_DEVICE) {
+      out.push({kind: DoubtKind.BLOCK_DEVICE_UNWATCHED, message: 'a block device was not watched by a tracker since the record was last complete'})
+    }
+  } else if (!flagged && h.flags & HeaderFlag.VERIFY_NEEDED) {
+    out.push({kind: DoubtKind.VERIFY_NEEDED, message: 'the tracker saw another program write the disk'})
   }
   if (now.size > h.diskSize) {
     out.push({
@@ -66,6 +97,24 @@ export function flagDoubt(h: PsfHeader): Doubt | null {
 /** Why the change record cannot be trusted for a delta of the disk as it is now, or null. */
 export function doubtOf(h: PsfHeader, now: DiskStamp, ctx: DoubtContext): Doubt | null {
   return doubtsOf(h, now, ctx)[0] ?? null
+}
+
+/**
+ * The kinds a local verification cures: every block is hashed and compared with the block hash
+ * index of the last sync, the differing ones are marked, and the record is complete again.
+ */
+export function curedByVerification(d: Doubt): boolean {
+  return (
+    d.kind === DoubtKind.UNCLEAN_STOP ||
+    d.kind === DoubtKind.VERIFY_NEEDED ||
+    d.kind === DoubtKind.WRITTEN_WITHOUT_TRACKER ||
+    d.kind === DoubtKind.BLOCK_DEVICE_UNWATCHED
+  )
+}
+
+/** A verification can run: the index is that of the last proved sync and no full sync is pending. */
+export function canVerify(h: PsfHeader): boolean {
+  return (h.flags & HeaderFlag.INDEX_VALID) !== 0 && (h.flags & HeaderFlag.NEEDS_FULL_SYNC) === 0
 }
 
 /** The kinds that only a full sync cures (NEEDS_FULL_SYNC); the others concern the disk itself. */

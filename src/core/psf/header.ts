@@ -65,6 +65,12 @@ export const HeaderFlag = {
   REPLICA_DIVERGED: 1 << 3,
   /** The replica host refused the last sync: the replica belongs to another source (REPLICA_FOREIGN). */
   REPLICA_FOREIGN: 1 << 4,
+  /**
+   * Something may have written the disk without the tracker seeing it (another program wrote
+   * it while the tracker ran, or the tracker could not watch for that): the record is trusted
+   * again only after a local verification of every block against the block hash index.
+   */
+  VERIFY_NEEDED: 1 << 5,
 } as const
 
 /** The refusals a .psf records for `status`, until a full sync proves the replica again. */
