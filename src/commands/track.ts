@@ -3,8 +3,7 @@ import cliProgress from 'cli-progress'
 import {BaseCommand} from '../cli/base-command.js'
 import {UsageError} from '../core/errors.js'
 import {scanDisk, type ScanProgress, type ScanResult} from '../core/tracker/scan.js'
-import {startTracking} from '../core/tracker/start.js'
-import {DEFAULT_COW_LIMIT, type TrackerStarted, type TrackerStopped} from '../core/tracker/tracker.js'
+import {DEFAULT_COW_LIMIT, Tracker, type TrackerStarted, type TrackerStopped} from '../core/tracker/tracker.js'
 import {formatBytes, formatDuration, parseSize} from '../core/util/units.js'
 
 export type TrackResult = ({mode: 'nbd'} & TrackerStarted & {stopped: TrackerStopped}) | ({mode: 'scan'} & ScanResult)
@@ -48,14 +47,18 @@ export default class Track extends BaseCommand {
       () => this.notice('stopping: finishing the requests in flight'),
       () => this.notice('still stopping cleanly; send the signal once more to quit at once'),
     )
-    const {tracker} = await startTracking(args.disk, {
+    const tracker = await Tracker.start(args.disk, {
       listen: flags.nbd,
       listenAny: flags['listen-any'],
       cowLimit,
       log: (level, line) => this.trackerLog(level, line),
     })
     const s = tracker.started
-    const full = s.needsFullSync ? ' (a full sync is still needed before pushes send deltas)' : ''
+    const full = s.needsFullSync
+      ? ' (a full sync is still needed before pushes send deltas)'
+      : s.verifying
+        ? ' (checking the disk against the block hash index first; pushes wait for it)'
+        : ''
     this.say(
       `tracking ${s.disk}: NBD export "${s.exportName}" on ${s.nbd.join(' and ')}; ${s.dirtyBlocks} blocks pending ` +
         `(${formatBytes(s.bytesPending)}); control socket ${s.controlSocket}${full}`,

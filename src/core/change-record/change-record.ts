@@ -115,19 +115,37 @@ export class ChangeRecord implements RecordWriter {
     }
   }
 
-  /** A tracker stopped cleanly: the disk's stamp now; any later change shows (doubt.ts). */
-  async cleanStop(stamp: DiskStamp): Promise<void> {
-    await this.patch((h) => ({flags: h.flags | HeaderFlag.CLEAN_SHUTDOWN, ...stampFields(stamp)}))
+  /**
+   * A tracker stopped cleanly: the disk's stamp now; any later change shows (doubt.ts).
+   * `verifyNeeded`: it could not vouch that nothing else wrote the disk while it ran (it saw an
+   * outside write it has not verified yet, or could not watch for one).
+   */
+  async cleanStop(stamp: DiskStamp, opts: {verifyNeeded?: boolean} = {}): Promise<void> {
+    const verify = opts.verifyNeeded ? HeaderFlag.VERIFY_NEEDED : 0
+    await this.patch((h) => ({flags: h.flags | HeaderFlag.CLEAN_SHUTDOWN | verify, ...stampFields(stamp)}))
   }
 
-  /** `track --scan`: the blocks found changed are marked, in-flight emptied, the stamp recorded. */
+  /**
+   * A local verification (`track --scan`, a push that verified first): the blocks found changed
+   * are marked, in-flight emptied, the stamp recorded as the clean point, VERIFY_NEEDED cleared.
+   */
   async scanResult(changed: Bitmap, stamp: DiskStamp): Promise<number> {
     const m = await this.bitmaps()
     const newly = await markScannedMove(this.bitmapStore, m.active, m.inflight, changed, {active: m.activeBad, inflight: m.inflightBad})
     m.activeBad = []
     m.inflightBad = []
-    await this.cleanStop(stamp)
+    await this.patch((h) => ({flags: (h.flags | HeaderFlag.CLEAN_SHUTDOWN) & ~HeaderFlag.VERIFY_NEEDED, ...stampFields(stamp)}))
     return newly
+  }
+
+  /** A running tracker learnt that the disk may have been written behind it: durable before it acts. */
+  async verifyNeeded(): Promise<void> {
+    if ((this.header.flags & HeaderFlag.VERIFY_NEEDED) === 0) await this.patch((h) => ({flags: h.flags | HeaderFlag.VERIFY_NEEDED}))
+  }
+
+  /** A running tracker's verification marked every differing block (through its dirty log): trusted again. */
+  async verified(): Promise<void> {
+    if (this.header.flags & HeaderFlag.VERIFY_NEEDED) await this.patch((h) => ({flags: h.flags & ~HeaderFlag.VERIFY_NEEDED}))
   }
 
   /** The record now names its disk (a format-1 record proved to be this disk's, identity.ts). */
@@ -256,7 +274,9 @@ export class ChangeRecord implements RecordWriter {
   private provedFields(h: PsfHeader, p: ProvedSync): Partial<PsfHeader> & {flags: number} {
     const flags =
       (h.flags | HeaderFlag.INDEX_VALID | (p.stamp ? HeaderFlag.CLEAN_SHUTDOWN : 0)) &
-      ~(HeaderFlag.NEEDS_FULL_SYNC | HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN)
+      // Without a tracker the sync read the disk after any outside write a tracker saw before;
+      // a running tracker keeps the flag until its own verification ends.
+      ~(HeaderFlag.NEEDS_FULL_SYNC | HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN | (p.stamp ? HeaderFlag.VERIFY_NEEDED : 0))
     return {
       flags,
       generation: h.generation + 1,

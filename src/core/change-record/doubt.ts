@@ -52,6 +52,14 @@ export function doubtsOf(h: PsfHeader, now: DiskStamp, ctx: DoubtContext): Doubt
   const flagged = flagDoubt(h)
   if (flagged) out.push(flagged)
   if (now.size < h.diskSize) out.push({kind: DoubtKind.SOURCE_SHRANK, message: `the source disk shrank (${now.size} < ${h.diskSize} bytes)`})
+  if (now.size > h.diskSize) {
+    out.push({
+      kind: DoubtKind.SOURCE_GREW,
+      message: ctx.trackerRunning
+        ? `the disk grew while a tracker was running (restart \`vdrep track\`): it is ${now.size} bytes but the .psf was made for ${h.diskSize}`
+        : `the disk is ${now.size} bytes but the .psf was made for ${h.diskSize}`,
+    })
+  }
   // Only a record that is otherwise trusted has unmarked writes to look for (a full sync reads
   // everything anyway). After an unclean stop the bitmap holds every write the tracker made, but
   // not a write made after the kill or after a copy of the .psf was taken; after a clean stop
@@ -74,14 +82,6 @@ export function doubtsOf(h: PsfHeader, now: DiskStamp, ctx: DoubtContext): Doubt
     }
   } else if (!flagged && h.flags & HeaderFlag.VERIFY_NEEDED) {
     out.push({kind: DoubtKind.VERIFY_NEEDED, message: 'the tracker saw another program write the disk'})
-  }
-  if (now.size > h.diskSize) {
-    out.push({
-      kind: DoubtKind.SOURCE_GREW,
-      message: ctx.trackerRunning
-        ? `the disk grew while a tracker was running (restart \`vdrep track\`): it is ${now.size} bytes but the .psf was made for ${h.diskSize}`
-        : `the disk is ${now.size} bytes but the .psf was made for ${h.diskSize}`,
-    })
   }
   return out
 }

@@ -11,7 +11,8 @@ import {parseTarget} from '../target/target.js'
 import {settledStat} from '../psf/disk-stamp.js'
 import {sendBundle} from './sender.js'
 import {claimRecord, type RecordClaim} from '../change-record/claim.js'
-import {DoubtKind} from '../change-record/doubt.js'
+import {canVerify, curedByVerification, DoubtKind, needsFullSyncFlag} from '../change-record/doubt.js'
+import {verifyOwnedRecord} from '../verification/verify-record.js'
 import {checkOpenedDisk} from '../change-record/identity.js'
 import type {Carrier} from '../transport/carrier.js'
 import {connectReceiver} from '../transport/connect.js'
@@ -54,6 +55,17 @@ export interface PushResult {
   seconds: number
   phases?: PushPhases
   fullsync?: FullsyncResult
+  /** The local verification this push ran first (no tracker, a record in doubt). */
+  verified?: LocalVerification
+}
+
+export interface LocalVerification {
+  /** Why the record had to be checked. */
+  reasons: string
+  blocksScanned: number
+  /** Blocks that differed from the index and were not marked: they are in this push. */
+  blocksNewlyMarked: number
+  seconds: number
 }
 
 export async function push(disk: string, opts: PushOptions = {}): Promise<PushResult> {
@@ -64,6 +76,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
     // Why a delta cannot be sent, and whether it is a source that shrank (decided on the kind).
     let reason: string
     let shrank = false
+    let verified: LocalVerification | undefined
     let target: string
     const claim = await claimRecord(disk, 'push', {lockHeld: true})
     try {
@@ -85,14 +98,40 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
           // written all the time: waiting for its mtime to settle would only cost time).
           const st = tracker ? await source.stat() : await settledStat(() => source.stat())
           const stamp: DiskStamp = {size: source.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs}
-          let doubt = record.doubt(stamp, {trackerRunning: tracker !== null})
-          if (doubt?.kind === DoubtKind.SOURCE_GREW && claim.owned) {
+          const ctx = {trackerRunning: tracker !== null}
+          let doubts = record.doubts(stamp, ctx)
+          if (
+            claim.owned &&
+            doubts.some((d) => d.kind === DoubtKind.SOURCE_GREW) &&
+            !doubts.some((d) => d.kind === DoubtKind.SOURCE_SHRANK || needsFullSyncFlag(d))
+          ) {
             await claim.owned.grow(source.size)
-            doubt = record.doubt(stamp, {trackerRunning: false})
+            doubts = record.doubts(stamp, ctx)
           }
+          // Doubt about the source is resolved by a local verification, not by a full sync: the
+          // running tracker runs it behind its export (its freeze waits for it), or this push runs
+          // it on the record it owns, before anything is frozen.
+          if (doubts.length > 0 && doubts.every(curedByVerification) && canVerify(record.header)) {
+            const why = doubts.map((d) => d.message).join('; ')
+            if (tracker) {
+              opts.log?.(`the tracker checks ${disk} against the block hash index (${why}); this push waits for it`, 'notice')
+            } else if (claim.owned) {
+              opts.log?.(`checking every block of ${disk} against the block hash index of the last sync first (a local read): ${why}`, 'notice')
+              opts.progress?.(phaseEvent('verify'))
+              const v = await verifyOwnedRecord(claim.owned, source, disk, stamp, {log: (_level, line) => opts.log?.(line, 'notice')})
+              opts.log?.(
+                `checked ${v.blocksScanned} blocks in ${v.seconds.toFixed(1)} s: ${v.blocksNewlyMarked} changed and not yet marked, now marked`,
+                'notice',
+              )
+              verified = {reasons: why, blocksScanned: v.blocksScanned, blocksNewlyMarked: v.blocksNewlyMarked, seconds: v.seconds}
+            }
+            if (tracker || claim.owned) doubts = []
+          }
+          const doubt = doubts[0] ?? null
           if (!doubt) {
             handedOver = true
             const r = await pushDelta(disk, claim, source, connecting, opts, startupMs, started, tracker ? undefined : stamp)
+            if (verified) r.verified = verified
             if (r.mode !== 'fullsync') return r
             reason = r.reason ?? 'the replica cannot take a delta'
           } else {

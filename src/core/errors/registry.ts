@@ -55,10 +55,6 @@ export const ERROR_CODES = {
   CONTROL_TRUNCATED: {exit: ExitCode.FAILURE, meaning: 'the control socket closed inside a message'},
   CONTROL_UNKNOWN_OP: {exit: ExitCode.FAILURE, meaning: 'a control request for an unknown operation'},
   CONTROL_VERSION: {exit: ExitCode.FAILURE, meaning: 'a control message of another protocol version'},
-  DISK_CTIME_CHANGED: {
-    exit: ExitCode.FULL_SYNC_NEEDED,
-    meaning: "only the disk's ctime moved since the record was complete: a scan against the block hash index must run before tracking",
-  },
   DISK_EMPTY: {exit: ExitCode.USAGE, meaning: 'the disk has size 0'},
   DISK_IO: {exit: ExitCode.FAILURE, meaning: 'a read or write on this host failed (the message names the file and offset)'},
   DISK_IS_DIRECTORY: {exit: ExitCode.USAGE, meaning: 'the disk named is a directory'},
@@ -196,6 +192,11 @@ export const ERROR_CODES = {
   UNEXPECTED_EOF: {exit: ExitCode.FAILURE, meaning: 'the stream ended inside a conversation'},
   USAGE: {exit: ExitCode.USAGE, meaning: 'an unknown flag, a missing argument or a bad flag value', clientSide: true},
   VERIFY_FAILED: {exit: ExitCode.VERIFY_FAILED, meaning: 'the replica could not be proved equal to the source'},
+  VERIFY_PENDING: {
+    exit: ExitCode.FAILURE,
+    meaning: 'a local check of the disk against the block hash index is pending or running: the change record is trusted only after it',
+    clientSide: true,
+  },
   VERSION_MISMATCH: {exit: ExitCode.FAILURE, meaning: 'the peers speak different protocol versions'},
   WRONG_PORT: {exit: ExitCode.FAILURE, meaning: 'the hello asks for a mode the port does not serve'},
   ZERO_RUN_EMPTY: {exit: ExitCode.FAILURE, meaning: 'a zero run of length 0'},

@@ -12,7 +12,10 @@ import type {DiskStatusRow} from './status.js'
  * - STATUS_CHECK_ERROR (1): no disks found, or a disk in the Error state (unreadable disk or
  *   .psf, a tracker that died or cannot record writes);
  * - FULL_SYNC_NEEDED (4): a corrupt or foreign .psf, a record marked untrusted, a disk that
- *   shrank, or a disk written while no tracker ran (the next push would not be a delta).
+ *   shrank (the next push would not be a delta);
+ * - VERIFY_PENDING (1): the record is trusted only after a local check against the block hash
+ *   index (a tracker killed, the disk written while none ran, an unwatched block device), or a
+ *   tracker runs that check now.
  */
 export function statusCheckOutcome(rows: readonly DiskStatusRow[]): ErrorCode | null {
   if (rows.length === 0) return 'STATUS_CHECK_ERROR'
@@ -21,5 +24,6 @@ export function statusCheckOutcome(rows: readonly DiskStatusRow[]): ErrorCode | 
   if (rows.some((r) => r.rpoViolated)) return 'RPO_VIOLATED'
   if (rows.some((r) => r.state === 'Error')) return 'STATUS_CHECK_ERROR'
   if (rows.some((r) => r.state === 'Full sync needed' || r.untrusted)) return 'FULL_SYNC_NEEDED'
+  if (rows.some((r) => r.state === 'Verify pending' || r.state === 'Verifying')) return 'VERIFY_PENDING'
   return null
 }

@@ -11,11 +11,21 @@ import {psfPathFor} from '../psf/psf-file.js'
 import {TrackerControlClient, type TrackerStatus} from '../tracker/control-client.js'
 import {stampOf} from '../psf/disk-stamp.js'
 import {ChangeRecord} from '../change-record/change-record.js'
-import {DoubtKind, flagDoubt, type Doubt} from '../change-record/doubt.js'
+import {curedByVerification, DoubtKind, flagDoubt, type Doubt} from '../change-record/doubt.js'
 import {bytesCovered, unionOf} from '../change-record/moves.js'
 import {formatDuration} from '../util/units.js'
 
-export type DiskState = 'OK' | 'Pushing' | 'Full sync needed' | 'Not tracking' | 'Error' | 'RPO violation' | 'Diverged' | 'Foreign replica'
+export type DiskState =
+  | 'OK'
+  | 'Pushing'
+  | 'Verifying'
+  | 'Verify pending'
+  | 'Full sync needed'
+  | 'Not tracking'
+  | 'Error'
+  | 'RPO violation'
+  | 'Diverged'
+  | 'Foreign replica'
 
 export interface TrackerSummary {
   pid: number
@@ -119,7 +129,9 @@ function untrackedReason(d: Doubt | null): {state: DiskState; reason: string | n
     case DoubtKind.SOURCE_GREW:
       return {state: 'Not tracking', reason: 'the disk grew; the next push marks the new blocks'}
     default:
-      return {state: 'Not tracking', reason: `${d.message}; run \`vdrep track --scan\` before the next push`}
+      return curedByVerification(d)
+        ? {state: 'Verify pending', reason: `${d.message}; the next push (or \`vdrep track\`) first checks every block against the block hash index (a local read)`}
+        : {state: 'Full sync needed', reason: d.message}
   }
 }
 
@@ -194,6 +206,12 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     } else if (live?.broken) {
       row.state = 'Error'
       row.reason = `the tracker cannot record writes: ${live.broken}`
+    } else if (live?.verifying) {
+      row.state = 'Verifying'
+      row.reason = `the tracker checks the disk against the block hash index (${live.verifying.reason}): ${live.verifying.blocksDone} of ${live.verifying.blocksTotal} blocks; pushes wait for it`
+    } else if (live && h.flags & HeaderFlag.VERIFY_NEEDED) {
+      row.state = 'Error'
+      row.reason = 'the tracker could not check the disk against the block hash index (see its log); pushes are refused until a restart of `vdrep track` checks it'
     } else if (live) {
       row.state = live.frozen ? 'Pushing' : 'OK'
     } else if (!(h.flags & HeaderFlag.CLEAN_SHUTDOWN)) {
@@ -201,7 +219,7 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
       // sets it again: a flag still clear with no tracker answering is a tracker that died.
       row.state = 'Error'
       row.reason =
-        'a tracker was running (the .psf records no clean stop) but none answers on the control socket: it was killed or hung; its record is kept, restart `vdrep track`'
+        'a tracker was running (the .psf records no clean stop) but none answers on the control socket: it was killed or hung; its record is kept, and the next push or `vdrep track` first checks every block against the block hash index (a local read)'
     } else {
       const stamp = await stampOf(disk).catch((err: unknown) => {
         row.error = errorOf(err)
@@ -213,10 +231,10 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
       } else {
         const doubt = record.doubt(stamp, {trackerRunning: false})
         ;({state: row.state, reason: row.reason} = untrackedReason(doubt))
-        // Written while no tracker ran: the next push would be a full sync, not a delta.
-        row.untrusted = doubt?.kind === DoubtKind.WRITTEN_WITHOUT_TRACKER
       }
     }
+    // The next push would not be a delta (read by `status --check` and scripts).
+    row.untrusted = row.state === 'Full sync needed'
     // Past the RPO, never synced, or of unknown age: the replica may be too old.
     if (row.state !== 'Error' && row.rpoSeconds !== null) {
       const age = row.ageSeconds

@@ -29,6 +29,8 @@ import type {CommitRecord, ProvedSync, RecordWriter} from '../change-record/writ
 import {HASHES_PER_PAGE} from '../psf/layout.js'
 import {canonicalDisk, controlSocketPath} from './paths.js'
 
+import type {VerificationInfo} from './verifier.js'
+
 /** The running freeze, as the tracker's freezer reports it (one shape for both ends). */
 export type TrackerFreezeInfo = FreezeInfo
 
@@ -54,6 +56,8 @@ export interface TrackerStatus {
   pendingBlocks: number
   bytesPending: number
   frozen: TrackerFreezeInfo | null
+  /** The check against the block hash index running behind the export (verifier.ts), or null; absent from older trackers. */
+  verifying?: VerificationInfo | null
   startedMs: number
   writes: number
   bytesWritten: number

@@ -56,6 +56,9 @@ export class Freezer {
   private current: FrozenSet | null = null
   /** Why each connection's last freeze was cancelled, until it hangs up (for its next request). */
   private readonly cancelledFor = new Map<number, string>()
+  /** Freezes asked for and not yet held or refused (a verification must not start under them). */
+  private starting = 0
+  private idleWaiters: Array<() => void> = []
 
   constructor(
     private readonly log: DirtyLog,
@@ -85,16 +88,39 @@ export class Freezer {
     )
   }
 
+  /** A freeze is held or being taken: the tracker's verification waits (verifier.ts). */
+  get busy(): boolean {
+    return this.starting > 0 || this.current !== null
+  }
+
+  /** Resolves once no freeze is held or being taken. */
+  async idle(): Promise<void> {
+    while (this.busy) await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
+  }
+
   /** Freeze for `owner` (a control connection); returns the frozen set. */
   async freeze(owner: number, preserve = true): Promise<Bitmap> {
     this.checkFree()
-    return this.gate.exclusive(async () => {
-      this.checkFree()
-      const bitmap = await this.log.freeze()
-      this.current = new FrozenSet(owner, new CowStore(this.opts.cowPath, this.opts.cowLimit), bitmap.count(), Date.now(), preserve)
-      this.cancelledFor.delete(owner)
-      return bitmap
-    })
+    this.starting++
+    try {
+      return await this.gate.exclusive(async () => {
+        this.checkFree()
+        const bitmap = await this.log.freeze()
+        this.current = new FrozenSet(owner, new CowStore(this.opts.cowPath, this.opts.cowLimit), bitmap.count(), Date.now(), preserve)
+        this.cancelledFor.delete(owner)
+        return bitmap
+      })
+    } finally {
+      this.starting--
+      this.wakeIdle()
+    }
+  }
+
+  private wakeIdle(): void {
+    if (this.busy) return
+    const w = this.idleWaiters
+    this.idleWaiters = []
+    for (const f of w) f()
   }
 
   /** Blocks [first, first+count) as they were at the freeze; all must be in the frozen set. */
@@ -234,6 +260,7 @@ export class Freezer {
         if (this.current === f) this.current = null
         await f.cow.discard().catch(() => {})
         unlock()
+        this.wakeIdle()
       }
     })
     return f.ending

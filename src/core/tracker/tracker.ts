@@ -5,10 +5,10 @@
 // While it runs it owns the .psf (its ChangeRecord): pushes and full syncs ask it, over the
 // control socket, for every change of the record.
 import fs from 'node:fs/promises'
-import {FullSyncNeededError, UsageError, VdrepError} from '../errors.js'
+import {FullSyncNeededError, UsageError} from '../errors.js'
 import {HeaderFlag} from '../psf/header.js'
 import {STAMP_SETTLE_MS, stampOf} from '../psf/disk-stamp.js'
-import {DoubtKind, needsFullSyncFlag} from '../change-record/doubt.js'
+import {canVerify, curedByVerification, needsFullSyncFlag} from '../change-record/doubt.js'
 import {checkOpenedDisk} from '../change-record/identity.js'
 import {identityOf, IdentityKind, sameDisk, type DiskIdentity} from '../psf/disk-identity.js'
 import {bytesCovered, unionOf} from '../change-record/moves.js'
@@ -23,6 +23,7 @@ import {controlSocketPath, cowPathFor} from './paths.js'
 import {badPageWarning, openRecord, type OpenRecord} from './record.js'
 import {RecordingBackend, type RecordingCounters} from './recording-backend.js'
 import {WriteGate} from './write-gate.js'
+import {Verifier} from './verifier.js'
 
 export const DEFAULT_COW_LIMIT = 1 << 30
 
@@ -56,6 +57,8 @@ export interface TrackerStarted {
   /** Bitmap pages that failed their CRC (their blocks were marked dirty). */
   badPages: number
   needsFullSync: boolean
+  /** Why the tracker checks the disk against the block hash index behind the export, or null. */
+  verifying: string | null
 }
 
 export interface TrackerStopped extends RecordingCounters, DirtyLogStats {
@@ -82,6 +85,7 @@ export class Tracker {
     private readonly backend: RecordingBackend,
     private readonly nbd: NbdServer,
     private readonly control: ControlServer,
+    private readonly verifier: Verifier,
     readonly started: TrackerStarted,
   ) {}
 
@@ -111,37 +115,22 @@ export class Tracker {
       // The tracker binds to the inode it opened: it must be the one the record names (the path
       // may have been swapped since the record was checked). Pushes check the path against it.
       checkOpenedDisk(record, disk, await inner.stat(), inner.size, {trackerRunning: false})
-      // A tracker records writes before the first full sync too: only doubt about the disk stops it.
+      // A tracker records writes before the first full sync too: only doubt about the disk stops
+      // it, and a doubt a local verification cures does not (the check runs behind the export).
       const stamp = await stampOf(disk)
-      const doubt = record.doubts(stamp, {trackerRunning: false}).find((d) => !needsFullSyncFlag(d))
-      if (doubt) {
-        const sized = inner.size !== h.diskSize || doubt.kind === DoubtKind.SOURCE_SHRANK || doubt.kind === DoubtKind.SOURCE_GREW
-        // Size and mtime as recorded, only the ctime moved (chmod, chown, a new link): the content
-        // may well be unchanged, so the caller may resolve the doubt with a scan against the
-        // block hash index (startTracking does) rather than send the user to run one.
-        if (
-          !sized &&
-          doubt.kind === DoubtKind.WRITTEN_WITHOUT_TRACKER &&
-          h.flags & HeaderFlag.INDEX_VALID &&
-          stamp.size === h.sourceSize &&
-          stamp.mtimeNs === h.sourceMtimeNs
-        ) {
-          throw new VdrepError(
-            'DISK_CTIME_CHANGED',
-            `cannot track ${disk} yet: only the disk's ctime changed since the record was last complete (chmod, chown or a new link; its size and mtime are as recorded)`,
-            {
-              hint: `run \`vdrep track ${disk} --scan\`, then start the tracker again`,
-            },
-          )
-        }
-        throw new FullSyncNeededError(
-          `cannot track ${disk}: ${doubt.message}; the change record does not cover ${sized ? 'the disk as it is now' : 'those writes'}`,
-          {
-            hint: sized
-              ? `run \`vdrep init --force ${disk} --to <target>\` and \`vdrep fullsync ${disk}\``
-              : `run \`vdrep track ${disk} --scan\` (or \`vdrep fullsync ${disk}\`), then start the tracker again`,
-          },
-        )
+      const doubts = record.doubts(stamp, {trackerRunning: false}).filter((d) => !needsFullSyncFlag(d))
+      const refusal = doubts.find((d) => !curedByVerification(d))
+      if (refusal) {
+        throw new FullSyncNeededError(`cannot track ${disk}: ${refusal.message}; the change record does not cover the disk as it is now`, {
+          hint: `run \`vdrep init --force ${disk} --to <target>\` and \`vdrep fullsync ${disk}\``,
+        })
+      }
+      let verifyReason: string | null = doubts.length > 0 ? doubts.map((d) => d.message).join('; ') : null
+      if (verifyReason && !canVerify(h)) {
+        // No index to check against (a full sync never finished): only a full sync can vouch.
+        if (!(h.flags & HeaderFlag.NEEDS_FULL_SYNC)) await record.markUntrusted()
+        say('warn', `${verifyReason}; with no block hash index to check against, the next push is a full sync`)
+        verifyReason = null
       }
       const bs = h.blockSize
       const blockCount = record.blockCount
@@ -162,6 +151,19 @@ export class Tracker {
       const gate = new WriteGate()
       const geo = {blockSize: bs, diskSize: inner.size, blockCount}
       const freezer = new Freezer(log, gate, inner, geo, {cowPath, cowLimit: opts.cowLimit ?? DEFAULT_COW_LIMIT, log: say})
+      const verifier = new Verifier(disk, record, log, freezer, {
+        started: (why) =>
+          say(
+            'info',
+            `checking every block of ${disk} against the block hash index of the last sync (a local read): ${why}; the export is served meanwhile and pushes wait for the check`,
+          ),
+        done: (d) =>
+          say('info', `checked ${d.blocksScanned} blocks in ${d.seconds.toFixed(1)} s: ${d.blocksNewlyMarked} changed and not yet marked, now marked`),
+        failed: (err) => say('warn', `the check against the block hash index failed: ${err.message}; pushes are refused until it passes (restart the tracker)`),
+      })
+      cleanup.push(() => verifier.close())
+      // Durable before the export serves: a clean stop before the check ends keeps it asked for.
+      if (verifyReason) await verifier.request(verifyReason)
       const backend = new RecordingBackend(inner, log, gate, freezer, bs)
       // Over TCP, only this user's processes (qemu run by the same user) and root get the disk.
       const nbd = new NbdServer(backend, {
@@ -178,6 +180,13 @@ export class Tracker {
       const handler: ControlHandler = {
         status: () => (tracker as Tracker).status(),
         freeze: async (conn, preserve) => {
+          // A check and a push take turns (verifier.ts): taken in one synchronous step after it.
+          while (verifier.busy) await verifier.idle()
+          if (verifier.failure) {
+            throw new FullSyncNeededError(`the tracker could not check ${disk} against the block hash index: ${verifier.failure.message}`, {
+              hint: 'restart `vdrep track` to check again, or run `vdrep fullsync`',
+            })
+          }
           const bitmap = await freezer.freeze(conn, preserve)
           return {body: {blockSize: bs, diskSize: inner.size, blockCount, blocks: bitmap.count()}, bitmap}
         },
@@ -200,9 +209,10 @@ export class Tracker {
         bytesPending: bytesCovered(maps.active, bs, inner.size),
         mergedInflight,
         badPages: maps.activeBad.length + maps.inflightBad.length,
-        needsFullSync: (h.flags & HeaderFlag.NEEDS_FULL_SYNC) !== 0,
+        needsFullSync: (record.header.flags & HeaderFlag.NEEDS_FULL_SYNC) !== 0,
+        verifying: verifyReason,
       }
-      tracker = new Tracker(rec, inner, log, freezer, backend, nbd, control, started)
+      tracker = new Tracker(rec, inner, log, freezer, backend, nbd, control, verifier, started)
       // Pushes find this tracker through its control socket from now on.
       await rec.diskLock.release()
       return tracker
@@ -232,6 +242,7 @@ export class Tracker {
       pendingBlocks: pending.count(),
       bytesPending: bytesCovered(pending, s.blockSize, s.diskSize),
       frozen: this.freezer.info,
+      verifying: this.verifier.info,
       startedMs: this.startedMs,
       writes: this.backend.counters.writes,
       bytesWritten: this.backend.counters.bytesWritten,
@@ -255,6 +266,8 @@ export class Tracker {
       await this.nbd.close()
       await this.freezer.abort().catch(() => {})
       await this.control.close().catch(() => {})
+      // An unfinished check keeps VERIFY_NEEDED in the record: the next start checks again.
+      await this.verifier.close()
       await this.log.settle()
       let clean = this.log.broken === null
       try {

@@ -1,0 +1,138 @@
+// Doubt about the source is resolved by a local verification, not by trust and not by a refusal
+// (issue 18 cases 2 and 5, and the chmod of case 10). When the record cannot vouch for the disk
+// (the last tracker was killed, the disk was written while none ran, only its ctime moved, the
+// .psf was restored from a copy taken while a tracker ran), `vdrep track` serves at once and
+// checks every block against the block hash index behind the export; a push without a tracker
+// runs the same check first. Either way the writes the bitmap does not hold reach the replica.
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import {json, vdrep} from '../helpers/cli.js'
+import {filesEqual, makeMixedDisk, seededBytes, tempDir} from '../helpers/disks.js'
+import {runOk} from '../core/tracker/nbd/harness.js'
+import {bitmapBlocks, initDisk, MiB, startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
+import type {PushResult} from '../../src/core/delta/push.js'
+
+const BS = 64 * 1024
+
+describe('doubt resolved by a local verification (track and push)', function () {
+  this.timeout(120_000)
+  let dir: string
+  let disk: string
+  let replica: string
+  let sock: string
+  let tracker: RunningTracker | undefined
+
+  beforeEach(async () => {
+    dir = await tempDir('vdrep-verify-')
+    disk = path.join(dir, 'vm.img')
+    replica = path.join(dir, 'replica.img')
+    sock = path.join(dir, 'nbd.sock')
+    await makeMixedDisk(disk, 8 * MiB, 'verify', MiB)
+    await initDisk(disk, replica)
+    const sync = await vdrep(['fullsync', disk])
+    assert.equal(sync.code, 0, sync.stderr)
+  })
+  afterEach(async () => {
+    if (tracker && tracker.child.exitCode === null && tracker.child.signalCode === null) await tracker.stop('SIGKILL')
+    tracker = undefined
+    await fs.rm(dir, {recursive: true, force: true})
+  })
+
+  async function stop(): Promise<string> {
+    const r = await (tracker as RunningTracker).stop('SIGTERM')
+    tracker = undefined
+    assert.equal(r.code, 0, r.stderr)
+    return r.stderr
+  }
+
+  /** Write through the tracker's export with qemu-io (an NBD client vdrep did not write). */
+  async function writeThroughExport(offset: number, pattern: number): Promise<void> {
+    await runOk('qemu-io', ['-f', 'raw', `nbd+unix:///?socket=${sock}`, '-c', `write -P ${pattern} ${offset} 4096`, '-c', 'flush'])
+  }
+
+  async function writeBehind(offset: number, seed: string): Promise<void> {
+    const fh = await fs.open(disk, 'r+')
+    await fh.write(seededBytes(seed, 4096), 0, 4096, offset)
+    await fh.close()
+  }
+
+  async function push(): Promise<PushResult> {
+    const r = await vdrep(['push', disk, '--json', '--no-fallback'])
+    assert.equal(r.code, 0, r.stderr)
+    return json<PushResult>(r)
+  }
+
+  it('chmod on the disk: the tracker serves at once, checks, finds nothing; the next push is a delta', async () => {
+    await new Promise((r) => setTimeout(r, 20))
+    await fs.chmod(disk, 0o640)
+    tracker = await startTracker(disk, ['--nbd', `unix:${sock}`])
+    assert.match(tracker.line, /checking the disk against the block hash index first; pushes wait for it/)
+    const out = await push()
+    assert.equal(out.mode, 'delta', 'the record is trusted again')
+    assert.equal(out.blocks, 0)
+    const stderr = await stop()
+    assert.match(stderr, /its ctime changed/)
+    assert.match(stderr, /checked 128 blocks in .* s: 0 changed and not yet marked/)
+    assert.deepEqual(await bitmapBlocks(disk), [])
+  })
+
+  it('a write whose mtime was put back (ctime moved): the check finds and ships its block', async () => {
+    const ref = path.join(dir, 'ref')
+    await fs.writeFile(ref, '')
+    await runOk('touch', ['-r', disk, ref])
+    await new Promise((r) => setTimeout(r, 20))
+    await writeBehind(3 * BS + 100, 'sneaky')
+    await runOk('touch', ['-m', '-r', ref, disk]) // the mtime as it was; the ctime moves
+    tracker = await startTracker(disk, ['--nbd', `unix:${sock}`])
+    const out = await push()
+    assert.equal(out.blocks, 1)
+    assert.ok(await filesEqual(disk, replica))
+    const stderr = await stop()
+    assert.match(stderr, /1 changed and not yet marked, now marked/)
+  })
+
+  it('the disk written with dd while no tracker ran (mtime moved): the tracker starts (no longer exit 4), finds the block, and the push ships it', async () => {
+    await new Promise((r) => setTimeout(r, 20))
+    await runOk('dd', ['if=/dev/urandom', `of=${disk}`, 'bs=4096', 'count=1', 'seek=40', 'conv=notrunc', 'status=none'])
+    tracker = await startTracker(disk, ['--nbd', `unix:${sock}`])
+    await writeThroughExport(7 * BS, 0x11)
+    const out = await push()
+    assert.equal(out.mode, 'delta')
+    assert.deepEqual(out.blocks, 2, 'the dd block and the block written through the export')
+    assert.ok(await filesEqual(disk, replica))
+    assert.match(await stop(), /mtime changed.*\n?.*checked 128 blocks/s)
+  })
+
+  it('issue 18 case 5: a write after a kill -9 of the tracker is found by the next tracker, and shipped', async () => {
+    tracker = await startTracker(disk, ['--nbd', `unix:${sock}`])
+    await writeThroughExport(2 * BS, 0x22)
+    await tracker.stop('SIGKILL')
+    tracker = undefined
+    await writeBehind(5 * BS, 'after the kill')
+    const s = json<{disks: Array<{state: string}>}>(await vdrep(['status', disk, '--json']))
+    assert.equal(s.disks[0].state, 'Error', 'a tracker died')
+    tracker = await startTracker(disk, ['--nbd', `unix:${sock}`])
+    const out = await push()
+    assert.equal(out.blocks, 2, 'the block written through the export before the kill, and the one written after it')
+    assert.ok(await filesEqual(disk, replica), 'the write after the kill is on the replica')
+    assert.match(await stop(), /no tracker stopped cleanly.*1 changed and not yet marked/s)
+  })
+
+  it('issue 18 case 2: a .psf restored from a copy taken while the tracker ran: the writes made after the copy are found and shipped', async () => {
+    tracker = await startTracker(disk, ['--nbd', `unix:${sock}`])
+    await writeThroughExport(1 * BS, 0x31)
+    assert.equal((await push()).blocks, 1)
+    await fs.copyFile(`${disk}.psf`, path.join(dir, 'psf.copy')) // a backup of the running VM's folder
+    await writeThroughExport(4 * BS, 0x32)
+    await writeThroughExport(6 * BS, 0x33)
+    await stop()
+    await fs.copyFile(path.join(dir, 'psf.copy'), `${disk}.psf`) // restored: lastSeq matches, no clean stop, bitmap empty
+    assert.deepEqual(await bitmapBlocks(disk), [])
+    const out = await push()
+    assert.equal(out.mode, 'delta')
+    assert.equal(out.verified?.blocksNewlyMarked, 2)
+    assert.equal(out.blocks, 2)
+    assert.ok(await filesEqual(disk, replica), 'no write made after the copy was lost')
+  })
+})
