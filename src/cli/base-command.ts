@@ -4,6 +4,7 @@ import {Command, Errors, Flags} from '@oclif/core'
 import chalk from 'chalk'
 import {keepFreedMemory} from '../core/native/performance-hints.js'
 import {asVdrepError, exitCodeOf, VdrepError} from '../core/errors.js'
+import {setStateDir} from '../core/psf/state-location.js'
 
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true
@@ -26,9 +27,13 @@ export abstract class BaseCommand extends Command {
     return Boolean(process.stderr.isTTY) && !this.jsonEnabled() && !this.globals.quiet && process.env.TERM !== 'dumb'
   }
 
-  /** Call right after parse(): records --quiet/--verbose and turns colour off where we may not draw. */
-  protected setGlobals(flags: {quiet?: boolean; verbose?: boolean}): void {
+  /**
+   * Call right after parse(): records --quiet/--verbose, turns colour off where we may not draw,
+   * and names the state folder (--state-dir) before any disk is touched.
+   */
+  protected setGlobals(flags: {quiet?: boolean; verbose?: boolean; 'state-dir'?: string}): void {
     this.globals = {quiet: Boolean(flags.quiet), verbose: Boolean(flags.verbose)}
+    if (flags['state-dir'] !== undefined) setStateDir(flags['state-dir'])
     if (!this.interactive) chalk.level = 0
   }
 

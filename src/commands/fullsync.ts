@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {fullsync, type FullsyncResult} from '../core/fullsync/client.js'
 import {formatBytes, parseSize} from '../core/util/units.js'
@@ -9,6 +10,7 @@ export default class Fullsync extends BaseCommand {
   static override examples = ['<%= config.bin %> fullsync /vm/web.img', '<%= config.bin %> fullsync /vm/web.img --json --bwlimit 50M']
   static override args = {disk: Args.string({description: 'disk initialised with `vdrep init`', required: true})}
   static override flags = {
+    'state-dir': stateDirFlag,
     'truncate-replica': Flags.boolean({description: 'allow cutting a replica that is larger than the source'}),
     'take-over-replica': Flags.boolean({
       description: "overwrite a replica that belongs to another source and make it this disk's (refused with exit 10 otherwise)",

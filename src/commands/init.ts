@@ -2,6 +2,8 @@ import {Args, Flags} from '@oclif/core'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {BaseCommand} from '../cli/base-command.js'
+import {stateDirFlag} from '../cli/state-dir-flag.js'
+import {namedStateDir} from '../core/psf/state-location.js'
 import {HASH_ALGO_NAMES, parseHashAlgo} from '../core/hash/block-hash.js'
 import {cronLine, initDisk, type InitResult} from '../core/init.js'
 import {binPath} from '../core/locations.js'
@@ -15,6 +17,7 @@ export default class Init extends BaseCommand {
   ]
   static override args = {disk: Args.string({description: 'raw disk image, flat VMDK extent or block device', required: true})}
   static override flags = {
+    'state-dir': stateDirFlag,
     to: Flags.string({description: 'replica: /local/path or [user@]host[:sshport]:/path', required: true}),
     'block-size': Flags.string({description: 'tracking and comparison granularity (power of two, 4k..4M)', default: '64k'}),
     rpo: Flags.string({description: 'recovery point objective (5m..24h)', default: '15m'}),
@@ -46,7 +49,7 @@ export default class Init extends BaseCommand {
       ssh,
     })
     const entry = fileURLToPath(binPath())
-    const cron = cronLine(result.disk, process.execPath, entry)
+    const cron = cronLine(result.disk, process.execPath, entry, namedStateDir())
     this.say(
       `initialised ${result.psf}: ${formatBytes(result.diskSize)} disk, target ${result.target}, block size ${formatBytes(result.blockSize)}, RPO ${formatDuration(result.rpoSeconds)}, hash ${result.hashAlgo}`,
     )

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {push, type PushResult} from '../core/delta/push.js'
 import type {LogLevel} from '../core/sync/progress.js'
@@ -12,6 +13,7 @@ export default class Push extends BaseCommand {
   static override examples = ['<%= config.bin %> push /vm/web.img', '* * * * * <%= config.bin %> push --if-due /vm/web.img   (crontab)']
   static override args = {disk: Args.string({description: 'disk initialised with `vdrep init`', required: true})}
   static override flags = {
+    'state-dir': stateDirFlag,
     'if-due': Flags.boolean({description: 'push only when the next push is due for the RPO (for a cron line that runs every minute)'}),
     'no-fallback': Flags.boolean({description: 'exit with code 4 instead of running a full sync when the change record cannot be trusted'}),
     bwlimit: Flags.string({description: 'cap the bytes sent per second (e.g. 50M)'}),

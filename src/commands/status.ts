@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {exitCodeOfCode} from '../core/errors.js'
 import {statusCheckOutcome} from '../core/status/check.js'
 import {statusRows, type DiskStatusRow} from '../core/status/status.js'
@@ -18,6 +19,7 @@ With --check (for monitoring): exit 0 only when every disk is healthy. Exit 6 wh
   static override strict = false
   static override args = {disk: Args.string({description: 'disks initialised with `vdrep init` (any number)'})}
   static override flags = {
+    'state-dir': stateDirFlag,
     check: Flags.boolean({description: 'exit non-zero unless every disk is healthy: 6 RPO violated, 1 error or no disks, 4 full sync needed (for monitoring)'}),
   }
 

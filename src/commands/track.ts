@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import cliProgress from 'cli-progress'
 import {BaseCommand} from '../cli/base-command.js'
+import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {UsageError} from '../core/errors.js'
 import {scanDisk, type ScanProgress, type ScanResult} from '../core/tracker/scan.js'
 import {DEFAULT_COW_LIMIT, Tracker, type TrackerStarted, type TrackerStopped} from '../core/tracker/tracker.js'
@@ -22,6 +23,7 @@ export default class Track extends BaseCommand {
   ]
   static override args = {disk: Args.string({description: 'disk initialised with `vdrep init`', required: true})}
   static override flags = {
+    'state-dir': stateDirFlag,
     nbd: Flags.string({
       description: 'serve NBD here: unix:PATH or HOST:PORT (loopback only unless --listen-any); repeatable',
       multiple: true,

@@ -117,14 +117,17 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
 /**
  * The crontab line: every minute, `push --if-due` decides whether a push is due. Every path is
  * shell-quoted and every `%` escaped for cron, so a disk named `q$(touch X).img` or `my vm.img`
- * is passed to vdrep as one argument and nothing in its name runs.
+ * is passed to vdrep as one argument and nothing in its name runs. A state folder named at init
+ * (`--state-dir`, VDREP_STATE_DIR, which cron's environment lacks) is named in the line, or the
+ * push would look for the record beside the disk and find none.
  */
-export function cronLine(disk: string, nodePath: string, entry: string): string {
+export function cronLine(disk: string, nodePath: string, entry: string, stateDir?: string): string {
   const command = [
     'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     ...[nodePath, entry].map(shellQuote),
     'push',
     '--if-due',
+    ...(stateDir === undefined ? [] : ['--state-dir', shellQuote(stateDir)]),
     shellQuote(disk),
   ].join(' ')
   return `* * * * * ${cronCommand(command)}`

@@ -5,7 +5,8 @@ import {constants, type BigIntStats} from 'node:fs'
 import {StateError, VerifyError} from '../errors.js'
 import {blockHasher} from '../hash/block-hash.js'
 import {zeroRange} from '../native/holes.js'
-import {EntryKind, journalPathFor, readJournal, type JournalHeader, type JournalIndexEntry} from './journal.js'
+import {checkDeviceHolds, replicaExtent} from '../receiver/replica-device.js'
+import {EntryKind, JOURNAL_SUFFIX, journalPathFor, readJournal, type JournalHeader, type JournalIndexEntry} from './journal.js'
 import {writevAll} from '../util/writev-all.js'
 import {readReplicaState, writeReplicaState, type ReplicaState} from '../receiver/replica-state.js'
 
@@ -91,8 +92,10 @@ export async function applyJournal(
   try {
     const buf = Buffer.allocUnsafe(SPAN_BYTES + header.blockSize)
     if (!known) await verifyJournal(jh, header, entries, buf)
-    const st = await replica.stat()
-    if (st.size < header.diskSize) await replica.truncate(header.diskSize)
+    // A file grows to the disk's size; a block device is never truncated: one too small is refused.
+    const extent = await replicaExtent(replica)
+    checkDeviceHolds(journalPath.slice(0, -JOURNAL_SUFFIX.length), extent, header.diskSize)
+    if (!extent.device && extent.size < header.diskSize) await replica.truncate(header.diskSize)
     let blocks = 0
     for (let i = 0; i < entries.length;) {
       const {entry} = entries[i]

@@ -27,8 +27,10 @@ export const ENTRY_HEADER_SIZE = 48
 export const JOURNAL_TRAILER_SIZE = 64
 export const EntryKind = {DATA: 1, ZERO: 2} as const
 
+export const JOURNAL_SUFFIX = '.vdrep-journal'
+
 export function journalPathFor(replica: string): string {
-  return `${replica}.vdrep-journal`
+  return `${replica}${JOURNAL_SUFFIX}`
 }
 
 export interface JournalHeader {

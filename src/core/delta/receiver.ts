@@ -25,6 +25,7 @@ import {
 import {abandonJournal, applyJournal, commitState, recoverJournal} from './apply.js'
 import {EntryKind, ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, JOURNAL_TRAILER_SIZE, journalPathFor, JournalWriter} from './journal.js'
 import {chainMatches, enforceFence, replicaFence} from '../receiver/replica-fence.js'
+import {checkDeviceHolds, openReplicaDevice, replicaExtent} from '../receiver/replica-device.js'
 import {readReplicaState, type ReplicaState} from '../receiver/replica-state.js'
 import type {SessionLog} from '../receiver/session-log.js'
 
@@ -56,7 +57,8 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
   const {state, error} = await readReplicaState(replicaPath)
   let fh: fs.FileHandle | undefined
   try {
-    fh = await fs.open(replicaPath, constants.O_RDWR | constants.O_NOFOLLOW)
+    const device = (await fs.lstat(replicaPath).catch(() => undefined))?.isBlockDevice()
+    fh = device ? await openReplicaDevice(replicaPath) : await fs.open(replicaPath, constants.O_RDWR | constants.O_NOFOLLOW)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
   }
@@ -93,7 +95,10 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
       throw new ProtocolError('DISK_SIZE_MISMATCH', `bundle disk size ${begin.diskSize} differs from the hello's ${hello.diskSize}`)
     const blockCount = Math.ceil(hello.diskSize / hello.blockSize)
     if (begin.blockCount > blockCount) throw new ProtocolError('BUNDLE_TOO_LARGE', `bundle of ${begin.blockCount} blocks for a disk of ${blockCount}`)
-    await checkRoom(replicaPath, begin.blockCount, hello.blockSize, Math.max(0, hello.diskSize - current.size))
+    // A device replica holds the disk or is refused before the journal; it takes no room to grow.
+    const extent = await replicaExtent(replica)
+    checkDeviceHolds(replicaPath, extent, hello.diskSize)
+    await checkRoom(replicaPath, begin.blockCount, hello.blockSize, extent.device ? 0 : Math.max(0, hello.diskSize - current.size))
     const journalPath = journalPathFor(replicaPath)
     const journalHeader = {blockSize: hello.blockSize, seq: begin.seq, diskSize: hello.diskSize, replicaId: hello.replicaId, hashAlgo: hello.hashAlgo}
     const journal = await JournalWriter.create(journalPath, journalHeader)

@@ -55,6 +55,10 @@ export const ERROR_CODES = {
   CONTROL_TRUNCATED: {exit: ExitCode.FAILURE, meaning: 'the control socket closed inside a message'},
   CONTROL_UNKNOWN_OP: {exit: ExitCode.FAILURE, meaning: 'a control request for an unknown operation'},
   CONTROL_VERSION: {exit: ExitCode.FAILURE, meaning: 'a control message of another protocol version'},
+  DEVICE_IN_USE: {
+    exit: ExitCode.USAGE,
+    meaning: 'a block device (a tracked disk or a replica) is mounted or held exclusively by another program: nothing was written',
+  },
   DISK_EMPTY: {exit: ExitCode.USAGE, meaning: 'the disk has size 0'},
   DISK_IO: {exit: ExitCode.FAILURE, meaning: 'a read or write on this host failed (the message names the file and offset)'},
   DISK_IS_DIRECTORY: {exit: ExitCode.USAGE, meaning: 'the disk named is a directory'},
@@ -142,6 +146,7 @@ export const ERROR_CODES = {
   RECEIVER_NOT_STARTED: {exit: ExitCode.TRANSPORT, meaning: 'no receiver answers on the replica host and none could be started', clientSide: true},
   RECEIVER_STOPPING: {exit: ExitCode.TRANSPORT, meaning: 'the receiver on the replica host is shutting down'},
   REMOTE_ERROR: {exit: ExitCode.FAILURE, meaning: 'the peer reported an error code this vdrep does not know', clientSide: true},
+  REPLICA_DEVICE_TOO_SMALL: {exit: ExitCode.USAGE, meaning: 'the replica is a block device smaller than the source disk: nothing was written'},
   REPLICA_DIVERGED: {
     exit: ExitCode.REPLICA_DIVERGED,
     meaning:

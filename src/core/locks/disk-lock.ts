@@ -4,10 +4,12 @@
 // The holder writes its pid and what it does into the file, for the message of the next taker.
 import fs from 'node:fs/promises'
 import {LockError} from '../errors.js'
+import {ensureStateFolder, statePathFor} from '../psf/state-location.js'
 import {tryLockFile, type HeldFileLock} from './exclusive-lock.js'
 
+/** `<disk>.vdrep.lock` beside the disk's `.psf` (in the state folder for a block device). */
 export function diskLockPathFor(disk: string): string {
-  return `${disk}.vdrep.lock`
+  return statePathFor(disk, '.vdrep.lock')
 }
 
 export interface HeldLock {
@@ -23,6 +25,8 @@ export async function acquireDiskLock(disk: string, what: string): Promise<HeldL
   const file = diskLockPathFor(disk)
   let fh: fs.FileHandle
   try {
+    // The first command on a block device (init) finds no folder for it in the state folder yet.
+    await ensureStateFolder(disk)
     fh = await fs.open(file, 'a+', 0o600)
   } catch (err) {
     throw new LockError(`cannot open the lock file ${file}: ${(err as Error).message}`, {cause: err})

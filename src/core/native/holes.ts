@@ -38,6 +38,22 @@ export function punchHole(fd: number, offset: number, length: number): boolean {
   }
 }
 
+/**
+ * The punch. On a block device the kernel turns it into a zero-out that either makes the range
+ * read back as zeros (a loop device's file punched, a SCSI WRITE SAME, an SSD's zeroing
+ * discard) or fails (BLKDEV_ZERO_NOFALLBACK): never a discard that may leave old data. A range
+ * it refuses (EINVAL: not aligned to the logical block size, as the last block of a disk whose
+ * size is no multiple of it) is then written as zeros like any range that cannot be punched.
+ */
+function punchOrZeroOut(fd: number, offset: number, length: number, device: boolean): boolean {
+  try {
+    return punchHole(fd, offset, length)
+  } catch (err) {
+    if (device && ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'EINVAL') return false
+    throw err
+  }
+}
+
 let zeros: Buffer | undefined
 const writeAsync = promisify(fs.write)
 
@@ -47,9 +63,10 @@ const writeAsync = promisify(fs.write)
  * its end is left alone (a block device's size is fixed anyway).
  */
 export async function zeroRange(fd: number, offset: number, length: number): Promise<void> {
-  if (punchHole(fd, offset, length) || length === 0) return
-  let end = offset + length
+  if (length === 0) return
   const st = fs.fstatSync(fd)
+  if (punchOrZeroOut(fd, offset, length, st.isBlockDevice())) return
+  let end = offset + length
   if (st.isFile()) end = Math.min(end, st.size)
   zeros ??= Buffer.alloc(ZERO_CHUNK)
   for (let pos = offset; pos < end;) {

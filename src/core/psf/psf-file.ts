@@ -38,9 +38,8 @@ async function readFully(fh: fs.FileHandle, buf: Buffer, position: number): Prom
   }
 }
 
-export function psfPathFor(disk: string): string {
-  return `${disk}.psf`
-}
+/** Where a disk's `.psf` is: beside it, or in a state folder (state-location.ts decides). */
+export {psfPathFor} from './state-location.js'
 
 export function newHeader(init: PsfInit): PsfHeader {
   return {

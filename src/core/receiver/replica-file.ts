@@ -9,6 +9,7 @@ import {zeroRange} from '../native/holes.js'
 import {writevAll} from '../util/writev-all.js'
 import type {Hello} from '../protocol/messages.js'
 import {enforceFence, replicaFence} from './replica-fence.js'
+import {checkDeviceHolds, openReplicaDevice, replicaExtent, type ReplicaExtent} from './replica-device.js'
 import {readReplicaState, writeReplicaState, type ReplicaState} from './replica-state.js'
 
 const PUNCH_MIN = 1 << 20
@@ -16,7 +17,10 @@ const SHORT_ZEROS = Buffer.alloc(PUNCH_MIN)
 
 export interface PriorReplica {
   existed: boolean
+  /** The file's size, or a block device's (replica-device.ts). */
   size: number
+  /** A block device: its size is fixed, it is never truncated. */
+  device: boolean
   state?: ReplicaState
   /** Durable blocks of an interrupted full sync of this same disk, else 0. */
   resumeBlock: number
@@ -61,21 +65,30 @@ export class ReplicaFile {
 
   static async open(path: string, hello: Hello): Promise<ReplicaFile> {
     let existed = true
+    let isDevice = false
     try {
-      await fs.lstat(path)
+      isDevice = (await fs.lstat(path)).isBlockDevice()
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
       existed = false
     }
     let fh: fs.FileHandle
     try {
-      fh = await fs.open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
+      fh = isDevice ? await openReplicaDevice(path) : await fs.open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
     } catch (err) {
+      if (err instanceof UsageError) throw err
       const code = (err as NodeJS.ErrnoException).code
       if (code === 'ELOOP') throw new UsageError('PATH_OUTSIDE_ROOT', `refusing replica path ${path}: it is a symlink`)
       throw new DiskIoError(`cannot open the replica ${path}: ${(err as Error).message}`, {cause: err})
     }
-    const size = (await fh.stat()).size
+    let extent: ReplicaExtent
+    try {
+      extent = await replicaExtent(fh)
+    } catch (err) {
+      await fh.close()
+      throw err
+    }
+    const {size, device} = extent
     const {state} = existed ? await readReplicaState(path) : {state: undefined}
     const sameDisk =
       state &&
@@ -85,11 +98,20 @@ export class ReplicaFile {
       state.blockSize === hello.blockSize &&
       state.hashAlgo === hello.hashAlgo
     const resumeBlock = sameDisk ? Math.min(state.resumeBlock, Math.ceil(hello.diskSize / hello.blockSize)) : 0
-    return new ReplicaFile(path, fh, {existed, size, state, resumeBlock}, hello)
+    return new ReplicaFile(path, fh, {existed, size, device, state, resumeBlock}, hello)
   }
 
-  /** Refuse a replica larger than the source unless told; mark incomplete; size the file (sparse). */
+  /**
+   * Refuse a replica larger than the source unless told; mark incomplete; size the file
+   * (sparse). A block device is never sized: one too small is refused before anything is
+   * written, a larger one keeps its bytes past the disk's end.
+   */
   async beginFullsync(diskSize: number, truncate: boolean): Promise<void> {
+    if (this.prior.device) {
+      checkDeviceHolds(this.path, this.prior, diskSize)
+      await this.writeState({complete: false})
+      return
+    }
     if (this.prior.size > diskSize && !truncate) {
       throw new UsageError('REPLICA_LARGER', `the replica ${this.path} (${this.prior.size} bytes) is larger than the source (${diskSize} bytes)`, {
         hint: 'pass --truncate-replica to cut the replica down to the source size',

@@ -8,6 +8,7 @@ import path from 'node:path'
 import {asVdrepError, type StateError, type VdrepError} from '../errors.js'
 import {HeaderFlag} from '../psf/header.js'
 import {psfPathFor} from '../psf/psf-file.js'
+import {disksInStateFolder} from '../psf/state-location.js'
 import {TrackerControlClient, type TrackerStatus} from '../tracker/control-client.js'
 import {stampOf} from '../psf/disk-stamp.js'
 import {ChangeRecord} from '../change-record/change-record.js'
@@ -148,7 +149,7 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     // cannot be read at all (permissions, I/O) is an error of its own.
     const missing = row.error.code === 'PSF_MISSING'
     row.state = missing || row.error.code === 'PSF_UNREADABLE' ? 'Error' : 'Full sync needed'
-    row.reason = missing ? 'not initialised: no .psf beside the disk (run `vdrep init`)' : `the .psf cannot be used: ${row.error.message}`
+    row.reason = missing ? `not initialised: no .psf at ${psfPathFor(disk)} (run \`vdrep init\`)` : `the .psf cannot be used: ${row.error.message}`
     return row
   }
   try {
@@ -263,10 +264,9 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
   }
 }
 
-/** Rows for the given disks, in order; with none, every disk with a .psf in `dir`. */
-
+/** Rows for the given disks, in order; with none, every disk with a .psf in `dir` or in the state folder. */
 export async function statusRows(disks: string[], opts: StatusOptions & {dir?: string} = {}): Promise<DiskStatusRow[]> {
-  const list = disks.length > 0 ? disks : await disksIn(opts.dir ?? process.cwd())
+  const list = disks.length > 0 ? disks : [...(await disksIn(opts.dir ?? process.cwd())), ...(await disksInStateFolder())]
   const rows: DiskStatusRow[] = []
   for (const d of list) rows.push(await diskStatus(d, opts))
   return rows

@@ -8,7 +8,7 @@ import path from 'node:path'
 
 import {__forceFallbackForTests, nativeAvailable} from '../../../src/core/native/binding.js'
 import * as native from '../../../src/core/native/block-device.js'
-import {seekData, seekHole} from '../../../src/core/native/holes.js'
+import {seekData, seekHole, zeroRange} from '../../../src/core/native/holes.js'
 import {UsageError} from '../../../src/core/errors.js'
 import {FdFixtures, MiB} from './fd-fixtures.js'
 
@@ -77,6 +77,21 @@ describe('core/native/block-device', function () {
       assert.equal(seekData(fd, 4096), 4096)
       assert.equal(seekHole(fd, 0), expected)
       assert.equal(seekData(fd, expected!), -1)
+    })
+
+    it('zeroRange on a device: aligned and unaligned ranges read back as zeros, nothing around them changes', async function () {
+      if (loop === undefined) this.skip() // writes: only on the loop device made here
+      const fd = f.open(loop, 'r+')
+      fs.writeSync(fd, Buffer.alloc(4 * MiB, 0xab), 0, 4 * MiB, 0)
+      // 1 MiB at 1 MiB: the kernel's zero-out; 1000 bytes at 3 MiB + 7: refused by it (EINVAL), written as zeros.
+      await zeroRange(fd, MiB, MiB)
+      await zeroRange(fd, 3 * MiB + 7, 1000)
+      const back = Buffer.alloc(4 * MiB)
+      fs.readSync(fd, back, 0, back.length, 0)
+      const want = Buffer.alloc(4 * MiB, 0xab)
+      want.fill(0, MiB, 2 * MiB)
+      want.fill(0, 3 * MiB + 7, 3 * MiB + 1007)
+      assert.ok(back.equals(want))
     })
 
     it('refuses what is not a block device, in both modes', () => {

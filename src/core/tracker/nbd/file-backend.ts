@@ -11,10 +11,11 @@
 
 import type {BigIntStats} from 'node:fs'
 import fs, {constants as FS} from 'node:fs'
-import {open, type FileHandle} from 'node:fs/promises'
+import {open, stat, type FileHandle} from 'node:fs/promises'
 import path from 'node:path'
 import {DiskIoError, UsageError} from '../../errors.js'
 import {blockDeviceSize} from '../../native/block-device.js'
+import {openDeviceExclusive} from '../../disk/device-claim.js'
 import {seekData, seekHole, zeroRange} from '../../native/holes.js'
 import type {NbdBackend, NbdExtent, NbdWriteZeroesOptions} from './backend.js'
 
@@ -59,8 +60,12 @@ export class FileBackend implements NbdBackend {
   static async open(file: string, opts: FileBackendOptions = {}): Promise<FileBackend> {
     let fh: FileHandle
     try {
-      fh = await open(file, opts.readOnly ? FS.O_RDONLY : FS.O_RDWR)
+      // A block device served for writing is claimed (O_EXCL): refused while mounted, and no
+      // mount can take it while the export runs, so every write goes through the recording path.
+      const device = !opts.readOnly && (await stat(file).catch(() => undefined))?.isBlockDevice()
+      fh = device ? await openDeviceExclusive(file, 'disk') : await open(file, opts.readOnly ? FS.O_RDONLY : FS.O_RDWR)
     } catch (err) {
+      if (err instanceof UsageError) throw err
       const code = (err as NodeJS.ErrnoException).code
       const why = code === 'ENOENT' ? 'it does not exist' : (err as Error).message
       throw new UsageError('DISK_OPEN', `cannot open disk ${file}: ${why}`, {cause: err})
