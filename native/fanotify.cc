@@ -155,7 +155,8 @@ napi_value FanotifyRead(napi_env env, napi_callback_info info) {
       break;
     }
     auto* m = reinterpret_cast<struct fanotify_event_metadata*>(buf);
-    for (ssize_t len = got; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
+    ssize_t len = got;
+    for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
       // Another layout cannot be read (not even its fd): refuse rather than guess.
       if (m->vers != FANOTIFY_METADATA_VERSION) return Throw(env, EPROTO, "read(fanotify): metadata version");
       // Close first: an fd-mode event holds an fd on the disk.
@@ -168,6 +169,8 @@ napi_value FanotifyRead(napi_env env, napi_callback_info info) {
       if (pairs.size() < kMaxPairs) pairs.push_back(pair);
       else overflowed = true;
     }
+    // The kernel returns whole events only: bytes left over mean this fd is not a fanotify group.
+    if (len != 0) return Throw(env, EPROTO, "read(fanotify): not fanotify events");
   }
   if (overflowed) pairs.emplace_back(0, (uint32_t)FAN_Q_OVERFLOW);
   napi_value pids_ab, masks_ab, pids, masks, more_value, result;
