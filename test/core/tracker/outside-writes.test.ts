@@ -148,7 +148,8 @@ describe('tracker/outside-writes', function () {
 
   it('known limit: a write through a shared mmap is not seen until the writer closes and unmaps', async function () {
     if (spawnSync('python3', ['-c', 'import mmap']).status !== 0) this.skip()
-    const {watcher} = watch(disk)
+    // No timer drain while this test awaits: only its own check() calls read the queue.
+    const {watcher} = watch(disk, {pollMs: 3_600_000})
     // Maps the disk, writes through the mapping, msyncs, says so, and exits when stdin closes.
     const script = `import mmap, sys
 f = open(sys.argv[1], 'r+b'); m = mmap.mmap(f.fileno(), 4096); f.close()
