@@ -1,4 +1,4 @@
-// vdrep_native: the Linux system calls Node has no binding for. Each export is a thin,
+// vdrep_native: the Linux system calls Node has no binding for (fanotify: fanotify.cc). Each export is a thin,
 // synchronous wrapper; policy (what "unsupported" means, fallbacks, typed errors) lives in
 // src/core/disk/native.ts so it is tested in one place. Plain C N-API (node_api.h) so no
 // package is needed and the binary does not depend on the Node version.
@@ -12,6 +12,7 @@
 
 #include <node_api.h>
 
+#include "fanotify.h"
 #include "read_hash.h"
 #include "sock_diag.h"
 #include "writeback.h"
@@ -317,6 +318,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"keepFreedMemory", nullptr, KeepFreedMemory, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"startWriteback", nullptr, StartWriteback, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sockDiagQuery", nullptr, SockDiagQuery, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"fanotifyOpen", nullptr, FanotifyOpen, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"fanotifyRead", nullptr, FanotifyRead, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"readHashRuns", nullptr, ReadHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"mapHashRuns", nullptr, MapHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"xxh3Into", nullptr, Xxh3Into, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

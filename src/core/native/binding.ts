@@ -27,6 +27,10 @@ export interface Binding {
   startWriteback?(fd: number, offset: number, length: number): Promise<void>
   /** Optional: an addon built by an older vdrep lacks it (then TCP peers are found in /proc, native/peer-credentials.ts). One NETLINK_SOCK_DIAG exchange; returns the reply's full length. */
   sockDiagQuery?(request: Uint8Array, reply: Uint8Array): number
+  /** Optional: an addon built by an older vdrep lacks them (then nothing watches for outside writes, native/fanotify.ts). fanotify_init + fanotify_mark(FAN_MARK_ADD) on one path; returns the group's fd. */
+  fanotifyOpen?(path: string, mask: number, reportFid: boolean): number
+  /** Drains the group's queue without blocking (closing any event fd): each distinct (pid, mask) pair. */
+  fanotifyRead?(fd: number): {pids: Int32Array; masks: Uint32Array; more: boolean}
   /** Optional: absent from a build without xxHash's sources (native/read_hash.cc). */
   readHashRuns?(
     fd: number,
