@@ -135,4 +135,40 @@ describe('doubt resolved by a local verification (track and push)', function () 
     assert.equal(out.blocks, 2)
     assert.ok(await filesEqual(disk, replica), 'no write made after the copy was lost')
   })
+
+  it('issue 18 case 5: a dd into the disk while the tracker runs is seen (fanotify), checked, and shipped by the next push', async () => {
+    tracker = await startTracker(disk, ['--nbd', `unix:${sock}`])
+    assert.equal((await push()).blocks, 0)
+    await runOk('dd', ['if=/dev/urandom', `of=${disk}`, 'bs=4096', 'count=1', `seek=${(9 * BS) / 4096}`, 'conv=notrunc', 'status=none'])
+    const running = tracker
+    for (let i = 0; i < 100 && !/another program wrote .* behind the export \(pid \d+\)/.test(running.stderr()); i++)
+      await new Promise((r) => setTimeout(r, 50))
+    assert.match(running.stderr(), /another program wrote .* behind the export \(pid \d+\)/)
+    const out = await push()
+    assert.equal(out.blocks, 1, 'the push waited for the check and shipped the block the dd wrote')
+    assert.ok(await filesEqual(disk, replica))
+    await stop()
+  })
+
+  it('issue 18 case 5: a dd just before a clean stop is not absorbed into its stamp: the next push checks and ships it', async () => {
+    tracker = await startTracker(disk, ['--nbd', `unix:${sock}`])
+    await runOk('dd', ['if=/dev/urandom', `of=${disk}`, 'bs=4096', 'count=1', `seek=${(11 * BS) / 4096}`, 'conv=notrunc', 'status=none'])
+    await stop() // at once: the watcher's last drain sees the write, or its poll asked for a check
+    const s = json<{disks: Array<{state: string}>}>(await vdrep(['status', disk, '--json']))
+    assert.equal(s.disks[0].state, 'Verify pending')
+    const out = await push()
+    assert.equal(out.verified?.blocksNewlyMarked, 1)
+    assert.ok(await filesEqual(disk, replica))
+  })
+
+  it('where nothing can watch for outside writes (no addon), the clean stop leaves a check for the next push', async () => {
+    tracker = await startTracker(disk, ['--nbd', `unix:${sock}`], {...process.env, VDREP_NO_NATIVE: '1'})
+    await writeThroughExport(3 * BS, 0x44)
+    const stderr = await stop()
+    assert.match(stderr, /cannot watch .* for writes by other programs/)
+    const out = await push()
+    assert.match(out.verified?.reasons ?? '', /could not watch/)
+    assert.equal(out.blocks, 1)
+    assert.ok(await filesEqual(disk, replica))
+  })
 })

@@ -9,6 +9,9 @@ import {BITS_PER_PAGE} from '../psf/layout.js'
 import {PsfFile, psfPathFor} from '../psf/psf-file.js'
 import {ChangeRecord} from '../change-record/change-record.js'
 import {checkRecordIdentity} from '../change-record/identity.js'
+import {canVerify, curedByVerification, needsFullSyncFlag} from '../change-record/doubt.js'
+import {HeaderFlag} from '../psf/header.js'
+import {stampOf} from '../psf/disk-stamp.js'
 import {canonicalDisk} from './paths.js'
 import {acquireDiskLock, TrackerLock, type HeldLock} from '../locks/index.js'
 
@@ -93,4 +96,32 @@ export function badPageWarning(psfPath: string, region: string, page: number, bl
   const first = page * BITS_PER_PAGE
   const last = Math.min(blockCount, first + BITS_PER_PAGE) - 1
   return `page ${page} of the ${region} bitmap in ${psfPath} failed its checksum: blocks ${first}..${last} are marked changed (the next push sends them)`
+}
+
+/**
+ * What a starting tracker must do about doubt on its record: null (trusted), or the reason to
+ * check the disk against the block hash index behind the export. A doubt no check cures (the
+ * disk changed size) refuses; with no index to check against, the record is marked for a full
+ * sync (the tracker still records writes).
+ */
+export async function verificationAtStart(record: ChangeRecord, disk: string, say: (level: 'warn', line: string) => void): Promise<string | null> {
+  const h = record.header
+  // A tracker records writes before the first full sync too: only doubt about the disk stops
+  // it, and a doubt a local verification cures does not (the check runs behind the export).
+  const stamp = await stampOf(disk)
+  const doubts = record.doubts(stamp, {trackerRunning: false}).filter((d) => !needsFullSyncFlag(d))
+  const refusal = doubts.find((d) => !curedByVerification(d))
+  if (refusal) {
+    throw new FullSyncNeededError(`cannot track ${disk}: ${refusal.message}; the change record does not cover the disk as it is now`, {
+      hint: `run \`vdrep init --force ${disk} --to <target>\` and \`vdrep fullsync ${disk}\``,
+    })
+  }
+  const why = doubts.length > 0 ? doubts.map((d) => d.message).join('; ') : null
+  if (why && !canVerify(h)) {
+    // No index to check against (a full sync never finished): only a full sync can vouch.
+    if (!(h.flags & HeaderFlag.NEEDS_FULL_SYNC)) await record.markUntrusted()
+    say('warn', `${why}; with no block hash index to check against, the next push is a full sync`)
+    return null
+  }
+  return why
 }

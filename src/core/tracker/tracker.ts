@@ -8,7 +8,6 @@ import fs from 'node:fs/promises'
 import {FullSyncNeededError, UsageError} from '../errors.js'
 import {HeaderFlag} from '../psf/header.js'
 import {STAMP_SETTLE_MS, stampOf} from '../psf/disk-stamp.js'
-import {canVerify, curedByVerification, needsFullSyncFlag} from '../change-record/doubt.js'
 import {checkOpenedDisk} from '../change-record/identity.js'
 import {identityOf, IdentityKind, sameDisk, type DiskIdentity} from '../psf/disk-identity.js'
 import {bytesCovered, unionOf} from '../change-record/moves.js'
@@ -20,10 +19,12 @@ import {Freezer} from './freezer.js'
 import {FileBackend} from './nbd/file-backend.js'
 import {isLoopback, NbdServer, parseListenSpec, type NbdAddress} from './nbd/server.js'
 import {controlSocketPath, cowPathFor} from './paths.js'
-import {badPageWarning, openRecord, type OpenRecord} from './record.js'
+import {badPageWarning, openRecord, verificationAtStart, type OpenRecord} from './record.js'
 import {RecordingBackend, type RecordingCounters} from './recording-backend.js'
 import {WriteGate} from './write-gate.js'
 import {Verifier} from './verifier.js'
+import type {OutsideWriteWatcher} from './outside-writes.js'
+import {watchOutsideWrites} from './outside-watch.js'
 
 export const DEFAULT_COW_LIMIT = 1 << 30
 
@@ -86,6 +87,7 @@ export class Tracker {
     private readonly nbd: NbdServer,
     private readonly control: ControlServer,
     private readonly verifier: Verifier,
+    private readonly watcher: OutsideWriteWatcher | null,
     readonly started: TrackerStarted,
   ) {}
 
@@ -115,23 +117,7 @@ export class Tracker {
       // The tracker binds to the inode it opened: it must be the one the record names (the path
       // may have been swapped since the record was checked). Pushes check the path against it.
       checkOpenedDisk(record, disk, await inner.stat(), inner.size, {trackerRunning: false})
-      // A tracker records writes before the first full sync too: only doubt about the disk stops
-      // it, and a doubt a local verification cures does not (the check runs behind the export).
-      const stamp = await stampOf(disk)
-      const doubts = record.doubts(stamp, {trackerRunning: false}).filter((d) => !needsFullSyncFlag(d))
-      const refusal = doubts.find((d) => !curedByVerification(d))
-      if (refusal) {
-        throw new FullSyncNeededError(`cannot track ${disk}: ${refusal.message}; the change record does not cover the disk as it is now`, {
-          hint: `run \`vdrep init --force ${disk} --to <target>\` and \`vdrep fullsync ${disk}\``,
-        })
-      }
-      let verifyReason: string | null = doubts.length > 0 ? doubts.map((d) => d.message).join('; ') : null
-      if (verifyReason && !canVerify(h)) {
-        // No index to check against (a full sync never finished): only a full sync can vouch.
-        if (!(h.flags & HeaderFlag.NEEDS_FULL_SYNC)) await record.markUntrusted()
-        say('warn', `${verifyReason}; with no block hash index to check against, the next push is a full sync`)
-        verifyReason = null
-      }
+      const verifyReason = await verificationAtStart(record, disk, say)
       const bs = h.blockSize
       const blockCount = record.blockCount
       const maps = await record.bitmaps()
@@ -162,6 +148,9 @@ export class Tracker {
         failed: (err) => say('warn', `the check against the block hash index failed: ${err.message}; pushes are refused until it passes (restart the tracker)`),
       })
       cleanup.push(() => verifier.close())
+      // Writes by other programs (a dd into the disk) bypass the export: the kernel tells us.
+      const watcher = watchOutsideWrites(disk, inner.fd, verifier, say)
+      cleanup.push(async () => watcher?.close())
       // Durable before the export serves: a clean stop before the check ends keeps it asked for.
       if (verifyReason) await verifier.request(verifyReason)
       const backend = new RecordingBackend(inner, log, gate, freezer, bs)
@@ -212,7 +201,7 @@ export class Tracker {
         needsFullSync: (record.header.flags & HeaderFlag.NEEDS_FULL_SYNC) !== 0,
         verifying: verifyReason,
       }
-      tracker = new Tracker(rec, inner, log, freezer, backend, nbd, control, verifier, started)
+      tracker = new Tracker(rec, inner, log, freezer, backend, nbd, control, verifier, watcher, started)
       // Pushes find this tracker through its control socket from now on.
       await rec.diskLock.release()
       return tracker
@@ -278,14 +267,19 @@ export class Tracker {
       // The path no longer names the disk this tracker wrote (replaced with `mv`): its stamp is
       // not our disk's clean point. The record stays unclean (and belongs to the old inode).
       if (clean && !(await pathStillNamesRecordedDisk(disk, record.header.identity))) clean = false
-      if (clean) {
-        const stamp = await stampOf(disk)
+      // The stamp first, the watcher's last drain after it (and after the settle wait): a write
+      // by another program before the drain is in it, one after it moves the mtime past the
+      // stamp. With no watcher (or one that stopped) nothing vouches: the record asks for a check.
+      const stamp = clean ? await stampOf(disk) : null
+      if (stamp) {
         // A write by another program in the same timestamp tick as our last one would go unseen:
         // the stamp is recorded only once a later write would move the mtime.
         const age = Date.now() - Number(stamp.mtimeNs / 1_000_000n)
         if (age >= 0 && age < STAMP_SETTLE_MS) await new Promise((r) => setTimeout(r, STAMP_SETTLE_MS - age))
-        await record.cleanStop(stamp)
       }
+      const seen = this.watcher?.close() ?? null
+      const outside = !this.watcher || seen !== null || this.watcher.lost !== undefined || this.verifier.askedAfterClose
+      if (stamp) await record.cleanStop(stamp, {verifyNeeded: outside})
       return {
         disk,
         clean,
@@ -296,6 +290,7 @@ export class Tracker {
         bytesPending: bytesCovered(this.log.active, this.started.blockSize, this.started.diskSize),
       }
     } finally {
+      this.watcher?.close()
       await this.inner.close().catch(() => {})
       await record.close().catch(() => {})
       lock.release()

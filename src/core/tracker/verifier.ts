@@ -47,6 +47,7 @@ export class Verifier {
   private waiters: Array<() => void> = []
   private closed = false
   private lastFailure: Error | null = null
+  private missed = false
 
   constructor(
     private readonly disk: string,
@@ -70,9 +71,17 @@ export class Verifier {
     return this.lastFailure
   }
 
+  /** A check was asked for after close(): the tracker's clean stop must keep VERIFY_NEEDED. */
+  get askedAfterClose(): boolean {
+    return this.missed
+  }
+
   /** Ask for a check: VERIFY_NEEDED is durable in the .psf when this resolves. */
   async request(reason: string): Promise<void> {
-    if (this.closed) return
+    if (this.closed) {
+      this.missed = true
+      return
+    }
     await this.record.verifyNeeded()
     this.pending = this.pending ? `${this.pending}; ${reason}` : reason
     this.loop ??= this.run().finally(() => {

@@ -57,6 +57,11 @@ export class FileBackend implements NbdBackend {
     readonly exportName: string,
   ) {}
 
+  /** The descriptor the export writes through (the inode this tracker is bound to). */
+  get fd(): number {
+    return this.fh.fd
+  }
+
   static async open(file: string, opts: FileBackendOptions = {}): Promise<FileBackend> {
     let fh: FileHandle
     try {
