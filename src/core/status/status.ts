@@ -17,16 +17,7 @@ import {bytesCovered, unionOf} from '../change-record/moves.js'
 import {formatDuration} from '../util/units.js'
 
 export type DiskState =
-  | 'OK'
-  | 'Pushing'
-  | 'Verifying'
-  | 'Verify pending'
-  | 'Full sync needed'
-  | 'Not tracking'
-  | 'Error'
-  | 'RPO violation'
-  | 'Diverged'
-  | 'Foreign replica'
+  'OK' | 'Pushing' | 'Verifying' | 'Verify pending' | 'Full sync needed' | 'Not tracking' | 'Error' | 'RPO violation' | 'Diverged' | 'Foreign replica'
 
 export interface TrackerSummary {
   pid: number
@@ -131,7 +122,10 @@ function untrackedReason(d: Doubt | null): {state: DiskState; reason: string | n
       return {state: 'Not tracking', reason: 'the disk grew; the next push marks the new blocks'}
     default:
       return curedByVerification(d)
-        ? {state: 'Verify pending', reason: `${d.message}; the next push (or \`vdrep track\`) first checks every block against the block hash index (a local read)`}
+        ? {
+            state: 'Verify pending',
+            reason: `${d.message}; the next push (or \`vdrep track\`) first checks every block against the block hash index (a local read)`,
+          }
         : {state: 'Full sync needed', reason: d.message}
   }
 }
@@ -212,7 +206,8 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
       row.reason = `the tracker checks the disk against the block hash index (${live.verifying.reason}): ${live.verifying.blocksDone} of ${live.verifying.blocksTotal} blocks; pushes wait for it`
     } else if (live && h.flags & HeaderFlag.VERIFY_NEEDED) {
       row.state = 'Error'
-      row.reason = 'the tracker could not check the disk against the block hash index (see its log); pushes are refused until a restart of `vdrep track` checks it'
+      row.reason =
+        'the tracker could not check the disk against the block hash index (see its log); pushes are refused until a restart of `vdrep track` checks it'
     } else if (live) {
       row.state = live.frozen ? 'Pushing' : 'OK'
     } else if (!(h.flags & HeaderFlag.CLEAN_SHUTDOWN)) {
