@@ -331,7 +331,7 @@ describe('push over SSH: tracker, qemu-io, vdrep serve (real sshd)', function ()
     assert.ok(await cmpEqual(d.disk, d.replica))
   })
 
-  it('a disk grown while its tracker was stopped: --scan refuses, push falls back to a full sync and says why; tracking resumes', async () => {
+  it('a disk grown while its tracker was stopped: --scan refuses; push grows the record, checks the old part locally and sends a delta; tracking resumes', async () => {
     const d = await c.newDisk('grow', 32 * MiB)
     let t = await c.track(d)
     await qemuIo(d.uri, ['write -P 0x74 0 65536'])
@@ -344,8 +344,12 @@ describe('push over SSH: tracker, qemu-io, vdrep serve (real sshd)', function ()
     assert.equal(scan.code, 4, scan.stderr)
     assert.match(scan.stderr, /the disk is 41943040 bytes but the \.psf was made for 33554432/)
     const out = await pushJson(d.disk)
-    assert.equal(out.mode, 'fullsync')
-    assert.match(out.reason ?? '', /the disk was written while no tracker ran/)
+    assert.equal(out.mode, 'delta', JSON.stringify(out))
+    assert.match(out.verified?.reasons ?? '', /the disk was written while no tracker ran/)
+    assert.equal(out.verified?.blocksScanned, 40 * 16, 'every block of the grown disk was checked')
+    // The grow marks the old last block and the 128 new ones (the written one among them).
+    assert.equal(out.verified?.blocksNewlyMarked, 0, `nothing unmarked changed: ${JSON.stringify(out)}`)
+    assert.equal(out.blocks, 130, 'block 0, the old last block and the 128 new ones')
     assert.equal((await fs.stat(d.replica)).size, 40 * MiB)
     assert.ok(await cmpEqual(d.disk, d.replica))
     t = await c.track(d)

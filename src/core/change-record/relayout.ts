@@ -4,7 +4,6 @@
 import {Bitmap} from '../psf/bitmap.js'
 import {HASH_LENGTH} from '../hash/block-hash.js'
 import type {PsfHeader} from '../psf/header.js'
-import {HASHES_PER_PAGE} from '../psf/layout.js'
 import {PsfFile} from '../psf/psf-file.js'
 
 export interface NewLayout {
@@ -25,8 +24,11 @@ export function grownLayout(h: PsfHeader, oldBlocks: number, newSize: number, ol
   active.setRange(from, newBlocks - from)
   const inflight = new Bitmap(newBlocks)
   inflight.bits.set(oldInflight.bits)
-  const whole = Math.floor(oldBlocks / HASHES_PER_PAGE) * HASHES_PER_PAGE
-  return {header: {...h, diskSize: newSize}, active, inflight, index: whole > 0 ? oldIndex.subarray(0, whole * HASH_LENGTH) : undefined}
+  // Every old block but the last keeps its index entry (the last is marked above), the tail of
+  // a partly used page included: dropping it made a later local check mark up to a page of
+  // unchanged blocks. A page that failed its checksum reads as zeros, which match no block.
+  const kept = Math.max(0, oldBlocks - 1)
+  return {header: {...h, diskSize: newSize}, active, inflight, index: kept > 0 ? oldIndex.subarray(0, kept * HASH_LENGTH) : undefined}
 }
 
 /** Write the new layout over `psf`'s file (counter + 1), make its index durable, re-open `psf` on it. */

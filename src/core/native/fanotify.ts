@@ -9,6 +9,9 @@
 import {addon, type Binding} from './binding.js'
 import {checkFd, ioError} from './syscall-args.js'
 
+/** Why watching is unavailable when no addon is loaded: a reason beside the errnos, not an error code of the registry. */
+const NO_ADDON = 'NO_ADDON'
+
 /** Event bits (linux/fanotify.h). */
 export const FAN_MODIFY = 0x2
 export const FAN_CLOSE_WRITE = 0x8
@@ -67,7 +70,7 @@ const FID_REFUSED = new Set(['EOPNOTSUPP', 'ENODEV', 'EXDEV', 'EINVAL'])
 export function openFanotify(path: string, mask: number, mode?: FanotifyMode): FanotifyOpenResult {
   const b = fanotifyBinding()
   if (b === undefined) {
-    return {ok: false, unavailable: {code: 'NO_ADDON', syscall: 'addon', message: 'the native addon with fanotify is not in use'}}
+    return {ok: false, unavailable: {code: NO_ADDON, syscall: 'addon', message: 'the native addon with fanotify is not in use'}}
   }
   const modes: FanotifyMode[] = mode === undefined ? ['fid', 'fd'] : [mode]
   let last: FanotifyUnavailable | undefined

@@ -158,10 +158,11 @@ describe('change record transitions (one owner of the .psf)', () => {
     assert.equal(d.h.flags, HeaderFlag.INDEX_VALID)
   })
 
-  it('grow: a new layout, bitmaps and whole index pages carried over, the new blocks (and the old last one) dirty', async () => {
+  it('grow: a new layout, bitmaps and every old index entry but the last (a partial page too) carried over, the new blocks (and the old last one) dirty', async () => {
     await rec.scanResult(bitmapOf([2]), stamp)
-    const index = Buffer.alloc(2 * HASHES_PER_PAGE * 32, 0x22)
-    await rec.writeIndexRun(0, index)
+    const index = Buffer.alloc((BLOCKS - 1) * 32, 0x22)
+    assert.ok(index.length % (HASHES_PER_PAGE * 32) !== 0, 'the index ends on a partial page')
+    await rec.writeIndexRun(0, Buffer.concat([index, Buffer.alloc(32, 0x22)]))
     await rec.grow(SIZE + 10 * BS)
     const d = await onDisk(file)
     assert.equal(d.h.diskSize, SIZE + 10 * BS)
