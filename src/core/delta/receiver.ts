@@ -116,7 +116,6 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
         await capture?.abort()
       }
     }
-    await capture?.publish()
     const applyStart = performance.now()
     let applied: {seq: number; diskSize: number; blocks: number}
     try {
@@ -191,7 +190,10 @@ async function receiveBundle(
       }
       if (!digest.digest().equals(end.digest))
         throw new ProtocolError('BUNDLE_DIGEST', 'the bundle digest does not match what was received; nothing was applied')
-      await Promise.all([journal.seal(end.digest), capture?.seal()])
+      // The record is put in place as soon as it is synced, beside the journal's own sync: a
+      // record whose journal never completed is only a stale pre-image of an untouched replica,
+      // removed by the next capture (points/commit-points.ts).
+      await Promise.all([journal.seal(end.digest), capture?.seal().then(() => capture.publish())])
       return
     } else throw new ProtocolError('FRAME_UNEXPECTED', `unexpected frame type ${frame.type} inside a bundle`)
     if (blocks > announced) throw new ProtocolError('BUNDLE_TOO_LARGE', `bundle has more blocks than the ${announced} announced`)
