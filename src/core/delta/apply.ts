@@ -9,6 +9,7 @@ import {checkDeviceHolds, replicaExtent} from '../receiver/replica-device.js'
 import {EntryKind, JOURNAL_SUFFIX, journalPathFor, readJournal, type JournalHeader, type JournalIndexEntry} from './journal.js'
 import {writevAll} from '../util/writev-all.js'
 import {readReplicaState, writeReplicaState, type ReplicaState} from '../receiver/replica-state.js'
+import {preImagesForReplay} from '../points/commit-points.js'
 
 /** Journal bytes read (and replica writes issued) at a time while applying. */
 const SPAN_BYTES = 8 << 20
@@ -152,6 +153,7 @@ export async function commitState(
     mtimeNs: st.mtimeNs.toString(),
     ctimeNs: st.ctimeNs.toString(),
     updatedMs: Date.now(),
+    commitMs: Date.now(),
     ...extra,
   }
   await writeReplicaState(replicaPath, next)
@@ -197,7 +199,10 @@ export async function abandonJournal(replicaPath: string, state: ReplicaState, t
  * Bring a replica to a consistent point after a crash. Returns what was done, for the log.
  * Safe to call when there is no journal.
  */
-export async function recoverJournal(replicaPath: string): Promise<'none' | 'replayed' | 'discarded' | 'already-applied'> {
+export async function recoverJournal(
+  replicaPath: string,
+  log: (line: string) => void = () => {},
+): Promise<'none' | 'replayed' | 'discarded' | 'already-applied'> {
   const jp = journalPathFor(replicaPath)
   try {
     await fs.access(jp)
@@ -207,13 +212,15 @@ export async function recoverJournal(replicaPath: string): Promise<'none' | 'rep
   const {state} = await readReplicaState(replicaPath)
   let outcome: 'replayed' | 'discarded' | 'already-applied' = 'discarded'
   try {
-    const {header} = await readJournal(jp)
+    const {header, entries} = await readJournal(jp)
     if (state && state.complete && header.replicaId.toString('hex') === state.replicaId) {
       if (header.seq === state.lastSeq + 1) {
         const fh = await fs.open(replicaPath, constants.O_RDWR | constants.O_NOFOLLOW)
         try {
           const before = await fh.stat({bigint: true})
           const foreign = writtenAfterApply(before, state, await fs.stat(jp, {bigint: true}))
+          // The pre-images of this commit: those captured before the crash, never ones read now from a half-applied replica.
+          const withPoints = await preImagesForReplay(replicaPath, fh, state, header, entries, unchangedSinceCommit(before, state), log)
           let applied: {seq: number; diskSize: number}
           try {
             applied = await applyJournal(jp, fh)
@@ -228,7 +235,7 @@ export async function recoverJournal(replicaPath: string): Promise<'none' | 'rep
           // One write: the new stat is never recorded as trusted without the doubt beside it.
           const doubt = `a push's apply was interrupted (sequence ${seq}) and the replica changed before it was replayed; only a full sync can tell whether something else wrote it`
           // Written by something else while the receiver was down: it moved on (REPLICA_DIVERGED), not only doubt.
-          await commitState(replicaPath, fh, state, seq, diskSize, foreign ? {doubt, diverged: true} : {})
+          await commitState(replicaPath, fh, withPoints, seq, diskSize, foreign ? {doubt, diverged: true} : {})
         } finally {
           await fh.close()
         }

@@ -27,6 +27,9 @@ import {EntryKind, ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, JOURNAL_TRAILER_SIZE,
 import {chainMatches, enforceFence, replicaFence} from '../receiver/replica-fence.js'
 import {checkDeviceHolds, openReplicaDevice, replicaExtent} from '../receiver/replica-device.js'
 import {readReplicaState, type ReplicaState} from '../receiver/replica-state.js'
+import {afterCommit, beginCapture} from '../points/commit-points.js'
+import type {PreImageCapture} from '../points/capture.js'
+import {policyOf} from '../points/prune.js'
 import type {SessionLog} from '../receiver/session-log.js'
 
 /** Why a delta cannot be trusted for this replica, or null when it can. */
@@ -52,7 +55,7 @@ export async function deltaDoubt(
 }
 
 export async function runDeltaSession(hello: Hello, replicaPath: string, reader: FrameSource, writer: FrameWriter, log: SessionLog): Promise<void> {
-  const recovered = await recoverJournal(replicaPath)
+  const recovered = await recoverJournal(replicaPath, (line) => log(line, `push ${replicaPath}`))
   if (recovered !== 'none') log(`${replicaPath}: journal ${recovered} before the push`)
   const {state, error} = await readReplicaState(replicaPath)
   let fh: fs.FileHandle | undefined
@@ -72,7 +75,7 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
     const doubt = await deltaDoubt(hello, state, error?.message, fh)
     if (doubt) throw new FullSyncNeededError(doubt)
     const replica = fh as fs.FileHandle
-    const current = state as ReplicaState
+    let current = state as ReplicaState
     await writer.send(
       FrameType.HELLO_OK,
       encodeHelloOk({
@@ -98,18 +101,25 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
     // A device replica holds the disk or is refused before the journal; it takes no room to grow.
     const extent = await replicaExtent(replica)
     checkDeviceHolds(replicaPath, extent, hello.diskSize)
-    await checkRoom(replicaPath, begin.blockCount, hello.blockSize, extent.device ? 0 : Math.max(0, hello.diskSize - current.size))
+    await checkRoom(replicaPath, begin.blockCount, hello.blockSize, extent.device ? 0 : Math.max(0, hello.diskSize - current.size), !policyOf(current).off)
     const journalPath = journalPathFor(replicaPath)
     const journalHeader = {blockSize: hello.blockSize, seq: begin.seq, diskSize: hello.diskSize, replicaId: hello.replicaId, hashAlgo: hello.hashAlgo}
     const journal = await JournalWriter.create(journalPath, journalHeader)
     let sealed = false
     const journalStart = performance.now()
+    // The pre-images of this commit are read from the replica while the bundle arrives: the
+    // restore point it leaves is durable, and in place, before the apply's first write.
+    let capture: PreImageCapture | undefined
     try {
-      await receiveBundle(hello, begin.seq, begin.blockCount, blockCount, reader, journal)
+      ;({state: current, capture} = await beginCapture(replicaPath, replica, current, begin.seq, hello.diskSize))
+      await receiveBundle(hello, begin.seq, begin.blockCount, blockCount, reader, journal, capture)
       sealed = true
     } finally {
       await journal.close()
-      if (!sealed) await fs.rm(journalPath, {force: true})
+      if (!sealed) {
+        await fs.rm(journalPath, {force: true})
+        await capture?.abort()
+      }
     }
     const applyStart = performance.now()
     let applied: {seq: number; diskSize: number; blocks: number}
@@ -120,7 +130,7 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
       throw err
     }
     const {seq, diskSize, blocks} = applied
-    await commitState(replicaPath, replica, current, seq, diskSize, {commit: hello.nextCommit.toString('hex'), prevCommit: current.commit})
+    const committed = await commitState(replicaPath, replica, current, seq, diskSize, {commit: hello.nextCommit.toString('hex'), prevCommit: current.commit})
     log(`sequence ${seq} committed, ${blocks} blocks`, `push ${replicaPath}`)
     // The state file is the commit point: answer now, then drop the journal (unlinking 40 MB of
     // it took ~20 ms that the client waited for). A journal left by a failed or interrupted
@@ -131,6 +141,7 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
       await writer.send(FrameType.COMMITTED, encodeCommitted({seq, journalMs: applyStart - journalStart, applyMs: performance.now() - applyStart}))
     } finally {
       await fs.rm(journalPath, {force: true}).catch((err: Error) => log(`${journalPath}: not removed after the commit (recovery removes it): ${err.message}`))
+      await afterCommit(replicaPath, committed, (line) => log(line, `push ${replicaPath}`))
     }
   } finally {
     await fh?.close()
@@ -138,7 +149,15 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
 }
 
 /** Read DATA / ZERO_RUN frames into the journal until BUNDLE_END, checking every one. */
-async function receiveBundle(hello: Hello, seq: number, announced: number, blockCount: number, reader: FrameSource, journal: JournalWriter): Promise<void> {
+async function receiveBundle(
+  hello: Hello,
+  seq: number,
+  announced: number,
+  blockCount: number,
+  reader: FrameSource,
+  journal: JournalWriter,
+  capture: PreImageCapture | undefined,
+): Promise<void> {
   const hasher = blockHasher(hello.hashAlgo, hello.replicaId)
   const digest = hasher.createStream()
   let nextAllowed = 0
@@ -153,6 +172,7 @@ async function receiveBundle(hello: Hello, seq: number, announced: number, block
       if (data.length !== len) throw new ProtocolError('BLOCK_BAD_LENGTH', `bundle block ${block} has ${data.length} bytes, expected ${len}`)
       if (!hasher.hash(data).equals(hash)) throw new ProtocolError('BLOCK_BAD_HASH', `bundle block ${block} does not match its hash`)
       await journal.append({kind: EntryKind.DATA, block, hash}, data, frame.release)
+      await capture?.add(block, 1)
       digestData(digest, block, hash)
       nextAllowed = block + 1
       blocks++
@@ -161,6 +181,7 @@ async function receiveBundle(hello: Hello, seq: number, announced: number, block
       if (count === 0 || start < nextAllowed || start + count > blockCount)
         throw new ProtocolError('BLOCK_OUT_OF_RANGE', `bundle zero run ${start}+${count} is out of order or beyond the disk`)
       await journal.append({kind: EntryKind.ZERO, block: start, count})
+      await capture?.add(start, count)
       digestZero(digest, start, count)
       nextAllowed = start + count
       blocks += count
@@ -174,7 +195,10 @@ async function receiveBundle(hello: Hello, seq: number, announced: number, block
       }
       if (!digest.digest().equals(end.digest))
         throw new ProtocolError('BUNDLE_DIGEST', 'the bundle digest does not match what was received; nothing was applied')
-      await journal.seal(end.digest)
+      // The record is put in place as soon as it is synced, beside the journal's own sync: a
+      // record whose journal never completed is only a stale pre-image of an untouched replica,
+      // removed by the next capture (points/commit-points.ts).
+      await Promise.all([journal.seal(end.digest), capture?.seal().then(() => capture.publish())])
       return
     } else throw new ProtocolError('FRAME_UNEXPECTED', `unexpected frame type ${frame.type} inside a bundle`)
     if (blocks > announced) throw new ProtocolError('BUNDLE_TOO_LARGE', `bundle has more blocks than the ${announced} announced`)
@@ -182,8 +206,9 @@ async function receiveBundle(hello: Hello, seq: number, announced: number, block
 }
 
 /** Refuse a bundle whose journal and writes would not fit, before writing any of it. */
-async function checkRoom(replicaPath: string, blocks: number, blockSize: number, growth: number): Promise<void> {
-  const need = JOURNAL_HEADER_SIZE + JOURNAL_TRAILER_SIZE + blocks * (blockSize + ENTRY_HEADER_SIZE) + growth
+async function checkRoom(replicaPath: string, blocks: number, blockSize: number, growth: number, points: boolean): Promise<void> {
+  // With restore points, the pre-images take up to as much again as the bundle's blocks.
+  const need = JOURNAL_HEADER_SIZE + JOURNAL_TRAILER_SIZE + blocks * (blockSize + ENTRY_HEADER_SIZE) + growth + (points ? blocks * blockSize : 0)
   const st = await fs.statfs(path.dirname(replicaPath))
   const free = st.bavail * st.bsize
   if (need > free)

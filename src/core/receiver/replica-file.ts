@@ -11,6 +11,7 @@ import type {Hello} from '../protocol/messages.js'
 import {enforceFence, replicaFence} from './replica-fence.js'
 import {checkDeviceHolds, openReplicaDevice, replicaExtent, type ReplicaExtent} from './replica-device.js'
 import {readReplicaState, writeReplicaState, type ReplicaState} from './replica-state.js'
+import {dropAllPoints} from '../points/store.js'
 
 const PUNCH_MIN = 1 << 20
 const SHORT_ZEROS = Buffer.alloc(PUNCH_MIN)
@@ -55,6 +56,8 @@ export class ReplicaFile {
       updatedMs: Date.now(),
       ...(s?.commit ? {commit: s.commit} : {}),
       ...(s?.prevCommit ? {prevCommit: s.prevCommit} : {}),
+      // The user's restore-point policy outlives a full sync; the chain of points does not.
+      ...(s?.retention ? {retention: s.retention} : {}),
     }
   }
 
@@ -117,7 +120,11 @@ export class ReplicaFile {
         hint: 'pass --truncate-replica to cut the replica down to the source size',
       })
     }
-    await this.writeState({complete: false})
+    // A full sync writes in place, without pre-images: the restore points of the old chain
+    // could no longer be laid over the replica. The state forgets the chain (durably) before the
+    // first write, so no record of it is ever read again; the files go after.
+    await this.writeState({complete: false, pointsChain: undefined})
+    await dropAllPoints(this.path)
     if (this.prior.size !== diskSize) await this.fh.truncate(diskSize)
   }
 
@@ -222,6 +229,7 @@ export class ReplicaFile {
       complete: true,
       resumeBlock: 0,
       generation: this.state.generation + 1,
+      commitMs: Date.now(),
       doubt: undefined,
       diverged: undefined,
       // This proved sync's commit id: the client records the same one in its .psf. No

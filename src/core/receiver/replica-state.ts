@@ -42,6 +42,16 @@ export interface ReplicaState {
   /** The commit id of the last proved full sync or committed push (hex), and the one before it. */
   commit?: string
   prevCommit?: string
+  /**
+   * The restore-point chain the records in `<replica>.vdrep-points/` must carry (hex, 16 bytes):
+   * set before the first pre-image of a chain is captured, cleared when a full sync starts, so a
+   * record left from before a full sync never links into the new chain.
+   */
+  pointsChain?: string
+  /** When the last push committed or the last full sync was proved (ms since the epoch): the current point's time. */
+  commitMs?: number
+  /** The restore-point retention policy of this replica (points/retention.ts); absent: the default. */
+  retention?: string
 }
 
 export function statePathFor(replica: string): string {
@@ -89,6 +99,9 @@ export function decodeReplicaState(b: Buffer): ReplicaState {
   for (const k of ['digest', 'mtimeNs', 'ctimeNs'] as const) if (typeof v[k] !== 'string') throw corrupt(`field ${k}`)
   for (const k of ['commit', 'prevCommit'] as const)
     if (v[k] !== undefined && (typeof v[k] !== 'string' || !/^[0-9a-f]{32}$/.test(v[k]))) throw corrupt(`field ${k}`)
+  if (v.pointsChain !== undefined && (typeof v.pointsChain !== 'string' || !/^[0-9a-f]{32}$/.test(v.pointsChain))) throw corrupt('field pointsChain')
+  if (v.commitMs !== undefined && (!Number.isSafeInteger(v.commitMs) || v.commitMs < 0)) throw corrupt('field commitMs')
+  if (v.retention !== undefined && (typeof v.retention !== 'string' || v.retention.length > 200)) throw corrupt('field retention')
   if (v.diverged !== undefined && typeof v.diverged !== 'boolean') throw corrupt('field diverged')
   if (v.doubt !== undefined && (typeof v.doubt !== 'string' || v.doubt.length > 500)) throw corrupt('field doubt')
   return v as ReplicaState

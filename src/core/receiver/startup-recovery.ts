@@ -20,7 +20,7 @@ export async function recoverJournalsUnder(root: string, lockReplica: (replica: 
     try {
       const replica = await resolveReplicaPath(root, path.relative(root, journal.slice(0, -suffix.length)))
       release = await lockReplica(replica)
-      const outcome = await recoverJournal(replica)
+      const outcome = await recoverJournal(replica, log)
       if (outcome !== 'none') log(`${replica}: journal ${outcome} at start`)
     } catch (err) {
       log(`${journal}: not recovered at start (the next push will): ${asVdrepError(err).message}`)

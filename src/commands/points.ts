@@ -1,0 +1,50 @@
+import {Args, Flags} from '@oclif/core'
+import {BaseCommand} from '../cli/base-command.js'
+import {listPoints, type PointsListing} from '../core/points/list.js'
+import {replicaFromArg, setRetention} from '../core/points/settings.js'
+import {formatBytes} from '../core/util/units.js'
+
+export interface PointsResult extends PointsListing {
+  /** Points dropped by a new --retention policy, when one was set. */
+  dropped?: number[]
+}
+
+export default class Points extends BaseCommand {
+  static override summary = 'List the restore points kept on the replica host for a replica (every push is one), and set their retention.'
+  static override description = `Run on the replica host. Each committed push keeps what it overwrote, so the replica can be read as it was at any kept point. Retention (per replica, recorded in its state) is applied after each commit: a comma list of AGE:all|hourly|daily|weekly|EVERY tiers, count:N and bytes:SIZE or bytes:P% of the disk, or 'off'. Default: 1h:all,24h:hourly,bytes:10%. A full sync starts a new chain: older points are dropped.`
+  static override examples = [
+    '<%= config.bin %> points /srv/replicas/web.img',
+    '<%= config.bin %> points web.img --root /srv/replicas --json',
+    '<%= config.bin %> points web.img --root /srv/replicas --retention 1h:all,1d:hourly,7d:daily,bytes:20%',
+  ]
+  static override args = {replica: Args.string({description: 'the replica file (under --root when given)', required: true})}
+  static override flags = {
+    root: Flags.string({description: 'resolve the replica under this root, as `vdrep serve --root` does'}),
+    retention: Flags.string({description: "set this replica's retention policy and apply it now (e.g. 1h:all,24h:hourly,count:48,bytes:10%, or off)"}),
+  }
+
+  async run(): Promise<PointsResult> {
+    const {args, flags} = await this.parse(Points)
+    this.setGlobals(flags)
+    const replica = await replicaFromArg(args.replica, flags.root)
+    const pruned = flags.retention === undefined ? undefined : await setRetention(replica, flags.retention)
+    const listing: PointsResult = await listPoints(replica)
+    if (pruned) listing.dropped = pruned.dropped
+    for (const line of render(listing)) this.say(line)
+    return listing
+  }
+}
+
+function render(l: PointsResult): string[] {
+  const out: string[] = []
+  if (l.dropped && l.dropped.length > 0) out.push(`retention dropped point(s) ${l.dropped.join(', ')}`)
+  const head = ['SEQ', 'TIME', 'KEPT', 'TESTED']
+  const cells = l.points.map((p) => [String(p.seq), p.time, p.current ? 'current (the replica)' : formatBytes(p.bytes), p.tested ?? 'no'])
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)))
+  const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]))).join('  ')
+  out.push(line(head), ...cells.map(line))
+  out.push(`${l.points.length} point(s), ${formatBytes(l.totalBytes)} kept; retention ${l.retention}`)
+  if (l.untrusted) out.push(`no older point can be read: ${l.untrusted}`)
+  if (l.problem) out.push(`older points are cut off: ${l.problem}`)
+  return out
+}

@@ -1,0 +1,33 @@
+// Setting a replica's retention policy on the replica host (`vdrep points --retention`): the
+// policy is checked, recorded in the replica's state by the one writer (the replica lock is
+// taken, as a receiver would), and applied at once.
+import path from 'node:path'
+import {StateError} from '../errors.js'
+import {acquireReplica} from '../locks/index.js'
+import {readReplicaState, writeReplicaState} from '../receiver/replica-state.js'
+import {resolveReplicaPath} from '../receiver/replica-path.js'
+import {enforceRetention, type PruneResult} from './prune.js'
+import {parseRetention} from './retention.js'
+
+/** The replica a command names: under `root` as the receiver resolves it, or the path itself. */
+export async function replicaFromArg(arg: string, root?: string): Promise<string> {
+  if (root === undefined) return path.resolve(arg)
+  const rootAbs = path.resolve(root)
+  const rel = path.isAbsolute(arg) ? path.relative(rootAbs, arg) : arg
+  return resolveReplicaPath(rootAbs, rel)
+}
+
+export async function setRetention(replica: string, spec: string, nowMs = Date.now()): Promise<PruneResult | undefined> {
+  parseRetention(spec) // refused before anything is locked or written
+  const release = await acquireReplica(replica, 'another vdrep process (vdrep serve, or a local push or full sync)')
+  try {
+    const {state, error} = await readReplicaState(replica)
+    if (error) throw error
+    if (!state) throw new StateError('POINT_UNTRUSTED', `${replica} has no vdrep state: it is not a replica, or was never synced`)
+    const next = {...state, retention: spec.trim()}
+    await writeReplicaState(replica, next)
+    return next.complete ? await enforceRetention(replica, next, nowMs) : undefined
+  } finally {
+    release()
+  }
+}
