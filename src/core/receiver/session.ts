@@ -9,7 +9,7 @@ import {validBlockSize} from '../psf/header.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameReader, type FrameSource} from '../protocol/frame-reader.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
-import {decodeHello, encodeError, KNOWN_HELLO_FLAGS, SyncMode, type Hello} from '../protocol/messages.js'
+import {decodeHello, encodeError, HelloFlag, KNOWN_HELLO_FLAGS, SyncMode, type Hello} from '../protocol/messages.js'
 import {runDeltaSession} from '../delta/receiver.js'
 import {runFullsyncSession} from '../fullsync/receiver.js'
 import {acquireReplica, claimReplica} from '../locks/index.js'
@@ -52,6 +52,7 @@ function checkHello(h: Hello, modes: number[]): void {
   if (!isKnownHashAlgo(h.hashAlgo)) throw new ProtocolError('BAD_HASH', `unknown hash algorithm ${h.hashAlgo}`)
   if (!validBlockSize(h.blockSize)) throw new ProtocolError('BAD_BLOCK_SIZE', `block size ${h.blockSize} is not a power of two between 4 KiB and 4 MiB`)
   if (h.flags & ~KNOWN_HELLO_FLAGS) throw new ProtocolError('BAD_FLAGS', `unknown hello flags 0x${h.flags.toString(16)}`)
+  if (h.flags & HelloFlag.NO_WRITE && h.mode !== SyncMode.FULLSYNC) throw new ProtocolError('BAD_FLAGS', 'NO_WRITE (compare only) is a full-sync flag')
   if (h.diskSize <= 0 || h.diskSize > MAX_DISK_SIZE) throw new ProtocolError('BAD_DISK_SIZE', `disk size ${h.diskSize} is out of range`)
 }
 
