@@ -146,6 +146,11 @@ export const ERROR_CODES = {
   PSF_WRITE_FAILED: {exit: ExitCode.USAGE, meaning: 'the .psf could not be written'},
   RECEIVER_BUSY: {exit: ExitCode.TRANSPORT, meaning: 'the receiver already serves as many connections as it allows for this user'},
   RECEIVER_CLOSED: {exit: ExitCode.TRANSPORT, meaning: 'the replica host closed the connection', clientSide: true},
+  RECEIVER_INCONSISTENT: {
+    exit: ExitCode.FAILURE,
+    meaning: "the replica host's answer contradicts its own block statuses (verify, fullsync --dry-run): not believed",
+    clientSide: true,
+  },
   RECEIVER_NOT_STARTED: {exit: ExitCode.TRANSPORT, meaning: 'no receiver answers on the replica host and none could be started', clientSide: true},
   RECEIVER_STOPPING: {exit: ExitCode.TRANSPORT, meaning: 'the receiver on the replica host is shutting down'},
   REMOTE_ERROR: {exit: ExitCode.FAILURE, meaning: 'the peer reported an error code this vdrep does not know', clientSide: true},

@@ -24,7 +24,7 @@
 // - serve, local targets (receiver/): the replica lock only.
 export {acquireDiskLock, diskLockPathFor, type HeldLock} from './disk-lock.js'
 export {checkNoUnreachableTracker, describeRunningTracker, TrackerLock} from './tracker-ownership.js'
-export {acquireReplica, claimReplica, lockReplicaFile, replicaLockPath} from './replica-lock.js'
+export {acquireReplica, claimReplica, lockReplicaFile, replicaLockPath, type ReplicaLockOptions} from './replica-lock.js'
 export {HEADER_LOCK_WAIT_MS, lockHeaderSlots} from './header-lock.js'
 export {kernelLocksInUse} from './exclusive-lock.js'
 export {LOCK_UNAVAILABLE} from './lock-unavailable.js'

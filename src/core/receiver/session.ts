@@ -72,7 +72,7 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
     what = replica
     if (replica !== opts.heldReplica) {
       release = opts.lockAcrossProcesses
-        ? await acquireReplica(replica, 'another vdrep process (a local full sync or push, or vdrep serve)')
+        ? await acquireReplica(replica, 'another vdrep process (a local full sync or push, or vdrep serve)', {create: !(hello.flags & HelloFlag.NO_WRITE)})
         : claimReplica(replica)
     }
     if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, reader, writer, log)
