@@ -63,6 +63,28 @@ describe('vdrep verify over SSH (real sshd, vdrep serve, a live tracker)', funct
     await c.untrack(t)
   })
 
+  it('writes landing while the verify reads (a live VM): never reported as unexpected', async () => {
+    const d = await c.newDisk('busy', 64 * MiB)
+    const t = await c.track(d)
+    const verifying = c.vdrep(['verify', d.disk, '--json'])
+    let rounds = 0
+    let done = false
+    void verifying.then(() => (done = true))
+    // Keep writing (spread over the disk) until the verify ends: blocks before and behind its read position.
+    while (!done && rounds < 200) {
+      const b = (rounds * 37) % 1024
+      await qemuIo(d.uri, [`write -P ${rounds % 250} ${b * BS} ${BS}`, 'flush'])
+      rounds++
+    }
+    const r = await verifying
+    const result = json<VerifyResult>(r)
+    assert.equal(r.code, 0, JSON.stringify(result.unexpected))
+    assert.equal(result.unexpected.blocks, 0)
+    assert.ok(rounds > 0 && result.pending.blocks > 0, `${rounds} write rounds, ${result.pending.blocks} pending`)
+    if (process.env.VDREP_TEST_DEBUG) console.log(`${rounds} write rounds during the verify, ${result.pending.blocks} pending`)
+    await c.untrack(t)
+  })
+
   it('a block changed on the replica host behind vdrep: listed, exit 5, the replica untouched', async () => {
     const d = await c.newDisk('flip', 4 * MiB)
     const fh = await fs.open(d.replica, 'r+')
