@@ -14,7 +14,11 @@ export async function snapshotTree(dirs: string[], lockNotes: string[] = []): Pr
   const walk = async (p: string): Promise<void> => {
     const st = await fs.lstat(p, {bigint: true})
     let line = lockNotes.includes(p) ? `size=${st.size} ino=${st.ino}` : `size=${st.size} mtime=${st.mtimeNs} ctime=${st.ctimeNs} ino=${st.ino} mode=${st.mode}`
-    if (st.isFile()) line += ` sha256=${crypto.createHash('sha256').update(await fs.readFile(p)).digest('hex')}`
+    if (st.isFile())
+      line += ` sha256=${crypto
+        .createHash('sha256')
+        .update(await fs.readFile(p))
+        .digest('hex')}`
     out[p] = line
     if (st.isDirectory()) for (const e of (await fs.readdir(p)).sort()) await walk(path.join(p, e))
   }

@@ -33,7 +33,7 @@ describe('vdrep verify over SSH (real sshd, vdrep serve, a live tracker)', funct
     return {code: r.code, result: json<VerifyResult>(r)}
   }
 
-  it('equal: exit 0; a live tracker\'s unpushed writes are pending, not failures; nothing written on either host', async () => {
+  it("equal: exit 0; a live tracker's unpushed writes are pending, not failures; nothing written on either host", async () => {
     const d = await c.newDisk('live', 8 * MiB)
     const first = await verifyJson(d.disk)
     assert.equal(first.code, 0, JSON.stringify(first.result))

@@ -51,7 +51,9 @@ export class ReplicaScan {
     // Only the checksums are needed: through a mapping where the addon can (no copy out of the
     // page cache), else read and checksummed in the thread pool, else here.
     const chunkBytes = canMapHashing(this.replica, this.hasher) ? SCAN_MAPPED_CHUNK : SCAN_READ_CHUNK
-    const chunks = this.absent ? zeroChunks(this.diskSize, this.blockSize, chunkBytes) : readChunks(this.replica, this.diskSize, this.blockSize, chunkBytes, this.hasher, () => true)
+    const chunks = this.absent
+      ? zeroChunks(this.diskSize, this.blockSize, chunkBytes)
+      : readChunks(this.replica, this.diskSize, this.blockSize, chunkBytes, this.hasher, () => true)
     for await (const chunk of chunks) {
       const sums = chunk.sums as BlockSums
       this.scanned.push({first: chunk.first, count: chunk.count, sums})

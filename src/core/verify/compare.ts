@@ -50,7 +50,7 @@ export interface CompareContext {
 }
 
 export async function compareWithReplica(ctx: CompareContext): Promise<CompareOutcome> {
-  const {conn, source, header: h, diskSize} = ctx
+  const {conn, header: h, diskSize} = ctx
   const bs = h.blockSize
   const blockCount = Math.ceil(diskSize / bs)
   const hasher = blockHasher(h.hashAlgo, h.replicaId)
@@ -64,7 +64,14 @@ export async function compareWithReplica(ctx: CompareContext): Promise<CompareOu
   }
 }
 
-async function stream(ctx: CompareContext, replies: ReceiverReplies, hasher: BlockHasher, ok: HelloOk, bs: number, blockCount: number): Promise<CompareOutcome> {
+async function stream(
+  ctx: CompareContext,
+  replies: ReceiverReplies,
+  hasher: BlockHasher,
+  ok: HelloOk,
+  bs: number,
+  blockCount: number,
+): Promise<CompareOutcome> {
   const {source, diskSize, conn} = ctx
   const checkpointEvery = Math.min(MAX_CHECKPOINT_BLOCKS, Math.max(1, Math.floor(DEFAULT_CHECKPOINT_BYTES / bs)))
   const zeroHashOf = (b: number) => hasher.zeroHash(Math.min(bs, diskSize - b * bs))
