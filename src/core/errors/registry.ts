@@ -205,7 +205,10 @@ export const ERROR_CODES = {
   TUNNEL_REFUSED: {exit: ExitCode.TRANSPORT, meaning: "nothing listens on the receiver's port on the replica host", clientSide: true},
   UNEXPECTED_EOF: {exit: ExitCode.FAILURE, meaning: 'the stream ended inside a conversation'},
   USAGE: {exit: ExitCode.USAGE, meaning: 'an unknown flag, a missing argument or a bad flag value', clientSide: true},
-  VERIFY_FAILED: {exit: ExitCode.VERIFY_FAILED, meaning: 'the replica could not be proved equal to the source'},
+  VERIFY_FAILED: {
+    exit: ExitCode.VERIFY_FAILED,
+    meaning: 'the replica could not be proved equal to the source, or verify found differences no pending change explains',
+  },
   VERIFY_PENDING: {
     exit: ExitCode.FAILURE,
     meaning: 'a local check of the disk against the block hash index is pending or running: the change record is trusted only after it',
