@@ -166,6 +166,10 @@ export const ERROR_CODES = {
   },
   REPLICA_FULL: {exit: ExitCode.REPLICA_FULL, meaning: 'the replica filesystem has no room for the data'},
   REPLICA_IS_RECEIVER_FILE: {exit: ExitCode.USAGE, meaning: "the replica path names one of the receiver's own files (its log or config)"},
+  REPLICA_JOURNAL_PENDING: {
+    exit: ExitCode.FAILURE,
+    meaning: "the replica has an interrupted push's journal not replayed yet (verify, fullsync --dry-run): the next push replays it",
+  },
   REPLICA_LARGER: {exit: ExitCode.USAGE, meaning: 'the replica is larger than the source (push --truncate-replica to cut it)'},
   REPLICA_STATE_CORRUPT: {exit: ExitCode.USAGE, meaning: "the replica's state file is damaged"},
   REPLICA_STATE_FOREIGN: {exit: ExitCode.USAGE, meaning: "the replica's state file belongs to another replica"},

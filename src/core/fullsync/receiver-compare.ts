@@ -7,7 +7,8 @@
 // equals the client's disk.
 import {constants} from 'node:fs'
 import fs from 'node:fs/promises'
-import {DiskIoError, ProtocolError, UsageError} from '../errors.js'
+import {DiskIoError, ProtocolError, StateError, UsageError} from '../errors.js'
+import {decodeJournalHeader, JOURNAL_HEADER_SIZE, journalPathFor} from '../delta/journal.js'
 import {blockHasher} from '../hash/block-hash.js'
 import type {ReadableDisk} from '../disk/read-hash.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
@@ -48,6 +49,39 @@ async function openReadOnly(path: string): Promise<ReadOnlyReplica> {
   }
 }
 
+/**
+ * An interrupted push's journal for the next sequence: the replica may be half-applied until
+ * it is replayed (by the next push, or `vdrep serve` at its start), which a compare must not do.
+ * Refused rather than compared: a torn replica would read as changed behind vdrep's back.
+ */
+async function checkNoPendingJournal(replicaPath: string, state: ReplicaState | undefined): Promise<void> {
+  if (!state) return
+  const head = Buffer.alloc(JOURNAL_HEADER_SIZE)
+  let fh: fs.FileHandle
+  try {
+    fh = await fs.open(journalPathFor(replicaPath), constants.O_RDONLY | constants.O_NOFOLLOW)
+  } catch {
+    return // none (or not ours to read): nothing pending
+  }
+  try {
+    const {bytesRead} = await fh.read(head, 0, head.length, 0)
+    const seq = decodeJournalHeader(head.subarray(0, bytesRead)).seq
+    if (seq !== state.lastSeq + 1) return
+    throw new StateError(
+      'REPLICA_JOURNAL_PENDING',
+      `the replica ${replicaPath} has the journal of an interrupted push (sequence ${seq}) that is not replayed yet`,
+      {
+        hint: 'the next `vdrep push` (or `vdrep serve` at its start) replays it; verify after that',
+      },
+    )
+  } catch (err) {
+    if (err instanceof StateError) throw err
+    // A damaged journal is discarded, never replayed: the replica is as its state says.
+  } finally {
+    await fh.close()
+  }
+}
+
 /** Reads of the replica as the full sync would see it after sizing it: zeros past its end. */
 function readableOf(fh: fs.FileHandle, extent: ReplicaExtent, diskSize: number): ReadableDisk {
   const readAt = async (buf: Buffer, len: number, pos: number): Promise<Buffer> => {
@@ -77,6 +111,7 @@ export async function runCompareSession(hello: Hello, replicaPath: string, reade
     // The open-by-another probe needs a write lock and is left out: nothing is written here.
     enforceFence(hello, replicaFence(hello, state, undefined, fh ? await fh.stat({bigint: true}) : undefined), (t) => log(t, subject))
     checkDeviceHolds(replicaPath, extent, hello.diskSize)
+    await checkNoPendingJournal(replicaPath, state)
     if (!extent.device && extent.size > hello.diskSize && !(hello.flags & HelloFlag.TRUNCATE_REPLICA)) {
       throw new UsageError('REPLICA_LARGER', `the replica ${replicaPath} (${extent.size} bytes) is larger than the source (${hello.diskSize} bytes)`, {
         hint: 'a full sync needs --truncate-replica to cut the replica down to the source size',

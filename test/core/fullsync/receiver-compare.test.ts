@@ -28,6 +28,7 @@ import {
   SyncMode,
 } from '../../../src/core/protocol/messages.js'
 import {handleConnection} from '../../../src/core/receiver/session.js'
+import {encodeJournalHeader, journalPathFor} from '../../../src/core/delta/journal.js'
 import {encodeReplicaState, statePathFor, type ReplicaState} from '../../../src/core/receiver/replica-state.js'
 
 const BS = 4096
@@ -164,6 +165,26 @@ describe('receiver: compare-only session (NO_WRITE)', () => {
       const before = await snapshotTree([root])
       const {reader, writer, served} = connect()
       await writer.send(FrameType.HELLO, hello('r.img', {flags}))
+      const f = (await reader.next())!
+      if (code) {
+        assert.equal(f.type, FrameType.ERROR)
+        assert.equal(decodeError(f.payload).code, code)
+      } else assert.equal(f.type, FrameType.HELLO_OK)
+      writer.end()
+      await served
+      assert.deepEqual(await snapshotTree([root]), before)
+    }
+  })
+
+  it("an interrupted push's journal for the next sequence: refused (REPLICA_JOURNAL_PENDING), neither replayed nor removed; an applied one is ignored", async () => {
+    for (const [seq, code] of [
+      [4, 'REPLICA_JOURNAL_PENDING'],
+      [3, null],
+    ] as const) {
+      await fs.writeFile(journalPathFor(replica), encodeJournalHeader({blockSize: BS, seq, diskSize: BS * BLOCKS, replicaId, hashAlgo: HashAlgo.BLAKE3}))
+      const before = await snapshotTree([root])
+      const {reader, writer, served} = connect()
+      await writer.send(FrameType.HELLO, hello('r.img'))
       const f = (await reader.next())!
       if (code) {
         assert.equal(f.type, FrameType.ERROR)
