@@ -36,21 +36,7 @@ export default class Fullsync extends BaseCommand {
   async run(): Promise<FullsyncResult | DryRunResult> {
     const {args, flags} = await this.parse(Fullsync)
     this.setGlobals(flags)
-    if (flags['dry-run']) {
-      const dry = await fullsyncDryRun(args.disk, {
-        truncateReplica: flags['truncate-replica'],
-        takeOverReplica: flags['take-over-replica'],
-        discardReplicaChanges: flags['discard-replica-changes'],
-        acceptNewHostKey: flags['accept-new-host-key'],
-        log: (line, level) => (level === 'notice' ? this.notice(line) : this.detail(line)),
-      })
-      this.say(
-        `fullsync --dry-run ${dry.disk} -> ${dry.target}: would send ${dry.blocksToSend} block(s) (${formatBytes(dry.bytesToSend)}) and zero ` +
-          `${dry.blocksToZero} on the replica (${dry.replicaState}); ${formatBytes(dry.bytesTotal)} compared in ${dry.seconds.toFixed(1)} s, nothing written`,
-      )
-      for (const line of renderRanges('would', dry.differing)) this.say(line)
-      return dry
-    }
+    if (flags['dry-run']) return this.dryRun(args.disk, flags)
     const display = this.interactive ? await createPhaseDisplay() : undefined
     let result: FullsyncResult
     try {
@@ -78,5 +64,36 @@ export default class Fullsync extends BaseCommand {
         `in ${result.seconds.toFixed(1)} s (${formatBytes(rate)}/s)${result.resumedAtBlock > 0 ? `, resumed at ${result.resumedPercent}%` : ''}`,
     )
     return result
+  }
+
+  /** --dry-run: the comparison only, nothing written (core/verify/dry-run.ts). */
+  private async dryRun(
+    disk: string,
+    flags: {'truncate-replica'?: boolean; 'take-over-replica'?: boolean; 'discard-replica-changes'?: boolean; 'accept-new-host-key'?: boolean},
+  ): Promise<DryRunResult> {
+    const display = this.interactive ? await createPhaseDisplay() : undefined
+    let dry: DryRunResult
+    try {
+      dry = await fullsyncDryRun(disk, {
+        truncateReplica: flags['truncate-replica'],
+        takeOverReplica: flags['take-over-replica'],
+        discardReplicaChanges: flags['discard-replica-changes'],
+        acceptNewHostKey: flags['accept-new-host-key'],
+        onProgress: display && ((done, total) => display.update({phase: 'compare', bytesTotal: total, bytesCompared: done, bytesSent: 0, bytesDurable: 0})),
+        log: (line, level) => {
+          const show = () => (level === 'notice' ? this.notice(line) : this.detail(line))
+          if (display) display.around(show)
+          else show()
+        },
+      })
+    } finally {
+      display?.stop()
+    }
+    this.say(
+      `fullsync --dry-run ${dry.disk} -> ${dry.target}: would send ${dry.blocksToSend} block(s) (${formatBytes(dry.bytesToSend)}) and zero ` +
+        `${dry.blocksToZero} on the replica (${dry.replicaState}); ${formatBytes(dry.bytesTotal)} compared in ${dry.seconds.toFixed(1)} s, nothing written`,
+    )
+    for (const line of renderRanges('would', dry.differing)) this.say(line)
+    return dry
   }
 }

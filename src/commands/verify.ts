@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
+import {createPhaseDisplay} from '../cli/phase-display.js'
 import {VerifyError} from '../core/errors.js'
 import {exitCodeOf} from '../core/errors/exit.js'
 import {verify, type VerifyResult} from '../core/verify/verify.js'
@@ -25,10 +26,21 @@ A difference is pending when the change record holds the block as not shipped ye
   async run(): Promise<VerifyResult> {
     const {args, flags} = await this.parse(Verify)
     this.setGlobals(flags)
-    const result = await verify(args.disk, {
-      acceptNewHostKey: flags['accept-new-host-key'],
-      log: (line, level) => (level === 'notice' ? this.notice(line) : this.detail(line)),
-    })
+    const display = this.interactive ? await createPhaseDisplay() : undefined
+    let result: VerifyResult
+    try {
+      result = await verify(args.disk, {
+        acceptNewHostKey: flags['accept-new-host-key'],
+        onProgress: display && ((done, total) => display.update({phase: 'compare', bytesTotal: total, bytesCompared: done, bytesSent: 0, bytesDurable: 0})),
+        log: (line, level) => {
+          const show = () => (level === 'notice' ? this.notice(line) : this.detail(line))
+          if (display) display.around(show)
+          else show()
+        },
+      })
+    } finally {
+      display?.stop()
+    }
     for (const line of render(result)) this.say(line)
     if (result.verdict !== 'failed') return result
     const e = new VerifyError(
