@@ -10,6 +10,7 @@ import {json, vdrep} from '../helpers/cli.js'
 import {markChanged} from '../helpers/change-record.js'
 import {filesEqual, makeMixedDisk, seededBytes, tempDir} from '../helpers/disks.js'
 import {snapshotTree} from '../helpers/untouched.js'
+import {acquireDiskLock} from '../../src/core/locks/index.js'
 import type {VerifyResult} from '../../src/core/verify/verify.js'
 import type {DryRunResult} from '../../src/core/verify/dry-run.js'
 import type {FullsyncResult} from '../../src/core/fullsync/client.js'
@@ -202,6 +203,18 @@ describe('vdrep verify and fullsync --dry-run (local target): nothing written, d
     assert.equal(f.blocksDiffering, d.blocksToSend)
     assert.equal(f.bytesSent, d.bytesToSend)
     assert.equal(f.blocksZeroed, d.blocksToZero)
+  })
+
+  it('takes the disk lock: while a push (or any holder) has it, verify exits 3 and reads nothing', async () => {
+    const lock = await acquireDiskLock(disk, 'push')
+    try {
+      const r = await vdrep(['verify', disk])
+      assert.equal(r.code, 3, r.stderr)
+      assert.match(r.stderr, /push/)
+    } finally {
+      await lock.release()
+    }
+    assert.equal((await vdrep(['verify', disk])).code, 0)
   })
 
   it('verify of a missing replica fails (exit 5) and makes nothing', async () => {

@@ -45,6 +45,9 @@ export interface LookHooks<T> {
 }
 
 export async function lookAtReplica<T>(disk: string, opts: LookOptions, hooks: LookHooks<T>): Promise<T> {
+  // A disk with no record (or an unreadable one) is refused before the lock, whose file would be
+  // left behind.
+  await (await ChangeRecord.openReadOnly(psfPathFor(disk))).close()
   const lock = await acquireDiskLock(disk, 'verify')
   try {
     const tracker = await TrackerControlClient.tryConnect(disk)
