@@ -7,13 +7,17 @@ import path from 'node:path'
 
 /**
  * `lockNotes`: lock files whose holder note is written while held and emptied at release
- * (the disk lock, locks/disk-lock.ts): for them only size (0 again) and inode are compared.
+ * (the disk lock, locks/disk-lock.ts; a killed holder leaves its note): only their inode is compared.
  */
 export async function snapshotTree(dirs: string[], lockNotes: string[] = []): Promise<Record<string, string>> {
   const out: Record<string, string> = {}
   const walk = async (p: string): Promise<void> => {
     const st = await fs.lstat(p, {bigint: true})
-    let line = lockNotes.includes(p) ? `size=${st.size} ino=${st.ino}` : `size=${st.size} mtime=${st.mtimeNs} ctime=${st.ctimeNs} ino=${st.ino} mode=${st.mode}`
+    if (lockNotes.includes(p)) {
+      out[p] = `lock file ino=${st.ino}`
+      return
+    }
+    let line = `size=${st.size} mtime=${st.mtimeNs} ctime=${st.ctimeNs} ino=${st.ino} mode=${st.mode}`
     if (st.isFile())
       line += ` sha256=${crypto
         .createHash('sha256')

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import {json, vdrep} from '../helpers/cli.js'
+import {collect, json, startVdrep, vdrep} from '../helpers/cli.js'
 import {markChanged} from '../helpers/change-record.js'
 import {filesEqual, makeMixedDisk, seededBytes, tempDir} from '../helpers/disks.js'
 import {snapshotTree} from '../helpers/untouched.js'
@@ -203,6 +203,39 @@ describe('vdrep verify and fullsync --dry-run (local target): nothing written, d
     assert.equal(f.blocksDiffering, d.blocksToSend)
     assert.equal(f.bytesSent, d.bytesToSend)
     assert.equal(f.blocksZeroed, d.blocksToZero)
+  })
+
+  it('the worker-thread carrier of a local target gives the same answer', async () => {
+    await writeBlock(replica, 12, 'worker-flip')
+    const r = await vdrep(['verify', disk, '--json'], {env: {VDREP_LOCAL_RECEIVER: 'worker'}})
+    assert.equal(r.code, 5, r.stderr)
+    assert.deepEqual(
+      json<VerifyResult>(r).unexpected.ranges.map((x) => [x.firstBlock, x.reason]),
+      [[12, 'replica-changed']],
+    )
+  })
+
+  it('kill -9 of a verify mid-run: nothing written, the locks go with it, the next push runs', async () => {
+    const big = path.join(path.dirname(disk), 'big.img')
+    await makeMixedDisk(big, 192 * MiB, 'verify-kill')
+    assert.equal((await vdrep(['init', big, '--to', path.join(replicaDir, 'big.img')])).code, 0)
+    assert.equal((await vdrep(['fullsync', big])).code, 0)
+    const lockNotes = [`${disk}.vdrep.lock`, `${big}.vdrep.lock`]
+    const before = await snapshotTree([path.dirname(disk), replicaDir], lockNotes)
+    const child = startVdrep(['verify', big])
+    const ended = collect(child)
+    // Killed once it holds the disk lock (its note names it), i.e. while it looks.
+    for (let i = 0; i < 500 && !(await fs.readFile(`${big}.vdrep.lock`, 'utf8')).includes('verify'); i++) await new Promise((r) => setTimeout(r, 5))
+    child.kill('SIGKILL')
+    assert.equal((await ended).signal, 'SIGKILL', 'killed while it ran')
+    assert.deepEqual(await snapshotTree([path.dirname(disk), replicaDir], lockNotes), before)
+    const fh = await fs.open(big, 'r+')
+    await fh.write(seededBytes('after-kill', BS), 0, BS, 5 * BS)
+    await fh.close()
+    const push = await vdrep(['push', big])
+    assert.equal(push.code, 0, push.stderr)
+    assert.ok(await filesEqual(big, path.join(replicaDir, 'big.img')))
+    assert.equal((await vdrep(['verify', big])).code, 0)
   })
 
   it('takes the disk lock: while a push (or any holder) has it, verify exits 3 and reads nothing', async () => {
