@@ -1,7 +1,6 @@
 // Sizes and durations as users type them (64k, 1MiB, 15m, 1h), on top of the `bytes` and
 // `ms` packages, with the limits checked here so every command reports them the same way.
 import bytesLib from 'bytes'
-import msLib from 'ms'
 import {UsageError} from '../errors.js'
 
 /** "64k", "64KiB", "1M", "65536" → bytes (binary units). */
@@ -60,6 +59,24 @@ export function parseDuration(input: string, what: string): number {
   return seconds
 }
 
+const SPANS: Array<[string, number]> = [
+  ['d', 86_400],
+  ['h', 3_600],
+  ['m', 60],
+  ['s', 1],
+]
+
+/** Seconds as people write them, to the two largest units: 90 → "1m30s", 5400 → "1h30m", 86400 → "1d". */
 export function formatDuration(seconds: number): string {
-  return msLib(seconds * 1000, {long: false})
+  let rest = Math.max(0, Math.floor(seconds))
+  const parts: string[] = []
+  for (const [unit, size] of SPANS) {
+    if (rest >= size || (unit === 's' && parts.length === 0)) {
+      const n = Math.floor(rest / size)
+      rest -= n * size
+      if (n > 0 || parts.length === 0) parts.push(`${n}${unit}`)
+    } else if (parts.length > 0) break // no gaps: "1d" and not "1d5s"
+    if (parts.length === 2) break
+  }
+  return parts.join('')
 }
