@@ -25,7 +25,9 @@ export default class Export extends BaseCommand {
   static override args = {replica: Args.string({description: 'the replica file (under --root when given)', required: true})}
   static override flags = {
     root: Flags.string({description: 'resolve the replica under this root, as `vdrep serve --root` does'}),
-    at: Flags.string({description: "the point: a sequence (see `vdrep points`), 'latest' (default), a date (the newest point at or before it) or -DURATION (-90m)"}),
+    at: Flags.string({
+      description: "the point: a sequence (see `vdrep points`), 'latest' (default), a date (the newest point at or before it) or -DURATION (-90m)",
+    }),
     nbd: Flags.string({description: 'serve the point here, read-only: unix:PATH or 127.0.0.1:PORT; repeatable', multiple: true, exclusive: ['to']}),
     to: Flags.string({description: 'write a sparse copy of the point to this new file instead', exclusive: ['nbd']}),
   }

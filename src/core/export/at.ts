@@ -8,7 +8,9 @@ import {parseDuration} from '../util/units.js'
 export type PointSpec = {kind: 'latest'} | {kind: 'seq'; seq: number} | {kind: 'time'; ms: number}
 
 const badSpec = (spec: string, why: string) =>
-  new UsageError('BAD_POINT_SPEC', `--at ${spec}: ${why}`, {hint: "use a sequence from `vdrep points`, 'latest', a date (2026-12-07T10:00Z) or -DURATION (-90m)"})
+  new UsageError('BAD_POINT_SPEC', `--at ${spec}: ${why}`, {
+    hint: "use a sequence from `vdrep points`, 'latest', a date (2026-12-07T10:00Z) or -DURATION (-90m)",
+  })
 
 /** Parse `--at`; `nowMs` anchors `-DURATION`. Nothing is read. */
 export function parsePointSpec(spec: string | undefined, nowMs = Date.now()): PointSpec {
@@ -41,7 +43,8 @@ export async function resolvePoint(replica: string, spec: PointSpec): Promise<Po
   if (l.untrusted && spec.kind !== 'latest') throw new StateError('POINT_UNTRUSTED', `the restore points of ${replica} cannot be read: ${l.untrusted}`)
   if (l.untrusted) throw new StateError('POINT_UNTRUSTED', `${replica} cannot be read as a point: ${l.untrusted}`)
   const kept = () => `kept: ${l.points.map((p) => `${p.seq} (${p.time})`).join(', ')}`
-  const gone = (what: string) => new StateError('POINT_GONE', `${replica} has no point ${what} (${kept()})`, {hint: 'list the kept points with `vdrep points <replica>`'})
+  const gone = (what: string) =>
+    new StateError('POINT_GONE', `${replica} has no point ${what} (${kept()})`, {hint: 'list the kept points with `vdrep points <replica>`'})
   let found: PointInfo | undefined
   if (spec.kind === 'latest') found = l.points[0]
   else if (spec.kind === 'seq') found = l.points.find((p) => p.seq === spec.seq)

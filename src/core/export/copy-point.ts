@@ -46,7 +46,8 @@ const exists = (p: string) =>
 export async function copyPoint(replica: string, to: string, opts: CopyPointOptions = {}): Promise<CopiedPoint> {
   const started = process.hrtime.bigint()
   const target = path.resolve(to)
-  if (await exists(target)) throw new UsageError('EXPORT_TARGET_EXISTS', `${target} exists; vdrep export --to never overwrites a file`, {hint: 'name a new file'})
+  if (await exists(target))
+    throw new UsageError('EXPORT_TARGET_EXISTS', `${target} exists; vdrep export --to never overwrites a file`, {hint: 'name a new file'})
   const point = await resolvePoint(replica, parsePointSpec(opts.at))
   const reader = await openPoint(replica, point.seq)
   const temp = path.join(path.dirname(target), `.${path.basename(target)}.vdrep-export-${process.pid}-${crypto.randomBytes(4).toString('hex')}`)
@@ -57,7 +58,7 @@ export async function copyPoint(replica: string, to: string, opts: CopyPointOpti
     await fh.truncate(reader.size)
     // One read ahead: the next chunk is read from the point while this one is written.
     let next: Promise<Buffer> | null = reader.size > 0 ? reader.read(0, Math.min(CHUNK, reader.size)) : null
-    for (let pos = 0; next; ) {
+    for (let pos = 0; next;) {
       const buf = await next
       const after = pos + buf.length
       next = after < reader.size ? reader.read(after, Math.min(CHUNK, reader.size - after)) : null
@@ -102,7 +103,7 @@ async function writeNonZero(fh: fs.FileHandle, buf: Buffer, pos: number): Promis
   const flush = async (end: number) => {
     if (runStart < 0) return
     const part = buf.subarray(runStart, end)
-    for (let off = 0; off < part.length; ) {
+    for (let off = 0; off < part.length;) {
       const {bytesWritten} = await fh.write(part, off, part.length - off, pos + runStart + off)
       if (bytesWritten <= 0) throw new DiskIoError(`writing the copy at offset ${pos + runStart + off} wrote nothing`)
       off += bytesWritten
