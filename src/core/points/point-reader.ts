@@ -54,11 +54,28 @@ async function trustedState(replica: string): Promise<ReplicaState> {
 const sameState = (a: ReplicaState, b: ReplicaState) =>
   a.lastSeq === b.lastSeq && a.pointsChain === b.pointsChain && a.generation === b.generation && a.complete === b.complete && a.commit === b.commit
 
+/**
+ * One loaded chain: the records, their index and the state they were read against. Never
+ * changed once built; a reload builds a new one. Reads run concurrently (an NBD export has many
+ * in flight), so each read uses the view it started with, to its end: a view's records are
+ * closed only once it is replaced and no read uses it any more.
+ */
+interface View {
+  files: UndoFile[]
+  index: Segment[]
+  state: ReplicaState
+  top: number
+  users: number
+  retired: boolean
+}
+
+function closeFiles(files: UndoFile[]): void {
+  for (const f of files) void f.close()
+}
+
 class Reader implements PointReader {
-  private files: UndoFile[] = []
-  private index: Segment[] = []
-  private state!: ReplicaState
-  private top = 0
+  private view: View | null = null
+  private reloading: Promise<void> | null = null
   size = 0
   ms = 0
 
@@ -70,6 +87,10 @@ class Reader implements PointReader {
   ) {}
 
   async load(): Promise<void> {
+    this.install(await this.build())
+  }
+
+  private async build(): Promise<View> {
     const state = await trustedState(this.replicaPath)
     if (this.seq > state.lastSeq) throw pointGone(`${this.replicaPath} has no point ${this.seq}: its newest is ${state.lastSeq}`)
     const chain = await loadChain(this.replicaPath, state)
@@ -83,18 +104,28 @@ class Reader implements PointReader {
       )
     }
     const files = chain.pending ? [...use, chain.pending] : use
-    for (const f of this.files) await f.close()
-    this.files = files
-    this.index = buildIndex(files)
-    this.state = state
-    this.top = chain.pending ? state.lastSeq + 1 : state.lastSeq
+    // The point's size and time: the same whichever view reads it.
     this.size = use.length > 0 ? use[0].header.fromDiskSize : state.diskSize
     this.ms = use.length > 0 ? use[0].header.fromMs : (state.commitMs ?? state.updatedMs)
+    return {files, index: buildIndex(files), state, top: chain.pending ? state.lastSeq + 1 : state.lastSeq, users: 0, retired: false}
   }
 
-  /** True when a commit may have written the replica since load(): a record past our newest, or a moved state. */
-  private async moved(): Promise<boolean> {
-    const next = path.join(pointsDirFor(this.replicaPath), undoName(this.top, this.top + 1))
+  private install(v: View): void {
+    const old = this.view
+    this.view = v
+    if (old) this.release(old, true)
+  }
+
+  /** Drop a use of `v` (or retire it); its records close when it is retired and unused. */
+  private release(v: View, retire = false): void {
+    if (retire) v.retired = true
+    else v.users--
+    if (v.retired && v.users === 0) closeFiles(v.files)
+  }
+
+  /** True when a commit may have written the replica since `v` was loaded: a record past its newest, or a moved state. */
+  private async moved(v: View): Promise<boolean> {
+    const next = path.join(pointsDirFor(this.replicaPath), undoName(v.top, v.top + 1))
     if (
       await fs.access(next).then(
         () => true,
@@ -103,37 +134,55 @@ class Reader implements PointReader {
     )
       return true
     const {state} = await readReplicaState(this.replicaPath)
-    return !state || !sameState(state, this.state)
+    return !state || !sameState(state, v.state)
+  }
+
+  /** A new view, unless one newer than `seen` is in place or on its way (one reload at a time). */
+  private reload(seen: View): Promise<void> {
+    if (this.view !== seen) return Promise.resolve()
+    this.reloading ??= this.build()
+      .then(
+        (v) => this.install(v),
+        (err: unknown) => {
+          if (err instanceof StateError && err.code === 'POINT_GONE')
+            throw pointGone(`${this.replicaPath}: point ${this.seq} was dropped by retention while it was open`)
+          throw err
+        },
+      )
+      .finally(() => (this.reloading = null))
+    return this.reloading
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw new RangeError(`bad read ${offset}+${length}`)
     for (let attempt = 0; ; attempt++) {
-      const {buf, touched} = await this.readOnce(offset, length)
-      if (!touched || !(await this.moved())) return buf
-      if (attempt >= MAX_RELOADS) throw pointGone(`${this.replicaPath}: point ${this.seq} could not be read consistently (commits kept landing)`)
+      const v = this.view
+      if (!v) throw new StateError('POINT_GONE', `${this.replicaPath}: the reader of point ${this.seq} is closed`)
+      v.users++
       try {
-        await this.load()
-      } catch (err) {
-        if (err instanceof StateError && err.code === 'POINT_GONE')
-          throw pointGone(`${this.replicaPath}: point ${this.seq} was dropped by retention while it was open`)
-        throw err
+        const {buf, touched} = await this.readOnce(v, offset, length)
+        // Valid when no commit could have written what it read from the replica: checked after the read.
+        if (!touched || !(await this.moved(v))) return buf
+      } finally {
+        this.release(v)
       }
+      if (attempt >= MAX_RELOADS) throw pointGone(`${this.replicaPath}: point ${this.seq} could not be read consistently (commits kept landing)`)
+      await this.reload(v)
     }
   }
 
-  private async readOnce(offset: number, length: number): Promise<{buf: Buffer; touched: boolean}> {
+  private async readOnce(v: View, offset: number, length: number): Promise<{buf: Buffer; touched: boolean}> {
     const end = Math.min(this.size, offset + length)
     const buf = Buffer.alloc(Math.max(0, end - offset))
-    const bs = this.state.blockSize
+    const bs = v.state.blockSize
     let touched = false
-    for (let pos = offset; pos < end;) {
+    for (let pos = offset; pos < end; ) {
       const block = Math.floor(pos / bs)
-      const i = findSegment(this.index, block)
-      const seg = this.index[i]
+      const i = findSegment(v.index, block)
+      const seg = v.index[i]
       if (seg && seg.block <= block) {
         const n = Math.min(end, (seg.block + seg.count) * bs) - pos
-        if (!seg.zero) await this.files[seg.file].readInto(seg.extent, (seg.skip + block - seg.block) * bs + (pos % bs), n, buf, pos - offset)
+        if (!seg.zero) await v.files[seg.file].readInto(seg.extent, (seg.skip + block - seg.block) * bs + (pos % bs), n, buf, pos - offset)
         pos += n
       } else {
         const n = Math.min(end, seg ? seg.block * bs : Infinity) - pos
@@ -146,8 +195,10 @@ class Reader implements PointReader {
   }
 
   async close(): Promise<void> {
-    for (const f of this.files) await f.close()
-    this.files = []
+    await this.reloading?.catch(() => {})
+    const v = this.view
+    this.view = null
+    if (v) this.release(v, true)
     await this.pin.release().catch(() => {})
     await this.replica.close().catch(() => {})
   }
