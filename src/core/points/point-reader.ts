@@ -176,7 +176,7 @@ class Reader implements PointReader {
     const buf = Buffer.alloc(Math.max(0, end - offset))
     const bs = v.state.blockSize
     let touched = false
-    for (let pos = offset; pos < end; ) {
+    for (let pos = offset; pos < end;) {
       const block = Math.floor(pos / bs)
       const i = findSegment(v.index, block)
       const seg = v.index[i]
