@@ -78,9 +78,11 @@ export class OverlayBackend implements NbdBackend {
     const unlock = await this.grains.acquire(start, end - start, true)
     let reserved = 0
     try {
-      for (let g = start / GRAIN; g * GRAIN < end; g++) if (this.where[g] !== Where.SIDE) reserved++
-      if ((this.used + reserved) * GRAIN > this.capBytes) throw full(this.capBytes, this.used * GRAIN)
-      this.used += reserved
+      let needed = 0
+      for (let g = start / GRAIN; g * GRAIN < end; g++) if (this.where[g] !== Where.SIDE) needed++
+      if ((this.used + needed) * GRAIN > this.capBytes) throw full(this.capBytes, this.used * GRAIN)
+      this.used += needed
+      reserved = needed
       let buf = data
       if (start !== offset || end !== offset + data.length) {
         // The grains' other bytes come from the view as it is (point, side file or zeros).
