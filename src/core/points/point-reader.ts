@@ -10,11 +10,17 @@
 // pre-images of whatever the apply overwrote, and reads again. A capture is in place before
 // the apply's first write and the state moves before retention removes anything, so the check
 // cannot miss a write the read saw (see doc/points-format.md, "Readers").
-import {constants} from 'node:fs'
+//
+// The check runs after nearly every read of an export, so it must cost a couple of cached
+// metadata lookups, not a read and decode of the state. The state is only ever replaced (temp,
+// then rename: receiver/replica-state.ts), never written in place, so "the state moved" is "the
+// path names another inode than the one the view read". The view keeps that inode open, so its
+// number cannot be given to a new file meanwhile: equal numbers mean the same, unreplaced file.
+import {constants, existsSync, lstatSync} from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import {StateError} from '../errors.js'
-import {readReplicaState, type ReplicaState} from '../receiver/replica-state.js'
+import {decodeReplicaState, statePathFor, type ReplicaState} from '../receiver/replica-state.js'
 import {closeChain, loadChain} from './chain.js'
 import {buildIndex, findSegment, type Segment} from './overlay.js'
 import {pointsDirFor, undoName} from './store.js'
@@ -37,22 +43,42 @@ const MAX_RELOADS = 50
 
 export const pointGone = (msg: string) => new StateError('POINT_GONE', msg, {hint: 'list the kept points with `vdrep points <replica>`'})
 
-async function trustedState(replica: string): Promise<ReplicaState> {
-  const {state, error} = await readReplicaState(replica)
-  if (error) throw error
-  if (!state) throw new StateError('POINT_UNTRUSTED', `${replica} has no vdrep state: it is not a replica, or was never synced`)
-  const why = !state.complete
-    ? 'it is incomplete (a full sync is running or did not finish)'
-    : state.diverged || state.doubt
-      ? 'it is diverged or in doubt'
-      : null
-  if (why)
-    throw new StateError('POINT_UNTRUSTED', `the restore points of ${replica} cannot be read: ${why}`, {hint: 'a full sync that completes starts a new chain'})
-  return state
+interface OpenState {
+  state: ReplicaState
+  /** The state file as read, held open while a view uses it (see above). */
+  fh: fs.FileHandle
+  ino: number
+  dev: number
 }
 
-const sameState = (a: ReplicaState, b: ReplicaState) =>
-  a.lastSeq === b.lastSeq && a.pointsChain === b.pointsChain && a.generation === b.generation && a.complete === b.complete && a.commit === b.commit
+/** The replica's state, read through a handle kept open, and trusted for reading points. */
+async function openTrustedState(replica: string): Promise<OpenState> {
+  let fh: fs.FileHandle
+  try {
+    fh = await fs.open(statePathFor(replica), constants.O_RDONLY | constants.O_NOFOLLOW)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new StateError('POINT_UNTRUSTED', `${replica} has no vdrep state: it is not a replica, or was never synced`)
+    throw err
+  }
+  try {
+    const state = decodeReplicaState(await fh.readFile())
+    const why = !state.complete
+      ? 'it is incomplete (a full sync is running or did not finish)'
+      : state.diverged || state.doubt
+        ? 'it is diverged or in doubt'
+        : null
+    if (why)
+      throw new StateError('POINT_UNTRUSTED', `the restore points of ${replica} cannot be read: ${why}`, {
+        hint: 'a full sync that completes starts a new chain',
+      })
+    const st = await fh.stat()
+    return {state, fh, ino: st.ino, dev: st.dev}
+  } catch (err) {
+    await fh.close()
+    throw err
+  }
+}
 
 /**
  * One loaded chain: the records, their index and the state they were read against. Never
@@ -64,18 +90,22 @@ interface View {
   files: UndoFile[]
   index: Segment[]
   state: ReplicaState
+  stateFile: OpenState
   top: number
   users: number
   retired: boolean
 }
 
-function closeFiles(files: UndoFile[]): void {
-  for (const f of files) void f.close()
+function closeView(v: View): void {
+  for (const f of v.files) void f.close()
+  void v.stateFile.fh.close().catch(() => {})
 }
 
 class Reader implements PointReader {
   private view: View | null = null
   private reloading: Promise<void> | null = null
+  /** The check of the reads finished in this turn, not started yet (see moved()). */
+  private nextCheck: {view: View; result: Promise<boolean>} | null = null
   size = 0
   ms = 0
 
@@ -91,7 +121,17 @@ class Reader implements PointReader {
   }
 
   private async build(): Promise<View> {
-    const state = await trustedState(this.replicaPath)
+    const stateFile = await openTrustedState(this.replicaPath)
+    try {
+      return await this.buildOn(stateFile)
+    } catch (err) {
+      await stateFile.fh.close().catch(() => {})
+      throw err
+    }
+  }
+
+  private async buildOn(stateFile: OpenState): Promise<View> {
+    const {state} = stateFile
     if (this.seq > state.lastSeq) throw pointGone(`${this.replicaPath} has no point ${this.seq}: its newest is ${state.lastSeq}`)
     const chain = await loadChain(this.replicaPath, state)
     const use = chain.files.filter((f) => f.header.fromSeq >= this.seq)
@@ -107,7 +147,15 @@ class Reader implements PointReader {
     // The point's size and time: the same whichever view reads it.
     this.size = use.length > 0 ? use[0].header.fromDiskSize : state.diskSize
     this.ms = use.length > 0 ? use[0].header.fromMs : (state.commitMs ?? state.updatedMs)
-    return {files, index: buildIndex(files), state, top: chain.pending ? state.lastSeq + 1 : state.lastSeq, users: 0, retired: false}
+    return {
+      files,
+      index: buildIndex(files),
+      state,
+      stateFile,
+      top: chain.pending ? state.lastSeq + 1 : state.lastSeq,
+      users: 0,
+      retired: false,
+    }
   }
 
   private install(v: View): void {
@@ -120,21 +168,40 @@ class Reader implements PointReader {
   private release(v: View, retire = false): void {
     if (retire) v.retired = true
     else v.users--
-    if (v.retired && v.users === 0) closeFiles(v.files)
+    if (v.retired && v.users === 0) closeView(v)
   }
 
-  /** True when a commit may have written the replica since `v` was loaded: a record past its newest, or a moved state. */
-  private async moved(v: View): Promise<boolean> {
-    const next = path.join(pointsDirFor(this.replicaPath), undoName(v.top, v.top + 1))
-    if (
-      await fs.access(next).then(
-        () => true,
-        () => false,
-      )
-    )
-      return true
-    const {state} = await readReplicaState(this.replicaPath)
-    return !state || !sameState(state, v.state)
+  /**
+   * True when a commit may have written the replica since `v` was loaded: a record past its
+   * newest, or a moved state. The reads that finish in one turn of the event loop share one
+   * check, started after all of them finished (so it covers each of them): an export with
+   * dozens of reads in flight pays for one check per turn, not one per read.
+   */
+  private moved(v: View): Promise<boolean> {
+    if (this.nextCheck?.view === v) return this.nextCheck.result
+    const check = {
+      view: v,
+      result: new Promise<boolean>((resolve, reject) => {
+        setImmediate(() => {
+          if (this.nextCheck === check) this.nextCheck = null
+          this.movedNow(v).then(resolve, reject)
+        })
+      }),
+    }
+    this.nextCheck = check
+    return check.result
+  }
+
+  private async movedNow(v: View): Promise<boolean> {
+    // Synchronous on purpose: two lookups of cached metadata cost less than two trips to the
+    // thread pool, and nothing is read.
+    if (existsSync(path.join(pointsDirFor(this.replicaPath), undoName(v.top, v.top + 1)))) return true
+    try {
+      const st = lstatSync(statePathFor(this.replicaPath))
+      return st.ino !== v.stateFile.ino || st.dev !== v.stateFile.dev
+    } catch {
+      return true // no state any more: whatever happened, reload and say so
+    }
   }
 
   /** A new view, unless one newer than `seen` is in place or on its way (one reload at a time). */
@@ -173,7 +240,8 @@ class Reader implements PointReader {
 
   private async readOnce(v: View, offset: number, length: number): Promise<{buf: Buffer; touched: boolean}> {
     const end = Math.min(this.size, offset + length)
-    const buf = Buffer.alloc(Math.max(0, end - offset))
+    // Every byte is written below (zero segments and past the replica's end explicitly).
+    const buf = Buffer.allocUnsafe(Math.max(0, end - offset))
     const bs = v.state.blockSize
     let touched = false
     for (let pos = offset; pos < end;) {
@@ -182,7 +250,8 @@ class Reader implements PointReader {
       const seg = v.index[i]
       if (seg && seg.block <= block) {
         const n = Math.min(end, (seg.block + seg.count) * bs) - pos
-        if (!seg.zero) await v.files[seg.file].readInto(seg.extent, (seg.skip + block - seg.block) * bs + (pos % bs), n, buf, pos - offset)
+        if (seg.zero) buf.fill(0, pos - offset, pos - offset + n)
+        else await v.files[seg.file].readInto(seg.extent, (seg.skip + block - seg.block) * bs + (pos % bs), n, buf, pos - offset)
         pos += n
       } else {
         const n = Math.min(end, seg ? seg.block * bs : Infinity) - pos
@@ -208,7 +277,10 @@ async function readReplica(fh: fs.FileHandle, dst: Buffer, pos: number): Promise
   let got = 0
   while (got < dst.length) {
     const {bytesRead} = await fh.read(dst, got, dst.length - got, pos + got)
-    if (bytesRead === 0) return // past the replica's end: zeros
+    if (bytesRead === 0) {
+      dst.fill(0, got) // past the replica's end: zeros
+      return
+    }
     got += bytesRead
   }
 }

@@ -151,6 +151,7 @@ export async function readReplicaState(replica: string): Promise<{state?: Replic
   }
 }
 
+/** Always a new file renamed into place, never in place: open point readers detect a move by the inode (points/point-reader.ts). */
 export async function writeReplicaState(replica: string, s: ReplicaState): Promise<void> {
   await writeFileAtomic(statePathFor(replica), encodeReplicaState(s), 0o600)
 }
