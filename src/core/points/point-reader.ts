@@ -20,7 +20,8 @@ import {constants, existsSync, lstatSync} from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import {StateError} from '../errors.js'
-import {decodeReplicaState, statePathFor, type ReplicaState} from '../receiver/replica-state.js'
+import {statePathFor, type ReplicaState} from '../receiver/replica-state.js'
+import {openTrustedState, type OpenState} from './reader-state.js'
 import {closeChain, loadChain} from './chain.js'
 import {buildIndex, findSegment, type Segment} from './overlay.js'
 import {pointsDirFor, undoName} from './store.js'
@@ -42,43 +43,6 @@ export interface PointReader {
 const MAX_RELOADS = 50
 
 export const pointGone = (msg: string) => new StateError('POINT_GONE', msg, {hint: 'list the kept points with `vdrep points <replica>`'})
-
-interface OpenState {
-  state: ReplicaState
-  /** The state file as read, held open while a view uses it (see above). */
-  fh: fs.FileHandle
-  ino: number
-  dev: number
-}
-
-/** The replica's state, read through a handle kept open, and trusted for reading points. */
-async function openTrustedState(replica: string): Promise<OpenState> {
-  let fh: fs.FileHandle
-  try {
-    fh = await fs.open(statePathFor(replica), constants.O_RDONLY | constants.O_NOFOLLOW)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new StateError('POINT_UNTRUSTED', `${replica} has no vdrep state: it is not a replica, or was never synced`)
-    throw err
-  }
-  try {
-    const state = decodeReplicaState(await fh.readFile())
-    const why = !state.complete
-      ? 'it is incomplete (a full sync is running or did not finish)'
-      : state.diverged || state.doubt
-        ? 'it is diverged or in doubt'
-        : null
-    if (why)
-      throw new StateError('POINT_UNTRUSTED', `the restore points of ${replica} cannot be read: ${why}`, {
-        hint: 'a full sync that completes starts a new chain',
-      })
-    const st = await fh.stat()
-    return {state, fh, ino: st.ino, dev: st.dev}
-  } catch (err) {
-    await fh.close()
-    throw err
-  }
-}
 
 /**
  * One loaded chain: the records, their index and the state they were read against. Never
