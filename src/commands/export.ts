@@ -49,7 +49,12 @@ export default class Export extends BaseCommand {
       () => this.notice('stopping: finishing the reads in flight'),
       () => this.notice('still stopping; send the signal once more to quit at once'),
     )
-    const exp = await PointExport.start(replica, {at: flags.at, listen: flags.nbd, log: (line) => this.detail(line)})
+    const exp = await PointExport.start(replica, {
+      at: flags.at,
+      listen: flags.nbd,
+      log: (line) => this.detail(line),
+      onRefused: (line) => this.logToStderr(`vdrep: warning: ${line}`),
+    })
     const s = exp.info
     this.say(`exporting point ${s.seq} (${s.time}) of ${s.replica} read-only: NBD export "${s.exportName}" on ${s.nbd.join(' and ')} (${formatBytes(s.size)})`)
     await signalled

@@ -48,7 +48,7 @@ describe('vdrep export and test start: another local user gets nothing', functio
       const before = await sha256(replica)
       const sock = path.join(dir, `${kind}.nbd`)
       const args = kind === 'export' ? ['export', replica] : ['test', 'start', replica]
-      const v = await startForeground([...args, '--nbd', `unix:${sock}`, '--nbd', '127.0.0.1:0', '-v'], /^(exporting|testing) point/)
+      const v = await startForeground([...args, '--nbd', `unix:${sock}`, '--nbd', '127.0.0.1:0'], /^(exporting|testing) point/)
       views.push(v)
       const port = Number(/127\.0\.0\.1:(\d+)/.exec(v.line)?.[1])
       assert.ok(port > 0, v.line)

@@ -5,6 +5,7 @@
 // the next push is a delta. The cap is enforced (ENOSPC, nothing written); kill -9 of the test
 // leaves the replica intact and the next start or stop cleans the side file; one test at a time.
 import assert from 'node:assert/strict'
+import {spawn} from 'node:child_process'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import {json} from '../helpers/cli.js'
@@ -115,6 +116,18 @@ describe('vdrep test start/stop: a writable view of a point while replication go
     const second = await c.vdrep(['test', 'start', d.replica, '--nbd', `unix:${sock}2`])
     assert.equal(second.code, 3, `a second test of one replica is refused: ${second.stderr}`)
     assert.match(second.stderr, /a test of .* is running \(pid \d+/)
+
+    // A test.json naming another process (written by whoever could write the folder): never signalled.
+    const info = path.join(`${d.replica}.vdrep-test`, 'test.json')
+    const bystander = spawn('sleep', ['60'])
+    const real = await fs.readFile(info, 'utf8')
+    await fs.writeFile(info, JSON.stringify({...JSON.parse(real), pid: bystander.pid}))
+    const refused = await c.vdrep(['test', 'stop', d.replica])
+    assert.equal(refused.code, 1, refused.stderr)
+    assert.match(refused.stderr, /which is not a vdrep test start: no signal was sent/)
+    assert.equal(bystander.exitCode, null, 'the process test.json named was not signalled')
+    assert.equal(bystander.signalCode, null)
+    bystander.kill('SIGKILL')
 
     await view.stop('SIGKILL')
     assert.equal(await sha256(d.replica), before, 'the replica is intact after kill -9 of the test')

@@ -39,7 +39,13 @@ export default class TestStart extends BaseCommand {
       () => this.notice('stopping the test: finishing the requests in flight'),
       () => this.notice('still stopping; send the signal once more to quit at once (the side file is then removed by the next start or stop)'),
     )
-    const view = await TestView.start(replica, {at: flags.at, listen: flags.nbd, capBytes, log: (line) => this.detail(line)})
+    const view = await TestView.start(replica, {
+      at: flags.at,
+      listen: flags.nbd,
+      capBytes,
+      log: (line) => this.detail(line),
+      onRefused: (line) => this.logToStderr(`vdrep: warning: ${line}`),
+    })
     const s = view.started
     if (s.staleRemoved) this.notice(`removed the side file of a test that was killed before it stopped`)
     this.say(

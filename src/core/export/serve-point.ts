@@ -19,6 +19,8 @@ export interface ServePointOptions {
   listen: string[]
   /** One line per NBD connection when it ends, and per refused peer. */
   log?: (line: string) => void
+  /** One line per connection refused (another user's peer on loopback TCP); default: log. */
+  onRefused?: (line: string) => void
 }
 
 export interface ServedPoint {
@@ -51,6 +53,7 @@ export class PointExport {
       readOnly: true,
       unixMode: 0o600,
       allowedPeerUids: ownPeers(),
+      onRefused: opts.onRefused,
       logger: opts.log,
     })
     try {

@@ -28,6 +28,8 @@ export interface TestStartOptions {
   /** Cap of the side file in bytes; default defaultCap(disk size). */
   capBytes?: number
   log?: (line: string) => void
+  /** One line per connection refused (another user's peer on loopback TCP); default: log. */
+  onRefused?: (line: string) => void
 }
 
 export interface TestStarted {
@@ -107,7 +109,7 @@ export class TestView {
       const capBytes = opts.capBytes ?? defaultCap(reader.size)
       const exportName = path.basename(replica)
       const backend = new OverlayBackend(reader, side, exportName, capBytes)
-      server = new NbdServer(backend, {unixMode: 0o600, allowedPeerUids: ownPeers(), logger: opts.log})
+      server = new NbdServer(backend, {unixMode: 0o600, allowedPeerUids: ownPeers(), logger: opts.log, onRefused: opts.onRefused})
       const nbd: string[] = []
       for (const spec of opts.listen) nbd.push(describeAddress(await server.listen(spec)))
       const info: TestInfo = {pid: process.pid, seq: reader.seq, pointMs: reader.ms, startedMs: Date.now(), capBytes, nbd}

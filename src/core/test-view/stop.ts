@@ -31,6 +31,18 @@ async function running(dir: string): Promise<boolean> {
   return false
 }
 
+/**
+ * Whether `pid` runs `vdrep test start`: test.json is only as trustworthy as whoever could write
+ * it, and a stop run as root must never signal some other process a file names.
+ */
+async function whoIs(pid: number): Promise<'test' | 'other' | 'gone'> {
+  const cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null)
+  if (cmdline === null) return 'gone' // it ended meanwhile: nothing to signal, the wait below decides
+  const args = cmdline.split('\0')
+  const i = args.indexOf('test')
+  return i >= 0 && args[i + 1] === 'start' ? 'test' : 'other'
+}
+
 export async function stopTest(replica: string, timeoutMs = 90_000): Promise<TestStopResult> {
   const dir = testDirFor(replica)
   const exists = await fs.lstat(dir).then(
@@ -51,8 +63,13 @@ export async function stopTest(replica: string, timeoutMs = 90_000): Promise<Tes
     info = await readTestInfo(dir)
   }
   if (!info) throw new StateError('TEST_NOT_RUNNING', `the test of ${replica} is still starting (no test.json yet)`, {hint: 'run the command again'})
+  const who = await whoIs(info.pid)
+  if (who === 'other')
+    throw new StateError('TEST_NOT_RUNNING', `${testDirFor(replica)}/test.json names pid ${info.pid}, which is not a vdrep test start: no signal was sent`, {
+      hint: 'stop the test where it runs (SIGTERM or Ctrl-C)',
+    })
   try {
-    process.kill(info.pid, 'SIGTERM')
+    if (who === 'test') process.kill(info.pid, 'SIGTERM')
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err
   }
