@@ -72,6 +72,10 @@ describe('vdrep export: a restore point over NBD or as a sparse copy while pushe
 
     const info = await runOk('nbdinfo', [uriOf(d, sockNow)])
     assert.match(info, /is_read_only: true/)
+    // Block status: the point's zero runs and the replica's holes are reported (clients skip them).
+    const map = await runOk('nbdinfo', ['--map', uriOf(d, sockOld)])
+    assert.match(map, /hole,zero/, map)
+    assert.match(map, /\bdata\b/, map)
     const w = await run('qemu-io', ['-f', 'raw', uriOf(d, sockNow), '-c', 'write -P 0x99 0 4096'])
     assert.ok(w.code !== 0 || /Operation not permitted|failed/.test(w.stdout + w.stderr), `a write went through: ${w.stdout}${w.stderr}`)
     assert.match(w.stdout + w.stderr, /Operation not permitted|read-only|Permission denied/i)

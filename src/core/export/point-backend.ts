@@ -37,8 +37,10 @@ export class PointBackend implements NbdBackend {
     // Nothing is ever written: nothing to make durable.
   }
 
-  async blockStatus(_offset: number, length: number): Promise<NbdExtent[]> {
-    // Every byte is reported as data: a point's zero runs are not worth a second index walk here.
-    return [{length, hole: false, zero: false}]
+  async blockStatus(offset: number, length: number): Promise<NbdExtent[]> {
+    if (!this.reader.extents) return [{length, hole: false, zero: false}]
+    // Zero runs are reported as holes too: nothing of the point is stored for them.
+    const runs = await this.reader.extents(offset, length)
+    return runs.length > 0 ? runs.map((r) => ({length: r.length, hole: r.zero, zero: r.zero})) : [{length, hole: false, zero: false}]
   }
 }

@@ -22,11 +22,14 @@ import path from 'node:path'
 import {StateError} from '../errors.js'
 import {statePathFor, type ReplicaState} from '../receiver/replica-state.js'
 import {openTrustedState, type OpenState} from './reader-state.js'
+import {extentsOf, type PointExtent} from './point-extents.js'
 import {closeChain, loadChain} from './chain.js'
 import {buildIndex, findSegment, type Segment} from './overlay.js'
 import {pointsDirFor, undoName} from './store.js'
 import {pinPoint, type Pin} from './pins.js'
 import type {UndoFile} from './undo-file.js'
+
+export type {PointExtent} from './point-extents.js'
 
 export interface PointReader {
   readonly seq: number
@@ -36,6 +39,8 @@ export interface PointReader {
   readonly ms: number
   /** `length` bytes at `offset` as they were at the point (clipped at its size). */
   read(offset: number, length: number): Promise<Buffer>
+  /** Runs from `offset` that read as zeros or hold data (clipped at its size; may cover less, never nothing). */
+  extents?(offset: number, length: number): Promise<PointExtent[]>
   close(): Promise<void>
 }
 
@@ -186,14 +191,25 @@ class Reader implements PointReader {
 
   async read(offset: number, length: number): Promise<Buffer> {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw new RangeError(`bad read ${offset}+${length}`)
+    return this.consistent((v) => this.readOnce(v, offset, length))
+  }
+
+  async extents(offset: number, length: number): Promise<PointExtent[]> {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw new RangeError(`bad extents ${offset}+${length}`)
+    const end = Math.min(this.size, offset + length)
+    return this.consistent(async (v) => extentsOf(v.index, v.state.blockSize, this.replica.fd, offset, end))
+  }
+
+  /** `fn` on the current view, again on a new one while a commit may have changed what it saw of the replica. */
+  private async consistent<T>(fn: (v: View) => Promise<{value: T; touched: boolean}>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const v = this.view
       if (!v) throw new StateError('POINT_GONE', `${this.replicaPath}: the reader of point ${this.seq} is closed`)
       v.users++
       try {
-        const {buf, touched} = await this.readOnce(v, offset, length)
+        const {value, touched} = await fn(v)
         // Valid when no commit could have written what it read from the replica: checked after the read.
-        if (!touched || !(await this.moved(v))) return buf
+        if (!touched || !(await this.moved(v))) return value
       } finally {
         this.release(v)
       }
@@ -202,7 +218,7 @@ class Reader implements PointReader {
     }
   }
 
-  private async readOnce(v: View, offset: number, length: number): Promise<{buf: Buffer; touched: boolean}> {
+  private async readOnce(v: View, offset: number, length: number): Promise<{value: Buffer; touched: boolean}> {
     const end = Math.min(this.size, offset + length)
     // Every byte is written below (zero segments and past the replica's end explicitly).
     const buf = Buffer.allocUnsafe(Math.max(0, end - offset))
@@ -224,7 +240,7 @@ class Reader implements PointReader {
         pos += n
       }
     }
-    return {buf, touched}
+    return {value: buf, touched}
   }
 
   async close(): Promise<void> {

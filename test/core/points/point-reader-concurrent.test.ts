@@ -9,6 +9,7 @@ import path from 'node:path'
 import {push} from '../../../src/core/delta/push.js'
 import {fullsync} from '../../../src/core/fullsync/client.js'
 import {initDisk} from '../../../src/core/init.js'
+import {isAllZero} from '../../../src/core/hash/zero.js'
 import {openPoint} from '../../../src/core/points/point-reader.js'
 import {setRetention} from '../../../src/core/points/settings.js'
 import {readReplicaState} from '../../../src/core/receiver/replica-state.js'
@@ -28,7 +29,7 @@ describe('point reader: concurrent reads while pushes commit', function () {
     await fs.rm(dir, {recursive: true, force: true})
   })
 
-  it('every read in flight across a reload returns the bytes of its point', async () => {
+  it('every read (and block status) in flight across a reload returns the bytes of its point', async () => {
     const disk = path.join(dir, 'd.img')
     const replica = path.join(dir, 'r.img')
     await makeMixedDisk(disk, SIZE, 'conc', BS)
@@ -45,8 +46,19 @@ describe('point reader: concurrent reads while pushes commit', function () {
       for (let i = 0; !stop; i++) {
         const off = rnd.readUInt32LE((i * 8) % 4088) % SIZE
         const len = 1 + (rnd.readUInt32LE((i * 8 + 4) % 4088) % (3 * BS))
-        const got = await reader.read(off, len)
-        assert.ok(got.equals(copy.subarray(off, off + got.length)), `read ${off}+${len} differs from the point`)
+        if (w % 4 === 3) {
+          // Block status: a run said to be zero must be zero in the point (a client skips it).
+          let pos = off
+          for (const r of await reader.extents!(off, len)) {
+            if (r.zero) assert.ok(isAllZero(copy.subarray(pos, pos + r.length)), `extents say ${pos}+${r.length} is zero; it is not`)
+            pos += r.length
+          }
+          assert.ok(pos > off, 'extents cover something')
+          await new Promise((r) => setImmediate(r)) // index-only answers never wait for I/O: let the pushes run
+        } else {
+          const got = await reader.read(off, len)
+          assert.ok(got.equals(copy.subarray(off, off + got.length)), `read ${off}+${len} differs from the point`)
+        }
         reads++
       }
     }
@@ -55,7 +67,11 @@ describe('point reader: concurrent reads while pushes commit', function () {
       const fh = await fs.open(disk, 'r+')
       for (let round = 0; round < 8; round++) {
         // Most of the disk changes each round, so nearly every read crosses a commit.
-        for (let b = round % 2; b < SIZE / BS; b += 2) await fh.write(seededBytes(`c:${round}:${b}`, BS), 0, BS, b * BS)
+        for (let b = round % 2; b < SIZE / BS; b += 2) {
+          // Data where there were zeros, zeros where there was data: records get zero runs, the replica holes move.
+          const data = b % 3 === round % 3 ? Buffer.alloc(BS) : seededBytes(`c:${round}:${b}`, BS)
+          await fh.write(data, 0, BS, b * BS)
+        }
         await fh.sync()
         await scanDisk(disk, {})
         await push(disk, {})
