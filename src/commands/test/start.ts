@@ -57,7 +57,7 @@ export default class TestStart extends BaseCommand {
     this.say(
       `stopped the test of point ${stopped.seq} of ${stopped.replica} after ${formatDuration(Math.max(1, Math.round(stopped.seconds)))}: ` +
         `${stopped.writes} writes (${formatBytes(stopped.bytesWritten)}) discarded` +
-        (stopped.recorded ? '; recorded in the replica state' : '; NOT recorded: a receiver held the replica lock too long'),
+        (stopped.recorded ? '; recorded in the replica state' : `; NOT recorded: ${stopped.notRecorded ?? 'unknown'}`),
     )
     return {...s, stopped}
   }

@@ -53,8 +53,10 @@ export interface TestStopped {
   bytesWritten: number
   /** What the side file held when it was discarded. */
   sideBytes: number
-  /** The test is in the replica's state (false: a receiver held the replica lock too long). */
+  /** The test is in the replica's state. */
   recorded: boolean
+  /** Why not, when it is not. */
+  notRecorded?: string
 }
 
 /** 10% of the disk, at least 1 GiB (never more than the disk: a view cannot hold more than that). */
@@ -151,7 +153,14 @@ export class TestView {
     const sideBytes = this.backend.sideBytes
     await this.side.close().catch(() => {})
     await this.reader.close()
-    const recorded = await recordTest(this.started.replica, {seq: this.info.seq, pointMs: this.info.pointMs, startedMs: this.info.startedMs, endedMs})
+    // The side file goes whatever happens to the record (a state made unreadable meanwhile, say).
+    let notRecorded: string | undefined
+    try {
+      const rec = {seq: this.info.seq, pointMs: this.info.pointMs, startedMs: this.info.startedMs, endedMs}
+      if (!(await recordTest(this.started.replica, rec))) notRecorded = 'a receiver held the replica lock for over a minute'
+    } catch (err) {
+      notRecorded = (err as Error).message
+    }
     await clearFolder(this.dir)
     await this.lock.release()
     await fs.rmdir(this.dir).catch(() => {}) // a new test may have taken it meanwhile
@@ -162,7 +171,8 @@ export class TestView {
       writes: this.backend.writes,
       bytesWritten: this.backend.bytesWritten,
       sideBytes,
-      recorded,
+      recorded: notRecorded === undefined,
+      ...(notRecorded === undefined ? {} : {notRecorded}),
     }
   }
 }
