@@ -82,6 +82,9 @@ describe('vdrep test start/stop: a writable view of a point while replication go
     await runOk('nbdcopy', [uriOf(d, sock), viewOut])
     assert.ok((await fs.readFile(viewOut)).equals(expected), 'the view is its point plus the guest writes, whatever pushes did meanwhile')
 
+    const during = json<{testing?: {seq: number; pid: number}}>(await c.vdrep(['points', d.replica, '--json']))
+    assert.equal(during.testing?.seq, s1, 'vdrep points shows the test running')
+    assert.equal(during.testing?.pid, view.child.pid)
     const stop = await c.vdrep(['test', 'stop', d.replica, '--json'])
     assert.equal(stop.code, 0, stop.stderr)
     const stopped = json<{record?: {seq: number}}>(stop)
@@ -91,6 +94,7 @@ describe('vdrep test start/stop: a writable view of a point while replication go
     assert.match(end.stdout, /stopped the test of point \d+ .* recorded in the replica state/)
     assert.ok(!(await exists(testDir)), 'the side file is discarded')
     assert.ok(!(await exists(sock)), 'the socket is removed')
+    assert.equal(json<{testing?: unknown}>(await c.vdrep(['points', d.replica, '--json'])).testing, undefined)
     const listed = (await points(d)).find((p) => p.seq === s1)
     assert.match(listed?.tested ?? '', /^\d{4}-\d{2}-\d{2}T.* for \d+/, `vdrep points shows the test: ${JSON.stringify(listed)}`)
 

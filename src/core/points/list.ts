@@ -5,6 +5,7 @@ import {readReplicaState} from '../receiver/replica-state.js'
 import {closeChain, loadChain} from './chain.js'
 import {DEFAULT_RETENTION} from './retention.js'
 import {describeTest, lastTestOf} from '../test-view/record.js'
+import {runningTest} from '../test-view/running.js'
 
 export interface PointInfo {
   seq: number
@@ -28,6 +29,8 @@ export interface PointsListing {
   problem?: string
   points: PointInfo[]
   totalBytes: number
+  /** A test of this replica running now (`vdrep test start`): its point, since when, its pid. */
+  testing?: {seq: number; since: string; pid: number}
 }
 
 export async function listPoints(replica: string): Promise<PointsListing> {
@@ -43,6 +46,8 @@ export async function listPoints(replica: string): Promise<PointsListing> {
     const t = lastTestOf(state.tests, seq, ms)
     return t ? describeTest(t) : null
   }
+  const running = await runningTest(replica)
+  if (running) out.testing = {seq: running.seq, since: new Date(running.startedMs).toISOString(), pid: running.pid}
   const chain = await loadChain(replica, state)
   try {
     out.problem = chain.problem

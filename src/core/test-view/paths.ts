@@ -3,6 +3,7 @@
 // guest's writes), `test.json` (who runs the test: pid, point, start, sockets). All of it is
 // discarded when the test stops; a folder left by a killed test is removed by the next start
 // or stop.
+import fs from 'node:fs/promises'
 import path from 'node:path'
 
 export const TEST_SUFFIX = '.vdrep-test'
@@ -30,4 +31,9 @@ export function decodeTestInfo(text: string): TestInfo | null {
   } catch {
     return null
   }
+}
+
+export async function readTestInfo(dir: string): Promise<TestInfo | null> {
+  const text = await fs.readFile(infoFileIn(dir), 'utf8').catch(() => null)
+  return text === null ? null : decodeTestInfo(text)
 }

@@ -19,7 +19,7 @@ import {openPoint, type PointReader} from '../points/point-reader.js'
 import {NbdServer} from '../tracker/nbd/server.js'
 import {writeFileAtomic} from '../util/fs-atomic.js'
 import {OverlayBackend} from './overlay-backend.js'
-import {decodeTestInfo, infoFileIn, sideFileIn, testDirFor, type TestInfo} from './paths.js'
+import {infoFileIn, readTestInfo, sideFileIn, testDirFor, type TestInfo} from './paths.js'
 import {recordTest} from './record.js'
 
 export interface TestStartOptions {
@@ -69,11 +69,6 @@ async function clearFolder(dir: string): Promise<boolean> {
   const names = (await fs.readdir(dir)).filter((n) => n !== 'lock')
   for (const n of names) await fs.rm(path.join(dir, n), {recursive: true, force: true})
   return names.length > 0
-}
-
-export async function readTestInfo(dir: string): Promise<TestInfo | null> {
-  const text = await fs.readFile(infoFileIn(dir), 'utf8').catch(() => null)
-  return text === null ? null : decodeTestInfo(text)
 }
 
 export class TestView {

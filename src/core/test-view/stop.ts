@@ -7,8 +7,8 @@ import fs from 'node:fs/promises'
 import {StateError, VdrepError} from '../errors.js'
 import {tryLockTest} from '../locks/index.js'
 import {readReplicaState, type TestRecord} from '../receiver/replica-state.js'
-import {testDirFor, type TestInfo} from './paths.js'
-import {readTestInfo} from './session.js'
+import {readTestInfo, testDirFor, type TestInfo} from './paths.js'
+import {whoIs} from './running.js'
 
 export interface TestStopResult {
   replica: string
@@ -29,18 +29,6 @@ async function running(dir: string): Promise<boolean> {
   await probe.release()
   await fs.rmdir(dir).catch(() => {})
   return false
-}
-
-/**
- * Whether `pid` runs `vdrep test start`: test.json is only as trustworthy as whoever could write
- * it, and a stop run as root must never signal some other process a file names.
- */
-async function whoIs(pid: number): Promise<'test' | 'other' | 'gone'> {
-  const cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null)
-  if (cmdline === null) return 'gone' // it ended meanwhile: nothing to signal, the wait below decides
-  const args = cmdline.split('\0')
-  const i = args.indexOf('test')
-  return i >= 0 && args[i + 1] === 'start' ? 'test' : 'other'
 }
 
 export async function stopTest(replica: string, timeoutMs = 90_000): Promise<TestStopResult> {
