@@ -75,6 +75,8 @@ class Reader implements PointReader {
   private reloading: Promise<void> | null = null
   /** The check of the reads finished in this turn, not started yet (see moved()). */
   private nextCheck: {view: View; result: Promise<boolean>} | null = null
+  /** The generation and chain the point was opened in (see buildOn). */
+  private origin?: {generation: number; chain?: string}
   size = 0
   ms = 0
 
@@ -102,14 +104,21 @@ class Reader implements PointReader {
   private async buildOn(stateFile: OpenState): Promise<View> {
     const {state} = stateFile
     if (this.seq > state.lastSeq) throw pointGone(`${this.replicaPath} has no point ${this.seq}: its newest is ${state.lastSeq}`)
+    // A sequence names a point only within one generation and chain: a full sync rewrites the
+    // replica in place and keeps the sequence, so "point N" after it is another disk.
+    const reloading = this.origin !== undefined
+    this.origin ??= {generation: state.generation, chain: state.pointsChain}
+    if (state.generation !== this.origin.generation || (this.origin.chain !== undefined && state.pointsChain !== this.origin.chain))
+      throw pointGone(`${this.replicaPath}: a full sync rewrote the replica while point ${this.seq} was open; that point is gone`)
     const chain = await loadChain(this.replicaPath, state)
     const use = chain.files.filter((f) => f.header.fromSeq >= this.seq)
     for (const f of chain.files) if (!use.includes(f)) await f.close()
     if (this.seq < state.lastSeq && use[0]?.header.fromSeq !== this.seq) {
       await closeChain({files: use, pending: chain.pending, strays: []})
       const kept = chain.files.map((f) => f.header.fromSeq)
+      const why = reloading ? 'was dropped by retention while it was open' : 'is not kept'
       throw pointGone(
-        `${this.replicaPath}: point ${this.seq} is not kept (kept: ${[...kept, state.lastSeq].join(', ')})${chain.problem ? `; ${chain.problem}` : ''}`,
+        `${this.replicaPath}: point ${this.seq} ${why} (kept: ${[...kept, state.lastSeq].join(', ')})${chain.problem ? `; ${chain.problem}` : ''}`,
       )
     }
     const files = chain.pending ? [...use, chain.pending] : use
@@ -177,14 +186,7 @@ class Reader implements PointReader {
   private reload(seen: View): Promise<void> {
     if (this.view !== seen) return Promise.resolve()
     this.reloading ??= this.build()
-      .then(
-        (v) => this.install(v),
-        (err: unknown) => {
-          if (err instanceof StateError && err.code === 'POINT_GONE')
-            throw pointGone(`${this.replicaPath}: point ${this.seq} was dropped by retention while it was open`)
-          throw err
-        },
-      )
+      .then((v) => this.install(v))
       .finally(() => (this.reloading = null))
     return this.reloading
   }
