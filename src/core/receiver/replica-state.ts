@@ -52,7 +52,21 @@ export interface ReplicaState {
   commitMs?: number
   /** The restore-point retention policy of this replica (points/retention.ts); absent: the default. */
   retention?: string
+  /** The last test boots of this replica's points (`vdrep test stop` records them; test-view/record.ts), oldest first. */
+  tests?: TestRecord[]
 }
+
+/** One ended test of a point: which point (its sequence and commit time), when, and for how long. */
+export interface TestRecord {
+  seq: number
+  /** The point's commit time (ms since the epoch): a sequence alone could name a later chain's point. */
+  pointMs: number
+  startedMs: number
+  endedMs: number
+}
+
+/** Test records kept in the state (the newest); each is ~80 bytes of the 16 KiB body. */
+export const MAX_TEST_RECORDS = 16
 
 export function statePathFor(replica: string): string {
   return `${replica}.vdrep`
@@ -102,9 +116,22 @@ export function decodeReplicaState(b: Buffer): ReplicaState {
   if (v.pointsChain !== undefined && (typeof v.pointsChain !== 'string' || !/^[0-9a-f]{32}$/.test(v.pointsChain))) throw corrupt('field pointsChain')
   if (v.commitMs !== undefined && (!Number.isSafeInteger(v.commitMs) || v.commitMs < 0)) throw corrupt('field commitMs')
   if (v.retention !== undefined && (typeof v.retention !== 'string' || v.retention.length > 200)) throw corrupt('field retention')
+  if (v.tests !== undefined && !validTests(v.tests)) throw corrupt('field tests')
   if (v.diverged !== undefined && typeof v.diverged !== 'boolean') throw corrupt('field diverged')
   if (v.doubt !== undefined && (typeof v.doubt !== 'string' || v.doubt.length > 500)) throw corrupt('field doubt')
   return v as ReplicaState
+}
+
+function validTests(t: unknown): boolean {
+  if (!Array.isArray(t) || t.length > MAX_TEST_RECORDS) return false
+  const keys = ['seq', 'pointMs', 'startedMs', 'endedMs'] as const
+  return t.every(
+    (r: unknown) =>
+      typeof r === 'object' &&
+      r !== null &&
+      Object.keys(r).length === keys.length &&
+      keys.every((k) => Number.isSafeInteger((r as Record<string, unknown>)[k]) && ((r as Record<string, number>)[k] ?? -1) >= 0),
+  )
 }
 
 /** The state, or undefined when there is none; a corrupt file is reported, not trusted. */
@@ -124,6 +151,7 @@ export async function readReplicaState(replica: string): Promise<{state?: Replic
   }
 }
 
+/** Always a new file renamed into place, never in place: open point readers detect a move by the inode (points/point-reader.ts). */
 export async function writeReplicaState(replica: string, s: ReplicaState): Promise<void> {
   await writeFileAtomic(statePathFor(replica), encodeReplicaState(s), 0o600)
 }
