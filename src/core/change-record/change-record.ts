@@ -216,22 +216,42 @@ export class ChangeRecord implements RecordWriter {
    * after a tracker died the pushes that follow check for outside writes again, not never.
    */
   async commit(c: CommitRecord): Promise<void> {
-    const refusals = HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN // the replica took this commit: no longer refused
+    // The replica took this commit: no longer refused; handed over only if this one was final.
+    const refusals = HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN | HeaderFlag.REPLICA_PROMOTED | HeaderFlag.HANDED_OVER
     await this.patch((h) => ({
       lastSeq: c.seq,
       pendingSeq: 0,
       lastSyncMs: c.pointInTimeMs,
       diskSize: c.diskSize,
       lastCommit: c.commitId,
-      flags: (c.stamp ? h.flags | HeaderFlag.CLEAN_SHUTDOWN : h.flags) & ~refusals,
+      flags: ((c.stamp ? h.flags | HeaderFlag.CLEAN_SHUTDOWN : h.flags) & ~refusals) | (c.final ? HeaderFlag.HANDED_OVER : 0),
       ...(c.stamp ? stampFields(c.stamp) : {}),
     }))
   }
 
   /** The replica host refused a sync (REPLICA_DIVERGED or REPLICA_FOREIGN): kept for `status` until a proved sync. */
   async replicaRefused(code: ReplicaRefusal): Promise<void> {
-    const flag = code === 'REPLICA_DIVERGED' ? HeaderFlag.REPLICA_DIVERGED : HeaderFlag.REPLICA_FOREIGN
+    const flag = HeaderFlag[code]
     if ((this.header.flags & flag) === 0) await this.patch((h) => ({flags: h.flags | flag}))
+  }
+
+  // ---- failover (doc/failover.md) -------------------------------------------------------
+
+  /**
+   * A reprotect: the old primary's disk holds these blocks differently from this (promoted)
+   * disk; they join the active record, durably, before the old primary becomes a replica.
+   */
+  async markOwed(owed: Bitmap): Promise<number> {
+    const m = await this.bitmaps()
+    const newly = await markScannedMove(this.bitmapStore, m.active, m.inflight, owed, {active: m.activeBad, inflight: m.inflightBad})
+    m.activeBad = []
+    m.inflightBad = []
+    return newly
+  }
+
+  /** Where this record replicates to (a promoted disk learns it at its reprotect). */
+  async setTarget(target: string): Promise<void> {
+    await this.patch((h) => ({settings: {...h.settings, target}}))
   }
 
   /** The index is rewritten as a full sync goes; until its proof passes it is not trusted. */

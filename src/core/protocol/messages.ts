@@ -12,8 +12,13 @@ export const HelloFlag = {
   TAKE_OVER_REPLICA: 1 << 1,
   /** Overwrite a replica that moved on without vdrep (REPLICA_DIVERGED). */
   DISCARD_REPLICA_CHANGES: 1 << 2,
+  /** Delta port: the promoted side asks the old primary's host to make its disk a replica (doc/failover.md). */
+  REPROTECT: 1 << 3,
+  /** Delta port: the last push of a planned failover (the source's VM stopped): the commit records `final`. */
+  FINAL: 1 << 4,
 } as const
-export const KNOWN_HELLO_FLAGS = HelloFlag.TRUNCATE_REPLICA | HelloFlag.TAKE_OVER_REPLICA | HelloFlag.DISCARD_REPLICA_CHANGES
+export const KNOWN_HELLO_FLAGS =
+  HelloFlag.TRUNCATE_REPLICA | HelloFlag.TAKE_OVER_REPLICA | HelloFlag.DISCARD_REPLICA_CHANGES | HelloFlag.REPROTECT | HelloFlag.FINAL
 /** Length of a commit id (random, one per proved full sync and per committed push). */
 export const COMMIT_ID_LENGTH = 16
 export const ReplicaStateKind = {MISSING: 0, INCOMPLETE: 1, COMPLETE: 2} as const

@@ -17,7 +17,18 @@ import {bytesCovered, unionOf} from '../change-record/moves.js'
 import {formatDuration} from '../util/units.js'
 
 export type DiskState =
-  'OK' | 'Pushing' | 'Verifying' | 'Verify pending' | 'Full sync needed' | 'Not tracking' | 'Error' | 'RPO violation' | 'Diverged' | 'Foreign replica'
+  | 'OK'
+  | 'Pushing'
+  | 'Verifying'
+  | 'Verify pending'
+  | 'Full sync needed'
+  | 'Not tracking'
+  | 'Error'
+  | 'RPO violation'
+  | 'Diverged'
+  | 'Foreign replica'
+  | 'Fenced'
+  | 'Handed over'
 
 export interface TrackerSummary {
   pid: number
@@ -187,7 +198,11 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     }
 
     const full = flagDoubt(h)
-    if (h.flags & HeaderFlag.REPLICA_DIVERGED) {
+    if (h.flags & HeaderFlag.REPLICA_PROMOTED) {
+      row.state = 'Fenced'
+      row.reason =
+        'the replica host refused the last sync: the replica was promoted by a failover and takes nothing from this disk; fail back with `vdrep reprotect` on the replica host (this disk becomes its replica)'
+    } else if (h.flags & HeaderFlag.REPLICA_DIVERGED) {
       row.state = 'Diverged'
       row.reason =
         'the replica host refused the last sync: the replica was written outside vdrep since its last commit, or is open by another program; nothing is sent to it until `vdrep fullsync --discard-replica-changes` (its changes are lost)'
@@ -227,6 +242,11 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
       } else {
         const doubt = record.doubt(stamp, {trackerRunning: false})
         ;({state: row.state, reason: row.reason} = untrackedReason(doubt))
+        if (!doubt && h.flags & HeaderFlag.HANDED_OVER) {
+          row.state = 'Handed over'
+          row.reason =
+            'the last push was final (`push --final`): the replica host may fail over with `vdrep failover --planned`; a later push ends the handover'
+        }
       }
     }
     // The next push would not be a delta (read by `status --check` and scripts).
@@ -237,7 +257,7 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
       if (future || age === null || age > row.rpoSeconds) {
         row.rpoViolated = true
         // A row that needs a full sync keeps that state (and its reason, which says why).
-        if (row.state !== 'Full sync needed' && row.state !== 'Diverged' && row.state !== 'Foreign replica') {
+        if (!['Full sync needed', 'Diverged', 'Foreign replica', 'Fenced', 'Handed over'].includes(row.state)) {
           const why = future
             ? `the last sync is recorded ${formatDuration(Math.ceil(((row.lastSyncMs ?? 0) - now) / 1000))} in the future (the clock went back), so the replica's age is unknown; the next \`push --if-due\` runs`
             : age === null

@@ -36,7 +36,7 @@
 //                                    generation + 1, lastSeq = S, last commit id = C, INDEX_VALID set,
 //                                    REPLICA_DIVERGED and REPLICA_FOREIGN cleared,
 //                                    NEEDS_FULL_SYNC cleared (the bitmaps: `complete`)
-//   {"op":"replicaRefused","code":"REPLICA_DIVERGED"|"REPLICA_FOREIGN"}
+//   {"op":"replicaRefused","code":"REPLICA_DIVERGED"|"REPLICA_FOREIGN"|"REPLICA_PROMOTED"}
 //                                    the flag of that name set (the replica host refused the sync)
 // ERROR JSON: {"code": "...", "exitCode": N, "message": "...", "hint": "..."}; the client reads
 // the registered code (doc/protocol.md "Error codes") and never uses exitCode, which is only
@@ -73,7 +73,7 @@ export type ControlRequest =
   | {op: 'beginFullSync'}
   | {op: 'indexRun'; first: number}
   | {op: 'provedSync'; diskSize: number; replicaSeq: number; syncedMs: number; commitId: string}
-  | {op: 'replicaRefused'; code: 'REPLICA_DIVERGED' | 'REPLICA_FOREIGN'}
+  | {op: 'replicaRefused'; code: 'REPLICA_DIVERGED' | 'REPLICA_FOREIGN' | 'REPLICA_PROMOTED'}
 
 /** Ops whose request carries data, and the size its data must be a multiple of. */
 const DATA_UNIT: Partial<Record<ControlRequest['op'], number>> = {blockHashes: BLOCK_HASH_ENTRY, indexRun: HASH_BYTES}
@@ -196,8 +196,8 @@ function parseRequestJson(o: Record<string, unknown>): ControlRequest {
     case 'indexRun':
       return {op: 'indexRun', first: count('indexRun', o, 'first')}
     case 'replicaRefused':
-      if (o.code !== 'REPLICA_DIVERGED' && o.code !== 'REPLICA_FOREIGN')
-        throw bad('CONTROL_BAD_REQUEST', `replicaRefused: "code" must be REPLICA_DIVERGED or REPLICA_FOREIGN, got ${JSON.stringify(o.code)}`)
+      if (o.code !== 'REPLICA_DIVERGED' && o.code !== 'REPLICA_FOREIGN' && o.code !== 'REPLICA_PROMOTED')
+        throw bad('CONTROL_BAD_REQUEST', `replicaRefused: "code" must be REPLICA_DIVERGED, REPLICA_FOREIGN or REPLICA_PROMOTED, got ${JSON.stringify(o.code)}`)
       return {op: 'replicaRefused', code: o.code}
     case 'provedSync':
       return {
