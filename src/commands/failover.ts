@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {settingsFromFlags, targetFlags} from '../cli/target-flags.js'
 import {failover, type FailoverResult} from '../core/failover/failover.js'
 import {replicaFromArg} from '../core/points/settings.js'
 
@@ -14,6 +15,7 @@ export default class Failover extends BaseCommand {
   ]
   static override args = {replica: Args.string({description: 'the replica file (under --root when given)', required: true})}
   static override flags = {
+    ...targetFlags,
     root: Flags.string({description: 'resolve the replica under this root, as `vdrep serve --root` does'}),
     at: Flags.integer({description: 'roll back to this kept restore point first (see `vdrep points`)', min: 0}),
     planned: Flags.boolean({description: 'the primary did a final push (`vdrep push --final`): refused unless the last commit was that push'}),
@@ -25,7 +27,14 @@ export default class Failover extends BaseCommand {
     const {args, flags} = await this.parse(Failover)
     this.setGlobals(flags)
     const replica = await replicaFromArg(args.replica, flags.root)
-    const r = await failover(replica, {at: flags.at, planned: flags.planned, force: flags.force, to: flags.to, log: this.detail})
+    const r = await failover(replica, {
+      at: flags.at,
+      planned: flags.planned,
+      force: flags.force,
+      to: flags.to,
+      settings: settingsFromFlags(flags),
+      log: this.detail,
+    })
     const back = r.rolledBackTo !== undefined ? `, rolled back to point ${r.rolledBackTo} (${r.undoneBlocks} blocks)` : ''
     const loss = r.planned ? 'planned: nothing lost' : `unplanned: writes of up to ${r.lossWindowSeconds} s before the failover may be lost`
     this.say(

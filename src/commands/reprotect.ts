@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {settingsFromFlags, targetFlags} from '../cli/target-flags.js'
 import {reprotect, type ReprotectResult} from '../core/failover/reprotect.js'
 import {formatBytes} from '../core/util/units.js'
 
@@ -9,6 +10,7 @@ export default class Reprotect extends BaseCommand {
   static override examples = ['<%= config.bin %> reprotect /srv/replicas/web.img --to root@primary:/vm/web.img']
   static override args = {disk: Args.string({description: 'the promoted disk (a replica that `vdrep failover` promoted)', required: true})}
   static override flags = {
+    ...targetFlags,
     to: Flags.string({description: 'the old primary disk, [user@]host[:port]:/path, under its `vdrep serve --root` (recorded for later pushes)'}),
     'discard-divergent': Flags.boolean({
       description: "when the old primary's record cannot be trusted, overwrite its writes by a full sync (no restore point of them)",
@@ -21,6 +23,7 @@ export default class Reprotect extends BaseCommand {
     this.setGlobals(flags)
     const r = await reprotect(args.disk, {
       to: flags.to,
+      settings: settingsFromFlags(flags),
       discardDivergent: flags['discard-divergent'],
       acceptNewHostKey: flags['accept-new-host-key'],
       log: (line, level) => (level === 'notice' ? this.notice(line) : this.detail(line)),

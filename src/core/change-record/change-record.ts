@@ -9,6 +9,7 @@ import {Region} from '../psf/layout.js'
 import {PsfFile} from '../psf/psf-file.js'
 import type {DiskStamp} from '../psf/disk-stamp.js'
 import type {DiskIdentity} from '../psf/disk-identity.js'
+import type {ReplicationSettings} from '../psf/settings.js'
 import {doubtOf, doubtsOf, type Doubt, type DoubtContext} from './doubt.js'
 import {clearBothMove, clearInflightMove, freezeMove, markScannedMove, mergeBackMove, type BitmapStore} from './moves.js'
 import {grownLayout, relayout} from './relayout.js'
@@ -249,9 +250,9 @@ export class ChangeRecord implements RecordWriter {
     return newly
   }
 
-  /** Where this record replicates to (a promoted disk learns it at its reprotect). */
-  async setTarget(target: string): Promise<void> {
-    await this.patch((h) => ({settings: {...h.settings, target}}))
+  /** Where and how this record replicates (a promoted disk learns it at its reprotect). */
+  async updateSettings(patch: Partial<ReplicationSettings>): Promise<void> {
+    await this.patch((h) => ({settings: {...h.settings, ...patch, ...(patch.ssh ? {ssh: {...h.settings.ssh, ...patch.ssh}} : {})}}))
   }
 
   /** The index is rewritten as a full sync goes; until its proof passes it is not trusted. */

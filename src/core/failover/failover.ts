@@ -15,6 +15,7 @@ import {psfPathFor} from '../psf/psf-file.js'
 import {readReplicaState, writeReplicaState, type PromotedInfo, type ReplicaState} from '../receiver/replica-state.js'
 import {createPromotedRecord, promotedRecordIn} from './promoted-record.js'
 import {planRollback} from './rollback.js'
+import type {ReplicationSettings} from '../psf/settings.js'
 
 export interface FailoverOptions {
   /** Roll back to this kept point first. */
@@ -25,6 +26,8 @@ export interface FailoverOptions {
   force?: boolean
   /** Where the promoted disk will replicate to (the old primary), for `vdrep reprotect`. */
   to?: string
+  /** How to reach it (ssh settings, ports). */
+  settings?: Partial<ReplicationSettings>
   now?: () => number
   log?: (line: string) => void
 }
@@ -129,7 +132,7 @@ export async function failover(replica: string, o: FailoverOptions = {}): Promis
         }
       }
       if (!recordIn) {
-        await createPromotedRecord({replica, state, newReplicaId: Buffer.from(p.newReplicaId, 'hex'), undone, target: o.to})
+        await createPromotedRecord({replica, state, newReplicaId: Buffer.from(p.newReplicaId, 'hex'), undone, target: o.to, settings: o.settings})
       }
       if (!p.rollbackDone) {
         const st = await fh.stat({bigint: true})

@@ -15,6 +15,7 @@ import {newHeader, PsfFile, psfPathFor} from '../psf/psf-file.js'
 import {DEFAULT_DELTA_PORT, DEFAULT_FULLSYNC_PORT, type ReplicationSettings} from '../psf/settings.js'
 import type {ReplicaState} from '../receiver/replica-state.js'
 import {fsyncDir} from '../util/fs-atomic.js'
+import {formatTarget, parseTarget} from '../target/target.js'
 
 /** The target of a promoted record until `vdrep reprotect --to` names one: refused by every push (it holds `..`). */
 export const NO_TARGET = 'reprotect-sets-the-target:/..'
@@ -26,7 +27,7 @@ export interface PromotedRecordInit {
   newReplicaId: Buffer
   undone: Bitmap
   target?: string
-  rpoSeconds?: number
+  settings?: Partial<ReplicationSettings>
 }
 
 /** Hashes of every block of the disk, in block order (HASH_LENGTH each). */
@@ -58,10 +59,11 @@ export async function createPromotedRecord(p: PromotedRecordInit): Promise<strin
   const psfPath = psfPathFor(p.replica)
   const tmp = path.join(path.dirname(psfPath), `.${path.basename(psfPath)}.promoting-${process.pid}`)
   const settings: ReplicationSettings = {
-    target: p.target ?? NO_TARGET,
-    rpoSeconds: p.rpoSeconds ?? 900,
+    rpoSeconds: 900,
     fullsyncPort: DEFAULT_FULLSYNC_PORT,
     deltaPort: DEFAULT_DELTA_PORT,
+    ...p.settings,
+    target: p.target ? formatTarget(parseTarget(p.target)) : NO_TARGET,
   }
   const fh = await fs.open(p.replica, constants.O_RDONLY | constants.O_NOFOLLOW)
   try {

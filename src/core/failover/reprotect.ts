@@ -17,6 +17,7 @@ import {decodeOwed, encodeReprotect, ReprotectFlag} from '../protocol/reprotect-
 import {readReplicaState, type PromotedInfo, type ReplicaState} from '../receiver/replica-state.js'
 import {formatTarget, parseTarget} from '../target/target.js'
 import {connectReceiver} from '../transport/connect.js'
+import type {ReplicationSettings} from '../psf/settings.js'
 import {NO_TARGET} from './promoted-record.js'
 import {OwedCollector} from './owed.js'
 
@@ -25,6 +26,8 @@ export interface ReprotectOptions extends PushOptions {
   to?: string
   /** Overwrite the old primary's writes without a restore point when its record cannot say which they are. */
   discardDivergent?: boolean
+  /** How to reach the old primary host (ssh settings, ports), recorded with the target. */
+  settings?: Partial<ReplicationSettings>
 }
 
 export interface ReprotectResult {
@@ -59,7 +62,7 @@ export async function reprotect(diskArg: string, o: ReprotectOptions = {}): Prom
     if (!claim.owned) throw new LockError(`a tracker runs for ${disk}`, {hint: 'stop `vdrep track` for the reprotect (a few seconds), then start it again'})
     const rec = claim.owned
     if (rec.header.replicaId.toString('hex') !== p.newReplicaId) throw notPromoted('has a record that is not the one its failover made')
-    if (o.to) await rec.setTarget(formatTarget(parseTarget(o.to)))
+    if (o.to || o.settings) await rec.updateSettings({...o.settings, ...(o.to ? {target: formatTarget(parseTarget(o.to))} : {})})
     target = rec.header.settings.target
     if (target === NO_TARGET) throw new UsageError('BAD_TARGET', `${disk} has no target yet`, {hint: 'name the old primary disk with --to [user@]host:/path'})
     // Pushes since the exchange moved the record's chain on: the other side is a replica already.
