@@ -42,6 +42,21 @@ export class ChangeRecord implements RecordWriter {
     await PsfFile.create(path, header)
   }
 
+  /**
+   * `vdrep failover`: the promoted disk's first record, at `path` (a temp name the caller renames
+   * into place): `header`, the blocks a rollback undid in the active set, the whole index, synced.
+   */
+  static async createPromoted(path: string, header: PsfHeader, undone: Bitmap, index: Buffer): Promise<void> {
+    await PsfFile.create(path, header, {active: undone})
+    const psf = await PsfFile.open(path, true)
+    try {
+      await psf.writeIndexPages(0, index)
+      await psf.sync()
+    } finally {
+      await psf.close()
+    }
+  }
+
   /** Open for writing: only the process that owns the record (claim.ts) may. */
   static async openOwned(path: string): Promise<ChangeRecord> {
     return new ChangeRecord(await PsfFile.open(path, true), true)

@@ -12,6 +12,7 @@ import {Bitmap} from '../psf/bitmap.js'
 import {identityOf} from '../psf/disk-identity.js'
 import {HeaderFlag, type PsfHeader} from '../psf/header.js'
 import {newHeader, PsfFile, psfPathFor} from '../psf/psf-file.js'
+import {ChangeRecord} from '../change-record/change-record.js'
 import {DEFAULT_DELTA_PORT, DEFAULT_FULLSYNC_PORT, type ReplicationSettings} from '../psf/settings.js'
 import type {ReplicaState} from '../receiver/replica-state.js'
 import {fsyncDir} from '../util/fs-atomic.js'
@@ -86,15 +87,8 @@ export async function createPromotedRecord(p: PromotedRecordInit): Promise<strin
       sourceMtimeNs: st.mtimeNs,
       sourceCtimeNs: st.ctimeNs,
     }
-    await PsfFile.create(tmp, header, {active: p.undone})
     const index = await hashAll(fh, state.diskSize, state.blockSize, state.hashAlgo, p.newReplicaId)
-    const psf = await PsfFile.open(tmp, true)
-    try {
-      await psf.writeIndexPages(0, index)
-      await psf.sync()
-    } finally {
-      await psf.close()
-    }
+    await ChangeRecord.createPromoted(tmp, header, p.undone, index)
     // The disk must not have moved while it was hashed (the caller holds the replica's lock).
     const after = await fh.stat({bigint: true})
     if (after.mtimeNs !== st.mtimeNs || after.size !== st.size) throw new Error(`${p.replica} changed while its record was made`)
