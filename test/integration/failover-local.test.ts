@@ -137,4 +137,15 @@ describe('failover and reprotect (local targets)', function () {
     // The old first direction's replica state is back: the DR copy is a replica again, not promoted.
     assert.equal((await readReplicaState(replica)).state?.promoted, undefined)
   })
+  it('a source disk (one with its own .psf) is never overwritten as a replica: exit 10, unless handed over', async () => {
+    const other = path.join(dir, 'other.img')
+    await makeMixedDisk(other, 16 * MiB, 'other')
+    assert.equal((await vdrep(['init', other, '--to', disk])).code, 0)
+    const before = await sha256(disk)
+    const r = await vdrep(['fullsync', other])
+    assert.equal(r.code, 10, r.stderr)
+    assert.match(r.stderr, /is a source disk/)
+    assert.equal(await sha256(disk), before)
+    await assert.rejects(fs.stat(`${disk}.vdrep`))
+  })
 })
