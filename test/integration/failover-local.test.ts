@@ -82,6 +82,8 @@ describe('failover and reprotect (local targets)', function () {
     const status = await vdrep(['status', disk, '--check'])
     assert.equal(status.code, 12, status.stdout + status.stderr)
     assert.match((await vdrep(['status', disk])).stdout, /Fenced/)
+    // On the replica host the promoted disk shows as such.
+    assert.match((await vdrep(['status', replica])).stdout, /promoted by a failover .*epoch 1/)
     // The restore points of a promoted disk are not readable: it is a source now.
     assert.match((await vdrep(['points', replica])).stdout, /promoted by a failover/)
   })

@@ -15,6 +15,7 @@ import {ChangeRecord} from '../change-record/change-record.js'
 import {curedByVerification, DoubtKind, flagDoubt, type Doubt} from '../change-record/doubt.js'
 import {bytesCovered, unionOf} from '../change-record/moves.js'
 import {formatDuration} from '../util/units.js'
+import {readReplicaState} from '../receiver/replica-state.js'
 
 export type DiskState =
   | 'OK'
@@ -68,6 +69,8 @@ export interface DiskStatusRow {
   ageSeconds: number | null
   /** The replica is older than the RPO allows, was never synced, or its age is unknown (the clock went back). */
   rpoViolated: boolean
+  /** Promoted by `vdrep failover` (its replica state says so), or absent. */
+  promoted?: {epoch: number; atSeq: number; ms: number; planned: boolean; rolledBackTo?: number}
   /** The change record cannot be trusted for a delta as the disk is now (written while no tracker ran). */
   untrusted: boolean
   error: {code: string; message: string; hint?: string} | null
@@ -248,6 +251,13 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
             'the last push was final (`push --final`): the replica host may fail over with `vdrep failover --planned`; a later push ends the handover'
         }
       }
+    }
+    // A disk a failover promoted (its replica state beside it says so): shown as such.
+    const promoted = (await readReplicaState(disk).catch(() => ({state: undefined}))).state?.promoted
+    if (promoted && promoted.newReplicaId === h.replicaId.toString('hex')) {
+      row.promoted = {epoch: promoted.epoch, atSeq: promoted.atSeq, ms: promoted.ms, planned: promoted.planned, rolledBackTo: promoted.rollbackTo}
+      const note = `promoted by a failover at ${new Date(promoted.ms).toISOString()} (epoch ${promoted.epoch}${promoted.rollbackTo !== undefined ? `, rolled back to point ${promoted.rollbackTo}` : ''}): a source now; \`vdrep reprotect\` replicates it back to its old primary`
+      row.reason = row.reason ? `${note}; ${row.reason}` : note
     }
     // The next push would not be a delta (read by `status --check` and scripts).
     row.untrusted = row.state === 'Full sync needed'
