@@ -20,6 +20,7 @@ import {connectReceiver} from '../transport/connect.js'
 import type {ReplicationSettings} from '../psf/settings.js'
 import {NO_TARGET} from './promoted-record.js'
 import {OwedCollector} from './owed.js'
+import type {Bitmap} from '../psf/bitmap.js'
 
 export interface ReprotectOptions extends PushOptions {
   /** The old primary disk: [user@]host[:port]:/path (under its `vdrep serve --root`) or a local path. */
@@ -59,14 +60,29 @@ export async function reprotect(diskArg: string, o: ReprotectOptions = {}): Prom
   let ex: Exchange | 'done'
   const claim = await claimRecord(disk, 'reprotect')
   try {
-    if (!claim.owned) throw new LockError(`a tracker runs for ${disk}`, {hint: 'stop `vdrep track` for the reprotect (a few seconds), then start it again'})
-    const rec = claim.owned
+    const rec = claim.record
     if (rec.header.replicaId.toString('hex') !== p.newReplicaId) throw notPromoted('has a record that is not the one its failover made')
-    if (o.to || o.settings) await rec.updateSettings({...o.settings, ...(o.to ? {target: formatTarget(parseTarget(o.to))} : {})})
+    const patch = {...o.settings, ...(o.to ? {target: formatTarget(parseTarget(o.to))} : {})}
+    if (Object.keys(patch).length > 0) {
+      // The settings live in the header, which only the record's owner writes.
+      if (!claim.owned)
+        throw new LockError(`a tracker runs for ${disk}: the target cannot be recorded while it owns the record`, {
+          hint: 'give --to to `vdrep failover`, or stop `vdrep track` for this reprotect (it may run during later ones)',
+        })
+      await claim.owned.updateSettings(patch)
+    }
     target = rec.header.settings.target
     if (target === NO_TARGET) throw new UsageError('BAD_TARGET', `${disk} has no target yet`, {hint: 'name the old primary disk with --to [user@]host:/path'})
     // Pushes since the exchange moved the record's chain on: the other side is a replica already.
-    ex = state.commit && rec.header.lastCommit.toString('hex') !== state.commit ? 'done' : await exchange(rec, state, p, o)
+    // The owed blocks join the active record: through the running tracker (as a VM write would), or directly.
+    const {tracker, owned} = claim
+    const mark = tracker
+      ? async (bm: Bitmap) => {
+          await tracker.markBlocks(bm)
+          return bm.count()
+        }
+      : (bm: Bitmap) => (owned as ChangeRecord).markOwed(bm)
+    ex = state.commit && rec.header.lastCommit.toString('hex') !== state.commit ? 'done' : await exchange(rec, state, p, o, mark)
   } finally {
     await claim.release()
   }
@@ -88,7 +104,13 @@ export async function reprotect(diskArg: string, o: ReprotectOptions = {}): Prom
   }
 }
 
-async function exchange(rec: ChangeRecord, state: ReplicaState, p: PromotedInfo, o: ReprotectOptions): Promise<Exchange> {
+async function exchange(
+  rec: ChangeRecord,
+  state: ReplicaState,
+  p: PromotedInfo,
+  o: ReprotectOptions,
+  mark: (owed: Bitmap) => Promise<number>,
+): Promise<Exchange> {
   const h = rec.header
   const conn = await connectReceiver(parseTarget(h.settings.target), {
     port: h.settings.deltaPort,
@@ -140,7 +162,7 @@ async function exchange(rec: ChangeRecord, state: ReplicaState, p: PromotedInfo,
       owed.add(decodeOwed(f.payload, rec.blockCount))
     }
     // Durable here before the other side becomes a replica: no owed block can be forgotten.
-    const owedNew = await rec.markOwed(owed.bitmap)
+    const owedNew = await mark(owed.bitmap)
     await conn.writer.send(FrameType.OWED_RECORDED, Buffer.alloc(0))
     const done = await conn.frames.next()
     if (!done) throw new TransportError('RECEIVER_CLOSED', 'the old primary host closed the connection before it confirmed; run `vdrep reprotect` again')
