@@ -72,8 +72,32 @@ export const ERROR_CODES = {
   DISK_SIZE_MISMATCH: {exit: ExitCode.FAILURE, meaning: "the bundle's disk size does not match the replica's"},
   DISK_TYPE: {exit: ExitCode.USAGE, meaning: "the disk's file type is not one the tracker can serve"},
   DISK_UNREADABLE: {exit: ExitCode.USAGE, meaning: 'the disk cannot be read (permissions)'},
+  DIVERGENT_UNKNOWN: {
+    exit: ExitCode.USAGE,
+    meaning:
+      "reprotect: the old primary's record cannot be trusted, so its own writes cannot be told from the rest and kept as a restore point: nothing was written (--discard-divergent)",
+  },
   DONE_MISMATCH: {exit: ExitCode.FAILURE, meaning: 'the end of a full sync does not match what the receiver saw'},
   EXPORT_TARGET_EXISTS: {exit: ExitCode.USAGE, meaning: 'vdrep export --to names a file that exists (never overwritten)'},
+  FAILOVER_AT_RESIZED: {exit: ExitCode.USAGE, meaning: 'failover --at: the point has another disk size than the replica now: refused, nothing was written'},
+  FAILOVER_INCOMPLETE: {
+    exit: ExitCode.USAGE,
+    meaning: 'failover: the replica is incomplete (a full sync did not finish) or diverged: it is no consistent point (--force for a diverged one)',
+  },
+  FAILOVER_NOT_FINAL: {
+    exit: ExitCode.USAGE,
+    meaning: 'failover --planned: the last commit was not a final push (vdrep push --final on the primary first), nothing was changed',
+  },
+  FAILOVER_NOT_REPLICA: {exit: ExitCode.USAGE, meaning: 'failover: the file has no replica state: it is not a replica vdrep wrote'},
+  FAILOVER_UNPLANNED: {
+    exit: ExitCode.USAGE,
+    meaning: 'failover: the last commit was not a final push; writes since it may be lost: --planned after vdrep push --final, or --force',
+  },
+  FINAL_TRACKER_RUNNING: {
+    exit: ExitCode.USAGE,
+    meaning: 'push --final: a tracker runs for the disk (its VM may still write): stop the VM and the tracker first',
+    clientSide: true,
+  },
   FRAME_BAD_FLAGS: {exit: ExitCode.FAILURE, meaning: 'a frame header sets unknown flags'},
   FRAME_BAD_MAGIC: {exit: ExitCode.FAILURE, meaning: 'a frame does not start with the protocol magic'},
   FRAME_MALFORMED: {exit: ExitCode.FAILURE, meaning: 'a frame body does not decode'},
@@ -173,8 +197,22 @@ export const ERROR_CODES = {
     meaning: "the replica has an interrupted push's journal not replayed yet (verify, fullsync --dry-run): the next push replays it",
   },
   REPLICA_LARGER: {exit: ExitCode.USAGE, meaning: 'the replica is larger than the source (push --truncate-replica to cut it)'},
+  REPLICA_PROMOTED: {
+    exit: ExitCode.REPLICA_PROMOTED,
+    meaning: 'the replica was promoted by a failover: nothing from its old source is written to it, whatever the flags (vdrep reprotect fails back)',
+  },
   REPLICA_STATE_CORRUPT: {exit: ExitCode.USAGE, meaning: "the replica's state file is damaged"},
   REPLICA_STATE_FOREIGN: {exit: ExitCode.USAGE, meaning: "the replica's state file belongs to another replica"},
+  REPROTECT_NOT_OLD_SOURCE: {
+    exit: ExitCode.USAGE,
+    meaning: "reprotect: the disk's record is not the promoted replica's old source (another replica id or commit chain)",
+  },
+  REPROTECT_NOT_PROMOTED: {
+    exit: ExitCode.USAGE,
+    meaning: 'reprotect: the disk is not a promoted replica with its own record (run vdrep failover first), or its record moved on',
+    clientSide: true,
+  },
+  REPROTECT_SIZE: {exit: ExitCode.USAGE, meaning: 'reprotect: the old primary disk and the promoted disk differ in size: nothing was written'},
   RETENTION_BAD: {exit: ExitCode.USAGE, meaning: 'a restore-point retention policy cannot be parsed'},
   ROOT_MISSING: {exit: ExitCode.USAGE, meaning: "the receiver's root does not exist"},
   RPO_VIOLATED: {exit: ExitCode.RPO_VIOLATED, meaning: 'status --check: a disk is past its RPO', clientSide: true},

@@ -38,8 +38,12 @@ export async function listPoints(replica: string): Promise<PointsListing> {
   if (error) throw error
   if (!state) throw new StateError('POINT_UNTRUSTED', `${replica} has no vdrep state: it is not a replica, or was never synced`)
   const out: PointsListing = {replica, retention: state.retention ?? `${DEFAULT_RETENTION} (default)`, points: [], totalBytes: 0}
-  if (!state.complete || state.diverged || state.doubt) {
-    out.untrusted = !state.complete ? 'the replica is incomplete (a full sync is running or did not finish)' : 'the replica is diverged or in doubt'
+  if (!state.complete || state.diverged || state.doubt || state.promoted) {
+    out.untrusted = state.promoted
+      ? 'the replica was promoted by a failover: it is a source now, and its undo records no longer lay over it'
+      : !state.complete
+        ? 'the replica is incomplete (a full sync is running or did not finish)'
+        : 'the replica is diverged or in doubt'
     return out
   }
   const tested = (seq: number, ms: number) => {

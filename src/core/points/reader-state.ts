@@ -26,11 +26,13 @@ export async function openTrustedState(replica: string): Promise<OpenState> {
   }
   try {
     const state = decodeReplicaState(await fh.readFile())
-    const why = !state.complete
-      ? 'it is incomplete (a full sync is running or did not finish)'
-      : state.diverged || state.doubt
-        ? 'it is diverged or in doubt'
-        : null
+    const why = state.promoted
+      ? 'it was promoted by a failover: it is a source now, written by its VM, and the undo records no longer lay over it'
+      : !state.complete
+        ? 'it is incomplete (a full sync is running or did not finish)'
+        : state.diverged || state.doubt
+          ? 'it is diverged or in doubt'
+          : null
     if (why)
       throw new StateError('POINT_UNTRUSTED', `the restore points of ${replica} cannot be read: ${why}`, {
         hint: 'a full sync that completes starts a new chain',

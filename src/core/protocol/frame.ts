@@ -29,6 +29,9 @@ export const FrameType = {
   BUNDLE_BEGIN: 11,
   BUNDLE_END: 12,
   COMMITTED: 13,
+  REPROTECT: 14,
+  OWED: 15,
+  OWED_RECORDED: 16,
 } as const
 export type FrameTypeId = (typeof FrameType)[keyof typeof FrameType]
 const KNOWN_TYPES = new Set<number>(Object.values(FrameType))

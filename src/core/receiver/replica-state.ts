@@ -54,6 +54,42 @@ export interface ReplicaState {
   retention?: string
   /** The last test boots of this replica's points (`vdrep test stop` records them; test-view/record.ts), oldest first. */
   tests?: TestRecord[]
+  /** The last commit was a final push (the source handed over at this sequence): `failover --planned` needs it. */
+  final?: {seq: number; ms: number}
+  /** Promoted by a failover (doc/failover.md): fenced against every source, whatever the flags. */
+  promoted?: PromotedInfo
+  /** Failovers behind this replica (a reprotect carries the count over). */
+  epoch?: number
+}
+
+export interface PromotedInfo {
+  epoch: number
+  /** The replica's last sequence when it was promoted. */
+  atSeq: number
+  ms: number
+  /** The source it was a replica of, and the id of its own new record (`<replica>.psf`). */
+  oldReplicaId: string
+  newReplicaId: string
+  planned: boolean
+  /** Time from the last commit to the failover (ms): the writes that may be lost when not planned. */
+  lossWindowMs: number
+  /** `--at`: the point rolled back to, and whether the rollback and the record are complete. */
+  rollbackTo?: number
+  rollbackDone: boolean
+}
+
+const HEX16 = /^[0-9a-f]{32}$/
+const safe = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0
+
+/** Why a `promoted` field is malformed, or null. */
+function promotedProblem(p: unknown): string | null {
+  if (typeof p !== 'object' || p === null) return 'not an object'
+  const v = p as Partial<PromotedInfo>
+  for (const k of ['epoch', 'atSeq', 'ms', 'lossWindowMs'] as const) if (!safe(v[k])) return k
+  for (const k of ['oldReplicaId', 'newReplicaId'] as const) if (typeof v[k] !== 'string' || !HEX16.test(v[k])) return k
+  if (typeof v.planned !== 'boolean' || typeof v.rollbackDone !== 'boolean') return 'planned / rollbackDone'
+  if (v.rollbackTo !== undefined && !safe(v.rollbackTo)) return 'rollbackTo'
+  return null
 }
 
 /** One ended test of a point: which point (its sequence and commit time), when, and for how long. */
@@ -118,6 +154,12 @@ export function decodeReplicaState(b: Buffer): ReplicaState {
   if (v.retention !== undefined && (typeof v.retention !== 'string' || v.retention.length > 200)) throw corrupt('field retention')
   if (v.tests !== undefined && !validTests(v.tests)) throw corrupt('field tests')
   if (v.diverged !== undefined && typeof v.diverged !== 'boolean') throw corrupt('field diverged')
+  if (v.final !== undefined && (typeof v.final !== 'object' || v.final === null || !safe(v.final.seq) || !safe(v.final.ms))) throw corrupt('field final')
+  if (v.promoted !== undefined) {
+    const why = promotedProblem(v.promoted)
+    if (why) throw corrupt(`field promoted (${why})`)
+  }
+  if (v.epoch !== undefined && !safe(v.epoch)) throw corrupt('field epoch')
   if (v.doubt !== undefined && (typeof v.doubt !== 'string' || v.doubt.length > 500)) throw corrupt('field doubt')
   return v as ReplicaState
 }
