@@ -12,6 +12,7 @@ import {tempDir} from '../helpers/disks.js'
 import {crashStates, type CrashStateRef} from '../helpers/powercut/crash-states.js'
 import {buildTimeline, crashState, takeSnapshot} from '../helpers/powercut/fs-model.js'
 import {recorderLibrary, recordingEnv} from '../helpers/powercut/record.js'
+import {checkFullsyncState, recordFullsyncScenario, rerunFullsync} from '../helpers/powercut/fullsync-component.js'
 import {checkReceiverState, recordReceiverScenario} from '../helpers/powercut/receiver-component.js'
 import {decodeRecording, LOG_HEADER_SIZE, Op, RecordingError} from '../helpers/powercut/recording.js'
 import {checkSourceState, recordPsfPushScenario, recordTrackerScenario} from '../helpers/powercut/source-component.js'
@@ -181,4 +182,29 @@ describe('power cut: crash states of vdrep (short seeded pass)', function () {
     console.log(`      ${formatTally(t, seed)}`)
     assert.deepEqual(t.failures, [])
   })
+
+  it('a planted missing fsync in the tracker (the dirty bits written, not synced, before the data) leaves a changed block unmarked in some state, and the check names it', async function () {
+    if (process.getuid?.() !== 0) this.skip()
+    const sc = await recordTrackerScenario(dir, {env: {VDREP_TEST_PLANT_SKIP_BITMAP_SYNC: '1'}})
+    const t = await checkStates('tracker (planted)', sc.timeline, {seed, perPoint: 8}, (s) => checkSourceState(sc, s, path.join(dir, 'state')))
+    assert.ok(t.failures.length > 0, 'the broken build lost no bit in any state')
+    assert.match(t.failures[0], /block\(s\) [\d, ]+ differ from sequence \d+ but no bitmap marks them .*disk\.img\.psf.*pages lost/)
+  })
+
+  for (const kind of ['fresh', 'seeded'] as const) {
+    it(`full sync to a ${kind === 'fresh' ? 'fresh target' : 'seed'}: incomplete with every block below its resume point the source's (the real rerun resumes there and ends equal), or complete and equal`, async () => {
+      const sc = await recordFullsyncScenario(dir, {kind})
+      let rerun: {s: CrashStateRef; resumeBlock: number} | undefined
+      const t = await checkStates(`full sync (${kind})`, sc.timeline, {seed, perPoint: 6}, async (s) => {
+        const v = await checkFullsyncState(sc, s)
+        // The real rerun on the state with the furthest resume point.
+        if (!v.failure && v.resumeBlock !== undefined && v.resumeBlock >= (rerun?.resumeBlock ?? 0)) rerun = {s, resumeBlock: v.resumeBlock}
+        return v
+      })
+      console.log(`      ${formatTally(t, seed)}`)
+      assert.deepEqual(t.failures, [])
+      assert.ok(rerun && rerun.resumeBlock > 0, 'some state resumes from a checkpoint')
+      assert.equal(await rerunFullsync(sc, rerun.s, rerun.resumeBlock), undefined)
+    })
+  }
 })

@@ -76,7 +76,7 @@ export async function recordPsfPushScenario(dir: string, opts: {seed?: string; b
 
 function qemuIo(uri: string, commands: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('qemu-io', ['-f', 'raw', uri], {stdio: ['pipe', 'pipe', 'pipe']})
+    const child = spawn('qemu-io', ['-f', 'raw', '-t', 'writeback', uri], {stdio: ['pipe', 'pipe', 'pipe']})
     let out = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
     child.stderr.on('data', (d: Buffer) => (out += d.toString()))
