@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds the power-cut recorder (native/recorder/recorder.c -> build/powercut/vdrep_recorder.so),
+// Builds the power-cut recorder (native/recorder/*.c -> build/powercut/vdrep_recorder.so),
 // an LD_PRELOAD shim used only by the power-cut tests and `npm run powercut` (issue 22); vdrep
 // itself never loads it. Rebuilt when the source is newer than the library. Prints the path; exits
 // 1 when there is no C compiler (the tests that need it then skip and say why).
@@ -10,7 +10,8 @@ const fs = require('node:fs')
 const path = require('node:path')
 
 const root = path.resolve(__dirname, '..')
-const src = path.join(root, 'native', 'recorder', 'recorder.c')
+const dir = path.join(root, 'native', 'recorder')
+const sources = ['log.c', 'files.c', 'names.c'].map((f) => path.join(dir, f))
 const out = path.join(root, 'build', 'powercut', 'vdrep_recorder.so')
 
 function mtime(p) {
@@ -21,10 +22,10 @@ function mtime(p) {
   }
 }
 
-if (mtime(out) < mtime(src)) {
+if (sources.concat(path.join(dir, 'recorder.h')).some((f) => mtime(out) < mtime(f))) {
   fs.mkdirSync(path.dirname(out), {recursive: true})
   const cc = process.env.CC || 'cc'
-  const r = spawnSync(cc, ['-std=gnu11', '-Wall', '-Wextra', '-O1', '-shared', '-fPIC', '-o', out, src, '-ldl', '-lpthread'], {encoding: 'utf8'})
+  const r = spawnSync(cc, ['-std=gnu11', '-Wall', '-Wextra', '-O1', '-shared', '-fPIC', '-o', out, ...sources, '-ldl', '-lpthread'], {encoding: 'utf8'})
   if (r.status !== 0) {
     process.stderr.write(`vdrep: power-cut recorder not built (${r.error ? r.error.message : r.stderr.trim()})\n`)
     process.exit(1)

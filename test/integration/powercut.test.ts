@@ -1,5 +1,5 @@
 // Power loss, crash state by crash state (issue 22): a short seeded pass. The recorder (an
-// LD_PRELOAD shim, native/recorder/recorder.c) logs a real vdrep run's file operations; the
+// LD_PRELOAD shim, native/recorder/) logs a real vdrep run's file operations; the
 // generator (test/helpers/powercut/) builds the states a power cut may leave; each is recovered
 // the way vdrep recovers and checked. `npm run powercut -- --points N` is the long run.
 // VDREP_POWERCUT_SEED=S replays a seed.

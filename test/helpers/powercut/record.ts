@@ -1,4 +1,4 @@
-// Run a real `vdrep` command under the power-cut recorder (native/recorder/recorder.c, built by
+// Run a real `vdrep` command under the power-cut recorder (native/recorder/, built by
 // scripts/build-recorder.cjs): its file operations under `roots` land in a log, decoded here.
 import {execFileSync} from 'node:child_process'
 import fs from 'node:fs/promises'

@@ -1,4 +1,4 @@
-// The power-cut recorder's log (native/recorder/recorder.c; format in doc/powercut.md): a
+// The power-cut recorder's log (native/recorder/; format in doc/powercut.md): a
 // 16-byte header ("VDPCLOG1", version 1), then records of a 48-byte header, two paths and the
 // data. The decoder checks everything before it trusts a length: the header, each record's
 // length against what is left and its crc32, the paths against the record. A recording with a
