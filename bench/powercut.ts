@@ -49,7 +49,10 @@ async function runOnce(c: Component, run: number, dir: string): Promise<Tally> {
   const scratch = `${dir}/state`
   switch (c) {
     case 'receiver': {
-      const sc = await recordReceiverScenario(dir, {seed: label, earlier: 1 + rng.int(3), blocks: 2 + rng.int(12)})
+      // The default retention (points kept, the oldest dropped by the byte cap), one point a minute
+      // (every quick push drops the one before it), or none (no records at all).
+      const retention = [undefined, '1h:1m', 'off'][run % 3]
+      const sc = await recordReceiverScenario(dir, {seed: label, earlier: 1 + rng.int(3), blocks: 2 + rng.int(12), retention})
       return checkStates(c, sc.timeline, opts, (s) => checkReceiverState(sc, s, scratch))
     }
     case 'psf': {

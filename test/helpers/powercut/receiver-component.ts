@@ -54,11 +54,12 @@ async function must(args: string[], env: NodeJS.ProcessEnv = {}): Promise<void> 
 
 /**
  * A replica with `earlier` pushes behind it (so it keeps restore points), then one recorded push
- * of `blocks` changed blocks. `env` reaches the recorded push (a planted fault).
+ * of `blocks` changed blocks. `env` reaches the recorded push (a planted fault); `retention` is
+ * set on the replica first.
  */
 export async function recordReceiverScenario(
   dir: string,
-  opts: {earlier?: number; blocks?: number; seed?: string; env?: NodeJS.ProcessEnv} = {},
+  opts: {earlier?: number; blocks?: number; seed?: string; retention?: string; env?: NodeJS.ProcessEnv} = {},
 ): Promise<ReceiverScenario> {
   const src = path.join(dir, 'src')
   const root = path.join(dir, 'rep')
@@ -70,6 +71,8 @@ export async function recordReceiverScenario(
   await makeMixedDisk(disk, DISK, seed, 64 * 1024)
   await must(['init', disk, '--to', replica, '--block-size', '16k'])
   await must(['fullsync', disk])
+  // A retention such as 1h:1m keeps one point per minute: each quick push then merges the records of the points between.
+  if (opts.retention) await must(['points', replica, '--retention', opts.retention])
   const points = new Map<number, string>()
   const seqNow = async () => (await readReplicaState(replica)).state!.lastSeq
   points.set(await seqNow(), sha(await fs.readFile(disk)))
