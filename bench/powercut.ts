@@ -2,6 +2,8 @@
 // [--per-point P]`. For each component it records real vdrep runs under the LD_PRELOAD recorder
 // (each with its own seeded disk and change set) until at least N crash states were checked,
 // then prints the states, crash points, outcomes and failures per component and a total line.
+// Once per recording, the real next sync runs on one state (the receiver: `push --no-fallback`;
+// the tracker: its restart, then a push through it; the full sync: one rerun in 25 states).
 // Exits 1 on any failure, printing the seed to replay it. Runs as root (the tracker component
 // drives qemu-io through an NBD export, like the other tracker tests).
 import fs from 'node:fs/promises'
@@ -10,7 +12,9 @@ import {tempDir} from '../test/helpers/disks.js'
 import {checkFullsyncState, recordFullsyncScenario, rerunFullsync} from '../test/helpers/powercut/fullsync-component.js'
 import {checkReceiverState, recordReceiverScenario} from '../test/helpers/powercut/receiver-component.js'
 import {checkSourceState, recordPsfPushScenario, recordTrackerScenario} from '../test/helpers/powercut/source-component.js'
+import {NextSyncPick, nextPushAfterReceiverState, nextPushAfterTrackerState} from '../test/helpers/powercut/next-sync.js'
 import {checkStates, formatTally, type Tally} from '../test/helpers/powercut/tally.js'
+import type {CrashStateRef} from '../test/helpers/powercut/crash-states.js'
 
 const COMPONENTS = ['receiver', 'psf', 'tracker', 'fullsync'] as const
 type Component = (typeof COMPONENTS)[number]
@@ -41,6 +45,15 @@ if (process.getuid?.() !== 0) fail('run as root (the tracker component serves an
 
 process.stdout.write(`power cut: at least ${points} crash states per component, ${perPoint} per crash point at most, seed ${seed} (replay: --seed ${seed})\n`)
 
+/** The real next sync on the state picked, counted among the outcomes; its failure is the tally's. */
+async function withNextSync(t: Tally, pick: NextSyncPick, next: (s: CrashStateRef, outcome: string) => Promise<string | undefined>): Promise<Tally> {
+  if (!pick.best) return t
+  const f = await next(pick.best.s, pick.best.outcome)
+  t.outcomes['(next push run, ended equal)'] = (t.outcomes['(next push run, ended equal)'] ?? 0) + (f ? 0 : 1)
+  if (f) t.failures.push(f)
+  return t
+}
+
 /** One recording of a component, checked: its tally (and, for the full sync, the reruns it ran). */
 async function runOnce(c: Component, run: number, dir: string): Promise<Tally> {
   const rng = makeRng(seed, `${c}:${run}`)
@@ -53,7 +66,15 @@ async function runOnce(c: Component, run: number, dir: string): Promise<Tally> {
       // (every quick push drops the one before it), or none (no records at all).
       const retention = [undefined, '1h:1m', 'off'][run % 3]
       const sc = await recordReceiverScenario(dir, {seed: label, earlier: 1 + rng.int(3), blocks: 2 + rng.int(12), retention})
-      return checkStates(c, sc.timeline, opts, (s) => checkReceiverState(sc, s, scratch))
+      // The real next push on one state per recording (the previous point on even runs, the new one on odd).
+      const pick = new NextSyncPick()
+      const want = run % 2 === 0 ? 'previous point' : 'new point'
+      const t = await checkStates(c, sc.timeline, opts, async (s) => {
+        const v = await checkReceiverState(sc, s, scratch)
+        pick.offer(s, v, v.outcome === want)
+        return v
+      })
+      return withNextSync(t, pick, (s, outcome) => nextPushAfterReceiverState(sc, s, outcome))
     }
     case 'psf': {
       const sc = await recordPsfPushScenario(dir, {seed: label, blocks: 1 + rng.int(16)})
@@ -61,7 +82,13 @@ async function runOnce(c: Component, run: number, dir: string): Promise<Tally> {
     }
     case 'tracker': {
       const sc = await recordTrackerScenario(dir, {seed: label, writes: 2 + rng.int(16)})
-      return checkStates(c, sc.timeline, opts, (s) => checkSourceState(sc, s, scratch))
+      const pick = new NextSyncPick()
+      const t = await checkStates(c, sc.timeline, opts, async (s) => {
+        const v = await checkSourceState(sc, s, scratch)
+        pick.offer(s, v)
+        return v
+      })
+      return withNextSync(t, pick, (s) => nextPushAfterTrackerState(sc, s))
     }
     case 'fullsync': {
       const sc = await recordFullsyncScenario(dir, {kind: run % 2 === 0 ? 'fresh' : 'seeded', seed: label})

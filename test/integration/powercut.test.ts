@@ -10,6 +10,7 @@ import path from 'node:path'
 import {crashSeed} from '../helpers/crash-matrix.js'
 import {tempDir} from '../helpers/disks.js'
 import {crashStates, type CrashStateRef} from '../helpers/powercut/crash-states.js'
+import {NextSyncPick, nextPushAfterReceiverState, nextPushAfterTrackerState} from '../helpers/powercut/next-sync.js'
 import {buildTimeline, crashState, takeSnapshot} from '../helpers/powercut/fs-model.js'
 import {recorderLibrary, recordingEnv} from '../helpers/powercut/record.js'
 import {checkFullsyncState, recordFullsyncScenario, rerunFullsync} from '../helpers/powercut/fullsync-component.js'
@@ -132,12 +133,19 @@ describe('power cut: crash states of vdrep (short seeded pass)', function () {
     await fs.rm(dir, {recursive: true, force: true})
   })
 
-  it("receiver: a push's commit cut at every barrier, recovered as `vdrep serve` starts: the previous point or the new one, every kept restore point reads back", async () => {
+  it("receiver: a push's commit cut at every barrier, recovered as `vdrep serve` starts: the previous point or the new one, every kept restore point reads back; the next push --no-fallback ends equal", async () => {
     const sc = await recordReceiverScenario(dir)
-    const t = await checkStates('receiver commit', sc.timeline, {seed, perPoint: 12}, (s) => checkReceiverState(sc, s, path.join(dir, 'state')))
+    const pick = new NextSyncPick()
+    const t = await checkStates('receiver commit', sc.timeline, {seed, perPoint: 12}, async (s) => {
+      const v = await checkReceiverState(sc, s, path.join(dir, 'state'))
+      pick.offer(s, v, v.outcome === 'previous point')
+      return v
+    })
     console.log(`      ${formatTally(t, seed)}`)
     assert.deepEqual(t.failures, [])
     assert.ok((t.outcomes['previous point'] ?? 0) > 0 && (t.outcomes['new point'] ?? 0) > 0, JSON.stringify(t.outcomes))
+    // The real next push on the latest state left at the previous point: it ships what the cut push did not.
+    assert.equal(await nextPushAfterReceiverState(sc, pick.best!.s, pick.best!.outcome), undefined)
   })
 
   it("regression: the journal's name is durable before the apply writes the replica (the state that broke it: the journal's create lost, the replica's blocks written)", async () => {
@@ -175,12 +183,19 @@ describe('power cut: crash states of vdrep (short seeded pass)', function () {
     assert.deepEqual(t.failures, [])
   })
 
-  it('tracker: a dirty bit is durable before the data it covers, in every sampled state (bitmaps alone, no verification)', async function () {
+  it('tracker: a dirty bit is durable before the data it covers, in every sampled state (bitmaps alone, no verification); after its restart a push --no-fallback ends equal', async function () {
     if (process.getuid?.() !== 0) this.skip() // as the other tracker tests: qemu-io through the NBD export
     const sc = await recordTrackerScenario(dir)
-    const t = await checkStates('tracker', sc.timeline, {seed, perPoint: 8}, (s) => checkSourceState(sc, s, path.join(dir, 'state')))
+    const pick = new NextSyncPick()
+    const t = await checkStates('tracker', sc.timeline, {seed, perPoint: 8}, async (s) => {
+      const v = await checkSourceState(sc, s, path.join(dir, 'state'))
+      pick.offer(s, v)
+      return v
+    })
     console.log(`      ${formatTally(t, seed)}`)
     assert.deepEqual(t.failures, [])
+    // The tracker restarted on the latest, most damaged state; a push --no-fallback through it ends equal.
+    assert.equal(await nextPushAfterTrackerState(sc, pick.best!.s), undefined)
   })
 
   it('a planted missing fsync in the tracker (the dirty bits written, not synced, before the data) leaves a changed block unmarked in some state, and the check names it', async function () {

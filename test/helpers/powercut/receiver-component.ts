@@ -43,6 +43,10 @@ export interface ReceiverScenario {
   /** The points listed before the recorded push, and after it (retention may have dropped some). */
   keptBefore: number[]
   keptAfter: number[]
+  disk: string
+  /** The source's `.psf` before the recorded push and after it (for the next push, next-sync.ts). */
+  psfBefore: Buffer
+  psfAfter: Buffer
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
@@ -86,6 +90,7 @@ export async function recordReceiverScenario(
   const keptBefore = await kept()
   await scribbleBlocks(disk, BS, opts.blocks ?? 6, `${seed}:recorded`)
   const snapshot = await takeSnapshot([root])
+  const psfBefore = await fs.readFile(`${disk}.psf`)
   const {result, ops} = await recordVdrep(['push', disk], [root], path.join(dir, 'push.pclog'), opts.env)
   if (result.code !== 0) throw new Error(`the recorded push exited ${result.code}: ${result.stderr}`)
   const newSeq = await seqNow()
@@ -102,6 +107,9 @@ export async function recordReceiverScenario(
     newSeq,
     keptBefore,
     keptAfter: await kept(),
+    disk,
+    psfBefore,
+    psfAfter: await fs.readFile(`${disk}.psf`),
   }
 }
 

@@ -31,6 +31,7 @@ export interface SourceScenario {
   dir: string
   realRoot: string
   disk: string
+  replica: string
   ops: Recorded[]
   timeline: Timeline
   /** The disk's bytes at each sequence the replica had or got. */
@@ -71,7 +72,7 @@ export async function recordPsfPushScenario(dir: string, opts: {seed?: string; b
   const {result, ops} = await recordVdrep(['push', disk], [src], path.join(dir, 'push.pclog'), opts.env)
   if (result.code !== 0) throw new Error(`the recorded push exited ${result.code}: ${result.stderr}`)
   points.set((await readReplicaState(replica)).state!.lastSeq, await fs.readFile(disk))
-  return {kind: 'psf-push', dir, realRoot: await fs.realpath(src), disk, ops, timeline: buildTimeline(ops, snapshot), points}
+  return {kind: 'psf-push', dir, realRoot: await fs.realpath(src), disk, replica, ops, timeline: buildTimeline(ops, snapshot), points}
 }
 
 function qemuIo(uri: string, commands: string[]): Promise<string> {
@@ -92,7 +93,7 @@ function qemuIo(uri: string, commands: string[]): Promise<string> {
  */
 export async function recordTrackerScenario(dir: string, opts: {seed?: string; writes?: number; env?: NodeJS.ProcessEnv} = {}): Promise<SourceScenario> {
   const seed = opts.seed ?? 'powercut-tracker'
-  const {src, disk, points} = await prepare(dir, seed)
+  const {src, disk, replica, points} = await prepare(dir, seed)
   const snapshot = await takeSnapshot([src])
   const log = path.join(dir, 'track.pclog')
   const sock = path.join(dir, 'nbd.sock')
@@ -110,7 +111,7 @@ export async function recordTrackerScenario(dir: string, opts: {seed?: string; w
   const stopped = await tracker.stop('SIGTERM')
   if (stopped.code !== 0) throw new Error(`the recorded tracker exited ${stopped.code ?? stopped.signal}: ${stopped.stderr}`)
   const ops = decodeRecording(await fs.readFile(log))
-  return {kind: 'tracker', dir, realRoot: await fs.realpath(src), disk, ops, timeline: buildTimeline(ops, snapshot), points}
+  return {kind: 'tracker', dir, realRoot: await fs.realpath(src), disk, replica, ops, timeline: buildTimeline(ops, snapshot), points}
 }
 
 export interface SourceVerdict {
