@@ -12,7 +12,7 @@ import {tempDir} from '../test/helpers/disks.js'
 import {checkFullsyncState, recordFullsyncScenario, rerunFullsync} from '../test/helpers/powercut/fullsync-component.js'
 import {checkReceiverState, recordReceiverScenario} from '../test/helpers/powercut/receiver-component.js'
 import {checkSourceState, recordPsfPushScenario, recordTrackerScenario} from '../test/helpers/powercut/source-component.js'
-import {NextSyncPick, nextPushAfterReceiverState, nextPushAfterTrackerState} from '../test/helpers/powercut/next-sync.js'
+import {NextSyncPick, nextPushAfterPsfState, nextPushAfterReceiverState, nextPushAfterTrackerState} from '../test/helpers/powercut/next-sync.js'
 import {checkStates, formatTally, type Tally} from '../test/helpers/powercut/tally.js'
 import type {CrashStateRef} from '../test/helpers/powercut/crash-states.js'
 
@@ -78,7 +78,14 @@ async function runOnce(c: Component, run: number, dir: string): Promise<Tally> {
     }
     case 'psf': {
       const sc = await recordPsfPushScenario(dir, {seed: label, blocks: 1 + rng.int(16)})
-      return checkStates(c, sc.timeline, opts, (s) => checkSourceState(sc, s, scratch))
+      // The next push on a state whose record has the new sequence only as pending (it adopts it).
+      const pick = new NextSyncPick()
+      const t = await checkStates(c, sc.timeline, opts, async (s) => {
+        const v = await checkSourceState(sc, s, scratch)
+        pick.offer(s, v, v.outcome.includes('pending'))
+        return v
+      })
+      return withNextSync(t, pick, (s) => nextPushAfterPsfState(sc, s))
     }
     case 'tracker': {
       const sc = await recordTrackerScenario(dir, {seed: label, writes: 2 + rng.int(16)})

@@ -10,7 +10,7 @@ import path from 'node:path'
 import {crashSeed} from '../helpers/crash-matrix.js'
 import {tempDir} from '../helpers/disks.js'
 import {crashStates, type CrashStateRef} from '../helpers/powercut/crash-states.js'
-import {NextSyncPick, nextPushAfterReceiverState, nextPushAfterTrackerState} from '../helpers/powercut/next-sync.js'
+import {NextSyncPick, nextPushAfterPsfState, nextPushAfterReceiverState, nextPushAfterTrackerState} from '../helpers/powercut/next-sync.js'
 import {buildTimeline, crashState, takeSnapshot} from '../helpers/powercut/fs-model.js'
 import {recorderLibrary, recordingEnv} from '../helpers/powercut/record.js'
 import {checkFullsyncState, recordFullsyncScenario, rerunFullsync} from '../helpers/powercut/fullsync-component.js'
@@ -176,11 +176,19 @@ describe('power cut: crash states of vdrep (short seeded pass)', function () {
     assert.match(t.failures[0], /the state trusts sequence \d+ but the replica is (no point at all \(a mix\)|sequence \d+).*pages lost/)
   })
 
-  it('.psf during a push (every state of its barriers): it opens, and its bitmaps cover every block not on the point the replica holds', async () => {
+  it('.psf during a push (every state of its barriers): it opens, and its bitmaps cover every block not on the point the replica holds; with the new sequence pending, the next push adopts it and ends equal', async () => {
     const sc = await recordPsfPushScenario(dir)
-    const t = await checkStates('.psf during a push', sc.timeline, {seed, perPoint: 64}, (s) => checkSourceState(sc, s, path.join(dir, 'state')))
+    const pick = new NextSyncPick()
+    const t = await checkStates('.psf during a push', sc.timeline, {seed, perPoint: 64}, async (s) => {
+      const v = await checkSourceState(sc, s, path.join(dir, 'state'))
+      pick.offer(s, v, v.outcome.includes('pending'))
+      return v
+    })
     console.log(`      ${formatTally(t, seed)}`)
     assert.deepEqual(t.failures, [])
+    // A record that has the committed sequence only as pending: the next push adopts it and ends equal.
+    assert.ok(pick.best, 'some state has the new sequence pending')
+    assert.equal(await nextPushAfterPsfState(sc, pick.best.s), undefined)
   })
 
   it('tracker: a dirty bit is durable before the data it covers, in every sampled state (bitmaps alone, no verification); after its restart a push --no-fallback ends equal', async function () {

@@ -85,3 +85,19 @@ export class NextSyncPick {
     if (!this.best || score >= this.best.score) this.best = {s, outcome: v.outcome, score}
   }
 }
+
+/**
+ * The `.psf` of a state written in place (the disk is untouched by a push), against the replica
+ * as the push left it (the replica host did not lose power): a state whose record names the new
+ * sequence, or names it as pending (the cut came after COMMITTED, before the record said so),
+ * must take a `push --no-fallback` that exits 0 and ends equal.
+ */
+export async function nextPushAfterPsfState(sc: SourceScenario, s: CrashStateRef): Promise<string | undefined> {
+  const files = crashState(sc.timeline, s.point, s.choice)
+  const disk = path.join(sc.realRoot, path.basename(sc.disk))
+  await fs.writeFile(`${disk}.psf`, files.get(`${disk}.psf`)!)
+  const r = await vdrep(['push', sc.disk, '--no-fallback'])
+  if (r.code !== 0) return `${s.label}: the next push --no-fallback exited ${r.code}: ${r.stderr.trim()}`
+  if (!(await fs.readFile(sc.replica)).equals(await fs.readFile(sc.disk))) return `${s.label}: the next push exited 0 but the replica differs from the disk`
+  return undefined
+}
