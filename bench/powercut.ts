@@ -11,7 +11,7 @@ import {crashSeed, makeRng} from '../test/helpers/crash-matrix.js'
 import {tempDir} from '../test/helpers/disks.js'
 import {checkFullsyncState, recordFullsyncScenario, rerunFullsync} from '../test/helpers/powercut/fullsync-component.js'
 import {checkReceiverState, recordReceiverScenario} from '../test/helpers/powercut/receiver-component.js'
-import {checkSourceState, recordPsfPushScenario, recordTrackerScenario} from '../test/helpers/powercut/source-component.js'
+import {checkSourceState, recordPsfPushScenario, recordPsfScanScenario, recordTrackerScenario} from '../test/helpers/powercut/source-component.js'
 import {NextSyncPick, nextPushAfterPsfState, nextPushAfterReceiverState, nextPushAfterTrackerState} from '../test/helpers/powercut/next-sync.js'
 import {checkStates, formatTally, type Tally} from '../test/helpers/powercut/tally.js'
 import type {CrashStateRef} from '../test/helpers/powercut/crash-states.js'
@@ -77,6 +77,11 @@ async function runOnce(c: Component, run: number, dir: string): Promise<Tally> {
       return withNextSync(t, pick, (s, outcome) => nextPushAfterReceiverState(sc, s, outcome))
     }
     case 'psf': {
+      // Odd runs: a scan (its bits and its stamp); even runs: a push (freeze, commit, in-flight cleared).
+      if (run % 2 === 1) {
+        const scan = await recordPsfScanScenario(dir, {seed: label, blocks: 1 + rng.int(16)})
+        return checkStates(c, scan.timeline, opts, (s) => checkSourceState(scan, s, scratch))
+      }
       const sc = await recordPsfPushScenario(dir, {seed: label, blocks: 1 + rng.int(16)})
       // The next push on a state whose record has the new sequence only as pending (it adopts it).
       const pick = new NextSyncPick()

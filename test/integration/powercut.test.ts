@@ -16,7 +16,7 @@ import {recorderLibrary, recordingEnv} from '../helpers/powercut/record.js'
 import {checkFullsyncState, recordFullsyncScenario, rerunFullsync} from '../helpers/powercut/fullsync-component.js'
 import {checkReceiverState, recordReceiverScenario} from '../helpers/powercut/receiver-component.js'
 import {decodeRecording, LOG_HEADER_SIZE, Op, RecordingError} from '../helpers/powercut/recording.js'
-import {checkSourceState, recordPsfPushScenario, recordTrackerScenario} from '../helpers/powercut/source-component.js'
+import {checkSourceState, recordPsfPushScenario, recordPsfScanScenario, recordTrackerScenario} from '../helpers/powercut/source-component.js'
 import {checkStates, formatTally} from '../helpers/powercut/tally.js'
 
 const seed = crashSeed(process.env.VDREP_POWERCUT_SEED)
@@ -230,4 +230,11 @@ describe('power cut: crash states of vdrep (short seeded pass)', function () {
       assert.equal(await rerunFullsync(sc, rerun.s, rerun.resumeBlock), undefined)
     })
   }
+
+  it('.psf during a scan (every state): it opens; the bits it lost are found by the local check the record then demands', async () => {
+    const sc = await recordPsfScanScenario(dir)
+    const t = await checkStates('.psf during a scan', sc.timeline, {seed, perPoint: 64}, (s) => checkSourceState(sc, s, path.join(dir, 'state')))
+    console.log(`      ${formatTally(t, seed)}`)
+    assert.deepEqual(t.failures, [])
+  })
 })

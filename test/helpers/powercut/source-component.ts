@@ -1,7 +1,10 @@
 // The source side under a power cut of the protected host (issue 22): the disk and its `.psf`.
-// Two recorded runs, with the source folder as the root:
+// Three recorded runs, with the source folder as the root:
 //  - "psf during a push": a push of blocks marked by `track --scan` (freeze: active → in-flight,
 //    the commit, the in-flight bitmap cleared, the block hash index updated);
+//  - "psf during a scan": `track --scan` of blocks written while no tracker ran (the bits, then
+//    the stamp): a record that lost bits still doubts itself, and the local check it demands
+//    (run here, as a push runs it) must find them;
 //  - "tracker": `vdrep track --nbd` while qemu-io writes through its export, then a clean stop.
 // Each crash state is checked on the bitmaps alone (the tracker's promise, "a dirty bit is
 // durable before the data it covers", and the push's, "a failed or cut push hands its blocks
@@ -13,6 +16,10 @@ import {spawn} from 'node:child_process'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import {ChangeRecord} from '../../../src/core/change-record/change-record.js'
+import {canVerify, curedByVerification} from '../../../src/core/change-record/doubt.js'
+import {SourceDisk} from '../../../src/core/disk/source-disk.js'
+import {stampOf, type DiskStamp} from '../../../src/core/psf/disk-stamp.js'
+import {verifyOwnedRecord} from '../../../src/core/verification/verify-record.js'
 import {VdrepError} from '../../../src/core/errors.js'
 import {readReplicaState} from '../../../src/core/receiver/replica-state.js'
 import {vdrep} from '../cli.js'
@@ -27,7 +34,7 @@ const BS = 16 * 1024
 const DISK = 1 << 20
 
 export interface SourceScenario {
-  kind: 'psf-push' | 'tracker'
+  kind: 'psf-push' | 'psf-scan' | 'tracker'
   dir: string
   realRoot: string
   disk: string
@@ -75,6 +82,17 @@ export async function recordPsfPushScenario(dir: string, opts: {seed?: string; b
   return {kind: 'psf-push', dir, realRoot: await fs.realpath(src), disk, replica, ops, timeline: buildTimeline(ops, snapshot), points}
 }
 
+/** `vdrep track --scan` of `blocks` changed blocks, recorded on the source side (the record gets the bits and the new stamp). */
+export async function recordPsfScanScenario(dir: string, opts: {seed?: string; blocks?: number} = {}): Promise<SourceScenario> {
+  const seed = opts.seed ?? 'powercut-scan'
+  const {src, disk, replica, points} = await prepare(dir, seed)
+  await scribbleBlocks(disk, BS, opts.blocks ?? 6, `${seed}:recorded`)
+  const snapshot = await takeSnapshot([src])
+  const {result, ops} = await recordVdrep(['track', disk, '--scan'], [src], path.join(dir, 'scan.pclog'))
+  if (result.code !== 0) throw new Error(`the recorded scan exited ${result.code}: ${result.stderr}`)
+  return {kind: 'psf-scan', dir, realRoot: await fs.realpath(src), disk, replica, ops, timeline: buildTimeline(ops, snapshot), points}
+}
+
 function qemuIo(uri: string, commands: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn('qemu-io', ['-f', 'raw', '-t', 'writeback', uri], {stdio: ['pipe', 'pipe', 'pipe']})
@@ -114,6 +132,32 @@ export async function recordTrackerScenario(dir: string, opts: {seed?: string; w
   return {kind: 'tracker', dir, realRoot: await fs.realpath(src), disk, replica, ops, timeline: buildTimeline(ops, snapshot), points}
 }
 
+type Marks = {get(b: number): boolean}
+
+/** Blocks where `disk` differs from `base` that neither bitmap marks. */
+function unmarked(disk: Buffer, base: Buffer, active: Marks, inflight: Marks): number[] {
+  const out: number[] = []
+  for (let b = 0; b * BS < disk.length; b++) {
+    if (disk.subarray(b * BS, (b + 1) * BS).equals(base.subarray(b * BS, (b + 1) * BS))) continue
+    if (!active.get(b) && !inflight.get(b)) out.push(b)
+  }
+  return out
+}
+
+/** The push's local check on the copy of the record (owned: it writes the marks), then what is still unmarked against `base`. */
+async function unmarkedAfterCheck(copy: string, diskPath: string, disk: Buffer, base: Buffer, stamp: DiskStamp): Promise<number[]> {
+  const owned = await ChangeRecord.openOwned(copy)
+  const source = await SourceDisk.open(diskPath)
+  try {
+    await verifyOwnedRecord(owned, source, diskPath, stamp)
+    const {active, inflight} = await owned.bitmaps()
+    return unmarked(disk, base, active, inflight)
+  } finally {
+    await source.close()
+    await owned.close()
+  }
+}
+
 export interface SourceVerdict {
   outcome: string
   failure?: string
@@ -143,13 +187,7 @@ export async function checkSourceState(sc: SourceScenario, s: CrashStateRef, scr
     const {active, inflight, activeBad, inflightBad} = await record.bitmaps()
     const unmarkedAgainst = (seq: number): number[] | string => {
       const base = sc.points.get(seq)
-      if (!base) return `the .psf names sequence ${seq}, which the replica never had`
-      const out: number[] = []
-      for (let b = 0; b * BS < disk.length; b++) {
-        if (disk.subarray(b * BS, (b + 1) * BS).equals(base.subarray(b * BS, (b + 1) * BS))) continue
-        if (!active.get(b) && !inflight.get(b)) out.push(b)
-      }
-      return out
+      return base ? unmarked(disk, base, active, inflight) : `the .psf names sequence ${seq}, which the replica never had`
     }
     const atLast = unmarkedAgainst(h.lastSeq)
     const bad = activeBad.length + inflightBad.length > 0 ? ', a torn bitmap page read as all dirty' : ''
@@ -162,8 +200,23 @@ export async function checkSourceState(sc: SourceScenario, s: CrashStateRef, scr
       if (Array.isArray(atPending) && atPending.length === 0) return {outcome: `covered at the pending sequence ${h.pendingSeq}${bad}`}
     }
     if (!Array.isArray(atLast)) return fail(atLast)
+    // A push or a scan never writes the disk, so the record's doubt is judged against the disk
+    // as it is: a record that doubts itself is checked against the block hash index before it is
+    // trusted (push.ts), and that check must then mark what the bits miss. The tracker's states
+    // are judged on the bits alone (its promise is that the bits are enough).
+    if (sc.kind !== 'tracker') {
+      const stamp = await stampOf(sc.disk)
+      const doubts = record.doubts(stamp, {trackerRunning: false})
+      if (doubts.length > 0 && doubts.every(curedByVerification) && canVerify(h)) {
+        await record.close()
+        const missed = await unmarkedAfterCheck(copy, sc.disk, disk, sc.points.get(h.lastSeq)!, stamp)
+        if (missed.length === 0) return {outcome: `covered after the local check (${doubts.map((d) => d.kind).join(', ')})`}
+        return fail(`block(s) ${missed.join(', ')} differ from sequence ${h.lastSeq}, and neither the bitmaps nor the local check against the index mark them`)
+      }
+      if (doubts.length > 0) return {outcome: `refused until a full sync (${doubts[0].kind})`}
+    }
     return fail(`block(s) ${atLast.join(', ')} differ from sequence ${h.lastSeq} but no bitmap marks them`)
   } finally {
-    await record.close()
+    await record.close().catch(() => {})
   }
 }
