@@ -93,7 +93,7 @@ async function runOnce(c: Component, run: number, dir: string): Promise<Tally> {
       return withNextSync(t, pick, (s) => nextPushAfterPsfState(sc, s))
     }
     case 'tracker': {
-      const sc = await recordTrackerScenario(dir, {seed: label, writes: 2 + rng.int(16)})
+      const sc = await recordTrackerScenario(dir, {seed: label, writes: 2 + rng.int(16), push: run % 2 === 0})
       const pick = new NextSyncPick()
       const t = await checkStates(c, sc.timeline, opts, async (s) => {
         const v = await checkSourceState(sc, s, scratch)

@@ -191,9 +191,9 @@ describe('power cut: crash states of vdrep (short seeded pass)', function () {
     assert.equal(await nextPushAfterPsfState(sc, pick.best.s), undefined)
   })
 
-  it('tracker: a dirty bit is durable before the data it covers, in every sampled state (bitmaps alone, no verification); after its restart a push --no-fallback ends equal', async function () {
+  it('tracker (writes, a push through it, more writes): a dirty bit is durable before the data it covers, in every sampled state (bitmaps alone, no verification); after its restart a push --no-fallback ends equal', async function () {
     if (process.getuid?.() !== 0) this.skip() // as the other tracker tests: qemu-io through the NBD export
-    const sc = await recordTrackerScenario(dir)
+    const sc = await recordTrackerScenario(dir, {push: true})
     const pick = new NextSyncPick()
     const t = await checkStates('tracker', sc.timeline, {seed, perPoint: 8}, async (s) => {
       const v = await checkSourceState(sc, s, path.join(dir, 'state'))

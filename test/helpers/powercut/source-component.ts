@@ -5,7 +5,8 @@
 //  - "psf during a scan": `track --scan` of blocks written while no tracker ran (the bits, then
 //    the stamp): a record that lost bits still doubts itself, and the local check it demands
 //    (run here, as a push runs it) must find them;
-//  - "tracker": `vdrep track --nbd` while qemu-io writes through its export, then a clean stop.
+//  - "tracker": `vdrep track --nbd` while qemu-io writes through its export (with a push through
+//    it between two rounds of writes, or not), then a clean stop.
 // Each crash state is checked on the bitmaps alone (the tracker's promise, "a dirty bit is
 // durable before the data it covers", and the push's, "a failed or cut push hands its blocks
 // back"; a tracker that did not stop cleanly also verifies the disk against the block hash
@@ -105,28 +106,47 @@ function qemuIo(uri: string, commands: string[]): Promise<string> {
   })
 }
 
+/** qemu-io writes of `n` whole blocks (every third one written again in part: a block already dirty costs no bit). */
+function writeCommands(n: number, salt: number): string[] {
+  const commands: string[] = []
+  for (let i = 0; i < n; i++) {
+    const block = (i * 37 + 5 + salt * 11) % (DISK / BS)
+    commands.push(`write -P ${(i * 29 + 7 + salt) & 0xff} ${block * BS} ${BS}`)
+    if (i % 3 === 2) commands.push(`write -P ${(i * 31 + 3 + salt) & 0xff} ${block * BS + 4096} 4096`)
+  }
+  return [...commands, 'flush']
+}
+
 /**
- * `vdrep track --nbd` recorded while qemu-io writes `writes` blocks (some twice: a block already
- * dirty costs no bit), then stopped cleanly.
+ * `vdrep track --nbd` recorded while qemu-io writes `writes` blocks, then stopped cleanly. With
+ * `push`, a push runs through the tracker between two rounds of writes: the tracker's freeze
+ * (active → in-flight), its commit and the in-flight bits cleared are recorded too.
  */
-export async function recordTrackerScenario(dir: string, opts: {seed?: string; writes?: number; env?: NodeJS.ProcessEnv} = {}): Promise<SourceScenario> {
+export async function recordTrackerScenario(
+  dir: string,
+  opts: {seed?: string; writes?: number; push?: boolean; env?: NodeJS.ProcessEnv} = {},
+): Promise<SourceScenario> {
   const seed = opts.seed ?? 'powercut-tracker'
   const {src, disk, replica, points} = await prepare(dir, seed)
   const snapshot = await takeSnapshot([src])
   const log = path.join(dir, 'track.pclog')
   const sock = path.join(dir, 'nbd.sock')
+  const uri = `nbd+unix:///?socket=${sock}`
   const tracker = await startTracker(disk, ['--nbd', `unix:${sock}`], recordingEnv([src], log, opts.env))
   const n = opts.writes ?? 8
-  const commands: string[] = []
-  for (let i = 0; i < n; i++) {
-    // Blocks spread over the disk (bitmap pages), every third one written twice.
-    const block = (i * 37 + 5) % (DISK / BS)
-    commands.push(`write -P ${(i * 29 + 7) & 0xff} ${block * BS} ${BS}`)
-    if (i % 3 === 2) commands.push(`write -P ${(i * 31 + 3) & 0xff} ${block * BS + 4096} 4096`)
+  let failed: unknown
+  try {
+    await qemuIo(uri, writeCommands(n, 0))
+    if (opts.push) {
+      await must(['push', disk])
+      points.set((await readReplicaState(replica)).state!.lastSeq, await fs.readFile(replica))
+      await qemuIo(uri, writeCommands(Math.max(2, n >> 1), 1))
+    }
+  } catch (err) {
+    failed = err
   }
-  commands.push('flush')
-  await qemuIo(`nbd+unix:///?socket=${sock}`, commands)
   const stopped = await tracker.stop('SIGTERM')
+  if (failed) throw failed
   if (stopped.code !== 0) throw new Error(`the recorded tracker exited ${stopped.code ?? stopped.signal}: ${stopped.stderr}`)
   const ops = decodeRecording(await fs.readFile(log))
   return {kind: 'tracker', dir, realRoot: await fs.realpath(src), disk, replica, ops, timeline: buildTimeline(ops, snapshot), points}
