@@ -82,8 +82,13 @@ int openat64(int d, const char* p, int flags, ...) {
 }
 int creat(const char* p, mode_t m) { return do_open(AT_FDCWD, p, O_CREAT | O_WRONLY | O_TRUNC, m, 0); }
 
+// An fd that is not a recorded file's is closed without the lock: a child between fork and exec
+// (libuv's spawn) closes and dups its fds, and must never wait for a lock another thread of its
+// parent held at the fork.
+static int recorded(int fd) { return fd >= 0 && fd < MAX_FDS && pc_fds[fd].path != NULL; }
+
 int close(int fd) {
-  if (!pc_active()) return R(close)(fd);
+  if (!pc_active() || !recorded(fd)) return R(close)(fd);
   pc_enter();
   pc_forget(fd);
   int r = R(close)(fd);

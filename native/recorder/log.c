@@ -42,6 +42,10 @@ static void write_all(const void* p, size_t n) {
   }
 }
 
+static void fork_prepare(void) { pthread_mutex_lock(&pc_mu); }
+static void fork_parent(void) { pthread_mutex_unlock(&pc_mu); }
+static void fork_child(void) { pthread_mutex_unlock(&pc_mu); }
+
 __attribute__((constructor)) static void init(void) {
   for (uint32_t i = 0; i < 256; i++) {
     uint32_t c = i;
@@ -69,6 +73,9 @@ __attribute__((constructor)) static void init(void) {
     write_all(h, sizeof h);
   }
   flock(log_fd, LOCK_UN);
+  // A fork waits for the recorded operation under way (if any), so the child's copy of the
+  // mutex is free.
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 int pc_under_root(const char* p) {

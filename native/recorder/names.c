@@ -122,7 +122,10 @@ int msync(void* a, size_t n, int flags) {
   return r;
 }
 
-// Duplicated pc_fds keep their file's record.
+static int recorded(int fd) { return fd >= 0 && fd < MAX_FDS && pc_fds[fd].path != NULL; }
+
+// Duplicated fds keep their file's record (fds of no recorded file are dup'ed without the lock,
+// as in close()).
 static int dup_record(int from, int to) {
   if (to >= 0 && to < MAX_FDS && from >= 0 && from < MAX_FDS && to != from) {
     pc_forget(to);
@@ -134,24 +137,30 @@ static int dup_record(int from, int to) {
   return to;
 }
 int dup(int fd) {
-  if (!pc_active()) return R(dup)(fd);
+  if (!pc_active() || !recorded(fd)) return R(dup)(fd);
   pc_enter();
   int r = dup_record(fd, R(dup)(fd));
+  int err = errno;
   pc_leave();
+  errno = err;
   return r;
 }
 int dup2(int fd, int to) {
-  if (!pc_active()) return R(dup2)(fd, to);
+  if (!pc_active() || !(recorded(fd) || recorded(to))) return R(dup2)(fd, to);
   pc_enter();
   int r = dup_record(fd, R(dup2)(fd, to));
+  int err = errno;
   pc_leave();
+  errno = err;
   return r;
 }
 int dup3(int fd, int to, int flags) {
-  if (!pc_active()) return R(dup3)(fd, to, flags);
+  if (!pc_active() || !(recorded(fd) || recorded(to))) return R(dup3)(fd, to, flags);
   pc_enter();
   int r = dup_record(fd, R(dup3)(fd, to, flags));
+  int err = errno;
   pc_leave();
+  errno = err;
   return r;
 }
 
