@@ -131,7 +131,7 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
     }
     const {seq, diskSize, blocks} = applied
     const committed = await commitState(replicaPath, replica, current, seq, diskSize, {commit: hello.nextCommit.toString('hex'), prevCommit: current.commit})
-    log(`sequence ${seq} committed, ${blocks} blocks`, `push ${replicaPath}`)
+    log(`sequence ${seq} committed, ${blocks} blocks`, `push ${replicaPath}`, {seq})
     // The state file is the commit point: answer now, then drop the journal (unlinking 40 MB of
     // it took ~20 ms that the client waited for). A journal left by a failed or interrupted
     // removal names the sequence the state already records, so recovery only removes it; the
