@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import {spawnSync} from 'node:child_process'
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import {exitCodeOfCode} from '../../src/core/errors.js'
 import {PsfFile} from '../../src/core/psf/psf-file.js'
 import {json, vdrep} from '../helpers/cli.js'
 import {makeMixedDisk, tempDir} from '../helpers/disks.js'
@@ -74,13 +75,13 @@ describe('monitoring: last attempt, status --prometheus, --textfile-dir', functi
     assert.equal(row.lastAttempt?.errorCode, 'PATH_OUTSIDE_ROOT')
     assert.equal(row.lastAttempt?.failuresInRow, 2)
     assert.match(row.reason ?? '', /the last push failed at .*\(2 failures in a row\).*not a regular file/)
-    assert.notEqual(r.code, 0, 'status --check fails while the last push failed')
+    assert.equal(r.code, exitCodeOfCode('PATH_OUTSIDE_ROOT'), "status --check exits with the failed push's code")
     const table = await vdrep(['status', disks.failing])
     assert.match(table.stdout, /Push failed/)
     assert.match(table.stdout, /PATH_OUTSIDE_ROOT/)
   })
 
-  it('not-due and lock refusals are no attempt; a healthy disk stays healthy', async () => {
+  it('a push that is not due is no attempt; a healthy disk stays healthy', async () => {
     assert.equal((await vdrep(['push', disks.ok, '--if-due'])).code, 0)
     const r = await vdrep(['status', disks.ok, '--check', '--json'])
     assert.equal(r.code, 0, r.stdout)
@@ -145,6 +146,23 @@ describe('monitoring: last attempt, status --prometheus, --textfile-dir', functi
     assert.deepEqual([...strays], [], 'no temp file a collector would read (*.prom)')
     assert.equal((await fs.stat(file)).mode & 0o777, 0o644, 'readable by node_exporter')
     if (hasPromtool) assert.equal(promtool(await fs.readFile(file, 'utf8')), '')
+  })
+
+  it('a side file vdrep did not write is ignored; a planted symlink is replaced, never followed', async () => {
+    const side = `${disks.ok}.vdrep-last`
+    await fs.writeFile(side, '{"magic":"vdrep-last","version":1,"kind":"push","ok":false}')
+    const r = await vdrep(['status', disks.ok, '--check', '--json'])
+    assert.equal(r.code, 0, r.stdout)
+    assert.equal(json<{disks: Row[]}>(r).disks[0].lastAttempt, null)
+    // Someone who can write the folder points the side file at another file: the next push
+    // replaces the link (rename), and the file it pointed at is untouched.
+    const victim = path.join(dir, 'victim.txt')
+    await fs.writeFile(victim, 'keep me')
+    await fs.rm(side)
+    await fs.symlink(victim, side)
+    await ok(['fullsync', disks.ok])
+    assert.equal(await fs.readFile(victim, 'utf8'), 'keep me')
+    assert.equal((await fs.lstat(side)).isSymbolicLink(), false)
   })
 
   it('a success clears the failure', async () => {

@@ -8,6 +8,11 @@ import fs from 'node:fs/promises'
 import {openSync, closeSync, fstatSync} from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
+import {HashAlgo} from '../../src/core/hash/block-hash.js'
+import {FrameType, PROTOCOL_VERSION} from '../../src/core/protocol/frame.js'
+import {FrameReader} from '../../src/core/protocol/frame-reader.js'
+import {FrameWriter} from '../../src/core/protocol/frame-writer.js'
+import {encodeHello, SyncMode} from '../../src/core/protocol/messages.js'
 import {collect, startVdrep, vdrep, VDREP_BIN} from '../helpers/cli.js'
 import {makeMixedDisk, tempDir} from '../helpers/disks.js'
 import {freePort} from '../helpers/sshd.js'
@@ -115,7 +120,7 @@ describe('vdrep under systemd: sd_notify, SIGHUP, journal lines', function () {
     })
   }
 
-  it('track: a NOTIFY_SOCKET that cannot be written fails the start (exit 1) rather than lying; none set sends nothing', async () => {
+  it('track: a NOTIFY_SOCKET that cannot be written fails the start (exit 1) rather than lying', async () => {
     const nbd = path.join(dir, 'nbd.sock')
     const r = await vdrep(['track', disk, '--nbd', `unix:${nbd}`], {env: {NOTIFY_SOCKET: path.join(dir, 'nobody-listens.sock')}})
     assert.equal(r.code, 1, r.stderr)
@@ -184,17 +189,40 @@ describe('vdrep under systemd: sd_notify, SIGHUP, journal lines', function () {
     closeSync(fd)
     cleanup.push(() => child.kill('SIGKILL'))
     await waitForFile(errFile, /listening on/)
+    // A full sync session for a replica under the root: its line names the replica.
     const sock = net.connect(ports[0], '127.0.0.1')
     await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject))
-    sock.end()
+    sock.on('error', () => {})
+    await new FrameWriter(sock).send(FrameType.HELLO, fullsyncHello('web.img'))
+    await new FrameReader(sock).next()
+    sock.destroy()
     const line = await waitForFile(errFile, /session \d+/)
     const session = line.split('\n').find((l) => /session \d+/.test(l)) ?? ''
-    assert.match(session, /^uid=\d+ session=\d+ session \d+ port/, session)
+    assert.match(
+      session,
+      new RegExp(`^disk=${path.join(await fs.realpath(root), 'web.img').replace(/[.]/g, '\\.')} uid=\\d+ session=\\d+ session \\d+ port`),
+      session,
+    )
     assert.doesNotMatch(session, /^\d{4}-\d\d-\d\dT/, 'the journal stamps the line itself')
     child.kill('SIGTERM')
     assert.equal(await exited(child), 0)
   })
 })
+
+function fullsyncHello(replicaPath: string): Buffer {
+  return encodeHello({
+    version: PROTOCOL_VERSION,
+    mode: SyncMode.FULLSYNC,
+    hashAlgo: HashAlgo.SHA256,
+    blockSize: 65536,
+    diskSize: 1 << 20,
+    replicaId: Buffer.alloc(16, 9),
+    flags: 0,
+    lastCommit: Buffer.alloc(16),
+    nextCommit: Buffer.alloc(16, 1),
+    path: replicaPath,
+  })
+}
 
 async function waitForFile(file: string, re: RegExp, ms = 15_000): Promise<string> {
   const until = Date.now() + ms

@@ -3,7 +3,10 @@
 import assert from 'node:assert/strict'
 import {spawnSync} from 'node:child_process'
 import {escapeLabelValue, renderPrometheus} from '../../../src/core/status/prometheus.js'
-import {decodeLastAttempt, encodeLastAttempt, type LastAttempt} from '../../../src/core/status/last-attempt.js'
+import fsp from 'node:fs/promises'
+import {decodeLastAttempt, encodeLastAttempt, readLastAttempt, recordAttempt, type LastAttempt} from '../../../src/core/status/last-attempt.js'
+import {LockError, TransportError} from '../../../src/core/errors.js'
+import {tempDir} from '../../helpers/disks.js'
 import {emptyRow} from '../../../src/core/status/row.js'
 
 describe('status metrics: Prometheus text', () => {
@@ -57,5 +60,33 @@ describe('last attempt side file', () => {
       enc({lastOkMs: 'yesterday'}),
     ])
       assert.equal(decodeLastAttempt(bad), null, bad.slice(0, 80))
+  })
+})
+
+describe('recordAttempt', () => {
+  it('a lock refusal or a missing record is no attempt; failures count until a success', async () => {
+    const dir = await tempDir('vdrep-attempt-')
+    const disk = `${dir}/d.img`
+    await recordAttempt(disk, 'push', {ok: false, error: new TransportError('SSH_CONNECT', 'refused')})
+    assert.equal(await readLastAttempt(disk), null, 'no .psf: no stray side file')
+    await fsp.writeFile(`${disk}.psf`, '')
+    await recordAttempt(disk, 'push', {ok: false, error: new LockError('held')})
+    assert.equal(await readLastAttempt(disk), null, 'another push holds the lock: not an attempt of ours')
+    await recordAttempt(disk, 'push', {ok: false, error: new TransportError('SSH_CONNECT', 'refused')}, {now: 1000})
+    await recordAttempt(disk, 'push', {ok: false, error: new Error('boom')}, {now: 2000})
+    const two = await readLastAttempt(disk)
+    assert.equal(two?.failuresInRow, 2)
+    assert.equal(two?.errorMessage, 'boom')
+    await recordAttempt(disk, 'fullsync', {ok: true}, {now: 3000})
+    assert.deepEqual(await readLastAttempt(disk), {
+      kind: 'fullsync',
+      atMs: 3000,
+      ok: true,
+      errorCode: null,
+      errorMessage: null,
+      lastOkMs: 3000,
+      failuresInRow: 0,
+    })
+    await fsp.rm(dir, {recursive: true, force: true})
   })
 })
