@@ -5,12 +5,12 @@ import {BaseCommand} from '../cli/base-command.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {namedStateDir} from '../core/psf/state-location.js'
 import {HASH_ALGO_NAMES, parseHashAlgo} from '../core/hash/block-hash.js'
-import {cronLine, initDisk, type InitResult} from '../core/init.js'
+import {cronLine, initDisk, systemdLines, type InitResult} from '../core/init.js'
 import {binPath} from '../core/locations.js'
 import {formatBytes, formatDuration, parseDuration, parseSize} from '../core/util/units.js'
 
 export default class Init extends BaseCommand {
-  static override summary = 'Create <disk>.psf with the replication settings and print the cron line to use.'
+  static override summary = 'Create <disk>.psf with the replication settings and print the cron line (or the systemctl lines of the systemd timer) to use.'
   static override examples = [
     '<%= config.bin %> init /vm/web.img --to /mnt/replica/web.img',
     '<%= config.bin %> init /vm/db.img --to backup@dr1:/srv/replicas/db.img --rpo 5m --block-size 64k',
@@ -30,7 +30,7 @@ export default class Init extends BaseCommand {
     'serve-command': Flags.string({description: 'remote command that starts the receiver when none listens'}),
   }
 
-  async run(): Promise<InitResult & {cron: string}> {
+  async run(): Promise<InitResult & {cron: string; systemd: string[]}> {
     const {args, flags} = await this.parse(Init)
     this.setGlobals(flags)
     const ssh = {
@@ -55,6 +55,13 @@ export default class Init extends BaseCommand {
     )
     this.say(`next: vdrep fullsync ${result.disk}`)
     this.say(`cron line (crontab -e):\n${cron}`)
-    return {...result, cron}
+    const systemd = systemdLines(result.disk, namedStateDir())
+    this.say(`or a systemd timer (the units in ${unitsFolder()}, installed in /etc/systemd/system):\n${systemd.join('\n')}`)
+    return {...result, cron, systemd}
   }
+}
+
+/** The shipped units (package folder systemd/), where this vdrep is installed. */
+function unitsFolder(): string {
+  return fileURLToPath(new URL('../systemd/', binPath()))
 }

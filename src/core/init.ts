@@ -13,6 +13,7 @@ import {DEFAULT_DELTA_PORT, DEFAULT_FULLSYNC_PORT, type ReplicationSettings, typ
 import {formatTarget, parseTarget} from './target/target.js'
 import {acquireDiskLock, TrackerLock} from './locks/index.js'
 import {cronCommand, shellQuote} from './util/shell-quote.js'
+import {systemdEscapePath} from './util/systemd-escape.js'
 
 export const MIN_RPO_SECONDS = 5 * 60
 export const MAX_RPO_SECONDS = 24 * 3600
@@ -131,6 +132,25 @@ export function cronLine(disk: string, nodePath: string, entry: string, stateDir
     shellQuote(disk),
   ].join(' ')
   return `* * * * * ${cronCommand(command)}`
+}
+
+/**
+ * The systemctl lines that run the same push from systemd (systemd/vdrep-push@.timer) instead of
+ * cron: the instance is the disk's path as `systemd-escape --path` gives it, shell-quoted (its
+ * `\x20` escapes hold backslashes). A state folder named at init goes into the push unit's
+ * environment file, as it goes into the cron line.
+ */
+export function systemdLines(disk: string, stateDir?: string): string[] {
+  if (/[\r\n]/.test(disk)) throw new Error('a unit instance cannot name a path with a line break')
+  const instance = systemdEscapePath(disk)
+  const lines: string[] = []
+  if (stateDir !== undefined) {
+    // EnvironmentFile= reads a single-quoted value literally; a `'` in the folder cannot be written so.
+    if (stateDir.includes("'")) throw new Error("a state folder named with a ' cannot go into an environment file")
+    lines.push(`mkdir -p /etc/vdrep && echo ${shellQuote(`VDREP_STATE_DIR='${stateDir}'`)} > ${shellQuote(`/etc/vdrep/push-${instance}.env`)}`)
+  }
+  lines.push(`systemctl enable --now ${shellQuote(`vdrep-push@${instance}.timer`)}`)
+  return lines
 }
 
 /**

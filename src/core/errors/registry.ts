@@ -217,6 +217,11 @@ export const ERROR_CODES = {
   ROOT_MISSING: {exit: ExitCode.USAGE, meaning: "the receiver's root does not exist"},
   RPO_VIOLATED: {exit: ExitCode.RPO_VIOLATED, meaning: 'status --check: a disk is past its RPO', clientSide: true},
   SAME_PORT: {exit: ExitCode.USAGE, meaning: 'the full sync and delta ports must differ', clientSide: true},
+  SD_NOTIFY_FAILED: {
+    exit: ExitCode.FAILURE,
+    meaning: 'under systemd (Type=notify): the readiness notification could not be sent to $NOTIFY_SOCKET',
+    clientSide: true,
+  },
   SEQUENCE_MISMATCH: {exit: ExitCode.FAILURE, meaning: 'a sequence number does not follow the last one applied'},
   SERVE_CONFIG: {exit: ExitCode.USAGE, meaning: "the receiver's configuration is unusable"},
   SERVE_START_FAILED: {exit: ExitCode.FAILURE, meaning: 'vdrep serve --daemon: the receiver did not start', clientSide: true},
