@@ -50,7 +50,7 @@ describe('psf file', () => {
     const header = newHeader(SMALL)
     await PsfFile.create(file, header)
     const st = await fs.stat(file)
-    assert.equal(st.size, 20480)
+    assert.equal(st.size, 20480 + 2 * 4096, 'and two pages of activity log')
     assert.equal(st.mode & 0o777, 0o600)
     await withOpen(async (psf) => {
       assert.deepEqual(psf.header, header)
