@@ -160,12 +160,18 @@ export class ActivityLog {
     this.flushing = txn
     this.deps
       .serial(() => this.commit(txn))
+      // Not flushing any more before a waiter runs: a write it lets in must not join this one.
       .then(
-        () => txn.resolve(),
-        (err: Error) => txn.reject(err),
+        () => {
+          this.flushing = null
+          txn.resolve()
+        },
+        (err: Error) => {
+          this.flushing = null
+          txn.reject(err)
+        },
       )
       .finally(() => {
-        this.flushing = null
         if (this.next) this.startFlush()
       })
   }
