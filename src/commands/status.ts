@@ -44,19 +44,29 @@ function pending(r: DiskStatusRow): string {
   return `${r.pendingBlocks} blocks (${formatBytes(r.bytesPending)})`
 }
 
+/** "2034 x 4 MiB" (the log's settings); with a tracker, how many are hot ("12/2034 hot x 4 MiB"). */
+function activityLog(r: DiskStatusRow): string {
+  const al = r.activityLog
+  if (!al) return '-'
+  const size = formatBytes(al.extentBytes)
+  if (al.hotExtents === null) return `${al.extents} x ${size}`
+  return `${al.hotExtents}/${al.extents} hot x ${size}${al.inUse === false ? ' (off: no index)' : ''}`
+}
+
 function lastSync(r: DiskStatusRow): string {
   if (r.lastSyncMs === null || r.ageSeconds === null) return 'never'
   return `${r.lastSync} (${r.ageSeconds < 1 ? 'just now' : `${formatDuration(r.ageSeconds)} ago`})`
 }
 
 function renderTable(rows: DiskStatusRow[]): string[] {
-  const head = ['DISK', 'TARGET', 'TRACKING', 'STATE', 'PENDING', 'AGE/RPO', 'LAST SYNC']
+  const head = ['DISK', 'TARGET', 'TRACKING', 'STATE', 'PENDING', 'ACTIVITY LOG', 'AGE/RPO', 'LAST SYNC']
   const cells = rows.map((r) => [
     r.disk,
     r.target ?? '-',
     r.tracking && r.tracker ? `yes (pid ${r.tracker.pid}, ${r.tracker.clients} client${r.tracker.clients === 1 ? '' : 's'})` : 'no',
     r.state,
     pending(r),
+    activityLog(r),
     r.rpoSeconds === null ? '-' : `${r.ageSeconds === null ? 'never' : formatDuration(r.ageSeconds)}/${formatDuration(r.rpoSeconds)}`,
     lastSync(r),
   ])

@@ -59,6 +59,8 @@ export interface DiskStatusRow {
   rpoViolated: boolean
   /** The change record cannot be trusted for a delta as the disk is now (written while no tracker ran). */
   untrusted: boolean
+  /** The activity log's settings (null: the .psf could not be read, or has none yet); hot extents from a running tracker. */
+  activityLog: {extents: number; extentBytes: number; hotExtents: number | null; inUse: boolean | null} | null
   error: {code: string; message: string; hint?: string} | null
 }
 
@@ -90,6 +92,7 @@ function emptyRow(disk: string): DiskStatusRow {
     ageSeconds: null,
     rpoViolated: false,
     untrusted: false,
+    activityLog: null,
     error: null,
   }
 }
@@ -150,6 +153,8 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     const h = record.header
     row.target = h.settings.target
     row.blockSize = h.blockSize
+    // A format 1 or 2 record (read-only here) gets the default log when its owner next opens it.
+    row.activityLog = h.alExtents > 0 ? {extents: h.alExtents, extentBytes: 2 ** h.alExtentShift, hotExtents: null, inUse: null} : null
     row.diskSize = h.diskSize
     row.lastSyncMs = h.lastSyncMs > 0 ? h.lastSyncMs : null
     row.lastSync = row.lastSyncMs ? new Date(row.lastSyncMs).toISOString() : null
@@ -177,6 +182,10 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
       row.inflightBlocks = live.inflightBlocks
       row.pendingBlocks = live.pendingBlocks
       row.bytesPending = live.bytesPending
+      if (row.activityLog && live.activityLog) {
+        row.activityLog.hotExtents = live.activityLog.hotExtents
+        row.activityLog.inUse = live.activityLog.inUse
+      }
     } else {
       const {active, inflight} = await record.bitmaps()
       const pending = unionOf(active, inflight)

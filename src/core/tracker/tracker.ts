@@ -262,6 +262,12 @@ export class Tracker {
       writes: this.backend.counters.writes,
       bytesWritten: this.backend.counters.bytesWritten,
       ...this.log.stats,
+      activityLog: this.log.al && {
+        inUse: this.log.useLog,
+        hotExtents: this.log.al.hotCount,
+        extents: this.log.al.capacity,
+        extentBytes: this.log.al.extentBlocks * s.blockSize,
+      },
       broken: broken ? broken.message : null,
     }
   }
