@@ -17,6 +17,7 @@ import {run, runOk} from '../core/tracker/nbd/harness.js'
 import {
   bitmapBlocks,
   blocksOf,
+  checkEnded,
   changedBlocks,
   initDisk,
   MiB,
@@ -158,15 +159,7 @@ describe('vdrep track (CLI, real NBD clients)', function () {
       else assert.equal(st.alTransactions, 0, 'no log without an index')
     }
     /** The restarted tracker's check behind the export has ended. */
-    const checked = async () => {
-      const c = await TrackerControlClient.connect(disk)
-      try {
-        for (let i = 0; i < 500 && (await c.status()).verifying; i++) await new Promise((r) => setTimeout(r, 20))
-        assert.equal((await c.status()).verifying, null, 'the check ended')
-      } finally {
-        await c.close().catch(() => {})
-      }
-    }
+    const checked = () => checkEnded(disk)
 
     it(`kill -9 in the middle of a stream of qemu-io writes (${how}): every acknowledged write is marked after restart, no full sync demanded`, async () => {
       await sync()
