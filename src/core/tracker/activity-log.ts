@@ -69,6 +69,8 @@ export class ActivityLog {
   private next: Txn | null = null
   private flushing: Txn | null = null
   private usedSinceTick = false
+  /** The block after the last write: a write starting there continues a sequential stream. */
+  private nextSeqBlock = -1
   private readonly now: () => number
 
   constructor(
@@ -121,6 +123,12 @@ export class ActivityLog {
       if (wait === undefined) wait = t
       else if (wait !== t) (waits ??= new Set([wait])).add(t)
     }
+    // A sequential stream about to leave its extent: the next one is made hot ahead of it, in a
+    // transaction nobody waits for (so the stream does not stop at every extent boundary).
+    if (first === this.nextSeqBlock && e1 + 1 < this.extentCount && this.slotOf[e1 + 1] < 0 && last % this.extentBlocks >= this.extentBlocks >>> 1) {
+      this.txnFor(e1 + 1, false)
+    }
+    this.nextSeqBlock = last + 1
     if (wait === undefined) return undefined
     if (waits === undefined) return wait.done
     return Promise.all([...waits].map((t) => t.done)).then(() => {})

@@ -114,4 +114,19 @@ describe('tracker activity log', () => {
     await fresh.enter(0, 0)
     assert.deepEqual(calls, ['0,1'], 'the empty slot on page 1 is taken before any eviction')
   })
+
+  it('a sequential stream past the middle of its extent makes the next one hot ahead of it; a scattered write does not', async () => {
+    const {al, calls} = harness(8)
+    await al.enter(0, 15)
+    assert.equal(al.enter(16, 31), undefined, 'first half: no prefetch yet')
+    await al.settle()
+    assert.equal(calls.length, 1)
+    assert.equal(al.enter(32, 47), undefined, 'the stream goes on in a hot extent...')
+    await al.settle()
+    assert.match(calls[1], /^log 0: 0 1 - /, '...and extent 1 was made hot meanwhile')
+    assert.equal(al.enter(64, 79), undefined, 'the stream crosses into it without waiting')
+    assert.equal(al.enter(48, 48), undefined) // not where the stream was: no prefetch of extent 2 from here
+    await al.settle()
+    assert.equal(calls.length, 2)
+  })
 })
