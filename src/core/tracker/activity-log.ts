@@ -16,6 +16,9 @@ export const LEASE_MS = 3000
 /** ...of which the last part is kept free of new writes (a write queued in the thread pool). */
 export const LEASE_MARGIN_MS = 1000
 
+/** Extents made hot ahead of a sequential stream (at most a quarter of the log). */
+const SEQ_AHEAD = 8
+
 export interface ActivityLogStore {
   /** Write the given pages of the activity log, then one datasync. */
   writeActivityLog(image: ActivityLogImage, pages: Iterable<number>): Promise<void>
@@ -71,6 +74,7 @@ export class ActivityLog {
   private usedSinceTick = false
   /** The block after the last write: a write starting there continues a sequential stream. */
   private nextSeqBlock = -1
+  private readonly ahead: number
   private readonly now: () => number
 
   constructor(
@@ -81,6 +85,7 @@ export class ActivityLog {
     private readonly deps: ActivityLogDeps,
   ) {
     this.now = deps.now ?? Date.now
+    this.ahead = Math.min(SEQ_AHEAD, Math.floor(image.slots.length / 4))
     this.extentCount = Math.ceil(blockCount / extentBlocks)
     this.slotOf = new Int32Array(this.extentCount).fill(-1)
     this.lastUse = new Float64Array(image.slots.length)
@@ -123,10 +128,15 @@ export class ActivityLog {
       if (wait === undefined) wait = t
       else if (wait !== t) (waits ??= new Set([wait])).add(t)
     }
-    // A sequential stream about to leave its extent: the next one is made hot ahead of it, in a
-    // transaction nobody waits for (so the stream does not stop at every extent boundary).
-    if (first === this.nextSeqBlock && e1 + 1 < this.extentCount && this.slotOf[e1 + 1] < 0 && last % this.extentBlocks >= this.extentBlocks >>> 1) {
-      this.txnFor(e1 + 1, false)
+    // A sequential stream: once the extent half a window ahead of it is cold, the next window
+    // of extents is made hot in one transaction nobody waits for. A transaction's fdatasync took
+    // longer here than writing an extent (one ahead left the stream waiting at each boundary),
+    // and each one stalls the disk's writers for its journal commit: few, and early.
+    if (first === this.nextSeqBlock && this.ahead > 0) {
+      const probe = Math.min(this.extentCount - 1, e1 + Math.max(1, this.ahead >>> 1))
+      if (probe > e1 && this.slotOf[probe] < 0) {
+        for (let e = e1 + 1; e <= e1 + this.ahead && e < this.extentCount; e++) if (this.slotOf[e] < 0) this.txnFor(e, false)
+      }
     }
     this.nextSeqBlock = last + 1
     if (wait === undefined) return undefined

@@ -115,18 +115,23 @@ describe('tracker activity log', () => {
     assert.deepEqual(calls, ['0,1'], 'the empty slot on page 1 is taken before any eviction')
   })
 
-  it('a sequential stream past the middle of its extent makes the next one hot ahead of it; a scattered write does not', async () => {
-    const {al, calls} = harness(8)
+  it('a sequential stream makes a window of extents ahead of it hot in one transaction (a quarter of the log, 8 at most); a scattered write does not', async () => {
+    const {al, calls} = harness(8) // a window of 2: refilled once the extent 1 ahead is cold
     await al.enter(0, 15)
-    assert.equal(al.enter(16, 31), undefined, 'first half: no prefetch yet')
-    await al.settle()
-    assert.equal(calls.length, 1)
-    assert.equal(al.enter(32, 47), undefined, 'the stream goes on in a hot extent...')
-    await al.settle()
-    assert.match(calls[1], /^log 0: 0 1 - /, '...and extent 1 was made hot meanwhile')
-    assert.equal(al.enter(64, 79), undefined, 'the stream crosses into it without waiting')
-    assert.equal(al.enter(48, 48), undefined) // not where the stream was: no prefetch of extent 2 from here
+    assert.equal(al.enter(16, 31), undefined, 'the stream goes on in a hot extent...')
     await al.settle()
     assert.equal(calls.length, 2)
+    assert.match(calls[1], /^log 0: 0 1 2 - /, '...and extents 1 and 2 were made hot meanwhile, together')
+    assert.equal(al.enter(32, 63), undefined)
+    assert.equal(al.enter(64, 79), undefined, 'the stream crosses into extent 1 without waiting')
+    await al.settle()
+    assert.equal(calls.length, 2, 'extent 2, half a window ahead, is hot: nothing to do yet')
+    assert.equal(al.enter(80, 127), undefined)
+    assert.equal(al.enter(128, 130), undefined, 'into extent 2')
+    await al.settle()
+    assert.match(calls[2], /^log 0: 0 1 2 3 4 - /, 'the next window, in one transaction')
+    assert.equal(al.enter(16, 16), undefined) // not where the stream was: nothing ahead of it
+    await al.settle()
+    assert.equal(calls.length, 3)
   })
 })
