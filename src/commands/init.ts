@@ -28,6 +28,12 @@ export default class Init extends BaseCommand {
     'fullsync-port': Flags.integer({description: 'receiver full-sync port on the replica host', min: 1, max: 65535}),
     'delta-port': Flags.integer({description: 'receiver delta port on the replica host', min: 1, max: 65535}),
     'serve-command': Flags.string({description: 'remote command that starts the receiver when none listens'}),
+    'al-extents': Flags.integer({
+      description: 'activity log: hot extents kept (a write into a cold one waits for one small durable update); default 2026',
+      min: 1,
+      max: 65535,
+    }),
+    'al-extent-size': Flags.string({description: 'activity log: extent size (power of two, block size..1G); default 4M'}),
   }
 
   async run(): Promise<InitResult & {cron: string; systemd: string[]}> {
@@ -47,11 +53,13 @@ export default class Init extends BaseCommand {
       fullsyncPort: flags['fullsync-port'],
       deltaPort: flags['delta-port'],
       ssh,
+      alExtents: flags['al-extents'],
+      alExtentBytes: flags['al-extent-size'] === undefined ? undefined : parseSize(flags['al-extent-size'], '--al-extent-size'),
     })
     const entry = fileURLToPath(binPath())
     const cron = cronLine(result.disk, process.execPath, entry, namedStateDir())
     this.say(
-      `initialised ${result.psf}: ${formatBytes(result.diskSize)} disk, target ${result.target}, block size ${formatBytes(result.blockSize)}, RPO ${formatDuration(result.rpoSeconds)}, hash ${result.hashAlgo}`,
+      `initialised ${result.psf}: ${formatBytes(result.diskSize)} disk, target ${result.target}, block size ${formatBytes(result.blockSize)}, RPO ${formatDuration(result.rpoSeconds)}, hash ${result.hashAlgo}, activity log ${result.activityLog.extents} x ${formatBytes(result.activityLog.extentBytes)}`,
     )
     this.say(`next: vdrep fullsync ${result.disk}`)
     this.say(`cron line (crontab -e):\n${cron}`)

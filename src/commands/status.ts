@@ -63,6 +63,15 @@ function pending(r: DiskStatusRow): string {
   return `${r.pendingBlocks} blocks (${formatBytes(r.bytesPending)})`
 }
 
+/** "2026 x 4 MiB" (the log's settings); with a tracker, how many are hot ("12/2026 hot x 4 MiB"). */
+function activityLog(r: DiskStatusRow): string {
+  const al = r.activityLog
+  if (!al) return '-'
+  const size = formatBytes(al.extentBytes)
+  if (al.hotExtents === null) return `${al.extents} x ${size}`
+  return `${al.hotExtents}/${al.extents} hot x ${size}${al.inUse === false ? ' (off: no index)' : ''}`
+}
+
 /** The last sync's time, to the minute, in UTC (its age is in AGE/RPO; --json has the exact time). */
 function lastSync(r: DiskStatusRow): string {
   if (r.lastSyncMs === null || r.ageSeconds === null) return 'never'
@@ -70,13 +79,14 @@ function lastSync(r: DiskStatusRow): string {
 }
 
 function renderTable(rows: DiskStatusRow[]): string[] {
-  const head = ['DISK', 'TARGET', 'TRACKING', 'STATE', 'PENDING', 'AGE/RPO', 'LAST SYNC']
+  const head = ['DISK', 'TARGET', 'TRACKING', 'STATE', 'PENDING', 'ACTIVITY LOG', 'AGE/RPO', 'LAST SYNC']
   const cells = rows.map((r) => [
     r.disk,
     r.target ?? '-',
     r.tracking && r.tracker ? `pid ${r.tracker.pid}, ${r.tracker.clients} client${r.tracker.clients === 1 ? '' : 's'}` : 'no',
     r.state,
     pending(r),
+    activityLog(r),
     r.rpoSeconds === null ? '-' : `${r.ageSeconds === null ? 'never' : formatDuration(r.ageSeconds)}/${formatDuration(r.rpoSeconds)}`,
     lastSync(r),
   ])

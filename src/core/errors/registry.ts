@@ -16,6 +16,10 @@ export interface ErrorCodeInfo {
 }
 
 export const ERROR_CODES = {
+  BAD_ACTIVITY_LOG: {
+    exit: ExitCode.USAGE,
+    meaning: 'the activity log settings are out of range (1..65535 extents of a power of two from the block size to 1 GiB)',
+  },
   BAD_ARGUMENT: {exit: ExitCode.USAGE, meaning: 'a native call got an argument out of range'},
   BAD_BLOCK_SIZE: {exit: ExitCode.USAGE, meaning: 'the block size is not a power of two between 4 KiB and 4 MiB'},
   BAD_CIPHER: {exit: ExitCode.USAGE, meaning: 'the ssh settings name a cipher or algorithm the server or ssh2 does not accept', clientSide: true},

@@ -59,6 +59,8 @@ export interface DiskStatusRow {
   promoted?: {epoch: number; atSeq: number; ms: number; planned: boolean; rolledBackTo?: number}
   /** The change record cannot be trusted for a delta as the disk is now (written while no tracker ran). */
   untrusted: boolean
+  /** The activity log's settings (null: the .psf could not be read, or has none yet); hot extents from a running tracker. */
+  activityLog: {extents: number; extentBytes: number; hotExtents: number | null; inUse: boolean | null} | null
   error: {code: string; message: string; hint?: string} | null
   /** The last push or full sync, whatever its outcome (last-attempt.ts); null when none is recorded. */
   lastAttempt: LastAttempt | null
@@ -88,6 +90,7 @@ export function emptyRow(disk: string): DiskStatusRow {
     ageSeconds: null,
     rpoViolated: false,
     untrusted: false,
+    activityLog: null,
     error: null,
     lastAttempt: null,
     lastAttemptFailed: false,

@@ -83,6 +83,8 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     const h = record.header
     row.target = h.settings.target
     row.blockSize = h.blockSize
+    // A format 1 or 2 record (read-only here) gets the default log when its owner next opens it.
+    row.activityLog = h.alExtents > 0 ? {extents: h.alExtents, extentBytes: 2 ** h.alExtentShift, hotExtents: null, inUse: null} : null
     row.diskSize = h.diskSize
     row.lastSyncMs = h.lastSyncMs > 0 ? h.lastSyncMs : null
     row.lastSync = row.lastSyncMs ? new Date(row.lastSyncMs).toISOString() : null
@@ -115,6 +117,10 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
       row.inflightBlocks = live.inflightBlocks
       row.pendingBlocks = live.pendingBlocks
       row.bytesPending = live.bytesPending
+      if (row.activityLog && live.activityLog) {
+        row.activityLog.hotExtents = live.activityLog.hotExtents
+        row.activityLog.inUse = live.activityLog.inUse
+      }
     } else {
       const {active, inflight} = await record.bitmaps()
       const pending = unionOf(active, inflight)
