@@ -115,12 +115,12 @@ export class PsfFile {
   }
 
   /** Write the given pages of the activity log, then one datasync. */
-  async writeActivityLog(image: ActivityLogImage, pages: Iterable<number>): Promise<void> {
+  async writeActivityLog(image: ActivityLogImage, pages: Iterable<number>, opts: {sync?: boolean} = {}): Promise<void> {
     for (const p of pages) {
       const page = encodePage(Region.ACTIVITY_LOG, p, encodeAlPayload(image, p))
       await this.fh.write(page, 0, PAGE_SIZE, this.layout.regionOffset[Region.ACTIVITY_LOG] + p * PAGE_SIZE)
     }
-    await this.fh.datasync()
+    if (opts.sync !== false) await this.fh.datasync()
   }
 
   async close(): Promise<void> {

@@ -83,7 +83,7 @@ function golden(): Buffer {
   Buffer.from(FIXED_HEX_V3, 'hex').copy(slot, 0)
   Buffer.from(IDENTITY_PATH, 'ascii').copy(slot, 144)
   Buffer.from(SETTINGS_JSON, 'ascii').copy(slot, 153)
-  Buffer.from('73ad77f6', 'hex').copy(slot, 4092)
+  Buffer.from('c317068c', 'hex').copy(slot, 4092)
   return slot
 }
 
