@@ -28,6 +28,7 @@ export class UndoWriter {
   readonly extents: UndoExtent[] = []
   private pos = UNDO_HEADER_SIZE
   private pending: Buffer[] = []
+  private pendingReleases: Array<() => void> = []
   private pendingBytes = 0
   private writing: Promise<void> = Promise.resolve()
   private failed: Error | undefined
@@ -54,9 +55,13 @@ export class UndoWriter {
     return this.pos + this.pendingBytes - UNDO_HEADER_SIZE
   }
 
-  /** Blocks from `block` on, `data.length / blockSize` of them, as they were at `from`. */
-  addData(block: number, data: Buffer): void {
+  /**
+   * Blocks from `block` on, `data.length / blockSize` of them, as they were at `from`.
+   * `release` (a pooled buffer's) runs once `data` is written to the file, never before.
+   */
+  addData(block: number, data: Buffer, release?: () => void): void {
     this.order(block)
+    if (release) this.pendingReleases.push(release)
     const bs = this.header.blockSize
     const max = extentMaxBlocks(bs)
     for (let at = 0; at < data.length;) {
@@ -106,13 +111,16 @@ export class UndoWriter {
     if (this.failed) throw this.failed
     if (this.pending.length === 0) return
     const parts = this.pending
+    const releases = this.pendingReleases
     const at = this.pos
     this.pos += this.pendingBytes
     this.pending = []
+    this.pendingReleases = []
     this.pendingBytes = 0
     this.writing = writevAll(this.fh, parts, at).then(
-      () => undefined,
+      () => releases.forEach((done) => done()),
       (err: Error) => {
+        // Not handed back: a failed write may still be reading them (the pool allocates anew).
         this.failed ??= err
       },
     )
