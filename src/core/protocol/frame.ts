@@ -29,6 +29,9 @@ export const FrameType = {
   BUNDLE_BEGIN: 11,
   BUNDLE_END: 12,
   COMMITTED: 13,
+  // The restore-point query (points-messages.ts); numbered apart so other additions keep 14 on.
+  POINTS_REQUEST: 32,
+  POINTS_LIST: 33,
 } as const
 export type FrameTypeId = (typeof FrameType)[keyof typeof FrameType]
 const KNOWN_TYPES = new Set<number>(Object.values(FrameType))

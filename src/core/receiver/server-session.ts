@@ -14,7 +14,7 @@ import {peekHello} from './hello-peek.js'
 import {resolveReplicaPath} from './replica-path.js'
 import {handleConnection} from './session.js'
 
-const MODE_NAMES: Record<number, string> = {[SyncMode.FULLSYNC]: 'fullsync', [SyncMode.DELTA]: 'delta'}
+const MODE_NAMES: Record<number, string> = {[SyncMode.FULLSYNC]: 'fullsync', [SyncMode.DELTA]: 'delta', [SyncMode.POINTS]: 'points'}
 
 export interface SessionContext {
   root: string
@@ -58,8 +58,11 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
       const replica = await resolveReplicaPath(ctx.root, hello.path, ctx.receiverFiles).catch(() => undefined)
       if (replica !== undefined) {
         what = `${MODE_NAMES[hello.mode] ?? `mode ${hello.mode}`} ${replica}`
-        release = await ctx.lockReplica(replica)
-        held = replica
+        // A points query reads without the lock (it never waits for a push nor holds one up).
+        if (hello.mode !== SyncMode.POINTS) {
+          release = await ctx.lockReplica(replica)
+          held = replica
+        }
       }
     }
     const served = handleConnection(socket, {

@@ -12,6 +12,7 @@ import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeHello, encodeError, KNOWN_HELLO_FLAGS, SyncMode, type Hello} from '../protocol/messages.js'
 import {runDeltaSession} from '../delta/receiver.js'
 import {runFullsyncSession} from '../fullsync/receiver.js'
+import {runPointsSession} from './points-session.js'
 import {acquireReplica, claimReplica} from '../locks/index.js'
 import {resolveReplicaPath} from './replica-path.js'
 import type {SessionLog} from './session-log.js'
@@ -66,16 +67,18 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
     if (!first) return
     if (first.type !== FrameType.HELLO) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO, got frame type ${first.type}`)
     const hello = decodeHello(first.payload)
-    checkHello(hello, opts.modes ?? [SyncMode.FULLSYNC, SyncMode.DELTA])
+    checkHello(hello, opts.modes ?? [SyncMode.FULLSYNC, SyncMode.DELTA, SyncMode.POINTS])
     const replica = await resolveReplicaPath(opts.root, hello.path, opts.receiverFiles)
     what = replica
-    if (replica !== opts.heldReplica) {
+    // The points query locks nothing (a listing never waits for a push); setting retention locks itself.
+    if (replica !== opts.heldReplica && hello.mode !== SyncMode.POINTS) {
       release = opts.lockAcrossProcesses
         ? await acquireReplica(replica, 'another vdrep process (a local full sync or push, or vdrep serve)')
         : claimReplica(replica)
     }
     if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, reader, writer, log)
     else if (hello.mode === SyncMode.DELTA) await runDeltaSession(hello, replica, reader, writer, log)
+    else if (hello.mode === SyncMode.POINTS) await runPointsSession(hello, replica, reader, writer, log)
     else throw new UsageError('MODE_UNSUPPORTED', `unknown sync mode ${hello.mode}`)
     writer.end()
   } catch (err) {
