@@ -67,7 +67,7 @@ export class PreImageCapture {
     if (last && last[0] + last[1] === start) last[1] += count
     else this.queue.push([start, count])
     this.queuedBlocks += count
-    this.worker ??= this.work()
+    this.kick()
     // Only a bundle arriving faster than the replica reads waits here, one batch at a time.
     if (this.queuedBlocks >= QUEUE_BATCHES * this.batchBlocks) await this.backlog()
     if (this.failed) throw this.failed
@@ -77,7 +77,23 @@ export class PreImageCapture {
     while (this.worker && this.queuedBlocks >= QUEUE_BATCHES * this.batchBlocks) await this.worker
   }
 
-  /** Runs while ranges are queued; ends (and clears itself, with no await between) when none are. */
+  /**
+   * Starts the worker unless one runs. It clears itself in a callback, which always runs after
+   * the assignment here (a worker that found nothing to do must not stay behind as a settled
+   * promise that drain() would await forever), and starts the next for what came meanwhile.
+   */
+  private kick(): void {
+    if (this.worker) return
+    const w: Promise<void> = this.work().finally(() => {
+      if (this.worker !== w) return
+      this.worker = undefined
+      // Ranges added after the worker's last look at the queue (add() saw it still running).
+      if (this.queue.length > 0 && !this.failed) this.kick()
+    })
+    this.worker = w
+  }
+
+  /** Runs while ranges are queued (no await between the last check and its end). */
   private async work(): Promise<void> {
     try {
       while (this.queue.length > 0 && !this.failed) {
@@ -86,8 +102,6 @@ export class PreImageCapture {
       }
     } catch (err) {
       this.failed ??= err as Error
-    } finally {
-      this.worker = undefined
     }
   }
 
@@ -162,7 +176,7 @@ export class PreImageCapture {
 
   /** Every pre-image captured, the record complete and synced (not yet in place). */
   async seal(): Promise<void> {
-    if (!this.failed) this.worker ??= this.work()
+    if (!this.failed) this.kick()
     await this.drain()
     if (this.failed) throw this.failed
     await this.writer.seal()
