@@ -7,8 +7,8 @@
 // Speed: a push's blocks are scattered, one or a few per range, so reading them one pread at a
 // time (a thread-pool round trip each) left the capture far behind a bundle arriving at memory
 // speed, and the commit waited for it after the journal was sealed. So a worker takes whatever
-// ranges have arrived (up to a batch) as soon as it is free, reads every run of the batch at
-// once (the thread pool runs them side by side), then hands the blocks to the writer in order.
+// ranges have arrived (up to a batch) as soon as it is free, reads the runs of the batch four at
+// a time (the thread pool runs them side by side), then hands the blocks to the writer in order.
 import type fs from 'node:fs/promises'
 import {isAllZero} from '../hash/zero.js'
 import {holeMap} from '../disk/hole-map.js'
@@ -18,6 +18,11 @@ import {BufferPool, SharedLease} from '../util/buffer-pool.js'
 
 /** Replica bytes read per batch (one batch in flight while the next ranges queue). */
 const BATCH_BYTES = 8 << 20
+/**
+ * Reads of a batch in flight at once: as many as the thread pool has threads (4), so the
+ * journal's writes, which the seal waits for too, queue behind at most one round of them.
+ */
+const READS_IN_FLIGHT = 4
 /** Queued blocks (in batches) past which add() waits: bounds the memory a fast bundle can pin. */
 const QUEUE_BATCHES = 4
 
@@ -122,14 +127,14 @@ export class PreImageCapture {
   }
 
   private async captureBatch(ranges: Range[]): Promise<void> {
-    const reads: Array<Promise<void>> = []
+    const reads: Array<() => Promise<void>> = []
     const pieces = ranges.map(([first, count]) => this.startPiece(first, count, reads))
-    await Promise.all(reads)
+    await runAll(reads, READS_IN_FLIGHT)
     for (const p of pieces) this.emit(p)
   }
 
   /** Finds the range's holes and starts reading its data runs (pushed on `reads`). */
-  private startPiece(first: number, count: number, reads: Array<Promise<void>>): Piece {
+  private startPiece(first: number, count: number, reads: Array<() => Promise<void>>): Piece {
     const bs = this.writer.header.blockSize
     const inFile = Math.max(0, Math.min(count, Math.ceil(this.replicaSize / bs) - first))
     if (inFile === 0) return {first, count, inFile}
@@ -146,7 +151,8 @@ export class PreImageCapture {
       }
       let end = i + 1
       while (end < inFile && !holes[end]) end++
-      reads.push(readAt(this.replica, buf.subarray(i * bs, end * bs), (first + i) * bs))
+      const [dst, pos] = [buf.subarray(i * bs, end * bs), (first + i) * bs]
+      reads.push(() => readAt(this.replica, dst, pos))
       i = end
     }
     return {first, count, inFile, holes, lease}
@@ -191,6 +197,15 @@ export class PreImageCapture {
     await this.drain()
     await this.writer.abort()
   }
+}
+
+/** Runs the jobs, `limit` at a time (each takes a thread of the pool the journal's writes need too). */
+async function runAll(jobs: Array<() => Promise<void>>, limit: number): Promise<void> {
+  let next = 0
+  const runner = async () => {
+    while (next < jobs.length) await jobs[next++]()
+  }
+  await Promise.all(Array.from({length: Math.min(limit, jobs.length)}, runner))
 }
 
 /** Read as much of `dst` as the file has at `pos`; the rest is zeroed (past its end: a reused buffer). */

@@ -8,6 +8,7 @@ import path from 'node:path'
 import zlib from 'node:zlib'
 import {fsyncDir} from '../util/fs-atomic.js'
 import {writevAll} from '../util/writev-all.js'
+import {startWriteback} from '../native/performance-hints.js'
 import {tempUndoPath, undoName} from './store.js'
 import {
   encodeUndoEntry,
@@ -31,6 +32,8 @@ export class UndoWriter {
   private pendingReleases: Array<() => void> = []
   private pendingBytes = 0
   private writing: Promise<void> = Promise.resolve()
+  /** Write-back started on what was written (a hint; awaited before the file is closed). */
+  private writeback: Promise<void> = Promise.resolve()
   private failed: Error | undefined
   private nextBlock = 0
   readonly final: string
@@ -118,7 +121,13 @@ export class UndoWriter {
     this.pendingReleases = []
     this.pendingBytes = 0
     this.writing = writevAll(this.fh, parts, at).then(
-      () => releases.forEach((done) => done()),
+      (n) => {
+        releases.forEach((done) => done())
+        // The device starts on the pre-images while the bundle is still arriving, so the seal's
+        // fdatasync (which alone makes them durable) waits for little; its failure is only a lost hint.
+        const wb = startWriteback(this.fh.fd, at, n)
+        if (wb) this.writeback = this.writeback.then(() => wb).catch(() => {})
+      },
       (err: Error) => {
         // Not handed back: a failed write may still be reading them (the pool allocates anew).
         this.failed ??= err
@@ -140,6 +149,7 @@ export class UndoWriter {
     })
     await writevAll(this.fh, [index, trailer], this.pos)
     await this.fh.write(encodeUndoHeader(this.header), 0, UNDO_HEADER_SIZE, 0)
+    await this.writeback
     await this.fh.datasync()
   }
 
@@ -150,6 +160,7 @@ export class UndoWriter {
 
   /** Renamed into place, folder synced: from here the record is the point's undo. */
   async publish(): Promise<void> {
+    await this.writeback
     await this.fh.close()
     await fs.rename(this.tmp, this.final)
     await fsyncDir(this.dir)
@@ -158,6 +169,7 @@ export class UndoWriter {
   /** Given up: the temp file goes. */
   async abort(): Promise<void> {
     await this.writing.catch(() => {})
+    await this.writeback
     await this.fh.close().catch(() => {})
     await fs.rm(this.tmp, {force: true})
   }
