@@ -52,7 +52,15 @@ describe('--state-dir (CLI)', function () {
       status.disks.map((d) => [d.disk, d.state]),
       [[await fs.realpath(disk), 'Not tracking']],
     )
-    assert.deepEqual((await fs.readdir(dir)).sort(), ['replica.img', 'replica.img.vdrep', 'replica.img.vdrep.lock', 'state', 'vm.img'])
+    // Beside the replica: its state, lock and restore points (the replica host's files); beside the disk: nothing.
+    assert.deepEqual((await fs.readdir(dir)).sort(), [
+      'replica.img',
+      'replica.img.vdrep',
+      'replica.img.vdrep-points',
+      'replica.img.vdrep.lock',
+      'state',
+      'vm.img',
+    ])
     // Without the folder, the record is not found (and not made up): exit 2, nothing written.
     const lost = await vdrep(['push', disk, '--no-fallback', '--json'])
     assert.notEqual(lost.code, 0)

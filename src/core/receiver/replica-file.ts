@@ -1,6 +1,7 @@
 // The replica on the receiver's side: opened without following a symlink, created sparse
 // and 0600, and paired with its state file, which says "incomplete" from before the first
 // write until a proof passes.
+import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
 import {constants} from 'node:fs'
 import {DiskIoError, UsageError} from '../errors.js'
@@ -238,6 +239,9 @@ export class ReplicaFile {
       // and push an empty delta. A client that lost this sync's answer runs one more full sync.
       commit: this.hello.nextCommit.toString('hex'),
       prevCommit: undefined,
+      // The new restore-point chain (beginFullsync dropped the old one), named here so that a
+      // push's capture never has to write the state before its bundle is known to be sound.
+      pointsChain: crypto.randomBytes(16).toString('hex'),
       size: Number(st.size),
       mtimeNs: st.mtimeNs.toString(),
       ctimeNs: st.ctimeNs.toString(),

@@ -157,12 +157,15 @@ describe('restore points on a local target', function () {
 
   it('a full sync starts a new chain: older points are dropped, the state says so', async () => {
     await fs.writeFile(`${disk}.extra`, 'x')
+    const before = (await readReplicaState(replica)).state!.pointsChain
+    assert.ok(before)
     const r = await fullsync(disk, {})
     assert.ok(r)
     const l = await listPoints(replica)
     assert.equal(l.points.length, 1, 'points of the old chain survived a full sync')
     const {state} = await readReplicaState(replica)
-    assert.equal(state!.pointsChain, undefined)
+    assert.match(state!.pointsChain ?? '', /^[0-9a-f]{32}$/, 'the completed full sync names the new chain')
+    assert.notEqual(state!.pointsChain, before, 'a new chain, not the old one')
     assert.deepEqual(
       (await fs.readdir(pointsDirFor(replica))).filter((n) => n.endsWith('.vdu')),
       [],
