@@ -28,6 +28,10 @@ export default class Init extends BaseCommand {
     'fullsync-port': Flags.integer({description: 'receiver full-sync port on the replica host', min: 1, max: 65535}),
     'delta-port': Flags.integer({description: 'receiver delta port on the replica host', min: 1, max: 65535}),
     'serve-command': Flags.string({description: 'remote command that starts the receiver when none listens'}),
+    retention: Flags.string({
+      description:
+        'restore-point retention for the replica (e.g. 1h:all,24h:hourly,count:48,bytes:10%, or off), handed to the replica host after the first full sync; a policy set there since is kept',
+    }),
   }
 
   async run(): Promise<InitResult & {cron: string}> {
@@ -47,6 +51,7 @@ export default class Init extends BaseCommand {
       fullsyncPort: flags['fullsync-port'],
       deltaPort: flags['delta-port'],
       ssh,
+      retention: flags.retention,
     })
     const entry = fileURLToPath(binPath())
     const cron = cronLine(result.disk, process.execPath, entry, namedStateDir())

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import net from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
 import {json} from '../helpers/cli.js'
 import {MiB, qemuIo, SshCycle, type SshDisk} from '../helpers/cycle.js'
@@ -110,6 +111,27 @@ describe('vdrep points <disk> from the protected host (real sshd, vdrep serve)',
     assert.match(r.stdout + r.stderr, /REPLICA_FOREIGN|another source/)
     assert.doesNotMatch(r.stdout, /"seq"/)
     await fs.rm(other, {force: true})
+  })
+
+  it('init --retention reaches the replica host with the first full sync, and never overrides a policy set since', async () => {
+    const disk = path.join(c.dir, 'ret.img')
+    const replica = path.join(c.root, 'ret.img')
+    await makeMixedDisk(disk, 4 * MiB, 'ret')
+    const bad = await c.init(disk, replica, ['--retention', 'always'])
+    assert.equal(bad.code, 2, bad.stderr)
+    const i = await c.init(disk, replica, ['--retention', 'count:3'])
+    assert.equal(i.code, 0, i.stderr)
+    const f = await c.vdrep(['fullsync', disk])
+    assert.equal(f.code, 0, f.stderr)
+    let s = (await readReplicaState(replica)).state!
+    assert.equal(s.retention, 'count:3')
+    assert.deepEqual(s.source, {host: os.hostname(), disk})
+    const set = await c.vdrep(['points', disk, '--retention', 'count:7'])
+    assert.equal(set.code, 0, set.stderr)
+    const again = await c.vdrep(['fullsync', disk])
+    assert.equal(again.code, 0, again.stderr)
+    s = (await readReplicaState(replica)).state!
+    assert.equal(s.retention, 'count:7')
   })
 
   it('hostile query frames sent to the delta port are refused; serve keeps answering', async () => {

@@ -6,6 +6,7 @@
 // push holds the replica.
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
+import os from 'node:os'
 import path from 'node:path'
 import {fullsync} from '../../src/core/fullsync/client.js'
 import {push} from '../../src/core/delta/push.js'
@@ -89,6 +90,10 @@ describe('vdrep replicas --root (replica host)', function () {
     assert.ok(good.space.points > 0 && good.space.replica > 0)
     assert.equal(good.space.total, good.space.replica + good.space.points + good.space.journal)
     assert.equal(good.replicaId, (await readReplicaState(ok)).state!.replicaId)
+    // What the source said after its full sync (this host, the disk, its RPO)
+    assert.deepEqual(good.source, {host: os.hostname(), disk: path.join(dir, 'src', 'ok.img')})
+    assert.equal(good.rpoSeconds, 3600)
+    assert.equal(good.rpoViolated, false)
     assert.equal(by.get('group/incomplete.img')!.state, 'incomplete')
     assert.equal(by.get('group/incomplete.img')!.lastCommit, null)
     assert.equal(by.get('group/diverged.img')!.state, 'diverged')

@@ -3,12 +3,13 @@
 // local path: the carrier a push uses), through the read-only POINTS query
 // (protocol/points-messages.ts). The .psf is only read (its target, settings and replica id),
 // never locked: a listing runs beside a push or a tracker.
+import os from 'node:os'
 import {ProtocolError, TransportError} from '../errors.js'
 import {ChangeRecord} from '../change-record/change-record.js'
 import {psfPathFor} from '../psf/psf-file.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {COMMIT_ID_LENGTH, encodeHello, SyncMode} from '../protocol/messages.js'
-import {decodePointsList, encodePointsRequest, PointsOp, type PointsList} from '../protocol/points-messages.js'
+import {decodePointsList, encodePointsRequest, PointsOp, type PointsList, type PointsRequest} from '../protocol/points-messages.js'
 import {remoteErrorOf} from '../fullsync/client-replies.js'
 import {parseTarget} from '../target/target.js'
 import {connectReceiver} from '../transport/connect.js'
@@ -33,6 +34,29 @@ export interface RemotePointsListing extends PointsListing {
 
 export async function listRemotePoints(disk: string, opts: RemotePointsOptions = {}): Promise<RemotePointsListing> {
   if (opts.retention !== undefined) parseRetention(opts.retention) // refused here, before any connection
+  const spec = opts.retention?.trim()
+  const {target, list} = await askReceiver(disk, spec === undefined ? {op: PointsOp.LIST, retention: ''} : {op: PointsOp.SET_RETENTION, retention: spec}, opts)
+  return fromWire(disk, target, list, opts.retention !== undefined)
+}
+
+/**
+ * After a proved full sync: tell the receiver where the replica comes from (this host, the
+ * disk's path, its RPO, for `vdrep replicas`) and the retention chosen at init, which the
+ * receiver adopts only when the replica has no policy yet.
+ */
+export async function describeSource(disk: string, opts: RemotePointsOptions = {}): Promise<void> {
+  const record = await ChangeRecord.openReadOnly(psfPathFor(disk))
+  const settings = record.header.settings
+  await record.close()
+  await askReceiver(
+    disk,
+    {op: PointsOp.DESCRIBE_SOURCE, retention: settings.retention ?? '', source: {host: os.hostname(), disk, rpoSeconds: settings.rpoSeconds}},
+    opts,
+  )
+}
+
+/** One query over the disk's target: HELLO (mode POINTS) and the request out, POINTS_LIST (or the receiver's ERROR) back. */
+async function askReceiver(disk: string, request: PointsRequest, opts: RemotePointsOptions): Promise<{target: string; list: PointsList}> {
   const record = await ChangeRecord.openReadOnly(psfPathFor(disk))
   const h = {...record.header}
   await record.close()
@@ -60,13 +84,9 @@ export async function listRemotePoints(disk: string, opts: RemotePointsOptions =
         path: conn.replicaPath,
       }),
     )
-    const spec = opts.retention?.trim()
-    await conn.writer.send(
-      FrameType.POINTS_REQUEST,
-      encodePointsRequest(spec === undefined ? {op: PointsOp.LIST, retention: ''} : {op: PointsOp.SET_RETENTION, retention: spec}),
-    )
+    await conn.writer.send(FrameType.POINTS_REQUEST, encodePointsRequest(request))
     const reply = await conn.frames.next()
-    if (!reply) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection before it listed the restore points')
+    if (!reply) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection before it answered the restore-point query')
     if (reply.type === FrameType.ERROR) throw remoteErrorOf(reply.payload)
     if (reply.type !== FrameType.POINTS_LIST) throw new ProtocolError('FRAME_UNEXPECTED', `expected POINTS_LIST, got frame type ${reply.type}`)
     list = decodePointsList(reply.payload)
@@ -76,7 +96,7 @@ export async function listRemotePoints(disk: string, opts: RemotePointsOptions =
     throw err
   }
   await conn.close()
-  return fromWire(disk, h.settings.target, list, opts.retention !== undefined)
+  return {target: h.settings.target, list}
 }
 
 function fromWire(disk: string, target: string, l: PointsList, setRetention: boolean): RemotePointsListing {

@@ -5,8 +5,11 @@
 // cap and against the bytes left before reading entries, and reject trailing bytes.
 import {ProtocolError} from '../errors.js'
 import {BufferReader, BufferWriter, strByteLength} from '../util/binary.js'
+import {MAX_PATH} from './messages.js'
 
-export const PointsOp = {LIST: 1, SET_RETENTION: 2} as const
+export const PointsOp = {LIST: 1, SET_RETENTION: 2, DESCRIBE_SOURCE: 3} as const
+/** Longest host name a DESCRIBE_SOURCE carries (a DNS name is at most 253). */
+export const MAX_SOURCE_HOST = 255
 /** Longest retention spec a client may send (a policy is a short comma list). */
 export const MAX_RETENTION_SPEC = 256
 /** Most points (and dropped sequences) one POINTS_LIST carries: 65536 × 41 bytes stays under MAX_PAYLOAD. */
@@ -18,26 +21,48 @@ const PointFlag = {CURRENT: 1} as const
 
 const fail = (type: string) => (field: string, detail: string) => new ProtocolError('FRAME_MALFORMED', `malformed ${type} frame: ${field}: ${detail}`)
 
+/** What DESCRIBE_SOURCE tells the receiver about the source (shown by `vdrep replicas`). */
+export interface SourceDescription {
+  /** The protected host's name. */
+  host: string
+  /** The disk's path on it. */
+  disk: string
+  rpoSeconds: number
+}
+
 export interface PointsRequest {
   op: number
-  /** SET_RETENTION: the policy; LIST: empty. */
+  /** SET_RETENTION: the policy; DESCRIBE_SOURCE: the policy to apply when the replica has none (may be empty); LIST: empty. */
   retention: string
+  /** DESCRIBE_SOURCE only. */
+  source?: SourceDescription
 }
 
 export function encodePointsRequest(m: PointsRequest): Buffer {
-  return new BufferWriter(1 + strByteLength(m.retention)).u8(m.op).str16(m.retention).finish()
+  const s = m.source
+  const size = 1 + strByteLength(m.retention) + (s ? strByteLength(s.host) + strByteLength(s.disk) + 4 : 0)
+  const w = new BufferWriter(size).u8(m.op).str16(m.retention)
+  if (s) w.str16(s.host).str16(s.disk).u32(s.rpoSeconds)
+  return w.finish()
 }
 
 export function decodePointsRequest(b: Buffer): PointsRequest {
   const f = fail('POINTS_REQUEST')
   const r = new BufferReader(b, f)
   const op = r.u8('op')
-  if (op !== PointsOp.LIST && op !== PointsOp.SET_RETENTION) throw f('op', `unknown operation ${op}`)
+  if (op !== PointsOp.LIST && op !== PointsOp.SET_RETENTION && op !== PointsOp.DESCRIBE_SOURCE) throw f('op', `unknown operation ${op}`)
   const retention = r.str16('retention', MAX_RETENTION_SPEC)
+  let source: SourceDescription | undefined
+  if (op === PointsOp.DESCRIBE_SOURCE) {
+    source = {host: r.str16('host', MAX_SOURCE_HOST), disk: r.str16('disk', MAX_PATH), rpoSeconds: r.u32('rpo seconds')}
+    if (source.disk === '' || source.disk.includes('\0')) throw f('disk', 'empty or holds a NUL')
+    if (source.host.includes('\0')) throw f('host', 'holds a NUL')
+    if (source.rpoSeconds === 0) throw f('rpo seconds', '0')
+  }
   r.end('POINTS_REQUEST')
   if (op === PointsOp.LIST && retention !== '') throw f('retention', 'must be empty for LIST')
   if (op === PointsOp.SET_RETENTION && retention.trim() === '') throw f('retention', 'empty')
-  return {op, retention}
+  return source ? {op, retention, source} : {op, retention}
 }
 
 export interface WirePoint {

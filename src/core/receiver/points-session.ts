@@ -10,7 +10,7 @@ import type {FrameWriter} from '../protocol/frame-writer.js'
 import type {Hello} from '../protocol/messages.js'
 import {decodePointsRequest, encodePointsList, MAX_POINTS_LIST, PointsOp, type PointsList} from '../protocol/points-messages.js'
 import {listPoints, type PointsListing} from '../points/list.js'
-import {setRetention} from '../points/settings.js'
+import {recordSource, setRetention} from '../points/settings.js'
 import {readReplicaState} from './replica-state.js'
 import type {SessionLog} from './session-log.js'
 
@@ -57,6 +57,10 @@ export async function runPointsSession(hello: Hello, replica: string, reader: Fr
     const pruned = await setRetention(replica, req.retention, Date.now(), hello.replicaId.toString('hex'))
     dropped = pruned?.dropped ?? []
     log(`retention set to ${req.retention.trim()}${dropped.length > 0 ? `; dropped point(s) ${dropped.join(', ')}` : ''}`, `points ${replica}`)
+  } else if (req.op === PointsOp.DESCRIBE_SOURCE && req.source) {
+    const pruned = await recordSource(replica, hello.replicaId.toString('hex'), {...req.source, retention: req.retention})
+    dropped = pruned?.dropped ?? []
+    log(`source ${req.source.host}:${req.source.disk} recorded${pruned ? `; retention ${req.retention.trim()} adopted` : ''}`, `points ${replica}`)
   }
   const listing = await listPoints(replica)
   // A current point with no sequence yet (never pushed) is still listed: lastSeq is the state's.

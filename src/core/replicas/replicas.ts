@@ -39,7 +39,7 @@ export interface ReplicaRow {
   /** Its path under the root (what a client's target names). */
   name: string
   replicaId: string | null
-  /** Where it is replicated from, when the receiver was told (host, disk path); null fields: not known here. */
+  /** Where it is replicated from, as the source said after its last proved full sync (host, disk path); null: not told. */
   source: {host: string | null; disk: string | null}
   complete: boolean | null
   state: ReplicaCondition
@@ -51,7 +51,7 @@ export interface ReplicaRow {
   lastCommitMs: number | null
   lastCommit: string | null
   ageSeconds: number | null
-  /** The source's RPO, when the receiver knows it; null: only the client knows it (vdrep status there). */
+  /** The source's RPO, as it said after its last proved full sync; null: not told. */
   rpoSeconds: number | null
   rpoViolated: boolean | null
   points: ReplicaPoints | null
@@ -94,18 +94,6 @@ async function pointsSpace(replica: string): Promise<number> {
   let total = 0
   for (const n of names) total += allocated(await statOf(path.join(dir, n)))
   return total
-}
-
-/** A text field another branch may add to the state (the source's host or disk), read defensively. */
-function text(obj: unknown, field: string): string | null {
-  const v = typeof obj === 'object' && obj !== null ? (obj as Record<string, unknown>)[field] : undefined
-  return typeof v === 'string' && v.length > 0 && v.length <= 4096 ? v : null
-}
-
-/** A positive whole number another branch may add to the state (the source's RPO), read defensively. */
-function count(obj: unknown, field: string): number | null {
-  const v = typeof obj === 'object' && obj !== null ? (obj as Record<string, unknown>)[field] : undefined
-  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : null
 }
 
 async function replicaRow(root: string, replica: string, now: number): Promise<ReplicaRow> {
@@ -151,8 +139,8 @@ async function replicaRow(root: string, replica: string, now: number): Promise<R
   row.state = condition
   row.reason = reason
   if (!state) return row
-  const source = (state as unknown as Record<string, unknown>).source
-  row.source = {host: text(source, 'host'), disk: text(source, 'disk')}
+  // As the source described itself after its last proved full sync (never used for trust).
+  row.source = {host: state.source?.host || null, disk: state.source?.disk || null}
   row.replicaId = state.replicaId
   row.complete = state.complete
   row.diskSize = state.diskSize
@@ -163,7 +151,7 @@ async function replicaRow(root: string, replica: string, now: number): Promise<R
     row.lastCommit = new Date(row.lastCommitMs).toISOString()
     row.ageSeconds = Math.max(0, Math.round((now - row.lastCommitMs) / 1000))
   }
-  row.rpoSeconds = count(state, 'rpoSeconds')
+  row.rpoSeconds = state.rpoSeconds ?? null
   if (row.rpoSeconds !== null && row.ageSeconds !== null) row.rpoViolated = row.ageSeconds > row.rpoSeconds
   try {
     const l = await listPoints(replica)

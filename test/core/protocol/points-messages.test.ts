@@ -62,6 +62,21 @@ describe('points query frames', () => {
     refused(() => decodePointsRequest(Buffer.concat([REQUEST, hex('00')])))
   })
 
+  it('POINTS_REQUEST DESCRIBE_SOURCE: golden bytes; refuses an empty disk, a NUL, RPO 0, an oversized host, trailing bytes', () => {
+    // op 3, retention "off", host "h1", disk "/d", rpo 300
+    const golden = hex('03 0300 6f6666 0200 6831 0200 2f64 2c010000')
+    const value = {op: PointsOp.DESCRIBE_SOURCE, retention: 'off', source: {host: 'h1', disk: '/d', rpoSeconds: 300}}
+    assert.deepEqual(decodePointsRequest(golden), value)
+    assert.ok(encodePointsRequest(value).equals(golden))
+    assert.deepEqual(decodePointsRequest(hex('03 0000 0000 0100 2f 01000000')).source, {host: '', disk: '/', rpoSeconds: 1})
+    refused(() => decodePointsRequest(hex('03 0000 0000 0000 01000000')))
+    refused(() => decodePointsRequest(hex('03 0000 0000 0200 2f00 01000000')))
+    refused(() => decodePointsRequest(hex('03 0000 0000 0100 2f 00000000')))
+    refused(() => decodePointsRequest(Buffer.concat([hex('03 0000 0001'), Buffer.alloc(256, 0x61), hex('0100 2f 01000000')])))
+    refused(() => decodePointsRequest(Buffer.concat([golden, hex('00')])))
+    for (let n = 0; n < golden.length; n++) refused(() => decodePointsRequest(golden.subarray(0, n)))
+  })
+
   it('POINTS_LIST: golden bytes both ways', () => {
     assert.deepEqual(decodePointsList(LIST), LIST_VALUE)
     assert.ok(encodePointsList(LIST_VALUE).equals(LIST))

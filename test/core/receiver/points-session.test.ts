@@ -128,8 +128,27 @@ describe('receiver: the restore-point query (mode POINTS)', () => {
     assert.equal((await readReplicaState(replica)).state?.retention, 'count:5')
   })
 
+  it("DESCRIBE_SOURCE records the source and adopts the init's retention only when the replica has none", async () => {
+    const describe = (retention: string) =>
+      frame(FrameType.POINTS_REQUEST, encodePointsRequest({op: PointsOp.DESCRIBE_SOURCE, retention, source: {host: 'pm1', disk: '/vm/a.img', rpoSeconds: 300}}))
+    const first = await ask(Buffer.concat([hello(OWNER), describe('count:4')]))
+    assert.equal(first.error, undefined, first.error?.message)
+    let s = (await readReplicaState(replica)).state!
+    assert.deepEqual([s.source, s.rpoSeconds, s.retention], [{host: 'pm1', disk: '/vm/a.img'}, 300, 'count:4'])
+    await ask(Buffer.concat([hello(OWNER), setRet('count:9')]))
+    await ask(Buffer.concat([hello(OWNER), describe('count:4')]))
+    s = (await readReplicaState(replica)).state!
+    assert.equal(s.retention, 'count:9', 'a policy set since init is kept')
+    const bad = await ask(Buffer.concat([hello(OWNER), describe('whenever')]))
+    assert.equal(bad.error?.code, 'RETENTION_BAD')
+  })
+
   it('another source (another replica id) learns nothing of the points and changes nothing', async () => {
-    for (const req of [list, setRet('off')]) {
+    const describeOther = frame(
+      FrameType.POINTS_REQUEST,
+      encodePointsRequest({op: PointsOp.DESCRIBE_SOURCE, retention: 'off', source: {host: 'x', disk: '/x', rpoSeconds: 60}}),
+    )
+    for (const req of [list, setRet('off'), describeOther]) {
       const {list: l, error} = await ask(Buffer.concat([hello(OTHER), req]))
       assert.equal(l, undefined)
       assert.equal(error?.code, 'REPLICA_FOREIGN')
