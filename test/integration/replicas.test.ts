@@ -125,6 +125,18 @@ describe('vdrep replicas --root (replica host)', function () {
     assert.deepEqual((await fs.readdir(path.join(root, 'group'))).sort(), before)
   })
 
+  it('vdrep points <disk> over a local target (the in-process receiver) lists what the replica host lists', async () => {
+    const disk = path.join(dir, 'src', 'ok.img')
+    const fromClient = await vdrep(['points', disk, '--json'])
+    assert.equal(fromClient.code, 0, fromClient.stderr)
+    const onHost = await vdrep(['points', ok, '--json'])
+    assert.equal(onHost.code, 0, onHost.stderr)
+    const a = json<{points: unknown[]; disk?: string; replica: string}>(fromClient)
+    assert.equal(a.disk, disk)
+    assert.equal(a.points.length, 3)
+    assert.deepEqual(a.points, json<{points: unknown[]}>(onHost).points)
+  })
+
   it('a root that is not a folder is a usage error (exit 2)', async () => {
     const r = await vdrep(['replicas', '--root', path.join(dir, 'nope')])
     assert.equal(r.code, 2, r.stderr)
