@@ -7,7 +7,10 @@
 // every start, before any of this runs (~0.1 s for Debian's ca-certificates bundle; a third of
 // a seed sync's wall time here), and vdrep makes no TLS connection (SSH is not TLS). `env -S`
 // is GNU coreutils 8.30+ (Debian 10+); elsewhere run `node bin/run.js`.
+import fs from 'node:fs'
+import {fileURLToPath} from 'node:url'
 import v8 from 'node:v8'
+import {needsPlugins} from './cli-plugins.js'
 import {optimizeDelay} from './optimize-delay.js'
 
 // V8's optimizing compiler (TurboFan) compiles the hot functions of a run on background
@@ -24,5 +27,16 @@ if (OPTIMIZE_AFTER_MS > 0) {
   setTimeout(() => v8.setFlagsFromString('--opt'), OPTIMIZE_AFTER_MS).unref()
 }
 
+// The plugins (help, not-found, autocomplete) load only when the command line needs them
+// (bin/cli-plugins.js): a push from cron starts as fast as without them.
+const commandIds = new Set(
+  fs
+    .readdirSync(new URL('../dist/bundle/commands/', import.meta.url))
+    .filter((f) => f.endsWith('.js'))
+    .map((f) => f.slice(0, -3)),
+)
+const pjson = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+if (!needsPlugins(process.argv.slice(2), commandIds)) pjson.oclif = {...pjson.oclif, plugins: []}
+
 const {execute} = await import('../dist/bundle/cli/oclif.js')
-await execute({dir: import.meta.url})
+await execute({dir: import.meta.url, loadOptions: {root: fileURLToPath(new URL('..', import.meta.url)), pjson}})

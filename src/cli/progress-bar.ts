@@ -1,4 +1,4 @@
-// The transfer bar on a terminal: bytes compared, bytes sent, MB/s and ETA.
+// The transfer bar on a terminal: bytes compared, bytes sent, MiB/s and ETA.
 import cliProgress from 'cli-progress'
 import type {SyncProgress} from '../core/sync/progress.js'
 import {formatBytes} from '../core/util/units.js'

@@ -3,11 +3,17 @@ import {BaseCommand} from '../cli/base-command.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {fullsync, type FullsyncResult} from '../core/fullsync/client.js'
+import {fullsyncDryRun, type DryRunResult} from '../core/verify/dry-run.js'
+import {renderRanges} from '../cli/render-ranges.js'
 import {formatBytes, parseSize} from '../core/util/units.js'
 
 export default class Fullsync extends BaseCommand {
   static override summary = 'Compare the whole disk with the replica by block checksums, send what differs, prove the result.'
-  static override examples = ['<%= config.bin %> fullsync /vm/web.img', '<%= config.bin %> fullsync /vm/web.img --json --bwlimit 50M']
+  static override examples = [
+    '<%= config.bin %> fullsync /vm/web.img',
+    '<%= config.bin %> fullsync /vm/web.img --json --bwlimit 50M',
+    '<%= config.bin %> fullsync /vm/web.img --dry-run   # what would be sent (blocks, bytes, ranges); nothing is written',
+  ]
   static override args = {disk: Args.string({description: 'disk initialised with `vdrep init`', required: true})}
   static override flags = {
     'state-dir': stateDirFlag,
@@ -19,14 +25,18 @@ export default class Fullsync extends BaseCommand {
       description:
         'overwrite a replica written outside vdrep since its last commit, or open by another program (refused with exit 11 otherwise): its changes are lost',
     }),
+    'dry-run': Flags.boolean({
+      description: 'compare only: report the blocks, bytes and ranges a full sync would send now; nothing is written on either host',
+    }),
     bwlimit: Flags.string({description: 'cap the bytes sent per second (e.g. 50M)'}),
     'accept-new-host-key': Flags.boolean({description: 'trust and record the replica host key if it is not in known_hosts yet (never a changed one)'}),
     'checkpoint-bytes': Flags.string({description: 'make the replica durable and record a resume point this often', hidden: true}),
   }
 
-  async run(): Promise<FullsyncResult> {
+  async run(): Promise<FullsyncResult | DryRunResult> {
     const {args, flags} = await this.parse(Fullsync)
     this.setGlobals(flags)
+    if (flags['dry-run']) return this.dryRun(args.disk, flags)
     const display = this.interactive ? await createPhaseDisplay() : undefined
     let result: FullsyncResult
     try {
@@ -54,5 +64,36 @@ export default class Fullsync extends BaseCommand {
         `in ${result.seconds.toFixed(1)} s (${formatBytes(rate)}/s)${result.resumedAtBlock > 0 ? `, resumed at ${result.resumedPercent}%` : ''}`,
     )
     return result
+  }
+
+  /** --dry-run: the comparison only, nothing written (core/verify/dry-run.ts). */
+  private async dryRun(
+    disk: string,
+    flags: {'truncate-replica'?: boolean; 'take-over-replica'?: boolean; 'discard-replica-changes'?: boolean; 'accept-new-host-key'?: boolean},
+  ): Promise<DryRunResult> {
+    const display = this.interactive ? await createPhaseDisplay() : undefined
+    let dry: DryRunResult
+    try {
+      dry = await fullsyncDryRun(disk, {
+        truncateReplica: flags['truncate-replica'],
+        takeOverReplica: flags['take-over-replica'],
+        discardReplicaChanges: flags['discard-replica-changes'],
+        acceptNewHostKey: flags['accept-new-host-key'],
+        onProgress: display && ((done, total) => display.update({phase: 'compare', bytesTotal: total, bytesCompared: done, bytesSent: 0, bytesDurable: 0})),
+        log: (line, level) => {
+          const show = () => (level === 'notice' ? this.notice(line) : this.detail(line))
+          if (display) display.around(show)
+          else show()
+        },
+      })
+    } finally {
+      display?.stop()
+    }
+    this.say(
+      `fullsync --dry-run ${dry.disk} -> ${dry.target}: would send ${dry.blocksToSend} block(s) (${formatBytes(dry.bytesToSend)}) and zero ` +
+        `${dry.blocksToZero} on the replica (${dry.replicaState}); ${formatBytes(dry.bytesTotal)} compared in ${dry.seconds.toFixed(1)} s, nothing written`,
+    )
+    for (const line of renderRanges('would', dry.differing)) this.say(line)
+    return dry
   }
 }

@@ -51,7 +51,9 @@ export default class Push extends BaseCommand {
     } finally {
       display?.stop()
     }
-    this.say(summary(result))
+    // A push that was not due says nothing without a terminal (unless --verbose): cron mails
+    // whatever a job prints, and `push --if-due` runs every minute.
+    if (result.mode !== 'skipped' || process.stdout.isTTY || this.globals.verbose) this.say(summary(result))
     return result
   }
 

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {fitTable} from '../cli/fit-table.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {exitCodeOfCode} from '../core/errors.js'
 import {statusCheckOutcome} from '../core/status/check.js'
@@ -44,9 +45,10 @@ function pending(r: DiskStatusRow): string {
   return `${r.pendingBlocks} blocks (${formatBytes(r.bytesPending)})`
 }
 
+/** The last sync's time, to the minute, in UTC (its age is in AGE/RPO; --json has the exact time). */
 function lastSync(r: DiskStatusRow): string {
   if (r.lastSyncMs === null || r.ageSeconds === null) return 'never'
-  return `${r.lastSync} (${r.ageSeconds < 1 ? 'just now' : `${formatDuration(r.ageSeconds)} ago`})`
+  return `${new Date(r.lastSyncMs).toISOString().slice(0, 16).replace('T', ' ')}Z`
 }
 
 function renderTable(rows: DiskStatusRow[]): string[] {
@@ -54,15 +56,14 @@ function renderTable(rows: DiskStatusRow[]): string[] {
   const cells = rows.map((r) => [
     r.disk,
     r.target ?? '-',
-    r.tracking && r.tracker ? `yes (pid ${r.tracker.pid}, ${r.tracker.clients} client${r.tracker.clients === 1 ? '' : 's'})` : 'no',
+    r.tracking && r.tracker ? `pid ${r.tracker.pid}, ${r.tracker.clients} client${r.tracker.clients === 1 ? '' : 's'}` : 'no',
     r.state,
     pending(r),
     r.rpoSeconds === null ? '-' : `${r.ageSeconds === null ? 'never' : formatDuration(r.ageSeconds)}/${formatDuration(r.rpoSeconds)}`,
     lastSync(r),
   ])
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)))
-  const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]))).join('  ')
-  const out = [line(head), ...cells.map(line)]
+  // Paths give way when a terminal is too narrow; a pipe gets them whole.
+  const out = fitTable(head, cells, {columns: process.stdout.isTTY ? process.stdout.columns : undefined, elastic: [0, 1]})
   for (const r of rows) if (r.reason) out.push(`${r.disk}: ${r.reason}`)
   return out
 }

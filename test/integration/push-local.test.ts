@@ -273,11 +273,14 @@ describe('push to a local replica (CLI, no tracker)', function () {
     assert.equal((await vdrep(['push', disk], {env: noNative})).code, 0, "the dead holder's lock is free")
   })
 
-  it('--if-due skips a push that is not due', async () => {
+  it('--if-due skips a push that is not due, silently without a terminal (cron mails any output); --verbose and --json say so', async () => {
     assert.equal((await vdrep(['fullsync', disk])).code, 0)
     const r = await vdrep(['push', disk, '--if-due'])
     assert.equal(r.code, 0)
-    assert.match(r.stdout, /not due/)
+    assert.equal(r.stdout + r.stderr, '', 'nothing printed from cron when not due')
+    const loud = await vdrep(['push', disk, '--if-due', '--verbose'])
+    assert.match(loud.stdout, /not due/)
+    assert.equal(json<PushJson>(await vdrep(['push', disk, '--if-due', '--json'])).mode, 'skipped')
   })
 
   it('status --check exits 6 once the replica is older than the RPO, 0 while it is not', async () => {

@@ -28,7 +28,11 @@ export const EXIT_CODE_TABLE: ReadonlyArray<readonly [ExitCodeValue, ExitCodeNam
   [2, 'USAGE', 'usage or bad input: unknown flag, missing or unsuitable disk, corrupt or foreign .psf, bad target'],
   [3, 'LOCKED', 'another vdrep process holds the lock on this disk or replica'],
   [4, 'FULL_SYNC_NEEDED', 'the change record cannot be trusted and a full sync is needed (push --no-fallback, track)'],
-  [5, 'VERIFY_FAILED', 'the replica could not be proved equal to the source; it stays marked incomplete'],
+  [
+    5,
+    'VERIFY_FAILED',
+    'the replica could not be proved equal to the source (a full sync leaves it marked incomplete; verify found blocks that no pending change explains)',
+  ],
   [6, 'RPO_VIOLATED', 'status --check: a disk is past its RPO'],
   [7, 'TRANSPORT', 'the connection to the replica host failed or was cut'],
   [8, 'HOST_KEY', 'the replica host key is unknown or changed'],

@@ -146,6 +146,11 @@ export const ERROR_CODES = {
   PSF_WRITE_FAILED: {exit: ExitCode.USAGE, meaning: 'the .psf could not be written'},
   RECEIVER_BUSY: {exit: ExitCode.TRANSPORT, meaning: 'the receiver already serves as many connections as it allows for this user'},
   RECEIVER_CLOSED: {exit: ExitCode.TRANSPORT, meaning: 'the replica host closed the connection', clientSide: true},
+  RECEIVER_INCONSISTENT: {
+    exit: ExitCode.FAILURE,
+    meaning: "the replica host's answer contradicts its own block statuses (verify, fullsync --dry-run): not believed",
+    clientSide: true,
+  },
   RECEIVER_NOT_STARTED: {exit: ExitCode.TRANSPORT, meaning: 'no receiver answers on the replica host and none could be started', clientSide: true},
   RECEIVER_STOPPING: {exit: ExitCode.TRANSPORT, meaning: 'the receiver on the replica host is shutting down'},
   REMOTE_ERROR: {exit: ExitCode.FAILURE, meaning: 'the peer reported an error code this vdrep does not know', clientSide: true},
@@ -161,6 +166,10 @@ export const ERROR_CODES = {
   },
   REPLICA_FULL: {exit: ExitCode.REPLICA_FULL, meaning: 'the replica filesystem has no room for the data'},
   REPLICA_IS_RECEIVER_FILE: {exit: ExitCode.USAGE, meaning: "the replica path names one of the receiver's own files (its log or config)"},
+  REPLICA_JOURNAL_PENDING: {
+    exit: ExitCode.FAILURE,
+    meaning: "the replica has an interrupted push's journal not replayed yet (verify, fullsync --dry-run): the next push replays it",
+  },
   REPLICA_LARGER: {exit: ExitCode.USAGE, meaning: 'the replica is larger than the source (push --truncate-replica to cut it)'},
   REPLICA_STATE_CORRUPT: {exit: ExitCode.USAGE, meaning: "the replica's state file is damaged"},
   REPLICA_STATE_FOREIGN: {exit: ExitCode.USAGE, meaning: "the replica's state file belongs to another replica"},
@@ -200,7 +209,10 @@ export const ERROR_CODES = {
   TUNNEL_REFUSED: {exit: ExitCode.TRANSPORT, meaning: "nothing listens on the receiver's port on the replica host", clientSide: true},
   UNEXPECTED_EOF: {exit: ExitCode.FAILURE, meaning: 'the stream ended inside a conversation'},
   USAGE: {exit: ExitCode.USAGE, meaning: 'an unknown flag, a missing argument or a bad flag value', clientSide: true},
-  VERIFY_FAILED: {exit: ExitCode.VERIFY_FAILED, meaning: 'the replica could not be proved equal to the source'},
+  VERIFY_FAILED: {
+    exit: ExitCode.VERIFY_FAILED,
+    meaning: 'the replica could not be proved equal to the source, or verify found differences no pending change explains',
+  },
   VERIFY_PENDING: {
     exit: ExitCode.FAILURE,
     meaning: 'a local check of the disk against the block hash index is pending or running: the change record is trusted only after it',

@@ -7,7 +7,7 @@ import {ProtocolError, VerifyError} from '../errors.js'
 import type {BlockHasher, StreamHasher} from '../hash/block-hash.js'
 import {digestSlots, hashRuns, sumOf} from '../disk/read-hash.js'
 import {holeMap} from '../disk/hole-map.js'
-import type {ReplicaFile} from '../receiver/replica-file.js'
+import type {ReadableDisk} from '../disk/read-hash.js'
 import type {ScannedChunk} from './receiver-scan.js'
 
 /** The fold re-reads written blocks in runs of at most this much (one reused buffer). */
@@ -24,7 +24,7 @@ export class ReplicaProof {
   private foldBuf: Buffer | undefined
 
   constructor(
-    private readonly replica: ReplicaFile,
+    private readonly replica: ReadableDisk,
     private readonly diskSize: number,
     private readonly blockSize: number,
     private readonly hasher: BlockHasher,

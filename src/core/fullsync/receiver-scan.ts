@@ -4,12 +4,11 @@
 // checksums stay here until the proof (receiver-proof.ts) has folded them into the digest.
 import {HASH_LENGTH, type BlockHasher} from '../hash/block-hash.js'
 import {readChunks} from '../disk/chunk-reader.js'
-import {canMapHashing, type BlockSums} from '../disk/read-hash.js'
+import {canMapHashing, type BlockSums, type ReadableDisk} from '../disk/read-hash.js'
 import {STATUS_LEAD_BLOCKS} from '../protocol/flow.js'
 import {FrameType} from '../protocol/frame.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
 import {BlockKind, encodeBlockStatus, MAX_STATUS_BATCH, type BlockStatus} from '../protocol/messages.js'
-import type {ReplicaFile} from '../receiver/replica-file.js'
 
 /**
  * The replica is scanned in chunks this large when it can be mapped (nothing is buffered:
@@ -38,11 +37,13 @@ export class ReplicaScan {
   private stopped = false
 
   constructor(
-    private readonly replica: ReplicaFile,
+    private readonly replica: ReadableDisk,
     private readonly diskSize: number,
     private readonly blockSize: number,
     private readonly hasher: BlockHasher,
     private readonly writer: FrameWriter,
+    /** No replica file (a compare-only session of a missing replica): every block reads as zeros, nothing is read. */
+    private readonly absent = false,
   ) {}
 
   /** Stream the replica's per-block status to the client, in order, to the end or until stop(). */
@@ -50,7 +51,10 @@ export class ReplicaScan {
     // Only the checksums are needed: through a mapping where the addon can (no copy out of the
     // page cache), else read and checksummed in the thread pool, else here.
     const chunkBytes = canMapHashing(this.replica, this.hasher) ? SCAN_MAPPED_CHUNK : SCAN_READ_CHUNK
-    for await (const chunk of readChunks(this.replica, this.diskSize, this.blockSize, chunkBytes, this.hasher, () => true)) {
+    const chunks = this.absent
+      ? zeroChunks(this.diskSize, this.blockSize, chunkBytes)
+      : readChunks(this.replica, this.diskSize, this.blockSize, chunkBytes, this.hasher, () => true)
+    for await (const chunk of chunks) {
       const sums = chunk.sums as BlockSums
       this.scanned.push({first: chunk.first, count: chunk.count, sums})
       let at = 0
@@ -94,6 +98,16 @@ export class ReplicaScan {
     const w = this.waiter
     this.waiter = undefined
     w?.()
+  }
+}
+
+/** The chunks of a replica that does not exist: every block a zero block. */
+function* zeroChunks(diskSize: number, bs: number, chunkBytes: number): Generator<{first: number; count: number; sums: BlockSums}> {
+  const blockCount = Math.ceil(diskSize / bs)
+  const per = Math.max(1, Math.floor(chunkBytes / bs))
+  for (let first = 0; first < blockCount; first += per) {
+    const count = Math.min(per, blockCount - first)
+    yield {first, count, sums: {sums: Buffer.alloc(count * HASH_LENGTH), zero: new Uint8Array(count).fill(1)}}
   }
 }
 

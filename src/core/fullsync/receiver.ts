@@ -26,6 +26,7 @@ import {journalPathFor} from '../delta/journal.js'
 import {ReplicaFile} from '../receiver/replica-file.js'
 import type {ReplicaState} from '../receiver/replica-state.js'
 import type {SessionLog} from '../receiver/session-log.js'
+import {runCompareSession} from './receiver-compare.js'
 import {ReplicaProof} from './receiver-proof.js'
 import {ReplicaScan} from './receiver-scan.js'
 import {ReplicaWrites} from './receiver-writes.js'
@@ -39,6 +40,8 @@ const RECORD_EVERY_MS = 1000
 const RECORD_EVERY_BYTES = 256 << 20
 
 export async function runFullsyncSession(hello: Hello, replicaPath: string, reader: FrameSource, writer: FrameWriter, log: SessionLog): Promise<void> {
+  // Compare only (verify, dry run): a read-only session of its own that cannot write.
+  if (hello.flags & HelloFlag.NO_WRITE) return runCompareSession(hello, replicaPath, reader, writer, log)
   const hasher = blockHasher(hello.hashAlgo, hello.replicaId)
   const replica = await ReplicaFile.open(replicaPath, hello)
   try {

@@ -5,7 +5,7 @@
 // lock was taken: where neither exists, LOCK_UNAVAILABLE.
 //
 //   lock                what it guards                          file                  held by
-//   1. disk lock        one push / full sync / init of a disk   <disk>.vdrep.lock     push, fullsync, init; tracker while it starts; scan
+//   1. disk lock        one push / full sync / init of a disk   <disk>.vdrep.lock     push, fullsync, init, verify; tracker while it starts; scan
 //   2. tracker owner    the .psf has one owning process         <disk>.psf (flock)    tracker, scan, init; push and fullsync only probe it
 //   3. replica lock     one writer per replica                  <replica>.vdrep.lock  the receiver (serve, or in-process for a local target)
 //   4. header lock      one .psf header update at a time        <disk>.psf bytes 0..2 slots (OFD)  whoever updates the header, for one write
@@ -24,7 +24,7 @@
 // - serve, local targets (receiver/): the replica lock only.
 export {acquireDiskLock, diskLockPathFor, type HeldLock} from './disk-lock.js'
 export {checkNoUnreachableTracker, describeRunningTracker, TrackerLock} from './tracker-ownership.js'
-export {acquireReplica, claimReplica, lockReplicaFile, replicaLockPath} from './replica-lock.js'
+export {acquireReplica, claimReplica, lockReplicaFile, replicaLockPath, type ReplicaLockOptions} from './replica-lock.js'
 export {HEADER_LOCK_WAIT_MS, lockHeaderSlots} from './header-lock.js'
 export {kernelLocksInUse} from './exclusive-lock.js'
 export {LOCK_UNAVAILABLE} from './lock-unavailable.js'

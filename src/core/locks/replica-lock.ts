@@ -18,6 +18,11 @@ export function claimReplica(replica: string): () => void {
   return () => held.delete(replica)
 }
 
+export interface ReplicaLockOptions {
+  /** false: a compare-only session, which writes nothing: a missing lock file is not created (and nothing is locked). */
+  create?: boolean
+}
+
 /** The lock file of a replica (beside it; never followed if it is a symlink). */
 export function replicaLockPath(replica: string): string {
   return `${replica}.vdrep.lock`
@@ -27,12 +32,15 @@ export function replicaLockPath(replica: string): string {
  * Take the cross-process lock of `replica` (exclusive, non-blocking); `other` names who holds
  * it when it is taken, for the message. Returns the release.
  */
-export async function lockReplicaFile(replica: string, other: string): Promise<() => void> {
+export async function lockReplicaFile(replica: string, other: string, opts: ReplicaLockOptions = {}): Promise<() => void> {
   const lockPath = replicaLockPath(replica)
   let fd: number
   try {
-    fd = fs.openSync(lockPath, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600)
+    fd = fs.openSync(lockPath, fs.constants.O_RDWR | (opts.create === false ? 0 : fs.constants.O_CREAT) | fs.constants.O_NOFOLLOW, 0o600)
   } catch (err) {
+    // A reader that may write nothing (a compare-only session): no lock file means no writer has
+    // ever locked this replica; there is nothing to wait for, and no file is made for it.
+    if (opts.create === false && (err as NodeJS.ErrnoException).code === 'ENOENT') return () => {}
     if ((err as NodeJS.ErrnoException).code === 'ELOOP')
       throw new UsageError('PATH_OUTSIDE_ROOT', `refusing replica path ${replica}: its lock file ${lockPath} is a symlink`)
     throw err
@@ -62,11 +70,11 @@ export async function lockReplicaFile(replica: string, other: string): Promise<(
  * Both: the in-process claim first (so a second client of this process meanwhile is refused at
  * once, with its own message), then the cross-process lock. Returns the release of both.
  */
-export async function acquireReplica(replica: string, other: string): Promise<() => void> {
+export async function acquireReplica(replica: string, other: string, opts: ReplicaLockOptions = {}): Promise<() => void> {
   const unclaim = claimReplica(replica)
   let unlock: () => void
   try {
-    unlock = await lockReplicaFile(replica, other)
+    unlock = await lockReplicaFile(replica, other, opts)
   } catch (err) {
     unclaim()
     throw err

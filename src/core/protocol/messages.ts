@@ -17,8 +17,13 @@ export const HelloFlag = {
   TAKE_OVER_REPLICA: 1 << 1,
   /** Overwrite a replica that moved on without vdrep (REPLICA_DIVERGED). */
   DISCARD_REPLICA_CHANGES: 1 << 2,
+  /**
+   * Compare only (`vdrep verify`, `fullsync --dry-run`): a full-sync session that writes nothing
+   * on the replica host (no replica, state, journal or points write); DATA and ZERO_RUN refused.
+   */
+  NO_WRITE: 1 << 3,
 } as const
-export const KNOWN_HELLO_FLAGS = HelloFlag.TRUNCATE_REPLICA | HelloFlag.TAKE_OVER_REPLICA | HelloFlag.DISCARD_REPLICA_CHANGES
+export const KNOWN_HELLO_FLAGS = HelloFlag.TRUNCATE_REPLICA | HelloFlag.TAKE_OVER_REPLICA | HelloFlag.DISCARD_REPLICA_CHANGES | HelloFlag.NO_WRITE
 /** Length of a commit id (random, one per proved full sync and per committed push). */
 export const COMMIT_ID_LENGTH = 16
 export const ReplicaStateKind = {MISSING: 0, INCOMPLETE: 1, COMPLETE: 2} as const

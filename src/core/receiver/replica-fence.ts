@@ -76,6 +76,6 @@ export function enforceFence(hello: Hello, fence: Fence | null, log: (text: stri
   }
   if (hello.flags & HelloFlag.DISCARD_REPLICA_CHANGES) return log(`discarding the replica's changes: ${fence.reason}`)
   throw new ReplicaDivergedError(`${fence.reason}; nothing was written`, {
-    hint: 'if the replica was failed over, keep it; to overwrite it from this disk, run `vdrep fullsync --discard-replica-changes` (its changes are lost)',
+    hint: 'run `vdrep verify <disk>` on the protected host to count and list the blocks that changed (it writes nothing); if the replica was failed over, keep it; to overwrite it from this disk, run `vdrep fullsync --discard-replica-changes` (its changes are lost)',
   })
 }

@@ -9,7 +9,8 @@ import {sessionLine} from './session-log.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
 import type {FrameReader} from '../protocol/frame-reader.js'
-import {encodeError, SyncMode} from '../protocol/messages.js'
+import {encodeError, HelloFlag, SyncMode} from '../protocol/messages.js'
+import type {ReplicaLockOptions} from '../locks/index.js'
 import {peekHello} from './hello-peek.js'
 import {resolveReplicaPath} from './replica-path.js'
 import {handleConnection} from './session.js'
@@ -20,7 +21,7 @@ export interface SessionContext {
   root: string
   idleTimeoutMs?: number
   /** The server's one-writer lock on a replica (throws LockError when held); returns its release. */
-  lockReplica: (replica: string) => Promise<() => void>
+  lockReplica: (replica: string, opts?: ReplicaLockOptions) => Promise<() => void>
   /** The receiver's own files (its log, its config): refused as replica paths. */
   receiverFiles?: readonly string[]
   log: (line: string) => void
@@ -58,9 +59,10 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
       const replica = await resolveReplicaPath(ctx.root, hello.path, ctx.receiverFiles).catch(() => undefined)
       if (replica !== undefined) {
         what = `${MODE_NAMES[hello.mode] ?? `mode ${hello.mode}`} ${replica}`
-        // A points query reads without the lock (it never waits for a push nor holds one up).
+        // A points query reads without the lock (it never waits for a push nor holds one up);
+        // a compare-only session (NO_WRITE) makes no lock file where none exists.
         if (hello.mode !== SyncMode.POINTS) {
-          release = await ctx.lockReplica(replica)
+          release = await ctx.lockReplica(replica, {create: !(hello.flags & HelloFlag.NO_WRITE)})
           held = replica
         }
       }

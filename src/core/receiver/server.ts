@@ -25,7 +25,7 @@ import {UsageError, VdrepError} from '../errors.js'
 import {peerUid} from '../native/peer-credentials.js'
 import {FrameReader} from '../protocol/frame-reader.js'
 import {SocketReader} from '../transport/socket-reader.js'
-import {acquireReplica, kernelLocksInUse} from '../locks/index.js'
+import {acquireReplica, kernelLocksInUse, type ReplicaLockOptions} from '../locks/index.js'
 import {ConnectionCaps, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID} from './connection-caps.js'
 import {LOOPBACK} from './serve-config.js'
 import {refuse, serveConnection} from './server-session.js'
@@ -188,7 +188,7 @@ export class ReceiverServer {
       root: this.opts.root,
       receiverFiles: this.opts.receiverFiles,
       idleTimeoutMs: this.opts.idleTimeoutMs,
-      lockReplica: (replica: string) => this.lockReplica(replica),
+      lockReplica: (replica: string, lockOpts?: ReplicaLockOptions) => this.lockReplica(replica, lockOpts),
       log: this.log,
     }
     const reader = new FrameReader(adopted?.reader ?? s, this.opts.idleTimeoutMs ?? 0)
@@ -201,8 +201,8 @@ export class ReceiverServer {
   }
 
   /** One writer per replica, in this process and across receiver processes (locks/replica-lock.ts). */
-  private lockReplica(replica: string): Promise<() => void> {
-    return acquireReplica(replica, 'another vdrep process (a receiver, or a local full sync or push)')
+  private lockReplica(replica: string, lockOpts?: ReplicaLockOptions): Promise<() => void> {
+    return acquireReplica(replica, 'another vdrep process (a receiver, or a local full sync or push)', lockOpts)
   }
 
   /**

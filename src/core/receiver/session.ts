@@ -9,7 +9,7 @@ import {validBlockSize} from '../psf/header.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameReader, type FrameSource} from '../protocol/frame-reader.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
-import {decodeHello, encodeError, KNOWN_HELLO_FLAGS, SyncMode, type Hello} from '../protocol/messages.js'
+import {decodeHello, encodeError, HelloFlag, KNOWN_HELLO_FLAGS, SyncMode, type Hello} from '../protocol/messages.js'
 import {runDeltaSession} from '../delta/receiver.js'
 import {runFullsyncSession} from '../fullsync/receiver.js'
 import {runPointsSession} from './points-session.js'
@@ -53,6 +53,7 @@ function checkHello(h: Hello, modes: number[]): void {
   if (!isKnownHashAlgo(h.hashAlgo)) throw new ProtocolError('BAD_HASH', `unknown hash algorithm ${h.hashAlgo}`)
   if (!validBlockSize(h.blockSize)) throw new ProtocolError('BAD_BLOCK_SIZE', `block size ${h.blockSize} is not a power of two between 4 KiB and 4 MiB`)
   if (h.flags & ~KNOWN_HELLO_FLAGS) throw new ProtocolError('BAD_FLAGS', `unknown hello flags 0x${h.flags.toString(16)}`)
+  if (h.flags & HelloFlag.NO_WRITE && h.mode !== SyncMode.FULLSYNC) throw new ProtocolError('BAD_FLAGS', 'NO_WRITE (compare only) is a full-sync flag')
   if (h.diskSize <= 0 || h.diskSize > MAX_DISK_SIZE) throw new ProtocolError('BAD_DISK_SIZE', `disk size ${h.diskSize} is out of range`)
 }
 
@@ -73,7 +74,7 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
     // The points query locks nothing (a listing never waits for a push); setting retention locks itself.
     if (replica !== opts.heldReplica && hello.mode !== SyncMode.POINTS) {
       release = opts.lockAcrossProcesses
-        ? await acquireReplica(replica, 'another vdrep process (a local full sync or push, or vdrep serve)')
+        ? await acquireReplica(replica, 'another vdrep process (a local full sync or push, or vdrep serve)', {create: !(hello.flags & HelloFlag.NO_WRITE)})
         : claimReplica(replica)
     }
     if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, reader, writer, log)

@@ -190,7 +190,7 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     if (h.flags & HeaderFlag.REPLICA_DIVERGED) {
       row.state = 'Diverged'
       row.reason =
-        'the replica host refused the last sync: the replica was written outside vdrep since its last commit, or is open by another program; nothing is sent to it until `vdrep fullsync --discard-replica-changes` (its changes are lost)'
+        'the replica host refused the last sync: the replica was written outside vdrep since its last commit, or is open by another program; nothing is sent to it until `vdrep fullsync --discard-replica-changes` (its changes are lost); `vdrep verify` counts and lists the changed blocks'
     } else if (h.flags & HeaderFlag.REPLICA_FOREIGN) {
       row.state = 'Foreign replica'
       row.reason =

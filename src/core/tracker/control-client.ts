@@ -169,6 +169,18 @@ export class TrackerControlClient implements RecordWriter {
     }
   }
 
+  /**
+   * The blocks not on the replica yet (active | in-flight), changing nothing; `verifying`: the
+   * tracker's check against the block hash index runs (or failed), so more may be marked.
+   */
+  async pending(): Promise<{bitmap: Bitmap; verifying: boolean}> {
+    const {body, data} = await this.request({op: 'pending'})
+    const blockCount = num(body, 'blockCount')
+    if (data.length !== Math.ceil(blockCount / 8))
+      throw new ProtocolError('CONTROL_BAD_REPLY', `pending: bitmap of ${data.length} bytes for ${blockCount} blocks`)
+    return {bitmap: new Bitmap(blockCount, new Uint8Array(data)), verifying: body.verifying === true}
+  }
+
   /** Blocks [first, first+count) as of the freeze (the last block of the disk may be short). */
   async readBlocks(first: number, count: number): Promise<Buffer> {
     const {body, data} = await this.request({op: 'read', first, count})

@@ -22,6 +22,8 @@
 //                                      the disk itself); `read` is then refused
 //   {"op":"read","first":N,"count":M} -> {first, count, length}; data: the blocks as of the freeze
 //   {"op":"complete","ok":true|false} -> {cleared, mergedBack}
+//   {"op":"pending"}                -> {blockCount, blocks, verifying}; data: the blocks not on the
+//                                      replica yet (active | in-flight), as a freeze's bitmap; changes nothing
 // Record transitions (each answered {} once durable in the .psf; see change-record/writer.ts):
 //   {"op":"beginCommit","seq":S}     pendingSeq = S (a push is about to send S)
 //   {"op":"adoptCommitted","seq":S}  lastSeq = S, pendingSeq = 0 (the replica had committed S)
@@ -66,6 +68,7 @@ export type ControlRequest =
   | {op: 'freeze'; preserve: boolean}
   | {op: 'read'; first: number; count: number}
   | {op: 'complete'; ok: boolean}
+  | {op: 'pending'}
   | {op: 'beginCommit'; seq: number}
   | {op: 'adoptCommitted'; seq: number}
   | {op: 'blockHashes'}
@@ -168,6 +171,7 @@ export function parseRequest(o: Record<string, unknown>, dataLength = 0): Contro
 function parseRequestJson(o: Record<string, unknown>): ControlRequest {
   switch (o.op) {
     case 'status':
+    case 'pending':
     case 'blockHashes':
     case 'beginFullSync':
       return {op: o.op}
@@ -210,7 +214,7 @@ function parseRequestJson(o: Record<string, unknown>): ControlRequest {
     default:
       throw bad(
         'CONTROL_UNKNOWN_OP',
-        `unknown operation ${JSON.stringify(o.op)}; known: status, freeze, read, complete, beginCommit, adoptCommitted, blockHashes, commit, beginFullSync, indexRun, provedSync, replicaRefused`,
+        `unknown operation ${JSON.stringify(o.op)}; known: status, freeze, read, complete, pending, beginCommit, adoptCommitted, blockHashes, commit, beginFullSync, indexRun, provedSync, replicaRefused`,
       )
   }
 }

@@ -11,8 +11,8 @@ import type {Bitmap} from '../psf/bitmap.js'
 import {SocketReader} from '../transport/socket-reader.js'
 import {CONTROL_HEADER_SIZE, decodeHeader, decodeJson, encodeFrame, FrameKind, parseRequest, type ControlRequest} from './control-protocol.js'
 
-/** The requests that change the record (everything but status, freeze, read and complete). */
-export type RecordRequest = Exclude<ControlRequest, {op: 'status' | 'freeze' | 'read' | 'complete'}>
+/** The requests that change the record (everything but status, freeze, read, complete and pending). */
+export type RecordRequest = Exclude<ControlRequest, {op: 'status' | 'freeze' | 'read' | 'complete' | 'pending'}>
 
 /** Control connections served at once. */
 const MAX_CLIENTS = 64
@@ -22,6 +22,8 @@ export interface ControlHandler {
   freeze(conn: number, preserve: boolean): Promise<{body: object; bitmap: Bitmap}>
   read(conn: number, first: number, count: number): Promise<Buffer>
   complete(conn: number, ok: boolean): Promise<object>
+  /** The blocks not on the replica yet (active | in-flight), read-only (`vdrep verify`). */
+  pending(): {body: object; bitmap: Bitmap}
   /** A change of the record (beginCommit, commit, indexRun, provedSync, ...): the tracker owns it. */
   transition(conn: number, req: RecordRequest, data: Buffer): Promise<object>
   /** The connection is gone (with or without `complete`). */
@@ -164,6 +166,10 @@ export class ControlServer {
       }
       case 'complete':
         return this.send(socket, FrameKind.REPLY, await this.handler.complete(id, req.ok))
+      case 'pending': {
+        const {body, bitmap} = this.handler.pending()
+        return this.send(socket, FrameKind.REPLY, body, Buffer.from(bitmap.bits.buffer, bitmap.bits.byteOffset, bitmap.bits.byteLength))
+      }
       default:
         return this.send(socket, FrameKind.REPLY, await this.handler.transition(id, req, data))
     }

@@ -181,6 +181,11 @@ export class Tracker {
         },
         read: (conn, first, count) => freezer.read(conn, first, count),
         complete: (conn, ok) => freezer.complete(conn, ok),
+        // The verifier may yet mark blocks the bitmaps do not show: `verifying` says so.
+        pending: () => {
+          const bitmap = unionOf(log.active, log.inflight)
+          return {body: {blockCount, blocks: bitmap.count(), verifying: verifier.busy || verifier.failure !== null}, bitmap}
+        },
         transition: (_conn, req, data) => transition(req, data),
         disconnected: (conn) => freezer.ownerGone(conn),
       }

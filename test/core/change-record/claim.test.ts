@@ -80,6 +80,9 @@ describe('change record claim (one writer at a time)', function () {
       freeze: () => Promise.reject(new Error('x')),
       read: () => Promise.reject(new Error('x')),
       complete: () => Promise.reject(new Error('x')),
+      pending: () => {
+        throw new Error('x')
+      },
       disconnected: () => {},
       transition: async () => ({}),
     })

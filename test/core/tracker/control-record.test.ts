@@ -43,6 +43,9 @@ describe('tracker control socket: record transitions run by the tracker', () => 
       freeze: unused,
       read: unused,
       complete: unused,
+      pending: () => {
+        throw new Error('not in this test')
+      },
       disconnected: () => {},
       transition: (_conn, req, data) => transition(req, data),
     })

@@ -129,11 +129,11 @@ describe('tracker freezer (copy-on-write point in time)', () => {
     await backend.write(0, Buffer.alloc(BS, 2), false) // fits
     await backend.write(BS, Buffer.alloc(3 * BS, 3), false) // would pass the cap
     assert.ok((await inner.read(BS, 3 * BS)).every((b) => b === 3))
-    await assert.rejects(freezer.read(7, 0, 1), /freeze was cancelled: the copy-on-write side file reached its limit of 8 KB/)
+    await assert.rejects(freezer.read(7, 0, 1), /freeze was cancelled: the copy-on-write side file reached its limit of 8 KiB/)
     for (let i = 0; i < 50 && freezer.active; i++) await new Promise((r) => setTimeout(r, 10))
     assert.deepEqual([...log.active.setBlocks()], [0, 1, 2, 3])
     assert.equal(log.inflight.count(), 0)
-    assert.match(warnings.join('\n'), /reached its limit of 8 KB/)
+    assert.match(warnings.join('\n'), /reached its limit of 8 KiB/)
     // Persisted: active has them, in-flight is empty.
     const back = await PsfFile.open(psf.path, false)
     assert.deepEqual([...(await back.readBitmap(Region.ACTIVE)).bitmap.setBlocks()], [0, 1, 2, 3])

@@ -37,19 +37,24 @@ describe('units', () => {
   it('formats sizes', () => {
     assert.equal(formatBytes(0), '0 B')
     assert.equal(formatBytes(1023), '1023 B')
-    assert.equal(formatBytes(1024), '1 KB')
-    assert.equal(formatBytes(1536), '1.5 KB')
-    assert.equal(formatBytes(1 << 20), '1 MB')
-    assert.equal(formatBytes(5e9), '4.7 GB')
+    assert.equal(formatBytes(1024), '1 KiB')
+    assert.equal(formatBytes(1536), '1.5 KiB')
+    assert.equal(formatBytes(1 << 20), '1 MiB')
+    assert.equal(formatBytes(512 << 20), '512 MiB')
+    assert.equal(formatBytes(5e9), '4.7 GiB')
+    assert.equal(formatBytes(4 * 2 ** 40), '4 TiB')
   })
 
-  it('parses durations to seconds; a bare number is seconds', () => {
+  it('parses durations to seconds, compound ones too; a unit is required', () => {
     const cases: Array<[string, number]> = [
       ['15m', 900],
       ['1h', 3600],
       ['90s', 90],
-      ['300', 300],
-      [' 10 ', 10],
+      [' 10s ', 10],
+      ['1h30m', 5400],
+      ['1d 12h', 129600],
+      ['1H30M', 5400],
+      ['2w', 1209600],
       ['1.5h', 5400],
       ['24h', 86400],
       ['1d', 86400],
@@ -60,8 +65,9 @@ describe('units', () => {
   })
 
   it('refuses zero, negative and unreadable durations', () => {
-    for (const input of ['0', '0s', '-5m', 'abc', '', '   ', 'm', '1ms', '499ms'])
+    for (const input of ['0', '0s', '-5m', 'abc', '', '   ', 'm', '1ms', '499ms', '15', '300', '1h30', 'h1', '1h-30m', '1y'])
       assert.throws(() => parseDuration(input, '--rpo'), usage('BAD_DURATION'), input)
+    assert.throws(() => parseDuration('15', '--rpo'), /--rpo: cannot read '15' as a duration \(a number needs a unit\)/)
   })
 
   it('formats durations', () => {
@@ -70,5 +76,11 @@ describe('units', () => {
     assert.equal(formatDuration(900), '15m')
     assert.equal(formatDuration(3600), '1h')
     assert.equal(formatDuration(86400), '1d')
+    assert.equal(formatDuration(0), '0s')
+    assert.equal(formatDuration(90), '1m30s')
+    assert.equal(formatDuration(5400), '1h30m')
+    assert.equal(formatDuration(90061), '1d1h')
+    assert.equal(formatDuration(86405), '1d')
+    for (const s of [60, 90, 900, 5400, 86400, 129600]) assert.equal(parseDuration(formatDuration(s), 'x'), s, `${s} round-trips`)
   })
 })
