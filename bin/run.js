@@ -29,11 +29,12 @@ if (OPTIMIZE_AFTER_MS > 0) {
 
 // The plugins (help, not-found, autocomplete) load only when the command line needs them
 // (bin/cli-plugins.js): a push from cron starts as fast as without them.
+// Commands are <id>.js; a topic's commands (`vdrep test start`) sit in a folder of its name.
 const commandIds = new Set(
   fs
-    .readdirSync(new URL('../dist/bundle/commands/', import.meta.url))
-    .filter((f) => f.endsWith('.js'))
-    .map((f) => f.slice(0, -3)),
+    .readdirSync(new URL('../dist/bundle/commands/', import.meta.url), {withFileTypes: true})
+    .filter((e) => e.isDirectory() || e.name.endsWith('.js'))
+    .map((e) => (e.isDirectory() ? e.name : e.name.slice(0, -3))),
 )
 const pjson = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
 if (!needsPlugins(process.argv.slice(2), commandIds)) pjson.oclif = {...pjson.oclif, plugins: []}

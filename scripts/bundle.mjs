@@ -74,8 +74,24 @@ const common = {
 }
 
 const cli = {'cli/oclif': path.join(compiled, 'cli', 'oclif.js')}
+/** Re-export files of topic commands (written with the bundle, outside its depth check). */
+const stubs = []
 for (const file of fs.readdirSync(path.join(compiled, 'commands'))) {
   if (file.endsWith('.js')) cli[`commands/${file.slice(0, -3)}`] = path.join(compiled, 'commands', file)
+  // A topic's commands (src/commands/test/start.ts: `vdrep test start`) must be found by oclif
+  // at commands/test/start.js, two folders down: the code goes to chunks/command-test-start.js
+  // (one folder down, like all code) and commands/test/start.js is a one-line re-export of it.
+  const topic = path.join(compiled, 'commands', file)
+  if (fs.statSync(topic).isDirectory())
+    for (const sub of fs.readdirSync(topic)) {
+      if (!sub.endsWith('.js')) continue
+      const name = sub.slice(0, -3)
+      cli[`chunks/command-${file}-${name}`] = path.join(topic, sub)
+      stubs.push({
+        path: path.join(outdir, 'commands', file, sub),
+        contents: Buffer.from(`export {default} from '../../chunks/command-${file}-${name}.js'\n`),
+      })
+    }
 }
 const main = await esbuild.build({
   ...common,
@@ -109,7 +125,7 @@ for (const {path: file} of files) {
 // builds (old chunks, a removed command) are deleted afterwards: oclif would list a stale
 // command file as a command when it has no manifest.
 const written = new Set()
-for (const {path: file, contents} of files) {
+for (const {path: file, contents} of [...files, ...stubs]) {
   fs.mkdirSync(path.dirname(file), {recursive: true})
   const tmp = `${file}.${process.pid}.tmp`
   fs.writeFileSync(tmp, contents)

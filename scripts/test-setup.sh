@@ -4,6 +4,9 @@
 # Runs as root (CI does); without root it only reports what is missing.
 set -euo pipefail
 
+# The power-cut recorder (an LD_PRELOAD shim the power-cut tests run vdrep under; issue 22).
+node "$(dirname "$0")/build-recorder.cjs" >/dev/null || true
+
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have sshd || [ -x /usr/sbin/sshd ] || need+=(openssh-server)

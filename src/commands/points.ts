@@ -71,6 +71,7 @@ function render(l: PointsResult): string[] {
   out.push(line(head), ...cells.map(line))
   out.push(`${l.points.length} point(s), ${formatBytes(l.totalBytes)} kept; retention ${l.retention}`)
   if (l.omitted) out.push(`${l.omitted} older point(s) not listed (more than one answer holds)`)
+  if (l.testing) out.push(`a test of point ${l.testing.seq} runs since ${l.testing.since} (pid ${l.testing.pid}); \`vdrep test stop\` ends it`)
   if (l.untrusted) out.push(`no older point can be read: ${l.untrusted}`)
   if (l.problem) out.push(`older points are cut off: ${l.problem}`)
   return out

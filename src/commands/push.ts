@@ -24,6 +24,10 @@ export default class Push extends BaseCommand {
     'take-over-replica': Flags.boolean({
       description: "a replica that belongs to another source: run the full sync that makes it this disk's (refused with exit 10 otherwise)",
     }),
+    final: Flags.boolean({
+      description:
+        'the last push before a planned failover: refused while a tracker runs (shut the VM down and stop the tracker first); the replica records the handover, so `vdrep failover --planned` accepts it',
+    }),
     'discard-replica-changes': Flags.boolean({
       description: 'a replica written outside vdrep or open by another program: run the full sync that overwrites it (refused with exit 11 otherwise)',
     }),
@@ -45,6 +49,7 @@ export default class Push extends BaseCommand {
         truncateReplica: flags['truncate-replica'],
         takeOverReplica: flags['take-over-replica'],
         discardReplicaChanges: flags['discard-replica-changes'],
+        final: flags.final,
         log: (line, level) => (display ? display.around(() => this.pushLog(line, level)) : this.pushLog(line, level)),
         progress: display?.update,
       })
@@ -71,5 +76,5 @@ function summary(r: PushResult): string {
     return `push ${r.disk} -> ${r.target}: full sync instead (${r.reason}): ${f ? `${formatBytes(f.bytesCompared)} compared, ${formatBytes(f.bytesSent)} sent, proved` : 'done'} in ${r.seconds.toFixed(1)} s`
   }
   const v = r.verified ? `; checked locally first, ${r.verified.blocksNewlyMarked} unmarked blocks found changed` : ''
-  return `push ${r.disk} -> ${r.target}: sequence ${r.seq} committed, ${r.blocks} blocks (${formatBytes(r.bytesSent)} sent${r.zeroBlocks ? `, ${r.zeroBlocks} zero` : ''}) in ${r.seconds.toFixed(2)} s${v}`
+  return `push ${r.disk} -> ${r.target}: sequence ${r.seq} committed${r.final ? ' (final: handed over)' : ''}, ${r.blocks} blocks (${formatBytes(r.bytesSent)} sent${r.zeroBlocks ? `, ${r.zeroBlocks} zero` : ''}) in ${r.seconds.toFixed(2)} s${v}`
 }

@@ -15,7 +15,9 @@ import {acquireReplica} from '../../src/core/locks/index.js'
 import {readReplicaState, statePathFor, writeReplicaState} from '../../src/core/receiver/replica-state.js'
 import {scanDisk} from '../../src/core/tracker/scan.js'
 import type {ReplicaRow, ReplicasResult} from '../../src/core/replicas/replicas.js'
-import {json, vdrep} from '../helpers/cli.js'
+import type {ChildProcess} from 'node:child_process'
+import {collect, json, startVdrep, vdrep} from '../helpers/cli.js'
+import {exists} from '../helpers/cycle.js'
 import {makeMixedDisk, seededBytes, tempDir} from '../helpers/disks.js'
 
 const MiB = 1 << 20
@@ -44,6 +46,9 @@ describe('vdrep replicas --root (replica host)', function () {
   }
 
   let ok: string
+  let tst: string
+  let testChild: ChildProcess | undefined
+  let testDone: Promise<unknown> | undefined
   before(async () => {
     dir = await tempDir('vdrep-replicas-')
     root = path.join(dir, 'root')
@@ -56,13 +61,39 @@ describe('vdrep replicas --root (replica host)', function () {
     const div = (await synced('diverged', 1)).replica
     await fs.appendFile(div, Buffer.alloc(4096, 1)) // a write outside vdrep
     const pro = (await synced('promoted', 0)).replica
-    await writeReplicaState(pro, {...(await readReplicaState(pro)).state!, promoted: {atMs: Date.now()}} as never)
-    const tst = (await synced('testing', 0)).replica
-    await writeReplicaState(tst, {...(await readReplicaState(tst)).state!, testing: {point: 0}} as never)
+    const ps = (await readReplicaState(pro)).state!
+    // What a failover records (doc/failover.md), as vdrep failover writes it
+    await writeReplicaState(pro, {
+      ...ps,
+      promoted: {
+        epoch: 1,
+        atSeq: ps.lastSeq,
+        ms: Date.now(),
+        oldReplicaId: ps.replicaId,
+        newReplicaId: 'ab'.repeat(16),
+        planned: true,
+        lossWindowMs: 0,
+        rollbackDone: true,
+      },
+    })
+    tst = (await synced('testing', 0)).replica
+    // A real test of its newest point, running until after() stops it.
+    testChild = startVdrep(['test', 'start', tst, '--nbd', `unix:${path.join(dir, 'test.nbd')}`])
+    testDone = collect(testChild)
+    let err = ''
+    testChild.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+    for (let i = 0; i < 300 && !(await exists(path.join(dir, 'test.nbd'))); i++) {
+      if (testChild.exitCode !== null) assert.fail(`vdrep test start exited ${testChild.exitCode}: ${err}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
     await fs.writeFile(path.join(root, 'junk.img'), 'x')
     await fs.writeFile(statePathFor(path.join(root, 'junk.img')), 'not a vdrep state')
   })
   after(async () => {
+    if (testChild && testChild.exitCode === null) {
+      await vdrep(['test', 'stop', tst])
+      await testDone
+    }
     await fs.rm(dir, {recursive: true, force: true})
   })
 

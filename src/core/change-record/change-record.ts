@@ -9,6 +9,7 @@ import {Region} from '../psf/layout.js'
 import {PsfFile} from '../psf/psf-file.js'
 import type {DiskStamp} from '../psf/disk-stamp.js'
 import type {DiskIdentity} from '../psf/disk-identity.js'
+import type {ReplicationSettings} from '../psf/settings.js'
 import {doubtOf, doubtsOf, type Doubt, type DoubtContext} from './doubt.js'
 import {clearBothMove, clearInflightMove, freezeMove, markScannedMove, mergeBackMove, type BitmapStore} from './moves.js'
 import {grownLayout, relayout} from './relayout.js'
@@ -39,6 +40,21 @@ export class ChangeRecord implements RecordWriter {
   /** `vdrep init`: a new record (NEEDS_FULL_SYNC set by the caller's header), written atomically. */
   static async init(path: string, header: PsfHeader): Promise<void> {
     await PsfFile.create(path, header)
+  }
+
+  /**
+   * `vdrep failover`: the promoted disk's first record, at `path` (a temp name the caller renames
+   * into place): `header`, the blocks a rollback undid in the active set, the whole index, synced.
+   */
+  static async createPromoted(path: string, header: PsfHeader, undone: Bitmap, index: Buffer): Promise<void> {
+    await PsfFile.create(path, header, {active: undone})
+    const psf = await PsfFile.open(path, true)
+    try {
+      await psf.writeIndexPages(0, index)
+      await psf.sync()
+    } finally {
+      await psf.close()
+    }
   }
 
   /** Open for writing: only the process that owns the record (claim.ts) may. */
@@ -216,22 +232,42 @@ export class ChangeRecord implements RecordWriter {
    * after a tracker died the pushes that follow check for outside writes again, not never.
    */
   async commit(c: CommitRecord): Promise<void> {
-    const refusals = HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN // the replica took this commit: no longer refused
+    // The replica took this commit: no longer refused; handed over only if this one was final.
+    const refusals = HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN | HeaderFlag.REPLICA_PROMOTED | HeaderFlag.HANDED_OVER
     await this.patch((h) => ({
       lastSeq: c.seq,
       pendingSeq: 0,
       lastSyncMs: c.pointInTimeMs,
       diskSize: c.diskSize,
       lastCommit: c.commitId,
-      flags: (c.stamp ? h.flags | HeaderFlag.CLEAN_SHUTDOWN : h.flags) & ~refusals,
+      flags: ((c.stamp ? h.flags | HeaderFlag.CLEAN_SHUTDOWN : h.flags) & ~refusals) | (c.final ? HeaderFlag.HANDED_OVER : 0),
       ...(c.stamp ? stampFields(c.stamp) : {}),
     }))
   }
 
   /** The replica host refused a sync (REPLICA_DIVERGED or REPLICA_FOREIGN): kept for `status` until a proved sync. */
   async replicaRefused(code: ReplicaRefusal): Promise<void> {
-    const flag = code === 'REPLICA_DIVERGED' ? HeaderFlag.REPLICA_DIVERGED : HeaderFlag.REPLICA_FOREIGN
+    const flag = HeaderFlag[code]
     if ((this.header.flags & flag) === 0) await this.patch((h) => ({flags: h.flags | flag}))
+  }
+
+  // ---- failover (doc/failover.md) -------------------------------------------------------
+
+  /**
+   * A reprotect: the old primary's disk holds these blocks differently from this (promoted)
+   * disk; they join the active record, durably, before the old primary becomes a replica.
+   */
+  async markOwed(owed: Bitmap): Promise<number> {
+    const m = await this.bitmaps()
+    const newly = await markScannedMove(this.bitmapStore, m.active, m.inflight, owed, {active: m.activeBad, inflight: m.inflightBad})
+    m.activeBad = []
+    m.inflightBad = []
+    return newly
+  }
+
+  /** Where and how this record replicates (a promoted disk learns it at its reprotect). */
+  async updateSettings(patch: Partial<ReplicationSettings>): Promise<void> {
+    await this.patch((h) => ({settings: {...h.settings, ...patch, ...(patch.ssh ? {ssh: {...h.settings.ssh, ...patch.ssh}} : {})}}))
   }
 
   /** The index is rewritten as a full sync goes; until its proof passes it is not trusted. */

@@ -14,6 +14,8 @@ export interface CommitRecord {
   commitId: Buffer
   /** Without a tracker: the disk's stamp the record was checked against (the clean point). */
   stamp?: DiskStamp
+  /** A final push (`push --final`): the record says the disk handed over. */
+  final?: boolean
 }
 
 export interface ProvedSync {

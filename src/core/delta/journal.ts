@@ -14,9 +14,11 @@
 // The digest is the bundle digest (see bundleDigest) the client sent in BUNDLE_END.
 import {constants} from 'node:fs'
 import fs from 'node:fs/promises'
+import path from 'node:path'
 import zlib from 'node:zlib'
 import {StateError} from '../errors.js'
 import {HASH_LENGTH} from '../hash/block-hash.js'
+import {fsyncDir} from '../util/fs-atomic.js'
 import {writevAll} from '../util/writev-all.js'
 
 export const JOURNAL_MAGIC = Buffer.from('VDRJRNL1', 'ascii')
@@ -216,7 +218,13 @@ export class JournalWriter {
       })
   }
 
-  /** Entries durable first, then the trailer that makes the journal complete, durable. */
+  /**
+   * Entries durable first, then the trailer that makes the journal complete, durable; then the
+   * journal's name: a file's data can be on disk while its directory entry is not, and the
+   * apply that follows must never start on a replica whose journal a power cut could take away
+   * (found by the power-cut check, issue 22: the replica half applied, the state trusting the
+   * previous point).
+   */
   async seal(digest: Buffer): Promise<void> {
     await this.flush()
     await this.writing
@@ -225,6 +233,7 @@ export class JournalWriter {
     await this.fh.datasync()
     await this.fh.write(encodeJournalTrailer({entryCount: this.entryCount, dataBytes: this.dataBytes, digest}), 0, JOURNAL_TRAILER_SIZE, this.pos)
     await this.fh.datasync()
+    await fsyncDir(path.dirname(this.path))
   }
 
   async close(): Promise<void> {

@@ -2,6 +2,7 @@
 // commits as a unit; fall back to a full sync (and say why) whenever the change record or
 // the replica cannot be vouched for. Cost follows the changed blocks, never the disk size.
 import {asVdrepError, FullSyncNeededError, ProtocolError, TransportError, UsageError} from '../errors.js'
+import {HelloFlag} from '../protocol/messages.js'
 import {SourceDisk} from '../disk/source-disk.js'
 import type {PsfHeader} from '../psf/header.js'
 import type {DiskStamp} from '../psf/disk-stamp.js'
@@ -32,6 +33,8 @@ export interface PushOptions extends FullsyncOptions {
   ifDue?: boolean
   preHook?: string
   postHook?: string
+  /** The last push before a planned failover (doc/failover.md): no tracker may run, the commit is marked final on both sides. */
+  final?: boolean
 }
 
 export interface PushPhases {
@@ -57,6 +60,8 @@ export interface PushResult {
   fullsync?: FullsyncResult
   /** The local verification this push ran first (no tracker, a record in doubt). */
   verified?: LocalVerification
+  /** A final push: the source handed over (doc/failover.md). */
+  final?: boolean
 }
 
 export interface LocalVerification {
@@ -82,6 +87,11 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
     try {
       const {record, tracker} = claim
       target = record.header.settings.target
+      // A handover while a tracker runs could be followed by a write the replica never gets.
+      if (opts.final && tracker)
+        throw new UsageError('FINAL_TRACKER_RUNNING', `a tracker runs for ${disk}: a write after the final push would be lost at the failover`, {
+          hint: 'shut the VM down, stop `vdrep track` (SIGTERM), then run `vdrep push --final` again',
+        })
       if (claim.bound) opts.log?.(claim.bound, 'notice')
       if (opts.ifDue && !pushIsDue(record.header.lastSyncMs, record.header.settings.rpoSeconds)) {
         return {disk, target, mode: 'skipped', reason: 'not due yet', blocks: 0, zeroBlocks: 0, bytesSent: 0, seconds: 0}
@@ -154,6 +164,10 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
         hint: 'if the disk was shrunk on purpose, run `vdrep push --truncate-replica` (a full sync that cuts the replica)',
       })
     }
+    if (opts.final)
+      throw new FullSyncNeededError(`a final push must be a delta, and a full sync is needed: ${reason}`, {
+        hint: 'run `vdrep fullsync` (or push), then `vdrep push --final`',
+      })
     if (opts.noFallback) throw new FullSyncNeededError(`a full sync is needed: ${reason}`, {hint: 'run `vdrep fullsync` (or push without --no-fallback)'})
     opts.log?.(`falling back to a full sync: ${reason}`, 'notice')
     const result = await fullsync(disk, {...opts, truncateReplica: opts.truncateReplica || shrank, lockHeld: true})
@@ -246,7 +260,7 @@ async function pushDelta(
         diskSize: source.size,
         replicaId: h.replicaId,
         // The fence flags only let the receiver answer "full sync needed" instead of refusing: the full sync that follows carries them too.
-        flags: helloFlags({takeOverReplica: opts.takeOverReplica, discardReplicaChanges: opts.discardReplicaChanges}),
+        flags: helloFlags({takeOverReplica: opts.takeOverReplica, discardReplicaChanges: opts.discardReplicaChanges}) | (opts.final ? HelloFlag.FINAL : 0),
         lastCommit: h.lastCommit,
         nextCommit: commitId,
         path: conn.replicaPath,
@@ -304,7 +318,7 @@ async function pushDelta(
     // that, pendingSeq names this push and the next one records it (blocks still in flight
     // then go back to the active record and are sent again: harmless).
     await frozen.complete(true, {syncLater: true})
-    await owner.commit({seq, pointInTimeMs: pointInTime, diskSize: source.size, commitId, stamp: stampAtCheck})
+    await owner.commit({seq, pointInTimeMs: pointInTime, diskSize: source.size, commitId, stamp: stampAtCheck, final: opts.final})
     return {
       disk,
       target,
@@ -315,6 +329,7 @@ async function pushDelta(
       bytesSent: stats.bytesSent,
       seconds: (performance.now() - started) / 1000,
       phases: {startupMs, connectMs, readMs: stats.readMs, sendMs: stats.sendMs, journalMs: c.journalMs, applyMs: c.applyMs},
+      ...(opts.final ? {final: true} : {}),
     }
   } catch (err) {
     if (frozen && !committed) await frozen.complete(false).catch(() => {})

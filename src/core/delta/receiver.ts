@@ -19,6 +19,7 @@ import {
   decodeRange,
   encodeCommitted,
   encodeHelloOk,
+  HelloFlag,
   ReplicaStateKind,
   type Hello,
 } from '../protocol/messages.js'
@@ -130,7 +131,13 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
       throw err
     }
     const {seq, diskSize, blocks} = applied
-    const committed = await commitState(replicaPath, replica, current, seq, diskSize, {commit: hello.nextCommit.toString('hex'), prevCommit: current.commit})
+    // A final push (the source's VM stopped: a planned failover) says so in the commit; any later commit drops it.
+    const final = hello.flags & HelloFlag.FINAL ? {seq, ms: Date.now()} : undefined
+    const committed = await commitState(replicaPath, replica, current, seq, diskSize, {
+      commit: hello.nextCommit.toString('hex'),
+      prevCommit: current.commit,
+      final,
+    })
     log(`sequence ${seq} committed, ${blocks} blocks`, `push ${replicaPath}`)
     // The state file is the commit point: answer now, then drop the journal (unlinking 40 MB of
     // it took ~20 ms that the client waited for). A journal left by a failed or interrupted

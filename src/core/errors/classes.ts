@@ -109,6 +109,13 @@ export class ReplicaDivergedError extends VdrepError {
   }
 }
 
+/** Raised by the receiver only: the replica was promoted by a failover (REPLICA_PROMOTED); no flag lifts it. */
+export class ReplicaPromotedError extends VdrepError {
+  constructor(message: string, opts?: VdrepErrorOptions) {
+    super('REPLICA_PROMOTED', message, opts)
+  }
+}
+
 /** Wrap an I/O failure so the message names what was being done and where. */
 export class DiskIoError extends VdrepError {
   constructor(message: string, opts?: VdrepErrorOptions) {

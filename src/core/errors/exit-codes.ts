@@ -15,6 +15,7 @@ export const ExitCode = {
   REPLICA_FULL: 9,
   REPLICA_FOREIGN: 10,
   REPLICA_DIVERGED: 11,
+  REPLICA_PROMOTED: 12,
   INTERRUPTED: 130,
 } as const
 
@@ -42,6 +43,11 @@ export const EXIT_CODE_TABLE: ReadonlyArray<readonly [ExitCodeValue, ExitCodeNam
     11,
     'REPLICA_DIVERGED',
     'the replica was written outside vdrep since its last commit, or is open by another program; nothing was written (resync with --discard-replica-changes)',
+  ],
+  [
+    12,
+    'REPLICA_PROMOTED',
+    'the replica was promoted by a failover: it is a source now and takes nothing from its old source, whatever the flags (fail back with vdrep reprotect)',
   ],
   [130, 'INTERRUPTED', 'interrupted by a signal'],
 ]

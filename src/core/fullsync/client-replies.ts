@@ -20,7 +20,7 @@ export function remoteErrorOf(payload: Buffer): RemoteError {
  */
 export async function helloRefused(payload: Buffer, owner: RecordWriter): Promise<RemoteError> {
   const e = remoteErrorOf(payload)
-  if (e.code === 'REPLICA_DIVERGED' || e.code === 'REPLICA_FOREIGN') await owner.replicaRefused(e.code)
+  if (e.code === 'REPLICA_DIVERGED' || e.code === 'REPLICA_FOREIGN' || e.code === 'REPLICA_PROMOTED') await owner.replicaRefused(e.code)
   return e
 }
 

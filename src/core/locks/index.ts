@@ -7,11 +7,12 @@
 //   lock                what it guards                          file                  held by
 //   1. disk lock        one push / full sync / init of a disk   <disk>.vdrep.lock     push, fullsync, init, verify; tracker while it starts; scan
 //   2. tracker owner    the .psf has one owning process         <disk>.psf (flock)    tracker, scan, init; push and fullsync only probe it
+//   2b. test lock       one test boot per replica               <replica>.vdrep-test/lock  vdrep test start, while its test runs
 //   3. replica lock     one writer per replica                  <replica>.vdrep.lock  the receiver (serve, or in-process for a local target)
 //   4. header lock      one .psf header update at a time        <disk>.psf bytes 0..2 slots (OFD)  whoever updates the header, for one write
 //
-// Acquisition order: disk lock -> tracker ownership (or its probe) -> replica lock -> header
-// lock. A process holding one of them takes only locks further down the list, never one above,
+// Acquisition order: disk lock -> tracker ownership (or its probe) -> test lock -> replica lock
+// -> header lock. A process holding one of them takes only locks further down the list, never one above,
 // and the header lock is a leaf: nothing is taken while it is held. Because every lock is
 // non-blocking, a wrong order could not deadlock, but it could make two starters both fail
 // (each holding the lock the other wants next); in this order one of them always wins. Callers:
@@ -22,10 +23,13 @@
 //   the disk lock once its control socket answers.
 // - init: disk lock, then ownership of the old .psf while the new one replaces it.
 // - serve, local targets (receiver/): the replica lock only.
+// - test start (test-view/): the test lock (2b, above the replica lock in this order) for the
+//   whole test; the replica lock briefly at the end, to record the test in the replica's state.
 export {acquireDiskLock, diskLockPathFor, type HeldLock} from './disk-lock.js'
 export {checkNoUnreachableTracker, describeRunningTracker, TrackerLock} from './tracker-ownership.js'
 export {acquireReplica, claimReplica, lockReplicaFile, replicaLockPath, type ReplicaLockOptions} from './replica-lock.js'
 export {HEADER_LOCK_WAIT_MS, lockHeaderSlots} from './header-lock.js'
 export {kernelLocksInUse} from './exclusive-lock.js'
 export {LOCK_UNAVAILABLE} from './lock-unavailable.js'
+export {tryLockTest, type HeldTestLock} from './test-lock.js'
 export {kernelRangeLocksAvailable, rangeLock, rangeUnlock} from './kernel-locks.js'

@@ -4,6 +4,8 @@ import {StateError} from '../errors.js'
 import {readReplicaState} from '../receiver/replica-state.js'
 import {closeChain, loadChain} from './chain.js'
 import {DEFAULT_RETENTION} from './retention.js'
+import {describeTest, lastTestOf} from '../test-view/record.js'
+import {runningTest} from '../test-view/running.js'
 
 export interface PointInfo {
   seq: number
@@ -14,7 +16,7 @@ export interface PointInfo {
   /** The disk's size at the point. */
   diskSize: number
   current: boolean
-  /** When a test of this point ended (a later command records it); null: never tested. */
+  /** When the last test of this point ended and how long it ran (`vdrep test stop` records it); null: never tested. */
   tested: string | null
 }
 
@@ -27,6 +29,8 @@ export interface PointsListing {
   problem?: string
   points: PointInfo[]
   totalBytes: number
+  /** A test of this replica running now (`vdrep test start`): its point, since when, its pid. */
+  testing?: {seq: number; since: string; pid: number}
 }
 
 export async function listPoints(replica: string): Promise<PointsListing> {
@@ -34,10 +38,20 @@ export async function listPoints(replica: string): Promise<PointsListing> {
   if (error) throw error
   if (!state) throw new StateError('POINT_UNTRUSTED', `${replica} has no vdrep state: it is not a replica, or was never synced`)
   const out: PointsListing = {replica, retention: state.retention ?? `${DEFAULT_RETENTION} (default)`, points: [], totalBytes: 0}
-  if (!state.complete || state.diverged || state.doubt) {
-    out.untrusted = !state.complete ? 'the replica is incomplete (a full sync is running or did not finish)' : 'the replica is diverged or in doubt'
+  if (!state.complete || state.diverged || state.doubt || state.promoted) {
+    out.untrusted = state.promoted
+      ? 'the replica was promoted by a failover: it is a source now, and its undo records no longer lay over it'
+      : !state.complete
+        ? 'the replica is incomplete (a full sync is running or did not finish)'
+        : 'the replica is diverged or in doubt'
     return out
   }
+  const tested = (seq: number, ms: number) => {
+    const t = lastTestOf(state.tests, seq, ms)
+    return t ? describeTest(t) : null
+  }
+  const running = await runningTest(replica)
+  if (running) out.testing = {seq: running.seq, since: new Date(running.startedMs).toISOString(), pid: running.pid}
   const chain = await loadChain(replica, state)
   try {
     out.problem = chain.problem
@@ -47,7 +61,7 @@ export async function listPoints(replica: string): Promise<PointsListing> {
       bytes: 0,
       diskSize: state.diskSize,
       current: true,
-      tested: null,
+      tested: tested(state.lastSeq, state.commitMs ?? state.updatedMs),
     })
     for (const f of [...chain.files].reverse()) {
       out.points.push({
@@ -56,7 +70,7 @@ export async function listPoints(replica: string): Promise<PointsListing> {
         bytes: f.size,
         diskSize: f.header.fromDiskSize,
         current: false,
-        tested: null,
+        tested: tested(f.header.fromSeq, f.header.fromMs),
       })
       out.totalBytes += f.size
     }

@@ -15,6 +15,7 @@ import {parseTarget} from '../target/target.js'
 import {connectReceiver} from '../transport/connect.js'
 import type {PointInfo, PointsListing} from './list.js'
 import {parseRetention} from './retention.js'
+import {describeTest} from '../test-view/record.js'
 
 export interface RemotePointsOptions {
   /** Set the replica's retention policy (the receiver records and applies it) before listing. */
@@ -106,7 +107,7 @@ function fromWire(disk: string, target: string, l: PointsList, setRetention: boo
     bytes: p.bytes,
     diskSize: p.diskSize,
     current: p.current,
-    tested: p.testedMs > 0 ? new Date(p.testedMs).toISOString() : null,
+    tested: p.testEndMs > 0 ? describeTest({seq: p.seq, pointMs: p.timeMs, startedMs: p.testStartMs, endedMs: p.testEndMs}) : null,
   }))
   const out: RemotePointsListing = {disk, replica: target, retention: l.retention, points, totalBytes: l.totalBytes}
   if (l.untrusted) out.untrusted = l.untrusted

@@ -29,6 +29,9 @@ export const FrameType = {
   BUNDLE_BEGIN: 11,
   BUNDLE_END: 12,
   COMMITTED: 13,
+  REPROTECT: 14,
+  OWED: 15,
+  OWED_RECORDED: 16,
   // The restore-point query (points-messages.ts); numbered apart so other additions keep 14 on.
   POINTS_REQUEST: 32,
   POINTS_LIST: 33,

@@ -22,8 +22,13 @@ export const HelloFlag = {
    * on the replica host (no replica, state, journal or points write); DATA and ZERO_RUN refused.
    */
   NO_WRITE: 1 << 3,
+  /** Delta port: the promoted side asks the old primary's host to make its disk a replica (doc/failover.md). */
+  REPROTECT: 1 << 4,
+  /** Delta port: the last push of a planned failover (the source's VM stopped): the commit records `final`. */
+  FINAL: 1 << 5,
 } as const
-export const KNOWN_HELLO_FLAGS = HelloFlag.TRUNCATE_REPLICA | HelloFlag.TAKE_OVER_REPLICA | HelloFlag.DISCARD_REPLICA_CHANGES | HelloFlag.NO_WRITE
+export const KNOWN_HELLO_FLAGS =
+  HelloFlag.TRUNCATE_REPLICA | HelloFlag.TAKE_OVER_REPLICA | HelloFlag.DISCARD_REPLICA_CHANGES | HelloFlag.NO_WRITE | HelloFlag.REPROTECT | HelloFlag.FINAL
 /** Length of a commit id (random, one per proved full sync and per committed push). */
 export const COMMIT_ID_LENGTH = 16
 export const ReplicaStateKind = {MISSING: 0, INCOMPLETE: 1, COMPLETE: 2} as const

@@ -12,11 +12,11 @@ export const PointsOp = {LIST: 1, SET_RETENTION: 2, DESCRIBE_SOURCE: 3} as const
 export const MAX_SOURCE_HOST = 255
 /** Longest retention spec a client may send (a policy is a short comma list). */
 export const MAX_RETENTION_SPEC = 256
-/** Most points (and dropped sequences) one POINTS_LIST carries: 65536 × 41 bytes stays under MAX_PAYLOAD. */
+/** Most points (and dropped sequences) one POINTS_LIST carries: 65536 × 49 + 65536 × 8 bytes stay under MAX_PAYLOAD. */
 export const MAX_POINTS_LIST = 65536
 /** Cap of each text field of POINTS_LIST (the sender clips at a character boundary). */
 export const MAX_POINTS_TEXT = 1024
-export const POINT_ENTRY_SIZE = 41
+export const POINT_ENTRY_SIZE = 49
 const PointFlag = {CURRENT: 1} as const
 
 const fail = (type: string) => (field: string, detail: string) => new ProtocolError('FRAME_MALFORMED', `malformed ${type} frame: ${field}: ${detail}`)
@@ -71,8 +71,9 @@ export interface WirePoint {
   /** Bytes of the undo record that reaches this point (0 for the current one). */
   bytes: number
   diskSize: number
-  /** When a test of this point ended, ms since the epoch; 0: never. */
-  testedMs: number
+  /** The last test of this point (`vdrep test stop` records it): when it started and ended, ms since the epoch; 0: never tested. */
+  testStartMs: number
+  testEndMs: number
   current: boolean
 }
 
@@ -115,7 +116,8 @@ export function encodePointsList(m: PointsList): Buffer {
       .u64(p.timeMs)
       .u64(p.bytes)
       .u64(p.diskSize)
-      .u64(p.testedMs)
+      .u64(p.testStartMs)
+      .u64(p.testEndMs)
       .u8(p.current ? PointFlag.CURRENT : 0)
   return w.finish()
 }
@@ -138,7 +140,17 @@ export function decodePointsList(b: Buffer): PointsList {
   if (count > MAX_POINTS_LIST || count * POINT_ENTRY_SIZE !== r.remaining) throw f('point count', `${count} does not match the ${r.remaining} bytes left`)
   const points: WirePoint[] = []
   for (let i = 0; i < count; i++) {
-    const p = {seq: r.u64('seq'), timeMs: r.u64('time'), bytes: r.u64('bytes'), diskSize: r.u64('disk size'), testedMs: r.u64('tested'), current: false}
+    const p = {
+      seq: r.u64('seq'),
+      timeMs: r.u64('time'),
+      bytes: r.u64('bytes'),
+      diskSize: r.u64('disk size'),
+      testStartMs: r.u64('test start'),
+      testEndMs: r.u64('test end'),
+      current: false,
+    }
+    if (p.testEndMs < p.testStartMs || (p.testEndMs === 0) !== (p.testStartMs === 0))
+      throw f('test end', `${p.testEndMs} does not follow the start ${p.testStartMs}`)
     const flags = r.u8('flags')
     if (flags & ~PointFlag.CURRENT) throw f('flags', `reserved bits set in 0x${flags.toString(16)}`)
     p.current = flags === PointFlag.CURRENT

@@ -71,10 +71,14 @@ export const HeaderFlag = {
    * again only after a local verification of every block against the block hash index.
    */
   VERIFY_NEEDED: 1 << 5,
+  /** The replica host refused the last sync: the replica was promoted by a failover (REPLICA_PROMOTED). */
+  REPLICA_PROMOTED: 1 << 6,
+  /** The last push was final (`push --final`): this disk handed over to its replica (doc/failover.md). */
+  HANDED_OVER: 1 << 7,
 } as const
 
 /** The refusals a .psf records for `status`, until a full sync proves the replica again. */
-export type ReplicaRefusal = 'REPLICA_DIVERGED' | 'REPLICA_FOREIGN'
+export type ReplicaRefusal = 'REPLICA_DIVERGED' | 'REPLICA_FOREIGN' | 'REPLICA_PROMOTED'
 
 export interface PsfHeader {
   flags: number

@@ -13,6 +13,8 @@ import {listPoints, type PointsListing} from '../points/list.js'
 import {recordSource, setRetention} from '../points/settings.js'
 import {readReplicaState} from './replica-state.js'
 import type {SessionLog} from './session-log.js'
+import {lastTestOf} from '../test-view/record.js'
+import type {TestRecord} from './replica-state.js'
 
 /** The replica is this client's: it has vdrep state, and that state names the hello's replica id. */
 export async function checkPointsOwner(hello: Hello, replica: string): Promise<void> {
@@ -25,7 +27,7 @@ export async function checkPointsOwner(hello: Hello, replica: string): Promise<v
   }
 }
 
-export function listingToWire(l: PointsListing, dropped: number[] = []): PointsList {
+export function listingToWire(l: PointsListing, dropped: number[] = [], tests?: TestRecord[]): PointsList {
   const points = l.points.slice(0, MAX_POINTS_LIST)
   return {
     lastSeq: l.points[0]?.seq ?? 0,
@@ -35,14 +37,12 @@ export function listingToWire(l: PointsListing, dropped: number[] = []): PointsL
     untrusted: l.untrusted ?? '',
     problem: l.problem ?? '',
     dropped: dropped.slice(-MAX_POINTS_LIST),
-    points: points.map((p) => ({
-      seq: p.seq,
-      timeMs: Date.parse(p.time),
-      bytes: p.bytes,
-      diskSize: p.diskSize,
-      testedMs: p.tested ? Date.parse(p.tested) : 0,
-      current: p.current,
-    })),
+    points: points.map((p) => {
+      const timeMs = Date.parse(p.time)
+      // The record itself, not the listing's text: the client words it as the replica host does.
+      const t = lastTestOf(tests, p.seq, timeMs)
+      return {seq: p.seq, timeMs, bytes: p.bytes, diskSize: p.diskSize, testStartMs: t?.startedMs ?? 0, testEndMs: t?.endedMs ?? 0, current: p.current}
+    }),
   }
 }
 
@@ -63,11 +63,9 @@ export async function runPointsSession(hello: Hello, replica: string, reader: Fr
     log(`source ${req.source.host}:${req.source.disk} recorded${pruned ? `; retention ${req.retention.trim()} adopted` : ''}`, `points ${replica}`)
   }
   const listing = await listPoints(replica)
-  // A current point with no sequence yet (never pushed) is still listed: lastSeq is the state's.
-  const wire = listingToWire(listing, dropped)
-  if (listing.points.length === 0) {
-    const {state} = await readReplicaState(replica)
-    wire.lastSeq = state?.lastSeq ?? 0
-  }
+  const {state} = await readReplicaState(replica)
+  const wire = listingToWire(listing, dropped, state?.tests)
+  // No point listed (an incomplete replica): lastSeq is still the state's.
+  if (listing.points.length === 0) wire.lastSeq = state?.lastSeq ?? 0
   await writer.send(FrameType.POINTS_LIST, encodePointsList(wire))
 }

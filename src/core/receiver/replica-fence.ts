@@ -8,12 +8,12 @@
 // (a restored or copied .psf), so a delta is refused and a full sync, which proves everything,
 // may run.
 import type fs from 'node:fs/promises'
-import {ReplicaDivergedError, ReplicaForeignError} from '../errors.js'
+import {ReplicaDivergedError, ReplicaForeignError, ReplicaPromotedError} from '../errors.js'
 import {kernelRangeLocksAvailable, rangeLock, rangeUnlock} from '../locks/index.js'
 import {HelloFlag, type Hello} from '../protocol/messages.js'
 import type {ReplicaState} from './replica-state.js'
 
-export type Fence = {code: 'REPLICA_FOREIGN' | 'REPLICA_DIVERGED'; reason: string}
+export type Fence = {code: 'REPLICA_FOREIGN' | 'REPLICA_DIVERGED' | 'REPLICA_PROMOTED'; reason: string}
 
 const ZERO_COMMIT = Buffer.alloc(16)
 
@@ -36,6 +36,8 @@ export function replicaFence(
   fh: fs.FileHandle | undefined,
   st: {size: bigint; mtimeNs: bigint; ctimeNs: bigint} | undefined,
 ): Fence | null {
+  // First: a promoted replica is a source now, whoever asks and whatever else is true of it.
+  if (state?.promoted) return promotedFence(state)
   if (fh && heldOpenByAnother(fh)) {
     return {code: 'REPLICA_DIVERGED', reason: 'the replica is open by another program (it holds a lock on it: a VM running from it?)'}
   }
@@ -58,6 +60,16 @@ export function replicaFence(
   return null
 }
 
+function promotedFence(state: ReplicaState): Fence {
+  const p = state.promoted as NonNullable<ReplicaState['promoted']>
+  const when = new Date(p.ms).toISOString()
+  const at = p.rollbackTo !== undefined ? `rolled back to point ${p.rollbackTo}` : `at sequence ${p.atSeq}`
+  return {
+    code: 'REPLICA_PROMOTED',
+    reason: `the replica was promoted by a failover at ${when} (epoch ${p.epoch}, ${at}${p.planned ? ', planned' : ''}): it is a source now, with its own record, and takes nothing from its old source (replica id ${p.oldReplicaId})`,
+  }
+}
+
 /** Whether the hello's commit id is one the replica knows as its last (or the one before: a client that lost the last answer). */
 export function chainMatches(hello: Hello, state: ReplicaState): boolean {
   if (!state.commit || hello.lastCommit.equals(ZERO_COMMIT)) return true // no chain on one side yet (an older vdrep wrote it)
@@ -68,6 +80,12 @@ export function chainMatches(hello: Hello, state: ReplicaState): boolean {
 /** Throw the fence unless the hello carries the user's choice to overwrite it. */
 export function enforceFence(hello: Hello, fence: Fence | null, log: (text: string) => void): void {
   if (!fence) return
+  // No flag lifts this one: cron's --take-over-replica or --discard-replica-changes must never
+  // overwrite a disk a VM now runs from. Failing back is the promoted side's `vdrep reprotect`.
+  if (fence.code === 'REPLICA_PROMOTED')
+    throw new ReplicaPromotedError(`${fence.reason}; nothing was written`, {
+      hint: "to fail back, run `vdrep reprotect <replica> --to <this host>:<this disk>` on the replica host (it ships only what changed on either side); stop this disk's pushes meanwhile",
+    })
   if (fence.code === 'REPLICA_FOREIGN') {
     if (hello.flags & HelloFlag.TAKE_OVER_REPLICA) return log(`taking over: ${fence.reason}`)
     throw new ReplicaForeignError(`${fence.reason}; nothing was written`, {

@@ -4,11 +4,12 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
 import {constants} from 'node:fs'
-import {DiskIoError, UsageError} from '../errors.js'
+import {DiskIoError, ReplicaForeignError, UsageError} from '../errors.js'
+import {psfPathFor} from '../psf/psf-file.js'
 import {startWriteback} from '../native/performance-hints.js'
 import {zeroRange} from '../native/holes.js'
 import {writevAll} from '../util/writev-all.js'
-import type {Hello} from '../protocol/messages.js'
+import {HelloFlag, type Hello} from '../protocol/messages.js'
 import {enforceFence, replicaFence} from './replica-fence.js'
 import {checkDeviceHolds, openReplicaDevice, replicaExtent, type ReplicaExtent} from './replica-device.js'
 import {readReplicaState, writeReplicaState, type ReplicaState} from './replica-state.js'
@@ -64,6 +65,17 @@ export class ReplicaFile {
 
   /** Refuse a replica of another source, or one that moved on without vdrep, unless the hello says otherwise. */
   async checkFence(log: (text: string) => void): Promise<void> {
+    // A file with no replica state but a change record of its own is a source disk (an old
+    // primary under a reprotect's `vdrep serve --root`): never a seed to overwrite by mistake.
+    if (
+      this.prior.existed &&
+      !this.prior.state &&
+      !(this.hello.flags & HelloFlag.TAKE_OVER_REPLICA) &&
+      (await fs.lstat(psfPathFor(this.path)).catch(() => null))
+    )
+      throw new ReplicaForeignError(`${this.path} is a source disk (it has its own change record, ${psfPathFor(this.path)}); nothing was written`, {
+        hint: 'give this disk another target; if that disk is no source any more, remove its .psf (or hand it over with `--take-over-replica`)',
+      })
     enforceFence(this.hello, replicaFence(this.hello, this.prior.state, this.fh, await this.fh.stat({bigint: true})), log)
   }
 

@@ -17,7 +17,7 @@ export class PathOutsideRootError extends UsageError {
  * atomic replacement). A replica may not be named so: `web.img.vdrep-journal` as a replica
  * would be discarded as web.img's unreadable journal, `web.img.vdrep` overwritten by its state.
  */
-const RESERVED = [/\.vdrep$/, /\.vdrep-journal$/, /\.vdrep-points$/, /\.vdrep\.lock$/, /\.vdrep\.cow$/, /^\..+\.tmp-\d+(-[0-9a-f]+)?$/]
+const RESERVED = [/\.vdrep$/, /\.vdrep-journal$/, /\.vdrep-points$/, /\.vdrep-test$/, /\.vdrep\.lock$/, /\.vdrep\.cow$/, /^\..+\.tmp-\d+(-[0-9a-f]+)?$/]
 
 /**
  * Every directory from the root down to the replica's must be the receiver's own (or root's)

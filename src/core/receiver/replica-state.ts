@@ -56,7 +56,57 @@ export interface ReplicaState {
   source?: {host: string; disk: string}
   /** The source's RPO, from the same description. */
   rpoSeconds?: number
+  /** The last test boots of this replica's points (`vdrep test stop` records them; test-view/record.ts), oldest first. */
+  tests?: TestRecord[]
+  /** The last commit was a final push (the source handed over at this sequence): `failover --planned` needs it. */
+  final?: {seq: number; ms: number}
+  /** Promoted by a failover (doc/failover.md): fenced against every source, whatever the flags. */
+  promoted?: PromotedInfo
+  /** Failovers behind this replica (a reprotect carries the count over). */
+  epoch?: number
 }
+
+export interface PromotedInfo {
+  epoch: number
+  /** The replica's last sequence when it was promoted. */
+  atSeq: number
+  ms: number
+  /** The source it was a replica of, and the id of its own new record (`<replica>.psf`). */
+  oldReplicaId: string
+  newReplicaId: string
+  planned: boolean
+  /** Time from the last commit to the failover (ms): the writes that may be lost when not planned. */
+  lossWindowMs: number
+  /** `--at`: the point rolled back to, and whether the rollback and the record are complete. */
+  rollbackTo?: number
+  rollbackDone: boolean
+}
+
+const HEX16 = /^[0-9a-f]{32}$/
+const safe = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0
+
+/** Why a `promoted` field is malformed, or null. */
+function promotedProblem(p: unknown): string | null {
+  if (typeof p !== 'object' || p === null) return 'not an object'
+  const v = p as Partial<PromotedInfo>
+  for (const k of ['epoch', 'atSeq', 'ms', 'lossWindowMs'] as const) if (!safe(v[k])) return k
+  for (const k of ['oldReplicaId', 'newReplicaId'] as const) if (typeof v[k] !== 'string' || !HEX16.test(v[k])) return k
+  if (typeof v.planned !== 'boolean' || typeof v.rollbackDone !== 'boolean') return 'planned / rollbackDone'
+  if (v.rollbackTo !== undefined && !safe(v.rollbackTo)) return 'rollbackTo'
+  return null
+}
+
+/** One ended test of a point: which point (its sequence and commit time), when, and for how long. */
+export interface TestRecord {
+  seq: number
+  /** The point's commit time (ms since the epoch): a sequence alone could name a later chain's point. */
+  pointMs: number
+  startedMs: number
+  endedMs: number
+}
+
+/** Test records kept in the state (the newest); each is ~80 bytes of the 16 KiB body. */
+export const MAX_TEST_RECORDS = 16
 
 export function statePathFor(replica: string): string {
   return `${replica}.vdrep`
@@ -106,7 +156,14 @@ export function decodeReplicaState(b: Buffer): ReplicaState {
   if (v.pointsChain !== undefined && (typeof v.pointsChain !== 'string' || !/^[0-9a-f]{32}$/.test(v.pointsChain))) throw corrupt('field pointsChain')
   if (v.commitMs !== undefined && (!Number.isSafeInteger(v.commitMs) || v.commitMs < 0)) throw corrupt('field commitMs')
   if (v.retention !== undefined && (typeof v.retention !== 'string' || v.retention.length > 200)) throw corrupt('field retention')
+  if (v.tests !== undefined && !validTests(v.tests)) throw corrupt('field tests')
   if (v.diverged !== undefined && typeof v.diverged !== 'boolean') throw corrupt('field diverged')
+  if (v.final !== undefined && (typeof v.final !== 'object' || v.final === null || !safe(v.final.seq) || !safe(v.final.ms))) throw corrupt('field final')
+  if (v.promoted !== undefined) {
+    const why = promotedProblem(v.promoted)
+    if (why) throw corrupt(`field promoted (${why})`)
+  }
+  if (v.epoch !== undefined && !safe(v.epoch)) throw corrupt('field epoch')
   if (v.doubt !== undefined && (typeof v.doubt !== 'string' || v.doubt.length > 500)) throw corrupt('field doubt')
   if (v.source !== undefined) {
     const s = v.source as unknown as Record<string, unknown>
@@ -115,6 +172,18 @@ export function decodeReplicaState(b: Buffer): ReplicaState {
   }
   if (v.rpoSeconds !== undefined && (!Number.isSafeInteger(v.rpoSeconds) || v.rpoSeconds <= 0)) throw corrupt('field rpoSeconds')
   return v as ReplicaState
+}
+
+function validTests(t: unknown): boolean {
+  if (!Array.isArray(t) || t.length > MAX_TEST_RECORDS) return false
+  const keys = ['seq', 'pointMs', 'startedMs', 'endedMs'] as const
+  return t.every(
+    (r: unknown) =>
+      typeof r === 'object' &&
+      r !== null &&
+      Object.keys(r).length === keys.length &&
+      keys.every((k) => Number.isSafeInteger((r as Record<string, unknown>)[k]) && ((r as Record<string, number>)[k] ?? -1) >= 0),
+  )
 }
 
 /** The state, or undefined when there is none; a corrupt file is reported, not trusted. */
@@ -134,6 +203,7 @@ export async function readReplicaState(replica: string): Promise<{state?: Replic
   }
 }
 
+/** Always a new file renamed into place, never in place: open point readers detect a move by the inode (points/point-reader.ts). */
 export async function writeReplicaState(replica: string, s: ReplicaState): Promise<void> {
   await writeFileAtomic(statePathFor(replica), encodeReplicaState(s), 0o600)
 }

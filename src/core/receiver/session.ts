@@ -10,6 +10,7 @@ import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameReader, type FrameSource} from '../protocol/frame-reader.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeHello, encodeError, HelloFlag, KNOWN_HELLO_FLAGS, SyncMode, type Hello} from '../protocol/messages.js'
+import {runReprotectSession} from '../failover/reprotect-receiver.js'
 import {runDeltaSession} from '../delta/receiver.js'
 import {runFullsyncSession} from '../fullsync/receiver.js'
 import {runPointsSession} from './points-session.js'
@@ -77,7 +78,10 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
         ? await acquireReplica(replica, 'another vdrep process (a local full sync or push, or vdrep serve)', {create: !(hello.flags & HelloFlag.NO_WRITE)})
         : claimReplica(replica)
     }
-    if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, reader, writer, log)
+    if (hello.flags & HelloFlag.REPROTECT) {
+      if (hello.mode !== SyncMode.DELTA) throw new ProtocolError('BAD_FLAGS', 'REPROTECT is a delta-port hello flag')
+      await runReprotectSession(hello, replica, reader, writer, log)
+    } else if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, reader, writer, log)
     else if (hello.mode === SyncMode.DELTA) await runDeltaSession(hello, replica, reader, writer, log)
     else if (hello.mode === SyncMode.POINTS) await runPointsSession(hello, replica, reader, writer, log)
     else throw new UsageError('MODE_UNSUPPORTED', `unknown sync mode ${hello.mode}`)

@@ -1,7 +1,6 @@
 // What state a replica is in, for `vdrep replicas`: one function, so that every command that
-// adds a state (a failover's `promoted`, a test's `testing`) plugs in here and nowhere else.
-// Fields other branches add to the replica state are read defensively: present and truthy
-// means set; a value of the wrong type is never trusted as "set".
+// adds a state (a failover's `promoted`, a running test) plugs in here and nowhere else.
+// A flag in the replica state is read defensively: present and truthy means set.
 import type {BigIntStats} from 'node:fs'
 import type {ReplicaState} from '../receiver/replica-state.js'
 
@@ -13,6 +12,8 @@ export interface ConditionInput {
   stateError?: string
   /** The replica's stat now; undefined: there is no replica file. */
   stat?: BigIntStats
+  /** A `vdrep test start` of one of its points runs now (test-view/running.ts). */
+  testRunning?: boolean
 }
 
 /** A field another command may add to the state (`promoted`, `testing`): set when truthy, whatever its shape. */
@@ -38,6 +39,6 @@ export function replicaCondition(i: ConditionInput): {condition: ReplicaConditio
   if (s.diverged) return {condition: 'diverged', reason: 'written by something other than vdrep while the receiver was down'}
   if (movedSinceCommit(s, i.stat)) return {condition: 'diverged', reason: 'changed outside vdrep since its last commit (size, mtime or ctime)'}
   if (s.doubt) return {condition: 'doubt', reason: s.doubt}
-  if (stateFlag(s, 'testing')) return {condition: 'testing', reason: 'a test view of a point is open; replication goes on'}
+  if (i.testRunning) return {condition: 'testing', reason: 'a test view of a point is open; replication goes on'}
   return {condition: 'replicating', reason: null}
 }

@@ -13,6 +13,7 @@ import {pointsDirFor} from '../points/store.js'
 import {readReplicaState, type ReplicaState} from '../receiver/replica-state.js'
 import {replicaCondition, type ReplicaCondition} from './condition.js'
 import {discoverReplicas} from './discover.js'
+import {runningTest} from '../test-view/running.js'
 
 export interface ReplicaPoints {
   /** Restore points, the current one (the replica) included. */
@@ -135,7 +136,8 @@ async function replicaRow(root: string, replica: string, now: number): Promise<R
   row.space.points = await pointsSpace(replica)
   row.space.journal = allocated(journal)
   row.space.total = row.space.replica + row.space.points + row.space.journal
-  const {condition, reason} = replicaCondition({state, stateError, stat})
+  const testRunning = state ? (await runningTest(replica).catch(() => null)) !== null : false
+  const {condition, reason} = replicaCondition({state, stateError, stat, testRunning})
   row.state = condition
   row.reason = reason
   if (!state) return row

@@ -6,6 +6,7 @@ import type {DiskStatusRow} from './status.js'
 
 /**
  * null only when at least one disk was found and every disk is healthy; otherwise:
+ * - REPLICA_PROMOTED (12): the replica was promoted by a failover: this source is fenced;
  * - REPLICA_DIVERGED (11), REPLICA_FOREIGN (10): the replica host refused the last sync (the
  *   replica moved on without vdrep, or belongs to another source): the user must decide;
  * - RPO_VIOLATED (6): a replica past its RPO, never synced, or of unknown age (clock went back);
@@ -19,6 +20,7 @@ import type {DiskStatusRow} from './status.js'
  */
 export function statusCheckOutcome(rows: readonly DiskStatusRow[]): ErrorCode | null {
   if (rows.length === 0) return 'STATUS_CHECK_ERROR'
+  if (rows.some((r) => r.state === 'Fenced')) return 'REPLICA_PROMOTED'
   if (rows.some((r) => r.state === 'Diverged')) return 'REPLICA_DIVERGED'
   if (rows.some((r) => r.state === 'Foreign replica')) return 'REPLICA_FOREIGN'
   if (rows.some((r) => r.rpoViolated)) return 'RPO_VIOLATED'

@@ -15,9 +15,21 @@ import {ChangeRecord} from '../change-record/change-record.js'
 import {curedByVerification, DoubtKind, flagDoubt, type Doubt} from '../change-record/doubt.js'
 import {bytesCovered, unionOf} from '../change-record/moves.js'
 import {formatDuration} from '../util/units.js'
+import {readReplicaState} from '../receiver/replica-state.js'
 
 export type DiskState =
-  'OK' | 'Pushing' | 'Verifying' | 'Verify pending' | 'Full sync needed' | 'Not tracking' | 'Error' | 'RPO violation' | 'Diverged' | 'Foreign replica'
+  | 'OK'
+  | 'Pushing'
+  | 'Verifying'
+  | 'Verify pending'
+  | 'Full sync needed'
+  | 'Not tracking'
+  | 'Error'
+  | 'RPO violation'
+  | 'Diverged'
+  | 'Foreign replica'
+  | 'Fenced'
+  | 'Handed over'
 
 export interface TrackerSummary {
   pid: number
@@ -57,6 +69,8 @@ export interface DiskStatusRow {
   ageSeconds: number | null
   /** The replica is older than the RPO allows, was never synced, or its age is unknown (the clock went back). */
   rpoViolated: boolean
+  /** Promoted by `vdrep failover` (its replica state says so), or absent. */
+  promoted?: {epoch: number; atSeq: number; ms: number; planned: boolean; rolledBackTo?: number}
   /** The change record cannot be trusted for a delta as the disk is now (written while no tracker ran). */
   untrusted: boolean
   error: {code: string; message: string; hint?: string} | null
@@ -187,7 +201,11 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     }
 
     const full = flagDoubt(h)
-    if (h.flags & HeaderFlag.REPLICA_DIVERGED) {
+    if (h.flags & HeaderFlag.REPLICA_PROMOTED) {
+      row.state = 'Fenced'
+      row.reason =
+        'the replica host refused the last sync: the replica was promoted by a failover and takes nothing from this disk; fail back with `vdrep reprotect` on the replica host (this disk becomes its replica)'
+    } else if (h.flags & HeaderFlag.REPLICA_DIVERGED) {
       row.state = 'Diverged'
       row.reason =
         'the replica host refused the last sync: the replica was written outside vdrep since its last commit, or is open by another program; nothing is sent to it until `vdrep fullsync --discard-replica-changes` (its changes are lost); `vdrep verify` counts and lists the changed blocks'
@@ -227,7 +245,19 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
       } else {
         const doubt = record.doubt(stamp, {trackerRunning: false})
         ;({state: row.state, reason: row.reason} = untrackedReason(doubt))
+        if (!doubt && h.flags & HeaderFlag.HANDED_OVER) {
+          row.state = 'Handed over'
+          row.reason =
+            'the last push was final (`push --final`): the replica host may fail over with `vdrep failover --planned`; a later push ends the handover'
+        }
       }
+    }
+    // A disk a failover promoted (its replica state beside it says so): shown as such.
+    const promoted = (await readReplicaState(disk).catch(() => ({state: undefined}))).state?.promoted
+    if (promoted && promoted.newReplicaId === h.replicaId.toString('hex')) {
+      row.promoted = {epoch: promoted.epoch, atSeq: promoted.atSeq, ms: promoted.ms, planned: promoted.planned, rolledBackTo: promoted.rollbackTo}
+      const note = `promoted by a failover at ${new Date(promoted.ms).toISOString()} (epoch ${promoted.epoch}${promoted.rollbackTo !== undefined ? `, rolled back to point ${promoted.rollbackTo}` : ''}): a source now; \`vdrep reprotect\` replicates it back to its old primary`
+      row.reason = row.reason ? `${note}; ${row.reason}` : note
     }
     // The next push would not be a delta (read by `status --check` and scripts).
     row.untrusted = row.state === 'Full sync needed'
@@ -237,7 +267,7 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
       if (future || age === null || age > row.rpoSeconds) {
         row.rpoViolated = true
         // A row that needs a full sync keeps that state (and its reason, which says why).
-        if (row.state !== 'Full sync needed' && row.state !== 'Diverged' && row.state !== 'Foreign replica') {
+        if (!['Full sync needed', 'Diverged', 'Foreign replica', 'Fenced', 'Handed over'].includes(row.state)) {
           const why = future
             ? `the last sync is recorded ${formatDuration(Math.ceil(((row.lastSyncMs ?? 0) - now) / 1000))} in the future (the clock went back), so the replica's age is unknown; the next \`push --if-due\` runs`
             : age === null

@@ -230,6 +230,15 @@ export class TrackerControlClient implements RecordWriter {
     await this.request({op: 'provedSync', diskSize: p.diskSize, replicaSeq: p.replicaSeq, syncedMs: p.syncedMs, commitId: p.commitId.toString('hex')})
   }
 
+  /** Mark these blocks dirty as a VM write would (a reprotect's owed blocks); in requests of at most MAX_REQUEST_DATA bytes. */
+  async markBlocks(blocks: Bitmap): Promise<void> {
+    const bits = Buffer.from(blocks.bits.buffer, blocks.bits.byteOffset, blocks.bits.byteLength)
+    for (let at = 0; at < bits.length; at += MAX_REQUEST_DATA) {
+      const part = bits.subarray(at, at + MAX_REQUEST_DATA)
+      if (part.some((x) => x !== 0)) await this.request({op: 'markBlocks', first: at * 8}, part)
+    }
+  }
+
   async replicaRefused(code: ReplicaRefusal): Promise<void> {
     await this.request({op: 'replicaRefused', code})
   }

@@ -38,8 +38,11 @@
 //                                    generation + 1, lastSeq = S, last commit id = C, INDEX_VALID set,
 //                                    REPLICA_DIVERGED and REPLICA_FOREIGN cleared,
 //                                    NEEDS_FULL_SYNC cleared (the bitmaps: `complete`)
-//   {"op":"replicaRefused","code":"REPLICA_DIVERGED"|"REPLICA_FOREIGN"}
+//   {"op":"replicaRefused","code":"REPLICA_DIVERGED"|"REPLICA_FOREIGN"|"REPLICA_PROMOTED"}
 //                                    the flag of that name set (the replica host refused the sync)
+//   {"op":"markBlocks","first":B}    data: a bitmap of blocks B.. (B a multiple of 8, LSB first):
+//                                    marked dirty as a VM write would be (a reprotect's owed
+//                                    blocks, doc/failover.md); answered {marked} once durable
 // ERROR JSON: {"code": "...", "exitCode": N, "message": "...", "hint": "..."}; the client reads
 // the registered code (doc/protocol.md "Error codes") and never uses exitCode, which is only
 // what the tracker's registry says (kept for older clients). A header that breaks the rules
@@ -76,10 +79,11 @@ export type ControlRequest =
   | {op: 'beginFullSync'}
   | {op: 'indexRun'; first: number}
   | {op: 'provedSync'; diskSize: number; replicaSeq: number; syncedMs: number; commitId: string}
-  | {op: 'replicaRefused'; code: 'REPLICA_DIVERGED' | 'REPLICA_FOREIGN'}
+  | {op: 'replicaRefused'; code: 'REPLICA_DIVERGED' | 'REPLICA_FOREIGN' | 'REPLICA_PROMOTED'}
+  | {op: 'markBlocks'; first: number}
 
 /** Ops whose request carries data, and the size its data must be a multiple of. */
-const DATA_UNIT: Partial<Record<ControlRequest['op'], number>> = {blockHashes: BLOCK_HASH_ENTRY, indexRun: HASH_BYTES}
+const DATA_UNIT: Partial<Record<ControlRequest['op'], number>> = {blockHashes: BLOCK_HASH_ENTRY, indexRun: HASH_BYTES, markBlocks: 1}
 
 export interface ControlHeader {
   version: number
@@ -199,9 +203,14 @@ function parseRequestJson(o: Record<string, unknown>): ControlRequest {
       }
     case 'indexRun':
       return {op: 'indexRun', first: count('indexRun', o, 'first')}
+    case 'markBlocks': {
+      const first = count('markBlocks', o, 'first')
+      if (first % 8 !== 0) throw bad('CONTROL_BAD_REQUEST', `markBlocks: "first" must be a multiple of 8, got ${first}`)
+      return {op: 'markBlocks', first}
+    }
     case 'replicaRefused':
-      if (o.code !== 'REPLICA_DIVERGED' && o.code !== 'REPLICA_FOREIGN')
-        throw bad('CONTROL_BAD_REQUEST', `replicaRefused: "code" must be REPLICA_DIVERGED or REPLICA_FOREIGN, got ${JSON.stringify(o.code)}`)
+      if (o.code !== 'REPLICA_DIVERGED' && o.code !== 'REPLICA_FOREIGN' && o.code !== 'REPLICA_PROMOTED')
+        throw bad('CONTROL_BAD_REQUEST', `replicaRefused: "code" must be REPLICA_DIVERGED, REPLICA_FOREIGN or REPLICA_PROMOTED, got ${JSON.stringify(o.code)}`)
       return {op: 'replicaRefused', code: o.code}
     case 'provedSync':
       return {
@@ -214,7 +223,7 @@ function parseRequestJson(o: Record<string, unknown>): ControlRequest {
     default:
       throw bad(
         'CONTROL_UNKNOWN_OP',
-        `unknown operation ${JSON.stringify(o.op)}; known: status, freeze, read, complete, pending, beginCommit, adoptCommitted, blockHashes, commit, beginFullSync, indexRun, provedSync, replicaRefused`,
+        `unknown operation ${JSON.stringify(o.op)}; known: status, freeze, read, complete, pending, beginCommit, adoptCommitted, blockHashes, commit, beginFullSync, indexRun, provedSync, replicaRefused, markBlocks`,
       )
   }
 }

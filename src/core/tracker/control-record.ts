@@ -9,7 +9,10 @@ import type {RecordRequest} from './control-server.js'
 
 const HASH_BYTES = 32
 
-export function recordTransitions(record: ChangeRecord): (req: RecordRequest, data: Buffer) => Promise<object> {
+/** How the tracker marks blocks dirty (its dirty log: durable when the promise resolves). */
+export type MarkBlocks = (first: number, last: number) => Promise<void> | undefined
+
+export function recordTransitions(record: ChangeRecord, mark?: MarkBlocks): (req: RecordRequest, data: Buffer) => Promise<object> {
   const sameSize = (op: string, diskSize: number) => {
     if (diskSize !== record.header.diskSize) {
       throw new UsageError('CONTROL_BAD_SIZE', `${op}: a disk of ${diskSize} bytes, but this tracker records one of ${record.header.diskSize}`, {
@@ -49,6 +52,25 @@ export function recordTransitions(record: ChangeRecord): (req: RecordRequest, da
       case 'replicaRefused':
         await record.replicaRefused(req.code)
         break
+      case 'markBlocks': {
+        if (!mark) throw new UsageError('CONTROL_BAD_REQUEST', 'markBlocks: this tracker cannot mark blocks')
+        if (req.first + data.length * 8 > Math.ceil(record.blockCount / 8) * 8)
+          throw new UsageError('CONTROL_BAD_RANGE', `markBlocks: ${data.length * 8} blocks at ${req.first} pass the disk's ${record.blockCount}`)
+        const waits: Promise<void>[] = []
+        let marked = 0
+        for (let i = 0; i < data.length; i++) {
+          for (let j = 0; j < 8 && data[i] !== 0; j++) {
+            const b = req.first + i * 8 + j
+            if (!(data[i] & (1 << j))) continue
+            if (b >= record.blockCount) throw new UsageError('CONTROL_BAD_RANGE', `markBlocks: block ${b} is outside the disk's ${record.blockCount} blocks`)
+            const w = mark(b, b)
+            if (w) waits.push(w)
+            marked++
+          }
+        }
+        await Promise.all(waits)
+        return {marked}
+      }
       case 'provedSync':
         sameSize('provedSync', req.diskSize)
         await record.provedSync({diskSize: req.diskSize, replicaSeq: req.replicaSeq, syncedMs: req.syncedMs, commitId: Buffer.from(req.commitId, 'hex')})

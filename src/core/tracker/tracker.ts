@@ -165,7 +165,7 @@ export class Tracker {
       for (const spec of opts.listen) await nbd.listen(spec)
 
       let tracker: Tracker | undefined
-      const transition = recordTransitions(record)
+      const transition = recordTransitions(record, (first, last) => log.mark(first, last))
       const handler: ControlHandler = {
         status: () => (tracker as Tracker).status(),
         freeze: async (conn, preserve) => {

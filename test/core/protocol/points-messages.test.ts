@@ -21,14 +21,14 @@ const REQUEST = hex('02 0700 636f756e743a32')
 
 // lastSeq 2, totalBytes 0x1000, omitted 0, retention "off", untrusted "", problem "",
 // dropped [0], 2 points: {seq 2, t 1000, bytes 0, disk 0x10000, tested 0, current},
-// {seq 1, t 500, bytes 0x1000, disk 0x10000, tested 900, -}
+// {seq 1, t 500, bytes 0x1000, disk 0x10000, test 800..900, -}
 const LIST = hex(`
   0200000000000000 0010000000000000 00000000
   0300 6f6666  0000  0000
   01000000 0000000000000000
   02000000
-  0200000000000000 e803000000000000 0000000000000000 0000010000000000 0000000000000000 01
-  0100000000000000 f401000000000000 0010000000000000 0000010000000000 8403000000000000 00
+  0200000000000000 e803000000000000 0000000000000000 0000010000000000 0000000000000000 0000000000000000 01
+  0100000000000000 f401000000000000 0010000000000000 0000010000000000 2003000000000000 8403000000000000 00
 `)
 const LIST_VALUE: PointsList = {
   lastSeq: 2,
@@ -39,8 +39,8 @@ const LIST_VALUE: PointsList = {
   problem: '',
   dropped: [0],
   points: [
-    {seq: 2, timeMs: 1000, bytes: 0, diskSize: 0x10000, testedMs: 0, current: true},
-    {seq: 1, timeMs: 500, bytes: 0x1000, diskSize: 0x10000, testedMs: 900, current: false},
+    {seq: 2, timeMs: 1000, bytes: 0, diskSize: 0x10000, testStartMs: 0, testEndMs: 0, current: true},
+    {seq: 1, timeMs: 500, bytes: 0x1000, diskSize: 0x10000, testStartMs: 800, testEndMs: 900, current: false},
   ],
 }
 
@@ -114,9 +114,15 @@ describe('points query frames', () => {
     refused(() => decodePointsList(Buffer.concat([head, hex('ffffffff'), Buffer.alloc(8)])))
     // more points than the cap, and a count the bytes do not hold
     refused(() => decodePointsList(Buffer.concat([head, hex('00000000'), hex('01000100')])))
-    refused(() => decodePointsList(Buffer.concat([head, hex('00000000'), hex('02000000'), Buffer.alloc(41)])))
+    refused(() => decodePointsList(Buffer.concat([head, hex('00000000'), hex('02000000'), Buffer.alloc(49)])))
+    // a test that ends before it starts, or has only one end
+    const entry = (start: string, end: string) =>
+      Buffer.concat([head, hex('00000000 01000000'), hex('0200000000000000'), Buffer.alloc(24), hex(start), hex(end), hex('00')])
+    assert.equal(decodePointsList(entry('0100000000000000', '0200000000000000')).points[0].testEndMs, 2)
+    refused(() => decodePointsList(entry('0200000000000000', '0100000000000000')))
+    refused(() => decodePointsList(entry('0000000000000000', '0100000000000000')))
     // reserved point flags; a current point that is not the last sequence
-    const one = (flags: string, seq = '0200000000000000') => Buffer.concat([head, hex('00000000 01000000'), hex(seq), Buffer.alloc(32), hex(flags)])
+    const one = (flags: string, seq = '0200000000000000') => Buffer.concat([head, hex('00000000 01000000'), hex(seq), Buffer.alloc(40), hex(flags)])
     assert.equal(decodePointsList(one('01')).points[0].current, true)
     refused(() => decodePointsList(one('02')))
     refused(() => decodePointsList(one('01', '0100000000000000')))
@@ -130,7 +136,8 @@ describe('points query frames', () => {
       timeMs: 1,
       bytes: 1,
       diskSize: 1,
-      testedMs: 0,
+      testStartMs: 0,
+      testEndMs: 0,
       current: i === 0,
     }))
     const big = encodePointsList({...LIST_VALUE, lastSeq: MAX_POINTS_LIST, dropped: Array.from({length: MAX_POINTS_LIST}, (_, i) => i), points})

@@ -6,7 +6,7 @@
 // to one of those uids (the tracker passes its own and root's, so qemu run by the same user
 // works). A unix socket is guarded by its file mode instead.
 
-import {lstat, unlink} from 'node:fs/promises'
+import {chmod, lstat, unlink} from 'node:fs/promises'
 import net from 'node:net'
 import {UsageError} from '../../errors.js'
 import {peerUid} from '../../native/peer-credentials.js'
@@ -34,6 +34,11 @@ export interface NbdServerOptions {
   allowedPeerUids?: readonly number[]
   /** One line per refused connection. Default: the logger. */
   onRefused?: (line: string) => void
+  /**
+   * Mode of a unix socket, set as it is made (umask around the bind, then checked): no other
+   * user may connect even for an instant. Unset: the process umask decides.
+   */
+  unixMode?: number
 }
 
 export type NbdListenSpec = {kind: 'unix'; path: string} | {kind: 'tcp'; host: string; port: number}
@@ -176,17 +181,34 @@ export class NbdServer {
     }
   }
 
-  private bind(opts: net.ListenOptions, kind: 'unix' | 'tcp'): Promise<net.Server> {
+  private async bind(opts: net.ListenOptions, kind: 'unix' | 'tcp'): Promise<net.Server> {
     // Paused: the connection takes the socket over before anything is read (SocketReader.adopt).
     const server = net.createServer({pauseOnConnect: true}, (socket) => this.accept(socket, kind))
-    return new Promise((resolve, reject) => {
+    const mode = kind === 'unix' ? this.opts.unixMode : undefined
+    const listening = new Promise<net.Server>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(opts, () => {
-        server.off('error', reject)
-        server.on('error', (err) => this.logger(`nbd: listener error: ${err.message}`))
-        resolve(server)
-      })
+      // Node binds a unix socket synchronously inside listen(): the umask covers exactly that bind.
+      const old = mode === undefined ? undefined : process.umask(0o777 & ~mode)
+      try {
+        server.listen(opts, () => {
+          server.off('error', reject)
+          server.on('error', (err) => this.logger(`nbd: listener error: ${err.message}`))
+          resolve(server)
+        })
+      } finally {
+        if (old !== undefined) process.umask(old)
+      }
     })
+    await listening
+    if (mode !== undefined && opts.path !== undefined) {
+      await chmod(opts.path, mode)
+      const st = await lstat(opts.path)
+      if ((st.mode & 0o777) !== mode) {
+        server.close()
+        throw new UsageError('NBD_SOCKET_PATH', `${opts.path} has mode ${(st.mode & 0o777).toString(8)}, not ${mode.toString(8)}`)
+      }
+    }
+    return server
   }
 
   private accept(socket: net.Socket, kind: 'unix' | 'tcp'): void {
