@@ -7,6 +7,7 @@ import {listPoints, type PointsListing} from '../core/points/list.js'
 import {listRemotePoints} from '../core/points/remote.js'
 import {replicaFromArg, setRetention} from '../core/points/settings.js'
 import {psfPathFor} from '../core/psf/psf-file.js'
+import {statePathFor} from '../core/receiver/replica-state.js'
 import {formatBytes} from '../core/util/units.js'
 
 export interface PointsResult extends PointsListing {
@@ -39,13 +40,14 @@ export default class Points extends BaseCommand {
     const {args, flags} = await this.parse(Points)
     this.setGlobals(flags)
     const disk = path.resolve(args.replica)
-    // A disk with a .psf is asked through its target; anything else is a replica on this host.
-    const fromClient =
-      flags.root === undefined &&
-      (await fs.stat(psfPathFor(disk)).then(
+    // A replica (its receiver state beside it) is listed here, even one a failover promoted (it
+    // has a .psf of its own then); a disk with a .psf and no such state is asked through its target.
+    const present = (p: string) =>
+      fs.stat(p).then(
         () => true,
         () => false,
-      ))
+      )
+    const fromClient = flags.root === undefined && !(await present(statePathFor(disk))) && (await present(psfPathFor(disk)))
     let listing: PointsResult
     if (fromClient) {
       listing = await listRemotePoints(disk, {retention: flags.retention, acceptNewHostKey: flags['accept-new-host-key']})
