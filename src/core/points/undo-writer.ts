@@ -22,7 +22,7 @@ import {
   type UndoHeader,
 } from './undo-format.js'
 
-/** Pending data handed to the file at a time (one write in flight). */
+/** Pending data handed to the file at a time (two writes in flight). */
 const FLUSH_BYTES = 4 << 20
 
 export class UndoWriter {
@@ -31,7 +31,11 @@ export class UndoWriter {
   private pending: Buffer[] = []
   private pendingReleases: Array<() => void> = []
   private pendingBytes = 0
+  /** Every write handed to the file so far (seal waits for all). */
   private writing: Promise<void> = Promise.resolve()
+  /** The newest write and the one before it: two in flight, so the capture reads on while one lands. */
+  private lastWrite: Promise<void> = Promise.resolve()
+  private prevWrite: Promise<void> = Promise.resolve()
   /** Write-back started on what was written (a hint; awaited before the file is closed). */
   private writeback: Promise<void> = Promise.resolve()
   private failed: Error | undefined
@@ -110,7 +114,7 @@ export class UndoWriter {
   }
 
   private async flush(): Promise<void> {
-    await this.writing
+    await this.prevWrite
     if (this.failed) throw this.failed
     if (this.pending.length === 0) return
     const parts = this.pending
@@ -120,7 +124,7 @@ export class UndoWriter {
     this.pending = []
     this.pendingReleases = []
     this.pendingBytes = 0
-    this.writing = writevAll(this.fh, parts, at).then(
+    const w = writevAll(this.fh, parts, at).then(
       (n) => {
         releases.forEach((done) => done())
         // The device starts on the pre-images while the bundle is still arriving, so the seal's
@@ -133,6 +137,9 @@ export class UndoWriter {
         this.failed ??= err
       },
     )
+    this.prevWrite = this.lastWrite
+    this.lastWrite = w
+    this.writing = Promise.all([this.writing, w]).then(() => undefined)
   }
 
   /** Data, index and trailer written and synced: complete and durable under its temp name. */
