@@ -213,6 +213,8 @@ export const psfHeaderArb = rec<PsfHeader>({
   createdMs: u64,
   settings: settingsArb,
   lastCommit: exactly(16),
+  alExtents: fc.integer({min: 1, max: 65535}),
+  alExtentShift: fc.integer({min: 22, max: 30}),
   identity: fc.oneof(
     fc.constant(NO_IDENTITY),
     rec<DiskIdentity>({kind: fc.constantFrom(IdentityKind.FILE, IdentityKind.BLOCK_DEVICE), dev: big64, ino: big64, path: fc.string({maxLength: 200})}),

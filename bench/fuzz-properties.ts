@@ -190,8 +190,15 @@ function slotHolds(slot: Buffer, r: ReturnType<typeof decodeHeader>): boolean {
   const h = r.header
   assert.ok(validBlockSize(h.blockSize) && isKnownHashAlgo(h.hashAlgo) && Number.isSafeInteger(h.diskSize))
   assert.ok(typeof h.settings.target === 'string' && h.settings.target.length > 0)
-  const fixed = Buffer.from(slot.subarray(0, 120)).fill(0, 10, 12).fill(0, 37, 40) // reserved: covered by the crc, not checked
-  assert.deepEqual(encodeHeader(h).subarray(0, 120), fixed)
+  // Reserved bytes are covered by the crc, not checked. A format 1 or 2 slot has no activity
+  // log (bytes 10-11 and 37 reserved): it encodes as format 3 once its owner migrated it.
+  const v3 = h.alExtents > 0
+  const fixed = Buffer.from(slot.subarray(0, 120)).fill(0, 38, 40)
+  fixed.writeUInt16LE(3, 8)
+  if (!v3) fixed.fill(0, 10, 12).fill(0, 37, 38)
+  const again = encodeHeader(v3 ? h : {...h, alExtents: 1, alExtentShift: 22}).subarray(0, 120)
+  if (!v3) again.fill(0, 10, 12).fill(0, 37, 38)
+  assert.deepEqual(again, fixed)
   return true
 }
 

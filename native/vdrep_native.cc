@@ -14,6 +14,7 @@
 
 #include "fanotify.h"
 #include "read_hash.h"
+#include "sd_notify.h"
 #include "sock_diag.h"
 #include "writeback.h"
 
@@ -320,6 +321,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sockDiagQuery", nullptr, SockDiagQuery, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"fanotifyOpen", nullptr, FanotifyOpen, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"fanotifyRead", nullptr, FanotifyRead, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"sdNotify", nullptr, SdNotify, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"readHashRuns", nullptr, ReadHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"mapHashRuns", nullptr, MapHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"xxh3Into", nullptr, Xxh3Into, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo use, when they are missing:
 # OpenSSH's sshd, qemu-io/qemu-img (qemu-utils), nbdcopy/nbdinfo (libnbd-bin), rsync.
+# promtool (prometheus) checks the metrics text.
 # Runs as root (CI does); without root it only reports what is missing.
 set -euo pipefail
 
@@ -19,6 +20,7 @@ have nbdinfo || need+=(libnbd-bin)
 have rsync || need+=(rsync)
 have losetup || need+=(mount)
 have runuser || need+=(util-linux)
+have promtool || need+=(prometheus)  # promtool: `status --prometheus` is checked against it
 
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)

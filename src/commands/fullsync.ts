@@ -3,6 +3,7 @@ import {BaseCommand} from '../cli/base-command.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {fullsync, type FullsyncResult} from '../core/fullsync/client.js'
+import {withAttemptRecord} from '../core/status/last-attempt.js'
 import {fullsyncDryRun, type DryRunResult} from '../core/verify/dry-run.js'
 import {renderRanges} from '../cli/render-ranges.js'
 import {formatBytes, parseSize} from '../core/util/units.js'
@@ -40,20 +41,26 @@ export default class Fullsync extends BaseCommand {
     const display = this.interactive ? await createPhaseDisplay() : undefined
     let result: FullsyncResult
     try {
-      result = await fullsync(args.disk, {
-        truncateReplica: flags['truncate-replica'],
-        takeOverReplica: flags['take-over-replica'],
-        discardReplicaChanges: flags['discard-replica-changes'],
-        acceptNewHostKey: flags['accept-new-host-key'],
-        bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
-        checkpointBytes: flags['checkpoint-bytes'] ? parseSize(flags['checkpoint-bytes'], '--checkpoint-bytes') : undefined,
-        progress: display?.update,
-        log: (line, level) => {
-          const show = () => (level === 'notice' ? this.notice(line) : this.detail(line))
-          if (display) display.around(show)
-          else show()
-        },
-      })
+      result = await withAttemptRecord(
+        args.disk,
+        'fullsync',
+        () =>
+          fullsync(args.disk, {
+            truncateReplica: flags['truncate-replica'],
+            takeOverReplica: flags['take-over-replica'],
+            discardReplicaChanges: flags['discard-replica-changes'],
+            acceptNewHostKey: flags['accept-new-host-key'],
+            bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
+            checkpointBytes: flags['checkpoint-bytes'] ? parseSize(flags['checkpoint-bytes'], '--checkpoint-bytes') : undefined,
+            progress: display?.update,
+            log: (line, level) => {
+              const show = () => (level === 'notice' ? this.notice(line) : this.detail(line))
+              if (display) display.around(show)
+              else show()
+            },
+          }),
+        {warn: this.notice},
+      )
     } finally {
       display?.stop()
     }

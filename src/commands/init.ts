@@ -5,12 +5,12 @@ import {BaseCommand} from '../cli/base-command.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {namedStateDir} from '../core/psf/state-location.js'
 import {HASH_ALGO_NAMES, parseHashAlgo} from '../core/hash/block-hash.js'
-import {cronLine, initDisk, type InitResult} from '../core/init.js'
+import {cronLine, initDisk, systemdLines, type InitResult} from '../core/init.js'
 import {binPath} from '../core/locations.js'
 import {formatBytes, formatDuration, parseDuration, parseSize} from '../core/util/units.js'
 
 export default class Init extends BaseCommand {
-  static override summary = 'Create <disk>.psf with the replication settings and print the cron line to use.'
+  static override summary = 'Create <disk>.psf with the replication settings and print the cron line (or the systemctl lines of the systemd timer) to use.'
   static override examples = [
     '<%= config.bin %> init /vm/web.img --to /mnt/replica/web.img',
     '<%= config.bin %> init /vm/db.img --to backup@dr1:/srv/replicas/db.img --rpo 5m --block-size 64k',
@@ -32,9 +32,15 @@ export default class Init extends BaseCommand {
       description:
         'restore-point retention for the replica (e.g. 1h:all,24h:hourly,count:48,bytes:10%, or off), handed to the replica host after the first full sync; a policy set there since is kept',
     }),
+    'al-extents': Flags.integer({
+      description: 'activity log: hot extents kept (a write into a cold one waits for one small durable update); default 2026',
+      min: 1,
+      max: 65535,
+    }),
+    'al-extent-size': Flags.string({description: 'activity log: extent size (power of two, block size..1G); default 4M'}),
   }
 
-  async run(): Promise<InitResult & {cron: string}> {
+  async run(): Promise<InitResult & {cron: string; systemd: string[]}> {
     const {args, flags} = await this.parse(Init)
     this.setGlobals(flags)
     const ssh = {
@@ -52,14 +58,23 @@ export default class Init extends BaseCommand {
       deltaPort: flags['delta-port'],
       ssh,
       retention: flags.retention,
+      alExtents: flags['al-extents'],
+      alExtentBytes: flags['al-extent-size'] === undefined ? undefined : parseSize(flags['al-extent-size'], '--al-extent-size'),
     })
     const entry = fileURLToPath(binPath())
     const cron = cronLine(result.disk, process.execPath, entry, namedStateDir())
     this.say(
-      `initialised ${result.psf}: ${formatBytes(result.diskSize)} disk, target ${result.target}, block size ${formatBytes(result.blockSize)}, RPO ${formatDuration(result.rpoSeconds)}, hash ${result.hashAlgo}`,
+      `initialised ${result.psf}: ${formatBytes(result.diskSize)} disk, target ${result.target}, block size ${formatBytes(result.blockSize)}, RPO ${formatDuration(result.rpoSeconds)}, hash ${result.hashAlgo}, activity log ${result.activityLog.extents} x ${formatBytes(result.activityLog.extentBytes)}`,
     )
     this.say(`next: vdrep fullsync ${result.disk}`)
     this.say(`cron line (crontab -e):\n${cron}`)
-    return {...result, cron}
+    const systemd = systemdLines(result.disk, namedStateDir())
+    this.say(`or a systemd timer (the units in ${unitsFolder()}, installed in /etc/systemd/system):\n${systemd.join('\n')}`)
+    return {...result, cron, systemd}
   }
+}
+
+/** The shipped units (package folder systemd/), where this vdrep is installed. */
+function unitsFolder(): string {
+  return fileURLToPath(new URL('../systemd/', binPath()))
 }

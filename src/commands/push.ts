@@ -3,6 +3,7 @@ import {BaseCommand} from '../cli/base-command.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {push, type PushResult} from '../core/delta/push.js'
+import {withAttemptRecord} from '../core/status/last-attempt.js'
 import type {LogLevel} from '../core/sync/progress.js'
 import {formatBytes, parseSize} from '../core/util/units.js'
 
@@ -39,20 +40,27 @@ export default class Push extends BaseCommand {
     const display = this.interactive ? await createPhaseDisplay() : undefined
     let result: PushResult
     try {
-      result = await push(args.disk, {
-        ifDue: flags['if-due'],
-        noFallback: flags['no-fallback'],
-        bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
-        preHook: flags['pre-hook'],
-        postHook: flags['post-hook'],
-        acceptNewHostKey: flags['accept-new-host-key'],
-        truncateReplica: flags['truncate-replica'],
-        takeOverReplica: flags['take-over-replica'],
-        discardReplicaChanges: flags['discard-replica-changes'],
-        final: flags.final,
-        log: (line, level) => (display ? display.around(() => this.pushLog(line, level)) : this.pushLog(line, level)),
-        progress: display?.update,
-      })
+      // Every attempt's outcome goes into the disk's state: `status` shows a failing push before the RPO runs out.
+      result = await withAttemptRecord(
+        args.disk,
+        'push',
+        () =>
+          push(args.disk, {
+            ifDue: flags['if-due'],
+            noFallback: flags['no-fallback'],
+            bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
+            preHook: flags['pre-hook'],
+            postHook: flags['post-hook'],
+            acceptNewHostKey: flags['accept-new-host-key'],
+            truncateReplica: flags['truncate-replica'],
+            takeOverReplica: flags['take-over-replica'],
+            discardReplicaChanges: flags['discard-replica-changes'],
+            final: flags.final,
+            log: (line, level) => (display ? display.around(() => this.pushLog(line, level)) : this.pushLog(line, level)),
+            progress: display?.update,
+          }),
+        {skipped: (r) => r.mode === 'skipped', warn: this.notice},
+      )
     } finally {
       display?.stop()
     }

@@ -4,10 +4,13 @@ import os from 'node:os'
 import path from 'node:path'
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
-import {UsageError, VdrepError} from '../core/errors.js'
+import {ServiceLog} from '../cli/service-log.js'
+import {VdrepError} from '../core/errors.js'
 import {SyncMode} from '../core/protocol/messages.js'
 import {loadServeConfig, type ServeConfig} from '../core/receiver/serve-config.js'
 import {ReceiverServer} from '../core/receiver/server.js'
+import type {LogFields} from '../core/receiver/session-log.js'
+import {sdNotify} from '../core/native/sd-notify.js'
 import {parseDuration} from '../core/util/units.js'
 
 export interface ServeResult {
@@ -69,11 +72,8 @@ export default class Serve extends BaseCommand {
   }
 
   private async serve(config: ServeConfig): Promise<ServeResult> {
-    const logFile = config.logFile ? openLog(config.logFile) : undefined
-    const log = (line: string) => {
-      if (logFile) logFile.write(`${new Date().toISOString()} ${line}\n`)
-      else process.stderr.write(`vdrep serve: ${line}\n`)
-    }
+    const logs = new ServiceLog(config.logFile, 'vdrep serve')
+    const log = (line: string, fields?: LogFields) => logs.line(line, fields)
     const server = await ReceiverServer.start({
       root: config.root,
       listen: config.listen,
@@ -88,7 +88,16 @@ export default class Serve extends BaseCommand {
       receiverFiles: [config.logFile, config.configFile].filter((f): f is string => f !== undefined),
     })
     const ready = `listening on 127.0.0.1:${server.ports.join(',')} (root ${config.root}, pid ${process.pid}${config.configFile ? `, config ${config.configFile}` : ''})`
-    if (logFile) log(ready)
+    if (logs.toFile) log(ready)
+    try {
+      // Type=notify: ready only now that every port listens (a unit that cannot be told fails instead).
+      sdNotify({READY: '1', STATUS: ready})
+    } catch (err) {
+      log(`error: ${(err as Error).message}`)
+      await server.stop(0)
+      await logs.close()
+      throw err
+    }
     if (process.send) {
       // Started by --daemon: stderr is the log file already; the parent prints the line.
       process.send({ready})
@@ -96,15 +105,20 @@ export default class Serve extends BaseCommand {
     } else {
       process.stderr.write(`vdrep serve: ${ready}\n`)
     }
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'))
-      process.once('SIGINT', () => resolve('SIGINT'))
-      process.once('SIGHUP', () => resolve('SIGHUP'))
+    const signal = await untilStop(() => {
+      // logrotate renamed the file: the next lines go to a new one; no session is touched.
+      try {
+        logs.reopen()
+        log('SIGHUP: log file reopened')
+      } catch (err) {
+        log(`SIGHUP: cannot reopen the log file, still writing the old one: ${(err as Error).message}`)
+      }
     })
+    notifyStopping(log)
     log(`${signal}: no new connections; ${server.activeSessions} session(s) running`)
     const {aborted} = await server.stop()
     log(`stopped${aborted > 0 ? ` (${aborted} session(s) cut; their replicas stay incomplete and resume on the next run)` : ''}`)
-    if (logFile) await new Promise<void>((r) => logFile.end(r))
+    await logs.close()
     return {root: config.root, listen: config.listen, ports: server.ports, pid: process.pid, daemon: false, aborted}
   }
 
@@ -133,7 +147,7 @@ export default class Serve extends BaseCommand {
       '--max-connections-per-uid',
       String(config.maxConnectionsPerUid),
     ]
-    const child = spawn(process.execPath, args, {detached: true, stdio: ['ignore', 'ignore', logFd, 'ipc'], cwd: '/'})
+    const child = spawn(process.execPath, args, {detached: true, stdio: ['ignore', 'ignore', logFd, 'ipc'], cwd: '/', env: withoutNotifySocket()})
     fs.closeSync(logFd)
     const outcome = await new Promise<{ready?: string; code?: number | null}>((resolve) => {
       const timer = setTimeout(() => resolve({}), DAEMON_READY_MS)
@@ -165,20 +179,38 @@ export default class Serve extends BaseCommand {
   }
 }
 
-function openLog(file: string): fs.WriteStream {
-  try {
-    fs.mkdirSync(path.dirname(file), {recursive: true, mode: 0o700})
-    fs.closeSync(fs.openSync(file, 'a', 0o600)) // fail here, clearly, rather than in a stream event
-  } catch (err) {
-    throw new UsageError('LOG_FILE', `cannot write the log file ${file}: ${(err as Error).message}`)
-  }
-  return fs.createWriteStream(file, {flags: 'a'})
-}
-
 function lastLines(file: string, n: number): string {
   try {
     return fs.readFileSync(file, 'utf8').trim().split('\n').slice(-n).join(' | ')
   } catch {
     return ''
   }
+}
+
+/** Resolves at SIGTERM or SIGINT; SIGHUP (logrotate) calls onHup and keeps serving. */
+function untilStop(onHup: () => void): Promise<NodeJS.Signals> {
+  process.on('SIGHUP', onHup)
+  return new Promise((resolve) => {
+    const stop = (sig: NodeJS.Signals) => {
+      process.off('SIGHUP', onHup)
+      resolve(sig)
+    }
+    process.once('SIGTERM', () => stop('SIGTERM'))
+    process.once('SIGINT', () => stop('SIGINT'))
+  })
+}
+
+function notifyStopping(log: (line: string) => void): void {
+  try {
+    sdNotify({STOPPING: '1', STATUS: 'stopping: waiting for the running sessions'})
+  } catch (err) {
+    log(`warning: ${(err as Error).message}`)
+  }
+}
+
+/** The --daemon child is not the unit's main process: it must not answer systemd's socket. */
+function withoutNotifySocket(): NodeJS.ProcessEnv {
+  const env = {...process.env}
+  delete env.NOTIFY_SOCKET
+  return env
 }

@@ -5,6 +5,7 @@ import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {exitCodeOfCode} from '../core/errors.js'
 import {statusCheckOutcome} from '../core/status/check.js'
 import {statusRows, type DiskStatusRow} from '../core/status/status.js'
+import {renderPrometheus, writeTextfile} from '../core/status/prometheus.js'
 import {formatBytes, formatDuration} from '../core/util/units.js'
 
 export interface StatusResult {
@@ -15,12 +16,24 @@ export default class Status extends BaseCommand {
   static override summary = 'One row per disk: target, tracking or not, state, changed blocks and bytes pending, last sync.'
   static override description = `With no disk, shows every disk that has a .psf in the current directory. Changes nothing.
 
-With --check (for monitoring): exit 0 only when every disk is healthy. Exit 6 when a disk is past its RPO, was never synced, or its last sync is recorded in the future (the clock went back); 1 when no disk was found or a disk is in the Error state (an unreadable disk or .psf, a tracker that died); 4 when a full sync is needed (a corrupt or foreign .psf, a disk written while no tracker ran).`
-  static override examples = ['<%= config.bin %> status /vm/web.img /vm/db.img', '<%= config.bin %> status /vm/web.img --json']
+A failed push or full sync is recorded beside the .psf (<disk>.vdrep-last) and shown (state "Push failed", with the error) until a sync succeeds.
+
+With --prometheus, prints Prometheus metrics instead of the table; with --textfile-dir DIR, writes them to DIR/vdrep.prom atomically for node_exporter's textfile collector.
+
+With --check (for monitoring): exit 0 only when every disk is healthy. When the last push or full sync of a disk failed and none succeeded since, the exit code is that failure's (7 connection, 9 replica full, ...). Exit 6 when a disk is past its RPO, was never synced, or its last sync is recorded in the future (the clock went back); 1 when no disk was found or a disk is in the Error state (an unreadable disk or .psf, a tracker that died); 4 when a full sync is needed (a corrupt or foreign .psf, a disk written while no tracker ran).`
+  static override examples = [
+    '<%= config.bin %> status /vm/web.img /vm/db.img',
+    '<%= config.bin %> status /vm/web.img --json',
+    '<%= config.bin %> status /vm/web.img --textfile-dir /var/lib/prometheus/node-exporter',
+  ]
   static override strict = false
   static override args = {disk: Args.string({description: 'disks initialised with `vdrep init` (any number)'})}
   static override flags = {
     'state-dir': stateDirFlag,
+    prometheus: Flags.boolean({description: 'print the status as Prometheus metrics (text exposition format) instead of the table'}),
+    'textfile-dir': Flags.string({
+      description: "write the metrics to DIR/vdrep.prom atomically (for node_exporter's textfile collector); prints nothing else unless --prometheus",
+    }),
     check: Flags.boolean({description: 'exit non-zero unless every disk is healthy: 6 RPO violated, 1 error or no disks, 4 full sync needed (for monitoring)'}),
   }
 
@@ -28,7 +41,12 @@ With --check (for monitoring): exit 0 only when every disk is healthy. Exit 6 wh
     const {argv, flags} = await this.parse(Status)
     this.setGlobals(flags)
     const disks = await statusRows(argv as string[])
-    if (disks.length === 0) this.say('no disks: name one, or run in the folder that holds <disk>.psf')
+    const textfileDir = flags['textfile-dir']
+    if (flags.prometheus || textfileDir !== undefined) {
+      const text = renderPrometheus(disks)
+      if (textfileDir !== undefined) await writeTextfile(textfileDir, text)
+      if (flags.prometheus && !this.jsonEnabled()) process.stdout.write(text)
+    } else if (disks.length === 0) this.say('no disks: name one, or run in the folder that holds <disk>.psf')
     else for (const line of renderTable(disks)) this.say(line)
     if (flags.check) {
       const outcome = statusCheckOutcome(disks)
@@ -45,6 +63,15 @@ function pending(r: DiskStatusRow): string {
   return `${r.pendingBlocks} blocks (${formatBytes(r.bytesPending)})`
 }
 
+/** "2026 x 4 MiB" (the log's settings); with a tracker, how many are hot ("12/2026 hot x 4 MiB"). */
+function activityLog(r: DiskStatusRow): string {
+  const al = r.activityLog
+  if (!al) return '-'
+  const size = formatBytes(al.extentBytes)
+  if (al.hotExtents === null) return `${al.extents} x ${size}`
+  return `${al.hotExtents}/${al.extents} hot x ${size}${al.inUse === false ? ' (off: no index)' : ''}`
+}
+
 /** The last sync's time, to the minute, in UTC (its age is in AGE/RPO; --json has the exact time). */
 function lastSync(r: DiskStatusRow): string {
   if (r.lastSyncMs === null || r.ageSeconds === null) return 'never'
@@ -52,13 +79,14 @@ function lastSync(r: DiskStatusRow): string {
 }
 
 function renderTable(rows: DiskStatusRow[]): string[] {
-  const head = ['DISK', 'TARGET', 'TRACKING', 'STATE', 'PENDING', 'AGE/RPO', 'LAST SYNC']
+  const head = ['DISK', 'TARGET', 'TRACKING', 'STATE', 'PENDING', 'ACTIVITY LOG', 'AGE/RPO', 'LAST SYNC']
   const cells = rows.map((r) => [
     r.disk,
     r.target ?? '-',
     r.tracking && r.tracker ? `pid ${r.tracker.pid}, ${r.tracker.clients} client${r.tracker.clients === 1 ? '' : 's'}` : 'no',
     r.state,
     pending(r),
+    activityLog(r),
     r.rpoSeconds === null ? '-' : `${r.ageSeconds === null ? 'never' : formatDuration(r.ageSeconds)}/${formatDuration(r.rpoSeconds)}`,
     lastSync(r),
   ])

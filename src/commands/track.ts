@@ -1,7 +1,10 @@
+import path from 'node:path'
 import {Args, Flags} from '@oclif/core'
 import cliProgress from 'cli-progress'
 import {BaseCommand} from '../cli/base-command.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
+import {fieldPrefix, stderrIsJournal} from '../cli/service-log.js'
+import {sdNotify} from '../core/native/sd-notify.js'
 import {UsageError} from '../core/errors.js'
 import {scanDisk, type ScanProgress, type ScanResult} from '../core/tracker/scan.js'
 import {DEFAULT_COW_LIMIT, Tracker, type TrackerStarted, type TrackerStopped} from '../core/tracker/tracker.js'
@@ -12,7 +15,7 @@ export type TrackResult = ({mode: 'nbd'} & TrackerStarted & {stopped: TrackerSto
 export default class Track extends BaseCommand {
   static override summary = 'Serve the disk over NBD and record every write in <disk>.psf; or, with --scan, find what changed by rehashing.'
   static override description =
-    'With --nbd, runs in the foreground until SIGTERM or SIGINT: the VM (qemu, or nbd-client) uses the export as its disk, and ' +
+    'With --nbd, runs in the foreground until SIGTERM or SIGINT (SIGHUP is ignored: the log is stderr); under systemd (Type=notify) it reports READY=1 only once the export accepts connections. The VM (qemu, or nbd-client) uses the export as its disk, and ' +
     'every write is marked in the change record before it reaches the disk, so a tracker killed with -9 loses nothing. ' +
     'With --scan, rehashes the disk against the block index of the last sync and marks the blocks that differ (local reads only).'
   static override examples = [
@@ -49,6 +52,8 @@ export default class Track extends BaseCommand {
       () => this.notice('stopping: finishing the requests in flight'),
       () => this.notice('still stopping cleanly; send the signal once more to quit at once'),
     )
+    // Under systemd each journal line names the disk (many trackers share one journal).
+    if (stderrIsJournal()) this.linePrefix = fieldPrefix({disk: path.resolve(args.disk)})
     const tracker = await Tracker.start(args.disk, {
       listen: flags.nbd,
       listenAny: flags['listen-any'],
@@ -56,6 +61,13 @@ export default class Track extends BaseCommand {
       log: (level, line) => this.trackerLog(level, line),
     })
     const s = tracker.started
+    try {
+      // Type=notify: ready only now that every export listens; a unit that cannot be told fails instead.
+      sdNotify({READY: '1', STATUS: `tracking ${s.disk}: NBD on ${s.nbd.join(' and ')}`})
+    } catch (err) {
+      await tracker.stop()
+      throw err
+    }
     const full = s.needsFullSync
       ? ' (a full sync is still needed before pushes send deltas)'
       : s.verifying
@@ -66,6 +78,11 @@ export default class Track extends BaseCommand {
         `(${formatBytes(s.bytesPending)}); control socket ${s.controlSocket}${full}`,
     )
     await signalled
+    try {
+      sdNotify({STOPPING: '1', STATUS: 'stopping: finishing the requests in flight'})
+    } catch (err) {
+      this.trackerLog('warn', (err as Error).message)
+    }
     const stopped = await tracker.stop()
     this.say(
       `stopped tracking ${stopped.disk} ${stopped.clean ? 'cleanly' : 'UNCLEANLY (the record is kept as after a crash)'} after ${formatDuration(Math.max(1, Math.round(stopped.seconds)))}: ` +
@@ -76,11 +93,15 @@ export default class Track extends BaseCommand {
   }
 
   /** Warnings reach stderr even under --quiet or --json; notices unless quiet; debug with -v. */
-  private trackerLog(level: 'warn' | 'info' | 'debug', line: string): void {
+  private trackerLog(level: 'warn' | 'info' | 'debug', text: string): void {
+    const line = `${this.linePrefix}${text}`
     if (level === 'warn') this.logToStderr(`vdrep: warning: ${line}`)
     else if (level === 'info') this.notice(line)
     else this.detail(line)
   }
+
+  /** `disk=... ` under systemd's journal, else nothing. */
+  private linePrefix = ''
 
   private async scan(disk: string): Promise<TrackResult> {
     const bar = this.interactive ? scanBar() : undefined
@@ -120,6 +141,8 @@ function untilSignal(onFirst: () => void, onSecond: () => void): Promise<void> {
     }
     process.on('SIGTERM', on)
     process.on('SIGINT', on)
+    // logrotate's usual SIGHUP must not stop the VM's disk: the log is stderr, nothing to reopen.
+    process.on('SIGHUP', () => {})
   })
 }
 

@@ -5,7 +5,8 @@ import {identityFromStat, sameDisk, type DiskIdentity} from './psf/disk-identity
 import {UsageError} from './errors.js'
 import {SourceDisk} from './disk/source-disk.js'
 import {defaultHashAlgo, hashAlgoName, type HashAlgoId} from './hash/block-hash.js'
-import {HeaderFlag, validBlockSize, type PsfHeader} from './psf/header.js'
+import {DEFAULT_AL_EXTENTS, HeaderFlag, MAX_AL_EXTENTS, validActivityLog, validBlockSize, type PsfHeader} from './psf/header.js'
+import {defaultAlExtentShift} from './psf/file-image.js'
 import {newHeader, psfPathFor} from './psf/psf-file.js'
 import {ChangeRecord} from './change-record/change-record.js'
 import {checkTargetNotSource} from './fullsync/plan.js'
@@ -14,6 +15,7 @@ import {formatTarget, parseTarget} from './target/target.js'
 import {acquireDiskLock, TrackerLock} from './locks/index.js'
 import {cronCommand, shellQuote} from './util/shell-quote.js'
 import {parseRetention} from './points/retention.js'
+import {systemdEscapePath} from './util/systemd-escape.js'
 
 export const MIN_RPO_SECONDS = 5 * 60
 export const MAX_RPO_SECONDS = 24 * 3600
@@ -29,6 +31,9 @@ export interface InitOptions {
   ssh?: SshSettings
   /** Restore-point retention for the replica, handed to the receiver after the first proved full sync. */
   retention?: string
+  /** Hot extents the activity log keeps (default 2026), and their size in bytes (default 4 MiB). */
+  alExtents?: number
+  alExtentBytes?: number
 }
 
 export interface InitResult {
@@ -40,6 +45,8 @@ export interface InitResult {
   hashAlgo: string
   replicaId: string
   diskSize: number
+  /** The activity log: hot extents kept and their size in bytes. */
+  activityLog: {extents: number; extentBytes: number}
 }
 
 export async function initDisk(diskArg: string, opts: InitOptions): Promise<InitResult> {
@@ -51,6 +58,15 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
     })
   if (!validBlockSize(opts.blockSize)) {
     throw new UsageError('BAD_BLOCK_SIZE', `block size ${opts.blockSize} is not a power of two between 4 KiB and 4 MiB`, {hint: 'for example --block-size 64k'})
+  }
+  const alExtents = opts.alExtents ?? DEFAULT_AL_EXTENTS
+  const alExtentBytes = opts.alExtentBytes ?? 2 ** defaultAlExtentShift(opts.blockSize)
+  if (!validActivityLog(alExtents, Math.log2(alExtentBytes), opts.blockSize)) {
+    throw new UsageError(
+      'BAD_ACTIVITY_LOG',
+      `an activity log of ${alExtents} extents of ${alExtentBytes} bytes is out of range: 1..${MAX_AL_EXTENTS} extents of a power of two from the block size (${opts.blockSize}) to 1 GiB`,
+      {hint: 'for example --al-extents 2026 --al-extent-size 4M'},
+    )
   }
   if (opts.rpoSeconds < MIN_RPO_SECONDS || opts.rpoSeconds > MAX_RPO_SECONDS) {
     throw new UsageError('BAD_RPO', `an RPO of ${opts.rpoSeconds} s is outside 5m..24h`)
@@ -91,7 +107,10 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
   }
   const hashAlgo = opts.hashAlgo ?? defaultHashAlgo()
   const replicaId = opts.force ? await replicaIdToKeep(psfPath, identity, settings.target) : undefined
-  const header: PsfHeader = {...newHeader({diskSize, blockSize: opts.blockSize, hashAlgo, settings, identity, replicaId}), flags: HeaderFlag.NEEDS_FULL_SYNC}
+  const header: PsfHeader = {
+    ...newHeader({diskSize, blockSize: opts.blockSize, hashAlgo, settings, identity, replicaId, alExtents, alExtentBytes}),
+    flags: HeaderFlag.NEEDS_FULL_SYNC,
+  }
   // Replacing a .psf that a tracker (or a push) is using would leave it writing bits and its
   // clean stop into the old, unlinked file: changes the new record never hears of. So the
   // disk lock and the tracker's lock on the old file are taken first, and a holder refuses.
@@ -113,6 +132,7 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
     blockSize: opts.blockSize,
     rpoSeconds: opts.rpoSeconds,
     hashAlgo: hashAlgoName(hashAlgo),
+    activityLog: {extents: alExtents, extentBytes: alExtentBytes},
     replicaId: header.replicaId.toString('hex'),
     diskSize,
   }
@@ -135,6 +155,25 @@ export function cronLine(disk: string, nodePath: string, entry: string, stateDir
     shellQuote(disk),
   ].join(' ')
   return `* * * * * ${cronCommand(command)}`
+}
+
+/**
+ * The systemctl lines that run the same push from systemd (systemd/vdrep-push@.timer) instead of
+ * cron: the instance is the disk's path as `systemd-escape --path` gives it, shell-quoted (its
+ * `\x20` escapes hold backslashes). A state folder named at init goes into the push unit's
+ * environment file, as it goes into the cron line.
+ */
+export function systemdLines(disk: string, stateDir?: string): string[] {
+  if (/[\r\n]/.test(disk)) throw new Error('a unit instance cannot name a path with a line break')
+  const instance = systemdEscapePath(disk)
+  const lines: string[] = []
+  if (stateDir !== undefined) {
+    // EnvironmentFile= reads a single-quoted value literally; a `'` in the folder cannot be written so.
+    if (stateDir.includes("'")) throw new Error("a state folder named with a ' cannot go into an environment file")
+    lines.push(`mkdir -p /etc/vdrep && echo ${shellQuote(`VDREP_STATE_DIR='${stateDir}'`)} > ${shellQuote(`/etc/vdrep/push-${instance}.env`)}`)
+  }
+  lines.push(`systemctl enable --now ${shellQuote(`vdrep-push@${instance}.timer`)}`)
+  return lines
 }
 
 /**

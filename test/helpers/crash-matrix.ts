@@ -26,7 +26,7 @@ import {promisify} from 'node:util'
 import {Region} from '../../src/core/psf/layout.js'
 import {ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, JOURNAL_TRAILER_SIZE, journalPathFor} from '../../src/core/delta/journal.js'
 import {readReplicaState} from '../../src/core/receiver/replica-state.js'
-import {bitmapBlocks, startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
+import {bitmapBlocks, checkEnded, startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
 import {collect, startVdrep, vdrep, type CliResult} from './cli.js'
 import {makeMixedDisk, seededBytes, tempDir} from './disks.js'
 import {freePort, startSshd, type Sshd} from './sshd.js'
@@ -499,6 +499,8 @@ export class CrashMatrix {
     if (victim === 'tracker') {
       // No lost change: once the tracker is back, what differs from the replica is marked.
       await this.ensureTracker(k)
+      // The restarted tracker marks what its activity log's hot extents hold behind the export.
+      await checkEnded(k.disk)
       const marked = await markedBlocks(k.disk)
       const disk = await fs.readFile(k.disk)
       const replica = await fs.readFile(k.replica)
@@ -622,6 +624,8 @@ export class CrashMatrix {
     if (victim === 'tracker' || withTracker) {
       // No lost change: with the tracker back, every block that differs from the replica is marked.
       await this.ensureTracker(k)
+      // The restarted tracker marks what its activity log's hot extents hold behind the export.
+      await checkEnded(k.disk)
       const marked = await markedBlocks(k.disk)
       const disk = await fs.readFile(k.disk)
       const replica = await fs.readFile(k.replica)

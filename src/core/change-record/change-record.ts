@@ -7,6 +7,7 @@ import {Bitmap} from '../psf/bitmap.js'
 import {HeaderFlag, type PsfHeader, type ReplicaRefusal} from '../psf/header.js'
 import {Region} from '../psf/layout.js'
 import {PsfFile} from '../psf/psf-file.js'
+import type {ActivityLogImage} from '../psf/activity-log.js'
 import type {DiskStamp} from '../psf/disk-stamp.js'
 import type {DiskIdentity} from '../psf/disk-identity.js'
 import type {ReplicationSettings} from '../psf/settings.js'
@@ -77,6 +78,32 @@ export class ChangeRecord implements RecordWriter {
 
   get blockCount(): number {
     return this.psf.layout.blockCount
+  }
+
+  /** Its owner migrated the record from format 1 or 2 (adding the activity log) when opening it. */
+  get migrated(): boolean {
+    return this.psf.migrated
+  }
+
+  /** The activity log as on disk, or why it vouches for nothing (a bad page, no log). */
+  readActivityLog(): Promise<ActivityLogImage | string> {
+    return this.psf.readActivityLog()
+  }
+
+  /** A log that failed its checksum is written anew, whole (`image`: empty), at a tracker's start. */
+  async resetActivityLog(image: ActivityLogImage): Promise<void> {
+    this.checkWritable()
+    await this.psf.writeActivityLog(
+      image,
+      Array.from({length: this.psf.layout.alPages}, (_, p) => p),
+    )
+  }
+
+  /** Where the tracker's activity log writes its transactions (the owner's). */
+  get activityLogStore(): {writeActivityLog(image: ActivityLogImage, pages: Iterable<number>): Promise<void>} {
+    this.checkWritable()
+    const psf = this.psf
+    return {writeActivityLog: (image, pages) => psf.writeActivityLog(image, pages)}
   }
 
   async close(): Promise<void> {

@@ -138,7 +138,7 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
       prevCommit: current.commit,
       final,
     })
-    log(`sequence ${seq} committed, ${blocks} blocks`, `push ${replicaPath}`)
+    log(`sequence ${seq} committed, ${blocks} blocks`, `push ${replicaPath}`, {seq})
     // The state file is the commit point: answer now, then drop the journal (unlinking 40 MB of
     // it took ~20 ms that the client waited for). A journal left by a failed or interrupted
     // removal names the sequence the state already records, so recovery only removes it; the

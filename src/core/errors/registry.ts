@@ -16,6 +16,10 @@ export interface ErrorCodeInfo {
 }
 
 export const ERROR_CODES = {
+  BAD_ACTIVITY_LOG: {
+    exit: ExitCode.USAGE,
+    meaning: 'the activity log settings are out of range (1..65535 extents of a power of two from the block size to 1 GiB)',
+  },
   BAD_ARGUMENT: {exit: ExitCode.USAGE, meaning: 'a native call got an argument out of range'},
   BAD_BLOCK_SIZE: {exit: ExitCode.USAGE, meaning: 'the block size is not a power of two between 4 KiB and 4 MiB'},
   BAD_CIPHER: {exit: ExitCode.USAGE, meaning: 'the ssh settings name a cipher or algorithm the server or ssh2 does not accept', clientSide: true},
@@ -217,6 +221,11 @@ export const ERROR_CODES = {
   ROOT_MISSING: {exit: ExitCode.USAGE, meaning: "the receiver's root does not exist"},
   RPO_VIOLATED: {exit: ExitCode.RPO_VIOLATED, meaning: 'status --check: a disk is past its RPO', clientSide: true},
   SAME_PORT: {exit: ExitCode.USAGE, meaning: 'the full sync and delta ports must differ', clientSide: true},
+  SD_NOTIFY_FAILED: {
+    exit: ExitCode.FAILURE,
+    meaning: 'under systemd (Type=notify): the readiness notification could not be sent to $NOTIFY_SOCKET',
+    clientSide: true,
+  },
   SEQUENCE_MISMATCH: {exit: ExitCode.FAILURE, meaning: 'a sequence number does not follow the last one applied'},
   SERVE_CONFIG: {exit: ExitCode.USAGE, meaning: "the receiver's configuration is unusable"},
   SERVE_START_FAILED: {exit: ExitCode.FAILURE, meaning: 'vdrep serve --daemon: the receiver did not start', clientSide: true},

@@ -31,6 +31,8 @@ export interface Binding {
   fanotifyOpen?(path: string, mask: number, reportFid: boolean): number
   /** Drains the group's queue without blocking (closing any event fd): each distinct (pid, mask) pair. */
   fanotifyRead?(fd: number): {pids: Int32Array; masks: Uint32Array; more: boolean}
+  /** Optional: an addon built by an older vdrep lacks it (then a service cannot say it is ready, native/sd-notify.ts). One datagram to an AF_UNIX socket ('@' = abstract). */
+  sdNotify?(socketPath: string, message: string): void
   /** Optional: absent from a build without xxHash's sources (native/read_hash.cc). */
   readHashRuns?(
     fd: number,

@@ -1,15 +1,16 @@
-// The .psf header slot codec (format v2; v1 is still read). Little-endian throughout.
+// The .psf header slot codec (format v3; v1 and v2 are still read). Little-endian throughout.
 //
 //  off size field
 //    0    8 magic "VDREPPSF"
-//    8    2 version (2)
-//   10    2 reserved (0)
+//    8    2 version (3)
+//   10    2 activity log length: hot extents kept (v3: 1..65535; v1/v2: reserved, read as 0)
 //   12    4 flags (HeaderFlag)
 //   16    8 slot counter: the valid slot with the higher counter is current
 //   24    8 disk size in bytes
 //   32    4 block size in bytes (power of two, 4 KiB .. 4 MiB)
 //   36    1 hash algorithm (HashAlgo)
-//   37    3 reserved
+//   37    1 activity log extent size, log2 of bytes (v3: log2(block size)..30; v1/v2: reserved)
+//   38    2 reserved
 //   40   16 replica id
 //   56    8 generation (bumped by every proved full sync)
 //   64    8 last applied sequence (delta pushes)
@@ -33,6 +34,8 @@
 //
 // Format v1 ended the fixed part at 120 (settings length at 120, settings at 124) and had no
 // identity: it decodes with identity kind NONE (change-record/identity.ts decides about it).
+// Formats v1 and v2 have no activity log: they decode with alExtents 0, and their owner
+// migrates them to v3 on open (psf-file.ts) before anything writes a header.
 import zlib from 'node:zlib'
 import {StateError} from '../errors.js'
 import {isKnownHashAlgo} from '../hash/block-hash.js'
@@ -42,9 +45,16 @@ import {decodeSettings, encodeSettings, type ReplicationSettings} from './settin
 import {IdentityKind, MAX_IDENTITY_PATH, NO_IDENTITY, type DiskIdentity, type IdentityKindId} from './disk-identity.js'
 
 export const PSF_MAGIC = Buffer.from('VDREPPSF', 'ascii')
-export const PSF_VERSION = 2
+export const PSF_VERSION = 3
 /** The format before the disk identity: still read, never written. */
 export const PSF_VERSION_1 = 1
+/** The format before the activity log: still read, never written (migrated by the owner). */
+export const PSF_VERSION_2 = 2
+/** Activity log defaults: 4 MiB extents, two pages of slots (2026 extents, an 8 GiB span). */
+export const DEFAULT_AL_EXTENT_SHIFT = 22
+export const DEFAULT_AL_EXTENTS = 2026
+export const MAX_AL_EXTENTS = 65535
+export const MAX_AL_EXTENT_SHIFT = 30
 const FIXED_SIZE = 144
 const FIXED_SIZE_V1 = 124
 const CRC_OFFSET = SLOT_SIZE - 4
@@ -100,6 +110,22 @@ export interface PsfHeader {
   settings: ReplicationSettings
   /** The commit id of the last proved full sync or committed push (16 bytes; zeros: none). */
   lastCommit: Buffer
+  /** Hot extents the activity log keeps (0: a format 1 or 2 record, not migrated yet). */
+  alExtents: number
+  /** log2 of the activity log's extent size in bytes (0 with alExtents 0). */
+  alExtentShift: number
+}
+
+/** Whether an activity log setting pair is valid for a block size (alExtents 0: none). */
+export function validActivityLog(alExtents: number, alExtentShift: number, blockSize: number): boolean {
+  return (
+    Number.isInteger(alExtents) &&
+    alExtents >= 1 &&
+    alExtents <= MAX_AL_EXTENTS &&
+    Number.isInteger(alExtentShift) &&
+    2 ** alExtentShift >= blockSize &&
+    alExtentShift <= MAX_AL_EXTENT_SHIFT
+  )
 }
 
 export function validBlockSize(n: number): boolean {
@@ -115,9 +141,13 @@ export function encodeHeader(h: PsfHeader): Buffer {
       `the replication settings take ${settings.length} bytes, more than the ${MAX_SETTINGS - idPath.length} a .psf header holds beside the disk's path`,
     )
   }
+  // Every header written is v3: a v1/v2 record is migrated (its activity log added) first.
+  if (!validActivityLog(h.alExtents, h.alExtentShift, h.blockSize)) {
+    throw new RangeError(`activity log settings ${h.alExtents} x 2^${h.alExtentShift} are not valid for blocks of ${h.blockSize} bytes`)
+  }
   const w = new BufferWriter(SLOT_SIZE)
-  w.bytes(PSF_MAGIC).u16(PSF_VERSION).u16(0).u32(h.flags).u64(h.counter)
-  w.u64(h.diskSize).u32(h.blockSize).u8(h.hashAlgo).skip(3)
+  w.bytes(PSF_MAGIC).u16(PSF_VERSION).u16(h.alExtents).u32(h.flags).u64(h.counter)
+  w.u64(h.diskSize).u32(h.blockSize).u8(h.hashAlgo).u8(h.alExtentShift).skip(2)
   w.bytes(h.replicaId).u64(h.generation).u64(h.lastSeq).u64(h.lastSyncMs)
   w.u64(h.sourceSize).u64(h.sourceMtimeNs).u64(h.sourceCtimeNs).u64(h.pendingSeq).u64(h.createdMs)
   w.u8(h.identity.kind).u8(0).u16(idPath.length).u64(h.identity.dev).u64(h.identity.ino)
@@ -159,16 +189,16 @@ export function decodeHeader(slot: Buffer): SlotResult {
     const r = new BufferReader(slot, corrupt)
     r.bytes(8, 'magic')
     const version = r.u16('version')
-    if (version !== PSF_VERSION && version !== PSF_VERSION_1) {
+    if (version !== PSF_VERSION && version !== PSF_VERSION_2 && version !== PSF_VERSION_1) {
       return {
         ok: false,
         foreign: false,
-        error: new StateError('PSF_VERSION', `the .psf has format version ${version}; this vdrep reads versions ${PSF_VERSION_1} and ${PSF_VERSION}`, {
+        error: new StateError('PSF_VERSION', `the .psf has format version ${version}; this vdrep reads versions ${PSF_VERSION_1} to ${PSF_VERSION}`, {
           hint: 'use the vdrep release that wrote it, or run `vdrep init --force` and a full sync',
         }),
       }
     }
-    r.u16('reserved')
+    const alField = r.u16('activity log length')
     const flags = r.u32('flags')
     const counter = r.big64('counter')
     const diskSize = r.u64('disk size')
@@ -176,7 +206,14 @@ export function decodeHeader(slot: Buffer): SlotResult {
     if (!validBlockSize(blockSize)) throw corrupt('block size', `${blockSize} is not a power of two between 4 KiB and 4 MiB`)
     const hashAlgo = r.u8('hash algorithm')
     if (!isKnownHashAlgo(hashAlgo)) throw corrupt('hash algorithm', `unknown id ${hashAlgo}`)
-    r.bytes(3, 'reserved')
+    const shiftField = r.u8('activity log extent size')
+    r.bytes(2, 'reserved')
+    const hasLog = version === PSF_VERSION
+    const alExtents = hasLog ? alField : 0
+    const alExtentShift = hasLog ? shiftField : 0
+    if (hasLog && !validActivityLog(alExtents, alExtentShift, blockSize)) {
+      throw corrupt('activity log', `${alExtents} extents of 2^${alExtentShift} bytes (blocks of ${blockSize})`)
+    }
     const replicaId = Buffer.from(r.bytes(16, 'replica id'))
     const generation = r.u64('generation')
     const lastSeq = r.u64('last sequence')
@@ -214,6 +251,8 @@ export function decodeHeader(slot: Buffer): SlotResult {
         identity,
         settings,
         lastCommit,
+        alExtents,
+        alExtentShift,
       },
     }
   } catch (err) {

@@ -1,7 +1,6 @@
 // The persistent state file `<disk>.psf`: created atomically, then updated in place.
 // Header updates go to the older slot and are read back before they count; bitmap and
 // index pages are written whole, each with its CRC.
-import crypto from 'node:crypto'
 import fs from 'node:fs/promises'
 import {StateError} from '../errors.js'
 import {lockHeaderSlots} from '../locks/header-lock.js'
@@ -9,21 +8,13 @@ import {HASH_LENGTH} from '../hash/block-hash.js'
 import {writeFileAtomic} from '../util/fs-atomic.js'
 import {namedFileHandle} from '../util/named-file-handle.js'
 import {Bitmap} from './bitmap.js'
-import {encodeHeader, pickHeader, type PsfHeader} from './header.js'
+import {DEFAULT_AL_EXTENTS, encodeHeader, pickHeader, type PsfHeader} from './header.js'
 import {BITS_PER_PAGE, HASHES_PER_PAGE, layoutFor, PAGE_SIZE, Region, SLOT_SIZE, type PsfLayout, type RegionId} from './layout.js'
 import {decodePage, encodePage} from './page.js'
-import type {ReplicationSettings} from './settings.js'
-import {NO_IDENTITY, type DiskIdentity} from './disk-identity.js'
+import {decodeActivityLog, encodeAlPayload, type ActivityLogImage} from './activity-log.js'
+import {defaultAlExtentShift, emptyAlPages, fileImage} from './file-image.js'
 
-export interface PsfInit {
-  diskSize: number
-  blockSize: number
-  hashAlgo: number
-  settings: ReplicationSettings
-  replicaId?: Buffer
-  /** The disk the record belongs to (disk-identity.ts); `vdrep init` always gives it. */
-  identity?: DiskIdentity
-}
+export {newHeader, type PsfInit} from './file-image.js'
 
 /** updateIndexBlocks: touched pages at most this far apart share one read and one write... */
 const INDEX_RUN_GAP_PAGES = 8
@@ -41,47 +32,10 @@ async function readFully(fh: fs.FileHandle, buf: Buffer, position: number): Prom
 /** Where a disk's `.psf` is: beside it, or in a state folder (state-location.ts decides). */
 export {psfPathFor} from './state-location.js'
 
-export function newHeader(init: PsfInit): PsfHeader {
-  return {
-    flags: 0,
-    counter: 1n,
-    diskSize: init.diskSize,
-    blockSize: init.blockSize,
-    hashAlgo: init.hashAlgo,
-    replicaId: init.replicaId ?? crypto.randomBytes(16),
-    lastCommit: Buffer.alloc(16),
-    generation: 0,
-    lastSeq: 0,
-    lastSyncMs: 0,
-    sourceSize: 0,
-    sourceMtimeNs: 0n,
-    sourceCtimeNs: 0n,
-    pendingSeq: 0,
-    createdMs: Date.now(),
-    identity: init.identity ?? NO_IDENTITY,
-    settings: init.settings,
-  }
-}
-
-/** The whole file image for a header: both slots, empty bitmaps, an empty index. */
-function fileImage(header: PsfHeader, layout: PsfLayout, bitmaps?: {active?: Bitmap; inflight?: Bitmap}): Buffer {
-  const out = Buffer.alloc(layout.fileSize)
-  const slot = encodeHeader(header)
-  slot.copy(out, 0)
-  slot.copy(out, SLOT_SIZE)
-  const fill = (region: RegionId, count: number, payloadOf: (p: number) => Uint8Array) => {
-    for (let p = 0; p < count; p++) encodePage(region, p, payloadOf(p)).copy(out, layout.regionOffset[region] + p * PAGE_SIZE)
-  }
-  const bitmapPayload = (bm: Bitmap | undefined) => (p: number) =>
-    bm ? bm.bits.subarray((p * BITS_PER_PAGE) / 8, ((p + 1) * BITS_PER_PAGE) / 8) : new Uint8Array(0)
-  fill(Region.ACTIVE, layout.bitmapPages, bitmapPayload(bitmaps?.active))
-  fill(Region.INFLIGHT, layout.bitmapPages, bitmapPayload(bitmaps?.inflight))
-  fill(Region.INDEX, layout.indexPages, () => new Uint8Array(0))
-  return out
-}
-
 export class PsfFile {
   private slot: 0 | 1
+  /** Its owner migrated this file from format 1 or 2 to 3 when opening it. */
+  migrated = false
 
   private constructor(
     readonly path: string,
@@ -95,7 +49,7 @@ export class PsfFile {
 
   /** Write a new .psf atomically (temp file, fsync, rename, fsync dir), mode 0600. */
   static async create(path: string, header: PsfHeader, bitmaps?: {active?: Bitmap; inflight?: Bitmap}): Promise<void> {
-    const layout = layoutFor(header.diskSize, header.blockSize)
+    const layout = layoutFor(header.diskSize, header.blockSize, header.alExtents)
     await writeFileAtomic(path, fileImage(header, layout, bitmaps), 0o600)
   }
 
@@ -118,18 +72,55 @@ export class PsfFile {
       const {bytesRead} = await fh.read(slots, 0, slots.length, 0)
       if (bytesRead < 8) throw new StateError('PSF_CORRUPT', `${path} is truncated (${st.size} bytes)`, {hint: 'run `vdrep init --force` and a full sync'})
       const {header, slot} = pickHeader(slots.subarray(0, SLOT_SIZE), slots.subarray(SLOT_SIZE))
-      const layout = layoutFor(header.diskSize, header.blockSize)
+      const layout = layoutFor(header.diskSize, header.blockSize, header.alExtents)
       if (st.size < layout.fileSize) {
         throw new StateError('PSF_CORRUPT', `${path} is truncated: ${st.size} bytes, the header needs ${layout.fileSize}`, {
           hint: 'run `vdrep init --force` and a full sync',
         })
       }
       // Errors of later writes then name the .psf (a full disk here is not the replica's).
-      return new PsfFile(path, namedFileHandle(fh, path), header, slot, layout)
+      const psf = new PsfFile(path, namedFileHandle(fh, path), header, slot, layout)
+      if (writable && header.alExtents === 0) await psf.migrate()
+      return psf
     } catch (err) {
       await fh.close()
       throw err
     }
+  }
+
+  /**
+   * A format 1 or 2 record, opened by its owner: the activity log region is added after the
+   * index (empty, durable), then the header is rewritten as format 3 naming it. A crash in
+   * between leaves a longer format-2 file, migrated again at the next open.
+   */
+  private async migrate(): Promise<void> {
+    const h = this.header
+    const alExtents = DEFAULT_AL_EXTENTS
+    const layout = layoutFor(h.diskSize, h.blockSize, alExtents)
+    const pages = emptyAlPages(layout, alExtents)
+    await this.fh.write(pages, 0, pages.length, layout.regionOffset[Region.ACTIVITY_LOG])
+    await this.fh.datasync()
+    await this.updateHeader(() => ({alExtents, alExtentShift: defaultAlExtentShift(h.blockSize)}))
+    this.layout = layout
+    this.migrated = true
+  }
+
+  /** The activity log, or why it cannot vouch for anything (a bad page, a format-2 record). */
+  async readActivityLog(): Promise<ActivityLogImage | string> {
+    if (this.header.alExtents === 0) return 'the record has no activity log (format 1 or 2)'
+    const payloads: Array<Buffer | undefined> = []
+    for (let p = 0; p < this.layout.alPages; p++) payloads.push(await this.readPage(Region.ACTIVITY_LOG, p))
+    const extentCount = Math.ceil(this.header.diskSize / 2 ** this.header.alExtentShift)
+    return decodeActivityLog(payloads, this.header.alExtents, extentCount)
+  }
+
+  /** Write the given pages of the activity log, then one datasync. */
+  async writeActivityLog(image: ActivityLogImage, pages: Iterable<number>): Promise<void> {
+    for (const p of pages) {
+      const page = encodePage(Region.ACTIVITY_LOG, p, encodeAlPayload(image, p))
+      await this.fh.write(page, 0, PAGE_SIZE, this.layout.regionOffset[Region.ACTIVITY_LOG] + p * PAGE_SIZE)
+    }
+    await this.fh.datasync()
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,7 @@
 import type net from 'node:net'
 import type {VdrepError} from '../errors.js'
 import {errorFrameFields, receiverErrorOf} from './receiver-error.js'
-import {sessionLine} from './session-log.js'
+import {sessionLine, type FieldLog} from './session-log.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
 import type {FrameReader} from '../protocol/frame-reader.js'
@@ -24,7 +24,7 @@ export interface SessionContext {
   lockReplica: (replica: string, opts?: ReplicaLockOptions) => Promise<() => void>
   /** The receiver's own files (its log, its config): refused as replica paths. */
   receiverFiles?: readonly string[]
-  log: (line: string) => void
+  log: FieldLog
 }
 
 export interface Connection {
@@ -46,6 +46,7 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
   let what = `port ${conn.port}`
   let release: (() => void) | undefined
   let held: string | undefined
+  let seq: number | undefined
   try {
     const peek = await peekHello(reader)
     if (peek.ended) {
@@ -73,7 +74,10 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
       idleTimeoutMs: ctx.idleTimeoutMs,
       receiverFiles: ctx.receiverFiles,
       // The session line below names `what` already: a line about it adds only its text.
-      log: (text, subject) => lines.push(subject === what ? text : sessionLine(text, subject)),
+      log: (text, subject, fields) => {
+        if (fields?.seq !== undefined) seq = fields.seq
+        lines.push(subject === what ? text : sessionLine(text, subject))
+      },
       // The replica locked above is the held one; any other this session resolves to (the path
       // did not resolve when peeked, or resolves elsewhere now: a folder changed since) it locks
       // itself, claim and cross-process lock both, so no session writes a replica unlocked.
@@ -95,7 +99,12 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
     }
     const secs = ((performance.now() - started) / 1000).toFixed(1)
     const said = lines.join('; ')
-    ctx.log(`session ${conn.id} port ${conn.port} uid ${conn.uid}: ${what}: ${said || 'ended'} (${secs} s)`)
+    ctx.log(`session ${conn.id} port ${conn.port} uid ${conn.uid}: ${what}: ${said || 'ended'} (${secs} s)`, {
+      ...(held !== undefined ? {disk: held} : {}),
+      uid: conn.uid,
+      session: conn.id,
+      ...(seq !== undefined ? {seq} : {}),
+    })
   }
 }
 

@@ -30,6 +30,7 @@ import {ConnectionCaps, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID
 import {LOOPBACK} from './serve-config.js'
 import {refuse, serveConnection} from './server-session.js'
 import {recoverJournalsUnder} from './startup-recovery.js'
+import type {FieldLog} from './session-log.js'
 
 export interface ListenerSpec {
   port: number
@@ -45,7 +46,7 @@ export interface ReceiverServerOptions {
   idleTimeoutMs?: number
   /** The uid whose sockets may connect. Default: this process's uid. */
   allowedUid?: number
-  log?: (line: string) => void
+  log?: FieldLog
   /** The receiver's own files (its log file, its config file): refused as replica paths. */
   receiverFiles?: readonly string[]
   /** Sockets open at once, refused ones included (default 64). */
@@ -64,7 +65,7 @@ export class ReceiverServer {
   private readonly running = new Map<number, Running>()
   private seq = 0
   private stopping = false
-  private readonly log: (line: string) => void
+  private readonly log: FieldLog
   readonly allowedUid: number
   readonly caps: ConnectionCaps
 

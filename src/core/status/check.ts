@@ -1,7 +1,7 @@
 // `status --check`: the one place that turns status rows into what monitoring reads. Anything
 // that is not healthy is an error code (its exit code comes from the registry); the code says
 // which kind of trouble came first.
-import type {ErrorCode} from '../errors.js'
+import {ERROR_CODES, type ErrorCode} from '../errors.js'
 import type {DiskStatusRow} from './status.js'
 
 /**
@@ -9,6 +9,9 @@ import type {DiskStatusRow} from './status.js'
  * - REPLICA_PROMOTED (12): the replica was promoted by a failover: this source is fenced;
  * - REPLICA_DIVERGED (11), REPLICA_FOREIGN (10): the replica host refused the last sync (the
  *   replica moved on without vdrep, or belongs to another source): the user must decide;
+ * - the last push or full sync failed and none succeeded since: that attempt's own code (7 for
+ *   a cut connection, 9 for a full replica...; STATUS_CHECK_ERROR when the code is unknown to
+ *   this vdrep), so a failing push is reported before the RPO runs out;
  * - RPO_VIOLATED (6): a replica past its RPO, never synced, or of unknown age (clock went back);
  * - STATUS_CHECK_ERROR (1): no disks found, or a disk in the Error state (unreadable disk or
  *   .psf, a tracker that died or cannot record writes);
@@ -23,9 +26,15 @@ export function statusCheckOutcome(rows: readonly DiskStatusRow[]): ErrorCode | 
   if (rows.some((r) => r.state === 'Fenced')) return 'REPLICA_PROMOTED'
   if (rows.some((r) => r.state === 'Diverged')) return 'REPLICA_DIVERGED'
   if (rows.some((r) => r.state === 'Foreign replica')) return 'REPLICA_FOREIGN'
+  const failed = rows.find((r) => r.lastAttemptFailed)
+  if (failed) return recordedCode(failed.lastAttempt?.errorCode ?? null)
   if (rows.some((r) => r.rpoViolated)) return 'RPO_VIOLATED'
   if (rows.some((r) => r.state === 'Error')) return 'STATUS_CHECK_ERROR'
   if (rows.some((r) => r.state === 'Full sync needed' || r.untrusted)) return 'FULL_SYNC_NEEDED'
   if (rows.some((r) => r.state === 'Verify pending' || r.state === 'Verifying')) return 'VERIFY_PENDING'
   return null
+}
+
+function recordedCode(code: string | null): ErrorCode {
+  return code !== null && Object.hasOwn(ERROR_CODES, code) ? (code as ErrorCode) : 'STATUS_CHECK_ERROR'
 }

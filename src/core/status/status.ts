@@ -16,96 +16,15 @@ import {curedByVerification, DoubtKind, flagDoubt, type Doubt} from '../change-r
 import {bytesCovered, unionOf} from '../change-record/moves.js'
 import {formatDuration} from '../util/units.js'
 import {readReplicaState} from '../receiver/replica-state.js'
+import {readLastAttempt, type LastAttempt} from './last-attempt.js'
+import {emptyRow, type DiskState, type DiskStatusRow} from './row.js'
 
-export type DiskState =
-  | 'OK'
-  | 'Pushing'
-  | 'Verifying'
-  | 'Verify pending'
-  | 'Full sync needed'
-  | 'Not tracking'
-  | 'Error'
-  | 'RPO violation'
-  | 'Diverged'
-  | 'Foreign replica'
-  | 'Fenced'
-  | 'Handed over'
-
-export interface TrackerSummary {
-  pid: number
-  nbd: string[]
-  /** NBD clients connected. */
-  clients: number
-  /** A push (or full sync) holds a freeze now. */
-  frozen: boolean
-}
-
-export interface DiskStatusRow {
-  disk: string
-  /** Replica as recorded at init; null when the .psf cannot be read. */
-  target: string | null
-  /** A tracker answers on the disk's control socket. */
-  tracking: boolean
-  tracker: TrackerSummary | null
-  state: DiskState
-  /** Why the state is not plain OK / Not tracking; null otherwise. */
-  reason: string | null
-  /** Blocks written since the last freeze (active set). */
-  dirtyBlocks: number
-  /** Blocks a push is shipping now (in-flight set). */
-  inflightBlocks: number
-  /** Blocks in either set: what is not on the replica yet. */
-  pendingBlocks: number
-  bytesPending: number
-  blockSize: number | null
-  diskSize: number | null
-  /** Last successful sync, ms since the epoch and ISO text; null when never. */
-  lastSyncMs: number | null
-  lastSync: string | null
-  lastSeq: number | null
-  generation: number | null
-  rpoSeconds: number | null
-  /** Seconds since the last successful sync; null when never. */
-  ageSeconds: number | null
-  /** The replica is older than the RPO allows, was never synced, or its age is unknown (the clock went back). */
-  rpoViolated: boolean
-  /** Promoted by `vdrep failover` (its replica state says so), or absent. */
-  promoted?: {epoch: number; atSeq: number; ms: number; planned: boolean; rolledBackTo?: number}
-  /** The change record cannot be trusted for a delta as the disk is now (written while no tracker ran). */
-  untrusted: boolean
-  error: {code: string; message: string; hint?: string} | null
-}
+export type {DiskState, DiskStatusRow, TrackerSummary} from './row.js'
 
 export interface StatusOptions {
   /** How long a tracker gets to answer. Default 2 s. */
   trackerTimeoutMs?: number
   now?: number
-}
-
-function emptyRow(disk: string): DiskStatusRow {
-  return {
-    disk,
-    target: null,
-    tracking: false,
-    tracker: null,
-    state: 'Error',
-    reason: null,
-    dirtyBlocks: 0,
-    inflightBlocks: 0,
-    pendingBlocks: 0,
-    bytesPending: 0,
-    blockSize: null,
-    diskSize: null,
-    lastSyncMs: null,
-    lastSync: null,
-    lastSeq: null,
-    generation: null,
-    rpoSeconds: null,
-    ageSeconds: null,
-    rpoViolated: false,
-    untrusted: false,
-    error: null,
-  }
 }
 
 function errorOf(err: unknown): {code: string; message: string; hint?: string} {
@@ -164,6 +83,8 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     const h = record.header
     row.target = h.settings.target
     row.blockSize = h.blockSize
+    // A format 1 or 2 record (read-only here) gets the default log when its owner next opens it.
+    row.activityLog = h.alExtents > 0 ? {extents: h.alExtents, extentBytes: 2 ** h.alExtentShift, hotExtents: null, inUse: null} : null
     row.diskSize = h.diskSize
     row.lastSyncMs = h.lastSyncMs > 0 ? h.lastSyncMs : null
     row.lastSync = row.lastSyncMs ? new Date(row.lastSyncMs).toISOString() : null
@@ -171,6 +92,11 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     row.generation = h.generation
     row.rpoSeconds = h.settings.rpoSeconds
     row.ageSeconds = row.lastSyncMs ? Math.max(0, Math.round((now - row.lastSyncMs) / 1000)) : null
+    row.lastAttempt = await readLastAttempt(disk)
+    // The .psf is the record of successes: a sync it records after the failed attempt (a
+    // vdrep that wrote no side file) clears the failure too.
+    const la = row.lastAttempt
+    row.lastAttemptFailed = la !== null && !la.ok && !(row.lastSyncMs !== null && row.lastSyncMs > la.atMs)
     // A last sync later than now: the clock went back, and the replica's age is unknown.
     const future = row.lastSyncMs !== null && row.lastSyncMs > now
 
@@ -191,6 +117,10 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
       row.inflightBlocks = live.inflightBlocks
       row.pendingBlocks = live.pendingBlocks
       row.bytesPending = live.bytesPending
+      if (row.activityLog && live.activityLog) {
+        row.activityLog.hotExtents = live.activityLog.hotExtents
+        row.activityLog.inUse = live.activityLog.inUse
+      }
     } else {
       const {active, inflight} = await record.bitmaps()
       const pending = unionOf(active, inflight)
@@ -278,6 +208,7 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
         }
       }
     }
+    if (row.lastAttemptFailed && la) markFailedAttempt(row, la)
     return row
   } catch (err) {
     row.state = 'Error'
@@ -287,6 +218,14 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
   } finally {
     await record.close().catch(() => {})
   }
+}
+
+/** A failing push is what the row says first: the state a person reads, and the reason why. */
+function markFailedAttempt(row: DiskStatusRow, la: LastAttempt): void {
+  const n = la.failuresInRow > 1 ? ` (${la.failuresInRow} failures in a row)` : ''
+  const why = `the last ${la.kind} failed at ${new Date(la.atMs).toISOString()}${n}: ${la.errorCode}: ${la.errorMessage}`
+  row.reason = row.reason ? `${why}; ${row.reason}` : why
+  if (row.state === 'OK' || row.state === 'Not tracking' || row.state === 'RPO violation') row.state = 'Push failed'
 }
 
 /** Rows for the given disks, in order; with none, every disk with a .psf in `dir` or in the state folder. */

@@ -64,6 +64,12 @@ export interface TrackerStatus {
   newlyDirtied: number
   batches: number
   pageWrites: number
+  /** The activity log (absent from older trackers): whether writes go through it, extents hot, transactions. */
+  activityLog?: {inUse: boolean; hotExtents: number; extents: number; extentBytes: number} | null
+  alTransactions?: number
+  alHotted?: number
+  alEvicted?: number
+  lazyFlushes?: number
   /** Set when a .psf write failed: the tracker refuses writes until restarted. */
   broken: string | null
 }

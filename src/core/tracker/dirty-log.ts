@@ -1,59 +1,62 @@
 // The tracker's change record in memory and in the .psf: the active bitmap (new writes) and
-// the in-flight bitmap (what a push is shipping). A block newly marked dirty is durable in
-// the .psf before `mark` resolves, so the data write that follows can never outrun its bit.
+// the in-flight bitmap (what a push is shipping). Before `mark` resolves, every block it
+// marks is covered durably: with an activity log (activity-log.ts), by its extent being hot
+// in the log, and its bit reaches the .psf lazily (every FLUSH_MS, when UNFLUSHED_PAGES pages
+// wait, when its extent is evicted, at a freeze and a clean stop); without one, or for a
+// request spanning a large part of the log (a TRIM of many GiB), by its bit itself being
+// durable. Either way the data write that follows can never outrun what covers it.
 //
-// Group commit: blocks newly dirtied while a batch is being written join the next batch;
-// a batch costs one page write per touched page and one fdatasync. Blocks already durably
-// dirty cost a bitmap lookup and nothing else (a second bitmap says which set bits are
-// durable; a set bit that is not yet waits for the batch that writes its page). Memory is
-// bounded by the bitmaps, whatever the range: a TRIM of the whole disk marks it byte by byte.
-// Every .psf write (batches, freeze, merge back) runs one at a time, in order, and the
-// first failure is sticky. The moves between the bitmaps are change-record/moves.ts, the
-// same ones a push without a tracker makes; the pages go to the ChangeRecord's bitmap store.
+// Which bits are durable, and the batches that make them so, are durable-bits.ts. Every .psf
+// write (batches, log transactions, lazy flushes, freeze, merge back) runs one at a time, in
+// order, and the first failure is sticky. The moves between the bitmaps are
+// change-record/moves.ts, the same ones a push without a tracker makes; the pages go to the
+// ChangeRecord's bitmap store.
 import {DiskIoError} from '../errors.js'
 import {Bitmap} from '../psf/bitmap.js'
 import {BITS_PER_PAGE, Region} from '../psf/layout.js'
 import {clearInflightMove, freezeMove, mergeBackMove, nonEmptyPages, type BitmapStore} from '../change-record/moves.js'
+import type {ActivityLogImage} from '../psf/activity-log.js'
+import {ActivityLog, type ActivityLogStats, type ActivityLogStore} from './activity-log.js'
+import {DurableBits, popcount} from './durable-bits.js'
 
-interface Batch {
-  pages: Set<number>
-  done: Promise<void>
-  resolve: () => void
-  reject: (err: Error) => void
-}
+/** The lazy bitmap flush runs this often (ms; VDREP_BITMAP_FLUSH_MS, for tests)... */
+export const FLUSH_MS = Number(process.env.VDREP_BITMAP_FLUSH_MS) || 1000
+/** ...or at once when this many bitmap pages hold bits not yet durable (bounds the next flush). */
+export const UNFLUSHED_PAGES = 64
+/** The timer that renews the activity log's lease and flushes the bitmap lazily (ms). */
+const TICK_MS = 250
+/** A request spanning more than this share of the log makes its bits durable instead. */
+const WIDE_SHARE = 4
 
-function newBatch(): Batch {
-  let resolve!: () => void
-  let reject!: (err: Error) => void
-  const done = new Promise<void>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  done.catch(() => {}) // waiters see the failure; nobody waiting is fine too
-  return {pages: new Set(), done, resolve, reject}
-}
-
-export interface DirtyLogStats {
-  /** Blocks that went from clean to dirty (each cost a place in a batch). */
+export interface DirtyLogStats extends ActivityLogStats {
+  /** Blocks that went from clean to dirty. */
   newlyDirtied: number
+  /** Batches that made bits durable before their data (no log, or a wide request). */
   batches: number
+  /** Lazy flushes of the bitmap (activity log). */
+  lazyFlushes: number
   pageWrites: number
 }
 
-const PAGE_BYTES = BITS_PER_PAGE / 8
-
-function popcount(v: number): number {
-  let n = 0
-  for (let x = v; x; x &= x - 1) n++
-  return n
+/** The activity log a tracker's dirty log keeps (none: every new bit is durable before its data). */
+export interface DirtyLogOptions {
+  al?: {image: ActivityLogImage; extentBlocks: number; store: ActivityLogStore}
 }
 
 export class DirtyLog {
-  readonly stats: DirtyLogStats = {newlyDirtied: 0, batches: 0, pageWrites: 0}
-  private next: Batch | null = null
-  private flushing: Batch | null = null
-  /** Set bits of `active` known to be durable in the .psf (a subset of active). */
-  private readonly durable: Bitmap
+  private readonly counts = {newlyDirtied: 0, batches: 0, lazyFlushes: 0, pageWrites: 0}
+  readonly al: ActivityLog | null = null
+  /** Bitmap pages that got bits since their last write (activity log: flushed lazily). */
+  private readonly unflushed = new Set<number>()
+  private timer: NodeJS.Timeout | null = null
+  private lastFlushMs = Date.now()
+  private wide = Infinity
+  /**
+   * Writes go through the log only while a crash could be followed by a check against the
+   * block hash index (the tracker sets it: no index, no log, every new bit durable first).
+   */
+  useLog = false
+  private readonly bits: DurableBits
   private chain: Promise<unknown> = Promise.resolve()
   private failure: Error | null = null
 
@@ -61,9 +64,31 @@ export class DirtyLog {
     private readonly store: BitmapStore,
     readonly active: Bitmap,
     readonly inflight: Bitmap,
+    opts: DirtyLogOptions = {},
   ) {
-    // What was read from the .psf is durable (a page that failed its CRC reads as all dirty).
-    this.durable = new Bitmap(active.blockCount, Uint8Array.from(active.bits))
+    this.bits = new DurableBits(store, active, (fn) => this.serial(fn), this.counts)
+    if (opts.al) {
+      const {image, extentBlocks, store} = opts.al
+      this.al = new ActivityLog(image, extentBlocks, active.blockCount, {
+        store,
+        persistExtents: (extents) => this.persistExtents(extents, extentBlocks),
+        serial: (fn) => this.serial(fn),
+      })
+      this.wide = Math.max(1, Math.floor(this.al.capacity / WIDE_SHARE)) * extentBlocks
+      this.timer = setInterval(() => this.tick(), TICK_MS)
+      this.timer.unref()
+    }
+  }
+
+  get stats(): DirtyLogStats {
+    const al = this.al?.stats ?? {alTransactions: 0, alHotted: 0, alEvicted: 0}
+    return {...this.counts, ...al}
+  }
+
+  /** Stop the timer (the tracker's stop, after flushAll). */
+  close(): void {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
   }
 
   /** The first .psf write failure; from then on nothing more is accepted. */
@@ -77,60 +102,35 @@ export class DirtyLog {
    */
   mark(first: number, last: number): Promise<void> | undefined {
     if (this.failure) return Promise.reject(this.failure)
+    if (this.useLog && this.al !== null && last - first < this.wide) return this.markLogged(first, last)
+    return this.bits.mark(first, last)
+  }
+
+  /** With the log: bits in memory (pages noted for the lazy flush), extents hot. */
+  private markLogged(first: number, last: number): Promise<void> | undefined {
     const act = this.active.bits
-    const dur = this.durable.bits
-    let wait: Batch | undefined
-    let waits: Set<Batch> | undefined
-    const add = (b: Batch) => {
-      if (wait === undefined) wait = b
-      else if (wait !== b) (waits ??= new Set([wait])).add(b)
-    }
-    let b = first
-    while (b <= last) {
+    for (let b = first; b <= last;) {
       const i = b >>> 3
       if ((b & 7) === 0 && b + 7 <= last) {
-        // A whole byte: eight blocks at once.
-        if ((act[i] & dur[i]) === 0xff) {
-          b += 8
-          continue
-        }
         const fresh = ~act[i] & 0xff
         if (fresh !== 0) {
           act[i] = 0xff
-          this.stats.newlyDirtied += popcount(fresh)
-          const batch = this.collecting()
-          batch.pages.add(Math.floor(b / BITS_PER_PAGE))
-          add(batch)
+          this.counts.newlyDirtied += popcount(fresh)
+          this.unflushed.add(Math.floor(b / BITS_PER_PAGE))
         }
-        if ((~dur[i] & ~fresh & 0xff) !== 0) add(this.pendingFor(Math.floor(b / BITS_PER_PAGE)))
         b += 8
         continue
       }
       const m = 1 << (b & 7)
       if ((act[i] & m) === 0) {
         act[i] |= m
-        this.stats.newlyDirtied++
-        const batch = this.collecting()
-        batch.pages.add(Math.floor(b / BITS_PER_PAGE))
-        add(batch)
-      } else if ((dur[i] & m) === 0) {
-        add(this.pendingFor(Math.floor(b / BITS_PER_PAGE)))
+        this.counts.newlyDirtied++
+        this.unflushed.add(Math.floor(b / BITS_PER_PAGE))
       }
       b++
     }
-    if (wait === undefined) return undefined
-    if (waits === undefined) return wait.done
-    return Promise.all([...waits].map((x) => x.done)).then(() => {})
-  }
-
-  /** The batch that will make the set bits of `page` durable: the latest one holding it. */
-  private pendingFor(page: number): Batch {
-    if (this.next?.pages.has(page)) return this.next
-    if (this.flushing?.pages.has(page)) return this.flushing
-    // Not expected (every set, non-durable bit has its page in a batch); writing it is safe.
-    const batch = this.collecting()
-    batch.pages.add(page)
-    return batch
+    if (this.unflushed.size >= UNFLUSHED_PAGES) this.flushLazy().catch(() => {})
+    return (this.al as ActivityLog).enter(first, last)
   }
 
   /**
@@ -139,8 +139,9 @@ export class DirtyLog {
    */
   freeze(): Promise<Bitmap> {
     return this.serial(async () => {
-      this.stats.pageWrites += await freezeMove(this.store, this.active, this.inflight)
-      this.durable.clearAll()
+      this.counts.pageWrites += await freezeMove(this.store, this.active, this.inflight)
+      this.bits.durable.clearAll()
+      this.unflushed.clear() // every bit is in the in-flight pages now, durable
       return new Bitmap(this.inflight.blockCount, Uint8Array.from(this.inflight.bits))
     })
   }
@@ -149,8 +150,8 @@ export class DirtyLog {
   mergeBack(): Promise<number> {
     return this.serial(async () => {
       // Durable in the in-flight pages until the active ones land, so durable at once.
-      this.durable.merge(this.inflight)
-      this.stats.pageWrites += 2 * nonEmptyPages(this.inflight).length
+      this.bits.durable.merge(this.inflight)
+      this.counts.pageWrites += 2 * nonEmptyPages(this.inflight).length
       return mergeBackMove(this.store, this.active, this.inflight)
     })
   }
@@ -158,7 +159,7 @@ export class DirtyLog {
   /** A proved push: in-flight = 0. Returns how many blocks it held. */
   clearInflight(): Promise<number> {
     return this.serial(() => {
-      this.stats.pageWrites += nonEmptyPages(this.inflight).length
+      this.counts.pageWrites += nonEmptyPages(this.inflight).length
       return clearInflightMove(this.store, this.inflight)
     })
   }
@@ -168,50 +169,46 @@ export class DirtyLog {
     return this.serial(() => this.writePages(Region.ACTIVE, this.active, pages))
   }
 
-  /** Wait until every batch and .psf write queued so far has finished. */
+  /** Wait until every batch, transaction and .psf write queued so far has finished. */
   async settle(): Promise<void> {
-    while (this.next || this.flushing) {
-      await (this.flushing ?? this.next)?.done.catch(() => {})
-    }
+    await this.bits.settle()
+    await this.al?.settle()
     await this.chain.catch(() => {})
   }
 
-  private collecting(): Batch {
-    if (this.next === null) {
-      this.next = newBatch()
-      // Let every request already buffered on the sockets join before the batch starts.
-      if (this.flushing === null) setImmediate(() => this.startFlush())
-    }
-    return this.next
+  /** Every bit set so far durable in the .psf (a clean stop, the end of a check). */
+  async flushAll(): Promise<void> {
+    await this.settle()
+    await this.flushLazy()
+    await this.settle()
   }
 
-  private startFlush(): void {
-    if (this.flushing !== null || this.next === null) return
-    const batch = this.next
-    this.next = null
-    this.flushing = batch
-    this.stats.batches++
-    const pages = [...batch.pages]
-    this.serial(async () => {
-      // The bits set now are all in what is written next (bits are only cleared by a freeze,
-      // which never runs beside a batch); bits set meanwhile wait for the next batch.
-      const snapshot = pages.map((p) => this.active.bits.slice(p * PAGE_BYTES, (p + 1) * PAGE_BYTES))
-      await this.writePages(Region.ACTIVE, this.active, pages)
-      pages.forEach((p, k) => {
-        const d = this.durable.bits
-        const snap = snapshot[k]
-        for (let j = 0, at = p * PAGE_BYTES; j < snap.length; j++, at++) d[at] |= snap[j]
-      })
-    })
-      .then(
-        () => batch.resolve(),
-        (err: Error) => batch.reject(err),
-      )
-      .finally(() => {
-        this.flushing = null
-        // Requests that came during this batch's fdatasync go now, together.
-        if (this.next) this.startFlush()
-      })
+  /** The lazy flush: the pages with bits not durable yet, one write each, one fdatasync. */
+  flushLazy(): Promise<void> {
+    this.lastFlushMs = Date.now()
+    const pages = [...this.unflushed]
+    this.unflushed.clear()
+    if (pages.length === 0) return Promise.resolve()
+    this.counts.lazyFlushes++
+    return this.serial(() => this.bits.persistPages(pages.filter((p) => this.bits.undurableIn(p * BITS_PER_PAGE, (p + 1) * BITS_PER_PAGE - 1))))
+  }
+
+  private tick(): void {
+    if (this.failure) return
+    this.al?.tick()
+    if (this.unflushed.size > 0 && Date.now() - this.lastFlushMs >= FLUSH_MS) this.flushLazy().catch(() => {})
+  }
+
+  /** Extents leaving the log's cover: their bits not durable yet are written (in the serial order). */
+  private persistExtents(extents: number[], extentBlocks: number): Promise<void> {
+    const pages = new Set<number>()
+    for (const e of extents) {
+      const first = e * extentBlocks
+      const last = Math.min(this.active.blockCount, first + extentBlocks) - 1
+      if (!this.bits.undurableIn(first, last)) continue
+      for (let p = Math.floor(first / BITS_PER_PAGE); p <= Math.floor(last / BITS_PER_PAGE); p++) pages.add(p)
+    }
+    return this.bits.persistPages([...pages])
   }
 
   private async writePages(region: typeof Region.ACTIVE | typeof Region.INFLIGHT, bm: Bitmap, pages: number[]): Promise<void> {
@@ -219,7 +216,7 @@ export class DirtyLog {
     // VDREP_TEST_PLANT_SKIP_BITMAP_SYNC=1 is a deliberately broken build for the power-cut
     // check (test/integration/powercut.test.ts): the bits written but not synced before the data.
     await this.store.writeBitmap(region, bm, pages, {sync: process.env.VDREP_TEST_PLANT_SKIP_BITMAP_SYNC !== '1'})
-    this.stats.pageWrites += pages.length
+    this.counts.pageWrites += pages.length
   }
 
   /** Run .psf writes one at a time; the first failure breaks the log for good. */

@@ -9,7 +9,9 @@ import {BITS_PER_PAGE} from '../psf/layout.js'
 import {PsfFile, psfPathFor} from '../psf/psf-file.js'
 import {ChangeRecord} from '../change-record/change-record.js'
 import {checkRecordIdentity} from '../change-record/identity.js'
-import {canVerify, curedByVerification, needsFullSyncFlag} from '../change-record/doubt.js'
+import {canVerify, curedByVerification, DoubtKind, needsFullSyncFlag} from '../change-record/doubt.js'
+import type {Bitmap} from '../psf/bitmap.js'
+import {logCover} from './log-cover.js'
 import {HeaderFlag} from '../psf/header.js'
 import {stampOf} from '../psf/disk-stamp.js'
 import {canonicalDisk} from './paths.js'
@@ -98,13 +100,21 @@ export function badPageWarning(psfPath: string, region: string, page: number, bl
   return `page ${page} of the ${region} bitmap in ${psfPath} failed its checksum: blocks ${first}..${last} are marked changed (the next push sends them)`
 }
 
+/** A check a starting tracker runs behind its export: why, and which blocks (null: every one). */
+export interface StartCheck {
+  reason: string
+  blocks: Bitmap | null
+}
+
 /**
- * What a starting tracker must do about doubt on its record: null (trusted), or the reason to
- * check the disk against the block hash index behind the export. A doubt no check cures (the
- * disk changed size) refuses; with no index to check against, the record is marked for a full
- * sync (the tracker still records writes).
+ * What a starting tracker must do about doubt on its record: null (trusted), or the check of
+ * the disk against the block hash index to run behind the export. After an unclean stop alone,
+ * the activity log narrows it to the unmarked blocks of its hot extents when it can vouch
+ * (log-cover.ts); any other doubt checks every block. A doubt no check cures (the disk changed
+ * size) refuses; with no index to check against, the record is marked for a full sync (the
+ * tracker still records writes).
  */
-export async function verificationAtStart(record: ChangeRecord, disk: string, say: (level: 'warn', line: string) => void): Promise<string | null> {
+export async function verificationAtStart(record: ChangeRecord, disk: string, say: (level: 'warn' | 'info', line: string) => void): Promise<StartCheck | null> {
   const h = record.header
   // A tracker records writes before the first full sync too: only doubt about the disk stops
   // it, and a doubt a local verification cures does not (the check runs behind the export).
@@ -123,5 +133,19 @@ export async function verificationAtStart(record: ChangeRecord, disk: string, sa
     say('warn', `${why}; with no block hash index to check against, the next push is a full sync`)
     return null
   }
-  return why
+  if (why === null) return null
+  if (doubts.length === 1 && doubts[0].kind === DoubtKind.UNCLEAN_STOP) {
+    const maps = await record.bitmaps()
+    const cover = await logCover(record, stamp, maps.active, maps.inflight)
+    if (typeof cover !== 'string') {
+      const n = cover.blocks.count()
+      if (n === 0) {
+        say('info', `${why}; the activity log vouches for every block (${cover.hotExtents} hot extents, all marked or untouched): nothing to check`)
+        return null
+      }
+      return {reason: `${why}; the activity log narrows the check to ${n} unmarked blocks of its ${cover.hotExtents} hot extents`, blocks: cover.blocks}
+    }
+    return {reason: `${why}; the activity log cannot narrow the check: ${cover}`, blocks: null}
+  }
+  return {reason: why, blocks: null}
 }

@@ -9,6 +9,7 @@ import {FullSyncNeededError, UsageError} from '../errors.js'
 import {HeaderFlag} from '../psf/header.js'
 import {STAMP_SETTLE_MS, stampOf} from '../psf/disk-stamp.js'
 import {checkOpenedDisk} from '../change-record/identity.js'
+import {canVerify} from '../change-record/doubt.js'
 import {identityOf, IdentityKind, sameDisk, type DiskIdentity} from '../psf/disk-identity.js'
 import {bytesCovered, unionOf} from '../change-record/moves.js'
 import {ControlServer, type ControlHandler} from './control-server.js'
@@ -25,6 +26,8 @@ import {WriteGate} from './write-gate.js'
 import {Verifier} from './verifier.js'
 import type {OutsideWriteWatcher} from './outside-writes.js'
 import {watchOutsideWrites} from './outside-watch.js'
+import {emptyActivityLog} from '../psf/activity-log.js'
+import {formatBytes} from '../util/units.js'
 
 export const DEFAULT_COW_LIMIT = 1 << 30
 
@@ -117,14 +120,27 @@ export class Tracker {
       // The tracker binds to the inode it opened: it must be the one the record names (the path
       // may have been swapped since the record was checked). Pushes check the path against it.
       checkOpenedDisk(record, disk, await inner.stat(), inner.size, {trackerRunning: false})
-      const verifyReason = await verificationAtStart(record, disk, say)
+      if (record.migrated)
+        say('info', `${record.path} was migrated to format 3 (an activity log of ${h.alExtents} extents of ${formatBytes(2 ** h.alExtentShift)} added)`)
+      const verify = await verificationAtStart(record, disk, say)
       const bs = h.blockSize
       const blockCount = record.blockCount
       const maps = await record.bitmaps()
       for (const p of maps.activeBad) say('warn', badPageWarning(record.path, 'active', p, blockCount))
       for (const p of maps.inflightBad) say('warn', badPageWarning(record.path, 'in-flight', p, blockCount))
+      // The hot extents stay hot; a log that vouches for nothing (a bad page) starts empty (a
+      // check of every block is asked for below, durably, before any write).
+      const read = await record.readActivityLog()
+      const image = typeof read === 'string' ? emptyActivityLog(h.alExtents) : read
       // From here the dirty log holds the bitmaps; the record is written through its store.
-      const log = new DirtyLog(record.bitmapStore, maps.active, maps.inflight)
+      const log = new DirtyLog(record.bitmapStore, maps.active, maps.inflight, {
+        al: {image, extentBlocks: 2 ** h.alExtentShift / bs, store: record.activityLogStore},
+      })
+      cleanup.push(async () => log.close())
+      // After a crash the log vouches only through a check against the index: without a valid
+      // one (before the first full sync, while one rewrites it) every new bit is durable first.
+      const useLog = () => (log.useLog = canVerify(record.header))
+      useLog()
       if (maps.activeBad.length > 0) await log.rewriteActive(maps.activeBad)
       const mergedInflight = maps.inflight.isEmpty() ? 0 : await log.mergeBack()
       if (mergedInflight > 0) say('info', `${mergedInflight} blocks left in flight by an interrupted push were handed back to the change record`)
@@ -152,7 +168,11 @@ export class Tracker {
       const watcher = watchOutsideWrites(disk, inner.fd, verifier, say)
       cleanup.push(async () => watcher?.close())
       // Durable before the export serves: a clean stop before the check ends keeps it asked for.
-      if (verifyReason) await verifier.request(verifyReason)
+      if (verify) await verifier.request(verify.reason, verify.blocks)
+      if (typeof read === 'string') {
+        say('warn', `${record.path}: ${read}; it is written anew`)
+        await record.resetActivityLog(image)
+      }
       const backend = new RecordingBackend(inner, log, gate, freezer, bs)
       // Over TCP, only this user's processes (qemu run by the same user) and root get the disk.
       const nbd = new NbdServer(backend, {
@@ -186,7 +206,13 @@ export class Tracker {
           const bitmap = unionOf(log.active, log.inflight)
           return {body: {blockCount, blocks: bitmap.count(), verifying: verifier.busy || verifier.failure !== null}, bitmap}
         },
-        transition: (_conn, req, data) => transition(req, data),
+        transition: async (_conn, req, data) => {
+          try {
+            return await transition(req, data)
+          } finally {
+            useLog()
+          }
+        },
         disconnected: (conn) => freezer.ownerGone(conn),
       }
       const control = await ControlServer.listen(controlSocketPath(rec.canonical), handler, {log: say})
@@ -204,7 +230,7 @@ export class Tracker {
         mergedInflight,
         badPages: maps.activeBad.length + maps.inflightBad.length,
         needsFullSync: (record.header.flags & HeaderFlag.NEEDS_FULL_SYNC) !== 0,
-        verifying: verifyReason,
+        verifying: verify?.reason ?? null,
       }
       tracker = new Tracker(rec, inner, log, freezer, backend, nbd, control, verifier, watcher, started)
       // Pushes find this tracker through its control socket from now on.
@@ -241,6 +267,12 @@ export class Tracker {
       writes: this.backend.counters.writes,
       bytesWritten: this.backend.counters.bytesWritten,
       ...this.log.stats,
+      activityLog: this.log.al && {
+        inUse: this.log.useLog,
+        hotExtents: this.log.al.hotCount,
+        extents: this.log.al.capacity,
+        extentBytes: this.log.al.extentBlocks * s.blockSize,
+      },
       broken: broken ? broken.message : null,
     }
   }
@@ -262,7 +294,9 @@ export class Tracker {
       await this.control.close().catch(() => {})
       // An unfinished check keeps VERIFY_NEEDED in the record: the next start checks again.
       await this.verifier.close()
-      await this.log.settle()
+      // The exact bitmap reaches the .psf before the clean stop is recorded.
+      await this.log.flushAll()
+      this.log.close()
       let clean = this.log.broken === null
       try {
         await this.inner.flush()

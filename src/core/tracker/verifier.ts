@@ -13,7 +13,8 @@
 import type {ChangeRecord} from '../change-record/change-record.js'
 import {checkOpenedDisk} from '../change-record/identity.js'
 import {SourceDisk} from '../disk/source-disk.js'
-import {compareWithIndex, type CompareProgress} from '../verification/compare-index.js'
+import {compareBlocksWithIndex, compareWithIndex, type CompareProgress} from '../verification/compare-index.js'
+import {Bitmap} from '../psf/bitmap.js'
 import type {DirtyLog} from './dirty-log.js'
 import type {Freezer} from './freezer.js'
 
@@ -40,8 +41,10 @@ export interface VerifierEvents {
 }
 
 export class Verifier {
-  /** The reason of a check asked for and not started yet. */
+  /** The reason of a check asked for and not started yet... */
   private pending: string | null = null
+  /** ...and its blocks (null: every block). */
+  private pendingBlocks: Bitmap | null = null
   private current: VerificationInfo | null = null
   private loop: Promise<void> | null = null
   private waiters: Array<() => void> = []
@@ -76,13 +79,19 @@ export class Verifier {
     return this.missed
   }
 
-  /** Ask for a check: VERIFY_NEEDED is durable in the .psf when this resolves. */
-  async request(reason: string): Promise<void> {
+  /**
+   * Ask for a check of `blocks` (default every block): VERIFY_NEEDED is durable in the .psf when
+   * this resolves (a tracker killed before the check ends leaves a record that checks every block).
+   */
+  async request(reason: string, blocks: Bitmap | null = null): Promise<void> {
     if (this.closed) {
       this.missed = true
       return
     }
     await this.record.verifyNeeded()
+    if (this.pending === null) this.pendingBlocks = blocks && new Bitmap(blocks.blockCount, Uint8Array.from(blocks.bits))
+    else if (blocks === null) this.pendingBlocks = null
+    else this.pendingBlocks?.merge(blocks)
     this.pending = this.pending ? `${this.pending}; ${reason}` : reason
     this.loop ??= this.run().finally(() => {
       this.loop = null
@@ -115,11 +124,13 @@ export class Verifier {
       while (this.freezer.busy) await this.freezer.idle()
       if (this.pending === null || this.closed) break
       const reason = this.pending
+      const blocks = this.pendingBlocks
       this.pending = null
-      this.current = {reason, startedMs: Date.now(), blocksDone: 0, blocksTotal: this.record.blockCount, blocksMarked: 0}
+      this.pendingBlocks = null
+      this.current = {reason, startedMs: Date.now(), blocksDone: 0, blocksTotal: blocks ? blocks.count() : this.record.blockCount, blocksMarked: 0}
       this.events.started?.(reason)
       try {
-        const done = await this.checkOnce(this.current)
+        const done = await this.checkOnce(this.current, blocks)
         this.lastFailure = null
         // A request that came in meanwhile keeps the flag for its own check.
         if (this.pending === null && !this.closed) await this.record.verified()
@@ -134,7 +145,7 @@ export class Verifier {
     }
   }
 
-  private async checkOnce(info: VerificationInfo): Promise<VerificationDone> {
+  private async checkOnce(info: VerificationInfo, blocks: Bitmap | null): Promise<VerificationDone> {
     const t0 = performance.now()
     const h = this.record.header
     const source = await SourceDisk.open(this.disk)
@@ -143,35 +154,40 @@ export class Verifier {
       checkOpenedDisk(this.record, this.disk, await source.stat(), source.size, {trackerRunning: true})
       const {hashes, badPages} = await this.record.readIndex()
       let newly = 0
-      await compareWithIndex(
-        {
-          source,
-          path: this.disk,
-          blockSize: h.blockSize,
-          blockCount: this.record.blockCount,
-          hashAlgo: h.hashAlgo,
-          replicaId: h.replicaId,
-          hashes,
-          badPages,
-          psfPath: this.record.path,
+      const ix = {
+        source,
+        path: this.disk,
+        blockSize: h.blockSize,
+        blockCount: this.record.blockCount,
+        hashAlgo: h.hashAlgo,
+        replicaId: h.replicaId,
+        hashes,
+        badPages,
+        psfPath: this.record.path,
+      }
+      const changed = (b: number) => {
+        if (!this.log.active.get(b) && !this.log.inflight.get(b)) newly++
+        // A failed .psf write shows as log.broken below; the promise is not needed here.
+        this.log.mark(b, b)?.catch(() => {})
+      }
+      const opts = {
+        progress: (p: CompareProgress) => {
+          info.blocksDone = p.blocksDone
+          info.blocksMarked = p.blocksMarked
         },
-        (b) => {
-          if (!this.log.active.get(b) && !this.log.inflight.get(b)) newly++
-          // A failed .psf write shows as log.broken below; the promise is not needed here.
-          this.log.mark(b, b)?.catch(() => {})
-        },
-        {
-          progress: (p: CompareProgress) => {
-            info.blocksDone = p.blocksDone
-            info.blocksMarked = p.blocksMarked
-          },
-          shouldStop: () => this.closed,
-        },
-      )
-      // Every mark durable before the record is called verified.
-      await this.log.settle()
+        shouldStop: () => this.closed,
+      }
+      if (blocks) await compareBlocksWithIndex(ix, blocks, changed, opts)
+      else await compareWithIndex(ix, changed, opts)
+      // Every mark durable (its bit, not only its extent in the log) before the record is called verified.
+      await this.log.flushAll()
       if (this.log.broken) throw this.log.broken
-      return {reason: info.reason, blocksScanned: this.record.blockCount, blocksNewlyMarked: newly, seconds: (performance.now() - t0) / 1000}
+      return {
+        reason: info.reason,
+        blocksScanned: blocks ? info.blocksTotal : this.record.blockCount,
+        blocksNewlyMarked: newly,
+        seconds: (performance.now() - t0) / 1000,
+      }
     } finally {
       await source.close()
     }

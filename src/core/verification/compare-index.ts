@@ -22,6 +22,7 @@ import {blockHasher, HASH_LENGTH} from '../hash/block-hash.js'
 import {HashPool} from '../hash/hash-pool.js'
 import {hashFileBlocks, type FileRange} from '../hash/range-hash.js'
 import {HASHES_PER_PAGE} from '../psf/layout.js'
+import type {Bitmap} from '../psf/bitmap.js'
 
 /** Bytes checksummed per thread-pool task on the mapped path (nothing is buffered). */
 const MAPPED_SCAN_CHUNK = 32 << 20
@@ -170,4 +171,56 @@ export async function compareWithIndex(ix: IndexToCompare, onChanged: (block: nu
     // Before the caller closes the disk: no worker may still be reading its descriptor.
     await pool?.close()
   }
+}
+
+/**
+ * Like compareWithIndex, for the set blocks of `blocks` only (the hot extents of an activity
+ * log after a crash): runs of set blocks are read and hashed on this thread, at most
+ * SCAN_CHUNK at a time, letting the event loop run between chunks.
+ */
+export async function compareBlocksWithIndex(
+  ix: IndexToCompare,
+  blocks: Bitmap,
+  onChanged: (block: number) => void,
+  opts: CompareOptions = {},
+): Promise<Comparison> {
+  const {source, blockSize: bs, blockCount} = ix
+  const hasher = blockHasher(ix.hashAlgo, ix.replicaId)
+  const bad = new Set(ix.badPages)
+  const range: FileRange = {fd: source.fd, path: ix.path, size: source.size, bs}
+  const chunkBlocks = Math.max(1, Math.floor(SCAN_CHUNK / bs))
+  const buf = Buffer.allocUnsafeSlow(chunkBlocks * bs)
+  const out = Buffer.allocUnsafe(chunkBlocks * HASH_LENGTH)
+  const total = blocks.count()
+  const p: CompareProgress = {blocksDone: 0, blocksTotal: total, bytesDone: 0, bytesTotal: total * bs, blocksMarked: 0}
+  const mark = (b: number) => {
+    p.blocksMarked++
+    onChanged(b)
+  }
+  let sinceYield = 0
+  for (let b = 0; b < blockCount;) {
+    if (!blocks.get(b)) {
+      b++
+      continue
+    }
+    let count = 1
+    while (count < chunkBlocks && b + count < blockCount && blocks.get(b + count)) count++
+    if (opts.shouldStop?.()) throw stopped()
+    const got = hashFileBlocks(range, b, count, hasher, buf, out)
+    for (let i = 0; i < count; i++) {
+      const blk = b + i
+      if (bad.has(Math.floor(blk / HASHES_PER_PAGE))) mark(blk)
+      else if (!got.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH).equals(ix.hashes.subarray(blk * HASH_LENGTH, (blk + 1) * HASH_LENGTH))) mark(blk)
+    }
+    p.blocksDone += count
+    p.bytesDone += count * bs
+    opts.progress?.(p)
+    b += count
+    sinceYield += count * bs
+    if (sinceYield >= YIELD_BYTES) {
+      sinceYield = 0
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    }
+  }
+  return {blocksChanged: p.blocksMarked, mapped: false}
 }

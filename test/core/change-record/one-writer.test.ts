@@ -7,9 +7,17 @@ import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../src/core')
-const WRITERS = /\.(updateHeader|writeBitmap|writeIndexPages|updateIndexBlocks)\(|PsfFile\.create\(/
-/** The owner, the codec it drives, and the dirty log writing through the owner's store. */
-const ALLOWED = new Set(['change-record/change-record.ts', 'change-record/moves.ts', 'change-record/relayout.ts', 'psf/psf-file.ts', 'tracker/dirty-log.ts'])
+const WRITERS = /\.(updateHeader|writeBitmap|writeIndexPages|updateIndexBlocks|writeActivityLog)\(|PsfFile\.create\(/
+/** The owner, the codec it drives, and the dirty log (its durable bits, its activity log) writing through the owner's store. */
+const ALLOWED = new Set([
+  'change-record/change-record.ts',
+  'change-record/moves.ts',
+  'change-record/relayout.ts',
+  'psf/psf-file.ts',
+  'tracker/dirty-log.ts',
+  'tracker/durable-bits.ts',
+  'tracker/activity-log.ts',
+])
 
 async function sources(dir: string): Promise<string[]> {
   const out: string[] = []

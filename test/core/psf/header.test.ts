@@ -11,7 +11,8 @@ import {IdentityKind, NO_IDENTITY} from '../../../src/core/psf/disk-identity.js'
 const SETTINGS_JSON = '{"target":"/r/d.img","rpoSeconds":900,"fullsyncPort":31031,"deltaPort":44046}'
 
 // Hand-written slots: fixed fields, identity path (v2), settings JSON, zero padding, crc32
-// (computed with Python's zlib). FIXED_HEX is format 1 (still read); FIXED_HEX_V2 is written.
+// (computed with Python's zlib). FIXED_HEX is format 1 and FIXED_HEX_V2 format 2 (still read);
+// FIXED_HEX_V3 is written.
 const FIXED_HEX = [
   '5644524550505346', // magic "VDREPPSF"
   '0100',
@@ -47,6 +48,17 @@ const FIXED_HEX_V2 = [
   '4d000000', // settings length 77
 ].join('')
 
+const FIXED_HEX_V3 = [
+  FIXED_HEX.slice(0, 16), // magic
+  '0300', // version 3
+  'ea07', // activity log: 2026 extents
+  FIXED_HEX_V2.slice(24, 72), // flags .. block size, as in v2
+  '02', // blake3
+  '16', // activity log extents of 2^22 bytes (4 MiB)
+  '0000', // reserved
+  FIXED_HEX_V2.slice(80), // replica id .. settings length, as in v2
+].join('')
+
 /** The format-1 slot (no identity). */
 function goldenV1(): Buffer {
   const slot = Buffer.alloc(4096)
@@ -56,12 +68,22 @@ function goldenV1(): Buffer {
   return slot
 }
 
-function golden(): Buffer {
+/** The format-2 slot (no activity log). */
+function goldenV2(): Buffer {
   const slot = Buffer.alloc(4096)
   Buffer.from(FIXED_HEX_V2, 'hex').copy(slot, 0)
   Buffer.from(IDENTITY_PATH, 'ascii').copy(slot, 144)
   Buffer.from(SETTINGS_JSON, 'ascii').copy(slot, 153)
   Buffer.from('9b082cf1', 'hex').copy(slot, 4092)
+  return slot
+}
+
+function golden(): Buffer {
+  const slot = Buffer.alloc(4096)
+  Buffer.from(FIXED_HEX_V3, 'hex').copy(slot, 0)
+  Buffer.from(IDENTITY_PATH, 'ascii').copy(slot, 144)
+  Buffer.from(SETTINGS_JSON, 'ascii').copy(slot, 153)
+  Buffer.from('73ad77f6', 'hex').copy(slot, 4092)
   return slot
 }
 
@@ -84,8 +106,13 @@ function goldenHeader(): PsfHeader {
     identity: {kind: IdentityKind.FILE, dev: 0x801n, ino: 12345n, path: IDENTITY_PATH},
     settings: {target: '/r/d.img', rpoSeconds: 900, fullsyncPort: 31031, deltaPort: 44046},
     lastCommit: Buffer.alloc(16),
+    alExtents: 2026,
+    alExtentShift: 22,
   }
 }
+
+/** What a format 1 or 2 slot decodes to: no activity log. */
+const NO_LOG = {alExtents: 0, alExtentShift: 0}
 
 /** Recompute the slot crc after editing a field, so the decoder reaches the field checks. */
 function fixCrc(slot: Buffer): Buffer {
@@ -137,6 +164,8 @@ const headerArb: fc.Arbitrary<PsfHeader> = fc.record(
       ),
     ),
     lastCommit: fc.uint8Array({minLength: 16, maxLength: 16}).map((u) => Buffer.from(u)),
+    alExtents: fc.integer({min: 1, max: 65535}),
+    alExtentShift: fc.integer({min: 22, max: 30}),
     settings: fc.record(
       {
         target: fc.string({minLength: 1, maxLength: 200, unit: 'binary'}),
@@ -212,13 +241,26 @@ describe('psf header slot codec', () => {
   })
 
   it('decodes a format-1 slot (hand-written) with no identity', () => {
-    assert.deepEqual(decodeHeader(goldenV1()), {ok: true, header: {...goldenHeader(), identity: NO_IDENTITY}})
+    assert.deepEqual(decodeHeader(goldenV1()), {ok: true, header: {...goldenHeader(), ...NO_LOG, identity: NO_IDENTITY}})
   })
 
-  it('writes format 2 when a format-1 header is encoded again', () => {
+  it('decodes a format-2 slot (hand-written) with no activity log, whatever its reserved bytes 10, 11, 37 hold', () => {
+    assert.deepEqual(decodeHeader(goldenV2()), {ok: true, header: {...goldenHeader(), ...NO_LOG}})
+    const slot = goldenV2()
+    slot.writeUInt16LE(77, 10)
+    slot.writeUInt8(9, 37)
+    assert.deepEqual(decodeHeader(fixCrc(slot)), {ok: true, header: {...goldenHeader(), ...NO_LOG}})
+  })
+
+  it('refuses to encode a header with no activity log (a format 1 or 2 record is migrated first)', () => {
+    assert.throws(() => encodeHeader({...goldenHeader(), ...NO_LOG}), /activity log settings/)
+    assert.throws(() => encodeHeader({...goldenHeader(), alExtentShift: 12}), /activity log settings/, 'extents smaller than a block')
+  })
+
+  it('writes format 3 when a migrated format-1 header is encoded again', () => {
     const back = decodeHeader(encodeHeader({...goldenHeader(), identity: NO_IDENTITY}))
     assert.ok(back.ok)
-    assert.equal(encodeHeader(back.header).readUInt16LE(8), 2)
+    assert.equal(encodeHeader(back.header).readUInt16LE(8), 3)
   })
 
   for (const [what, edit] of [
@@ -248,8 +290,9 @@ describe('psf header slot codec', () => {
 
   it('refuses another format version with PSF_VERSION', () => {
     const slot = golden()
-    slot.writeUInt16LE(3, 8)
+    slot.writeUInt16LE(4, 8)
     assert.equal(errorOf(fixCrc(slot)).code, 'PSF_VERSION')
+    assert.match(errorOf(fixCrc(slot)).message, /format version 4; this vdrep reads versions 1 to 3/)
   })
 
   for (const [what, edit] of [
@@ -257,6 +300,9 @@ describe('psf header slot codec', () => {
     ['a block size below 4 KiB', (s: Buffer) => s.writeUInt32LE(2048, 32)],
     ['a block size above 4 MiB', (s: Buffer) => s.writeUInt32LE(8 << 20, 32)],
     ['an unknown hash algorithm', (s: Buffer) => s.writeUInt8(4, 36)],
+    ['an activity log of no extents', (s: Buffer) => s.writeUInt16LE(0, 10)],
+    ['activity log extents smaller than a block', (s: Buffer) => s.writeUInt8(15, 37)],
+    ['activity log extents above 1 GiB', (s: Buffer) => s.writeUInt8(31, 37)],
     ['a disk size past 2^53', (s: Buffer) => s.writeBigUInt64LE(2n ** 53n, 24)],
     ['a settings length past the slot', (s: Buffer) => s.writeUInt32LE(MAX_SETTINGS + 1, 140)],
     ['a settings length past the slot beside the path', (s: Buffer) => s.writeUInt32LE(MAX_SETTINGS - 8, 140)],
@@ -354,7 +400,7 @@ describe('pickHeader', () => {
   })
 
   it('refuses two slots of another version with PSF_VERSION', () => {
-    const v3 = fixCrc(Buffer.from(withCounter(1n)).fill(3, 8, 9))
-    assert.throws(() => pickHeader(v3, v3), {code: 'PSF_VERSION'})
+    const v4 = fixCrc(Buffer.from(withCounter(1n)).fill(4, 8, 9))
+    assert.throws(() => pickHeader(v4, v4), {code: 'PSF_VERSION'})
   })
 })

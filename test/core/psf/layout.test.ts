@@ -5,6 +5,7 @@ import {
   blockCountOf,
   HASHES_PER_PAGE,
   layoutFor,
+  AL_SLOTS_PER_PAGE,
   PAGE_HEADER_SIZE,
   PAGE_PAYLOAD_SIZE,
   PAGE_SIZE,
@@ -33,7 +34,18 @@ describe('psf layout', () => {
 
   it('lays out a small disk as two slots and one page per region', () => {
     const l = layoutFor(10 * 65536, 65536)
-    assert.deepEqual(l, {blockCount: 10, bitmapPages: 1, indexPages: 1, regionOffset: {1: 8192, 2: 12288, 3: 16384}, fileSize: 20480})
+    assert.deepEqual(l, {blockCount: 10, bitmapPages: 1, indexPages: 1, alPages: 0, regionOffset: {1: 8192, 2: 12288, 3: 16384, 4: 20480}, fileSize: 20480})
+  })
+
+  it('puts the activity log (format 3) after the index: 1013 slots a page', () => {
+    assert.equal(AL_SLOTS_PER_PAGE, 1013)
+    const l = layoutFor(10 * 65536, 65536, 2026)
+    assert.equal(l.alPages, 2)
+    assert.equal(l.regionOffset[Region.ACTIVITY_LOG], 20480)
+    assert.equal(l.fileSize, 20480 + 2 * 4096)
+    assert.equal(layoutFor(10 * 65536, 65536, 2035).alPages, 3)
+    assert.equal(layoutFor(10 * 65536, 65536, 1).alPages, 1)
+    assert.equal(pageCount(l, Region.ACTIVITY_LOG), 2)
   })
 
   it('keeps one page per region for an empty disk', () => {

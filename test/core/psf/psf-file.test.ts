@@ -6,6 +6,7 @@ import {spawn} from 'node:child_process'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import zlib from 'node:zlib'
 import {StateError} from '../../../src/core/errors.js'
 import {Bitmap} from '../../../src/core/psf/bitmap.js'
 import {HeaderFlag} from '../../../src/core/psf/header.js'
@@ -50,7 +51,7 @@ describe('psf file', () => {
     const header = newHeader(SMALL)
     await PsfFile.create(file, header)
     const st = await fs.stat(file)
-    assert.equal(st.size, 20480)
+    assert.equal(st.size, 20480 + 2 * 4096, 'and two pages of activity log')
     assert.equal(st.mode & 0o777, 0o600)
     await withOpen(async (psf) => {
       assert.deepEqual(psf.header, header)
@@ -313,5 +314,53 @@ describe('psf file', () => {
       for (const [b, h] of update) h.copy(want, b * 32)
       assert.ok(back.equals(want), 'index entries differ from the expected ones')
     })
+  })
+
+  it('a format-2 record is migrated by its owner on open (activity log added, bitmaps and index kept); a read-only open leaves it as it is', async () => {
+    await PsfFile.create(file, newHeader(SMALL))
+    await withOpen(async (psf) => {
+      const bm = new Bitmap(psf.layout.blockCount)
+      bm.set(3)
+      await psf.writeBitmap(Region.ACTIVE, bm)
+      await psf.writeIndexPages(0, Buffer.alloc(10 * 32, 0x5a))
+      await psf.sync()
+    })
+    // Made format 2 by hand: version 2, the log's header bytes zero, the file cut before the log.
+    const fh = await fs.open(file, 'r+')
+    for (const at of [0, SLOT_SIZE]) {
+      const slot = Buffer.alloc(SLOT_SIZE)
+      await fh.read(slot, 0, SLOT_SIZE, at)
+      slot.writeUInt16LE(2, 8)
+      slot.writeUInt16LE(0, 10)
+      slot.writeUInt8(0, 37)
+      slot.writeUInt32LE(zlib.crc32(slot.subarray(0, SLOT_SIZE - 4)), SLOT_SIZE - 4)
+      await fh.write(slot, 0, SLOT_SIZE, at)
+    }
+    await fh.truncate(20480)
+    await fh.close()
+    await withOpen(async (psf) => {
+      assert.equal(psf.header.alExtents, 0)
+      assert.equal(psf.migrated, false)
+      assert.match((await psf.readActivityLog()) as string, /no activity log/)
+    }, false)
+    assert.equal((await fs.stat(file)).size, 20480, 'a reader changes nothing')
+    await withOpen(async (psf) => {
+      assert.equal(psf.migrated, true)
+      assert.equal(psf.header.alExtents, 2026)
+      assert.equal(psf.header.alExtentShift, 22)
+    })
+    assert.equal((await fs.stat(file)).size, 20480 + 2 * PAGE_SIZE)
+    await withOpen(async (psf) => {
+      assert.equal(psf.migrated, false, 'once')
+      const log = await psf.readActivityLog()
+      assert.ok(typeof log !== 'string' && log.seq === 0 && log.slots.every((e) => e === 0xffffffff))
+      assert.deepEqual([...(await psf.readBitmap(Region.ACTIVE)).bitmap.setBlocks()], [3])
+      assert.ok((await psf.readIndex()).hashes.equals(Buffer.alloc(10 * 32, 0x5a)))
+    }, false)
+    const slotA = Buffer.alloc(10)
+    const rd = await fs.open(file, 'r')
+    await rd.read(slotA, 0, 10, SLOT_SIZE) // the migration's header went to slot B
+    await rd.close()
+    assert.equal(slotA.readUInt16LE(8), 3)
   })
 })

@@ -9,6 +9,7 @@ import {Bitmap} from '../../../src/core/psf/bitmap.js'
 import {BITS_PER_PAGE, Region} from '../../../src/core/psf/layout.js'
 import {newHeader, PsfFile} from '../../../src/core/psf/psf-file.js'
 import {DirtyLog} from '../../../src/core/tracker/dirty-log.js'
+import type {ActivityLogImage} from '../../../src/core/psf/activity-log.js'
 import {bytesCovered, nonEmptyPages, unionOf} from '../../../src/core/change-record/moves.js'
 import {tempDir} from '../../helpers/disks.js'
 
@@ -69,7 +70,7 @@ describe('tracker dirty log (group commit)', () => {
     assert.equal(log.mark(5, 7), undefined)
     await log.mark(BITS_PER_PAGE + 1, BITS_PER_PAGE + 1) // second page
     assert.deepEqual(await onDisk(psf.path, Region.ACTIVE), [5, 6, 7, BITS_PER_PAGE + 1])
-    assert.deepEqual(log.stats, {newlyDirtied: 4, batches: 2, pageWrites: 2})
+    assert.deepEqual(log.stats, {newlyDirtied: 4, batches: 2, pageWrites: 2, lazyFlushes: 0, alTransactions: 0, alHotted: 0, alEvicted: 0})
     await psf.close()
   })
 
@@ -215,5 +216,51 @@ describe('tracker dirty log (group commit)', () => {
     small.set(2)
     assert.equal(bytesCovered(small, 4096, 2 * 4096 + 100), 4096 + 100)
     assert.equal(bytesCovered(new Bitmap(3), 4096, 9000), 0)
+  })
+
+  it('with an activity log: a cold extent costs a log transaction and no bit write, a hot one nothing; eviction and flushAll make the bits durable', async () => {
+    const p = path.join(dir, 'al.img.psf')
+    await PsfFile.create(
+      p,
+      newHeader({
+        diskSize: 64 * BS,
+        blockSize: BS,
+        hashAlgo: 1,
+        settings: {target: '/x', rpoSeconds: 900, fullsyncPort: 1, deltaPort: 2},
+        alExtents: 1,
+        alExtentBytes: 16 * BS,
+      }),
+    )
+    const psf = await PsfFile.open(p)
+    const image = (await psf.readActivityLog()) as ActivityLogImage
+    const log = new DirtyLog(psf, new Bitmap(64), new Bitmap(64), {al: {image, extentBlocks: 16, store: psf}})
+    log.useLog = true
+    const hotOnDisk = async () => {
+      const r = await PsfFile.open(p, false)
+      try {
+        return [...((await r.readActivityLog()) as ActivityLogImage).slots]
+      } finally {
+        await r.close()
+      }
+    }
+    try {
+      await log.mark(3, 3)
+      assert.deepEqual(await onDisk(p, Region.ACTIVE), [], 'the bit waits for the lazy flush')
+      assert.deepEqual(await hotOnDisk(), [0], 'extent 0 is hot in the .psf')
+      assert.equal(log.mark(5, 9), undefined, 'a hot extent: nothing to wait for')
+      await log.mark(20, 20) // extent 1 evicts extent 0: its bits first (their page holds 20's too)
+      assert.deepEqual(await onDisk(p, Region.ACTIVE), [3, 5, 6, 7, 8, 9, 20])
+      assert.deepEqual(await hotOnDisk(), [1])
+      await log.flushAll()
+      assert.deepEqual(await onDisk(p, Region.ACTIVE), [3, 5, 6, 7, 8, 9, 20])
+      assert.equal(log.stats.alTransactions, 2)
+      assert.equal(log.stats.batches, 0)
+      log.useLog = false
+      await log.mark(40, 40) // without the log: the bit itself, durable first
+      assert.deepEqual((await onDisk(p, Region.ACTIVE)).at(-1), 40)
+    } finally {
+      log.close()
+      await psf.close()
+    }
   })
 })

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 import type {ChildProcess} from 'node:child_process'
 import {Region} from '../../../src/core/psf/layout.js'
 import {PsfFile, psfPathFor} from '../../../src/core/psf/psf-file.js'
+import {TrackerControlClient} from '../../../src/core/tracker/control-client.js'
 import {startVdrep, vdrep, type CliResult} from '../../helpers/cli.js'
 
 export const MiB = 1 << 20
@@ -63,6 +64,20 @@ export async function trackerRefuses(disk: string, args: string[]): Promise<CliR
   const r = await vdrep(['track', disk, ...args])
   assert.notEqual(r.code, 0, `the tracker should have refused:\n${r.stdout}\n${r.stderr}`)
   return r
+}
+
+/**
+ * Wait until the running tracker's check behind its export has ended (after an unclean stop it
+ * marks what the activity log's hot extents hold): only then is the .psf's bitmap complete.
+ */
+export async function checkEnded(disk: string): Promise<void> {
+  const c = await TrackerControlClient.connect(disk)
+  try {
+    for (let i = 0; i < 1500 && (await c.status()).verifying; i++) await new Promise((r) => setTimeout(r, 20))
+    assert.equal((await c.status()).verifying, null, 'the check behind the export ended')
+  } finally {
+    await c.close().catch(() => {})
+  }
 }
 
 export async function bitmapBlocks(disk: string, region: typeof Region.ACTIVE | typeof Region.INFLIGHT = Region.ACTIVE): Promise<number[]> {

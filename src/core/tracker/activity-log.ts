@@ -1,0 +1,250 @@
+// The tracker's activity log (after DRBD's): a small durable set of "hot" extents. A write into
+// a hot extent costs no metadata I/O: its dirty bit is set in memory and reaches the .psf
+// lazily (dirty-log.ts). A write into a cold extent waits for one transaction that makes the
+// extent hot durably (concurrent cold writes share it: group commit): the least recently used
+// extent is evicted, its dirty bits made durable first, then the log pages are written and
+// synced. So every block whose bit may be missing from the .psf lies in a hot extent, and after
+// a crash only those extents are checked against the block hash index (tracker/record.ts).
+//
+// The transaction also writes a lease: no data write starts later than LEASE_MARGIN_MS before
+// its end without a new transaction. A disk whose mtime or ctime is past the lease after a
+// crash was written by something else (or the .psf is an older copy): the whole disk is checked.
+import {alPageOfSlot, EMPTY_SLOT, type ActivityLogImage} from '../psf/activity-log.js'
+import {bootId} from '../util/boot.js'
+
+/** How long a transaction's lease runs... */
+export const LEASE_MS = 3000
+/** ...of which the last part is kept free of new writes (a write queued in the thread pool). */
+export const LEASE_MARGIN_MS = 1000
+
+/** Extents made hot ahead of a sequential stream (at most a quarter of the log). */
+const SEQ_AHEAD = 8
+
+export interface ActivityLogStore {
+  /** Write the given pages of the activity log, then one datasync. */
+  writeActivityLog(image: ActivityLogImage, pages: Iterable<number>): Promise<void>
+}
+
+export interface ActivityLogDeps {
+  store: ActivityLogStore
+  /** Make the dirty bits of these extents durable: they are about to leave the log's cover. */
+  persistExtents(extents: number[]): Promise<void>
+  /** Run a .psf write in the dirty log's one-at-a-time order (its failure is sticky there). */
+  serial<T>(fn: () => Promise<T>): Promise<T>
+  /** The clock (tests). */
+  now?: () => number
+}
+
+export interface ActivityLogStats {
+  /** Transactions written (each one page write or more and one fdatasync). */
+  alTransactions: number
+  /** Extents made hot, and hot extents evicted to make room. */
+  alHotted: number
+  alEvicted: number
+}
+
+interface Txn {
+  extents: Set<number>
+  done: Promise<void>
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+function newTxn(): Txn {
+  let resolve!: () => void
+  let reject!: (err: Error) => void
+  const done = new Promise<void>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  done.catch(() => {})
+  return {extents: new Set(), done, resolve, reject}
+}
+
+export class ActivityLog {
+  readonly stats: ActivityLogStats = {alTransactions: 0, alHotted: 0, alEvicted: 0}
+  readonly extentCount: number
+  /** The slot of each durably hot extent, else -1. */
+  private readonly slotOf: Int32Array
+  private readonly lastUse: Float64Array
+  private clock = 0
+  /** No data write may start at or after this time (ms) without a new transaction. */
+  private okUntil = 0
+  private next: Txn | null = null
+  private flushing: Txn | null = null
+  private usedSinceTick = false
+  /** The block after the last write: a write starting there continues a sequential stream. */
+  private nextSeqBlock = -1
+  private readonly ahead: number
+  private readonly now: () => number
+  /** The boot each lease is written in (log-cover.ts tells a host crash from a killed tracker by it). */
+  private readonly boot = bootId()
+
+  constructor(
+    readonly image: ActivityLogImage,
+    /** Blocks per extent (a power of two). */
+    readonly extentBlocks: number,
+    blockCount: number,
+    private readonly deps: ActivityLogDeps,
+  ) {
+    this.now = deps.now ?? Date.now
+    this.ahead = Math.min(SEQ_AHEAD, Math.floor(image.slots.length / 4))
+    this.extentCount = Math.ceil(blockCount / extentBlocks)
+    this.slotOf = new Int32Array(this.extentCount).fill(-1)
+    this.lastUse = new Float64Array(image.slots.length)
+    image.slots.forEach((e, s) => {
+      if (e !== EMPTY_SLOT && e < this.extentCount) this.slotOf[e] = s
+      else image.slots[s] = EMPTY_SLOT
+    })
+  }
+
+  /** Slots of the log: the most extents hot at once. */
+  get capacity(): number {
+    return this.image.slots.length
+  }
+
+  /** Extents hot now (durably). */
+  get hotCount(): number {
+    let n = 0
+    for (const e of this.image.slots) if (e !== EMPTY_SLOT && this.slotOf[e] >= 0) n++
+    return n
+  }
+
+  /**
+   * Before a data write into blocks [first, last], whose bits are set in memory: undefined
+   * when every extent is hot under a running lease (no I/O), else the transaction to wait for.
+   */
+  enter(first: number, last: number): Promise<void> | undefined {
+    const e0 = Math.floor(first / this.extentBlocks)
+    const e1 = Math.floor(last / this.extentBlocks)
+    this.usedSinceTick = true
+    const leaseOk = this.now() < this.okUntil
+    let wait: Txn | undefined
+    let waits: Set<Txn> | undefined
+    for (let e = e0; e <= e1; e++) {
+      const s = this.slotOf[e]
+      if (s >= 0 && leaseOk) {
+        this.lastUse[s] = ++this.clock
+        continue
+      }
+      const t = this.txnFor(e, s >= 0)
+      if (wait === undefined) wait = t
+      else if (wait !== t) (waits ??= new Set([wait])).add(t)
+    }
+    // A sequential stream: once the extent half a window ahead of it is cold, the next window
+    // of extents is made hot in one transaction nobody waits for. A transaction's fdatasync took
+    // longer here than writing an extent (one ahead left the stream waiting at each boundary),
+    // and each one stalls the disk's writers for its journal commit: few, and early.
+    if (first === this.nextSeqBlock && this.ahead > 0) {
+      const probe = Math.min(this.extentCount - 1, e1 + Math.max(1, this.ahead >>> 1))
+      if (probe > e1 && this.slotOf[probe] < 0) {
+        for (let e = e1 + 1; e <= e1 + this.ahead && e < this.extentCount; e++) if (this.slotOf[e] < 0) this.txnFor(e, false)
+      }
+    }
+    this.nextSeqBlock = last + 1
+    if (wait === undefined) return undefined
+    if (waits === undefined) return wait.done
+    return Promise.all([...waits].map((t) => t.done)).then(() => {})
+  }
+
+  /** Timer: a log in use gets a new lease before the running one ends (no write waits for it). */
+  tick(): void {
+    if (this.usedSinceTick && this.next === null && this.flushing === null && this.now() > this.okUntil - LEASE_MARGIN_MS) this.collecting()
+    this.usedSinceTick = false
+  }
+
+  /** Resolves once no transaction is queued or running. */
+  async settle(): Promise<void> {
+    while (this.next || this.flushing) await (this.flushing ?? this.next)?.done.catch(() => {})
+  }
+
+  private txnFor(e: number, hot: boolean): Txn {
+    if (this.flushing && (hot || this.flushing.extents.has(e))) return this.flushing
+    const t = this.collecting()
+    if (!hot) t.extents.add(e)
+    return t
+  }
+
+  private collecting(): Txn {
+    if (this.next === null) {
+      this.next = newTxn()
+      // Every request already buffered on the sockets joins before the transaction starts.
+      if (this.flushing === null) setImmediate(() => this.startFlush())
+    }
+    return this.next
+  }
+
+  private startFlush(): void {
+    if (this.flushing !== null || this.next === null) return
+    const txn = this.next
+    this.next = null
+    this.flushing = txn
+    this.deps
+      .serial(() => this.commit(txn))
+      // Not flushing any more before a waiter runs: a write it lets in must not join this one.
+      .then(
+        () => {
+          this.flushing = null
+          txn.resolve()
+        },
+        (err: Error) => {
+          this.flushing = null
+          txn.reject(err)
+        },
+      )
+      .finally(() => {
+        if (this.next) this.startFlush()
+      })
+  }
+
+  /** One transaction: victims' bits durable, then the log pages with the new extents and lease. */
+  private async commit(txn: Txn): Promise<void> {
+    const want = [...txn.extents].filter((e) => this.slotOf[e] < 0)
+    const order = want.length > 0 ? this.slotOrder() : []
+    // More cold extents at once than the log holds (a TRIM of many GiB): the rest are not made
+    // hot; their bits are made durable instead, as without a log.
+    const fit = want.slice(0, order.length)
+    const overflow = want.slice(order.length)
+    const assign: Array<[number, number]> = []
+    const evicted: number[] = []
+    fit.forEach((e, k) => {
+      const s = order[k]
+      const old = this.image.slots[s]
+      if (old !== EMPTY_SLOT) {
+        this.slotOf[old] = -1 // from now on a write into it waits for a later transaction
+        evicted.push(old)
+      }
+      assign.push([e, s])
+    })
+    if (evicted.length + overflow.length > 0) await this.deps.persistExtents([...evicted, ...overflow])
+    const start = this.now()
+    const pages = new Set<number>([0])
+    for (const [e, s] of assign) {
+      this.image.slots[s] = e
+      pages.add(alPageOfSlot(s))
+    }
+    this.image.seq++
+    this.image.leaseEndMs = start + LEASE_MS
+    this.image.bootId = this.boot
+    await this.deps.store.writeActivityLog(
+      this.image,
+      [...pages].sort((a, b) => a - b),
+    )
+    for (const [e, s] of assign) {
+      this.slotOf[e] = s
+      this.lastUse[s] = ++this.clock
+    }
+    this.okUntil = this.image.leaseEndMs - LEASE_MARGIN_MS
+    this.stats.alTransactions++
+    this.stats.alHotted += assign.length
+    this.stats.alEvicted += evicted.length
+  }
+
+  /** Slots to fill, best first: empty ones, then the least recently used. */
+  private slotOrder(): number[] {
+    const slots = this.image.slots
+    const idx = Array.from({length: slots.length}, (_, i) => i)
+    const key = (s: number) => (slots[s] === EMPTY_SLOT || this.slotOf[slots[s]] !== s ? -1 : this.lastUse[s])
+    return idx.sort((a, b) => key(a) - key(b))
+  }
+}

@@ -1,0 +1,137 @@
+// The tracker's activity log with a recording store and a fake clock: a cold extent costs one
+// transaction (shared by the writes that came meanwhile), a hot one nothing; the least
+// recently used extent is evicted, its bits made durable before the log page names another
+// extent; a lease that ran out costs a transaction again; more cold extents than slots make
+// the rest durable in the bitmap instead.
+import assert from 'node:assert/strict'
+import {emptyActivityLog, EMPTY_SLOT, type ActivityLogImage} from '../../../src/core/psf/activity-log.js'
+import {AL_SLOTS_PER_PAGE} from '../../../src/core/psf/layout.js'
+import {ActivityLog, LEASE_MARGIN_MS, LEASE_MS} from '../../../src/core/tracker/activity-log.js'
+
+function harness(slots: number, blocks = 64 * 100, extentBlocks = 64) {
+  const calls: string[] = []
+  let clock = 1_000_000
+  let chain: Promise<unknown> = Promise.resolve()
+  const image = emptyActivityLog(slots)
+  const al = new ActivityLog(image, extentBlocks, blocks, {
+    store: {
+      async writeActivityLog(img: ActivityLogImage, pages: Iterable<number>) {
+        calls.push(`log ${[...pages].join(',')}: ${[...img.slots].map((e) => (e === EMPTY_SLOT ? '-' : e)).join(' ')} lease +${img.leaseEndMs - clock}`)
+      },
+    },
+    async persistExtents(extents: number[]) {
+      calls.push(`persist ${extents.join(',')}`)
+    },
+    serial<T>(fn: () => Promise<T>): Promise<T> {
+      const p = chain.then(fn)
+      chain = p.catch(() => {})
+      return p
+    },
+    now: () => clock,
+  })
+  return {al, calls, image, advance: (ms: number) => (clock += ms)}
+}
+
+describe('tracker activity log', () => {
+  it('a cold extent waits for one transaction; then a hot one costs nothing', async () => {
+    const {al, calls} = harness(4)
+    const p = al.enter(5, 5)
+    assert.ok(p, 'cold: a transaction to wait for')
+    await p
+    assert.deepEqual(calls, [`log 0: 0 - - - lease +${LEASE_MS}`])
+    assert.equal(al.enter(0, 63), undefined, 'the whole extent is hot now')
+    assert.equal(al.hotCount, 1)
+  })
+
+  it('cold writes that come together share one transaction (group commit)', async () => {
+    const {al, calls} = harness(4)
+    const ps = [al.enter(64, 64), al.enter(130, 130), al.enter(200, 260)]
+    assert.ok(
+      ps.every((p) => p === ps[0]),
+      'one promise for all',
+    )
+    await ps[0]
+    assert.equal(calls.length, 1)
+    assert.match(calls[0], /^log 0: 1 2 3 4 lease/)
+  })
+
+  it('evicts the least recently used extent, its bits durable before the log page no longer names it', async () => {
+    const {al, calls} = harness(2)
+    await al.enter(0, 0)
+    await al.enter(64, 64)
+    assert.equal(al.enter(1, 1), undefined) // extent 0 used last
+    await al.enter(128, 128)
+    assert.deepEqual(calls.slice(2), ['persist 1', `log 0: 0 2 lease +${LEASE_MS}`])
+    assert.ok(al.enter(64, 64), 'extent 1 is cold again')
+    assert.equal(al.enter(0, 0), undefined)
+    assert.deepEqual(al.stats, {alTransactions: 3, alHotted: 3, alEvicted: 1})
+  })
+
+  it('a lease about to run out costs a transaction of page 0 alone, even in a hot extent', async () => {
+    const {al, calls, advance} = harness(2)
+    await al.enter(0, 0)
+    advance(LEASE_MS - LEASE_MARGIN_MS - 1)
+    assert.equal(al.enter(0, 0), undefined, 'inside the lease')
+    advance(1)
+    const p = al.enter(0, 0)
+    assert.ok(p, 'no write starts within the margin of the lease end')
+    await p
+    assert.deepEqual(calls, [`log 0: 0 - lease +${LEASE_MS}`, `log 0: 0 - lease +${LEASE_MS}`])
+  })
+
+  it('the timer renews the lease of a log in use before writes must wait for it', async () => {
+    const {al, calls, advance} = harness(2)
+    await al.enter(0, 0)
+    al.tick() // in use since the last tick, but the lease is young
+    advance(LEASE_MS - 2 * LEASE_MARGIN_MS + 1)
+    al.enter(0, 0)
+    al.tick()
+    await al.settle()
+    assert.equal(calls.length, 2, 'renewed')
+    advance(LEASE_MS)
+    al.tick() // not used since the last tick: no renewal
+    await al.settle()
+    assert.equal(calls.length, 2)
+  })
+
+  it('more cold extents than slots: the rest are made durable in the bitmap, not hot', async () => {
+    const {al, calls} = harness(2)
+    await al.enter(0, 4 * 64 - 1)
+    assert.deepEqual(calls, ['persist 2,3', `log 0: 0 1 lease +${LEASE_MS}`])
+    assert.ok(al.enter(3 * 64, 3 * 64))
+  })
+
+  it('a slot on the second page writes pages 0 (the lease) and 1', async () => {
+    const {calls, image} = harness(AL_SLOTS_PER_PAGE + 1, 64 * 3000)
+    for (let s = 0; s < AL_SLOTS_PER_PAGE; s++) image.slots[s] = s + 1000 // fill page 0 (not hot in memory: unused)
+    const fresh = new ActivityLog(image, 64, 64 * 3000, {
+      store: {writeActivityLog: async (_i, pages) => void calls.push([...pages].join(','))},
+      persistExtents: async () => {},
+      serial: (fn) => fn(),
+      now: () => 0,
+    })
+    assert.equal(fresh.hotCount, AL_SLOTS_PER_PAGE)
+    await fresh.enter(0, 0)
+    assert.deepEqual(calls, ['0,1'], 'the empty slot on page 1 is taken before any eviction')
+  })
+
+  it('a sequential stream makes a window of extents ahead of it hot in one transaction (a quarter of the log, 8 at most); a scattered write does not', async () => {
+    const {al, calls} = harness(8) // a window of 2: refilled once the extent 1 ahead is cold
+    await al.enter(0, 15)
+    assert.equal(al.enter(16, 31), undefined, 'the stream goes on in a hot extent...')
+    await al.settle()
+    assert.equal(calls.length, 2)
+    assert.match(calls[1], /^log 0: 0 1 2 - /, '...and extents 1 and 2 were made hot meanwhile, together')
+    assert.equal(al.enter(32, 63), undefined)
+    assert.equal(al.enter(64, 79), undefined, 'the stream crosses into extent 1 without waiting')
+    await al.settle()
+    assert.equal(calls.length, 2, 'extent 2, half a window ahead, is hot: nothing to do yet')
+    assert.equal(al.enter(80, 127), undefined)
+    assert.equal(al.enter(128, 130), undefined, 'into extent 2')
+    await al.settle()
+    assert.match(calls[2], /^log 0: 0 1 2 3 4 - /, 'the next window, in one transaction')
+    assert.equal(al.enter(16, 16), undefined) // not where the stream was: nothing ahead of it
+    await al.settle()
+    assert.equal(calls.length, 3)
+  })
+})
