@@ -28,6 +28,10 @@ export default class Init extends BaseCommand {
     'fullsync-port': Flags.integer({description: 'receiver full-sync port on the replica host', min: 1, max: 65535}),
     'delta-port': Flags.integer({description: 'receiver delta port on the replica host', min: 1, max: 65535}),
     'serve-command': Flags.string({description: 'remote command that starts the receiver when none listens'}),
+    retention: Flags.string({
+      description:
+        'restore-point retention for the replica (e.g. 1h:all,24h:hourly,count:48,bytes:10%, or off), handed to the replica host after the first full sync; a policy set there since is kept',
+    }),
     'al-extents': Flags.integer({
       description: 'activity log: hot extents kept (a write into a cold one waits for one small durable update); default 2026',
       min: 1,
@@ -53,6 +57,7 @@ export default class Init extends BaseCommand {
       fullsyncPort: flags['fullsync-port'],
       deltaPort: flags['delta-port'],
       ssh,
+      retention: flags.retention,
       alExtents: flags['al-extents'],
       alExtentBytes: flags['al-extent-size'] === undefined ? undefined : parseSize(flags['al-extent-size'], '--al-extent-size'),
     })

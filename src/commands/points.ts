@@ -1,35 +1,62 @@
 import {Args, Flags} from '@oclif/core'
+import fs from 'node:fs/promises'
+import path from 'node:path'
 import {BaseCommand} from '../cli/base-command.js'
+import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {listPoints, type PointsListing} from '../core/points/list.js'
+import {listRemotePoints} from '../core/points/remote.js'
 import {replicaFromArg, setRetention} from '../core/points/settings.js'
+import {psfPathFor} from '../core/psf/psf-file.js'
+import {statePathFor} from '../core/receiver/replica-state.js'
 import {formatBytes} from '../core/util/units.js'
 
 export interface PointsResult extends PointsListing {
+  /** The disk asked from the protected host (its replica's points, through the receiver). */
+  disk?: string
   /** Points dropped by a new --retention policy, when one was set. */
   dropped?: number[]
+  /** Older points the receiver did not send (over the query's cap). */
+  omitted?: number
 }
 
 export default class Points extends BaseCommand {
   static override summary = 'List the restore points kept on the replica host for a replica (every push is one), and set their retention.'
-  static override description = `Run on the replica host. Each committed push keeps what it overwrote, so the replica can be read as it was at any kept point. Retention (per replica, recorded in its state) is applied after each commit: a comma list of AGE:all|hourly|daily|weekly|EVERY tiers, count:N and bytes:SIZE or bytes:P% of the disk, or 'off'. Default: 1h:all,24h:hourly,bytes:10%. A full sync starts a new chain: older points are dropped.`
+  static override description = `On the replica host, name the replica. On the protected host, name the disk (one with a .psf): its replica's points are asked of the receiver over the disk's target, as a push reaches it, and only a replica this disk owns is listed. Each committed push keeps what it overwrote, so the replica can be read as it was at any kept point. Retention (per replica, recorded in its state) is applied after each commit: a comma list of AGE:all|hourly|daily|weekly|EVERY tiers, count:N and bytes:SIZE or bytes:P% of the disk, or 'off'. Default: 1h:all,24h:hourly,bytes:10%. A full sync starts a new chain: older points are dropped.`
   static override examples = [
     '<%= config.bin %> points /srv/replicas/web.img',
     '<%= config.bin %> points web.img --root /srv/replicas --json',
     '<%= config.bin %> points web.img --root /srv/replicas --retention 1h:all,1d:hourly,7d:daily,bytes:20%',
+    '<%= config.bin %> points /vm/web.img   (on the protected host: the disk, its .psf names the replica)',
   ]
-  static override args = {replica: Args.string({description: 'the replica file (under --root when given)', required: true})}
+  static override args = {replica: Args.string({description: 'the replica file (under --root when given), or on the protected host the disk', required: true})}
   static override flags = {
-    root: Flags.string({description: 'resolve the replica under this root, as `vdrep serve --root` does'}),
+    root: Flags.string({description: 'resolve the replica under this root, as `vdrep serve --root` does (the replica host)'}),
     retention: Flags.string({description: "set this replica's retention policy and apply it now (e.g. 1h:all,24h:hourly,count:48,bytes:10%, or off)"}),
+    'state-dir': stateDirFlag,
+    'accept-new-host-key': Flags.boolean({description: 'from the protected host: trust and record an unknown replica host key (never a changed one)'}),
   }
 
   async run(): Promise<PointsResult> {
     const {args, flags} = await this.parse(Points)
     this.setGlobals(flags)
-    const replica = await replicaFromArg(args.replica, flags.root)
-    const pruned = flags.retention === undefined ? undefined : await setRetention(replica, flags.retention)
-    const listing: PointsResult = await listPoints(replica)
-    if (pruned) listing.dropped = pruned.dropped
+    const disk = path.resolve(args.replica)
+    // A replica (its receiver state beside it) is listed here, even one a failover promoted (it
+    // has a .psf of its own then); a disk with a .psf and no such state is asked through its target.
+    const present = (p: string) =>
+      fs.stat(p).then(
+        () => true,
+        () => false,
+      )
+    const fromClient = flags.root === undefined && !(await present(statePathFor(disk))) && (await present(psfPathFor(disk)))
+    let listing: PointsResult
+    if (fromClient) {
+      listing = await listRemotePoints(disk, {retention: flags.retention, acceptNewHostKey: flags['accept-new-host-key']})
+    } else {
+      const replica = await replicaFromArg(args.replica, flags.root)
+      const pruned = flags.retention === undefined ? undefined : await setRetention(replica, flags.retention)
+      listing = await listPoints(replica)
+      if (pruned) listing.dropped = pruned.dropped
+    }
     for (const line of render(listing)) this.say(line)
     return listing
   }
@@ -37,6 +64,7 @@ export default class Points extends BaseCommand {
 
 function render(l: PointsResult): string[] {
   const out: string[] = []
+  if (l.disk) out.push(`restore points of ${l.replica} (the replica of ${l.disk})`)
   if (l.dropped && l.dropped.length > 0) out.push(`retention dropped point(s) ${l.dropped.join(', ')}`)
   const head = ['SEQ', 'TIME', 'KEPT', 'TESTED']
   const cells = l.points.map((p) => [String(p.seq), p.time, p.current ? 'current (the replica)' : formatBytes(p.bytes), p.tested ?? 'no'])
@@ -44,6 +72,7 @@ function render(l: PointsResult): string[] {
   const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]))).join('  ')
   out.push(line(head), ...cells.map(line))
   out.push(`${l.points.length} point(s), ${formatBytes(l.totalBytes)} kept; retention ${l.retention}`)
+  if (l.omitted) out.push(`${l.omitted} older point(s) not listed (more than one answer holds)`)
   if (l.testing) out.push(`a test of point ${l.testing.seq} runs since ${l.testing.since} (pid ${l.testing.pid}); \`vdrep test stop\` ends it`)
   if (l.untrusted) out.push(`no older point can be read: ${l.untrusted}`)
   if (l.problem) out.push(`older points are cut off: ${l.problem}`)

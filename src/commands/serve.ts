@@ -79,7 +79,7 @@ export default class Serve extends BaseCommand {
       listen: config.listen,
       listeners: [
         {port: config.fullsyncPort, modes: [SyncMode.FULLSYNC]},
-        {port: config.deltaPort, modes: [SyncMode.DELTA]},
+        {port: config.deltaPort, modes: [SyncMode.DELTA, SyncMode.POINTS]},
       ],
       idleTimeoutMs: config.idleTimeoutMs,
       maxConnections: config.maxConnections,

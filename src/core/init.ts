@@ -14,6 +14,7 @@ import {DEFAULT_DELTA_PORT, DEFAULT_FULLSYNC_PORT, type ReplicationSettings, typ
 import {formatTarget, parseTarget} from './target/target.js'
 import {acquireDiskLock, TrackerLock} from './locks/index.js'
 import {cronCommand, shellQuote} from './util/shell-quote.js'
+import {parseRetention} from './points/retention.js'
 import {systemdEscapePath} from './util/systemd-escape.js'
 
 export const MIN_RPO_SECONDS = 5 * 60
@@ -28,6 +29,8 @@ export interface InitOptions {
   fullsyncPort?: number
   deltaPort?: number
   ssh?: SshSettings
+  /** Restore-point retention for the replica, handed to the receiver after the first proved full sync. */
+  retention?: string
   /** Hot extents the activity log keeps (default 2026), and their size in bytes (default 4 MiB). */
   alExtents?: number
   alExtentBytes?: number
@@ -100,6 +103,7 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
     fullsyncPort,
     deltaPort,
     ...(opts.ssh && Object.keys(opts.ssh).length > 0 ? {ssh: opts.ssh} : {}),
+    ...(opts.retention !== undefined ? {retention: checkedRetention(opts.retention)} : {}),
   }
   const hashAlgo = opts.hashAlgo ?? defaultHashAlgo()
   const replicaId = opts.force ? await replicaIdToKeep(psfPath, identity, settings.target) : undefined
@@ -187,4 +191,10 @@ async function replicaIdToKeep(psfPath: string, identity: DiskIdentity, target: 
   } finally {
     await old.close().catch(() => {})
   }
+}
+
+/** A policy for init: parsed now (RETENTION_BAD before anything is written), kept as given. */
+function checkedRetention(spec: string): string {
+  parseRetention(spec)
+  return spec.trim()
 }

@@ -12,6 +12,7 @@ import {decodeHelloOk, encodeDone, encodeHello, ReplicaStateKind, SyncMode, type
 import {parseTarget} from '../target/target.js'
 import type {Carrier} from '../transport/carrier.js'
 import {connectReceiver} from '../transport/connect.js'
+import {describeSource} from '../points/remote.js'
 import type {FrameReader} from '../protocol/frame-reader.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
 import {noProgress, type ProgressSink, type SyncLog, type SyncProgress} from '../sync/progress.js'
@@ -19,7 +20,7 @@ import {helloRefused, ReceiverReplies} from './client-replies.js'
 import type {RecordWriter} from '../change-record/writer.js'
 import {Throttle} from '../sync/throttle.js'
 import {settledStat} from '../psf/disk-stamp.js'
-import {ProtocolError, TransportError} from '../errors.js'
+import {asVdrepError, ProtocolError, TransportError} from '../errors.js'
 import {claimRecord, type RecordClaim} from '../change-record/claim.js'
 import {checkOpenedDisk} from '../change-record/identity.js'
 import {checkBeforeSync, checkpointBlocks, checkTargetNotSource, helloFlags, newCommitId, resumePoint} from './plan.js'
@@ -71,7 +72,9 @@ export async function fullsync(disk: string, opts: FullsyncOptions = {}): Promis
     const source = await SourceDisk.open(disk, opts.sourceReadFault)
     try {
       checkOpenedDisk(claim.record, disk, await source.stat(), source.size, {trackerRunning: claim.tracker !== null})
-      return await runFullsync(disk, claim, source, opts, started)
+      const result = await runFullsync(disk, claim, source, opts, started)
+      await describeSourceQuietly(disk, opts)
+      return result
     } finally {
       await source.close()
     }
@@ -186,6 +189,18 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
   } finally {
     conn.abort()
     await conn.close().catch(() => {})
+  }
+}
+
+/**
+ * The replica is proved: tell the receiver where it comes from and the retention chosen at
+ * init (points/remote.ts). The sync stands whatever happens here; a failure is only said.
+ */
+async function describeSourceQuietly(disk: string, opts: FullsyncOptions): Promise<void> {
+  try {
+    await describeSource(disk, {acceptNewHostKey: opts.acceptNewHostKey, log: opts.log})
+  } catch (err) {
+    opts.log?.(`the replica is proved, but its host was not told where it comes from (vdrep replicas shows no source): ${asVdrepError(err).message}`, 'notice')
   }
 }
 

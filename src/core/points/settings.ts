@@ -2,7 +2,7 @@
 // policy is checked, recorded in the replica's state by the one writer (the replica lock is
 // taken, as a receiver would), and applied at once.
 import path from 'node:path'
-import {StateError} from '../errors.js'
+import {ReplicaForeignError, StateError} from '../errors.js'
 import {acquireReplica} from '../locks/index.js'
 import {readReplicaState, writeReplicaState} from '../receiver/replica-state.js'
 import {resolveReplicaPath} from '../receiver/replica-path.js'
@@ -17,16 +17,48 @@ export async function replicaFromArg(arg: string, root?: string): Promise<string
   return resolveReplicaPath(rootAbs, rel)
 }
 
-export async function setRetention(replica: string, spec: string, nowMs = Date.now()): Promise<PruneResult | undefined> {
+/** `owner`: the replica id a remote client asked with; checked again under the lock (a take-over may have come between). */
+export async function setRetention(replica: string, spec: string, nowMs = Date.now(), owner?: string): Promise<PruneResult | undefined> {
   parseRetention(spec) // refused before anything is locked or written
   const release = await acquireReplica(replica, 'another vdrep process (vdrep serve, or a local push or full sync)')
   try {
     const {state, error} = await readReplicaState(replica)
     if (error) throw error
     if (!state) throw new StateError('POINT_UNTRUSTED', `${replica} has no vdrep state: it is not a replica, or was never synced`)
+    if (owner !== undefined && state.replicaId !== owner) throw new ReplicaForeignError(`${replica} belongs to another source (its replica id differs)`)
     const next = {...state, retention: spec.trim()}
     await writeReplicaState(replica, next)
     return next.complete ? await enforceRetention(replica, next, nowMs) : undefined
+  } finally {
+    release()
+  }
+}
+
+/**
+ * The source's own description of itself, sent after a proved full sync (DESCRIBE_SOURCE):
+ * its host and disk path and RPO are recorded for `vdrep replicas`, and the retention chosen
+ * at `vdrep init --retention` becomes the replica's policy only when it has none yet (a policy
+ * set since, on either host, is never overwritten). Under the replica lock; the owner is checked
+ * again under it.
+ */
+export async function recordSource(
+  replica: string,
+  owner: string,
+  d: {host: string; disk: string; rpoSeconds: number; retention: string},
+  nowMs = Date.now(),
+): Promise<PruneResult | undefined> {
+  const spec = d.retention.trim()
+  if (spec !== '') parseRetention(spec)
+  const release = await acquireReplica(replica, 'another vdrep process (vdrep serve, or a local push or full sync)')
+  try {
+    const {state, error} = await readReplicaState(replica)
+    if (error) throw error
+    if (!state) throw new StateError('POINT_UNTRUSTED', `${replica} has no vdrep state: it is not a replica, or was never synced`)
+    if (state.replicaId !== owner) throw new ReplicaForeignError(`${replica} belongs to another source (its replica id differs)`)
+    const adopt = spec !== '' && state.retention === undefined
+    const next = {...state, source: {host: d.host, disk: d.disk}, rpoSeconds: d.rpoSeconds, ...(adopt ? {retention: spec} : {})}
+    await writeReplicaState(replica, next)
+    return adopt && next.complete ? await enforceRetention(replica, next, nowMs) : undefined
   } finally {
     release()
   }

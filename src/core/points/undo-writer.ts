@@ -8,6 +8,7 @@ import path from 'node:path'
 import zlib from 'node:zlib'
 import {fsyncDir} from '../util/fs-atomic.js'
 import {writevAll} from '../util/writev-all.js'
+import {startWriteback} from '../native/performance-hints.js'
 import {tempUndoPath, undoName} from './store.js'
 import {
   encodeUndoEntry,
@@ -21,15 +22,22 @@ import {
   type UndoHeader,
 } from './undo-format.js'
 
-/** Pending data handed to the file at a time (one write in flight). */
+/** Pending data handed to the file at a time (two writes in flight). */
 const FLUSH_BYTES = 4 << 20
 
 export class UndoWriter {
   readonly extents: UndoExtent[] = []
   private pos = UNDO_HEADER_SIZE
   private pending: Buffer[] = []
+  private pendingReleases: Array<() => void> = []
   private pendingBytes = 0
+  /** Every write handed to the file so far (seal waits for all). */
   private writing: Promise<void> = Promise.resolve()
+  /** The newest write and the one before it: two in flight, so the capture reads on while one lands. */
+  private lastWrite: Promise<void> = Promise.resolve()
+  private prevWrite: Promise<void> = Promise.resolve()
+  /** Write-back started on what was written (a hint; awaited before the file is closed). */
+  private writeback: Promise<void> = Promise.resolve()
   private failed: Error | undefined
   private nextBlock = 0
   readonly final: string
@@ -54,9 +62,13 @@ export class UndoWriter {
     return this.pos + this.pendingBytes - UNDO_HEADER_SIZE
   }
 
-  /** Blocks from `block` on, `data.length / blockSize` of them, as they were at `from`. */
-  addData(block: number, data: Buffer): void {
+  /**
+   * Blocks from `block` on, `data.length / blockSize` of them, as they were at `from`.
+   * `release` (a pooled buffer's) runs once `data` is written to the file, never before.
+   */
+  addData(block: number, data: Buffer, release?: () => void): void {
     this.order(block)
+    if (release) this.pendingReleases.push(release)
     const bs = this.header.blockSize
     const max = extentMaxBlocks(bs)
     for (let at = 0; at < data.length;) {
@@ -102,20 +114,32 @@ export class UndoWriter {
   }
 
   private async flush(): Promise<void> {
-    await this.writing
+    await this.prevWrite
     if (this.failed) throw this.failed
     if (this.pending.length === 0) return
     const parts = this.pending
+    const releases = this.pendingReleases
     const at = this.pos
     this.pos += this.pendingBytes
     this.pending = []
+    this.pendingReleases = []
     this.pendingBytes = 0
-    this.writing = writevAll(this.fh, parts, at).then(
-      () => undefined,
+    const w = writevAll(this.fh, parts, at).then(
+      (n) => {
+        releases.forEach((done) => done())
+        // The device starts on the pre-images while the bundle is still arriving, so the seal's
+        // fdatasync (which alone makes them durable) waits for little; its failure is only a lost hint.
+        const wb = startWriteback(this.fh.fd, at, n)
+        if (wb) this.writeback = this.writeback.then(() => wb).catch(() => {})
+      },
       (err: Error) => {
+        // Not handed back: a failed write may still be reading them (the pool allocates anew).
         this.failed ??= err
       },
     )
+    this.prevWrite = this.lastWrite
+    this.lastWrite = w
+    this.writing = Promise.all([this.writing, w]).then(() => undefined)
   }
 
   /** Data, index and trailer written and synced: complete and durable under its temp name. */
@@ -132,6 +156,7 @@ export class UndoWriter {
     })
     await writevAll(this.fh, [index, trailer], this.pos)
     await this.fh.write(encodeUndoHeader(this.header), 0, UNDO_HEADER_SIZE, 0)
+    await this.writeback
     await this.fh.datasync()
   }
 
@@ -142,6 +167,7 @@ export class UndoWriter {
 
   /** Renamed into place, folder synced: from here the record is the point's undo. */
   async publish(): Promise<void> {
+    await this.writeback
     await this.fh.close()
     await fs.rename(this.tmp, this.final)
     await fsyncDir(this.dir)
@@ -150,6 +176,7 @@ export class UndoWriter {
   /** Given up: the temp file goes. */
   async abort(): Promise<void> {
     await this.writing.catch(() => {})
+    await this.writeback
     await this.fh.close().catch(() => {})
     await fs.rm(this.tmp, {force: true})
   }

@@ -32,6 +32,9 @@ export const FrameType = {
   REPROTECT: 14,
   OWED: 15,
   OWED_RECORDED: 16,
+  // The restore-point query (points-messages.ts); numbered apart so other additions keep 14 on.
+  POINTS_REQUEST: 32,
+  POINTS_LIST: 33,
 } as const
 export type FrameTypeId = (typeof FrameType)[keyof typeof FrameType]
 const KNOWN_TYPES = new Set<number>(Object.values(FrameType))

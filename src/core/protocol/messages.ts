@@ -5,7 +5,12 @@ import {ProtocolError} from '../errors.js'
 import {HASH_LENGTH} from '../hash/block-hash.js'
 import {BufferReader, BufferWriter, strByteLength} from '../util/binary.js'
 
-export const SyncMode = {FULLSYNC: 1, DELTA: 2} as const
+export const SyncMode = {
+  FULLSYNC: 1,
+  DELTA: 2,
+  /** Read-only query of the replica's restore points (and setting their retention); delta port. */
+  POINTS: 5,
+} as const
 export const HelloFlag = {
   TRUNCATE_REPLICA: 1 << 0,
   /** Hand a replica that belongs to another source (another replica id) to this one. */

@@ -18,6 +18,8 @@ export interface ReplicationSettings {
   fullsyncPort: number
   deltaPort: number
   ssh?: SshSettings
+  /** The restore-point retention chosen at init, handed to the receiver after a proved full sync (it keeps a policy set since). */
+  retention?: string
 }
 
 export const DEFAULT_FULLSYNC_PORT = 31031
@@ -43,5 +45,6 @@ export function decodeSettings(buf: Buffer): ReplicationSettings {
     if (!Number.isInteger(s[p]) || (s[p] as number) < 1 || (s[p] as number) > 65535) throw bad(p)
   }
   if (s.ssh !== undefined && (typeof s.ssh !== 'object' || s.ssh === null)) throw bad('ssh')
+  if (s.retention !== undefined && (typeof s.retention !== 'string' || s.retention.length === 0 || s.retention.length > 200)) throw bad('retention')
   return s as ReplicationSettings
 }

@@ -52,6 +52,10 @@ export interface ReplicaState {
   commitMs?: number
   /** The restore-point retention policy of this replica (points/retention.ts); absent: the default. */
   retention?: string
+  /** Where the source says it is (its DESCRIBE_SOURCE after a full sync): for `vdrep replicas`, never for trust. */
+  source?: {host: string; disk: string}
+  /** The source's RPO, from the same description. */
+  rpoSeconds?: number
   /** The last test boots of this replica's points (`vdrep test stop` records them; test-view/record.ts), oldest first. */
   tests?: TestRecord[]
   /** The last commit was a final push (the source handed over at this sequence): `failover --planned` needs it. */
@@ -161,6 +165,12 @@ export function decodeReplicaState(b: Buffer): ReplicaState {
   }
   if (v.epoch !== undefined && !safe(v.epoch)) throw corrupt('field epoch')
   if (v.doubt !== undefined && (typeof v.doubt !== 'string' || v.doubt.length > 500)) throw corrupt('field doubt')
+  if (v.source !== undefined) {
+    const s = v.source as unknown as Record<string, unknown>
+    if (typeof s !== 'object' || s === null || typeof s.host !== 'string' || typeof s.disk !== 'string' || s.host.length > 255 || s.disk.length > 4096)
+      throw corrupt('field source')
+  }
+  if (v.rpoSeconds !== undefined && (!Number.isSafeInteger(v.rpoSeconds) || v.rpoSeconds <= 0)) throw corrupt('field rpoSeconds')
   return v as ReplicaState
 }
 

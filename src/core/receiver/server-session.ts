@@ -15,7 +15,7 @@ import {peekHello} from './hello-peek.js'
 import {resolveReplicaPath} from './replica-path.js'
 import {handleConnection} from './session.js'
 
-const MODE_NAMES: Record<number, string> = {[SyncMode.FULLSYNC]: 'fullsync', [SyncMode.DELTA]: 'delta'}
+const MODE_NAMES: Record<number, string> = {[SyncMode.FULLSYNC]: 'fullsync', [SyncMode.DELTA]: 'delta', [SyncMode.POINTS]: 'points'}
 
 export interface SessionContext {
   root: string
@@ -60,9 +60,12 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
       const replica = await resolveReplicaPath(ctx.root, hello.path, ctx.receiverFiles).catch(() => undefined)
       if (replica !== undefined) {
         what = `${MODE_NAMES[hello.mode] ?? `mode ${hello.mode}`} ${replica}`
-        // A compare-only session (NO_WRITE) makes no lock file where none exists.
-        release = await ctx.lockReplica(replica, {create: !(hello.flags & HelloFlag.NO_WRITE)})
-        held = replica
+        // A points query reads without the lock (it never waits for a push nor holds one up);
+        // a compare-only session (NO_WRITE) makes no lock file where none exists.
+        if (hello.mode !== SyncMode.POINTS) {
+          release = await ctx.lockReplica(replica, {create: !(hello.flags & HelloFlag.NO_WRITE)})
+          held = replica
+        }
       }
     }
     const served = handleConnection(socket, {

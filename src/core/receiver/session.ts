@@ -13,6 +13,7 @@ import {decodeHello, encodeError, HelloFlag, KNOWN_HELLO_FLAGS, SyncMode, type H
 import {runReprotectSession} from '../failover/reprotect-receiver.js'
 import {runDeltaSession} from '../delta/receiver.js'
 import {runFullsyncSession} from '../fullsync/receiver.js'
+import {runPointsSession} from './points-session.js'
 import {acquireReplica, claimReplica} from '../locks/index.js'
 import {resolveReplicaPath} from './replica-path.js'
 import type {SessionLog} from './session-log.js'
@@ -68,10 +69,11 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
     if (!first) return
     if (first.type !== FrameType.HELLO) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO, got frame type ${first.type}`)
     const hello = decodeHello(first.payload)
-    checkHello(hello, opts.modes ?? [SyncMode.FULLSYNC, SyncMode.DELTA])
+    checkHello(hello, opts.modes ?? [SyncMode.FULLSYNC, SyncMode.DELTA, SyncMode.POINTS])
     const replica = await resolveReplicaPath(opts.root, hello.path, opts.receiverFiles)
     what = replica
-    if (replica !== opts.heldReplica) {
+    // The points query locks nothing (a listing never waits for a push); setting retention locks itself.
+    if (replica !== opts.heldReplica && hello.mode !== SyncMode.POINTS) {
       release = opts.lockAcrossProcesses
         ? await acquireReplica(replica, 'another vdrep process (a local full sync or push, or vdrep serve)', {create: !(hello.flags & HelloFlag.NO_WRITE)})
         : claimReplica(replica)
@@ -81,6 +83,7 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
       await runReprotectSession(hello, replica, reader, writer, log)
     } else if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, reader, writer, log)
     else if (hello.mode === SyncMode.DELTA) await runDeltaSession(hello, replica, reader, writer, log)
+    else if (hello.mode === SyncMode.POINTS) await runPointsSession(hello, replica, reader, writer, log)
     else throw new UsageError('MODE_UNSUPPORTED', `unknown sync mode ${hello.mode}`)
     writer.end()
   } catch (err) {

@@ -11,6 +11,7 @@ import {fileURLToPath} from 'node:url'
 import * as flow from '../../../src/core/protocol/flow.js'
 import {FRAME_HEADER_SIZE, FrameType, MAX_PAYLOAD, PROTOCOL_VERSION} from '../../../src/core/protocol/frame.js'
 import {COMMIT_ID_LENGTH, MAX_PATH, MAX_STATUS_BATCH} from '../../../src/core/protocol/messages.js'
+import {MAX_POINTS_LIST, MAX_POINTS_TEXT, MAX_RETENTION_SPEC, MAX_SOURCE_HOST, POINT_ENTRY_SIZE} from '../../../src/core/protocol/points-messages.js'
 import {HASH_LENGTH} from '../../../src/core/hash/block-hash.js'
 import {MIN_BLOCK_SIZE} from '../../../src/core/psf/header.js'
 import {DEFAULT_IDLE_TIMEOUT_MS} from '../../../src/core/receiver/serve-config.js'
@@ -39,6 +40,11 @@ const code: Record<string, number> = {
   MAX_READ_BYTES,
   MAX_REQUEST_DATA,
   BLOCK_HASH_ENTRY,
+  MAX_RETENTION_SPEC,
+  MAX_SOURCE_HOST,
+  MAX_POINTS_LIST,
+  MAX_POINTS_TEXT,
+  POINT_ENTRY_SIZE,
 }
 
 /** Table rows whose first cell is one `UPPER_CASE` name and whose second starts with a number. */
