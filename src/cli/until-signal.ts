@@ -1,4 +1,4 @@
-// Foreground commands (`export --nbd`, `test start`) run until SIGTERM or SIGINT. A second
+// Foreground commands (`track`, `export --nbd`, `test start`) run until SIGTERM or SIGINT. A second
 // signal says the clean stop is under way; a third quits at once (exit 130).
 
 /** Resolves at the first SIGTERM or SIGINT. */

@@ -9,6 +9,7 @@ import {UsageError} from '../core/errors.js'
 import {scanDisk, type ScanProgress, type ScanResult} from '../core/tracker/scan.js'
 import {DEFAULT_COW_LIMIT, Tracker, type TrackerStarted, type TrackerStopped} from '../core/tracker/tracker.js'
 import {formatBytes, formatDuration, parseSize} from '../core/util/units.js'
+import {untilSignal} from '../cli/until-signal.js'
 
 export type TrackResult = ({mode: 'nbd'} & TrackerStarted & {stopped: TrackerStopped}) | ({mode: 'scan'} & ScanResult)
 
@@ -48,6 +49,9 @@ export default class Track extends BaseCommand {
     }
     const cowLimit = parseSize(flags['cow-limit'], '--cow-limit')
     // Listen for signals before serving: a stop asked for during the start waits for it.
+    // logrotate's usual SIGHUP must not stop the VM's disk: the log is stderr, nothing to reopen.
+    process.on('SIGHUP', () => {})
+    // A third signal quits at once (exit 130), leaving the record as after a crash (trusted, nothing lost).
     const signalled = untilSignal(
       () => this.notice('stopping: finishing the requests in flight'),
       () => this.notice('still stopping cleanly; send the signal once more to quit at once'),
@@ -122,28 +126,6 @@ export default class Track extends BaseCommand {
     )
     return {mode: 'scan', ...result}
   }
-}
-
-/**
- * Resolves at the first SIGTERM or SIGINT. A second one says the clean stop is under way; a
- * third quits at once (exit 130), leaving the record as after a crash (trusted, nothing lost).
- */
-function untilSignal(onFirst: () => void, onSecond: () => void): Promise<void> {
-  return new Promise((resolve) => {
-    let seen = 0
-    const on = (): void => {
-      seen++
-      if (seen === 1) {
-        onFirst()
-        resolve()
-      } else if (seen === 2) onSecond()
-      else process.exit(130)
-    }
-    process.on('SIGTERM', on)
-    process.on('SIGINT', on)
-    // logrotate's usual SIGHUP must not stop the VM's disk: the log is stderr, nothing to reopen.
-    process.on('SIGHUP', () => {})
-  })
 }
 
 function scanBar(): {update: (p: ScanProgress) => void; stop: () => void} {
