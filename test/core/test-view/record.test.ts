@@ -58,7 +58,7 @@ describe('test view: the record of a test in the replica state', () => {
     assert.equal(lastTestOf(after?.tests, 2, 4)?.startedMs, MAX_TEST_RECORDS + 2)
     assert.equal(lastTestOf(after?.tests, 2, 999), undefined, 'the same sequence of another chain is another point')
     assert.equal(after?.lastSeq, 3, 'nothing else of the state changed')
-    assert.match(describeTest({seq: 3, pointMs: 5, startedMs: 10, endedMs: 70_010}), /^1970-01-01T00:01:10\.010Z for 1m$/)
+    assert.match(describeTest({seq: 3, pointMs: 5, startedMs: 10, endedMs: 70_010}), /^1970-01-01T00:01:10\.010Z for 1m10s$/)
   })
 
   it('gives up without writing when the lock stays taken', async () => {
