@@ -27,6 +27,7 @@ import {Region} from '../../src/core/psf/layout.js'
 import {ENTRY_HEADER_SIZE, JOURNAL_HEADER_SIZE, JOURNAL_TRAILER_SIZE, journalPathFor} from '../../src/core/delta/journal.js'
 import {readReplicaState} from '../../src/core/receiver/replica-state.js'
 import {bitmapBlocks, checkEnded, startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
+import {TrackerControlClient} from '../../src/core/tracker/control-client.js'
 import {collect, startVdrep, vdrep, type CliResult} from './cli.js'
 import {makeMixedDisk, seededBytes, tempDir} from './disks.js'
 import {freePort, startSshd, type Sshd} from './sshd.js'
@@ -267,7 +268,24 @@ export function pointInTime(replica: Buffer, base: Buffer, writes: Write[]): {k:
   return {k: lo}
 }
 
+/**
+ * The blocks the record holds as not shipped. With a tracker running, its own set (asked over
+ * the control socket, read-only): with the activity log, a bit reaches the .psf lazily, and the
+ * tracker's memory is the record (a crash of it is covered by the log's hot extents, checked at
+ * its restart). Without one, the .psf's bitmaps.
+ */
 async function markedBlocks(disk: string): Promise<Set<number>> {
+  const tracker = await TrackerControlClient.tryConnect(disk)
+  if (tracker) {
+    try {
+      const {bitmap} = await tracker.pending()
+      const out = new Set<number>()
+      for (let b = 0; b < bitmap.blockCount; b++) if (bitmap.get(b)) out.add(b)
+      return out
+    } finally {
+      await tracker.close()
+    }
+  }
   return new Set([...(await bitmapBlocks(disk, Region.ACTIVE)), ...(await bitmapBlocks(disk, Region.INFLIGHT))])
 }
 
