@@ -5,6 +5,8 @@ import chalk from 'chalk'
 import {keepFreedMemory} from '../core/native/performance-hints.js'
 import {asVdrepError, exitCodeOf, VdrepError} from '../core/errors.js'
 import {setStateDir} from '../core/psf/state-location.js'
+import type {PhaseDisplay} from './phase-display.js'
+import type {SyncLog} from '../core/sync/progress.js'
 
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true
@@ -45,6 +47,18 @@ export abstract class BaseCommand extends Command {
   /** Verbose detail goes to stderr so stdout stays one summary line. */
   protected detail = (line: string): void => {
     if (this.globals.verbose && !this.jsonEnabled()) this.logToStderr(`vdrep: ${line}`)
+  }
+
+  /**
+   * The engine's log for a command that may draw a phase display: notices and details as
+   * above, written around the display so it is not torn.
+   */
+  protected engineLog(display: PhaseDisplay | undefined): SyncLog {
+    return (line, level) => {
+      const show = () => (level === 'notice' ? this.notice(line) : this.detail(line))
+      if (display) display.around(show)
+      else show()
+    }
   }
 
   /** Notices the user must see (resuming, falling back) go to stderr unless quiet. */

@@ -53,11 +53,7 @@ export default class Fullsync extends BaseCommand {
             bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
             checkpointBytes: flags['checkpoint-bytes'] ? parseSize(flags['checkpoint-bytes'], '--checkpoint-bytes') : undefined,
             progress: display?.update,
-            log: (line, level) => {
-              const show = () => (level === 'notice' ? this.notice(line) : this.detail(line))
-              if (display) display.around(show)
-              else show()
-            },
+            log: this.engineLog(display),
           }),
         {warn: this.notice},
       )
@@ -87,11 +83,7 @@ export default class Fullsync extends BaseCommand {
         discardReplicaChanges: flags['discard-replica-changes'],
         acceptNewHostKey: flags['accept-new-host-key'],
         onProgress: display && ((done, total) => display.update({phase: 'compare', bytesTotal: total, bytesCompared: done, bytesSent: 0, bytesDurable: 0})),
-        log: (line, level) => {
-          const show = () => (level === 'notice' ? this.notice(line) : this.detail(line))
-          if (display) display.around(show)
-          else show()
-        },
+        log: this.engineLog(display),
       })
     } finally {
       display?.stop()

@@ -32,11 +32,7 @@ A difference is pending when the change record holds the block as not shipped ye
       result = await verify(args.disk, {
         acceptNewHostKey: flags['accept-new-host-key'],
         onProgress: display && ((done, total) => display.update({phase: 'compare', bytesTotal: total, bytesCompared: done, bytesSent: 0, bytesDurable: 0})),
-        log: (line, level) => {
-          const show = () => (level === 'notice' ? this.notice(line) : this.detail(line))
-          if (display) display.around(show)
-          else show()
-        },
+        log: this.engineLog(display),
       })
     } finally {
       display?.stop()

@@ -6,26 +6,22 @@ import {blockHasher} from '../hash/block-hash.js'
 import {SourceDisk, type ReadFault} from '../disk/source-disk.js'
 import type {ChunkReader} from '../disk/chunk-reader.js'
 import type {DiskStamp} from '../psf/disk-stamp.js'
-import type {PsfHeader} from '../psf/header.js'
-import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
-import {decodeHelloOk, encodeDone, encodeHello, ReplicaStateKind, SyncMode, type HelloOk} from '../protocol/messages.js'
+import {FrameType} from '../protocol/frame.js'
+import {encodeDone, ReplicaStateKind} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
-import type {Carrier} from '../transport/carrier.js'
 import {connectReceiver} from '../transport/connect.js'
 import {describeSource} from '../points/remote.js'
-import type {FrameReader} from '../protocol/frame-reader.js'
-import type {FrameWriter} from '../protocol/frame-writer.js'
 import {noProgress, type ProgressSink, type SyncLog, type SyncProgress} from '../sync/progress.js'
 import {helloRefused, ReceiverReplies} from './client-replies.js'
-import type {RecordWriter} from '../change-record/writer.js'
 import {Throttle} from '../sync/throttle.js'
 import {settledStat} from '../psf/disk-stamp.js'
-import {asVdrepError, ProtocolError, TransportError} from '../errors.js'
+import {asVdrepError, TransportError} from '../errors.js'
 import {claimRecord, type RecordClaim} from '../change-record/claim.js'
 import {checkOpenedDisk} from '../change-record/identity.js'
 import {checkBeforeSync, checkpointBlocks, checkTargetNotSource, helloFlags, newCommitId, resumePoint} from './plan.js'
 import {checkVerdict, IndexRecorder, recordProof} from './proof.js'
 import {streamDisk} from './stream.js'
+import {exchangeHello} from './hello.js'
 
 export interface FullsyncOptions {
   truncateReplica?: boolean
@@ -119,7 +115,17 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
   let chunks: ChunkReader | undefined
   try {
     const commitId = newCommitId()
-    const ok = await hello(conn, reader, writer, h, diskSize, helloFlags(opts), commitId, claim.writer)
+    const owner = claim.writer
+    const ok = await exchangeHello({
+      reader,
+      writer,
+      path: conn.replicaPath,
+      header: h,
+      diskSize,
+      flags: helloFlags(opts),
+      nextCommit: commitId,
+      refused: (payload) => helloRefused(payload, owner),
+    })
     const resumedAtBlock = resumePoint(ok.state, ok.resumeBlock)
     if (resumedAtBlock > 0)
       opts.log?.(
@@ -202,42 +208,4 @@ async function describeSourceQuietly(disk: string, opts: FullsyncOptions): Promi
   } catch (err) {
     opts.log?.(`the replica is proved, but its host was not told where it comes from (vdrep replicas shows no source): ${asVdrepError(err).message}`, 'notice')
   }
-}
-
-/** HELLO out, HELLO_OK (or the receiver's ERROR) back. */
-async function hello(
-  conn: Carrier,
-  reader: FrameReader,
-  writer: FrameWriter,
-  h: PsfHeader,
-  diskSize: number,
-  flags: number,
-  nextCommit: Buffer,
-  owner: RecordWriter,
-): Promise<HelloOk> {
-  await writer.send(
-    FrameType.HELLO,
-    encodeHello({
-      version: PROTOCOL_VERSION,
-      mode: SyncMode.FULLSYNC,
-      hashAlgo: h.hashAlgo,
-      blockSize: h.blockSize,
-      diskSize,
-      replicaId: h.replicaId,
-      flags,
-      lastCommit: h.lastCommit,
-      nextCommit,
-      path: conn.replicaPath,
-    }),
-  )
-  const first = await reader.next()
-  if (!first) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection during the hello')
-  if (first.type === FrameType.ERROR) throw await helloRefused(first.payload, owner)
-  if (first.type !== FrameType.HELLO_OK) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO_OK, got frame type ${first.type}`)
-  const ok = decodeHelloOk(first.payload)
-  if (ok.version !== PROTOCOL_VERSION)
-    throw new ProtocolError('VERSION_MISMATCH', `the receiver speaks protocol version ${ok.version}; this client speaks ${PROTOCOL_VERSION}`, {
-      hint: 'install the same vdrep release on both hosts',
-    })
-  return ok
 }

@@ -12,11 +12,12 @@ import {digestSlots, type BlockSums} from '../disk/read-hash.js'
 import type {SourceDisk} from '../disk/source-disk.js'
 import type {PsfHeader} from '../psf/header.js'
 import {CHECKPOINT_INTERVAL_MS, DEFAULT_CHECKPOINT_BYTES, MAX_CHECKPOINT_BLOCKS} from '../protocol/flow.js'
-import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
-import {BlockKind, decodeHelloOk, encodeDone, encodeHello, encodeU64, HelloFlag, SyncMode, type HelloOk} from '../protocol/messages.js'
+import {FrameType} from '../protocol/frame.js'
+import {BlockKind, encodeDone, encodeU64, HelloFlag, type HelloOk} from '../protocol/messages.js'
 import type {Carrier} from '../transport/carrier.js'
 import {remoteErrorOf, ReceiverReplies} from '../fullsync/client-replies.js'
 import {decideAll} from '../fullsync/plan.js'
+import {exchangeHello} from '../fullsync/hello.js'
 
 const READ_CHUNK = 4 << 20
 
@@ -54,7 +55,18 @@ export async function compareWithReplica(ctx: CompareContext): Promise<CompareOu
   const bs = h.blockSize
   const blockCount = Math.ceil(diskSize / bs)
   const hasher = blockHasher(h.hashAlgo, h.replicaId)
-  const ok = await hello(conn, h, diskSize, ctx.flags | HelloFlag.NO_WRITE)
+  const ok = await exchangeHello({
+    reader: conn.frames,
+    writer: conn.writer,
+    path: conn.replicaPath,
+    header: h,
+    diskSize,
+    flags: ctx.flags | HelloFlag.NO_WRITE,
+    // Never recorded by a compare-only session; random so it names nothing.
+    nextCommit: crypto.randomBytes(16),
+    // A refusal is reported as is: nothing is recorded in the .psf by a compare.
+    refused: remoteErrorOf,
+  })
   const replies = new ReceiverReplies(conn.frames, () => {})
   try {
     return await stream(ctx, replies, hasher, ok, bs, blockCount)
@@ -123,35 +135,4 @@ async function stream(
       `the replica host says the replica ${result.ok ? 'equals' : 'differs from'} the source, against the ${differing} differing blocks its statuses show`,
     )
   return {hello: ok, differing, sourceDigest: sourceDigest.toString('hex'), replicaDigest: result.digest.toString('hex')}
-}
-
-/** HELLO (NO_WRITE) out, HELLO_OK (or the receiver's ERROR) back. */
-async function hello(conn: Carrier, h: PsfHeader, diskSize: number, flags: number): Promise<HelloOk> {
-  await conn.writer.send(
-    FrameType.HELLO,
-    encodeHello({
-      version: PROTOCOL_VERSION,
-      mode: SyncMode.FULLSYNC,
-      hashAlgo: h.hashAlgo,
-      blockSize: h.blockSize,
-      diskSize,
-      replicaId: h.replicaId,
-      flags,
-      lastCommit: h.lastCommit,
-      // Never recorded by a compare-only session; random so it names nothing.
-      nextCommit: crypto.randomBytes(16),
-      path: conn.replicaPath,
-    }),
-  )
-  const first = await conn.frames.next()
-  if (!first) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection during the hello')
-  // A refusal is reported as is: nothing is recorded in the .psf by a compare.
-  if (first.type === FrameType.ERROR) throw remoteErrorOf(first.payload)
-  if (first.type !== FrameType.HELLO_OK) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO_OK, got frame type ${first.type}`)
-  const ok = decodeHelloOk(first.payload)
-  if (ok.version !== PROTOCOL_VERSION)
-    throw new ProtocolError('VERSION_MISMATCH', `the receiver speaks protocol version ${ok.version}; this client speaks ${PROTOCOL_VERSION}`, {
-      hint: 'install the same vdrep release on both hosts',
-    })
-  return ok
 }

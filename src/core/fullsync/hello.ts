@@ -1,0 +1,50 @@
+// The full-sync port's opening exchange, for a full sync and for a compare-only session
+// (`verify`, `fullsync --dry-run`): HELLO out, HELLO_OK (or the receiver's ERROR) back.
+import type {PsfHeader} from '../psf/header.js'
+import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
+import type {FrameReader} from '../protocol/frame-reader.js'
+import type {FrameWriter} from '../protocol/frame-writer.js'
+import {decodeHelloOk, encodeHello, SyncMode, type HelloOk} from '../protocol/messages.js'
+import {ProtocolError, TransportError} from '../errors.js'
+
+export interface FullsyncHello {
+  reader: FrameReader
+  writer: FrameWriter
+  /** The replica's path as the receiver is asked for it. */
+  path: string
+  header: PsfHeader
+  diskSize: number
+  flags: number
+  nextCommit: Buffer
+  /** What the receiver's ERROR becomes (a full sync records a refusal in the .psf first; a compare does not). */
+  refused: (payload: Buffer) => Error | Promise<Error>
+}
+
+export async function exchangeHello(x: FullsyncHello): Promise<HelloOk> {
+  const h = x.header
+  await x.writer.send(
+    FrameType.HELLO,
+    encodeHello({
+      version: PROTOCOL_VERSION,
+      mode: SyncMode.FULLSYNC,
+      hashAlgo: h.hashAlgo,
+      blockSize: h.blockSize,
+      diskSize: x.diskSize,
+      replicaId: h.replicaId,
+      flags: x.flags,
+      lastCommit: h.lastCommit,
+      nextCommit: x.nextCommit,
+      path: x.path,
+    }),
+  )
+  const first = await x.reader.next()
+  if (!first) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection during the hello')
+  if (first.type === FrameType.ERROR) throw await x.refused(first.payload)
+  if (first.type !== FrameType.HELLO_OK) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO_OK, got frame type ${first.type}`)
+  const ok = decodeHelloOk(first.payload)
+  if (ok.version !== PROTOCOL_VERSION)
+    throw new ProtocolError('VERSION_MISMATCH', `the receiver speaks protocol version ${ok.version}; this client speaks ${PROTOCOL_VERSION}`, {
+      hint: 'install the same vdrep release on both hosts',
+    })
+  return ok
+}
