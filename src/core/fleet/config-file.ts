@@ -34,6 +34,8 @@ export interface ConfiguredSetting {
   key: string
   values: string[]
   line: number | null
+  /** The folder relative paths in the values are read against: the config file's. */
+  base: string
 }
 
 export interface ConfiguredDisk {
@@ -163,7 +165,7 @@ function settingsOf(table: unknown, name: string, lines: ConfigLines, base: stri
     } catch (err) {
       fail(line, (err as Error).message)
     }
-    out.push({key, values: values as string[], line})
+    out.push({key, values: values as string[], line, base})
   }
   return out
 }
@@ -186,7 +188,7 @@ function checkTogether(d: ConfiguredDisk, fail: Fail): void {
   let s: ReplicationSettings = {...STAND_IN, ...(target ? {target: target.values[0]} : {})}
   for (const c of d.settings) {
     try {
-      s = settingKey(c.key).set(s, c.values, '/')
+      s = settingKey(c.key).set(s, c.values, c.base)
     } catch (err) {
       fail(c.line ?? d.line, `${d.disk}: ${(err as Error).message}`)
     }

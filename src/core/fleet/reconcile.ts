@@ -17,7 +17,7 @@ import type {ConfiguredDisk} from './config-file.js'
 /** The settings the config asks for, applied over `current` (keys it does not name stay). */
 export function desiredSettings(d: ConfiguredDisk, current: ReplicationSettings): ReplicationSettings {
   let s = current
-  for (const c of d.settings) s = settingKey(c.key).set(s, c.values, '/')
+  for (const c of d.settings) s = settingKey(c.key).set(s, c.values, c.base)
   return s
 }
 
