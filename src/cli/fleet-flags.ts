@@ -3,6 +3,7 @@
 // many disks at once, and one line per disk as each finishes (a terminal or not: several
 // disks at once cannot share one progress display), then one line for the run.
 import {Flags} from '@oclif/core'
+import {UsageError} from '../core/errors.js'
 import {CONFIG_ENV, DEFAULT_CONFIG} from '../core/fleet/config-file.js'
 import type {DiskOutcome, FleetRun} from '../core/fleet/run-all.js'
 import type {SettingChangeLine} from '../core/settings/change.js'
@@ -20,6 +21,18 @@ export const allFlags = {
     description: 'with --all: bytes per second shared by every transfer running at once (e.g. 100M; default: the config\'s "bandwidth-budget")',
   }),
   config: configFlag,
+}
+
+/**
+ * The flags that decide about one replica (overwrite it, hand it over, cut it) are never given
+ * to every disk at once: run them on the disk they are meant for.
+ */
+export function refuseOneDiskFlags(flags: Record<string, unknown>): void {
+  const given = ['take-over-replica', 'discard-replica-changes', 'truncate-replica', 'final', 'dry-run'].filter((f) => flags[f] === true)
+  if (given.length > 0)
+    throw new UsageError('USAGE', `--all cannot take --${given.join(', --')}: it decides about one replica`, {
+      hint: 'run it on the disk it is meant for: vdrep push DISK --take-over-replica ...',
+    })
 }
 
 /** "rpo 15m -> 5m, identity - -> /root/.ssh/id" */

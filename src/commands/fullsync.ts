@@ -10,7 +10,7 @@ import {formatBytes, parseSize} from '../core/util/units.js'
 import {UsageError} from '../core/errors.js'
 import {loadConfig} from '../core/fleet/config-file.js'
 import {runForEachDisk, type FleetRun} from '../core/fleet/run-all.js'
-import {allFlags, changeText, failureLines, fleetSummary} from '../cli/fleet-flags.js'
+import {allFlags, changeText, failureLines, fleetSummary, refuseOneDiskFlags} from '../cli/fleet-flags.js'
 
 export default class Fullsync extends BaseCommand {
   static override summary = 'Compare the whole disk with the replica by block checksums, send what differs, prove the result.'
@@ -43,7 +43,10 @@ export default class Fullsync extends BaseCommand {
   async run(): Promise<FullsyncResult | DryRunResult | FleetRun<FullsyncResult>> {
     const {args, flags} = await this.parse(Fullsync)
     this.setGlobals(flags)
-    if (flags.all) return this.fullsyncAll(args.disk, flags)
+    if (flags.all) {
+      refuseOneDiskFlags(flags)
+      return this.fullsyncAll(args.disk, flags)
+    }
     if (args.disk === undefined) throw new UsageError('USAGE', 'name a disk, or --all for every disk of the config file', {hint: 'see `vdrep fullsync --help`'})
     const disk = args.disk
     if (flags['dry-run']) return this.dryRun(disk, flags)
@@ -79,7 +82,6 @@ export default class Fullsync extends BaseCommand {
     flags: {config?: string; jobs?: number; 'bandwidth-budget'?: string; bwlimit?: string; 'accept-new-host-key'?: boolean; 'dry-run'?: boolean},
   ): Promise<FleetRun<FullsyncResult>> {
     if (disk !== undefined) throw new UsageError('USAGE', `--all works on every configured disk: do not name one (${disk})`)
-    if (flags['dry-run']) throw new UsageError('USAGE', '--dry-run takes one disk, not --all')
     const config = await loadConfig(flags.config)
     if (!config || config.disks.length === 0)
       throw new UsageError('CONFIG_NO_DISKS', `--all: ${config ? `${config.file} lists no disk` : 'no config file (/etc/vdrep/vdrep.conf)'}`, {

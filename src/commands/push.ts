@@ -9,7 +9,7 @@ import {formatBytes, parseSize} from '../core/util/units.js'
 import {UsageError} from '../core/errors.js'
 import {loadConfig} from '../core/fleet/config-file.js'
 import {runForEachDisk, type FleetRun} from '../core/fleet/run-all.js'
-import {allFlags, changeText, failureLines, fleetSummary} from '../cli/fleet-flags.js'
+import {allFlags, changeText, failureLines, fleetSummary, refuseOneDiskFlags} from '../cli/fleet-flags.js'
 
 export default class Push extends BaseCommand {
   static override summary =
@@ -46,7 +46,10 @@ export default class Push extends BaseCommand {
   async run(): Promise<PushResult | FleetRun<PushResult>> {
     const {args, flags} = await this.parse(Push)
     this.setGlobals(flags)
-    if (flags.all) return this.pushAll(args.disk, flags)
+    if (flags.all) {
+      refuseOneDiskFlags(flags)
+      return this.pushAll(args.disk, flags)
+    }
     if (args.disk === undefined) throw new UsageError('USAGE', 'name a disk, or --all for every disk of the config file', {hint: 'see `vdrep push --help`'})
     const disk = args.disk
     const display = this.interactive ? await createPhaseDisplay() : undefined
