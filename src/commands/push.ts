@@ -14,7 +14,9 @@ import {allFlags, changeText, failureLines, fleetSummary, refuseOneDiskFlags} fr
 export default class Push extends BaseCommand {
   static override summary =
     'Ship the blocks changed since the last sync as one bundle; fall back to a full sync (and say why) when the change record cannot be trusted.'
-  static override description = `Quiet and cron-safe: without a TTY it prints one summary line. Exit codes: 0 pushed (or not due), 3 another push or full sync of this disk runs, 4 a full sync is needed and --no-fallback was given, 7 the connection failed or was cut (the blocks go back to the change record), 9 the replica filesystem is full, 10 the replica belongs to another source, 11 the replica was written outside vdrep or is open by another program (never overwritten by the fallback: it takes --take-over-replica or --discard-replica-changes).`
+  static override description = `Quiet and cron-safe: without a TTY it prints one summary line. Exit codes: 0 pushed (or not due), 3 another push or full sync of this disk runs, 4 a full sync is needed and --no-fallback was given, 7 the connection failed or was cut (the blocks go back to the change record), 9 the replica filesystem is full, 10 the replica belongs to another source, 11 the replica was written outside vdrep or is open by another program (never overwritten by the fallback: it takes --take-over-replica or --discard-replica-changes).
+
+With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONFIG or --config), --jobs at a time under one shared --bandwidth-budget; each disk's settings from the file are written into its .psf in place first (a target naming another replica is refused for that disk: vdrep config DISK target NEW). One line per disk; one disk's failure does not stop the others; the exit code is the highest exit code of any disk.`
   static override examples = [
     '<%= config.bin %> push /vm/web.img',
     '* * * * * <%= config.bin %> push --if-due /vm/web.img   (crontab)',
