@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import {json, vdrep} from '../helpers/cli.js'
+import {collect, json, startVdrep, vdrep} from '../helpers/cli.js'
 import {cmpEqual, MiB, qemuIo, Serve, sha256, SshCycle} from '../helpers/cycle.js'
 import {makeMixedDisk, scribbleBlocks, tempDir} from '../helpers/disks.js'
 import {markChanged} from '../helpers/change-record.js'
@@ -148,6 +148,21 @@ describe('vdrep config: settings changed in place', function () {
       assert.match(u.stderr, /is a local path: it has no SSH login/)
     })
 
+    it('while a push runs, a change is refused (exit 3) and changes nothing; after it, it goes through', async () => {
+      await markChanged(disk, await scribbleBlocks(disk, BS, 2, 'busy'))
+      const flag = path.join(dir, 'pushing')
+      const pushing = startVdrep(['push', disk, '--pre-hook', `touch ${flag}; sleep 2`])
+      const done = collect(pushing)
+      for (let i = 0; i < 200 && !(await fs.stat(flag).catch(() => null)); i++) await new Promise((r) => setTimeout(r, 25))
+      const r = await vdrep(['config', disk, 'rpo', '30m'])
+      assert.equal(r.code, 3, r.stderr)
+      assert.match(r.stderr, /another vdrep process .* is already working on it/)
+      assert.equal((await done).code, 0)
+      assert.equal((await header(disk)).settings.rpoSeconds, 900, 'nothing changed')
+      assert.equal((await vdrep(['config', disk, 'rpo', '30m'])).code, 0)
+      assert.equal((await header(disk)).settings.rpoSeconds, 1800)
+    })
+
     it('while a tracker runs, the change goes through its control socket; the tracker records on', async function () {
       const sock = path.join(dir, 'vm.nbd')
       const {startTracker} = await import('../core/tracker/tracker-helpers.js')
@@ -168,6 +183,23 @@ describe('vdrep config: settings changed in place', function () {
         await fs.stat(path.join(dir, 'hook-ran')) // the hook set in place ran
         assert.ok(await cmpEqual(disk, replica))
         assert.equal(t.child.exitCode, null, 'the tracker still runs')
+        // A new target through the tracker: a new binding, then a full sync that says why.
+        const before = await header(disk)
+        const other = path.join(dir, 'r2', 'vm.img')
+        const moved = await vdrep(['config', disk, 'target', other, '--json'])
+        assert.equal(moved.code, 0, moved.stderr)
+        assert.equal(json<SettingsChange>(moved).rebound, true)
+        const h = await header(disk)
+        assert.ok(!h.replicaId.equals(before.replicaId), 'a new replica id')
+        assert.equal(h.lastSeq, 0)
+        assert.notEqual(h.flags & HeaderFlag.TARGET_CHANGED, 0)
+        await qemuIo(`nbd+unix:///vm.img?socket=${sock}`, ['write -P 0x5c 2097152 65536', 'flush'])
+        const f = await vdrep(['push', disk, '--json'])
+        assert.equal(f.code, 0, f.stderr)
+        assert.equal(json<PushResult>(f).mode, 'fullsync')
+        assert.match(json<PushResult>(f).reason ?? '', /the target changed/)
+        assert.ok(await cmpEqual(disk, other))
+        assert.equal((await header(disk)).flags & (HeaderFlag.TARGET_CHANGED | HeaderFlag.NEEDS_FULL_SYNC), 0, 'cleared by the proved full sync')
       } finally {
         const e = await t.stop('SIGTERM')
         assert.equal(e.code, 0, e.stderr)
