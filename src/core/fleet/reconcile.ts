@@ -10,7 +10,7 @@
 import {UsageError} from '../errors.js'
 import type {ReplicationSettings} from '../psf/settings.js'
 import {changeDiskSettings, readDiskSettings, type SettingsChange} from '../settings/change.js'
-import {replicaOf, settingKey} from '../settings/keys.js'
+import {replicaOf, settingKey, settingsDiff} from '../settings/keys.js'
 import {shellQuote} from '../util/shell-quote.js'
 import type {ConfiguredDisk} from './config-file.js'
 
@@ -32,6 +32,8 @@ export async function applyConfigToDisk(d: ConfiguredDisk, file: string): Promis
       {hint: `to move it to the new replica (the next sync is then a full sync): vdrep config ${shellQuote(d.disk)} target ${shellQuote(wanted.target)}`},
     )
   }
+  // Already so (every run of the minutely timer, mostly): no lock taken, nothing written.
+  if (settingsDiff(now.settings, wanted).length === 0) return null
   const change = await changeDiskSettings(d.disk, (cur) => desiredSettings(d, cur))
   return change.changed.length > 0 ? change : null
 }
