@@ -5,7 +5,7 @@
 // lock was taken: where neither exists, LOCK_UNAVAILABLE.
 //
 //   lock                what it guards                          file                  held by
-//   1. disk lock        one push / full sync / init of a disk   <disk>.vdrep.lock     push, fullsync, init, verify; tracker while it starts; scan
+//   1. disk lock        one push / full sync / init of a disk   <disk>.vdrep.lock     push, fullsync, init, verify, config; tracker while it starts; scan
 //   2. tracker owner    the .psf has one owning process         <disk>.psf (flock)    tracker, scan, init; push and fullsync only probe it
 //   2b. test lock       one test boot per replica               <replica>.vdrep-test/lock  vdrep test start, while its test runs
 //   3. replica lock     one writer per replica                  <replica>.vdrep.lock  the receiver (serve, or in-process for a local target)
@@ -22,6 +22,8 @@
 // - tracker, scan (tracker/record.ts openRecord): disk lock, then ownership; the tracker drops
 //   the disk lock once its control socket answers.
 // - init: disk lock, then ownership of the old .psf while the new one replaces it.
+// - config (settings/change.ts): disk lock, then the ownership probe like a push; the running
+//   tracker writes the settings when one answers.
 // - serve, local targets (receiver/): the replica lock only.
 // - test start (test-view/): the test lock (2b, above the replica lock in this order) for the
 //   whole test; the replica lock briefly at the end, to record the test in the replica's state.
