@@ -20,7 +20,7 @@ import path from 'node:path'
 import {UsageError} from '../errors.js'
 import type {ReplicationSettings} from '../psf/settings.js'
 import {parseSize} from '../util/units.js'
-import {SETTING_KEYS, settingKey} from '../settings/keys.js'
+import {replicaOf, SETTING_KEYS, settingKey} from '../settings/keys.js'
 import {ConfigLines} from './config-lines.js'
 
 export const DEFAULT_CONFIG = '/etc/vdrep/vdrep.conf'
@@ -112,6 +112,8 @@ export async function parseConfig(text: string, file: string): Promise<FleetConf
       budget = t === 'off' ? 0 : sizeOrFail(t as string, line, fail)
     } else if (key === 'defaults') {
       defaults = settingsOf(value, 'defaults', lines, base, fail)
+      const t = defaults.find((d) => d.key === 'target')
+      if (t) fail(t.line, "target: a target names one disk's replica: give it in that disk's [[disk]] table, not in [defaults]")
     } else if (key === 'disk') {
       if (!Array.isArray(value)) fail(line, 'disk: write each disk as a [[disk]] table')
       disks = (value as unknown[]).map((d, i) => diskOf(d, i, lines, base, fail))
@@ -120,10 +122,18 @@ export async function parseConfig(text: string, file: string): Promise<FleetConf
   // [defaults] may come after the disks in the file: apply them once all is read.
   disks = disks.map((d) => ({...d, settings: [...defaults, ...d.settings]}))
   const seen = new Map<string, number | null>()
+  // Two sources into one replica: the receiver would refuse the second as another source's.
+  const replicas = new Map<string, ConfiguredDisk>()
   for (const d of disks) {
     if (seen.has(d.disk)) fail(d.line, `the disk ${d.disk} is listed twice (first at line ${seen.get(d.disk) ?? '?'})`)
     seen.set(d.disk, d.line)
     checkTogether(d, fail)
+    const target = d.settings.find((x) => x.key === 'target')
+    if (!target) continue
+    const replica = replicaOf(settingKey('target').set(STAND_IN, target.values, target.base).target)
+    const other = replicas.get(replica)
+    if (other) fail(target.line ?? d.line, `${d.disk} and ${other.disk} name the same replica ${target.values[0]}: one replica has one source`)
+    replicas.set(replica, d)
   }
   return {file, jobs, budgetBytesPerSecond: budget, disks}
 }

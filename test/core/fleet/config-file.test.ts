@@ -69,6 +69,8 @@ describe('fleet config file', () => {
       [GOOD.replace('[defaults]', '[defaults'), /^f\.conf:5: not valid TOML/],
       [GOOD + '\nverbose = true\n', /^f\.conf:\d+: no setting named 'verbose'$/],
       ['speed = 1\n', /^f\.conf:1: unknown key 'speed'$/],
+      [GOOD.replace('rpo = "1h30m"', 'target = "/r/all.img"'), /^f\.conf:7: target: a target names one disk's replica/],
+      [GOOD.replace('rpo = "5m"', 'target = "backup@DR1:/srv/web.img"'), /^f\.conf:17: \/vm\/db\.img and \/tmp\/vm\/web\.img name the same replica/],
       [GOOD.replace('rpo = "5m"', 'rpo = "5m"\nfullsync-port = 44046'), /^f\.conf:\d+: \/vm\/db\.img: the full-sync port and the delta port are both 44046$/],
       [
         GOOD.replace('target = "backup@dr1:2222:/srv/web.img"', 'target = "/r/web.img"\nssh-user = "x"'),
