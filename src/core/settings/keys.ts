@@ -71,7 +71,12 @@ export const SETTING_KEYS: readonly SettingKey[] = [
     name: 'target',
     summary: 'the replica: /local/path or [user@]host[:sshport]:/path (another replica means a full sync)',
     show: (s) => s.target,
-    set: (s, v) => ({...s, target: formatTarget(parseTarget(one('target', v)))}),
+    set: (s, v, base) => {
+      const spec = one('target', v)
+      // A relative local path is read against `base` (the config file's folder), as parseTarget would against the cwd.
+      const local = !spec.startsWith('/') && (spec.startsWith('.') || !spec.includes(':'))
+      return {...s, target: formatTarget(parseTarget(local && spec.length > 0 ? path.resolve(base, spec) : spec))}
+    },
   },
   {
     name: 'ssh-user',

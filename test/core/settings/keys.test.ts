@@ -18,6 +18,8 @@ describe('settings keys', () => {
     assert.notEqual(replicaOf('backup@dr2:2222:/srv/web.img'), replicaOf(S.target))
     assert.notEqual(replicaOf('backup@dr1:2222:/srv/web2.img'), replicaOf(S.target))
     assert.notEqual(replicaOf('/srv/web.img'), replicaOf(S.target))
+    assert.equal(settingKey('target').set(S, ['rep/web.img'], '/etc/vdrep').target, '/etc/vdrep/rep/web.img', 'a relative local path: against the base')
+    assert.equal(settingKey('target').set(S, ['h:/x.img'], '/etc/vdrep').target, 'h:/x.img')
   })
 
   it('checks values, and unsets to the default', () => {
