@@ -87,19 +87,22 @@ export default class Fullsync extends BaseCommand {
       throw new UsageError('CONFIG_NO_DISKS', `--all: ${config ? `${config.file} lists no disk` : 'no config file (/etc/vdrep/vdrep.conf)'}`, {
         hint: 'list the disks in /etc/vdrep/vdrep.conf ([[disk]] tables), or name one with --config',
       })
+    // Bad flag values stop the run before any disk, not once per disk.
+    const bwlimit = flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined
+    const budget = flags['bandwidth-budget'] ? parseSize(flags['bandwidth-budget'].replace(/\/s$/i, ''), '--bandwidth-budget') : undefined
     const run = await runForEachDisk(
       config,
       (d, shared) =>
         fullsync(d, {
           acceptNewHostKey: flags['accept-new-host-key'],
-          bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
+          bwlimitBytesPerSecond: bwlimit,
           sharedBudget: shared.budget,
           log: (line, level) => (level === 'notice' ? this.notice(`${d}: ${line}`) : this.detail(`${d}: ${line}`)),
         }),
       {
         kind: 'fullsync',
         jobs: flags.jobs,
-        budgetBytesPerSecond: flags['bandwidth-budget'] ? parseSize(flags['bandwidth-budget'].replace(/\/s$/i, ''), '--bandwidth-budget') : undefined,
+        budgetBytesPerSecond: budget,
         warn: this.notice,
         onApplied: (d, lines) => this.notice(`${d}: settings from ${config.file} written into its .psf (the change record kept): ${changeText(lines)}`),
         onDone: (o) => {

@@ -101,13 +101,16 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
       })
     const quietSkip = !process.stdout.isTTY && !this.globals.verbose
     const skipped = (r: PushResult) => r.mode === 'skipped'
+    // Bad flag values stop the run before any disk, not once per disk.
+    const bwlimit = flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined
+    const budget = flags['bandwidth-budget'] ? parseSize(flags['bandwidth-budget'].replace(/\/s$/i, ''), '--bandwidth-budget') : undefined
     const run = await runForEachDisk(
       config,
       (d, shared) =>
         push(d, {
           ifDue: flags['if-due'],
           noFallback: flags['no-fallback'],
-          bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
+          bwlimitBytesPerSecond: bwlimit,
           sharedBudget: shared.budget,
           preHook: flags['pre-hook'],
           postHook: flags['post-hook'],
@@ -117,7 +120,7 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
       {
         kind: 'push',
         jobs: flags.jobs,
-        budgetBytesPerSecond: flags['bandwidth-budget'] ? parseSize(flags['bandwidth-budget'].replace(/\/s$/i, ''), '--bandwidth-budget') : undefined,
+        budgetBytesPerSecond: budget,
         skipped,
         warn: this.notice,
         onApplied: (d, lines) => this.notice(`${d}: settings from ${config.file} written into its .psf (the change record kept): ${changeText(lines)}`),
