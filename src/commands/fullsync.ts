@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {timeoutFlag, timeoutMs} from '../cli/timeout-flag.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {fullsync, type FullsyncResult} from '../core/fullsync/client.js'
@@ -31,12 +32,14 @@ export default class Fullsync extends BaseCommand {
     }),
     bwlimit: Flags.string({description: 'cap the bytes sent per second (e.g. 50M)'}),
     'accept-new-host-key': Flags.boolean({description: 'trust and record the replica host key if it is not in known_hosts yet (never a changed one)'}),
+    timeout: timeoutFlag,
     'checkpoint-bytes': Flags.string({description: 'make the replica durable and record a resume point this often', hidden: true}),
   }
 
   async run(): Promise<FullsyncResult | DryRunResult> {
     const {args, flags} = await this.parse(Fullsync)
     this.setGlobals(flags)
+    timeoutMs(flags.timeout) // a bad --timeout is a usage error before anything runs
     if (flags['dry-run']) return this.dryRun(args.disk, flags)
     const display = this.interactive ? await createPhaseDisplay() : undefined
     let result: FullsyncResult
@@ -50,6 +53,7 @@ export default class Fullsync extends BaseCommand {
             takeOverReplica: flags['take-over-replica'],
             discardReplicaChanges: flags['discard-replica-changes'],
             acceptNewHostKey: flags['accept-new-host-key'],
+            timeoutMs: timeoutMs(flags.timeout),
             bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
             checkpointBytes: flags['checkpoint-bytes'] ? parseSize(flags['checkpoint-bytes'], '--checkpoint-bytes') : undefined,
             progress: display?.update,
@@ -72,7 +76,13 @@ export default class Fullsync extends BaseCommand {
   /** --dry-run: the comparison only, nothing written (core/verify/dry-run.ts). */
   private async dryRun(
     disk: string,
-    flags: {'truncate-replica'?: boolean; 'take-over-replica'?: boolean; 'discard-replica-changes'?: boolean; 'accept-new-host-key'?: boolean},
+    flags: {
+      'truncate-replica'?: boolean
+      'take-over-replica'?: boolean
+      'discard-replica-changes'?: boolean
+      'accept-new-host-key'?: boolean
+      timeout?: string
+    },
   ): Promise<DryRunResult> {
     const display = this.interactive ? await createPhaseDisplay() : undefined
     let dry: DryRunResult
@@ -82,6 +92,7 @@ export default class Fullsync extends BaseCommand {
         takeOverReplica: flags['take-over-replica'],
         discardReplicaChanges: flags['discard-replica-changes'],
         acceptNewHostKey: flags['accept-new-host-key'],
+        timeoutMs: timeoutMs(flags.timeout),
         onProgress: display && ((done, total) => display.update({phase: 'compare', bytesTotal: total, bytesCompared: done, bytesSent: 0, bytesDurable: 0})),
         log: this.engineLog(display),
       })

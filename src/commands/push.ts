@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {timeoutFlag, timeoutMs} from '../cli/timeout-flag.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {push, type PushResult} from '../core/delta/push.js'
@@ -21,6 +22,7 @@ export default class Push extends BaseCommand {
     'pre-hook': Flags.string({description: 'command run just before the point in time (e.g. freeze the guest file systems)'}),
     'post-hook': Flags.string({description: 'command run just after the point in time (e.g. thaw them)'}),
     'accept-new-host-key': Flags.boolean({description: 'trust and record an unknown replica host key (never a changed one)'}),
+    timeout: timeoutFlag,
     'truncate-replica': Flags.boolean({description: 'accept a source that shrank: run the full sync that cuts the replica to its size'}),
     'take-over-replica': Flags.boolean({
       description: "a replica that belongs to another source: run the full sync that makes it this disk's (refused with exit 10 otherwise)",
@@ -37,6 +39,7 @@ export default class Push extends BaseCommand {
   async run(): Promise<PushResult> {
     const {args, flags} = await this.parse(Push)
     this.setGlobals(flags)
+    timeoutMs(flags.timeout) // a bad --timeout is a usage error before anything runs
     const display = this.interactive ? await createPhaseDisplay() : undefined
     let result: PushResult
     try {
@@ -52,6 +55,7 @@ export default class Push extends BaseCommand {
             preHook: flags['pre-hook'],
             postHook: flags['post-hook'],
             acceptNewHostKey: flags['accept-new-host-key'],
+            timeoutMs: timeoutMs(flags.timeout),
             truncateReplica: flags['truncate-replica'],
             takeOverReplica: flags['take-over-replica'],
             discardReplicaChanges: flags['discard-replica-changes'],

@@ -197,6 +197,7 @@ function startConnecting(h: PsfHeader, opts: PushOptions): Connecting {
     port: h.settings.deltaPort,
     log: opts.log,
     acceptNewHostKey: opts.acceptNewHostKey,
+    timeoutMs: opts.timeoutMs,
     ssh: h.settings.ssh,
     diskSize: h.diskSize,
   })

@@ -116,6 +116,7 @@ async function exchange(
     port: h.settings.deltaPort,
     log: o.log,
     acceptNewHostKey: o.acceptNewHostKey,
+    timeoutMs: o.timeoutMs,
     ssh: h.settings.ssh,
     diskSize: h.diskSize,
   })

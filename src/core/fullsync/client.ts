@@ -34,6 +34,8 @@ export interface FullsyncOptions {
   bwlimitBytesPerSecond?: number
   /** Record an unknown replica host key in known_hosts (like StrictHostKeyChecking=accept-new). */
   acceptNewHostKey?: boolean
+  /** --timeout: SSH targets only (transport/connect.ts). */
+  timeoutMs?: number
   /** Tests only: fail source reads as a failing device would (EIO at an offset). */
   sourceReadFault?: ReadFault
   /** Tests only: runs before a mapped chunk's differing blocks are read (fill), as a live disk's writes may land. */
@@ -102,6 +104,7 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
     port: h.settings.fullsyncPort,
     log: opts.log,
     acceptNewHostKey: opts.acceptNewHostKey,
+    timeoutMs: opts.timeoutMs,
     ssh: h.settings.ssh,
     diskSize,
   })
@@ -204,7 +207,7 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
  */
 async function describeSourceQuietly(disk: string, opts: FullsyncOptions): Promise<void> {
   try {
-    await describeSource(disk, {acceptNewHostKey: opts.acceptNewHostKey, log: opts.log})
+    await describeSource(disk, {acceptNewHostKey: opts.acceptNewHostKey, timeoutMs: opts.timeoutMs, log: opts.log})
   } catch (err) {
     opts.log?.(`the replica is proved, but its host was not told where it comes from (vdrep replicas shows no source): ${asVdrepError(err).message}`, 'notice')
   }

@@ -21,6 +21,8 @@ export interface RemotePointsOptions {
   /** Set the replica's retention policy (the receiver records and applies it) before listing. */
   retention?: string
   acceptNewHostKey?: boolean
+  /** --timeout: SSH targets only (transport/connect.ts). */
+  timeoutMs?: number
   log?: (line: string) => void
 }
 
@@ -65,6 +67,7 @@ async function askReceiver(disk: string, request: PointsRequest, opts: RemotePoi
     port: h.settings.deltaPort,
     log: opts.log,
     acceptNewHostKey: opts.acceptNewHostKey,
+    timeoutMs: opts.timeoutMs,
     ssh: h.settings.ssh,
     diskSize: h.diskSize,
   })

@@ -20,6 +20,8 @@ import {compareWithReplica, type CompareContext, type CompareOutcome} from './co
 
 export interface LookOptions {
   acceptNewHostKey?: boolean
+  /** --timeout: SSH targets only (transport/connect.ts). */
+  timeoutMs?: number
   /** The full sync's own choice for a replica larger than the disk (dry run). */
   truncateReplica?: boolean
   log?: SyncLog
@@ -86,6 +88,7 @@ async function compare<T>(disk: string, l: Looking, opts: LookOptions, hooks: Lo
     port: h.settings.fullsyncPort,
     log: opts.log,
     acceptNewHostKey: opts.acceptNewHostKey,
+    timeoutMs: opts.timeoutMs,
     ssh: h.settings.ssh,
     diskSize: l.diskSize,
   })
