@@ -37,6 +37,8 @@ export const FrameType = {
   // The restore-point query (points-messages.ts); numbered apart so other additions keep 14 on.
   POINTS_REQUEST: 32,
   POINTS_LIST: 33,
+  /** The answer to POINTS_REQUEST op ROOM (room-messages.ts). */
+  ROOM_INFO: 34,
 } as const
 export type FrameTypeId = (typeof FrameType)[keyof typeof FrameType]
 const KNOWN_TYPES = new Set<number>(Object.values(FrameType))
