@@ -93,7 +93,7 @@ export default class Init extends BaseCommand {
    */
   private async firstRunCheck(disk: string, target: string, flag: boolean | undefined, timeout: number | undefined): Promise<CheckReport | undefined> {
     if (flag === false || parseTarget(target).kind !== 'ssh') return undefined
-    const report = await checkDisk(disk, {timeoutMs: timeout, log: this.detail})
+    const report = await checkDisk(disk, {timeoutMs: timeout, startReceiver: false, log: this.detail})
     const bad = report.checks.filter((c) => c.status === 'fail' || c.status === 'warn')
     if (bad.length === 0) this.say(`check: all ${report.checks.length} checks passed (vdrep check ${disk})`)
     else for (const line of renderChecks(bad, false)) this.notice(`check: ${line.trim()}`)

@@ -173,6 +173,51 @@ describe('vdrep check: a first-run check of an SSH target and a local one (real 
     assert.equal(status.room, 'skip')
   })
 
+  it('init over SSH runs the check: warnings by default (exit 0), --check makes a failure fail init, and init starts no receiver', async () => {
+    const d = await disk('initcheck')
+    const empty = path.join(c.dir, 'initcheck_known_hosts')
+    await fs.writeFile(empty, '')
+    const marker = path.join(c.dir, 'started-by-init')
+    const base = ['init', d, '--to', c.target(path.join(c.root, 'initcheck.img')), '--identity', c.sshd.clientKey.path, '--timeout', '15s']
+    const warned = await c.vdrep([...base, '--known-hosts', empty])
+    assert.equal(warned.code, 0, warned.stderr)
+    assert.match(warned.stderr, /check: FAIL host-key: .*SHA256:/)
+    assert.equal(await fs.readFile(empty, 'utf8'), '')
+    const strict = await c.vdrep([...base, '--known-hosts', empty, '--force', '--check'])
+    assert.equal(strict.code, 1, strict.stderr)
+    // Nothing listens on these ports: init says the first sync will start the receiver, and starts nothing.
+    const idle = await c.vdrep([
+      ...base,
+      '--force',
+      '--known-hosts',
+      c.sshd.knownHostsFile,
+      '--fullsync-port',
+      String(await freePort()),
+      '--delta-port',
+      String(await freePort()),
+      '--serve-command',
+      `touch ${marker}`,
+      '--json',
+    ])
+    assert.equal(idle.code, 0, idle.stdout + idle.stderr)
+    const report = json<{check: CheckReport}>(idle).check
+    assert.equal(item(report, 'receiver-delta').status, 'warn', JSON.stringify(item(report, 'receiver-delta')))
+    assert.match(item(report, 'receiver-delta').detail, /first sync starts the receiver/)
+    assert.equal(await fs.stat(marker).catch(() => undefined), undefined, 'init ran the serve command')
+    const ok = await c.vdrep([
+      ...base,
+      '--force',
+      '--known-hosts',
+      c.sshd.knownHostsFile,
+      '--fullsync-port',
+      String(c.serve.ports[0]),
+      '--delta-port',
+      String(c.serve.ports[1]),
+    ])
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.match(ok.stdout, /check: all 10 checks passed/)
+  })
+
   it('a local target: the directory and room; a missing directory says how to fix it', async () => {
     const dir = await tempDir('vdrep-check-local-')
     const d = path.join(dir, 'l.img')

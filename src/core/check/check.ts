@@ -2,7 +2,7 @@
 // (checklist.ts): the disk and its .psf here (local.ts), then the target: a local path's
 // directory and room (local.ts), or the replica host over SSH (remote.ts). Reads only: nothing
 // is written on either host, no host key is added, no lock is taken. The one side effect is a
-// push's own: a receiver that is not running is started with the serve command.
+// push's own: a receiver that is not running is started with the serve command (not from init).
 import {parseTarget} from '../target/target.js'
 import {DEFAULT_TIMEOUT_MS} from '../transport/peer-watchdog.js'
 import {asVdrepError} from '../errors.js'
@@ -14,6 +14,11 @@ export type {CheckItem, CheckReport, CheckStatus} from './checklist.js'
 export interface CheckOptions {
   /** --timeout for every network step (DNS aside). */
   timeoutMs?: number
+  /**
+   * When no receiver listens, start one with the serve command as a push would (default), or
+   * only say that a push would (init's check: init starts nothing on another host).
+   */
+  startReceiver?: boolean
   log?: (line: string) => void
 }
 
@@ -27,7 +32,7 @@ export async function checkDisk(disk: string, opts: CheckOptions = {}): Promise<
     else {
       // Loaded only for an SSH target, as connect.ts does: ssh2 is start-up time a local check should not pay.
       const {checkSshTarget} = await import('./remote.js')
-      await checkSshTarget(target, header, list, {timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, log: opts.log})
+      await checkSshTarget(target, header, list, {timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, startReceiver: opts.startReceiver ?? true, log: opts.log})
     }
   } catch (err) {
     // A step that failed in a way its own check did not foresee is a failed check, not a crash.

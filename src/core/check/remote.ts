@@ -28,6 +28,8 @@ type SshTarget = Extract<Target, {kind: 'ssh'}>
 
 export interface RemoteCheckOptions {
   timeoutMs: number
+  /** Start a receiver with the serve command when none listens (else only say a push would). */
+  startReceiver: boolean
   log?: (line: string) => void
 }
 
@@ -127,6 +129,7 @@ async function checkReceiver(transport: SshTransport, t: SshTarget, header: PsfH
     let started = false
     const stream = await transport.openStream(port).catch(async (err: unknown) => {
       if (asVdrepError(err).code !== 'TUNNEL_REFUSED') throw err
+      if (!opts.startReceiver) throw new NotStarted(port, command)
       started = true
       return openOrStart(transport, port, command, opts.log, opts.timeoutMs)
     })
@@ -156,6 +159,11 @@ async function checkReceiver(transport: SshTransport, t: SshTarget, header: PsfH
       throw new Error(answer.kind === 'closed' ? 'it closed the connection at the hello' : `it answered frame type ${answer.type}`)
     list.ok('receiver-delta', `a vdrep receiver answers on 127.0.0.1:${deltaPort}${say(started)}`)
   } catch (err) {
+    if (err instanceof NotStarted) {
+      list.warn('receiver-delta', err.message, 'run vdrep check once a receiver runs there (vdrep serve, or let the first sync start it)')
+      list.skip(['receiver-fullsync', 'replica-path', 'room'], 'no receiver runs yet')
+      return
+    }
     const e = asVdrepError(err)
     list.fail(
       'receiver-delta',
@@ -211,6 +219,13 @@ async function checkFullsyncPort(
   } catch (err) {
     const e = asVdrepError(err)
     list.fail('receiver-fullsync', `127.0.0.1:${port} on ${label}: ${e.message}`, e.hint ?? 'start vdrep serve on the replica host')
+  }
+}
+
+/** Nothing listens, and this check was told not to start a receiver. */
+class NotStarted extends Error {
+  constructor(port: number, command: string) {
+    super(`nothing listens on 127.0.0.1:${port} yet; the first sync starts the receiver with '${command}'`)
   }
 }
 
