@@ -9,7 +9,7 @@ import {cronLine, initDisk, systemdLines, type InitResult} from '../core/init.js
 import {binPath} from '../core/locations.js'
 import {formatBytes, formatDuration, parseDuration, parseSize} from '../core/util/units.js'
 import {renderChecks} from '../cli/render-checks.js'
-import {timeoutFlag, timeoutMs} from '../cli/timeout-flag.js'
+import {timeoutMs} from '../cli/timeout-flag.js'
 import {checkDisk, type CheckReport} from '../core/check/check.js'
 import {exitCodeOfCode} from '../core/errors.js'
 import {parseTarget} from '../core/target/target.js'
@@ -48,7 +48,10 @@ export default class Init extends BaseCommand {
         'SSH targets: after writing the .psf, run `vdrep check` (default: its failures are printed as warnings); --check makes a failed check fail init (exit 1, the .psf kept), --no-check skips it',
       allowNo: true,
     }),
-    timeout: timeoutFlag,
+    timeout: Flags.string({
+      description:
+        "how long every later command waits for the replica host (recorded in the .psf; a command's own --timeout wins), and the timeout of init's check; default 2m",
+    }),
   }
 
   async run(): Promise<InitResult & {cron: string; systemd: string[]; check?: CheckReport}> {
@@ -70,6 +73,7 @@ export default class Init extends BaseCommand {
       deltaPort: flags['delta-port'],
       ssh,
       retention: flags.retention,
+      timeoutSeconds: flags.timeout === undefined ? undefined : (timeoutMs(flags.timeout) as number) / 1000,
       alExtents: flags['al-extents'],
       alExtentBytes: flags['al-extent-size'] === undefined ? undefined : parseSize(flags['al-extent-size'], '--al-extent-size'),
     })

@@ -7,6 +7,7 @@
 // longer than the timeout, VDREP_TEST_SLOW_APPLY_MS) keeps the client waiting with keepalives.
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
+import net from 'node:net'
 import {collect, json} from '../helpers/cli.js'
 import {cmpEqual, exists, MiB, qemuIo, sha256, SshCycle, waitFor} from '../helpers/cycle.js'
 import type {PushResult} from '../../src/core/delta/push.js'
@@ -125,6 +126,39 @@ describe('--timeout: a receiver stopped with SIGSTOP, and keepalives through a s
     assert.equal(next.code, 0, next.stderr)
     assert.match(next.stdout, /resumed at/)
     assert.ok(await cmpEqual(d.disk, d.replica))
+  })
+
+  it('a host that accepts TCP but never speaks SSH: the login times out (exit 13, SSH_TIMEOUT) within the timeout init recorded', async () => {
+    const mute = net.createServer(() => {}) // accepts, says nothing
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r))
+    try {
+      const port = (mute.address() as net.AddressInfo).port
+      const d = await c.newDisk('mute', 4 * MiB, {fullsync: false})
+      const i = await c.vdrep([
+        'init',
+        d.disk,
+        '--to',
+        `${c.sshd.user}@127.0.0.1:${port}:${d.replica}`,
+        '--force',
+        '--no-check',
+        '--known-hosts',
+        c.sshd.knownHostsFile,
+        '--identity',
+        c.sshd.clientKey.path,
+        '--timeout',
+        `${TIMEOUT_S}s`,
+      ])
+      assert.equal(i.code, 0, i.stderr)
+      const t0 = performance.now()
+      // No --timeout here: the one recorded by init applies.
+      const r = await c.vdrep(['fullsync', d.disk, '--json'])
+      const took = performance.now() - t0
+      assert.equal(r.code, 13, r.stdout + r.stderr)
+      assert.equal(json<ErrorJson>(r).error, 'SSH_TIMEOUT')
+      assert.ok(took >= TIMEOUT_S * 1000 - 500 && took < TIMEOUT_S * 1000 + SLACK_MS, `gave up after ${took} ms`)
+    } finally {
+      mute.close()
+    }
   })
 
   it('a receiver slow but alive (an apply 15 s longer than usual) under --timeout 10s: keepalives carry the push to its commit', async () => {

@@ -4,6 +4,7 @@
 // is written on either host, no host key is added, no lock is taken. The one side effect is a
 // push's own: a receiver that is not running is started with the serve command (not from init).
 import {parseTarget} from '../target/target.js'
+import {timeoutMsOf} from '../psf/settings.js'
 import {DEFAULT_TIMEOUT_MS} from '../transport/peer-watchdog.js'
 import {asVdrepError} from '../errors.js'
 import {Checklist, type CheckReport} from './checklist.js'
@@ -32,7 +33,11 @@ export async function checkDisk(disk: string, opts: CheckOptions = {}): Promise<
     else {
       // Loaded only for an SSH target, as connect.ts does: ssh2 is start-up time a local check should not pay.
       const {checkSshTarget} = await import('./remote.js')
-      await checkSshTarget(target, header, list, {timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, startReceiver: opts.startReceiver ?? true, log: opts.log})
+      await checkSshTarget(target, header, list, {
+        timeoutMs: timeoutMsOf(opts.timeoutMs, header.settings) ?? DEFAULT_TIMEOUT_MS,
+        startReceiver: opts.startReceiver ?? true,
+        log: opts.log,
+      })
     }
   } catch (err) {
     // A step that failed in a way its own check did not foresee is a failed check, not a crash.

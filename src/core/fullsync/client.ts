@@ -2,6 +2,7 @@
 // process), connect, agree on the hello, stream the disk against the replica's statuses
 // (stream.ts, decisions in plan.ts), then compare whole-disk digests. Only a proved sync
 // changes the change record's trust (proof.ts).
+import {timeoutMsOf} from '../psf/settings.js'
 import {blockHasher} from '../hash/block-hash.js'
 import {SourceDisk, type ReadFault} from '../disk/source-disk.js'
 import type {ChunkReader} from '../disk/chunk-reader.js'
@@ -104,7 +105,7 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
     port: h.settings.fullsyncPort,
     log: opts.log,
     acceptNewHostKey: opts.acceptNewHostKey,
-    timeoutMs: opts.timeoutMs,
+    timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
     ssh: h.settings.ssh,
     diskSize,
   })

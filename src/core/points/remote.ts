@@ -3,6 +3,7 @@
 // local path: the carrier a push uses), through the read-only POINTS query
 // (protocol/points-messages.ts). The .psf is only read (its target, settings and replica id),
 // never locked: a listing runs beside a push or a tracker.
+import {timeoutMsOf} from '../psf/settings.js'
 import os from 'node:os'
 import {ProtocolError, TransportError} from '../errors.js'
 import {ChangeRecord} from '../change-record/change-record.js'
@@ -67,7 +68,7 @@ async function askReceiver(disk: string, request: PointsRequest, opts: RemotePoi
     port: h.settings.deltaPort,
     log: opts.log,
     acceptNewHostKey: opts.acceptNewHostKey,
-    timeoutMs: opts.timeoutMs,
+    timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
     ssh: h.settings.ssh,
     diskSize: h.diskSize,
   })

@@ -20,7 +20,13 @@ export interface ReplicationSettings {
   ssh?: SshSettings
   /** The restore-point retention chosen at init, handed to the receiver after a proved full sync (it keeps a policy set since). */
   retention?: string
+  /** `init --timeout`: how long every command waits for the replica host, unless its own --timeout says otherwise (transport/peer-watchdog.ts). */
+  timeoutSeconds?: number
 }
+
+/** The bounds of timeoutSeconds: MIN_TIMEOUT_MS .. a day. */
+export const MIN_TIMEOUT_SECONDS = 10
+export const MAX_TIMEOUT_SECONDS = 86_400
 
 export const DEFAULT_FULLSYNC_PORT = 31031
 export const DEFAULT_DELTA_PORT = 44046
@@ -46,5 +52,15 @@ export function decodeSettings(buf: Buffer): ReplicationSettings {
   }
   if (s.ssh !== undefined && (typeof s.ssh !== 'object' || s.ssh === null)) throw bad('ssh')
   if (s.retention !== undefined && (typeof s.retention !== 'string' || s.retention.length === 0 || s.retention.length > 200)) throw bad('retention')
+  if (
+    s.timeoutSeconds !== undefined &&
+    (!Number.isInteger(s.timeoutSeconds) || s.timeoutSeconds < MIN_TIMEOUT_SECONDS || s.timeoutSeconds > MAX_TIMEOUT_SECONDS)
+  )
+    throw bad('timeoutSeconds')
   return s as ReplicationSettings
+}
+
+/** The --timeout a command uses: its flag, else the .psf's setting, else undefined (the default). */
+export function timeoutMsOf(flagMs: number | undefined, s: ReplicationSettings): number | undefined {
+  return flagMs ?? (s.timeoutSeconds !== undefined ? s.timeoutSeconds * 1000 : undefined)
 }
