@@ -7,15 +7,26 @@ import {push, type PushResult} from '../core/delta/push.js'
 import {withAttemptRecord} from '../core/status/last-attempt.js'
 import type {LogLevel} from '../core/sync/progress.js'
 import {formatBytes, parseSize} from '../core/util/units.js'
+import {UsageError} from '../core/errors.js'
+import {loadConfig} from '../core/fleet/config-file.js'
+import {runForEachDisk, type FleetRun} from '../core/fleet/run-all.js'
+import {allFlags, changeText, failureLines, fleetSummary, refuseOneDiskFlags} from '../cli/fleet-flags.js'
 
 export default class Push extends BaseCommand {
   static override summary =
     'Ship the blocks changed since the last sync as one bundle; fall back to a full sync (and say why) when the change record cannot be trusted.'
-  static override description = `Quiet and cron-safe: without a TTY it prints one summary line. Exit codes: 0 pushed (or not due), 3 another push or full sync of this disk runs, 4 a full sync is needed and --no-fallback was given, 7 the connection failed or was cut (the blocks go back to the change record), 9 the replica filesystem is full, 10 the replica belongs to another source, 11 the replica was written outside vdrep or is open by another program (never overwritten by the fallback: it takes --take-over-replica or --discard-replica-changes).`
-  static override examples = ['<%= config.bin %> push /vm/web.img', '* * * * * <%= config.bin %> push --if-due /vm/web.img   (crontab)']
-  static override args = {disk: Args.string({description: 'disk initialised with `vdrep init`', required: true})}
+  static override description = `Quiet and cron-safe: without a TTY it prints one summary line. Exit codes: 0 pushed (or not due), 3 another push or full sync of this disk runs, 4 a full sync is needed and --no-fallback was given, 7 the connection failed or was cut (the blocks go back to the change record), 9 the replica filesystem is full, 10 the replica belongs to another source, 11 the replica was written outside vdrep or is open by another program (never overwritten by the fallback: it takes --take-over-replica or --discard-replica-changes).
+
+With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONFIG or --config), --jobs at a time under one shared --bandwidth-budget; each disk's settings from the file are written into its .psf in place first (a target naming another replica is refused for that disk: vdrep config DISK target NEW). One line per disk; one disk's failure does not stop the others; the exit code is the highest exit code of any disk.`
+  static override examples = [
+    '<%= config.bin %> push /vm/web.img',
+    '* * * * * <%= config.bin %> push --if-due /vm/web.img   (crontab)',
+    '<%= config.bin %> push --all --if-due --jobs 2   # every disk of /etc/vdrep/vdrep.conf',
+  ]
+  static override args = {disk: Args.string({description: 'disk initialised with `vdrep init` (or --all)'})}
   static override flags = {
     'state-dir': stateDirFlag,
+    ...allFlags,
     'if-due': Flags.boolean({description: 'push only when the next push is due for the RPO (for a cron line that runs every minute)'}),
     'no-fallback': Flags.boolean({description: 'exit with code 4 instead of running a full sync when the change record cannot be trusted'}),
     bwlimit: Flags.string({description: 'cap the bytes sent per second (e.g. 50M)'}),
@@ -36,19 +47,25 @@ export default class Push extends BaseCommand {
     }),
   }
 
-  async run(): Promise<PushResult> {
+  async run(): Promise<PushResult | FleetRun<PushResult>> {
     const {args, flags} = await this.parse(Push)
     this.setGlobals(flags)
     timeoutMs(flags.timeout) // a bad --timeout is a usage error before anything runs
+    if (flags.all) {
+      refuseOneDiskFlags(flags)
+      return this.pushAll(args.disk, flags)
+    }
+    if (args.disk === undefined) throw new UsageError('USAGE', 'name a disk, or --all for every disk of the config file', {hint: 'see `vdrep push --help`'})
+    const disk = args.disk
     const display = this.interactive ? await createPhaseDisplay() : undefined
     let result: PushResult
     try {
       // Every attempt's outcome goes into the disk's state: `status` shows a failing push before the RPO runs out.
       result = await withAttemptRecord(
-        args.disk,
+        disk,
         'push',
         () =>
-          push(args.disk, {
+          push(disk, {
             ifDue: flags['if-due'],
             noFallback: flags['no-fallback'],
             bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
@@ -74,11 +91,73 @@ export default class Push extends BaseCommand {
     return result
   }
 
+  /**
+   * --all: every disk of the config file, --jobs at a time, one line per disk as it ends (a
+   * disk that was not due says nothing without a TTY, as a single push does); exit code: the
+   * highest of any disk.
+   */
+  private async pushAll(disk: string | undefined, flags: PushFlags): Promise<FleetRun<PushResult>> {
+    if (disk !== undefined) throw new UsageError('USAGE', `--all pushes every configured disk: do not name one (${disk})`)
+    const config = await loadConfig(flags.config)
+    if (!config || config.disks.length === 0)
+      throw new UsageError('CONFIG_NO_DISKS', `--all: ${config ? `${config.file} lists no disk` : 'no config file (/etc/vdrep/vdrep.conf)'}`, {
+        hint: 'list the disks in /etc/vdrep/vdrep.conf ([[disk]] tables), or name one with --config',
+      })
+    const quietSkip = !process.stdout.isTTY && !this.globals.verbose
+    const skipped = (r: PushResult) => r.mode === 'skipped'
+    const run = await runForEachDisk(
+      config,
+      (d, shared) =>
+        push(d, {
+          ifDue: flags['if-due'],
+          noFallback: flags['no-fallback'],
+          bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
+          sharedBudget: shared.budget,
+          preHook: flags['pre-hook'],
+          postHook: flags['post-hook'],
+          acceptNewHostKey: flags['accept-new-host-key'],
+          timeoutMs: timeoutMs(flags.timeout),
+          log: (line, level) => this.pushLog(`${d}: ${line}`, level),
+        }),
+      {
+        kind: 'push',
+        jobs: flags.jobs,
+        budgetBytesPerSecond: flags['bandwidth-budget'] ? parseSize(flags['bandwidth-budget'].replace(/\/s$/i, ''), '--bandwidth-budget') : undefined,
+        skipped,
+        warn: this.notice,
+        onApplied: (d, lines) => this.notice(`${d}: settings from ${config.file} written into its .psf (the change record kept): ${changeText(lines)}`),
+        onDone: (o) => {
+          if (o.ok && o.result && !(skipped(o.result) && quietSkip)) this.say(summary(o.result))
+          for (const line of failureLines('push', o)) this.sayError(line)
+        },
+      },
+    )
+    if (!run.disks.every((d) => d.ok && d.result && skipped(d.result)) || !quietSkip || run.exitCode !== 0) this.say(fleetSummary('push', run, skipped))
+    if (run.exitCode !== 0) {
+      if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify(run, null, 2)}\n`)
+      this.exit(run.exitCode)
+    }
+    return run
+  }
+
   /** The engine says how much a line matters; the command never guesses from its text. */
   private pushLog(line: string, level?: LogLevel): void {
     if (level === 'notice') this.notice(line)
     else this.detail(line)
   }
+}
+
+type PushFlags = {
+  config?: string
+  jobs?: number
+  'bandwidth-budget'?: string
+  'if-due'?: boolean
+  'no-fallback'?: boolean
+  bwlimit?: string
+  'pre-hook'?: string
+  'post-hook'?: string
+  'accept-new-host-key'?: boolean
+  timeout?: string
 }
 
 function summary(r: PushResult): string {

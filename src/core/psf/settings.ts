@@ -22,8 +22,19 @@ export interface ReplicationSettings {
   retention?: string
   /** `init --timeout`: how long every command waits for the replica host, unless its own --timeout says otherwise (transport/peer-watchdog.ts). */
   timeoutSeconds?: number
+  /** Bytes per second a transfer of this disk may send (0 or absent: no cap); `--bwlimit` overrides it. */
+  bwlimitBytesPerSecond?: number
+  /** Commands run around the point in time of a push; `--pre-hook`/`--post-hook` override them. */
+  preHook?: string
+  postHook?: string
+  /** The consistency group this disk belongs to (its name only; shown by status). */
+  group?: string
 }
 
+/** Hooks are shell lines: bounded, one line. */
+export const MAX_HOOK_LENGTH = 1000
+/** A group name: letters, digits and `._-`, as in a unit or metric label. */
+export const GROUP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 /** The bounds of timeoutSeconds: MIN_TIMEOUT_MS .. a day. */
 export const MIN_TIMEOUT_SECONDS = 10
 export const MAX_TIMEOUT_SECONDS = 86_400
@@ -57,6 +68,13 @@ export function decodeSettings(buf: Buffer): ReplicationSettings {
     (!Number.isInteger(s.timeoutSeconds) || s.timeoutSeconds < MIN_TIMEOUT_SECONDS || s.timeoutSeconds > MAX_TIMEOUT_SECONDS)
   )
     throw bad('timeoutSeconds')
+  if (s.bwlimitBytesPerSecond !== undefined && (!Number.isSafeInteger(s.bwlimitBytesPerSecond) || s.bwlimitBytesPerSecond < 0))
+    throw bad('bwlimitBytesPerSecond')
+  for (const h of ['preHook', 'postHook'] as const) {
+    const v = s[h]
+    if (v !== undefined && (typeof v !== 'string' || v.length === 0 || v.length > MAX_HOOK_LENGTH || /[\r\n]/.test(v))) throw bad(h)
+  }
+  if (s.group !== undefined && (typeof s.group !== 'string' || !GROUP_NAME.test(s.group))) throw bad('group')
   return s as ReplicationSettings
 }
 

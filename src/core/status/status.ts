@@ -82,6 +82,7 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
   try {
     const h = record.header
     row.target = h.settings.target
+    row.group = h.settings.group ?? null
     row.blockSize = h.blockSize
     // A format 1 or 2 record (read-only here) gets the default log when its owner next opens it.
     row.activityLog = h.alExtents > 0 ? {extents: h.alExtents, extentBytes: 2 ** h.alExtentShift, hotExtents: null, inUse: null} : null
