@@ -78,7 +78,8 @@ describe('--timeout: a receiver stopped with SIGSTOP, and keepalives through a s
     assert.ok(took >= TIMEOUT_S * 1000 - 500 && took < TIMEOUT_S * 1000 + SLACK_MS, `exited ${took} ms after the stop`)
     const err = json<ErrorJson>(res)
     assert.equal(err.error, 'PEER_TIMEOUT')
-    assert.match(err.message, /127\.0\.0\.1.* sent nothing for 10s while blocks were being sent/)
+    // Where it stood depends on how much of the bundle the kernel's and sshd's buffers took before they filled.
+    assert.match(err.message, /127\.0\.0\.1.* sent nothing for 10s while (blocks were being sent|it committed the bundle)/)
 
     // The blocks went back to the change record, and the lock is free: a second push, with the
     // receiver still stopped, times out at its hello instead of finding the disk LOCKED.
