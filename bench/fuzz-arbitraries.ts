@@ -5,6 +5,7 @@ import zlib from 'node:zlib'
 import fc from 'fast-check'
 import {encodeFrameHeader, FrameType, MAX_PAYLOAD, type FrameTypeId} from '../src/core/protocol/frame.js'
 import * as m from '../src/core/protocol/messages.js'
+import {encodeRoomInfo, type RoomReplicaKind} from '../src/core/protocol/room-messages.js'
 import {encodeHeader, type PsfHeader} from '../src/core/psf/header.js'
 import {IdentityKind, NO_IDENTITY, type DiskIdentity} from '../src/core/psf/disk-identity.js'
 import {PAGE_PAYLOAD_SIZE, Region, type RegionId} from '../src/core/psf/layout.js'
@@ -187,6 +188,17 @@ export const validMessages: Record<string, fc.Arbitrary<Buffer>> = {
   BUNDLE_BEGIN: rec<m.BundleBegin>({seq: u64, blockCount: u64, diskSize: u64}).map(m.encodeBundleBegin),
   BUNDLE_END: rec<m.BundleEnd>({seq: u64, blockCount: u64, digest: exactly(32)}).map(m.encodeBundleEnd),
   COMMITTED: rec<m.Committed>({seq: u64, journalMs: u32, applyMs: u32}).map(m.encodeCommitted),
+  KEEPALIVE: fc.constant(Buffer.alloc(0)),
+  ROOM_INFO: fc.tuple(fc.integer({min: 0, max: 4}), fc.constantFrom(0, 1), u64, u64, u64, u64).map(([kind, flags, size, allocated, x, y]) =>
+    encodeRoomInfo({
+      replica: kind as RoomReplicaKind,
+      flags,
+      replicaSize: kind === 0 || kind === 2 ? 0 : size,
+      replicaAllocated: kind === 0 || kind === 2 ? 0 : allocated,
+      freeBytes: Math.min(x, y),
+      totalBytes: Math.max(x, y),
+    }),
+  ),
 }
 
 export const settingsArb = rec<PsfHeader['settings']>({

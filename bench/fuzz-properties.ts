@@ -14,6 +14,7 @@ import {decodeHeader, encodeHeader, pickHeader, validBlockSize} from '../src/cor
 import {decodePage} from '../src/core/psf/page.js'
 import * as j from '../src/core/delta/journal.js'
 import {decodeReplicaState, encodeReplicaState} from '../src/core/receiver/replica-state.js'
+import {decodeRoomInfo, encodeRoomInfo} from '../src/core/protocol/room-messages.js'
 import * as a from './fuzz-arbitraries.js'
 import {clean, hexOf, largestAllocation, readThrough, referenceParse, SocketFeeder, target, type FuzzTarget, type RefResult} from './fuzz-harness.js'
 
@@ -173,6 +174,12 @@ const messageTargets = [
   messageTarget('BUNDLE_BEGIN', m.decodeBundleBegin, reencodes(m.encodeBundleBegin)),
   messageTarget('BUNDLE_END', m.decodeBundleEnd, reencodes(m.encodeBundleEnd)),
   messageTarget('COMMITTED', m.decodeCommitted, reencodes(m.encodeCommitted)),
+  // Empty or refused: nothing else decodes.
+  messageTarget('KEEPALIVE', m.decodeKeepalive, (_v, b) => assert.equal(b.length, 0)),
+  messageTarget('ROOM_INFO', decodeRoomInfo, (v, b) => {
+    assert.ok(v.freeBytes <= v.totalBytes)
+    assert.deepEqual(encodeRoomInfo(v), b)
+  }),
 ]
 
 // ---- psf ----

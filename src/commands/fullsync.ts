@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {timeoutFlag, timeoutMs} from '../cli/timeout-flag.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {fullsync, type FullsyncResult} from '../core/fullsync/client.js'
@@ -37,12 +38,14 @@ export default class Fullsync extends BaseCommand {
     }),
     bwlimit: Flags.string({description: 'cap the bytes sent per second (e.g. 50M)'}),
     'accept-new-host-key': Flags.boolean({description: 'trust and record the replica host key if it is not in known_hosts yet (never a changed one)'}),
+    timeout: timeoutFlag,
     'checkpoint-bytes': Flags.string({description: 'make the replica durable and record a resume point this often', hidden: true}),
   }
 
   async run(): Promise<FullsyncResult | DryRunResult | FleetRun<FullsyncResult>> {
     const {args, flags} = await this.parse(Fullsync)
     this.setGlobals(flags)
+    timeoutMs(flags.timeout) // a bad --timeout is a usage error before anything runs
     if (flags.all) {
       refuseOneDiskFlags(flags)
       return this.fullsyncAll(args.disk, flags)
@@ -62,6 +65,7 @@ export default class Fullsync extends BaseCommand {
             takeOverReplica: flags['take-over-replica'],
             discardReplicaChanges: flags['discard-replica-changes'],
             acceptNewHostKey: flags['accept-new-host-key'],
+            timeoutMs: timeoutMs(flags.timeout),
             bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
             checkpointBytes: flags['checkpoint-bytes'] ? parseSize(flags['checkpoint-bytes'], '--checkpoint-bytes') : undefined,
             progress: display?.update,
@@ -79,7 +83,15 @@ export default class Fullsync extends BaseCommand {
   /** --all: every disk of the config file, --jobs at a time, one line per disk; exit code: the highest of any disk. */
   private async fullsyncAll(
     disk: string | undefined,
-    flags: {config?: string; jobs?: number; 'bandwidth-budget'?: string; bwlimit?: string; 'accept-new-host-key'?: boolean; 'dry-run'?: boolean},
+    flags: {
+      config?: string
+      jobs?: number
+      'bandwidth-budget'?: string
+      bwlimit?: string
+      'accept-new-host-key'?: boolean
+      'dry-run'?: boolean
+      timeout?: string
+    },
   ): Promise<FleetRun<FullsyncResult>> {
     if (disk !== undefined) throw new UsageError('USAGE', `--all works on every configured disk: do not name one (${disk})`)
     const config = await loadConfig(flags.config)
@@ -95,6 +107,7 @@ export default class Fullsync extends BaseCommand {
       (d, shared) =>
         fullsync(d, {
           acceptNewHostKey: flags['accept-new-host-key'],
+          timeoutMs: timeoutMs(flags.timeout),
           bwlimitBytesPerSecond: bwlimit,
           sharedBudget: shared.budget,
           log: (line, level) => (level === 'notice' ? this.notice(`${d}: ${line}`) : this.detail(`${d}: ${line}`)),
@@ -122,7 +135,13 @@ export default class Fullsync extends BaseCommand {
   /** --dry-run: the comparison only, nothing written (core/verify/dry-run.ts). */
   private async dryRun(
     disk: string,
-    flags: {'truncate-replica'?: boolean; 'take-over-replica'?: boolean; 'discard-replica-changes'?: boolean; 'accept-new-host-key'?: boolean},
+    flags: {
+      'truncate-replica'?: boolean
+      'take-over-replica'?: boolean
+      'discard-replica-changes'?: boolean
+      'accept-new-host-key'?: boolean
+      timeout?: string
+    },
   ): Promise<DryRunResult> {
     const display = this.interactive ? await createPhaseDisplay() : undefined
     let dry: DryRunResult
@@ -132,6 +151,7 @@ export default class Fullsync extends BaseCommand {
         takeOverReplica: flags['take-over-replica'],
         discardReplicaChanges: flags['discard-replica-changes'],
         acceptNewHostKey: flags['accept-new-host-key'],
+        timeoutMs: timeoutMs(flags.timeout),
         onProgress: display && ((done, total) => display.update({phase: 'compare', bytesTotal: total, bytesCompared: done, bytesSent: 0, bytesDurable: 0})),
         log: this.engineLog(display),
       })

@@ -8,6 +8,11 @@ import {HASH_ALGO_NAMES, parseHashAlgo} from '../core/hash/block-hash.js'
 import {cronLine, initDisk, systemdLines, type InitResult} from '../core/init.js'
 import {binPath} from '../core/locations.js'
 import {formatBytes, formatDuration, parseDuration, parseSize} from '../core/util/units.js'
+import {renderChecks} from '../cli/render-checks.js'
+import {timeoutMs} from '../cli/timeout-flag.js'
+import {checkDisk, type CheckReport} from '../core/check/check.js'
+import {exitCodeOfCode} from '../core/errors.js'
+import {parseTarget} from '../core/target/target.js'
 
 export default class Init extends BaseCommand {
   static override summary = 'Create <disk>.psf with the replication settings and print the cron line (or the systemctl lines of the systemd timer) to use.'
@@ -38,11 +43,21 @@ export default class Init extends BaseCommand {
       max: 65535,
     }),
     'al-extent-size': Flags.string({description: 'activity log: extent size (power of two, block size..1G); default 4M'}),
+    check: Flags.boolean({
+      description:
+        'SSH targets: after writing the .psf, run `vdrep check` (default: its failures are printed as warnings); --check makes a failed check fail init (exit 1, the .psf kept), --no-check skips it',
+      allowNo: true,
+    }),
+    timeout: Flags.string({
+      description:
+        "how long every later command waits for the replica host (recorded in the .psf; a command's own --timeout wins), and the timeout of init's check; default 2m",
+    }),
   }
 
-  async run(): Promise<InitResult & {cron: string; systemd: string[]}> {
+  async run(): Promise<InitResult & {cron: string; systemd: string[]; check?: CheckReport}> {
     const {args, flags} = await this.parse(Init)
     this.setGlobals(flags)
+    timeoutMs(flags.timeout) // a bad --timeout is a usage error before the .psf is written
     const ssh = {
       ...(flags.identity ? {identityFiles: flags.identity.map((f) => path.resolve(f))} : {}),
       ...(flags['known-hosts'] ? {knownHostsFile: path.resolve(flags['known-hosts'])} : {}),
@@ -58,6 +73,7 @@ export default class Init extends BaseCommand {
       deltaPort: flags['delta-port'],
       ssh,
       retention: flags.retention,
+      timeoutSeconds: flags.timeout === undefined ? undefined : (timeoutMs(flags.timeout) as number) / 1000,
       alExtents: flags['al-extents'],
       alExtentBytes: flags['al-extent-size'] === undefined ? undefined : parseSize(flags['al-extent-size'], '--al-extent-size'),
     })
@@ -70,7 +86,26 @@ export default class Init extends BaseCommand {
     this.say(`cron line (crontab -e):\n${cron}`)
     const systemd = systemdLines(result.disk, namedStateDir())
     this.say(`or a systemd timer (the units in ${unitsFolder()}, installed in /etc/systemd/system):\n${systemd.join('\n')}`)
-    return {...result, cron, systemd}
+    const check = await this.firstRunCheck(result.disk, result.target, flags.check, timeoutMs(flags.timeout))
+    return {...result, cron, systemd, ...(check ? {check} : {})}
+  }
+
+  /**
+   * Over SSH, what the first push will need is checked now, while the user is here: failures
+   * are warnings (the .psf is written and right; the replica host may be set up next), unless
+   * --check asked for them to fail init.
+   */
+  private async firstRunCheck(disk: string, target: string, flag: boolean | undefined, timeout: number | undefined): Promise<CheckReport | undefined> {
+    if (flag === false || parseTarget(target).kind !== 'ssh') return undefined
+    const report = await checkDisk(disk, {timeoutMs: timeout, startReceiver: false, log: this.detail})
+    const bad = report.checks.filter((c) => c.status === 'fail' || c.status === 'warn')
+    if (bad.length === 0) this.say(`check: all ${report.checks.length} checks passed (vdrep check ${disk})`)
+    else for (const line of renderChecks(bad, false)) this.notice(`check: ${line.trim()}`)
+    if (!report.ok && flag === true) {
+      if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`)
+      this.exit(exitCodeOfCode('CHECK_FAILED'))
+    }
+    return report
   }
 }
 

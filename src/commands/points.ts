@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import {BaseCommand} from '../cli/base-command.js'
+import {timeoutFlag, timeoutMs} from '../cli/timeout-flag.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {listPoints, type PointsListing} from '../core/points/list.js'
 import {listRemotePoints} from '../core/points/remote.js'
@@ -34,6 +35,7 @@ export default class Points extends BaseCommand {
     retention: Flags.string({description: "set this replica's retention policy and apply it now (e.g. 1h:all,24h:hourly,count:48,bytes:10%, or off)"}),
     'state-dir': stateDirFlag,
     'accept-new-host-key': Flags.boolean({description: 'from the protected host: trust and record an unknown replica host key (never a changed one)'}),
+    timeout: timeoutFlag,
   }
 
   async run(): Promise<PointsResult> {
@@ -50,7 +52,7 @@ export default class Points extends BaseCommand {
     const fromClient = flags.root === undefined && !(await present(statePathFor(disk))) && (await present(psfPathFor(disk)))
     let listing: PointsResult
     if (fromClient) {
-      listing = await listRemotePoints(disk, {retention: flags.retention, acceptNewHostKey: flags['accept-new-host-key']})
+      listing = await listRemotePoints(disk, {retention: flags.retention, acceptNewHostKey: flags['accept-new-host-key'], timeoutMs: timeoutMs(flags.timeout)})
     } else {
       const replica = await replicaFromArg(args.replica, flags.root)
       const pruned = flags.retention === undefined ? undefined : await setRetention(replica, flags.retention)

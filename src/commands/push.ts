@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {timeoutFlag, timeoutMs} from '../cli/timeout-flag.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {push, type PushResult} from '../core/delta/push.js'
@@ -32,6 +33,7 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
     'pre-hook': Flags.string({description: 'command run just before the point in time (e.g. freeze the guest file systems)'}),
     'post-hook': Flags.string({description: 'command run just after the point in time (e.g. thaw them)'}),
     'accept-new-host-key': Flags.boolean({description: 'trust and record an unknown replica host key (never a changed one)'}),
+    timeout: timeoutFlag,
     'truncate-replica': Flags.boolean({description: 'accept a source that shrank: run the full sync that cuts the replica to its size'}),
     'take-over-replica': Flags.boolean({
       description: "a replica that belongs to another source: run the full sync that makes it this disk's (refused with exit 10 otherwise)",
@@ -48,6 +50,7 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
   async run(): Promise<PushResult | FleetRun<PushResult>> {
     const {args, flags} = await this.parse(Push)
     this.setGlobals(flags)
+    timeoutMs(flags.timeout) // a bad --timeout is a usage error before anything runs
     if (flags.all) {
       refuseOneDiskFlags(flags)
       return this.pushAll(args.disk, flags)
@@ -69,6 +72,7 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
             preHook: flags['pre-hook'],
             postHook: flags['post-hook'],
             acceptNewHostKey: flags['accept-new-host-key'],
+            timeoutMs: timeoutMs(flags.timeout),
             truncateReplica: flags['truncate-replica'],
             takeOverReplica: flags['take-over-replica'],
             discardReplicaChanges: flags['discard-replica-changes'],
@@ -115,6 +119,7 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
           preHook: flags['pre-hook'],
           postHook: flags['post-hook'],
           acceptNewHostKey: flags['accept-new-host-key'],
+          timeoutMs: timeoutMs(flags.timeout),
           log: (line, level) => this.pushLog(`${d}: ${line}`, level),
         }),
       {
@@ -155,6 +160,7 @@ type PushFlags = {
   'pre-hook'?: string
   'post-hook'?: string
   'accept-new-host-key'?: boolean
+  timeout?: string
 }
 
 function summary(r: PushResult): string {

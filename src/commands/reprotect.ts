@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {timeoutFlag, timeoutMs} from '../cli/timeout-flag.js'
 import {settingsFromFlags, targetFlags} from '../cli/target-flags.js'
 import {reprotect, type ReprotectResult} from '../core/failover/reprotect.js'
 import {formatBytes} from '../core/util/units.js'
@@ -16,16 +17,19 @@ export default class Reprotect extends BaseCommand {
       description: "when the old primary's record cannot be trusted, overwrite its writes by a full sync (no restore point of them)",
     }),
     'accept-new-host-key': Flags.boolean({description: 'trust and record an unknown host key of the old primary host (never a changed one)'}),
+    timeout: timeoutFlag,
   }
 
   async run(): Promise<ReprotectResult> {
     const {args, flags} = await this.parse(Reprotect)
     this.setGlobals(flags)
+    timeoutMs(flags.timeout) // a bad --timeout is a usage error before anything runs
     const r = await reprotect(args.disk, {
       to: flags.to,
       settings: settingsFromFlags(flags),
       discardDivergent: flags['discard-divergent'],
       acceptNewHostKey: flags['accept-new-host-key'],
+      timeoutMs: timeoutMs(flags.timeout),
       log: (line, level) => (level === 'notice' ? this.notice(line) : this.detail(line)),
     })
     const p = r.push

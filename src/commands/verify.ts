@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {timeoutFlag, timeoutMs} from '../cli/timeout-flag.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {VerifyError} from '../core/errors.js'
@@ -21,16 +22,19 @@ A difference is pending when the change record holds the block as not shipped ye
   static override flags = {
     'state-dir': stateDirFlag,
     'accept-new-host-key': Flags.boolean({description: 'trust and record the replica host key if it is not in known_hosts yet (never a changed one)'}),
+    timeout: timeoutFlag,
   }
 
   async run(): Promise<VerifyResult> {
     const {args, flags} = await this.parse(Verify)
     this.setGlobals(flags)
+    timeoutMs(flags.timeout) // a bad --timeout is a usage error before anything runs
     const display = this.interactive ? await createPhaseDisplay() : undefined
     let result: VerifyResult
     try {
       result = await verify(args.disk, {
         acceptNewHostKey: flags['accept-new-host-key'],
+        timeoutMs: timeoutMs(flags.timeout),
         onProgress: display && ((done, total) => display.update({phase: 'compare', bytesTotal: total, bytesCompared: done, bytesSent: 0, bytesDurable: 0})),
         log: this.engineLog(display),
       })

@@ -32,6 +32,8 @@ export interface InitOptions {
   ssh?: SshSettings
   /** Restore-point retention for the replica, handed to the receiver after the first proved full sync. */
   retention?: string
+  /** --timeout, recorded for every later command (seconds). */
+  timeoutSeconds?: number
   /** Hot extents the activity log keeps (default 2026), and their size in bytes (default 4 MiB). */
   alExtents?: number
   alExtentBytes?: number
@@ -105,6 +107,7 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
     deltaPort,
     ...(opts.ssh && Object.keys(opts.ssh).length > 0 ? {ssh: opts.ssh} : {}),
     ...(opts.retention !== undefined ? {retention: checkedRetention(opts.retention)} : {}),
+    ...(opts.timeoutSeconds !== undefined ? {timeoutSeconds: opts.timeoutSeconds} : {}),
   }
   const hashAlgo = opts.hashAlgo ?? defaultHashAlgo()
   const replicaId = opts.force ? await replicaIdToKeep(psfPath, identity, settings.target) : undefined

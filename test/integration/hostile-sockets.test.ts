@@ -338,10 +338,13 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
       await refused(port, [dataFrame(0)], 'FRAME_UNEXPECTED')
       await refused(port, [frame(FrameType.ERROR, Buffer.alloc(8))], 'FRAME_UNEXPECTED')
       await refused(port, [frame(FrameType.HELLO_OK, Buffer.alloc(51))], 'FRAME_UNEXPECTED')
+      await refused(port, [frame(FrameType.KEEPALIVE, Buffer.alloc(0))], 'FRAME_UNEXPECTED')
       // After a good HELLO, an oversized or unknown frame mid-session.
       if (port === ports[1]) {
         await refused(port, [hello, header(FrameType.DATA, 0xfffffff0)], 'FRAME_TOO_LARGE')
         await refused(port, [hello, header(77, 4), Buffer.alloc(4)], 'FRAME_UNKNOWN_TYPE')
+        // KEEPALIVE goes from the receiver to the client only.
+        await refused(port, [hello, frame(FrameType.KEEPALIVE, Buffer.alloc(0))], 'FRAME_UNEXPECTED')
       }
     }
     await untouched(replica, before, 'bad headers')
@@ -364,7 +367,7 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
       for (const blockSize of [0, 3000, 1 << 30]) await refused(port, [helloFor('main', mode, st, {blockSize})], 'BAD_BLOCK_SIZE')
       await refused(port, [helloFor('main', mode, st, {diskSize: 0})], 'BAD_DISK_SIZE')
       await refused(port, [helloFor('main', mode, st, {diskSize: 2 ** 52 + 1})], 'BAD_DISK_SIZE')
-      await refused(port, [helloFor('main', mode, st, {flags: 0x40})], 'BAD_FLAGS')
+      await refused(port, [helloFor('main', mode, st, {flags: 0x80})], 'BAD_FLAGS')
       const good = helloFor('main', mode, st).subarray(8)
       await refused(port, [frame(FrameType.HELLO, good.subarray(0, 20))], 'FRAME_MALFORMED') // short
       await refused(port, [frame(FrameType.HELLO, good, Buffer.from([1, 2, 3]))], 'FRAME_MALFORMED') // trailing bytes

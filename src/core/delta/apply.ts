@@ -128,6 +128,10 @@ export async function applyJournal(
       await Promise.all(writes)
       i = span.to
     }
+    // VDREP_TEST_SLOW_APPLY_MS: tests only, an apply that takes this much longer (a large bundle
+    // on a slow disk), to show that the receiver's keepalives keep a client's --timeout from firing.
+    const slow = Number(process.env.VDREP_TEST_SLOW_APPLY_MS ?? 0)
+    if (slow > 0) await new Promise((r) => setTimeout(r, slow))
     // VDREP_TEST_PLANT_SKIP_APPLY_SYNC=1 is a deliberately broken build for the power-cut
     // recorder's own test (test/integration/powercut.test.ts): without this sync the state can
     // record the new point before its blocks are on disk, and the check must say so.

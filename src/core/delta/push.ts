@@ -1,6 +1,7 @@
 // `vdrep push`: ship the blocks changed since the last sync as one bundle the receiver
 // commits as a unit; fall back to a full sync (and say why) whenever the change record or
 // the replica cannot be vouched for. Cost follows the changed blocks, never the disk size.
+import {timeoutMsOf} from '../psf/settings.js'
 import {asVdrepError, FullSyncNeededError, ProtocolError, TransportError, UsageError} from '../errors.js'
 import {HelloFlag} from '../protocol/messages.js'
 import {SourceDisk} from '../disk/source-disk.js'
@@ -197,6 +198,7 @@ function startConnecting(h: PsfHeader, opts: PushOptions): Connecting {
     port: h.settings.deltaPort,
     log: opts.log,
     acceptNewHostKey: opts.acceptNewHostKey,
+    timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
     ssh: h.settings.ssh,
     diskSize: h.diskSize,
   })

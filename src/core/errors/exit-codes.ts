@@ -16,6 +16,7 @@ export const ExitCode = {
   REPLICA_FOREIGN: 10,
   REPLICA_DIVERGED: 11,
   REPLICA_PROMOTED: 12,
+  TIMEOUT: 13,
   INTERRUPTED: 130,
 } as const
 
@@ -48,6 +49,11 @@ export const EXIT_CODE_TABLE: ReadonlyArray<readonly [ExitCodeValue, ExitCodeNam
     12,
     'REPLICA_PROMOTED',
     'the replica was promoted by a failover: it is a source now and takes nothing from its old source, whatever the flags (fail back with vdrep reprotect)',
+  ],
+  [
+    13,
+    'TIMEOUT',
+    'the replica host did not answer within --timeout (login, hello, or any wait for the receiver): the lock was released and a push handed its blocks back',
   ],
   [130, 'INTERRUPTED', 'interrupted by a signal'],
 ]

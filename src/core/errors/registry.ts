@@ -41,6 +41,7 @@ export const ERROR_CODES = {
   BUNDLE_INCOMPLETE: {exit: ExitCode.FAILURE, meaning: 'the bundle ended before all its blocks arrived'},
   BUNDLE_TOO_LARGE: {exit: ExitCode.FAILURE, meaning: 'the bundle announces more blocks than the disk has'},
   CHECKPOINT_OUT_OF_RANGE: {exit: ExitCode.FAILURE, meaning: 'a checkpoint past the end of the disk or behind the last one'},
+  CHECK_FAILED: {exit: ExitCode.FAILURE, meaning: 'vdrep check: at least one check failed (each line says what to fix)', clientSide: true},
   CONFIG_INVALID: {
     exit: ExitCode.USAGE,
     meaning: 'the config file (vdrep.conf) cannot be read or is not valid: the message names the file and line; nothing was changed',
@@ -165,6 +166,11 @@ export const ERROR_CODES = {
   NO_ROOT: {exit: ExitCode.USAGE, meaning: 'vdrep serve was started without --root'},
   PATH_OUTSIDE_ROOT: {exit: ExitCode.USAGE, meaning: "the replica path is outside the receiver's root, or reserved"},
   PEER_REFUSED: {exit: ExitCode.TRANSPORT, meaning: 'the receiver refused a connection from another user'},
+  PEER_TIMEOUT: {
+    exit: ExitCode.TIMEOUT,
+    meaning: 'the receiver sent nothing, not even a keepalive, within --timeout (stopped, hung or cut off): the session was abandoned',
+    clientSide: true,
+  },
   POINT_CORRUPT: {exit: ExitCode.USAGE, meaning: 'a restore point file (<replica>.vdrep-points/) is damaged or not a vdrep file: refused, never trusted'},
   POINT_GONE: {exit: ExitCode.FAILURE, meaning: 'the restore point asked for is not kept (dropped by retention, or never made), or was dropped while open'},
   POINT_UNTRUSTED: {exit: ExitCode.USAGE, meaning: "the replica's restore points cannot be read: the replica is incomplete, diverged or in doubt"},
@@ -259,7 +265,7 @@ export const ERROR_CODES = {
   SSH_CONNECTION_LOST: {exit: ExitCode.TRANSPORT, meaning: 'the ssh connection was lost', clientSide: true},
   SSH_EXEC: {exit: ExitCode.TRANSPORT, meaning: 'a command run over ssh failed', clientSide: true},
   SSH_NO_IDENTITY: {exit: ExitCode.TRANSPORT, meaning: 'no ssh key or agent to log in with', clientSide: true},
-  SSH_TIMEOUT: {exit: ExitCode.TRANSPORT, meaning: 'no ssh answer in time', clientSide: true},
+  SSH_TIMEOUT: {exit: ExitCode.TIMEOUT, meaning: 'no ssh answer in time (connect, handshake and login within --timeout)', clientSide: true},
   STATUS_CHECK_ERROR: {exit: ExitCode.FAILURE, meaning: 'status --check: the status of a disk could not be read', clientSide: true},
   STATUS_OUT_OF_ORDER: {exit: ExitCode.FAILURE, meaning: "the receiver's block statuses arrived out of order", clientSide: true},
   STREAM_CLOSED: {exit: ExitCode.TRANSPORT, meaning: 'the stream was closed before a frame was sent'},

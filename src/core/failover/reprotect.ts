@@ -18,6 +18,7 @@ import {readReplicaState, type PromotedInfo, type ReplicaState} from '../receive
 import {formatTarget, parseTarget} from '../target/target.js'
 import {connectReceiver} from '../transport/connect.js'
 import type {ReplicationSettings} from '../psf/settings.js'
+import {timeoutMsOf} from '../psf/settings.js'
 import {NO_TARGET} from './promoted-record.js'
 import {OwedCollector} from './owed.js'
 import type {Bitmap} from '../psf/bitmap.js'
@@ -116,6 +117,7 @@ async function exchange(
     port: h.settings.deltaPort,
     log: o.log,
     acceptNewHostKey: o.acceptNewHostKey,
+    timeoutMs: timeoutMsOf(o.timeoutMs, h.settings),
     ssh: h.settings.ssh,
     diskSize: h.diskSize,
   })

@@ -2,6 +2,7 @@
 // process), connect, agree on the hello, stream the disk against the replica's statuses
 // (stream.ts, decisions in plan.ts), then compare whole-disk digests. Only a proved sync
 // changes the change record's trust (proof.ts).
+import {timeoutMsOf} from '../psf/settings.js'
 import {blockHasher} from '../hash/block-hash.js'
 import {SourceDisk, type ReadFault} from '../disk/source-disk.js'
 import type {ChunkReader} from '../disk/chunk-reader.js'
@@ -38,6 +39,8 @@ export interface FullsyncOptions {
   sharedBudget?: SharedBudget
   /** Record an unknown replica host key in known_hosts (like StrictHostKeyChecking=accept-new). */
   acceptNewHostKey?: boolean
+  /** --timeout: SSH targets only (transport/connect.ts). */
+  timeoutMs?: number
   /** Tests only: fail source reads as a failing device would (EIO at an offset). */
   sourceReadFault?: ReadFault
   /** Tests only: runs before a mapped chunk's differing blocks are read (fill), as a live disk's writes may land. */
@@ -106,6 +109,7 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
     port: h.settings.fullsyncPort,
     log: opts.log,
     acceptNewHostKey: opts.acceptNewHostKey,
+    timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
     ssh: h.settings.ssh,
     diskSize,
   })
@@ -208,7 +212,7 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
  */
 async function describeSourceQuietly(disk: string, opts: FullsyncOptions): Promise<void> {
   try {
-    await describeSource(disk, {acceptNewHostKey: opts.acceptNewHostKey, log: opts.log})
+    await describeSource(disk, {acceptNewHostKey: opts.acceptNewHostKey, timeoutMs: opts.timeoutMs, log: opts.log})
   } catch (err) {
     opts.log?.(`the replica is proved, but its host was not told where it comes from (vdrep replicas shows no source): ${asVdrepError(err).message}`, 'notice')
   }

@@ -3,6 +3,7 @@
 // local path: the carrier a push uses), through the read-only POINTS query
 // (protocol/points-messages.ts). The .psf is only read (its target, settings and replica id),
 // never locked: a listing runs beside a push or a tracker.
+import {timeoutMsOf} from '../psf/settings.js'
 import os from 'node:os'
 import {ProtocolError, TransportError} from '../errors.js'
 import {ChangeRecord} from '../change-record/change-record.js'
@@ -21,6 +22,8 @@ export interface RemotePointsOptions {
   /** Set the replica's retention policy (the receiver records and applies it) before listing. */
   retention?: string
   acceptNewHostKey?: boolean
+  /** --timeout: SSH targets only (transport/connect.ts). */
+  timeoutMs?: number
   log?: (line: string) => void
 }
 
@@ -65,6 +68,7 @@ async function askReceiver(disk: string, request: PointsRequest, opts: RemotePoi
     port: h.settings.deltaPort,
     log: opts.log,
     acceptNewHostKey: opts.acceptNewHostKey,
+    timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
     ssh: h.settings.ssh,
     diskSize: h.diskSize,
   })

@@ -13,7 +13,7 @@ import {ProtocolError, TransportError} from '../errors.js'
 import {EOF_CODE, type ByteSource} from '../transport/byte-source.js'
 import {StreamSource} from '../transport/stream-source.js'
 import {decodeFrameHeader, FRAME_HEADER_SIZE, FrameType, type FrameTypeId} from './frame.js'
-import {DATA_FIELDS_SIZE} from './messages.js'
+import {DATA_FIELDS_SIZE, decodeKeepalive} from './messages.js'
 
 export interface Frame {
   type: FrameTypeId
@@ -46,7 +46,14 @@ export interface FrameSource {
 export const BODY_AFTER: Partial<Record<number, number>> = {[FrameType.DATA]: DATA_FIELDS_SIZE}
 
 export class FrameReader implements FrameSource {
-  private readonly source: ByteSource
+  private source: ByteSource
+  /**
+   * Skip KEEPALIVE frames (each checked empty): set by a client whose HELLO asked for them.
+   * Unset, a KEEPALIVE is returned like any frame, and the session refuses it as unexpected.
+   */
+  acceptKeepalives = false
+  /** The type of the last frame returned (0 before the first): names the phase a timeout cut. */
+  lastType = 0
 
   /** Frames from `from`: a ByteSource, or a Readable (read through a StreamSource). */
   constructor(
@@ -65,7 +72,27 @@ export class FrameReader implements FrameSource {
     this.source.cancel(err)
   }
 
+  /** Bytes received since the start, keepalives included: a watchdog's sign of a live peer. */
+  get received(): number {
+    return this.source.received
+  }
+
+  /** Read from `from` from now on (a client that reconnected after its HELLO was refused). */
+  rebind(from: ByteSource | Readable): void {
+    this.source = isByteSource(from) ? from : new StreamSource(from)
+    this.lastType = 0
+  }
+
   async next(): Promise<Frame | null> {
+    for (;;) {
+      const frame = await this.nextAny()
+      if (frame !== null) this.lastType = frame.type
+      if (frame === null || frame.type !== FrameType.KEEPALIVE || !this.acceptKeepalives) return frame
+      decodeKeepalive(frame.payload)
+    }
+  }
+
+  private async nextAny(): Promise<Frame | null> {
     const src = this.source
     // A clean end between frames is null; an end inside one is FRAME_TRUNCATED (read below).
     if (src.available === 0 && (await this.peek(1)).length === 0) return null

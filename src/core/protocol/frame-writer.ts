@@ -6,10 +6,39 @@ import {markLent} from './lent-buffers.js'
 
 export class FrameWriter {
   private failed: Error | undefined
+  /** Set by fail(): what every send and every wait for drain rejects with from then on. */
+  private fatal: Error | undefined
+  /** When the last frame was handed to the stream (performance.now()): a keepalive pump's clock. */
+  lastSentMs = performance.now()
+  /** The type of the last frame sent (0 before the first): names the phase a timeout cut. */
+  lastType = 0
 
-  constructor(private readonly stream: Writable) {
+  constructor(private stream: Writable) {
+    this.watch(stream)
+  }
+
+  /** Write to `stream` from now on (a client that reconnected after its HELLO was refused). */
+  rebind(stream: Writable): void {
+    this.stream = stream
+    this.failed = undefined
+    this.lastType = 0
+    this.watch(stream)
+  }
+
+  /** Whether a frame sent now goes out at once: the stream is open and not asking to drain. */
+  get idle(): boolean {
+    return !this.fatal && !this.failed && !this.stream.destroyed && !this.stream.writableEnded && !this.stream.writableNeedDrain
+  }
+
+  /** Fail every send from now on, and the one waiting for drain, with `err`; cut the stream. */
+  fail(err: Error): void {
+    this.fatal ??= err
+    this.stream.destroy(err)
+  }
+
+  private watch(stream: Writable): void {
     stream.on('error', (err) => {
-      this.failed ??= err
+      if (stream === this.stream) this.failed ??= err
     })
   }
 
@@ -19,11 +48,14 @@ export class FrameWriter {
    * caller does not change them before then, as an in-memory carrier hands them on as they are.
    */
   async send(type: FrameTypeId, ...parts: Buffer[]): Promise<void> {
+    if (this.fatal) throw this.fatal
     if (this.failed) throw new TransportError('STREAM_FAILED', `the connection failed: ${this.failed.message}`, {cause: this.failed})
     if (this.stream.destroyed || this.stream.writableEnded) throw new TransportError('STREAM_CLOSED', 'the connection is closed')
     let length = 0
     for (const p of parts) length += p.length
     const header = encodeFrameHeader(type, length)
+    this.lastSentMs = performance.now()
+    this.lastType = type
     let ok: boolean
     if (parts.length === 1 && parts[0].length <= 256) {
       ok = this.stream.write(Buffer.concat([header, parts[0]]))
@@ -44,12 +76,14 @@ export class FrameWriter {
    * the write fails.
    */
   async sendLent(type: FrameTypeId, fields: Buffer, body: Buffer, release: () => void): Promise<void> {
-    if (this.failed || this.stream.destroyed || this.stream.writableEnded) {
+    if (this.fatal || this.failed || this.stream.destroyed || this.stream.writableEnded) {
       release()
       return this.send(type, fields, body) // throws the same error as any send
     }
     const header = encodeFrameHeader(type, fields.length + body.length)
     markLent(body)
+    this.lastSentMs = performance.now()
+    this.lastType = type
     this.stream.cork()
     this.stream.write(header)
     this.stream.write(fields)
@@ -59,6 +93,7 @@ export class FrameWriter {
   }
 
   private drained(): Promise<void> {
+    const stream = this.stream
     return new Promise((resolve, reject) => {
       const onDrain = () => {
         cleanup()
@@ -66,14 +101,14 @@ export class FrameWriter {
       }
       const onClose = () => {
         cleanup()
-        reject(new TransportError('STREAM_CLOSED', `the connection closed${this.failed ? `: ${this.failed.message}` : ''}`))
+        reject(this.fatal ?? new TransportError('STREAM_CLOSED', `the connection closed${this.failed ? `: ${this.failed.message}` : ''}`))
       }
       const cleanup = () => {
-        this.stream.off('drain', onDrain)
-        this.stream.off('close', onClose)
+        stream.off('drain', onDrain)
+        stream.off('close', onClose)
       }
-      this.stream.on('drain', onDrain)
-      this.stream.on('close', onClose)
+      stream.on('drain', onDrain)
+      stream.on('close', onClose)
     })
   }
 

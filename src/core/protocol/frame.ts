@@ -32,9 +32,13 @@ export const FrameType = {
   REPROTECT: 14,
   OWED: 15,
   OWED_RECORDED: 16,
+  /** Receiver → client, only to a client whose HELLO set KEEPALIVE: "still working" (messages.ts). */
+  KEEPALIVE: 17,
   // The restore-point query (points-messages.ts); numbered apart so other additions keep 14 on.
   POINTS_REQUEST: 32,
   POINTS_LIST: 33,
+  /** The answer to POINTS_REQUEST op ROOM (room-messages.ts). */
+  ROOM_INFO: 34,
 } as const
 export type FrameTypeId = (typeof FrameType)[keyof typeof FrameType]
 const KNOWN_TYPES = new Set<number>(Object.values(FrameType))

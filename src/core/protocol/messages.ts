@@ -26,9 +26,28 @@ export const HelloFlag = {
   REPROTECT: 1 << 4,
   /** Delta port: the last push of a planned failover (the source's VM stopped): the commit records `final`. */
   FINAL: 1 << 5,
+  /**
+   * The client reads KEEPALIVE frames: the receiver sends one whenever it has sent nothing for
+   * KEEPALIVE_INTERVAL_MS, so a client can tell a busy receiver from a stopped one (--timeout).
+   */
+  KEEPALIVE: 1 << 6,
 } as const
 export const KNOWN_HELLO_FLAGS =
-  HelloFlag.TRUNCATE_REPLICA | HelloFlag.TAKE_OVER_REPLICA | HelloFlag.DISCARD_REPLICA_CHANGES | HelloFlag.NO_WRITE | HelloFlag.REPROTECT | HelloFlag.FINAL
+  HelloFlag.TRUNCATE_REPLICA |
+  HelloFlag.TAKE_OVER_REPLICA |
+  HelloFlag.DISCARD_REPLICA_CHANGES |
+  HelloFlag.NO_WRITE |
+  HelloFlag.REPROTECT |
+  HelloFlag.FINAL |
+  HelloFlag.KEEPALIVE
+/**
+ * A receiver that agreed to KEEPALIVE sends a frame at least this often while a session runs
+ * (a KEEPALIVE when it had nothing else to send): journal writes, applies, fsyncs, scans and
+ * proofs longer than this still show a live receiver. A client's --timeout must be longer.
+ */
+export const KEEPALIVE_INTERVAL_MS = 5_000
+/** The byte offset of HELLO.flags (a u32): version 2, mode 1, hash 1, block size 4, disk size 8, replica id 16. */
+export const HELLO_FLAGS_OFFSET = 32
 /** Length of a commit id (random, one per proved full sync and per committed push). */
 export const COMMIT_ID_LENGTH = 16
 export const ReplicaStateKind = {MISSING: 0, INCOMPLETE: 1, COMPLETE: 2} as const
@@ -326,4 +345,9 @@ export function decodeCommitted(b: Buffer): Committed {
   const m = {seq: r.u64('sequence'), journalMs: r.u32('journal ms'), applyMs: r.u32('apply ms')}
   r.end('COMMITTED')
   return m
+}
+
+/** KEEPALIVE (17): no payload. Anything else is malformed. */
+export function decodeKeepalive(b: Buffer): void {
+  if (b.length !== 0) throw fail('KEEPALIVE')('payload', `${b.length} bytes; a keepalive has none`)
 }

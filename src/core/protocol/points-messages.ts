@@ -7,7 +7,8 @@ import {ProtocolError} from '../errors.js'
 import {BufferReader, BufferWriter, strByteLength} from '../util/binary.js'
 import {MAX_PATH} from './messages.js'
 
-export const PointsOp = {LIST: 1, SET_RETENTION: 2, DESCRIBE_SOURCE: 3} as const
+/** ROOM (4): `vdrep check`'s read-only question "may this path be the replica, and is there room?" (room-messages.ts). */
+export const PointsOp = {LIST: 1, SET_RETENTION: 2, DESCRIBE_SOURCE: 3, ROOM: 4} as const
 /** Longest host name a DESCRIBE_SOURCE carries (a DNS name is at most 253). */
 export const MAX_SOURCE_HOST = 255
 /** Longest retention spec a client may send (a policy is a short comma list). */
@@ -50,7 +51,7 @@ export function decodePointsRequest(b: Buffer): PointsRequest {
   const f = fail('POINTS_REQUEST')
   const r = new BufferReader(b, f)
   const op = r.u8('op')
-  if (op !== PointsOp.LIST && op !== PointsOp.SET_RETENTION && op !== PointsOp.DESCRIBE_SOURCE) throw f('op', `unknown operation ${op}`)
+  if (op !== PointsOp.LIST && op !== PointsOp.SET_RETENTION && op !== PointsOp.DESCRIBE_SOURCE && op !== PointsOp.ROOM) throw f('op', `unknown operation ${op}`)
   const retention = r.str16('retention', MAX_RETENTION_SPEC)
   let source: SourceDescription | undefined
   if (op === PointsOp.DESCRIBE_SOURCE) {
@@ -60,7 +61,7 @@ export function decodePointsRequest(b: Buffer): PointsRequest {
     if (source.rpoSeconds === 0) throw f('rpo seconds', '0')
   }
   r.end('POINTS_REQUEST')
-  if (op === PointsOp.LIST && retention !== '') throw f('retention', 'must be empty for LIST')
+  if ((op === PointsOp.LIST || op === PointsOp.ROOM) && retention !== '') throw f('retention', `must be empty for ${op === PointsOp.LIST ? 'LIST' : 'ROOM'}`)
   if (op === PointsOp.SET_RETENTION && retention.trim() === '') throw f('retention', 'empty')
   return source ? {op, retention, source} : {op, retention}
 }

@@ -20,6 +20,8 @@ export interface ReplicationSettings {
   ssh?: SshSettings
   /** The restore-point retention chosen at init, handed to the receiver after a proved full sync (it keeps a policy set since). */
   retention?: string
+  /** `init --timeout`: how long every command waits for the replica host, unless its own --timeout says otherwise (transport/peer-watchdog.ts). */
+  timeoutSeconds?: number
   /** Bytes per second a transfer of this disk may send (0 or absent: no cap); `--bwlimit` overrides it. */
   bwlimitBytesPerSecond?: number
   /** Commands run around the point in time of a push; `--pre-hook`/`--post-hook` override them. */
@@ -33,6 +35,9 @@ export interface ReplicationSettings {
 export const MAX_HOOK_LENGTH = 1000
 /** A group name: letters, digits and `._-`, as in a unit or metric label. */
 export const GROUP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+/** The bounds of timeoutSeconds: MIN_TIMEOUT_MS .. a day. */
+export const MIN_TIMEOUT_SECONDS = 10
+export const MAX_TIMEOUT_SECONDS = 86_400
 
 export const DEFAULT_FULLSYNC_PORT = 31031
 export const DEFAULT_DELTA_PORT = 44046
@@ -58,6 +63,11 @@ export function decodeSettings(buf: Buffer): ReplicationSettings {
   }
   if (s.ssh !== undefined && (typeof s.ssh !== 'object' || s.ssh === null)) throw bad('ssh')
   if (s.retention !== undefined && (typeof s.retention !== 'string' || s.retention.length === 0 || s.retention.length > 200)) throw bad('retention')
+  if (
+    s.timeoutSeconds !== undefined &&
+    (!Number.isInteger(s.timeoutSeconds) || s.timeoutSeconds < MIN_TIMEOUT_SECONDS || s.timeoutSeconds > MAX_TIMEOUT_SECONDS)
+  )
+    throw bad('timeoutSeconds')
   if (s.bwlimitBytesPerSecond !== undefined && (!Number.isSafeInteger(s.bwlimitBytesPerSecond) || s.bwlimitBytesPerSecond < 0))
     throw bad('bwlimitBytesPerSecond')
   for (const h of ['preHook', 'postHook'] as const) {
@@ -66,4 +76,9 @@ export function decodeSettings(buf: Buffer): ReplicationSettings {
   }
   if (s.group !== undefined && (typeof s.group !== 'string' || !GROUP_NAME.test(s.group))) throw bad('group')
   return s as ReplicationSettings
+}
+
+/** The --timeout a command uses: its flag, else the .psf's setting, else undefined (the default). */
+export function timeoutMsOf(flagMs: number | undefined, s: ReplicationSettings): number | undefined {
+  return flagMs ?? (s.timeoutSeconds !== undefined ? s.timeoutSeconds * 1000 : undefined)
 }

@@ -3,6 +3,7 @@
 // replica's points, as `vdrep points` lists them on the replica host, and may set their
 // retention. Listing reads only: it takes no lock, so it never waits for a push nor holds one
 // up. Setting retention takes the replica lock, as on the replica host (points/settings.ts).
+// ROOM (vdrep check) is answered to any client, before anyone owns the replica (room-answer.ts).
 import {ProtocolError, ReplicaForeignError, StateError} from '../errors.js'
 import {FrameType} from '../protocol/frame.js'
 import type {FrameSource} from '../protocol/frame-reader.js'
@@ -12,6 +13,8 @@ import {decodePointsRequest, encodePointsList, MAX_POINTS_LIST, PointsOp, type P
 import {listPoints, type PointsListing} from '../points/list.js'
 import {recordSource, setRetention} from '../points/settings.js'
 import {readReplicaState} from './replica-state.js'
+import {encodeRoomInfo} from '../protocol/room-messages.js'
+import {roomFor} from './room-answer.js'
 import type {SessionLog} from './session-log.js'
 import {lastTestOf} from '../test-view/record.js'
 import type {TestRecord} from './replica-state.js'
@@ -51,6 +54,11 @@ export async function runPointsSession(hello: Hello, replica: string, reader: Fr
   if (!first) return
   if (first.type !== FrameType.POINTS_REQUEST) throw new ProtocolError('FRAME_UNEXPECTED', `expected POINTS_REQUEST, got frame type ${first.type}`)
   const req = decodePointsRequest(first.payload)
+  if (req.op === PointsOp.ROOM) {
+    // Asked before there is a replica or an owner (vdrep check): reads only, tells no other source's sizes.
+    await writer.send(FrameType.ROOM_INFO, encodeRoomInfo(await roomFor(hello, replica)))
+    return
+  }
   await checkPointsOwner(hello, replica)
   let dropped: number[] = []
   if (req.op === PointsOp.SET_RETENTION) {

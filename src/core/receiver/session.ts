@@ -16,6 +16,7 @@ import {runFullsyncSession} from '../fullsync/receiver.js'
 import {runPointsSession} from './points-session.js'
 import {acquireReplica, claimReplica} from '../locks/index.js'
 import {resolveReplicaPath} from './replica-path.js'
+import {startKeepalives} from './keepalive-pump.js'
 import type {SessionLog} from './session-log.js'
 
 export interface ReceiverOptions {
@@ -40,6 +41,8 @@ export interface ReceiverOptions {
   heldReplica?: string
   /** The receiver's own files (log, config): never accepted as a replica. */
   receiverFiles?: readonly string[]
+  /** Tests only: a KEEPALIVE interval other than KEEPALIVE_INTERVAL_MS. */
+  keepaliveIntervalMs?: number
 }
 
 /** Largest disk accepted: 2^52 bytes (4 PiB), so every offset is an exact JS number. */
@@ -63,6 +66,7 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
   const reader = opts.reader ?? new FrameReader(stream, opts.idleTimeoutMs ?? 0)
   const writer = new FrameWriter(stream)
   let release: (() => void) | undefined
+  let stopKeepalives: (() => void) | undefined
   let what = 'connection'
   try {
     const first = await reader.next()
@@ -70,6 +74,8 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
     if (first.type !== FrameType.HELLO) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO, got frame type ${first.type}`)
     const hello = decodeHello(first.payload)
     checkHello(hello, opts.modes ?? [SyncMode.FULLSYNC, SyncMode.DELTA, SyncMode.POINTS])
+    // From here on, a lock wait, a journal replay or a scan may outlast the client's timeout.
+    if (hello.flags & HelloFlag.KEEPALIVE) stopKeepalives = startKeepalives(writer, opts.keepaliveIntervalMs)
     const replica = await resolveReplicaPath(opts.root, hello.path, opts.receiverFiles)
     what = replica
     // The points query locks nothing (a listing never waits for a push); setting retention locks itself.
@@ -85,8 +91,11 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
     else if (hello.mode === SyncMode.DELTA) await runDeltaSession(hello, replica, reader, writer, log)
     else if (hello.mode === SyncMode.POINTS) await runPointsSession(hello, replica, reader, writer, log)
     else throw new UsageError('MODE_UNSUPPORTED', `unknown sync mode ${hello.mode}`)
+    stopKeepalives?.()
     writer.end()
   } catch (err) {
+    // The ERROR is the last frame of a session: no keepalive after it.
+    stopKeepalives?.()
     const e = receiverErrorOf(err, what === 'connection' ? undefined : what)
     log(`${what}: refused or failed: ${e.code}: ${e.message}`)
     try {

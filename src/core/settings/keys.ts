@@ -4,7 +4,7 @@
 // here (block size, hash, the activity log) shapes the record itself: only a new init changes it.
 import path from 'node:path'
 import {UsageError} from '../errors.js'
-import {GROUP_NAME, MAX_HOOK_LENGTH, type ReplicationSettings, type SshSettings} from '../psf/settings.js'
+import {GROUP_NAME, MAX_HOOK_LENGTH, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS, type ReplicationSettings, type SshSettings} from '../psf/settings.js'
 import {parseRetention} from '../points/retention.js'
 import {formatTarget, parseTarget, type Target} from '../target/target.js'
 import {formatBytes, formatDuration, parseDuration, parseSize} from '../util/units.js'
@@ -42,7 +42,10 @@ function withSsh(s: ReplicationSettings, patch: Partial<SshSettings>): Replicati
   return Object.keys(ssh).length === 0 ? rest : {...rest, ssh}
 }
 
-function without(s: ReplicationSettings, field: 'bwlimitBytesPerSecond' | 'preHook' | 'postHook' | 'retention' | 'group'): ReplicationSettings {
+function without(
+  s: ReplicationSettings,
+  field: 'bwlimitBytesPerSecond' | 'preHook' | 'postHook' | 'retention' | 'group' | 'timeoutSeconds',
+): ReplicationSettings {
   return Object.fromEntries(Object.entries(s).filter(([k]) => k !== field)) as unknown as ReplicationSettings
 }
 
@@ -174,6 +177,17 @@ export const SETTING_KEYS: readonly SettingKey[] = [
       return {...s, retention: spec.trim()}
     },
     unset: (s) => without(s, 'retention'),
+  },
+  {
+    name: 'timeout',
+    summary: 'how long a command waits for the replica host before it gives up with exit 13 (10s..1d; default 2m; --timeout wins)',
+    show: (s) => (s.timeoutSeconds !== undefined ? formatDuration(s.timeoutSeconds) : null),
+    set: (s, v) => {
+      const secs = parseDuration(one('timeout', v), 'timeout')
+      if (secs < MIN_TIMEOUT_SECONDS || secs > MAX_TIMEOUT_SECONDS) throw bad('timeout', `${formatDuration(secs)} is outside 10s..1d`)
+      return {...s, timeoutSeconds: secs}
+    },
+    unset: (s) => without(s, 'timeoutSeconds'),
   },
   {
     name: 'group',

@@ -18,6 +18,7 @@ import {duplexPair} from './duplex-pair.js'
 import {streamCarrier, type Carrier} from './carrier.js'
 import type {SshSettings} from '../psf/settings.js'
 import type {Target} from '../target/target.js'
+import type {LogLevel} from '../sync/progress.js'
 import {sessionLine} from '../receiver/session-log.js'
 
 export interface ConnectOptions {
@@ -26,9 +27,16 @@ export interface ConnectOptions {
   acceptNewHostKey?: boolean
   /** SSH targets: the .psf's settings (user, port, identity files, known_hosts, serve command). */
   ssh?: SshSettings
-  log?: (line: string) => void
+  /** `notice` lines are for the user even without --verbose (a receiver without keepalives). */
+  log?: (line: string, level?: LogLevel) => void
   /** Local targets: the disk's size, which decides between this thread and a worker. */
   diskSize?: number
+  /**
+   * SSH targets (--timeout): the login, and every wait for the receiver, fail with PEER_TIMEOUT
+   * or SSH_TIMEOUT after this long without a byte (default DEFAULT_TIMEOUT_MS). Local targets
+   * have no network to wait for: their receiver runs in this process.
+   */
+  timeoutMs?: number
 }
 
 /** Local targets of at least this many bytes run their receiver in a worker thread. */

@@ -6,9 +6,12 @@
 import {TransportError, VdrepError} from '../errors.js'
 import type {SshSettings} from '../psf/settings.js'
 import type {Target} from '../target/target.js'
+import type {LogLevel} from '../sync/progress.js'
 import {connectSsh, type SshTransport} from './ssh/ssh-transport.js'
-import {streamCarrier, type Carrier} from './carrier.js'
+import type {Carrier} from './carrier.js'
 import type {Duplex} from 'node:stream'
+import {DEFAULT_TIMEOUT_MS} from './peer-watchdog.js'
+import {sshCarrier} from './ssh-carrier.js'
 
 /** Started over SSH when nothing listens; reads its root and ports from the replica host's config. */
 export const DEFAULT_SERVE_COMMAND = 'vdrep serve --daemon'
@@ -19,13 +22,21 @@ export interface SshReceiverOptions {
   port: number
   ssh?: SshSettings
   acceptNewHostKey?: boolean
-  log?: (line: string) => void
+  log?: (line: string, level?: LogLevel) => void
+  /** --timeout: login, the serve command, and every wait for the receiver (ssh-carrier.ts). */
+  timeoutMs?: number
+}
+
+/** ssh2's keepalive for a --timeout: three missed answers within it mean the connection is dead. */
+export function sshKeepalive(timeoutMs: number): {keepaliveIntervalMs: number; keepaliveCountMax: number} {
+  return {keepaliveIntervalMs: Math.max(1_000, Math.min(15_000, Math.floor(timeoutMs / 4))), keepaliveCountMax: 3}
 }
 
 type SshTarget = Extract<Target, {kind: 'ssh'}>
 
 export async function connectSshReceiver(target: SshTarget, opts: SshReceiverOptions): Promise<Carrier> {
   const ssh = opts.ssh ?? {}
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
   const transport = await connectSsh({
     host: target.host,
     user: target.user ?? ssh.user,
@@ -34,11 +45,21 @@ export async function connectSshReceiver(target: SshTarget, opts: SshReceiverOpt
     knownHostsFile: ssh.knownHostsFile,
     acceptNewHostKey: opts.acceptNewHostKey,
     log: opts.log,
+    readyTimeoutMs: timeoutMs,
+    ...sshKeepalive(timeoutMs),
   })
   try {
-    const stream = await openOrStart(transport, opts.port, ssh.serveCommand ?? DEFAULT_SERVE_COMMAND, opts.log)
+    const stream = await openOrStart(transport, opts.port, ssh.serveCommand ?? DEFAULT_SERVE_COMMAND, opts.log, timeoutMs)
     // The receiver resolves the path under its own root; an absolute path must name a place there.
-    return streamCarrier(stream, target.path, () => transport.close())
+    return sshCarrier({
+      stream,
+      replicaPath: target.path,
+      reopen: () => transport.openStream(opts.port),
+      release: () => transport.close(),
+      timeoutMs,
+      label: `${transport.label} (port ${opts.port})`,
+      log: opts.log,
+    })
   } catch (err) {
     await transport.close().catch(() => {})
     throw err
@@ -58,7 +79,13 @@ function explainTunnelFailure(err: unknown, port: number): unknown {
   })
 }
 
-async function openOrStart(transport: SshTransport, port: number, command: string, log?: (line: string) => void): Promise<Duplex> {
+export async function openOrStart(
+  transport: SshTransport,
+  port: number,
+  command: string,
+  log?: (line: string) => void,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+): Promise<Duplex> {
   try {
     return await transport.openStream(port)
   } catch (err) {
@@ -68,7 +95,11 @@ async function openOrStart(transport: SshTransport, port: number, command: strin
   let started: {code: number | null; stdout: string; stderr: string} | undefined
   let execError: VdrepError | undefined
   try {
-    started = await transport.exec(command)
+    started = await withTimeout(
+      transport.exec(command),
+      timeoutMs,
+      () => new TransportError('SSH_EXEC', `'${command}' on ${transport.label} did not return within ${Math.round(timeoutMs / 1000)} s`),
+    )
     const said = `${started.stderr}\n${started.stdout}`.trim().replace(/\s*\n\s*/g, ' | ')
     log?.(`'${command}' exited ${started.code ?? 'by a signal'}${said ? `: ${said}` : ''}`)
   } catch (err) {
@@ -108,4 +139,14 @@ async function openOrStart(transport: SshTransport, port: number, command: strin
       hint: 'start `vdrep serve` on the replica host (a systemd unit), or set the remote command with `vdrep init --serve-command`; a key restricted to tunnels (restrict,port-forwarding,permitopen=...) cannot start it',
     },
   )
+}
+
+/** `p`, or `err()` once `ms` passed (what `p` holds is left to the transport's close). */
+async function withTimeout<T>(p: Promise<T>, ms: number, err: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(err()), ms)))])
+  } finally {
+    clearTimeout(timer)
+  }
 }

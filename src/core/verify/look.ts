@@ -6,6 +6,7 @@
 // asked, never told), and checked to be this disk's own; the replica is compared over a
 // NO_WRITE session (the receiver takes its replica lock for the session, so no commit lands
 // mid-scan). Nothing here writes the .psf, the replica, its state, journal or points.
+import {timeoutMsOf} from '../psf/settings.js'
 import {ChangeRecord} from '../change-record/change-record.js'
 import {checkOpenedDisk, checkRecordIdentity} from '../change-record/identity.js'
 import {SourceDisk} from '../disk/source-disk.js'
@@ -20,6 +21,8 @@ import {compareWithReplica, type CompareContext, type CompareOutcome} from './co
 
 export interface LookOptions {
   acceptNewHostKey?: boolean
+  /** --timeout: SSH targets only (transport/connect.ts). */
+  timeoutMs?: number
   /** The full sync's own choice for a replica larger than the disk (dry run). */
   truncateReplica?: boolean
   log?: SyncLog
@@ -86,6 +89,7 @@ async function compare<T>(disk: string, l: Looking, opts: LookOptions, hooks: Lo
     port: h.settings.fullsyncPort,
     log: opts.log,
     acceptNewHostKey: opts.acceptNewHostKey,
+    timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
     ssh: h.settings.ssh,
     diskSize: l.diskSize,
   })

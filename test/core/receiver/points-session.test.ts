@@ -12,6 +12,7 @@ import {acquireReplica} from '../../../src/core/locks/index.js'
 import {decodeFrameHeader, encodeFrameHeader, FRAME_HEADER_SIZE, FrameType, PROTOCOL_VERSION, type FrameTypeId} from '../../../src/core/protocol/frame.js'
 import {decodeError, encodeDataFields, encodeHello, SyncMode} from '../../../src/core/protocol/messages.js'
 import {decodePointsList, encodePointsRequest, PointsOp, type PointsList} from '../../../src/core/protocol/points-messages.js'
+import {decodeRoomInfo, RoomReplica} from '../../../src/core/protocol/room-messages.js'
 import {readReplicaState, writeReplicaState} from '../../../src/core/receiver/replica-state.js'
 import {handleConnection} from '../../../src/core/receiver/session.js'
 
@@ -23,7 +24,8 @@ function frame(type: FrameTypeId, payload: Buffer): Buffer {
   return Buffer.concat([encodeFrameHeader(type, payload.length), payload])
 }
 
-const hello = (replicaId: Buffer, mode: number = SyncMode.POINTS) =>
+const hello = (replicaId: Buffer, mode: number = SyncMode.POINTS) => helloFor(replicaId, 'r.img', mode)
+const helloFor = (replicaId: Buffer, replicaPath: string, mode: number = SyncMode.POINTS) =>
   frame(
     FrameType.HELLO,
     encodeHello({
@@ -36,7 +38,7 @@ const hello = (replicaId: Buffer, mode: number = SyncMode.POINTS) =>
       flags: 0,
       lastCommit: Buffer.alloc(16),
       nextCommit: Buffer.alloc(16),
-      path: 'r.img',
+      path: replicaPath,
     }),
   )
 
@@ -109,6 +111,35 @@ describe('receiver: the restore-point query (mode POINTS)', () => {
 
   const list = frame(FrameType.POINTS_REQUEST, encodePointsRequest({op: PointsOp.LIST, retention: ''}))
   const setRet = (spec: string) => frame(FrameType.POINTS_REQUEST, encodePointsRequest({op: PointsOp.SET_RETENTION, retention: spec}))
+
+  it('ROOM: answered to any client, reads only: this source, another source (no sizes), a missing replica, a seed', async () => {
+    const room = frame(FrameType.POINTS_REQUEST, encodePointsRequest({op: PointsOp.ROOM, retention: ''}))
+    const askRoom = async (replicaId: Buffer, name = 'r.img') => {
+      const c = new Client(Buffer.concat([helloFor(replicaId, name), room]))
+      await handleConnection(c, {root, lockAcrossProcesses: true})
+      const frames = c.frames()
+      assert.equal(frames.length, 1)
+      if (frames[0].type === FrameType.ERROR) return {error: decodeError(frames[0].payload)}
+      assert.equal(frames[0].type, FrameType.ROOM_INFO)
+      return {room: decodeRoomInfo(frames[0].payload)}
+    }
+    const before = await fs.stat(replica)
+    const mine = (await askRoom(OWNER)).room!
+    assert.equal(mine.replica, RoomReplica.THIS_SOURCE)
+    assert.equal(mine.replicaSize, BS * 8)
+    assert.ok(mine.freeBytes > 0 && mine.freeBytes <= mine.totalBytes)
+    assert.deepEqual(
+      {...(await askRoom(OTHER)).room!, freeBytes: 0},
+      {replica: RoomReplica.OTHER_SOURCE, flags: 0, replicaSize: 0, replicaAllocated: 0, freeBytes: 0, totalBytes: mine.totalBytes},
+    )
+    assert.equal((await askRoom(OTHER, 'new.img')).room!.replica, RoomReplica.MISSING)
+    await fs.writeFile(path.join(root, 'seed.img'), Buffer.alloc(BS, 3))
+    assert.equal((await askRoom(OTHER, 'seed.img')).room!.replica, RoomReplica.NO_STATE)
+    assert.equal((await askRoom(OTHER, '../out.img')).error?.code, 'PATH_OUTSIDE_ROOT')
+    const after = await fs.stat(replica)
+    assert.equal(after.mtimeMs, before.mtimeMs, 'nothing written')
+    assert.deepEqual((await fs.readdir(root)).sort(), ['r.img', 'r.img.vdrep', 'seed.img'].sort(), 'no lock file, no state made')
+  })
 
   it('lists the points to the replica owner', async () => {
     const {list: l, error} = await ask(Buffer.concat([hello(OWNER), list]))

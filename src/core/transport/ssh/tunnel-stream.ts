@@ -12,6 +12,8 @@ import {TransportError} from '../../errors.js'
 const STAGING_BYTES = 1 << 20
 
 export class TunnelStream extends Duplex {
+  /** Bytes ssh2 took (its write callbacks ran): stops growing once the peer stops reading (the watchdog's sign). */
+  sentBytes = 0
   private closedByPeer = false
   private staging: Buffer | undefined
   private pendingWrite: ((err?: Error | null) => void) | undefined
@@ -55,6 +57,7 @@ export class TunnelStream extends Duplex {
     this.channel.write(chunk, encoding, (err?: Error | null) => {
       if (this.pendingWrite !== cb) return
       this.pendingWrite = undefined
+      if (!err) this.sentBytes += chunk.length
       cb(err)
     })
   }
