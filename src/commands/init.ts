@@ -32,6 +32,7 @@ export default class Init extends BaseCommand {
       description:
         'restore-point retention for the replica (e.g. 1h:all,24h:hourly,count:48,bytes:10%, or off), handed to the replica host after the first full sync; a policy set there since is kept',
     }),
+    group: Flags.string({description: 'consistency group of this disk: `push --group NAME` takes one point in time across its members'}),
     'al-extents': Flags.integer({
       description: 'activity log: hot extents kept (a write into a cold one waits for one small durable update); default 2026',
       min: 1,
@@ -58,6 +59,7 @@ export default class Init extends BaseCommand {
       deltaPort: flags['delta-port'],
       ssh,
       retention: flags.retention,
+      group: flags.group,
       alExtents: flags['al-extents'],
       alExtentBytes: flags['al-extent-size'] === undefined ? undefined : parseSize(flags['al-extent-size'], '--al-extent-size'),
     })

@@ -32,6 +32,11 @@ export const FrameType = {
   REPROTECT: 14,
   OWED: 15,
   OWED_RECORDED: 16,
+  // A consistency group push (group-messages.ts, doc/group-commit.md).
+  JOURNALED: 17,
+  GROUP_COMMIT: 18,
+  GROUP_COMMITTED: 19,
+  GROUP_APPLY: 20,
   // The restore-point query (points-messages.ts); numbered apart so other additions keep 14 on.
   POINTS_REQUEST: 32,
   POINTS_LIST: 33,

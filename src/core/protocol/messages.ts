@@ -26,9 +26,11 @@ export const HelloFlag = {
   REPROTECT: 1 << 4,
   /** Delta port: the last push of a planned failover (the source's VM stopped): the commit records `final`. */
   FINAL: 1 << 5,
+  /** Delta port: a member of a consistency group push: the bundle is journaled and held until the group commits (doc/group-commit.md). */
+  GROUP: 1 << 6,
 } as const
 export const KNOWN_HELLO_FLAGS =
-  HelloFlag.TRUNCATE_REPLICA | HelloFlag.TAKE_OVER_REPLICA | HelloFlag.DISCARD_REPLICA_CHANGES | HelloFlag.NO_WRITE | HelloFlag.REPROTECT | HelloFlag.FINAL
+  HelloFlag.TRUNCATE_REPLICA | HelloFlag.TAKE_OVER_REPLICA | HelloFlag.DISCARD_REPLICA_CHANGES | HelloFlag.NO_WRITE | HelloFlag.REPROTECT | HelloFlag.FINAL | HelloFlag.GROUP
 /** Length of a commit id (random, one per proved full sync and per committed push). */
 export const COMMIT_ID_LENGTH = 16
 export const ReplicaStateKind = {MISSING: 0, INCOMPLETE: 1, COMPLETE: 2} as const

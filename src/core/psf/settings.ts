@@ -1,6 +1,7 @@
 // The replication settings chosen at `init`, kept in the .psf header so cron runs need no
 // flags. Stored as bounded JSON inside the checksummed header slot; validated on decode.
 import {StateError} from '../errors.js'
+import {isGroupName} from '../group/name.js'
 
 export interface SshSettings {
   user?: string
@@ -20,6 +21,8 @@ export interface ReplicationSettings {
   ssh?: SshSettings
   /** The restore-point retention chosen at init, handed to the receiver after a proved full sync (it keeps a policy set since). */
   retention?: string
+  /** The consistency group this disk belongs to (`init --group`; doc/group-commit.md), if any. */
+  group?: string
 }
 
 export const DEFAULT_FULLSYNC_PORT = 31031
@@ -46,5 +49,6 @@ export function decodeSettings(buf: Buffer): ReplicationSettings {
   }
   if (s.ssh !== undefined && (typeof s.ssh !== 'object' || s.ssh === null)) throw bad('ssh')
   if (s.retention !== undefined && (typeof s.retention !== 'string' || s.retention.length === 0 || s.retention.length > 200)) throw bad('retention')
+  if (s.group !== undefined && !isGroupName(s.group)) throw bad('group')
   return s as ReplicationSettings
 }
