@@ -3,16 +3,24 @@ import {BaseCommand} from '../cli/base-command.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {push, type PushResult} from '../core/delta/push.js'
-import {withAttemptRecord} from '../core/status/last-attempt.js'
+import {recordAttempt, withAttemptRecord} from '../core/status/last-attempt.js'
+import {pushGroup, type GroupPushResult} from '../core/group/push-group.js'
+import {UsageError} from '../core/errors.js'
 import type {LogLevel} from '../core/sync/progress.js'
-import {formatBytes, parseSize} from '../core/util/units.js'
+import {formatBytes, parseDuration, parseSize} from '../core/util/units.js'
 
 export default class Push extends BaseCommand {
   static override summary =
     'Ship the blocks changed since the last sync as one bundle; fall back to a full sync (and say why) when the change record cannot be trusted.'
   static override description = `Quiet and cron-safe: without a TTY it prints one summary line. Exit codes: 0 pushed (or not due), 3 another push or full sync of this disk runs, 4 a full sync is needed and --no-fallback was given, 7 the connection failed or was cut (the blocks go back to the change record), 9 the replica filesystem is full, 10 the replica belongs to another source, 11 the replica was written outside vdrep or is open by another program (never overwritten by the fallback: it takes --take-over-replica or --discard-replica-changes).`
-  static override examples = ['<%= config.bin %> push /vm/web.img', '* * * * * <%= config.bin %> push --if-due /vm/web.img   (crontab)']
-  static override args = {disk: Args.string({description: 'disk initialised with `vdrep init`', required: true})}
+  static override examples = [
+    '<%= config.bin %> push /vm/web.img',
+    '* * * * * <%= config.bin %> push --if-due /vm/web.img   (crontab)',
+    '<%= config.bin %> push --group db /vm/db-data.img /vm/db-log.img   (one point in time across both)',
+  ]
+  static override args = {disk: Args.string({description: 'disk initialised with `vdrep init` (with --group: every member)', required: true})}
+  // --group takes the members as further arguments.
+  static override strict = false
   static override flags = {
     'state-dir': stateDirFlag,
     'if-due': Flags.boolean({description: 'push only when the next push is due for the RPO (for a cron line that runs every minute)'}),
@@ -29,14 +37,22 @@ export default class Push extends BaseCommand {
       description:
         'the last push before a planned failover: refused while a tracker runs (shut the VM down and stop the tracker first); the replica records the handover, so `vdrep failover --planned` accepts it',
     }),
+    group: Flags.string({
+      description:
+        'a consistency group: one point in time across every disk given (each needs a running tracker), committed on the replica host as a unit (all members or none)',
+    }),
+    'cut-timeout': Flags.string({description: 'with --group: how long a member tracker may take to hold its writes for the cut (default 5s)'}),
     'discard-replica-changes': Flags.boolean({
       description: 'a replica written outside vdrep or open by another program: run the full sync that overwrites it (refused with exit 11 otherwise)',
     }),
   }
 
-  async run(): Promise<PushResult> {
-    const {args, flags} = await this.parse(Push)
+  async run(): Promise<PushResult | GroupPushResult> {
+    const {args, argv, flags} = await this.parse(Push)
     this.setGlobals(flags)
+    if (flags.group !== undefined) return this.runGroup(flags.group, argv as string[], flags)
+    if (argv.length > 1)
+      throw new UsageError('BAD_ARGUMENT', `push takes one disk; ${argv.length} were given`, {hint: 'give --group NAME to push several disks at one point in time'})
     const display = this.interactive ? await createPhaseDisplay() : undefined
     let result: PushResult
     try {
@@ -67,6 +83,33 @@ export default class Push extends BaseCommand {
     // A push that was not due says nothing without a terminal (unless --verbose): cron mails
     // whatever a job prints, and `push --if-due` runs every minute.
     if (result.mode !== 'skipped' || process.stdout.isTTY || this.globals.verbose) this.say(summary(result))
+    return result
+  }
+
+  private async runGroup(group: string, disks: string[], flags: {bwlimit?: string; 'cut-timeout'?: string; 'accept-new-host-key'?: boolean}): Promise<GroupPushResult> {
+    const display = this.interactive ? await createPhaseDisplay() : undefined
+    let result: GroupPushResult
+    try {
+      result = await pushGroup(
+        group,
+        disks.map((disk) => ({disk})),
+        {
+          bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
+          acceptNewHostKey: flags['accept-new-host-key'],
+          cutTimeoutMs: flags['cut-timeout'] ? parseDuration(flags['cut-timeout'], '--cut-timeout') * 1000 : undefined,
+          log: (line, level) => (display ? display.around(() => this.pushLog(line, level)) : this.pushLog(line, level)),
+          progress: display?.update,
+        },
+      )
+    } catch (err) {
+      for (const disk of disks) await recordAttempt(disk, 'push', {ok: false, error: err}, {warn: this.notice})
+      throw err
+    } finally {
+      display?.stop()
+    }
+    for (const disk of disks) await recordAttempt(disk, 'push', {ok: true}, {warn: this.notice})
+    const members = result.members.map((m) => `${m.disk} sequence ${m.seq} (${m.blocks} blocks)`).join(', ')
+    this.say(`push --group ${group}: point ${result.groupSeq} committed: ${members}; writes held ${result.heldMs} ms for the cut; ${result.seconds.toFixed(2)} s`)
     return result
   }
 
