@@ -33,7 +33,7 @@ import type {PreImageCapture} from '../points/capture.js'
 import {policyOf} from '../points/prune.js'
 import type {SessionLog} from '../receiver/session-log.js'
 import {heldJournalPathFor, settleHeld} from '../group/held-journal.js'
-import {holdForGroup} from '../group/receiver-hold.js'
+import {groupCrashPoint, holdForGroup} from '../group/receiver-hold.js'
 
 /** Why a delta cannot be trusted for this replica, or null when it can. */
 export async function deltaDoubt(
@@ -157,6 +157,7 @@ export async function runDeltaSession(
       final,
     })
     log(`sequence ${seq} committed, ${blocks} blocks`, `push ${replicaPath}`, {seq})
+    if (group) groupCrashPoint('after-first-apply')
     // The state file is the commit point: answer now, then drop the journal (unlinking 40 MB of
     // it took ~20 ms that the client waited for). A journal left by a failed or interrupted
     // removal names the sequence the state already records, so recovery only removes it; the

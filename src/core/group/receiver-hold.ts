@@ -44,6 +44,8 @@ export async function holdForGroup(m: HeldMember, reader: FrameSource, writer: F
         const self = await memberPath(m.root, m.replica)
         if (!record?.members.some((x) => x.path === self && x.seq === m.seq))
           throw new StateError('GROUP_NOT_COMMITTED', `group ${name} point ${groupSeq} does not name ${self} at sequence ${m.seq}; its bundle is not applied`)
+        // The crash test's other members wait, so the first one is applied alone when the receiver dies.
+        if (process.env.VDREP_TEST_GROUP_CRASH === 'after-first-apply' && record.members[0].path !== self) await new Promise((r) => setTimeout(r, 5000))
         await promoteHeld(m.replica)
         promoted = true
         return true
@@ -53,6 +55,16 @@ export async function holdForGroup(m: HeldMember, reader: FrameSource, writer: F
     // Not told to apply (the client went away, or a frame was refused): the record decides.
     if (!promoted) await settleHeld(m.root, m.replica, log).catch((err: Error) => log(`${m.replica}: held bundle not settled: ${err.message}`))
   }
+}
+
+/**
+ * VDREP_TEST_GROUP_CRASH names a point where the receiver kills itself (kill -9) for the crash
+ * tests (test/integration/group-commit.test.ts): `before-record` (every member held, no group
+ * record yet) or `after-first-apply` (the record written, its first member applied and recorded,
+ * the others made to wait before they apply).
+ */
+export function groupCrashPoint(at: 'before-record' | 'after-first-apply'): void {
+  if (process.env.VDREP_TEST_GROUP_CRASH === at) process.kill(process.pid, 'SIGKILL')
 }
 
 /** Every member named must be held here at its sequence for its replica; then the record is the commit point. */
@@ -76,5 +88,6 @@ async function commitGroup(self: HeldMember, c: GroupCommit): Promise<number> {
     members.push({...x, path: rel})
   }
   if (!seen.has(await memberPath(self.root, self.replica))) throw new ProtocolError('FRAME_MALFORMED', 'GROUP_COMMIT does not name the member whose session it came on')
+  groupCrashPoint('before-record')
   return (await writeGroupRecord(self.root, {name: c.name, committedMs: Date.now(), members})).groupSeq
 }
