@@ -67,6 +67,16 @@ describe('push --group over SSH: the receiver commits all members or none', func
         ['gb.img', 1],
       ],
     )
+    // The replica host lists the group point, and each member's point names it.
+    const gp = await c.vdrep(['points', '--group', 'db', '--root', c.root, '--json'])
+    assert.equal(gp.code, 0, gp.stderr)
+    const listed = json<{points: Array<{groupSeq: number; restorable: boolean; members: Array<{path: string; seq: number; kept: boolean}>}>}>(gp)
+    assert.equal(listed.points.length, 1)
+    assert.equal(listed.points[0].restorable, true)
+    const mp = await c.vdrep(['points', 'gb.img', '--root', c.root])
+    assert.equal(mp.code, 0, mp.stderr)
+    assert.match(mp.stdout, /GROUP/)
+    assert.match(mp.stdout, /^1 .* db#1 /m)
   })
 
   it('kill -9 of the receiver before the group record: after a restart, neither member moved', async () => {

@@ -30,6 +30,8 @@ export interface DiskStatusRow {
   disk: string
   /** Replica as recorded at init; null when the .psf cannot be read. */
   target: string | null
+  /** The consistency group set at init (`init --group`), or null. */
+  group: string | null
   /** A tracker answers on the disk's control socket. */
   tracking: boolean
   tracker: TrackerSummary | null
@@ -72,6 +74,7 @@ export function emptyRow(disk: string): DiskStatusRow {
   return {
     disk,
     target: null,
+    group: null,
     tracking: false,
     tracker: null,
     state: 'Error',

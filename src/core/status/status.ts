@@ -91,6 +91,7 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     row.lastSeq = h.lastSeq
     row.generation = h.generation
     row.rpoSeconds = h.settings.rpoSeconds
+    row.group = h.settings.group ?? null
     row.ageSeconds = row.lastSyncMs ? Math.max(0, Math.round((now - row.lastSyncMs) / 1000)) : null
     row.lastAttempt = await readLastAttempt(disk)
     // The .psf is the record of successes: a sync it records after the failed attempt (a
