@@ -37,7 +37,9 @@ export default class Points extends BaseCommand {
     root: Flags.string({description: 'resolve the replica under this root, as `vdrep serve --root` does (the replica host)'}),
     retention: Flags.string({description: "set this replica's retention policy and apply it now (e.g. 1h:all,24h:hourly,count:48,bytes:10%, or off)"}),
     'state-dir': stateDirFlag,
-    group: Flags.string({description: 'on the replica host: list the points of this consistency group (with --root), each naming the sequence of every member'}),
+    group: Flags.string({
+      description: 'on the replica host: list the points of this consistency group (with --root), each naming the sequence of every member',
+    }),
     'accept-new-host-key': Flags.boolean({description: 'from the protected host: trust and record an unknown replica host key (never a changed one)'}),
   }
 

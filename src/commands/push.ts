@@ -52,7 +52,9 @@ export default class Push extends BaseCommand {
     this.setGlobals(flags)
     if (flags.group !== undefined) return this.runGroup(flags.group, argv as string[], flags)
     if (argv.length > 1)
-      throw new UsageError('BAD_ARGUMENT', `push takes one disk; ${argv.length} were given`, {hint: 'give --group NAME to push several disks at one point in time'})
+      throw new UsageError('BAD_ARGUMENT', `push takes one disk; ${argv.length} were given`, {
+        hint: 'give --group NAME to push several disks at one point in time',
+      })
     const display = this.interactive ? await createPhaseDisplay() : undefined
     let result: PushResult
     try {
@@ -86,7 +88,11 @@ export default class Push extends BaseCommand {
     return result
   }
 
-  private async runGroup(group: string, disks: string[], flags: {bwlimit?: string; 'cut-timeout'?: string; 'accept-new-host-key'?: boolean}): Promise<GroupPushResult> {
+  private async runGroup(
+    group: string,
+    disks: string[],
+    flags: {bwlimit?: string; 'cut-timeout'?: string; 'accept-new-host-key'?: boolean},
+  ): Promise<GroupPushResult> {
     const display = this.interactive ? await createPhaseDisplay() : undefined
     let result: GroupPushResult
     try {
@@ -109,7 +115,9 @@ export default class Push extends BaseCommand {
     }
     for (const disk of disks) await recordAttempt(disk, 'push', {ok: true}, {warn: this.notice})
     const members = result.members.map((m) => `${m.disk} sequence ${m.seq} (${m.blocks} blocks)`).join(', ')
-    this.say(`push --group ${group}: point ${result.groupSeq} committed: ${members}; writes held ${result.heldMs} ms for the cut; ${result.seconds.toFixed(2)} s`)
+    this.say(
+      `push --group ${group}: point ${result.groupSeq} committed: ${members}; writes held ${result.heldMs} ms for the cut; ${result.seconds.toFixed(2)} s`,
+    )
     return result
   }
 

@@ -5,7 +5,6 @@
 // the group push killed (-9) while it holds a member's writes (the tracker lets them go).
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
-import path from 'node:path'
 import {cmpEqual, qemuIo, sleep, SshCycle, sha256, waitFor, type SshDisk} from '../helpers/cycle.js'
 import {json, startVdrep} from '../helpers/cli.js'
 import {TrackerControlClient} from '../../src/core/tracker/control-client.js'
@@ -21,14 +20,13 @@ describe('push --group over SSH: the receiver commits all members or none', func
   let c: SshCycle
   let a: SshDisk
   let b: SshDisk
-  let ta: RunningTracker
   let tb: RunningTracker
 
   beforeEach(async () => {
     c = await SshCycle.start()
     a = await c.newDisk('ga', 8 * MiB)
     b = await c.newDisk('gb', 8 * MiB)
-    ta = await c.track(a)
+    await c.track(a)
     tb = await c.track(b)
   })
   afterEach(async () => {

@@ -136,7 +136,9 @@ export async function runDeltaSession(
       }
     }
     if (group) {
-      const go = await holdForGroup({root, replica: replicaPath, seq: begin.seq, replicaId: hello.replicaId}, reader, writer, (line) => log(line, `push ${replicaPath}`))
+      const go = await holdForGroup({root, replica: replicaPath, seq: begin.seq, replicaId: hello.replicaId}, reader, writer, (line) =>
+        log(line, `push ${replicaPath}`),
+      )
       if (!go) return
       journalPath = journalPathFor(replicaPath)
     }

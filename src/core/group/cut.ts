@@ -50,7 +50,12 @@ async function holdAll(members: CutMember[], opts: CutOptions): Promise<Array<Pr
   const out: Array<PromiseSettledResult<FreezeResult>> = []
   for (const m of members) {
     if (out.length > 0) await new Promise((resolve) => setTimeout(resolve, staggerMs))
-    out.push(await hold(m).then((value) => ({status: 'fulfilled' as const, value}), (reason: unknown) => ({status: 'rejected' as const, reason})))
+    out.push(
+      await hold(m).then(
+        (value) => ({status: 'fulfilled' as const, value}),
+        (reason: unknown) => ({status: 'rejected' as const, reason}),
+      ),
+    )
   }
   return out
 }
@@ -80,9 +85,13 @@ export async function takeGroupCut(members: CutMember[], opts: CutOptions): Prom
     await giveBack()
     const r = released[lapsed]
     const why = r.status === 'rejected' ? `its release failed: ${asVdrepError(r.reason).message}` : `its hold ran out after ${r.value.heldMs} ms (the lease)`
-    throw new VdrepError('GROUP_CUT_EXPIRED', `the group's cut is void: the tracker of ${members[lapsed].disk} resumed writes before every member was frozen (${why}); nothing was sent`, {
-      hint: 'push the group again; if it recurs, a tracker is too slow to answer (a loaded host)',
-    })
+    throw new VdrepError(
+      'GROUP_CUT_EXPIRED',
+      `the group's cut is void: the tracker of ${members[lapsed].disk} resumed writes before every member was frozen (${why}); nothing was sent`,
+      {
+        hint: 'push the group again; if it recurs, a tracker is too slow to answer (a loaded host)',
+      },
+    )
   }
   const heldMs = Math.max(...released.map((r) => (r.status === 'fulfilled' ? r.value.heldMs : 0)))
   return {frozen: frozen as FrozenSet[], pointInTimeMs, heldMs}

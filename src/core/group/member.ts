@@ -60,9 +60,13 @@ export class GroupMember {
           hint: `push it with --group ${own}, or give it another group with \`vdrep init --group\``,
         })
       if (!claim.tracker)
-        throw new UsageError('GROUP_NO_TRACKER', `${disk} has no running tracker: a group push needs every member's writes held for one instant (--scan gives no point in time)`, {
-          hint: 'run `vdrep track <disk> --nbd ...` for every member, or push the disk alone',
-        })
+        throw new UsageError(
+          'GROUP_NO_TRACKER',
+          `${disk} has no running tracker: a group push needs every member's writes held for one instant (--scan gives no point in time)`,
+          {
+            hint: 'run `vdrep track <disk> --nbd ...` for every member, or push the disk alone',
+          },
+        )
       return new GroupMember(disk, lock, claim)
     } catch (err) {
       await claim?.release().catch(() => {})

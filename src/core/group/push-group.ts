@@ -72,7 +72,12 @@ export async function pushGroup(group: string, refs: DiskRef[], opts: GroupPushO
     opts.log?.(`group ${group}: cut taken across ${members.length} disks; writes were held for ${cut.heldMs} ms at most`)
     // Each set joins its member at once, so a failure below hands every one of them back.
     members.forEach((m, i) => (m.frozen = cut.frozen[i]))
-    opts.progress?.(phaseEvent('send', cut.frozen.reduce((n, f) => n + f.bitmap.count(), 0)))
+    opts.progress?.(
+      phaseEvent(
+        'send',
+        cut.frozen.reduce((n, f) => n + f.bitmap.count(), 0),
+      ),
+    )
     await Promise.all(members.map((m, i) => m.ship(cut.frozen[i], opts)))
     opts.progress?.(phaseEvent('commit'))
     const lead = members[0]

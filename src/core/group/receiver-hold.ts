@@ -87,7 +87,8 @@ async function commitGroup(self: HeldMember, c: GroupCommit): Promise<number> {
     if (!state || state.lastSeq + 1 !== x.seq) throw notHeld(`the replica is at sequence ${state?.lastSeq ?? 'none'}`)
     members.push({...x, path: rel})
   }
-  if (!seen.has(await memberPath(self.root, self.replica))) throw new ProtocolError('FRAME_MALFORMED', 'GROUP_COMMIT does not name the member whose session it came on')
+  if (!seen.has(await memberPath(self.root, self.replica)))
+    throw new ProtocolError('FRAME_MALFORMED', 'GROUP_COMMIT does not name the member whose session it came on')
   groupCrashPoint('before-record')
   return (await writeGroupRecord(self.root, {name: c.name, committedMs: Date.now(), members})).groupSeq
 }

@@ -41,14 +41,7 @@ const corrupt = (field: string, detail: string) => new StateError('GROUP_RECORD_
 export function encodeGroupRecord(r: GroupRecord): Buffer {
   let size = FIXED + strByteLength(r.name) + 4
   for (const m of r.members) size += strByteLength(m.path) + 8 + 16 + 16
-  const w = new BufferWriter(size)
-    .bytes(GROUP_MAGIC)
-    .u16(GROUP_VERSION)
-    .u16(0)
-    .u32(r.members.length)
-    .u64(r.groupSeq)
-    .u64(r.committedMs)
-    .str16(r.name)
+  const w = new BufferWriter(size).bytes(GROUP_MAGIC).u16(GROUP_VERSION).u16(0).u32(r.members.length).u64(r.groupSeq).u64(r.committedMs).str16(r.name)
   for (const m of r.members) w.str16(m.path).u64(m.seq).bytes(m.replicaId).bytes(m.commitId)
   const body = w.finish()
   const out = Buffer.alloc(body.length + 4)

@@ -52,7 +52,8 @@ export async function readGroupRecord(root: string, name: string, seq: number): 
   const file = recordFile(root, name, seq)
   const st = await fs.lstat(file).catch(() => undefined)
   if (!st?.isFile()) return null
-  if (st.size > MAX_RECORD_BYTES) throw new StateError('GROUP_RECORD_CORRUPT', `group record ${file}: ${st.size} bytes is over the ${MAX_RECORD_BYTES}-byte cap`)
+  if (st.size > MAX_RECORD_BYTES)
+    throw new StateError('GROUP_RECORD_CORRUPT', `group record ${file}: ${st.size} bytes is over the ${MAX_RECORD_BYTES}-byte cap`)
   return decodeGroupRecord(await fs.readFile(file))
 }
 

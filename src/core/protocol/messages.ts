@@ -30,7 +30,13 @@ export const HelloFlag = {
   GROUP: 1 << 6,
 } as const
 export const KNOWN_HELLO_FLAGS =
-  HelloFlag.TRUNCATE_REPLICA | HelloFlag.TAKE_OVER_REPLICA | HelloFlag.DISCARD_REPLICA_CHANGES | HelloFlag.NO_WRITE | HelloFlag.REPROTECT | HelloFlag.FINAL | HelloFlag.GROUP
+  HelloFlag.TRUNCATE_REPLICA |
+  HelloFlag.TAKE_OVER_REPLICA |
+  HelloFlag.DISCARD_REPLICA_CHANGES |
+  HelloFlag.NO_WRITE |
+  HelloFlag.REPROTECT |
+  HelloFlag.FINAL |
+  HelloFlag.GROUP
 /** Length of a commit id (random, one per proved full sync and per committed push). */
 export const COMMIT_ID_LENGTH = 16
 export const ReplicaStateKind = {MISSING: 0, INCOMPLETE: 1, COMPLETE: 2} as const
