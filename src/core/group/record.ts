@@ -77,5 +77,7 @@ export function decodeGroupRecord(b: Buffer): GroupRecord {
     })
   }
   r.end('group record')
+  for (const m of members)
+    if (m.path.length === 0 || m.path.includes('\0') || m.path.includes('\uFFFD')) throw corrupt('member path', 'empty, or not valid UTF-8 without NUL')
   return {name, groupSeq, committedMs, members}
 }

@@ -45,7 +45,7 @@ export function decodeGroupCommit(b: Buffer): GroupCommit {
   const members: GroupMember[] = []
   for (let i = 0; i < count; i++) {
     members.push({
-      path: r.str16('member path', MAX_MEMBER_PATH),
+      path: memberPath(r.str16('member path', MAX_MEMBER_PATH), f),
       seq: r.u64('member sequence'),
       replicaId: Buffer.from(r.bytes(16, 'replica id')),
       commitId: Buffer.from(r.bytes(16, 'commit id')),
@@ -53,6 +53,12 @@ export function decodeGroupCommit(b: Buffer): GroupCommit {
   }
   r.end('GROUP_COMMIT')
   return {name, members}
+}
+
+/** A path the receiver resolves under its root: not empty, no NUL, valid UTF-8 (a byte that is not decodes to U+FFFD). */
+export function memberPath(p: string, f: (field: string, detail: string) => Error): string {
+  if (p.length === 0 || p.includes('\0') || p.includes('\uFFFD')) throw f('member path', 'empty, or not valid UTF-8 without NUL')
+  return p
 }
 
 export interface GroupApply {
