@@ -66,7 +66,7 @@ export async function pushGroup(group: string, refs: DiskRef[], opts: GroupPushO
         {hint: 'move the replicas under one receiver (or one local folder), or push them apart (no common point in time)'},
       )
     opts.progress?.(phaseEvent('connect'))
-    await Promise.all(members.map((m) => m.open(opts)))
+    await allOrFirstError(members.map((m) => m.open(opts)))
     opts.progress?.(phaseEvent('freeze'))
     const cut = await takeGroupCut(members, {timeoutMs: opts.cutTimeoutMs ?? DEFAULT_CUT_TIMEOUT_MS, leaseMs: opts.holdLeaseMs ?? DEFAULT_HOLD_LEASE_MS})
     opts.log?.(`group ${group}: cut taken across ${members.length} disks; writes were held for ${cut.heldMs} ms at most`)
@@ -78,7 +78,7 @@ export async function pushGroup(group: string, refs: DiskRef[], opts: GroupPushO
         cut.frozen.reduce((n, f) => n + f.bitmap.count(), 0),
       ),
     )
-    await Promise.all(members.map((m, i) => m.ship(cut.frozen[i], opts)))
+    await allOrFirstError(members.map((m, i) => m.ship(cut.frozen[i], opts)))
     opts.progress?.(phaseEvent('commit'))
     const lead = members[0]
     const commit = encodeGroupCommit({
@@ -89,9 +89,7 @@ export async function pushGroup(group: string, refs: DiskRef[], opts: GroupPushO
     const groupSeq = decodeGroupCommitted((await lead.expect(FrameType.GROUP_COMMITTED, 'the group record')).payload)
     opts.log?.(`group ${group}: point ${groupSeq} committed on the replica host; applying the members`)
     await Promise.all(members.map((m) => m.conn!.writer.send(FrameType.GROUP_APPLY, encodeGroupApply({name: group, groupSeq}))))
-    const finished = await Promise.allSettled(members.map((m) => m.finish(cut.pointInTimeMs)))
-    const failed = finished.find((f) => f.status === 'rejected')
-    if (failed) throw asVdrepError((failed as PromiseRejectedResult).reason)
+    await allOrFirstError(members.map((m) => m.finish(cut.pointInTimeMs)))
     ok = true
     const seconds = (performance.now() - started) / 1000
     return {
@@ -114,4 +112,10 @@ export async function pushGroup(group: string, refs: DiskRef[], opts: GroupPushO
   } finally {
     await Promise.all(members.map((m) => m.close(ok)))
   }
+}
+
+/** Wait for every member's step to end (none is left running when the members are closed), then throw the first failure. */
+async function allOrFirstError(steps: Array<Promise<void>>): Promise<void> {
+  const failed = (await Promise.allSettled(steps)).find((r) => r.status === 'rejected')
+  if (failed) throw asVdrepError((failed as PromiseRejectedResult).reason)
 }
