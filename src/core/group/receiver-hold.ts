@@ -29,12 +29,15 @@ export interface HeldMember {
  */
 export async function holdForGroup(m: HeldMember, reader: FrameSource, writer: FrameWriter, log: (line: string) => void): Promise<boolean> {
   let promoted = false
+  let recorded = false
   try {
     await writer.send(FrameType.JOURNALED, encodeJournaled(m.seq))
     for (;;) {
       const frame = await reader.next()
       if (!frame) return false
       if (frame.type === FrameType.GROUP_COMMIT) {
+        if (recorded) throw new ProtocolError('FRAME_UNEXPECTED', 'a second GROUP_COMMIT on one session')
+        recorded = true
         const groupSeq = await commitGroup(m, decodeGroupCommit(frame.payload))
         log(`group point ${groupSeq} committed (its record is written; the members apply)`)
         await writer.send(FrameType.GROUP_COMMITTED, encodeGroupCommitted(groupSeq))
