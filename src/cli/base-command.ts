@@ -44,6 +44,11 @@ export abstract class BaseCommand extends Command {
     if (!this.globals.quiet && !this.jsonEnabled()) this.log(line)
   }
 
+  /** A failure that does not end the command (one disk of several): stderr, even when quiet; never under --json. */
+  protected sayError = (line: string): void => {
+    if (!this.jsonEnabled()) this.logToStderr(`vdrep: ${line}`)
+  }
+
   /** Verbose detail goes to stderr so stdout stays one summary line. */
   protected detail = (line: string): void => {
     if (this.globals.verbose && !this.jsonEnabled()) this.logToStderr(`vdrep: ${line}`)

@@ -7,6 +7,10 @@ import {withAttemptRecord} from '../core/status/last-attempt.js'
 import {fullsyncDryRun, type DryRunResult} from '../core/verify/dry-run.js'
 import {renderRanges} from '../cli/render-ranges.js'
 import {formatBytes, parseSize} from '../core/util/units.js'
+import {UsageError} from '../core/errors.js'
+import {loadConfig} from '../core/fleet/config-file.js'
+import {runForEachDisk, type FleetRun} from '../core/fleet/run-all.js'
+import {allFlags, changeText, failureLines, fleetSummary, refuseOneDiskFlags} from '../cli/fleet-flags.js'
 
 export default class Fullsync extends BaseCommand {
   static override summary = 'Compare the whole disk with the replica by block checksums, send what differs, prove the result.'
@@ -14,10 +18,12 @@ export default class Fullsync extends BaseCommand {
     '<%= config.bin %> fullsync /vm/web.img',
     '<%= config.bin %> fullsync /vm/web.img --json --bwlimit 50M',
     '<%= config.bin %> fullsync /vm/web.img --dry-run   # what would be sent (blocks, bytes, ranges); nothing is written',
+    '<%= config.bin %> fullsync --all --jobs 2   # every disk of /etc/vdrep/vdrep.conf',
   ]
-  static override args = {disk: Args.string({description: 'disk initialised with `vdrep init`', required: true})}
+  static override args = {disk: Args.string({description: 'disk initialised with `vdrep init` (or --all)'})}
   static override flags = {
     'state-dir': stateDirFlag,
+    ...allFlags,
     'truncate-replica': Flags.boolean({description: 'allow cutting a replica that is larger than the source'}),
     'take-over-replica': Flags.boolean({
       description: "overwrite a replica that belongs to another source and make it this disk's (refused with exit 10 otherwise)",
@@ -34,18 +40,24 @@ export default class Fullsync extends BaseCommand {
     'checkpoint-bytes': Flags.string({description: 'make the replica durable and record a resume point this often', hidden: true}),
   }
 
-  async run(): Promise<FullsyncResult | DryRunResult> {
+  async run(): Promise<FullsyncResult | DryRunResult | FleetRun<FullsyncResult>> {
     const {args, flags} = await this.parse(Fullsync)
     this.setGlobals(flags)
-    if (flags['dry-run']) return this.dryRun(args.disk, flags)
+    if (flags.all) {
+      refuseOneDiskFlags(flags)
+      return this.fullsyncAll(args.disk, flags)
+    }
+    if (args.disk === undefined) throw new UsageError('USAGE', 'name a disk, or --all for every disk of the config file', {hint: 'see `vdrep fullsync --help`'})
+    const disk = args.disk
+    if (flags['dry-run']) return this.dryRun(disk, flags)
     const display = this.interactive ? await createPhaseDisplay() : undefined
     let result: FullsyncResult
     try {
       result = await withAttemptRecord(
-        args.disk,
+        disk,
         'fullsync',
         () =>
-          fullsync(args.disk, {
+          fullsync(disk, {
             truncateReplica: flags['truncate-replica'],
             takeOverReplica: flags['take-over-replica'],
             discardReplicaChanges: flags['discard-replica-changes'],
@@ -60,13 +72,48 @@ export default class Fullsync extends BaseCommand {
     } finally {
       display?.stop()
     }
-    const rate = result.bytesCompared / Math.max(result.seconds, 0.001)
-    this.say(
-      `fullsync ${result.disk} -> ${result.target}: ${formatBytes(result.bytesCompared)} compared, ${formatBytes(result.bytesSent)} sent, ` +
-        `${formatBytes(result.zeroBytesSkipped)} zero skipped, ${result.blocksDiffering} blocks differed, proved (${result.hashAlgo} ${result.digest.slice(0, 16)}) ` +
-        `in ${result.seconds.toFixed(1)} s (${formatBytes(rate)}/s)${result.resumedAtBlock > 0 ? `, resumed at ${result.resumedPercent}%` : ''}`,
-    )
+    this.say(summary(result))
     return result
+  }
+
+  /** --all: every disk of the config file, --jobs at a time, one line per disk; exit code: the highest of any disk. */
+  private async fullsyncAll(
+    disk: string | undefined,
+    flags: {config?: string; jobs?: number; 'bandwidth-budget'?: string; bwlimit?: string; 'accept-new-host-key'?: boolean; 'dry-run'?: boolean},
+  ): Promise<FleetRun<FullsyncResult>> {
+    if (disk !== undefined) throw new UsageError('USAGE', `--all works on every configured disk: do not name one (${disk})`)
+    const config = await loadConfig(flags.config)
+    if (!config || config.disks.length === 0)
+      throw new UsageError('CONFIG_NO_DISKS', `--all: ${config ? `${config.file} lists no disk` : 'no config file (/etc/vdrep/vdrep.conf)'}`, {
+        hint: 'list the disks in /etc/vdrep/vdrep.conf ([[disk]] tables), or name one with --config',
+      })
+    const run = await runForEachDisk(
+      config,
+      (d, shared) =>
+        fullsync(d, {
+          acceptNewHostKey: flags['accept-new-host-key'],
+          bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
+          sharedBudget: shared.budget,
+          log: (line, level) => (level === 'notice' ? this.notice(`${d}: ${line}`) : this.detail(`${d}: ${line}`)),
+        }),
+      {
+        kind: 'fullsync',
+        jobs: flags.jobs,
+        budgetBytesPerSecond: flags['bandwidth-budget'] ? parseSize(flags['bandwidth-budget'].replace(/\/s$/i, ''), '--bandwidth-budget') : undefined,
+        warn: this.notice,
+        onApplied: (d, lines) => this.notice(`${d}: settings from ${config.file} written into its .psf (the change record kept): ${changeText(lines)}`),
+        onDone: (o) => {
+          if (o.ok && o.result) this.say(summary(o.result))
+          for (const line of failureLines('fullsync', o)) this.sayError(line)
+        },
+      },
+    )
+    this.say(fleetSummary('fullsync', run))
+    if (run.exitCode !== 0) {
+      if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify(run, null, 2)}\n`)
+      this.exit(run.exitCode)
+    }
+    return run
   }
 
   /** --dry-run: the comparison only, nothing written (core/verify/dry-run.ts). */
@@ -95,4 +142,13 @@ export default class Fullsync extends BaseCommand {
     for (const line of renderRanges('would', dry.differing)) this.say(line)
     return dry
   }
+}
+
+function summary(result: FullsyncResult): string {
+  const rate = result.bytesCompared / Math.max(result.seconds, 0.001)
+  return (
+    `fullsync ${result.disk} -> ${result.target}: ${formatBytes(result.bytesCompared)} compared, ${formatBytes(result.bytesSent)} sent, ` +
+    `${formatBytes(result.zeroBytesSkipped)} zero skipped, ${result.blocksDiffering} blocks differed, proved (${result.hashAlgo} ${result.digest.slice(0, 16)}) ` +
+    `in ${result.seconds.toFixed(1)} s (${formatBytes(rate)}/s)${result.resumedAtBlock > 0 ? `, resumed at ${result.resumedPercent}%` : ''}`
+  )
 }

@@ -7,6 +7,8 @@ import {statusCheckOutcome} from '../core/status/check.js'
 import {statusRows, type DiskStatusRow} from '../core/status/status.js'
 import {renderPrometheus, writeTextfile} from '../core/status/prometheus.js'
 import {formatBytes, formatDuration} from '../core/util/units.js'
+import {loadConfig} from '../core/fleet/config-file.js'
+import {configFlag} from '../cli/fleet-flags.js'
 
 export interface StatusResult {
   disks: DiskStatusRow[]
@@ -14,7 +16,7 @@ export interface StatusResult {
 
 export default class Status extends BaseCommand {
   static override summary = 'One row per disk: target, tracking or not, state, changed blocks and bytes pending, last sync.'
-  static override description = `With no disk, shows every disk that has a .psf in the current directory. Changes nothing.
+  static override description = `With no disk, shows every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONFIG or --config); without a config file (or with one that lists no disk), every disk that has a .psf in the current directory or the state folder. Changes nothing.
 
 A failed push or full sync is recorded beside the .psf (<disk>.vdrep-last) and shown (state "Push failed", with the error) until a sync succeeds.
 
@@ -30,6 +32,7 @@ With --check (for monitoring): exit 0 only when every disk is healthy. When the 
   static override args = {disk: Args.string({description: 'disks initialised with `vdrep init` (any number)'})}
   static override flags = {
     'state-dir': stateDirFlag,
+    config: configFlag,
     prometheus: Flags.boolean({description: 'print the status as Prometheus metrics (text exposition format) instead of the table'}),
     'textfile-dir': Flags.string({
       description: "write the metrics to DIR/vdrep.prom atomically (for node_exporter's textfile collector); prints nothing else unless --prometheus",
@@ -40,13 +43,16 @@ With --check (for monitoring): exit 0 only when every disk is healthy. When the 
   async run(): Promise<StatusResult> {
     const {argv, flags} = await this.parse(Status)
     this.setGlobals(flags)
-    const disks = await statusRows(argv as string[])
+    // No disk named: the configured disks, else (no config, or none listed) the current folder's.
+    const named = argv as string[]
+    const configured = named.length === 0 ? ((await loadConfig(flags.config))?.disks.map((d) => d.disk) ?? []) : []
+    const disks = await statusRows(named.length > 0 ? named : configured)
     const textfileDir = flags['textfile-dir']
     if (flags.prometheus || textfileDir !== undefined) {
       const text = renderPrometheus(disks)
       if (textfileDir !== undefined) await writeTextfile(textfileDir, text)
       if (flags.prometheus && !this.jsonEnabled()) process.stdout.write(text)
-    } else if (disks.length === 0) this.say('no disks: name one, or run in the folder that holds <disk>.psf')
+    } else if (disks.length === 0) this.say('no disks: name one, list them in /etc/vdrep/vdrep.conf, or run in the folder that holds <disk>.psf')
     else for (const line of renderTable(disks)) this.say(line)
     if (flags.check) {
       const outcome = statusCheckOutcome(disks)
@@ -81,7 +87,7 @@ function lastSync(r: DiskStatusRow): string {
 function renderTable(rows: DiskStatusRow[]): string[] {
   const head = ['DISK', 'TARGET', 'TRACKING', 'STATE', 'PENDING', 'ACTIVITY LOG', 'AGE/RPO', 'LAST SYNC']
   const cells = rows.map((r) => [
-    r.disk,
+    r.group ? `${r.disk} (group ${r.group})` : r.disk,
     r.target ?? '-',
     r.tracking && r.tracker ? `pid ${r.tracker.pid}, ${r.tracker.clients} client${r.tracker.clients === 1 ? '' : 's'}` : 'no',
     r.state,

@@ -17,9 +17,10 @@ import {cronCommand, shellQuote} from './util/shell-quote.js'
 import {parseRetention} from './points/retention.js'
 import {checkGroupName} from './group/name.js'
 import {systemdEscapePath} from './util/systemd-escape.js'
+// The limits `vdrep config` and the config file check too: one place (settings/keys.ts).
+import {MAX_RPO_SECONDS, MIN_RPO_SECONDS} from './settings/keys.js'
 
-export const MIN_RPO_SECONDS = 5 * 60
-export const MAX_RPO_SECONDS = 24 * 3600
+export {MIN_RPO_SECONDS, MAX_RPO_SECONDS}
 
 export interface InitOptions {
   target: string

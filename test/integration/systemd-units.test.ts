@@ -44,12 +44,20 @@ describe('systemd units', function () {
 
   it('every shipped unit passes systemd-analyze verify, templates instantiated for a disk', async () => {
     const names = (await fs.readdir(UNITS)).sort()
-    assert.deepEqual(names, ['vdrep-push@.service', 'vdrep-push@.timer', 'vdrep-serve.service', 'vdrep-track@.service'])
+    assert.deepEqual(names, [
+      'vdrep-push.service',
+      'vdrep-push.timer',
+      'vdrep-push@.service',
+      'vdrep-push@.timer',
+      'vdrep-serve.service',
+      'vdrep-track@.service',
+    ])
     const instance = systemdEscapePath('/vm/web 1.img')
     for (const unit of names) {
       const file = await install(unit, unit.replace('@.', `@${instance}.`))
       // A timer needs its service beside it.
-      const extra = unit.endsWith('.timer') ? [await install('vdrep-push@.service', `vdrep-push@${instance}.service`)] : []
+      const service = unit.includes('@') ? ['vdrep-push@.service', `vdrep-push@${instance}.service`] : ['vdrep-push.service', 'vdrep-push.service']
+      const extra = unit.endsWith('.timer') ? [await install(service[0], service[1])] : []
       const r = verify([file, ...extra])
       assert.equal(r.code, 0, `${unit}: ${r.out}`)
       assert.equal(r.out, '', `${unit}: no warning either (an unknown key is only a warning): ${r.out}`)
@@ -77,6 +85,11 @@ describe('systemd units', function () {
     for (const line of [/^Persistent=true$/m, /^RandomizedDelaySec=\S+$/m, /^OnCalendar=minutely$/m]) assert.match(timer, line)
     const push = await fs.readFile(path.join(UNITS, 'vdrep-push@.service'), 'utf8')
     assert.match(push, /^ExecStart=\S+ push --if-due %I /m)
+    // One unit for every disk of the config file: push --all, when due, run by its timer.
+    const all = await fs.readFile(path.join(UNITS, 'vdrep-push.service'), 'utf8')
+    assert.match(all, /^ExecStart=\S+ push --all --if-due /m)
+    const allTimer = await fs.readFile(path.join(UNITS, 'vdrep-push.timer'), 'utf8')
+    for (const line of [/^Persistent=true$/m, /^RandomizedDelaySec=\S+$/m, /^OnCalendar=minutely$/m]) assert.match(allTimer, line)
     const pkg = JSON.parse(await fs.readFile(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as {files: string[]}
     assert.ok(pkg.files.includes('systemd'), 'the units are in the package')
   })

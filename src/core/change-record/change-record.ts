@@ -300,6 +300,28 @@ export class ChangeRecord implements RecordWriter {
     await this.patch((h) => ({settings: {...h.settings, ...patch, ...(patch.ssh ? {ssh: {...h.settings.ssh, ...patch.ssh}} : {})}}))
   }
 
+  /**
+   * `vdrep config`: the settings replaced in place; the bitmaps, index and commit chain stay, so
+   * the next push is still a delta. `rebind` (a target naming another replica): the record's
+   * replica binding is reset (a new replica id, no sequence, no commit chain) and the next sync
+   * is a full sync that says why (TARGET_CHANGED): a delta never goes to another replica.
+   */
+  async changeSettings(settings: ReplicationSettings, rebind?: {replicaId: Buffer}): Promise<void> {
+    if (!rebind) {
+      await this.patch(() => ({settings}))
+      return
+    }
+    const refusals = HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN | HeaderFlag.REPLICA_PROMOTED | HeaderFlag.HANDED_OVER
+    await this.patch((h) => ({
+      settings,
+      replicaId: Buffer.from(rebind.replicaId),
+      lastSeq: 0,
+      pendingSeq: 0,
+      lastCommit: Buffer.alloc(16),
+      flags: (h.flags | HeaderFlag.NEEDS_FULL_SYNC | HeaderFlag.TARGET_CHANGED) & ~HeaderFlag.INDEX_VALID & ~refusals,
+    }))
+  }
+
   /** The index is rewritten as a full sync goes; until its proof passes it is not trusted. */
   async beginFullSync(): Promise<void> {
     if (this.header.flags & HeaderFlag.INDEX_VALID) await this.patch((h) => ({flags: h.flags & ~HeaderFlag.INDEX_VALID}))
@@ -342,7 +364,13 @@ export class ChangeRecord implements RecordWriter {
       (h.flags | HeaderFlag.INDEX_VALID | (p.stamp ? HeaderFlag.CLEAN_SHUTDOWN : 0)) &
       // Without a tracker the sync read the disk after any outside write a tracker saw before;
       // a running tracker keeps the flag until its own verification ends.
-      ~(HeaderFlag.NEEDS_FULL_SYNC | HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN | (p.stamp ? HeaderFlag.VERIFY_NEEDED : 0))
+      ~(
+        HeaderFlag.NEEDS_FULL_SYNC |
+        HeaderFlag.TARGET_CHANGED |
+        HeaderFlag.REPLICA_DIVERGED |
+        HeaderFlag.REPLICA_FOREIGN |
+        (p.stamp ? HeaderFlag.VERIFY_NEEDED : 0)
+      )
     return {
       flags,
       generation: h.generation + 1,

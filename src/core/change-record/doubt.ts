@@ -10,6 +10,8 @@ export const DoubtKind = {
   NEVER_SYNCED: 'never-synced',
   /** NEEDS_FULL_SYNC after a sync: something marked the record untrusted. */
   MARKED_UNTRUSTED: 'marked-untrusted',
+  /** NEEDS_FULL_SYNC because `vdrep config` changed the target: a new replica starts with a full sync. */
+  TARGET_CHANGED: 'target-changed',
   /** The disk is smaller than the record: nothing may be sent as a delta (bad input). */
   SOURCE_SHRANK: 'source-shrank',
   /** After a clean stop, the disk's stamp moved: something wrote it with no tracker running. */
@@ -89,6 +91,8 @@ export function doubtsOf(h: PsfHeader, now: DiskStamp, ctx: DoubtContext): Doubt
 /** The reason the header itself gives (NEEDS_FULL_SYNC), whatever the disk looks like; or null. */
 export function flagDoubt(h: PsfHeader): Doubt | null {
   if (!(h.flags & HeaderFlag.NEEDS_FULL_SYNC)) return null
+  if (h.flags & HeaderFlag.TARGET_CHANGED)
+    return {kind: DoubtKind.TARGET_CHANGED, message: `the target changed to ${h.settings.target} (vdrep config): a new replica starts with a full sync`}
   return h.generation === 0
     ? {kind: DoubtKind.NEVER_SYNCED, message: 'no full sync has completed since init'}
     : {kind: DoubtKind.MARKED_UNTRUSTED, message: 'the change record was marked untrusted'}
@@ -119,5 +123,5 @@ export function canVerify(h: PsfHeader): boolean {
 
 /** The kinds that only a full sync cures (NEEDS_FULL_SYNC); the others concern the disk itself. */
 export function needsFullSyncFlag(d: Doubt): boolean {
-  return d.kind === DoubtKind.NEVER_SYNCED || d.kind === DoubtKind.MARKED_UNTRUSTED
+  return d.kind === DoubtKind.NEVER_SYNCED || d.kind === DoubtKind.MARKED_UNTRUSTED || d.kind === DoubtKind.TARGET_CHANGED
 }

@@ -25,7 +25,7 @@ import {runHook} from '../sync/hooks.js'
 import {acquireDiskLock} from '../locks/index.js'
 import {phaseEvent} from '../sync/progress.js'
 import {helloRefused, remoteErrorOf} from '../fullsync/client-replies.js'
-import {Throttle} from '../sync/throttle.js'
+import {throttleFor} from '../sync/throttle.js'
 import {helloFlags, newCommitId} from '../fullsync/plan.js'
 
 export interface PushOptions extends FullsyncOptions {
@@ -290,17 +290,20 @@ async function pushDelta(
       } else return fallback(disk, target, `replica sequence mismatch (replica at ${ok.lastSeq}, this disk's record at ${lastSeq})`)
     }
     const seq = lastSeq + 1
-    if (opts.preHook) await runHook(opts.preHook, 'pre', disk)
+    // A flag wins over the disk's settings (`vdrep config DISK pre-hook ...`).
+    const preHook = opts.preHook ?? h.settings.preHook
+    const postHook = opts.postHook ?? h.settings.postHook
+    if (preHook) await runHook(preHook, 'pre', disk)
     const pointInTime = Date.now()
     opts.progress?.(phaseEvent('freeze'))
     try {
       frozen = tracker ? await freezeWithTracker(tracker) : await freezeWithoutTracker(owned as ChangeRecord, source, source.size)
     } finally {
-      if (opts.postHook) await runHook(opts.postHook, 'post', disk)
+      if (postHook) await runHook(postHook, 'post', disk)
     }
     await owner.beginCommit(seq)
     opts.progress?.(phaseEvent('send', frozen.bitmap.count()))
-    const stats = await sendBundle(frozen, seq, source.size, h.blockSize, h.hashAlgo, h.replicaId, writer, new Throttle(opts.bwlimitBytesPerSecond ?? 0))
+    const stats = await sendBundle(frozen, seq, source.size, h.blockSize, h.hashAlgo, h.replicaId, writer, throttleFor(h, opts))
     opts.progress?.(phaseEvent('commit'))
     const reply = await reader.next()
     if (!reply) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection before committing the bundle')

@@ -13,7 +13,8 @@ import {connectReceiver} from '../transport/connect.js'
 import {describeSource} from '../points/remote.js'
 import {noProgress, type ProgressSink, type SyncLog, type SyncProgress} from '../sync/progress.js'
 import {helloRefused, ReceiverReplies} from './client-replies.js'
-import {Throttle} from '../sync/throttle.js'
+import {throttleFor} from '../sync/throttle.js'
+import type {SharedBudget} from '../sync/shared-budget.js'
 import {settledStat} from '../psf/disk-stamp.js'
 import {asVdrepError, TransportError} from '../errors.js'
 import {claimRecord, type RecordClaim} from '../change-record/claim.js'
@@ -31,7 +32,10 @@ export interface FullsyncOptions {
   discardReplicaChanges?: boolean
   /** Make the replica durable and record a resume point at least this often (bytes of disk). */
   checkpointBytes?: number
+  /** Bytes per second this transfer may send; default: the disk's `bandwidth` setting, else none. */
   bwlimitBytesPerSecond?: number
+  /** A budget shared with the other transfers of this process (`push --all --jobs N`). */
+  sharedBudget?: SharedBudget
   /** Record an unknown replica host key in known_hosts (like StrictHostKeyChecking=accept-new). */
   acceptNewHostKey?: boolean
   /** Tests only: fail source reads as a failing device would (EIO at an offset). */
@@ -155,7 +159,7 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
       digest,
       p,
       progress,
-      throttle: new Throttle(opts.bwlimitBytesPerSecond ?? 0),
+      throttle: throttleFor(h, opts),
       checkpointEvery: checkpointBlocks(opts.checkpointBytes, bs),
       replicaMissing: ok.state === ReplicaStateKind.MISSING,
       onChunks: (c) => (chunks = c),

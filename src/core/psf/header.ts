@@ -85,6 +85,11 @@ export const HeaderFlag = {
   REPLICA_PROMOTED: 1 << 6,
   /** The last push was final (`push --final`): this disk handed over to its replica (doc/failover.md). */
   HANDED_OVER: 1 << 7,
+  /**
+   * `vdrep config <disk> target` named another replica: the record's replica binding (id,
+   * sequence, commit chain) was reset and the next sync is a full sync that says so.
+   */
+  TARGET_CHANGED: 1 << 8,
 } as const
 
 /** The refusals a .psf records for `status`, until a full sync proves the replica again. */

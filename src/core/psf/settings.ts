@@ -1,7 +1,6 @@
 // The replication settings chosen at `init`, kept in the .psf header so cron runs need no
 // flags. Stored as bounded JSON inside the checksummed header slot; validated on decode.
 import {StateError} from '../errors.js'
-import {isGroupName} from '../group/name.js'
 
 export interface SshSettings {
   user?: string
@@ -21,9 +20,19 @@ export interface ReplicationSettings {
   ssh?: SshSettings
   /** The restore-point retention chosen at init, handed to the receiver after a proved full sync (it keeps a policy set since). */
   retention?: string
-  /** The consistency group this disk belongs to (`init --group`; doc/group-commit.md), if any. */
+  /** Bytes per second a transfer of this disk may send (0 or absent: no cap); `--bwlimit` overrides it. */
+  bwlimitBytesPerSecond?: number
+  /** Commands run around the point in time of a push; `--pre-hook`/`--post-hook` override them. */
+  preHook?: string
+  postHook?: string
+  /** The consistency group this disk belongs to (`init --group`, `vdrep config DISK group NAME`; `push --group` takes one point in time across its disks, doc/group-commit.md). */
   group?: string
 }
+
+/** Hooks are shell lines: bounded, one line. */
+export const MAX_HOOK_LENGTH = 1000
+/** A group name: letters, digits and `._-`, as in a unit or metric label. */
+export const GROUP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 
 export const DEFAULT_FULLSYNC_PORT = 31031
 export const DEFAULT_DELTA_PORT = 44046
@@ -49,6 +58,12 @@ export function decodeSettings(buf: Buffer): ReplicationSettings {
   }
   if (s.ssh !== undefined && (typeof s.ssh !== 'object' || s.ssh === null)) throw bad('ssh')
   if (s.retention !== undefined && (typeof s.retention !== 'string' || s.retention.length === 0 || s.retention.length > 200)) throw bad('retention')
-  if (s.group !== undefined && !isGroupName(s.group)) throw bad('group')
+  if (s.bwlimitBytesPerSecond !== undefined && (!Number.isSafeInteger(s.bwlimitBytesPerSecond) || s.bwlimitBytesPerSecond < 0))
+    throw bad('bwlimitBytesPerSecond')
+  for (const h of ['preHook', 'postHook'] as const) {
+    const v = s[h]
+    if (v !== undefined && (typeof v !== 'string' || v.length === 0 || v.length > MAX_HOOK_LENGTH || /[\r\n]/.test(v))) throw bad(h)
+  }
+  if (s.group !== undefined && (typeof s.group !== 'string' || !GROUP_NAME.test(s.group))) throw bad('group')
   return s as ReplicationSettings
 }

@@ -82,6 +82,7 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
   try {
     const h = record.header
     row.target = h.settings.target
+    row.group = h.settings.group ?? null
     row.blockSize = h.blockSize
     // A format 1 or 2 record (read-only here) gets the default log when its owner next opens it.
     row.activityLog = h.alExtents > 0 ? {extents: h.alExtents, extentBytes: 2 ** h.alExtentShift, hotExtents: null, inUse: null} : null
@@ -91,7 +92,6 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     row.lastSeq = h.lastSeq
     row.generation = h.generation
     row.rpoSeconds = h.settings.rpoSeconds
-    row.group = h.settings.group ?? null
     row.ageSeconds = row.lastSyncMs ? Math.max(0, Math.round((now - row.lastSyncMs) / 1000)) : null
     row.lastAttempt = await readLastAttempt(disk)
     // The .psf is the record of successes: a sync it records after the failed attempt (a

@@ -25,6 +25,7 @@ import {
   type ControlRequest,
 } from './control-protocol.js'
 import type {ReplicaRefusal} from '../psf/header.js'
+import type {ReplicationSettings} from '../psf/settings.js'
 import type {CommitRecord, ProvedSync, RecordWriter} from '../change-record/writer.js'
 import {HASHES_PER_PAGE} from '../psf/layout.js'
 import {canonicalDisk, controlSocketPath} from './paths.js'
@@ -250,6 +251,11 @@ export class TrackerControlClient implements RecordWriter {
       const part = bits.subarray(at, at + MAX_REQUEST_DATA)
       if (part.some((x) => x !== 0)) await this.request({op: 'markBlocks', first: at * 8}, part)
     }
+  }
+
+  /** `vdrep config` while the tracker runs: it writes the settings (and a new binding) into the .psf. */
+  async changeSettings(settings: ReplicationSettings, rebind?: {replicaId: Buffer}): Promise<void> {
+    await this.request({op: 'settings', settings, ...(rebind ? {replicaId: rebind.replicaId.toString('hex')} : {})})
   }
 
   async replicaRefused(code: ReplicaRefusal): Promise<void> {

@@ -47,13 +47,19 @@
 //   {"op":"markBlocks","first":B}    data: a bitmap of blocks B.. (B a multiple of 8, LSB first):
 //                                    marked dirty as a VM write would be (a reprotect's owed
 //                                    blocks, doc/failover.md); answered {marked} once durable
+//   {"op":"settings","settings":{..},"replicaId":R?}
+//                                    the replication settings replaced (`vdrep config`; the same
+//                                    JSON and checks as the .psf's settings); with R (32 hex
+//                                    digits, a new target): the replica binding reset to R, no
+//                                    sequence, no commit chain, NEEDS_FULL_SYNC and TARGET_CHANGED set
 // ERROR JSON: {"code": "...", "exitCode": N, "message": "...", "hint": "..."}; the client reads
 // the registered code (doc/protocol.md "Error codes") and never uses exitCode, which is only
 // what the tracker's registry says (kept for older clients). A header that breaks the rules
 // (magic, version, kind, lengths) closes the connection after the ERROR; a bad JSON request,
 // or data where the op takes none, gets an ERROR (the data is read and dropped) and the
 // connection stays usable. Lengths are checked before any buffer is taken.
-import {ProtocolError, type ErrorCode} from '../errors.js'
+import {ProtocolError, StateError, type ErrorCode} from '../errors.js'
+import {decodeSettings, type ReplicationSettings} from '../psf/settings.js'
 import {MAX_HOLD_MS} from './cut-hold.js'
 
 export const CONTROL_MAGIC = Buffer.from('VDTC', 'ascii')
@@ -87,6 +93,7 @@ export type ControlRequest =
   | {op: 'provedSync'; diskSize: number; replicaSeq: number; syncedMs: number; commitId: string}
   | {op: 'replicaRefused'; code: 'REPLICA_DIVERGED' | 'REPLICA_FOREIGN' | 'REPLICA_PROMOTED'}
   | {op: 'markBlocks'; first: number}
+  | {op: 'settings'; settings: ReplicationSettings; replicaId?: string}
 
 /** Ops whose request carries data, and the size its data must be a multiple of. */
 const DATA_UNIT: Partial<Record<ControlRequest['op'], number>> = {blockHashes: BLOCK_HASH_ENTRY, indexRun: HASH_BYTES, markBlocks: 1}
@@ -162,10 +169,24 @@ function count(op: string, o: Record<string, unknown>, field: string): number {
 }
 
 function commitId(op: string, o: Record<string, unknown>): string {
-  const v = o.commitId
+  return hex32(op, 'commitId', o.commitId)
+}
+
+function hex32(op: string, field: string, v: unknown): string {
   if (typeof v !== 'string' || !/^[0-9a-f]{32}$/.test(v))
-    throw bad('CONTROL_BAD_REQUEST', `${op}: "commitId" must be 32 lower-case hex digits, got ${JSON.stringify(v)}`)
+    throw bad('CONTROL_BAD_REQUEST', `${op}: "${field}" must be 32 lower-case hex digits, got ${JSON.stringify(v)}`)
   return v
+}
+
+/** The settings of a `settings` request: the .psf's own decoder decides what is valid. */
+function settingsOf(v: unknown): ReplicationSettings {
+  try {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new StateError('PSF_CORRUPT', 'not an object')
+    return decodeSettings(Buffer.from(JSON.stringify(v), 'utf8'))
+  } catch (err) {
+    if (err instanceof StateError) throw bad('CONTROL_BAD_REQUEST', `settings: ${err.message}`)
+    throw err
+  }
 }
 
 /** Validate a request object and the length of its data; throws ProtocolError naming the field. */
@@ -217,6 +238,8 @@ function parseRequestJson(o: Record<string, unknown>): ControlRequest {
       if (first % 8 !== 0) throw bad('CONTROL_BAD_REQUEST', `markBlocks: "first" must be a multiple of 8, got ${first}`)
       return {op: 'markBlocks', first}
     }
+    case 'settings':
+      return {op: 'settings', settings: settingsOf(o.settings), ...(o.replicaId === undefined ? {} : {replicaId: hex32('settings', 'replicaId', o.replicaId)})}
     case 'replicaRefused':
       if (o.code !== 'REPLICA_DIVERGED' && o.code !== 'REPLICA_FOREIGN' && o.code !== 'REPLICA_PROMOTED')
         throw bad('CONTROL_BAD_REQUEST', `replicaRefused: "code" must be REPLICA_DIVERGED, REPLICA_FOREIGN or REPLICA_PROMOTED, got ${JSON.stringify(o.code)}`)
@@ -232,7 +255,7 @@ function parseRequestJson(o: Record<string, unknown>): ControlRequest {
     default:
       throw bad(
         'CONTROL_UNKNOWN_OP',
-        `unknown operation ${JSON.stringify(o.op)}; known: status, freeze, release, read, complete, pending, beginCommit, adoptCommitted, blockHashes, commit, beginFullSync, indexRun, provedSync, replicaRefused, markBlocks`,
+        `unknown operation ${JSON.stringify(o.op)}; known: status, freeze, release, read, complete, pending, beginCommit, adoptCommitted, blockHashes, commit, beginFullSync, indexRun, provedSync, replicaRefused, markBlocks, settings`,
       )
   }
 }

@@ -71,6 +71,9 @@ export function recordTransitions(record: ChangeRecord, mark?: MarkBlocks): (req
         await Promise.all(waits)
         return {marked}
       }
+      case 'settings':
+        await record.changeSettings(req.settings, req.replicaId === undefined ? undefined : {replicaId: Buffer.from(req.replicaId, 'hex')})
+        break
       case 'provedSync':
         sameSize('provedSync', req.diskSize)
         await record.provedSync({diskSize: req.diskSize, replicaSeq: req.replicaSeq, syncedMs: req.syncedMs, commitId: Buffer.from(req.commitId, 'hex')})

@@ -134,6 +134,20 @@ describe('tracker control protocol', () => {
     assert.throws(() => parseRequest({op: 'blockHashes'}, 41), /multiple of 40/)
   })
 
+  it("validates a settings request with the .psf's own settings rules (vdrep config)", () => {
+    const settings = {target: '/r/vm.img', rpoSeconds: 300, fullsyncPort: 31031, deltaPort: 44046, group: 'vm1'}
+    assert.deepEqual(parseRequest({op: 'settings', settings}), {op: 'settings', settings})
+    const id = '00112233445566778899aabbccddeeff'
+    assert.deepEqual(parseRequest({op: 'settings', settings, replicaId: id}), {op: 'settings', settings, replicaId: id})
+    assert.throws(() => parseRequest({op: 'settings', settings, replicaId: 'AB'}), /settings: "replicaId" must be 32 lower-case hex digits/)
+    assert.throws(() => parseRequest({op: 'settings'}), /CONTROL_BAD_REQUEST|settings: .*invalid object|not an object/)
+    assert.throws(() => parseRequest({op: 'settings', settings: {...settings, rpoSeconds: 0}}), /settings: .*invalid rpoSeconds/)
+    assert.throws(() => parseRequest({op: 'settings', settings: {...settings, deltaPort: 70000}}), /settings: .*invalid deltaPort/)
+    assert.throws(() => parseRequest({op: 'settings', settings: {...settings, group: 'a b'}}), /settings: .*invalid group/)
+    assert.throws(() => parseRequest({op: 'settings', settings: {...settings, preHook: 'a\nb'}}), /settings: .*invalid preHook/)
+    assert.throws(() => parseRequest({op: 'settings', settings}, 8), /settings: takes no data/)
+  })
+
   it('blockHashes data: u64 block then hash, little-endian, blocks checked against the disk', () => {
     const h1 = Buffer.alloc(32, 0xaa)
     const h2 = Buffer.alloc(32, 0xbb)
