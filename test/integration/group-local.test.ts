@@ -58,6 +58,18 @@ describe('push --group to local replicas', function () {
     const other = await vdrep(['push', '--group', 'other', a.disk, b.disk])
     assert.equal(other.code, 2, other.stderr)
     assert.match(other.stderr, /belongs to group vm, not other/)
+    // No disk named: the members are the config file's disks of that group.
+    const conf = path.join(dir, 'vdrep.conf')
+    const table = (d: {disk: string; replica: string}) => `[[disk]]\npath = "${d.disk}"\ntarget = "${d.replica}"\ngroup = "vm"\n`
+    await fs.writeFile(conf, `${table(a)}${table(b)}[[disk]]\npath = "${path.join(dir, 'elsewhere.img')}"\ntarget = "/x/y.img"\ngroup = "web"\n`)
+    await qemuIo(uri(b), ['write -P 0x67 2M 64k'])
+    const fromConfig = await vdrep(['push', '--group', 'vm', '--config', conf, '--json'])
+    assert.equal(fromConfig.code, 0, fromConfig.stderr)
+    assert.deepEqual(
+      json<GroupPushResult>(fromConfig).members.map((m) => path.basename(m.disk)),
+      ['a.img', 'b.img'],
+    )
+    assert.ok(await filesEqual(b.disk, b.replica))
   })
 
   it('refuses a member without a tracker, members on two receivers, and a member that needs a full sync; nothing is sent', async () => {
