@@ -16,6 +16,8 @@ import * as j from '../src/core/delta/journal.js'
 import {decodeReplicaState, encodeReplicaState} from '../src/core/receiver/replica-state.js'
 import {decodeRoomInfo, encodeRoomInfo} from '../src/core/protocol/room-messages.js'
 import * as a from './fuzz-arbitraries.js'
+import {decodeGroupRecord, encodeGroupRecord} from '../src/core/group/record.js'
+import * as g from '../src/core/protocol/group-messages.js'
 import {clean, hexOf, largestAllocation, readThrough, referenceParse, SocketFeeder, target, type FuzzTarget, type RefResult} from './fuzz-harness.js'
 
 export type {FuzzReport, FuzzTarget} from './fuzz-harness.js'
@@ -309,6 +311,46 @@ const journalTargets = [
   ),
 ]
 
+// Consistency groups (doc/group-commit.md): the record on the replica host and the frames of a group push.
+const groupMembers = fc.array(
+  fc.record({
+    path: fc.string({minLength: 1, maxLength: 40}),
+    seq: fc.maxSafeNat(),
+    replicaId: fc.uint8Array({minLength: 16, maxLength: 16}).map((u) => Buffer.from(u)),
+    commitId: fc.uint8Array({minLength: 16, maxLength: 16}).map((u) => Buffer.from(u)),
+  }),
+  {minLength: 1, maxLength: 4},
+)
+const groupName = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,20}$/)
+const validGroupRecords = fc
+  .record({name: groupName, groupSeq: fc.maxSafeNat(), committedMs: fc.maxSafeNat(), members: groupMembers})
+  .map((r) => encodeGroupRecord(r))
+const validGroupCommits = fc.record({name: groupName, members: groupMembers}).map((c) => g.encodeGroupCommit(c))
+const groupTargets: FuzzTarget[] = [
+  target(
+    'group record',
+    a.hostile(validGroupRecords, 200),
+    (b) => {
+      const r = clean(() => decodeGroupRecord(b))
+      if (!r) return false
+      assert.deepEqual(encodeGroupRecord(r), b)
+      return true
+    },
+    hexOf,
+  ),
+  target(
+    'message GROUP_COMMIT',
+    a.hostile(validGroupCommits, 200),
+    (b) => {
+      const c = clean(() => g.decodeGroupCommit(b))
+      if (!c) return false
+      assert.deepEqual(g.encodeGroupCommit(c), b)
+      return true
+    },
+    hexOf,
+  ),
+]
+
 export const FUZZ_TARGETS: FuzzTarget[] = [
   frameHeaderTarget,
   frameReaderTarget,
@@ -320,4 +362,5 @@ export const FUZZ_TARGETS: FuzzTarget[] = [
   pageTarget,
   stateTarget,
   ...journalTargets,
+  ...groupTargets,
 ]

@@ -37,6 +37,7 @@ export default class Init extends BaseCommand {
       description:
         'restore-point retention for the replica (e.g. 1h:all,24h:hourly,count:48,bytes:10%, or off), handed to the replica host after the first full sync; a policy set there since is kept',
     }),
+    group: Flags.string({description: 'consistency group of this disk: `push --group NAME` takes one point in time across its members'}),
     'al-extents': Flags.integer({
       description: 'activity log: hot extents kept (a write into a cold one waits for one small durable update); default 2026',
       min: 1,
@@ -74,6 +75,7 @@ export default class Init extends BaseCommand {
       ssh,
       retention: flags.retention,
       timeoutSeconds: flags.timeout === undefined ? undefined : (timeoutMs(flags.timeout) as number) / 1000,
+      group: flags.group,
       alExtents: flags['al-extents'],
       alExtentBytes: flags['al-extent-size'] === undefined ? undefined : parseSize(flags['al-extent-size'], '--al-extent-size'),
     })

@@ -4,13 +4,15 @@ import {timeoutFlag, timeoutMs} from '../cli/timeout-flag.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {push, type PushResult} from '../core/delta/push.js'
-import {withAttemptRecord} from '../core/status/last-attempt.js'
-import type {LogLevel} from '../core/sync/progress.js'
-import {formatBytes, parseSize} from '../core/util/units.js'
+import {recordAttempt, withAttemptRecord} from '../core/status/last-attempt.js'
+import {pushGroup, type GroupPushResult} from '../core/group/push-group.js'
 import {UsageError} from '../core/errors.js'
+import type {LogLevel} from '../core/sync/progress.js'
+import {formatBytes, parseDuration, parseSize} from '../core/util/units.js'
 import {loadConfig} from '../core/fleet/config-file.js'
 import {runForEachDisk, type FleetRun} from '../core/fleet/run-all.js'
 import {allFlags, changeText, failureLines, fleetSummary, refuseOneDiskFlags} from '../cli/fleet-flags.js'
+import {groupMembersFromConfig} from '../core/group/config-members.js'
 
 export default class Push extends BaseCommand {
   static override summary =
@@ -22,8 +24,11 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
     '<%= config.bin %> push /vm/web.img',
     '* * * * * <%= config.bin %> push --if-due /vm/web.img   (crontab)',
     '<%= config.bin %> push --all --if-due --jobs 2   # every disk of /etc/vdrep/vdrep.conf',
+    '<%= config.bin %> push --group db /vm/db-data.img /vm/db-log.img   (one point in time across both)',
   ]
-  static override args = {disk: Args.string({description: 'disk initialised with `vdrep init` (or --all)'})}
+  static override args = {disk: Args.string({description: 'disk initialised with `vdrep init` (or --all; with --group: every member)'})}
+  // --group takes the members as further arguments.
+  static override strict = false
   static override flags = {
     'state-dir': stateDirFlag,
     ...allFlags,
@@ -42,15 +47,28 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
       description:
         'the last push before a planned failover: refused while a tracker runs (shut the VM down and stop the tracker first); the replica records the handover, so `vdrep failover --planned` accepts it',
     }),
+    group: Flags.string({
+      description:
+        'a consistency group: one point in time across every disk given (each needs a running tracker), committed on the replica host as a unit (all members or none)',
+    }),
+    'cut-timeout': Flags.string({description: 'with --group: how long a member tracker may take to hold its writes for the cut (default 5s)'}),
     'discard-replica-changes': Flags.boolean({
       description: 'a replica written outside vdrep or open by another program: run the full sync that overwrites it (refused with exit 11 otherwise)',
     }),
   }
 
-  async run(): Promise<PushResult | FleetRun<PushResult>> {
-    const {args, flags} = await this.parse(Push)
+  async run(): Promise<PushResult | FleetRun<PushResult> | GroupPushResult> {
+    const {args, argv, flags} = await this.parse(Push)
     this.setGlobals(flags)
     timeoutMs(flags.timeout) // a bad --timeout is a usage error before anything runs
+    if (flags.group !== undefined) {
+      if (flags.all) throw new UsageError('USAGE', '--group and --all: push a group with --group alone')
+      return this.runGroup(flags.group, argv as string[], flags)
+    }
+    if (argv.length > 1)
+      throw new UsageError('BAD_ARGUMENT', `push takes one disk; ${argv.length} were given`, {
+        hint: 'give --group NAME to push several disks at one point in time',
+      })
     if (flags.all) {
       refuseOneDiskFlags(flags)
       return this.pushAll(args.disk, flags)
@@ -88,6 +106,44 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
     // A push that was not due says nothing without a terminal (unless --verbose): cron mails
     // whatever a job prints, and `push --if-due` runs every minute.
     if (result.mode !== 'skipped' || process.stdout.isTTY || this.globals.verbose) this.say(summary(result))
+    return result
+  }
+
+  private async runGroup(
+    group: string,
+    named: string[],
+    flags: {bwlimit?: string; 'cut-timeout'?: string; 'accept-new-host-key'?: boolean; config?: string},
+  ): Promise<GroupPushResult> {
+    // No disk named: the members are the config file's disks of that group.
+    const config = named.length === 0 ? await loadConfig(flags.config) : null
+    const disks = config ? groupMembersFromConfig(config, group).map((m) => m.disk) : named
+    if (disks.length === 0)
+      throw new UsageError('BAD_ARGUMENT', `push --group ${group}: name its disks, or list them with group = "${group}" in the config file`)
+    const display = this.interactive ? await createPhaseDisplay() : undefined
+    let result: GroupPushResult
+    try {
+      result = await pushGroup(
+        group,
+        disks.map((disk) => ({disk})),
+        {
+          bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
+          acceptNewHostKey: flags['accept-new-host-key'],
+          cutTimeoutMs: flags['cut-timeout'] ? parseDuration(flags['cut-timeout'], '--cut-timeout') * 1000 : undefined,
+          log: (line, level) => (display ? display.around(() => this.pushLog(line, level)) : this.pushLog(line, level)),
+          progress: display?.update,
+        },
+      )
+    } catch (err) {
+      for (const disk of disks) await recordAttempt(disk, 'push', {ok: false, error: err}, {warn: this.notice})
+      throw err
+    } finally {
+      display?.stop()
+    }
+    for (const disk of disks) await recordAttempt(disk, 'push', {ok: true}, {warn: this.notice})
+    const members = result.members.map((m) => `${m.disk} sequence ${m.seq} (${m.blocks} blocks)`).join(', ')
+    this.say(
+      `push --group ${group}: point ${result.groupSeq} committed: ${members}; writes held ${result.heldMs} ms for the cut; ${result.seconds.toFixed(2)} s`,
+    )
     return result
   }
 

@@ -15,6 +15,7 @@ import {formatTarget, parseTarget} from './target/target.js'
 import {acquireDiskLock, TrackerLock} from './locks/index.js'
 import {cronCommand, shellQuote} from './util/shell-quote.js'
 import {parseRetention} from './points/retention.js'
+import {checkGroupName} from './group/name.js'
 import {systemdEscapePath} from './util/systemd-escape.js'
 // The limits `vdrep config` and the config file check too: one place (settings/keys.ts).
 import {MAX_RPO_SECONDS, MIN_RPO_SECONDS} from './settings/keys.js'
@@ -34,6 +35,8 @@ export interface InitOptions {
   retention?: string
   /** --timeout, recorded for every later command (seconds). */
   timeoutSeconds?: number
+  /** The consistency group (doc/group-commit.md). */
+  group?: string
   /** Hot extents the activity log keeps (default 2026), and their size in bytes (default 4 MiB). */
   alExtents?: number
   alExtentBytes?: number
@@ -108,6 +111,7 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
     ...(opts.ssh && Object.keys(opts.ssh).length > 0 ? {ssh: opts.ssh} : {}),
     ...(opts.retention !== undefined ? {retention: checkedRetention(opts.retention)} : {}),
     ...(opts.timeoutSeconds !== undefined ? {timeoutSeconds: opts.timeoutSeconds} : {}),
+    ...(opts.group !== undefined ? {group: checkGroupName(opts.group)} : {}),
   }
   const hashAlgo = opts.hashAlgo ?? defaultHashAlgo()
   const replicaId = opts.force ? await replicaIdToKeep(psfPath, identity, settings.target) : undefined

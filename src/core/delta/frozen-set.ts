@@ -3,7 +3,7 @@
 // tracker, the .psf and the disk itself (then the guarantee is per block, like rsync).
 import type {Bitmap} from '../psf/bitmap.js'
 import type {SourceDisk} from '../disk/source-disk.js'
-import type {TrackerControlClient} from '../tracker/control-client.js'
+import type {FreezeResult, TrackerControlClient} from '../tracker/control-client.js'
 import type {ChangeRecord} from '../change-record/change-record.js'
 
 export interface FrozenSet {
@@ -23,7 +23,11 @@ export interface FrozenSet {
 }
 
 export async function freezeWithTracker(tracker: TrackerControlClient): Promise<FrozenSet> {
-  const frozen = await tracker.freeze()
+  return frozenByTracker(tracker, await tracker.freeze())
+}
+
+/** The set a tracker froze (a push's freeze, or a group's cut: group/cut.ts). */
+export function frozenByTracker(tracker: TrackerControlClient, frozen: FreezeResult): FrozenSet {
   let done = false
   return {
     bitmap: frozen.bitmap,

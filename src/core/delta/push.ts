@@ -188,12 +188,12 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
   }
 }
 
-interface Connecting {
+export interface Connecting {
   conn: Promise<Carrier>
   startedMs: number
 }
 
-function startConnecting(h: PsfHeader, opts: PushOptions): Connecting {
+export function startConnecting(h: PsfHeader, opts: PushOptions): Connecting {
   const conn = connectReceiver(parseTarget(h.settings.target), {
     port: h.settings.deltaPort,
     log: opts.log,
@@ -206,13 +206,13 @@ function startConnecting(h: PsfHeader, opts: PushOptions): Connecting {
   return {conn, startedMs: performance.now()}
 }
 
-async function closeQuietly(conn: Carrier): Promise<void> {
+export async function closeQuietly(conn: Carrier): Promise<void> {
   conn.abort()
   await conn.close().catch(() => {})
 }
 
 /** Close a connection that was started but is not used (the push falls back or failed first). */
-async function dropConnection(c: Connecting): Promise<void> {
+export async function dropConnection(c: Connecting): Promise<void> {
   const conn = await c.conn.catch(() => undefined)
   if (conn) await closeQuietly(conn)
 }

@@ -32,6 +32,8 @@ import {afterCommit, beginCapture} from '../points/commit-points.js'
 import type {PreImageCapture} from '../points/capture.js'
 import {policyOf} from '../points/prune.js'
 import type {SessionLog} from '../receiver/session-log.js'
+import {heldJournalPathFor, settleHeld} from '../group/held-journal.js'
+import {groupCrashPoint, holdForGroup} from '../group/receiver-hold.js'
 
 /** Why a delta cannot be trusted for this replica, or null when it can. */
 export async function deltaDoubt(
@@ -55,7 +57,16 @@ export async function deltaDoubt(
   return null
 }
 
-export async function runDeltaSession(hello: Hello, replicaPath: string, reader: FrameSource, writer: FrameWriter, log: SessionLog): Promise<void> {
+export async function runDeltaSession(
+  hello: Hello,
+  replicaPath: string,
+  reader: FrameSource,
+  writer: FrameWriter,
+  log: SessionLog,
+  root = path.dirname(replicaPath),
+): Promise<void> {
+  // A group member's held bundle left by an earlier group push is applied or dropped first (its group record decides).
+  await settleHeld(root, replicaPath, (line) => log(line, `push ${replicaPath}`))
   const recovered = await recoverJournal(replicaPath, (line) => log(line, `push ${replicaPath}`))
   if (recovered !== 'none') log(`${replicaPath}: journal ${recovered} before the push`)
   const {state, error} = await readReplicaState(replicaPath)
@@ -103,7 +114,9 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
     const extent = await replicaExtent(replica)
     checkDeviceHolds(replicaPath, extent, hello.diskSize)
     await checkRoom(replicaPath, begin.blockCount, hello.blockSize, extent.device ? 0 : Math.max(0, hello.diskSize - current.size), !policyOf(current).off)
-    const journalPath = journalPathFor(replicaPath)
+    // A group member's bundle is held under another name until its group commits (doc/group-commit.md).
+    const group = (hello.flags & HelloFlag.GROUP) !== 0
+    let journalPath = group ? heldJournalPathFor(replicaPath) : journalPathFor(replicaPath)
     const journalHeader = {blockSize: hello.blockSize, seq: begin.seq, diskSize: hello.diskSize, replicaId: hello.replicaId, hashAlgo: hello.hashAlgo}
     const journal = await JournalWriter.create(journalPath, journalHeader)
     let sealed = false
@@ -122,6 +135,13 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
         await capture?.abort()
       }
     }
+    if (group) {
+      const go = await holdForGroup({root, replica: replicaPath, seq: begin.seq, replicaId: hello.replicaId}, reader, writer, (line) =>
+        log(line, `push ${replicaPath}`),
+      )
+      if (!go) return
+      journalPath = journalPathFor(replicaPath)
+    }
     const applyStart = performance.now()
     let applied: {seq: number; diskSize: number; blocks: number}
     try {
@@ -139,6 +159,7 @@ export async function runDeltaSession(hello: Hello, replicaPath: string, reader:
       final,
     })
     log(`sequence ${seq} committed, ${blocks} blocks`, `push ${replicaPath}`, {seq})
+    if (group) groupCrashPoint('after-first-apply')
     // The state file is the commit point: answer now, then drop the journal (unlinking 40 MB of
     // it took ~20 ms that the client waited for). A journal left by a failed or interrupted
     // removal names the sequence the state already records, so recovery only removes it; the

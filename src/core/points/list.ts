@@ -18,6 +18,8 @@ export interface PointInfo {
   current: boolean
   /** When the last test of this point ended and how long it ran (`vdrep test stop` records it); null: never tested. */
   tested: string | null
+  /** The consistency group point this is part of ("db#3"), when a group record names it. */
+  group?: string
 }
 
 export interface PointsListing {

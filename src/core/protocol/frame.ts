@@ -34,6 +34,11 @@ export const FrameType = {
   OWED_RECORDED: 16,
   /** Receiver → client, only to a client whose HELLO set KEEPALIVE: "still working" (messages.ts). */
   KEEPALIVE: 17,
+  // A consistency group push (group-messages.ts, doc/group-commit.md).
+  JOURNALED: 18,
+  GROUP_COMMIT: 19,
+  GROUP_COMMITTED: 20,
+  GROUP_APPLY: 21,
   // The restore-point query (points-messages.ts); numbered apart so other additions keep 14 on.
   POINTS_REQUEST: 32,
   POINTS_LIST: 33,

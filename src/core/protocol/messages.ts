@@ -31,6 +31,8 @@ export const HelloFlag = {
    * KEEPALIVE_INTERVAL_MS, so a client can tell a busy receiver from a stopped one (--timeout).
    */
   KEEPALIVE: 1 << 6,
+  /** Delta port: a member of a consistency group push: the bundle is journaled and held until the group commits (doc/group-commit.md). */
+  GROUP: 1 << 7,
 } as const
 export const KNOWN_HELLO_FLAGS =
   HelloFlag.TRUNCATE_REPLICA |
@@ -39,7 +41,8 @@ export const KNOWN_HELLO_FLAGS =
   HelloFlag.NO_WRITE |
   HelloFlag.REPROTECT |
   HelloFlag.FINAL |
-  HelloFlag.KEEPALIVE
+  HelloFlag.KEEPALIVE |
+  HelloFlag.GROUP
 /**
  * A receiver that agreed to KEEPALIVE sends a frame at least this often while a session runs
  * (a KEEPALIVE when it had nothing else to send): journal writes, applies, fsyncs, scans and

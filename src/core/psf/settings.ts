@@ -27,7 +27,7 @@ export interface ReplicationSettings {
   /** Commands run around the point in time of a push; `--pre-hook`/`--post-hook` override them. */
   preHook?: string
   postHook?: string
-  /** The consistency group this disk belongs to (its name only; shown by status). */
+  /** The consistency group this disk belongs to (`init --group`, `vdrep config DISK group NAME`; `push --group` takes one point in time across its disks, doc/group-commit.md). */
   group?: string
 }
 

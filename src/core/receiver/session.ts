@@ -58,6 +58,8 @@ function checkHello(h: Hello, modes: number[]): void {
   if (!validBlockSize(h.blockSize)) throw new ProtocolError('BAD_BLOCK_SIZE', `block size ${h.blockSize} is not a power of two between 4 KiB and 4 MiB`)
   if (h.flags & ~KNOWN_HELLO_FLAGS) throw new ProtocolError('BAD_FLAGS', `unknown hello flags 0x${h.flags.toString(16)}`)
   if (h.flags & HelloFlag.NO_WRITE && h.mode !== SyncMode.FULLSYNC) throw new ProtocolError('BAD_FLAGS', 'NO_WRITE (compare only) is a full-sync flag')
+  if (h.flags & HelloFlag.GROUP && (h.mode !== SyncMode.DELTA || h.flags & (HelloFlag.REPROTECT | HelloFlag.FINAL)))
+    throw new ProtocolError('BAD_FLAGS', 'GROUP is a delta-port flag of a plain push (not with REPROTECT or FINAL)')
   if (h.diskSize <= 0 || h.diskSize > MAX_DISK_SIZE) throw new ProtocolError('BAD_DISK_SIZE', `disk size ${h.diskSize} is out of range`)
 }
 
@@ -88,7 +90,7 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
       if (hello.mode !== SyncMode.DELTA) throw new ProtocolError('BAD_FLAGS', 'REPROTECT is a delta-port hello flag')
       await runReprotectSession(hello, replica, reader, writer, log)
     } else if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, reader, writer, log)
-    else if (hello.mode === SyncMode.DELTA) await runDeltaSession(hello, replica, reader, writer, log)
+    else if (hello.mode === SyncMode.DELTA) await runDeltaSession(hello, replica, reader, writer, log, opts.root)
     else if (hello.mode === SyncMode.POINTS) await runPointsSession(hello, replica, reader, writer, log)
     else throw new UsageError('MODE_UNSUPPORTED', `unknown sync mode ${hello.mode}`)
     stopKeepalives?.()

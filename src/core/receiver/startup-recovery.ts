@@ -8,12 +8,28 @@ import {asVdrepError} from '../errors.js'
 import {recoverJournal} from '../delta/apply.js'
 import {journalPathFor} from '../delta/journal.js'
 import {resolveReplicaPath} from './replica-path.js'
+import {HELD_SUFFIX, settleHeld} from '../group/held-journal.js'
 
 /**
  * Recover every journal under `root`. `lockReplica` is the server's one-writer lock: a replica
  * another receiver process is writing is left to that one (its lock throws), and the log says so.
  */
 export async function recoverJournalsUnder(root: string, lockReplica: (replica: string) => Promise<() => void>, log: (line: string) => void): Promise<void> {
+  // First the held bundles of group pushes (doc/group-commit.md): each is applied when a group
+  // record names it and dropped when none does, so every group is at its old point or its new one.
+  for (const held of await findFiles(root, HELD_SUFFIX)) {
+    let release: (() => void) | undefined
+    try {
+      const replica = await resolveReplicaPath(root, path.relative(root, held.slice(0, -HELD_SUFFIX.length)))
+      release = await lockReplica(replica)
+      const outcome = await settleHeld(root, replica, log)
+      if (outcome !== 'none') log(`${replica}: group member's held bundle ${outcome} at start`)
+    } catch (err) {
+      log(`${held}: not settled at start (the next push of the member will): ${asVdrepError(err).message}`)
+    } finally {
+      release?.()
+    }
+  }
   const suffix = journalPathFor('')
   for (const journal of await findFiles(root, suffix)) {
     let release: (() => void) | undefined

@@ -102,7 +102,9 @@ export function renderPrometheus(rows: readonly DiskStatusRow[]): string {
     for (const r of rows) {
       const v = m.value(r)
       if (v === null) continue
-      out.push(`${m.name}{disk="${escapeLabelValue(r.disk)}",target="${escapeLabelValue(r.target ?? '')}"} ${formatValue(v)}`)
+      // A disk of a consistency group carries its name (an empty label is the same as none to Prometheus).
+      const group = r.group ? `,group="${escapeLabelValue(r.group)}"` : ''
+      out.push(`${m.name}{disk="${escapeLabelValue(r.disk)}",target="${escapeLabelValue(r.target ?? '')}"${group}} ${formatValue(v)}`)
     }
   }
   return `${out.join('\n')}\n`

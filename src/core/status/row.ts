@@ -30,7 +30,7 @@ export interface DiskStatusRow {
   disk: string
   /** Replica as recorded at init; null when the .psf cannot be read. */
   target: string | null
-  /** The consistency group named in the disk's settings (`vdrep config DISK group NAME`), or null. */
+  /** The consistency group named in the disk's settings (`init --group`, `vdrep config DISK group NAME`), or null. */
   group: string | null
   /** A tracker answers on the disk's control socket. */
   tracking: boolean

@@ -162,8 +162,9 @@ export class TrackerControlClient implements RecordWriter {
    * With `preserve: false` the tracker keeps no old contents (for a full sync, which reads the
    * disk itself): no side file, no cap, and `readBlocks` is refused.
    */
-  async freeze(opts: {preserve?: boolean} = {}): Promise<FreezeResult> {
-    const {body, data} = await this.request({op: 'freeze', preserve: opts.preserve !== false})
+  async freeze(opts: {preserve?: boolean; holdMs?: number; timeoutMs?: number} = {}): Promise<FreezeResult> {
+    const req: ControlRequest = {op: 'freeze', preserve: opts.preserve !== false, ...(opts.holdMs ? {holdMs: opts.holdMs} : {})}
+    const {body, data} = await this.request(req, undefined, opts.timeoutMs ?? this.timeoutMs)
     const blockCount = num(body, 'blockCount')
     if (data.length !== Math.ceil(blockCount / 8))
       throw new ProtocolError('CONTROL_BAD_REPLY', `freeze: bitmap of ${data.length} bytes for ${blockCount} blocks`)
@@ -174,6 +175,12 @@ export class TrackerControlClient implements RecordWriter {
       blocks: num(body, 'blocks'),
       bitmap: new Bitmap(blockCount, new Uint8Array(data)),
     }
+  }
+
+  /** End a group cut's hold (freeze with holdMs): `expired` says the lease ran out first. */
+  async release(timeoutMs = this.timeoutMs): Promise<{held: boolean; expired: boolean; heldMs: number}> {
+    const {body} = await this.request({op: 'release'}, undefined, timeoutMs)
+    return {held: body.held === true, expired: body.expired === true, heldMs: num(body, 'heldMs')}
   }
 
   /**
@@ -265,20 +272,20 @@ export class TrackerControlClient implements RecordWriter {
     })
   }
 
-  private request(req: ControlRequest, data?: Buffer): Promise<Reply> {
-    const p = this.queue.then(() => this.exchange(req, data))
+  private request(req: ControlRequest, data?: Buffer, timeoutMs = this.timeoutMs): Promise<Reply> {
+    const p = this.queue.then(() => this.exchange(req, data, timeoutMs))
     this.queue = p.catch(() => {})
     return p
   }
 
-  private async exchange(req: ControlRequest, data?: Buffer): Promise<Reply> {
+  private async exchange(req: ControlRequest, data: Buffer | undefined, timeoutMs: number): Promise<Reply> {
     if (this.socket.destroyed) throw gone()
     for (const part of encodeFrame(FrameKind.REQUEST, req, data)) this.socket.write(part)
     let timer: NodeJS.Timeout | undefined
-    if (this.timeoutMs > 0)
+    if (timeoutMs > 0)
       timer = setTimeout(
-        () => this.reader.cancel(new TransportError('TRACKER_TIMEOUT', `the tracker did not answer "${req.op}" within ${this.timeoutMs} ms`)),
-        this.timeoutMs,
+        () => this.reader.cancel(new TransportError('TRACKER_TIMEOUT', `the tracker did not answer "${req.op}" within ${timeoutMs} ms`)),
+        timeoutMs,
       )
     try {
       const h = decodeHeader(await this.reader.read(CONTROL_HEADER_SIZE), 'tracker')

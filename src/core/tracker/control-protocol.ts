@@ -20,6 +20,10 @@
 //                                      frozen bitmap, ceil(blockCount/8) bytes, LSB first
 //   {"op":"freeze","preserve":false} -> the same, but no copy-on-write (a full sync that reads
 //                                      the disk itself); `read` is then refused
+//   {"op":"freeze","holdMs":H}      -> the same, and the write gate stays closed after the freeze
+//                                      (a consistency group's cut) until "release", H ms at most
+//   {"op":"release"}                -> {held, expired, heldMs}: writes run again; expired: the
+//                                      hold's lease ran out first (the group's cut is void)
 //   {"op":"read","first":N,"count":M} -> {first, count, length}; data: the blocks as of the freeze
 //   {"op":"complete","ok":true|false} -> {cleared, mergedBack}
 //   {"op":"pending"}                -> {blockCount, blocks, verifying}; data: the blocks not on the
@@ -56,6 +60,7 @@
 // connection stays usable. Lengths are checked before any buffer is taken.
 import {ProtocolError, StateError, type ErrorCode} from '../errors.js'
 import {decodeSettings, type ReplicationSettings} from '../psf/settings.js'
+import {MAX_HOLD_MS} from './cut-hold.js'
 
 export const CONTROL_MAGIC = Buffer.from('VDTC', 'ascii')
 export const CONTROL_VERSION = 2
@@ -74,7 +79,8 @@ export type FrameKindId = (typeof FrameKind)[keyof typeof FrameKind]
 
 export type ControlRequest =
   | {op: 'status'}
-  | {op: 'freeze'; preserve: boolean}
+  | {op: 'freeze'; preserve: boolean; holdMs?: number}
+  | {op: 'release'}
   | {op: 'read'; first: number; count: number}
   | {op: 'complete'; ok: boolean}
   | {op: 'pending'}
@@ -196,6 +202,7 @@ export function parseRequest(o: Record<string, unknown>, dataLength = 0): Contro
 function parseRequestJson(o: Record<string, unknown>): ControlRequest {
   switch (o.op) {
     case 'status':
+    case 'release':
     case 'pending':
     case 'blockHashes':
     case 'beginFullSync':
@@ -203,7 +210,9 @@ function parseRequestJson(o: Record<string, unknown>): ControlRequest {
     case 'freeze':
       if (o.preserve !== undefined && typeof o.preserve !== 'boolean')
         throw bad('CONTROL_BAD_REQUEST', `freeze: "preserve" must be true or false, got ${JSON.stringify(o.preserve)}`)
-      return {op: 'freeze', preserve: o.preserve !== false}
+      if (o.holdMs !== undefined && (!isCount(o.holdMs) || o.holdMs < 1 || o.holdMs > MAX_HOLD_MS))
+        throw bad('CONTROL_BAD_REQUEST', `freeze: "holdMs" must be an integer from 1 to ${MAX_HOLD_MS}, got ${JSON.stringify(o.holdMs)}`)
+      return {op: 'freeze', preserve: o.preserve !== false, ...(o.holdMs === undefined ? {} : {holdMs: o.holdMs})}
     case 'read':
       if (!isCount(o.first)) throw bad('CONTROL_BAD_REQUEST', `read: "first" must be a non-negative integer, got ${JSON.stringify(o.first)}`)
       if (!isCount(o.count) || o.count === 0) throw bad('CONTROL_BAD_REQUEST', `read: "count" must be a positive integer, got ${JSON.stringify(o.count)}`)
@@ -246,7 +255,7 @@ function parseRequestJson(o: Record<string, unknown>): ControlRequest {
     default:
       throw bad(
         'CONTROL_UNKNOWN_OP',
-        `unknown operation ${JSON.stringify(o.op)}; known: status, freeze, read, complete, pending, beginCommit, adoptCommitted, blockHashes, commit, beginFullSync, indexRun, provedSync, replicaRefused, markBlocks, settings`,
+        `unknown operation ${JSON.stringify(o.op)}; known: status, freeze, release, read, complete, pending, beginCommit, adoptCommitted, blockHashes, commit, beginFullSync, indexRun, provedSync, replicaRefused, markBlocks, settings`,
       )
   }
 }

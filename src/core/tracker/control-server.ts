@@ -11,15 +11,17 @@ import type {Bitmap} from '../psf/bitmap.js'
 import {SocketReader} from '../transport/socket-reader.js'
 import {CONTROL_HEADER_SIZE, decodeHeader, decodeJson, encodeFrame, FrameKind, parseRequest, type ControlRequest} from './control-protocol.js'
 
-/** The requests that change the record (everything but status, freeze, read, complete and pending). */
-export type RecordRequest = Exclude<ControlRequest, {op: 'status' | 'freeze' | 'read' | 'complete' | 'pending'}>
+/** The requests that change the record (everything but status, freeze, release, read, complete and pending). */
+export type RecordRequest = Exclude<ControlRequest, {op: 'status' | 'freeze' | 'release' | 'read' | 'complete' | 'pending'}>
 
 /** Control connections served at once. */
 const MAX_CLIENTS = 64
 
 export interface ControlHandler {
   status(): object
-  freeze(conn: number, preserve: boolean): Promise<{body: object; bitmap: Bitmap}>
+  freeze(conn: number, preserve: boolean, holdMs?: number): Promise<{body: object; bitmap: Bitmap}>
+  /** A group push's cut is taken on every member: writes run again (freeze with holdMs). */
+  release(conn: number): object
   read(conn: number, first: number, count: number): Promise<Buffer>
   complete(conn: number, ok: boolean): Promise<object>
   /** The blocks not on the replica yet (active | in-flight), read-only (`vdrep verify`). */
@@ -157,9 +159,11 @@ export class ControlServer {
       case 'status':
         return this.send(socket, FrameKind.REPLY, {...this.handler.status(), controlClients: this.sockets.size})
       case 'freeze': {
-        const {body, bitmap} = await this.handler.freeze(id, req.preserve)
+        const {body, bitmap} = await this.handler.freeze(id, req.preserve, req.holdMs)
         return this.send(socket, FrameKind.REPLY, body, Buffer.from(bitmap.bits.buffer, bitmap.bits.byteOffset, bitmap.bits.byteLength))
       }
+      case 'release':
+        return this.send(socket, FrameKind.REPLY, this.handler.release(id))
       case 'read': {
         const data = await this.handler.read(id, req.first, req.count)
         return this.send(socket, FrameKind.REPLY, {first: req.first, count: req.count, length: data.length}, data)

@@ -12,6 +12,7 @@ import {CowStore} from './cow-store.js'
 import type {DirtyLog} from './dirty-log.js'
 import type {WriteGate} from './write-gate.js'
 import {formatBytes} from '../util/units.js'
+import {CutHold, type HoldOutcome} from './cut-hold.js'
 
 /** Most bytes one `read` may ask for. */
 export const MAX_READ_BYTES = 32 << 20
@@ -32,6 +33,8 @@ class FrozenSet {
   readonly locks = new RangeLocks()
   cancelled: string | null = null
   ending: Promise<number> | null = null
+  /** A group push's cut: the write gate stays closed until it is released (cut-hold.ts). */
+  hold: CutHold | null = null
   constructor(
     readonly owner: number,
     readonly cow: CowStore,
@@ -98,22 +101,42 @@ export class Freezer {
     while (this.busy) await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
   }
 
-  /** Freeze for `owner` (a control connection); returns the frozen set. */
-  async freeze(owner: number, preserve = true): Promise<Bitmap> {
+  /**
+   * Freeze for `owner` (a control connection); returns the frozen set. `holdMs` > 0 (a group
+   * push): the write gate stays closed after the freeze, for at most that long, until `release`.
+   */
+  async freeze(owner: number, preserve = true, holdMs = 0): Promise<Bitmap> {
     this.checkFree()
     this.starting++
     try {
-      return await this.gate.exclusive(async () => {
+      const reopen = await this.gate.close()
+      let held = false
+      try {
         this.checkFree()
         const bitmap = await this.log.freeze()
-        this.current = new FrozenSet(owner, new CowStore(this.opts.cowPath, this.opts.cowLimit), bitmap.count(), Date.now(), preserve)
+        const f = new FrozenSet(owner, new CowStore(this.opts.cowPath, this.opts.cowLimit), bitmap.count(), Date.now(), preserve)
+        this.current = f
         this.cancelledFor.delete(owner)
+        held = holdMs > 0
+        if (held)
+          f.hold = new CutHold(reopen, holdMs, () =>
+            this.opts.log?.('warn', `a group push held this disk's writes for its cut longer than its ${holdMs} ms lease; writes resumed, that push must fail`),
+          )
         return bitmap
-      })
+      } finally {
+        if (!held) reopen()
+      }
     } finally {
       this.starting--
       this.wakeIdle()
     }
+  }
+
+  /** A group push's cut is taken on every member: let writes run again (cut-hold.ts). */
+  release(owner: number): HoldOutcome & {held: boolean} {
+    const f = this.owned(owner, true)
+    if (!f.hold) return {held: false, expired: false, heldMs: 0}
+    return {held: true, ...f.hold.release()}
   }
 
   private wakeIdle(): void {
@@ -252,6 +275,8 @@ export class Freezer {
 
   /** End a freeze once, with no write running: clear or merge back, drop the side file. */
   private end(f: FrozenSet, mode: 'clear' | 'merge'): Promise<number> {
+    // A cut still held (its owner hung up, or the tracker stops) lets writes run first: the gate is the hold.
+    f.hold?.release()
     f.ending ??= this.gate.exclusive(async () => {
       const unlock = await f.locks.acquire(0, Number.MAX_SAFE_INTEGER, true)
       try {

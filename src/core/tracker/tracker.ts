@@ -188,7 +188,7 @@ export class Tracker {
       const transition = recordTransitions(record, (first, last) => log.mark(first, last))
       const handler: ControlHandler = {
         status: () => (tracker as Tracker).status(),
-        freeze: async (conn, preserve) => {
+        freeze: async (conn, preserve, holdMs) => {
           // A check and a push take turns (verifier.ts): taken in one synchronous step after it.
           while (verifier.busy) await verifier.idle()
           if (verifier.failure) {
@@ -196,9 +196,10 @@ export class Tracker {
               hint: 'restart `vdrep track` to check again, or run `vdrep fullsync`',
             })
           }
-          const bitmap = await freezer.freeze(conn, preserve)
+          const bitmap = await freezer.freeze(conn, preserve, holdMs)
           return {body: {blockSize: bs, diskSize: inner.size, blockCount, blocks: bitmap.count()}, bitmap}
         },
+        release: (conn) => freezer.release(conn),
         read: (conn, first, count) => freezer.read(conn, first, count),
         complete: (conn, ok) => freezer.complete(conn, ok),
         // The verifier may yet mark blocks the bitmaps do not show: `verifying` says so.

@@ -32,16 +32,37 @@ export class WriteGate {
 
   /** Run `fn` with no write inside the gate; writes arriving meanwhile wait. */
   async exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    while (this.closed) await this.closed
-    let reopen!: () => void
-    this.closed = new Promise<void>((resolve) => (reopen = resolve))
+    const reopen = await this.close()
     try {
-      if (this.inside > 0) await new Promise<void>((resolve) => (this.drained = resolve))
       return await fn()
     } finally {
-      this.closed = null
       reopen()
     }
+  }
+
+  /**
+   * Close the gate and wait for every write inside to leave; returns the function that
+   * reopens it (idempotent). Until then new writes wait, so the VM gets no completion of a
+   * write that started after the close: a consistency group's cut (freezer.ts, hold).
+   */
+  async close(): Promise<() => void> {
+    while (this.closed) await this.closed
+    let open!: () => void
+    this.closed = new Promise<void>((resolve) => (open = resolve))
+    let reopened = false
+    const reopen = () => {
+      if (reopened) return
+      reopened = true
+      this.closed = null
+      open()
+    }
+    try {
+      if (this.inside > 0) await new Promise<void>((resolve) => (this.drained = resolve))
+    } catch (err) {
+      reopen()
+      throw err
+    }
+    return reopen
   }
 
   private async enterLater(): Promise<void> {

@@ -77,6 +77,7 @@ describe('change record claim (one writer at a time)', function () {
   it('with a tracker answering: the record opens read-only and the tracker is the writer', async () => {
     const server = await ControlServer.listen(controlSocketPath(await canonicalDisk(disk)), {
       status: () => ({}),
+      release: () => ({}),
       freeze: () => Promise.reject(new Error('x')),
       read: () => Promise.reject(new Error('x')),
       complete: () => Promise.reject(new Error('x')),

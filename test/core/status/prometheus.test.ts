@@ -31,6 +31,15 @@ describe('status metrics: Prometheus text', () => {
     assert.match(text, /vdrep_up\{disk="\/vm\/b.img",target=""\} 0/)
     assert.doesNotMatch(text, /vdrep_replica_age_seconds\{disk="\/vm\/b.img"/, 'an unknown age is left out, not 0')
   })
+
+  it('a disk of a consistency group carries a group label (promtool accepts the mix)', function () {
+    if (spawnSync('promtool', ['--version']).status !== 0) this.skip()
+    const text = renderPrometheus([{...emptyRow('/vm/db-data.img'), target: '/r/d.img', group: 'db', state: 'OK' as const}, emptyRow('/vm/web.img')])
+    assert.match(text, /vdrep_up\{disk="\/vm\/db-data.img",target="\/r\/d.img",group="db"\} 1/)
+    assert.match(text, /vdrep_up\{disk="\/vm\/web.img",target=""\} 0/)
+    const r = spawnSync('promtool', ['check', 'metrics'], {input: text, encoding: 'utf8'})
+    assert.equal(r.status, 0, r.stdout + r.stderr)
+  })
 })
 
 describe('last attempt side file', () => {

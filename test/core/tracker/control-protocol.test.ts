@@ -81,6 +81,12 @@ describe('tracker control protocol', () => {
     assert.deepEqual(parseRequest({op: 'freeze'}), {op: 'freeze', preserve: true})
     assert.deepEqual(parseRequest({op: 'freeze', preserve: false}), {op: 'freeze', preserve: false})
     assert.throws(() => parseRequest({op: 'freeze', preserve: 0}), /"preserve" must be true or false/)
+    // A group cut: the hold is bounded (the VM's writes wait that long at most).
+    assert.deepEqual(parseRequest({op: 'freeze', holdMs: 5000}), {op: 'freeze', preserve: true, holdMs: 5000})
+    for (const holdMs of [0, -1, 1.5, 30_001, '5000', null])
+      assert.throws(() => parseRequest({op: 'freeze', holdMs}), /"holdMs" must be an integer from 1 to 30000/)
+    assert.deepEqual(parseRequest({op: 'release'}), {op: 'release'})
+    assert.throws(() => parseRequest({op: 'release'}, 8), /takes no data/)
     assert.deepEqual(parseRequest({op: 'read', first: 0, count: 3}), {op: 'read', first: 0, count: 3})
     assert.deepEqual(parseRequest({op: 'complete', ok: false}), {op: 'complete', ok: false})
     assert.throws(() => parseRequest({op: 'read', first: -1, count: 1}), /"first" must be a non-negative integer/)

@@ -40,6 +40,7 @@ describe('tracker control socket: record transitions run by the tracker', () => 
     const unused = () => Promise.reject(new Error('not in this test'))
     server = await ControlServer.listen(path.join(dir, 'ctl.sock'), {
       status: () => ({}),
+      release: () => ({}),
       freeze: unused,
       read: unused,
       complete: unused,

@@ -102,6 +102,43 @@ describe('tracker freezer (copy-on-write point in time)', () => {
     await assert.rejects(fs.stat(path.join(dir, 'disk.img.vdrep.cow')), /ENOENT/)
   })
 
+  it('a group cut (holdMs): writes wait until release, and the lease lets them go if release never comes', async () => {
+    await setup()
+    await backend.write(0, Buffer.alloc(10, 1), false)
+    await freezer.freeze(1, true, 5_000)
+    let landed = false
+    const w = backend.write(BS * 3, Buffer.alloc(100, 2), false).then(() => (landed = true))
+    await new Promise((r) => setTimeout(r, 100))
+    assert.equal(landed, false, 'a write that started after the cut gets no completion while held')
+    const out = freezer.release(1)
+    assert.equal(out.held, true)
+    assert.equal(out.expired, false)
+    await w
+    assert.equal(landed, true)
+    assert.deepEqual(await freezer.complete(1, true), {cleared: 1, mergedBack: 0})
+    // A lease that runs out: writes resume by themselves, and the release says the cut is void.
+    await freezer.freeze(1, true, 150)
+    const late = backend.write(BS * 5, Buffer.alloc(100, 3), false)
+    await late
+    assert.equal(freezer.release(1).expired, true)
+    assert.match(warnings.join('\n'), /longer than its 150 ms lease/)
+    await freezer.complete(1, false)
+  })
+
+  it('a group cut whose owner hangs up is released at once and its blocks handed back', async () => {
+    await setup()
+    await backend.write(0, Buffer.alloc(10, 1), false)
+    await freezer.freeze(1, true, 10_000)
+    const w = backend.write(BS * 7, Buffer.alloc(100, 4), false)
+    freezer.ownerGone(1)
+    const t0 = Date.now()
+    await w
+    assert.ok(Date.now() - t0 < 1000, 'the held write went on when the owner left')
+    await freezer.idle()
+    assert.equal(log.inflight.count(), 0)
+    assert.ok(log.active.get(0) && log.active.get(7))
+  })
+
   it('only the owner reads or completes; a second freeze is refused while one is held', async () => {
     await setup()
     await backend.write(0, Buffer.alloc(10, 1), false)

@@ -1,0 +1,101 @@
+// `vdrep push --group` to local replicas (the receiver in-process, over the same protocol):
+// the group commits, and what a group push must refuse before it sends anything: a member of
+// another group, a member without a tracker (--scan gives no point in time), members whose
+// replicas no one receiver holds, a member that needs a full sync.
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import {json, vdrep} from '../helpers/cli.js'
+import {filesEqual, makeMixedDisk, tempDir} from '../helpers/disks.js'
+import {qemuIo} from '../helpers/cycle.js'
+import {startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
+import type {GroupPushResult} from '../../src/core/group/push-group.js'
+
+const MiB = 1 << 20
+
+describe('push --group to local replicas', function () {
+  this.timeout(120_000)
+  let dir: string
+  const trackers: RunningTracker[] = []
+
+  beforeEach(async () => {
+    dir = await tempDir()
+    await fs.mkdir(path.join(dir, 'r1'))
+    await fs.mkdir(path.join(dir, 'r2'))
+  })
+  afterEach(async () => {
+    for (const t of trackers.splice(0)) await t.stop('SIGTERM').catch(() => undefined)
+    await fs.rm(dir, {recursive: true, force: true})
+  })
+
+  async function disk(name: string, replicaDir: string, extra: string[] = [], fullsync = true): Promise<{disk: string; replica: string; sock: string}> {
+    const d = path.join(dir, `${name}.img`)
+    const replica = path.join(dir, replicaDir, `${name}.img`)
+    await makeMixedDisk(d, 4 * MiB, name)
+    const i = await vdrep(['init', d, '--to', replica, ...extra])
+    assert.equal(i.code, 0, i.stderr)
+    if (fullsync) assert.equal((await vdrep(['fullsync', d])).code, 0)
+    return {disk: d, replica, sock: path.join(dir, `${name}.sock`)}
+  }
+  const track = async (d: {disk: string; sock: string}) => trackers.push(await startTracker(d.disk, ['--nbd', `unix:${d.sock}`]))
+  const uri = (d: {disk: string; sock: string}) => `nbd+unix:///${path.basename(d.disk)}?socket=${d.sock}`
+
+  it('commits every member at one group point; the .psf group is checked', async () => {
+    const a = await disk('a', 'r1', ['--group', 'vm'])
+    const b = await disk('b', 'r1', ['--group', 'vm'])
+    await track(a)
+    await track(b)
+    await qemuIo(uri(a), ['write -P 0x55 64k 128k'])
+    await qemuIo(uri(b), ['write -P 0x66 1M 64k'])
+    const r = await vdrep(['push', '--group', 'vm', a.disk, b.disk, '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    const out = json<GroupPushResult>(r)
+    assert.equal(out.groupSeq, 1)
+    assert.ok(await filesEqual(a.disk, a.replica))
+    assert.ok(await filesEqual(b.disk, b.replica))
+    // The record is beside the local replicas (their receiver's root).
+    assert.ok((await fs.stat(path.join(dir, 'r1', '.vdrep-groups', 'vm', '0000000000000001.vdrep-group'))).isFile())
+    const other = await vdrep(['push', '--group', 'other', a.disk, b.disk])
+    assert.equal(other.code, 2, other.stderr)
+    assert.match(other.stderr, /belongs to group vm, not other/)
+    // No disk named: the members are the config file's disks of that group.
+    const conf = path.join(dir, 'vdrep.conf')
+    const table = (d: {disk: string; replica: string}) => `[[disk]]\npath = "${d.disk}"\ntarget = "${d.replica}"\ngroup = "vm"\n`
+    await fs.writeFile(conf, `${table(a)}${table(b)}[[disk]]\npath = "${path.join(dir, 'elsewhere.img')}"\ntarget = "/x/y.img"\ngroup = "web"\n`)
+    await qemuIo(uri(b), ['write -P 0x67 2M 64k'])
+    const fromConfig = await vdrep(['push', '--group', 'vm', '--config', conf, '--json'])
+    assert.equal(fromConfig.code, 0, fromConfig.stderr)
+    assert.deepEqual(
+      json<GroupPushResult>(fromConfig).members.map((m) => path.basename(m.disk)),
+      ['a.img', 'b.img'],
+    )
+    assert.ok(await filesEqual(b.disk, b.replica))
+  })
+
+  it('refuses a member without a tracker, members on two receivers, and a member that needs a full sync; nothing is sent', async () => {
+    const a = await disk('a', 'r1')
+    const b = await disk('b', 'r1')
+    const c = await disk('c', 'r2')
+    const n = await disk('n', 'r1', [], false)
+    await track(a)
+    const noTracker = await vdrep(['push', '--group', 'g', a.disk, b.disk])
+    assert.equal(noTracker.code, 2, noTracker.stderr)
+    assert.match(noTracker.stderr, /b\.img has no running tracker.*--scan gives no point in time/)
+    await track(b)
+    await track(c)
+    const split = await vdrep(['push', '--group', 'g', a.disk, c.disk])
+    assert.equal(split.code, 2, split.stderr)
+    assert.match(split.stderr, /replicate to 2 receivers/)
+    await track(n)
+    const full = await vdrep(['push', '--group', 'g', a.disk, n.disk])
+    assert.equal(full.code, 4, full.stderr)
+    assert.match(full.stderr, /n\.img cannot take a delta .*a group push ships deltas only/)
+    await assert.rejects(fs.stat(n.replica), 'nothing was written for the member that needs a full sync')
+    await assert.rejects(fs.stat(path.join(dir, 'r1', '.vdrep-groups')), 'no group record')
+    // The members' blocks were handed back: a group push of the good ones still ships and commits.
+    await qemuIo(uri(a), ['write -P 0x21 0 64k'])
+    const ok = await vdrep(['push', '--group', 'g', a.disk, b.disk])
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.ok(await filesEqual(a.disk, a.replica))
+  })
+})
