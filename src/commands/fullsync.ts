@@ -1,6 +1,8 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
+import {sshCarrierFlag} from '../cli/ssh-carrier-flag.js'
+import type {SshCarrier} from '../core/psf/settings.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {fullsync, type FullsyncResult} from '../core/fullsync/client.js'
 import {withAttemptRecord} from '../core/status/last-attempt.js'
@@ -18,6 +20,7 @@ export default class Fullsync extends BaseCommand {
   static override args = {disk: Args.string({description: 'disk initialised with `vdrep init`', required: true})}
   static override flags = {
     'state-dir': stateDirFlag,
+    ssh: sshCarrierFlag,
     'truncate-replica': Flags.boolean({description: 'allow cutting a replica that is larger than the source'}),
     'take-over-replica': Flags.boolean({
       description: "overwrite a replica that belongs to another source and make it this disk's (refused with exit 10 otherwise)",
@@ -50,6 +53,7 @@ export default class Fullsync extends BaseCommand {
             takeOverReplica: flags['take-over-replica'],
             discardReplicaChanges: flags['discard-replica-changes'],
             acceptNewHostKey: flags['accept-new-host-key'],
+            sshCarrier: flags.ssh as SshCarrier | undefined,
             bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
             checkpointBytes: flags['checkpoint-bytes'] ? parseSize(flags['checkpoint-bytes'], '--checkpoint-bytes') : undefined,
             progress: display?.update,

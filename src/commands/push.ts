@@ -1,6 +1,8 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
+import {sshCarrierFlag} from '../cli/ssh-carrier-flag.js'
+import type {SshCarrier} from '../core/psf/settings.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {push, type PushResult} from '../core/delta/push.js'
 import {withAttemptRecord} from '../core/status/last-attempt.js'
@@ -15,6 +17,7 @@ export default class Push extends BaseCommand {
   static override args = {disk: Args.string({description: 'disk initialised with `vdrep init`', required: true})}
   static override flags = {
     'state-dir': stateDirFlag,
+    ssh: sshCarrierFlag,
     'if-due': Flags.boolean({description: 'push only when the next push is due for the RPO (for a cron line that runs every minute)'}),
     'no-fallback': Flags.boolean({description: 'exit with code 4 instead of running a full sync when the change record cannot be trusted'}),
     bwlimit: Flags.string({description: 'cap the bytes sent per second (e.g. 50M)'}),
@@ -52,6 +55,7 @@ export default class Push extends BaseCommand {
             preHook: flags['pre-hook'],
             postHook: flags['post-hook'],
             acceptNewHostKey: flags['accept-new-host-key'],
+            sshCarrier: flags.ssh as SshCarrier | undefined,
             truncateReplica: flags['truncate-replica'],
             takeOverReplica: flags['take-over-replica'],
             discardReplicaChanges: flags['discard-replica-changes'],

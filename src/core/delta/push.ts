@@ -17,6 +17,7 @@ import {verifyOwnedRecord} from '../verification/verify-record.js'
 import {checkOpenedDisk} from '../change-record/identity.js'
 import type {Carrier} from '../transport/carrier.js'
 import {connectReceiver} from '../transport/connect.js'
+import {withCarrier} from '../psf/settings.js'
 import {pushIsDue} from '../sync/due.js'
 import {freezeWithoutTracker, freezeWithTracker, type FrozenSet} from './frozen-set.js'
 import type {ChangeRecord} from '../change-record/change-record.js'
@@ -197,7 +198,7 @@ function startConnecting(h: PsfHeader, opts: PushOptions): Connecting {
     port: h.settings.deltaPort,
     log: opts.log,
     acceptNewHostKey: opts.acceptNewHostKey,
-    ssh: h.settings.ssh,
+    ssh: withCarrier(h.settings.ssh, opts.sshCarrier),
     diskSize: h.diskSize,
   })
   conn.catch(() => {}) // awaited by pushDelta, or dropped when the push falls back before it

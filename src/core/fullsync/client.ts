@@ -10,6 +10,7 @@ import {FrameType} from '../protocol/frame.js'
 import {encodeDone, ReplicaStateKind} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
 import {connectReceiver} from '../transport/connect.js'
+import {withCarrier, type SshCarrier} from '../psf/settings.js'
 import {describeSource} from '../points/remote.js'
 import {noProgress, type ProgressSink, type SyncLog, type SyncProgress} from '../sync/progress.js'
 import {helloRefused, ReceiverReplies} from './client-replies.js'
@@ -34,6 +35,8 @@ export interface FullsyncOptions {
   bwlimitBytesPerSecond?: number
   /** Record an unknown replica host key in known_hosts (like StrictHostKeyChecking=accept-new). */
   acceptNewHostKey?: boolean
+  /** This run's SSH carrier (--ssh), over the one in the disk's settings. */
+  sshCarrier?: SshCarrier
   /** Tests only: fail source reads as a failing device would (EIO at an offset). */
   sourceReadFault?: ReadFault
   /** Tests only: runs before a mapped chunk's differing blocks are read (fill), as a live disk's writes may land. */
@@ -102,7 +105,7 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
     port: h.settings.fullsyncPort,
     log: opts.log,
     acceptNewHostKey: opts.acceptNewHostKey,
-    ssh: h.settings.ssh,
+    ssh: withCarrier(h.settings.ssh, opts.sshCarrier),
     diskSize,
   })
   // With a tracker running, the sync covers what was dirty when it began; writes made while it

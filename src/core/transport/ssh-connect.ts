@@ -1,12 +1,14 @@
 // Reach the receiver on a replica host over SSH: log in (settings from the .psf and
-// ~/.ssh/config), open a direct-tcpip tunnel to 127.0.0.1:PORT there, and when nothing
+// ~/.ssh/config) with the carrier the settings choose (ssh2 in this process, or the system's
+// `ssh`, openssh/), open a direct-tcpip tunnel to 127.0.0.1:PORT there, and when nothing
 // listens, start the receiver with the configured remote command over SSH exec and retry
 // the tunnel for up to ~10 s. The receiver's root comes from its own host's configuration;
 // the client sends only the replica path (in HELLO), which the receiver resolves under it.
 import {TransportError, VdrepError} from '../errors.js'
 import type {SshSettings} from '../psf/settings.js'
 import type {Target} from '../target/target.js'
-import {connectSsh, type SshTransport} from './ssh/ssh-transport.js'
+import {connectSsh, type ExecResult} from './ssh/ssh-transport.js'
+import {OpenSshTransport} from './openssh/openssh-transport.js'
 import {streamCarrier, type Carrier} from './carrier.js'
 import type {Duplex} from 'node:stream'
 
@@ -24,17 +26,33 @@ export interface SshReceiverOptions {
 
 type SshTarget = Extract<Target, {kind: 'ssh'}>
 
+/** What both carriers offer (ssh/ssh-transport.ts, openssh/openssh-transport.ts). */
+interface Tunnels {
+  readonly label: string
+  openStream(port: number): Promise<Duplex>
+  exec(command: string): Promise<ExecResult>
+  close(): Promise<void>
+}
+
+/** An ssh_config file for both carriers instead of ~/.ssh/config (tests; ssh -F). */
+function sshConfigFile(): string | undefined {
+  return process.env['VDREP_SSH_CONFIG'] || undefined
+}
+
 export async function connectSshReceiver(target: SshTarget, opts: SshReceiverOptions): Promise<Carrier> {
   const ssh = opts.ssh ?? {}
-  const transport = await connectSsh({
+  const login = {
     host: target.host,
     user: target.user ?? ssh.user,
     port: target.port ?? ssh.port,
     identityFiles: ssh.identityFiles,
     knownHostsFile: ssh.knownHostsFile,
     acceptNewHostKey: opts.acceptNewHostKey,
+    configFile: sshConfigFile(),
     log: opts.log,
-  })
+  }
+  // OpenSSH logs in when the tunnel opens (below); ssh2 here.
+  const transport: Tunnels = ssh.carrier === 'openssh' ? new OpenSshTransport(login) : await connectSsh(login)
   try {
     const stream = await openOrStart(transport, opts.port, ssh.serveCommand ?? DEFAULT_SERVE_COMMAND, opts.log)
     // The receiver resolves the path under its own root; an absolute path must name a place there.
@@ -58,7 +76,7 @@ function explainTunnelFailure(err: unknown, port: number): unknown {
   })
 }
 
-async function openOrStart(transport: SshTransport, port: number, command: string, log?: (line: string) => void): Promise<Duplex> {
+async function openOrStart(transport: Tunnels, port: number, command: string, log?: (line: string) => void): Promise<Duplex> {
   try {
     return await transport.openStream(port)
   } catch (err) {
