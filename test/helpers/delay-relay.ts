@@ -33,6 +33,13 @@ export interface DelayRelay {
   bytes: {up: number; down: number}
   /** Connections accepted so far. */
   connections: number
+  /**
+   * Turns, over all connections: the times the client sent after it had been sent something
+   * since its last send. In a request/response exchange that is the round trips it waited
+   * (SSH's key exchange and login included; TCP's handshake is not seen). Traffic flowing
+   * both ways at once (a full sync's statuses and data) counts more turns than it waits.
+   */
+  turns: number
   close(): Promise<void>
 }
 
@@ -40,7 +47,7 @@ export interface DelayRelay {
 const MAX_QUEUED = 64 << 20
 
 /** Sends what `from` reads to `to`, each chunk `delayMs` after it arrived; ends `to` likewise. */
-function delayedPipe(from: Socket, to: Socket, delayMs: number, count: (n: number) => void): void {
+function delayedPipe(from: Socket, to: Socket, delayMs: number, count: (n: number) => void, delivered?: () => void): void {
   const queue: Array<{due: number; chunk: Buffer | null}> = []
   let head = 0
   let queued = 0
@@ -56,6 +63,7 @@ function delayedPipe(from: Socket, to: Socket, delayMs: number, count: (n: numbe
       }
       queued -= chunk.length
       to.write(chunk)
+      delivered?.()
     }
     if (head > 1024 && head * 2 > queue.length) {
       queue.splice(0, head)
@@ -88,7 +96,7 @@ export async function startDelayRelay(opts: DelayRelayOptions): Promise<DelayRel
   const up = typeof opts.delayMs === 'number' ? opts.delayMs : opts.delayMs.up
   const down = typeof opts.delayMs === 'number' ? opts.delayMs : opts.delayMs.down
   const sockets = new Set<Socket>()
-  const relay: DelayRelay = {port: 0, host: opts.listenHost ?? '127.0.0.1', bytes: {up: 0, down: 0}, connections: 0, close: async () => {}}
+  const relay: DelayRelay = {port: 0, host: opts.listenHost ?? '127.0.0.1', bytes: {up: 0, down: 0}, connections: 0, turns: 0, close: async () => {}}
   const server = createServer({noDelay: true, allowHalfOpen: true}, (client) => {
     relay.connections++
     // The connection to the target is made at once (its SYN does not wait), but the bytes
@@ -102,8 +110,19 @@ export async function startDelayRelay(opts: DelayRelayOptions): Promise<DelayRel
         target.destroy()
       })
     }
-    delayedPipe(client, target, up, (n) => (relay.bytes.up += n))
-    delayedPipe(target, client, down, (n) => (relay.bytes.down += n))
+    let heard = false
+    delayedPipe(client, target, up, (n) => {
+      relay.bytes.up += n
+      if (heard) relay.turns++
+      heard = false
+    })
+    delayedPipe(
+      target,
+      client,
+      down,
+      (n) => (relay.bytes.down += n),
+      () => (heard = true),
+    )
     const closeBoth = () => {
       // A side that closed entirely: the other follows once what was queued went out.
       setTimeout(

@@ -60,6 +60,7 @@ describe('delay relay (test helper)', function () {
       times.push(performance.now() - t0)
     }
     s.destroy()
+    assert.equal(relay.turns, 9, 'ten requests, each after the previous answer: nine turns')
     times.sort((a, b) => a - b)
     const median = times[5]
     assert.ok(median >= 2 * DELAY - 0.5, `median round trip ${median.toFixed(1)} ms < ${2 * DELAY} ms`)

@@ -10,6 +10,7 @@ import {FrameType} from '../protocol/frame.js'
 import {encodeDone, ReplicaStateKind} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
 import {connectReceiver} from '../transport/connect.js'
+import type {Carrier} from '../transport/carrier.js'
 import {withCarrier, type SshCarrier} from '../psf/settings.js'
 import {describeSource} from '../points/remote.js'
 import {noProgress, type ProgressSink, type SyncLog, type SyncProgress} from '../sync/progress.js'
@@ -71,9 +72,7 @@ export async function fullsync(disk: string, opts: FullsyncOptions = {}): Promis
     const source = await SourceDisk.open(disk, opts.sourceReadFault)
     try {
       checkOpenedDisk(claim.record, disk, await source.stat(), source.size, {trackerRunning: claim.tracker !== null})
-      const result = await runFullsync(disk, claim, source, opts, started)
-      await describeSourceQuietly(disk, opts)
-      return result
+      return await runFullsync(disk, claim, source, opts, started)
     } finally {
       await source.close()
     }
@@ -176,6 +175,7 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
     await recordProof(claim, index, {diskSize, replicaSeq: ok.lastSeq, commitId, stamp: stampAtStart})
     proved = true
     await tracker?.complete(true)
+    await describeSourceQuietly(disk, opts, conn.sibling?.bind(conn))
     p.phase = 'done'
     progress(p)
     return {
@@ -205,9 +205,9 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
  * The replica is proved: tell the receiver where it comes from and the retention chosen at
  * init (points/remote.ts). The sync stands whatever happens here; a failure is only said.
  */
-async function describeSourceQuietly(disk: string, opts: FullsyncOptions): Promise<void> {
+async function describeSourceQuietly(disk: string, opts: FullsyncOptions, connect?: (port: number) => Promise<Carrier>): Promise<void> {
   try {
-    await describeSource(disk, {acceptNewHostKey: opts.acceptNewHostKey, log: opts.log})
+    await describeSource(disk, {acceptNewHostKey: opts.acceptNewHostKey, log: opts.log, ...(connect ? {connect} : {})})
   } catch (err) {
     opts.log?.(`the replica is proved, but its host was not told where it comes from (vdrep replicas shows no source): ${asVdrepError(err).message}`, 'notice')
   }

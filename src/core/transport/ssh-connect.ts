@@ -56,7 +56,9 @@ export async function connectSshReceiver(target: SshTarget, opts: SshReceiverOpt
   try {
     const stream = await openOrStart(transport, opts.port, ssh.serveCommand ?? DEFAULT_SERVE_COMMAND, opts.log)
     // The receiver resolves the path under its own root; an absolute path must name a place there.
-    return streamCarrier(stream, target.path, () => transport.close())
+    // A sibling is one more channel on this login; its close ends the channel, not the login.
+    const sibling = async (port: number) => streamCarrier(await transport.openStream(port), target.path, async () => {})
+    return streamCarrier(stream, target.path, () => transport.close(), sibling)
   } catch (err) {
     await transport.close().catch(() => {})
     throw err
