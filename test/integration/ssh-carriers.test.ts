@@ -56,7 +56,16 @@ for (const carrier of ['ssh2', 'openssh'] as const) {
       assert.equal(f.code, 0, f.stderr)
       assert.ok(await cmpEqual(disk, replica))
       if (carrier === 'openssh') assert.match(f.stderr, /running ssh .*-W 127\.0\.0\.1:\d+/)
-      else assert.doesNotMatch(f.stderr, /running ssh /)
+      else {
+        assert.doesNotMatch(f.stderr, /running ssh /)
+        // The source is described over a second channel of the same login, not a second login.
+        assert.equal(f.stderr.match(/logged in to /g)?.length, 1, f.stderr)
+        assert.match(f.stderr, new RegExp(`opened tunnel to 127\\.0\\.0\\.1:${c.serve.ports[1]}`))
+      }
+      const listed = await c.vdrep(['replicas', '--root', c.root, '--json'])
+      assert.equal(listed.code, 0, listed.stderr)
+      const mine = (JSON.parse(listed.stdout) as {replicas: Array<{path: string; source?: {disk: string}}>}).replicas.find((r) => r.source?.disk === disk)
+      assert.ok(mine, `the replica host was told where the replica comes from: ${listed.stdout}`)
       for (const count of [1, 17]) {
         await scribbleBlocks(disk, BS, count, `push-${count}`)
         const p = await c.vdrep(['push', disk, '--json'])
