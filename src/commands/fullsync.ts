@@ -76,7 +76,7 @@ export default class Fullsync extends BaseCommand {
   /** --dry-run: the comparison only, nothing written (core/verify/dry-run.ts). */
   private async dryRun(
     disk: string,
-    flags: {'truncate-replica'?: boolean; 'take-over-replica'?: boolean; 'discard-replica-changes'?: boolean; 'accept-new-host-key'?: boolean},
+    flags: {'truncate-replica'?: boolean; 'take-over-replica'?: boolean; 'discard-replica-changes'?: boolean; 'accept-new-host-key'?: boolean; ssh?: string},
   ): Promise<DryRunResult> {
     const display = this.interactive ? await createPhaseDisplay() : undefined
     let dry: DryRunResult
@@ -86,6 +86,7 @@ export default class Fullsync extends BaseCommand {
         takeOverReplica: flags['take-over-replica'],
         discardReplicaChanges: flags['discard-replica-changes'],
         acceptNewHostKey: flags['accept-new-host-key'],
+        sshCarrier: flags.ssh as SshCarrier | undefined,
         onProgress: display && ((done, total) => display.update({phase: 'compare', bytesTotal: total, bytesCompared: done, bytesSent: 0, bytesDurable: 0})),
         log: this.engineLog(display),
       })
