@@ -5,6 +5,8 @@
 // and resumes. OpenSSH only: ProxyJump through a second sshd named in an ssh_config file
 // (-F, never the user's ~/.ssh), and a clear error when `ssh` is not installed.
 import assert from 'node:assert/strict'
+import {execFile} from 'node:child_process'
+import {promisify} from 'node:util'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import {readReplicaState} from '../../src/core/receiver/replica-state.js'
@@ -14,6 +16,7 @@ import {makeMixedDisk, scribbleBlocks, seededBytes} from '../helpers/disks.js'
 import {freePort, makeKeyPair, startSshd, type Sshd} from '../helpers/sshd.js'
 
 const BS = 64 * 1024
+const run = promisify(execFile)
 
 for (const carrier of ['ssh2', 'openssh'] as const) {
   describe(`SSH carrier: ${carrier}`, function () {
@@ -130,15 +133,25 @@ for (const carrier of ['ssh2', 'openssh'] as const) {
       const fh = await fs.open(disk, 'r+')
       await fh.write(seededBytes(`${carrier}-cut-all`, 24 * MiB), 0, 24 * MiB, 0)
       await fh.close()
-      const result = collect(c.startVdrep(['fullsync', disk, '--bwlimit', '6M', '--checkpoint-bytes', '1M']))
+      const client = c.startVdrep(['fullsync', disk, '--bwlimit', '6M', '--checkpoint-bytes', '1M'])
+      const result = collect(client)
       await waitFor(
         'a checkpoint past 6 MiB',
         async () => ((await readReplicaState(replica).catch(() => ({state: undefined}))).state?.resumeBlock ?? 0) * BS >= 6 * MiB,
       )
+      // Mid-sync, neither the client nor an ssh it started listens on any port: the carrier
+      // gives another local user nothing to connect to (ssh -W is stdio, not -L).
+      const kids = await run('pgrep', ['-P', String(client.pid)]).then(
+        (r) => r.stdout.split('\n').filter(Boolean).map(Number),
+        () => [] as number[],
+      )
+      if (carrier === 'openssh') assert.ok(kids.length > 0, 'the client runs ssh')
+      const listening = (await run('ss', ['-Hltnp'])).stdout
+      for (const pid of [client.pid!, ...kids]) assert.doesNotMatch(listening, new RegExp(`pid=${pid},`), `pid ${pid} listens:\n${listening}`)
       assert.ok((await c.sshd.killSessions()) > 0)
       const r = await result
       assert.equal(r.code, 7, r.stderr)
-      assert.match(r.stderr, /ssh connection to .* was cut|closed the connection/)
+      assert.match(r.stderr, /ssh connection to .* was cut|closed the connection/, r.stderr)
       assert.equal((await readReplicaState(replica)).state?.complete, false, 'the replica stays marked incomplete')
       const again = await c.vdrep(['fullsync', disk])
       assert.equal(again.code, 0, again.stderr)

@@ -22,6 +22,8 @@ export interface OpenSshTransportOptions extends OpenSshOptions {
 }
 
 const MAX_EXEC_OUTPUT = 1 << 20
+/** How long a tunnel may take to open (login included) before it is given up. */
+const OPEN_TIMEOUT_MS = 60_000
 /** How long close() waits for ssh to end after its stdin closed, before SIGTERM. */
 const CLOSE_WAIT_MS = 5_000
 
@@ -47,17 +49,32 @@ export class OpenSshTransport {
     const log = new OpenSshLog(port)
     return new Promise<Duplex>((resolve, reject) => {
       let settled = false
+      const opened = (how: string) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        this.opts.log?.(`opened tunnel to ${where} (ssh pid ${child.pid}${how})`)
+        resolve(stream)
+      }
+      // An ssh that neither says the channel opened nor ends (a ProxyCommand that hangs, a
+      // login that waits): ConnectTimeout bounds only the TCP connect, so this bounds the rest.
+      const timer = setTimeout(() => {
+        if (settled) return
+        settled = true
+        stream.destroy()
+        reject(new TransportError('SSH_TIMEOUT', `ssh to ${this.label} did not open the tunnel to ${where} within ${OPEN_TIMEOUT_MS / 1000} s`))
+      }, OPEN_TIMEOUT_MS)
       child.stderr.setEncoding('utf8')
       child.stderr.on('data', (text: string) => {
-        if (log.feed(text) !== 'opened' || settled) return
-        settled = true
-        this.opts.log?.(`opened tunnel to ${where} (ssh pid ${child.pid})`)
-        resolve(stream)
+        if (log.feed(text) === 'opened') opened('')
       })
+      // Bytes from the receiver prove the channel open, whatever ssh logged.
+      child.stdout.once('data', () => opened(', first bytes'))
       child.once('error', (err: NodeJS.ErrnoException) => {
         const e = spawnError(err, this.program)
         if (!settled) {
           settled = true
+          clearTimeout(timer)
           reject(e)
         } else stream.fail(e)
       })
@@ -67,6 +84,7 @@ export class OpenSshTransport {
         const err = this.closed && settled ? undefined : openSshError({messages: log.messages(), code, signal, opened: log.opened}, this.label, where)
         if (!settled) {
           settled = true
+          clearTimeout(timer)
           stream.destroy()
           reject(err)
         } else if (err) {
