@@ -72,7 +72,10 @@ export async function fullsync(disk: string, opts: FullsyncOptions = {}): Promis
     const source = await SourceDisk.open(disk, opts.sourceReadFault)
     try {
       checkOpenedDisk(claim.record, disk, await source.stat(), source.size, {trackerRunning: claim.tracker !== null})
-      return await runFullsync(disk, claim, source, opts, started)
+      const {result, described} = await runFullsync(disk, claim, source, opts, started)
+      // A local target's receiver is told once the sync's own receiver has finished.
+      if (!described) await describeSourceQuietly(disk, opts)
+      return result
     } finally {
       await source.close()
     }
@@ -81,7 +84,13 @@ export async function fullsync(disk: string, opts: FullsyncOptions = {}): Promis
   }
 }
 
-async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk, opts: FullsyncOptions, started: number): Promise<FullsyncResult> {
+async function runFullsync(
+  disk: string,
+  claim: RecordClaim,
+  source: SourceDisk,
+  opts: FullsyncOptions,
+  started: number,
+): Promise<{result: FullsyncResult; described: boolean}> {
   const {record, tracker} = claim
   const h = record.header
   checkBeforeSync(disk, h, source.size, tracker !== null, opts.truncateReplica === true)
@@ -175,10 +184,12 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
     await recordProof(claim, index, {diskSize, replicaSeq: ok.lastSeq, commitId, stamp: stampAtStart})
     proved = true
     await tracker?.complete(true)
-    await describeSourceQuietly(disk, opts, conn.sibling?.bind(conn))
+    // Over SSH, on a second channel of this login (one round trip, not a second login).
+    const described = conn.sibling !== undefined
+    if (described) await describeSourceQuietly(disk, opts, conn.sibling?.bind(conn))
     p.phase = 'done'
     progress(p)
-    return {
+    const result: FullsyncResult = {
       disk,
       target: h.settings.target,
       bytesTotal: diskSize,
@@ -191,6 +202,7 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
       digest: ourDigest.toString('hex'),
       hashAlgo: hasher.name,
     }
+    return {result, described}
   } catch (err) {
     if (frozen && !proved) await tracker?.complete(false).catch(() => {})
     if (replies && err instanceof TransportError) throw await replies.explain(err)
