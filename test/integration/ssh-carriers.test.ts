@@ -159,6 +159,36 @@ for (const carrier of ['ssh2', 'openssh'] as const) {
       assert.ok(await cmpEqual(disk, replica))
     })
 
+    it('kill -9 of the client mid-sync leaves no ssh behind, and the rerun resumes to equal', async () => {
+      const {disk, replica} = await newDisk('kill9', 16 * MiB)
+      const fh = await fs.open(disk, 'r+')
+      await fh.write(seededBytes(`${carrier}-kill9`, 16 * MiB), 0, 16 * MiB, 0)
+      await fh.close()
+      const client = c.startVdrep(['fullsync', disk, '--bwlimit', '4M', '--checkpoint-bytes', '1M'])
+      const result = collect(client)
+      await waitFor('a checkpoint', async () => ((await readReplicaState(replica).catch(() => ({state: undefined}))).state?.resumeBlock ?? 0) > 0)
+      const kids = await run('pgrep', ['-P', String(client.pid)]).then(
+        (r) => r.stdout.split('\n').filter(Boolean).map(Number),
+        () => [] as number[],
+      )
+      if (carrier === 'openssh') assert.ok(kids.length > 0, 'the client runs ssh')
+      client.kill('SIGKILL')
+      await result
+      // ssh -W sees EOF on stdin when its parent dies, ends the channel and exits.
+      const alive = (pid: number) => {
+        try {
+          process.kill(pid, 0)
+          return true
+        } catch {
+          return false
+        }
+      }
+      await waitFor('the ssh children to exit', () => kids.every((k) => !alive(k)), 10_000)
+      const again = await c.vdrep(['fullsync', disk])
+      assert.equal(again.code, 0, again.stderr)
+      assert.ok(await cmpEqual(disk, replica))
+    })
+
     if (carrier !== 'openssh') return
 
     describe('OpenSSH only', () => {
