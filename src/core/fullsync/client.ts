@@ -179,14 +179,18 @@ async function runFullsync(
     p.phase = 'verify'
     progress(p)
     await writer.send(FrameType.DONE, encodeDone({blockCount, digest: ourDigest}))
+    // The channel for the source description opens while the receiver verifies (its login
+    // too, with OpenSSH); nothing is sent on it before the proof. The transport's close ends it.
+    const describeConn = conn.sibling?.(h.settings.deltaPort)
+    describeConn?.catch(() => {})
     checkVerdict(await replies.verifyResult(), ourDigest)
     writer.end()
     await recordProof(claim, index, {diskSize, replicaSeq: ok.lastSeq, commitId, stamp: stampAtStart})
     proved = true
     await tracker?.complete(true)
     // Over SSH, on a second channel of this login (one round trip, not a second login).
-    const described = conn.sibling !== undefined
-    if (described) await describeSourceQuietly(disk, opts, conn.sibling?.bind(conn))
+    const described = describeConn !== undefined
+    if (describeConn) await describeSourceQuietly(disk, opts, () => describeConn)
     p.phase = 'done'
     progress(p)
     const result: FullsyncResult = {
