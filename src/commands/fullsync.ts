@@ -2,6 +2,8 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
 import {timeoutFlag, timeoutMs} from '../cli/timeout-flag.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
+import {sshCarrierFlag} from '../cli/ssh-carrier-flag.js'
+import type {SshCarrier} from '../core/psf/settings.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {fullsync, type FullsyncResult} from '../core/fullsync/client.js'
 import {withAttemptRecord} from '../core/status/last-attempt.js'
@@ -25,6 +27,7 @@ export default class Fullsync extends BaseCommand {
   static override flags = {
     'state-dir': stateDirFlag,
     ...allFlags,
+    ssh: sshCarrierFlag,
     'truncate-replica': Flags.boolean({description: 'allow cutting a replica that is larger than the source'}),
     'take-over-replica': Flags.boolean({
       description: "overwrite a replica that belongs to another source and make it this disk's (refused with exit 10 otherwise)",
@@ -66,6 +69,7 @@ export default class Fullsync extends BaseCommand {
             discardReplicaChanges: flags['discard-replica-changes'],
             acceptNewHostKey: flags['accept-new-host-key'],
             timeoutMs: timeoutMs(flags.timeout),
+            sshCarrier: flags.ssh as SshCarrier | undefined,
             bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
             checkpointBytes: flags['checkpoint-bytes'] ? parseSize(flags['checkpoint-bytes'], '--checkpoint-bytes') : undefined,
             progress: display?.update,
@@ -141,6 +145,7 @@ export default class Fullsync extends BaseCommand {
       'discard-replica-changes'?: boolean
       'accept-new-host-key'?: boolean
       timeout?: string
+      ssh?: string
     },
   ): Promise<DryRunResult> {
     const display = this.interactive ? await createPhaseDisplay() : undefined
@@ -152,6 +157,7 @@ export default class Fullsync extends BaseCommand {
         discardReplicaChanges: flags['discard-replica-changes'],
         acceptNewHostKey: flags['accept-new-host-key'],
         timeoutMs: timeoutMs(flags.timeout),
+        sshCarrier: flags.ssh as SshCarrier | undefined,
         onProgress: display && ((done, total) => display.update({phase: 'compare', bytesTotal: total, bytesCompared: done, bytesSent: 0, bytesDurable: 0})),
         log: this.engineLog(display),
       })

@@ -3,6 +3,8 @@ import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {BaseCommand} from '../cli/base-command.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
+import {sshCarrierFlag} from '../cli/ssh-carrier-flag.js'
+import type {SshCarrier} from '../core/psf/settings.js'
 import {namedStateDir} from '../core/psf/state-location.js'
 import {HASH_ALGO_NAMES, parseHashAlgo} from '../core/hash/block-hash.js'
 import {cronLine, initDisk, systemdLines, type InitResult} from '../core/init.js'
@@ -28,6 +30,7 @@ export default class Init extends BaseCommand {
     rpo: Flags.string({description: 'recovery point objective (5m..24h)', default: '15m'}),
     hash: Flags.string({description: 'block hash', options: [...HASH_ALGO_NAMES]}),
     force: Flags.boolean({description: 'replace an existing .psf (the next sync will be a full sync)'}),
+    ssh: sshCarrierFlag,
     identity: Flags.string({description: 'SSH identity file (repeatable)', multiple: true}),
     'known-hosts': Flags.string({description: 'known_hosts file to verify the replica host against'}),
     'fullsync-port': Flags.integer({description: 'receiver full-sync port on the replica host', min: 1, max: 65535}),
@@ -63,6 +66,7 @@ export default class Init extends BaseCommand {
       ...(flags.identity ? {identityFiles: flags.identity.map((f) => path.resolve(f))} : {}),
       ...(flags['known-hosts'] ? {knownHostsFile: path.resolve(flags['known-hosts'])} : {}),
       ...(flags['serve-command'] ? {serveCommand: flags['serve-command']} : {}),
+      ...(flags.ssh ? {carrier: flags.ssh as SshCarrier} : {}),
     }
     const result = await initDisk(args.disk, {
       target: flags.to,

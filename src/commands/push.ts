@@ -2,6 +2,8 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
 import {timeoutFlag, timeoutMs} from '../cli/timeout-flag.js'
 import {stateDirFlag} from '../cli/state-dir-flag.js'
+import {sshCarrierFlag} from '../cli/ssh-carrier-flag.js'
+import type {SshCarrier} from '../core/psf/settings.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {push, type PushResult} from '../core/delta/push.js'
 import {recordAttempt, withAttemptRecord} from '../core/status/last-attempt.js'
@@ -32,6 +34,7 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
   static override flags = {
     'state-dir': stateDirFlag,
     ...allFlags,
+    ssh: sshCarrierFlag,
     'if-due': Flags.boolean({description: 'push only when the next push is due for the RPO (for a cron line that runs every minute)'}),
     'no-fallback': Flags.boolean({description: 'exit with code 4 instead of running a full sync when the change record cannot be trusted'}),
     bwlimit: Flags.string({description: 'cap the bytes sent per second (e.g. 50M)'}),
@@ -91,6 +94,7 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
             postHook: flags['post-hook'],
             acceptNewHostKey: flags['accept-new-host-key'],
             timeoutMs: timeoutMs(flags.timeout),
+            sshCarrier: flags.ssh as SshCarrier | undefined,
             truncateReplica: flags['truncate-replica'],
             takeOverReplica: flags['take-over-replica'],
             discardReplicaChanges: flags['discard-replica-changes'],

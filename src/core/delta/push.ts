@@ -18,6 +18,7 @@ import {verifyOwnedRecord} from '../verification/verify-record.js'
 import {checkOpenedDisk} from '../change-record/identity.js'
 import type {Carrier} from '../transport/carrier.js'
 import {connectReceiver} from '../transport/connect.js'
+import {withCarrier} from '../psf/settings.js'
 import {pushIsDue} from '../sync/due.js'
 import {freezeWithoutTracker, freezeWithTracker, type FrozenSet} from './frozen-set.js'
 import type {ChangeRecord} from '../change-record/change-record.js'
@@ -199,7 +200,7 @@ export function startConnecting(h: PsfHeader, opts: PushOptions): Connecting {
     log: opts.log,
     acceptNewHostKey: opts.acceptNewHostKey,
     timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
-    ssh: h.settings.ssh,
+    ssh: withCarrier(h.settings.ssh, opts.sshCarrier),
     diskSize: h.diskSize,
   })
   conn.catch(() => {}) // awaited by pushDelta, or dropped when the push falls back before it

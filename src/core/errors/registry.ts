@@ -283,6 +283,7 @@ export const ERROR_CODES = {
   SSH_CONNECTION_LOST: {exit: ExitCode.TRANSPORT, meaning: 'the ssh connection was lost', clientSide: true},
   SSH_EXEC: {exit: ExitCode.TRANSPORT, meaning: 'a command run over ssh failed', clientSide: true},
   SSH_NO_IDENTITY: {exit: ExitCode.TRANSPORT, meaning: 'no ssh key or agent to log in with', clientSide: true},
+  SSH_PROGRAM_MISSING: {exit: ExitCode.USAGE, meaning: 'the OpenSSH carrier was chosen and the ssh program cannot be run', clientSide: true},
   SSH_TIMEOUT: {exit: ExitCode.TIMEOUT, meaning: 'no ssh answer in time (connect, handshake and login within --timeout)', clientSide: true},
   STATUS_CHECK_ERROR: {exit: ExitCode.FAILURE, meaning: 'status --check: the status of a disk could not be read', clientSide: true},
   STATUS_OUT_OF_ORDER: {exit: ExitCode.FAILURE, meaning: "the receiver's block statuses arrived out of order", clientSide: true},

@@ -11,6 +11,8 @@ import {FrameType} from '../protocol/frame.js'
 import {encodeDone, ReplicaStateKind} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
 import {connectReceiver} from '../transport/connect.js'
+import type {Carrier} from '../transport/carrier.js'
+import {withCarrier, type SshCarrier} from '../psf/settings.js'
 import {describeSource} from '../points/remote.js'
 import {noProgress, type ProgressSink, type SyncLog, type SyncProgress} from '../sync/progress.js'
 import {helloRefused, ReceiverReplies} from './client-replies.js'
@@ -41,6 +43,8 @@ export interface FullsyncOptions {
   acceptNewHostKey?: boolean
   /** --timeout: SSH targets only (transport/connect.ts). */
   timeoutMs?: number
+  /** This run's SSH carrier (--ssh), over the one in the disk's settings. */
+  sshCarrier?: SshCarrier
   /** Tests only: fail source reads as a failing device would (EIO at an offset). */
   sourceReadFault?: ReadFault
   /** Tests only: runs before a mapped chunk's differing blocks are read (fill), as a live disk's writes may land. */
@@ -75,8 +79,9 @@ export async function fullsync(disk: string, opts: FullsyncOptions = {}): Promis
     const source = await SourceDisk.open(disk, opts.sourceReadFault)
     try {
       checkOpenedDisk(claim.record, disk, await source.stat(), source.size, {trackerRunning: claim.tracker !== null})
-      const result = await runFullsync(disk, claim, source, opts, started)
-      await describeSourceQuietly(disk, opts)
+      const {result, described} = await runFullsync(disk, claim, source, opts, started)
+      // A local target's receiver is told once the sync's own receiver has finished.
+      if (!described) await describeSourceQuietly(disk, opts)
       return result
     } finally {
       await source.close()
@@ -86,7 +91,13 @@ export async function fullsync(disk: string, opts: FullsyncOptions = {}): Promis
   }
 }
 
-async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk, opts: FullsyncOptions, started: number): Promise<FullsyncResult> {
+async function runFullsync(
+  disk: string,
+  claim: RecordClaim,
+  source: SourceDisk,
+  opts: FullsyncOptions,
+  started: number,
+): Promise<{result: FullsyncResult; described: boolean}> {
   const {record, tracker} = claim
   const h = record.header
   checkBeforeSync(disk, h, source.size, tracker !== null, opts.truncateReplica === true)
@@ -110,7 +121,7 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
     log: opts.log,
     acceptNewHostKey: opts.acceptNewHostKey,
     timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
-    ssh: h.settings.ssh,
+    ssh: withCarrier(h.settings.ssh, opts.sshCarrier),
     diskSize,
   })
   // With a tracker running, the sync covers what was dirty when it began; writes made while it
@@ -176,14 +187,21 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
     p.phase = 'verify'
     progress(p)
     await writer.send(FrameType.DONE, encodeDone({blockCount, digest: ourDigest}))
+    // The channel for the source description opens while the receiver verifies (its login
+    // too, with OpenSSH); nothing is sent on it before the proof. The transport's close ends it.
+    const describeConn = conn.sibling?.(h.settings.deltaPort)
+    describeConn?.catch(() => {})
     checkVerdict(await replies.verifyResult(), ourDigest)
     writer.end()
     await recordProof(claim, index, {diskSize, replicaSeq: ok.lastSeq, commitId, stamp: stampAtStart})
     proved = true
     await tracker?.complete(true)
+    // Over SSH, on a second channel of this login (one round trip, not a second login).
+    const described = describeConn !== undefined
+    if (describeConn) await describeSourceQuietly(disk, opts, () => describeConn)
     p.phase = 'done'
     progress(p)
-    return {
+    const result: FullsyncResult = {
       disk,
       target: h.settings.target,
       bytesTotal: diskSize,
@@ -196,6 +214,7 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
       digest: ourDigest.toString('hex'),
       hashAlgo: hasher.name,
     }
+    return {result, described}
   } catch (err) {
     if (frozen && !proved) await tracker?.complete(false).catch(() => {})
     if (replies && err instanceof TransportError) throw await replies.explain(err)
@@ -210,9 +229,9 @@ async function runFullsync(disk: string, claim: RecordClaim, source: SourceDisk,
  * The replica is proved: tell the receiver where it comes from and the retention chosen at
  * init (points/remote.ts). The sync stands whatever happens here; a failure is only said.
  */
-async function describeSourceQuietly(disk: string, opts: FullsyncOptions): Promise<void> {
+async function describeSourceQuietly(disk: string, opts: FullsyncOptions, connect?: (port: number) => Promise<Carrier>): Promise<void> {
   try {
-    await describeSource(disk, {acceptNewHostKey: opts.acceptNewHostKey, timeoutMs: opts.timeoutMs, log: opts.log})
+    await describeSource(disk, {acceptNewHostKey: opts.acceptNewHostKey, timeoutMs: opts.timeoutMs, log: opts.log, ...(connect ? {connect} : {})})
   } catch (err) {
     opts.log?.(`the replica is proved, but its host was not told where it comes from (vdrep replicas shows no source): ${asVdrepError(err).message}`, 'notice')
   }

@@ -14,6 +14,7 @@ import {decodePointsList, encodePointsRequest, PointsOp, type PointsList, type P
 import {remoteErrorOf} from '../fullsync/client-replies.js'
 import {parseTarget} from '../target/target.js'
 import {connectReceiver} from '../transport/connect.js'
+import type {Carrier} from '../transport/carrier.js'
 import type {PointInfo, PointsListing} from './list.js'
 import {parseRetention} from './retention.js'
 import {describeTest} from '../test-view/record.js'
@@ -25,6 +26,12 @@ export interface RemotePointsOptions {
   /** --timeout: SSH targets only (transport/connect.ts). */
   timeoutMs?: number
   log?: (line: string) => void
+  /**
+   * Opens the connection to the receiver's delta port instead of a new login: a full sync
+   * describes the source over a second channel of its own SSH connection (one round trip,
+   * where a new login costs six or more; doc/protocol.md, "Round trips").
+   */
+  connect?: (port: number) => Promise<Carrier>
 }
 
 export interface RemotePointsListing extends PointsListing {
@@ -64,14 +71,16 @@ async function askReceiver(disk: string, request: PointsRequest, opts: RemotePoi
   const record = await ChangeRecord.openReadOnly(psfPathFor(disk))
   const h = {...record.header}
   await record.close()
-  const conn = await connectReceiver(parseTarget(h.settings.target), {
-    port: h.settings.deltaPort,
-    log: opts.log,
-    acceptNewHostKey: opts.acceptNewHostKey,
-    timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
-    ssh: h.settings.ssh,
-    diskSize: h.diskSize,
-  })
+  const conn = opts.connect
+    ? await opts.connect(h.settings.deltaPort)
+    : await connectReceiver(parseTarget(h.settings.target), {
+        port: h.settings.deltaPort,
+        log: opts.log,
+        acceptNewHostKey: opts.acceptNewHostKey,
+        timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
+        ssh: h.settings.ssh,
+        diskSize: h.diskSize,
+      })
   let list: PointsList
   try {
     await conn.writer.send(

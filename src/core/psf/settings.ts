@@ -9,6 +9,17 @@ export interface SshSettings {
   knownHostsFile?: string
   /** Remote command that starts the receiver when nothing listens (auto-start). */
   serveCommand?: string
+  /** Which SSH client carries the tunnels: ssh2 in this process (default) or the system's `ssh`. */
+  carrier?: SshCarrier
+}
+
+/** The SSH clients `--ssh` names: ssh2 (in this process, the default) or the system's OpenSSH `ssh`. */
+export const SSH_CARRIERS = ['ssh2', 'openssh'] as const
+export type SshCarrier = (typeof SSH_CARRIERS)[number]
+
+/** The disk's SSH settings with this run's carrier (a --ssh flag) over the stored one. */
+export function withCarrier(ssh: SshSettings | undefined, carrier: SshCarrier | undefined): SshSettings | undefined {
+  return carrier === undefined ? ssh : {...ssh, carrier}
 }
 
 export interface ReplicationSettings {
@@ -62,6 +73,7 @@ export function decodeSettings(buf: Buffer): ReplicationSettings {
     if (!Number.isInteger(s[p]) || (s[p] as number) < 1 || (s[p] as number) > 65535) throw bad(p)
   }
   if (s.ssh !== undefined && (typeof s.ssh !== 'object' || s.ssh === null)) throw bad('ssh')
+  if (s.ssh?.carrier !== undefined && s.ssh.carrier !== 'ssh2' && s.ssh.carrier !== 'openssh') throw bad('ssh.carrier')
   if (s.retention !== undefined && (typeof s.retention !== 'string' || s.retention.length === 0 || s.retention.length > 200)) throw bad('retention')
   if (
     s.timeoutSeconds !== undefined &&

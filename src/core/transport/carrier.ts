@@ -19,12 +19,18 @@ export interface Carrier {
   abort(): void
   /** End the conversation and wait until the other side let go (a local receiver finished, the SSH connection closed). */
   close(): Promise<void>
+  /**
+   * SSH carriers: a second conversation with the receiver on `port` over the same login (a
+   * new channel: one round trip, not a login). Close it before this carrier.
+   */
+  sibling?(port: number): Promise<Carrier>
 }
 
 /** A carrier over `stream`; `release` frees what holds the stream (the local receiver, the SSH connection) once it ended. */
-export function streamCarrier(stream: Duplex, replicaPath: string, release: () => Promise<void>): Carrier {
+export function streamCarrier(stream: Duplex, replicaPath: string, release: () => Promise<void>, sibling?: (port: number) => Promise<Carrier>): Carrier {
   const writer = new FrameWriter(stream)
   return {
+    ...(sibling ? {sibling} : {}),
     frames: new FrameReader(stream),
     writer,
     replicaPath,

@@ -1,5 +1,6 @@
 // Reach the receiver on a replica host over SSH: log in (settings from the .psf and
-// ~/.ssh/config), open a direct-tcpip tunnel to 127.0.0.1:PORT there, and when nothing
+// ~/.ssh/config) with the carrier the settings choose (ssh2 in this process, or the system's
+// `ssh`, openssh/), open a direct-tcpip tunnel to 127.0.0.1:PORT there, and when nothing
 // listens, start the receiver with the configured remote command over SSH exec and retry
 // the tunnel for up to ~10 s. The receiver's root comes from its own host's configuration;
 // the client sends only the replica path (in HELLO), which the receiver resolves under it.
@@ -7,7 +8,8 @@ import {TransportError, VdrepError} from '../errors.js'
 import type {SshSettings} from '../psf/settings.js'
 import type {Target} from '../target/target.js'
 import type {LogLevel} from '../sync/progress.js'
-import {connectSsh, type SshTransport} from './ssh/ssh-transport.js'
+import {connectSsh, type ExecResult} from './ssh/ssh-transport.js'
+import {OpenSshTransport} from './openssh/openssh-transport.js'
 import type {Carrier} from './carrier.js'
 import type {Duplex} from 'node:stream'
 import {DEFAULT_TIMEOUT_MS} from './peer-watchdog.js'
@@ -34,32 +36,51 @@ export function sshKeepalive(timeoutMs: number): {keepaliveIntervalMs: number; k
 
 type SshTarget = Extract<Target, {kind: 'ssh'}>
 
+/** What both carriers offer (ssh/ssh-transport.ts, openssh/openssh-transport.ts). */
+export interface Tunnels {
+  readonly label: string
+  openStream(port: number): Promise<Duplex>
+  exec(command: string): Promise<ExecResult>
+  close(): Promise<void>
+}
+
+/** An ssh_config file for both carriers instead of ~/.ssh/config (tests; ssh -F). */
+function sshConfigFile(): string | undefined {
+  return process.env['VDREP_SSH_CONFIG'] || undefined
+}
+
 export async function connectSshReceiver(target: SshTarget, opts: SshReceiverOptions): Promise<Carrier> {
   const ssh = opts.ssh ?? {}
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
-  const transport = await connectSsh({
+  const login = {
     host: target.host,
     user: target.user ?? ssh.user,
     port: target.port ?? ssh.port,
     identityFiles: ssh.identityFiles,
     knownHostsFile: ssh.knownHostsFile,
     acceptNewHostKey: opts.acceptNewHostKey,
+    configFile: sshConfigFile(),
     log: opts.log,
-    readyTimeoutMs: timeoutMs,
-    ...sshKeepalive(timeoutMs),
-  })
+  }
+  // OpenSSH logs in when the tunnel opens (below; its own ServerAlive and open timeout); ssh2 here.
+  const transport: Tunnels =
+    ssh.carrier === 'openssh' ? new OpenSshTransport(login) : await connectSsh({...login, readyTimeoutMs: timeoutMs, ...sshKeepalive(timeoutMs)})
   try {
     const stream = await openOrStart(transport, opts.port, ssh.serveCommand ?? DEFAULT_SERVE_COMMAND, opts.log, timeoutMs)
     // The receiver resolves the path under its own root; an absolute path must name a place there.
-    return sshCarrier({
-      stream,
-      replicaPath: target.path,
-      reopen: () => transport.openStream(opts.port),
-      release: () => transport.close(),
-      timeoutMs,
-      label: `${transport.label} (port ${opts.port})`,
-      log: opts.log,
-    })
+    const carrierOn = (port: number, tunnel: Duplex, release: () => Promise<void>) =>
+      sshCarrier({
+        stream: tunnel,
+        replicaPath: target.path,
+        reopen: () => transport.openStream(port),
+        release,
+        timeoutMs,
+        label: `${transport.label} (port ${port})`,
+        log: opts.log,
+      })
+    // A sibling is one more channel on this login; its close ends the channel, not the login.
+    const sibling = async (port: number) => carrierOn(port, await transport.openStream(port), async () => {})
+    return {...carrierOn(opts.port, stream, () => transport.close()), sibling}
   } catch (err) {
     await transport.close().catch(() => {})
     throw err
@@ -80,7 +101,7 @@ function explainTunnelFailure(err: unknown, port: number): unknown {
 }
 
 export async function openOrStart(
-  transport: SshTransport,
+  transport: Tunnels,
   port: number,
   command: string,
   log?: (line: string) => void,

@@ -15,6 +15,7 @@ import {psfPathFor} from '../psf/psf-file.js'
 import {parseTarget} from '../target/target.js'
 import {TrackerControlClient} from '../tracker/control-client.js'
 import {connectReceiver} from '../transport/connect.js'
+import {withCarrier, type SshCarrier} from '../psf/settings.js'
 import {checkBeforeSync, checkTargetNotSource} from '../fullsync/plan.js'
 import type {SyncLog} from '../sync/progress.js'
 import {compareWithReplica, type CompareContext, type CompareOutcome} from './compare.js'
@@ -23,6 +24,8 @@ export interface LookOptions {
   acceptNewHostKey?: boolean
   /** --timeout: SSH targets only (transport/connect.ts). */
   timeoutMs?: number
+  /** This run's SSH carrier (--ssh), over the one in the disk's settings. */
+  sshCarrier?: SshCarrier
   /** The full sync's own choice for a replica larger than the disk (dry run). */
   truncateReplica?: boolean
   log?: SyncLog
@@ -90,7 +93,7 @@ async function compare<T>(disk: string, l: Looking, opts: LookOptions, hooks: Lo
     log: opts.log,
     acceptNewHostKey: opts.acceptNewHostKey,
     timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
-    ssh: h.settings.ssh,
+    ssh: withCarrier(h.settings.ssh, opts.sshCarrier),
     diskSize: l.diskSize,
   })
   let outcome: CompareOutcome
