@@ -26,7 +26,7 @@ const cases: Array<[string, string[], string, number]> = [
   ['forwarding prohibited', ['channel 0: open failed: administratively prohibited: open failed', 'stdio forwarding failed'], 'TUNNEL_FAILED', 7],
   ['no common cipher', ['Unable to negotiate with 127.0.0.1 port 2222: no matching cipher found. Their offer: aes256-ctr'], 'BAD_CIPHER', 2],
   ['no sshd', ['ssh: connect to host 127.0.0.1 port 1: Connection refused'], 'SSH_CONNECT', 7],
-  ['timeout', ['ssh: connect to host 10.255.255.1 port 22: Connection timed out'], 'SSH_TIMEOUT', 7],
+  ['timeout', ['ssh: connect to host 10.255.255.1 port 22: Connection timed out'], 'SSH_TIMEOUT', 13],
 ]
 
 describe('openSshError', () => {
