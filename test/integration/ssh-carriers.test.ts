@@ -237,6 +237,15 @@ for (const carrier of ['ssh2', 'openssh'] as const) {
         assert.equal(r.code, 0, r.stderr)
         assert.ok(await cmpEqual(disk, replica))
         await waitFor('the jump host to log the login', () => (jump.log().match(/Accepted publickey/g) ?? []).length > before, 5_000)
+        // vdrep check goes the same way (through ssh_config), not straight at the host name.
+        const ok = await c.vdrep(['check', disk, '--json'])
+        assert.equal(ok.code, 0, ok.stdout + ok.stderr)
+        const checks = (JSON.parse(ok.stdout) as {checks: {name: string; status: string}[]}).checks
+        const status = (name: string) => checks.find((x) => x.name === name)?.status
+        assert.equal(status('host'), 'skip')
+        assert.equal(status('login'), 'ok')
+        assert.equal(status('receiver-delta'), 'ok')
+        assert.equal(status('room'), 'ok')
         // The jump host's key is checked too: with an empty known_hosts for it, nothing passes.
         const emptyKh = path.join(c.dir, 'jump-empty-kh')
         await fs.writeFile(emptyKh, '')
@@ -244,6 +253,9 @@ for (const carrier of ['ssh2', 'openssh'] as const) {
         await scribbleBlocks(disk, BS, 3, 'jump-push')
         const refused = await c.vdrep(['push', disk])
         assert.equal(refused.code, 8, refused.stderr)
+        const failed = await c.vdrep(['check', disk, '--json'])
+        assert.equal(failed.code, 1, failed.stdout + failed.stderr)
+        assert.ok(JSON.parse(failed.stdout).checks.some((x: {status: string}) => x.status === 'fail'))
         assert.equal(await fs.readFile(emptyKh, 'utf8'), '')
       })
 

@@ -13,7 +13,7 @@ import type {PsfHeader} from '../psf/header.js'
 import type {Target} from '../target/target.js'
 import type {Carrier} from '../transport/carrier.js'
 import {sshCarrier} from '../transport/ssh-carrier.js'
-import {DEFAULT_SERVE_COMMAND, openOrStart, sshKeepalive} from '../transport/ssh-connect.js'
+import {DEFAULT_SERVE_COMMAND, openOrStart, sshKeepalive, type Tunnels} from '../transport/ssh-connect.js'
 import {describeKeyType} from '../transport/ssh/host-key.js'
 import {formatKnownHostLine, knownHostName} from '../transport/ssh/known-hosts.js'
 import {resolveSshHost} from '../transport/ssh/ssh-config.js'
@@ -33,10 +33,14 @@ export interface RemoteCheckOptions {
   log?: (line: string) => void
 }
 
-const AFTER_LOGIN = ['receiver-delta', 'receiver-fullsync', 'replica-path', 'room']
+export const AFTER_LOGIN = ['receiver-delta', 'receiver-fullsync', 'replica-path', 'room']
 
 export async function checkSshTarget(t: SshTarget, header: PsfHeader, list: Checklist, opts: RemoteCheckOptions): Promise<void> {
   const ssh = header.settings.ssh ?? {}
+  if (ssh.carrier === 'openssh') {
+    const {checkOpenSshTarget} = await import('./remote-openssh.js')
+    return checkOpenSshTarget(t, header, list, opts)
+  }
   const cfg = await resolveSshHost({host: t.host, user: t.user ?? ssh.user, port: t.port ?? ssh.port})
   let address: string
   try {
@@ -122,7 +126,7 @@ async function loginFailed(
   list.fail('login', e.message, e.hint ?? 'check the user, the identity file (--identity) and the authorized_keys on the replica host')
 }
 
-async function checkReceiver(transport: SshTransport, t: SshTarget, header: PsfHeader, list: Checklist, opts: RemoteCheckOptions): Promise<void> {
+export async function checkReceiver(transport: Tunnels, t: SshTarget, header: PsfHeader, list: Checklist, opts: RemoteCheckOptions): Promise<void> {
   const {deltaPort, fullsyncPort} = header.settings
   const command = header.settings.ssh?.serveCommand ?? DEFAULT_SERVE_COMMAND
   const open = async (port: number) => {

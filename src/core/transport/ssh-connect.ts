@@ -45,7 +45,7 @@ export interface Tunnels {
 }
 
 /** An ssh_config file for both carriers instead of ~/.ssh/config (tests; ssh -F). */
-function sshConfigFile(): string | undefined {
+export function sshConfigFile(): string | undefined {
   return process.env['VDREP_SSH_CONFIG'] || undefined
 }
 
@@ -64,7 +64,9 @@ export async function connectSshReceiver(target: SshTarget, opts: SshReceiverOpt
   }
   // OpenSSH logs in when the tunnel opens (below; its own ServerAlive and open timeout); ssh2 here.
   const transport: Tunnels =
-    ssh.carrier === 'openssh' ? new OpenSshTransport(login) : await connectSsh({...login, readyTimeoutMs: timeoutMs, ...sshKeepalive(timeoutMs)})
+    ssh.carrier === 'openssh'
+      ? new OpenSshTransport({...login, keepaliveSeconds: sshKeepalive(timeoutMs).keepaliveIntervalMs / 1000})
+      : await connectSsh({...login, readyTimeoutMs: timeoutMs, ...sshKeepalive(timeoutMs)})
   try {
     const stream = await openOrStart(transport, opts.port, ssh.serveCommand ?? DEFAULT_SERVE_COMMAND, opts.log, timeoutMs)
     // The receiver resolves the path under its own root; an absolute path must name a place there.
