@@ -2,6 +2,7 @@
 // one positioned writev, zero runs punched, at most MAX_WRITES_IN_FLIGHT of them running at
 // once, and the first write error kept so the session fails with it. Receive memory lent with a
 // DATA frame goes back to the reader once the write that used it is done.
+import type {ReadableDisk} from '../disk/read-hash.js'
 import type {ReplicaFile} from '../receiver/replica-file.js'
 
 /** Writes (runs or zero ranges) running at once; the receive loop waits beyond this. */
@@ -18,7 +19,21 @@ interface PendingRun {
   releases: Array<() => void>
 }
 
-export class ReplicaWrites {
+/** What the full sync's receive loop needs of a replica writer (this one, or direct-writes.ts). */
+export interface BlockWrites {
+  /** How the bytes reach the replica, for the session's log. */
+  readonly mode: string
+  writeBlock(block: number, data: Buffer, release?: () => void): Promise<void>
+  zeroRange(offset: number, length: number): Promise<void>
+  settle(): Promise<void>
+  /** The replica as the proof reads it back, when not as the replica file itself reads. */
+  readonly readBack?: ReadableDisk
+  /** After settle or a failure: nothing of this writer is left running. */
+  close(): Promise<void>
+}
+
+export class ReplicaWrites implements BlockWrites {
+  readonly mode = 'page cache'
   private inFlight: Promise<unknown>[] = []
   private writeError: Error | undefined
   /** Contiguous blocks waiting to be written together. */
@@ -56,6 +71,11 @@ export class ReplicaWrites {
     this.inFlight = []
     await Promise.allSettled(pending)
     if (this.writeError) throw this.writeError
+  }
+
+  async close(): Promise<void> {
+    this.pendingRun = undefined
+    await Promise.allSettled(this.inFlight)
   }
 
   private async flushRun(): Promise<void> {
