@@ -108,6 +108,12 @@ export class DirectWrites implements BlockWrites {
     this.throwIfFailed()
   }
 
+  barrier(): Promise<void> {
+    this.submitCurrent()
+    const queued = [...this.inFlight]
+    return Promise.allSettled(queued).then(() => this.throwIfFailed())
+  }
+
   async close(): Promise<void> {
     this.current = undefined
     await Promise.allSettled([...this.inFlight])

@@ -26,6 +26,11 @@ export interface BlockWrites {
   writeBlock(block: number, data: Buffer, release?: () => void): Promise<void>
   zeroRange(offset: number, length: number): Promise<void>
   settle(): Promise<void>
+  /**
+   * Settles once every write queued so far is done (fails as settle does), without holding back
+   * the writes queued after it: a checkpoint waits on this while the next blocks are written.
+   */
+  barrier(): Promise<void>
   /** The replica as the proof reads it back, when not as the replica file itself reads. */
   readonly readBack?: ReadableDisk
   /** After settle or a failure: nothing of this writer is left running. */
@@ -66,11 +71,18 @@ export class ReplicaWrites implements BlockWrites {
 
   /** Every write queued so far is done; fails with the first write error. */
   async settle(): Promise<void> {
-    await this.flushRun()
+    this.startRun()
     const pending = this.inFlight
     this.inFlight = []
     await Promise.allSettled(pending)
     if (this.writeError) throw this.writeError
+  }
+
+  barrier(): Promise<void> {
+    this.startRun()
+    return Promise.allSettled([...this.inFlight]).then(() => {
+      if (this.writeError) throw this.writeError
+    })
   }
 
   async close(): Promise<void> {
@@ -79,23 +91,37 @@ export class ReplicaWrites implements BlockWrites {
   }
 
   private async flushRun(): Promise<void> {
+    this.startRun()
+    await this.limit()
+  }
+
+  /** Start writing the pending run, if any (in flight from here on). */
+  private startRun(): void {
     const run = this.pendingRun
     if (!run) return
     this.pendingRun = undefined
     const written = this.replica.writeRun(run.buffers, run.start * this.blockSize)
     // The received bytes are the reader's to reuse once the write is done with them.
     if (run.releases.length > 0) void written.then(releaseAll(run.releases), releaseAll(run.releases))
-    await this.track(written)
+    this.add(written)
   }
 
   private async track(p: Promise<unknown>): Promise<void> {
+    this.add(p)
+    await this.limit()
+  }
+
+  private add(p: Promise<unknown>): void {
     // Keep the first write error (ENOSPC, EIO) and fail the session with it; never leave a
     // rejected promise unobserved (that would end the process instead of answering the client).
     p.catch((err: Error) => {
       this.writeError ??= err
     })
-    if (this.writeError) throw this.writeError
     this.inFlight.push(p)
+  }
+
+  private async limit(): Promise<void> {
+    if (this.writeError) throw this.writeError
     if (this.inFlight.length >= MAX_WRITES_IN_FLIGHT) await this.settle()
   }
 }

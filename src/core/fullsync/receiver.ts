@@ -195,10 +195,14 @@ class FullsyncReceiver {
     }
     this.checkpointRequested = upto
     this.scan.checkpointed(upto)
-    await this.writes.settle()
+    // The writes below `upto`, not the ones after: the receive loop goes on writing the next
+    // blocks while these reach the device (a settle here drained the write pipeline each time).
+    const written = this.writes.barrier()
+    written.catch(() => undefined) // observed below, in order
     this.checkpoints = this.checkpoints.then(async () => {
       if (this.checkpointError) return
       try {
+        await written
         const final = upto === this.blockCount
         const due = final || performance.now() - this.recordedAt >= RECORD_EVERY_MS || (upto - this.recordedUpto) * this.bs >= RECORD_EVERY_BYTES
         if (due) await this.replica.sync()
