@@ -21,7 +21,7 @@ export type DirectOpen = {fh: fs.FileHandle} | {reason: string}
 /**
  * Open the file behind `fd` again, O_DIRECT (written, and read back by the proof). Through /proc/self/fd, so it is the
  * very inode `fd` holds (no path is looked up again: a symlink or rename since cannot redirect
- * it). The reason when it cannot: tmpfs and some FUSE file systems refuse O_DIRECT (EINVAL).
+ * it). The reason when it cannot: ramfs, tmpfs before Linux 6.6 and some FUSE file systems refuse O_DIRECT (EINVAL).
  */
 export async function openDirect(fd: number): Promise<DirectOpen> {
   if (process.env.VDREP_NO_DIRECT_IO === '1') return {reason: 'off (VDREP_NO_DIRECT_IO=1)'}
