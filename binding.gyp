@@ -1,5 +1,5 @@
 # The small N-API addon for the Linux system calls Node lacks (fallocate punch hole,
-# SEEK_DATA/SEEK_HOLE, flock, BLKGETSIZE64, SO_PEERCRED, NETLINK_SOCK_DIAG, fanotify, sd_notify) and for reading and checksumming a
+# SEEK_DATA/SEEK_HOLE, flock, BLKGETSIZE64, SO_PEERCRED, NETLINK_SOCK_DIAG, fanotify, sd_notify, aligned memory for O_DIRECT) and for reading and checksumming a
 # disk chunk in libuv's thread pool (native/read_hash.cc, native/sigbus_guard.cc). Plain node_api.h, so it needs
 # no package and one build serves every Node version with N-API 8. Built at install by
 # scripts/build-native.cjs (Linux only); src/core/disk/native.ts falls back to pure JS
@@ -16,7 +16,7 @@
   "targets": [
     {
       "target_name": "vdrep_native",
-      "sources": ["native/vdrep_native.cc", "native/read_hash.cc", "native/sigbus_guard.cc", "native/writeback.cc", "native/sock_diag.cc", "native/fanotify.cc", "native/sd_notify.cc"],
+      "sources": ["native/vdrep_native.cc", "native/read_hash.cc", "native/sigbus_guard.cc", "native/writeback.cc", "native/sock_diag.cc", "native/fanotify.cc", "native/sd_notify.cc", "native/aligned_buffer.cc"],
       "defines": ["NAPI_VERSION=8", "_FILE_OFFSET_BITS=64"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2"],
       "cflags": ["-O3"],

@@ -29,6 +29,7 @@ export const LocalCase = {
   CP: 'cp --sparse=always',
   QEMU: 'qemu-img convert -O raw',
   QEMU_DURABLE: 'qemu-img convert -O raw -t writeback (flushes at the end)',
+  NBDCOPY: 'nbdcopy --flush (a new copy, flushed)',
   B3SUM: 'b3sum (hash limit)',
   XXH: 'xxhsum -H128 (hash limit)',
   CAT1: 'cat disk > /dev/null',
@@ -219,6 +220,8 @@ export async function runLocalBench(opts: BenchOptions & {log?: Log}): Promise<B
   await shellCase(rows, log, runs, LocalCase.QEMU_DURABLE, 'qemu-img', `qemu-img convert -t writeback -f raw -O raw '${source}' '${scratch}'`, size, () =>
     removeReplica(scratch),
   )
+  // Issue 21's peer for a new replica: libnbd's copier, flushed at the end as vdrep's replica is.
+  await shellCase(rows, log, runs, LocalCase.NBDCOPY, 'nbdcopy', `nbdcopy --flush '${source}' '${scratch}'`, size, () => removeReplica(scratch))
   await removeReplica(scratch)
   await shellCase(rows, log, runs, LocalCase.B3SUM, 'b3sum', `b3sum '${source}' > /dev/null`, size)
   await shellCase(rows, log, runs, LocalCase.XXH, 'xxhsum', `xxhsum -H128 '${source}' > /dev/null`, size)
@@ -244,6 +247,7 @@ export function localChecks(rows: BenchRow[]): BenchCheck[] {
     check('rsync 1% seed / vdrep 1% seed', '>= 3x', LocalCase.RSYNC, LocalCase.SEED, (r) => r >= 3),
     check('vdrep 1% seed / cat disk seed', '<= 2x', LocalCase.SEED, LocalCase.CAT2, (r) => r <= 2),
     check('vdrep fresh / qemu-img convert', '<= 1.5x', LocalCase.FRESH, LocalCase.QEMU, (r) => r <= 1.5),
+    check('vdrep fresh / nbdcopy --flush', '<= 1.3x', LocalCase.FRESH, LocalCase.NBDCOPY, (r) => r <= 1.3),
   ]
 }
 
@@ -282,7 +286,9 @@ export function localContext(rows: BenchRow[]): string[] {
       ? undefined
       : `${name} ${r.cpuSeconds.toFixed(2)} (${(r.cpuSeconds / r.seconds).toFixed(2)} busy)`
   }
-  const cpus = [LocalCase.FRESH, LocalCase.QEMU, LocalCase.QEMU_DURABLE, LocalCase.SEED, LocalCase.RSYNC].map(cpuOf).filter((x) => x !== undefined)
+  const cpus = [LocalCase.FRESH, LocalCase.QEMU, LocalCase.QEMU_DURABLE, LocalCase.NBDCOPY, LocalCase.SEED, LocalCase.RSYNC]
+    .map(cpuOf)
+    .filter((x) => x !== undefined)
   if (cpus.length) out.push(`machine CPU-s per run, and CPUs busy on average: ${cpus.join('; ')}`)
   if (start) out.push(`start-up (node + oclif, vdrep --version): ${start.seconds.toFixed(2)} s`)
   // Node 20 parses NODE_EXTRA_CA_CERTS at every start (~0.1 s here for Debian's bundle);

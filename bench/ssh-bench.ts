@@ -38,9 +38,12 @@ export const SshCase = {
   SSH2_CHACHA: 'bare ssh2 channel, random disk (chacha20-poly1305)',
   SSH2_TWO: 'bare ssh2, 2 connections in parallel, random disk (aes128-gcm)',
   RSYNC: 'rsync --inplace --no-whole-file over ssh, 1% seed',
+  DD: 'ssh dd of=replica conv=fdatasync < mixed disk (a new copy, flushed)',
 } as const
 
 export interface SshBenchRow extends BenchRow {
+  /** Medians of each process's CPU-seconds per GB written (vdrep's client, `vdrep serve`, sshd's sessions). */
+  cpuPerGB?: {client: number; serve: number; sshd: number}
   /** Median of the `seconds` vdrep reports itself (no process start-up). */
   engineSeconds?: number
   bytesSent?: number
@@ -67,6 +70,31 @@ export function runVdrep(args: string[], env: NodeJS.ProcessEnv): Promise<string
     child.on('error', reject)
     child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`vdrep ${args.join(' ')} exited ${code}:\n${out}${err}`))))
   })
+}
+
+/** Run the vdrep binary under /usr/bin/time: stdout, and the CPU-seconds (user + system) it used. */
+function runVdrepTimed(args: string[], env: NodeJS.ProcessEnv): Promise<{out: string; cpu: number}> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('/usr/bin/time', ['-f', 'VDREP_CPU %U %S', VDREP_BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, ...env}})
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => {
+      const m = /VDREP_CPU ([\d.]+) ([\d.]+)/.exec(err)
+      if (code !== 0 || !m) return reject(new Error(`vdrep ${args.join(' ')} exited ${code}:\n${out}${err}`))
+      resolve({out, cpu: Number(m[1]) + Number(m[2])})
+    })
+  })
+}
+
+/** A process's CPU-seconds (user + system) from /proc, its own or its reaped children's (sshd's sessions). */
+async function procCpu(pid: number, children = false): Promise<number> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const tick = 100 // USER_HZ on Linux
+  return children ? (Number(f[13]) + Number(f[14])) / tick : (Number(f[11]) + Number(f[12])) / tick
 }
 
 /** Start `vdrep serve` and wait for its readiness line (killed if it does not come). */
@@ -130,7 +158,9 @@ async function ssh2Push(sshd: Sshd, key: Buffer, cipher: string, discardPort: nu
   }
 }
 
-function vdrepRow(name: string, runs: Array<{wall: number; engine: number; bytesSent: number; cpu?: number}>, bytes: number): SshBenchRow {
+type VdrepRun = {wall: number; engine: number; bytesSent: number; cpu?: number; procs?: {client: number; serve: number; sshd: number}}
+
+function vdrepRow(name: string, runs: VdrepRun[], bytes: number): SshBenchRow {
   const cpu = runs.flatMap((x) => (x.cpu === undefined ? [] : [x.cpu]))
   const r: SshBenchRow = row(
     SSH_SECTION,
@@ -143,6 +173,15 @@ function vdrepRow(name: string, runs: Array<{wall: number; engine: number; bytes
   r.engineSeconds = median(runs.map((x) => x.engine))
   r.bytesSent = runs[runs.length - 1].bytesSent
   r.note = `sent ${(r.bytesSent / 1e6).toFixed(1)} MB; engine ${r.engineSeconds.toFixed(2)} s (${(bytes / 1e6 / r.engineSeconds).toFixed(0)} MB/s)`
+  const procs = runs.flatMap((x) => (x.procs && x.bytesSent > 0 ? [{...x.procs, gb: x.bytesSent / 1e9}] : []))
+  if (procs.length > 0) {
+    r.cpuPerGB = {
+      client: median(procs.map((x) => x.client / x.gb)),
+      serve: median(procs.map((x) => x.serve / x.gb)),
+      sshd: median(procs.map((x) => x.sshd / x.gb)),
+    }
+    r.note += `; CPU-s per GB written: client ${r.cpuPerGB.client.toFixed(2)}, serve ${r.cpuPerGB.serve.toFixed(2)}, sshd ${r.cpuPerGB.sshd.toFixed(2)}`
+  }
   return r
 }
 
@@ -206,16 +245,20 @@ export async function runSshBench(opts: BenchOptions & {log?: Log}): Promise<Ben
         env,
       )
       log(`timing ${name}`)
-      const out: Array<{wall: number; engine: number; bytesSent: number; cpu?: number}> = []
+      const out: VdrepRun[] = []
       for (let i = 0; i < runs; i++) {
         await prepare(replica)
         settleMemory(settleBytesFor(size))
+        const [s, d] = [await procCpu(serve.pid as number), await procCpu(sshd.pid, true)]
         const c = machineBusySeconds()
         const t = performance.now()
-        const r = JSON.parse(await runVdrep(['fullsync', disk, '--json'], env)) as {seconds: number; bytesSent: number}
+        const {out: json, cpu: client} = await runVdrepTimed(['fullsync', disk, '--json'], env)
         const wall = (performance.now() - t) / 1000
         const c2 = machineBusySeconds()
-        out.push({wall, engine: r.seconds, bytesSent: r.bytesSent, cpu: c === undefined || c2 === undefined ? undefined : c2 - c})
+        await new Promise((res) => setTimeout(res, 200)) // sshd reaps the session: its CPU lands in cutime
+        const procs = {client, serve: (await procCpu(serve.pid as number)) - s, sshd: (await procCpu(sshd.pid, true)) - d}
+        const r = JSON.parse(json) as {seconds: number; bytesSent: number}
+        out.push({wall, engine: r.seconds, bytesSent: r.bytesSent, cpu: c === undefined || c2 === undefined ? undefined : c2 - c, procs})
       }
       sh(`cmp '${source}' '${replica}'`)
       rows.push(vdrepRow(name, out, size))
@@ -232,6 +275,9 @@ export async function runSshBench(opts: BenchOptions & {log?: Log}): Promise<Ben
     }
     await shell(SshCase.PIPE, `${sshCmd} ${sshd.user}@127.0.0.1 'cat > /dev/null' < '${mixed}'`)
     await shell(SshCase.PIPE_AES, `${sshCmd} -c ${AES} ${sshd.user}@127.0.0.1 'cat > /dev/null' < '${mixed}'`)
+    const ddDest = path.join(root, 'dd.img')
+    await shell(SshCase.DD, `${sshCmd} ${sshd.user}@127.0.0.1 'dd of=${ddDest} bs=1M conv=fdatasync status=none' < '${mixed}'`, () => removeReplica(ddDest))
+    await removeReplica(ddDest)
     await shell(SshCase.PIPE_RANDOM, `${sshCmd} ${sshd.user}@127.0.0.1 'cat > /dev/null' < '${random}'`)
 
     for (const [name, cipher] of [
@@ -317,7 +363,17 @@ export function sshChecks(rows: BenchRow[]): SshBenchCheck[] {
     check('mixed disk: vdrep fresh rate / OpenSSH pipe rate', '>= 1x', SshCase.PIPE, SshCase.FRESH, (r) => r >= 1),
     check('random disk: vdrep fresh rate / bare ssh2 channel rate', '>= 0.9x', SshCase.SSH2, SshCase.RANDOM, (r) => r >= 0.9),
     check('rsync over ssh 1% seed / vdrep 1% seed (time)', '>= 2x', SshCase.RSYNC, SshCase.SEED, (r) => r >= 2),
+    check('vdrep fresh / ssh | dd conv=fdatasync (time)', '<= 1.1x', SshCase.FRESH, SshCase.DD, (r) => r <= 1.1),
+    serveCpuCheck(rows),
   ]
+}
+
+/** Issue 21: `vdrep serve` spends at most 1 CPU-second per GB it writes (a new replica of the mixed disk). */
+function serveCpuCheck(rows: BenchRow[]): SshBenchCheck {
+  const label = 'vdrep serve CPU-s per GB written, fresh mixed disk'
+  const r = rows.find((x) => x.name === SshCase.FRESH) as SshBenchRow | undefined
+  if (!r?.cpuPerGB) return {label, target: '<= 1', note: 'skipped: not measured'}
+  return {label, ratio: r.cpuPerGB.serve, target: '<= 1', pass: r.cpuPerGB.serve <= 1}
 }
 
 /** Ratios for context: engine-only rates, ciphers, more than one connection. */

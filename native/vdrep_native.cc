@@ -12,6 +12,7 @@
 
 #include <node_api.h>
 
+#include "aligned_buffer.h"
 #include "fanotify.h"
 #include "read_hash.h"
 #include "sd_notify.h"
@@ -322,6 +323,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"fanotifyOpen", nullptr, FanotifyOpen, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"fanotifyRead", nullptr, FanotifyRead, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sdNotify", nullptr, SdNotify, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"alignedBuffer", nullptr, AlignedBuffer, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"readHashRuns", nullptr, ReadHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"mapHashRuns", nullptr, MapHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"xxh3Into", nullptr, Xxh3Into, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -17,6 +17,17 @@ REAL(write);
 REAL(writev);
 
 static int do_open(int dirfd, const char* path, int flags, mode_t mode, int use_at) {
+  // A descriptor opened again through /proc/self/fd (the replica's O_DIRECT writer): the same
+  // file, recorded as the descriptor it reopens is.
+  if (pc_active() && path && strncmp(path, "/proc/self/fd/", 14) == 0) {
+    pc_enter();
+    int fd = use_at ? R(openat)(dirfd, path, flags, mode) : R(open)(path, flags, mode);
+    int err = errno;
+    if (fd >= 0) pc_remember(fd, flags);
+    pc_leave();
+    errno = err;
+    return fd;
+  }
   char* abs = pc_active() ? pc_resolve_at(dirfd, path) : NULL;
   if (!abs || !pc_under_root(abs)) {
     free(abs);

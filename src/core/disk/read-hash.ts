@@ -44,6 +44,10 @@ export interface ReadableDisk {
   readAt(buf: Buffer, len: number, pos: number): Promise<Buffer>
   /** True when reads may bypass readAt (false when a test injects read faults there). */
   readonly directReads?: boolean
+  /** False for an O_DIRECT descriptor: a mapping would read through the page cache after all. */
+  readonly mappable?: boolean
+  /** Memory the fd can read into (an O_DIRECT fd needs it aligned); else any buffer will do. */
+  readBuffer?(size: number): Buffer
 }
 
 /**
@@ -114,7 +118,7 @@ export async function hashRuns(
 
 /** Whether mapAndHashRuns will try a mapping for this disk and hasher (it may still fail and read). */
 export function canMapHashing(disk: ReadableDisk, hasher: BlockHasher): boolean {
-  return hasher.xxh3Seed !== undefined && disk.directReads === true && mappedHashing && mapHashRunsAvailable()
+  return hasher.xxh3Seed !== undefined && disk.directReads === true && disk.mappable !== false && mappedHashing && mapHashRunsAvailable()
 }
 
 /** The mapped half of hashRuns: undefined when mapping is not possible or failed. */

@@ -62,7 +62,7 @@ export class ReplicaProof {
   async fold(upto: number, scanned: readonly ScannedChunk[]): Promise<void> {
     const bs = this.blockSize
     // One buffer for every fold that cannot map: fresh memory costs a page fault per page.
-    const runBuf = () => (this.foldBuf ??= Buffer.allocUnsafeSlow(Math.max(FOLD_RUN_BYTES, bs)))
+    const runBuf = () => (this.foldBuf ??= this.replica.readBuffer?.(Math.max(FOLD_RUN_BYTES, bs)) ?? Buffer.allocUnsafeSlow(Math.max(FOLD_RUN_BYTES, bs)))
     const perRun = Math.max(1, Math.floor(Math.max(FOLD_RUN_BYTES, bs) / bs))
     // The blocks written or zeroed below `upto`, in order; the rest are folded as scanned.
     const touched = [...this.written.keys(), ...this.zeroed].filter((t) => t < upto).sort((x, y) => x - y)

@@ -29,7 +29,8 @@ import type {SessionLog} from '../receiver/session-log.js'
 import {runCompareSession} from './receiver-compare.js'
 import {ReplicaProof} from './receiver-proof.js'
 import {ReplicaScan} from './receiver-scan.js'
-import {ReplicaWrites} from './receiver-writes.js'
+import {openReplicaWrites} from './direct-writes.js'
+import type {BlockWrites} from './receiver-writes.js'
 
 /**
  * A durable resume point costs an fdatasync and a state file replaced with two fsyncs: one is
@@ -55,8 +56,12 @@ export async function runFullsyncSession(hello: Hello, replicaPath: string, read
       )
     )
       log(`${replicaPath}: discarded a leftover delta journal`)
-    const session = new FullsyncReceiver(hello, replica, hasher, reader, writer, log)
-    await session.run()
+    const writes = await openReplicaWrites(replica, hello.blockSize, (text) => log(text, `fullsync ${replicaPath}`))
+    try {
+      await new FullsyncReceiver(hello, replica, writes, hasher, reader, writer, log).run()
+    } finally {
+      await writes.close()
+    }
   } finally {
     await replica.close()
   }
@@ -66,7 +71,6 @@ class FullsyncReceiver {
   private readonly bs: number
   private readonly blockCount: number
   private readonly scan: ReplicaScan
-  private readonly writes: ReplicaWrites
   private readonly proof: ReplicaProof
   private scanError: Error | undefined
   /** The `upto` of the last CHECKPOINT received; no block below it may be sent again. */
@@ -80,6 +84,7 @@ class FullsyncReceiver {
   constructor(
     private readonly hello: Hello,
     private readonly replica: ReplicaFile,
+    private readonly writes: BlockWrites,
     private readonly hasher: BlockHasher,
     private readonly reader: FrameSource,
     private readonly writer: FrameWriter,
@@ -88,8 +93,7 @@ class FullsyncReceiver {
     this.bs = hello.blockSize
     this.blockCount = Math.ceil(hello.diskSize / hello.blockSize)
     this.scan = new ReplicaScan(replica, hello.diskSize, this.bs, hasher, writer)
-    this.writes = new ReplicaWrites(replica, this.bs)
-    this.proof = new ReplicaProof(replica, hello.diskSize, this.bs, hasher)
+    this.proof = new ReplicaProof(writes.readBack ?? replica, hello.diskSize, this.bs, hasher)
   }
 
   private blockLen(b: number): number {
@@ -191,10 +195,14 @@ class FullsyncReceiver {
     }
     this.checkpointRequested = upto
     this.scan.checkpointed(upto)
-    await this.writes.settle()
+    // The writes below `upto`, not the ones after: the receive loop goes on writing the next
+    // blocks while these reach the device (a settle here drained the write pipeline each time).
+    const written = this.writes.barrier()
+    written.catch(() => undefined) // observed below, in order
     this.checkpoints = this.checkpoints.then(async () => {
       if (this.checkpointError) return
       try {
+        await written
         const final = upto === this.blockCount
         const due = final || performance.now() - this.recordedAt >= RECORD_EVERY_MS || (upto - this.recordedUpto) * this.bs >= RECORD_EVERY_BYTES
         if (due) await this.replica.sync()
@@ -234,7 +242,7 @@ class FullsyncReceiver {
     } else {
       await this.replica.markProofFailed()
     }
-    this.log(`${ok ? 'proved' : 'PROOF FAILED'}, ${this.bytesWritten} bytes written`, `fullsync ${this.replica.path}`)
+    this.log(`${ok ? 'proved' : 'PROOF FAILED'}, ${this.bytesWritten} bytes written (${this.writes.mode})`, `fullsync ${this.replica.path}`)
     await this.writer.send(FrameType.VERIFY_RESULT, encodeVerifyResult({ok, digest}))
   }
 }

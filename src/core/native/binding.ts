@@ -33,6 +33,8 @@ export interface Binding {
   fanotifyRead?(fd: number): {pids: Int32Array; masks: Uint32Array; more: boolean}
   /** Optional: an addon built by an older vdrep lacks it (then a service cannot say it is ready, native/sd-notify.ts). One datagram to an AF_UNIX socket ('@' = abstract). */
   sdNotify?(socketPath: string, message: string): void
+  /** Optional: an addon built by an older vdrep lacks it (then the replica is written through the page cache, native/direct-io.ts). posix_memalign'd memory. */
+  alignedBuffer?(size: number, alignment: number): ArrayBuffer
   /** Optional: absent from a build without xxHash's sources (native/read_hash.cc). */
   readHashRuns?(
     fd: number,

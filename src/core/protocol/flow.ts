@@ -42,7 +42,7 @@ export const STATUS_QUEUE_BLOCKS = 1 << 18
  * capped by MAX_CHECKPOINT_BLOCKS. Checkpoints bound what a resumed sync repeats and how long
  * the client's lent buffers stay out (the client reuses them on the CHECKPOINT_ACK).
  */
-export const DEFAULT_CHECKPOINT_BYTES = 64 << 20
+export const DEFAULT_CHECKPOINT_BYTES = 16 << 20
 
 /**
  * Client rule, relied on by the receiver's idle timeout: while it reads the source, the client

@@ -3,6 +3,7 @@
 // and the refusals before anything is read.
 import assert from 'node:assert/strict'
 import {BlockKind, ReplicaStateKind} from '../../../src/core/protocol/messages.js'
+import {DEFAULT_CHECKPOINT_BYTES} from '../../../src/core/protocol/flow.js'
 import {newHeader} from '../../../src/core/psf/psf-file.js'
 import {
   checkBeforeSync,
@@ -63,7 +64,7 @@ describe('full sync plan', () => {
     assert.equal(resumePoint(ReplicaStateKind.INCOMPLETE, 77), 77)
     assert.equal(resumePoint(ReplicaStateKind.COMPLETE, 77), 0)
     assert.equal(resumePoint(ReplicaStateKind.MISSING, 77), 0)
-    assert.equal(checkpointBlocks(undefined, 65536), 1024)
+    assert.equal(checkpointBlocks(undefined, 65536), DEFAULT_CHECKPOINT_BYTES / 65536)
     assert.equal(checkpointBlocks(1 << 20, 65536), 16)
     assert.equal(checkpointBlocks(1, 65536), 1)
     assert.equal(checkpointBlocks(2 ** 40, 4096), 1 << 16)

@@ -1,0 +1,204 @@
+// The receiver's writes to the replica with direct I/O: one ordered writer per replica. Each
+// DATA block is copied once, into the open run of an aligned staging buffer (its receive memory
+// goes back to the reader at once); a run is written with one O_DIRECT pwrite when it is full
+// or the next block is not its neighbour. At most STAGES - 1 runs are on their way to the
+// device while the next one fills; the receive loop waits for a free buffer beyond that.
+// Long zero runs are punched; short ones are zeros in the run. The disk's odd tail (a size that
+// is no multiple of DIRECT_ALIGN) goes through the page cache, as does everything after a file
+// system that opened with O_DIRECT refuses a write (EINVAL): said once in the log.
+import type fs from 'node:fs/promises'
+import type {ReadableDisk} from '../disk/read-hash.js'
+import {DiskIoError} from '../errors.js'
+import {alignedBuffer, DIRECT_ALIGN, openDirect} from '../native/direct-io.js'
+import type {ReplicaFile} from '../receiver/replica-file.js'
+import {ReplicaWrites, type BlockWrites} from './receiver-writes.js'
+
+/** Bytes per direct write at most (a run of contiguous blocks). */
+const STAGE_BYTES = 4 << 20
+/** Staging buffers: one filling, the others written. 16 MiB, whatever the disk's size. */
+const STAGES = 4
+/** Zero runs at least this long are punched (holes); shorter ones are written as zeros. */
+const PUNCH_MIN = 1 << 20
+
+interface Stage {
+  buf: Buffer
+  /** Replica offset of buf[0]. */
+  start: number
+  fill: number
+}
+
+/**
+ * The replica's writer for a full sync: direct when the replica's file system and the addon
+ * allow, else the page-cache writer (receiver-writes.ts); `log` is told why not.
+ */
+export async function openReplicaWrites(replica: ReplicaFile, blockSize: number, log: (text: string) => void): Promise<BlockWrites> {
+  const why = (reason: string) => {
+    log(`writing through the page cache: ${reason}`)
+    return new ReplicaWrites(replica, blockSize)
+  }
+  if (blockSize % DIRECT_ALIGN !== 0) return why(`block size ${blockSize} is no multiple of ${DIRECT_ALIGN}`)
+  const opened = await openDirect(replica.fd)
+  if ('reason' in opened) return why(opened.reason)
+  return new DirectWrites(replica, opened.fh, blockSize, log)
+}
+
+export class DirectWrites implements BlockWrites {
+  private readonly stageBytes: number
+  private readonly free: Buffer[] = []
+  private allocated = 0
+  private readonly waiting: Array<() => void> = []
+  private current: Stage | undefined
+  private readonly inFlight = new Set<Promise<void>>()
+  private writeError: Error | undefined
+  /** False once the file system refused a direct write: the rest goes through the page cache. */
+  private direct = true
+
+  constructor(
+    private readonly replica: ReplicaFile,
+    private readonly fh: fs.FileHandle,
+    private readonly blockSize: number,
+    private readonly log: (text: string) => void,
+  ) {
+    this.stageBytes = Math.max(STAGE_BYTES, blockSize)
+  }
+
+  /**
+   * The replica as the proof reads it back: from the device through the O_DIRECT fd into aligned
+   * memory. A mapping (or buffered read) would fault each written run in with the device's
+   * read-ahead around it (8 MiB here): mostly holes not yet written, zero-filled in the page
+   * cache and dropped again by the next direct write (35% of serve's CPU, measured).
+   * An odd tail, or any read the O_DIRECT fd refuses, is read again through readAt.
+   */
+  get readBack(): ReadableDisk | undefined {
+    if (!this.direct) return undefined
+    const {replica, fh} = this
+    return {
+      fd: fh.fd,
+      directReads: true,
+      mappable: false,
+      readAt: (buf, len, pos) => replica.readAt(buf, len, pos),
+      readBuffer: (size) => alignedBuffer(size) ?? Buffer.allocUnsafeSlow(size),
+    }
+  }
+
+  get mode(): string {
+    return this.direct ? 'direct I/O' : 'page cache'
+  }
+
+  /** Copy block `block`'s bytes into the open run; the receive memory is the reader's again on return. */
+  async writeBlock(block: number, data: Buffer, release?: () => void): Promise<void> {
+    try {
+      await this.put(block * this.blockSize, data.length, (buf, at) => data.copy(buf, at))
+    } finally {
+      release?.()
+    }
+  }
+
+  async zeroRange(offset: number, length: number): Promise<void> {
+    if (length < PUNCH_MIN) return this.put(offset, length, (buf, at) => void buf.fill(0, at, at + length))
+    this.submitCurrent()
+    this.throwIfFailed()
+    await this.replica.zeroRange(offset, length)
+  }
+
+  /** Every write queued so far is on the device's side of fdatasync; fails with the first write error. */
+  async settle(): Promise<void> {
+    this.submitCurrent()
+    await Promise.allSettled([...this.inFlight])
+    this.throwIfFailed()
+  }
+
+  barrier(): Promise<void> {
+    this.submitCurrent()
+    const queued = [...this.inFlight]
+    return Promise.allSettled(queued).then(() => this.throwIfFailed())
+  }
+
+  async close(): Promise<void> {
+    this.current = undefined
+    await Promise.allSettled([...this.inFlight])
+    await this.fh.close()
+  }
+
+  private throwIfFailed(): void {
+    if (this.writeError) throw this.writeError
+  }
+
+  /** Append `length` bytes at replica offset `pos` to the open run (a new one if not contiguous or full). */
+  private async put(pos: number, length: number, fill: (buf: Buffer, at: number) => void): Promise<void> {
+    this.throwIfFailed()
+    let s = this.current
+    if (s && (s.start + s.fill !== pos || s.fill + length > s.buf.length)) {
+      this.submitCurrent()
+      s = undefined
+    }
+    s ??= this.current = {buf: await this.takeBuffer(), start: pos, fill: 0}
+    fill(s.buf, s.fill)
+    s.fill += length
+    if (s.fill === s.buf.length) this.submitCurrent()
+  }
+
+  private submitCurrent(): void {
+    const s = this.current
+    if (!s) return
+    this.current = undefined
+    const p: Promise<void> = this.writeStage(s)
+      .catch((err: Error) => {
+        // Kept, and thrown at the next block or settle: the session fails with it (ENOSPC, EIO).
+        this.writeError ??= err
+      })
+      .finally(() => {
+        this.inFlight.delete(p)
+        this.giveBack(s.buf)
+      })
+    this.inFlight.add(p)
+  }
+
+  private async writeStage(s: Stage): Promise<void> {
+    const aligned = s.fill - (s.fill % DIRECT_ALIGN)
+    if (aligned > 0) await this.writeAligned(s.buf.subarray(0, aligned), s.start)
+    // Only the disk's last block can end off the alignment: its tail through the page cache.
+    if (aligned < s.fill) await this.replica.writeAt(s.buf.subarray(aligned, s.fill), s.start + aligned)
+  }
+
+  private async writeAligned(buf: Buffer, pos: number): Promise<void> {
+    if (this.direct) {
+      try {
+        let done = 0
+        while (done < buf.length) {
+          const {bytesWritten} = await this.fh.write(buf, done, buf.length - done, pos + done)
+          // A short direct write would leave the rest unaligned: finish it through the page cache.
+          if (bytesWritten === 0 || bytesWritten % DIRECT_ALIGN !== 0)
+            return await this.replica.writeAt(buf.subarray(done + bytesWritten), pos + done + bytesWritten)
+          done += bytesWritten
+        }
+        return
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
+        // Opened with O_DIRECT, refused on write (some FUSE and network file systems).
+        if (this.direct) this.log(`writing through the page cache: the file system refused a direct write (EINVAL)`)
+        this.direct = false
+      }
+    }
+    await this.replica.writeAt(buf, pos)
+  }
+
+  private async takeBuffer(): Promise<Buffer> {
+    for (;;) {
+      const buf = this.free.pop()
+      if (buf) return buf
+      if (this.allocated < STAGES) {
+        const fresh = alignedBuffer(this.stageBytes)
+        if (!fresh) throw new DiskIoError('no aligned memory for direct writes') // openDirect checked for the addon
+        this.allocated++
+        return fresh
+      }
+      await new Promise<void>((resolve) => this.waiting.push(resolve))
+    }
+  }
+
+  private giveBack(buf: Buffer): void {
+    this.free.push(buf)
+    this.waiting.shift()?.()
+  }
+}
