@@ -5,6 +5,8 @@ import {createPhaseDisplay} from '../cli/phase-display.js'
 import {push, type PushResult} from '../core/delta/push.js'
 import {withAttemptRecord} from '../core/status/last-attempt.js'
 import type {LogLevel} from '../core/sync/progress.js'
+import {parseCompress} from '../core/compress/policy.js'
+import {wireText} from '../cli/wire-text.js'
 import {formatBytes, parseSize} from '../core/util/units.js'
 
 export default class Push extends BaseCommand {
@@ -17,6 +19,10 @@ export default class Push extends BaseCommand {
     'state-dir': stateDirFlag,
     'if-due': Flags.boolean({description: 'push only when the next push is due for the RPO (for a cron line that runs every minute)'}),
     'no-fallback': Flags.boolean({description: 'exit with code 4 instead of running a full sync when the change record cannot be trusted'}),
+    compress: Flags.string({
+      description:
+        "compression on the wire: 'auto' (measure: compress only where it makes the transfer faster), 'none', or a zstd level 1..19; default: the disk's setting (init --compress)",
+    }),
     bwlimit: Flags.string({description: 'cap the bytes sent per second (e.g. 50M)'}),
     'pre-hook': Flags.string({description: 'command run just before the point in time (e.g. freeze the guest file systems)'}),
     'post-hook': Flags.string({description: 'command run just after the point in time (e.g. thaw them)'}),
@@ -48,6 +54,7 @@ export default class Push extends BaseCommand {
           push(args.disk, {
             ifDue: flags['if-due'],
             noFallback: flags['no-fallback'],
+            compress: flags.compress === undefined ? undefined : parseCompress(flags.compress),
             bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
             preHook: flags['pre-hook'],
             postHook: flags['post-hook'],
@@ -84,5 +91,5 @@ function summary(r: PushResult): string {
     return `push ${r.disk} -> ${r.target}: full sync instead (${r.reason}): ${f ? `${formatBytes(f.bytesCompared)} compared, ${formatBytes(f.bytesSent)} sent, proved` : 'done'} in ${r.seconds.toFixed(1)} s`
   }
   const v = r.verified ? `; checked locally first, ${r.verified.blocksNewlyMarked} unmarked blocks found changed` : ''
-  return `push ${r.disk} -> ${r.target}: sequence ${r.seq} committed${r.final ? ' (final: handed over)' : ''}, ${r.blocks} blocks (${formatBytes(r.bytesSent)} sent${r.zeroBlocks ? `, ${r.zeroBlocks} zero` : ''}) in ${r.seconds.toFixed(2)} s${v}`
+  return `push ${r.disk} -> ${r.target}: sequence ${r.seq} committed${r.final ? ' (final: handed over)' : ''}, ${r.blocks} blocks (${formatBytes(r.bytesSent)} sent${r.zeroBlocks ? `, ${r.zeroBlocks} zero` : ''}) in ${r.seconds.toFixed(2)} s${v}${wireText(r.compression, r.wireBytes)}`
 }

@@ -15,6 +15,7 @@ import {formatTarget, parseTarget} from './target/target.js'
 import {acquireDiskLock, TrackerLock} from './locks/index.js'
 import {cronCommand, shellQuote} from './util/shell-quote.js'
 import {parseRetention} from './points/retention.js'
+import type {CompressSetting} from './compress/policy.js'
 import {systemdEscapePath} from './util/systemd-escape.js'
 
 export const MIN_RPO_SECONDS = 5 * 60
@@ -31,6 +32,8 @@ export interface InitOptions {
   ssh?: SshSettings
   /** Restore-point retention for the replica, handed to the receiver after the first proved full sync. */
   retention?: string
+  /** Compression on the wire (compress/policy.ts); stored only when not auto. */
+  compress?: CompressSetting
   /** Hot extents the activity log keeps (default 2026), and their size in bytes (default 4 MiB). */
   alExtents?: number
   alExtentBytes?: number
@@ -104,6 +107,7 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
     deltaPort,
     ...(opts.ssh && Object.keys(opts.ssh).length > 0 ? {ssh: opts.ssh} : {}),
     ...(opts.retention !== undefined ? {retention: checkedRetention(opts.retention)} : {}),
+    ...(opts.compress !== undefined && opts.compress !== 'auto' ? {compress: opts.compress} : {}),
   }
   const hashAlgo = opts.hashAlgo ?? defaultHashAlgo()
   const replicaId = opts.force ? await replicaIdToKeep(psfPath, identity, settings.target) : undefined

@@ -32,6 +32,8 @@ export const FrameType = {
   REPROTECT: 14,
   OWED: 15,
   OWED_RECORDED: 16,
+  /** A run of contiguous blocks, compressed with the codec agreed in the hello (compressed-data.ts). */
+  DATA_Z: 17,
   // The restore-point query (points-messages.ts); numbered apart so other additions keep 14 on.
   POINTS_REQUEST: 32,
   POINTS_LIST: 33,

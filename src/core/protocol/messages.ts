@@ -26,9 +26,23 @@ export const HelloFlag = {
   REPROTECT: 1 << 4,
   /** Delta port: the last push of a planned failover (the source's VM stopped): the commit records `final`. */
   FINAL: 1 << 5,
+  /**
+   * The client offers compressed data (DATA_Z): a codec list follows the path in the HELLO, and
+   * the receiver's HELLO_OK ends with the codec it picked (0: none). A receiver that does not
+   * know the bit refuses the hello (BAD_FLAGS), and the client asks again without it.
+   */
+  COMPRESS: 1 << 6,
 } as const
 export const KNOWN_HELLO_FLAGS =
-  HelloFlag.TRUNCATE_REPLICA | HelloFlag.TAKE_OVER_REPLICA | HelloFlag.DISCARD_REPLICA_CHANGES | HelloFlag.NO_WRITE | HelloFlag.REPROTECT | HelloFlag.FINAL
+  HelloFlag.TRUNCATE_REPLICA |
+  HelloFlag.TAKE_OVER_REPLICA |
+  HelloFlag.DISCARD_REPLICA_CHANGES |
+  HelloFlag.NO_WRITE |
+  HelloFlag.REPROTECT |
+  HelloFlag.FINAL |
+  HelloFlag.COMPRESS
+/** At most this many codecs in a HELLO's list. */
+export const MAX_CODECS = 8
 /** Length of a commit id (random, one per proved full sync and per committed push). */
 export const COMMIT_ID_LENGTH = 16
 export const ReplicaStateKind = {MISSING: 0, INCOMPLETE: 1, COMPLETE: 2} as const
@@ -51,10 +65,13 @@ export interface Hello {
   /** The commit id this sync records on both sides when it succeeds. */
   nextCommit: Buffer
   path: string
+  /** With flag COMPRESS: the codecs the client can send, preferred first (compress/codec.ts). */
+  codecs?: number[]
 }
 
 export function encodeHello(m: Hello): Buffer {
-  return new BufferWriter(2 + 1 + 1 + 4 + 8 + 16 + 4 + 2 * COMMIT_ID_LENGTH + strByteLength(m.path))
+  const codecs = m.flags & HelloFlag.COMPRESS ? (m.codecs ?? []) : []
+  const w = new BufferWriter(2 + 1 + 1 + 4 + 8 + 16 + 4 + 2 * COMMIT_ID_LENGTH + strByteLength(m.path) + (m.flags & HelloFlag.COMPRESS ? 1 + codecs.length : 0))
     .u16(m.version)
     .u8(m.mode)
     .u8(m.hashAlgo)
@@ -65,7 +82,11 @@ export function encodeHello(m: Hello): Buffer {
     .bytes(m.lastCommit)
     .bytes(m.nextCommit)
     .str16(m.path)
-    .finish()
+  if (m.flags & HelloFlag.COMPRESS) {
+    w.u8(codecs.length)
+    for (const c of codecs) w.u8(c)
+  }
+  return w.finish()
 }
 
 export function decodeHello(b: Buffer): Hello {
@@ -82,6 +103,12 @@ export function decodeHello(b: Buffer): Hello {
     nextCommit: Buffer.from(r.bytes(COMMIT_ID_LENGTH, 'next commit')),
     path: r.str16('path', MAX_PATH),
   }
+  if (m.flags & HelloFlag.COMPRESS) {
+    const n = r.u8('codec count')
+    if (n > MAX_CODECS) throw fail('HELLO')('codec count', `${n} is over ${MAX_CODECS}`)
+    m.codecs = []
+    for (let i = 0; i < n; i++) m.codecs.push(r.u8('codec'))
+  }
   r.end('HELLO')
   return m
 }
@@ -94,10 +121,12 @@ export interface HelloOk {
   replicaId: Buffer
   generation: number
   lastSeq: number
+  /** Only in answer to a HELLO with flag COMPRESS: the codec the client may send (0: none). */
+  codec?: number
 }
 
 export function encodeHelloOk(m: HelloOk): Buffer {
-  return new BufferWriter(2 + 1 + 8 + 8 + 16 + 8 + 8)
+  const w = new BufferWriter(2 + 1 + 8 + 8 + 16 + 8 + 8 + (m.codec === undefined ? 0 : 1))
     .u16(m.version)
     .u8(m.state)
     .u64(m.replicaSize)
@@ -105,10 +134,12 @@ export function encodeHelloOk(m: HelloOk): Buffer {
     .bytes(m.replicaId)
     .u64(m.generation)
     .u64(m.lastSeq)
-    .finish()
+  if (m.codec !== undefined) w.u8(m.codec)
+  return w.finish()
 }
 
-export function decodeHelloOk(b: Buffer): HelloOk {
+/** `offered`: the HELLO had flag COMPRESS, so the answer ends with the codec picked. */
+export function decodeHelloOk(b: Buffer, offered = false): HelloOk {
   const r = new BufferReader(b, fail('HELLO_OK'))
   const m: HelloOk = {
     version: r.u16('version'),
@@ -119,6 +150,7 @@ export function decodeHelloOk(b: Buffer): HelloOk {
     generation: r.u64('generation'),
     lastSeq: r.u64('last sequence'),
   }
+  if (offered) m.codec = r.u8('codec')
   r.end('HELLO_OK')
   return m
 }

@@ -20,6 +20,8 @@ export interface ReplicationSettings {
   ssh?: SshSettings
   /** The restore-point retention chosen at init, handed to the receiver after a proved full sync (it keeps a policy set since). */
   retention?: string
+  /** Compression on the wire (compress/policy.ts): 'auto' (also when absent), 'none' or a zstd level. */
+  compress?: 'auto' | 'none' | number
 }
 
 export const DEFAULT_FULLSYNC_PORT = 31031
@@ -46,5 +48,10 @@ export function decodeSettings(buf: Buffer): ReplicationSettings {
   }
   if (s.ssh !== undefined && (typeof s.ssh !== 'object' || s.ssh === null)) throw bad('ssh')
   if (s.retention !== undefined && (typeof s.retention !== 'string' || s.retention.length === 0 || s.retention.length > 200)) throw bad('retention')
+  if (s.compress !== undefined && !validCompress(s.compress)) throw bad('compress')
   return s as ReplicationSettings
+}
+
+function validCompress(c: unknown): boolean {
+  return c === 'auto' || c === 'none' || (Number.isInteger(c) && (c as number) >= 1 && (c as number) <= 19)
 }
