@@ -50,13 +50,13 @@ const WORDS = (
 
 /** Text that compresses as logs and documents do (about 3x with zstd -1): seeded words, numbers and line breaks. */
 export function seededText(seed: string, length: number): Buffer {
-  const r = seededBytes(seed, length)
+  const r = seededBytes(seed, Math.max(length, 64))
   const out = Buffer.alloc(length)
   let p = 0
   for (let i = 0; p < length; i += 3) {
-    const a = r[i % length]
-    const b = r[(i + 1) % length]
-    const word = a % 7 === 0 ? String(r.readUInt16LE(i % (length - 2))) : WORDS[(a * 256 + b) % WORDS.length]
+    const a = r[i % r.length]
+    const b = r[(i + 1) % r.length]
+    const word = a % 7 === 0 ? String(r.readUInt16LE(i % (r.length - 2))) : WORDS[(a * 256 + b) % WORDS.length]
     p += out.write(word + (b % 11 === 0 ? '\n' : ' '), p)
   }
   return out

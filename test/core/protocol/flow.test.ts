@@ -10,7 +10,8 @@ import {fileURLToPath} from 'node:url'
 
 import * as flow from '../../../src/core/protocol/flow.js'
 import {FRAME_HEADER_SIZE, FrameType, MAX_PAYLOAD, PROTOCOL_VERSION} from '../../../src/core/protocol/frame.js'
-import {COMMIT_ID_LENGTH, MAX_PATH, MAX_STATUS_BATCH} from '../../../src/core/protocol/messages.js'
+import {COMMIT_ID_LENGTH, MAX_CODECS, MAX_PATH, MAX_STATUS_BATCH} from '../../../src/core/protocol/messages.js'
+import {MAX_RUN_BLOCKS, MAX_RUN_BYTES} from '../../../src/core/protocol/compressed-data.js'
 import {MAX_POINTS_LIST, MAX_POINTS_TEXT, MAX_RETENTION_SPEC, MAX_SOURCE_HOST, POINT_ENTRY_SIZE} from '../../../src/core/protocol/points-messages.js'
 import {HASH_LENGTH} from '../../../src/core/hash/block-hash.js'
 import {MIN_BLOCK_SIZE} from '../../../src/core/psf/header.js'
@@ -32,6 +33,9 @@ const code: Record<string, number> = {
   MAX_STATUS_BATCH,
   HASH_LENGTH,
   COMMIT_ID_LENGTH,
+  MAX_CODECS,
+  MAX_RUN_BYTES,
+  MAX_RUN_BLOCKS,
   DEFAULT_IDLE_TIMEOUT_MS,
   CONTROL_HEADER_SIZE,
   CONTROL_VERSION,

@@ -158,7 +158,7 @@ describe('receiver session (hand-written client)', () => {
     await expectError([frame(FrameType.HELLO, hello('x.img', {blockSize: 3000}))], /BAD_BLOCK_SIZE/)
     await expectError([frame(FrameType.HELLO, hello('x.img', {version: 9}))], /VERSION_MISMATCH/)
     // Reserved hello flags are refused, not ignored (doc/protocol.md, hello flags).
-    await expectError([frame(FrameType.HELLO, hello('x.img', {flags: 1 << 6}))], /BAD_FLAGS/)
+    await expectError([frame(FrameType.HELLO, hello('x.img', {flags: 1 << 7}))], /BAD_FLAGS/)
     await expectError([frame(FrameType.HELLO, hello('x.img', {flags: 0x80000000}))], /BAD_FLAGS/)
     const h = blockHasher(HashAlgo.BLAKE3, Buffer.alloc(16))
     const data = Buffer.alloc(BS, 1)
