@@ -4,7 +4,8 @@
 // bytes at each rung of a short ladder (off, zstd 1, zstd 3), keeps the fastest, and
 // re-probes its neighbours now and then. On a slow link compressing makes the waits shorter
 // and it climbs; where the link is faster than the compressor (loopback) off measures faster
-// and it stays off, so a fast link never pays for compression beyond its probes.
+// and it goes off, so a fast link never pays for compression beyond its probes. It starts at
+// the cheapest level.
 import {UsageError} from '../errors.js'
 import {MAX_LEVEL, MIN_LEVEL} from './codec.js'
 
@@ -67,7 +68,9 @@ class FixedLevel implements LevelChooser {
 /** Hill-climb over AUTO_LADDER on measured raw-bytes-per-second (see the top of the file). */
 export class AutoLevel implements LevelChooser {
   readonly used = new Set<number>()
-  private rung = 0
+  // Starts at the cheapest level: a push too small to fill a window still gets it on a slow link,
+  // and a fast one pays for one window at most before off is measured.
+  private rung = 1
   private readonly rates: (number | undefined)[] = AUTO_LADDER.map(() => undefined)
   private windowBytes = 0
   private windowMs = 0
@@ -106,9 +109,9 @@ export class AutoLevel implements LevelChooser {
     const here = this.rates[i] as number
     const up = i + 1 < AUTO_LADDER.length ? i + 1 : -1
     const down = i - 1
-    // Climb into the unknown only while climbing paid (or from off); look down whenever it is unknown.
-    if (up >= 0 && this.rates[up] === undefined && (down < 0 || here > (this.rates[down] ?? 0))) return up
+    // Look down whenever it is unknown; climb into the unknown only while climbing paid (or from off).
     if (down >= 0 && this.rates[down] === undefined) return down
+    if (up >= 0 && this.rates[up] === undefined && (down < 0 || here > (this.rates[down] as number) * HYSTERESIS)) return up
     let best = i
     for (const j of [down, up]) if (j >= 0 && (this.rates[j] as number) > (this.rates[best] as number) * HYSTERESIS) best = j
     return best

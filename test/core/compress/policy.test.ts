@@ -37,7 +37,7 @@ describe('compress/policy', () => {
     // 1 Gbit/s: raw 125 MB/s; level 1 gives 180, level 3 gives 200.
     const seen = drive(a, 60, (l) => ({0: 125_000, 1: 180_000, 3: 200_000})[l] as number)
     assert.equal(a.current(), 3)
-    assert.ok(seen.filter((l) => l === 3).length >= 52, seen.join(','))
+    assert.ok(seen.filter((l) => l === 3).length >= 50, seen.join(','))
   })
 
   it('auto follows a link that changes (re-probes)', () => {
