@@ -6,8 +6,9 @@
 // Layout: this process's namespace is the client side (so an in-process relay can sit on the
 // path), `ns` is the replica side: sshd and `vdrep serve` run inside it through `ip netns exec`,
 // and its loopback is its own, as a replica host's is.
-import {execFileSync, spawnSync} from 'node:child_process'
+import {execFileSync, spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {randomInt} from 'node:crypto'
+import {VDREP_BIN} from './cli.js'
 
 export interface WanOptions {
   /** tbf rate, as tc spells it: '1gbit', '100mbit'. Applied on both ends (each end's egress). */
@@ -125,4 +126,21 @@ export async function createWan(opts: WanOptions): Promise<Wan> {
     },
   }
   return wan
+}
+
+/** `vdrep serve` inside the replica namespace (its own loopback), once it listens. */
+export async function startServeIn(wan: Wan, root: string, ports: [number, number]): Promise<ChildProcess> {
+  const argv = wan.inNs([process.execPath, VDREP_BIN, 'serve', '--root', root, '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1])])
+  const child = spawn(argv[0], argv.slice(1), {stdio: ['ignore', 'ignore', 'pipe']})
+  let err = ''
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+  const end = Date.now() + 15_000
+  while (!/listening on/.test(err)) {
+    if (child.exitCode !== null || Date.now() > end) {
+      child.kill('SIGKILL')
+      throw new Error(`vdrep serve did not start in the namespace: ${err}`)
+    }
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  return child
 }

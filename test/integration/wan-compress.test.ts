@@ -3,35 +3,19 @@
 // outside. With --compress auto the full sync and a push of text blocks climb to compression
 // (the link bounds them), send fewer bytes than they stand for, and leave exact replicas.
 import assert from 'node:assert/strict'
-import {spawn, type ChildProcess} from 'node:child_process'
+import type {ChildProcess} from 'node:child_process'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import {json, VDREP_BIN, vdrep} from '../helpers/cli.js'
+import {json, vdrep} from '../helpers/cli.js'
 import {cmpEqual, MiB} from '../helpers/cycle.js'
 import {makeRealMixedDisk, seededText, tempDir} from '../helpers/disks.js'
 import {markChanged, blockRange} from '../helpers/change-record.js'
-import {createWan, netnsUnavailable, type Wan} from '../helpers/netns.js'
+import {createWan, netnsUnavailable, startServeIn, type Wan} from '../helpers/netns.js'
 import {freePort, startSshd, type Sshd} from '../helpers/sshd.js'
 import type {FullsyncResult} from '../../src/core/fullsync/client.js'
 import type {PushResult} from '../../src/core/delta/push.js'
 
 const BS = 64 * 1024
-
-async function startServeIn(wan: Wan, root: string, ports: [number, number]): Promise<ChildProcess> {
-  const argv = wan.inNs([process.execPath, VDREP_BIN, 'serve', '--root', root, '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1])])
-  const child = spawn(argv[0], argv.slice(1), {stdio: ['ignore', 'ignore', 'pipe']})
-  let err = ''
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
-  const end = Date.now() + 15_000
-  while (!/listening on/.test(err)) {
-    if (child.exitCode !== null || Date.now() > end) {
-      child.kill('SIGKILL')
-      throw new Error(`vdrep serve did not start in the namespace: ${err}`)
-    }
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  return child
-}
 
 describe('compression over a 100 Mbit/s link (netns + veth + tbf)', function () {
   this.timeout(180_000)

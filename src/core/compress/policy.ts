@@ -75,6 +75,8 @@ export class AutoLevel implements LevelChooser {
   private windowBytes = 0
   private windowMs = 0
   private windows = 0
+  /** The first window is not measured: the connection's windows and buffers are still opening. */
+  private warm = false
 
   current(): number {
     return AUTO_LADDER[this.rung]
@@ -90,6 +92,12 @@ export class AutoLevel implements LevelChooser {
     this.windowBytes += rawBytes
     this.windowMs += ms
     if (this.windowBytes < WINDOW_BYTES) return
+    if (!this.warm) {
+      this.warm = true
+      this.windowBytes = 0
+      this.windowMs = 0
+      return
+    }
     const rate = this.windowBytes / Math.max(this.windowMs, 0.01)
     const old = this.rates[this.rung]
     this.rates[this.rung] = old === undefined ? rate : (old + rate) / 2

@@ -24,6 +24,7 @@ describe('compress/policy', () => {
 
   it('auto on a link faster than the compressor settles off after its probes', () => {
     const a = new AutoLevel()
+    a.record(WINDOW_BYTES, 1) // the warm-up window, not measured
     // Loopback: raw 600 MB/s; level 1 is CPU-bound at 400, level 3 at 250.
     const seen = drive(a, 60, (l) => ({0: 600_000, 1: 400_000, 3: 250_000})[l] as number)
     assert.equal(a.current(), 0)
@@ -34,6 +35,7 @@ describe('compress/policy', () => {
 
   it('auto on a slow link climbs to the level that is fastest', () => {
     const a = new AutoLevel()
+    a.record(WINDOW_BYTES, 1)
     // 1 Gbit/s: raw 125 MB/s; level 1 gives 180, level 3 gives 200.
     const seen = drive(a, 60, (l) => ({0: 125_000, 1: 180_000, 3: 200_000})[l] as number)
     assert.equal(a.current(), 3)
@@ -42,6 +44,7 @@ describe('compress/policy', () => {
 
   it('auto follows a link that changes (re-probes)', () => {
     const a = new AutoLevel()
+    a.record(WINDOW_BYTES, 1)
     drive(a, 40, (l) => ({0: 600_000, 1: 400_000, 3: 250_000})[l] as number)
     assert.equal(a.current(), 0)
     drive(a, 50, (l) => ({0: 100_000, 1: 170_000, 3: 150_000})[l] as number)
