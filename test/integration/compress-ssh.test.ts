@@ -5,9 +5,12 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import {json} from '../helpers/cli.js'
-import {vdrep} from '../helpers/cli.js'
-import {cmpEqual, MiB, SshCycle} from '../helpers/cycle.js'
+import net from 'node:net'
+import {collect, json, startVdrep, vdrep} from '../helpers/cli.js'
+import {cmpEqual, MiB, SshCycle, waitFor} from '../helpers/cycle.js'
+import {freePort} from '../helpers/sshd.js'
+import {decodeFrameHeader, encodeFrameHeader, FRAME_HEADER_SIZE, FrameType} from '../../src/core/protocol/frame.js'
+import {encodeError, HelloFlag} from '../../src/core/protocol/messages.js'
 import {makeMixedDisk, makeRealMixedDisk} from '../helpers/disks.js'
 import type {FullsyncResult} from '../../src/core/fullsync/client.js'
 import type {PushResult} from '../../src/core/delta/push.js'
@@ -37,6 +40,63 @@ describe('compression on the wire over SSH (real sshd, vdrep serve)', function (
   after(async () => {
     await c?.stop()
   })
+
+  /**
+   * An older receiver in front of the real one: a HELLO with a flag it does not know (COMPRESS)
+   * gets ERROR BAD_FLAGS, as a vdrep without compression answers; anything else is passed
+   * through to `port`. Counts the refusals.
+   */
+  async function oldReceiver(port: number): Promise<{port: number; refused: () => number; close: () => void}> {
+    let refused = 0
+    const server = net.createServer((sock) => {
+      let buf = Buffer.alloc(0)
+      const onData = (d: Buffer) => {
+        buf = Buffer.concat([buf, d])
+        if (buf.length < FRAME_HEADER_SIZE) return
+        const h = decodeFrameHeader(buf.subarray(0, FRAME_HEADER_SIZE))
+        if (buf.length < FRAME_HEADER_SIZE + h.length) return
+        sock.off('data', onData)
+        const flags = buf.readUInt32LE(FRAME_HEADER_SIZE + 32) // HELLO.flags
+        if (flags & HelloFlag.COMPRESS) {
+          refused++
+          const e = encodeError({exitCode: 1, code: 'BAD_FLAGS', message: `unknown hello flags 0x${flags.toString(16)}`, hint: ''})
+          sock.end(Buffer.concat([encodeFrameHeader(FrameType.ERROR, e.length), e]))
+          return
+        }
+        const up = net.connect(port, '127.0.0.1', () => {
+          up.write(buf)
+          sock.pipe(up).pipe(sock)
+        })
+        up.on('error', () => sock.destroy())
+        sock.on('error', () => up.destroy())
+      }
+      sock.on('data', onData)
+    })
+    const p = await freePort()
+    await new Promise<void>((r) => server.listen(p, '127.0.0.1', r))
+    return {port: p, refused: () => refused, close: () => server.close()}
+  }
+
+  /** `vdrep init` for a receiver on other ports than the cycle's. */
+  function initAt(disk: string, replica: string, ports: number[]) {
+    const s = c.sshd
+    return c.vdrep([
+      'init',
+      disk,
+      '--to',
+      c.target(replica),
+      '--known-hosts',
+      s.knownHostsFile,
+      '--identity',
+      s.clientKey.path,
+      '--fullsync-port',
+      String(ports[0]),
+      '--delta-port',
+      String(ports[1]),
+      '--serve-command',
+      'false',
+    ])
+  }
 
   async function newDisk(name: string, size: number, extra: string[] = [], make = makeMixedDisk): Promise<{disk: string; replica: string}> {
     const disk = path.join(c.dir, `${name}.img`)
@@ -100,6 +160,63 @@ describe('compression on the wire over SSH (real sshd, vdrep serve)', function (
     assert.ok(await cmpEqual(disk, replica))
     assert.equal(fr.compression.setting, 'auto')
     assert.ok([0, 1].includes(fr.compression.stats?.finalLevel ?? -1), JSON.stringify(fr.compression))
+  })
+
+  it('an older receiver refuses the offer: the client asks again without it and sends raw (full sync and push)', async () => {
+    const fullsyncOld = await oldReceiver(c.serve.ports[0])
+    const deltaOld = await oldReceiver(c.serve.ports[1])
+    try {
+      const disk = path.join(c.dir, 'old.img')
+      const replica = path.join(c.root, 'old.img')
+      await makeMixedDisk(disk, 4 * MiB, 'old')
+      const i = await initAt(disk, replica, [fullsyncOld.port, deltaOld.port])
+      assert.equal(i.code, 0, i.stderr)
+      const f = await c.vdrep(['fullsync', disk, '--json', '--compress', '3'])
+      assert.equal(f.code, 0, f.stderr)
+      const fr = json<FullsyncResult>(f)
+      assert.equal(fullsyncOld.refused(), 1)
+      assert.equal(fr.compression.codec, 'none')
+      assert.match(fr.compression.why ?? '', /refused the offer/)
+      assert.ok(await cmpEqual(disk, replica))
+      await writeText(disk, 5, 3, 'old receiver')
+      const p = await c.vdrep(['push', disk, '--json', '--compress', '3'])
+      assert.equal(p.code, 0, p.stderr)
+      const pr = json<PushResult>(p)
+      assert.equal(deltaOld.refused(), 1)
+      assert.equal(pr.mode, 'delta')
+      assert.equal(pr.compression?.codec, 'none')
+      assert.ok(await cmpEqual(disk, replica))
+    } finally {
+      fullsyncOld.close()
+      deltaOld.close()
+    }
+  })
+
+  it('a receiver without zstd answers no codec: the client sends raw and says why', async () => {
+    const ports = [await freePort(), await freePort()]
+    const serve = startVdrep(['serve', '--root', c.root, '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1])], {
+      env: {VDREP_NO_COMPRESSION: '1'},
+    })
+    let log = ''
+    serve.stderr!.on('data', (d: Buffer) => (log += d.toString()))
+    const done = collect(serve)
+    try {
+      await waitFor('the second receiver to listen', () => /listening on/.test(log), 15_000)
+      const disk = path.join(c.dir, 'nozstd.img')
+      const replica = path.join(c.root, 'nozstd.img')
+      await makeMixedDisk(disk, 4 * MiB, 'nozstd')
+      const i = await initAt(disk, replica, ports)
+      assert.equal(i.code, 0, i.stderr)
+      const f = await c.vdrep(['fullsync', disk, '--json', '--compress', '3'])
+      assert.equal(f.code, 0, f.stderr)
+      const fr = json<FullsyncResult>(f)
+      assert.equal(fr.compression.codec, 'none')
+      assert.match(fr.compression.why ?? '', /no codec in common/)
+      assert.ok(await cmpEqual(disk, replica))
+    } finally {
+      serve.kill('SIGTERM')
+      await done
+    }
   })
 
   it('status --json shows the disk setting', async () => {
