@@ -31,8 +31,11 @@ export function compressText(c: CompressSetting | undefined): string {
 export const AUTO_LADDER = [0, 1, 3] as const
 /** Raw bytes per measured window. */
 export const WINDOW_BYTES = 8 << 20
-/** Windows between re-probes of the neighbours. */
+/** Windows between re-probes of the neighbours; doubled (up to MAX_REPROBE_WINDOWS) after each probe that changed nothing. */
 export const REPROBE_WINDOWS = 32
+export const MAX_REPROBE_WINDOWS = 128
+/** Windows a re-probe takes at most (down, back, up, back). */
+const PROBE_WINDOWS = 4
 /** A neighbour must be this much faster to move to it (noise is not a reason). */
 const HYSTERESIS = 1.05
 
@@ -75,6 +78,11 @@ export class AutoLevel implements LevelChooser {
   private windowBytes = 0
   private windowMs = 0
   private windows = 0
+  private reprobeAt = REPROBE_WINDOWS
+  private reprobeEvery = REPROBE_WINDOWS
+  /** The rung a running re-probe started from (-1: none running), and when it is over. */
+  private beforeProbe = -1
+  private settleAt = 0
   /** The first window is not measured: the connection's windows and buffers are still opening. */
   private warm = false
 
@@ -103,7 +111,18 @@ export class AutoLevel implements LevelChooser {
     this.rates[this.rung] = old === undefined ? rate : (old + rate) / 2
     this.windowBytes = 0
     this.windowMs = 0
-    if (++this.windows % REPROBE_WINDOWS === 0) this.rates.forEach((_, i) => i !== this.rung && (this.rates[i] = undefined))
+    this.windows++
+    if (this.beforeProbe < 0 && this.windows >= this.reprobeAt) {
+      // Measure the neighbours again: the link or the load may have changed.
+      this.beforeProbe = this.rung
+      this.settleAt = this.windows + PROBE_WINDOWS
+      this.rates.forEach((_, i) => i !== this.rung && (this.rates[i] = undefined))
+    } else if (this.beforeProbe >= 0 && this.windows >= this.settleAt) {
+      // A probe that settled where it started was only a cost: wait twice as long for the next.
+      this.reprobeEvery = this.rung === this.beforeProbe ? Math.min(MAX_REPROBE_WINDOWS, this.reprobeEvery * 2) : REPROBE_WINDOWS
+      this.reprobeAt = this.windows + this.reprobeEvery
+      this.beforeProbe = -1
+    }
     this.rung = this.nextRung()
   }
 

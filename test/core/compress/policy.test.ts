@@ -42,12 +42,22 @@ describe('compress/policy', () => {
     assert.ok(seen.filter((l) => l === 3).length >= 50, seen.join(','))
   })
 
+  it('auto re-probes less often while the link is steady', () => {
+    const a = new AutoLevel()
+    a.record(WINDOW_BYTES, 1)
+    const seen = drive(a, 400, (l) => ({0: 600_000, 1: 400_000, 3: 250_000})[l] as number)
+    const probes = seen.filter((l, i) => l === 1 && seen[i - 1] === 0).length
+    // At 32, then 64, then 128 windows apart: 4 probes in 400 windows, not 12.
+    assert.ok(probes <= 5, `${probes} probes: ${seen.join('')}`)
+    assert.ok(seen.filter((l) => l === 0).length >= 390)
+  })
+
   it('auto follows a link that changes (re-probes)', () => {
     const a = new AutoLevel()
     a.record(WINDOW_BYTES, 1)
     drive(a, 40, (l) => ({0: 600_000, 1: 400_000, 3: 250_000})[l] as number)
     assert.equal(a.current(), 0)
-    drive(a, 50, (l) => ({0: 100_000, 1: 170_000, 3: 150_000})[l] as number)
+    drive(a, 80, (l) => ({0: 100_000, 1: 170_000, 3: 150_000})[l] as number)
     assert.equal(a.current(), 1)
   })
 })
