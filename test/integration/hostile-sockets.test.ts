@@ -364,7 +364,7 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
       for (const blockSize of [0, 3000, 1 << 30]) await refused(port, [helloFor('main', mode, st, {blockSize})], 'BAD_BLOCK_SIZE')
       await refused(port, [helloFor('main', mode, st, {diskSize: 0})], 'BAD_DISK_SIZE')
       await refused(port, [helloFor('main', mode, st, {diskSize: 2 ** 52 + 1})], 'BAD_DISK_SIZE')
-      await refused(port, [helloFor('main', mode, st, {flags: 0x40})], 'BAD_FLAGS')
+      await refused(port, [helloFor('main', mode, st, {flags: 0x80})], 'BAD_FLAGS')
       const good = helloFor('main', mode, st).subarray(8)
       await refused(port, [frame(FrameType.HELLO, good.subarray(0, 20))], 'FRAME_MALFORMED') // short
       await refused(port, [frame(FrameType.HELLO, good, Buffer.from([1, 2, 3]))], 'FRAME_MALFORMED') // trailing bytes
