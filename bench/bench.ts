@@ -21,7 +21,7 @@ import {HOST_RECLAIMS_FREE_MEMORY, machineStealSeconds, mbps, type BenchOptions,
 import {localChecks, localContext, runLocalBench, type BenchCheck, type LocalBenchRow} from './local-bench.js'
 import {parseSize} from '../src/core/util/units.js'
 
-const SECTIONS = ['local', 'ssh', 'tracker', 'push', 'login', 'latency', 'marks', 'points', 'export', 'failover', 'memory'] as const
+const SECTIONS = ['local', 'ssh', 'tracker', 'push', 'login', 'latency', 'marks', 'points', 'export', 'failover', 'memory', 'wan'] as const
 type SectionName = (typeof SECTIONS)[number]
 
 interface SectionResult {

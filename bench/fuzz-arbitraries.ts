@@ -1,6 +1,7 @@
 // Input generators for the decoder fuzzer (bench/fuzz.ts, test/core/fuzz.test.ts): random
 // bytes, valid encodings of every format, and mutations of them (bit flips, cuts, inserts,
 // removals, boundary values written over length and count fields).
+import {encodeCompressedRunFields, MAX_RUN_BLOCKS, MAX_RUN_BYTES} from '../src/core/protocol/compressed-data.js'
 import zlib from 'node:zlib'
 import fc from 'fast-check'
 import {encodeFrameHeader, FrameType, MAX_PAYLOAD, type FrameTypeId} from '../src/core/protocol/frame.js'
@@ -147,18 +148,24 @@ const nearLimit = (limit: number) =>
 
 /** Encoder output for each message, including values at and just past the decoder's limits. */
 export const validMessages: Record<string, fc.Arbitrary<Buffer>> = {
-  HELLO: rec<m.Hello>({
-    version: fc.integer({min: 0, max: 0xffff}),
-    mode: fc.integer({min: 0, max: 255}),
-    hashAlgo: fc.integer({min: 0, max: 255}),
-    blockSize: u32,
-    diskSize: u64,
-    replicaId: exactly(16),
-    flags: u32,
-    lastCommit: exactly(16),
-    nextCommit: exactly(16),
-    path: text(64),
-  }).map(m.encodeHello),
+  HELLO: fc
+    .tuple(
+      rec<m.Hello>({
+        version: fc.integer({min: 0, max: 0xffff}),
+        mode: fc.integer({min: 0, max: 255}),
+        hashAlgo: fc.integer({min: 0, max: 255}),
+        blockSize: u32,
+        diskSize: u64,
+        replicaId: exactly(16),
+        flags: u32,
+        lastCommit: exactly(16),
+        nextCommit: exactly(16),
+        path: text(64),
+      }),
+      // With flag COMPRESS: a codec list, up to just past MAX_CODECS.
+      fc.array(fc.integer({min: 0, max: 255}), {maxLength: m.MAX_CODECS + 1}),
+    )
+    .map(([h, codecs]) => m.encodeHello(h.flags & m.HelloFlag.COMPRESS ? {...h, codecs} : h)),
   HELLO_OK: rec<m.HelloOk>({
     version: fc.integer({min: 0, max: 0xffff}),
     state: fc.integer({min: 0, max: 255}),
@@ -199,6 +206,12 @@ export const validMessages: Record<string, fc.Arbitrary<Buffer>> = {
       totalBytes: Math.max(x, y),
     }),
   ),
+  // Fields at and past their caps, hashes for `count` blocks (or not), and a body.
+  DATA_Z: fc
+    .tuple(u64, fc.integer({min: 0, max: MAX_RUN_BLOCKS + 1}), fc.integer({min: 0, max: MAX_RUN_BYTES + 1}), fc.integer({min: 0, max: 3}), bytes(96))
+    .chain(([first, count, rawLength, codec, data]) =>
+      exactly(32 * Math.min(count, 4)).map((hashes) => Buffer.concat([encodeCompressedRunFields({first, count, rawLength, codec, hashes}), data])),
+    ),
 }
 
 export const settingsArb = rec<PsfHeader['settings']>({

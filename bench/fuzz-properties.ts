@@ -3,6 +3,7 @@
 // encodings, must either decode cleanly (and what it returns must hold up) or throw a
 // VdrepError; nothing else may escape. FrameReader is checked against an independent
 // reference parser and must never allocate a payload larger than MAX_PAYLOAD.
+import {decodeCompressedRun, encodeCompressedRunFields, MAX_RUN_BLOCKS, MAX_RUN_BYTES} from '../src/core/protocol/compressed-data.js'
 import assert from 'node:assert/strict'
 import zlib from 'node:zlib'
 import fc from 'fast-check'
@@ -181,6 +182,12 @@ const messageTargets = [
   messageTarget('ROOM_INFO', decodeRoomInfo, (v, b) => {
     assert.ok(v.freeBytes <= v.totalBytes)
     assert.deepEqual(encodeRoomInfo(v), b)
+  }),
+  messageTarget('DATA_Z', decodeCompressedRun, (v, b) => {
+    // Every field within its cap before anything is decompressed, and nothing of the input lost.
+    assert.ok(v.count >= 1 && v.count <= MAX_RUN_BLOCKS && v.rawLength >= 1 && v.rawLength <= MAX_RUN_BYTES)
+    assert.ok(v.compressed.length >= 1 && v.compressed.length < v.rawLength && v.hashes.length === 32 * v.count)
+    assert.deepEqual(Buffer.concat([encodeCompressedRunFields(v), v.compressed]), b)
   }),
 ]
 

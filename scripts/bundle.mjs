@@ -31,6 +31,7 @@ const compiled = path.join(root, 'dist', 'src')
 //   (require('./crypto/build/Release/sshcrypto.node'), and cpu-features likewise), which a
 //   bundle would break (it would silently fall back to slower JS ciphers); only SSH targets
 //   need it anyway.
+// - zstd-napi (optional: compression on the wire) loads its .node relative to its own folder.
 // - @napi-rs/blake-hash picks a platform-specific .node package at run time; xxhash-addon
 //   finds its prebuilt .node (node-gyp-build) relative to its own folder.
 // - *.node: native addons are never bundled (our own addon is found by native/binding.ts from the
@@ -38,7 +39,7 @@ const compiled = path.join(root, 'dist', 'src')
 // - typescript, ts-node, tsx, pnpapi: @oclif/core requires these only in development mode
 //   (running .ts commands) or under Yarn PnP, inside try/catch; bundling typescript would add
 //   9 MB.
-const external = ['ssh2', 'cpu-features', '@napi-rs/blake-hash', 'xxhash-addon', '*.node', 'typescript', 'ts-node', 'tsx', 'pnpapi']
+const external = ['ssh2', 'cpu-features', '@napi-rs/blake-hash', 'xxhash-addon', 'zstd-napi', '*.node', 'typescript', 'ts-node', 'tsx', 'pnpapi']
 
 // The bundle is ESM, but @oclif/core and several of its dependencies are CommonJS and call
 // require() for Node built-ins (and, in @oclif/core's module loader, require.resolve for a

@@ -9,6 +9,8 @@ import {fullsync, type FullsyncResult} from '../core/fullsync/client.js'
 import {withAttemptRecord} from '../core/status/last-attempt.js'
 import {fullsyncDryRun, type DryRunResult} from '../core/verify/dry-run.js'
 import {renderRanges} from '../cli/render-ranges.js'
+import {parseCompress} from '../core/compress/policy.js'
+import {wireText} from '../cli/wire-text.js'
 import {formatBytes, parseSize} from '../core/util/units.js'
 import {UsageError} from '../core/errors.js'
 import {loadConfig} from '../core/fleet/config-file.js'
@@ -38,6 +40,10 @@ export default class Fullsync extends BaseCommand {
     }),
     'dry-run': Flags.boolean({
       description: 'compare only: report the blocks, bytes and ranges a full sync would send now; nothing is written on either host',
+    }),
+    compress: Flags.string({
+      description:
+        "compression on the wire: 'auto' (measure: compress only where it makes the transfer faster), 'none', or a zstd level 1..19; default: the disk's setting (init --compress)",
     }),
     bwlimit: Flags.string({description: 'cap the bytes sent per second (e.g. 50M)'}),
     'accept-new-host-key': Flags.boolean({description: 'trust and record the replica host key if it is not in known_hosts yet (never a changed one)'}),
@@ -70,6 +76,7 @@ export default class Fullsync extends BaseCommand {
             acceptNewHostKey: flags['accept-new-host-key'],
             timeoutMs: timeoutMs(flags.timeout),
             sshCarrier: flags.ssh as SshCarrier | undefined,
+            compress: flags.compress === undefined ? undefined : parseCompress(flags.compress),
             bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
             checkpointBytes: flags['checkpoint-bytes'] ? parseSize(flags['checkpoint-bytes'], '--checkpoint-bytes') : undefined,
             progress: display?.update,
@@ -178,6 +185,6 @@ function summary(result: FullsyncResult): string {
   return (
     `fullsync ${result.disk} -> ${result.target}: ${formatBytes(result.bytesCompared)} compared, ${formatBytes(result.bytesSent)} sent, ` +
     `${formatBytes(result.zeroBytesSkipped)} zero skipped, ${result.blocksDiffering} blocks differed, proved (${result.hashAlgo} ${result.digest.slice(0, 16)}) ` +
-    `in ${result.seconds.toFixed(1)} s (${formatBytes(rate)}/s)${result.resumedAtBlock > 0 ? `, resumed at ${result.resumedPercent}%` : ''}`
+    `in ${result.seconds.toFixed(1)} s (${formatBytes(rate)}/s)${result.resumedAtBlock > 0 ? `, resumed at ${result.resumedPercent}%` : ''}${wireText(result.compression, result.wireBytes)}`
   )
 }

@@ -9,6 +9,7 @@ import {namedStateDir} from '../core/psf/state-location.js'
 import {HASH_ALGO_NAMES, parseHashAlgo} from '../core/hash/block-hash.js'
 import {cronLine, initDisk, systemdLines, type InitResult} from '../core/init.js'
 import {binPath} from '../core/locations.js'
+import {parseCompress} from '../core/compress/policy.js'
 import {formatBytes, formatDuration, parseDuration, parseSize} from '../core/util/units.js'
 import {renderChecks} from '../cli/render-checks.js'
 import {timeoutMs} from '../cli/timeout-flag.js'
@@ -36,6 +37,7 @@ export default class Init extends BaseCommand {
     'fullsync-port': Flags.integer({description: 'receiver full-sync port on the replica host', min: 1, max: 65535}),
     'delta-port': Flags.integer({description: 'receiver delta port on the replica host', min: 1, max: 65535}),
     'serve-command': Flags.string({description: 'remote command that starts the receiver when none listens'}),
+    compress: Flags.string({description: "compression on the wire for push and fullsync: 'auto', 'none' or a zstd level 1..19", default: 'auto'}),
     retention: Flags.string({
       description:
         'restore-point retention for the replica (e.g. 1h:all,24h:hourly,count:48,bytes:10%, or off), handed to the replica host after the first full sync; a policy set there since is kept',
@@ -80,6 +82,7 @@ export default class Init extends BaseCommand {
       retention: flags.retention,
       timeoutSeconds: flags.timeout === undefined ? undefined : (timeoutMs(flags.timeout) as number) / 1000,
       group: flags.group,
+      compress: parseCompress(flags.compress),
       alExtents: flags['al-extents'],
       alExtentBytes: flags['al-extent-size'] === undefined ? undefined : parseSize(flags['al-extent-size'], '--al-extent-size'),
     })

@@ -15,6 +15,8 @@ import {loadConfig} from '../core/fleet/config-file.js'
 import {runForEachDisk, type FleetRun} from '../core/fleet/run-all.js'
 import {allFlags, changeText, failureLines, fleetSummary, refuseOneDiskFlags} from '../cli/fleet-flags.js'
 import {groupMembersFromConfig} from '../core/group/config-members.js'
+import {parseCompress} from '../core/compress/policy.js'
+import {wireText} from '../cli/wire-text.js'
 
 export default class Push extends BaseCommand {
   static override summary =
@@ -37,6 +39,10 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
     ssh: sshCarrierFlag,
     'if-due': Flags.boolean({description: 'push only when the next push is due for the RPO (for a cron line that runs every minute)'}),
     'no-fallback': Flags.boolean({description: 'exit with code 4 instead of running a full sync when the change record cannot be trusted'}),
+    compress: Flags.string({
+      description:
+        "compression on the wire: 'auto' (measure: compress only where it makes the transfer faster), 'none', or a zstd level 1..19; default: the disk's setting (init --compress)",
+    }),
     bwlimit: Flags.string({description: 'cap the bytes sent per second (e.g. 50M)'}),
     'pre-hook': Flags.string({description: 'command run just before the point in time (e.g. freeze the guest file systems)'}),
     'post-hook': Flags.string({description: 'command run just after the point in time (e.g. thaw them)'}),
@@ -89,6 +95,7 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
           push(disk, {
             ifDue: flags['if-due'],
             noFallback: flags['no-fallback'],
+            compress: flags.compress === undefined ? undefined : parseCompress(flags.compress),
             bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
             preHook: flags['pre-hook'],
             postHook: flags['post-hook'],
@@ -230,5 +237,5 @@ function summary(r: PushResult): string {
     return `push ${r.disk} -> ${r.target}: full sync instead (${r.reason}): ${f ? `${formatBytes(f.bytesCompared)} compared, ${formatBytes(f.bytesSent)} sent, proved` : 'done'} in ${r.seconds.toFixed(1)} s`
   }
   const v = r.verified ? `; checked locally first, ${r.verified.blocksNewlyMarked} unmarked blocks found changed` : ''
-  return `push ${r.disk} -> ${r.target}: sequence ${r.seq} committed${r.final ? ' (final: handed over)' : ''}, ${r.blocks} blocks (${formatBytes(r.bytesSent)} sent${r.zeroBlocks ? `, ${r.zeroBlocks} zero` : ''}) in ${r.seconds.toFixed(2)} s${v}`
+  return `push ${r.disk} -> ${r.target}: sequence ${r.seq} committed${r.final ? ' (final: handed over)' : ''}, ${r.blocks} blocks (${formatBytes(r.bytesSent)} sent${r.zeroBlocks ? `, ${r.zeroBlocks} zero` : ''}) in ${r.seconds.toFixed(2)} s${v}${wireText(r.compression, r.wireBytes)}`
 }

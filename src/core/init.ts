@@ -16,6 +16,7 @@ import {acquireDiskLock, TrackerLock} from './locks/index.js'
 import {cronCommand, shellQuote} from './util/shell-quote.js'
 import {parseRetention} from './points/retention.js'
 import {checkGroupName} from './group/name.js'
+import type {CompressSetting} from './compress/policy.js'
 import {systemdEscapePath} from './util/systemd-escape.js'
 // The limits `vdrep config` and the config file check too: one place (settings/keys.ts).
 import {MAX_RPO_SECONDS, MIN_RPO_SECONDS} from './settings/keys.js'
@@ -37,6 +38,8 @@ export interface InitOptions {
   timeoutSeconds?: number
   /** The consistency group (doc/group-commit.md). */
   group?: string
+  /** Compression on the wire (compress/policy.ts); stored only when not auto. */
+  compress?: CompressSetting
   /** Hot extents the activity log keeps (default 2026), and their size in bytes (default 4 MiB). */
   alExtents?: number
   alExtentBytes?: number
@@ -112,6 +115,7 @@ export async function initDisk(diskArg: string, opts: InitOptions): Promise<Init
     ...(opts.retention !== undefined ? {retention: checkedRetention(opts.retention)} : {}),
     ...(opts.timeoutSeconds !== undefined ? {timeoutSeconds: opts.timeoutSeconds} : {}),
     ...(opts.group !== undefined ? {group: checkGroupName(opts.group)} : {}),
+    ...(opts.compress !== undefined && opts.compress !== 'auto' ? {compress: opts.compress} : {}),
   }
   const hashAlgo = opts.hashAlgo ?? defaultHashAlgo()
   const replicaId = opts.force ? await replicaIdToKeep(psfPath, identity, settings.target) : undefined

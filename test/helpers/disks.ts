@@ -42,6 +42,46 @@ export async function makeMixedDisk(file: string, size: number, seed = 'disk', r
   }
 }
 
+const WORDS = (
+  'the of and to in is was for on that with as by at from replica disk block sync data host write read kernel page cache ' +
+  'journal commit point source target network link level frame header error buffer user mail order invoice total status ' +
+  'request response session login date time value index table record field query update insert select delete'
+).split(' ')
+
+/** Text that compresses as logs and documents do (about 3x with zstd -1): seeded words, numbers and line breaks. */
+export function seededText(seed: string, length: number): Buffer {
+  const r = seededBytes(seed, Math.max(length, 64))
+  const out = Buffer.alloc(length)
+  let p = 0
+  for (let i = 0; p < length; i += 3) {
+    const a = r[i % r.length]
+    const b = r[(i + 1) % r.length]
+    const word = a % 7 === 0 ? String(r.readUInt16LE(i % (r.length - 2))) : WORDS[(a * 256 + b) % WORDS.length]
+    p += out.write(word + (b % 11 === 0 ? '\n' : ' '), p)
+  }
+  return out
+}
+
+/**
+ * The issue's "mixed disk": `region`-byte regions cycling random, random, zero (a hole), text,
+ * text: 40% random, 20% holes, 40% text that compresses like real text (seededText). The bench
+ * and the compression tests use it where makeMixedDisk's repeated line would compress ~1000x.
+ */
+export async function makeRealMixedDisk(file: string, size: number, seed = 'disk', region = 1 << 20): Promise<void> {
+  const fh = await fs.open(file, 'w', 0o644)
+  try {
+    await fh.truncate(size)
+    for (let off = 0, i = 0; off < size; off += region, i++) {
+      const len = Math.min(region, size - off)
+      const kind = i % 5
+      if (kind < 2) await fh.write(seededBytes(`${seed}:${i}`, len), 0, len, off)
+      else if (kind > 2) await fh.write(seededText(`${seed}:${i}`, len), 0, len, off)
+    }
+  } finally {
+    await fh.close()
+  }
+}
+
 /** Overwrite `count` distinct blocks (chosen from the seed) with fresh random bytes. */
 export async function scribbleBlocks(file: string, blockSize: number, count: number, seed = 'scribble'): Promise<number[]> {
   const size = (await fs.stat(file)).size

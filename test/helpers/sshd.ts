@@ -29,7 +29,8 @@ export interface KeyPair {
 }
 
 export interface Sshd {
-  host: '127.0.0.1'
+  /** 127.0.0.1, or the listen address asked for (a WAN's replica side). */
+  host: string
   port: number
   pid: number
   dir: string
@@ -87,9 +88,9 @@ async function descendants(pid: number): Promise<number[]> {
   return all
 }
 
-function sshdConfig(dir: string, port: number, users: string[], extra: string[]): string {
+function sshdConfig(dir: string, port: number, users: string[], extra: string[], listen = '127.0.0.1'): string {
   return [
-    'ListenAddress 127.0.0.1',
+    `ListenAddress ${listen}`,
     `Port ${port}`,
     `HostKey ${join(dir, 'host_ed25519')}`,
     `HostKey ${join(dir, 'host_ecdsa')}`,
@@ -111,8 +112,12 @@ function sshdConfig(dir: string, port: number, users: string[], extra: string[])
   ].join('\n')
 }
 
-async function spawnSshd(config: string): Promise<{child: ChildProcess; stderr: string[]}> {
-  const child = spawn(SSHD, ['-D', '-e', '-f', config], {stdio: ['ignore', 'ignore', 'pipe']})
+async function spawnSshd(config: string, netns?: string): Promise<{child: ChildProcess; stderr: string[]}> {
+  // `ip netns exec` execs sshd in the namespace: the child's pid is sshd's.
+  const argv = [SSHD, '-D', '-e', '-f', config]
+  const child = netns
+    ? spawn('ip', ['netns', 'exec', netns, ...argv], {stdio: ['ignore', 'ignore', 'pipe']})
+    : spawn(argv[0], argv.slice(1), {stdio: ['ignore', 'ignore', 'pipe']})
   const stderr: string[] = []
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error('sshd did not start listening within 10 s')), 10_000)
@@ -141,6 +146,10 @@ export interface SshdOptions {
   users?: string[]
   /** Extra sshd_config lines. */
   config?: string[]
+  /** Run sshd inside this network namespace (test/helpers/netns.ts)... */
+  netns?: string
+  /** ...listening on this address (default 127.0.0.1); known_hosts names it. */
+  listenAddress?: string
 }
 
 export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
@@ -162,15 +171,16 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   let port = 0
   for (let attempt = 0; started === undefined; attempt++) {
     port = await freePort()
-    await writeFile(configPath, sshdConfig(dir, port, users, opts.config ?? []))
+    await writeFile(configPath, sshdConfig(dir, port, users, opts.config ?? [], opts.listenAddress))
     try {
-      started = await spawnSshd(configPath)
+      started = await spawnSshd(configPath, opts.netns)
     } catch (err) {
       if (attempt >= 3 || !/Address already in use|Bind to port/.test(String(err))) throw err
     }
   }
   const {child, stderr} = started
-  const line = (type: HostKeyType = 'ed25519') => `[127.0.0.1]:${port} ${hostKeys[type].type} ${hostKeys[type].blob.toString('base64')}`
+  const host = opts.listenAddress ?? '127.0.0.1'
+  const line = (type: HostKeyType = 'ed25519') => `[${host}]:${port} ${hostKeys[type].type} ${hostKeys[type].blob.toString('base64')}`
   const knownHostsFile = join(dir, 'known_hosts')
   await writeFile(knownHostsFile, line('ed25519') + '\n')
 
@@ -187,7 +197,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   }
 
   return {
-    host: '127.0.0.1',
+    host,
     port,
     pid: child.pid!,
     dir,

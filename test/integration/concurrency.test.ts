@@ -134,7 +134,7 @@ describe('concurrency: second comers are refused with their documented codes, no
     const replica = path.join(root, 'pushes.img')
     const disk = await initDisk('pushes', replica)
     // A full sync runs; a push and a second full sync of the same disk are refused.
-    const sync = await startLong(['fullsync', disk, '--bwlimit', '6M'], replica)
+    const sync = await startLong(['fullsync', disk, '--compress', 'none', '--bwlimit', '6M'], replica)
     for (const args of [
       ['push', disk],
       ['push', disk, '--if-due'],
@@ -157,7 +157,7 @@ describe('concurrency: second comers are refused with their documented codes, no
     const marked = (await bitmapBlocks(disk)).length
     assert.equal(marked, 128)
     const pushStart = Date.now()
-    const first = await startLong(['push', disk, '--bwlimit', '2M', '--json'], replica)
+    const first = await startLong(['push', disk, '--compress', 'none', '--bwlimit', '2M', '--json'], replica)
     for (const args of [
       ['push', disk],
       ['fullsync', disk],
@@ -206,7 +206,7 @@ describe('concurrency: second comers are refused with their documented codes, no
     const replica = path.join(root, 'shared.img')
     const a = await initDisk('client-a', replica)
     const b = await initDisk('client-b', replica)
-    const first = await startLong(['fullsync', a, '--bwlimit', '6M'], replica)
+    const first = await startLong(['fullsync', a, '--compress', 'none', '--bwlimit', '6M'], replica)
     for (const args of [
       ['fullsync', b],
       ['push', b],
@@ -228,7 +228,7 @@ describe('concurrency: second comers are refused with their documented codes, no
     // loaded machine (96 blocks at 4 MB/s, 1.5 s, was once too short in a clean-clone CI run).
     await scribble(a, 128, 'shared-push')
     assert.equal((await vdrep(['track', a, '--scan'])).code, 0)
-    const push = await startLong(['push', a, '--bwlimit', '2M'], replica)
+    const push = await startLong(['push', a, '--compress', 'none', '--bwlimit', '2M'], replica)
     const r = await vdrep(['fullsync', b], {env})
     assert.equal(r.code, 3, r.stderr)
     assert.match(r.stderr, /another client is writing/)
@@ -243,7 +243,7 @@ describe('concurrency: second comers are refused with their documented codes, no
       const replica = path.join(root, 'two-serves.img')
       const a = await initDisk('serve-a', replica)
       const b = await initDisk('serve-b', replica, ports2)
-      const first = await startLong(['fullsync', a, '--bwlimit', '6M'], replica)
+      const first = await startLong(['fullsync', a, '--compress', 'none', '--bwlimit', '6M'], replica)
       const r = await vdrep(['fullsync', b], {env})
       assert.equal(r.code, 3, r.stderr)
       assert.match(r.stderr, /another vdrep process .* is writing .*two-serves\.img/)

@@ -125,7 +125,7 @@ describe('push over SSH: tracker, qemu-io, vdrep serve (real sshd)', function ()
     const atPointInTime = await fs.readFile(d.disk)
     const marker = path.join(c.dir, 'pit.marker')
     // The post-hook runs right after the freeze: every write made once the marker exists lands after the point in time.
-    const pushing = c.startVdrep(['push', d.disk, '--json', '--bwlimit', '4M', '--post-hook', `touch ${marker}`])
+    const pushing = c.startVdrep(['push', d.disk, '--json', '--compress', 'none', '--bwlimit', '4M', '--post-hook', `touch ${marker}`])
     const result = collect(pushing)
     await waitFor('the post-hook marker', () => exists(marker), 30_000, 5)
     const runningAtStart = pushing.exitCode === null
@@ -232,7 +232,7 @@ describe('push over SSH: tracker, qemu-io, vdrep serve (real sshd)', function ()
     const t = await c.track(d)
     // 16 MiB changed (256 blocks), shipped at 4 MiB/s: about 4 s on the wire.
     await qemuIo(d.uri, [...Array.from({length: 4}, (_, i) => `write -P ${0x61 + i} ${(8 + i * 8) * MiB} ${4 * MiB}`), 'flush'])
-    const pushing = c.startVdrep(['push', d.disk, '--bwlimit', '4M'])
+    const pushing = c.startVdrep(['push', d.disk, '--compress', 'none', '--bwlimit', '4M'])
     const result = collect(pushing)
     const journal = `${d.replica}.vdrep-journal`
     await waitFor('a part of the bundle in the journal', async () => ((await fs.stat(journal).catch(() => undefined))?.size ?? 0) >= 2 * MiB, 30_000, 10)
@@ -368,7 +368,7 @@ describe('push over SSH: tracker, qemu-io, vdrep serve (real sshd)', function ()
     const d = await c.newDisk('lock', 32 * MiB)
     const t = await c.track(d)
     await qemuIo(d.uri, [`write -P 0x77 0 ${16 * MiB}`]) // 256 blocks: about 4 s at 4 MiB/s
-    const first = c.startVdrep(['push', d.disk, '--bwlimit', '4M'])
+    const first = c.startVdrep(['push', d.disk, '--compress', 'none', '--bwlimit', '4M'])
     const firstDone = collect(first)
     await waitFor(
       'the first push to hold the lock',

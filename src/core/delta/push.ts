@@ -29,6 +29,7 @@ import {phaseEvent} from '../sync/progress.js'
 import {helloRefused, remoteErrorOf} from '../fullsync/client-replies.js'
 import {throttleFor} from '../sync/throttle.js'
 import {helloFlags, newCommitId} from '../fullsync/plan.js'
+import {compressOffer, sessionCompression, type CompressionReport} from '../compress/negotiate.js'
 
 export interface PushOptions extends FullsyncOptions {
   noFallback?: boolean
@@ -57,6 +58,9 @@ export interface PushResult {
   blocks: number
   zeroBlocks: number
   bytesSent: number
+  /** Delta: bytes of DATA / DATA_Z payloads on the wire. */
+  wireBytes?: number
+  compression?: CompressionReport
   seconds: number
   phases?: PushPhases
   fullsync?: FullsyncResult
@@ -245,31 +249,50 @@ async function pushDelta(
     throw err
   }
   const t0 = connecting.startedMs
-  const conn = await connecting.conn
-  const reader = conn.frames
-  const writer = conn.writer
+  let conn = await connecting.conn
+  let reader = conn.frames
+  let writer = conn.writer
   let frozen: FrozenSet | undefined
   let committed = false
   let closing: Promise<void> | undefined
   try {
     const commitId = newCommitId()
-    await writer.send(
-      FrameType.HELLO,
-      encodeHello({
-        version: PROTOCOL_VERSION,
-        mode: SyncMode.DELTA,
-        hashAlgo: h.hashAlgo,
-        blockSize: h.blockSize,
-        diskSize: source.size,
-        replicaId: h.replicaId,
-        // The fence flags only let the receiver answer "full sync needed" instead of refusing: the full sync that follows carries them too.
-        flags: helloFlags({takeOverReplica: opts.takeOverReplica, discardReplicaChanges: opts.discardReplicaChanges}) | (opts.final ? HelloFlag.FINAL : 0),
-        lastCommit: h.lastCommit,
-        nextCommit: commitId,
-        path: conn.replicaPath,
-      }),
-    )
-    const first = await reader.next()
+    const setting = opts.compress ?? h.settings.compress ?? 'auto'
+    let offer = compressOffer(setting, parseTarget(target))
+    const sendHello = () =>
+      writer.send(
+        FrameType.HELLO,
+        encodeHello({
+          version: PROTOCOL_VERSION,
+          mode: SyncMode.DELTA,
+          hashAlgo: h.hashAlgo,
+          blockSize: h.blockSize,
+          diskSize: source.size,
+          replicaId: h.replicaId,
+          // The fence flags only let the receiver answer "full sync needed" instead of refusing: the full sync that follows carries them too.
+          flags:
+            helloFlags({takeOverReplica: opts.takeOverReplica, discardReplicaChanges: opts.discardReplicaChanges}) |
+            (opts.final ? HelloFlag.FINAL : 0) |
+            (offer.codecs.length > 0 ? HelloFlag.COMPRESS : 0),
+          ...(offer.codecs.length > 0 ? {codecs: offer.codecs} : {}),
+          lastCommit: h.lastCommit,
+          nextCommit: commitId,
+          path: conn.replicaPath,
+        }),
+      )
+    await sendHello()
+    let first = await reader.next()
+    if (first?.type === FrameType.ERROR && offer.codecs.length > 0 && remoteErrorOf(first.payload).peerCode === 'BAD_FLAGS') {
+      // An older receiver refuses the offer's flag: ask again without it, and send raw.
+      opts.log?.('the replica host does not know compression (an older vdrep): sending raw', 'notice')
+      offer = {codecs: [], why: 'the replica host runs a vdrep without compression (it refused the offer)'}
+      await closeQuietly(conn)
+      conn = await startConnecting(h, opts).conn
+      reader = conn.frames
+      writer = conn.writer
+      await sendHello()
+      first = await reader.next()
+    }
     if (!first) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection during the hello')
     if (first.type === FrameType.ERROR) {
       const e = await helloRefused(first.payload, owner)
@@ -277,7 +300,7 @@ async function pushDelta(
       throw e
     }
     if (first.type !== FrameType.HELLO_OK) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO_OK, got frame type ${first.type}`)
-    const ok = decodeHelloOk(first.payload)
+    const ok = decodeHelloOk(first.payload, offer.codecs.length > 0)
     if (ok.version !== PROTOCOL_VERSION)
       throw new ProtocolError('VERSION_MISMATCH', `the receiver speaks protocol version ${ok.version}; this client speaks ${PROTOCOL_VERSION}`, {
         hint: 'install the same vdrep release on both hosts',
@@ -306,7 +329,9 @@ async function pushDelta(
     }
     await owner.beginCommit(seq)
     opts.progress?.(phaseEvent('send', frozen.bitmap.count()))
-    const stats = await sendBundle(frozen, seq, source.size, h.blockSize, h.hashAlgo, h.replicaId, writer, throttleFor(h, opts))
+    const throttle = throttleFor(h, opts)
+    const z = sessionCompression(setting, offer, ok.codec, writer, h.blockSize, throttle)
+    const stats = await sendBundle(frozen, seq, source.size, h.blockSize, h.hashAlgo, h.replicaId, writer, throttle, z.sender)
     opts.progress?.(phaseEvent('commit'))
     const reply = await reader.next()
     if (!reply) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection before committing the bundle')
@@ -333,6 +358,8 @@ async function pushDelta(
       blocks: stats.blocks,
       zeroBlocks: stats.zeroBlocks,
       bytesSent: stats.bytesSent,
+      wireBytes: stats.wireBytes,
+      compression: {...z.report, ...(z.sender ? {stats: z.sender.stats()} : {})},
       seconds: (performance.now() - started) / 1000,
       phases: {startupMs, connectMs, readMs: stats.readMs, sendMs: stats.sendMs, journalMs: c.journalMs, applyMs: c.applyMs},
       ...(opts.final ? {final: true} : {}),

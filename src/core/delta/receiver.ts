@@ -11,6 +11,7 @@ import {blockHasher} from '../hash/block-hash.js'
 import {digestData, digestZero} from '../protocol/bundle-digest.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import type {FrameSource} from '../protocol/frame-reader.js'
+import {helloOkCodec} from '../compress/decompress-source.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
 import {
   decodeBundleBegin,
@@ -98,6 +99,7 @@ export async function runDeltaSession(
         replicaId: Buffer.from(current.replicaId, 'hex'),
         generation: current.generation,
         lastSeq: current.lastSeq,
+        ...helloOkCodec(hello),
       }),
     )
     const first = await reader.next()

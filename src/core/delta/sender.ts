@@ -10,7 +10,8 @@ import {isAllZero} from '../hash/zero.js'
 import {digestData, digestZero} from '../protocol/bundle-digest.js'
 import {FrameType} from '../protocol/frame.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
-import {encodeBundleBegin, encodeBundleEnd, encodeDataFields, encodeRange} from '../protocol/messages.js'
+import {DATA_FIELDS_SIZE, encodeBundleBegin, encodeBundleEnd, encodeDataFields, encodeRange} from '../protocol/messages.js'
+import type {RunSender} from '../compress/run-sender.js'
 import type {FrozenSet} from './frozen-set.js'
 import type {Throttle} from '../sync/throttle.js'
 import {BufferPool, SharedLease} from '../util/buffer-pool.js'
@@ -29,6 +30,8 @@ export interface BundleStats {
   /** Time the sender waited for reads (not the reads' own duration: they overlap sending). */
   readMs: number
   sendMs: number
+  /** DATA / DATA_Z payload bytes sent. */
+  wireBytes: number
   hashes: Map<number, Buffer>
 }
 
@@ -104,11 +107,12 @@ export async function sendBundle(
   hashKey: Buffer,
   writer: FrameWriter,
   throttle: Throttle,
+  compressor?: RunSender,
 ): Promise<BundleStats> {
   const hasher = blockHasher(hashAlgo, hashKey)
   const digest = hasher.createStream()
   const blocks = [...frozen.bitmap.setBlocks()].filter((b) => b * bs < diskSize)
-  const stats: BundleStats = {blocks: blocks.length, dataBlocks: 0, zeroBlocks: 0, bytesSent: 0, readMs: 0, sendMs: 0, hashes: new Map()}
+  const stats: BundleStats = {blocks: blocks.length, dataBlocks: 0, zeroBlocks: 0, bytesSent: 0, readMs: 0, sendMs: 0, wireBytes: 0, hashes: new Map()}
   const runs = runsOf(blocks, bs)
   const reads = new ReadAhead(frozen, runs, bs, new BufferPool(READ_AHEAD_RUNS * 2 * POOLED_READ_BYTES, POOLED_READ_BYTES))
   await writer.send(FrameType.BUNDLE_BEGIN, encodeBundleBegin({seq, blockCount: blocks.length, diskSize}))
@@ -137,11 +141,32 @@ export async function sendBundle(
   return stats
 
   async function sendRun(first: number, count: number, data: Buffer, lease: SharedLease | undefined): Promise<void> {
+    const raw = async (b: number, block: Buffer, hash: Buffer) => {
+      await throttle.take(block.length)
+      if (lease) await writer.sendLent(FrameType.DATA, encodeDataFields(b, hash), block, lease.retain())
+      else await writer.send(FrameType.DATA, encodeDataFields(b, hash), block)
+    }
+    // With compression: the non-zero neighbours gathered so far (their bytes are contiguous in `data`).
+    let runK = -1
+    let runHashes: Buffer[] = []
+    const flushRun = async (endK: number) => {
+      if (runK < 0 || !compressor) return
+      const k0 = runK
+      const hashes = runHashes
+      runK = -1
+      runHashes = []
+      const view = data.subarray(k0 * bs, Math.min(endK * bs, diskSize - first * bs))
+      stats.wireBytes += await compressor.sendRun(first + k0, endK - k0, view, Buffer.concat(hashes), (i) =>
+        raw(first + k0 + i, view.subarray(i * bs, Math.min((i + 1) * bs, view.length)), hashes[i]),
+      )
+      for (let i = 0; i < hashes.length; i++) digestData(digest, first + k0 + i, hashes[i])
+    }
     for (let k = 0; k < count; k++) {
       const b = first + k
       const len = Math.min(bs, diskSize - b * bs)
       const block = data.subarray(k * bs, k * bs + len)
       if (isAllZero(block)) {
+        await flushRun(k)
         stats.hashes.set(b, hasher.zeroHash(len))
         if (zeroStart >= 0 && zeroEnd === b) zeroEnd++
         else {
@@ -155,12 +180,17 @@ export async function sendBundle(
       await flushZeros()
       const hash = hasher.hash(block)
       stats.hashes.set(b, hash)
-      await throttle.take(len)
-      if (lease) await writer.sendLent(FrameType.DATA, encodeDataFields(b, hash), block, lease.retain())
-      else await writer.send(FrameType.DATA, encodeDataFields(b, hash), block)
-      digestData(digest, b, hash)
       stats.dataBlocks++
       stats.bytesSent += len
+      if (compressor) {
+        if (runK < 0) runK = k
+        runHashes.push(hash)
+        continue
+      }
+      await raw(b, block, hash)
+      digestData(digest, b, hash)
+      stats.wireBytes += len + DATA_FIELDS_SIZE
     }
+    await flushRun(count)
   }
 }

@@ -26,6 +26,10 @@ import {checkBeforeSync, checkpointBlocks, checkTargetNotSource, helloFlags, new
 import {checkVerdict, IndexRecorder, recordProof} from './proof.js'
 import {streamDisk} from './stream.js'
 import {exchangeHello} from './hello.js'
+import type {HelloOk} from '../protocol/messages.js'
+import {RemoteError} from '../errors.js'
+import type {CompressSetting} from '../compress/policy.js'
+import {compressOffer, sessionCompression, type CompressionReport} from '../compress/negotiate.js'
 
 export interface FullsyncOptions {
   truncateReplica?: boolean
@@ -51,6 +55,8 @@ export interface FullsyncOptions {
   beforeFill?: (firstBlock: number, runs: ReadonlyArray<readonly [number, number]>) => Promise<void>
   /** The caller (push) already holds the disk lock. */
   lockHeld?: boolean
+  /** Compression on the wire; absent: the disk's setting (init --compress), else auto. */
+  compress?: CompressSetting
   progress?: ProgressSink
   log?: SyncLog
 }
@@ -69,6 +75,9 @@ export interface FullsyncResult {
   seconds: number
   digest: string
   hashAlgo: string
+  /** Bytes of DATA and DATA_Z payloads (fields included) that went on the wire. */
+  wireBytes: number
+  compression: CompressionReport
 }
 
 export async function fullsync(disk: string, opts: FullsyncOptions = {}): Promise<FullsyncResult> {
@@ -116,35 +125,58 @@ async function runFullsync(
   // Kept (the clean point of the proof) only without a tracker.
   const st = tracker ? undefined : await settledStat(() => source.stat())
   const stampAtStart: DiskStamp | undefined = st && {size: diskSize, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs}
-  const conn = await connectReceiver(target, {
-    port: h.settings.fullsyncPort,
-    log: opts.log,
-    acceptNewHostKey: opts.acceptNewHostKey,
-    timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
-    ssh: withCarrier(h.settings.ssh, opts.sshCarrier),
-    diskSize,
-  })
+  const connect = () =>
+    connectReceiver(target, {
+      port: h.settings.fullsyncPort,
+      log: opts.log,
+      acceptNewHostKey: opts.acceptNewHostKey,
+      timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
+      ssh: withCarrier(h.settings.ssh, opts.sshCarrier),
+      diskSize,
+    })
+  const setting = opts.compress ?? h.settings.compress ?? 'auto'
+  let offer = compressOffer(setting, target)
+  let conn = await connect()
   // With a tracker running, the sync covers what was dirty when it began; writes made while it
   // runs stay in the active record for the next push.
   const frozen = tracker ? await tracker.freeze({preserve: false}) : undefined
   let proved = false
-  const reader = conn.frames
-  const writer = conn.writer
+  let reader = conn.frames
+  let writer = conn.writer
   let replies: ReceiverReplies | undefined
   let chunks: ChunkReader | undefined
   try {
     const commitId = newCommitId()
     const owner = claim.writer
-    const ok = await exchangeHello({
-      reader,
-      writer,
-      path: conn.replicaPath,
-      header: h,
-      diskSize,
-      flags: helloFlags(opts),
-      nextCommit: commitId,
-      refused: (payload) => helloRefused(payload, owner),
-    })
+    const hello = () =>
+      exchangeHello({
+        reader,
+        writer,
+        path: conn.replicaPath,
+        header: h,
+        diskSize,
+        flags: helloFlags(opts),
+        nextCommit: commitId,
+        codecs: offer.codecs,
+        refused: (payload) => helloRefused(payload, owner),
+      })
+    let ok: HelloOk
+    try {
+      ok = await hello()
+    } catch (err) {
+      if (!(offer.codecs.length > 0 && err instanceof RemoteError && err.peerCode === 'BAD_FLAGS')) throw err
+      // An older receiver refuses the offer's flag: ask again without it, and send raw.
+      opts.log?.('the replica host does not know compression (an older vdrep): sending raw', 'notice')
+      offer = {codecs: [], why: 'the replica host runs a vdrep without compression (it refused the offer)'}
+      conn.abort()
+      await conn.close().catch(() => {})
+      conn = await connect()
+      reader = conn.frames
+      writer = conn.writer
+      ok = await hello()
+    }
+    const throttle = throttleFor(h, opts)
+    const z = sessionCompression(setting, offer, ok.codec, writer, bs, throttle)
     const resumedAtBlock = resumePoint(ok.state, ok.resumeBlock)
     if (resumedAtBlock > 0)
       opts.log?.(
@@ -174,7 +206,8 @@ async function runFullsync(
       digest,
       p,
       progress,
-      throttle: throttleFor(h, opts),
+      throttle,
+      runs: z.sender,
       checkpointEvery: checkpointBlocks(opts.checkpointBytes, bs),
       replicaMissing: ok.state === ReplicaStateKind.MISSING,
       onChunks: (c) => (chunks = c),
@@ -213,6 +246,8 @@ async function runFullsync(
       seconds: (performance.now() - started) / 1000,
       digest: ourDigest.toString('hex'),
       hashAlgo: hasher.name,
+      wireBytes: totals.wireBytes,
+      compression: {...z.report, ...(z.sender ? {stats: z.sender.stats()} : {})},
     }
     return {result, described}
   } catch (err) {

@@ -4,7 +4,7 @@ import type {PsfHeader} from '../psf/header.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import type {FrameReader} from '../protocol/frame-reader.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
-import {decodeHelloOk, encodeHello, SyncMode, type HelloOk} from '../protocol/messages.js'
+import {decodeHelloOk, encodeHello, HelloFlag, SyncMode, type HelloOk} from '../protocol/messages.js'
 import {ProtocolError, TransportError} from '../errors.js'
 
 export interface FullsyncHello {
@@ -16,12 +16,15 @@ export interface FullsyncHello {
   diskSize: number
   flags: number
   nextCommit: Buffer
+  /** Codecs to offer (flag COMPRESS); empty or absent: none. */
+  codecs?: number[]
   /** What the receiver's ERROR becomes (a full sync records a refusal in the .psf first; a compare does not). */
   refused: (payload: Buffer) => Error | Promise<Error>
 }
 
 export async function exchangeHello(x: FullsyncHello): Promise<HelloOk> {
   const h = x.header
+  const offered = (x.codecs?.length ?? 0) > 0
   await x.writer.send(
     FrameType.HELLO,
     encodeHello({
@@ -31,7 +34,8 @@ export async function exchangeHello(x: FullsyncHello): Promise<HelloOk> {
       blockSize: h.blockSize,
       diskSize: x.diskSize,
       replicaId: h.replicaId,
-      flags: x.flags,
+      flags: x.flags | (offered ? HelloFlag.COMPRESS : 0),
+      ...(offered ? {codecs: x.codecs} : {}),
       lastCommit: h.lastCommit,
       nextCommit: x.nextCommit,
       path: x.path,
@@ -41,7 +45,7 @@ export async function exchangeHello(x: FullsyncHello): Promise<HelloOk> {
   if (!first) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection during the hello')
   if (first.type === FrameType.ERROR) throw await x.refused(first.payload)
   if (first.type !== FrameType.HELLO_OK) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO_OK, got frame type ${first.type}`)
-  const ok = decodeHelloOk(first.payload)
+  const ok = decodeHelloOk(first.payload, offered)
   if (ok.version !== PROTOCOL_VERSION)
     throw new ProtocolError('VERSION_MISMATCH', `the receiver speaks protocol version ${ok.version}; this client speaks ${PROTOCOL_VERSION}`, {
       hint: 'install the same vdrep release on both hosts',

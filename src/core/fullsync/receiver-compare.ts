@@ -13,6 +13,7 @@ import {blockHasher} from '../hash/block-hash.js'
 import type {ReadableDisk} from '../disk/read-hash.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import type {FrameSource} from '../protocol/frame-reader.js'
+import {helloOkCodec} from '../compress/decompress-source.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeDone, decodeU64, encodeHelloOk, encodeU64, encodeVerifyResult, HelloFlag, ReplicaStateKind, type Hello} from '../protocol/messages.js'
 import {enforceFence, replicaFence} from '../receiver/replica-fence.js'
@@ -128,6 +129,7 @@ export async function runCompareSession(hello: Hello, replicaPath: string, reade
         replicaId: state ? Buffer.from(state.replicaId, 'hex') : Buffer.alloc(16),
         generation: state?.generation ?? 0,
         lastSeq: state?.lastSeq ?? 0,
+        ...helloOkCodec(hello),
       }),
     )
     const absent: ReadableDisk = {

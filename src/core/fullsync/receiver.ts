@@ -9,6 +9,7 @@ import {ProtocolError} from '../errors.js'
 import {blockHasher, type BlockHasher} from '../hash/block-hash.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import type {FrameSource} from '../protocol/frame-reader.js'
+import {helloOkCodec} from '../compress/decompress-source.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
 import {
   decodeData,
@@ -113,6 +114,7 @@ class FullsyncReceiver {
         replicaId: prior.state ? Buffer.from(prior.state.replicaId, 'hex') : Buffer.alloc(16),
         generation: prior.state?.generation ?? 0,
         lastSeq: prior.state?.lastSeq ?? 0,
+        ...helloOkCodec(hello),
       }),
     )
     await replica.beginFullsync(hello.diskSize, (hello.flags & HelloFlag.TRUNCATE_REPLICA) !== 0)

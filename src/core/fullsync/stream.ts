@@ -7,7 +7,8 @@ import {ChunkReader, type Chunk} from '../disk/chunk-reader.js'
 import {digestSlots, type BlockSums} from '../disk/read-hash.js'
 import {FrameType} from '../protocol/frame.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
-import {encodeDataFields, encodeRange, encodeU64} from '../protocol/messages.js'
+import {DATA_FIELDS_SIZE, encodeDataFields, encodeRange, encodeU64} from '../protocol/messages.js'
+import type {RunSender} from '../compress/run-sender.js'
 import type {ProgressSink, SyncProgress} from '../sync/progress.js'
 import type {Throttle} from '../sync/throttle.js'
 import type {ReceiverReplies} from './client-replies.js'
@@ -35,6 +36,8 @@ export interface StreamContext {
   replicaMissing: boolean
   /** The chunk reader, once made: the replies give its lent buffers back at checkpoint acks. */
   onChunks: (chunks: ChunkReader) => void
+  /** Agreed compression: runs of blocks to send go through it (DATA_Z or DATA); absent, every block is a DATA. */
+  runs?: RunSender
   beforeFill?: (firstBlock: number, runs: ReadonlyArray<readonly [number, number]>) => Promise<void>
 }
 
@@ -42,11 +45,13 @@ export interface StreamTotals {
   zeroBytesSkipped: number
   blocksDiffering: number
   blocksZeroed: number
+  /** DATA / DATA_Z payload bytes sent. */
+  wireBytes: number
 }
 
 export async function streamDisk(ctx: StreamContext): Promise<StreamTotals> {
   const {diskSize, bs, blockCount, hasher, writer, p} = ctx
-  const totals: StreamTotals = {zeroBytesSkipped: 0, blocksDiffering: 0, blocksZeroed: 0}
+  const totals: StreamTotals = {zeroBytesSkipped: 0, blocksDiffering: 0, blocksZeroed: 0, wireBytes: 0}
   let zeroRunStart = -1
   const flushZeroRun = async (end: number) => {
     if (zeroRunStart < 0) return
@@ -89,25 +94,49 @@ export async function streamDisk(ctx: StreamContext): Promise<StreamTotals> {
     // chunk costs page faults that dominated a 1%-changed seed).
     const keepChunk = toSend * 4 >= count
     if (keepChunk && toSend > 0) chunk.keep()
+    const sendBlock = async (b: number) => {
+      const i = b - first
+      const len = Math.min(bs, diskSize - b * bs)
+      const view = (chunk.data as Buffer).subarray(i * bs, i * bs + len)
+      await ctx.throttle.take(len)
+      await writer.send(FrameType.DATA, encodeDataFields(b, slots.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH)), keepChunk ? view : Buffer.from(view))
+    }
+    // With compression, blocks to send gather into runs of neighbours, sent at the next block that is not sent.
+    let runFirst = -1
+    const flushRun = async (upto: number) => {
+      if (runFirst < 0 || !ctx.runs) return
+      const i0 = runFirst - first
+      const view = (chunk.data as Buffer).subarray(i0 * bs, Math.min(upto * bs, diskSize) - first * bs)
+      const hashes = slots.subarray(i0 * HASH_LENGTH, (upto - first) * HASH_LENGTH)
+      const from = runFirst
+      runFirst = -1
+      totals.wireBytes += await ctx.runs.sendRun(from, upto - from, view, hashes, (k) => sendBlock(from + k))
+    }
     for (let b = first; b < end; b++) {
       const i = b - first
       const len = Math.min(bs, diskSize - b * bs)
       if (action[i] === ZERO) {
+        await flushRun(b)
         if (zeroRunStart < 0) zeroRunStart = b
         totals.blocksZeroed++
         continue
       }
       if (zeroRunStart >= 0) await flushZeroRun(b)
       if (action[i] === SKIP) {
+        await flushRun(b)
         if (sums.zero[i] === 1) totals.zeroBytesSkipped += len
         continue
       }
-      const view = (chunk.data as Buffer).subarray(i * bs, i * bs + len)
-      await ctx.throttle.take(len)
-      await writer.send(FrameType.DATA, encodeDataFields(b, slots.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH)), keepChunk ? view : Buffer.from(view))
+      if (ctx.runs) {
+        if (runFirst < 0) runFirst = b
+      } else {
+        await sendBlock(b)
+        totals.wireBytes += len + DATA_FIELDS_SIZE
+      }
       p.bytesSent += len
       totals.blocksDiffering++
     }
+    await flushRun(end)
     p.bytesCompared = Math.min(diskSize, end * bs)
     ctx.progress(p)
     if (end - lastCheckpoint >= ctx.checkpointEvery || (performance.now() - lastCheckpointAt > CHECKPOINT_INTERVAL_MS && end < blockCount)) {

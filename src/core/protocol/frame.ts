@@ -39,6 +39,8 @@ export const FrameType = {
   GROUP_COMMIT: 19,
   GROUP_COMMITTED: 20,
   GROUP_APPLY: 21,
+  /** A run of contiguous blocks, compressed with the codec agreed in the hello (compressed-data.ts). */
+  DATA_Z: 22,
   // The restore-point query (points-messages.ts); numbered apart so other additions keep 14 on.
   POINTS_REQUEST: 32,
   POINTS_LIST: 33,

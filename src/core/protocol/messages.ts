@@ -33,6 +33,12 @@ export const HelloFlag = {
   KEEPALIVE: 1 << 6,
   /** Delta port: a member of a consistency group push: the bundle is journaled and held until the group commits (doc/group-commit.md). */
   GROUP: 1 << 7,
+  /**
+   * The client offers compressed data (DATA_Z): a codec list follows the path in the HELLO, and
+   * the receiver's HELLO_OK ends with the codec it picked (0: none). A receiver that does not
+   * know the bit refuses the hello (BAD_FLAGS), and the client asks again without it.
+   */
+  COMPRESS: 1 << 8,
 } as const
 export const KNOWN_HELLO_FLAGS =
   HelloFlag.TRUNCATE_REPLICA |
@@ -42,7 +48,8 @@ export const KNOWN_HELLO_FLAGS =
   HelloFlag.REPROTECT |
   HelloFlag.FINAL |
   HelloFlag.KEEPALIVE |
-  HelloFlag.GROUP
+  HelloFlag.GROUP |
+  HelloFlag.COMPRESS
 /**
  * A receiver that agreed to KEEPALIVE sends a frame at least this often while a session runs
  * (a KEEPALIVE when it had nothing else to send): journal writes, applies, fsyncs, scans and
@@ -51,6 +58,8 @@ export const KNOWN_HELLO_FLAGS =
 export const KEEPALIVE_INTERVAL_MS = 5_000
 /** The byte offset of HELLO.flags (a u32): version 2, mode 1, hash 1, block size 4, disk size 8, replica id 16. */
 export const HELLO_FLAGS_OFFSET = 32
+/** At most this many codecs in a HELLO's list. */
+export const MAX_CODECS = 8
 /** Length of a commit id (random, one per proved full sync and per committed push). */
 export const COMMIT_ID_LENGTH = 16
 export const ReplicaStateKind = {MISSING: 0, INCOMPLETE: 1, COMPLETE: 2} as const
@@ -73,10 +82,13 @@ export interface Hello {
   /** The commit id this sync records on both sides when it succeeds. */
   nextCommit: Buffer
   path: string
+  /** With flag COMPRESS: the codecs the client can send, preferred first (compress/codec.ts). */
+  codecs?: number[]
 }
 
 export function encodeHello(m: Hello): Buffer {
-  return new BufferWriter(2 + 1 + 1 + 4 + 8 + 16 + 4 + 2 * COMMIT_ID_LENGTH + strByteLength(m.path))
+  const codecs = m.flags & HelloFlag.COMPRESS ? (m.codecs ?? []) : []
+  const w = new BufferWriter(2 + 1 + 1 + 4 + 8 + 16 + 4 + 2 * COMMIT_ID_LENGTH + strByteLength(m.path) + (m.flags & HelloFlag.COMPRESS ? 1 + codecs.length : 0))
     .u16(m.version)
     .u8(m.mode)
     .u8(m.hashAlgo)
@@ -87,7 +99,11 @@ export function encodeHello(m: Hello): Buffer {
     .bytes(m.lastCommit)
     .bytes(m.nextCommit)
     .str16(m.path)
-    .finish()
+  if (m.flags & HelloFlag.COMPRESS) {
+    w.u8(codecs.length)
+    for (const c of codecs) w.u8(c)
+  }
+  return w.finish()
 }
 
 export function decodeHello(b: Buffer): Hello {
@@ -104,6 +120,12 @@ export function decodeHello(b: Buffer): Hello {
     nextCommit: Buffer.from(r.bytes(COMMIT_ID_LENGTH, 'next commit')),
     path: r.str16('path', MAX_PATH),
   }
+  if (m.flags & HelloFlag.COMPRESS) {
+    const n = r.u8('codec count')
+    if (n > MAX_CODECS) throw fail('HELLO')('codec count', `${n} is over ${MAX_CODECS}`)
+    m.codecs = []
+    for (let i = 0; i < n; i++) m.codecs.push(r.u8('codec'))
+  }
   r.end('HELLO')
   return m
 }
@@ -116,10 +138,12 @@ export interface HelloOk {
   replicaId: Buffer
   generation: number
   lastSeq: number
+  /** Only in answer to a HELLO with flag COMPRESS: the codec the client may send (0: none). */
+  codec?: number
 }
 
 export function encodeHelloOk(m: HelloOk): Buffer {
-  return new BufferWriter(2 + 1 + 8 + 8 + 16 + 8 + 8)
+  const w = new BufferWriter(2 + 1 + 8 + 8 + 16 + 8 + 8 + (m.codec === undefined ? 0 : 1))
     .u16(m.version)
     .u8(m.state)
     .u64(m.replicaSize)
@@ -127,10 +151,12 @@ export function encodeHelloOk(m: HelloOk): Buffer {
     .bytes(m.replicaId)
     .u64(m.generation)
     .u64(m.lastSeq)
-    .finish()
+  if (m.codec !== undefined) w.u8(m.codec)
+  return w.finish()
 }
 
-export function decodeHelloOk(b: Buffer): HelloOk {
+/** `offered`: the HELLO had flag COMPRESS, so the answer ends with the codec picked. */
+export function decodeHelloOk(b: Buffer, offered = false): HelloOk {
   const r = new BufferReader(b, fail('HELLO_OK'))
   const m: HelloOk = {
     version: r.u16('version'),
@@ -141,6 +167,7 @@ export function decodeHelloOk(b: Buffer): HelloOk {
     generation: r.u64('generation'),
     lastSeq: r.u64('last sequence'),
   }
+  if (offered) m.codec = r.u8('codec')
   r.end('HELLO_OK')
   return m
 }

@@ -40,6 +40,8 @@ export interface ReplicationSettings {
   postHook?: string
   /** The consistency group this disk belongs to (`init --group`, `vdrep config DISK group NAME`; `push --group` takes one point in time across its disks, doc/group-commit.md). */
   group?: string
+  /** Compression on the wire (compress/policy.ts): 'auto' (also when absent), 'none' or a zstd level. */
+  compress?: 'auto' | 'none' | number
 }
 
 /** Hooks are shell lines: bounded, one line. */
@@ -87,10 +89,15 @@ export function decodeSettings(buf: Buffer): ReplicationSettings {
     if (v !== undefined && (typeof v !== 'string' || v.length === 0 || v.length > MAX_HOOK_LENGTH || /[\r\n]/.test(v))) throw bad(h)
   }
   if (s.group !== undefined && (typeof s.group !== 'string' || !GROUP_NAME.test(s.group))) throw bad('group')
+  if (s.compress !== undefined && !validCompress(s.compress)) throw bad('compress')
   return s as ReplicationSettings
 }
 
 /** The --timeout a command uses: its flag, else the .psf's setting, else undefined (the default). */
 export function timeoutMsOf(flagMs: number | undefined, s: ReplicationSettings): number | undefined {
   return flagMs ?? (s.timeoutSeconds !== undefined ? s.timeoutSeconds * 1000 : undefined)
+}
+
+function validCompress(c: unknown): boolean {
+  return c === 'auto' || c === 'none' || (Number.isInteger(c) && (c as number) >= 1 && (c as number) <= 19)
 }

@@ -8,6 +8,8 @@ import {isKnownHashAlgo} from '../hash/block-hash.js'
 import {validBlockSize} from '../psf/header.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import {FrameReader, type FrameSource} from '../protocol/frame-reader.js'
+import {DecompressingSource, helloOkCodec} from '../compress/decompress-source.js'
+import {codecName} from '../compress/codec.js'
 import {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeHello, encodeError, HelloFlag, KNOWN_HELLO_FLAGS, SyncMode, type Hello} from '../protocol/messages.js'
 import {runReprotectSession} from '../failover/reprotect-receiver.js'
@@ -89,9 +91,17 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
     if (hello.flags & HelloFlag.REPROTECT) {
       if (hello.mode !== SyncMode.DELTA) throw new ProtocolError('BAD_FLAGS', 'REPROTECT is a delta-port hello flag')
       await runReprotectSession(hello, replica, reader, writer, log)
-    } else if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, reader, writer, log)
-    else if (hello.mode === SyncMode.DELTA) await runDeltaSession(hello, replica, reader, writer, log, opts.root)
-    else if (hello.mode === SyncMode.POINTS) await runPointsSession(hello, replica, reader, writer, log)
+    } else if (hello.mode === SyncMode.FULLSYNC || hello.mode === SyncMode.DELTA) {
+      // Compressed runs (DATA_Z) are expanded into DATA before the session sees them, and only when the hello agreed on a codec.
+      const codec = helloOkCodec(hello).codec
+      const frames = codec ? new DecompressingSource(reader, codec, hello.blockSize, hello.diskSize) : reader
+      if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, frames, writer, log)
+      else await runDeltaSession(hello, replica, frames, writer, log, opts.root)
+      if (frames instanceof DecompressingSource && frames.stats.runs > 0) {
+        const z = frames.stats
+        log(`${replica}: ${z.runs} compressed runs (${codecName(codec as number)}): ${z.wireBytes} bytes on the wire for ${z.rawBytes} bytes of blocks`)
+      }
+    } else if (hello.mode === SyncMode.POINTS) await runPointsSession(hello, replica, reader, writer, log)
     else throw new UsageError('MODE_UNSUPPORTED', `unknown sync mode ${hello.mode}`)
     stopKeepalives?.()
     writer.end()

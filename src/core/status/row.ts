@@ -53,6 +53,8 @@ export interface DiskStatusRow {
   lastSeq: number | null
   generation: number | null
   rpoSeconds: number | null
+  /** Compression on the wire as set for the disk ('auto', 'none' or a zstd level as text); null when unknown. */
+  compress: string | null
   /** Seconds since the last successful sync; null when never. */
   ageSeconds: number | null
   /** The replica is older than the RPO allows, was never synced, or its age is unknown (the clock went back). */
@@ -90,6 +92,7 @@ export function emptyRow(disk: string): DiskStatusRow {
     lastSeq: null,
     generation: null,
     rpoSeconds: null,
+    compress: null,
     ageSeconds: null,
     rpoViolated: false,
     untrusted: false,

@@ -1,6 +1,7 @@
 // `vdrep status`: one row per disk, built from its .psf and, when a tracker runs, from the
 // tracker's control socket (live counts). Never changes anything. Push work extends the rows
 // (RPO age and violation, --check); keep every decision about a row in this file.
+import {compressText} from '../compress/policy.js'
 import {identityVerdict} from '../change-record/identity.js'
 import {identityOf} from '../psf/disk-identity.js'
 import fs from 'node:fs/promises'
@@ -92,6 +93,7 @@ export async function diskStatus(diskArg: string, opts: StatusOptions = {}): Pro
     row.lastSeq = h.lastSeq
     row.generation = h.generation
     row.rpoSeconds = h.settings.rpoSeconds
+    row.compress = compressText(h.settings.compress)
     row.ageSeconds = row.lastSyncMs ? Math.max(0, Math.round((now - row.lastSyncMs) / 1000)) : null
     row.lastAttempt = await readLastAttempt(disk)
     // The .psf is the record of successes: a sync it records after the failed attempt (a

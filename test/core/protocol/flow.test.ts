@@ -10,9 +10,10 @@ import {fileURLToPath} from 'node:url'
 
 import * as flow from '../../../src/core/protocol/flow.js'
 import {FRAME_HEADER_SIZE, FrameType, MAX_PAYLOAD, PROTOCOL_VERSION} from '../../../src/core/protocol/frame.js'
-import {COMMIT_ID_LENGTH, KEEPALIVE_INTERVAL_MS, MAX_PATH, MAX_STATUS_BATCH} from '../../../src/core/protocol/messages.js'
+import {COMMIT_ID_LENGTH, KEEPALIVE_INTERVAL_MS, MAX_CODECS, MAX_PATH, MAX_STATUS_BATCH} from '../../../src/core/protocol/messages.js'
 import {ROOM_INFO_SIZE} from '../../../src/core/protocol/room-messages.js'
 import {DEFAULT_TIMEOUT_MS, LEGACY_TIMEOUT_FACTOR, MIN_TIMEOUT_MS} from '../../../src/core/transport/peer-watchdog.js'
+import {MAX_RUN_BLOCKS, MAX_RUN_BYTES} from '../../../src/core/protocol/compressed-data.js'
 import {MAX_POINTS_LIST, MAX_POINTS_TEXT, MAX_RETENTION_SPEC, MAX_SOURCE_HOST, POINT_ENTRY_SIZE} from '../../../src/core/protocol/points-messages.js'
 import {HASH_LENGTH} from '../../../src/core/hash/block-hash.js'
 import {MIN_BLOCK_SIZE} from '../../../src/core/psf/header.js'
@@ -34,6 +35,9 @@ const code: Record<string, number> = {
   MAX_STATUS_BATCH,
   HASH_LENGTH,
   COMMIT_ID_LENGTH,
+  MAX_CODECS,
+  MAX_RUN_BYTES,
+  MAX_RUN_BLOCKS,
   DEFAULT_IDLE_TIMEOUT_MS,
   KEEPALIVE_INTERVAL_MS,
   ROOM_INFO_SIZE,

@@ -1,0 +1,87 @@
+// The receiver's side of compression: a frame source over the session's reader that turns each
+// DATA_Z into the DATA frames it stands for, so the full-sync and delta receivers check and
+// write them exactly as if they had travelled raw (block range, length and hash, after
+// decompression: the proof is over the uncompressed bytes). Installed only when the hello
+// agreed on a codec; without it a DATA_Z reaches the session, which refuses it as unexpected.
+//
+// Zip-bomb safe: the run's uncompressed length is computed here from its blocks and the
+// session's disk, the declared length must equal it, and the codec writes into a buffer of
+// exactly that size (at most MAX_RUN_BYTES), never past it.
+import {ProtocolError} from '../errors.js'
+import {HASH_LENGTH} from '../hash/block-hash.js'
+import {decodeCompressedRun} from '../protocol/compressed-data.js'
+import {FrameType} from '../protocol/frame.js'
+import type {Frame, FrameSource} from '../protocol/frame-reader.js'
+import {encodeDataFields} from '../protocol/messages.js'
+import type {Hello} from '../protocol/messages.js'
+import {codecName, Decompressor, localCodecs} from './codec.js'
+
+export interface DecompressStats {
+  runs: number
+  /** DATA_Z payload bytes received. */
+  wireBytes: number
+  /** The blocks' bytes they stood for. */
+  rawBytes: number
+}
+
+export class DecompressingSource implements FrameSource {
+  private readonly pending: Frame[] = []
+  private readonly decompressor = new Decompressor()
+  readonly stats: DecompressStats = {runs: 0, wireBytes: 0, rawBytes: 0}
+
+  constructor(
+    private readonly inner: FrameSource,
+    private readonly codec: number,
+    private readonly blockSize: number,
+    private readonly diskSize: number,
+  ) {}
+
+  abort(err: Error): void {
+    this.inner.abort?.(err)
+  }
+
+  async next(): Promise<Frame | null> {
+    const queued = this.pending.shift()
+    if (queued) return queued
+    const frame = await this.inner.next()
+    if (!frame || frame.type !== FrameType.DATA_Z) return frame
+    this.expand(frame.payload)
+    return this.pending.shift() as Frame
+  }
+
+  private expand(payload: Buffer): void {
+    const run = decodeCompressedRun(payload)
+    const {first, count} = run
+    if (run.codec !== this.codec)
+      throw new ProtocolError('FRAME_MALFORMED', `malformed DATA_Z frame: codec ${codecName(run.codec)}, the hello agreed on ${codecName(this.codec)}`)
+    const bs = this.blockSize
+    const blockCount = Math.ceil(this.diskSize / bs)
+    if (first >= blockCount || count > blockCount - first)
+      throw new ProtocolError('BLOCK_OUT_OF_RANGE', `compressed run of blocks ${first}..${first + count - 1} is past the disk's ${blockCount} blocks`)
+    const expected = Math.min(count * bs, this.diskSize - first * bs)
+    if (run.rawLength !== expected)
+      throw new ProtocolError('COMPRESSED_RUN_BAD', `compressed run at block ${first} declares ${run.rawLength} bytes; its ${count} blocks hold ${expected}`)
+    const raw = Buffer.allocUnsafe(expected)
+    this.decompressor.decompressExact(raw, run.compressed, `compressed run at block ${first}`)
+    this.stats.runs++
+    this.stats.wireBytes += payload.length
+    this.stats.rawBytes += expected
+    for (let i = 0; i < count; i++) {
+      const hash = run.hashes.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH)
+      const body = raw.subarray(i * bs, Math.min((i + 1) * bs, expected))
+      this.pending.push({type: FrameType.DATA, payload: encodeDataFields(first + i, hash), body})
+    }
+  }
+}
+
+/** The codec a receiver picks from a client's list: the first it has, else none (0). */
+export function pickCodec(offered: readonly number[] | undefined, local: readonly number[]): number | undefined {
+  if (offered === undefined) return undefined
+  return offered.find((c) => c !== 0 && local.includes(c)) ?? 0
+}
+
+/** What a receiver's HELLO_OK says about compression: nothing unless the client offered. */
+export function helloOkCodec(hello: Hello): {codec?: number} {
+  const codec = pickCodec(hello.codecs, localCodecs())
+  return codec === undefined ? {} : {codec}
+}
