@@ -69,6 +69,9 @@ export interface TrackerStatus {
   alTransactions?: number
   alHotted?: number
   alEvicted?: number
+  /** Data writes that waited for a log transaction, and their summed wait in ms. */
+  alWaits?: number
+  alWaitMs?: number
   lazyFlushes?: number
   /** Set when a .psf write failed: the tracker refuses writes until restarted. */
   broken: string | null
