@@ -102,6 +102,18 @@ export async function runTrackerBench(opts: BenchOptions & {log?: Log; only?: st
     await fs.rm(vSock, {force: true})
     tracker = spawn(VDREP_BIN, ['track', disk, '--nbd', `unix:${vSock}`, '-q'], {stdio: 'ignore'})
     await waitForSocket(vSock, tracker, 'vdrep track')
+    // Its control socket (the log's counters) listens just after the export.
+    for (
+      let i = 0;
+      !(await logCounters(disk).then(
+        () => true,
+        () => false,
+      ));
+      i++
+    ) {
+      if (i >= 200) throw new Error('the tracker did not answer on its control socket')
+      await new Promise((r) => setTimeout(r, 25))
+    }
   }
   const times = new Map<string, number[]>()
   const add = (w: Workload, server: string, s: number) => {
