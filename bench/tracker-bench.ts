@@ -19,7 +19,7 @@
 // throughput (the same bytes hashed from memory in 64 KiB blocks, one thread).
 //
 // Standalone: `node dist/bench/tracker-bench.js [--size 1G] [--runs 3] [--only 'seq 64k,qd1']` prints the rows
-// (--only: the workloads whose name contains one of the comma-separated parts).
+// (--only: the workloads named, or whose names start with a comma-separated part and a space).
 import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import fs from 'node:fs/promises'
 import os from 'node:os'
@@ -86,7 +86,7 @@ export async function runTrackerBench(opts: BenchOptions & {log?: Log; only?: st
     strided(4 * KiB, Math.min(6000, blocks4), 4 * KiB, 1, half),
     strided(64 * KiB, Math.min(3000, blocks64), 64 * KiB * 997, 1, half),
     strided(4 * KiB, Math.min(4000, blocks4), 4 * KiB * 7919, 1, half),
-  ].filter((w) => opts.only === undefined || opts.only.split(',').some((o) => w.key.includes(o)))
+  ].filter((w) => opts.only === undefined || opts.only.split(',').some((o) => w.key === o || w.key.startsWith(`${o} `)))
 
   // qemu-nbd serves a file of its own, made the same way: writes by another program into the
   // tracked disk are seen (fanotify) and make the tracker check the whole disk, which ran on
