@@ -35,7 +35,8 @@ const KiB = 1024
 const MiB = 1024 * KiB
 /** Untimed passes of each workload before its timed runs (see the loop). */
 const WARM_PASSES = 3
-const VDREP_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/run.js')
+/** VDREP_BENCH_BIN: another build's bin/run.js for the tracker (an A/B of two builds with one harness). */
+const VDREP_BIN = process.env.VDREP_BENCH_BIN ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/run.js')
 
 type Log = (line: string) => void
 
