@@ -1,236 +1,58 @@
 // `npm run bench` section "tracker": write throughput into `vdrep track`'s NBD export beside
-// `qemu-nbd -f raw -t -k SOCK` serving the same file in the same run, at queue depth 16:
+// `qemu-nbd -f raw -t -k SOCK` serving a like file (its own: see the loop) in the same run:
 //   seq 64k / seq 4k     nbdcopy --request-size=N --requests=16 --connections=1 (random data)
 //   stride 64k / 4k      qemu-img bench -w -d 16 -S <prime * size>: qemu-img bench has no
 //                        random mode, so a large prime stride scatters the writes over the disk
 //   seq / stride 64k, 4k qd1  qemu-img bench -w -d 1 (sequential, then scattered): the latency
 //                        one write costs the VM (issue 23)
-// vdrep is measured two ways: "dirty" on blocks already marked (the steady state: a warmed-up,
-// long-running tracker, each run right after a qemu-nbd run), and "first write" on a cleared
-// bitmap and a cold activity log, as after a proved full sync (a write into a cold extent waits
-// for one log transaction; a tracker started anew for each run). Targets (issue 23): dirty
-// at most 1.2x qemu-nbd's time, sequential first writes at least 0.9x its throughput, scattered
-// 4 KiB first writes at QD1 at most 2x its latency.
+// vdrep is measured on blocks already marked ("dirty": the steady state of a warmed-up,
+// long-running tracker) and on first writes (bits cleared): after a push (the log still hot),
+// into a cold log on a warmed-up tracker (sequential workloads: the JIT warmed by the same
+// requests into the disk's other half; what the log's transactions cost), and at a cold start
+// (a tracker started anew: the log and the tracker's own warm-up). Each vdrep run is paired
+// with a qemu-nbd run just before it. The first-write rows note the log's transactions per
+// GiB and the writes that waited for one. Targets (issue 23): dirty at most 1.2x qemu-nbd's
+// time, sequential first writes at least 0.9x its throughput, scattered 4 KiB first writes
+// at QD1 at most 2x its latency.
 //
 // Plus `vdrep track --scan` of a disk of random data (up to 1 GiB) against the raw hash
 // throughput (the same bytes hashed from memory in 64 KiB blocks, one thread).
 //
-// Standalone: `node dist/bench/tracker-bench.js [--size 1G] [--runs 3]` prints the rows.
+// Standalone: `node dist/bench/tracker-bench.js [--size 1G] [--runs 3] [--only 'seq 64k,qd1']` prints the rows
+// (--only: the workloads named, or whose names start with a comma-separated part and a space).
 import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import fs from 'node:fs/promises'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import {parseArgs} from 'node:util'
 import {have, mbps, median, row, type BenchOptions, type BenchRow} from './bench-common.js'
 import type {BenchCheck} from './local-bench.js'
-import {blockHasher, HASH_LENGTH} from '../src/core/hash/block-hash.js'
-import {Bitmap} from '../src/core/psf/bitmap.js'
-import {HeaderFlag} from '../src/core/psf/header.js'
-import {HASHES_PER_PAGE, Region} from '../src/core/psf/layout.js'
-import {PsfFile, psfPathFor} from '../src/core/psf/psf-file.js'
-import {TrackerControlClient} from '../src/core/tracker/control-client.js'
-import {emptyActivityLog} from '../src/core/psf/activity-log.js'
-import {STAMP_SETTLE_MS} from '../src/core/psf/disk-stamp.js'
+import {clearBitsLikeAPush, logCounters, nbdcopy, resetRecord, stop, strided, waitForSocket, type Workload} from './tracker-bench-setup.js'
+import {scanRows} from './tracker-scan-bench.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
-const DEPTH = 16
 /** Untimed passes of each workload before its timed runs (see the loop). */
 const WARM_PASSES = 3
-const VDREP_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/run.js')
+/** VDREP_BENCH_BIN: another build's bin/run.js for the tracker (an A/B of two builds with one harness). */
+const VDREP_BIN = process.env.VDREP_BENCH_BIN ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/run.js')
 
 type Log = (line: string) => void
-
-interface Workload {
-  key: string
-  /** Bytes written by one execution. */
-  bytes: number
-  ops: number
-  /** Run against an NBD URI; resolves with the seconds it took. */
-  run(uri: string): Promise<number>
-}
 
 export const TRACKER_SECTION = 'tracker'
 export const Server = {
   QEMU: 'qemu-nbd',
   /** A tracker started anew on a cleared record and a cold log (its JIT cold too). */
   FIRST: 'vdrep track (first write, cold start)',
+  /** A tracker past its JIT warm-up (the same requests elsewhere on the disk) writing into cold extents of a cleared record. */
+  COLD_LOG: 'vdrep track (first write, cold log)',
   /** A warm tracker whose bits a push just cleared (freeze, complete): the log stays hot. */
   AFTER_PUSH: 'vdrep track (first write after a push)',
   DIRTY: 'vdrep track (dirty)',
 } as const
 
-/** What a push does to the tracker's record, without shipping anything: every bit cleared. */
-async function clearBitsLikeAPush(disk: string): Promise<void> {
-  const c = await TrackerControlClient.connect(disk)
-  try {
-    await c.freeze({preserve: false})
-    await c.complete(true)
-  } finally {
-    await c.close()
-  }
-}
-
-function exec(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, {stdio: ['ignore', 'pipe', 'pipe']})
-    let out = ''
-    let err = ''
-    c.stdout.on('data', (d: Buffer) => (out += d.toString()))
-    c.stderr.on('data', (d: Buffer) => (err += d.toString()))
-    c.on('error', reject)
-    c.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim()}`))))
-  })
-}
-
-function nbdcopy(src: string, bytes: number, requestSize: number): Workload {
-  return {
-    key: `seq ${requestSize / KiB}k qd${DEPTH}`,
-    bytes,
-    ops: bytes / requestSize,
-    async run(uri) {
-      const t = performance.now()
-      await exec('nbdcopy', [`--request-size=${requestSize}`, `--requests=${DEPTH}`, '--connections=1', src, uri])
-      return (performance.now() - t) / 1000
-    },
-  }
-}
-
-/** qemu-img bench: `step` = size is sequential; a large prime multiple scatters the writes. */
-function strided(size: number, count: number, step: number, depth = DEPTH): Workload {
-  const kind = step === size ? 'seq' : 'stride'
-  return {
-    key: `${kind} ${size / KiB}k qd${depth}`,
-    bytes: size * count,
-    ops: count,
-    async run(uri) {
-      const out = await exec('qemu-img', ['bench', '-w', '-s', String(size), '-d', String(depth), '-c', String(count), '-S', String(step), '-f', 'raw', uri])
-      const m = /Run completed in ([\d.]+) seconds/.exec(out)
-      if (!m) throw new Error(`qemu-img bench printed no time: ${out}`)
-      return Number(m[1])
-    },
-  }
-}
-
-function accepts(sock: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({path: sock})
-    s.once('connect', () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.once('error', () => resolve(false))
-  })
-}
-
-/** Wait for a unix socket to accept connections. */
-async function waitForSocket(sock: string, child: ChildProcess, what: string): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode} before serving`)
-    if (await accepts(sock)) return
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  throw new Error(`${what} did not serve on ${sock}`)
-}
-
-async function stop(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return
-  const gone = new Promise((r) => child.once('close', r))
-  child.kill(signal)
-  await gone
-}
-
-/**
- * Clear the change record so the next tracker sees clean blocks and a cold activity log: as
- * after a proved full sync (an index the log could be checked against, so writes go through
- * it) and a clean stop (the disk's stamp now, so the start checks nothing).
- */
-async function resetRecord(disk: string): Promise<void> {
-  const psf = await PsfFile.open(psfPathFor(disk))
-  try {
-    const empty = new Bitmap(psf.layout.blockCount)
-    await psf.writeBitmap(Region.ACTIVE, empty)
-    await psf.writeBitmap(Region.INFLIGHT, empty)
-    await psf.writeActivityLog(
-      emptyActivityLog(psf.header.alExtents),
-      Array.from({length: psf.layout.alPages}, (_, p) => p),
-    )
-    await new Promise((r) => setTimeout(r, STAMP_SETTLE_MS))
-    const st = await fs.stat(disk, {bigint: true})
-    const clean = HeaderFlag.CLEAN_SHUTDOWN | HeaderFlag.INDEX_VALID
-    await psf.updateHeader((h) => ({
-      flags: (h.flags | clean) & ~(HeaderFlag.NEEDS_FULL_SYNC | HeaderFlag.VERIFY_NEEDED),
-      generation: Math.max(1, h.generation),
-      sourceSize: Number(st.size),
-      sourceMtimeNs: st.mtimeNs,
-      sourceCtimeNs: st.ctimeNs,
-    }))
-  } finally {
-    await psf.close()
-  }
-}
-
-/**
- * `vdrep track --scan` of a disk of random data against the raw hash throughput: the same
- * number of bytes hashed in 64 KiB blocks from memory, no I/O. The index the scan compares
- * with is written directly (hashing the disk once), which is what a proved full sync leaves.
- */
-async function scanRows(dir: string, size: number, runs: number, log: Log): Promise<BenchRow[]> {
-  const disk = path.join(dir, 'scanned.img')
-  log(`tracker: scan of ${size / MiB} MiB of random data x ${runs}`)
-  spawnSync('dd', ['if=/dev/urandom', `of=${disk}`, 'bs=1M', `count=${size / MiB}`, 'status=none'])
-  const init = spawnSync(VDREP_BIN, ['init', disk, '--to', path.join(dir, 'replica', 'scanned.img'), '-q'], {encoding: 'utf8'})
-  if (init.status !== 0) throw new Error(`vdrep init failed: ${init.stderr}`)
-  const psf = await PsfFile.open(psfPathFor(disk))
-  let hasher
-  try {
-    hasher = blockHasher(psf.header.hashAlgo, psf.header.replicaId)
-    const bs = psf.header.blockSize
-    const fh = await fs.open(disk, 'r')
-    const chunk = Buffer.allocUnsafe(HASHES_PER_PAGE * bs)
-    for (let off = 0; off < size; off += chunk.length) {
-      const {bytesRead} = await fh.read(chunk, 0, chunk.length, off)
-      const hashes = Buffer.allocUnsafe(Math.ceil(bytesRead / bs) * HASH_LENGTH)
-      for (let b = 0; b * bs < bytesRead; b++) hasher.hash(chunk.subarray(b * bs, Math.min(bytesRead, (b + 1) * bs))).copy(hashes, b * HASH_LENGTH)
-      await psf.writeIndexPages(off / bs, hashes)
-    }
-    await fh.close()
-    await psf.sync()
-    await psf.updateHeader({flags: (psf.header.flags | HeaderFlag.INDEX_VALID) & ~HeaderFlag.NEEDS_FULL_SYNC, generation: 1})
-  } finally {
-    await psf.close()
-  }
-  const engine: number[] = []
-  const wall: number[] = []
-  for (let i = 0; i < runs; i++) {
-    const t = performance.now()
-    const r = spawnSync(VDREP_BIN, ['track', disk, '--scan', '--json'], {encoding: 'utf8'})
-    wall.push((performance.now() - t) / 1000)
-    if (r.status !== 0) throw new Error(`vdrep track --scan failed: ${r.stderr}`)
-    const out = JSON.parse(r.stdout) as {seconds: number; blocksMarked: number}
-    if (out.blocksMarked !== 0) throw new Error(`the scan marked ${out.blocksMarked} blocks of an unchanged disk`)
-    engine.push(out.seconds)
-  }
-  const mem = Buffer.allocUnsafe(64 * MiB)
-  for (let o = 0; o < mem.length; o += 4096) mem.writeUInt32LE((o * 2654435761) >>> 0, o) // not zero, not trivially compressible
-  const hashOnly: number[] = []
-  for (let i = 0; i < runs; i++) {
-    const t = performance.now()
-    for (let done = 0; done < size; done += mem.length) {
-      for (let o = 0; o < mem.length && done + o < size; o += 64 * KiB) hasher.hash(mem.subarray(o, o + 64 * KiB))
-    }
-    hashOnly.push((performance.now() - t) / 1000)
-  }
-  const scan = row(TRACKER_SECTION, `scan ${size / MiB} MiB: vdrep track --scan`, engine, size)
-  scan.note = `engine time; wall with start-up ${median(wall).toFixed(2)} s`
-  const raw = row(TRACKER_SECTION, `scan ${size / MiB} MiB: ${hasher.name} of 64 KiB blocks in memory`, hashOnly, size)
-  raw.note = 'raw hash throughput, one thread'
-  return [scan, raw]
-}
-
-export async function runTrackerBench(opts: BenchOptions & {log?: Log}): Promise<BenchRow[]> {
+export async function runTrackerBench(opts: BenchOptions & {log?: Log; only?: string}): Promise<BenchRow[]> {
   const log = opts.log ?? (() => {})
   const missing = ['qemu-nbd', 'qemu-img', 'nbdcopy'].filter((t) => !have(t))
   if (missing.length > 0) throw new Error(`the tracker bench needs ${missing.join(', ')} (Debian: qemu-utils, libnbd-bin)`)
@@ -245,7 +67,8 @@ export async function runTrackerBench(opts: BenchOptions & {log?: Log}): Promise
   const seqBytes = Math.min(size, 192 * MiB)
   const seq4Bytes = Math.min(size, 40 * MiB)
   log(`tracker: making a ${size / MiB} MiB allocated disk and ${seqBytes / MiB} MiB of random source data`)
-  spawnSync('dd', ['if=/dev/zero', `of=${disk}`, 'bs=1M', `count=${size / MiB}`, 'status=none'])
+  const qDisk = path.join(dir, 'qemu.img')
+  for (const d of [disk, qDisk]) spawnSync('dd', ['if=/dev/zero', `of=${d}`, 'bs=1M', `count=${size / MiB}`, 'status=none'])
   spawnSync('dd', ['if=/dev/urandom', `of=${src64}`, 'bs=1M', `count=${seqBytes / MiB}`, 'status=none'])
   spawnSync('dd', ['if=/dev/urandom', `of=${src4}`, 'bs=1M', `count=${seq4Bytes / MiB}`, 'status=none'])
   const init = spawnSync(VDREP_BIN, ['init', disk, '--to', path.join(dir, 'replica', 'tracked.img'), '-q'], {encoding: 'utf8'})
@@ -253,67 +76,106 @@ export async function runTrackerBench(opts: BenchOptions & {log?: Log}): Promise
 
   const blocks4 = Math.floor(size / (4 * KiB))
   const blocks64 = Math.floor(size / (64 * KiB))
+  const half = Math.floor(size / 2 / MiB) * MiB
   const workloads: Workload[] = [
-    nbdcopy(src64, seqBytes, 64 * KiB),
-    nbdcopy(src4, seq4Bytes, 4 * KiB),
-    strided(64 * KiB, Math.min(6144, blocks64), 64 * KiB * 997),
-    strided(4 * KiB, Math.min(12288, blocks4), 4 * KiB * 7919),
+    nbdcopy(src64, seqBytes, 64 * KiB, half),
+    nbdcopy(src4, seq4Bytes, 4 * KiB, half),
+    strided(64 * KiB, Math.min(6144, blocks64), 64 * KiB * 997, 16, half),
+    strided(4 * KiB, Math.min(12288, blocks4), 4 * KiB * 7919, 16, half),
     // QD1: the latency a VM feels per write (issue 23), sequential and scattered.
-    strided(64 * KiB, Math.min(3000, blocks64), 64 * KiB, 1),
-    strided(4 * KiB, Math.min(6000, blocks4), 4 * KiB, 1),
-    strided(64 * KiB, Math.min(3000, blocks64), 64 * KiB * 997, 1),
-    strided(4 * KiB, Math.min(4000, blocks4), 4 * KiB * 7919, 1),
-  ]
+    strided(64 * KiB, Math.min(3000, blocks64), 64 * KiB, 1, half),
+    strided(4 * KiB, Math.min(6000, blocks4), 4 * KiB, 1, half),
+    strided(64 * KiB, Math.min(3000, blocks64), 64 * KiB * 997, 1, half),
+    strided(4 * KiB, Math.min(4000, blocks4), 4 * KiB * 7919, 1, half),
+  ].filter((w) => opts.only === undefined || opts.only.split(',').some((o) => w.key === o || w.key.startsWith(`${o} `)))
 
+  // qemu-nbd serves a file of its own, made the same way: writes by another program into the
+  // tracked disk are seen (fanotify) and make the tracker check the whole disk, which ran on
+  // behind the next timed runs when qemu-nbd served the tracked disk itself.
   const qSock = path.join(dir, 'qemu.sock')
   const vSock = path.join(dir, 'vdrep.sock')
   const qUri = `nbd+unix:///?socket=${qSock}`
   const vUri = `nbd+unix:///?socket=${vSock}`
   let qemu: ChildProcess | undefined
   let tracker: ChildProcess | undefined
-  const startTracker = async () => {
+  const restartTracker = async () => {
+    await stop(tracker, 'SIGKILL')
+    await resetRecord(disk)
     await fs.rm(vSock, {force: true})
     tracker = spawn(VDREP_BIN, ['track', disk, '--nbd', `unix:${vSock}`, '-q'], {stdio: 'ignore'})
     await waitForSocket(vSock, tracker, 'vdrep track')
+    // Its control socket (the log's counters) listens just after the export.
+    for (
+      let i = 0;
+      !(await logCounters(disk).then(
+        () => true,
+        () => false,
+      ));
+      i++
+    ) {
+      if (i >= 200) throw new Error('the tracker did not answer on its control socket')
+      await new Promise((r) => setTimeout(r, 25))
+    }
   }
   const times = new Map<string, number[]>()
   const add = (w: Workload, server: string, s: number) => {
     const k = `${w.key}|${server}`
     times.set(k, [...(times.get(k) ?? []), s])
   }
+  /** Per first-write row: each run's log transactions, writes that waited, and their wait (ms). */
+  const counters = new Map<string, Array<{txns: number; waits: number; waitMs: number}>>()
+  const counted = async <T>(w: Workload, server: string, fn: () => Promise<T>): Promise<T> => {
+    const before = await logCounters(disk)
+    const out = await fn()
+    const after = await logCounters(disk)
+    const k = `${w.key}|${server}`
+    counters.set(k, [...(counters.get(k) ?? []), {txns: after.txns - before.txns, waits: after.waits - before.waits, waitMs: after.waitMs - before.waitMs}])
+    return out
+  }
   try {
-    qemu = spawn('qemu-nbd', ['-f', 'raw', '-t', '-k', qSock, disk], {stdio: 'ignore'})
+    qemu = spawn('qemu-nbd', ['-f', 'raw', '-t', '-k', qSock, qDisk], {stdio: 'ignore'})
     await waitForSocket(qSock, qemu, 'qemu-nbd')
-    await resetRecord(disk)
-    await startTracker()
-    // Each timed execution starts with no dirty pages left from the one before.
+    await restartTracker()
+    // Each timed execution starts with no dirty pages left from the one before. Every vdrep
+    // run is paired with a qemu-nbd run just before it: the qemu-nbd row is all of those.
     const timed = async (w: Workload, uri: string) => {
       spawnSync('sync')
       return w.run(uri)
     }
+    const qemuRun = async (w: Workload) => add(w, Server.QEMU, await timed(w, qUri))
     for (const w of workloads) {
       log(`tracker: ${w.key} (${w.ops} writes, ${(w.bytes / MiB).toFixed(0)} MiB) x ${opts.runs}`)
+      for (let k = 0; k < WARM_PASSES; k++) await w.run(qUri)
       // Warm-up: the page cache, every block it writes dirty, and a tracker past its JIT
       // warm-up. "Dirty" is the steady state of a tracker that runs for days: a freshly
       // started one took 0.27, 0.25, 0.21, 0.19 s for its first four passes of seq 64k here,
       // so runs timed on a tracker just restarted measured its start, not its steady state.
       for (let k = 0; k < WARM_PASSES; k++) await w.run(vUri)
       for (let i = 0; i < opts.runs; i++) {
-        add(w, Server.QEMU, await timed(w, qUri))
+        await qemuRun(w)
         add(w, Server.DIRTY, await timed(w, vUri))
       }
       // The warm tracker after a push: every block clean again, its hot extents still hot.
       for (let i = 0; i < opts.runs; i++) {
+        await qemuRun(w)
         await clearBitsLikeAPush(disk)
         add(w, Server.AFTER_PUSH, await timed(w, vUri))
       }
-      // A tracker on a cleared record and a cold log, started anew for each run: this pass
-      // pays for the log transactions and the lazy bits (and leaves them set).
+      // What the log costs a running tracker: a cleared record and a cold log, the JIT warmed
+      // by the same requests into the disk's other half (its extents: the timed ones stay cold).
+      const elsewhere = w.elsewhere
+      for (let i = 0; elsewhere && i < opts.runs; i++) {
+        await qemuRun(w)
+        await restartTracker()
+        for (let k = 0; k < 2; k++) await elsewhere(vUri)
+        add(w, Server.COLD_LOG, await counted(w, Server.COLD_LOG, () => timed(w, vUri)))
+      }
+      // A tracker started anew on a cleared record and a cold log: the log's cost and the
+      // tracker's own start (its JIT's warm-up) together.
       for (let i = 0; i < opts.runs; i++) {
-        await stop(tracker, 'SIGKILL')
-        await resetRecord(disk)
-        await startTracker()
-        add(w, Server.FIRST, await timed(w, vUri))
+        await qemuRun(w)
+        await restartTracker()
+        add(w, Server.FIRST, await counted(w, Server.FIRST, () => timed(w, vUri)))
       }
     }
   } finally {
@@ -323,10 +185,16 @@ export async function runTrackerBench(opts: BenchOptions & {log?: Log}): Promise
   const rows: BenchRow[] = []
   rows.push(...(await scanRows(dir, Math.min(size, 1 << 30), opts.runs, log)))
   for (const w of workloads) {
-    for (const server of [Server.QEMU, Server.DIRTY, Server.AFTER_PUSH, Server.FIRST]) {
+    for (const server of [Server.QEMU, Server.DIRTY, Server.AFTER_PUSH, Server.COLD_LOG, Server.FIRST]) {
       const runs = times.get(`${w.key}|${server}`) ?? []
+      if (runs.length === 0) continue
       const r = row(TRACKER_SECTION, `${w.key}: ${server}`, runs, w.bytes)
       r.note = `${Math.round(w.ops / r.seconds)} writes/s, ${((r.seconds / w.ops) * 1e6).toFixed(0)} us/write`
+      const c = counters.get(`${w.key}|${server}`)
+      if (c) {
+        const perGiB = (median(c.map((x) => x.txns)) * (1 << 30)) / w.bytes
+        r.note += `; log: ${perGiB.toFixed(0)} transactions/GiB, ${median(c.map((x) => x.waits))} writes waited, ${median(c.map((x) => x.waitMs)).toFixed(0)} ms in all (medians)`
+      }
       rows.push(r)
     }
   }
@@ -366,7 +234,8 @@ export function trackerChecks(rows: BenchRow[]): BenchCheck[] {
   }
   for (const k of writeKeys(rows)) {
     checks.push(timeRatio(k, Server.DIRTY, 1.2, k.endsWith('qd1') ? 'latency' : 'time'))
-    for (const first of [Server.AFTER_PUSH, Server.FIRST]) {
+    for (const first of [Server.AFTER_PUSH, Server.COLD_LOG, Server.FIRST]) {
+      if (!find(rows, k, first)) continue
       if (k.startsWith('seq ')) {
         const label = `${k}: ${first} / qemu-nbd throughput`
         const f = find(rows, k, first)
@@ -382,30 +251,33 @@ export function trackerChecks(rows: BenchRow[]): BenchCheck[] {
   return checks
 }
 
-/** The first-write cost: a write into a cold extent waits for one activity log transaction. */
+/** The first-write cost: a write into a cold extent waits for one log transaction; a new tracker also warms up. */
 export function trackerContext(rows: BenchRow[]): string[] {
   return writeKeys(rows).map((k) => {
     const p = find(rows, k, Server.AFTER_PUSH)
+    const c = find(rows, k, Server.COLD_LOG)
     const f = find(rows, k, Server.FIRST)
     const d = find(rows, k, Server.DIRTY)
     const q = find(rows, k, Server.QEMU)
     if (!p || !f || !d || !q) return `${k}: incomplete`
     const us = (r: BenchRow) => `${((r.seconds / (r.bytes / Number(k.split(' ')[1].replace('k', '')) / 1024)) * 1e6).toFixed(0)} us`
+    const x = (r: BenchRow) => `${(r.seconds / q.seconds).toFixed(2)}x`
     return (
-      `${k}: qemu-nbd ${us(q)}/write; dirty ${(d.seconds / q.seconds).toFixed(2)}x its time, first write after a push ` +
-      `${(p.seconds / q.seconds).toFixed(2)}x, cold start ${(f.seconds / q.seconds).toFixed(2)}x`
+      `${k}: qemu-nbd ${us(q)}/write; dirty ${x(d)} its time, first write after a push ${x(p)}` + `${c ? `, into a cold log ${x(c)}` : ''}, cold start ${x(f)}`
     )
   })
 }
 
 async function main(): Promise<void> {
-  const {values} = parseArgs({options: {size: {type: 'string', default: '1G'}, runs: {type: 'string', default: '3'}, keep: {type: 'boolean', default: false}}})
+  const {values} = parseArgs({
+    options: {size: {type: 'string', default: '1G'}, runs: {type: 'string', default: '3'}, only: {type: 'string'}, keep: {type: 'boolean', default: false}},
+  })
   const m = /^(\d+)([MG])$/i.exec(values.size)
   if (!m) throw new Error('--size must look like 512M or 1G')
   const size = Number(m[1]) * (m[2].toUpperCase() === 'G' ? 1 << 30 : MiB)
   const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'vdrep-tracker-bench-'))
   try {
-    const rows = await runTrackerBench({size, runs: Number(values.runs), workDir, log: (l) => process.stderr.write(`bench: ${l}\n`)})
+    const rows = await runTrackerBench({size, runs: Number(values.runs), workDir, only: values.only, log: (l) => process.stderr.write(`bench: ${l}\n`)})
     const w = Math.max(...rows.map((r) => r.name.length))
     process.stdout.write(`${'case'.padEnd(w)}  median s      MB/s  runs (s)             note\n`)
     for (const r of rows) {

@@ -258,6 +258,9 @@ describe('vdrep track (CLI, real NBD clients)', function () {
     tracker = await startTracker(disk, ['--nbd', `unix:${sock}`])
     await runOk('qemu-io', ['-f', 'raw', '-c', 'write -P 0x5e 0 64k', uri])
     await fs.rm(`${disk}.vdrep.sock`) // as a temp cleaner would
+    // The tracker's own lazy flush writes the bit within a second or so: wait for it, or it
+    // lands while the pushes run and reads as their edit.
+    for (let i = 0; i < 100 && !(await bitmapBlocks(disk)).includes(0); i++) await new Promise((r) => setTimeout(r, 50))
     const psfBefore = await fs.readFile(`${disk}.psf`)
     for (const cmd of ['push', 'fullsync']) {
       const r = await vdrep([cmd, disk])

@@ -9,6 +9,9 @@ import {AL_PAGE_FIXED, AL_SLOTS_PER_PAGE, PAGE_PAYLOAD_SIZE} from './layout.js'
 
 export const EMPTY_SLOT = 0xffffffff
 
+/** Slots are u32 little-endian on disk: on a little-endian host, a page's run of them is one copy. */
+const HOST_LE = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1
+
 /** What the activity log holds: slot i names an extent (or EMPTY_SLOT). */
 export interface ActivityLogImage {
   /** The newest transaction that wrote a page (0: never written). */
@@ -33,7 +36,10 @@ export function encodeAlPayload(image: ActivityLogImage, p: number): Buffer {
   const first = p * AL_SLOTS_PER_PAGE
   const last = Math.min(image.slots.length, first + AL_SLOTS_PER_PAGE)
   out.fill(0xff, AL_PAGE_FIXED, AL_PAGE_FIXED + AL_SLOTS_PER_PAGE * 4) // slots past the last: empty
-  for (let i = first, at = AL_PAGE_FIXED; i < last; i++, at += 4) out.writeUInt32LE(image.slots[i], at)
+  if (HOST_LE && last > first) {
+    const s = image.slots
+    out.set(new Uint8Array(s.buffer, s.byteOffset + first * 4, (last - first) * 4), AL_PAGE_FIXED)
+  } else for (let i = first, at = AL_PAGE_FIXED; i < last; i++, at += 4) out.writeUInt32LE(image.slots[i], at)
   return out
 }
 

@@ -114,11 +114,16 @@ export class PsfFile {
     return decodeActivityLog(payloads, this.header.alExtents, extentCount)
   }
 
-  /** Write the given pages of the activity log, then one datasync. */
+  /** Write the given pages of the activity log (ascending; neighbours as one write, in place), then one datasync. */
   async writeActivityLog(image: ActivityLogImage, pages: Iterable<number>, opts: {sync?: boolean} = {}): Promise<void> {
-    for (const p of pages) {
-      const page = encodePage(Region.ACTIVITY_LOG, p, encodeAlPayload(image, p))
-      await this.fh.write(page, 0, PAGE_SIZE, this.layout.regionOffset[Region.ACTIVITY_LOG] + p * PAGE_SIZE)
+    const list = [...pages]
+    for (let i = 0; i < list.length;) {
+      let j = i + 1
+      while (j < list.length && list[j] === list[j - 1] + 1) j++
+      const run = Buffer.allocUnsafe((j - i) * PAGE_SIZE)
+      for (let k = i; k < j; k++) encodePage(Region.ACTIVITY_LOG, list[k], encodeAlPayload(image, list[k])).copy(run, (k - i) * PAGE_SIZE)
+      await this.fh.write(run, 0, run.length, this.layout.regionOffset[Region.ACTIVITY_LOG] + list[i] * PAGE_SIZE)
+      i = j
     }
     if (opts.sync !== false) await this.fh.datasync()
   }

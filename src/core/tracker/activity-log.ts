@@ -11,14 +11,15 @@
 // crash was written by something else (or the .psf is an older copy): the whole disk is checked.
 import {alPageOfSlot, EMPTY_SLOT, type ActivityLogImage} from '../psf/activity-log.js'
 import {bootId} from '../util/boot.js'
+import {slotsToFill} from './lru-slots.js'
 
 /** How long a transaction's lease runs... */
 export const LEASE_MS = 3000
 /** ...of which the last part is kept free of new writes (a write queued in the thread pool). */
 export const LEASE_MARGIN_MS = 1000
 
-/** Extents made hot ahead of a sequential stream (at most a quarter of the log). */
-const SEQ_AHEAD = 8
+/** Extents made hot ahead of a sequential stream per transaction (at most a quarter of the log). */
+const SEQ_AHEAD = 16
 
 export interface ActivityLogStore {
   /** Write the given pages of the activity log, then one datasync. */
@@ -41,10 +42,16 @@ export interface ActivityLogStats {
   /** Extents made hot, and hot extents evicted to make room. */
   alHotted: number
   alEvicted: number
+  /** Data writes that waited for a transaction, and their summed wait (ms): the log's cost to the VM. */
+  alWaits: number
+  alWaitMs: number
 }
 
 interface Txn {
   extents: Set<number>
+  /** Writes waiting for it, and the sum of the times (ms) they began to wait. */
+  waiters: number
+  waitSince: number
   done: Promise<void>
   resolve: () => void
   reject: (err: Error) => void
@@ -58,11 +65,11 @@ function newTxn(): Txn {
     reject = rej
   })
   done.catch(() => {})
-  return {extents: new Set(), done, resolve, reject}
+  return {extents: new Set(), waiters: 0, waitSince: 0, done, resolve, reject}
 }
 
 export class ActivityLog {
-  readonly stats: ActivityLogStats = {alTransactions: 0, alHotted: 0, alEvicted: 0}
+  readonly stats: ActivityLogStats = {alTransactions: 0, alHotted: 0, alEvicted: 0, alWaits: 0, alWaitMs: 0}
   readonly extentCount: number
   /** The slot of each durably hot extent, else -1. */
   private readonly slotOf: Int32Array
@@ -132,17 +139,25 @@ export class ActivityLog {
       else if (wait !== t) (waits ??= new Set([wait])).add(t)
     }
     // A sequential stream: once the extent half a window ahead of it is cold, the next window
-    // of extents is made hot in one transaction nobody waits for. A transaction's fdatasync took
-    // longer here than writing an extent (one ahead left the stream waiting at each boundary),
-    // and each one stalls the disk's writers for its journal commit: few, and early.
+    // (`ahead` extents from the first cold one) is made hot in one transaction nobody waits for.
+    // The stream never waited for these (alWaits counts the writes that did: one group, at the
+    // first write of a cold start); a full new window per transaction instead of topping up
+    // the old one halves the transactions (each a page write and an fdatasync, ~1-12 ms here).
     if (first === this.nextSeqBlock && this.ahead > 0) {
       const probe = Math.min(this.extentCount - 1, e1 + Math.max(1, this.ahead >>> 1))
       if (probe > e1 && this.slotOf[probe] < 0) {
-        for (let e = e1 + 1; e <= e1 + this.ahead && e < this.extentCount; e++) if (this.slotOf[e] < 0) this.txnFor(e, false)
+        let from = e1 + 1
+        while (from < this.extentCount && this.slotOf[from] >= 0) from++
+        for (let e = from; e < from + this.ahead && e < this.extentCount; e++) if (this.slotOf[e] < 0) this.txnFor(e, false)
       }
     }
     this.nextSeqBlock = last + 1
     if (wait === undefined) return undefined
+    // Counted on the transaction that ends last (the one not yet flushing, when there are two).
+    const ends = waits === undefined ? wait : ([...waits].find((t) => t !== this.flushing) ?? wait)
+    ends.waiters++
+    ends.waitSince += this.now()
+    this.stats.alWaits++
     if (waits === undefined) return wait.done
     return Promise.all([...waits].map((t) => t.done)).then(() => {})
   }
@@ -185,6 +200,7 @@ export class ActivityLog {
       .then(
         () => {
           this.flushing = null
+          this.stats.alWaitMs += txn.waiters * this.now() - txn.waitSince
           txn.resolve()
         },
         (err: Error) => {
@@ -200,7 +216,7 @@ export class ActivityLog {
   /** One transaction: victims' bits durable, then the log pages with the new extents and lease. */
   private async commit(txn: Txn): Promise<void> {
     const want = [...txn.extents].filter((e) => this.slotOf[e] < 0)
-    const order = want.length > 0 ? this.slotOrder() : []
+    const order = slotsToFill(want.length, this.image.slots, this.slotOf, this.lastUse)
     // More cold extents at once than the log holds (a TRIM of many GiB): the rest are not made
     // hot; their bits are made durable instead, as without a log.
     const fit = want.slice(0, order.length)
@@ -238,13 +254,5 @@ export class ActivityLog {
     this.stats.alTransactions++
     this.stats.alHotted += assign.length
     this.stats.alEvicted += evicted.length
-  }
-
-  /** Slots to fill, best first: empty ones, then the least recently used. */
-  private slotOrder(): number[] {
-    const slots = this.image.slots
-    const idx = Array.from({length: slots.length}, (_, i) => i)
-    const key = (s: number) => (slots[s] === EMPTY_SLOT || this.slotOf[slots[s]] !== s ? -1 : this.lastUse[s])
-    return idx.sort((a, b) => key(a) - key(b))
   }
 }

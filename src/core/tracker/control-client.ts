@@ -11,7 +11,6 @@ import net from 'node:net'
 import {PeerGoneError, ProtocolError, RemoteError, TransportError, VdrepError} from '../errors.js'
 import {Bitmap} from '../psf/bitmap.js'
 import {SocketReader} from '../transport/socket-reader.js'
-import type {FreezeInfo} from './freezer.js'
 import {
   BLOCK_HASH_ENTRY,
   CONTROL_HEADER_SIZE,
@@ -30,50 +29,9 @@ import type {CommitRecord, ProvedSync, RecordWriter} from '../change-record/writ
 import {HASHES_PER_PAGE} from '../psf/layout.js'
 import {canonicalDisk, controlSocketPath} from './paths.js'
 
-import type {VerificationInfo} from './verifier.js'
+import type {TrackerStatus} from './control-status.js'
 
-/** The running freeze, as the tracker's freezer reports it (one shape for both ends). */
-export type TrackerFreezeInfo = FreezeInfo
-
-/** What `status` answers. */
-export interface TrackerStatus {
-  version: number
-  pid: number
-  disk: string
-  exportName: string
-  /** Where NBD is served: unix:PATH or HOST:PORT. */
-  nbd: string[]
-  /** NBD clients connected now. */
-  clients: number
-  controlClients: number
-  blockSize: number
-  diskSize: number
-  blockCount: number
-  /** Blocks in the active set (written since the last freeze). */
-  dirtyBlocks: number
-  /** Blocks a running push is shipping. */
-  inflightBlocks: number
-  /** Blocks in either set, and the bytes of disk they cover: what is not on the replica yet. */
-  pendingBlocks: number
-  bytesPending: number
-  frozen: TrackerFreezeInfo | null
-  /** The check against the block hash index running behind the export (verifier.ts), or null; absent from older trackers. */
-  verifying?: VerificationInfo | null
-  startedMs: number
-  writes: number
-  bytesWritten: number
-  newlyDirtied: number
-  batches: number
-  pageWrites: number
-  /** The activity log (absent from older trackers): whether writes go through it, extents hot, transactions. */
-  activityLog?: {inUse: boolean; hotExtents: number; extents: number; extentBytes: number} | null
-  alTransactions?: number
-  alHotted?: number
-  alEvicted?: number
-  lazyFlushes?: number
-  /** Set when a .psf write failed: the tracker refuses writes until restarted. */
-  broken: string | null
-}
+export type {TrackerFreezeInfo, TrackerStatus} from './control-status.js'
 
 export interface FreezeResult {
   blockSize: number

@@ -61,7 +61,10 @@ export class ControlServer {
     // Stale: we hold the disk's lock, so no live tracker owns it.
     if (st) await fs.unlink(socketPath)
     let self: ControlServer | undefined
-    const server = net.createServer((s) => self?.accept(s))
+    // A client that connects while the socket is being chmod-ed below is served once we are
+    // ready: dropped on the floor, it waited forever for a reply (a status poll at start did).
+    const early: net.Socket[] = []
+    const server = net.createServer((s) => (self ? self.accept(s) : early.push(s)))
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen({path: socketPath}, () => {
@@ -73,6 +76,7 @@ export class ControlServer {
     })
     await fs.chmod(socketPath, 0o600)
     self = new ControlServer(socketPath, server, handler, opts)
+    for (const s of early.splice(0)) self.accept(s)
     server.on('error', (err) => opts.log?.('warn', `control socket error: ${err.message}`))
     return self
   }

@@ -81,7 +81,7 @@ export class DirtyLog {
   }
 
   get stats(): DirtyLogStats {
-    const al = this.al?.stats ?? {alTransactions: 0, alHotted: 0, alEvicted: 0}
+    const al = this.al?.stats ?? {alTransactions: 0, alHotted: 0, alEvicted: 0, alWaits: 0, alWaitMs: 0}
     return {...this.counts, ...al}
   }
 

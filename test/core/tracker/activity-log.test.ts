@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import {emptyActivityLog, EMPTY_SLOT, type ActivityLogImage} from '../../../src/core/psf/activity-log.js'
 import {AL_SLOTS_PER_PAGE} from '../../../src/core/psf/layout.js'
 import {ActivityLog, LEASE_MARGIN_MS, LEASE_MS} from '../../../src/core/tracker/activity-log.js'
+import {slotsToFill} from '../../../src/core/tracker/lru-slots.js'
 
 function harness(slots: number, blocks = 64 * 100, extentBlocks = 64) {
   const calls: string[] = []
@@ -64,7 +65,7 @@ describe('tracker activity log', () => {
     assert.deepEqual(calls.slice(2), ['persist 1', `log 0: 0 2 lease +${LEASE_MS}`])
     assert.ok(al.enter(64, 64), 'extent 1 is cold again')
     assert.equal(al.enter(0, 0), undefined)
-    assert.deepEqual(al.stats, {alTransactions: 3, alHotted: 3, alEvicted: 1})
+    assert.deepEqual(al.stats, {alTransactions: 3, alHotted: 3, alEvicted: 1, alWaits: 4, alWaitMs: 0})
   })
 
   it('a lease about to run out costs a transaction of page 0 alone, even in a hot extent', async () => {
@@ -115,7 +116,7 @@ describe('tracker activity log', () => {
     assert.deepEqual(calls, ['0,1'], 'the empty slot on page 1 is taken before any eviction')
   })
 
-  it('a sequential stream makes a window of extents ahead of it hot in one transaction (a quarter of the log, 8 at most); a scattered write does not', async () => {
+  it('a sequential stream makes a window of extents ahead of it hot in one transaction (a quarter of the log, 16 at most); a scattered write does not', async () => {
     const {al, calls} = harness(8) // a window of 2: refilled once the extent 1 ahead is cold
     await al.enter(0, 15)
     assert.equal(al.enter(16, 31), undefined, 'the stream goes on in a hot extent...')
@@ -133,5 +134,43 @@ describe('tracker activity log', () => {
     assert.equal(al.enter(16, 16), undefined) // not where the stream was: nothing ahead of it
     await al.settle()
     assert.equal(calls.length, 3)
+  })
+
+  it('a long stream: one transaction per window of 16 new extents, and no write waits after the first', async () => {
+    const {al, calls, image} = harness(2026, 64 * 400)
+    let waited = 0
+    for (let b = 0; b < 64 * 200; b += 16) {
+      const p = al.enter(b, b + 15)
+      if (p) {
+        waited++
+        await p
+      }
+      if (b % 64 === 48) await al.settle() // the stream is slower than a transaction
+    }
+    await al.settle()
+    assert.equal(waited, 1, 'only the first write waited (its extent, and the lease)')
+    assert.equal(al.stats.alWaits, 1)
+    // The first transaction: extent 0 and the window joined it (requests of one turn); then 16 per transaction.
+    assert.ok(calls.length <= 2 + Math.ceil(200 / 16), `${calls.length} transactions for 200 extents`)
+    for (let e = 0; e < 200; e++) assert.ok(image.slots.includes(e), `extent ${e} named in the log`)
+  })
+
+  it('slotsToFill: empty slots in slot order, then the least recently used; as a full sort would', () => {
+    const n = 50
+    const slots = new Uint32Array(n).fill(EMPTY_SLOT)
+    const slotOf = new Int32Array(1000).fill(-1)
+    const lastUse = new Float64Array(n)
+    let seed = 7
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+    for (let s = 0; s < n; s++) {
+      if (rnd() < 0.2) continue // empty
+      const e = s * 10 + 3
+      slots[s] = e
+      slotOf[e] = rnd() < 0.1 ? -1 : s // -1: evicted in memory, the slot is free
+      lastUse[s] = Math.floor(rnd() * 30) // ties on purpose
+    }
+    const key = (s: number) => (slots[s] === EMPTY_SLOT || slotOf[slots[s]] !== s ? -1 : lastUse[s])
+    const sorted = Array.from({length: n}, (_, i) => i).sort((a, b) => key(a) - key(b))
+    for (const k of [0, 1, 3, 17, 49, 50, 80]) assert.deepEqual(slotsToFill(k, slots, slotOf, lastUse), sorted.slice(0, k), `k = ${k}`)
   })
 })

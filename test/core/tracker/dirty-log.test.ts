@@ -70,7 +70,17 @@ describe('tracker dirty log (group commit)', () => {
     assert.equal(log.mark(5, 7), undefined)
     await log.mark(BITS_PER_PAGE + 1, BITS_PER_PAGE + 1) // second page
     assert.deepEqual(await onDisk(psf.path, Region.ACTIVE), [5, 6, 7, BITS_PER_PAGE + 1])
-    assert.deepEqual(log.stats, {newlyDirtied: 4, batches: 2, pageWrites: 2, lazyFlushes: 0, alTransactions: 0, alHotted: 0, alEvicted: 0})
+    assert.deepEqual(log.stats, {
+      newlyDirtied: 4,
+      batches: 2,
+      pageWrites: 2,
+      lazyFlushes: 0,
+      alTransactions: 0,
+      alHotted: 0,
+      alEvicted: 0,
+      alWaits: 0,
+      alWaitMs: 0,
+    })
     await psf.close()
   })
 
