@@ -11,7 +11,7 @@ const NEXT = 'f0e0d0c0b0a090807060504030201000'
 const malformed = (field: RegExp) => (e: unknown) => (e as {code?: string}).code === 'FRAME_MALFORMED' && field.test((e as Error).message)
 
 describe('compression on the wire: message fields', () => {
-  const helloHex = `0100 02 02 00000100 0000100000000000 ${ID} 45000000 ${LAST} ${NEXT} 0700 612f622e696d67 02 01 07`
+  const helloHex = `0100 02 02 00000100 0000100000000000 ${ID} 05010000 ${LAST} ${NEXT} 0700 612f622e696d67 02 01 07`
   const hello: m.Hello = {
     version: 1,
     mode: 2,
@@ -19,7 +19,7 @@ describe('compression on the wire: message fields', () => {
     blockSize: 65536,
     diskSize: 1 << 20,
     replicaId: hex(ID),
-    flags: 0x45,
+    flags: 0x105,
     lastCommit: hex(LAST),
     nextCommit: hex(NEXT),
     path: 'a/b.img',
@@ -30,7 +30,7 @@ describe('compression on the wire: message fields', () => {
     assert.deepEqual(m.encodeHello(hello), hex(helloHex))
     assert.deepEqual(m.decodeHello(hex(helloHex)), hello)
     // Without the flag the list is not written, and trailing bytes are refused as before.
-    assert.throws(() => m.decodeHello(hex(helloHex.replace('45000000', '05000000'))), malformed(/trailing|HELLO/))
+    assert.throws(() => m.decodeHello(hex(helloHex.replace('05010000', '05000000'))), malformed(/trailing|HELLO/))
   })
 
   it('HELLO codec list: truncated at every byte, and over MAX_CODECS, is refused', () => {

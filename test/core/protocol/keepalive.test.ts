@@ -18,7 +18,7 @@ describe('KEEPALIVE', () => {
     assert.equal(FrameType.KEEPALIVE, 17)
     assert.equal(HelloFlag.KEEPALIVE, 0x40)
     assert.ok(KNOWN_HELLO_FLAGS & 0x40)
-    assert.equal(KNOWN_HELLO_FLAGS & ~0xff, 0, 'bits 8-31 stay reserved (bit 7 is GROUP)')
+    assert.equal(KNOWN_HELLO_FLAGS & ~0x1ff, 0, 'bits 9-31 stay reserved (bit 7 is GROUP, bit 8 COMPRESS)')
     assert.equal(HELLO_FLAGS_OFFSET, 2 + 1 + 1 + 4 + 8 + 16)
     decodeKeepalive(Buffer.alloc(0))
     for (const n of [1, 8, 4096]) assert.throws(() => decodeKeepalive(Buffer.alloc(n)), malformed)
