@@ -15,6 +15,7 @@ import {doubtOf, doubtsOf, type Doubt, type DoubtContext} from './doubt.js'
 import {clearBothMove, clearInflightMove, freezeMove, markScannedMove, mergeBackMove, type BitmapStore} from './moves.js'
 import {grownLayout, relayout} from './relayout.js'
 import type {CommitRecord, ProvedSync, RecordWriter} from './writer.js'
+import {commitFields, provedFields, rebindFields, stampFields} from './header-fields.js'
 
 export interface LoadedBitmaps {
   active: Bitmap
@@ -22,10 +23,6 @@ export interface LoadedBitmaps {
   /** Pages that failed their CRC (their blocks read as all dirty). */
   activeBad: number[]
   inflightBad: number[]
-}
-
-function stampFields(s: DiskStamp): Pick<PsfHeader, 'sourceSize' | 'sourceMtimeNs' | 'sourceCtimeNs'> {
-  return {sourceSize: s.size, sourceMtimeNs: s.mtimeNs, sourceCtimeNs: s.ctimeNs}
 }
 
 export class ChangeRecord implements RecordWriter {
@@ -257,22 +254,9 @@ export class ChangeRecord implements RecordWriter {
     await this.psf.updateIndexBlocks(hashes)
   }
 
-  /**
-   * The replica committed `seq`. With a stamp (no tracker ran), CLEAN_SHUTDOWN is set with it:
-   * after a tracker died the pushes that follow check for outside writes again, not never.
-   */
+  /** The replica committed `c.seq` (header-fields.ts). */
   async commit(c: CommitRecord): Promise<void> {
-    // The replica took this commit: no longer refused; handed over only if this one was final.
-    const refusals = HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN | HeaderFlag.REPLICA_PROMOTED | HeaderFlag.HANDED_OVER
-    await this.patch((h) => ({
-      lastSeq: c.seq,
-      pendingSeq: 0,
-      lastSyncMs: c.pointInTimeMs,
-      diskSize: c.diskSize,
-      lastCommit: c.commitId,
-      flags: ((c.stamp ? h.flags | HeaderFlag.CLEAN_SHUTDOWN : h.flags) & ~refusals) | (c.final ? HeaderFlag.HANDED_OVER : 0),
-      ...(c.stamp ? stampFields(c.stamp) : {}),
-    }))
+    await this.patch((h) => commitFields(h, c))
   }
 
   /** The replica host refused a sync (REPLICA_DIVERGED or REPLICA_FOREIGN): kept for `status` until a proved sync. */
@@ -307,19 +291,7 @@ export class ChangeRecord implements RecordWriter {
    * is a full sync that says why (TARGET_CHANGED): a delta never goes to another replica.
    */
   async changeSettings(settings: ReplicationSettings, rebind?: {replicaId: Buffer}): Promise<void> {
-    if (!rebind) {
-      await this.patch(() => ({settings}))
-      return
-    }
-    const refusals = HeaderFlag.REPLICA_DIVERGED | HeaderFlag.REPLICA_FOREIGN | HeaderFlag.REPLICA_PROMOTED | HeaderFlag.HANDED_OVER
-    await this.patch((h) => ({
-      settings,
-      replicaId: Buffer.from(rebind.replicaId),
-      lastSeq: 0,
-      pendingSeq: 0,
-      lastCommit: Buffer.alloc(16),
-      flags: (h.flags | HeaderFlag.NEEDS_FULL_SYNC | HeaderFlag.TARGET_CHANGED) & ~HeaderFlag.INDEX_VALID & ~refusals,
-    }))
+    await this.patch((h) => (rebind ? rebindFields(h, settings, rebind.replicaId) : {settings}))
   }
 
   /** The index is rewritten as a full sync goes; until its proof passes it is not trusted. */
@@ -346,41 +318,17 @@ export class ChangeRecord implements RecordWriter {
       m.activeBad = []
       m.inflightBad = []
     }
-    await this.patch((h) => this.provedFields(h, p))
+    await this.patch((h) => provedFields(h, p))
   }
 
   /** provedSync of a disk that grew (no tracker): a new layout with the whole index, swapped in. */
   async provedSyncResized(p: ProvedSync & {index: Buffer}): Promise<void> {
     this.checkWritable()
-    const fields = this.provedFields(this.header, p)
+    const fields = provedFields(this.header, p)
     await relayout(this.psf, {header: {...this.header, ...fields, flags: fields.flags & ~HeaderFlag.INDEX_VALID}, index: p.index})
     this.maps = null
     // INDEX_VALID only once the index pages are durable (relayout synced them).
     await this.patch((h) => ({flags: h.flags | HeaderFlag.INDEX_VALID}))
-  }
-
-  private provedFields(h: PsfHeader, p: ProvedSync): Partial<PsfHeader> & {flags: number} {
-    const flags =
-      (h.flags | HeaderFlag.INDEX_VALID | (p.stamp ? HeaderFlag.CLEAN_SHUTDOWN : 0)) &
-      // Without a tracker the sync read the disk after any outside write a tracker saw before;
-      // a running tracker keeps the flag until its own verification ends.
-      ~(
-        HeaderFlag.NEEDS_FULL_SYNC |
-        HeaderFlag.TARGET_CHANGED |
-        HeaderFlag.REPLICA_DIVERGED |
-        HeaderFlag.REPLICA_FOREIGN |
-        (p.stamp ? HeaderFlag.VERIFY_NEEDED : 0)
-      )
-    return {
-      flags,
-      generation: h.generation + 1,
-      lastCommit: p.commitId,
-      lastSyncMs: p.syncedMs,
-      diskSize: p.diskSize,
-      lastSeq: p.replicaSeq,
-      pendingSeq: 0,
-      ...(p.stamp ? stampFields(p.stamp) : {}),
-    }
   }
 
   private checkWritable(): void {
