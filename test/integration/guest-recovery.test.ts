@@ -2,12 +2,13 @@
 // records (record n only after record n-1 completed, O_DIRECT | O_SYNC) through `vdrep track`
 // to a disk replicated over real sshd, and pushes are taken while it writes. Then:
 //  - `vdrep test start --at` an older point, and a second guest booted from the view reads
-//    exactly that point's records (a prefix, nothing newer), writes more into the view (and a
-//    planted gap, which its reader must report: the check can fail), while a delta push of the
-//    source goes on; after `test stop` the replica equals the source at the last push and
-//    `vdrep points` records the test;
+//    exactly that point's records (a prefix, nothing newer), the same again after a delta push
+//    of the source committed meanwhile, writes more into the view (and a planted gap, which its
+//    reader must report: the check can fail); after `test stop` the replica equals the source
+//    at the last push and `vdrep points` records the test;
 //  - `vdrep failover --at` a point, and a third guest booted from the promoted disk (served by
-//    its own `vdrep track`) reads exactly that point's records; the old source is fenced (12).
+//    its own `vdrep track`) reads exactly that point's records; the old source is fenced (12);
+//  - a planned failover (guest shut down, `push --final`): a guest there reads every record.
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import {json} from '../helpers/cli.js'
@@ -22,6 +23,8 @@ import type {FailoverResult} from '../../src/core/failover/failover.js'
 /** Records the first guest writes (16 MiB holds 4096); pushes are taken after records 500, 1000 and 1500. */
 const RECORDS = 3000
 const APPENDED = 50
+/** How long the guest on the test view waits for the host's push before reading again. */
+const AFTER_PUSH_S = 8
 const PROGRAMS = {reader: READER_C, append: APPEND_C}
 
 interface Point {
@@ -104,6 +107,9 @@ describe('a point boots: a real guest reads a restore point through test start a
       'view',
       [
         '/bin/reader /dev/vda point',
+        // The host pushes meanwhile; read again once that push has committed.
+        `sleep ${AFTER_PUSH_S}`,
+        '/bin/reader /dev/vda after-push',
         `/bin/append /dev/vda ${p.k + 1} ${p.k + 1 + APPENDED}`,
         '/bin/reader /dev/vda appended',
         // A planted gap (one record zeroed): the reader must say the records are not a prefix.
@@ -117,9 +123,11 @@ describe('a point boots: a real guest reads a restore point through test start a
     // Replication goes on while the guest runs on the view: the rest of the first guest's records.
     const during = await push()
     assert.equal(during.mode, 'delta', 'a push during a test is a delta')
+    assert.equal(readLine(g.console(), 'after-push'), undefined, `the push took over ${AFTER_PUSH_S} s: the guest's second read did not follow it`)
     await g.waitFor(/VDREP-GUEST exit/, 300_000)
     const out = g.console()
     assert.deepEqual(readLine(out, 'point'), {highest: p.k, count: p.k + 1, prefix: true, missing: -1}, `the view of point ${p.seq}:\n${out}`)
+    assert.deepEqual(readLine(out, 'after-push'), readLine(out, 'point'), 'a push committed to the replica does not move the view')
     const last = p.k + APPENDED
     assert.deepEqual(readLine(out, 'appended'), {highest: last, count: last + 1, prefix: true, missing: -1}, out)
     assert.deepEqual(readLine(out, 'gap'), {highest: last, count: last, prefix: false, missing: gapAt}, `the planted gap is seen:\n${out}`)
@@ -158,5 +166,29 @@ describe('a point boots: a real guest reads a restore point through test start a
     assert.equal(x.code, 12, `a push from the old source after the failover: ${x.stdout}${x.stderr}`)
     assert.match(x.stderr, /promoted by a failover/)
     assert.equal(await sha256(d.replica), sum, 'the promoted disk is unchanged by the refused push')
+  })
+
+  it('a planned failover (the guest shut down, push --final): a guest booted from the promoted disk sees every record', async () => {
+    const e = await c.newDisk('planned', 8 * MiB)
+    const t = await c.track(e)
+    const g = await boot('planned-writer', `/bin/writer 1000 /dev/vda`, e.sock)
+    await g.waitFor(/VDREP-GUEST exit 0/, 300_000)
+    await g.kill()
+    // A final push is refused while a tracker runs (a later write would be lost): stop it first.
+    await c.untrack(t)
+    const fin = await c.vdrep(['push', e.disk, '--final'])
+    assert.equal(fin.code, 0, fin.stderr)
+    const fo = await c.vdrep(['failover', e.replica, '--planned', '--json'])
+    assert.equal(fo.code, 0, fo.stderr)
+    assert.equal(json<FailoverResult>(fo).lossWindowSeconds, 0)
+    const rsock = path.join(c.dir, 'planned-promoted.nbd')
+    const rt = await startTracker(e.replica, ['--nbd', `unix:${rsock}`])
+    others.push(rt)
+    const g2 = await boot('planned-promoted', '/bin/reader /dev/vda promoted', rsock)
+    await g2.waitFor(/VDREP-GUEST exit/, 300_000)
+    assert.deepEqual(readLine(g2.console(), 'promoted'), {highest: 999, count: 1000, prefix: true, missing: -1}, g2.console())
+    assert.equal((await rt.stop('SIGTERM')).code, 0)
+    const x = await c.vdrep(['push', e.disk])
+    assert.equal(x.code, 12, `${x.stdout}${x.stderr}`)
   })
 })
