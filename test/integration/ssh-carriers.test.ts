@@ -133,7 +133,7 @@ for (const carrier of ['ssh2', 'openssh'] as const) {
       const fh = await fs.open(disk, 'r+')
       await fh.write(seededBytes(`${carrier}-cut-all`, 24 * MiB), 0, 24 * MiB, 0)
       await fh.close()
-      const client = c.startVdrep(['fullsync', disk, '--bwlimit', '6M', '--checkpoint-bytes', '1M'])
+      const client = c.startVdrep(['fullsync', disk, '--bwlimit', '6M', '--compress', 'none', '--checkpoint-bytes', '1M'])
       const result = collect(client)
       await waitFor(
         'a checkpoint past 6 MiB',
@@ -164,7 +164,7 @@ for (const carrier of ['ssh2', 'openssh'] as const) {
       const fh = await fs.open(disk, 'r+')
       await fh.write(seededBytes(`${carrier}-kill9`, 16 * MiB), 0, 16 * MiB, 0)
       await fh.close()
-      const client = c.startVdrep(['fullsync', disk, '--bwlimit', '4M', '--checkpoint-bytes', '1M'])
+      const client = c.startVdrep(['fullsync', disk, '--bwlimit', '4M', '--compress', 'none', '--checkpoint-bytes', '1M'])
       const result = collect(client)
       await waitFor('a checkpoint', async () => ((await readReplicaState(replica).catch(() => ({state: undefined}))).state?.resumeBlock ?? 0) > 0)
       const kids = await run('pgrep', ['-P', String(client.pid)]).then(

@@ -239,7 +239,7 @@ describe('vdrep serve behind real sshd', function () {
     await fh.close()
     const first = await startServe(['serve', '--root', root, '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1])])
     // Checkpoints fall at the client's 4 MiB read chunks at the most; 2 MB/s gives a few seconds.
-    const client = startVdrep(['fullsync', disk, '--bwlimit', '2M', '--checkpoint-bytes', '1M'], {env})
+    const client = startVdrep(['fullsync', disk, '--bwlimit', '2M', '--compress', 'none', '--checkpoint-bytes', '1M'], {env})
     const result = collect(client)
     await until(async () => ((await readReplicaState(replica).catch(() => ({state: undefined}))).state?.resumeBlock ?? 0) >= 64, 30_000, 'a checkpoint')
     const stopped = await stopServe(first)

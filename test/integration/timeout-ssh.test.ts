@@ -64,9 +64,9 @@ describe('--timeout: a receiver stopped with SIGSTOP, and keepalives through a s
     const d = await c.newDisk('stopped', 64 * MiB)
     const oldSum = await sha256(d.replica)
     const t = await c.track(d)
-    // 16 MiB changed (256 blocks), shipped at 4 MiB/s: about 4 s on the wire.
+    // 16 MiB changed (256 blocks), shipped raw (a pattern compresses to nothing) at 4 MiB/s: about 4 s on the wire.
     await qemuIo(d.uri, [...Array.from({length: 4}, (_, i) => `write -P ${0x61 + i} ${(8 + i * 8) * MiB} ${4 * MiB}`), 'flush'])
-    const result = collect(c.startVdrep(['push', d.disk, '--bwlimit', '4M', '--timeout', `${TIMEOUT_S}s`, '--json']))
+    const result = collect(c.startVdrep(['push', d.disk, '--bwlimit', '4M', '--compress', 'none', '--timeout', `${TIMEOUT_S}s`, '--json']))
     const journal = `${d.replica}.vdrep-journal`
     await waitFor('a part of the bundle in the journal', async () => ((await fs.stat(journal).catch(() => undefined))?.size ?? 0) >= 2 * MiB, 30_000, 10)
     stopServe()
@@ -107,7 +107,9 @@ describe('--timeout: a receiver stopped with SIGSTOP, and keepalives through a s
 
   it('SIGSTOP mid-full-sync: exit 13 within the timeout; after SIGCONT the full sync resumes and ends equal', async () => {
     const d = await c.newDisk('fstopped', 64 * MiB, {fullsync: false})
-    const result = collect(c.startVdrep(['fullsync', d.disk, '--bwlimit', '4M', '--checkpoint-bytes', '4M', '--timeout', `${TIMEOUT_S}s`, '--json']))
+    const result = collect(
+      c.startVdrep(['fullsync', d.disk, '--bwlimit', '4M', '--compress', 'none', '--checkpoint-bytes', '4M', '--timeout', `${TIMEOUT_S}s`, '--json']),
+    )
     await waitFor(
       'the full sync to write the replica',
       async () => ((await fs.stat(d.replica).catch(() => undefined))?.blocks ?? 0) * 512 >= 4 * MiB,
