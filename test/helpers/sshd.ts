@@ -64,15 +64,25 @@ export function fingerprintOf(blob: Buffer): string {
   return 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')
 }
 
+/** Ports this process handed out: the kernel may give a just-closed port again, and two callers must never share one. */
+const handedOut = new Set<number>()
+/** vdrep's default ports: something else may listen there (never used by tests). */
+const RESERVED = new Set([31031, 44046])
+
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const {port} = srv.address() as {port: number}
-      srv.close(() => resolve(port))
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = createServer()
+      srv.once('error', reject)
+      srv.listen(0, '127.0.0.1', () => {
+        const {port: p} = srv.address() as {port: number}
+        srv.close(() => resolve(p))
+      })
     })
-  })
+    if (handedOut.has(port) || RESERVED.has(port)) continue
+    handedOut.add(port)
+    return port
+  }
 }
 
 async function descendants(pid: number): Promise<number[]> {

@@ -56,6 +56,8 @@ describe('compression on the wire over SSH (real sshd, vdrep serve)', function (
         const h = decodeFrameHeader(buf.subarray(0, FRAME_HEADER_SIZE))
         if (buf.length < FRAME_HEADER_SIZE + h.length) return
         sock.off('data', onData)
+        // Hold what arrives while the upstream connects: a flowing socket with no reader drops it.
+        sock.pause()
         const flags = buf.readUInt32LE(FRAME_HEADER_SIZE + 32) // HELLO.flags
         if (flags & HelloFlag.COMPRESS) {
           refused++
