@@ -122,7 +122,6 @@ async function runFullsync(
     acceptNewHostKey: opts.acceptNewHostKey,
     timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
     ssh: withCarrier(h.settings.ssh, opts.sshCarrier),
-    diskSize,
   })
   // With a tracker running, the sync covers what was dirty when it began; writes made while it
   // runs stay in the active record for the next push.
