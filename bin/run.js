@@ -13,6 +13,15 @@ import v8 from 'node:v8'
 import {needsPlugins} from './cli-plugins.js'
 import {optimizeDelay} from './optimize-delay.js'
 
+// V8's young generation starts at 1 MiB per semi-space and doubles as a run allocates, up to
+// 16 MiB each (three such spaces): a full sync's short-lived frames and views grew it to ~45
+// MiB of heap for no gain, which kept a 64 GiB full sync above the 160 MiB budget (issue 21).
+// A growth factor of 1 keeps it at its start size. Set here, not as --max-semi-space-size,
+// because cron and a daemonized serve start `node bin/run.js` without the shebang's flags; V8
+// reads this flag each time it would grow the space. Measured, 64 GiB fresh local full sync:
+// peak RSS 215-230 -> 176-177 MiB; its time within the run-to-run noise of a loaded host.
+v8.setFlagsFromString('--semi-space-growth-factor=1')
+
 // V8's optimizing compiler (TurboFan) compiles the hot functions of a run on background
 // threads. A typical vdrep run (a push, a full sync against a seed) lasts well under a second,
 // and that compiling took ~0.4 s of CPU of it: on a 2-core host, time taken from the reads and

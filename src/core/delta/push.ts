@@ -205,7 +205,6 @@ export function startConnecting(h: PsfHeader, opts: PushOptions): Connecting {
     acceptNewHostKey: opts.acceptNewHostKey,
     timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
     ssh: withCarrier(h.settings.ssh, opts.sshCarrier),
-    diskSize: h.diskSize,
   })
   conn.catch(() => {}) // awaited by pushDelta, or dropped when the push falls back before it
   return {conn, startedMs: performance.now()}

@@ -119,7 +119,6 @@ async function exchange(
     acceptNewHostKey: o.acceptNewHostKey,
     timeoutMs: timeoutMsOf(o.timeoutMs, h.settings),
     ssh: h.settings.ssh,
-    diskSize: h.diskSize,
   })
   let ok = false
   try {

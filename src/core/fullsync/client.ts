@@ -132,7 +132,6 @@ async function runFullsync(
       acceptNewHostKey: opts.acceptNewHostKey,
       timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
       ssh: withCarrier(h.settings.ssh, opts.sshCarrier),
-      diskSize,
     })
   const setting = opts.compress ?? h.settings.compress ?? 'auto'
   let offer = compressOffer(setting, target)

@@ -11,12 +11,15 @@ import type {FrameWriter} from '../protocol/frame-writer.js'
 import {BlockKind, encodeBlockStatus, MAX_STATUS_BATCH, type BlockStatus} from '../protocol/messages.js'
 
 /**
- * The replica is scanned in chunks this large when it can be mapped (nothing is buffered:
- * fewer, larger pool tasks and mappings measured 0.33 -> 0.31 s of engine time for a 1 GiB
- * seed, 32 MiB against 4 MiB), else in chunks of SCAN_READ_CHUNK (each is a buffer, and the
- * read-ahead holds a few).
+ * The replica is scanned in chunks this large when it can be mapped (nothing is buffered),
+ * else in chunks of SCAN_READ_CHUNK (each is a buffer, and the read-ahead holds a few). A
+ * mapped chunk's pages count as this process's resident memory until it is unmapped, and the
+ * read-ahead keeps three in flight: at 32 MiB a 1 GiB seed sync peaked at 114-129 MiB, at 8 MiB
+ * at 71-82 MiB (issue 21: under 160 MiB on any disk). Larger chunks were a little faster
+ * (0.33 -> 0.31 s engine time for 32 MiB against 4 MiB); 8 MiB against 32 MiB, interleaved, 15
+ * runs each at load ~5: median 0.646 -> 0.677 s (+4.7%).
  */
-const SCAN_MAPPED_CHUNK = 32 << 20
+const SCAN_MAPPED_CHUNK = 8 << 20
 const SCAN_READ_CHUNK = 4 << 20
 
 /** A scanned chunk: its blocks' checksums and zero flags. */

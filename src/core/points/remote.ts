@@ -79,7 +79,6 @@ async function askReceiver(disk: string, request: PointsRequest, opts: RemotePoi
         acceptNewHostKey: opts.acceptNewHostKey,
         timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
         ssh: h.settings.ssh,
-        diskSize: h.diskSize,
       })
   let list: PointsList
   try {

@@ -166,10 +166,14 @@ export class Freezer {
     const unlock = await f.locks.acquire(start, len, false)
     try {
       if (f.cancelled || this.current !== f) throw this.cancelledError(f)
-      const out = Buffer.allocUnsafe(len)
+      // Allocated only when the range is pieced together: a range the disk gives in one read
+      // (no kept old contents in it, the usual case) is that read's buffer, not a second copy of
+      // up to MAX_READ_BYTES (issue 21: the tracker's peak memory during a push).
+      let out: Buffer | undefined
       for (let b = first; b < first + count;) {
         const kept = await f.cow.read(b)
         if (kept) {
+          out ??= Buffer.allocUnsafe(len)
           kept.copy(out, (b - first) * bs)
           b++
           continue
@@ -178,14 +182,15 @@ export class Freezer {
         while (e + 1 < first + count && !f.cow.has(e + 1)) e++
         const off = b * bs
         const data = await this.disk.read(off, Math.min((e + 1) * bs, diskSize) - off)
-        data.copy(out, off - start)
+        if (b === first && e === first + count - 1 && data.length === len) out = data
+        else data.copy((out ??= Buffer.allocUnsafe(len)), off - start)
         b = e + 1
       }
       // Checked again now that the bytes are in: a cancel while they were read lets writes skip
       // the range lock (beforeWrite), so one may have landed under this read. Those bytes are
       // not the point in time; the push must fail rather than ship them.
       if (f.cancelled || this.current !== f) throw this.cancelledError(f)
-      return out
+      return out as Buffer
     } finally {
       unlock()
     }

@@ -40,9 +40,15 @@ export interface ByteSource {
   cancel(err: Error): void
 }
 
-/** Pooled copies for lent bytes that spanned two received pieces: bytes kept for reuse, and the largest buffer kept. */
-const LEND_POOL_BYTES = 16 << 20
-const LEND_POOL_MAX_BUFFER = 4 << 20
+/**
+ * Pooled copies for lent bytes that spanned two received pieces: bytes kept for reuse, and the
+ * largest buffer kept. The largest is the tracker's NBD payload (32 MiB, nbd/constants.ts): a
+ * larger lend that is not kept is a fresh buffer whose memory returns only when V8 collects it,
+ * and qemu's 32 MiB writes then piled up several of them: `vdrep track` peaked at 251 MiB under
+ * 320 MiB of writes, 155 MiB with them pooled (issue 21).
+ */
+const LEND_POOL_BYTES = 32 << 20
+const LEND_POOL_MAX_BUFFER = 32 << 20
 
 /** The pool a source copies lent bytes into when they span two received pieces. */
 export function lendPool(): BufferPool {

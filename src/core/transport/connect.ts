@@ -1,15 +1,18 @@
 // Open the carrier (carrier.ts) to the receiver for a target. A local path runs the receiver
 // in this process, over the same framed protocol and the same code as over SSH: on this
-// thread through an in-memory duplex pair, or, for large disks, in a worker thread over a
-// MessagePort so another core does its half of the hashing. An SSH target tunnels to
-// `vdrep serve` on the replica host (ssh-connect.ts).
+// thread through an in-memory duplex pair (or, with VDREP_LOCAL_RECEIVER=worker, in a worker
+// thread over a MessagePort). An SSH target tunnels to `vdrep serve` on the replica host
+// (ssh-connect.ts).
 //
-// Why not always the worker: with XXH3 checksums a GiB of blocks hashes in ~0.13 s, while
-// starting the worker costs ~0.1 s of wall time and ~0.2 s of CPU (it loads the receiver's
-// code again). Measured on a 1 GiB disk with a 1%-changed seed (interleaved, medians of 7):
-// 0.83 s wall and 1.26 CPU-s with the worker, 0.73 s and 1.05 CPU-s on this thread; the
-// reads still run on libuv's threads either way. From WORKER_MIN_DISK up, the worker's start
-// is noise next to the hashing it takes off this thread.
+// Why not the worker: the reads and checksums run in libuv's thread pool (native readHashRuns /
+// mapHashRuns) on either carrier, so the worker takes little off this thread, and it costs: its
+// start (~0.1 s wall, ~0.2 CPU-s, the receiver's code loaded again), its own V8 heap, and a
+// second copy of what travels (the port's staging batches and its 16 MiB window). Measured on a
+// 1 GiB disk with a 1%-changed seed: 0.83 s and 1.26 CPU-s with the worker, 0.73 s and 1.05
+// CPU-s on this thread. On a 64 GiB disk (issue 21) the seed sync ran as fast on this thread
+// (3.1-3.9 s against 3.6-3.7 s), and the peak resident memory fell by 30-50 MiB for a full sync
+// and by ~100 MiB for a push (243 -> 142 MiB: the worker held the push's bundle in transferred
+// buffers), which is what kept those commands above the 160 MiB budget.
 import path from 'node:path'
 import {MessageChannel, Worker} from 'node:worker_threads'
 import {workerUrl} from '../locations.js'
@@ -29,8 +32,6 @@ export interface ConnectOptions {
   ssh?: SshSettings
   /** `notice` lines are for the user even without --verbose (a receiver without keepalives). */
   log?: (line: string, level?: LogLevel) => void
-  /** Local targets: the disk's size, which decides between this thread and a worker. */
-  diskSize?: number
   /**
    * SSH targets (--timeout): the login, and every wait for the receiver, fail with PEER_TIMEOUT
    * or SSH_TIMEOUT after this long without a byte (default DEFAULT_TIMEOUT_MS). Local targets
@@ -39,23 +40,19 @@ export interface ConnectOptions {
   timeoutMs?: number
 }
 
-/** Local targets of at least this many bytes run their receiver in a worker thread. */
-export const WORKER_MIN_DISK = 16 * 2 ** 30
 /** How long a local receiver may take to finish after the client closed, before it is abandoned. */
 const LOCAL_CLOSE_TIMEOUT_MS = 30_000
 
 /**
- * Where a local target's receiver runs. VDREP_LOCAL_RECEIVER=worker|inline overrides the
- * size rule (tests use it to cover both carriers).
+ * Where a local target's receiver runs: this thread, unless VDREP_LOCAL_RECEIVER=worker (tests
+ * use it to cover both carriers).
  */
-export function localReceiverCarrier(diskSize: number | undefined): 'worker' | 'inline' {
-  const forced = process.env.VDREP_LOCAL_RECEIVER
-  if (forced === 'worker' || forced === 'inline') return forced
-  return (diskSize ?? 0) >= WORKER_MIN_DISK ? 'worker' : 'inline'
+export function localReceiverCarrier(): 'worker' | 'inline' {
+  return process.env.VDREP_LOCAL_RECEIVER === 'worker' ? 'worker' : 'inline'
 }
 
 export async function connectReceiver(target: Target, opts: ConnectOptions): Promise<Carrier> {
-  if (target.kind === 'local') return localReceiverCarrier(opts.diskSize) === 'worker' ? connectWorker(target.path, opts) : connectInline(target.path, opts)
+  if (target.kind === 'local') return localReceiverCarrier() === 'worker' ? connectWorker(target.path, opts) : connectInline(target.path, opts)
   // Loaded only for an SSH target: ssh2 is ~100 ms of start-up that a local target, and every
   // command that never connects, should not pay.
   const {connectSshReceiver} = await import('./ssh-connect.js')

@@ -69,8 +69,25 @@ export abstract class ReceivedBytes implements ByteSource {
   }
 
   async lend(n: number): Promise<Buffer> {
+    if (n > this.highWater && this.buffered < n) return this.lendGathered(n)
     await this.need(n)
     return this.take(n, true)
+  }
+
+  /**
+   * A lend larger than the high-water mark that is not all here yet: copied into its pooled
+   * buffer as it arrives, a high-water mark at a time, so the received memory (a slab per MiB
+   * on an adopted socket) goes back to be read into again instead of all of it being held until
+   * the last byte (a tracker's 32 MiB NBD write held 32 slabs, garbage after; issue 21).
+   */
+  private async lendGathered(n: number): Promise<Buffer> {
+    const out = this.pool.take(n)
+    let filled = 0
+    while (filled < n) {
+      await this.need(Math.min(n - filled, this.highWater))
+      filled += this.copyOut(out, filled, Math.min(n - filled, this.buffered))
+    }
+    return out
   }
 
   lendNow(n: number): Buffer | undefined {
@@ -205,15 +222,21 @@ export abstract class ReceivedBytes implements ByteSource {
       return out
     }
     const out = lend ? this.pool.take(n) : Buffer.allocUnsafe(n)
+    this.copyOut(out, 0, n)
+    return out
+  }
+
+  /** Consume `n` buffered bytes into `out` at `at`; returns `n`. */
+  private copyOut(out: Buffer, at: number, n: number): number {
     let filled = 0
     while (filled < n) {
       const c = this.chunks[0]
       const step = Math.min(n - filled, c.length - this.head)
-      c.copy(out, filled, this.head, this.head + step)
+      c.copy(out, at + filled, this.head, this.head + step)
       filled += step
       this.advance(step)
     }
-    return out
+    return n
   }
 
   private drop(n: number): void {

@@ -94,7 +94,6 @@ async function compare<T>(disk: string, l: Looking, opts: LookOptions, hooks: Lo
     acceptNewHostKey: opts.acceptNewHostKey,
     timeoutMs: timeoutMsOf(opts.timeoutMs, h.settings),
     ssh: withCarrier(h.settings.ssh, opts.sshCarrier),
-    diskSize: l.diskSize,
   })
   let outcome: CompareOutcome
   try {

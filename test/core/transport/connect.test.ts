@@ -1,4 +1,4 @@
-// Where a local target's receiver runs: this thread for small disks, a worker from WORKER_MIN_DISK;
+// Where a local target's receiver runs: this thread, a worker only when VDREP_LOCAL_RECEIVER asks;
 // and the Carrier that connectReceiver returns, over both local carriers, with the real receiver.
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
@@ -7,7 +7,7 @@ import path from 'node:path'
 import {HashAlgo} from '../../../src/core/hash/block-hash.js'
 import {FrameType, PROTOCOL_VERSION} from '../../../src/core/protocol/frame.js'
 import {decodeError, encodeHello, SyncMode} from '../../../src/core/protocol/messages.js'
-import {connectReceiver, localReceiverCarrier, WORKER_MIN_DISK} from '../../../src/core/transport/connect.js'
+import {connectReceiver, localReceiverCarrier} from '../../../src/core/transport/connect.js'
 
 describe('local receiver carrier', () => {
   const saved = process.env.VDREP_LOCAL_RECEIVER
@@ -16,18 +16,15 @@ describe('local receiver carrier', () => {
     else process.env.VDREP_LOCAL_RECEIVER = saved
   })
 
-  it('follows the disk size unless VDREP_LOCAL_RECEIVER says otherwise', () => {
+  it('is this thread whatever the disk size, a worker only when VDREP_LOCAL_RECEIVER=worker', () => {
     delete process.env.VDREP_LOCAL_RECEIVER
-    assert.equal(localReceiverCarrier(1 << 30), 'inline')
-    assert.equal(localReceiverCarrier(undefined), 'inline')
-    assert.equal(localReceiverCarrier(WORKER_MIN_DISK - 1), 'inline')
-    assert.equal(localReceiverCarrier(WORKER_MIN_DISK), 'worker')
+    assert.equal(localReceiverCarrier(), 'inline')
     process.env.VDREP_LOCAL_RECEIVER = 'worker'
-    assert.equal(localReceiverCarrier(1 << 20), 'worker')
+    assert.equal(localReceiverCarrier(), 'worker')
     process.env.VDREP_LOCAL_RECEIVER = 'inline'
-    assert.equal(localReceiverCarrier(WORKER_MIN_DISK * 4), 'inline')
+    assert.equal(localReceiverCarrier(), 'inline')
     process.env.VDREP_LOCAL_RECEIVER = 'bogus'
-    assert.equal(localReceiverCarrier(1 << 20), 'inline')
+    assert.equal(localReceiverCarrier(), 'inline')
   })
 })
 
@@ -44,7 +41,7 @@ describe('connectReceiver: the Carrier the engine uses, over both local carriers
   for (const where of ['inline', 'worker'] as const) {
     it(`${where}: frames go both ways through carrier.writer and carrier.frames, and close() waits for the receiver`, async () => {
       process.env.VDREP_LOCAL_RECEIVER = where
-      const carrier = await connectReceiver({kind: 'local', path: path.join(dir, 'replica.img')}, {port: 0, diskSize: 1 << 20})
+      const carrier = await connectReceiver({kind: 'local', path: path.join(dir, 'replica.img')}, {port: 0})
       assert.equal(carrier.replicaPath, 'replica.img', "a local receiver is rooted at the replica's folder")
       // A block size the receiver refuses: it answers with an ERROR frame and ends, writing nothing.
       await carrier.writer.send(

@@ -57,4 +57,35 @@ describe('nbd socket reader', () => {
     assert.equal((await r.read(4)).toString(), 'tail')
     await writer
   })
+
+  it('lends a payload larger than its high-water mark as it arrives, without holding all of it buffered (issue 21)', async () => {
+    const s = new PassThrough({highWaterMark: 64 * 1024})
+    const r = new SocketReader(s)
+    const payload = Buffer.alloc(5 * 1024 * 1024 + 17)
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 31 + (i >> 13)) & 0xff
+    let mostBuffered = 0
+    const writer = (async () => {
+      for (let at = 0; at < payload.length; at += 64 * 1024) {
+        mostBuffered = Math.max(mostBuffered, r.available)
+        if (!s.write(payload.subarray(at, Math.min(at + 64 * 1024, payload.length)))) await new Promise((res) => s.once('drain', res))
+      }
+      s.write(Buffer.from('next'))
+    })()
+    const lent = await r.lend(payload.length)
+    assert.ok(lent.equals(payload), 'the lent bytes are the payload, in order')
+    // It waited for the input a high-water mark (1 MiB) at a time: never the whole 5 MiB held.
+    assert.ok(mostBuffered <= 2 * 1024 * 1024, `at most ${mostBuffered} bytes were buffered`)
+    r.release(lent)
+    assert.equal((await r.read(4)).toString(), 'next', 'the framing after it is intact')
+    await writer
+  })
+
+  it('a large lend the input ends inside rejects with NBD_EOF', async () => {
+    const s = new PassThrough()
+    const r = new SocketReader(s)
+    const p = r.lend(3 * 1024 * 1024)
+    s.write(Buffer.alloc(1024 * 1024 + 5))
+    s.end()
+    await assert.rejects(p, {code: 'NBD_EOF'})
+  })
 })
