@@ -28,6 +28,7 @@ import type {OutsideWriteWatcher} from './outside-writes.js'
 import {watchOutsideWrites} from './outside-watch.js'
 import {emptyActivityLog} from '../psf/activity-log.js'
 import {formatBytes} from '../util/units.js'
+import {WARM_UP_ENABLED, warmUp, type WarmUpResult} from './warm-up.js'
 
 export const DEFAULT_COW_LIMIT = 1 << 30
 
@@ -42,6 +43,8 @@ export interface TrackerOptions {
   cowLimit?: number
   /** Warnings (bad pages, cancelled freezes), notices, and per-connection lines (debug). */
   log?: TrackerLog
+  /** Run the request path on a scratch export before serving (warm-up.ts). Default: on unless VDREP_TRACKER_WARMUP=0. */
+  warmUp?: boolean
 }
 
 export interface TrackerStarted {
@@ -63,6 +66,8 @@ export interface TrackerStarted {
   needsFullSync: boolean
   /** Why the tracker checks the disk against the block hash index behind the export, or null. */
   verifying: string | null
+  /** The warm-up run before the export served (null: off). */
+  warmUp: WarmUpResult | null
 }
 
 export interface TrackerStopped extends RecordingCounters, DirtyLogStats {
@@ -182,6 +187,13 @@ export class Tracker {
         onRefused: (line) => say('warn', line),
       })
       cleanup.push(() => nbd.close())
+      // The VM's first requests find the request path compiled (warm-up.ts); nothing of this disk is touched.
+      const warmed = (opts.warmUp ?? WARM_UP_ENABLED) ? await warmUp({blockSize: bs, extentBytes: 2 ** h.alExtentShift, alExtents: h.alExtents}) : null
+      if (warmed)
+        say(
+          'debug',
+          `warm-up: ${warmed.requests} requests in ${warmed.passes} passes, ${warmed.ms.toFixed(0)} ms${warmed.error ? `; stopped: ${warmed.error}` : ''}`,
+        )
       for (const spec of opts.listen) await nbd.listen(spec)
 
       let tracker: Tracker | undefined
@@ -232,6 +244,7 @@ export class Tracker {
         badPages: maps.activeBad.length + maps.inflightBad.length,
         needsFullSync: (record.header.flags & HeaderFlag.NEEDS_FULL_SYNC) !== 0,
         verifying: verify?.reason ?? null,
+        warmUp: warmed,
       }
       tracker = new Tracker(rec, inner, log, freezer, backend, nbd, control, verifier, watcher, started)
       // Pushes find this tracker through its control socket from now on.
