@@ -225,7 +225,7 @@ export function trackerChecks(rows: BenchRow[]): BenchCheck[] {
     checks.push({label: `${scan.name.split(':')[0]}: vdrep track --scan / raw hash throughput`, ratio, target: '>= 0.70x', pass: ratio >= 0.7})
   }
   const timeRatio = (k: string, server: string, max: number, what: string): BenchCheck => {
-    const label = `${k}: ${server} / qemu-nbd ${what}`
+    const label = `${k}: ${server}: ${what} vdrep ÷ qemu-nbd`
     const v = find(rows, k, server)
     const q = find(rows, k, Server.QEMU)
     if (!v || !q) return {label, target: `<= ${max.toFixed(2)}x`, note: 'skipped: a case did not run'}
@@ -237,7 +237,7 @@ export function trackerChecks(rows: BenchRow[]): BenchCheck[] {
     for (const first of [Server.AFTER_PUSH, Server.COLD_LOG, Server.FIRST]) {
       if (!find(rows, k, first)) continue
       if (k.startsWith('seq ')) {
-        const label = `${k}: ${first} / qemu-nbd throughput`
+        const label = `${k}: ${first}: throughput vdrep ÷ qemu-nbd`
         const f = find(rows, k, first)
         const q = find(rows, k, Server.QEMU)
         const ratio = f && q ? mbps(f) / mbps(q) : undefined
@@ -262,8 +262,11 @@ export function trackerContext(rows: BenchRow[]): string[] {
     if (!p || !f || !d || !q) return `${k}: incomplete`
     const us = (r: BenchRow) => `${((r.seconds / (r.bytes / Number(k.split(' ')[1].replace('k', '')) / 1024)) * 1e6).toFixed(0)} us`
     const x = (r: BenchRow) => `${(r.seconds / q.seconds).toFixed(2)}x`
+    // At QD1 one write is in flight at a time: the time ratio is the ratio of per-write latencies.
+    const what = k.endsWith(' qd1') ? 'latency' : 'time'
     return (
-      `${k}: qemu-nbd ${us(q)}/write; dirty ${x(d)} its time, first write after a push ${x(p)}` + `${c ? `, into a cold log ${x(c)}` : ''}, cold start ${x(f)}`
+      `${k}: qemu-nbd ${us(q)}/write; ${what} vdrep ÷ qemu-nbd: dirty ${x(d)}, first write after a push ${x(p)}` +
+      `${c ? `, into a cold log ${x(c)}` : ''}, cold start ${x(f)}`
     )
   })
 }
