@@ -83,10 +83,19 @@ async function scratchDir(): Promise<string> {
   }
 }
 
-export async function warmUp(shape: WarmUpShape): Promise<WarmUpResult> {
-  const started = performance.now()
-  const out: WarmUpResult = {passes: 0, requests: 0, ms: 0}
+/** A connected client of a scratch export built like the tracker's, and how to take it all down. */
+export interface ScratchExport {
+  client: WarmClient
+  /** The scratch record's active bitmap (cleared: the next writes are first writes again). */
+  active: Bitmap
+  close(): Promise<void>
+}
+
+export async function openScratchExport(shape: WarmUpShape): Promise<ScratchExport> {
   const cleanup: Array<() => unknown> = []
+  const close = async () => {
+    for (const f of cleanup.reverse()) await Promise.resolve(f()).catch(() => {})
+  }
   try {
     const dir = await scratchDir()
     const tag = `vdrep-warm-up-${process.pid}-${randomBytes(6).toString('hex')}`
@@ -122,11 +131,24 @@ export async function warmUp(shape: WarmUpShape): Promise<WarmUpResult> {
     await server.listen({kind: 'unix', path: sock})
     const client = await WarmClient.connect(sock, inner.exportName, 64 * KiB)
     cleanup.push(() => client.close())
+    return {client, active, close}
+  } catch (err) {
+    await close()
+    throw err
+  }
+}
+
+export async function warmUp(shape: WarmUpShape): Promise<WarmUpResult> {
+  const started = performance.now()
+  const out: WarmUpResult = {passes: 0, requests: 0, ms: 0}
+  let scratch: ScratchExport | undefined
+  try {
+    scratch = await openScratchExport(shape)
     while (out.passes < MAX_PASSES && performance.now() - started < MAX_MS) {
-      active.bits.fill(0) // the next pass's writes are first writes again
-      for (const step of pass(bs)) {
+      scratch.active.bits.fill(0) // the next pass's writes are first writes again
+      for (const step of pass(shape.blockSize)) {
         if (performance.now() - started >= MAX_MS) break
-        await client.run(step.reqs, step.depth)
+        await scratch.client.run(step.reqs, step.depth)
         out.requests += step.reqs.length
       }
       out.passes++
@@ -134,7 +156,7 @@ export async function warmUp(shape: WarmUpShape): Promise<WarmUpResult> {
   } catch (err) {
     out.error = (err as Error).message
   } finally {
-    for (const f of cleanup.reverse()) await Promise.resolve(f()).catch(() => {})
+    await scratch?.close()
     out.ms = performance.now() - started
   }
   return out

@@ -33,7 +33,9 @@ type Counter = 'read' | 'write' | 'zero' | 'trim' | 'flush' | 'status' | 'error'
 export class NbdConnection {
   readonly done: Promise<void>
   private readonly reader: SocketReader
-  private readonly inflight = new Set<Promise<void>>()
+  /** Requests being served; `freed` wakes the one waiter (the request loop, or the close) as one ends. */
+  private inflight = 0
+  private freed: (() => void) | null = null
   private readonly counts: Record<Counter, number> = {read: 0, write: 0, zero: 0, trim: 0, flush: 0, status: 0, error: 0}
   private bytesRead = 0
   private bytesWritten = 0
@@ -101,7 +103,7 @@ export class NbdConnection {
     }
     if (this.phase === 'handshake' && this.lastRefusal) reason += ` (last refusal: ${this.lastRefusal})`
     this.phase = 'closing'
-    await Promise.all(this.inflight)
+    while (this.inflight > 0) await this.oneEnds()
     await this.close()
     try {
       this.cfg.logger(this.summary(reason, Date.now() - started))
@@ -146,26 +148,22 @@ export class NbdConnection {
         continue
       }
       const payload = req.type === C.NBD_CMD_READ || req.type === C.NBD_CMD_WRITE ? req.length : 0
-      while (this.inflight.size > 0 && this.inflightBytes + payload > MAX_INFLIGHT_BYTES) await Promise.race(this.inflight)
+      while (this.inflight > 0 && this.inflightBytes + payload > MAX_INFLIGHT_BYTES) await this.oneEnds()
       const data = req.type === C.NBD_CMD_WRITE ? (this.reader.lendNow(req.length) ?? (await this.reader.lend(req.length))) : null
       this.inflightBytes += payload
-      const p: Promise<void> = this.execute(backend, locks, req, data).finally(() => {
-        this.inflightBytes -= payload
-        this.inflight.delete(p)
-        // The write is done with it (or failed): its slab or pooled buffer can be reused.
-        if (data) this.reader.release(data)
-      })
-      this.inflight.add(p)
+      this.inflight++
+      // Its end is counted inside (no promise per request to watch it): it never rejects.
+      void this.execute(backend, locks, req, data, payload)
     }
   }
 
   private hasRoom(): boolean {
     const s = this.socket
-    return this.inflight.size < MAX_INFLIGHT && (s.destroyed || s.writableLength + this.outqBytes <= MAX_QUEUED_REPLY_BYTES)
+    return this.inflight < MAX_INFLIGHT && (s.destroyed || s.writableLength + this.outqBytes <= MAX_QUEUED_REPLY_BYTES)
   }
 
   private async waitForRoom(): Promise<void> {
-    while (this.inflight.size >= MAX_INFLIGHT) await Promise.race(this.inflight)
+    while (this.inflight >= MAX_INFLIGHT) await this.oneEnds()
     const s = this.socket
     if (s.destroyed || s.writableLength + this.outqBytes <= MAX_QUEUED_REPLY_BYTES) return
     await new Promise<void>((resolve) => {
@@ -179,15 +177,20 @@ export class NbdConnection {
     })
   }
 
-  /** Run one valid request against the backend and reply. Never rejects. */
-  private async execute(backend: NbdBackend, locks: RangeLocks, req: T.NbdRequest, data: Buffer | null): Promise<void> {
+  /** Resolves when the next request in flight ends (one waiter at a time: the loop, then the close). */
+  private oneEnds(): Promise<void> {
+    return new Promise<void>((resolve) => (this.freed = resolve))
+  }
+
+  /** Run one valid request against the backend and reply, then count it ended. Never rejects. */
+  private async execute(backend: NbdBackend, locks: RangeLocks, req: T.NbdRequest, data: Buffer | null, payload: number): Promise<void> {
     const offset = Number(req.offset)
     const fua = (req.flags & C.NBD_CMD_FLAG_FUA) !== 0
     let unlock: Unlock | undefined
     // Taken synchronously, so requests are ordered as they arrived.
-    const locked = req.type === C.NBD_CMD_FLUSH ? null : locks.acquire(offset, req.length, T.isWriteType(req.type))
+    const locked = req.type === C.NBD_CMD_FLUSH ? null : locks.take(offset, req.length, T.isWriteType(req.type))
     try {
-      if (locked) unlock = await locked
+      if (locked) unlock = typeof locked === 'function' ? locked : await locked
       switch (req.type) {
         case C.NBD_CMD_READ: {
           const buf = await backend.read(offset, req.length)
@@ -228,6 +231,15 @@ export class NbdConnection {
       this.fail(req, nbdErrorOf(err), `${C.COMMAND_NAMES[req.type]} of ${req.length} bytes at offset ${offset} failed: ${messageOf(err)}`)
     } finally {
       unlock?.()
+      this.inflightBytes -= payload
+      this.inflight--
+      // The write is done with it (or failed): its slab or pooled buffer can be reused.
+      if (data) this.reader.release(data)
+      const freed = this.freed
+      if (freed) {
+        this.freed = null
+        freed()
+      }
     }
   }
 

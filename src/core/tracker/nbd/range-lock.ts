@@ -7,7 +7,9 @@ interface Held {
   offset: number
   end: number
   exclusive: boolean
-  released: Promise<void>
+  /** Made only when a later request has to wait for this one (most never do). */
+  released: Promise<void> | null
+  release: (() => void) | null
 }
 
 export type Unlock = () => void
@@ -25,21 +27,31 @@ export class RangeLocks {
    * once; the promise resolves when earlier conflicting holders have released theirs.
    */
   acquire(offset: number, length: number, exclusive: boolean): Promise<Unlock> {
+    const got = this.take(offset, length, exclusive)
+    return typeof got === 'function' ? Promise.resolve(got) : got
+  }
+
+  /**
+   * acquire() without a promise when nothing conflicts (the common case: an NBD request costs
+   * no promise and no microtask for its lock); else the promise of the unlock.
+   */
+  take(offset: number, length: number, exclusive: boolean): Unlock | Promise<Unlock> {
     const end = offset + length
-    const waits: Promise<void>[] = []
+    let waits: Promise<void>[] | undefined
     for (const h of this.held) {
-      if (h.offset < end && offset < h.end && (exclusive || h.exclusive)) waits.push(h.released)
+      if (h.offset < end && offset < h.end && (exclusive || h.exclusive)) (waits ??= []).push(releasedOf(h))
     }
-    let release!: () => void
-    const released = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    const entry: Held = {offset, end, exclusive, released}
+    const entry: Held = {offset, end, exclusive, released: null, release: null}
     this.held.add(entry)
     const unlock: Unlock = () => {
-      if (this.held.delete(entry)) release()
+      if (this.held.delete(entry)) entry.release?.()
     }
-    if (waits.length === 0) return Promise.resolve(unlock)
-    return Promise.all(waits).then(() => unlock)
+    if (waits === undefined) return unlock
+    return (waits.length === 1 ? waits[0] : Promise.all(waits)).then(() => unlock)
   }
+}
+
+function releasedOf(h: Held): Promise<void> {
+  h.released ??= new Promise<void>((resolve) => (h.release = resolve))
+  return h.released
 }

@@ -40,6 +40,7 @@ export function parseRequest(header: Buffer): NbdRequest | null {
   }
 }
 
+const KNOWN_TYPES = new Set([C.NBD_CMD_READ, C.NBD_CMD_WRITE, C.NBD_CMD_FLUSH, C.NBD_CMD_TRIM, C.NBD_CMD_WRITE_ZEROES, C.NBD_CMD_BLOCK_STATUS])
 const WRITE_TYPES = new Set([C.NBD_CMD_WRITE, C.NBD_CMD_TRIM, C.NBD_CMD_WRITE_ZEROES])
 
 export function isWriteType(type: number): boolean {
@@ -64,8 +65,7 @@ function flagsAllowed(type: number): number {
  */
 export function validateRequest(req: NbdRequest, lim: RequestLimits): RequestError | null {
   const name = C.COMMAND_NAMES[req.type]
-  const known = [C.NBD_CMD_READ, C.NBD_CMD_WRITE, C.NBD_CMD_FLUSH, C.NBD_CMD_TRIM, C.NBD_CMD_WRITE_ZEROES, C.NBD_CMD_BLOCK_STATUS]
-  if (!known.includes(req.type)) {
+  if (!KNOWN_TYPES.has(req.type)) {
     return {error: C.NBD_EINVAL, message: `unsupported command ${name ?? req.type}`}
   }
   const bad = req.flags & ~flagsAllowed(req.type)
@@ -82,7 +82,8 @@ export function validateRequest(req: NbdRequest, lim: RequestLimits): RequestErr
   if ((req.type === C.NBD_CMD_READ || req.type === C.NBD_CMD_WRITE) && req.length > lim.maxPayload) {
     return {error: C.NBD_EINVAL, message: `${name} of ${req.length} bytes is over the ${lim.maxPayload}-byte limit`}
   }
-  if (req.offset + BigInt(req.length) > BigInt(lim.size)) {
+  // In numbers, not bigints (per request): past 2^53 an offset rounds, but stays past any size.
+  if (Number(req.offset) + req.length > lim.size) {
     const error = isWriteType(req.type) ? C.NBD_ENOSPC : C.NBD_EINVAL
     return {error, message: `${name} of ${req.length} bytes at offset ${req.offset} is beyond the end of the export (${lim.size} bytes)`}
   }
@@ -92,7 +93,8 @@ export function validateRequest(req: NbdRequest, lim: RequestLimits): RequestErr
 // ---- replies ---------------------------------------------------------------------------
 
 export function encodeSimpleReply(handle: Buffer, error: number): Buffer {
-  const b = Buffer.alloc(C.SIMPLE_REPLY_HEADER_SIZE)
+  // Every byte is written below (magic, error, the 8-byte handle): no zero fill needed.
+  const b = Buffer.allocUnsafe(C.SIMPLE_REPLY_HEADER_SIZE)
   b.writeUInt32BE(C.NBD_SIMPLE_REPLY_MAGIC, 0)
   b.writeUInt32BE(error, 4)
   handle.copy(b, 8)

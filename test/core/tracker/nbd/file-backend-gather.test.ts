@@ -30,7 +30,7 @@ describe('nbd file backend: gathered writes', () => {
     await truncate(file, 1024 * KiB)
     b = await FileBackend.open(file)
     calls = []
-    process.env.VDREP_ASYNC_WRITES = '1' // the thread-pool path, which these tests observe; small runs otherwise go synchronously (below)
+    b.asyncWrites = true // the thread-pool path, which these tests observe; small runs otherwise go synchronously (below)
     fs.writev = ((fd: number, bufs: Buffer[], pos: number, cb: (e: Error | null, n: number) => void) => {
       calls.push(`writev ${bufs.length}@${pos}`)
       return realWritev(fd, bufs, pos, cb)
@@ -42,7 +42,6 @@ describe('nbd file backend: gathered writes', () => {
   })
 
   afterEach(async () => {
-    delete process.env.VDREP_ASYNC_WRITES
     fs.writev = realWritev
     fs.write = realWrite
     await b.close()
@@ -52,7 +51,7 @@ describe('nbd file backend: gathered writes', () => {
   const block = (i: number, len = 4 * KiB) => Buffer.alloc(len, i + 1)
 
   it('runs of at most 128 KiB are written on the loop thread (no thread-pool round trip); larger ones through the pool; all land', async () => {
-    delete process.env.VDREP_ASYNC_WRITES
+    b.asyncWrites = false
     const writes: Array<[number, Buffer]> = []
     for (let i = 0; i < 32; i++) writes.push([i * 4 * KiB, block(i)]) // one run of 128 KiB
     writes.push([512 * KiB, block(40, 129 * KiB)]) // one run past the limit
