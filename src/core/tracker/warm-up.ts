@@ -28,8 +28,8 @@ const KiB = 1024
 const MiB = 1024 * KiB
 /** The scratch export (sparse: holds at most what a pass writes). */
 const SCRATCH_BYTES = 32 * MiB
-/** Passes at most, and the time after which no new step of one starts. */
-const MAX_PASSES = 3
+/** Passes at most, and the time after which no new request is sent. */
+const MAX_PASSES = 6
 const MAX_MS = 300
 /** VDREP_TRACKER_WARMUP=0 turns it off (A/B benchmarks, tests of the cold path). */
 export const WARM_UP_ENABLED = process.env.VDREP_TRACKER_WARMUP !== '0'
@@ -57,13 +57,16 @@ function pass(blockSize: number): Array<{reqs: WarmRequest[]; depth: number}> {
     Array.from({length: n}, (_, i) => ({type, offset: at + ((i * step) % (SCRATCH_BYTES / 2)), length: size}))
   const half = SCRATCH_BYTES / 2
   return [
+    // Small steps, repeated: a start on a busy host that gets through less still covers every
+    // kind. Queue depth 16 weighs most: the per-turn code (gathered runs, batched replies,
+    // payloads spanning slabs) runs once per batch and needs many batches to be compiled.
     {reqs: seq(W, 256, 64 * KiB, 0), depth: 16},
-    {reqs: seq(W, 1024, 4 * KiB, half), depth: 16},
-    {reqs: seq(W, 128, 4 * KiB, 0, 4 * KiB * 7919), depth: 1},
-    {reqs: seq(W, 64, 64 * KiB, half), depth: 1},
-    {reqs: seq(W, 128, Math.max(4 * KiB, blockSize), 0, blockSize * 3), depth: 16},
-    {reqs: seq(R, 128, 64 * KiB, 0), depth: 16},
-    {reqs: seq(R, 64, 4 * KiB, half, 4 * KiB * 7919), depth: 1},
+    {reqs: seq(W, 512, 4 * KiB, half), depth: 16},
+    {reqs: seq(W, 32, 4 * KiB, 0, 4 * KiB * 7919), depth: 1},
+    {reqs: seq(W, 16, 64 * KiB, half), depth: 1},
+    {reqs: seq(W, 64, Math.max(4 * KiB, blockSize), 0, blockSize * 3), depth: 16},
+    {reqs: seq(R, 64, 64 * KiB, 0), depth: 16},
+    {reqs: seq(R, 16, 4 * KiB, half, 4 * KiB * 7919), depth: 1},
     {
       reqs: [
         {type: W, offset: 0, length: 4 * KiB, fua: true},
@@ -147,9 +150,7 @@ export async function warmUp(shape: WarmUpShape): Promise<WarmUpResult> {
     while (out.passes < MAX_PASSES && performance.now() - started < MAX_MS) {
       scratch.active.bits.fill(0) // the next pass's writes are first writes again
       for (const step of pass(shape.blockSize)) {
-        if (performance.now() - started >= MAX_MS) break
-        await scratch.client.run(step.reqs, step.depth)
-        out.requests += step.reqs.length
+        out.requests += await scratch.client.run(step.reqs, step.depth, started + MAX_MS)
       }
       out.passes++
     }

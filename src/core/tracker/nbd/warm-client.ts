@@ -60,8 +60,11 @@ export class WarmClient {
     return c
   }
 
-  /** Send `reqs` keeping `depth` in flight; resolves when every reply is in. */
-  async run(reqs: WarmRequest[], depth: number): Promise<void> {
+  /**
+   * Send `reqs` keeping `depth` in flight, none after `deadline` (performance.now()); resolves
+   * with how many were sent once all their replies are in.
+   */
+  async run(reqs: WarmRequest[], depth: number, deadline = Infinity): Promise<number> {
     const header = Buffer.alloc(C.REQUEST_HEADER_SIZE)
     header.writeUInt32BE(C.NBD_REQUEST_MAGIC, 0)
     let sent = 0
@@ -77,11 +80,13 @@ export class WarmClient {
       if (r.type === C.NBD_CMD_WRITE) this.socket.write(this.payload.subarray(0, r.length))
       sent++
     }
+    if (performance.now() >= deadline) return 0
     while (sent < Math.min(depth, reqs.length)) send()
-    for (let got = 0; got < reqs.length; got++) {
+    for (let got = 0; got < sent; got++) {
       await this.reply(reqs)
-      if (sent < reqs.length) send()
+      if (sent < reqs.length && performance.now() < deadline) send()
     }
+    return sent
   }
 
   async close(): Promise<void> {
