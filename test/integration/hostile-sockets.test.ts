@@ -715,15 +715,19 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
       await untouched(replica, before, 'a silent client')
       await realClientsStillServed('main')
 
-      // Silent before any byte, and silent inside the hello (peeked before the session starts).
-      for (const bytes of [Buffer.alloc(0), hello.subarray(0, 30)]) {
-        const s = await Raw.connect(ports[0])
-        if (bytes.length) await s.write(bytes)
-        const t = Date.now()
-        const e = await s.drain(IDLE_S * 1000 + 10_000)
-        assert.ok(!e.timedOut, 'a silent connection is closed')
-        assert.ok(Date.now() - t >= IDLE_S * 1000 - 200)
-      }
+      // Silent before any byte, and silent inside the hello (peeked before the session starts):
+      // both wait out their idle timeout at once, while the slow link below trickles on the other port.
+      const silent = Promise.all(
+        [Buffer.alloc(0), hello.subarray(0, 30)].map(async (bytes) => {
+          const s = await Raw.connect(ports[0])
+          if (bytes.length) await s.write(bytes)
+          const t = Date.now()
+          const e = await s.drain(IDLE_S * 1000 + 10_000)
+          assert.ok(!e.timedOut, 'a silent connection is closed')
+          assert.ok(Date.now() - t >= IDLE_S * 1000 - 200)
+        }),
+      )
+      silent.catch(() => {}) // awaited below; not unhandled meanwhile
 
       // A slow link: the hello, the bundle begin and a DATA frame trickle in, each gap shorter
       // than the idle timeout but the whole far longer. Nothing is cut; the (hostile) block is
@@ -748,6 +752,7 @@ describe('hostile bytes on the real sockets of vdrep serve', function () {
       assert.ok(Date.now() - ts > 3 * IDLE_S * 1000, 'the trickle outlasted several idle timeouts')
       assert.equal(sr.error?.code, 'BLOCK_OUT_OF_RANGE', 'the slow client was judged on its frames, not cut')
       await untouched(replica, before, 'a slow client')
+      await silent
     })
 
     afterEach(async function () {

@@ -26,7 +26,10 @@ import {crashSeed, makeRng} from '../helpers/crash-matrix.js'
 import {makeMixedDisk, seededBytes, tempDir} from '../helpers/disks.js'
 
 const BS = 64 * 1024
-const SIZE = 48 << 20
+// The push ships CHANGED blocks whatever the size, so the size sets only how much every check
+// reads (each kept point, whole, after each kill): 24 MiB, not 48, took the test 33 s -> 22 s
+// with as many kills landing inside the push (same seed, same machine).
+const SIZE = 24 << 20
 const CHANGED = 160
 const POINTS = Number(process.env.VDREP_POINTS_CRASH_POINTS ?? 6)
 const PUSH_JS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/core/delta/push.js')

@@ -51,33 +51,44 @@ async function ensureUser(name: string): Promise<boolean> {
 
 // As the other user: `count` connections over the ports, `parallel` at a time, each sending
 // one of the HELLOs (the victim's replica, a new one) and closing at once; prints how many
-// connections it made and how many got a byte back.
+// connections it made and how many got a byte back. With a duration, it also ends when its
+// stdin closes (the test's push is over), once it has made at least MIN_STARTED connections.
+/** A timed flood ends early only after this many connections (the test wants over 200). */
+const MIN_STARTED = 400
 const HIT_AND_RUN = `
   const net = require('net')
   const [ports, hexes, count, parallel, forMs] = JSON.parse(process.argv[1])
   const hellos = hexes.map((h) => Buffer.from(h, 'hex'))
   let started = 0, answered = 0, done = 0
   const until = forMs > 0 ? Date.now() + forMs : 0
+  let stopAsked = false
+  if (until) process.stdin.on('end', () => (stopAsked = true)).resume()
+  const over = () => (until ? Date.now() > until || (stopAsked && started >= ${MIN_STARTED}) : started >= count)
   function one() {
-    if (until ? Date.now() > until : started >= count) return
+    if (over()) return
     const hello = hellos[started % hellos.length]
     const port = ports[started++ % ports.length]
     const s = net.connect(port, '127.0.0.1')
     s.on('error', () => {})
     s.on('data', () => answered++)
     s.on('connect', () => s.write(hello, () => s.destroy()))
-    s.on('close', () => { done++; one(); if (done === started && (until ? Date.now() > until : started >= count)) console.log(JSON.stringify({started, answered})) })
+    s.on('close', () => { done++; one(); if (done === started && over()) { console.log(JSON.stringify({started, answered})); process.exit(0) } })
   }
   for (let i = 0; i < parallel; i++) one()`
 
-function hitAndRun(ports: number[], replicas: string[], count: number, parallel: number, forMs = 0): Promise<{started: number; answered: number}> {
+interface Flood extends Promise<{started: number; answered: number}> {
+  /** Ends a timed flood early (once it made MIN_STARTED connections): nothing waits out the rest of its time. */
+  stop(): void
+}
+
+function hitAndRun(ports: number[], replicas: string[], count: number, parallel: number, forMs = 0): Flood {
   // Whole HELLO frames (header and payload), one per replica and mode.
   const framed = (b: Buffer) => Buffer.concat([encodeFrameHeader(FrameType.HELLO, b.length), b]).toString('hex')
   const hellos = replicas.flatMap((r) => [framed(helloBytes(r, SyncMode.FULLSYNC)), framed(helloBytes(r, SyncMode.DELTA))])
   const args = JSON.stringify([ports, hellos, count, parallel, forMs])
-  return run('runuser', ['-u', OTHER_USER, '--', process.execPath, '-e', HIT_AND_RUN, args], {maxBuffer: 1 << 20}).then(
-    ({stdout}) => JSON.parse(stdout.trim().split('\n').pop()!) as {started: number; answered: number},
-  )
+  const p = run('runuser', ['-u', OTHER_USER, '--', process.execPath, '-e', HIT_AND_RUN, args], {maxBuffer: 1 << 20})
+  const result = p.then(({stdout}) => JSON.parse(stdout.trim().split('\n').pop()!) as {started: number; answered: number})
+  return Object.assign(result, {stop: () => void p.child.stdin?.end()})
 }
 
 /** A raw client as the receiver's own user: HELLO, then the first frame back (null: closed without one). */
@@ -208,6 +219,7 @@ describe('vdrep serve: only the owner gets in (issue 18 case 7)', function () {
       const flood = hitAndRun(s.ports, [path.join(root, 'busy.img')], 0, 32, 20_000)
       await new Promise((r) => setTimeout(r, 1_000)) // the flood is under way
       const loud = await timedPush(disk, 2 * MiB, s.log)
+      flood.stop() // the push is over: the rest of the 20 s proves nothing more
       const {started, answered} = await flood
       assert.ok(started > 200, `the flood opened only ${started} connections`)
       // Refusals carry at most an error frame; none is ever served a HELLO_OK.

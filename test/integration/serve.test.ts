@@ -13,6 +13,7 @@ import {FrameReader, type Frame} from '../../src/core/protocol/frame-reader.js'
 import {FrameWriter} from '../../src/core/protocol/frame-writer.js'
 import {decodeError, encodeHello, SyncMode} from '../../src/core/protocol/messages.js'
 import {collect, startVdrep, vdrep} from '../helpers/cli.js'
+import {waitFor} from '../helpers/cycle.js'
 import {tempDir} from '../helpers/disks.js'
 import {freePort} from '../helpers/sshd.js'
 
@@ -151,7 +152,10 @@ describe('vdrep serve (receiver on 127.0.0.1)', function () {
     await fs.writeFile(cfg, JSON.stringify({root, fullsyncPort: p1, deltaPort: p2, idleTimeout: '30s'}), {mode: 0o644})
     const child = startVdrep(['serve', '--config', cfg])
     const res = collect(child)
-    await new Promise((r) => setTimeout(r, 1500))
+    // Stop it once it says it listens (or has exited): the assertions below read that line.
+    let said = ''
+    child.stderr!.on('data', (d: Buffer) => (said += d.toString()))
+    await waitFor('vdrep serve to listen', () => /listening on/.test(said) || child.exitCode !== null, 15_000, 25)
     child.kill('SIGTERM')
     const out = await res
     assert.equal(out.code, 0, out.stderr)
