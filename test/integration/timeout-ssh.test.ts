@@ -17,6 +17,7 @@ import net from 'node:net'
 import {collect, json} from '../helpers/cli.js'
 import {cmpEqual, exists, MiB, qemuIo, sha256, SshCycle, waitFor} from '../helpers/cycle.js'
 import type {PushResult} from '../../src/core/delta/push.js'
+import {readReplicaState} from '../../src/core/receiver/replica-state.js'
 
 interface StatusRow {
   state: string
@@ -144,12 +145,9 @@ describe('--timeout: a receiver stopped with SIGSTOP, and keepalives through a s
     const result = collect(
       c.startVdrep(['fullsync', d.disk, '--bwlimit', '4M', '--compress', 'none', '--checkpoint-bytes', '4M', '--timeout', `${TIMEOUT_S}s`, '--json']),
     )
-    await waitFor(
-      'the full sync to write the replica',
-      async () => ((await fs.stat(d.replica).catch(() => undefined))?.blocks ?? 0) * 512 >= 4 * MiB,
-      30_000,
-      10,
-    )
+    // Stopped once a checkpoint is durable on the replica (its state records where to resume),
+    // not merely once 4 MiB are written: before that there is nothing to resume from.
+    await waitFor('a durable checkpoint on the replica', async () => ((await readReplicaState(d.replica)).state?.resumeBlock ?? 0) > 0, 30_000, 10)
     stopServe(c)
     const t0 = performance.now()
     const res = await result

@@ -60,6 +60,7 @@ export class ChunkReader {
   private readonly free: Buffer[] = []
   private readonly kept: Array<{end: number; buf: Buffer}> = []
   private released: (() => void) | undefined
+  private failure: Error | undefined
 
   /**
    * @param maxKept how many kept buffers may be outstanding before reading waits for a
@@ -100,9 +101,23 @@ export class ChunkReader {
     r?.()
   }
 
+  /**
+   * The releases will not come (the peer that acknowledges them is gone): a wait for room,
+   * and every later one, fails with `err` instead of waiting forever.
+   */
+  abort(err: Error): void {
+    this.failure ??= err
+    const r = this.released
+    this.released = undefined
+    r?.()
+  }
+
   /** Before reading another chunk: wait while too many kept buffers are out. */
   private async room(): Promise<void> {
-    while (this.kept.length >= this.maxKept && this.free.length === 0) await new Promise<void>((r) => (this.released = r))
+    while (this.kept.length >= this.maxKept && this.free.length === 0) {
+      if (this.failure) throw this.failure
+      await new Promise<void>((r) => (this.released = r))
+    }
   }
 
   private buffer(slot: Slot): Buffer {

@@ -33,6 +33,7 @@ export class ReceiverReplies {
   private verify: VerifyResult | undefined
   private waiter: (() => void) | undefined
   private roomWaiter: (() => void) | undefined
+  private onFailed: ((err: Error) => void) | undefined
   durableUpto = 0
   readonly done: Promise<void>
 
@@ -40,10 +41,30 @@ export class ReceiverReplies {
     private readonly reader: FrameReader,
     private readonly onDurable: (upto: number) => void,
   ) {
-    this.done = this.pump().catch((err: Error) => {
-      this.failure ??= err
-      this.wake()
-    })
+    this.done = this.pump().catch((err: Error) => this.fail(err))
+    // The carrier gave the receiver up (--timeout): the pump may be waiting for room, not reading.
+    const aborted = reader.aborted
+    if (aborted.aborted) this.fail(aborted.reason as Error)
+    else aborted.addEventListener('abort', () => this.fail(aborted.reason as Error), {once: true})
+  }
+
+  /**
+   * `cb` runs once, with the error, when the replies end in failure (at once if they did): the
+   * waits of the sync that only the receiver's acknowledgements end are then failed with it.
+   */
+  whenFailed(cb: (err: Error) => void): void {
+    if (this.failure) cb(this.failure)
+    else this.onFailed = cb
+  }
+
+  private fail(err: Error): void {
+    if (this.failure) return
+    this.failure = err
+    this.wake()
+    const rw = this.roomWaiter
+    this.roomWaiter = undefined
+    rw?.()
+    this.onFailed?.(err)
   }
 
   private wake(): void {

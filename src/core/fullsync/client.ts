@@ -209,7 +209,12 @@ async function runFullsync(
       runs: z.sender,
       checkpointEvery: checkpointBlocks(opts.checkpointBytes, bs),
       replicaMissing: ok.state === ReplicaStateKind.MISSING,
-      onChunks: (c) => (chunks = c),
+      onChunks: (c) => {
+        chunks = c
+        // Chunks lent to the transport come back only at the receiver's acks: a receiver given up
+        // (--timeout, a cut connection) fails the reader's wait for room instead of leaving it forever.
+        replies?.whenFailed((err) => c.abort(err))
+      },
       beforeFill: opts.beforeFill,
     })
     // Before the proof can mark the replica complete: a source cut short under the sync had

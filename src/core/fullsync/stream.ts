@@ -17,6 +17,15 @@ import {decideAll, MAP_BELOW_SEND_SHARE, redecideFilled, sendRuns, SKIP, ZERO} f
 import {CHECKPOINT_INTERVAL_MS} from '../protocol/flow.js'
 
 const READ_CHUNK = 4 << 20
+/**
+ * The chunk of a sync to a missing replica. There every chunk is read and lent to the transport
+ * until its checkpoint is acknowledged, so the chunks out (two checkpoints' worth) are most of
+ * the client's memory, and smaller ones are held for less of a checkpoint each: 64 GiB fresh
+ * local sync, peak RSS 170-178 MiB with 4 MiB chunks, 147-157 with 2, 141-145 with 1 (four runs
+ * each, interleaved, with the slack at 1). A seed keeps 4 MiB: most of its chunks are mapped and
+ * hold no buffer, and its 1% seed sync was ~15% slower with 2 MiB chunks (and 3 write stages).
+ */
+const FRESH_READ_CHUNK = 1 << 20
 
 export interface StreamContext {
   source: SourceDisk
@@ -60,24 +69,25 @@ export async function streamDisk(ctx: StreamContext): Promise<StreamTotals> {
   }
   let lastCheckpoint = 0
   let lastCheckpointAt = performance.now()
-  const perChunk = Math.max(1, Math.floor(READ_CHUNK / bs))
+  const perChunk = Math.max(1, Math.floor((ctx.replicaMissing ? FRESH_READ_CHUNK : READ_CHUNK) / bs))
   const action = new Uint8Array(perChunk)
   // The replica's statuses of the chunk's blocks: kinds, and hashes at i * HASH_LENGTH.
   const theirKinds = new Uint8Array(perChunk)
   const theirHashes = Buffer.alloc(perChunk * HASH_LENGTH)
   const zeroHashOf = (b: number) => hasher.zeroHash(Math.min(bs, diskSize - b * bs))
   // Chunks lent to the transport come back at the receiver's checkpoint acks; two
-  // checkpoints' worth (plus the read-ahead) may be out at once. A slack of 1 instead of 4
-  // saved 12 MiB, but with it a full sync against a receiver stopped with SIGSTOP ran 266 s
-  // past its 10 s --timeout (test/integration/timeout-ssh.test.ts): kept at 4 until that is
-  // understood (the watchdog does not see the wait for a chunk to come back).
+  // checkpoints' worth (plus one, and the read-ahead) may be out at once: the receiver syncs
+  // one checkpoint while the next streams. A slack of 4 was 12 MiB more resident for no speed.
+  // The wait for room ends when the carrier gives the receiver up (client.ts: chunks.abort):
+  // without that, a receiver stopped with SIGSTOP kept the client waiting here for minutes
+  // past --timeout (test/core/fullsync/stopped-receiver.test.ts).
   const chunksPerCheckpoint = Math.ceil(ctx.checkpointEvery / perChunk)
   // The reader checksums each chunk as it reads it (in the thread pool where it can). While
   // few blocks travel (a seed, a rerun), chunks are checksummed through a mapping instead of
   // read, and only the blocks that differ are read (fill); while many do (a fresh replica),
   // reading them at once is cheaper than mapping and then reading. The last chunk decides.
   let lastSendShare = ctx.replicaMissing ? 1 : 0
-  const chunks = new ChunkReader(ctx.source, diskSize, bs, READ_CHUNK, 2 * chunksPerCheckpoint + 4, hasher, () => lastSendShare < MAP_BELOW_SEND_SHARE)
+  const chunks = new ChunkReader(ctx.source, diskSize, bs, perChunk * bs, 2 * chunksPerCheckpoint + 1, hasher, () => lastSendShare < MAP_BELOW_SEND_SHARE)
   ctx.onChunks(chunks)
   // Per chunk, not per block: the statuses in one call, the decisions in a plain loop, the
   // digest and the index in one update each (per-block awaits and calls were most of the JS

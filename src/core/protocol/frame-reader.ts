@@ -54,6 +54,7 @@ export class FrameReader implements FrameSource {
   acceptKeepalives = false
   /** The type of the last frame returned (0 before the first): names the phase a timeout cut. */
   lastType = 0
+  private readonly aborter = new AbortController()
 
   /** Frames from `from`: a ByteSource, or a Readable (read through a StreamSource). */
   constructor(
@@ -70,11 +71,26 @@ export class FrameReader implements FrameSource {
 
   abort(err: Error): void {
     this.source.cancel(err)
+    if (!this.aborter.signal.aborted) this.aborter.abort(err)
+  }
+
+  /**
+   * Aborted (with the error) by abort(): a session's waits that are not reads (a buffer lent
+   * until the peer acknowledges it, a queue with no room) listen to it, so that no wait on the
+   * peer outlives the carrier's verdict that the peer is gone (--timeout).
+   */
+  get aborted(): AbortSignal {
+    return this.aborter.signal
   }
 
   /** Bytes received since the start, keepalives included: a watchdog's sign of a live peer. */
   get received(): number {
     return this.source.received
+  }
+
+  /** The input is paused on unread bytes: we, not the peer, are the slow side. */
+  get inputPaused(): boolean {
+    return this.source.inputPaused
   }
 
   /** Read from `from` from now on (a client that reconnected after its HELLO was refused). */

@@ -16,6 +16,11 @@ export interface ByteSource {
   /** Bytes received since the start (an idle timer's way to see that the peer is still there). */
   readonly received: number
   /**
+   * True while the input is paused because unread bytes piled up (backpressure): the reader,
+   * not the peer, is then the slow side (a watchdog does not count that time against the peer).
+   */
+  readonly inputPaused: boolean
+  /**
    * True when what read() returns may be overwritten by later reads (slabs); whoever keeps
    * such bytes past the next read copies them, or asks for them with lend().
    */

@@ -1,8 +1,15 @@
-// The client's --timeout on a network carrier: a session is abandoned when nothing moved on
-// it, neither a byte from the receiver (keepalives included) nor a byte of ours taken by the
-// tunnel, for the timeout. Both counts: a receiver that stopped (SIGSTOP, a frozen VM, a hung
-// process) sends nothing and, once the tunnel's window is full, takes nothing; a live one that
-// agreed to KEEPALIVE sends a frame at least every KEEPALIVE_INTERVAL_MS whatever it is doing.
+// The client's --timeout on a network carrier: a session is abandoned when the receiver said
+// nothing (no byte, keepalives included) for the timeout. Only what the peer says counts:
+// bytes of ours that the tunnel still takes prove nothing, since sshd's channel window and
+// the kernel's socket buffers on the replica host go on taking them from a stopped receiver
+// (SIGSTOP, a frozen VM, a hung process), and under --bwlimit a drip-fed tunnel took them for
+// minutes. A live receiver that agreed to KEEPALIVE sends a frame at least every
+// KEEPALIVE_INTERVAL_MS whatever it is doing, so silence from it means it stopped.
+// Two exceptions: time while our own input is paused on unread bytes (we are the slow side,
+// and the receiver rightly holds its keepalives behind them) and time our event loop did
+// not turn are not counted against the peer; and a receiver that does not send keepalives
+// (an older vdrep, under a timeout LEGACY_TIMEOUT_FACTOR times longer) has nothing to say
+// while it takes a bundle, so for it bytes taken count as life, as before.
 // The clock starts with the first frame sent (a push may freeze its change record before its
 // hello, while the receiver rightly says nothing).
 import {TransportError} from '../errors.js'
@@ -20,8 +27,14 @@ export const MIN_TIMEOUT_MS = 10_000
 export const LEGACY_TIMEOUT_FACTOR = 15
 
 export interface WatchedSession {
-  /** Bytes received plus bytes sent and taken so far (any change is life). */
-  activity(): number
+  /** Bytes received from the peer so far, keepalives included: its sign of life. */
+  heard(): number
+  /** Bytes of ours the tunnel took so far: life only from a peer that does not speak (below). */
+  taken(): number
+  /** The peer agreed to KEEPALIVE, or has not answered yet (its first answer says). */
+  speaks(): boolean
+  /** Our input is paused on bytes we have not read: we, not the peer, are the slow side. */
+  deaf(): boolean
   /** Whether a frame was sent yet (the clock starts then). */
   started(): boolean
   /** The last frame types sent and received (0: none yet), to name the phase that hung. */
@@ -33,6 +46,7 @@ export class PeerWatchdog {
   private timer: NodeJS.Timeout | undefined
   private last = -1
   private lastChangeMs = performance.now()
+  private lastTickMs = performance.now()
 
   constructor(
     private readonly session: WatchedSession,
@@ -43,7 +57,8 @@ export class PeerWatchdog {
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => this.tick(), Math.min(1_000, Math.max(50, this.timeoutMs / 8)))
+    this.lastTickMs = performance.now()
+    this.timer = setInterval(() => this.tick(), this.tickMs())
     this.timer.unref()
   }
 
@@ -57,11 +72,20 @@ export class PeerWatchdog {
     this.lastChangeMs = performance.now()
   }
 
+  private tickMs(): number {
+    return Math.min(1_000, Math.max(50, this.timeoutMs / 8))
+  }
+
   private tick(): void {
     const now = performance.now()
-    const a = this.session.activity()
-    if (!this.session.started() || a !== this.last) {
-      this.last = a
+    // A tick far later than asked: our event loop stood still (a long synchronous step, a
+    // stopped client), and bytes that arrived meanwhile are not read yet: not the peer's silence.
+    const stalled = now - this.lastTickMs > Math.max(4 * this.tickMs(), this.timeoutMs / 4)
+    this.lastTickMs = now
+    const s = this.session
+    const sign = s.heard() + (s.speaks() ? 0 : s.taken())
+    if (!s.started() || sign !== this.last || s.deaf() || stalled) {
+      this.last = sign
       this.lastChangeMs = now
       return
     }

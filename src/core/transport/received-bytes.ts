@@ -57,6 +57,10 @@ export abstract class ReceivedBytes implements ByteSource {
     return this.receivedBytes
   }
 
+  get inputPaused(): boolean {
+    return this.paused && this.failure === null
+  }
+
   /** Exactly `n` bytes; rejects with a ProtocolError coded EOF_CODE if the input ends first. */
   async read(n: number): Promise<Buffer> {
     await this.need(n)

@@ -122,7 +122,11 @@ export function sshCarrier(opts: SshCarrierOptions): Carrier {
   const sentBytes = (): number => (stream as Duplex & {sentBytes?: number}).sentBytes ?? 0
   const watchdog = new PeerWatchdog(
     {
-      activity: () => frames.received + sentBytes(),
+      heard: () => frames.received,
+      taken: sentBytes,
+      // Cleared when the receiver refused KEEPALIVE (an older vdrep).
+      speaks: () => frames.acceptKeepalives,
+      deaf: () => frames.inputPaused,
       started: () => writer.lastType !== 0,
       lastSent: () => writer.lastType,
       lastReceived: () => frames.lastType,
