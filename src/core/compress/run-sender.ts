@@ -16,7 +16,7 @@ import {FrameType} from '../protocol/frame.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
 import {DATA_FIELDS_SIZE, encodeDataFields} from '../protocol/messages.js'
 import type {Throttle} from '../sync/throttle.js'
-import {Codec, codecName} from './codec.js'
+import {Codec, codecName, Compressor} from './codec.js'
 import type {Compressed, CompressPool} from './compress-pool.js'
 import type {LevelChooser} from './policy.js'
 
@@ -28,6 +28,12 @@ export const QUEUE_BYTES = 8 << 20
 const KEEP_BELOW = 0.9
 /** Bytes a worker tries first; a piece whose sample does not shrink goes raw untried. */
 export const SAMPLE_BYTES = 16 << 10
+/**
+ * Raw bytes compressed on the sending thread before the workers start: a seed or a push that
+ * sends a few MB never pays for starting a thread and loading zstd there (tens of ms of CPU,
+ * more than compressing those bytes); a transfer that goes on starts them then.
+ */
+export const INLINE_BYTES = 4 << 20
 
 export interface CompressStats {
   codec: string
@@ -66,14 +72,49 @@ export class RunSender {
   private pending = 0
   private failure: Error | undefined
   private space: (() => void) | undefined
+  private pool: CompressPool | undefined
+  private inline: Compressor | undefined
+  private inlineLeft = INLINE_BYTES
 
+  /** `startPool` makes the workers, once INLINE_BYTES have been compressed here. */
   constructor(
     private readonly writer: FrameWriter,
     private readonly chooser: LevelChooser,
     private readonly bs: number,
     private readonly throttle: Throttle,
-    private readonly pool: CompressPool,
+    private readonly startPool: () => CompressPool,
   ) {}
+
+  /** The workers, once started (tests kill one). */
+  workers(): CompressPool | undefined {
+    return this.pool
+  }
+
+  /** `piece` compressed: here while the inline budget lasts, then by the workers. */
+  private compress(piece: Buffer, level: number): Promise<Compressed> {
+    if (!this.pool && this.inlineLeft > 0) {
+      this.inlineLeft -= piece.length
+      try {
+        return Promise.resolve(this.compressHere(piece, level))
+      } catch (err) {
+        return Promise.reject(err as Error)
+      }
+    }
+    this.pool ??= this.startPool()
+    return this.pool.compress(piece, level, SAMPLE_BYTES, KEEP_BELOW)
+  }
+
+  /** What compress-worker.ts does, on this thread (the piece copied: the caller may reuse it). */
+  private compressHere(piece: Buffer, level: number): Compressed {
+    const z = (this.inline ??= new Compressor())
+    const t0 = performance.now()
+    const sample = piece.subarray(0, Math.min(SAMPLE_BYTES, piece.length))
+    const shrinks = (b: Buffer) => z.compress(b, level, Math.floor(b.length * KEEP_BELOW))
+    if (sample.length < piece.length && !shrinks(sample)) return {packed: null, raw: Buffer.from(piece), ms: performance.now() - t0, tried: sample.length}
+    const out = shrinks(piece)
+    const ms = performance.now() - t0
+    return out ? {packed: Buffer.from(out), raw: null, ms, tried: piece.length} : {packed: null, raw: Buffer.from(piece), ms, tried: piece.length}
+  }
 
   /**
    * Send blocks first..first+count-1, whose bytes lie back to back in `data` (the last block may
@@ -100,7 +141,7 @@ export class RunSender {
       }
       while (this.queued >= QUEUE_BYTES && !this.failure) await new Promise<void>((resolve) => (this.space = resolve))
       if (this.failure) throw this.failure
-      const result = this.pool.compress(piece, level, SAMPLE_BYTES, KEEP_BELOW)
+      const result = this.compress(piece, level)
       result.catch(() => undefined) // observed in order by emit()
       const job: Piece = {
         first: first + i,
@@ -130,7 +171,7 @@ export class RunSender {
 
   /** Stop the workers (after the session, whatever its outcome). */
   async close(): Promise<void> {
-    await this.pool.close()
+    await this.pool?.close()
   }
 
   stats(): CompressStats {

@@ -53,8 +53,11 @@ function wire(diskSize: number): Wire {
   }
 }
 
-function sender(w: Wire, setting: 'auto' | number, pool = new CompressPool(1)): {s: RunSender; pool: CompressPool} {
-  return {s: new RunSender(w.writer, levelChooser(setting, 1), BS, new Throttle(0), pool), pool}
+/** A sender over one worker (started by the test; used once the inline budget is spent). */
+function sender(w: Wire, setting: 'auto' | number): {s: RunSender; pool: CompressPool} {
+  const pool = new CompressPool(1)
+  const s = new RunSender(w.writer, levelChooser(setting, 1), BS, new Throttle(0), () => pool)
+  return {s, pool}
 }
 
 /** Send `data` (whole blocks) as one run starting at `first`, hashing each block. */
