@@ -9,8 +9,10 @@
 // min(C, D / ratio) raw bytes per ms and raw at D: it compresses while C clearly beats D
 // (START), and stops once it no longer does (HOLD), per window of raw bytes. A link faster than
 // the compressor (loopback) goes off after one window. Both modes' end-to-end rates are also
-// kept, and a compressing mode measured slower than raw is dropped whatever the model says; each
-// mode is re-measured now and then (one window), less often while that changes nothing.
+// kept, and once both are measured on the same link the faster one wins (by HOLD) whatever the
+// model says: on a host short of CPU the model undersells compression (bytes not sent also
+// save both ends' encryption and copies) and on loopback it may oversell it. Each mode is
+// re-measured now and then (one window), less often while that changes nothing.
 // Incompressible pieces never reach the wire compressed (the worker's sample test), so they
 // cost a sample's compression, not a piece's.
 import {UsageError} from '../errors.js'
@@ -205,14 +207,16 @@ export class AutoLevel implements LevelChooser {
     return c3 * this.workers > d * margin3 * LEVEL3_HEADROOM ? 3 : 1
   }
 
-  /** Compressing measured slower end to end than raw is not kept, whatever the model says. */
+  /** The mode measured faster end to end (both on this link) wins, whatever the model says. */
   private vetoed(level: number): number {
     const fresh = (r: Realized | undefined) =>
       r && r.d !== undefined && this.rateD !== undefined && Math.max(r.d / this.rateD, this.rateD / r.d) <= STALE_D ? r.rate : undefined
     const on = fresh(this.realized.on)
     const off = fresh(this.realized.off)
-    if (level > 0 && on !== undefined && off !== undefined && on * HOLD < off) return 0
-    if (level === 0 && on !== undefined && off !== undefined && on > off * START) return AUTO_LEVELS[0]
+    if (on === undefined || off === undefined) return level
+    // A tie is the model's.
+    if (on * HOLD < off) return 0
+    if (on > off * HOLD) return level > 0 ? level : AUTO_LEVELS[0]
     return level
   }
 }

@@ -101,6 +101,30 @@ describe('compress/policy', () => {
     assert.ok(seen.slice(-40 * perWindow).filter((l) => l > 0).length <= 2 * perWindow, seen.join(''))
   })
 
+  it('compressing measured faster end to end is kept though the rates say the compressor is too slow', () => {
+    const {a, clock} = auto()
+    // A host short of CPU: the worker measures 100 MB/s, under the link's 125, but every raw
+    // piece costs 15 ms more end to end (encrypting and copying 1.7x the bytes on both ends).
+    const link: Link = {d: 125_000, c: {1: 100_000, 3: 40_000}}
+    const seen: number[] = []
+    for (let w = 0; w < 80; w++) {
+      for (let p = 0; p < perWindow; p++) {
+        const level = a.level()
+        seen.push(level)
+        if (level > 0) {
+          a.compressed(level, PIECE, PIECE / link.c[level])
+          a.carried(PIECE * 0.6, (PIECE * 0.6) / link.d)
+          clock.t += PIECE / link.c[level]
+        } else {
+          a.carried(PIECE, PIECE / link.d)
+          clock.t += PIECE / link.d + 15
+        }
+        a.sent(PIECE, level)
+      }
+    }
+    assert.ok(seen.slice(-40 * perWindow).filter((l) => l > 0).length >= 36 * perWindow, seen.join(''))
+  })
+
   it('auto re-measures the other mode less often while nothing changes', () => {
     const {a, clock} = auto()
     const seen = drive(a, clock, 400, LOOPBACK)
