@@ -9,8 +9,8 @@
 // min(C, D / ratio) raw bytes per ms and raw at D: it compresses while C clearly beats D
 // (START), and stops once it no longer does (HOLD), per window of raw bytes. A link faster than
 // the compressor (loopback) goes off after one window. Both modes' end-to-end rates are also
-// kept, and once both are measured on the same link the faster one wins (by HOLD) whatever the
-// model says: on a host short of CPU the model undersells compression (bytes not sent also
+// kept, and once both are measured on the same link raw wins by HOLD, and compressing by START,
+// whatever the model says: on a host short of CPU the model undersells compression (bytes not sent also
 // save both ends' encryption and copies) and on loopback it may oversell it. Each mode is
 // re-measured now and then (one window), less often while that changes nothing.
 // Incompressible pieces never reach the wire compressed (the worker's sample test), so they
@@ -49,8 +49,8 @@ export const HOLD = 1.05
 const LEVEL3_HEADROOM = 2
 /** Level 3's rate before it is measured, as a share of level 1's. */
 const LEVEL3_SHARE = 0.4
-/** An end-to-end rate measured while the carrier's rate was more than this factor away is stale. */
-const STALE_D = 1.5
+/** An end-to-end rate measured while the carrier's rate was more than this factor away is stale (a busy host moves D by tens of percent between windows). */
+const STALE_D = 2
 /** Weight of a new measure in the running averages. */
 const EWMA = 0.5
 
@@ -67,6 +67,21 @@ export interface LevelChooser {
   sent(rawBytes: number, level: number): void
   /** Every level used, for the result. */
   readonly used: ReadonlySet<number>
+  /** auto: what it measured, in MB/s (the result shows it). */
+  measured?(): AutoMeasures
+}
+
+/** auto's measures at the end of a transfer, MB/s (1 MB = 10^6 bytes). */
+export interface AutoMeasures {
+  /** Compressor input rate per worker, per level. */
+  compressor: Record<number, number>
+  /** Carrier drain rate. */
+  carrier?: number
+  /** End-to-end raw rates of windows sent raw (off) and compressed (on). */
+  realized: {off?: number; on?: number}
+  windows: number
+  /** The level of each window, one digit each (the first 256). */
+  history: string
 }
 
 export function levelChooser(setting: 'auto' | number, workers = 1, now: () => number = () => performance.now()): LevelChooser {
@@ -119,6 +134,9 @@ export class AutoLevel implements LevelChooser {
   private winMixed = false
   private winLevel = -1
   private windows = 0
+  private history = ''
+  /** This window's compressor input bytes and worker ms, per level. */
+  private readonly winC = new Map<number, {tried: number; ms: number}>()
   /** Windows left in the current mode before the other one is measured again. */
   private untilProbe = REPROBE_WINDOWS
   private probeEvery = REPROBE_WINDOWS
@@ -140,7 +158,12 @@ export class AutoLevel implements LevelChooser {
   }
 
   compressed(level: number, tried: number, ms: number): void {
-    if (tried > 0) this.rateC.set(level, avg(this.rateC.get(level), tried / Math.max(ms, 0.001)))
+    // Summed over the window, then divided: a random piece's quick sample must not weigh like a
+    // text piece compressed whole (the mean of per-piece rates overstated C twofold on the mixed disk).
+    const w = this.winC.get(level) ?? {tried: 0, ms: 0}
+    w.tried += tried
+    w.ms += ms
+    this.winC.set(level, w)
   }
 
   carried(wireBytes: number, ms: number): void {
@@ -156,6 +179,8 @@ export class AutoLevel implements LevelChooser {
     if (this.winRaw < WINDOW_BYTES) return
     const wall = Math.max(this.now() - this.winStart, 0.001)
     if (this.winCarrierMs > 0) this.rateD = avg(this.rateD, this.winWire / Math.max(this.winCarrierMs, 0.001))
+    for (const [l, w] of this.winC) if (w.tried > 0) this.rateC.set(l, avg(this.rateC.get(l), w.tried / Math.max(w.ms, 0.001)))
+    this.winC.clear()
     if (!this.winMixed) {
       const key = level > 0 ? 'on' : 'off'
       this.realized[key] = {rate: avg(this.realized[key]?.rate, this.winRaw / wall), d: this.rateD}
@@ -165,12 +190,20 @@ export class AutoLevel implements LevelChooser {
     this.winMixed = false
     this.winLevel = -1
     this.windows++
+    if (this.history.length < 256) this.history += String(level)
     this.lvl = this.decide()
   }
 
-  /** For tests and the result: what auto measured (bytes per ms). */
-  measured(): {compressor: Record<number, number>; carrier?: number; realized: {off?: number; on?: number}} {
-    return {compressor: Object.fromEntries(this.rateC), carrier: this.rateD, realized: {off: this.realized.off?.rate, on: this.realized.on?.rate}}
+  /** What auto measured, in MB/s (bytes per ms / 1000). */
+  measured(): AutoMeasures {
+    const mb = (v: number | undefined) => (v === undefined ? undefined : Math.round(v / 100) / 10)
+    return {
+      compressor: Object.fromEntries([...this.rateC].map(([l, v]) => [l, mb(v) as number])),
+      carrier: mb(this.rateD),
+      realized: {off: mb(this.realized.off?.rate), on: mb(this.realized.on?.rate)},
+      windows: this.windows,
+      history: this.history,
+    }
   }
 
   private decide(): number {
@@ -214,9 +247,10 @@ export class AutoLevel implements LevelChooser {
     const on = fresh(this.realized.on)
     const off = fresh(this.realized.off)
     if (on === undefined || off === undefined) return level
-    // A tie is the model's.
-    if (on * HOLD < off) return 0
-    if (on > off * HOLD) return level > 0 ? level : AUTO_LEVELS[0]
+    // Raw wins by HOLD (never slower than none); compressing against the model needs START (a
+    // single noisy window on a busy host must not turn it on).
+    if (level > 0 && on * HOLD < off) return 0
+    if (level === 0 && on > off * START) return AUTO_LEVELS[0]
     return level
   }
 }

@@ -18,7 +18,7 @@ import {DATA_FIELDS_SIZE, encodeDataFields} from '../protocol/messages.js'
 import type {Throttle} from '../sync/throttle.js'
 import {Codec, codecName, Compressor} from './codec.js'
 import type {Compressed, CompressPool} from './compress-pool.js'
-import type {LevelChooser} from './policy.js'
+import type {AutoMeasures, LevelChooser} from './policy.js'
 
 /** Uncompressed bytes per DATA_Z (or one block, if larger). */
 export const RUN_BYTES = 1 << 20
@@ -52,6 +52,8 @@ export interface CompressStats {
   compressMs: number
   /** Time the sender waited for a worker's result (the pipeline ran dry). */
   waitMs: number
+  /** auto only: the rates it decided by. */
+  auto?: AutoMeasures
 }
 
 interface Piece {
@@ -175,7 +177,14 @@ export class RunSender {
   }
 
   stats(): CompressStats {
-    return {codec: codecName(Codec.ZSTD), levels: [...this.chooser.used].sort((a, b) => a - b), finalLevel: this.chooser.current(), ...this.s}
+    const auto = this.chooser.measured?.()
+    return {
+      codec: codecName(Codec.ZSTD),
+      levels: [...this.chooser.used].sort((a, b) => a - b),
+      finalLevel: this.chooser.current(),
+      ...this.s,
+      ...(auto ? {auto} : {}),
+    }
   }
 
   private after(step: () => Promise<void>): void {
