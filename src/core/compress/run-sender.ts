@@ -30,10 +30,10 @@ const KEEP_BELOW = 0.9
 export const SAMPLE_BYTES = 16 << 10
 /**
  * Raw bytes compressed on the sending thread before the workers start: a seed or a push that
- * sends a few MB never pays for starting a thread and loading zstd there (tens of ms of CPU,
- * more than compressing those bytes); a transfer that goes on starts them then.
+ * sends a few MB never pays for starting a thread and loading zstd there (0.1-0.2 CPU-s on this
+ * machine, more than compressing 16 MiB, ~50 ms); a transfer that goes on starts them then.
  */
-export const INLINE_BYTES = 4 << 20
+export const INLINE_BYTES = 16 << 20
 
 export interface CompressStats {
   codec: string
@@ -76,7 +76,7 @@ export class RunSender {
   private space: (() => void) | undefined
   private pool: CompressPool | undefined
   private inline: Compressor | undefined
-  private inlineLeft = INLINE_BYTES
+  private inlineLeft: number
 
   /** `startPool` makes the workers, once INLINE_BYTES have been compressed here. */
   constructor(
@@ -85,7 +85,10 @@ export class RunSender {
     private readonly bs: number,
     private readonly throttle: Throttle,
     private readonly startPool: () => CompressPool,
-  ) {}
+    inlineBytes = INLINE_BYTES,
+  ) {
+    this.inlineLeft = inlineBytes
+  }
 
   /** The workers, once started (tests kill one). */
   workers(): CompressPool | undefined {

@@ -53,10 +53,10 @@ function wire(diskSize: number): Wire {
   }
 }
 
-/** A sender over one worker (started by the test; used once the inline budget is spent). */
-function sender(w: Wire, setting: 'auto' | number): {s: RunSender; pool: CompressPool} {
+/** A sender over one worker (started by the test), used once `inline` bytes went on this thread. */
+function sender(w: Wire, setting: 'auto' | number, inline = 2 << 20): {s: RunSender; pool: CompressPool} {
   const pool = new CompressPool(1)
-  const s = new RunSender(w.writer, levelChooser(setting, 1), BS, new Throttle(0), () => pool)
+  const s = new RunSender(w.writer, levelChooser(setting, 1), BS, new Throttle(0), () => pool, inline)
   return {s, pool}
 }
 
