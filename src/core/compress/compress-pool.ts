@@ -10,6 +10,7 @@ import os from 'node:os'
 import {Worker} from 'node:worker_threads'
 import {VdrepError, type VdrepErrorOptions} from '../errors.js'
 import {workerUrl} from '../locations.js'
+import {compressBound} from './codec.js'
 import type {CompressJob, CompressReply} from './compress-worker.js'
 
 export class CompressWorkerError extends VdrepError {
@@ -56,13 +57,14 @@ export class CompressPool {
     if (this.closed) return Promise.reject(new CompressWorkerError('the compression pool is closed'))
     const data = new ArrayBuffer(piece.length)
     piece.copy(Buffer.from(data))
+    const out = new ArrayBuffer(compressBound(piece.length))
     let slot = this.slots[0]
     for (const s of this.slots) if (s.jobs.size < slot.jobs.size) slot = s
-    const job: CompressJob = {id: this.nextId++, data, level, sample, keepBelow}
+    const job: CompressJob = {id: this.nextId++, data, out, level, sample, keepBelow}
     return new Promise<Compressed>((resolve, reject) => {
       if (slot.jobs.size === 0) slot.worker.ref()
       slot.jobs.set(job.id, {resolve, reject})
-      slot.worker.postMessage(job, [data])
+      slot.worker.postMessage(job, [data, out])
     })
   }
 
@@ -79,7 +81,12 @@ export class CompressPool {
   }
 
   private spawn(i: number): Slot {
-    const worker = new Worker(workerUrl('compress-worker'), {name: `vdrep-compress-${i}`})
+    // Its data lives in transferred ArrayBuffers, off its heap: a small heap keeps its resident
+    // memory small (default limits cost the client ~60 MiB more, over the 160 MiB target).
+    const worker = new Worker(workerUrl('compress-worker'), {
+      name: `vdrep-compress-${i}`,
+      resourceLimits: {maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32},
+    })
     const slot: Slot = {worker, jobs: new Map()}
     worker.unref()
     worker.on('message', (m: CompressReply) => {
@@ -89,9 +96,8 @@ export class CompressPool {
       slot.jobs.delete(m.id)
       if (slot.jobs.size === 0) worker.unref()
       if ('error' in m) return this.die(`compressing in a worker thread failed: ${m.error}`)
-      const packed = 'packed' in m ? Buffer.from(m.packed) : null
-      const raw = 'raw' in m ? Buffer.from(m.raw) : null
-      p.resolve({packed, raw, ms: m.ms, tried: m.tried})
+      const packed = m.packed >= 0 ? Buffer.from(m.out, 0, m.packed) : null
+      p.resolve({packed, raw: packed ? null : Buffer.from(m.data), ms: m.ms, tried: m.tried})
     })
     worker.on('error', (err) => this.die(`a compression worker thread failed: ${err.message}`, err))
     worker.on('messageerror', (err) => this.die(`a compression worker thread sent an unreadable message: ${err.message}`, err))

@@ -22,8 +22,8 @@ import type {AutoMeasures, LevelChooser} from './policy.js'
 
 /** Uncompressed bytes per DATA_Z (or one block, if larger). */
 export const RUN_BYTES = 1 << 20
-/** Raw bytes handed to the workers and not yet sent, at most (bounds the pipeline's memory). */
-export const QUEUE_BYTES = 8 << 20
+/** Raw bytes handed to the workers and not yet sent, at most (bounds the pipeline's memory; 4 pieces keep a worker busy while the carrier sends). */
+export const QUEUE_BYTES = 4 << 20
 /** Kept compressed only if it saves at least this share (else the receiver's work buys little). */
 const KEEP_BELOW = 0.9
 /** Bytes a worker tries first; a piece whose sample does not shrink goes raw untried. */
