@@ -30,6 +30,8 @@ const CHACHA = 'chacha20-poly1305@openssh.com'
 export const SshCase = {
   FRESH: 'vdrep fullsync over ssh, fresh target (mixed disk)',
   SEED: 'vdrep fullsync over ssh, 1% seed (mixed disk)',
+  FRESH_NONE: 'vdrep fullsync over ssh, fresh target (mixed disk), --compress none',
+  SEED_NONE: 'vdrep fullsync over ssh, 1% seed (mixed disk), --compress none',
   RANDOM: 'vdrep fullsync over ssh, fresh target (random disk)',
   PIPE: 'ssh cat > /dev/null < mixed disk (OpenSSH default cipher)',
   PIPE_AES: 'ssh -c aes128-gcm cat > /dev/null < mixed disk',
@@ -73,7 +75,7 @@ export function runVdrep(args: string[], env: NodeJS.ProcessEnv): Promise<string
 }
 
 /** Run the vdrep binary under /usr/bin/time: stdout, and the CPU-seconds (user + system) it used. */
-function runVdrepTimed(args: string[], env: NodeJS.ProcessEnv): Promise<{out: string; cpu: number}> {
+export function runVdrepTimed(args: string[], env: NodeJS.ProcessEnv): Promise<{out: string; cpu: number}> {
   return new Promise((resolve, reject) => {
     const child = spawn('/usr/bin/time', ['-f', 'VDREP_CPU %U %S', VDREP_BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, ...env}})
     let out = ''
@@ -90,7 +92,7 @@ function runVdrepTimed(args: string[], env: NodeJS.ProcessEnv): Promise<{out: st
 }
 
 /** A process's CPU-seconds (user + system) from /proc, its own or its reaped children's (sshd's sessions). */
-async function procCpu(pid: number, children = false): Promise<number> {
+export async function procCpu(pid: number, children = false): Promise<number> {
   const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8')
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   const tick = 100 // USER_HZ on Linux
@@ -219,7 +221,7 @@ export async function runSshBench(opts: BenchOptions & {log?: Log}): Promise<Ben
   const sshCmd = `ssh -p ${sshd.port} -i '${sshd.clientKey.path}' -o UserKnownHostsFile='${sshd.knownHostsFile}' -o BatchMode=yes -o StrictHostKeyChecking=yes`
   const rows: BenchRow[] = []
   try {
-    const vdrepCase = async (name: string, source: string, replicaName: string, prepare: (replica: string) => Promise<void>) => {
+    const vdrepCase = async (name: string, source: string, replicaName: string, prepare: (replica: string) => Promise<void>, extra: string[] = []) => {
       const dir = path.join(work, replicaName)
       await fs.mkdir(dir, {recursive: true})
       const disk = path.join(dir, 'disk.img')
@@ -252,7 +254,7 @@ export async function runSshBench(opts: BenchOptions & {log?: Log}): Promise<Ben
         const [s, d] = [await procCpu(serve.pid as number), await procCpu(sshd.pid, true)]
         const c = machineBusySeconds()
         const t = performance.now()
-        const {out: json, cpu: client} = await runVdrepTimed(['fullsync', disk, '--json'], env)
+        const {out: json, cpu: client} = await runVdrepTimed(['fullsync', disk, '--json', ...extra], env)
         const wall = (performance.now() - t) / 1000
         const c2 = machineBusySeconds()
         await new Promise((res) => setTimeout(res, 200)) // sshd reaps the session: its CPU lands in cutime
@@ -266,6 +268,9 @@ export async function runSshBench(opts: BenchOptions & {log?: Log}): Promise<Ben
     }
     await vdrepCase(SshCase.FRESH, mixed, 'fresh', removeReplica)
     await vdrepCase(SshCase.SEED, mixed, 'seed', (r) => restoreSeed(seed, r))
+    // The same cases without compression: auto (the default) must never be slower on loopback.
+    await vdrepCase(SshCase.FRESH_NONE, mixed, 'fresh-none', removeReplica, ['--compress', 'none'])
+    await vdrepCase(SshCase.SEED_NONE, mixed, 'seed-none', (r) => restoreSeed(seed, r), ['--compress', 'none'])
     await vdrepCase(SshCase.RANDOM, random, 'random', removeReplica)
 
     const shell = async (name: string, cmd: string, prepare?: () => Promise<void>) => {
@@ -364,6 +369,8 @@ export function sshChecks(rows: BenchRow[]): SshBenchCheck[] {
     check('random disk: vdrep fresh rate / bare ssh2 channel rate', '>= 0.9x', SshCase.SSH2, SshCase.RANDOM, (r) => r >= 0.9),
     check('rsync over ssh 1% seed / vdrep 1% seed (time)', '>= 2x', SshCase.RSYNC, SshCase.SEED, (r) => r >= 2),
     check('vdrep fresh / ssh | dd conv=fdatasync (time)', '<= 1.1x', SshCase.FRESH, SshCase.DD, (r) => r <= 1.1),
+    check('vdrep fresh, auto / none (time; compression never slows loopback)', '<= 1.05x', SshCase.FRESH, SshCase.FRESH_NONE, (r) => r <= 1.05),
+    check('vdrep 1% seed, auto / none (time)', '<= 1.05x', SshCase.SEED, SshCase.SEED_NONE, (r) => r <= 1.05),
     serveCpuCheck(rows),
   ]
 }

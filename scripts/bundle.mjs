@@ -49,10 +49,7 @@ const external = ['ssh2', 'cpu-features', '@napi-rs/blake-hash', 'xxhash-addon',
 // in paths we never take (Config.load without a root, ts-node) or inside try/catch (its check
 // of its own package.json's engines.node, which is then skipped; vdrep's own engines field
 // says the same).
-const banner = [
-  "import {createRequire as __vdrepCreateRequire} from 'node:module';",
-  'const require = __vdrepCreateRequire(import.meta.url);',
-].join('\n')
+const banner = ["import {createRequire as __vdrepCreateRequire} from 'node:module';", 'const require = __vdrepCreateRequire(import.meta.url);'].join('\n')
 
 const common = {
   absWorkingDir: root,
@@ -111,6 +108,7 @@ const workers = await esbuild.build({
   entryPoints: {
     'workers/local-worker': path.join(compiled, 'core', 'receiver', 'local-worker.js'),
     'workers/hash-worker': path.join(compiled, 'core', 'hash', 'hash-worker.js'),
+    'workers/compress-worker': path.join(compiled, 'core', 'compress', 'compress-worker.js'),
   },
   outdir,
   entryNames: '[dir]/[name]',

@@ -18,9 +18,10 @@ declare const __VDREP_BUNDLED__: boolean | undefined
 export const BUNDLED = typeof __VDREP_BUNDLED__ !== 'undefined' && __VDREP_BUNDLED__ === true
 
 /** The entry file of a worker thread, as `new Worker(url)` takes it. */
-export function workerUrl(name: 'local-worker' | 'hash-worker'): URL {
+export function workerUrl(name: 'local-worker' | 'hash-worker' | 'compress-worker'): URL {
   if (BUNDLED) return new URL(`../workers/${name}.js`, import.meta.url)
-  return new URL(name === 'local-worker' ? './receiver/local-worker.js' : './hash/hash-worker.js', import.meta.url)
+  const unbundled = {'local-worker': './receiver/local-worker.js', 'hash-worker': './hash/hash-worker.js', 'compress-worker': './compress/compress-worker.js'}
+  return new URL(unbundled[name], import.meta.url)
 }
 
 /** bin/run.js, the `vdrep` command itself: three folders up in both layouts

@@ -54,6 +54,12 @@ export class Compressor {
     this.cctx = new z.CCtx()
   }
 
+  /** `src` compressed at `level` into `dst` (at least compressBound(src) long): its length, or -1 if over `limit`. */
+  compressInto(dst: Uint8Array, src: Uint8Array, level: number, limit: number): number {
+    const n = this.cctx.compress(dst, src, level)
+    return n <= limit ? n : -1
+  }
+
   /**
    * `src` compressed at `level` into a scratch buffer reused by the next call (copy what you
    * keep), or null when the result would be larger than `limit` bytes.
@@ -65,6 +71,11 @@ export class Compressor {
     const n = this.cctx.compress(this.scratch, src, level)
     return n <= limit ? this.scratch.subarray(0, n) : null
   }
+}
+
+/** The largest compressed size of `n` bytes (0 without zstd). */
+export function compressBound(n: number): number {
+  return binding()?.compressBound(n) ?? 0
 }
 
 /** One decompression context, for one connection. */

@@ -5,6 +5,7 @@ import type {FrameWriter} from '../protocol/frame-writer.js'
 import type {Throttle} from '../sync/throttle.js'
 import type {Target} from '../target/target.js'
 import {codecName, localCodecs} from './codec.js'
+import {CompressPool, defaultCompressWorkers} from './compress-pool.js'
 import {levelChooser, type CompressSetting} from './policy.js'
 import {RunSender, type CompressStats} from './run-sender.js'
 
@@ -48,6 +49,6 @@ export function sessionCompression(
   if (offer.codecs.length === 0) return {report: {...base, codec: 'none', why: offer.why}}
   if (picked === undefined) return {report: {...base, codec: 'none', why: 'the replica host runs a vdrep without compression'}}
   if (picked === 0) return {report: {...base, codec: 'none', why: 'the replica host has no codec in common (no zstd there)'}}
-  const sender = new RunSender(writer, levelChooser(setting === 'none' ? 'auto' : setting), bs, throttle)
+  const sender = new RunSender(writer, levelChooser(setting === 'none' ? 'auto' : setting, defaultCompressWorkers()), bs, throttle, () => new CompressPool())
   return {sender, report: {...base, codec: codecName(picked)}}
 }

@@ -1,14 +1,22 @@
-// What `--compress` means, and the level `auto` picks as the transfer goes. `auto` measures
-// instead of guessing which of the link or the CPU bounds the transfer: it times the sending of
-// the data (compression plus the wait for the carrier to take the bytes) per window of raw
-// bytes at each rung of a short ladder (off, zstd 1, zstd 3), keeps the fastest, and
-// re-probes its neighbours now and then. On a slow link compressing makes the waits shorter
-// and it climbs; where the link is faster than the compressor (loopback) off measures faster
-// and it goes off, so a fast link never pays for compression beyond its probes. It starts at
-// the cheapest level.
+// What `--compress` means, and the level `auto` picks as the transfer goes. `auto` decides by
+// two measured rates instead of guessing which of the link or the CPU bounds the transfer:
+//   C, the compressor's rate: input bytes per ms of a worker's time (compress-pool.ts), per
+//     level, times the workers there are. A busy host measures a lower C: the workers' time is
+//     wall time, which counts the cores they did not get.
+//   D, the carrier's drain rate: bytes the carrier took per ms spent handing them to it (the
+//     SSH encryption and every wait for the link to drain), measured on every frame sent.
+// Compression runs beside the sending (a pipeline), so compressed the transfer goes at about
+// min(C, D / ratio) raw bytes per ms and raw at D: it compresses while C clearly beats D
+// (START), and stops once it no longer does (HOLD), per window of raw bytes. A link faster than
+// the compressor (loopback) goes off after one window. Both modes' end-to-end rates are also
+// kept, and once both are measured on the same link raw wins by HOLD, and compressing by START,
+// whatever the model says: on a host short of CPU the model undersells compression (bytes not sent also
+// save both ends' encryption and copies) and on loopback it may oversell it. Each mode is
+// re-measured now and then (one window), less often while that changes nothing.
+// Incompressible pieces never reach the wire compressed (the worker's sample test), so they
+// cost a sample's compression, not a piece's.
 import {UsageError} from '../errors.js'
 import {MAX_LEVEL, MIN_LEVEL} from './codec.js'
-
 /** `auto`, `none`, or a fixed zstd level (MIN_LEVEL..MAX_LEVEL). */
 export type CompressSetting = 'auto' | 'none' | number
 
@@ -27,37 +35,57 @@ export function compressText(c: CompressSetting | undefined): string {
   return c === undefined ? 'auto' : String(c)
 }
 
-/** auto's ladder: 0 is off (raw). */
-export const AUTO_LADDER = [0, 1, 3] as const
+/** Levels auto uses when compressing: 1, or 3 where the compressor is far faster than the link. */
+export const AUTO_LEVELS = [1, 3] as const
 /** Raw bytes per measured window. */
 export const WINDOW_BYTES = 8 << 20
-/** Windows between re-probes of the neighbours; doubled (up to MAX_REPROBE_WINDOWS) after each probe that changed nothing. */
-export const REPROBE_WINDOWS = 32
+/** Windows between re-measures of the mode not in use; doubled after one that changed nothing. */
+export const REPROBE_WINDOWS = 16
 export const MAX_REPROBE_WINDOWS = 128
-/** Windows a re-probe takes at most (down, back, up, back). */
-const PROBE_WINDOWS = 4
-/** A neighbour must be this much faster to move to it (noise is not a reason). */
-const HYSTERESIS = 1.05
-/**
- * Climbing to an unmeasured, costlier level needs a clear win of the one below: a window's rate
- * swings by tens of percent on a busy machine, and a probe of level 3 costs about twice level 1's
- * CPU for a few percent fewer bytes (measured on the mixed disk).
- */
-const CLIMB = 1.25
+/** Start compressing when C beats D by this much; keep compressing while it beats D by HOLD. */
+export const START = 1.25
+export const HOLD = 1.05
+/** Level 3 needs this much more headroom than level 1 (it costs about twice the CPU for a few percent fewer bytes). */
+const LEVEL3_HEADROOM = 2
+/** Level 3's rate before it is measured, as a share of level 1's. */
+const LEVEL3_SHARE = 0.4
+/** An end-to-end rate measured while the carrier's rate was more than this factor away is stale (a busy host moves D by tens of percent between windows). */
+const STALE_D = 2
+/** Weight of a new measure in the running averages. */
+const EWMA = 0.5
 
 export interface LevelChooser {
-  /** The level for the next run: 0 sends it raw. */
+  /** The level for the next piece: 0 sends it raw. */
   level(): number
-  /** A run of `rawBytes` was sent in `ms` (compression and the carrier's waits). */
-  record(rawBytes: number, ms: number): void
-  /** The level the next run would get, without counting it as used. */
+  /** The level the next piece would get, without counting it as used. */
   current(): number
+  /** A worker compressed `tried` input bytes at `level` in `ms`. */
+  compressed(level: number, tried: number, ms: number): void
+  /** The carrier took `wireBytes` in `ms` (encryption and waits for the link). */
+  carried(wireBytes: number, ms: number): void
+  /** A piece of `rawBytes` went out (at the level it was given). Closes windows. */
+  sent(rawBytes: number, level: number): void
   /** Every level used, for the result. */
   readonly used: ReadonlySet<number>
+  /** auto: what it measured, in MB/s (the result shows it). */
+  measured?(): AutoMeasures
 }
 
-export function levelChooser(setting: 'auto' | number): LevelChooser {
-  return setting === 'auto' ? new AutoLevel() : new FixedLevel(setting)
+/** auto's measures at the end of a transfer, MB/s (1 MB = 10^6 bytes). */
+export interface AutoMeasures {
+  /** Compressor input rate per worker, per level. */
+  compressor: Record<number, number>
+  /** Carrier drain rate. */
+  carrier?: number
+  /** End-to-end raw rates of windows sent raw (off) and compressed (on). */
+  realized: {off?: number; on?: number}
+  windows: number
+  /** The level of each window, one digit each (the first 256). */
+  history: string
+}
+
+export function levelChooser(setting: 'auto' | number, workers = 1, now: () => number = () => performance.now()): LevelChooser {
+  return setting === 'auto' ? new AutoLevel(workers, now) : new FixedLevel(setting)
 }
 
 class FixedLevel implements LevelChooser {
@@ -71,82 +99,158 @@ class FixedLevel implements LevelChooser {
   current(): number {
     return this.fixed
   }
-  record(): void {}
+  compressed(): void {}
+  carried(): void {}
+  sent(): void {}
 }
 
-/** Hill-climb over AUTO_LADDER on measured raw-bytes-per-second (see the top of the file). */
+interface Realized {
+  rate: number
+  d: number | undefined
+}
+
+const avg = (old: number | undefined, v: number) => (old === undefined ? v : old * (1 - EWMA) + v * EWMA)
+
+/** auto: compress while the compressor outruns the link (see the top of the file). */
 export class AutoLevel implements LevelChooser {
   readonly used = new Set<number>()
-  // Starts at the cheapest level: a push too small to fill a window still gets it on a slow link,
-  // and a fast one pays for one window at most before off is measured.
-  private rung = 1
-  private readonly rates: (number | undefined)[] = AUTO_LADDER.map(() => undefined)
-  private windowBytes = 0
-  private windowMs = 0
+  /** Compressor input bytes per ms of one worker, per level. */
+  private readonly rateC = new Map<number, number>()
+  /** Carrier bytes per ms (running average of windows). */
+  private rateD: number | undefined
+  /**
+   * End-to-end raw bytes per ms of windows sent raw (off) and compressed (on), with the carrier
+   * rate when each was last measured: one taken on another link (D moved by more than
+   * STALE_D) is not compared.
+   */
+  private realized: {off?: Realized; on?: Realized} = {}
+  // Starts compressing at level 1: a link not yet measured may be slow, and a push too small to
+  // fill a window still gets it there; a fast link pays for one window at most.
+  private lvl: number = AUTO_LEVELS[0]
+  private winRaw = 0
+  private winWire = 0
+  private winCarrierMs = 0
+  private winStart: number | undefined
+  private winMixed = false
+  private winLevel = -1
   private windows = 0
-  private reprobeAt = REPROBE_WINDOWS
-  private reprobeEvery = REPROBE_WINDOWS
-  /** The rung a running re-probe started from (-1: none running), and when it is over. */
-  private beforeProbe = -1
-  private settleAt = 0
-  /** The first window is not measured: the connection's windows and buffers are still opening. */
-  private warm = false
+  private history = ''
+  /** This window's compressor input bytes and worker ms, per level. */
+  private readonly winC = new Map<number, {tried: number; ms: number}>()
+  /** Windows left in the current mode before the other one is measured again. */
+  private untilProbe = REPROBE_WINDOWS
+  private probeEvery = REPROBE_WINDOWS
+  /** The level to return to after a one-window probe (-1: not probing). */
+  private probeFrom = -1
+
+  constructor(
+    private readonly workers = 1,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
 
   current(): number {
-    return AUTO_LADDER[this.rung]
+    return this.lvl
   }
 
   level(): number {
-    const l = AUTO_LADDER[this.rung]
-    this.used.add(l)
-    return l
+    this.used.add(this.lvl)
+    return this.lvl
   }
 
-  record(rawBytes: number, ms: number): void {
-    this.windowBytes += rawBytes
-    this.windowMs += ms
-    if (this.windowBytes < WINDOW_BYTES) return
-    if (!this.warm) {
-      this.warm = true
-      this.windowBytes = 0
-      this.windowMs = 0
-      return
+  compressed(level: number, tried: number, ms: number): void {
+    // Summed over the window, then divided: a random piece's quick sample must not weigh like a
+    // text piece compressed whole (the mean of per-piece rates overstated C twofold on the mixed disk).
+    const w = this.winC.get(level) ?? {tried: 0, ms: 0}
+    w.tried += tried
+    w.ms += ms
+    this.winC.set(level, w)
+  }
+
+  carried(wireBytes: number, ms: number): void {
+    this.winWire += wireBytes
+    this.winCarrierMs += ms
+  }
+
+  sent(rawBytes: number, level: number): void {
+    this.winStart ??= this.now()
+    if (this.winLevel >= 0 && this.winLevel > 0 !== level > 0) this.winMixed = true
+    this.winLevel = level
+    this.winRaw += rawBytes
+    if (this.winRaw < WINDOW_BYTES) return
+    const wall = Math.max(this.now() - this.winStart, 0.001)
+    if (this.winCarrierMs > 0) this.rateD = avg(this.rateD, this.winWire / Math.max(this.winCarrierMs, 0.001))
+    for (const [l, w] of this.winC) if (w.tried > 0) this.rateC.set(l, avg(this.rateC.get(l), w.tried / Math.max(w.ms, 0.001)))
+    this.winC.clear()
+    if (!this.winMixed) {
+      const key = level > 0 ? 'on' : 'off'
+      this.realized[key] = {rate: avg(this.realized[key]?.rate, this.winRaw / wall), d: this.rateD}
     }
-    const rate = this.windowBytes / Math.max(this.windowMs, 0.01)
-    const old = this.rates[this.rung]
-    this.rates[this.rung] = old === undefined ? rate : (old + rate) / 2
-    this.windowBytes = 0
-    this.windowMs = 0
+    this.winRaw = this.winWire = this.winCarrierMs = 0
+    this.winStart = undefined
+    this.winMixed = false
+    this.winLevel = -1
     this.windows++
-    if (this.beforeProbe < 0 && this.windows >= this.reprobeAt) {
-      // Measure the neighbours again: the link or the load may have changed.
-      this.beforeProbe = this.rung
-      this.settleAt = this.windows + PROBE_WINDOWS
-      this.rates.forEach((_, i) => i !== this.rung && (this.rates[i] = undefined))
-    } else if (this.beforeProbe >= 0 && this.windows >= this.settleAt) {
-      // A probe that settled where it started was only a cost: wait twice as long for the next.
-      this.reprobeEvery = this.rung === this.beforeProbe ? Math.min(MAX_REPROBE_WINDOWS, this.reprobeEvery * 2) : REPROBE_WINDOWS
-      this.reprobeAt = this.windows + this.reprobeEvery
-      this.beforeProbe = -1
+    if (this.history.length < 256) this.history += String(level)
+    this.lvl = this.decide()
+  }
+
+  /** What auto measured, in MB/s (bytes per ms / 1000). */
+  measured(): AutoMeasures {
+    const mb = (v: number | undefined) => (v === undefined ? undefined : Math.round(v / 100) / 10)
+    return {
+      compressor: Object.fromEntries([...this.rateC].map(([l, v]) => [l, mb(v) as number])),
+      carrier: mb(this.rateD),
+      realized: {off: mb(this.realized.off?.rate), on: mb(this.realized.on?.rate)},
+      windows: this.windows,
+      history: this.history,
     }
-    this.rung = this.nextRung()
   }
 
-  /** For tests: the measured rates per rung. */
-  measured(): readonly (number | undefined)[] {
-    return this.rates
+  private decide(): number {
+    const model = this.modelLevel()
+    if (this.probeFrom >= 0) {
+      // A probe window just ended: keep what the measures say now, and wait longer for the next if nothing changed.
+      const settled = this.vetoed(model)
+      this.probeEvery = settled > 0 === this.probeFrom > 0 ? Math.min(MAX_REPROBE_WINDOWS, this.probeEvery * 2) : REPROBE_WINDOWS
+      this.untilProbe = this.probeEvery
+      this.probeFrom = -1
+      return settled
+    }
+    const next = this.vetoed(model)
+    if (next > 0 !== this.lvl > 0) {
+      this.untilProbe = this.probeEvery
+      return next
+    }
+    if (--this.untilProbe > 0) return next
+    // Measure the other mode for one window: the link or the load may have changed.
+    this.probeFrom = next
+    return next > 0 ? 0 : AUTO_LEVELS[0]
   }
 
-  private nextRung(): number {
-    const i = this.rung
-    const here = this.rates[i] as number
-    const up = i + 1 < AUTO_LADDER.length ? i + 1 : -1
-    const down = i - 1
-    // Look down whenever it is unknown; climb into the unknown only while climbing paid (or from off).
-    if (down >= 0 && this.rates[down] === undefined) return down
-    if (up >= 0 && this.rates[up] === undefined && (down < 0 || here > (this.rates[down] as number) * CLIMB)) return up
-    let best = i
-    for (const j of [down, up]) if (j >= 0 && (this.rates[j] as number) > (this.rates[best] as number) * HYSTERESIS) best = j
-    return best
+  /** The level the two rates call for (0: raw). */
+  private modelLevel(): number {
+    const d = this.rateD
+    if (d === undefined) return this.lvl
+    const c1 = this.rateC.get(1)
+    if (c1 === undefined) return AUTO_LEVELS[0] // never measured: measure it
+    const margin = this.lvl > 0 ? HOLD : START
+    if (c1 * this.workers <= d * margin) return 0
+    const c3 = this.rateC.get(3) ?? c1 * LEVEL3_SHARE
+    const margin3 = this.lvl === 3 ? HOLD : START
+    return c3 * this.workers > d * margin3 * LEVEL3_HEADROOM ? 3 : 1
+  }
+
+  /** The mode measured faster end to end (both on this link) wins, whatever the model says. */
+  private vetoed(level: number): number {
+    const fresh = (r: Realized | undefined) =>
+      r && r.d !== undefined && this.rateD !== undefined && Math.max(r.d / this.rateD, this.rateD / r.d) <= STALE_D ? r.rate : undefined
+    const on = fresh(this.realized.on)
+    const off = fresh(this.realized.off)
+    if (on === undefined || off === undefined) return level
+    // Raw wins by HOLD (never slower than none); compressing against the model needs START (a
+    // single noisy window on a busy host must not turn it on).
+    if (level > 0 && on * HOLD < off) return 0
+    if (level === 0 && on > off * START) return AUTO_LEVELS[0]
+    return level
   }
 }

@@ -1,21 +1,39 @@
 // The sender's side of compression, shared by the full sync and the push: a run of contiguous
-// blocks that must travel goes as one DATA_Z when it compresses, else block by block as DATA
-// (through the caller's own raw path, which keeps its buffer-lending rules). A run is cut into
-// pieces of RUN_BYTES. Data that does not compress costs one block's try: the first block is
-// compressed alone, and a piece whose first block does not shrink goes raw without trying the
-// rest (random data, encrypted or already compressed files).
+// blocks that must travel goes as DATA_Z pieces of RUN_BYTES where they compress, else block by
+// block as DATA. Compression runs in worker threads (compress-pool.ts) as a pipeline: a piece
+// is handed to a worker and the caller goes on reading and hashing while up to QUEUE_BYTES of
+// pieces are compressed and then sent, strictly in the order they were given (the receivers
+// check block order). Frames the caller sends between runs (zero runs) go through later() to
+// keep that order; before a checkpoint or the end of a bundle the caller drains. A piece auto
+// sends raw (level 0) goes through the caller's own raw path (its buffer-lending rules) once
+// the queue is empty; a piece a worker found incompressible comes back and goes raw from there.
+//
+// Never wrong bytes: a worker that fails fails the sync (CompressWorkerError, sticky: every
+// later call throws it), and the receiver checks every block's hash after decompressing.
 import {HASH_LENGTH} from '../hash/block-hash.js'
 import {encodeCompressedRunFields, MAX_RUN_BLOCKS} from '../protocol/compressed-data.js'
 import {FrameType} from '../protocol/frame.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
+import {DATA_FIELDS_SIZE, encodeDataFields} from '../protocol/messages.js'
 import type {Throttle} from '../sync/throttle.js'
 import {Codec, codecName, Compressor} from './codec.js'
-import type {LevelChooser} from './policy.js'
+import type {Compressed, CompressPool} from './compress-pool.js'
+import type {AutoMeasures, LevelChooser} from './policy.js'
 
 /** Uncompressed bytes per DATA_Z (or one block, if larger). */
 export const RUN_BYTES = 1 << 20
+/** Raw bytes handed to the workers and not yet sent, at most (bounds the pipeline's memory; 4 pieces keep a worker busy while the carrier sends). */
+export const QUEUE_BYTES = 4 << 20
 /** Kept compressed only if it saves at least this share (else the receiver's work buys little). */
 const KEEP_BELOW = 0.9
+/** Bytes a worker tries first; a piece whose sample does not shrink goes raw untried. */
+export const SAMPLE_BYTES = 16 << 10
+/**
+ * Raw bytes compressed on the sending thread before the workers start: a seed or a push that
+ * sends a few MB never pays for starting a thread and loading zstd there (0.1-0.2 CPU-s on this
+ * machine, more than compressing 16 MiB, ~50 ms); a transfer that goes on starts them then.
+ */
+export const INLINE_BYTES = 16 << 20
 
 export interface CompressStats {
   codec: string
@@ -28,76 +46,197 @@ export interface CompressStats {
   rawBytes: number
   /** DATA_Z payload bytes for those runs. */
   compressedBytes: number
-  /** Raw bytes of runs that were tried but went raw (did not shrink). */
+  /** Raw bytes of pieces that were tried but went raw (did not shrink). */
   incompressibleBytes: number
-  /** Time spent compressing. */
+  /** Worker time spent compressing (beside the sending, not in its way). */
   compressMs: number
+  /** Time the sender waited for a worker's result (the pipeline ran dry). */
+  waitMs: number
+  /** auto only: the rates it decided by. */
+  auto?: AutoMeasures
+}
+
+interface Piece {
+  first: number
+  count: number
+  level: number
+  rawLength: number
+  hashes: Buffer
+  result: Promise<Compressed>
 }
 
 export class RunSender {
-  private readonly compressor = new Compressor()
-  private readonly s = {runs: 0, rawBytes: 0, compressedBytes: 0, incompressibleBytes: 0, compressMs: 0}
+  private readonly s = {runs: 0, rawBytes: 0, compressedBytes: 0, incompressibleBytes: 0, compressMs: 0, waitMs: 0}
+  /** DATA / DATA_Z payload bytes this sender put on the wire (raw pieces through the caller's path included). */
+  wireBytes = 0
+  private tail: Promise<void> = Promise.resolve()
+  private queued = 0
+  private pending = 0
+  private failure: Error | undefined
+  private space: (() => void) | undefined
+  private pool: CompressPool | undefined
+  private inline: Compressor | undefined
+  private inlineLeft: number
 
+  /** `startPool` makes the workers, once INLINE_BYTES have been compressed here. */
   constructor(
     private readonly writer: FrameWriter,
     private readonly chooser: LevelChooser,
     private readonly bs: number,
     private readonly throttle: Throttle,
-  ) {}
+    private readonly startPool: () => CompressPool,
+    inlineBytes = INLINE_BYTES,
+  ) {
+    this.inlineLeft = inlineBytes
+  }
+
+  /** The workers, once started (tests kill one). */
+  workers(): CompressPool | undefined {
+    return this.pool
+  }
+
+  /** `piece` compressed: here while the inline budget lasts, then by the workers. */
+  private compress(piece: Buffer, level: number): Promise<Compressed> {
+    if (!this.pool && this.inlineLeft > 0) {
+      this.inlineLeft -= piece.length
+      try {
+        return Promise.resolve(this.compressHere(piece, level))
+      } catch (err) {
+        return Promise.reject(err as Error)
+      }
+    }
+    this.pool ??= this.startPool()
+    return this.pool.compress(piece, level, SAMPLE_BYTES, KEEP_BELOW)
+  }
+
+  /** What compress-worker.ts does, on this thread (the piece copied: the caller may reuse it). */
+  private compressHere(piece: Buffer, level: number): Compressed {
+    const z = (this.inline ??= new Compressor())
+    const t0 = performance.now()
+    const sample = piece.subarray(0, Math.min(SAMPLE_BYTES, piece.length))
+    const shrinks = (b: Buffer) => z.compress(b, level, Math.floor(b.length * KEEP_BELOW))
+    if (sample.length < piece.length && !shrinks(sample)) return {packed: null, raw: Buffer.from(piece), ms: performance.now() - t0, tried: sample.length}
+    const out = shrinks(piece)
+    const ms = performance.now() - t0
+    return out ? {packed: Buffer.from(out), raw: null, ms, tried: piece.length} : {packed: null, raw: Buffer.from(piece), ms, tried: piece.length}
+  }
 
   /**
    * Send blocks first..first+count-1, whose bytes lie back to back in `data` (the last block may
    * be short) and whose hashes lie in `hashes`. `raw(i)` sends block first+i as DATA the
-   * caller's way. Returns the bytes that went on the wire for the blocks (payloads).
+   * caller's way, at once. `data` and `hashes` may be reused once this resolves (copied).
    */
-  async sendRun(first: number, count: number, data: Buffer, hashes: Buffer, raw: (i: number) => Promise<void>): Promise<number> {
+  async sendRun(first: number, count: number, data: Buffer, hashes: Buffer, raw: (i: number) => Promise<void>): Promise<void> {
     const bs = this.bs
     const per = Math.min(MAX_RUN_BLOCKS, Math.max(1, Math.floor(RUN_BYTES / bs)))
-    let wire = 0
     for (let i = 0; i < count; i += per) {
+      if (this.failure) throw this.failure
       const n = Math.min(per, count - i)
       const piece = data.subarray(i * bs, Math.min((i + n) * bs, data.length))
-      const t0 = performance.now()
       const level = this.chooser.level()
-      const packed = level > 0 ? this.pack(piece, level) : null
-      if (packed) {
-        const fields = encodeCompressedRunFields({
-          first: first + i,
-          count: n,
-          rawLength: piece.length,
-          codec: Codec.ZSTD,
-          hashes: hashes.subarray(i * HASH_LENGTH, (i + n) * HASH_LENGTH),
-        })
-        await this.throttle.take(fields.length + packed.length)
-        await this.writer.send(FrameType.DATA_Z, fields, packed)
-        this.s.runs++
-        this.s.rawBytes += piece.length
-        this.s.compressedBytes += fields.length + packed.length
-        wire += fields.length + packed.length
-      } else {
-        if (level > 0) this.s.incompressibleBytes += piece.length
+      if (level === 0) {
+        await this.drain()
+        const t0 = performance.now()
         for (let k = i; k < i + n; k++) await raw(k)
-        wire += piece.length + n * (8 + HASH_LENGTH)
+        const wire = piece.length + n * DATA_FIELDS_SIZE
+        this.wireBytes += wire
+        this.chooser.carried(wire, performance.now() - t0)
+        this.chooser.sent(piece.length, 0)
+        continue
       }
-      this.chooser.record(piece.length, performance.now() - t0)
+      while (this.queued >= QUEUE_BYTES && !this.failure) await new Promise<void>((resolve) => (this.space = resolve))
+      if (this.failure) throw this.failure
+      const result = this.compress(piece, level)
+      result.catch(() => undefined) // observed in order by emit()
+      const job: Piece = {
+        first: first + i,
+        count: n,
+        level,
+        rawLength: piece.length,
+        hashes: Buffer.from(hashes.subarray(i * HASH_LENGTH, (i + n) * HASH_LENGTH)),
+        result,
+      }
+      this.queued += piece.length
+      this.after(() => this.emit(job))
     }
-    return wire
   }
 
-  /** The piece compressed (a copy: the frame keeps it), or null if it would not shrink enough. */
-  private pack(piece: Buffer, level: number): Buffer | null {
-    const t0 = performance.now()
-    try {
-      const head = piece.subarray(0, Math.min(this.bs, piece.length))
-      if (head.length < piece.length && !this.compressor.compress(head, level, Math.floor(head.length * KEEP_BELOW))) return null
-      const out = this.compressor.compress(piece, level, Math.floor(piece.length * KEEP_BELOW))
-      return out && Buffer.from(out)
-    } finally {
-      this.s.compressMs += performance.now() - t0
-    }
+  /** Send a frame the caller built (a zero run) after everything given before it. */
+  async later(send: () => Promise<void>): Promise<void> {
+    if (this.failure) throw this.failure
+    if (this.pending === 0) return send()
+    this.after(send)
+  }
+
+  /** Wait until everything given is on its way; throws the first failure. */
+  async drain(): Promise<void> {
+    await this.tail
+    if (this.failure) throw this.failure
+  }
+
+  /** Stop the workers (after the session, whatever its outcome). */
+  async close(): Promise<void> {
+    await this.pool?.close()
   }
 
   stats(): CompressStats {
-    return {codec: codecName(Codec.ZSTD), levels: [...this.chooser.used].sort((a, b) => a - b), finalLevel: this.chooser.current(), ...this.s}
+    const auto = this.chooser.measured?.()
+    return {
+      codec: codecName(Codec.ZSTD),
+      levels: [...this.chooser.used].sort((a, b) => a - b),
+      finalLevel: this.chooser.current(),
+      ...this.s,
+      ...(auto ? {auto} : {}),
+    }
+  }
+
+  private after(step: () => Promise<void>): void {
+    this.pending++
+    this.tail = this.tail.then(async () => {
+      try {
+        if (!this.failure) await step()
+      } catch (err) {
+        this.failure ??= err as Error
+        this.space?.()
+      } finally {
+        this.pending--
+      }
+    })
+  }
+
+  private async emit(p: Piece): Promise<void> {
+    const w0 = performance.now()
+    const z = await p.result
+    this.s.waitMs += performance.now() - w0
+    this.s.compressMs += z.ms
+    this.chooser.compressed(p.level, z.tried, z.ms)
+    const t0 = performance.now()
+    let wire: number
+    if (z.packed) {
+      const fields = encodeCompressedRunFields({first: p.first, count: p.count, rawLength: p.rawLength, codec: Codec.ZSTD, hashes: p.hashes})
+      wire = fields.length + z.packed.length
+      await this.throttle.take(wire)
+      await this.writer.send(FrameType.DATA_Z, fields, z.packed)
+      this.s.runs++
+      this.s.rawBytes += p.rawLength
+      this.s.compressedBytes += wire
+    } else {
+      const data = z.raw as Buffer
+      this.s.incompressibleBytes += p.rawLength
+      wire = 0
+      for (let k = 0; k < p.count; k++) {
+        const body = data.subarray(k * this.bs, Math.min((k + 1) * this.bs, data.length))
+        await this.throttle.take(body.length)
+        await this.writer.send(FrameType.DATA, encodeDataFields(p.first + k, p.hashes.subarray(k * HASH_LENGTH, (k + 1) * HASH_LENGTH)), body)
+        wire += body.length + DATA_FIELDS_SIZE
+      }
+    }
+    this.wireBytes += wire
+    this.chooser.carried(wire, performance.now() - t0)
+    this.chooser.sent(p.rawLength, p.level)
+    this.queued -= p.rawLength
+    const wake = this.space
+    this.space = undefined
+    wake?.()
   }
 }

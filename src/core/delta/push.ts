@@ -254,6 +254,7 @@ async function pushDelta(
   let frozen: FrozenSet | undefined
   let committed = false
   let closing: Promise<void> | undefined
+  let z: ReturnType<typeof sessionCompression> | undefined
   try {
     const commitId = newCommitId()
     const setting = opts.compress ?? h.settings.compress ?? 'auto'
@@ -329,7 +330,7 @@ async function pushDelta(
     await owner.beginCommit(seq)
     opts.progress?.(phaseEvent('send', frozen.bitmap.count()))
     const throttle = throttleFor(h, opts)
-    const z = sessionCompression(setting, offer, ok.codec, writer, h.blockSize, throttle)
+    z = sessionCompression(setting, offer, ok.codec, writer, h.blockSize, throttle)
     const stats = await sendBundle(frozen, seq, source.size, h.blockSize, h.hashAlgo, h.replicaId, writer, throttle, z.sender)
     opts.progress?.(phaseEvent('commit'))
     const reply = await reader.next()
@@ -370,6 +371,7 @@ async function pushDelta(
     throw asVdrepError(err)
   } finally {
     await (closing ?? closeQuietly(conn))
+    await z?.sender?.close()
   }
 
   function fallback(d: string, t: string, reason: string): PushResult {

@@ -120,7 +120,10 @@ export async function sendBundle(
   let zeroEnd = -1
   const flushZeros = async () => {
     if (zeroStart < 0) return
-    await writer.send(FrameType.ZERO_RUN, encodeRange(zeroStart, zeroEnd - zeroStart))
+    const range = encodeRange(zeroStart, zeroEnd - zeroStart)
+    // Behind the compressed pieces still on their way: the receiver takes blocks in order.
+    if (compressor) await compressor.later(() => writer.send(FrameType.ZERO_RUN, range))
+    else await writer.send(FrameType.ZERO_RUN, range)
     digestZero(digest, zeroStart, zeroEnd - zeroStart)
     zeroStart = -1
   }
@@ -137,6 +140,10 @@ export async function sendBundle(
     stats.sendMs += performance.now() - t1
   }
   await flushZeros()
+  if (compressor) {
+    await compressor.drain()
+    stats.wireBytes += compressor.wireBytes
+  }
   await writer.send(FrameType.BUNDLE_END, encodeBundleEnd({seq, blockCount: blocks.length, digest: digest.digest()}))
   return stats
 
@@ -156,7 +163,7 @@ export async function sendBundle(
       runK = -1
       runHashes = []
       const view = data.subarray(k0 * bs, Math.min(endK * bs, diskSize - first * bs))
-      stats.wireBytes += await compressor.sendRun(first + k0, endK - k0, view, Buffer.concat(hashes), (i) =>
+      await compressor.sendRun(first + k0, endK - k0, view, Buffer.concat(hashes), (i) =>
         raw(first + k0 + i, view.subarray(i * bs, Math.min((i + 1) * bs, view.length)), hashes[i]),
       )
       for (let i = 0; i < hashes.length; i++) digestData(digest, first + k0 + i, hashes[i])

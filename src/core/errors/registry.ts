@@ -57,6 +57,7 @@ export const ERROR_CODES = {
     clientSide: true,
   },
   COMPRESSED_RUN_BAD: {exit: ExitCode.FAILURE, meaning: 'a compressed run of blocks does not decompress to exactly the length it declares'},
+  COMPRESS_WORKER: {exit: ExitCode.FAILURE, meaning: 'a compression worker thread failed (the sync stops; nothing unproven is kept)', clientSide: true},
   CONTROL_BAD_JSON: {exit: ExitCode.FAILURE, meaning: 'a control message whose JSON does not parse'},
   CONTROL_BAD_KIND: {exit: ExitCode.FAILURE, meaning: 'a control message of an unknown kind'},
   CONTROL_BAD_LENGTH: {exit: ExitCode.FAILURE, meaning: 'a control message length over its cap'},

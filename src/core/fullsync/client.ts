@@ -144,6 +144,7 @@ async function runFullsync(
   let writer = conn.writer
   let replies: ReceiverReplies | undefined
   let chunks: ChunkReader | undefined
+  let z: ReturnType<typeof sessionCompression> | undefined
   try {
     const commitId = newCommitId()
     const owner = claim.writer
@@ -175,7 +176,7 @@ async function runFullsync(
       ok = await hello()
     }
     const throttle = throttleFor(h, opts)
-    const z = sessionCompression(setting, offer, ok.codec, writer, bs, throttle)
+    z = sessionCompression(setting, offer, ok.codec, writer, bs, throttle)
     const resumedAtBlock = resumePoint(ok.state, ok.resumeBlock)
     if (resumedAtBlock > 0)
       opts.log?.(
@@ -261,6 +262,7 @@ async function runFullsync(
   } finally {
     conn.abort()
     await conn.close().catch(() => {})
+    await z?.sender?.close()
   }
 }
 

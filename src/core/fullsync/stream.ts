@@ -64,8 +64,11 @@ export async function streamDisk(ctx: StreamContext): Promise<StreamTotals> {
   let zeroRunStart = -1
   const flushZeroRun = async (end: number) => {
     if (zeroRunStart < 0) return
-    await writer.send(FrameType.ZERO_RUN, encodeRange(zeroRunStart, end - zeroRunStart))
+    const range = encodeRange(zeroRunStart, end - zeroRunStart)
     zeroRunStart = -1
+    // Behind the compressed pieces still on their way: the receiver takes blocks in order.
+    if (ctx.runs) await ctx.runs.later(() => writer.send(FrameType.ZERO_RUN, range))
+    else await writer.send(FrameType.ZERO_RUN, range)
   }
   let lastCheckpoint = 0
   let lastCheckpointAt = performance.now()
@@ -123,7 +126,7 @@ export async function streamDisk(ctx: StreamContext): Promise<StreamTotals> {
       const hashes = slots.subarray(i0 * HASH_LENGTH, (upto - first) * HASH_LENGTH)
       const from = runFirst
       runFirst = -1
-      totals.wireBytes += await ctx.runs.sendRun(from, upto - from, view, hashes, (k) => sendBlock(from + k))
+      await ctx.runs.sendRun(from, upto - from, view, hashes, (k) => sendBlock(from + k))
     }
     for (let b = first; b < end; b++) {
       const i = b - first
@@ -154,12 +157,18 @@ export async function streamDisk(ctx: StreamContext): Promise<StreamTotals> {
     ctx.progress(p)
     if (end - lastCheckpoint >= ctx.checkpointEvery || (performance.now() - lastCheckpointAt > CHECKPOINT_INTERVAL_MS && end < blockCount)) {
       await flushZeroRun(end)
+      // Everything below `end` is sent before the checkpoint that names it.
+      await ctx.runs?.drain()
       await writer.send(FrameType.CHECKPOINT, encodeU64(end))
       lastCheckpoint = end
       lastCheckpointAt = performance.now()
     }
   }
   await flushZeroRun(blockCount)
+  if (ctx.runs) {
+    await ctx.runs.drain()
+    totals.wireBytes += ctx.runs.wireBytes
+  }
   return totals
 }
 

@@ -1,0 +1,162 @@
+// The compression pipeline (run-sender.ts with real worker threads): what reaches the wire,
+// expanded by the receiver's own decompressing reader, is every block in order with its hash,
+// zero runs in their place; auto never sends an incompressible run compressed; and a worker
+// killed in the middle fails the sender loudly (every later call), never a frame with wrong bytes.
+import assert from 'node:assert/strict'
+import {PassThrough} from 'node:stream'
+import {seededBytes, seededText} from '../../helpers/disks.js'
+import {blockHasher, HashAlgo, HASH_LENGTH} from '../../../src/core/hash/block-hash.js'
+import {FrameType} from '../../../src/core/protocol/frame.js'
+import {FrameReader, type Frame} from '../../../src/core/protocol/frame-reader.js'
+import {FrameWriter} from '../../../src/core/protocol/frame-writer.js'
+import {decodeData, decodeRange, encodeDataFields, encodeRange} from '../../../src/core/protocol/messages.js'
+import {Codec} from '../../../src/core/compress/codec.js'
+import {CompressPool} from '../../../src/core/compress/compress-pool.js'
+import {DecompressingSource} from '../../../src/core/compress/decompress-source.js'
+import {levelChooser} from '../../../src/core/compress/policy.js'
+import {RunSender} from '../../../src/core/compress/run-sender.js'
+import {Throttle} from '../../../src/core/sync/throttle.js'
+
+const BS = 64 * 1024
+const h = blockHasher(HashAlgo.BLAKE3, Buffer.alloc(16, 3))
+
+interface Wire {
+  writer: FrameWriter
+  end(): Promise<{frames: Frame[]; zTypes: number[]}>
+}
+
+/** A writer whose frames are read back through the receiver's DecompressingSource. */
+function wire(diskSize: number): Wire {
+  const pipe = new PassThrough({highWaterMark: 1 << 20})
+  const writer = new FrameWriter(pipe)
+  const zTypes: number[] = []
+  const raw = new FrameReader(pipe)
+  const spy = {
+    next: async () => {
+      const f = await raw.next()
+      if (f) zTypes.push(f.type)
+      return f
+    },
+  }
+  const src = new DecompressingSource(spy, Codec.ZSTD, BS, diskSize)
+  const frames: Frame[] = []
+  const reading = (async () => {
+    for (let f = await src.next(); f; f = await src.next()) frames.push(f)
+  })()
+  return {
+    writer,
+    end: async () => {
+      pipe.end()
+      await reading
+      return {frames, zTypes}
+    },
+  }
+}
+
+/** A sender over one worker (started by the test), used once `inline` bytes went on this thread. */
+function sender(w: Wire, setting: 'auto' | number, inline = 2 << 20): {s: RunSender; pool: CompressPool} {
+  const pool = new CompressPool(1)
+  const s = new RunSender(w.writer, levelChooser(setting, 1), BS, new Throttle(0), () => pool, inline)
+  return {s, pool}
+}
+
+/** Send `data` (whole blocks) as one run starting at `first`, hashing each block. */
+async function send(s: RunSender, w: Wire, first: number, data: Buffer): Promise<void> {
+  const count = data.length / BS
+  const hashes = Buffer.concat(Array.from({length: count}, (_, i) => h.hash(data.subarray(i * BS, (i + 1) * BS))))
+  await s.sendRun(first, count, data, hashes, (i) =>
+    w.writer.send(FrameType.DATA, encodeDataFields(first + i, hashes.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH)), data.subarray(i * BS, (i + 1) * BS)),
+  )
+}
+
+describe('compress/run-sender (worker pipeline)', function () {
+  this.timeout(30_000)
+
+  it('every block arrives once, in order, with its hash; zero runs keep their place', async () => {
+    const blocks = 200
+    const disk = Buffer.alloc(blocks * BS)
+    // 30 blocks text, 10 random, 10 zero, repeated.
+    for (let b = 0; b < blocks; b++) {
+      const kind = b % 50 < 30 ? 'text' : b % 50 < 40 ? 'random' : 'zero'
+      if (kind === 'text') seededText(`t${b}`, BS).copy(disk, b * BS)
+      if (kind === 'random') seededBytes(`r${b}`, BS).copy(disk, b * BS)
+    }
+    const w = wire(disk.length)
+    const {s, pool} = sender(w, 1)
+    try {
+      for (let b = 0; b < blocks; b += 50) {
+        await send(s, w, b, disk.subarray(b * BS, (b + 40) * BS))
+        const range = encodeRange(b + 40, 10)
+        await s.later(() => w.writer.send(FrameType.ZERO_RUN, range))
+      }
+      await s.drain()
+    } finally {
+      await s.close()
+    }
+    const {frames, zTypes} = await w.end()
+    assert.ok(zTypes.includes(FrameType.DATA_Z), 'text went compressed')
+    assert.ok(zTypes.includes(FrameType.DATA), 'random went raw')
+    const out = Buffer.alloc(disk.length, 0xee)
+    let next = 0
+    for (const f of frames) {
+      if (f.type === FrameType.ZERO_RUN) {
+        const {start, count} = decodeRange(f.payload, 'ZERO_RUN')
+        assert.equal(start, next, 'zero run in order')
+        out.fill(0, start * BS, (start + count) * BS)
+        next = start + count
+        continue
+      }
+      assert.equal(f.type, FrameType.DATA)
+      const d = decodeData(f.payload, f.body)
+      assert.equal(d.block, next, 'blocks in order')
+      assert.deepEqual(d.hash, h.hash(d.data))
+      d.data.copy(out, d.block * BS)
+      next = d.block + 1
+    }
+    assert.equal(next, blocks)
+    assert.ok(out.equals(disk), 'the expanded stream is the disk')
+    assert.equal(pool.workers, 1)
+  })
+
+  it('auto never sends an incompressible run compressed', async () => {
+    const data = seededBytes('random', 64 * BS)
+    const w = wire(data.length)
+    const {s} = sender(w, 'auto')
+    try {
+      await send(s, w, 0, data)
+      await s.drain()
+    } finally {
+      await s.close()
+    }
+    const {frames, zTypes} = await w.end()
+    assert.ok(!zTypes.includes(FrameType.DATA_Z), `frames: ${zTypes.join(',')}`)
+    assert.equal(frames.length, 64)
+    assert.equal(s.stats().runs, 0)
+  })
+
+  it('a worker killed mid-transfer fails the sender loudly; nothing sent before is wrong', async () => {
+    const text = seededText('text', 512 * BS)
+    const w = wire(text.length)
+    const {s, pool} = sender(w, 1)
+    let failure: unknown
+    try {
+      await send(s, w, 0, text.subarray(0, 32 * BS))
+      await s.drain()
+      void pool.threads()[0].terminate()
+      await send(s, w, 32, text.subarray(32 * BS))
+      await s.drain()
+    } catch (err) {
+      failure = err
+    } finally {
+      await s.close()
+    }
+    assert.equal((failure as {code?: string})?.code, 'COMPRESS_WORKER', String(failure))
+    await assert.rejects(send(s, w, 0, text.subarray(0, BS)), {code: 'COMPRESS_WORKER'})
+    const {frames} = await w.end()
+    assert.ok(frames.length >= 32 && frames.length < 512, `${frames.length} blocks arrived`)
+    for (const f of frames) {
+      const d = decodeData(f.payload, f.body)
+      assert.ok(d.data.equals(text.subarray(d.block * BS, (d.block + 1) * BS)), `block ${d.block} is the source's`)
+    }
+  })
+})
