@@ -15,6 +15,7 @@ import type {ReceiverReplies} from './client-replies.js'
 import type {IndexRecorder} from './proof.js'
 import {decideAll, MAP_BELOW_SEND_SHARE, redecideFilled, sendRuns, SKIP, ZERO} from './plan.js'
 import {CHECKPOINT_INTERVAL_MS} from '../protocol/flow.js'
+import {localReceiverCarrier} from '../transport/connect.js'
 
 const READ_CHUNK = 4 << 20
 
@@ -77,7 +78,8 @@ export async function streamDisk(ctx: StreamContext): Promise<StreamTotals> {
   // read, and only the blocks that differ are read (fill); while many do (a fresh replica),
   // reading them at once is cheaper than mapping and then reading. The last chunk decides.
   let lastSendShare = ctx.replicaMissing ? 1 : 0
-  const chunks = new ChunkReader(ctx.source, diskSize, bs, READ_CHUNK, 2 * chunksPerCheckpoint + 4, hasher, () => lastSendShare < MAP_BELOW_SEND_SHARE)
+  const mapWhen = () => lastSendShare < MAP_BELOW_SEND_SHARE
+  const chunks = new ChunkReader(ctx.source, diskSize, bs, READ_CHUNK, 2 * chunksPerCheckpoint + 4, hasher, mapWhen, localReceiverCarrier() === 'inline')
   ctx.onChunks(chunks)
   // Per chunk, not per block: the statuses in one call, the decisions in a plain loop, the
   // digest and the index in one update each (per-block awaits and calls were most of the JS
