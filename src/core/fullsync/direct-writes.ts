@@ -1,6 +1,6 @@
 // The receiver's writes to the replica with direct I/O: one ordered writer per replica. A DATA
 // block whose memory a direct write can take as it is (page-aligned: the local client's chunks,
-// the receive pool's gathered lends) joins a run of views written with one pwritev, and its
+// any other that happens to be) joins a run of views written with one pwritev, and its
 // receive memory goes back once that write is done. Any other is copied once, into the open run
 // of an aligned staging buffer (its receive memory goes back at once), written with one pwrite
 // when full or when the next block is not its neighbour. At most STAGES - 1 runs of each kind

@@ -5,7 +5,6 @@
 // worker thread's port, an SSH channel, a socket that could not be taken over).
 //
 // Bytes a source lends follow the carrier's one ownership rule (protocol/lent-buffers.ts).
-import {alignedBuffer, DIRECT_ALIGN} from '../native/direct-io.js'
 import {BufferPool} from '../util/buffer-pool.js'
 
 /** The code of the error a read fails with when the peer closed first. */
@@ -51,14 +50,7 @@ export interface ByteSource {
 const LEND_POOL_BYTES = 32 << 20
 const LEND_POOL_MAX_BUFFER = 32 << 20
 
-/** Lends at least this large whose size is a multiple of DIRECT_ALIGN are copied into page-aligned memory. */
-const ALIGNED_LEND_MIN = 64 << 10
-
-/**
- * The pool a source copies lent bytes into when they span two received pieces. A block-sized
- * lend (a full sync's DATA body) gets page-aligned memory where the addon can: the receiver's
- * direct writes then take it as it is, and this copy is the only one it makes (issue 21).
- */
+/** The pool a source copies lent bytes into when they span two received pieces. */
 export function lendPool(): BufferPool {
-  return new BufferPool(LEND_POOL_BYTES, LEND_POOL_MAX_BUFFER, (n) => (n >= ALIGNED_LEND_MIN && n % DIRECT_ALIGN === 0 ? alignedBuffer(n) : undefined))
+  return new BufferPool(LEND_POOL_BYTES, LEND_POOL_MAX_BUFFER)
 }

@@ -20,8 +20,6 @@ export class BufferPool {
     private readonly maxCached: number,
     /** Larger buffers are not kept. */
     private readonly maxSize: number,
-    /** Memory for a fresh buffer of n bytes; undefined: Buffer.allocUnsafeSlow. */
-    private readonly alloc?: (n: number) => Buffer | undefined,
   ) {}
 
   readonly take = (n: number): Buffer => {
@@ -31,7 +29,7 @@ export class BufferPool {
       this.lent.add(b)
       return b
     }
-    const fresh = this.alloc?.(n) ?? Buffer.allocUnsafeSlow(n)
+    const fresh = Buffer.allocUnsafeSlow(n)
     if (n <= this.maxSize) this.lent.add(fresh)
     return fresh
   }
