@@ -44,3 +44,26 @@ napi_value AlignedBuffer(napi_env env, napi_callback_info info) {
   }
   return ab;
 }
+
+napi_value IsAligned(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int64_t alignment = 0;
+  bool typed = false;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 2 || napi_is_typedarray(env, argv[0], &typed) != napi_ok || !typed ||
+      napi_get_value_int64(env, argv[1], &alignment) != napi_ok || alignment <= 0) {
+    napi_throw_type_error(env, "EINVAL", "isAligned(typedArray, alignment)");
+    return nullptr;
+  }
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, nullptr, nullptr) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "isAligned: not a typed array");
+    return nullptr;
+  }
+  // `data` already includes the view's byte offset: where its first byte sits in memory.
+  napi_value result;
+  napi_get_boolean(env, data != nullptr && (uintptr_t)data % (uint64_t)alignment == 0, &result);
+  return result;
+}

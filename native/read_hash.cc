@@ -36,6 +36,7 @@
 #endif
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -160,12 +161,17 @@ size_t RunEnd(const Work* w, size_t end) {
 }
 
 void ExecuteRead(Work* w) {
-  const size_t per_piece = kReadPiece > w->block_size ? kReadPiece / w->block_size : 1;
+  // Through an O_DIRECT descriptor (the receiver's read-back of what it wrote) every read is a
+  // round trip to the device and the bytes are not in any cache to keep them in: a whole run
+  // in one read. 256 KiB reads at one at a time held the proof to ~380 MB/s (issue 21).
+  const int fl = fcntl(w->fd, F_GETFL);
+  const bool direct = fl != -1 && (fl & O_DIRECT) != 0;
+  const size_t per_piece = direct ? SIZE_MAX : kReadPiece > w->block_size ? kReadPiece / w->block_size : 1;
   for (size_t r = 0; r < w->run_count; r++) {
     size_t first = (size_t)w->runs[2 * r];
     size_t end = (size_t)w->runs[2 * r + 1];
-    for (size_t a = first; a < end; a += per_piece) {
-      size_t b = a + per_piece < end ? a + per_piece : end;
+    for (size_t a = first, b; a < end; a = b) {
+      b = end - a > per_piece ? a + per_piece : end;
       size_t off = a * w->block_size;
       if (!ReadFully(w, off, RunEnd(w, b) - off)) return;
       HashBlocks(w, w->buf, a, b);

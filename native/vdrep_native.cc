@@ -324,6 +324,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"fanotifyRead", nullptr, FanotifyRead, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sdNotify", nullptr, SdNotify, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"alignedBuffer", nullptr, AlignedBuffer, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"isAligned", nullptr, IsAligned, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"readHashRuns", nullptr, ReadHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"mapHashRuns", nullptr, MapHashRuns, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"xxh3Into", nullptr, Xxh3Into, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

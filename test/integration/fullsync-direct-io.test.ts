@@ -16,6 +16,7 @@ import {SyncMode, type Hello} from '../../src/core/protocol/messages.js'
 import {ReplicaFile} from '../../src/core/receiver/replica-file.js'
 import {openReplicaWrites} from '../../src/core/fullsync/direct-writes.js'
 import {nativeAvailable} from '../../src/core/native/binding.js'
+import {alignedBuffer, directWritable} from '../../src/core/native/direct-io.js'
 
 const BS = 64 * 1024
 const MiB = 1 << 20
@@ -39,7 +40,7 @@ function helloFor(p: string, diskSize: number): Hello {
  * Write `want` (the whole disk) to `file` through the writer as a full sync would: blocks out of
  * order across barriers, zero runs short and long, the odd tail last. Returns the writer's mode.
  */
-async function writeDisk(file: string, want: Buffer, logs: string[]): Promise<string> {
+async function writeDisk(file: string, want: Buffer, logs: string[], aligned = false): Promise<string> {
   const hello = helloFor(file, want.length)
   const replica = await ReplicaFile.open(file, hello)
   try {
@@ -55,6 +56,10 @@ async function writeDisk(file: string, want: Buffer, logs: string[]): Promise<st
         ...Array.from({length: Math.floor(blocks / 2)}, (_, i) => i),
       ]
       let barrier: Promise<void> | undefined
+      // Page-aligned receive memory (the local client's chunks, the receive pool's lends): the
+      // direct writer takes such a block as it is and hands it back only once it is written.
+      const arena = aligned ? alignedBuffer(blocks * BS) : undefined
+      const releases: Array<{released: () => boolean; views: boolean}> = []
       for (let k = 0; k < order.length; k++) {
         const b = order[k]
         if (isZero(b)) {
@@ -67,9 +72,16 @@ async function writeDisk(file: string, want: Buffer, logs: string[]): Promise<st
         } else {
           let released = false
           // A copy, as a receive buffer would be: the writer must be done with it at release.
-          const data = Buffer.from(block(b))
-          await writes.writeBlock(b, data, () => (released = true))
-          if (writes.mode === 'direct I/O') assert.ok(released, 'the direct writer releases the receive buffer once copied')
+          const data = arena ? arena.subarray(b * BS, b * BS + block(b).length) : Buffer.from(block(b))
+          block(b).copy(data)
+          const views = writes.mode === 'direct I/O' && directWritable(data)
+          await writes.writeBlock(b, data, () => {
+            released = true
+            // Reused by the reader at once: a writer that let go before its write was done would write these bytes.
+            if (views) data.fill(0xee)
+          })
+          if (writes.mode === 'direct I/O' && !views) assert.ok(released, 'the direct writer releases the receive buffer once copied')
+          releases.push({released: () => released, views})
         }
         if (k % 7 === 0) {
           await barrier
@@ -78,6 +90,15 @@ async function writeDisk(file: string, want: Buffer, logs: string[]): Promise<st
       }
       await barrier
       await writes.settle()
+      assert.ok(
+        releases.every((r) => r.released()),
+        'every receive buffer is back once settled',
+      )
+      if (aligned && writes.mode === 'direct I/O')
+        assert.ok(
+          releases.some((r) => r.views),
+          'aligned blocks were written from their own memory',
+        )
       return writes.mode
     } finally {
       await writes.close()
@@ -141,6 +162,9 @@ describe('full sync: the replica writer, direct I/O and its fallback', function 
       assert.equal(await writeDisk(onExt4, want, direct), 'direct I/O', direct.join('\n'))
       assert.deepEqual(direct, [])
       assert.ok(want.equals(await fs.readFile(onExt4)), 'the direct replica equals the disk')
+      const fromViews = path.join(dir, 'views.img')
+      assert.equal(await writeDisk(fromViews, want, direct, true), 'direct I/O')
+      assert.ok(want.equals(await fs.readFile(fromViews)), 'the replica written from aligned receive memory (no copy) equals the disk')
       const fallback: string[] = []
       const onRamfs = path.join(await mountRamfs(), 'replica.img')
       assert.equal(await writeDisk(onRamfs, want, fallback), 'page cache')

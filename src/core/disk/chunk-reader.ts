@@ -15,6 +15,7 @@
 // ~5x slower than any later sync that found those zero pages cached.
 import type {BlockHasher} from '../hash/block-hash.js'
 import {dataRuns, holeMap} from './hole-map.js'
+import {alignedBuffer} from '../native/direct-io.js'
 import {mapAndHashRuns, readAndHashRuns, readRuns, type BlockSums, type ReadableDisk} from './read-hash.js'
 
 export interface Chunk {
@@ -81,6 +82,12 @@ export class ChunkReader {
      * and do not read it (the consumer expects to need few of its bytes).
      */
     private readonly mapWhen?: () => boolean,
+    /**
+     * Page-aligned chunk memory (where the addon can) instead of shared memory: a local
+     * receiver on this thread then writes the blocks sent from it with direct I/O as they are,
+     * without a copy. Shared memory is for a receiver in a worker thread (no copy to post it).
+     */
+    private readonly aligned = false,
   ) {
     this.perChunk = Math.max(1, Math.floor(chunkBytes / bs))
     this.blockCount = Math.ceil(size / bs)
@@ -121,8 +128,13 @@ export class ChunkReader {
   }
 
   private buffer(slot: Slot): Buffer {
-    slot.buf ??= this.free.pop() ?? Buffer.from(new SharedArrayBuffer(this.perChunk * this.bs))
+    slot.buf ??= this.free.pop() ?? this.fresh()
     return slot.buf
+  }
+
+  private fresh(): Buffer {
+    const size = this.perChunk * this.bs
+    return (this.aligned ? alignedBuffer(size) : undefined) ?? Buffer.from(new SharedArrayBuffer(size))
   }
 
   private start(first: number): {chunk: Promise<Chunk>; slot: Slot} {

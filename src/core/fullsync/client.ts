@@ -10,7 +10,7 @@ import type {DiskStamp} from '../psf/disk-stamp.js'
 import {FrameType} from '../protocol/frame.js'
 import {encodeDone, ReplicaStateKind} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
-import {connectReceiver} from '../transport/connect.js'
+import {connectReceiver, localReceiverCarrier} from '../transport/connect.js'
 import type {Carrier} from '../transport/carrier.js'
 import {withCarrier, type SshCarrier} from '../psf/settings.js'
 import {describeSource} from '../points/remote.js'
@@ -210,6 +210,7 @@ async function runFullsync(
       runs: z.sender,
       checkpointEvery: checkpointBlocks(opts.checkpointBytes, bs),
       replicaMissing: ok.state === ReplicaStateKind.MISSING,
+      alignedChunks: target.kind === 'local' && localReceiverCarrier() === 'inline',
       onChunks: (c) => {
         chunks = c
         // Chunks lent to the transport come back only at the receiver's acks: a receiver given up

@@ -1,15 +1,17 @@
-// The receiver's writes to the replica with direct I/O: one ordered writer per replica. Each
-// DATA block is copied once, into the open run of an aligned staging buffer (its receive memory
-// goes back to the reader at once); a run is written with one O_DIRECT pwrite when it is full
-// or the next block is not its neighbour. At most STAGES - 1 runs are on their way to the
-// device while the next one fills; the receive loop waits for a free buffer beyond that.
-// Long zero runs are punched; short ones are zeros in the run. The disk's odd tail (a size that
-// is no multiple of DIRECT_ALIGN) goes through the page cache, as does everything after a file
-// system that opened with O_DIRECT refuses a write (EINVAL): said once in the log.
+// The receiver's writes to the replica with direct I/O: one ordered writer per replica. A DATA
+// block whose memory a direct write can take as it is (page-aligned: the local client's chunks,
+// any other that happens to be) joins a run of views written with one pwritev, and its
+// receive memory goes back once that write is done. Any other is copied once, into the open run
+// of an aligned staging buffer (its receive memory goes back at once), written with one pwrite
+// when full or when the next block is not its neighbour. At most STAGES - 1 runs of each kind
+// are on their way to the device; the receive loop waits beyond that. Long zero runs are
+// punched; short ones are zeros in the run. The disk's odd tail (a size that is no multiple of
+// DIRECT_ALIGN) goes through the page cache, as does everything after a file system that
+// opened with O_DIRECT refuses a write (EINVAL): said once in the log.
 import type fs from 'node:fs/promises'
 import type {ReadableDisk} from '../disk/read-hash.js'
 import {DiskIoError} from '../errors.js'
-import {alignedBuffer, DIRECT_ALIGN, openDirect} from '../native/direct-io.js'
+import {alignedBuffer, DIRECT_ALIGN, directWritable, openDirect} from '../native/direct-io.js'
 import type {ReplicaFile} from '../receiver/replica-file.js'
 import {ReplicaWrites, type BlockWrites} from './receiver-writes.js'
 
@@ -19,6 +21,16 @@ const STAGE_BYTES = 4 << 20
 const STAGES = 4
 /** Zero runs at least this long are punched (holes); shorter ones are written as zeros. */
 const PUNCH_MIN = 1 << 20
+
+const VIEW_WRITES_IN_FLIGHT = STAGES - 1 // runs of views written at once (the reader's memory until written)
+
+/** Contiguous blocks written from their own (aligned) memory, without a copy. */
+interface ViewRun {
+  start: number
+  bytes: number
+  views: Buffer[]
+  releases: Array<() => void>
+}
 
 interface Stage {
   buf: Buffer
@@ -48,6 +60,9 @@ export class DirectWrites implements BlockWrites {
   private allocated = 0
   private readonly waiting: Array<() => void> = []
   private current: Stage | undefined
+  private viewRun: ViewRun | undefined
+  private viewWrites = 0
+  private readonly viewWaiting: Array<() => void> = []
   private readonly inFlight = new Set<Promise<void>>()
   private writeError: Error | undefined
   /** False once the file system refused a direct write: the rest goes through the page cache. */
@@ -85,8 +100,14 @@ export class DirectWrites implements BlockWrites {
     return this.direct ? 'direct I/O' : 'page cache'
   }
 
-  /** Copy block `block`'s bytes into the open run; the receive memory is the reader's again on return. */
+  /**
+   * Block `block`'s bytes: written from their own memory when a direct write can take it (the
+   * receive memory is the reader's again once written), else copied into the open run (the
+   * reader's again on return).
+   */
   async writeBlock(block: number, data: Buffer, release?: () => void): Promise<void> {
+    if (this.direct && directWritable(data)) return this.putView(block * this.blockSize, data, release)
+    this.submitViews()
     try {
       await this.put(block * this.blockSize, data.length, (buf, at) => data.copy(buf, at))
     } finally {
@@ -95,7 +116,11 @@ export class DirectWrites implements BlockWrites {
   }
 
   async zeroRange(offset: number, length: number): Promise<void> {
-    if (length < PUNCH_MIN) return this.put(offset, length, (buf, at) => void buf.fill(0, at, at + length))
+    if (length < PUNCH_MIN) {
+      this.submitViews()
+      return this.put(offset, length, (buf, at) => void buf.fill(0, at, at + length))
+    }
+    this.submitViews()
     this.submitCurrent()
     this.throwIfFailed()
     await this.replica.zeroRange(offset, length)
@@ -103,12 +128,14 @@ export class DirectWrites implements BlockWrites {
 
   /** Every write queued so far is on the device's side of fdatasync; fails with the first write error. */
   async settle(): Promise<void> {
+    this.submitViews()
     this.submitCurrent()
     await Promise.allSettled([...this.inFlight])
     this.throwIfFailed()
   }
 
   barrier(): Promise<void> {
+    this.submitViews()
     this.submitCurrent()
     const queued = [...this.inFlight]
     return Promise.allSettled(queued).then(() => this.throwIfFailed())
@@ -116,6 +143,9 @@ export class DirectWrites implements BlockWrites {
 
   async close(): Promise<void> {
     this.current = undefined
+    const unwritten = this.viewRun
+    this.viewRun = undefined
+    if (unwritten) releaseAll(unwritten.releases)
     await Promise.allSettled([...this.inFlight])
     await this.fh.close()
   }
@@ -136,6 +166,68 @@ export class DirectWrites implements BlockWrites {
     fill(s.buf, s.fill)
     s.fill += length
     if (s.fill === s.buf.length) this.submitCurrent()
+  }
+
+  /** Append a view to the open run of views (a new one if not contiguous or full); the copying run is submitted first. */
+  private async putView(pos: number, data: Buffer, release?: () => void): Promise<void> {
+    this.throwIfFailed()
+    this.submitCurrent()
+    let r = this.viewRun
+    if (r && (r.start + r.bytes !== pos || r.bytes + data.length > this.stageBytes)) {
+      this.submitViews()
+      r = undefined
+    }
+    if (!r) {
+      // Room first: the views are the reader's memory, held until written.
+      while (this.viewWrites >= VIEW_WRITES_IN_FLIGHT) await new Promise<void>((resolve) => this.viewWaiting.push(resolve))
+      this.throwIfFailed()
+      r = this.viewRun = {start: pos, bytes: 0, views: [], releases: []}
+    }
+    r.views.push(data)
+    if (release) r.releases.push(release)
+    r.bytes += data.length
+    if (r.bytes >= this.stageBytes) this.submitViews()
+  }
+
+  private submitViews(): void {
+    const r = this.viewRun
+    if (!r) return
+    this.viewRun = undefined
+    this.viewWrites++
+    const p: Promise<void> = this.writeViews(r)
+      .catch((err: Error) => {
+        this.writeError ??= err
+      })
+      .finally(() => {
+        this.inFlight.delete(p)
+        this.viewWrites--
+        releaseAll(r.releases)
+        this.viewWaiting.shift()?.()
+      })
+    this.inFlight.add(p)
+  }
+
+  /** One pwritev of the run; what a short write leaves, or a file system that refuses it, goes through the page cache. */
+  private async writeViews(r: ViewRun): Promise<void> {
+    let done = 0
+    if (this.direct) {
+      try {
+        const {bytesWritten} = await this.fh.writev(r.views, r.start)
+        done = bytesWritten
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
+        if (this.direct) this.log(`writing through the page cache: the file system refused a direct write (EINVAL)`)
+        this.direct = false
+      }
+    }
+    if (done === r.bytes) return
+    const rest: Buffer[] = []
+    let at = 0
+    for (const v of r.views) {
+      if (at + v.length > done) rest.push(v.subarray(Math.max(0, done - at)))
+      at += v.length
+    }
+    await this.replica.writeRun(rest, r.start + done)
   }
 
   private submitCurrent(): void {
@@ -201,4 +293,8 @@ export class DirectWrites implements BlockWrites {
     this.free.push(buf)
     this.waiting.shift()?.()
   }
+}
+
+function releaseAll(releases: Array<() => void>): void {
+  for (const r of releases) r()
 }

@@ -41,7 +41,18 @@ import type {BlockWrites} from './receiver-writes.js'
 const RECORD_EVERY_MS = 1000
 const RECORD_EVERY_BYTES = 256 << 20
 
-export async function runFullsyncSession(hello: Hello, replicaPath: string, reader: FrameSource, writer: FrameWriter, log: SessionLog): Promise<void> {
+/**
+ * `trustBodies`: the client is this thread (receiver/session.ts, sameThreadClient): a DATA body is
+ * not checksummed on arrival; the fold's read-back still checks it against its frame's checksum.
+ */
+export async function runFullsyncSession(
+  hello: Hello,
+  replicaPath: string,
+  reader: FrameSource,
+  writer: FrameWriter,
+  log: SessionLog,
+  opts: {trustBodies?: boolean} = {},
+): Promise<void> {
   // Compare only (verify, dry run): a read-only session of its own that cannot write.
   if (hello.flags & HelloFlag.NO_WRITE) return runCompareSession(hello, replicaPath, reader, writer, log)
   const hasher = blockHasher(hello.hashAlgo, hello.replicaId)
@@ -59,7 +70,7 @@ export async function runFullsyncSession(hello: Hello, replicaPath: string, read
       log(`${replicaPath}: discarded a leftover delta journal`)
     const writes = await openReplicaWrites(replica, hello.blockSize, (text) => log(text, `fullsync ${replicaPath}`))
     try {
-      await new FullsyncReceiver(hello, replica, writes, hasher, reader, writer, log).run()
+      await new FullsyncReceiver(hello, replica, writes, hasher, reader, writer, log, opts.trustBodies === true).run()
     } finally {
       await writes.close()
     }
@@ -90,6 +101,7 @@ class FullsyncReceiver {
     private readonly reader: FrameSource,
     private readonly writer: FrameWriter,
     private readonly log: SessionLog,
+    private readonly trustBodies: boolean,
   ) {
     this.bs = hello.blockSize
     this.blockCount = Math.ceil(hello.diskSize / hello.blockSize)
@@ -169,7 +181,8 @@ class FullsyncReceiver {
     this.checkBlock(block, 'DATA')
     if (data.length !== this.blockLen(block))
       throw new ProtocolError('BLOCK_BAD_LENGTH', `DATA for block ${block} has ${data.length} bytes, expected ${this.blockLen(block)}`)
-    if (!this.hasher.hash(data).equals(hash)) throw new ProtocolError('BLOCK_BAD_HASH', `DATA for block ${block} does not match its hash; refusing to write it`)
+    if (!this.trustBodies && !this.hasher.hash(data).equals(hash))
+      throw new ProtocolError('BLOCK_BAD_HASH', `DATA for block ${block} does not match its hash; refusing to write it`)
     this.proof.wrote(block, hash)
     this.bytesWritten += data.length
     await this.writes.writeBlock(block, data, release)

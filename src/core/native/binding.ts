@@ -35,6 +35,8 @@ export interface Binding {
   sdNotify?(socketPath: string, message: string): void
   /** Optional: an addon built by an older vdrep lacks it (then the replica is written through the page cache, native/direct-io.ts). posix_memalign'd memory. */
   alignedBuffer?(size: number, alignment: number): ArrayBuffer
+  /** Optional: an addon built by an older vdrep lacks it (then every direct write is copied into aligned memory first). */
+  isAligned?(view: Uint8Array, alignment: number): boolean
   /** Optional: absent from a build without xxHash's sources (native/read_hash.cc). */
   readHashRuns?(
     fd: number,

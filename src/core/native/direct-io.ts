@@ -16,6 +16,14 @@ export function alignedBuffer(size: number): Buffer | undefined {
   return ab ? Buffer.from(ab) : undefined
 }
 
+/**
+ * Whether a direct write can take `buf` as it is: its first byte at a multiple of DIRECT_ALIGN and
+ * its length one too. False without the addon (the caller copies into alignedBuffer memory).
+ */
+export function directWritable(buf: Buffer): boolean {
+  return buf.length % DIRECT_ALIGN === 0 && buf.length > 0 && addon()?.isAligned?.(buf, DIRECT_ALIGN) === true
+}
+
 export type DirectOpen = {fh: fs.FileHandle} | {reason: string}
 
 /**

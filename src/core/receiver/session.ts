@@ -43,6 +43,13 @@ export interface ReceiverOptions {
   heldReplica?: string
   /** The receiver's own files (log, config): never accepted as a replica. */
   receiverFiles?: readonly string[]
+  /**
+   * The client runs in this very process and thread (a local target's inline receiver): a full
+   * sync's DATA bodies are the client's own memory, checksummed as it read them, so they are
+   * not checksummed again on arrival. The proof still reads every written block back from the
+   * replica and compares it with the checksum its frame carried (fullsync/receiver-proof.ts).
+   */
+  sameThreadClient?: boolean
   /** Tests only: a KEEPALIVE interval other than KEEPALIVE_INTERVAL_MS. */
   keepaliveIntervalMs?: number
 }
@@ -95,7 +102,7 @@ export async function handleConnection(stream: Duplex, opts: ReceiverOptions): P
       // Compressed runs (DATA_Z) are expanded into DATA before the session sees them, and only when the hello agreed on a codec.
       const codec = helloOkCodec(hello).codec
       const frames = codec ? new DecompressingSource(reader, codec, hello.blockSize, hello.diskSize) : reader
-      if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, frames, writer, log)
+      if (hello.mode === SyncMode.FULLSYNC) await runFullsyncSession(hello, replica, frames, writer, log, {trustBodies: opts.sameThreadClient === true})
       else await runDeltaSession(hello, replica, frames, writer, log, opts.root)
       if (frames instanceof DecompressingSource && frames.stats.runs > 0) {
         const z = frames.stats

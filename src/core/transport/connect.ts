@@ -68,6 +68,7 @@ async function connectInline(replica: string, opts: ConnectOptions): Promise<Car
   const served = handleConnection(server, {
     root: path.dirname(replica),
     lockAcrossProcesses: true,
+    sameThreadClient: true,
     log: (text, subject) => opts.log?.(sessionLine(text, subject)),
   })
     .catch(() => {})

@@ -208,4 +208,32 @@ describe('receiver session (hand-written client)', () => {
     const written = await fs.readFile(path.join(root, 'w.img'))
     assert.ok(written.subarray(BS, 2 * BS).equals(Buffer.alloc(BS)), 'the bad block was not written')
   })
+
+  it('a client on this thread (bodies not checksummed on arrival) whose block does not match its hash: never proved, even with the digest of the hashes it sent', async () => {
+    const [client, server] = duplexPair()
+    const served = handleConnection(server, {root, sameThreadClient: true})
+    const reader = new FrameReader(client)
+    const writer = new FrameWriter(client)
+    await writer.send(FrameType.HELLO, hello('t.img'))
+    assert.equal((await reader.next())?.type, FrameType.HELLO_OK)
+    await reader.next()
+    const h = blockHasher(HashAlgo.BLAKE3, Buffer.alloc(16))
+    const claimed = h.hash(Buffer.alloc(BS, 4))
+    await writer.send(FrameType.DATA, encodeDataFields(1, claimed), Buffer.alloc(BS, 3))
+    // The digest a receiver that trusted the frame's hash would compute: every other block zero.
+    const digest = h.createStream()
+    for (let b = 0; b < BLOCKS; b++) digest.update(b === 1 ? claimed : h.zeroHash(BS))
+    await writer.send(FrameType.DONE, encodeDone({blockCount: BLOCKS, digest: digest.digest()}))
+    let verdict
+    let err
+    for (let f = await reader.next(); f; f = await reader.next()) {
+      if (f.type === FrameType.VERIFY_RESULT) verdict = decodeVerifyResult(f.payload)
+      if (f.type === FrameType.ERROR) err = decodeError(f.payload)
+    }
+    await served
+    assert.notEqual(verdict?.ok, true, 'not proved')
+    assert.match(err?.message ?? '', /block 1 .*reads back from the replica different/)
+    const state = decodeReplicaState(await fs.readFile(path.join(root, 't.img.vdrep')))
+    assert.equal(state.complete, false)
+  })
 })
