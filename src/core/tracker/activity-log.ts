@@ -152,8 +152,11 @@ export class ActivityLog {
     // The stream never waited for these (alWaits counts the writes that did: one group, at the
     // first write of a cold start); a full new window per transaction instead of topping up
     // the old one halves the transactions (each a page write and an fdatasync, ~1-12 ms here).
+    // Near the stream's end, in an extent already hot: a random write that happens to land near
+    // the one before it (into a cold extent, most likely) starts no window.
     const stream = this.nextSeqBlock >= 0 && first >= this.nextSeqBlock - this.seqSlack && first <= this.nextSeqBlock + this.seqSlack
-    if (stream && this.ahead > 0) {
+    const prefetch = stream && this.slotOf[e1] >= 0
+    if (prefetch && this.ahead > 0) {
       const probe = Math.min(this.extentCount - 1, e1 + Math.max(1, this.ahead >>> 1))
       if (probe > e1 && this.slotOf[probe] < 0) {
         let from = e1 + 1

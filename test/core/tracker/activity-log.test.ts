@@ -175,6 +175,15 @@ describe('tracker activity log', () => {
     for (let e = 0; e < 200; e++) assert.ok(image.slots.includes(e), `extent ${e} named in the log`)
   })
 
+  it('a write near the one before it but into a cold extent (random writes) starts no window', async () => {
+    const {al, calls} = harness(8)
+    await al.enter(0, 0)
+    await al.enter(64, 64) // within an extent of block 1, in cold extent 1
+    await al.settle()
+    assert.equal(calls.length, 2)
+    assert.match(calls[1], /^log 0: 0 1 - - /, 'extent 1 alone, no window after it')
+  })
+
   it('slotsToFill: empty slots in slot order, then the least recently used; as a full sort would', () => {
     const n = 50
     const slots = new Uint32Array(n).fill(EMPTY_SLOT)
