@@ -155,6 +155,35 @@ describe('tracker activity log', () => {
     for (let e = 0; e < 200; e++) assert.ok(image.slots.includes(e), `extent ${e} named in the log`)
   })
 
+  it('a stream whose requests arrive out of order (the NBD client of qemu) is still prefetched: no write waits after the first', async () => {
+    const {al, calls, image} = harness(2026, 64 * 400)
+    let waited = 0
+    // Each pair of requests of 4 blocks arrives swapped (1, 0, 3, 2, ...): no write starts where
+    // the one before it ended.
+    for (let k = 0; k < (64 * 200) / 4; k++) {
+      const b = 4 * (k ^ 1)
+      const p = al.enter(b, b + 3)
+      if (p) {
+        waited++
+        await p
+      }
+      if (k % 16 === 15) await al.settle() // the stream is slower than a transaction
+    }
+    await al.settle()
+    assert.ok(waited <= 2, `${waited} writes waited (an exact match on the last write's end: most extents)`)
+    assert.ok(calls.length <= 3 + Math.ceil(200 / 16), `${calls.length} transactions for 200 extents`)
+    for (let e = 0; e < 200; e++) assert.ok(image.slots.includes(e), `extent ${e} named in the log`)
+  })
+
+  it('a write near the one before it but into a cold extent (random writes) starts no window', async () => {
+    const {al, calls} = harness(8)
+    await al.enter(0, 0)
+    await al.enter(64, 64) // within an extent of block 1, in cold extent 1
+    await al.settle()
+    assert.equal(calls.length, 2)
+    assert.match(calls[1], /^log 0: 0 1 - - /, 'extent 1 alone, no window after it')
+  })
+
   it('slotsToFill: empty slots in slot order, then the least recently used; as a full sort would', () => {
     const n = 50
     const slots = new Uint32Array(n).fill(EMPTY_SLOT)
