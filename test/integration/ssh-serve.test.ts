@@ -233,12 +233,14 @@ describe('vdrep serve behind real sshd', function () {
   it('SIGTERM to the receiver mid-sync: it exits 0, the client fails clearly, the replica resumes later', async () => {
     const ports: [number, number] = [await freePort(), await freePort()]
     const replica = path.join(root, 'term.img')
-    const disk = await init('term', replica, ports, [], sshd.clientKey.path, 16 * MiB)
+    // 32 MiB at 2 MB/s: after the first checkpoint past 4 MiB the rest takes well over serve's
+    // 5 s grace (with 16 MiB a sync whose acks lagged the data finished inside it, once in CI).
+    const disk = await init('term', replica, ports, [], sshd.clientKey.path, 32 * MiB)
     const fh = await fs.open(disk, 'r+')
-    await fh.write(seededBytes('term-all', 16 * MiB), 0, 16 * MiB, 0)
+    await fh.write(seededBytes('term-all', 32 * MiB), 0, 32 * MiB, 0)
     await fh.close()
     const first = await startServe(['serve', '--root', root, '--fullsync-port', String(ports[0]), '--delta-port', String(ports[1])])
-    // Checkpoints fall at the client's 4 MiB read chunks at the most; 2 MB/s gives a few seconds.
+    // Checkpoints fall at the client's read chunks at the most; 2 MB/s gives many seconds.
     const client = startVdrep(['fullsync', disk, '--bwlimit', '2M', '--compress', 'none', '--checkpoint-bytes', '1M'], {env})
     const result = collect(client)
     await until(async () => ((await readReplicaState(replica).catch(() => ({state: undefined}))).state?.resumeBlock ?? 0) >= 64, 30_000, 'a checkpoint')

@@ -228,15 +228,39 @@ export class ReceiverServer {
           hint: 'run the command again once vdrep serve is back (auto-start or systemd starts it)',
         },
       )
-      for (const r of this.running.values()) {
+      const cut = [...this.running.values()].map((r) => r.socket)
+      for (const socket of cut) {
         aborted++
-        refuse(r.socket, why)
+        refuse(socket, why)
       }
       await Promise.all(pending.map((r) => r.done))
+      // A cut socket is ended but nothing reads it any more, so the peer's FIN is never seen and
+      // it never closes; its destroy timers are unref'd. Left so, the servers' close below waited
+      // on sockets that kept nothing alive, and node left with 13 (an unsettled top-level await)
+      // instead of 0. Each goes once its ERROR frame is handed to the kernel, within 2 s.
+      await Promise.all(cut.map((socket) => destroyWhenFlushed(socket, 2_000)))
     }
     await Promise.all(closed)
     return {finished: pending.length - aborted, aborted}
   }
+}
+
+/** Destroy `socket` once what it was given is handed to the kernel, or after `ms` at the most. */
+function destroyWhenFlushed(socket: net.Socket, ms: number): Promise<void> {
+  if (socket.destroyed) return Promise.resolve()
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    if (socket.writableFinished) done()
+    else {
+      socket.once('finish', done)
+      socket.once('close', done)
+    }
+  })
 }
 
 /**
