@@ -8,7 +8,7 @@ import {SourceDisk} from '../disk/source-disk.js'
 import type {PsfHeader} from '../psf/header.js'
 import type {DiskStamp} from '../psf/disk-stamp.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
-import {decodeCommitted, decodeHelloOk, encodeHello, SyncMode} from '../protocol/messages.js'
+import {decodeCommitted, decodeHelloOk, SyncMode} from '../protocol/messages.js'
 import {parseTarget} from '../target/target.js'
 import {settledStat} from '../psf/disk-stamp.js'
 import {sendBundle} from './sender.js'
@@ -30,6 +30,7 @@ import {helloRefused, remoteErrorOf} from '../fullsync/client-replies.js'
 import {throttleFor} from '../sync/throttle.js'
 import {helloFlags, newCommitId} from '../fullsync/plan.js'
 import {compressOffer, sessionCompression, type CompressionReport} from '../compress/negotiate.js'
+import {encodeClientHello} from '../protocol/client-hello.js'
 
 export interface PushOptions extends FullsyncOptions {
   noFallback?: boolean
@@ -262,20 +263,12 @@ async function pushDelta(
     const sendHello = () =>
       writer.send(
         FrameType.HELLO,
-        encodeHello({
-          version: PROTOCOL_VERSION,
+        encodeClientHello(h, {
           mode: SyncMode.DELTA,
-          hashAlgo: h.hashAlgo,
-          blockSize: h.blockSize,
           diskSize: source.size,
-          replicaId: h.replicaId,
           // The fence flags only let the receiver answer "full sync needed" instead of refusing: the full sync that follows carries them too.
-          flags:
-            helloFlags({takeOverReplica: opts.takeOverReplica, discardReplicaChanges: opts.discardReplicaChanges}) |
-            (opts.final ? HelloFlag.FINAL : 0) |
-            (offer.codecs.length > 0 ? HelloFlag.COMPRESS : 0),
-          ...(offer.codecs.length > 0 ? {codecs: offer.codecs} : {}),
-          lastCommit: h.lastCommit,
+          flags: helloFlags({takeOverReplica: opts.takeOverReplica, discardReplicaChanges: opts.discardReplicaChanges}) | (opts.final ? HelloFlag.FINAL : 0),
+          codecs: offer.codecs,
           nextCommit: commitId,
           path: conn.replicaPath,
         }),

@@ -11,8 +11,8 @@ import {push, type PushOptions, type PushResult} from '../delta/push.js'
 import {fullsync} from '../fullsync/client.js'
 import {newCommitId} from '../fullsync/plan.js'
 import {remoteErrorOf} from '../fullsync/client-replies.js'
-import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
-import {decodeCommitted, encodeHello, HelloFlag, SyncMode} from '../protocol/messages.js'
+import {FrameType} from '../protocol/frame.js'
+import {decodeCommitted, HelloFlag, SyncMode} from '../protocol/messages.js'
 import {decodeOwed, encodeReprotect, ReprotectFlag} from '../protocol/reprotect-messages.js'
 import {readReplicaState, type PromotedInfo, type ReplicaState} from '../receiver/replica-state.js'
 import {formatTarget, parseTarget} from '../target/target.js'
@@ -22,6 +22,7 @@ import {timeoutMsOf} from '../psf/settings.js'
 import {NO_TARGET} from './promoted-record.js'
 import {OwedCollector} from './owed.js'
 import type {Bitmap} from '../psf/bitmap.js'
+import {encodeClientHello} from '../protocol/client-hello.js'
 
 export interface ReprotectOptions extends PushOptions {
   /** The old primary disk: [user@]host[:port]:/path (under its `vdrep serve --root`) or a local path. */
@@ -124,18 +125,7 @@ async function exchange(
   try {
     await conn.writer.send(
       FrameType.HELLO,
-      encodeHello({
-        version: PROTOCOL_VERSION,
-        mode: SyncMode.DELTA,
-        hashAlgo: h.hashAlgo,
-        blockSize: h.blockSize,
-        diskSize: h.diskSize,
-        replicaId: h.replicaId,
-        flags: HelloFlag.REPROTECT,
-        lastCommit: h.lastCommit,
-        nextCommit: newCommitId(),
-        path: conn.replicaPath,
-      }),
+      encodeClientHello(h, {mode: SyncMode.DELTA, flags: HelloFlag.REPROTECT, nextCommit: newCommitId(), path: conn.replicaPath}),
     )
     await conn.writer.send(
       FrameType.REPROTECT,

@@ -4,8 +4,9 @@ import type {PsfHeader} from '../psf/header.js'
 import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
 import type {FrameReader} from '../protocol/frame-reader.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
-import {decodeHelloOk, encodeHello, HelloFlag, SyncMode, type HelloOk} from '../protocol/messages.js'
+import {decodeHelloOk, SyncMode, type HelloOk} from '../protocol/messages.js'
 import {ProtocolError, TransportError} from '../errors.js'
+import {encodeClientHello} from '../protocol/client-hello.js'
 
 export interface FullsyncHello {
   reader: FrameReader
@@ -27,19 +28,7 @@ export async function exchangeHello(x: FullsyncHello): Promise<HelloOk> {
   const offered = (x.codecs?.length ?? 0) > 0
   await x.writer.send(
     FrameType.HELLO,
-    encodeHello({
-      version: PROTOCOL_VERSION,
-      mode: SyncMode.FULLSYNC,
-      hashAlgo: h.hashAlgo,
-      blockSize: h.blockSize,
-      diskSize: x.diskSize,
-      replicaId: h.replicaId,
-      flags: x.flags | (offered ? HelloFlag.COMPRESS : 0),
-      ...(offered ? {codecs: x.codecs} : {}),
-      lastCommit: h.lastCommit,
-      nextCommit: x.nextCommit,
-      path: x.path,
-    }),
+    encodeClientHello(h, {mode: SyncMode.FULLSYNC, diskSize: x.diskSize, flags: x.flags, codecs: x.codecs, nextCommit: x.nextCommit, path: x.path}),
   )
   const first = await x.reader.next()
   if (!first) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection during the hello')

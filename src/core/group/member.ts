@@ -13,8 +13,8 @@ import {SourceDisk} from '../disk/source-disk.js'
 import {closeQuietly, dropConnection, startConnecting, type Connecting, type PushOptions} from '../delta/push.js'
 import type {FrozenSet} from '../delta/frozen-set.js'
 import {sendBundle, type BundleStats} from '../delta/sender.js'
-import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
-import {decodeCommitted, decodeHelloOk, encodeHello, HelloFlag, SyncMode, type Committed} from '../protocol/messages.js'
+import {FrameType} from '../protocol/frame.js'
+import {decodeCommitted, decodeHelloOk, HelloFlag, SyncMode, type Committed} from '../protocol/messages.js'
 import {decodeJournaled} from '../protocol/group-messages.js'
 import {helloRefused, remoteErrorOf} from '../fullsync/client-replies.js'
 import {newCommitId} from '../fullsync/plan.js'
@@ -23,6 +23,7 @@ import {Throttle} from '../sync/throttle.js'
 import type {Carrier} from '../transport/carrier.js'
 import type {TrackerControlClient} from '../tracker/control-client.js'
 import type {Frame} from '../protocol/frame-reader.js'
+import {encodeClientHello} from '../protocol/client-hello.js'
 
 export class GroupMember {
   conn: Carrier | null = null
@@ -97,18 +98,7 @@ export class GroupMember {
     this.conn = await this.connecting.conn
     await this.conn.writer.send(
       FrameType.HELLO,
-      encodeHello({
-        version: PROTOCOL_VERSION,
-        mode: SyncMode.DELTA,
-        hashAlgo: h.hashAlgo,
-        blockSize: h.blockSize,
-        diskSize: this.source.size,
-        replicaId: h.replicaId,
-        flags: HelloFlag.GROUP,
-        lastCommit: h.lastCommit,
-        nextCommit: this.commitId,
-        path: this.conn.replicaPath,
-      }),
+      encodeClientHello(h, {mode: SyncMode.DELTA, diskSize: this.source.size, flags: HelloFlag.GROUP, nextCommit: this.commitId, path: this.conn.replicaPath}),
     )
     const first = await this.next('the hello')
     if (first.type === FrameType.ERROR) {

@@ -8,8 +8,8 @@ import os from 'node:os'
 import {ProtocolError, TransportError} from '../errors.js'
 import {ChangeRecord} from '../change-record/change-record.js'
 import {psfPathFor} from '../psf/psf-file.js'
-import {FrameType, PROTOCOL_VERSION} from '../protocol/frame.js'
-import {COMMIT_ID_LENGTH, encodeHello, SyncMode} from '../protocol/messages.js'
+import {FrameType} from '../protocol/frame.js'
+import {SyncMode} from '../protocol/messages.js'
 import {decodePointsList, encodePointsRequest, PointsOp, type PointsList, type PointsRequest} from '../protocol/points-messages.js'
 import {remoteErrorOf} from '../fullsync/client-replies.js'
 import {parseTarget} from '../target/target.js'
@@ -18,6 +18,7 @@ import type {Carrier} from '../transport/carrier.js'
 import type {PointInfo, PointsListing} from './list.js'
 import {parseRetention} from './retention.js'
 import {describeTest} from '../test-view/record.js'
+import {encodeClientHello} from '../protocol/client-hello.js'
 
 export interface RemotePointsOptions {
   /** Set the replica's retention policy (the receiver records and applies it) before listing. */
@@ -84,18 +85,7 @@ async function askReceiver(disk: string, request: PointsRequest, opts: RemotePoi
   try {
     await conn.writer.send(
       FrameType.HELLO,
-      encodeHello({
-        version: PROTOCOL_VERSION,
-        mode: SyncMode.POINTS,
-        hashAlgo: h.hashAlgo,
-        blockSize: h.blockSize,
-        diskSize: h.diskSize,
-        replicaId: h.replicaId,
-        flags: 0,
-        lastCommit: h.lastCommit,
-        nextCommit: Buffer.alloc(COMMIT_ID_LENGTH), // nothing is committed by a query
-        path: conn.replicaPath,
-      }),
+      encodeClientHello(h, {mode: SyncMode.POINTS, flags: 0, path: conn.replicaPath}), // a query commits nothing
     )
     await conn.writer.send(FrameType.POINTS_REQUEST, encodePointsRequest(request))
     const reply = await conn.frames.next()
