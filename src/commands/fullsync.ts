@@ -68,8 +68,9 @@ export default class Fullsync extends BaseCommand {
       result = await withAttemptRecord(
         disk,
         'fullsync',
-        () =>
+        (begun) =>
           fullsync(disk, {
+            begun,
             truncateReplica: flags['truncate-replica'],
             takeOverReplica: flags['take-over-replica'],
             discardReplicaChanges: flags['discard-replica-changes'],
@@ -121,6 +122,7 @@ export default class Fullsync extends BaseCommand {
           timeoutMs: timeoutMs(flags.timeout),
           bwlimitBytesPerSecond: bwlimit,
           sharedBudget: shared.budget,
+          begun: shared.begun,
           log: (line, level) => (level === 'notice' ? this.notice(`${d}: ${line}`) : this.detail(`${d}: ${line}`)),
         }),
       {

@@ -91,8 +91,9 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
       result = await withAttemptRecord(
         disk,
         'push',
-        () =>
+        (begun) =>
           push(disk, {
+            begun,
             ifDue: flags['if-due'],
             noFallback: flags['no-fallback'],
             compress: flags.compress === undefined ? undefined : parseCompress(flags.compress),
@@ -183,6 +184,7 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
           noFallback: flags['no-fallback'],
           bwlimitBytesPerSecond: bwlimit,
           sharedBudget: shared.budget,
+          begun: shared.begun,
           preHook: flags['pre-hook'],
           postHook: flags['post-hook'],
           acceptNewHostKey: flags['accept-new-host-key'],

@@ -103,6 +103,7 @@ export async function push(disk: string, opts: PushOptions = {}): Promise<PushRe
       if (opts.ifDue && !pushIsDue(record.header.lastSyncMs, record.header.settings.rpoSeconds)) {
         return {disk, target, mode: 'skipped', reason: 'not due yet', blocks: 0, zeroBlocks: 0, bytesSent: 0, seconds: 0}
       }
+      await opts.begun?.()
       // The SSH login (the largest fixed cost of a push) runs while the local record is checked.
       opts.progress?.(phaseEvent('connect'))
       const connecting = startConnecting(record.header, opts)

@@ -16,6 +16,11 @@ export interface ErrorCodeInfo {
 }
 
 export const ERROR_CODES = {
+  ATTEMPT_INTERRUPTED: {
+    exit: ExitCode.FAILURE,
+    meaning: 'the last push or full sync started and never recorded its outcome: its process was killed or the host went down (status only)',
+    clientSide: true,
+  },
   BAD_ACTIVITY_LOG: {
     exit: ExitCode.USAGE,
     meaning: 'the activity log settings are out of range (1..65535 extents of a power of two from the block size to 1 GiB)',

@@ -44,7 +44,8 @@ export interface FleetRunOptions<T> {
   warn?: (line: string) => void
 }
 
-export type DiskWork<T> = (disk: string, shared: {budget?: SharedBudget}) => Promise<T>
+/** One disk's sync; it calls `begun` once it holds the disk and starts (status/last-attempt.ts). */
+export type DiskWork<T> = (disk: string, shared: {budget?: SharedBudget; begun: () => Promise<void>}) => Promise<T>
 
 export async function runForEachDisk<T>(config: FleetConfig, work: DiskWork<T>, opts: FleetRunOptions<T>): Promise<FleetRun<T>> {
   const jobs = Math.max(1, opts.jobs ?? config.jobs)
@@ -81,13 +82,13 @@ async function oneDisk<T>(
     const result = await withAttemptRecord(
       d.disk,
       opts.kind,
-      async () => {
+      async (begun) => {
         const change = await applyConfigToDisk(d, config.file)
         if (change) {
           applied = change.changed
           opts.onApplied?.(d.disk, change.changed)
         }
-        return work(d.disk, {budget})
+        return work(d.disk, {budget, begun})
       },
       {skipped: opts.skipped, warn: opts.warn},
     )

@@ -55,6 +55,8 @@ export interface FullsyncOptions {
   beforeFill?: (firstBlock: number, runs: ReadonlyArray<readonly [number, number]>) => Promise<void>
   /** The caller (push) already holds the disk lock. */
   lockHeld?: boolean
+  /** Called once the sync holds the disk and starts (status/last-attempt.ts: a killed attempt is then known). */
+  begun?: () => Promise<void>
   /** Compression on the wire; absent: the disk's setting (init --compress), else auto. */
   compress?: CompressSetting
   progress?: ProgressSink
@@ -84,6 +86,7 @@ export async function fullsync(disk: string, opts: FullsyncOptions = {}): Promis
   const started = performance.now()
   const claim = await claimRecord(disk, 'fullsync', {lockHeld: opts.lockHeld})
   try {
+    await opts.begun?.()
     if (claim.bound) opts.log?.(claim.bound, 'notice')
     const source = await SourceDisk.open(disk, opts.sourceReadFault)
     try {

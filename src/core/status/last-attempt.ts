@@ -10,6 +10,7 @@ import {existsSync} from 'node:fs'
 import {asVdrepError, type ErrorCode} from '../errors.js'
 import {psfPathFor, statePathFor} from '../psf/state-location.js'
 import {writeFileAtomic} from '../util/fs-atomic.js'
+import {clearRunning, interruptedAttempt, markRunning} from './attempt-running.js'
 
 export const LAST_ATTEMPT_SUFFIX = '.vdrep-last'
 const MAGIC = 'vdrep-last'
@@ -75,10 +76,28 @@ export function encodeLastAttempt(a: LastAttempt): Buffer {
   return Buffer.from(`${JSON.stringify({magic: MAGIC, version: VERSION, ...a})}\n`)
 }
 
-/** The disk's last attempt; null when none is recorded (or the file is not one vdrep wrote). */
-export async function readLastAttempt(disk: string): Promise<LastAttempt | null> {
+/** The disk's last recorded outcome; null when none is recorded (or the file is not one vdrep wrote). */
+export async function readRecordedAttempt(disk: string): Promise<LastAttempt | null> {
   const text = await fs.readFile(lastAttemptPathFor(disk), 'utf8').catch(() => null)
   return text === null ? null : decodeLastAttempt(text)
+}
+
+/**
+ * The disk's last attempt: the recorded outcome, or, when an attempt started after it and its
+ * process died without recording one (attempt-running.ts), that attempt as a failure.
+ */
+export async function readLastAttempt(disk: string): Promise<LastAttempt | null> {
+  const [recorded, killed] = await Promise.all([readRecordedAttempt(disk), interruptedAttempt(disk)])
+  if (killed === null || (recorded !== null && recorded.atMs > killed.sinceMs)) return recorded
+  return {
+    kind: killed.kind,
+    atMs: killed.sinceMs,
+    ok: false,
+    errorCode: 'ATTEMPT_INTERRUPTED' satisfies ErrorCode,
+    errorMessage: `the ${killed.kind} that process ${killed.pid} started then ended without recording an outcome (killed, or the host went down)`,
+    lastOkMs: recorded?.lastOkMs ?? null,
+    failuresInRow: (recorded && !recorded.ok ? recorded.failuresInRow : 0) + 1,
+  }
 }
 
 /**
@@ -112,23 +131,41 @@ export async function recordAttempt(
     lastOkMs: outcome.ok ? now : (prev?.lastOkMs ?? null),
     failuresInRow: outcome.ok ? 0 : (prev?.failuresInRow ?? 0) + 1,
   }
+  await writeAttempt(disk, next, opts.warn)
+  await clearRunning(disk)
+}
+
+async function writeAttempt(disk: string, a: LastAttempt, warn?: (line: string) => void): Promise<void> {
   try {
-    await writeFileAtomic(lastAttemptPathFor(disk), encodeLastAttempt(next), 0o600)
+    await writeFileAtomic(lastAttemptPathFor(disk), encodeLastAttempt(a), 0o600)
   } catch (err) {
-    opts.warn?.(`cannot record the attempt in ${lastAttemptPathFor(disk)}: ${(err as Error).message}`)
+    warn?.(`cannot record the attempt in ${lastAttemptPathFor(disk)}: ${(err as Error).message}`)
   }
 }
 
-/** Runs one sync and records its outcome (a skipped, not-due push is no attempt). */
+/** An attempt starts: a killed one before it is recorded as the failure it was (its marker is about to be replaced), then this one's marker. */
+async function beginAttempt(disk: string, kind: AttemptKind, warn?: (line: string) => void): Promise<void> {
+  if ((await interruptedAttempt(disk)) !== null) {
+    const killed = await readLastAttempt(disk)
+    if (killed) await writeAttempt(disk, killed, warn)
+  }
+  await markRunning(disk, kind, {warn})
+}
+
+/**
+ * Runs one sync and records its outcome (a skipped, not-due push is no attempt). The sync calls
+ * `begun` once it holds the disk and starts: from then on an outcome that is never recorded (the
+ * process killed) reads as an interrupted attempt.
+ */
 export async function withAttemptRecord<T>(
   disk: string,
   kind: AttemptKind,
-  run: () => Promise<T>,
+  run: (begun: () => Promise<void>) => Promise<T>,
   opts: {skipped?: (r: T) => boolean; warn?: (line: string) => void} = {},
 ): Promise<T> {
   let result: T
   try {
-    result = await run()
+    result = await run(() => beginAttempt(disk, kind, opts.warn))
   } catch (err) {
     await recordAttempt(disk, kind, {ok: false, error: err}, {warn: opts.warn})
     throw err
