@@ -110,6 +110,20 @@ export async function recordAttempt(
   outcome: {ok: true} | {ok: false; error: unknown},
   opts: {now?: number; warn?: (line: string) => void} = {},
 ): Promise<void> {
+  try {
+    await recordOutcome(disk, kind, outcome, opts)
+  } finally {
+    // This process's marker goes whatever was recorded (nothing, for an outcome that is no attempt).
+    await clearRunning(disk)
+  }
+}
+
+async function recordOutcome(
+  disk: string,
+  kind: AttemptKind,
+  outcome: {ok: true} | {ok: false; error: unknown},
+  opts: {now?: number; warn?: (line: string) => void},
+): Promise<void> {
   let code: string | null = null
   let message: string | null = null
   if (!outcome.ok) {
@@ -132,7 +146,6 @@ export async function recordAttempt(
     failuresInRow: outcome.ok ? 0 : (prev?.failuresInRow ?? 0) + 1,
   }
   await writeAttempt(disk, next, opts.warn)
-  await clearRunning(disk)
 }
 
 async function writeAttempt(disk: string, a: LastAttempt, warn?: (line: string) => void): Promise<void> {
