@@ -98,4 +98,37 @@ describe('push --group to local replicas', function () {
     assert.equal(ok.code, 0, ok.stderr)
     assert.ok(await filesEqual(a.disk, a.replica))
   })
+
+  it('drops the records of group points no member can be put back to, never the newest, and lists the rest as restorable', async () => {
+    const a = await disk('a', 'r1', ['--group', 'vm'])
+    const b = await disk('b', 'r1', ['--group', 'vm'])
+    await track(a)
+    await track(b)
+    for (const d of [a, b]) assert.equal((await vdrep(['points', d.replica, '--retention', 'count:2'])).code, 0)
+    const records = async () => (await fs.readdir(path.join(dir, 'r1', '.vdrep-groups', 'vm'))).sort()
+    for (let i = 1; i <= 6; i++) {
+      await qemuIo(uri(a), [`write -P ${i} ${i * 64}k 64k`])
+      await qemuIo(uri(b), [`write -P ${i + 16} ${i * 128}k 64k`])
+      const r = await vdrep(['push', '--group', 'vm', a.disk, b.disk])
+      assert.equal(r.code, 0, r.stderr)
+      assert.ok((await records()).length <= 3, `round ${i}: ${(await records()).join(' ')}`)
+    }
+    const left = await records()
+    assert.equal(left.at(-1), '0000000000000006.vdrep-group', 'the newest record stays')
+    const listed = json<{points: Array<{groupSeq: number; restorable: boolean}>}>(
+      await vdrep(['points', '--group', 'vm', '--root', path.join(dir, 'r1'), '--json']),
+    )
+    assert.deepEqual(
+      listed.points.map((p) => p.groupSeq),
+      left.map((f) => Number(f.slice(0, 16))).reverse(),
+    )
+    for (const p of listed.points) assert.ok(p.restorable, `group point ${p.groupSeq} kept but not restorable`)
+    // A retention that keeps more: every new record stays (and 'off', which keeps no old point, would drop them all).
+    for (const d of [a, b]) assert.equal((await vdrep(['points', d.replica, '--retention', 'count:50'])).code, 0)
+    for (let i = 7; i <= 8; i++) {
+      await qemuIo(uri(a), [`write -P ${i} ${i * 64}k 64k`])
+      assert.equal((await vdrep(['push', '--group', 'vm', a.disk, b.disk])).code, 0)
+    }
+    assert.deepEqual((await records()).slice(-3), [left.at(-1), '0000000000000007.vdrep-group', '0000000000000008.vdrep-group'])
+  })
 })

@@ -35,6 +35,7 @@ import {policyOf} from '../points/prune.js'
 import type {SessionLog} from '../receiver/session-log.js'
 import {heldJournalPathFor, settleHeld} from '../group/held-journal.js'
 import {groupCrashPoint, holdForGroup} from '../group/receiver-hold.js'
+import {pruneGroupRecordsQuietly} from '../group/prune-records.js'
 
 /** Why a delta cannot be trusted for this replica, or null when it can. */
 export async function deltaDoubt(
@@ -137,11 +138,12 @@ export async function runDeltaSession(
         await capture?.abort()
       }
     }
+    let groupName: string | null = null
     if (group) {
-      const go = await holdForGroup({root, replica: replicaPath, seq: begin.seq, replicaId: hello.replicaId}, reader, writer, (line) =>
+      groupName = await holdForGroup({root, replica: replicaPath, seq: begin.seq, replicaId: hello.replicaId}, reader, writer, (line) =>
         log(line, `push ${replicaPath}`),
       )
-      if (!go) return
+      if (groupName === null) return
       journalPath = journalPathFor(replicaPath)
     }
     const applyStart = performance.now()
@@ -172,6 +174,8 @@ export async function runDeltaSession(
     } finally {
       await fs.rm(journalPath, {force: true}).catch((err: Error) => log(`${journalPath}: not removed after the commit (recovery removes it): ${err.message}`))
       await afterCommit(replicaPath, committed, (line) => log(line, `push ${replicaPath}`))
+      // After this member's retention: the group's records that no longer restore go (each member tries; the last sees all).
+      if (groupName !== null) await pruneGroupRecordsQuietly(root, groupName, (line) => log(line, `push ${replicaPath}`))
     }
   } finally {
     await fh?.close()

@@ -24,17 +24,17 @@ export interface HeldMember {
 }
 
 /**
- * Returns true when this member's group committed and its held bundle is now the replica's
- * journal, for the session to apply; false when the session has nothing more to do.
+ * Returns the group's name when this member's group committed and its held bundle is now the
+ * replica's journal, for the session to apply; null when the session has nothing more to do.
  */
-export async function holdForGroup(m: HeldMember, reader: FrameSource, writer: FrameWriter, log: (line: string) => void): Promise<boolean> {
+export async function holdForGroup(m: HeldMember, reader: FrameSource, writer: FrameWriter, log: (line: string) => void): Promise<string | null> {
   let promoted = false
   let recorded = false
   try {
     await writer.send(FrameType.JOURNALED, encodeJournaled(m.seq))
     for (;;) {
       const frame = await reader.next()
-      if (!frame) return false
+      if (!frame) return null
       if (frame.type === FrameType.GROUP_COMMIT) {
         if (recorded) throw new ProtocolError('FRAME_UNEXPECTED', 'a second GROUP_COMMIT on one session')
         recorded = true
@@ -51,7 +51,7 @@ export async function holdForGroup(m: HeldMember, reader: FrameSource, writer: F
         if (process.env.VDREP_TEST_GROUP_CRASH === 'after-first-apply' && record.members[0].path !== self) await new Promise((r) => setTimeout(r, 5000))
         await promoteHeld(m.replica)
         promoted = true
-        return true
+        return name
       } else throw new ProtocolError('FRAME_UNEXPECTED', `expected GROUP_COMMIT or GROUP_APPLY, got frame type ${frame.type}`)
     }
   } finally {

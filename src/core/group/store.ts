@@ -15,10 +15,10 @@ const SUFFIX = '.vdrep-group'
 const MAX_RECORD_BYTES = 512 * 1024
 
 export const groupDir = (root: string, name: string) => path.join(root, GROUPS_DIR, name)
-const recordFile = (root: string, name: string, seq: number) => path.join(groupDir(root, name), `${String(seq).padStart(16, '0')}${SUFFIX}`)
+export const recordFile = (root: string, name: string, seq: number) => path.join(groupDir(root, name), `${String(seq).padStart(16, '0')}${SUFFIX}`)
 
-/** The sequences of a group's records, ascending. */
-async function sequences(root: string, name: string): Promise<number[]> {
+/** The sequences of a group's records, ascending (prune-records.ts drops the ones that cannot be restored). */
+export async function sequences(root: string, name: string): Promise<number[]> {
   const names = await fs.readdir(groupDir(root, name)).catch(() => [] as string[])
   return names
     .filter((n) => /^\d{16}\.vdrep-group$/.test(n))
