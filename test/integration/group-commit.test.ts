@@ -75,6 +75,18 @@ describe('push --group over SSH: the receiver commits all members or none', func
     assert.equal(mp.code, 0, mp.stderr)
     assert.match(mp.stdout, /GROUP/)
     assert.match(mp.stdout, /^1 .* db#1 /m)
+    // Members compress like a lone push (the patterns shrink), and --compress none sends raw.
+    for (const m of out.members) {
+      assert.equal(m.compression?.codec, 'zstd', JSON.stringify(m.compression))
+      assert.ok((m.wireBytes ?? Infinity) < m.bytesSent / 4, `${m.wireBytes} wire bytes for ${m.bytesSent}`)
+    }
+    await write(a, 0x31)
+    await write(b, 0x41)
+    const raw = await c.vdrep(['push', '--group', 'db', a.disk, b.disk, '--json', '--compress', 'none'])
+    assert.equal(raw.code, 0, raw.stderr)
+    for (const m of json<GroupPushResult>(raw).members) assert.equal(m.compression?.codec, 'none', JSON.stringify(m.compression))
+    assert.ok(await cmpEqual(a.disk, a.replica))
+    assert.ok(await cmpEqual(b.disk, b.replica))
   })
 
   it('kill -9 of the receiver before the group record: after a restart, neither member moved', async () => {

@@ -24,6 +24,9 @@ import type {Carrier} from '../transport/carrier.js'
 import type {TrackerControlClient} from '../tracker/control-client.js'
 import type {Frame} from '../protocol/frame-reader.js'
 import {encodeClientHello} from '../protocol/client-hello.js'
+import {compressOffer, sessionCompression, type CompressionReport, type CompressOffer} from '../compress/negotiate.js'
+import type {CompressSetting} from '../compress/policy.js'
+import type {RunSender} from '../compress/run-sender.js'
 
 export class GroupMember {
   conn: Carrier | null = null
@@ -34,6 +37,11 @@ export class GroupMember {
   committed: Committed | null = null
   private connecting: Connecting | null = null
   private source: SourceDisk | null = null
+  /** Compression as agreed in the hello (the same rules as a lone push: compress/negotiate.ts). */
+  private setting: CompressSetting = 'auto'
+  private offer: CompressOffer = {codecs: []}
+  private picked: number | undefined
+  private z: {sender?: RunSender; report: CompressionReport} | null = null
 
   private constructor(
     readonly disk: string,
@@ -96,9 +104,19 @@ export class GroupMember {
     // The tracker checks a source in doubt behind its export; its freeze (the cut) waits for that.
     if (doubts.length > 0 && !(doubts.every(curedByVerification) && canVerify(h))) throw this.needsFullSync(doubts[0].message)
     this.conn = await this.connecting.conn
+    this.setting = opts.compress ?? h.settings.compress ?? 'auto'
+    this.offer = compressOffer(this.setting, parseTarget(h.settings.target))
+    // A receiver that knows GROUP knows COMPRESS (both came in one release): no second hello without the offer.
     await this.conn.writer.send(
       FrameType.HELLO,
-      encodeClientHello(h, {mode: SyncMode.DELTA, diskSize: this.source.size, flags: HelloFlag.GROUP, nextCommit: this.commitId, path: this.conn.replicaPath}),
+      encodeClientHello(h, {
+        mode: SyncMode.DELTA,
+        diskSize: this.source.size,
+        flags: HelloFlag.GROUP,
+        codecs: this.offer.codecs,
+        nextCommit: this.commitId,
+        path: this.conn.replicaPath,
+      }),
     )
     const first = await this.next('the hello')
     if (first.type === FrameType.ERROR) {
@@ -107,7 +125,8 @@ export class GroupMember {
       throw e
     }
     if (first.type !== FrameType.HELLO_OK) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO_OK, got frame type ${first.type}`)
-    const ok = decodeHelloOk(first.payload)
+    const ok = decodeHelloOk(first.payload, this.offer.codecs.length > 0)
+    this.picked = ok.codec
     let lastSeq = h.lastSeq
     if (ok.lastSeq !== lastSeq) {
       // The client died after the receiver committed (a group applied by recovery): record it.
@@ -127,7 +146,9 @@ export class GroupMember {
     const size = (this.source as SourceDisk).size
     await this.claim.writer.beginCommit(this.seq)
     const conn = this.conn as Carrier
-    this.stats = await sendBundle(frozen, this.seq, size, h.blockSize, h.hashAlgo, h.replicaId, conn.writer, new Throttle(opts.bwlimitBytesPerSecond ?? 0))
+    const throttle = new Throttle(opts.bwlimitBytesPerSecond ?? 0)
+    this.z = sessionCompression(this.setting, this.offer, this.picked, conn.writer, h.blockSize, throttle)
+    this.stats = await sendBundle(frozen, this.seq, size, h.blockSize, h.hashAlgo, h.replicaId, conn.writer, throttle, this.z.sender)
     const reply = await this.expect(FrameType.JOURNALED, 'the bundle to be journaled')
     const seq = decodeJournaled(reply.payload)
     if (seq !== this.seq) throw new ProtocolError('SEQUENCE_MISMATCH', `the replica holds sequence ${seq} of ${this.disk}, expected ${this.seq}`)
@@ -141,6 +162,11 @@ export class GroupMember {
     await this.claim.writer.storeBlockHashes((this.stats as BundleStats).hashes)
     await (this.frozen as FrozenSet).complete(true)
     await this.claim.writer.commit({seq: this.seq, pointInTimeMs, diskSize: (this.source as SourceDisk).size, commitId: this.commitId})
+  }
+
+  /** What the member's bundle travelled as, for the result. */
+  compression(): CompressionReport | undefined {
+    return this.z ? {...this.z.report, ...(this.z.sender ? {stats: this.z.sender.stats()} : {})} : undefined
   }
 
   async expect(type: number, what: string): Promise<Frame> {
@@ -157,6 +183,7 @@ export class GroupMember {
       if (!ok) this.conn.abort()
       await closeQuietly(this.conn)
     } else if (this.connecting) await dropConnection(this.connecting)
+    await this.z?.sender?.close().catch(() => {})
     await this.source?.close().catch(() => {})
     await this.claim.release().catch(() => {})
     await this.lock.release().catch(() => {})

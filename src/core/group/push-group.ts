@@ -106,6 +106,8 @@ export async function pushGroup(group: string, refs: DiskRef[], opts: GroupPushO
         blocks: m.stats?.blocks ?? 0,
         zeroBlocks: m.stats?.zeroBlocks ?? 0,
         bytesSent: m.stats?.bytesSent ?? 0,
+        wireBytes: m.stats?.wireBytes,
+        compression: m.compression(),
         seconds,
       })),
     }
