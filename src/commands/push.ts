@@ -6,7 +6,7 @@ import {sshCarrierFlag} from '../cli/ssh-carrier-flag.js'
 import type {SshCarrier} from '../core/psf/settings.js'
 import {createPhaseDisplay} from '../cli/phase-display.js'
 import {push, type PushResult} from '../core/delta/push.js'
-import {recordAttempt, withAttemptRecord} from '../core/status/last-attempt.js'
+import {beginAttempt, recordAttempt, withAttemptRecord} from '../core/status/last-attempt.js'
 import {pushGroup, type GroupPushResult} from '../core/group/push-group.js'
 import {UsageError} from '../core/errors.js'
 import type {LogLevel} from '../core/sync/progress.js'
@@ -140,6 +140,7 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
         {
           bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
           compress: flags.compress === undefined ? undefined : parseCompress(flags.compress),
+          memberBegun: (disk) => beginAttempt(disk, 'push', this.notice),
           acceptNewHostKey: flags['accept-new-host-key'],
           cutTimeoutMs: flags['cut-timeout'] ? parseDuration(flags['cut-timeout'], '--cut-timeout') * 1000 : undefined,
           log: (line, level) => (display ? display.around(() => this.pushLog(line, level)) : this.pushLog(line, level)),

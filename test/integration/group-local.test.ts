@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import {json, vdrep} from '../helpers/cli.js'
+import {json, startVdrep, vdrep} from '../helpers/cli.js'
 import {filesEqual, makeMixedDisk, tempDir} from '../helpers/disks.js'
 import {qemuIo} from '../helpers/cycle.js'
 import {startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
@@ -130,5 +130,31 @@ describe('push --group to local replicas', function () {
       assert.equal((await vdrep(['push', '--group', 'vm', a.disk, b.disk])).code, 0)
     }
     assert.deepEqual((await records()).slice(-3), [left.at(-1), '0000000000000007.vdrep-group', '0000000000000008.vdrep-group'])
+  })
+
+  it('a group push killed with kill -9 is a failed attempt of every member in status; the next group push commits', async () => {
+    const a = await disk('a', 'r1', ['--group', 'vm'])
+    const b = await disk('b', 'r1', ['--group', 'vm'])
+    await track(a)
+    await track(b)
+    await qemuIo(uri(a), ['write -P 0x71 0 3M'])
+    await qemuIo(uri(b), ['write -P 0x72 0 3M'])
+    const child = startVdrep(['push', '--group', 'vm', a.disk, b.disk, '--bwlimit', '1M', '--compress', 'none'])
+    const marked = async (d: {disk: string}) => (await fs.readFile(`${d.disk}.vdrep-running`, 'utf8').catch(() => '')).includes(`"pid":${child.pid},`)
+    for (let i = 0; i < 300 && !((await marked(a)) && (await marked(b))); i++) await new Promise((r) => setTimeout(r, 50))
+    assert.ok((await marked(a)) && (await marked(b)), 'both members marked running')
+    const gone = new Promise((r) => child.once('exit', r))
+    child.kill('SIGKILL')
+    await gone
+    for (const d of [a, b]) {
+      const row = json<{disks: Array<{lastAttempt: {errorCode: string | null} | null}>}>(await vdrep(['status', d.disk, '--json'])).disks[0]
+      assert.equal(row.lastAttempt?.errorCode, 'ATTEMPT_INTERRUPTED', JSON.stringify(row))
+    }
+    const r = await vdrep(['push', '--group', 'vm', a.disk, b.disk])
+    assert.equal(r.code, 0, r.stderr)
+    assert.ok(await filesEqual(a.disk, a.replica))
+    assert.ok(await filesEqual(b.disk, b.replica))
+    const after = json<{disks: Array<{lastAttemptFailed: boolean}>}>(await vdrep(['status', a.disk, '--json'])).disks[0]
+    assert.equal(after.lastAttemptFailed, false)
   })
 })

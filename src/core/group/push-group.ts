@@ -29,6 +29,8 @@ export interface GroupPushOptions extends PushOptions {
   cutTimeoutMs?: number
   /** The longest a tracker holds its writes for the cut (ms). */
   holdLeaseMs?: number
+  /** Called for each member once every member is claimed (status/last-attempt.ts: a killed group push is then known). */
+  memberBegun?: (disk: string) => Promise<void>
 }
 
 export interface GroupPushResult {
@@ -65,6 +67,7 @@ export async function pushGroup(group: string, refs: DiskRef[], opts: GroupPushO
         `the members of ${group} replicate to ${keys.size} receivers (${members.map((m) => m.target).join(', ')}): one receiver writes the group record that commits them all, so they must share it (same host, port and root folder)`,
         {hint: 'move the replicas under one receiver (or one local folder), or push them apart (no common point in time)'},
       )
+    for (const m of members) await opts.memberBegun?.(m.disk)
     opts.progress?.(phaseEvent('connect'))
     await allOrFirstError(members.map((m) => m.open(opts)))
     opts.progress?.(phaseEvent('freeze'))

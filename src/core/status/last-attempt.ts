@@ -157,7 +157,7 @@ async function writeAttempt(disk: string, a: LastAttempt, warn?: (line: string) 
 }
 
 /** An attempt starts: a killed one before it is recorded as the failure it was (its marker is about to be replaced), then this one's marker. */
-async function beginAttempt(disk: string, kind: AttemptKind, warn?: (line: string) => void): Promise<void> {
+export async function beginAttempt(disk: string, kind: AttemptKind, warn?: (line: string) => void): Promise<void> {
   if ((await interruptedAttempt(disk)) !== null) {
     const killed = await readLastAttempt(disk)
     if (killed) await writeAttempt(disk, killed, warn)
