@@ -124,7 +124,15 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
   private async runGroup(
     group: string,
     named: string[],
-    flags: {bwlimit?: string; compress?: string; 'cut-timeout'?: string; 'accept-new-host-key'?: boolean; config?: string},
+    flags: {
+      bwlimit?: string
+      compress?: string
+      'pre-hook'?: string
+      'post-hook'?: string
+      'cut-timeout'?: string
+      'accept-new-host-key'?: boolean
+      config?: string
+    },
   ): Promise<GroupPushResult> {
     // No disk named: the members are the config file's disks of that group.
     const config = named.length === 0 ? await loadConfig(flags.config) : null
@@ -141,6 +149,8 @@ With --all: every disk the config file lists (/etc/vdrep/vdrep.conf, $VDREP_CONF
           bwlimitBytesPerSecond: flags.bwlimit ? parseSize(flags.bwlimit, '--bwlimit') : undefined,
           compress: flags.compress === undefined ? undefined : parseCompress(flags.compress),
           memberBegun: (disk) => beginAttempt(disk, 'push', this.notice),
+          preHook: flags['pre-hook'],
+          postHook: flags['post-hook'],
           acceptNewHostKey: flags['accept-new-host-key'],
           cutTimeoutMs: flags['cut-timeout'] ? parseDuration(flags['cut-timeout'], '--cut-timeout') * 1000 : undefined,
           log: (line, level) => (display ? display.around(() => this.pushLog(line, level)) : this.pushLog(line, level)),

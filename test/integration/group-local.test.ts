@@ -157,4 +157,35 @@ describe('push --group to local replicas', function () {
     const after = json<{disks: Array<{lastAttemptFailed: boolean}>}>(await vdrep(['status', a.disk, '--json'])).disks[0]
     assert.equal(after.lastAttemptFailed, false)
   })
+
+  it('runs each distinct pre-hook once before the cut and each post-hook once after; a failing pre-hook thaws what was frozen and sends nothing', async () => {
+    const a = await disk('a', 'r1', ['--group', 'vm'])
+    const b = await disk('b', 'r1', ['--group', 'vm'])
+    await track(a)
+    await track(b)
+    const log = path.join(dir, 'hooks.log')
+    const line = (what: string) => `echo "${what} $VDREP_GROUP $(echo "$VDREP_DISKS" | wc -l)" >> ${log}`
+    for (const d of [a, b]) {
+      assert.equal((await vdrep(['config', d.disk, 'pre-hook', line('freeze')])).code, 0)
+      assert.equal((await vdrep(['config', d.disk, 'post-hook', line('thaw')])).code, 0)
+    }
+    await qemuIo(uri(a), ['write -P 0x11 0 64k'])
+    const r = await vdrep(['push', '--group', 'vm', a.disk, b.disk])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(await fs.readFile(log, 'utf8'), 'freeze vm 2\nthaw vm 2\n', 'one shared hook runs once for both disks')
+    assert.ok(await filesEqual(a.disk, a.replica))
+
+    // b's own pre-hook fails: a's (already run) is thawed, nothing is sent, the blocks stay for the next push.
+    await fs.rm(log)
+    assert.equal((await vdrep(['config', b.disk, 'pre-hook', `${line('freeze-b')}; exit 3`])).code, 0)
+    await qemuIo(uri(a), ['write -P 0x22 64k 64k'])
+    const failed = await vdrep(['push', '--group', 'vm', a.disk, b.disk])
+    assert.equal(failed.code, 1, failed.stderr)
+    assert.match(failed.stderr, /pre-hook exited with 3/)
+    assert.equal(await fs.readFile(log, 'utf8'), 'freeze vm 1\nfreeze-b vm 1\nthaw vm 1\n')
+    assert.equal(await filesEqual(a.disk, a.replica), false, 'nothing was sent')
+    assert.equal((await vdrep(['config', b.disk, 'pre-hook', line('freeze')])).code, 0)
+    assert.equal((await vdrep(['push', '--group', 'vm', a.disk, b.disk])).code, 0)
+    assert.ok(await filesEqual(a.disk, a.replica), 'the held-back blocks went with the next push')
+  })
 })

@@ -17,6 +17,7 @@ import {phaseEvent} from '../sync/progress.js'
 import {checkGroupName} from './name.js'
 import {DEFAULT_CUT_TIMEOUT_MS, DEFAULT_HOLD_LEASE_MS, takeGroupCut} from './cut.js'
 import {GroupMember} from './member.js'
+import {aroundGroupCut} from './hooks.js'
 import {MAX_GROUP_MEMBERS} from './record.js'
 
 /** A member as the caller names it (the command line now; the config file later). */
@@ -71,10 +72,18 @@ export async function pushGroup(group: string, refs: DiskRef[], opts: GroupPushO
     opts.progress?.(phaseEvent('connect'))
     await allOrFirstError(members.map((m) => m.open(opts)))
     opts.progress?.(phaseEvent('freeze'))
-    const cut = await takeGroupCut(members, {timeoutMs: opts.cutTimeoutMs ?? DEFAULT_CUT_TIMEOUT_MS, leaseMs: opts.holdLeaseMs ?? DEFAULT_HOLD_LEASE_MS})
+    // A flag wins over each disk's settings (`vdrep config DISK pre-hook ...`), as for a lone push.
+    const hooks = members.map((m) => {
+      const s = m.claim.record.header.settings
+      return {disk: m.disk, pre: opts.preHook ?? s.preHook, post: opts.postHook ?? s.postHook}
+    })
+    const cut = await aroundGroupCut(group, hooks, async () => {
+      const c = await takeGroupCut(members, {timeoutMs: opts.cutTimeoutMs ?? DEFAULT_CUT_TIMEOUT_MS, leaseMs: opts.holdLeaseMs ?? DEFAULT_HOLD_LEASE_MS})
+      // Each set joins its member at once, so a failure below (a post-hook's too) hands every one of them back.
+      members.forEach((m, i) => (m.frozen = c.frozen[i]))
+      return c
+    })
     opts.log?.(`group ${group}: cut taken across ${members.length} disks; writes were held for ${cut.heldMs} ms at most`)
-    // Each set joins its member at once, so a failure below hands every one of them back.
-    members.forEach((m, i) => (m.frozen = cut.frozen[i]))
     opts.progress?.(
       phaseEvent(
         'send',

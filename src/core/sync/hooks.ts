@@ -3,9 +3,10 @@
 import {spawn} from 'node:child_process'
 import {VdrepError} from '../errors.js'
 
-export async function runHook(command: string, phase: 'pre' | 'post', disk: string): Promise<void> {
+export async function runHook(command: string, phase: 'pre' | 'post', disk: string, extraEnv: Record<string, string> = {}): Promise<void> {
   const code = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn('/bin/sh', ['-c', command], {stdio: ['ignore', 'ignore', 'inherit'], env: {...process.env, VDREP_DISK: disk, VDREP_HOOK: phase}})
+    const env = {...process.env, ...extraEnv, VDREP_DISK: disk, VDREP_HOOK: phase}
+    const child = spawn('/bin/sh', ['-c', command], {stdio: ['ignore', 'ignore', 'inherit'], env})
     child.on('error', reject)
     child.on('exit', (c) => resolve(c))
   })
