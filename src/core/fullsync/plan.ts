@@ -68,6 +68,19 @@ export function decideAll(sums: BlockSums, theirKinds: Uint8Array, theirHashes: 
   return send
 }
 
+/**
+ * The share of a chunk's data blocks (not all zero) that travel, which decides whether the next
+ * chunk is mapped or read (MAP_BELOW_SEND_SHARE); `previous` when the chunk has no data at all.
+ * A chunk of holes sends nothing, but says nothing about the data that follows: judged over all
+ * its blocks, a fresh replica of a disk whose data and holes alternate per chunk mapped every
+ * data chunk after a hole, then read it again to send it (two passes over half the disk).
+ */
+export function nextSendShare(previous: number, zero: Uint8Array, count: number, toSend: number): number {
+  let data = 0
+  for (let i = 0; i < count; i++) if (zero[i] === 0) data++
+  return data === 0 ? previous : toSend / data
+}
+
 /** The runs [first, end) of blocks to SEND in a chunk's actions. */
 export function sendRuns(action: Uint8Array, count: number): Array<[number, number]> {
   const runs: Array<[number, number]> = []

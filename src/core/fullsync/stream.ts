@@ -13,7 +13,7 @@ import type {ProgressSink, SyncProgress} from '../sync/progress.js'
 import type {Throttle} from '../sync/throttle.js'
 import type {ReceiverReplies} from './client-replies.js'
 import type {IndexRecorder} from './proof.js'
-import {decideAll, MAP_BELOW_SEND_SHARE, redecideFilled, sendRuns, SKIP, ZERO} from './plan.js'
+import {decideAll, MAP_BELOW_SEND_SHARE, nextSendShare, redecideFilled, sendRuns, SKIP, ZERO} from './plan.js'
 import {CHECKPOINT_INTERVAL_MS} from '../protocol/flow.js'
 
 const READ_CHUNK = 4 << 20
@@ -94,7 +94,7 @@ export async function streamDisk(ctx: StreamContext): Promise<StreamTotals> {
   // The reader checksums each chunk as it reads it (in the thread pool where it can). While
   // few blocks travel (a seed, a rerun), chunks are checksummed through a mapping instead of
   // read, and only the blocks that differ are read (fill); while many do (a fresh replica),
-  // reading them at once is cheaper than mapping and then reading. The last chunk decides.
+  // reading them at once is cheaper than mapping and then reading. The last chunk with data decides.
   let lastSendShare = ctx.replicaMissing ? 1 : 0
   const mapWhen = () => lastSendShare < MAP_BELOW_SEND_SHARE
   const chunks = new ChunkReader(ctx.source, diskSize, bs, perChunk * bs, 2 * chunksPerCheckpoint + 1, hasher, mapWhen, ctx.alignedChunks === true)
@@ -107,7 +107,7 @@ export async function streamDisk(ctx: StreamContext): Promise<StreamTotals> {
     const end = first + count
     await ctx.replies.takeStatuses(count, theirKinds, theirHashes)
     const {sums, toSend} = await decideChunk(ctx, chunks, chunk, theirKinds, theirHashes, action)
-    lastSendShare = toSend / count
+    lastSendShare = nextSendShare(lastSendShare, sums.zero, count, toSend)
     // The digest and the index, over each block's final checksum (the zero hash for a zero block).
     const slots = digestSlots(sums, 0, count, (i) => zeroHashOf(first + i))
     ctx.digest.update(slots)

@@ -10,6 +10,8 @@ import {
   checkpointBlocks,
   checkTargetNotSource,
   decideAll,
+  MAP_BELOW_SEND_SHARE,
+  nextSendShare,
   redecideFilled,
   resumePoint,
   SEND,
@@ -88,5 +90,23 @@ describe('full sync plan', () => {
     )
     assert.throws(() => checkTargetNotSource('/v/d.img', '/v/d.img'), /is the source disk/)
     checkTargetNotSource('/v/d.img', '/r/d.img')
+  })
+  it('the send share that picks mapping is over data blocks: a chunk of holes leaves it as it was', () => {
+    // A fresh replica of a disk whose data and holes alternate per chunk: every data chunk is
+    // sent whole, so every one must be read, never mapped first (the hole chunk between them
+    // sends nothing, and before this rule made the next data chunk look like a 1% seed).
+    const holes = sums(['z', 'z', 'z', 'z']).zero
+    const data = sums([1, 2, 3, 'z']).zero
+    let share = 1
+    share = nextSendShare(share, holes, 4, 0)
+    assert.equal(share, 1)
+    assert.ok(!(share < MAP_BELOW_SEND_SHARE), 'after a chunk of holes the next data chunk is read')
+    share = nextSendShare(share, data, 4, 3)
+    assert.equal(share, 1)
+    // A seed where 1 of 3 data blocks differs, and then holes: still below 1 and unchanged by the holes.
+    share = nextSendShare(share, data, 4, 0)
+    assert.equal(share, 0)
+    assert.equal(nextSendShare(share, holes, 4, 0), 0)
+    assert.equal(nextSendShare(0, data, 4, 1), 1 / 3)
   })
 })
