@@ -9,6 +9,7 @@ import fs from 'node:fs/promises'
 import {existsSync} from 'node:fs'
 import {psfPathFor, statePathFor} from '../psf/state-location.js'
 import {writeFileAtomic} from '../util/fs-atomic.js'
+import {encodeSideFile, isPositiveInt, parseSideFile} from '../util/json-side-file.js'
 import type {AttemptKind} from './last-attempt.js'
 
 export const RUNNING_SUFFIX = '.vdrep-running'
@@ -29,24 +30,16 @@ export function runningPathFor(disk: string): string {
 
 /** A marker as written by markRunning; null for anything else. */
 export function decodeRunning(text: string): RunningAttempt | null {
-  let v: unknown
-  try {
-    v = JSON.parse(text)
-  } catch {
-    return null
-  }
-  if (typeof v !== 'object' || v === null) return null
-  const o = v as Record<string, unknown>
-  if (o.magic !== MAGIC || o.version !== VERSION) return null
+  const o = parseSideFile(text, MAGIC, VERSION)
+  if (o === null) return null
   if (o.kind !== 'push' && o.kind !== 'fullsync') return null
-  if (typeof o.sinceMs !== 'number' || !Number.isSafeInteger(o.sinceMs) || o.sinceMs <= 0) return null
-  if (typeof o.pid !== 'number' || !Number.isSafeInteger(o.pid) || o.pid <= 0) return null
+  if (!isPositiveInt(o.sinceMs) || !isPositiveInt(o.pid)) return null
   if (o.procStart !== null && (typeof o.procStart !== 'string' || o.procStart.length > 100)) return null
   return {kind: o.kind, sinceMs: o.sinceMs, pid: o.pid, procStart: o.procStart as string | null}
 }
 
 export function encodeRunning(r: RunningAttempt): Buffer {
-  return Buffer.from(`${JSON.stringify({magic: MAGIC, version: VERSION, ...r})}\n`)
+  return encodeSideFile(MAGIC, VERSION, r)
 }
 
 /** The start of process `pid` on this boot; null when it does not exist (or /proc cannot say). */

@@ -10,6 +10,7 @@ import {existsSync} from 'node:fs'
 import {asVdrepError, type ErrorCode} from '../errors.js'
 import {psfPathFor, statePathFor} from '../psf/state-location.js'
 import {writeFileAtomic} from '../util/fs-atomic.js'
+import {encodeSideFile, isPositiveInt, parseSideFile} from '../util/json-side-file.js'
 import {clearRunning, interruptedAttempt, markRunning} from './attempt-running.js'
 
 export const LAST_ATTEMPT_SUFFIX = '.vdrep-last'
@@ -43,16 +44,9 @@ export function lastAttemptPathFor(disk: string): string {
 
 /** Decodes a side file; null for anything that is not a version-1 record with sane fields. */
 export function decodeLastAttempt(text: string): LastAttempt | null {
-  let v: unknown
-  try {
-    v = JSON.parse(text)
-  } catch {
-    return null
-  }
-  if (typeof v !== 'object' || v === null) return null
-  const o = v as Record<string, unknown>
-  if (o.magic !== MAGIC || o.version !== VERSION) return null
-  const isTime = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x) && x > 0
+  const o = parseSideFile(text, MAGIC, VERSION)
+  if (o === null) return null
+  const isTime = isPositiveInt
   const isText = (x: unknown) => x === null || (typeof x === 'string' && x.length <= MAX_MESSAGE)
   if (o.kind !== 'push' && o.kind !== 'fullsync') return null
   if (!isTime(o.atMs) || typeof o.ok !== 'boolean') return null
@@ -73,7 +67,7 @@ export function decodeLastAttempt(text: string): LastAttempt | null {
 }
 
 export function encodeLastAttempt(a: LastAttempt): Buffer {
-  return Buffer.from(`${JSON.stringify({magic: MAGIC, version: VERSION, ...a})}\n`)
+  return encodeSideFile(MAGIC, VERSION, a)
 }
 
 /** The disk's last recorded outcome; null when none is recorded (or the file is not one vdrep wrote). */
