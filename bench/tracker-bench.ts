@@ -132,9 +132,15 @@ export async function runTrackerBench(opts: BenchOptions & {log?: Log; only?: st
     counters.set(k, [...(counters.get(k) ?? []), {txns: after.txns - before.txns, waits: after.waits - before.waits, waitMs: after.waitMs - before.waitMs}])
     return out
   }
-  try {
+  // Cold-start pairs start both servers anew, their files alike in the page cache (dd, then every
+  // pass); qemu-nbd (no JIT) costs the same CPU on its first pass as on its tenth, measured.
+  const restartQemu = async () => {
+    await stop(qemu, 'SIGTERM').then(() => fs.rm(qSock, {force: true}))
     qemu = spawn('qemu-nbd', ['-f', 'raw', '-t', '-k', qSock, qDisk], {stdio: 'ignore'})
     await waitForSocket(qSock, qemu, 'qemu-nbd')
+  }
+  try {
+    await restartQemu()
     await restartTracker()
     // Each timed execution starts with no dirty pages left from the one before. Every vdrep
     // run is paired with a qemu-nbd run just before it: the qemu-nbd row is all of those.
@@ -173,6 +179,7 @@ export async function runTrackerBench(opts: BenchOptions & {log?: Log; only?: st
       // A tracker started anew on a cleared record and a cold log: the log's cost and the
       // tracker's own start (its JIT's warm-up) together.
       for (let i = 0; i < opts.runs; i++) {
+        await restartQemu()
         await qemuRun(w)
         await restartTracker()
         add(w, Server.FIRST, await counted(w, Server.FIRST, () => timed(w, vUri)))
