@@ -3,6 +3,7 @@
 // full sync" (cleared bitmaps, a cold activity log), a push's clearing of the bits, and the
 // tracker's log counters after a run.
 import {spawn, type ChildProcess} from 'node:child_process'
+import {readFileSync} from 'node:fs'
 import fs from 'node:fs/promises'
 import net from 'node:net'
 import {Bitmap} from '../src/core/psf/bitmap.js'
@@ -142,6 +143,16 @@ export async function resetRecord(disk: string): Promise<void> {
     }))
   } finally {
     await psf.close()
+  }
+}
+
+/** A process's CPU time so far (user + sys, s; Linux's /proc, 100 ticks a second), or NaN. */
+export function cpuSeconds(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    return (Number(f[11]) + Number(f[12])) / 100
+  } catch {
+    return Number.NaN
   }
 }
 

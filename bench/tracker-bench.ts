@@ -28,7 +28,7 @@ import {fileURLToPath, pathToFileURL} from 'node:url'
 import {parseArgs} from 'node:util'
 import {have, mbps, median, row, type BenchOptions, type BenchRow} from './bench-common.js'
 import type {BenchCheck} from './local-bench.js'
-import {clearBitsLikeAPush, logCounters, nbdcopy, resetRecord, stop, strided, waitForSocket, type Workload} from './tracker-bench-setup.js'
+import {clearBitsLikeAPush, cpuSeconds, logCounters, nbdcopy, resetRecord, stop, strided, waitForSocket, type Workload} from './tracker-bench-setup.js'
 import {scanRows} from './tracker-scan-bench.js'
 
 const KiB = 1024
@@ -118,9 +118,12 @@ export async function runTrackerBench(opts: BenchOptions & {log?: Log; only?: st
     }
   }
   const times = new Map<string, number[]>()
-  const add = (w: Workload, server: string, s: number) => {
+  /** Per row: the serving process's CPU-s (user + sys) of each timed run: wall time is noise on a shared host. */
+  const cpu = new Map<string, number[]>()
+  const add = (w: Workload, server: string, r: {s: number; cpu: number}) => {
     const k = `${w.key}|${server}`
-    times.set(k, [...(times.get(k) ?? []), s])
+    times.set(k, [...(times.get(k) ?? []), r.s])
+    cpu.set(k, [...(cpu.get(k) ?? []), r.cpu])
   }
   /** Per first-write row: each run's log transactions, writes that waited, and their wait (ms). */
   const counters = new Map<string, Array<{txns: number; waits: number; waitMs: number}>>()
@@ -132,15 +135,24 @@ export async function runTrackerBench(opts: BenchOptions & {log?: Log; only?: st
     counters.set(k, [...(counters.get(k) ?? []), {txns: after.txns - before.txns, waits: after.waits - before.waits, waitMs: after.waitMs - before.waitMs}])
     return out
   }
-  try {
+  // Cold-start pairs start both servers anew, their files alike in the page cache (dd, then every
+  // pass); qemu-nbd (no JIT) costs the same CPU on its first pass as on its tenth, measured.
+  const restartQemu = async () => {
+    await stop(qemu, 'SIGTERM').then(() => fs.rm(qSock, {force: true}))
     qemu = spawn('qemu-nbd', ['-f', 'raw', '-t', '-k', qSock, qDisk], {stdio: 'ignore'})
     await waitForSocket(qSock, qemu, 'qemu-nbd')
+  }
+  try {
+    await restartQemu()
     await restartTracker()
     // Each timed execution starts with no dirty pages left from the one before. Every vdrep
     // run is paired with a qemu-nbd run just before it: the qemu-nbd row is all of those.
     const timed = async (w: Workload, uri: string) => {
       spawnSync('sync')
-      return w.run(uri)
+      const server = uri === qUri ? qemu : tracker
+      const before = cpuSeconds(server?.pid)
+      const seconds = await w.run(uri)
+      return {s: seconds, cpu: cpuSeconds(server?.pid) - before}
     }
     const qemuRun = async (w: Workload) => add(w, Server.QEMU, await timed(w, qUri))
     for (const w of workloads) {
@@ -173,6 +185,7 @@ export async function runTrackerBench(opts: BenchOptions & {log?: Log; only?: st
       // A tracker started anew on a cleared record and a cold log: the log's cost and the
       // tracker's own start (its JIT's warm-up) together.
       for (let i = 0; i < opts.runs; i++) {
+        await restartQemu()
         await qemuRun(w)
         await restartTracker()
         add(w, Server.FIRST, await counted(w, Server.FIRST, () => timed(w, vUri)))
@@ -189,7 +202,7 @@ export async function runTrackerBench(opts: BenchOptions & {log?: Log; only?: st
       const runs = times.get(`${w.key}|${server}`) ?? []
       if (runs.length === 0) continue
       const r = row(TRACKER_SECTION, `${w.key}: ${server}`, runs, w.bytes)
-      r.note = `${Math.round(w.ops / r.seconds)} writes/s, ${((r.seconds / w.ops) * 1e6).toFixed(0)} us/write`
+      r.note = `${Math.round(w.ops / r.seconds)} writes/s, ${((r.seconds / w.ops) * 1e6).toFixed(0)} us/write, server ${median(cpu.get(`${w.key}|${server}`) ?? []).toFixed(2)} CPU-s`
       const c = counters.get(`${w.key}|${server}`)
       if (c) {
         const perGiB = (median(c.map((x) => x.txns)) * (1 << 30)) / w.bytes

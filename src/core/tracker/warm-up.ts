@@ -7,8 +7,16 @@
 // passes of the same 192 MiB, and the VM's first writes paid for it (0.59x qemu-nbd). Here V8
 // compiles it on requests nobody waits for.
 //
+// It is bounded by work (MAX_PASSES) before time: V8 optimizes a function after it has run
+// enough, not after a while, so a wall-clock cap cut it short exactly where the CPU was short.
+// A 300 ms cap left one pass (947 requests, ~330 us each, cold code on a loaded 2-core host),
+// too few for TurboFan to reach the request path: the VM's first pass then compiled it anyway
+// (perf: two thirds of that pass's extra CPU in TurboFan's threads) and cost the same user CPU
+// as with no warm-up at all (0.39 against 0.36 CPU-s for two cold starts of seq 64k QD16); a
+// 1 s cap (three to four passes there) took it to 0.26-0.31, 2 s no further (0.30-0.31).
+//
 // It never touches the disk, its .psf or its bitmaps: nothing here knows them. Bounded by
-// MAX_MS; any failure ends it quietly (the export is only slower at first).
+// maxMs (DEFAULT_WARM_UP_MS); any failure ends it quietly (the export is only slower at first).
 import {randomBytes} from 'node:crypto'
 import fs from 'node:fs/promises'
 import os from 'node:os'
@@ -28,11 +36,19 @@ const KiB = 1024
 const MiB = 1024 * KiB
 /** The scratch export (sparse: holds at most what a pass writes). */
 const SCRATCH_BYTES = 32 * MiB
-/** Passes at most, and the time after which no new request is sent. */
+/** Passes at most (~960 requests each), and the time after which no new request is sent. */
 const MAX_PASSES = 6
-const MAX_MS = 300
-/** VDREP_TRACKER_WARMUP=0 turns it off (A/B benchmarks, tests of the cold path). */
+export const DEFAULT_WARM_UP_MS = 1000
+/**
+ * VDREP_TRACKER_WARMUP=0 turns it off (A/B benchmarks, tests of the cold path);
+ * VDREP_TRACKER_WARMUP_MS sets the time cap (A/B of the cap; a slow host's start).
+ */
 export const WARM_UP_ENABLED = process.env.VDREP_TRACKER_WARMUP !== '0'
+export function warmUpCapMs(env: Record<string, string | undefined> = process.env): number {
+  const raw = env.VDREP_TRACKER_WARMUP_MS?.trim()
+  const ms = raw ? Number(raw) : Number.NaN
+  return Number.isFinite(ms) && ms >= 0 ? Math.min(ms, 60_000) : DEFAULT_WARM_UP_MS
+}
 
 export interface WarmUpShape {
   /** The tracked disk's block size and activity-log extent size (the same code paths). */
@@ -119,9 +135,13 @@ export async function openScratchExport(shape: WarmUpShape): Promise<ScratchExpo
     const bs = shape.blockSize
     const blockCount = Math.ceil(SCRATCH_BYTES / bs)
     const active = new Bitmap(blockCount)
-    const memory = {path: `${file} (memory)`, writeBitmap: async () => {}, writeActivityLog: async () => {}}
-    const log = new DirtyLog(memory, active, new Bitmap(blockCount), {
-      al: {image: emptyActivityLog(Math.min(shape.alExtents, 64)), extentBlocks: Math.max(1, shape.extentBytes / bs), store: memory},
+    // Shaped as ChangeRecord's bitmapStore and activityLogStore are (the same properties in the
+    // same order; one object for both had a map of its own): the dirty log's and the activity
+    // log's calls into them are compiled for the maps the VM's requests will meet.
+    const bitmaps = {path: `${file} (memory)`, writeBitmap: async () => {}}
+    const alStore = {writeActivityLog: async () => {}}
+    const log = new DirtyLog(bitmaps, active, new Bitmap(blockCount), {
+      al: {image: emptyActivityLog(Math.min(shape.alExtents, 64)), extentBlocks: Math.max(1, shape.extentBytes / bs), store: alStore},
     })
     cleanup.push(() => log.close())
     log.useLog = true
@@ -141,16 +161,16 @@ export async function openScratchExport(shape: WarmUpShape): Promise<ScratchExpo
   }
 }
 
-export async function warmUp(shape: WarmUpShape): Promise<WarmUpResult> {
+export async function warmUp(shape: WarmUpShape, maxMs = warmUpCapMs()): Promise<WarmUpResult> {
   const started = performance.now()
   const out: WarmUpResult = {passes: 0, requests: 0, ms: 0}
   let scratch: ScratchExport | undefined
   try {
     scratch = await openScratchExport(shape)
-    while (out.passes < MAX_PASSES && performance.now() - started < MAX_MS) {
+    while (out.passes < MAX_PASSES && performance.now() - started < maxMs) {
       scratch.active.bits.fill(0) // the next pass's writes are first writes again
       for (const step of pass(shape.blockSize)) {
-        out.requests += await scratch.client.run(step.reqs, step.depth, started + MAX_MS)
+        out.requests += await scratch.client.run(step.reqs, step.depth, started + maxMs)
       }
       out.passes++
     }

@@ -8,7 +8,7 @@ import {HeaderFlag} from '../../../src/core/psf/header.js'
 import {SLOT_SIZE} from '../../../src/core/psf/layout.js'
 import {PsfFile, psfPathFor} from '../../../src/core/psf/psf-file.js'
 import {Tracker} from '../../../src/core/tracker/tracker.js'
-import {warmUp} from '../../../src/core/tracker/warm-up.js'
+import {DEFAULT_WARM_UP_MS, warmUp, warmUpCapMs} from '../../../src/core/tracker/warm-up.js'
 import {seededBytes, tempDir} from '../../helpers/disks.js'
 import {runOk} from './nbd/harness.js'
 import {initDisk, MiB} from './tracker-helpers.js'
@@ -82,6 +82,25 @@ describe('tracker warm-up', function () {
     } finally {
       await t.stop()
     }
+  })
+
+  it('is bounded by its passes first and its time cap after: a short cap ends it early, VDREP_TRACKER_WARMUP_MS sets the cap', async () => {
+    const shape = {blockSize: 65536, extentBytes: 4 * MiB, alExtents: 2026}
+    const short = await warmUp(shape, 50)
+    assert.equal(short.error, undefined)
+    // No request is sent after the cap; the ones in flight and the scratch stack's close finish.
+    assert.ok(short.ms < 50 + 1000, `${short.ms} ms`)
+    assert.ok(short.passes <= 1, `passes: ${short.passes}`)
+    assert.deepEqual(await scratchLeft(), [])
+    const none = await warmUp(shape, 0)
+    assert.deepEqual({passes: none.passes, requests: none.requests, error: none.error}, {passes: 0, requests: 0, error: undefined})
+
+    assert.equal(DEFAULT_WARM_UP_MS, 1000)
+    assert.equal(warmUpCapMs({}), DEFAULT_WARM_UP_MS)
+    assert.equal(warmUpCapMs({VDREP_TRACKER_WARMUP_MS: ' 300 '}), 300)
+    assert.equal(warmUpCapMs({VDREP_TRACKER_WARMUP_MS: '0'}), 0)
+    for (const bad of ['', 'soon', '-5', 'NaN']) assert.equal(warmUpCapMs({VDREP_TRACKER_WARMUP_MS: bad}), DEFAULT_WARM_UP_MS, bad)
+    assert.equal(warmUpCapMs({VDREP_TRACKER_WARMUP_MS: '1e9'}), 60_000)
   })
 })
 
