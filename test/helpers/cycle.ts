@@ -189,16 +189,13 @@ export class SshCycle {
 
   /** Kill whatever tracker a failed test left running. */
   async killTrackers(): Promise<void> {
-    for (const t of this.trackers) {
-      if (t.child.exitCode === null && t.child.signalCode === null) await t.stop('SIGKILL')
-    }
+    await Promise.all(this.trackers.map(async (t) => (t.child.exitCode === null && t.child.signalCode === null ? t.stop('SIGKILL') : undefined)))
     this.trackers = []
   }
 
   async stop(): Promise<void> {
     await this.killTrackers()
-    await this.serve.stop()
-    await this.sshd.stop()
+    await Promise.all([this.serve.stop(), this.sshd.stop()])
     await fs.rm(this.dir, {recursive: true, force: true})
   }
 }

@@ -24,10 +24,9 @@ describe('push --group over SSH: the receiver commits all members or none', func
 
   beforeEach(async () => {
     c = await SshCycle.start()
-    a = await c.newDisk('ga', 8 * MiB)
-    b = await c.newDisk('gb', 8 * MiB)
-    await c.track(a)
-    tb = await c.track(b)
+    // Both members at once (each is an init and a full sync over SSH: seconds of CLI start-up).
+    ;[a, b] = await Promise.all([c.newDisk('ga', 8 * MiB), c.newDisk('gb', 8 * MiB)])
+    ;[, tb] = await Promise.all([c.track(a), c.track(b)])
   })
   afterEach(async () => {
     delete process.env.VDREP_TEST_GROUP_CRASH
