@@ -100,10 +100,11 @@ export class RunSender {
   ) {
     this.inlineLeft = inlineBytes
     this.per = Math.min(MAX_RUN_BLOCKS, Math.max(1, Math.floor(RUN_BYTES / bs)))
-    // The queue's pieces, the one being sent and one in the carrier's write: more are garbage.
-    const keep = Math.ceil(QUEUE_BYTES / (this.per * bs)) + 2
-    this.inputs = new TransferBuffers(this.per * bs, keep)
-    this.outputs = new TransferBuffers(compressBound(this.per * bs), keep)
+    // Room for the queue's pieces, the one being sent and one in the carrier's write; buffers
+    // given back past that are left to the GC (compressBound adds well under 5% to a piece).
+    const keep = QUEUE_BYTES + 2 * this.per * bs
+    this.inputs = new TransferBuffers(keep)
+    this.outputs = new TransferBuffers(Math.ceil(keep * 1.05))
   }
 
   /** The workers, once started (tests kill one). */
@@ -118,9 +119,9 @@ export class RunSender {
 
   /** `piece` (copied into a transfer buffer) compressed: here while the inline budget lasts, then by the workers. */
   private compress(piece: Buffer, level: number): Promise<Compressed> {
-    const data = this.inputs.take()
+    const data = this.inputs.take(piece.length)
     piece.copy(Buffer.from(data))
-    const out = this.outputs.take()
+    const out = this.outputs.take(compressBound(piece.length))
     if (!this.pool && this.inlineLeft > 0) {
       this.inlineLeft -= piece.length
       try {
@@ -132,7 +133,10 @@ export class RunSender {
         return Promise.reject(err as Error)
       }
     }
-    this.pool ??= this.startPool()
+    if (!this.pool) {
+      this.pool = this.startPool()
+      this.inline = undefined // its zstd context (several MiB) goes with it
+    }
     return this.pool.compress(data, piece.length, out, level, SAMPLE_BYTES, KEEP_BELOW)
   }
 

@@ -8,30 +8,39 @@
 // Ownership (lent-buffers.ts): take() hands one out; it comes back with give() only once
 // nothing reads it any more: from the worker's reply for the buffer not sent, from the
 // carrier's write callback (FrameWriter.sendLent) for the one sent. A buffer given back twice,
-// or one detached by a transfer, is not kept: two holders of one buffer would be wrong bytes
+// or one detached by a transfer (length 0), is not kept: two holders of one buffer would be wrong bytes
 // on the replica.
 
 export class TransferBuffers {
-  private readonly free: ArrayBuffer[] = []
+  /** Free buffers by size: a piece gets one of its own length (a push's pieces are mostly one block). */
+  private readonly free = new Map<number, ArrayBuffer[]>()
+  private cached = 0
   /** Buffers allocated so far (tests: reuse means few). */
   made = 0
 
   constructor(
-    /** Bytes of every buffer. */
-    readonly size: number,
-    /** Buffers kept for reuse at most (more may be out at once; the surplus is left to the GC). */
-    private readonly keep: number,
+    /** Bytes kept for reuse at most (more may be out at once; the surplus is left to the GC). */
+    private readonly maxCached: number,
   ) {}
 
-  take(): ArrayBuffer {
-    const reused = this.free.pop()
-    if (reused) return reused
+  /** A buffer of exactly `n` bytes. */
+  take(n: number): ArrayBuffer {
+    const reused = this.free.get(n)?.pop()
+    if (reused) {
+      this.cached -= n
+      return reused
+    }
     this.made++
-    return new ArrayBuffer(this.size)
+    return new ArrayBuffer(n)
   }
 
   give(buf: ArrayBuffer): void {
-    if (buf.byteLength !== this.size || this.free.length >= this.keep || this.free.includes(buf)) return
-    this.free.push(buf)
+    const n = buf.byteLength
+    if (n === 0 || this.cached + n > this.maxCached) return
+    let list = this.free.get(n)
+    if (!list) this.free.set(n, (list = []))
+    if (list.includes(buf)) return
+    list.push(buf)
+    this.cached += n
   }
 }
