@@ -2,11 +2,13 @@
 // and a 64 GiB one (issue 21: under 160 MiB on any disk size). The 4 GiB disk is the mixed
 // disk (40% random, 20% holes, 40% text); the 64 GiB one is sparse, 256 MiB of data in four
 // places. Per size: a fresh local full sync, a 1% push, verify; over SSH (a real sshd on
-// loopback) a fresh full sync, the client's peak and `vdrep serve`'s (one serve per size, its
-// VmHWM after the sync and a push); `vdrep track` serving the disk while 64 MiB are written
-// through its export and a push asks it for its blocks (its VmHWM).
+// loopback) the client's peak in a fresh full sync with --compress auto and none, a 1% seed
+// full sync and a 1% push, and `vdrep serve`'s (one serve per size, its VmHWM after all of
+// them); `vdrep track` serving the disk while 64 MiB are written through its export and a push
+// asks it for its blocks (its VmHWM). With --repeat N every client row is the most of N runs
+// (a fresh sync's replica removed before each).
 //
-//   node dist/bench/memory-bench.js [--dir DIR] [--sizes 4G,64G]
+//   node dist/bench/memory-bench.js [--dir DIR] [--sizes 4G,64G] [--repeat 3]
 import {spawnSync, type ChildProcess} from 'node:child_process'
 import fs from 'node:fs/promises'
 import os from 'node:os'
@@ -63,7 +65,17 @@ function memRow(name: string, mib: number, size: number): BenchRow {
   return {...row(MEMORY_SECTION, name, [mib], size), note: `peak RSS ${mib.toFixed(0)} MiB (limit ${RSS_LIMIT_MIB})`}
 }
 
-async function measureSize(work: string, size: number, log: Log): Promise<BenchRow[]> {
+/** The most of `repeat` runs of `args`, `before` awaited ahead of each. */
+async function worstOf(repeat: number, args: string[], env: NodeJS.ProcessEnv, before?: () => Promise<unknown>): Promise<number> {
+  let worst = 0
+  for (let i = 0; i < repeat; i++) {
+    await before?.()
+    worst = Math.max(worst, peakOf(args, env))
+  }
+  return worst
+}
+
+async function measureSize(work: string, size: number, log: Log, repeat = 1): Promise<BenchRow[]> {
   const label = `${Math.round(size / 2 ** 30)} GiB`
   const dir = path.join(work, label.replace(' ', ''))
   await fs.rm(dir, {recursive: true, force: true})
@@ -82,7 +94,7 @@ async function measureSize(work: string, size: number, log: Log): Promise<BenchR
   // Local: fresh full sync, 1% push, verify.
   const replica = path.join(dir, 'replica', 'disk.img')
   peakOf(['init', disk, '--to', replica, '--block-size', String(BS)], env)
-  add('fullsync, fresh, local', peakOf(['fullsync', disk, '--json'], env))
+  add('fullsync, fresh, local', await worstOf(repeat, ['fullsync', disk, '--json'], env, () => fs.rm(replica, {force: true})))
   const blocks = Math.min(Math.ceil(size / BS / 100), 2048)
   await scribbleBlocks(disk, BS, blocks, 'memory-push')
   add('fullsync, 1% seed, local', peakOf(['fullsync', disk, '--json'], env))
@@ -123,7 +135,12 @@ async function measureSize(work: string, size: number, log: Log): Promise<BenchR
       String(ports[1]),
     ]
     peakOf(['init', sshDisk, '--to', target, ...common, '--block-size', String(BS)], env)
-    add('fullsync, fresh, over SSH: the client', peakOf(['fullsync', sshDisk, '--json'], env))
+    const remote = path.join(root, 'disk.img')
+    const fresh = (compress: string) => worstOf(repeat, ['fullsync', sshDisk, '--json', '--compress', compress], env, () => fs.rm(remote, {force: true}))
+    add('fullsync, fresh, over SSH, --compress none: the client', await fresh('none'))
+    add('fullsync, fresh, over SSH: the client', await fresh('auto'))
+    await scribbleBlocks(sshDisk, BS, blocks, 'memory-ssh-seed')
+    add('fullsync, 1% seed, over SSH: the client', await worstOf(repeat, ['fullsync', sshDisk, '--json'], env))
     await markChanged(sshDisk, await scribbleBlocks(sshDisk, BS, blocks, 'memory-ssh-push'))
     add('push over SSH: the client', peakOf(['push', sshDisk, '--json', '--no-fallback'], env))
     add('serve (the fresh full sync and the push)', await hwmOf(serve.pid as number))
@@ -135,11 +152,11 @@ async function measureSize(work: string, size: number, log: Log): Promise<BenchR
   return rows
 }
 
-export async function runMemoryBench(opts: BenchOptions & {sizes?: number[]; log?: Log}): Promise<{rows: BenchRow[]; context: string[]}> {
+export async function runMemoryBench(opts: BenchOptions & {sizes?: number[]; log?: Log; repeat?: number}): Promise<{rows: BenchRow[]; context: string[]}> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`))
   const sizes = opts.sizes ?? [4 * 2 ** 30, 64 * 2 ** 30]
   const rows: BenchRow[] = []
-  for (const size of sizes) rows.push(...(await measureSize(opts.workDir, size, log)))
+  for (const size of sizes) rows.push(...(await measureSize(opts.workDir, size, log, opts.repeat)))
   const worst = rows.reduce((a, r) => (r.seconds > a.seconds ? r : a), rows[0])
   return {
     rows,
@@ -151,10 +168,11 @@ export async function runMemoryBench(opts: BenchOptions & {sizes?: number[]; log
 }
 
 async function main(): Promise<void> {
-  const {values} = parseArgs({options: {dir: {type: 'string'}, sizes: {type: 'string'}}})
+  const {values} = parseArgs({options: {dir: {type: 'string'}, sizes: {type: 'string'}, repeat: {type: 'string'}}})
   const workDir = values.dir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'vdrep-memory-bench-')))
   const sizes = values.sizes?.split(',').map((s) => parseSize(s, '--sizes'))
-  const {rows, context} = await runMemoryBench({workDir, size: 0, runs: 1, sizes} as BenchOptions & {sizes?: number[]})
+  const repeat = Math.max(1, Number(values.repeat ?? 1))
+  const {rows, context} = await runMemoryBench({workDir, size: 0, runs: 1, sizes, repeat} as BenchOptions & {sizes?: number[]; repeat?: number})
   for (const r of rows) process.stdout.write(`${r.seconds.toFixed(0).padStart(5)} MiB  ${r.name}\n`)
   for (const c of context) process.stdout.write(`${c}\n`)
 }

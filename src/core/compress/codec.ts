@@ -73,6 +73,19 @@ export class Compressor {
   }
 }
 
+/**
+ * One piece as the sender compresses it (in a worker, or inline on the sending thread): the
+ * first `sample` bytes alone first, and the rest only if they shrank; kept only below
+ * `keepBelow` of the input. `dst` is at least compressBound(src) long. Returns the compressed
+ * length in `dst` (-1: send it raw) and the input bytes compressed.
+ */
+export function compressPiece(z: Compressor, src: Buffer, dst: Buffer, level: number, sample: number, keepBelow: number): {packed: number; tried: number} {
+  const shrinks = (b: Buffer) => z.compressInto(dst, b, level, Math.floor(b.length * keepBelow))
+  const head = src.subarray(0, Math.min(sample, src.length))
+  if (head.length < src.length && shrinks(head) < 0) return {packed: -1, tried: head.length}
+  return {packed: shrinks(src), tried: src.length}
+}
+
 /** The largest compressed size of `n` bytes (0 without zstd). */
 export function compressBound(n: number): number {
   return binding()?.compressBound(n) ?? 0

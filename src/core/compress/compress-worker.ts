@@ -1,19 +1,21 @@
 // Entry of one compression worker thread (compress-pool.ts): zstd off the sending thread, so
 // reading, hashing and the carrier's encryption go on while a run is compressed. A job is one
-// piece of a run (its bytes transferred here, never shared); the reply transfers back either the
-// compressed bytes or, when the piece does not shrink enough, its own bytes (the sender sends
-// them raw). Data that does not compress costs one sample's try: the first SAMPLE_BYTES are
-// compressed alone and, if they do not shrink, the rest is not tried (random data, encrypted
-// or already compressed files).
+// piece of a run: its bytes and the room for its compressed bytes come in two transferred
+// buffers (transfer-buffers.ts, reused by the sending thread) and both go back with the reply,
+// which says whether the piece shrank enough to go compressed. Data that does not compress
+// costs one sample's try: the first SAMPLE_BYTES are compressed alone and, if they do not
+// shrink, the rest is not tried (random data, encrypted or already compressed files).
 import {parentPort} from 'node:worker_threads'
-import {Compressor} from './codec.js'
+import {compressPiece, Compressor} from './codec.js'
 
 export interface CompressJob {
   id: number
+  /** The piece is its first `length` bytes. */
   data: ArrayBuffer
-  /** Where the compressed bytes go (compressBound(data) long): made by the sending thread, so
-   * every buffer lives in its allocator (memory freed across threads' malloc arenas stayed
-   * resident: 60 MiB more for a 1 GiB full sync). */
+  length: number
+  /** Where the compressed bytes go (at least compressBound(length) long). Made and reused by
+   * the sending thread, so every buffer lives in its allocator (memory freed across threads'
+   * malloc arenas stayed resident: 60 MiB more for a 1 GiB full sync). */
   out: ArrayBuffer
   level: number
   /** Bytes of the sample tried first. */
@@ -30,21 +32,12 @@ const port = parentPort
 if (!port) throw new Error('compress-worker must run as a worker thread')
 const compressor = new Compressor()
 
-function run(job: CompressJob): CompressReply {
-  const t0 = performance.now()
-  const src = Buffer.from(job.data)
-  const dst = Buffer.from(job.out)
-  const shrinks = (b: Buffer) => compressor.compressInto(dst, b, job.level, Math.floor(b.length * job.keepBelow))
-  const reply = (packed: number, tried: number): CompressReply => ({id: job.id, data: job.data, out: job.out, packed, ms: performance.now() - t0, tried})
-  const sample = src.subarray(0, Math.min(job.sample, src.length))
-  if (sample.length < src.length && shrinks(sample) < 0) return reply(-1, sample.length)
-  return reply(shrinks(src), src.length)
-}
-
 port.on('message', (job: CompressJob) => {
   let reply: CompressReply
   try {
-    reply = run(job)
+    const t0 = performance.now()
+    const {packed, tried} = compressPiece(compressor, Buffer.from(job.data, 0, job.length), Buffer.from(job.out), job.level, job.sample, job.keepBelow)
+    reply = {id: job.id, data: job.data, out: job.out, packed, ms: performance.now() - t0, tried}
   } catch (err) {
     reply = {id: job.id, error: (err as Error)?.message ?? String(err)}
   }

@@ -8,6 +8,11 @@
 // sends raw (level 0) goes through the caller's own raw path (its buffer-lending rules) once
 // the queue is empty; a piece a worker found incompressible comes back and goes raw from there.
 //
+// Memory: a piece's bytes are copied out of the caller's chunk into a reused transfer buffer
+// (transfer-buffers.ts) when it is handed over, so the caller may reuse its chunk once sendRun
+// resolves (a full sync no longer keeps it until the checkpoint ack); the buffer that goes on
+// the wire is lent to the carrier and reused only after its write callback (sendLent).
+//
 // Never wrong bytes: a worker that fails fails the sync (CompressWorkerError, sticky: every
 // later call throws it), and the receiver checks every block's hash after decompressing.
 import {HASH_LENGTH} from '../hash/block-hash.js'
@@ -16,9 +21,10 @@ import {FrameType} from '../protocol/frame.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
 import {DATA_FIELDS_SIZE, encodeDataFields} from '../protocol/messages.js'
 import type {Throttle} from '../sync/throttle.js'
-import {Codec, codecName, Compressor} from './codec.js'
+import {Codec, codecName, compressBound, compressPiece, Compressor} from './codec.js'
 import type {Compressed, CompressPool} from './compress-pool.js'
 import type {AutoMeasures, LevelChooser} from './policy.js'
+import {TransferBuffers} from './transfer-buffers.js'
 
 /** Uncompressed bytes per DATA_Z (or one block, if larger). */
 export const RUN_BYTES = 1 << 20
@@ -77,6 +83,11 @@ export class RunSender {
   private pool: CompressPool | undefined
   private inline: Compressor | undefined
   private inlineLeft: number
+  /** Blocks per piece. */
+  private readonly per: number
+  /** Pieces' raw bytes, and room for their compressed bytes (reused; see the top of the file). */
+  private readonly inputs: TransferBuffers
+  private readonly outputs: TransferBuffers
 
   /** `startPool` makes the workers, once INLINE_BYTES have been compressed here. */
   constructor(
@@ -88,6 +99,12 @@ export class RunSender {
     inlineBytes = INLINE_BYTES,
   ) {
     this.inlineLeft = inlineBytes
+    this.per = Math.min(MAX_RUN_BLOCKS, Math.max(1, Math.floor(RUN_BYTES / bs)))
+    // Room for the queue's pieces, the one being sent and one in the carrier's write; buffers
+    // given back past that are left to the GC (compressBound adds well under 5% to a piece).
+    const keep = QUEUE_BYTES + 2 * this.per * bs
+    this.inputs = new TransferBuffers(keep)
+    this.outputs = new TransferBuffers(Math.ceil(keep * 1.05))
   }
 
   /** The workers, once started (tests kill one). */
@@ -95,30 +112,32 @@ export class RunSender {
     return this.pool
   }
 
-  /** `piece` compressed: here while the inline budget lasts, then by the workers. */
+  /** Transfer buffers allocated so far, both kinds (tests: reuse keeps this small). */
+  buffersMade(): number {
+    return this.inputs.made + this.outputs.made
+  }
+
+  /** `piece` (copied into a transfer buffer) compressed: here while the inline budget lasts, then by the workers. */
   private compress(piece: Buffer, level: number): Promise<Compressed> {
+    const data = this.inputs.take(piece.length)
+    piece.copy(Buffer.from(data))
+    const out = this.outputs.take(compressBound(piece.length))
     if (!this.pool && this.inlineLeft > 0) {
       this.inlineLeft -= piece.length
       try {
-        return Promise.resolve(this.compressHere(piece, level))
+        const t0 = performance.now()
+        const z = (this.inline ??= new Compressor())
+        const {packed, tried} = compressPiece(z, Buffer.from(data, 0, piece.length), Buffer.from(out), level, SAMPLE_BYTES, KEEP_BELOW)
+        return Promise.resolve({data, out, length: piece.length, packed, ms: performance.now() - t0, tried})
       } catch (err) {
         return Promise.reject(err as Error)
       }
     }
-    this.pool ??= this.startPool()
-    return this.pool.compress(piece, level, SAMPLE_BYTES, KEEP_BELOW)
-  }
-
-  /** What compress-worker.ts does, on this thread (the piece copied: the caller may reuse it). */
-  private compressHere(piece: Buffer, level: number): Compressed {
-    const z = (this.inline ??= new Compressor())
-    const t0 = performance.now()
-    const sample = piece.subarray(0, Math.min(SAMPLE_BYTES, piece.length))
-    const shrinks = (b: Buffer) => z.compress(b, level, Math.floor(b.length * KEEP_BELOW))
-    if (sample.length < piece.length && !shrinks(sample)) return {packed: null, raw: Buffer.from(piece), ms: performance.now() - t0, tried: sample.length}
-    const out = shrinks(piece)
-    const ms = performance.now() - t0
-    return out ? {packed: Buffer.from(out), raw: null, ms, tried: piece.length} : {packed: null, raw: Buffer.from(piece), ms, tried: piece.length}
+    if (!this.pool) {
+      this.pool = this.startPool()
+      this.inline = undefined // its zstd context (several MiB) goes with it
+    }
+    return this.pool.compress(data, piece.length, out, level, SAMPLE_BYTES, KEEP_BELOW)
   }
 
   /**
@@ -128,7 +147,7 @@ export class RunSender {
    */
   async sendRun(first: number, count: number, data: Buffer, hashes: Buffer, raw: (i: number) => Promise<void>): Promise<void> {
     const bs = this.bs
-    const per = Math.min(MAX_RUN_BLOCKS, Math.max(1, Math.floor(RUN_BYTES / bs)))
+    const per = this.per
     for (let i = 0; i < count; i += per) {
       if (this.failure) throw this.failure
       const n = Math.min(per, count - i)
@@ -212,23 +231,35 @@ export class RunSender {
     this.chooser.compressed(p.level, z.tried, z.ms)
     const t0 = performance.now()
     let wire: number
-    if (z.packed) {
+    if (z.packed >= 0) {
+      this.inputs.give(z.data)
       const fields = encodeCompressedRunFields({first: p.first, count: p.count, rawLength: p.rawLength, codec: Codec.ZSTD, hashes: p.hashes})
-      wire = fields.length + z.packed.length
+      wire = fields.length + z.packed
       await this.throttle.take(wire)
-      await this.writer.send(FrameType.DATA_Z, fields, z.packed)
+      await this.writer.sendLent(FrameType.DATA_Z, fields, Buffer.from(z.out, 0, z.packed), () => this.outputs.give(z.out))
       this.s.runs++
       this.s.rawBytes += p.rawLength
       this.s.compressedBytes += wire
     } else {
-      const data = z.raw as Buffer
+      this.outputs.give(z.out)
+      const data = Buffer.from(z.data, 0, z.length)
+      // Back to the free list once the last block's write has called back (and this loop is done).
+      let users = 1
+      const drop = () => {
+        if (--users === 0) this.inputs.give(z.data)
+      }
       this.s.incompressibleBytes += p.rawLength
       wire = 0
-      for (let k = 0; k < p.count; k++) {
-        const body = data.subarray(k * this.bs, Math.min((k + 1) * this.bs, data.length))
-        await this.throttle.take(body.length)
-        await this.writer.send(FrameType.DATA, encodeDataFields(p.first + k, p.hashes.subarray(k * HASH_LENGTH, (k + 1) * HASH_LENGTH)), body)
-        wire += body.length + DATA_FIELDS_SIZE
+      try {
+        for (let k = 0; k < p.count; k++) {
+          const body = data.subarray(k * this.bs, Math.min((k + 1) * this.bs, data.length))
+          await this.throttle.take(body.length)
+          users++
+          await this.writer.sendLent(FrameType.DATA, encodeDataFields(p.first + k, p.hashes.subarray(k * HASH_LENGTH, (k + 1) * HASH_LENGTH)), body, once(drop))
+          wire += body.length + DATA_FIELDS_SIZE
+        }
+      } finally {
+        drop()
       }
     }
     this.wireBytes += wire
@@ -238,5 +269,15 @@ export class RunSender {
     const wake = this.space
     this.space = undefined
     wake?.()
+  }
+}
+
+/** `f`, run at most once however often it is called (a write callback and a failed send may both release). */
+function once(f: () => void): () => void {
+  let done = false
+  return () => {
+    if (done) return
+    done = true
+    f()
   }
 }

@@ -114,10 +114,13 @@ export async function streamDisk(ctx: StreamContext): Promise<StreamTotals> {
     await ctx.index.add(first, end, slots)
     // Send. When much of the chunk travels, hand the transport views of it and never reuse its
     // buffer; when a few blocks do, copy them and let the buffer be reused (a fresh buffer per
-    // chunk costs page faults that dominated a 1%-changed seed).
+    // chunk costs page faults that dominated a 1%-changed seed). Kept at the first view lent,
+    // not before: runs the compressor takes are copied out of it as they are handed over, so
+    // a chunk sent compressed goes back to the reader at once (held until the checkpoint ack,
+    // such chunks were most of the client's memory in a compressed fresh sync).
     const keepChunk = toSend * 4 >= count
-    if (keepChunk && toSend > 0) chunk.keep()
     const sendBlock = async (b: number) => {
+      if (keepChunk) chunk.keep()
       const i = b - first
       const len = Math.min(bs, diskSize - b * bs)
       const view = (chunk.data as Buffer).subarray(i * bs, i * bs + len)

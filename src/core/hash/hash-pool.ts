@@ -12,9 +12,9 @@
 // terminates them. A worker that dies fails every job in flight and every later call with a
 // HashWorkerError; a read error in a worker fails its job with the DiskIoError it met.
 import os from 'node:os'
-import {Worker} from 'node:worker_threads'
 import {DiskIoError, VdrepError, type VdrepErrorOptions} from '../errors.js'
 import {workerUrl} from '../locations.js'
+import {WorkerJobs, type WorkerSlot} from '../util/worker-jobs.js'
 import {HASH_LENGTH} from './block-hash.js'
 import type {BlocksJob, FileJob, HashJob, HashReply} from './hash-worker.js'
 import type {FileRange} from './range-hash.js'
@@ -39,23 +39,16 @@ interface Pending {
   chunk?(first: number, count: number, hashes: Buffer): void
 }
 
-interface Slot {
-  worker: Worker
-  jobs: Map<number, Pending>
-  /** Started and loaded the hash function. */
-  ready: boolean
-}
+type Slot = WorkerSlot<Pending>
 
 /** Workers a pool gets by default on this machine. */
 export function defaultHashWorkers(): number {
   return Math.max(1, Math.min(4, os.availableParallelism()))
 }
 
-export class HashPool {
-  private readonly slots: Slot[] = []
-  private nextId = 1
-  private failure: HashWorkerError | null = null
-  private closed = false
+export class HashPool extends WorkerJobs<Pending> {
+  /** Workers that started and loaded the hash function. */
+  private readonly ready = new WeakSet<Slot>()
 
   constructor(
     readonly algo: number,
@@ -63,8 +56,14 @@ export class HashPool {
     private readonly key: Buffer,
     opts: HashPoolOptions = {},
   ) {
+    super(
+      (message, cause) => new HashWorkerError(message, {cause, hint: 'this is a bug or a resource limit (memory, threads); run the command again'}),
+      'a hash worker thread',
+      'the hash pool',
+    )
     const n = Math.max(1, Math.floor(opts.workers ?? defaultHashWorkers()))
-    for (let i = 0; i < n; i++) this.slots.push(this.spawn(i))
+    const workerData = {algo: this.algo, key: new Uint8Array(this.key)}
+    for (let i = 0; i < n; i++) this.spawn<HashReply>(workerUrl('hash-worker'), {workerData, name: `vdrep-hash-${i}`}, (slot, m) => this.reply(slot, m))
   }
 
   get size(): number {
@@ -73,7 +72,7 @@ export class HashPool {
 
   /** Set once a worker died; every call fails with it from then on. */
   get broken(): HashWorkerError | null {
-    return this.failure
+    return (this.failure as HashWorkerError | undefined) ?? null
   }
 
   /**
@@ -84,8 +83,8 @@ export class HashPool {
    * The blocks are cut into at most `parts` jobs (default: one per worker).
    */
   hashBlocks(data: Buffer, bs: number, holes?: Uint8Array, parts = this.slots.length): Promise<Buffer> {
-    if (this.failure) return Promise.reject(this.failure)
-    if (this.closed) return Promise.reject(new HashWorkerError('the hash pool is closed'))
+    const refused = this.refusal()
+    if (refused) return Promise.reject(refused)
     if (!(bs > 0)) return Promise.reject(new RangeError(`bad block size ${bs}`))
     const count = Math.ceil(data.length / bs)
     const out = Buffer.allocUnsafe(count * HASH_LENGTH)
@@ -109,7 +108,7 @@ export class HashPool {
       }
       const job: BlocksJob = {
         kind: 'blocks',
-        id: this.nextId++,
+        id: this.newId(),
         buf: shared.buffer as SharedArrayBuffer,
         byteOffset: shared.byteOffset + start,
         len,
@@ -129,75 +128,38 @@ export class HashPool {
    * once every worker has run out; rejects on the first read error or a worker's death.
    */
   hashFileChunks(range: FileRange, chunkBlocks: number, counter: Int32Array, onChunk: (first: number, count: number, hashes: Buffer) => void): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure)
-    if (this.closed) return Promise.reject(new HashWorkerError('the hash pool is closed'))
+    const refused = this.refusal()
+    if (refused) return Promise.reject(refused)
     if (!(counter.buffer instanceof SharedArrayBuffer)) return Promise.reject(new TypeError('the chunk counter must live in a SharedArrayBuffer'))
     const runs = this.slots.map((slot) => {
-      const job: FileJob = {kind: 'file', id: this.nextId++, range: {...range}, chunkBlocks, counter: counter.buffer as SharedArrayBuffer}
+      const job: FileJob = {kind: 'file', id: this.newId(), range: {...range}, chunkBlocks, counter: counter.buffer as SharedArrayBuffer}
       return this.post(job, slot, onChunk)
     })
     return Promise.all(runs).then(() => {})
   }
 
-  /** Terminate the workers; jobs still in flight fail. */
-  async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
-    this.rejectAll(new HashWorkerError('the hash pool was closed with jobs in flight'))
-    await Promise.all(this.slots.map((s) => s.worker.terminate().catch(() => 0)))
-  }
-
-  private spawn(i: number): Slot {
-    const worker = new Worker(workerUrl('hash-worker'), {workerData: {algo: this.algo, key: new Uint8Array(this.key)}, name: `vdrep-hash-${i}`})
-    const slot: Slot = {worker, jobs: new Map(), ready: false}
-    worker.unref()
-    worker.on('message', (m: HashReply) => {
-      if ('ready' in m) {
-        slot.ready = true
-        return
-      }
-      const p = slot.jobs.get(m.id)
-      if (!p) return
-      if ('hashes' in m && m.first !== undefined && m.count !== undefined) {
-        p.chunk?.(m.first, m.count, Buffer.from(m.hashes))
-        return
-      }
-      slot.jobs.delete(m.id)
-      if (slot.jobs.size === 0) worker.unref()
-      if ('error' in m) {
-        p.reject(m.diskIo ? new DiskIoError(m.error, {hint: m.hint}) : new HashWorkerError(`hashing in a worker thread failed: ${m.error}`))
-      } else p.resolve('hashes' in m ? m.hashes : undefined)
-    })
-    worker.on('error', (err) => this.die(`a hash worker thread failed: ${err.message}`, err))
-    worker.on('messageerror', (err) => this.die(`a hash worker thread sent an unreadable message: ${err.message}`, err))
-    worker.on('exit', (code) => {
-      if (!this.closed) this.die(`a hash worker thread exited unexpectedly (code ${code})`)
-    })
-    return slot
+  private reply(slot: Slot, m: HashReply): void {
+    if ('ready' in m) {
+      this.ready.add(slot)
+      return
+    }
+    if ('hashes' in m && m.first !== undefined && m.count !== undefined) {
+      slot.jobs.get(m.id)?.chunk?.(m.first, m.count, Buffer.from(m.hashes))
+      return
+    }
+    const p = this.settle(slot, m.id)
+    if (!p) return
+    if ('error' in m) {
+      p.reject(m.diskIo ? new DiskIoError(m.error, {hint: m.hint}) : new HashWorkerError(`hashing in a worker thread failed: ${m.error}`))
+    } else p.resolve('hashes' in m ? m.hashes : undefined)
   }
 
   private post(job: HashJob, to?: Slot, chunk?: Pending['chunk']): Promise<ArrayBuffer | undefined> {
-    let slot = to ?? this.slots[0]
-    if (!to) for (const s of this.slots) if (s.jobs.size < slot.jobs.size || (s.jobs.size === slot.jobs.size && s.ready && !slot.ready)) slot = s
+    // Of equally busy workers, one that is ready (a late starter costs its start).
+    const slot = to ?? this.leastBusy((a, b) => this.ready.has(a) && !this.ready.has(b))
     return new Promise<ArrayBuffer | undefined>((resolve, reject) => {
-      if (slot.jobs.size === 0) slot.worker.ref() // a job in flight keeps the process alive
-      slot.jobs.set(job.id, {resolve, reject, chunk})
+      this.track(slot, job.id, {resolve, reject, chunk})
       slot.worker.postMessage(job)
     })
-  }
-
-  private die(message: string, cause?: unknown): void {
-    if (this.failure || this.closed) return
-    this.failure = new HashWorkerError(message, {cause, hint: 'this is a bug or a resource limit (memory, threads); run the command again'})
-    this.rejectAll(this.failure)
-    for (const s of this.slots) void s.worker.terminate().catch(() => 0)
-  }
-
-  private rejectAll(err: Error): void {
-    for (const s of this.slots) {
-      for (const p of s.jobs.values()) p.reject(err)
-      s.jobs.clear()
-      s.worker.unref()
-    }
   }
 }

@@ -3,7 +3,6 @@
 // zero runs in their place; auto never sends an incompressible run compressed; and a worker
 // killed in the middle fails the sender loudly (every later call), never a frame with wrong bytes.
 import assert from 'node:assert/strict'
-import {PassThrough} from 'node:stream'
 import {seededBytes, seededText} from '../../helpers/disks.js'
 import {blockHasher, HashAlgo, HASH_LENGTH} from '../../../src/core/hash/block-hash.js'
 import {FrameType} from '../../../src/core/protocol/frame.js'
@@ -16,6 +15,7 @@ import {DecompressingSource} from '../../../src/core/compress/decompress-source.
 import {levelChooser} from '../../../src/core/compress/policy.js'
 import {RunSender} from '../../../src/core/compress/run-sender.js'
 import {Throttle} from '../../../src/core/sync/throttle.js'
+import {duplexPair} from '../../../src/core/transport/duplex-pair.js'
 
 const BS = 64 * 1024
 const h = blockHasher(HashAlgo.BLAKE3, Buffer.alloc(16, 3))
@@ -25,14 +25,20 @@ interface Wire {
   end(): Promise<{frames: Frame[]; zTypes: number[]}>
 }
 
-/** A writer whose frames are read back through the receiver's DecompressingSource. */
-function wire(diskSize: number): Wire {
-  const pipe = new PassThrough({highWaterMark: 1 << 20})
-  const writer = new FrameWriter(pipe)
+/**
+ * A writer whose frames are read back through the receiver's DecompressingSource, over the
+ * in-memory carrier a local sync uses (it keeps the very buffers it is given, copying only
+ * those lent until their write callback, as the ownership rule asks of such a carrier).
+ * `slow`: the reader sleeps now and then, so frames queue in the carrier.
+ */
+function wire(diskSize: number, slow = false): Wire {
+  const [near, far] = duplexPair(slow ? 8 << 20 : 1 << 20)
+  const writer = new FrameWriter(near)
   const zTypes: number[] = []
-  const raw = new FrameReader(pipe)
+  const raw = new FrameReader(far)
   const spy = {
     next: async () => {
+      if (slow && zTypes.length % 4 === 3) await new Promise((r) => setTimeout(r, 20))
       const f = await raw.next()
       if (f) zTypes.push(f.type)
       return f
@@ -46,7 +52,7 @@ function wire(diskSize: number): Wire {
   return {
     writer,
     end: async () => {
-      pipe.end()
+      near.end()
       await reading
       return {frames, zTypes}
     },
@@ -158,5 +164,43 @@ describe('compress/run-sender (worker pipeline)', function () {
       const d = decodeData(f.payload, f.body)
       assert.ok(d.data.equals(text.subarray(d.block * BS, (d.block + 1) * BS)), `block ${d.block} is the source's`)
     }
+  })
+
+  it('never reuses a transfer buffer while its frame is still queued in a slow carrier', async () => {
+    // Every piece distinct (text and random pieces interleaved), the reader slow so frames
+    // queue in the carrier: a buffer given back before its write called back would be
+    // overwritten by a later piece while still queued, and some block would arrive wrong.
+    const blocks = 640
+    const disk = Buffer.alloc(blocks * BS)
+    for (let b = 0; b < blocks; b += 16) {
+      const piece = Math.floor(b / 16)
+      ;(piece % 3 === 1 ? seededBytes(`r${piece}`, 16 * BS) : seededText(`t${piece}`, 16 * BS)).copy(disk, b * BS)
+    }
+    const w = wire(disk.length, true)
+    const {s} = sender(w, 1, 0)
+    try {
+      // One caller buffer, overwritten after each run as a chunk reader's would be.
+      const chunk = Buffer.alloc(64 * BS)
+      for (let b = 0; b < blocks; b += 64) {
+        disk.copy(chunk, 0, b * BS, (b + 64) * BS)
+        await send(s, w, b, chunk)
+        chunk.fill(0xa5)
+      }
+      await s.drain()
+    } finally {
+      await s.close()
+    }
+    const {frames, zTypes} = await w.end()
+    assert.ok(zTypes.includes(FrameType.DATA_Z) && zTypes.includes(FrameType.DATA), 'both kinds of frame went')
+    let next = 0
+    for (const f of frames) {
+      const d = decodeData(f.payload, f.body)
+      assert.equal(d.block, next++, 'blocks in order')
+      assert.ok(d.data.equals(disk.subarray(d.block * BS, (d.block + 1) * BS)), `block ${d.block} is the source's`)
+      assert.deepEqual(d.hash, h.hash(d.data))
+    }
+    assert.equal(next, blocks)
+    const made = s.buffersMade()
+    assert.ok(made > 0 && made <= 2 * 8, `${made} transfer buffers made for ${blocks / 16} pieces: they are reused`)
   })
 })
