@@ -12,7 +12,7 @@
 // compressing by START, whatever the model says: on a host short of CPU the model undersells
 // compression (bytes not sent also save both ends' encryption and copies) and on loopback it may
 // oversell it. Every measure skips SETTLE_BYTES after a switch between raw and compressed (the
-// buffers before the link fill or drain then). It starts compressing; after one window it measures
+// buffers before the link fill or drain then). It starts compressing; after two windows it measures
 // raw (a settling stretch, then a window) unless the compressed stream drained over SLOW_LINK
 // times slower than the compressor fed it (a slow link: it compresses from the start); a link faster than the compressor goes off then. Each mode is re-measured now and then, less often while that changes
 // nothing. Incompressible pieces never reach the wire compressed (the worker's sample test), so
@@ -61,7 +61,9 @@ const LEVEL3_SHARE = 0.4
 /** An end-to-end rate measured while the carrier's rate was more than this factor away is stale (a busy host moves D by tens of percent between windows). */
 const STALE_D = 2
 /** The compressed stream drains this many times slower than the compressor feeds it: the link is slow, raw is not measured first. */
-const SLOW_LINK = 3
+const SLOW_LINK = 2
+/** Windows compressed before raw is first measured. */
+const FIRST_PROBE = 2
 /** Weight of a new measure in the running averages. */
 const EWMA = 0.5
 
@@ -130,8 +132,8 @@ export class AutoLevel implements LevelChooser {
   private readonly rateC = new Map<number, number>()
   /** Carrier bytes per ms over settled raw windows: what compressing competes with. */
   private rateD: number | undefined
-  /** Carrier bytes per ms over settled compressed windows: the link's rate only when it bounds them. */
-  private rateDOn: number | undefined
+  /** Carrier bytes per ms over the last compressed window: the link's rate only when it bounds them. */
+  private lastDOn: number | undefined
   /** End-to-end raw bytes per ms of windows sent raw (off) and compressed (on), with D then (STALE_D). */
   private realized: {off?: Realized; on?: Realized} = {}
   // Starts compressing at level 1: a link not yet measured may be slow, and a push too small to
@@ -148,8 +150,8 @@ export class AutoLevel implements LevelChooser {
   private history = ''
   /** This window's compressor input bytes and worker ms, per level. */
   private readonly winC = new Map<number, {tried: number; ms: number}>()
-  /** Windows left in the current mode before the other one is measured again: the first after one window (see decide()). */
-  private untilProbe = 1
+  /** Windows left in the current mode before the other one is measured again: the first after two (see decide()). */
+  private untilProbe = FIRST_PROBE
   private probeEvery = REPROBE_WINDOWS
   /** The level to return to after a probe (-1: not probing). */
   private probeFrom = -1
@@ -200,7 +202,7 @@ export class AutoLevel implements LevelChooser {
     const wall = Math.max(this.now() - this.winStart, 0.001)
     if (this.winCarrierMs > 0) {
       const d = this.winWire / Math.max(this.winCarrierMs, 0.001)
-      if (on) this.rateDOn = avg(this.rateDOn, d)
+      if (on) this.lastDOn = d
       else this.rateD = avg(this.rateD, d)
     }
     for (const [l, w] of this.winC) if (w.tried > 0) this.rateC.set(l, avg(this.rateC.get(l), w.tried / Math.max(w.ms, 0.001)))
@@ -241,9 +243,10 @@ export class AutoLevel implements LevelChooser {
       this.untilProbe = this.probeEvery
       return next
     }
-    // The first window: a link that bounds even the compressed stream is slow whatever raw would
-    // do, so compressing goes on without measuring raw (a slow link compresses from its start).
-    if (this.windows === 1 && next > 0 && this.linkBoundCompressed()) this.untilProbe = this.probeEvery
+    // A link that bounds even the compressed stream is slow whatever raw would do, so compressing
+    // goes on without measuring raw (a slow link compresses from its start). Judged on the second
+    // window: the buffers before the link took most of the first at any speed (at 100 Mbit/s).
+    if (this.windows === FIRST_PROBE && next > 0 && this.linkBoundCompressed()) this.untilProbe = this.probeEvery
     if (--this.untilProbe > 0) return next
     // Measure the other mode (a settling stretch, then one window): the link or the load may have changed.
     this.probeFrom = next
@@ -251,20 +254,21 @@ export class AutoLevel implements LevelChooser {
   }
 
   /**
-   * The compressed stream drained far slower than the compressor fed it: a slow link. Far, as a
-   * carrier starved of CPU also drains slowly. Not "the sender spent most of its time in the
-   * carrier": on a busy host (load 13 on 2 cores) that kept the 1 Gbit/s bench compressing for
-   * 8-16 windows at half the speed raw then measured, the worker taking the carrier's CPU.
+   * The compressed stream drained over SLOW_LINK times slower than the compressor fed it: the
+   * link bounds it, and raw (more bytes through it) cannot be faster. A carrier starved of CPU
+   * also drains slowly (busy hosts; the probe after REPROBE_WINDOWS corrects that), and C from
+   * the first window is wall time on the sending thread: 40-50 MB/s at 100 Mbit/s under load 13
+   * on 2 cores, so the factor stays small.
    */
   private linkBoundCompressed(): boolean {
     const c1 = this.rateC.get(AUTO_LEVELS[0])
-    return c1 !== undefined && this.rateDOn !== undefined && this.rateDOn * SLOW_LINK < c1 * this.workers
+    return c1 !== undefined && this.lastDOn !== undefined && this.lastDOn * SLOW_LINK < c1 * this.workers
   }
 
   /** The level the two rates call for (0: raw). */
   private modelLevel(): number {
     // Before raw was measured, compressing goes on only where the link bounds the compressed stream.
-    const d = this.rateD ?? (this.linkBoundCompressed() ? this.rateDOn : undefined)
+    const d = this.rateD ?? (this.linkBoundCompressed() ? this.lastDOn : undefined)
     if (d === undefined) return this.lvl
     const c1 = this.rateC.get(1)
     if (c1 === undefined) return AUTO_LEVELS[0] // never measured: measure it

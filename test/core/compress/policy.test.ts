@@ -63,14 +63,13 @@ describe('compress/policy', () => {
     for (const bad of ['0', '20', '-1', '1.5', 'fast', '']) assert.throws(() => parseCompress(bad), {code: 'BAD_COMPRESS'})
   })
 
-  it('auto on a link faster than the compressor goes off after one window and stays off', () => {
+  it('auto on a link faster than the compressor goes off after two windows and stays off', () => {
     const {a, clock} = auto()
     const seen = drive(a, clock, 60, LOOPBACK)
-    assert.equal(a.current(), 0)
-    assert.ok(seen.slice(0, perWindow).every((l) => l > 0) && seen.slice(perWindow, 2 * perWindow).every((l) => l === 0), seen.join(''))
+    assert.ok(seen.slice(0, 2 * perWindow).every((l) => l > 0) && seen.slice(2 * perWindow, 3 * perWindow).every((l) => l === 0), seen.join(''))
     // Then one probe of compressing (16 windows on), maybe a second (32 more).
     assert.ok(
-      seen.slice(perWindow).filter((l) => l > 0).length <= 2 * probeWindows * perWindow,
+      seen.slice(2 * perWindow).filter((l) => l > 0).length <= 2 * probeWindows * perWindow,
       `compressed ${seen.filter((l) => l > 0).length} of ${seen.length}`,
     )
     assert.ok(!seen.includes(3), 'never climbs on a fast link')
@@ -91,8 +90,8 @@ describe('compress/policy', () => {
 
   it('auto does not compress when the CPU is too busy to outrun the link', () => {
     const {a, clock} = auto()
-    drive(a, clock, 60, {d: 125_000, c: {1: 90_000, 3: 40_000}})
-    assert.equal(a.current(), 0)
+    const seen = drive(a, clock, 60, {d: 125_000, c: {1: 90_000, 3: 40_000}})
+    assert.ok(seen.slice(-40 * perWindow).filter((l) => l === 0).length >= (40 - 2 * probeWindows) * perWindow, seen.join(''))
   })
 
   it('two workers double what the compressor can do', () => {
