@@ -186,7 +186,9 @@ export class AutoLevel implements LevelChooser {
 
   sent(rawBytes: number, level: number): void {
     const on = level > 0
-    if (this.lastOn !== undefined && on !== this.lastOn) this.settleLeft = SETTLE_BYTES
+    // Into compressing it waits twice as long: the raw backlog drains at the link's rate while
+    // the compressor feeds faster (16 MiB left the bench's compressed window waiting on it).
+    if (this.lastOn !== undefined && on !== this.lastOn) this.settleLeft = on ? 2 * SETTLE_BYTES : SETTLE_BYTES
     this.lastOn = on
     if (this.settleLeft > 0) {
       // The buffers between here and the receiver fill (after compressing) or drain (after raw)
@@ -208,7 +210,10 @@ export class AutoLevel implements LevelChooser {
     for (const [l, w] of this.winC) if (w.tried > 0) this.rateC.set(l, avg(this.rateC.get(l), w.tried / Math.max(w.ms, 0.001)))
     this.winC.clear()
     const key = on ? 'on' : 'off'
-    this.realized[key] = {rate: avg(this.realized[key]?.rate, this.winRaw / wall), d: this.rateD}
+    // Windows before raw was measured (the first two: compressed on this thread, the worker not
+    // yet started) are replaced, not averaged in: they halved the compressed rate on the bench.
+    const prev = this.realized[key]
+    this.realized[key] = {rate: prev?.d === undefined ? this.winRaw / wall : avg(prev.rate, this.winRaw / wall), d: this.rateD}
     this.winRaw = this.winWire = this.winCarrierMs = 0
     this.winStart = undefined
     this.windows++
