@@ -1,7 +1,7 @@
 // What `--compress` means, and the level `auto` picks as the transfer goes. `auto` decides by
 // two measured rates instead of guessing which of the link or the CPU bounds the transfer:
 //   C, the compressor's rate: input bytes per ms of a worker's time (compress-pool.ts), per
-//     level, times the workers there are; a piece whose sample did not shrink counts whole. A busy host measures a lower C: the workers' time is
+//     level, times the workers there are. A busy host measures a lower C: the workers' time is
 //     wall time, which counts the cores they did not get.
 //   D, the carrier's drain rate while sending raw: bytes per ms spent handing them to it (SSH
 //     encryption, waits for the link). Raw windows only: while compressing the link may have room.

@@ -99,17 +99,14 @@ export class RunSender {
   /**
    * The sample test, on this thread (16 KiB: microseconds): a piece whose sample does not shrink
    * never goes to a worker, so random data costs no copy there and back (0.2-0.5 CPU-s per GiB
-   * of the mixed disk's random part). Its time and the piece's bytes when it fails, else undefined.
+   * of the mixed disk's random part). Its time and bytes when it fails, else undefined.
    */
   private sampleFails(piece: Buffer, level: number): {ms: number; tried: number} | undefined {
     if (piece.length <= SAMPLE_BYTES) return undefined
     const z = (this.inline ??= new Compressor())
     const t0 = performance.now()
     if (z.compress(piece.subarray(0, SAMPLE_BYTES), level, Math.floor(SAMPLE_BYTES * KEEP_BELOW))) return undefined
-    // The whole piece counts as handled: auto's C is the rate raw bytes pass the compressing path,
-    // and counting the sample alone halved it on the mixed disk (auto then went raw on a link
-    // where level 1 is faster).
-    return {ms: performance.now() - t0, tried: piece.length}
+    return {ms: performance.now() - t0, tried: SAMPLE_BYTES}
   }
 
   /** `piece` (its sample passed) compressed: here while the inline budget lasts, then by the workers. */
