@@ -3,18 +3,20 @@
 //   C, the compressor's rate: input bytes per ms of a worker's time (compress-pool.ts), per
 //     level, times the workers there are. A busy host measures a lower C: the workers' time is
 //     wall time, which counts the cores they did not get.
-//   D, the carrier's drain rate: bytes the carrier took per ms spent handing them to it (the
-//     SSH encryption and every wait for the link to drain), measured on every frame sent.
+//   D, the carrier's drain rate while sending raw: bytes per ms spent handing them to it (SSH
+//     encryption, waits for the link). Raw windows only: while compressing the link may have room.
 // Compression runs beside the sending (a pipeline), so compressed the transfer goes at about
 // min(C, D / ratio) raw bytes per ms and raw at D: it compresses while C clearly beats D
-// (START), and stops once it no longer does (HOLD), per window of raw bytes. A link faster than
-// the compressor (loopback) goes off after one window. Both modes' end-to-end rates are also
-// kept, and once both are measured on the same link raw wins by HOLD, and compressing by START,
-// whatever the model says: on a host short of CPU the model undersells compression (bytes not sent also
-// save both ends' encryption and copies) and on loopback it may oversell it. Each mode is
-// re-measured now and then (one window), less often while that changes nothing.
-// Incompressible pieces never reach the wire compressed (the worker's sample test), so they
-// cost a sample's compression, not a piece's.
+// (START), and stops once it no longer does (HOLD), per window of raw bytes. Both modes' end-to-end
+// rates are also kept, and once both are measured on the same link raw wins by HOLD, and
+// compressing by START, whatever the model says: on a host short of CPU the model undersells
+// compression (bytes not sent also save both ends' encryption and copies) and on loopback it may
+// oversell it. Every measure skips SETTLE_BYTES after a switch between raw and compressed (the
+// buffers before the link fill or drain then). It starts compressing; after two windows it measures
+// raw (a settling stretch, then a window) unless the compressed stream drained over SLOW_LINK
+// times slower than the compressor fed it (a slow link: it compresses from the start); a link faster than the compressor goes off then. Each mode is re-measured now and then, less often while that changes
+// nothing. Incompressible pieces never reach the wire compressed (the worker's sample test), so
+// they cost a sample's compression, not a piece's.
 import {UsageError} from '../errors.js'
 import {MAX_LEVEL, MIN_LEVEL} from './codec.js'
 /** `auto`, `none`, or a fixed zstd level (MIN_LEVEL..MAX_LEVEL). */
@@ -39,6 +41,13 @@ export function compressText(c: CompressSetting | undefined): string {
 export const AUTO_LEVELS = [1, 3] as const
 /** Raw bytes per measured window. */
 export const WINDOW_BYTES = 8 << 20
+/**
+ * Raw bytes not measured after a switch between raw and compressed: the SSH channel's window,
+ * the sockets and the link's queue (several MiB) fill or drain first, so a raw window right
+ * after compressing ran at the CPU's speed and a compressed one after raw waited on raw bytes
+ * (both measures made raw look faster than it was: auto sent 751 MB where level 1 sends 580).
+ */
+export const SETTLE_BYTES = 16 << 20
 /** Windows between re-measures of the mode not in use; doubled after one that changed nothing. */
 export const REPROBE_WINDOWS = 16
 export const MAX_REPROBE_WINDOWS = 128
@@ -51,6 +60,10 @@ const LEVEL3_HEADROOM = 2
 const LEVEL3_SHARE = 0.4
 /** An end-to-end rate measured while the carrier's rate was more than this factor away is stale (a busy host moves D by tens of percent between windows). */
 const STALE_D = 2
+/** The compressed stream drains this many times slower than the compressor feeds it: the link is slow, raw is not measured first. */
+const SLOW_LINK = 2
+/** Windows compressed before raw is first measured. */
+const FIRST_PROBE = 2
 /** Weight of a new measure in the running averages. */
 const EWMA = 0.5
 
@@ -106,6 +119,7 @@ class FixedLevel implements LevelChooser {
 
 interface Realized {
   rate: number
+  /** The raw carrier rate when it was measured (undefined: none measured yet). */
   d: number | undefined
 }
 
@@ -116,31 +130,30 @@ export class AutoLevel implements LevelChooser {
   readonly used = new Set<number>()
   /** Compressor input bytes per ms of one worker, per level. */
   private readonly rateC = new Map<number, number>()
-  /** Carrier bytes per ms (running average of windows). */
+  /** Carrier bytes per ms over settled raw windows: what compressing competes with. */
   private rateD: number | undefined
-  /**
-   * End-to-end raw bytes per ms of windows sent raw (off) and compressed (on), with the carrier
-   * rate when each was last measured: one taken on another link (D moved by more than
-   * STALE_D) is not compared.
-   */
+  /** Carrier bytes per ms over the last compressed window: the link's rate only when it bounds them. */
+  private lastDOn: number | undefined
+  /** End-to-end raw bytes per ms of windows sent raw (off) and compressed (on), with D then (STALE_D). */
   private realized: {off?: Realized; on?: Realized} = {}
   // Starts compressing at level 1: a link not yet measured may be slow, and a push too small to
-  // fill a window still gets it there; a fast link pays for one window at most.
+  // fill a window still gets it there; a fast link pays for one window and a probe at most.
   private lvl: number = AUTO_LEVELS[0]
   private winRaw = 0
   private winWire = 0
   private winCarrierMs = 0
   private winStart: number | undefined
-  private winMixed = false
-  private winLevel = -1
+  /** Mode of the last piece sent; raw bytes left before the new mode is measured. */
+  private lastOn: boolean | undefined
+  private settleLeft = 0
   private windows = 0
   private history = ''
   /** This window's compressor input bytes and worker ms, per level. */
   private readonly winC = new Map<number, {tried: number; ms: number}>()
-  /** Windows left in the current mode before the other one is measured again. */
-  private untilProbe = REPROBE_WINDOWS
+  /** Windows left in the current mode before the other one is measured again: the first after two (see decide()). */
+  private untilProbe = FIRST_PROBE
   private probeEvery = REPROBE_WINDOWS
-  /** The level to return to after a one-window probe (-1: not probing). */
+  /** The level to return to after a probe (-1: not probing). */
   private probeFrom = -1
 
   constructor(
@@ -158,8 +171,8 @@ export class AutoLevel implements LevelChooser {
   }
 
   compressed(level: number, tried: number, ms: number): void {
-    // Summed over the window, then divided: a random piece's quick sample must not weigh like a
-    // text piece compressed whole (the mean of per-piece rates overstated C twofold on the mixed disk).
+    // Summed over the window, then divided: a random piece's quick sample must not weigh like a text
+    // piece compressed whole. Counted while settling too: a worker's time is not the buffers'.
     const w = this.winC.get(level) ?? {tried: 0, ms: 0}
     w.tried += tried
     w.ms += ms
@@ -172,23 +185,37 @@ export class AutoLevel implements LevelChooser {
   }
 
   sent(rawBytes: number, level: number): void {
+    const on = level > 0
+    // Into compressing it waits twice as long: the raw backlog drains at the link's rate while
+    // the compressor feeds faster (16 MiB left the bench's compressed window waiting on it).
+    if (this.lastOn !== undefined && on !== this.lastOn) this.settleLeft = on ? 2 * SETTLE_BYTES : SETTLE_BYTES
+    this.lastOn = on
+    if (this.settleLeft > 0) {
+      // The buffers between here and the receiver fill (after compressing) or drain (after raw)
+      // at the switch: neither rate means anything until they have.
+      this.settleLeft -= rawBytes
+      this.winRaw = this.winWire = this.winCarrierMs = 0
+      this.winStart = undefined
+      return
+    }
     this.winStart ??= this.now()
-    if (this.winLevel >= 0 && this.winLevel > 0 !== level > 0) this.winMixed = true
-    this.winLevel = level
     this.winRaw += rawBytes
     if (this.winRaw < WINDOW_BYTES) return
     const wall = Math.max(this.now() - this.winStart, 0.001)
-    if (this.winCarrierMs > 0) this.rateD = avg(this.rateD, this.winWire / Math.max(this.winCarrierMs, 0.001))
+    if (this.winCarrierMs > 0) {
+      const d = this.winWire / Math.max(this.winCarrierMs, 0.001)
+      if (on) this.lastDOn = d
+      else this.rateD = avg(this.rateD, d)
+    }
     for (const [l, w] of this.winC) if (w.tried > 0) this.rateC.set(l, avg(this.rateC.get(l), w.tried / Math.max(w.ms, 0.001)))
     this.winC.clear()
-    if (!this.winMixed) {
-      const key = level > 0 ? 'on' : 'off'
-      this.realized[key] = {rate: avg(this.realized[key]?.rate, this.winRaw / wall), d: this.rateD}
-    }
+    const key = on ? 'on' : 'off'
+    // Windows before raw was measured (the first two: compressed on this thread, the worker not
+    // yet started) are replaced, not averaged in: they halved the compressed rate on the bench.
+    const prev = this.realized[key]
+    this.realized[key] = {rate: prev?.d === undefined ? this.winRaw / wall : avg(prev.rate, this.winRaw / wall), d: this.rateD}
     this.winRaw = this.winWire = this.winCarrierMs = 0
     this.winStart = undefined
-    this.winMixed = false
-    this.winLevel = -1
     this.windows++
     if (this.history.length < 256) this.history += String(level)
     this.lvl = this.decide()
@@ -209,7 +236,7 @@ export class AutoLevel implements LevelChooser {
   private decide(): number {
     const model = this.modelLevel()
     if (this.probeFrom >= 0) {
-      // A probe window just ended: keep what the measures say now, and wait longer for the next if nothing changed.
+      // A probe just ended: keep what the measures say now, and wait longer for the next if nothing changed.
       const settled = this.vetoed(model)
       this.probeEvery = settled > 0 === this.probeFrom > 0 ? Math.min(MAX_REPROBE_WINDOWS, this.probeEvery * 2) : REPROBE_WINDOWS
       this.untilProbe = this.probeEvery
@@ -221,15 +248,32 @@ export class AutoLevel implements LevelChooser {
       this.untilProbe = this.probeEvery
       return next
     }
+    // A link that bounds even the compressed stream is slow whatever raw would do, so compressing
+    // goes on without measuring raw (a slow link compresses from its start). Judged on the second
+    // window: the buffers before the link took most of the first at any speed (at 100 Mbit/s).
+    if (this.windows === FIRST_PROBE && next > 0 && this.linkBoundCompressed()) this.untilProbe = this.probeEvery
     if (--this.untilProbe > 0) return next
-    // Measure the other mode for one window: the link or the load may have changed.
+    // Measure the other mode (a settling stretch, then one window): the link or the load may have changed.
     this.probeFrom = next
     return next > 0 ? 0 : AUTO_LEVELS[0]
   }
 
+  /**
+   * The compressed stream drained over SLOW_LINK times slower than the compressor fed it: the
+   * link bounds it, and raw (more bytes through it) cannot be faster. A carrier starved of CPU
+   * also drains slowly (busy hosts; the probe after REPROBE_WINDOWS corrects that), and C from
+   * the first window is wall time on the sending thread: 40-50 MB/s at 100 Mbit/s under load 13
+   * on 2 cores, so the factor stays small.
+   */
+  private linkBoundCompressed(): boolean {
+    const c1 = this.rateC.get(AUTO_LEVELS[0])
+    return c1 !== undefined && this.lastDOn !== undefined && this.lastDOn * SLOW_LINK < c1 * this.workers
+  }
+
   /** The level the two rates call for (0: raw). */
   private modelLevel(): number {
-    const d = this.rateD
+    // Before raw was measured, compressing goes on only where the link bounds the compressed stream.
+    const d = this.rateD ?? (this.linkBoundCompressed() ? this.lastDOn : undefined)
     if (d === undefined) return this.lvl
     const c1 = this.rateC.get(1)
     if (c1 === undefined) return AUTO_LEVELS[0] // never measured: measure it

@@ -6,7 +6,8 @@
 // check block order). Frames the caller sends between runs (zero runs) go through later() to
 // keep that order; before a checkpoint or the end of a bundle the caller drains. A piece auto
 // sends raw (level 0) goes through the caller's own raw path (its buffer-lending rules) once
-// the queue is empty; a piece a worker found incompressible comes back and goes raw from there.
+// the queue is empty; so does a piece whose sample (tried on this thread) does not shrink, or it
+// is queued as a copy behind the others; a piece a worker found incompressible comes back and goes raw from there.
 //
 // Memory: a piece's bytes are copied out of the caller's chunk into a reused transfer buffer
 // (transfer-buffers.ts) when it is handed over, so the caller may reuse its chunk once sendRun
@@ -82,6 +83,8 @@ export class RunSender {
   private space: (() => void) | undefined
   private pool: CompressPool | undefined
   private inline: Compressor | undefined
+  /** For the sample test only (16 KiB inputs: small tables, kept for the whole session). */
+  private sampler: Compressor | undefined
   private inlineLeft: number
   /** Blocks per piece. */
   private readonly per: number
@@ -117,7 +120,28 @@ export class RunSender {
     return this.inputs.made + this.outputs.made
   }
 
-  /** `piece` (copied into a transfer buffer) compressed: here while the inline budget lasts, then by the workers. */
+  /**
+   * The sample test, on this thread (16 KiB: microseconds): a piece whose sample does not shrink
+   * never goes to a worker, so random data costs no copy there and back (0.2-0.5 CPU-s per GiB
+   * of the mixed disk's random part). Its own zstd context, used for samples only, stays small
+   * (zstd sizes its tables to the 16 KiB it is given). Its time and bytes when it fails, else undefined.
+   */
+  private sampleFails(piece: Buffer, level: number): {ms: number; tried: number} | undefined {
+    if (piece.length <= SAMPLE_BYTES) return undefined
+    const z = (this.sampler ??= new Compressor())
+    const t0 = performance.now()
+    if (z.compress(piece.subarray(0, SAMPLE_BYTES), level, Math.floor(SAMPLE_BYTES * KEEP_BELOW))) return undefined
+    return {ms: performance.now() - t0, tried: SAMPLE_BYTES}
+  }
+
+  /** A piece whose sample failed, queued behind others: copied (the caller may reuse `piece`), to go raw in order. */
+  private rawPiece(piece: Buffer, untried: {ms: number; tried: number}): Compressed {
+    const data = this.inputs.take(piece.length)
+    piece.copy(Buffer.from(data))
+    return {data, out: this.outputs.take(compressBound(piece.length)), length: piece.length, packed: -1, ...untried}
+  }
+
+  /** `piece` (copied into a transfer buffer; its sample passed) compressed: here while the inline budget lasts, then by the workers. */
   private compress(piece: Buffer, level: number): Promise<Compressed> {
     const data = this.inputs.take(piece.length)
     piece.copy(Buffer.from(data))
@@ -127,7 +151,7 @@ export class RunSender {
       try {
         const t0 = performance.now()
         const z = (this.inline ??= new Compressor())
-        const {packed, tried} = compressPiece(z, Buffer.from(data, 0, piece.length), Buffer.from(out), level, SAMPLE_BYTES, KEEP_BELOW)
+        const {packed, tried} = compressPiece(z, Buffer.from(data, 0, piece.length), Buffer.from(out), level, piece.length, KEEP_BELOW) // sampled already
         return Promise.resolve({data, out, length: piece.length, packed, ms: performance.now() - t0, tried})
       } catch (err) {
         return Promise.reject(err as Error)
@@ -137,7 +161,7 @@ export class RunSender {
       this.pool = this.startPool()
       this.inline = undefined // its zstd context (several MiB) goes with it
     }
-    return this.pool.compress(data, piece.length, out, level, SAMPLE_BYTES, KEEP_BELOW)
+    return this.pool.compress(data, piece.length, out, level, piece.length, KEEP_BELOW) // sampled here already
   }
 
   /**
@@ -163,9 +187,22 @@ export class RunSender {
         this.chooser.sent(piece.length, 0)
         continue
       }
+      const untried = this.sampleFails(piece, level)
+      if (untried && this.pending === 0) {
+        // Incompressible, nothing queued: raw the caller's way, without a copy.
+        const t0 = performance.now()
+        for (let k = i; k < i + n; k++) await raw(k)
+        const wire = piece.length + n * DATA_FIELDS_SIZE
+        this.wireBytes += wire
+        this.s.incompressibleBytes += piece.length
+        this.chooser.compressed(level, untried.tried, untried.ms)
+        this.chooser.carried(wire, performance.now() - t0)
+        this.chooser.sent(piece.length, level)
+        continue
+      }
       while (this.queued >= QUEUE_BYTES && !this.failure) await new Promise<void>((resolve) => (this.space = resolve))
       if (this.failure) throw this.failure
-      const result = this.compress(piece, level)
+      const result = untried ? Promise.resolve(this.rawPiece(piece, untried)) : this.compress(piece, level)
       result.catch(() => undefined) // observed in order by emit()
       const job: Piece = {
         first: first + i,

@@ -124,6 +124,50 @@ describe('compress/run-sender (worker pipeline)', function () {
     assert.equal(pool.workers, 1)
   })
 
+  it('a random piece whose sample fails behind queued text is copied: the caller reuses its buffer at once', async () => {
+    // 1 MiB runs, text and random by turns, all from one buffer the caller scribbles over as soon
+    // as sendRun resolves (a missing copy sends 0xee bytes, which the hashes or the compare catch).
+    const per = 16
+    const runs = 12
+    const expect = Buffer.alloc(runs * per * BS)
+    const buf = Buffer.alloc(per * BS)
+    const w = wire(expect.length)
+    const {s} = sender(w, 1, 0)
+    try {
+      for (let r = 0; r < runs; r++) {
+        const piece = r % 3 === 2 ? seededText(`t${r}`, per * BS) : seededBytes(`r${r}`, per * BS)
+        piece.copy(expect, r * per * BS)
+        piece.copy(buf)
+        const first = r * per
+        const hashes = Buffer.concat(Array.from({length: per}, (_, i) => h.hash(buf.subarray(i * BS, (i + 1) * BS))))
+        // The caller's raw path sends at once (a real carrier encrypts the bytes in the call; the
+        // PassThrough here would keep a reference, so this copies).
+        await s.sendRun(first, per, buf, hashes, (i) =>
+          w.writer.send(
+            FrameType.DATA,
+            encodeDataFields(first + i, hashes.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH)),
+            Buffer.from(buf.subarray(i * BS, (i + 1) * BS)),
+          ),
+        )
+        buf.fill(0xee)
+      }
+      await s.drain()
+    } finally {
+      await s.close()
+    }
+    const {frames, zTypes} = await w.end()
+    assert.ok(zTypes.includes(FrameType.DATA_Z) && zTypes.includes(FrameType.DATA), zTypes.join(','))
+    const out = Buffer.alloc(expect.length)
+    frames.forEach((f, i) => {
+      const d = decodeData(f.payload, f.body)
+      assert.equal(d.block, i, 'blocks in order')
+      assert.deepEqual(d.hash, h.hash(d.data))
+      d.data.copy(out, d.block * BS)
+    })
+    assert.ok(out.equals(expect), 'the expanded stream is what was given')
+    assert.equal(s.stats().incompressibleBytes, (runs - runs / 3) * per * BS)
+  })
+
   it('auto never sends an incompressible run compressed', async () => {
     const data = seededBytes('random', 64 * BS)
     const w = wire(data.length)
