@@ -24,8 +24,11 @@ import {DATA_FIELDS_SIZE, encodeDataFields} from '../protocol/messages.js'
 import type {Throttle} from '../sync/throttle.js'
 import {Codec, codecName, compressBound, compressPiece, Compressor} from './codec.js'
 import type {Compressed, CompressPool} from './compress-pool.js'
-import type {AutoMeasures, LevelChooser} from './policy.js'
+import type {LevelChooser} from './policy.js'
+import {once, type CompressStats} from './run-stats.js'
 import {TransferBuffers} from './transfer-buffers.js'
+
+export type {CompressStats} from './run-stats.js'
 
 /** Uncompressed bytes per DATA_Z (or one block, if larger). */
 export const RUN_BYTES = 1 << 20
@@ -41,27 +44,6 @@ export const SAMPLE_BYTES = 16 << 10
  * machine, more than compressing 16 MiB, ~50 ms); a transfer that goes on starts them then.
  */
 export const INLINE_BYTES = 16 << 20
-
-export interface CompressStats {
-  codec: string
-  /** Levels used (auto moves between them; 0 is raw). */
-  levels: number[]
-  /** The level in force at the end (auto: where its measurements settled). */
-  finalLevel: number
-  /** Compressed runs sent, and the raw bytes they stood for. */
-  runs: number
-  rawBytes: number
-  /** DATA_Z payload bytes for those runs. */
-  compressedBytes: number
-  /** Raw bytes of pieces that were tried but went raw (did not shrink). */
-  incompressibleBytes: number
-  /** Worker time spent compressing (beside the sending, not in its way). */
-  compressMs: number
-  /** Time the sender waited for a worker's result (the pipeline ran dry). */
-  waitMs: number
-  /** auto only: the rates it decided by. */
-  auto?: AutoMeasures
-}
 
 interface Piece {
   first: number
@@ -306,15 +288,5 @@ export class RunSender {
     const wake = this.space
     this.space = undefined
     wake?.()
-  }
-}
-
-/** `f`, run at most once however often it is called (a write callback and a failed send may both release). */
-function once(f: () => void): () => void {
-  let done = false
-  return () => {
-    if (done) return
-    done = true
-    f()
   }
 }
