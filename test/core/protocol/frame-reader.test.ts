@@ -221,6 +221,46 @@ describe('frame reader over a Readable (StreamSource)', () => {
     s.destroy()
   })
 
+  it('does not cut a slow trickle: a byte every half timeout keeps the wait alive', async () => {
+    const s = new PassThrough()
+    const r = new FrameReader(s, 60)
+    const frame = r.next()
+    for (let i = 0; i < STREAM.length && i < 10; i++) {
+      s.write(STREAM.subarray(i, i + 1))
+      await new Promise((res) => setTimeout(res, 30))
+    }
+    s.write(STREAM.subarray(10))
+    assert.ok(await frame)
+    s.destroy()
+  })
+
+  it('gives a wait that starts late in the timer period a whole timeout (our own slowness is not the peer being quiet)', async () => {
+    const s = new PassThrough()
+    const r = new FrameReader(s, 200)
+    // A first wait arms the one timer; its frame arrives at once (the check at 200 ms sees it).
+    const first = r.next()
+    s.write(STREAM.subarray(0, 24))
+    await first
+    // We are busy until 360 ms (no wait), then wait for a frame that comes 120 ms later: the
+    // check at 400 ms must not count the 40 ms of that wait as a quiet period.
+    await new Promise((res) => setTimeout(res, 360))
+    const second = r.next()
+    setTimeout(() => s.write(STREAM.subarray(24)), 120)
+    assert.ok(await second, 'the late wait was not cut')
+    // And a wait with nothing coming is still cut, within two timeouts.
+    const t = performance.now()
+    for (;;) {
+      const f = await r.next().catch((e: unknown) => e)
+      if (f instanceof TransportError) {
+        assert.equal(f.code, 'IDLE_TIMEOUT')
+        break
+      }
+      assert.ok(f, 'the stream ended instead of timing out')
+    }
+    assert.ok(performance.now() - t < 500, `cut after ${performance.now() - t} ms`)
+    s.destroy()
+  })
+
   it('returns null on an empty stream and after a clean end', async () => {
     const s = new PassThrough()
     const r = new FrameReader(s)
