@@ -221,6 +221,39 @@ describe('frame reader over a Readable (StreamSource)', () => {
     s.destroy()
   })
 
+  it('nextNow() and next() together give every frame once, in order, whatever the split (a header kept while its payload comes)', async () => {
+    for (let cut = 1; cut < STREAM.length; cut++) {
+      for (const cut2 of [cut + 1, cut + 7, cut + 40]) {
+        const s = new PassThrough()
+        const r = new FrameReader(s)
+        const feeding = feed(s, [STREAM.subarray(0, cut), STREAM.subarray(cut, cut2), STREAM.subarray(cut2)])
+        const out: Frame[] = []
+        for (;;) {
+          const f = r.nextNow() ?? (await r.next())
+          if (!f) break
+          out.push(strip(f) as Frame)
+        }
+        await feeding
+        assert.deepEqual(out, EXPECTED, `split at ${cut} and ${cut2}`)
+      }
+    }
+  })
+
+  it('nextNow() throws on a bad header that is all here, as next() would reject', async () => {
+    const s = new PassThrough()
+    const r = new FrameReader(s)
+    s.write(Buffer.from([0x56, 0x44, 0x05, 0x00, 0xff, 0xff, 0xff, 0x7f]))
+    await assert.rejects(r.next(), {code: 'FRAME_TOO_LARGE'})
+    const s2 = new PassThrough()
+    const r2 = new FrameReader(s2)
+    s2.write(STREAM.subarray(0, 24))
+    assert.ok(await r2.next())
+    s2.write(Buffer.from([0x56, 0x44, 0x05, 0x00, 0xff, 0xff, 0xff, 0x7f]))
+    await tick()
+    await r2.peek(0)
+    assert.throws(() => r2.nextNow(), {code: 'FRAME_TOO_LARGE'})
+  })
+
   it('does not cut a slow trickle: a byte every half timeout keeps the wait alive', async () => {
     const s = new PassThrough()
     const r = new FrameReader(s, 60)
