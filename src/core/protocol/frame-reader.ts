@@ -206,7 +206,9 @@ export class FrameReader implements FrameSource {
     this.waits++
     if (this.idleTimer === undefined) {
       this.idleSeen = this.source.received
-      this.idleTimer = setTimeout(this.idleCheck, this.idleTimeoutMs)
+      // Unref'd: a wait keeps the process alive through its socket; a timer left armed after the
+      // session's last wait must not (a SIGTERM'd serve waited for it to lapse).
+      this.idleTimer = setTimeout(this.idleCheck, this.idleTimeoutMs).unref()
     } else {
       // A wait that starts now is owed a whole period: the next check sees "activity" and re-arms.
       this.idleSeen = -1
