@@ -148,7 +148,7 @@ class FullsyncReceiver {
     for (;;) {
       if (this.scanError) throw this.scanError
       if (this.checkpointError) throw this.checkpointError
-      const frame = await this.reader.next()
+      const frame = this.reader.nextNow?.() ?? (await this.reader.next())
       if (!frame) throw new ProtocolError('UNEXPECTED_EOF', 'the client closed the connection before the sync was done')
       switch (frame.type) {
         case FrameType.DATA:

@@ -153,8 +153,18 @@ export abstract class ReceivedBytes implements ByteSource {
       if (owner) this.unref(owner)
       return
     }
-    this.chunks.push(chunk)
-    this.owners.push(owner)
+    const last = this.chunks.length - 1
+    const prev = last >= 0 ? this.chunks[last] : undefined
+    if (owner && prev && this.owners[last] === owner && prev.buffer === chunk.buffer && prev.byteOffset + prev.length === chunk.byteOffset) {
+      // The next read into the same slab, right after the last: one chunk, so a field that
+      // spans the two reads is a view, not a pooled copy (a DATA body over SSH every other
+      // read). The chunk holds its one reference to the slab already.
+      this.chunks[last] = Buffer.from(prev.buffer, prev.byteOffset, prev.length + chunk.length)
+      this.unref(owner)
+    } else {
+      this.chunks.push(chunk)
+      this.owners.push(owner)
+    }
     this.buffered += chunk.length
     this.receivedBytes += chunk.length
     const w = this.waiter

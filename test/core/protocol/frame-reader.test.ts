@@ -221,6 +221,79 @@ describe('frame reader over a Readable (StreamSource)', () => {
     s.destroy()
   })
 
+  it('nextNow() and next() together give every frame once, in order, whatever the split (a header kept while its payload comes)', async () => {
+    for (let cut = 1; cut < STREAM.length; cut++) {
+      for (const cut2 of [cut + 1, cut + 7, cut + 40]) {
+        const s = new PassThrough()
+        const r = new FrameReader(s)
+        const feeding = feed(s, [STREAM.subarray(0, cut), STREAM.subarray(cut, cut2), STREAM.subarray(cut2)])
+        const out: Frame[] = []
+        for (;;) {
+          const f = r.nextNow() ?? (await r.next())
+          if (!f) break
+          out.push(strip(f) as Frame)
+        }
+        await feeding
+        assert.deepEqual(out, EXPECTED, `split at ${cut} and ${cut2}`)
+      }
+    }
+  })
+
+  it('nextNow() throws on a bad header that is all here, as next() would reject', async () => {
+    const s = new PassThrough()
+    const r = new FrameReader(s)
+    s.write(Buffer.from([0x56, 0x44, 0x05, 0x00, 0xff, 0xff, 0xff, 0x7f]))
+    await assert.rejects(r.next(), {code: 'FRAME_TOO_LARGE'})
+    const s2 = new PassThrough()
+    const r2 = new FrameReader(s2)
+    s2.write(STREAM.subarray(0, 24))
+    assert.ok(await r2.next())
+    s2.write(Buffer.from([0x56, 0x44, 0x05, 0x00, 0xff, 0xff, 0xff, 0x7f]))
+    await tick()
+    await r2.peek(0)
+    assert.throws(() => r2.nextNow(), {code: 'FRAME_TOO_LARGE'})
+  })
+
+  it('does not cut a slow trickle: a byte every half timeout keeps the wait alive', async () => {
+    const s = new PassThrough()
+    const r = new FrameReader(s, 60)
+    const frame = r.next()
+    for (let i = 0; i < STREAM.length && i < 10; i++) {
+      s.write(STREAM.subarray(i, i + 1))
+      await new Promise((res) => setTimeout(res, 30))
+    }
+    s.write(STREAM.subarray(10))
+    assert.ok(await frame)
+    s.destroy()
+  })
+
+  it('gives a wait that starts late in the timer period a whole timeout (our own slowness is not the peer being quiet)', async () => {
+    const s = new PassThrough()
+    const r = new FrameReader(s, 200)
+    // A first wait arms the one timer; its frame arrives at once (the check at 200 ms sees it).
+    const first = r.next()
+    s.write(STREAM.subarray(0, 24))
+    await first
+    // We are busy until 360 ms (no wait), then wait for a frame that comes 120 ms later: the
+    // check at 400 ms must not count the 40 ms of that wait as a quiet period.
+    await new Promise((res) => setTimeout(res, 360))
+    const second = r.next()
+    setTimeout(() => s.write(STREAM.subarray(24)), 120)
+    assert.ok(await second, 'the late wait was not cut')
+    // And a wait with nothing coming is still cut, within two timeouts.
+    const t = performance.now()
+    for (;;) {
+      const f = await r.next().catch((e: unknown) => e)
+      if (f instanceof TransportError) {
+        assert.equal(f.code, 'IDLE_TIMEOUT')
+        break
+      }
+      assert.ok(f, 'the stream ended instead of timing out')
+    }
+    assert.ok(performance.now() - t < 500, `cut after ${performance.now() - t} ms`)
+    s.destroy()
+  })
+
   it('returns null on an empty stream and after a clean end', async () => {
     const s = new PassThrough()
     const r = new FrameReader(s)

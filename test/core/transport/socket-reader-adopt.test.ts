@@ -120,6 +120,26 @@ describe('nbd socket reader: adopted sockets read into recycled slabs', () => {
     await new Promise((r) => server.close(r))
   })
 
+  it('a field that spans two reads into one slab is lent as a view of it, not copied', async () => {
+    const {server, client, accepted} = await pair(dir)
+    const adopted = SocketReader.adopt(accepted)
+    assert.ok(adopted)
+    const {socket, reader} = adopted
+    const data = randomBytes(64 * 1024)
+    // Half of the field, read by the reader before the rest is even sent: two reads.
+    client.write(data.subarray(0, 30_000))
+    assert.ok((await reader.peek(30_000)).equals(data.subarray(0, 30_000)))
+    client.write(data.subarray(30_000))
+    const field = await reader.lend(data.length)
+    assert.ok(field.equals(data))
+    assert.equal(field.buffer.byteLength, 1 << 20, 'a view of the slab')
+    assert.equal(reader.release(field), true, 'it pinned the slab')
+    client.end()
+    await assert.rejects(reader.read(1), {code: 'NBD_EOF'})
+    socket.destroy()
+    server.close()
+  })
+
   it('writes go out through the adopted socket, and the peer sees its end', async () => {
     const {server, client, accepted} = await pair(dir)
     const {socket, reader} = SocketReader.adopt(accepted) as {socket: net.Socket; reader: SocketReader}
