@@ -75,6 +75,7 @@ export class FrameReader implements FrameSource {
   }
 
   abort(err: Error): void {
+    this.stopIdleTimer()
     this.source.cancel(err)
     if (!this.aborter.signal.aborted) this.aborter.abort(err)
   }
@@ -108,7 +109,9 @@ export class FrameReader implements FrameSource {
   async next(): Promise<Frame | null> {
     for (;;) {
       const frame = await this.nextAny()
-      if (frame !== null) this.lastType = frame.type
+      if (frame === null)
+        this.stopIdleTimer() // the peer is done: nothing more to wait for
+      else this.lastType = frame.type
       if (frame === null || frame.type !== FrameType.KEEPALIVE || !this.acceptKeepalives) return frame
       decodeKeepalive(frame.payload)
     }
@@ -208,7 +211,11 @@ export class FrameReader implements FrameSource {
       this.idleSeen = this.source.received
       // Unref'd: a wait keeps the process alive through its socket; a timer left armed after the
       // session's last wait must not (a SIGTERM'd serve waited for it to lapse).
-      this.idleTimer = setTimeout(this.idleCheck, this.idleTimeoutMs).unref()
+      // Weakly: a reader whose session is over must not live on in the timer list until the
+      // timer lapses (idleTimeoutMs, minutes), holding its socket reader's slabs: a serve taking a
+      // push a second kept hundreds of MiB that way.
+      const reader = new WeakRef(this)
+      this.idleTimer = setTimeout(() => reader.deref()?.idleCheck(), this.idleTimeoutMs).unref()
     } else {
       // A wait that starts now is owed a whole period: the next check sees "activity" and re-arms.
       this.idleSeen = -1
@@ -220,10 +227,16 @@ export class FrameReader implements FrameSource {
     }
   }
 
+  private stopIdleTimer(): void {
+    if (this.idleTimer === undefined) return
+    clearTimeout(this.idleTimer)
+    this.idleTimer = undefined
+  }
+
   private waits = 0
   private idleSeen = 0
   private idleTimer: NodeJS.Timeout | undefined
-  private readonly idleCheck = (): void => {
+  private idleCheck(): void {
     const timer = this.idleTimer as NodeJS.Timeout
     if (this.waits === 0) {
       // Nothing waits on the peer: the next wait arms the timer again (nothing keeps the process alive).
