@@ -95,9 +95,13 @@ describe('a killed push or full sync is a failed attempt in status', function ()
       assert.equal(row.lastAttempt?.failuresInRow, round)
     }
     assert.equal((await vdrep(['push', disk])).code, 0)
-    assert.equal((await statusRow(disk)).lastAttempt?.failuresInRow, 0)
-    const skipped = await vdrep(['push', disk, '--if-due'])
+    const before = (await statusRow(disk)).lastAttempt
+    assert.equal(before?.failuresInRow, 0)
+    const skipped = await vdrep(['push', disk, '--if-due', '--json'])
     assert.equal(skipped.code, 0)
+    assert.equal(JSON.parse(skipped.stdout).mode, 'skipped', skipped.stdout)
     assert.equal(existsSync(`${disk}.vdrep-running`), false)
+    // A push that is not due is no attempt: the last attempt shown is still the one before.
+    assert.deepEqual((await statusRow(disk)).lastAttempt, before)
   })
 })
