@@ -148,7 +148,12 @@ export const ERROR_CODES = {
   },
   GROUP_MEMBER_NOT_HELD: {exit: ExitCode.FAILURE, meaning: 'a group commit names a member whose bundle is not journaled and held on this receiver'},
   GROUP_MEMBER_OTHER_GROUP: {exit: ExitCode.USAGE, meaning: 'a disk given to push --group belongs to another group (its .psf says so)'},
+  GROUP_MEMBER_REPLACED: {
+    exit: ExitCode.USAGE,
+    meaning: 'failover --group: a member replica belongs to another source than at the group point (a new replica since): nothing was changed',
+  },
   GROUP_NOT_COMMITTED: {exit: ExitCode.FAILURE, meaning: 'a held member bundle was told to apply, but no group record names it'},
+  GROUP_NO_POINT: {exit: ExitCode.USAGE, meaning: 'failover --group: the group has no such point, or no point every member still keeps: nothing was changed'},
   GROUP_NO_TRACKER: {exit: ExitCode.USAGE, meaning: 'a member of a group push has no running tracker, so no point in time can be taken across the group'},
   GROUP_RECORD_CORRUPT: {exit: ExitCode.FAILURE, meaning: 'a consistency group record on the replica host fails its checks'},
   HASH_UNAVAILABLE: {exit: ExitCode.USAGE, meaning: 'the hash algorithm is not available in this Node build'},

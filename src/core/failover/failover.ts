@@ -48,7 +48,14 @@ export interface FailoverResult {
   oldReplicaId: string
 }
 
-function refuseUnlessFit(state: ReplicaState | undefined, error: StateError | undefined, replica: string, o: FailoverOptions, now: number): ReplicaState {
+/** What a failover refuses before it changes anything (also checked for every member of a group first). */
+export function checkFailoverFit(
+  state: ReplicaState | undefined,
+  error: StateError | undefined,
+  replica: string,
+  o: Pick<FailoverOptions, 'planned' | 'force'>,
+  now: number,
+): ReplicaState {
   if (error) throw error
   if (!state) throw new UsageError('FAILOVER_NOT_REPLICA', `${replica} has no replica state (${replica}.vdrep): it is not a replica vdrep wrote`)
   if (!state.complete)
@@ -89,13 +96,15 @@ export async function failover(replica: string, o: FailoverOptions = {}): Promis
       state = read.state
       resumed = true
       const p = state.promoted as PromotedInfo
-      if (o.at !== undefined && p.rollbackTo !== o.at)
+      if (o.at !== undefined && (p.rollbackTo ?? p.atSeq) !== o.at)
         throw new UsageError(
           'USAGE',
           `${replica} was promoted already (${p.rollbackTo === undefined ? 'without a rollback' : `rolled back to ${p.rollbackTo}`}); --at ${o.at} cannot apply now`,
         )
     } else {
-      state = refuseUnlessFit(read.state, read.error, replica, o, now)
+      state = checkFailoverFit(read.state, read.error, replica, o, now)
+      // --at the newest point is no rollback (a group failover names every member's sequence).
+      if (o.at === state.lastSeq) o = {...o, at: undefined}
       const final = state.final?.seq === state.lastSeq
       const promoted: PromotedInfo = {
         epoch: (state.epoch ?? 0) + 1,

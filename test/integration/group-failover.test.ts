@@ -1,0 +1,126 @@
+// `vdrep failover --group`: every member of a consistency group promoted at one group point,
+// every member checked before the first is touched, a run cut short finished by running it
+// again, and the planned form at the members' final pushes.
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import {json, vdrep} from '../helpers/cli.js'
+import {filesEqual, makeMixedDisk, tempDir} from '../helpers/disks.js'
+import {qemuIo} from '../helpers/cycle.js'
+import {startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
+import type {GroupFailoverResult} from '../../src/core/group/failover-group.js'
+
+const MiB = 1 << 20
+
+describe('failover --group', function () {
+  this.timeout(120_000)
+  let dir: string
+  let root: string
+  const trackers: RunningTracker[] = []
+
+  beforeEach(async () => {
+    dir = await tempDir()
+    root = path.join(dir, 'r')
+    await fs.mkdir(root)
+  })
+  afterEach(async () => {
+    for (const t of trackers.splice(0)) await t.stop('SIGTERM').catch(() => undefined)
+    await fs.rm(dir, {recursive: true, force: true})
+  })
+
+  type Member = {disk: string; replica: string; sock: string}
+  async function member(name: string): Promise<Member> {
+    const d = path.join(dir, `${name}.img`)
+    const replica = path.join(root, `${name}.img`)
+    await makeMixedDisk(d, 4 * MiB, name)
+    assert.equal((await vdrep(['init', d, '--to', replica, '--group', 'vm'])).code, 0)
+    assert.equal((await vdrep(['fullsync', d])).code, 0)
+    // Keep every point: the default's byte cap (10% of this small disk) would drop them.
+    assert.equal((await vdrep(['points', replica, '--retention', 'count:50'])).code, 0)
+    const sock = path.join(dir, `${name}.sock`)
+    trackers.push(await startTracker(d, ['--nbd', `unix:${sock}`]))
+    return {disk: d, replica, sock}
+  }
+  const uri = (m: Member) => `nbd+unix:///${path.basename(m.disk)}?socket=${m.sock}`
+  const promoted = async (m: Member) =>
+    await fs.stat(`${m.replica}.psf`).then(
+      () => true,
+      () => false,
+    )
+  const groupPush = async (a: Member, b: Member) => {
+    const r = await vdrep(['push', '--group', 'vm', a.disk, b.disk])
+    assert.equal(r.code, 0, r.stderr)
+  }
+
+  it('puts every member back to one group point; refuses, changing nothing, while any member cannot go; a second run finishes', async () => {
+    const a = await member('a')
+    const b = await member('b')
+    await qemuIo(uri(a), ['write -P 0x11 0 128k'])
+    await qemuIo(uri(b), ['write -P 0x21 1M 64k'])
+    await groupPush(a, b)
+    // The replicas at group point 1, kept aside to compare with after the failover.
+    for (const m of [a, b]) await fs.copyFile(m.replica, `${m.replica}.at1`)
+    await qemuIo(uri(a), ['write -P 0x12 64k 1M'])
+    await groupPush(a, b)
+    await qemuIo(uri(b), ['write -P 0x22 2M 512k'])
+    await groupPush(a, b)
+    // a alone moves on: group point 1 is a's sequence 2, b's 2 (each had one full sync first).
+    await qemuIo(uri(a), ['write -P 0x13 3M 64k'])
+    assert.equal((await vdrep(['push', a.disk])).code, 0)
+
+    const unplanned = await vdrep(['failover', '--group', 'vm', '--root', root, '--at', '1'])
+    assert.equal(unplanned.code, 2, unplanned.stderr)
+    assert.match(unplanned.stderr, /FAILOVER_UNPLANNED|not a final push/)
+    assert.equal((await vdrep(['failover', '--group', 'vm', '--root', root, '--at', '99', '--force'])).code, 2)
+    // One member that cannot fail over (its replica state gone): neither member is promoted.
+    const state = `${b.replica}.vdrep`
+    await fs.rename(state, `${state}.aside`)
+    const oneBad = await vdrep(['failover', '--group', 'vm', '--root', root, '--at', '1', '--force'])
+    assert.equal(oneBad.code, 2, oneBad.stderr)
+    assert.equal(await promoted(a), false, 'a was promoted although b could not be')
+    await fs.rename(`${state}.aside`, state)
+    assert.equal((await vdrep(['push', a.disk])).code, 0, 'nothing fenced a after the refusal')
+
+    const r = await vdrep(['failover', '--group', 'vm', '--root', root, '--at', '1', '--force', '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    const out = json<GroupFailoverResult>(r)
+    assert.equal(out.groupSeq, 1)
+    assert.deepEqual(out.members.map((m) => path.basename(m.replica)).sort(), ['a.img', 'b.img'])
+    for (const m of [a, b]) assert.ok(await filesEqual(m.replica, `${m.replica}.at1`), `${m.replica} is not at group point 1`)
+    for (const m of out.members) assert.ok(m.rolledBackTo !== undefined && m.undoneBlocks > 0, JSON.stringify(m))
+    // Fenced: the old sources cannot write the promoted replicas.
+    assert.equal((await vdrep(['push', a.disk])).code, 12)
+    // Run again (as after a kill): both confirmed at the same point, nothing rolled back twice.
+    const rerun = await vdrep(['failover', '--group', 'vm', '--root', root, '--at', '1', '--force', '--json'])
+    assert.equal(rerun.code, 0, rerun.stderr + rerun.stdout)
+    const again = json<GroupFailoverResult>(rerun)
+    assert.ok(again.members.every((m) => m.resumed))
+    for (const m of [a, b]) assert.ok(await filesEqual(m.replica, `${m.replica}.at1`))
+    // Without --at, the point every member can be put at: the one they were promoted at.
+    const plain = json<GroupFailoverResult>(await vdrep(['failover', '--group', 'vm', '--root', root, '--force', '--json']))
+    assert.equal(plain.groupSeq, 1)
+    // A different point now would split the group: refused.
+    assert.equal((await vdrep(['failover', '--group', 'vm', '--root', root, '--at', '2', '--force'])).code, 2)
+  })
+
+  it('--planned: after the VM stopped and a final push of each member, every member at its final push, nothing lost', async () => {
+    const a = await member('a')
+    const b = await member('b')
+    await qemuIo(uri(a), ['write -P 0x31 0 256k'])
+    await qemuIo(uri(b), ['write -P 0x41 0 256k'])
+    await groupPush(a, b)
+    await qemuIo(uri(a), ['write -P 0x32 1M 64k'])
+    for (const t of trackers.splice(0)) await t.stop('SIGTERM')
+    assert.equal((await vdrep(['push', a.disk, '--final'])).code, 0)
+    const early = await vdrep(['failover', '--group', 'vm', '--root', root, '--planned'])
+    assert.equal(early.code, 2, 'b had no final push yet')
+    assert.equal(await promoted(a), false)
+    assert.equal((await vdrep(['push', b.disk, '--final'])).code, 0)
+    const r = await vdrep(['failover', '--group', 'vm', '--root', root, '--planned', '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    const out = json<GroupFailoverResult>(r)
+    assert.equal(out.groupSeq, undefined)
+    for (const m of out.members) assert.ok(m.planned && m.lossWindowSeconds === 0 && m.rolledBackTo === undefined, JSON.stringify(m))
+    for (const m of [a, b]) assert.ok(await filesEqual(m.disk, m.replica))
+  })
+})
