@@ -1,10 +1,14 @@
-// `vdrep failover --group`: every member of a consistency group promoted at one group point,
-// every member checked before the first is touched, a run cut short finished by running it
-// again, and the planned form at the members' final pushes.
+// Recovery of a consistency group: `vdrep test start --group` (every member's view at one group
+// point over one NBD server while group pushes go on), and `vdrep failover --group` (every member
+// promoted at one group point, every member checked before the first is touched, a run cut short
+// finished by running it again, and the planned form at the members' final pushes).
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import {execFile} from 'node:child_process'
+import {promisify} from 'node:util'
 import {json, vdrep} from '../helpers/cli.js'
+import {startForeground} from '../helpers/foreground.js'
 import {filesEqual, makeMixedDisk, tempDir} from '../helpers/disks.js'
 import {qemuIo} from '../helpers/cycle.js'
 import {startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
@@ -12,7 +16,7 @@ import type {GroupFailoverResult} from '../../src/core/group/failover-group.js'
 
 const MiB = 1 << 20
 
-describe('failover --group', function () {
+describe('recovery of a consistency group: test start --group, failover --group', function () {
   this.timeout(120_000)
   let dir: string
   let root: string
@@ -101,6 +105,50 @@ describe('failover --group', function () {
     assert.equal(plain.groupSeq, 1)
     // A different point now would split the group: refused.
     assert.equal((await vdrep(['failover', '--group', 'vm', '--root', root, '--at', '2', '--force'])).code, 2)
+  })
+
+  it('test start --group serves every member at one group point as exports of one socket; pushes go on; test stop of a member ends and records it', async () => {
+    const a = await member('a')
+    const b = await member('b')
+    await qemuIo(uri(a), ['write -P 0x51 0 128k'])
+    await qemuIo(uri(b), ['write -P 0x61 64k 64k'])
+    await groupPush(a, b)
+    for (const m of [a, b]) await fs.copyFile(m.replica, `${m.replica}.at1`)
+    await qemuIo(uri(a), ['write -P 0x52 0 256k'])
+    await qemuIo(uri(b), ['write -P 0x62 0 256k'])
+    await groupPush(a, b)
+    const sock = path.join(dir, 'group-test.nbd')
+    const view = await startForeground(['test', 'start', '--group', 'vm', '--root', root, '--at', '1', '--nbd', `unix:${sock}`], /^testing group/)
+    try {
+      // The "guest" writes into a's view; each export reads as its member at group point 1 elsewhere.
+      await qemuIo(`nbd+unix:///a.img?socket=${sock}`, ['write -P 0x77 1M 64k'])
+      for (const m of [a, b]) {
+        const out = `${m.replica}.view`
+        await promisify(execFile)('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', `nbd+unix:///${path.basename(m.replica)}?socket=${sock}`, out])
+        const at1 = await fs.readFile(`${m.replica}.at1`)
+        if (m === a) at1.fill(0x77, MiB, MiB + 65536)
+        assert.ok((await fs.readFile(out)).equals(at1), `${m.replica}'s view is not its group point 1`)
+      }
+      // Replication goes on, as deltas, while the group is tested; the replicas are only written by it.
+      await qemuIo(uri(b), ['write -P 0x63 2M 64k'])
+      await groupPush(a, b)
+      for (const m of [a, b]) assert.ok(await filesEqual(m.disk, m.replica))
+      const stop = await vdrep(['test', 'stop', a.replica])
+      assert.equal(stop.code, 0, stop.stderr)
+      const ended = await view.exited
+      assert.equal(ended.code, 0, ended.stderr)
+      assert.match(ended.stdout, /stopped the test of group vm at point 1: 1 writes discarded; recorded/)
+    } finally {
+      await view.stop('SIGKILL')
+    }
+    for (const m of [a, b]) {
+      const pts = json<{points: Array<{seq: number; tested: string | null}>}>(await vdrep(['points', m.replica, '--json'])).points
+      assert.ok(
+        pts.some((p) => p.tested),
+        `${m.replica}: the test is recorded`,
+      )
+      await assert.rejects(fs.stat(`${m.replica}.vdrep-test`), 'the side file is discarded')
+    }
   })
 
   it('--planned: after the VM stopped and a final push of each member, every member at its final push, nothing lost', async () => {

@@ -92,10 +92,17 @@ export class NbdServer {
   private nextId = 1
   private closing: Promise<void> | null = null
 
+  /** The exports served, by name; the first is also the default export (the empty name). */
+  readonly backends: NbdBackend[]
+
   constructor(
-    readonly backend: NbdBackend,
+    backend: NbdBackend | NbdBackend[],
     private readonly opts: NbdServerOptions = {},
   ) {
+    this.backends = Array.isArray(backend) ? backend : [backend]
+    const names = new Set(this.backends.map((b) => b.exportName))
+    if (this.backends.length === 0 || names.size !== this.backends.length)
+      throw new UsageError('USAGE', 'an NBD server needs one or more exports of distinct names')
     this.logger = opts.logger ?? (() => {})
     this.maxPayload = opts.maxPayload ?? C.DEFAULT_MAX_PAYLOAD
     if (!Number.isInteger(this.maxPayload) || this.maxPayload < 4096 || this.maxPayload > C.DEFAULT_MAX_PAYLOAD * 4) {
@@ -109,6 +116,11 @@ export class NbdServer {
       C.NBD_FLAG_SEND_WRITE_ZEROES |
       C.NBD_FLAG_CAN_MULTI_CONN |
       (opts.readOnly ? C.NBD_FLAG_READ_ONLY : 0)
+  }
+
+  /** The first export (the default one). */
+  get backend(): NbdBackend {
+    return this.backends[0]
   }
 
   /** Address of the first listener (with the real port when listening on port 0). */
@@ -227,8 +239,8 @@ export class NbdServer {
       socket.setNoDelay(true)
     }
     const conn = new NbdConnection(socket, `${kind}#${this.nextId++}${peer}`, {
-      findExport: (name) => (name === '' || name === this.backend.exportName ? this.backend : undefined),
-      exportNames: () => [this.backend.exportName],
+      findExport: (name) => (name === '' ? this.backend : this.backends.find((b) => b.exportName === name)),
+      exportNames: () => this.backends.map((b) => b.exportName),
       transmissionFlags: this.flags,
       maxPayload: this.maxPayload,
       readOnly: this.opts.readOnly ?? false,
