@@ -1,13 +1,15 @@
-import {Args, Flags} from '@oclif/core'
+import {Args, Flags, type Interfaces} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
 import {untilSignal} from '../cli/until-signal.js'
 import {UsageError} from '../core/errors.js'
 import {copyPoint, type CopiedPoint} from '../core/export/copy-point.js'
+import {copyGroupPoint, groupPointToRead, type CopiedGroupPoint} from '../core/export/export-group.js'
 import {PointExport, type ServedPoint} from '../core/export/serve-point.js'
 import {replicaFromArg} from '../core/points/settings.js'
 import {formatBytes} from '../core/util/units.js'
 
 export type ExportResult = ({mode: 'nbd'} & ServedPoint) | ({mode: 'copy'} & CopiedPoint)
+export type GroupExportResult = {mode: 'nbd'; group: string; groupSeq: number; members: ServedPoint[]} | ({mode: 'copy'} & CopiedGroupPoint)
 
 export default class Export extends BaseCommand {
   static override summary = 'Read a restore point of a replica: serve it read-only over NBD, or write a sparse copy.'
@@ -21,20 +23,27 @@ export default class Export extends BaseCommand {
     '<%= config.bin %> export web.img --root /srv/replicas --at 2026-12-07T09:00Z --nbd unix:/tmp/web.nbd',
     '<%= config.bin %> export web.img --root /srv/replicas --at -2h --to /restore/web-2h-ago.img',
     'qemu-img convert -f raw -O qcow2 nbd+unix:///web.img?socket=/run/web-point.nbd web.qcow2',
+    '<%= config.bin %> export --group db --root /srv/replicas --at 12 --to /restore/db-12',
   ]
-  static override args = {replica: Args.string({description: 'the replica file (under --root when given)', required: true})}
+  static override args = {replica: Args.string({description: 'the replica file (under --root when given); none with --group'})}
   static override flags = {
     root: Flags.string({description: 'resolve the replica under this root, as `vdrep serve --root` does'}),
     at: Flags.string({
       description: "the point: a sequence (see `vdrep points`), 'latest' (default), a date (the newest point at or before it) or -DURATION (-90m)",
     }),
     nbd: Flags.string({description: 'serve the point here, read-only: unix:PATH or 127.0.0.1:PORT; repeatable', multiple: true, exclusive: ['to']}),
-    to: Flags.string({description: 'write a sparse copy of the point to this new file instead', exclusive: ['nbd']}),
+    to: Flags.string({description: 'write a sparse copy of the point to this new file instead (with --group: into this folder)', exclusive: ['nbd']}),
+    group: Flags.string({
+      description:
+        'every member of this consistency group at one group point (--at: its group sequence; default the newest every member keeps): exports of one NBD server, or copies under --to by their paths under --root',
+    }),
   }
 
-  async run(): Promise<ExportResult> {
+  async run(): Promise<ExportResult | GroupExportResult> {
     const {args, flags} = await this.parse(Export)
     this.setGlobals(flags)
+    if (flags.group !== undefined) return this.group(flags.group, args.replica, flags)
+    if (args.replica === undefined) throw new UsageError('USAGE', 'name the replica to read (or --group NAME --root DIR)')
     const replica = await replicaFromArg(args.replica, flags.root)
     if (flags.to !== undefined) {
       const c = await copyPoint(replica, flags.to, {at: flags.at})
@@ -45,10 +54,7 @@ export default class Export extends BaseCommand {
       return {mode: 'copy', ...c}
     }
     if (!flags.nbd || flags.nbd.length === 0) throw new UsageError('USAGE', 'say where the point goes: --nbd unix:PATH to serve it, or --to FILE to copy it')
-    const signalled = untilSignal(
-      () => this.notice('stopping: finishing the reads in flight'),
-      () => this.notice('still stopping; send the signal once more to quit at once'),
-    )
+    const signalled = this.untilStopped()
     const exp = await PointExport.start(replica, {
       at: flags.at,
       listen: flags.nbd,
@@ -61,5 +67,41 @@ export default class Export extends BaseCommand {
     await exp.close()
     this.say(`stopped exporting point ${s.seq} of ${s.replica}`)
     return {mode: 'nbd', ...s}
+  }
+
+  private untilStopped(): Promise<unknown> {
+    return untilSignal(
+      () => this.notice('stopping: finishing the reads in flight'),
+      () => this.notice('still stopping; send the signal once more to quit at once'),
+    )
+  }
+
+  private async group(group: string, replica: string | undefined, flags: Interfaces.InferredFlags<typeof Export.flags>): Promise<GroupExportResult> {
+    if (replica !== undefined) throw new UsageError('USAGE', '--group names the members: give no replica beside it')
+    if (flags.root === undefined) throw new UsageError('USAGE', '--group needs --root (the receiver root that holds the group records)')
+    const groupSeq = flags.at === undefined ? undefined : Number(flags.at)
+    if (groupSeq !== undefined && !(Number.isSafeInteger(groupSeq) && groupSeq >= 0))
+      throw new UsageError('USAGE', `--at ${flags.at}: with --group, name a group point by its sequence (\`vdrep points --group\`)`)
+    if (flags.to !== undefined) {
+      const r = await copyGroupPoint(flags.root, group, flags.to, {groupSeq})
+      for (const c of r.copies) this.say(`copied point ${c.seq} of ${c.replica} to ${c.to}: ${formatBytes(c.dataBytes)} written, the rest holes`)
+      this.say(`copied group ${group} at group point ${r.groupSeq}: ${r.copies.length} members into ${flags.to}`)
+      return {mode: 'copy', ...r}
+    }
+    if (!flags.nbd || flags.nbd.length === 0)
+      throw new UsageError('USAGE', 'say where the group point goes: --nbd unix:PATH to serve it, or --to DIR to copy it')
+    const signalled = this.untilStopped()
+    const g = await groupPointToRead(flags.root, group, groupSeq)
+    const exp = await PointExport.startMany(g.points, {
+      listen: flags.nbd,
+      log: (line) => this.detail(line),
+      onRefused: (line) => this.logToStderr(`vdrep: warning: ${line}`),
+    })
+    for (const s of exp.infos) this.say(`exporting point ${s.seq} of ${s.replica} read-only: NBD export "${s.exportName}" (${formatBytes(s.size)})`)
+    this.say(`exporting group ${group} at group point ${g.groupSeq} on ${exp.info.nbd.join(' and ')}`)
+    await signalled
+    await exp.close()
+    this.say(`stopped exporting group ${group}`)
+    return {mode: 'nbd', group, groupSeq: g.groupSeq, members: exp.infos}
   }
 }

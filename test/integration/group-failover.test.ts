@@ -107,7 +107,7 @@ describe('recovery of a consistency group: test start --group, failover --group'
     assert.equal((await vdrep(['failover', '--group', 'vm', '--root', root, '--at', '2', '--force'])).code, 2)
   })
 
-  it('test start --group serves every member at one group point as exports of one socket; pushes go on; test stop of a member ends and records it', async () => {
+  it('export --group and test start --group serve every member at one group point as exports of one socket; pushes go on; test stop of a member ends and records it', async () => {
     const a = await member('a')
     const b = await member('b')
     await qemuIo(uri(a), ['write -P 0x51 0 128k'])
@@ -117,6 +117,20 @@ describe('recovery of a consistency group: test start --group, failover --group'
     await qemuIo(uri(a), ['write -P 0x52 0 256k'])
     await qemuIo(uri(b), ['write -P 0x62 0 256k'])
     await groupPush(a, b)
+    // export --group: copies of every member at group point 1, and the same read-only over NBD.
+    const out = path.join(dir, 'restore')
+    const copied = await vdrep(['export', '--group', 'vm', '--root', root, '--at', '1', '--to', out])
+    assert.equal(copied.code, 0, copied.stderr)
+    for (const m of [a, b]) assert.ok(await filesEqual(path.join(out, path.basename(m.replica)), `${m.replica}.at1`))
+    const roSock = path.join(dir, 'group-ro.nbd')
+    const ro = await startForeground(['export', '--group', 'vm', '--root', root, '--at', '1', '--nbd', `unix:${roSock}`], /^exporting group/)
+    try {
+      await promisify(execFile)('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', `nbd+unix:///b.img?socket=${roSock}`, `${b.replica}.ro`])
+      assert.ok(await filesEqual(`${b.replica}.ro`, `${b.replica}.at1`))
+      await assert.rejects(qemuIo(`nbd+unix:///a.img?socket=${roSock}`, ['write -P 1 0 4096']), 'the export is read-only')
+    } finally {
+      await ro.stop()
+    }
     const sock = path.join(dir, 'group-test.nbd')
     const view = await startForeground(['test', 'start', '--group', 'vm', '--root', root, '--at', '1', '--nbd', `unix:${sock}`], /^testing group/)
     try {

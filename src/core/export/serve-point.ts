@@ -38,32 +38,54 @@ export const describeAddress = (a: NbdAddress): string => (a.kind === 'unix' ? `
 /** Only our own uid and root: the peers an unauthenticated protocol may serve. */
 export const ownPeers = (): number[] => [...new Set([process.getuid?.() ?? 0, 0])]
 
+/** A point of one replica to serve, under an export name. */
+export interface PointToServe {
+  replica: string
+  seq: number
+  exportName: string
+}
+
 export class PointExport {
   private constructor(
-    readonly info: ServedPoint,
-    private readonly reader: PointReader,
+    /** One per export (a group's members, or the one replica). */
+    readonly infos: ServedPoint[],
+    private readonly readers: PointReader[],
     private readonly server: NbdServer,
   ) {}
 
+  get info(): ServedPoint {
+    return this.infos[0]
+  }
+
   static async start(replica: string, opts: ServePointOptions): Promise<PointExport> {
     const point: PointInfo = await resolvePoint(replica, parsePointSpec(opts.at))
-    const reader = await openPoint(replica, point.seq)
-    const exportName = path.basename(replica)
-    const server = new NbdServer(new PointBackend(reader, exportName), {
-      readOnly: true,
-      unixMode: 0o600,
-      allowedPeerUids: ownPeers(),
-      onRefused: opts.onRefused,
-      logger: opts.log,
-    })
+    return PointExport.startMany([{replica, seq: point.seq, exportName: path.basename(replica)}], opts)
+  }
+
+  /** Several points (a consistency group's members at one group point) as exports of one server. */
+  static async startMany(points: PointToServe[], opts: Omit<ServePointOptions, 'at'>): Promise<PointExport> {
+    const readers: PointReader[] = []
+    let server: NbdServer | undefined
     try {
+      for (const p of points) readers.push(await openPoint(p.replica, p.seq))
+      server = new NbdServer(
+        readers.map((r, i) => new PointBackend(r, points[i].exportName)),
+        {readOnly: true, unixMode: 0o600, allowedPeerUids: ownPeers(), onRefused: opts.onRefused, logger: opts.log},
+      )
       const nbd: string[] = []
       for (const spec of opts.listen) nbd.push(describeAddress(await server.listen(spec)))
-      const info = {replica, seq: reader.seq, time: new Date(reader.ms).toISOString(), size: reader.size, exportName, nbd}
-      return new PointExport(info, reader, server)
+      const infos = readers.map((r, i) => ({
+        replica: points[i].replica,
+        seq: r.seq,
+        time: new Date(r.ms).toISOString(),
+        size: r.size,
+        exportName: points[i].exportName,
+        nbd,
+      }))
+      return new PointExport(infos, readers, server)
     } catch (err) {
-      await server.close()
-      await reader.close()
+      await server?.close()
+      for (const r of readers) await r.close()
       throw err
     }
   }
@@ -72,9 +94,9 @@ export class PointExport {
     return this.server.connectionCount
   }
 
-  /** Stop serving (requests in flight finish), then unpin the point. */
+  /** Stop serving (requests in flight finish), then unpin the points. */
   async close(): Promise<void> {
     await this.server.close()
-    await this.reader.close()
+    for (const r of this.readers) await r.close()
   }
 }

@@ -2,6 +2,7 @@
 // time across the members, naming the sequence of each; it can be restored (export --at,
 // failover --at of each member at its sequence) while every member still keeps that point.
 import path from 'node:path'
+import {UsageError} from '../errors.js'
 import {listPoints} from '../points/list.js'
 import {listGroupRecords} from './store.js'
 
@@ -50,4 +51,23 @@ export async function groupPointsOf(root: string, replica: string): Promise<Map<
   const out = new Map<number, string>()
   for (const r of await listGroupRecords(root)) for (const m of r.members) if (m.path === rel) out.set(m.seq, `${r.name}#${r.groupSeq}`)
   return out
+}
+
+/**
+ * The group point to read (`test start --group`, `export --group`): `groupSeq`, or the newest one
+ * every member keeps; refused (GROUP_NO_POINT) when a member no longer keeps its sequence.
+ */
+export async function readableGroupPoint(root: string, group: string, groupSeq?: number): Promise<GroupPoint> {
+  const points = await listGroupPoints(root, group)
+  const hint = {hint: `list them with \`vdrep points --group ${group} --root ${root}\``}
+  const point = groupSeq === undefined ? points.find((p) => p.restorable) : points.find((p) => p.groupSeq === groupSeq)
+  if (!point)
+    throw new UsageError(
+      'GROUP_NO_POINT',
+      groupSeq === undefined ? `group ${group} has no point every member keeps under ${root}` : `group ${group} has no point ${groupSeq}`,
+      hint,
+    )
+  const gone = point.members.filter((m) => !m.kept).map((m) => `${m.path}@${m.seq}`)
+  if (gone.length) throw new UsageError('GROUP_NO_POINT', `point ${point.groupSeq} of group ${group} cannot be read: ${gone.join(', ')} no longer kept`, hint)
+  return point
 }

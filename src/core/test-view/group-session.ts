@@ -6,7 +6,7 @@
 import path from 'node:path'
 import {UsageError} from '../errors.js'
 import {isGroupName} from '../group/name.js'
-import {listGroupPoints, type GroupPoint} from '../group/points.js'
+import {readableGroupPoint} from '../group/points.js'
 import type {NbdServer} from '../tracker/nbd/server.js'
 import {TestMember, type TestStarted, type TestStopped} from './member.js'
 import {serveMembers, type TestStartOptions} from './session.js'
@@ -16,21 +16,6 @@ export interface GroupTestOptions extends Omit<TestStartOptions, 'at'> {
   group: string
   /** The group point (`vdrep points --group`); default the newest every member keeps. */
   groupSeq?: number
-}
-
-async function pickPoint(o: GroupTestOptions): Promise<GroupPoint> {
-  const points = await listGroupPoints(o.root, o.group)
-  const hint = {hint: `list them with \`vdrep points --group ${o.group} --root ${o.root}\``}
-  const point = o.groupSeq === undefined ? points.find((p) => p.restorable) : points.find((p) => p.groupSeq === o.groupSeq)
-  if (!point)
-    throw new UsageError(
-      'GROUP_NO_POINT',
-      o.groupSeq === undefined ? `group ${o.group} has no point every member keeps under ${o.root}` : `group ${o.group} has no point ${o.groupSeq}`,
-      hint,
-    )
-  const gone = point.members.filter((m) => !m.kept).map((m) => `${m.path}@${m.seq}`)
-  if (gone.length) throw new UsageError('GROUP_NO_POINT', `point ${point.groupSeq} of group ${o.group} cannot be read: ${gone.join(', ')} no longer kept`, hint)
-  return point
 }
 
 export class GroupTestView {
@@ -46,7 +31,7 @@ export class GroupTestView {
 
   static async start(o: GroupTestOptions): Promise<GroupTestView> {
     if (!isGroupName(o.group)) throw new UsageError('BAD_GROUP_NAME', `${JSON.stringify(o.group)} is not a group name`)
-    const point = await pickPoint(o)
+    const point = await readableGroupPoint(o.root, o.group, o.groupSeq)
     const members: TestMember[] = []
     try {
       for (const m of point.members) members.push(await TestMember.open(path.join(o.root, m.path), String(m.seq), m.path, o.capBytes))
