@@ -77,9 +77,12 @@ export function trackerContext(rows: BenchRow[]): string[] {
     const x = (r: BenchRow) => `${(r.seconds / q.seconds).toFixed(2)}x`
     // At QD1 one write is in flight at a time: the time ratio is the ratio of per-write latencies.
     const what = k.endsWith(' qd1') ? 'latency' : 'time'
+    // CPU-s of the serving process: what a row costs the host, steadier than wall time on a shared one.
+    const cx = (r: BenchRow) => (r.cpuSeconds !== undefined && q.cpuSeconds ? `${(r.cpuSeconds / q.cpuSeconds).toFixed(2)}x` : '?')
     return (
       `${k}: qemu-nbd ${us(q)}/write; ${what} vdrep ÷ qemu-nbd: dirty ${x(d)}, first write after a push ${x(p)}` +
-      `${c ? `, into a cold log ${x(c)}` : ''}, cold start ${x(f)}`
+      `${c ? `, into a cold log ${x(c)}` : ''}, cold start ${x(f)}; server CPU-s vdrep ÷ qemu-nbd: dirty ${cx(d)}, ` +
+      `after a push ${cx(p)}${c ? `, cold log ${cx(c)}` : ''}, cold start ${cx(f)}`
     )
   })
 }

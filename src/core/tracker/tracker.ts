@@ -188,7 +188,8 @@ export class Tracker {
       })
       cleanup.push(() => nbd.close())
       // The VM's first requests find the request path compiled (warm-up.ts); nothing of this disk is touched.
-      const warmed = (opts.warmUp ?? WARM_UP_ENABLED) ? await warmUp({blockSize: bs, extentBytes: 2 ** h.alExtentShift, alExtents: h.alExtents}) : null
+      const warmed =
+        (opts.warmUp ?? WARM_UP_ENABLED) ? await warmUp({blockSize: bs, extentBytes: 2 ** h.alExtentShift, alExtents: h.alExtents, diskSize: inner.size}) : null
       if (warmed)
         say(
           'debug',

@@ -34,8 +34,13 @@ import {WriteGate} from './write-gate.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
-/** The scratch export (sparse: holds at most what a pass writes). */
+/** What a pass writes at most: half of it at the scratch export's start, half at its end. */
 const SCRATCH_BYTES = 32 * MiB
+/**
+ * The scratch export's size at most: past 2^30 every size and offset is a boxed number to V8,
+ * whatever its value, and the scratch record's bitmaps stay small (32 KiB at 64 KiB blocks).
+ */
+const SCRATCH_MAX = 16 * 1024 * MiB
 /** Passes at most (~960 requests each), and the time after which no new request is sent. */
 const MAX_PASSES = 6
 export const DEFAULT_WARM_UP_MS = 1000
@@ -55,6 +60,14 @@ export interface WarmUpShape {
   blockSize: number
   extentBytes: number
   alExtents: number
+  /**
+   * The tracked disk's size: the scratch export is as large (sparse) and a pass writes near
+   * its end too, so the request path meets numbers of the kinds the VM's requests bring. V8
+   * keeps integers below 2^30 unboxed (Smi): trained on a 32 MiB scratch export only, the
+   * compiled path deoptimized ("not a Smi") at the VM's first request into a 1 GiB disk (its
+   * size is 2^30) and compiled it again, on the VM's time. Default: SCRATCH_BYTES; at most SCRATCH_MAX.
+   */
+  diskSize?: number
 }
 
 export interface WarmUpResult {
@@ -65,13 +78,14 @@ export interface WarmUpResult {
   error?: string
 }
 
-/** One pass: what a VM sends, as first writes (bits cleared before it) and rewrites. */
-function pass(blockSize: number): Array<{reqs: WarmRequest[]; depth: number}> {
+/** One pass: what a VM sends, as first writes (bits cleared before it) and rewrites, into an export of `exportSize` bytes. */
+function pass(blockSize: number, exportSize: number): Array<{reqs: WarmRequest[]; depth: number}> {
   const W = C.NBD_CMD_WRITE
   const R = C.NBD_CMD_READ
   const seq = (type: WarmRequest['type'], n: number, size: number, at: number, step = size): WarmRequest[] =>
     Array.from({length: n}, (_, i) => ({type, offset: at + ((i * step) % (SCRATCH_BYTES / 2)), length: size}))
-  const half = SCRATCH_BYTES / 2
+  // The second half's writes go to the export's last SCRATCH_BYTES / 2 (64 KiB aligned).
+  const half = Math.floor((exportSize - SCRATCH_BYTES / 2) / (64 * KiB)) * 64 * KiB
   return [
     // Small steps, repeated: a start on a busy host that gets through less still covers every
     // kind. Queue depth 16 weighs most: the per-turn code (gathered runs, batched replies,
@@ -107,10 +121,13 @@ export interface ScratchExport {
   client: WarmClient
   /** The scratch record's active bitmap (cleared: the next writes are first writes again). */
   active: Bitmap
+  /** The scratch export's size (bytes). */
+  size: number
   close(): Promise<void>
 }
 
 export async function openScratchExport(shape: WarmUpShape): Promise<ScratchExport> {
+  const size = Math.max(SCRATCH_BYTES, Math.min(shape.diskSize ?? 0, SCRATCH_MAX))
   const cleanup: Array<() => unknown> = []
   const close = async () => {
     for (const f of cleanup.reverse()) await Promise.resolve(f()).catch(() => {})
@@ -121,7 +138,7 @@ export async function openScratchExport(shape: WarmUpShape): Promise<ScratchExpo
     const file = path.join(dir, `${tag}.img`)
     const fh = await fs.open(file, 'wx', 0o600)
     try {
-      await fh.truncate(SCRATCH_BYTES)
+      await fh.truncate(size)
     } finally {
       await fh.close()
     }
@@ -133,7 +150,7 @@ export async function openScratchExport(shape: WarmUpShape): Promise<ScratchExpo
     }
     cleanup.push(() => inner.close())
     const bs = shape.blockSize
-    const blockCount = Math.ceil(SCRATCH_BYTES / bs)
+    const blockCount = Math.ceil(size / bs)
     const active = new Bitmap(blockCount)
     // Shaped as ChangeRecord's bitmapStore and activityLogStore are (the same properties in the
     // same order; one object for both had a map of its own): the dirty log's and the activity
@@ -146,7 +163,7 @@ export async function openScratchExport(shape: WarmUpShape): Promise<ScratchExpo
     cleanup.push(() => log.close())
     log.useLog = true
     const gate = new WriteGate()
-    const freezer = new Freezer(log, gate, inner, {blockSize: bs, diskSize: SCRATCH_BYTES, blockCount}, {cowPath: `${file}.cow`, cowLimit: 0})
+    const freezer = new Freezer(log, gate, inner, {blockSize: bs, diskSize: size, blockCount}, {cowPath: `${file}.cow`, cowLimit: 0})
     const server = new NbdServer(new RecordingBackend(inner, log, gate, freezer, bs))
     cleanup.push(() => server.close())
     // An abstract unix socket: no file, and only this process knows its name.
@@ -154,7 +171,7 @@ export async function openScratchExport(shape: WarmUpShape): Promise<ScratchExpo
     await server.listen({kind: 'unix', path: sock})
     const client = await WarmClient.connect(sock, inner.exportName, 64 * KiB)
     cleanup.push(() => client.close())
-    return {client, active, close}
+    return {client, active, size, close}
   } catch (err) {
     await close()
     throw err
@@ -167,12 +184,21 @@ export async function warmUp(shape: WarmUpShape, maxMs = warmUpCapMs()): Promise
   let scratch: ScratchExport | undefined
   try {
     scratch = await openScratchExport(shape)
-    while (out.passes < MAX_PASSES && performance.now() - started < maxMs) {
+    const more = () => out.passes < MAX_PASSES && performance.now() - started < maxMs
+    while (more()) {
       scratch.active.bits.fill(0) // the next pass's writes are first writes again
-      for (const step of pass(shape.blockSize)) {
+      for (const step of pass(shape.blockSize, scratch.size)) {
         out.requests += await scratch.client.run(step.reqs, step.depth, started + maxMs)
       }
       out.passes++
+      if (out.passes === 1 && more()) {
+        // A new stack after the first pass: closing one (its connection, socket, timers) changes
+        // the hidden classes the compiled request path depends on, and V8 throws that code away.
+        // Closed here, not only at the end, the code compiled by the passes after it holds.
+        await scratch.close()
+        scratch = undefined
+        scratch = await openScratchExport(shape)
+      }
     }
   } catch (err) {
     out.error = (err as Error).message

@@ -8,7 +8,9 @@ import {HeaderFlag} from '../../../src/core/psf/header.js'
 import {SLOT_SIZE} from '../../../src/core/psf/layout.js'
 import {PsfFile, psfPathFor} from '../../../src/core/psf/psf-file.js'
 import {Tracker} from '../../../src/core/tracker/tracker.js'
-import {DEFAULT_WARM_UP_MS, warmUp, warmUpCapMs} from '../../../src/core/tracker/warm-up.js'
+import {DEFAULT_WARM_UP_MS, openScratchExport, warmUp, warmUpCapMs} from '../../../src/core/tracker/warm-up.js'
+import * as C from '../../../src/core/tracker/nbd/constants.js'
+import type {WarmRequest} from '../../../src/core/tracker/nbd/warm-client.js'
 import {seededBytes, tempDir} from '../../helpers/disks.js'
 import {runOk} from './nbd/harness.js'
 import {initDisk, MiB} from './tracker-helpers.js'
@@ -37,6 +39,30 @@ describe('tracker warm-up', function () {
     assert.ok(r.passes >= 1, `passes: ${r.passes}`)
     assert.ok(r.requests >= 500, `requests: ${r.requests}`)
     assert.ok(r.ms < 2000, `${r.ms} ms`)
+    assert.deepEqual(await scratchLeft(), [])
+  })
+
+  it("trains on numbers of the disk's kind: the scratch export is as large as the disk (sparse, up to 16 GiB) and written near its end", async () => {
+    // Sizes and offsets past 1 GiB are not small integers to V8 (Smi), whatever their value.
+    const diskSize = 3 * 1024 * MiB
+    const shape = {blockSize: 65536, extentBytes: 4 * MiB, alExtents: 2026, diskSize}
+    const scratch = await openScratchExport(shape)
+    try {
+      assert.equal(scratch.size, diskSize)
+      const last: WarmRequest = {type: C.NBD_CMD_WRITE, offset: diskSize - 65536, length: 65536}
+      assert.equal(await scratch.client.run([last], 1, performance.now() + 10_000), 1)
+      assert.ok(scratch.active.get(diskSize / 65536 - 1), 'the last block is marked in the scratch record')
+    } finally {
+      await scratch.close()
+    }
+    // A disk of 4 TiB: a 16 GiB scratch export (its bitmaps 32 KiB, not 8 MiB).
+    const big = await openScratchExport({...shape, diskSize: 4 * 1024 * 1024 * MiB})
+    const bigSize = big.size
+    await big.close()
+    assert.equal(bigSize, 16 * 1024 * MiB)
+    const r = await warmUp(shape)
+    assert.equal(r.error, undefined)
+    assert.ok(r.requests >= 500, `requests: ${r.requests}`)
     assert.deepEqual(await scratchLeft(), [])
   })
 
