@@ -10,8 +10,10 @@ import vm from 'node:vm'
 import v8 from 'node:v8'
 import {trimFreedMemory} from '../native/performance-hints.js'
 
-/** Quiet this long (no session running) before the serve collects and trims. */
-export const IDLE_DELAY_MS = 1_000
+/** Quiet this long (no session running) before the serve collects and trims: short, so that
+ * back-to-back runs (a bench, a group's members) are trimmed between them; the work takes
+ * milliseconds (a full collection of a ~15 MiB heap and one malloc_trim). */
+export const IDLE_DELAY_MS = 250
 
 let collect: (() => void) | null | undefined
 
