@@ -23,6 +23,8 @@ export interface Binding {
   rangeUnlock?(fd: number, start: number, length: number): void
   /** Optional: an addon built by an older vdrep lacks it (then nothing is tuned). */
   keepFreedMemory?(mmapThreshold: number, trimThreshold: number): boolean
+  /** Optional: an addon built by an older vdrep lacks it (then freed memory stays mapped up to the trim threshold). glibc malloc_trim(0). */
+  trimFreedMemory?(): boolean
   /** Optional: an addon built by an older vdrep lacks it (then writeback starts at fdatasync). */
   startWriteback?(fd: number, offset: number, length: number): Promise<void>
   /** Optional: an addon built by an older vdrep lacks it (then TCP peers are found in /proc, native/peer-credentials.ts). One NETLINK_SOCK_DIAG exchange; returns the reply's full length. */

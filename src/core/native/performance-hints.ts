@@ -29,6 +29,20 @@ export function keepFreedMemory(): boolean {
 }
 
 /**
+ * Hand freed heap memory back to the kernel (glibc malloc_trim(0), every arena): what
+ * keepFreedMemory keeps mapped for the next buffer stays resident otherwise, up to its trim
+ * threshold per arena. For a long-lived process between jobs (`vdrep serve` once its sessions
+ * are over). Returns whether memory was released (false without the addon or glibc).
+ */
+export function trimFreedMemory(): boolean {
+  try {
+    return loadedAddon?.trimFreedMemory?.() === true
+  } catch {
+    return false
+  }
+}
+
+/**
  * Start writing a written range back to the device (sync_file_range SYNC_FILE_RANGE_WRITE, in
  * the thread pool), so that a later fdatasync waits for less. A hint, never a guarantee:
  * durability still comes from fdatasync. Undefined without the addon.

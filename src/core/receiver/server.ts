@@ -26,6 +26,7 @@ import {peerUid} from '../native/peer-credentials.js'
 import {FrameReader} from '../protocol/frame-reader.js'
 import {SocketReader} from '../transport/socket-reader.js'
 import {acquireReplica, kernelLocksInUse, type ReplicaLockOptions} from '../locks/index.js'
+import {IdleTrim} from './idle-trim.js'
 import {ConnectionCaps, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID} from './connection-caps.js'
 import {LOOPBACK} from './serve-config.js'
 import {refuse, serveConnection} from './server-session.js'
@@ -63,6 +64,8 @@ interface Running {
 export class ReceiverServer {
   private readonly servers: net.Server[] = []
   private readonly running = new Map<number, Running>()
+  /** Collects and trims once no session has run for a moment (idle-trim.ts). */
+  private readonly idle = new IdleTrim(() => this.running.size)
   private seq = 0
   private stopping = false
   private readonly log: FieldLog
@@ -197,6 +200,7 @@ export class ReceiverServer {
       this.running.delete(id)
       this.caps.endSession(uid)
       this.caps.closed() // the session owns the socket (adopted, it is another object) to its end
+      this.idle.sessionEnded()
     })
     this.running.set(id, {socket: s, done})
   }
@@ -212,6 +216,7 @@ export class ReceiverServer {
    */
   async stop(graceMs = 5_000): Promise<{finished: number; aborted: number}> {
     this.stopping = true
+    this.idle.cancel()
     const closed = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())))
     const pending = [...this.running.values()]
     let aborted = 0
