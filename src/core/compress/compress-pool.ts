@@ -45,6 +45,8 @@ export function defaultCompressWorkers(): number {
 const HINT = 'this is a bug or a resource limit (memory, threads); run the command again, or with --compress none'
 
 export class CompressPool extends WorkerJobs<Pending> {
+  private started = 0
+
   constructor(readonly workers = defaultCompressWorkers()) {
     super((message, cause) => new CompressWorkerError(message, {cause, hint: HINT}), 'a compression worker thread', 'the compression pool')
     // Its data lives in transferred ArrayBuffers, off its heap: a small heap keeps its resident
@@ -70,8 +72,16 @@ export class CompressPool extends WorkerJobs<Pending> {
     })
   }
 
+  /** Every worker has loaded zstd and takes a job at once, or the pool fails it at once (until then a job waits for the start: 0.1-0.4 s). */
+  get ready(): boolean {
+    return this.started === this.workers || this.refusal() !== undefined
+  }
+
   private reply(slot: WorkerSlot<Pending>, m: CompressReply): void {
-    if ('ready' in m) return
+    if ('ready' in m) {
+      this.started++
+      return
+    }
     const p = this.settle(slot, m.id)
     if (!p) return
     if ('error' in m) return this.die(`compressing in a worker thread failed: ${m.error}`)

@@ -49,6 +49,12 @@ export function sessionCompression(
   if (offer.codecs.length === 0) return {report: {...base, codec: 'none', why: offer.why}}
   if (picked === undefined) return {report: {...base, codec: 'none', why: 'the replica host runs a vdrep without compression'}}
   if (picked === 0) return {report: {...base, codec: 'none', why: 'the replica host has no codec in common (no zstd there)'}}
-  const sender = new RunSender(writer, levelChooser(setting === 'none' ? 'auto' : setting, defaultCompressWorkers()), bs, throttle, () => new CompressPool())
+  const sender = new RunSender(
+    writer,
+    levelChooser(setting === 'none' ? 'auto' : setting, defaultCompressWorkers(), undefined, process.env.VDREP_AUTO_TRACE === '1'),
+    bs,
+    throttle,
+    () => new CompressPool(),
+  )
   return {sender, report: {...base, codec: codecName(picked)}}
 }

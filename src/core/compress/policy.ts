@@ -13,12 +13,13 @@
 // compression (bytes not sent also save both ends' encryption and copies) and on loopback it may
 // oversell it. Every measure skips SETTLE_BYTES after a switch between raw and compressed (the
 // buffers before the link fill or drain then). It starts compressing; after two windows it measures
-// raw (a settling stretch, then a window) unless the compressed stream drained over SLOW_LINK
-// times slower than the compressor fed it (a slow link: it compresses from the start); a link faster than the compressor goes off then. Each mode is re-measured now and then, less often while that changes
-// nothing. Incompressible pieces never reach the wire compressed (the worker's sample test), so
-// they cost a sample's compression, not a piece's.
+// raw (a settling stretch, then a window) unless the compressed stream drained SLOW_LINK times
+// slower than the compressor fed it (a slow link compresses from the start; a fast one goes off).
+// Each mode is re-measured now and then, less often while that changes nothing, and raw never while
+// the carrier bounds the compressed stream (carrier ms x raw / wire > wall: raw could only be slower).
 import {UsageError} from '../errors.js'
 import {MAX_LEVEL, MIN_LEVEL} from './codec.js'
+import {FixedLevel, type AutoMeasures, type LevelChooser} from './level-chooser.js'
 /** `auto`, `none`, or a fixed zstd level (MIN_LEVEL..MAX_LEVEL). */
 export type CompressSetting = 'auto' | 'none' | number
 
@@ -67,54 +68,10 @@ const FIRST_PROBE = 2
 /** Weight of a new measure in the running averages. */
 const EWMA = 0.5
 
-export interface LevelChooser {
-  /** The level for the next piece: 0 sends it raw. */
-  level(): number
-  /** The level the next piece would get, without counting it as used. */
-  current(): number
-  /** A worker compressed `tried` input bytes at `level` in `ms`. */
-  compressed(level: number, tried: number, ms: number): void
-  /** The carrier took `wireBytes` in `ms` (encryption and waits for the link). */
-  carried(wireBytes: number, ms: number): void
-  /** A piece of `rawBytes` went out (at the level it was given). Closes windows. */
-  sent(rawBytes: number, level: number): void
-  /** Every level used, for the result. */
-  readonly used: ReadonlySet<number>
-  /** auto: what it measured, in MB/s (the result shows it). */
-  measured?(): AutoMeasures
-}
+export type {AutoMeasures, LevelChooser} from './level-chooser.js'
 
-/** auto's measures at the end of a transfer, MB/s (1 MB = 10^6 bytes). */
-export interface AutoMeasures {
-  /** Compressor input rate per worker, per level. */
-  compressor: Record<number, number>
-  /** Carrier drain rate. */
-  carrier?: number
-  /** End-to-end raw rates of windows sent raw (off) and compressed (on). */
-  realized: {off?: number; on?: number}
-  windows: number
-  /** The level of each window, one digit each (the first 256). */
-  history: string
-}
-
-export function levelChooser(setting: 'auto' | number, workers = 1, now: () => number = () => performance.now()): LevelChooser {
-  return setting === 'auto' ? new AutoLevel(workers, now) : new FixedLevel(setting)
-}
-
-class FixedLevel implements LevelChooser {
-  readonly used: Set<number>
-  constructor(private readonly fixed: number) {
-    this.used = new Set([fixed])
-  }
-  level(): number {
-    return this.fixed
-  }
-  current(): number {
-    return this.fixed
-  }
-  compressed(): void {}
-  carried(): void {}
-  sent(): void {}
+export function levelChooser(setting: 'auto' | number, workers = 1, now: () => number = () => performance.now(), trace = false): LevelChooser {
+  return setting === 'auto' ? new AutoLevel(workers, now, trace) : new FixedLevel(setting)
 }
 
 interface Realized {
@@ -134,6 +91,14 @@ export class AutoLevel implements LevelChooser {
   private rateD: number | undefined
   /** Carrier bytes per ms over the last compressed window: the link's rate only when it bounds them. */
   private lastDOn: number | undefined
+  /**
+   * The last compressed window spent so much of its time in the carrier that its bytes raw would
+   * have taken longer there alone (carrier ms x raw / wire > the window's wall time): the link or
+   * the carrier bounds the transfer, and raw, more bytes through it, cannot be faster.
+   */
+  private carrierBound = false
+  /** A raw probe was skipped for carrierBound: it is made as soon as that no longer holds. */
+  private skipped = false
   /** End-to-end raw bytes per ms of windows sent raw (off) and compressed (on), with D then (STALE_D). */
   private realized: {off?: Realized; on?: Realized} = {}
   // Starts compressing at level 1: a link not yet measured may be slow, and a push too small to
@@ -156,10 +121,17 @@ export class AutoLevel implements LevelChooser {
   /** The level to return to after a probe (-1: not probing). */
   private probeFrom = -1
 
+  private readonly trace: string[] | undefined
+  private readonly t0: number
+
   constructor(
     private readonly workers = 1,
     private readonly now: () => number = () => performance.now(),
-  ) {}
+    trace = false,
+  ) {
+    this.trace = trace ? [] : undefined
+    this.t0 = now()
+  }
 
   current(): number {
     return this.lvl
@@ -188,7 +160,10 @@ export class AutoLevel implements LevelChooser {
     const on = level > 0
     // Into compressing it waits twice as long: the raw backlog drains at the link's rate while
     // the compressor feeds faster (16 MiB left the bench's compressed window waiting on it).
-    if (this.lastOn !== undefined && on !== this.lastOn) this.settleLeft = on ? 2 * SETTLE_BYTES : SETTLE_BYTES
+    if (this.lastOn !== undefined && on !== this.lastOn) {
+      this.settleLeft = on ? 2 * SETTLE_BYTES : SETTLE_BYTES
+      this.note(`settle ${on ? 'on' : 'off'}`)
+    }
     this.lastOn = on
     if (this.settleLeft > 0) {
       // The buffers between here and the receiver fill (after compressing) or drain (after raw)
@@ -202,10 +177,15 @@ export class AutoLevel implements LevelChooser {
     this.winRaw += rawBytes
     if (this.winRaw < WINDOW_BYTES) return
     const wall = Math.max(this.now() - this.winStart, 0.001)
+    const line =
+      this.trace &&
+      `L${level} ${(this.winRaw / 1e6).toFixed(1)}MB wire ${(this.winWire / 1e6).toFixed(1)} ${wall.toFixed(0)}ms carrier ${this.winCarrierMs.toFixed(0)}ms`
     if (this.winCarrierMs > 0) {
       const d = this.winWire / Math.max(this.winCarrierMs, 0.001)
-      if (on) this.lastDOn = d
-      else this.rateD = avg(this.rateD, d)
+      if (on) {
+        this.lastDOn = d
+        this.carrierBound = (this.winCarrierMs * this.winRaw) / Math.max(this.winWire, 1) > wall * HOLD
+      } else this.rateD = avg(this.rateD, d)
     }
     for (const [l, w] of this.winC) if (w.tried > 0) this.rateC.set(l, avg(this.rateC.get(l), w.tried / Math.max(w.ms, 0.001)))
     this.winC.clear()
@@ -219,6 +199,14 @@ export class AutoLevel implements LevelChooser {
     this.windows++
     if (this.history.length < 256) this.history += String(level)
     this.lvl = this.decide()
+    if (line) {
+      const m = this.measured()
+      this.note(`${line} C ${JSON.stringify(m.compressor)} D ${m.carrier} on ${m.realized.on} off ${m.realized.off} -> ${this.lvl}`)
+    }
+  }
+
+  private note(text: string): void {
+    if (this.trace && this.trace.length < 512) this.trace.push(`${(this.now() - this.t0).toFixed(0)} ${text}`)
   }
 
   /** What auto measured, in MB/s (bytes per ms / 1000). */
@@ -230,6 +218,7 @@ export class AutoLevel implements LevelChooser {
       realized: {off: mb(this.realized.off?.rate), on: mb(this.realized.on?.rate)},
       windows: this.windows,
       history: this.history,
+      ...(this.trace ? {trace: this.trace} : {}),
     }
   }
 
@@ -241,18 +230,29 @@ export class AutoLevel implements LevelChooser {
       this.probeEvery = settled > 0 === this.probeFrom > 0 ? Math.min(MAX_REPROBE_WINDOWS, this.probeEvery * 2) : REPROBE_WINDOWS
       this.untilProbe = this.probeEvery
       this.probeFrom = -1
+      this.skipped = false
       return settled
     }
     const next = this.vetoed(model)
     if (next > 0 !== this.lvl > 0) {
       this.untilProbe = this.probeEvery
+      this.skipped = false
       return next
     }
     // A link that bounds even the compressed stream is slow whatever raw would do, so compressing
     // goes on without measuring raw (a slow link compresses from its start). Judged on the second
     // window: the buffers before the link took most of the first at any speed (at 100 Mbit/s).
     if (this.windows === FIRST_PROBE && next > 0 && this.linkBoundCompressed()) this.untilProbe = this.probeEvery
+    if (this.skipped && next > 0 && !this.carrierBound) this.untilProbe = 1
     if (--this.untilProbe > 0) return next
+    // A raw probe is not worth its bytes while the carrier bounds the compressed stream (each
+    // cost ~24 MiB sent raw on the 1 Gbit/s bench link, and a noisy raw window could keep it raw
+    // for 16 more); it is due again later, and at once the compressed stream stops being bound.
+    this.skipped = next > 0 && this.carrierBound
+    if (this.skipped) {
+      this.untilProbe = this.probeEvery
+      return next
+    }
     // Measure the other mode (a settling stretch, then one window): the link or the load may have changed.
     this.probeFrom = next
     return next > 0 ? 0 : AUTO_LEVELS[0]

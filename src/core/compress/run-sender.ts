@@ -1,6 +1,8 @@
 // The sender's side of compression, shared by the full sync and the push: a run of contiguous
 // blocks that must travel goes as DATA_Z pieces of RUN_BYTES where they compress, else block by
-// block as DATA. Compression runs in worker threads (compress-pool.ts) as a pipeline: a piece
+// block as DATA. Compression runs in worker threads (compress-pool.ts) as a pipeline, except
+// where a worker costs more than it saves (on this thread: the first INLINE_BYTES, while the
+// workers start, and pieces whose sample says they are cheap): a piece
 // is handed to a worker and the caller goes on reading and hashing while up to QUEUE_BYTES of
 // pieces are compressed and then sent, strictly in the order they were given (the receivers
 // check block order). Frames the caller sends between runs (zero runs) go through later() to
@@ -22,10 +24,11 @@ import {FrameType} from '../protocol/frame.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
 import {DATA_FIELDS_SIZE, encodeDataFields} from '../protocol/messages.js'
 import type {Throttle} from '../sync/throttle.js'
-import {Codec, codecName, compressBound, compressPiece, Compressor} from './codec.js'
+import {Codec, codecName, compressBound} from './codec.js'
 import type {Compressed, CompressPool} from './compress-pool.js'
 import type {LevelChooser} from './policy.js'
 import {once, type CompressStats} from './run-stats.js'
+import {INLINE_BYTES, KEEP_BELOW, ThisThread} from './this-thread.js'
 import {TransferBuffers} from './transfer-buffers.js'
 
 export type {CompressStats} from './run-stats.js'
@@ -34,17 +37,6 @@ export type {CompressStats} from './run-stats.js'
 export const RUN_BYTES = 1 << 20
 /** Raw bytes handed to the workers and not yet sent, at most (bounds the pipeline's memory; 4 pieces keep a worker busy while the carrier sends). */
 export const QUEUE_BYTES = 4 << 20
-/** Kept compressed only if it saves at least this share (else the receiver's work buys little). */
-const KEEP_BELOW = 0.9
-/** Bytes a worker tries first; a piece whose sample does not shrink goes raw untried. */
-export const SAMPLE_BYTES = 16 << 10
-/**
- * Raw bytes compressed on the sending thread before the workers start: a seed or a push that
- * sends a few MB never pays for starting a thread and loading zstd there (0.1-0.2 CPU-s on this
- * machine, more than compressing 16 MiB, ~50 ms); a transfer that goes on starts them then.
- */
-export const INLINE_BYTES = 16 << 20
-
 interface Piece {
   first: number
   count: number
@@ -55,7 +47,7 @@ interface Piece {
 }
 
 export class RunSender {
-  private readonly s = {runs: 0, rawBytes: 0, compressedBytes: 0, incompressibleBytes: 0, compressMs: 0, waitMs: 0}
+  private readonly s = {runs: 0, rawBytes: 0, compressedBytes: 0, incompressibleBytes: 0, inlineBytes: 0, compressMs: 0, waitMs: 0}
   /** DATA / DATA_Z payload bytes this sender put on the wire (raw pieces through the caller's path included). */
   wireBytes = 0
   private tail: Promise<void> = Promise.resolve()
@@ -64,17 +56,15 @@ export class RunSender {
   private failure: Error | undefined
   private space: (() => void) | undefined
   private pool: CompressPool | undefined
-  private inline: Compressor | undefined
-  /** For the sample test only (16 KiB inputs: small tables, kept for the whole session). */
-  private sampler: Compressor | undefined
-  private inlineLeft: number
+  /** Samples, the first INLINE_BYTES and cheap pieces, compressed on this thread. */
+  private readonly here: ThisThread
   /** Blocks per piece. */
   private readonly per: number
   /** Pieces' raw bytes, and room for their compressed bytes (reused; see the top of the file). */
   private readonly inputs: TransferBuffers
   private readonly outputs: TransferBuffers
 
-  /** `startPool` makes the workers, once INLINE_BYTES have been compressed here. */
+  /** `startPool` makes the workers, once `inlineBytes` (INLINE_BYTES) have been compressed here. */
   constructor(
     private readonly writer: FrameWriter,
     private readonly chooser: LevelChooser,
@@ -83,7 +73,7 @@ export class RunSender {
     private readonly startPool: () => CompressPool,
     inlineBytes = INLINE_BYTES,
   ) {
-    this.inlineLeft = inlineBytes
+    this.here = new ThisThread(inlineBytes)
     this.per = Math.min(MAX_RUN_BLOCKS, Math.max(1, Math.floor(RUN_BYTES / bs)))
     // Room for the queue's pieces, the one being sent and one in the carrier's write; buffers
     // given back past that are left to the GC (compressBound adds well under 5% to a piece).
@@ -102,20 +92,6 @@ export class RunSender {
     return this.inputs.made + this.outputs.made
   }
 
-  /**
-   * The sample test, on this thread (16 KiB: microseconds): a piece whose sample does not shrink
-   * never goes to a worker, so random data costs no copy there and back (0.2-0.5 CPU-s per GiB
-   * of the mixed disk's random part). Its own zstd context, used for samples only, stays small
-   * (zstd sizes its tables to the 16 KiB it is given). Its time and bytes when it fails, else undefined.
-   */
-  private sampleFails(piece: Buffer, level: number): {ms: number; tried: number} | undefined {
-    if (piece.length <= SAMPLE_BYTES) return undefined
-    const z = (this.sampler ??= new Compressor())
-    const t0 = performance.now()
-    if (z.compress(piece.subarray(0, SAMPLE_BYTES), level, Math.floor(SAMPLE_BYTES * KEEP_BELOW))) return undefined
-    return {ms: performance.now() - t0, tried: SAMPLE_BYTES}
-  }
-
   /** A piece whose sample failed, queued behind others: copied (the caller may reuse `piece`), to go raw in order. */
   private rawPiece(piece: Buffer, untried: {ms: number; tried: number}): Compressed {
     const data = this.inputs.take(piece.length)
@@ -123,27 +99,29 @@ export class RunSender {
     return {data, out: this.outputs.take(compressBound(piece.length)), length: piece.length, packed: -1, ...untried}
   }
 
-  /** `piece` (copied into a transfer buffer; its sample passed) compressed: here while the inline budget lasts, then by the workers. */
+  /**
+   * `piece` (copied into a transfer buffer; its sample passed) compressed: on this thread while
+   * the inline budget lasts, while the workers start, and while pieces are cheap to compress
+   * (CHEAP_MS_PER_MIB); by the workers otherwise.
+   */
   private compress(piece: Buffer, level: number): Promise<Compressed> {
     const data = this.inputs.take(piece.length)
     piece.copy(Buffer.from(data))
     const out = this.outputs.take(compressBound(piece.length))
-    if (!this.pool && this.inlineLeft > 0) {
-      this.inlineLeft -= piece.length
-      try {
-        const t0 = performance.now()
-        const z = (this.inline ??= new Compressor())
-        const {packed, tried} = compressPiece(z, Buffer.from(data, 0, piece.length), Buffer.from(out), level, piece.length, KEEP_BELOW) // sampled already
-        return Promise.resolve({data, out, length: piece.length, packed, ms: performance.now() - t0, tried})
-      } catch (err) {
-        return Promise.reject(err as Error)
-      }
+    const cheap = this.here.cheap(level)
+    // The workers start once the budget is spent, and take pieces once they have loaded zstd: a
+    // piece sent to a starting worker waited for the start (0.4 s on a busy host), the pipeline with it.
+    if (!this.pool && !this.here.spend(piece.length) && !cheap) this.pool = this.startPool()
+    if (this.pool?.ready && !cheap) {
+      const done = this.pool.compress(data, piece.length, out, level, piece.length, KEEP_BELOW) // sampled here already
+      return done.then((z) => (this.here.record(level, z), z))
     }
-    if (!this.pool) {
-      this.pool = this.startPool()
-      this.inline = undefined // its zstd context (several MiB) goes with it
+    try {
+      this.s.inlineBytes += piece.length
+      return Promise.resolve({data, out, length: piece.length, ...this.here.compress(Buffer.from(data, 0, piece.length), Buffer.from(out), level)})
+    } catch (err) {
+      return Promise.reject(err as Error)
     }
-    return this.pool.compress(data, piece.length, out, level, piece.length, KEEP_BELOW) // sampled here already
   }
 
   /**
@@ -169,7 +147,8 @@ export class RunSender {
         this.chooser.sent(piece.length, 0)
         continue
       }
-      const untried = this.sampleFails(piece, level)
+      const tried = this.here.sample(piece, level)
+      const untried = tried?.fails ? {ms: tried.ms, tried: tried.tried} : undefined
       if (untried && this.pending === 0) {
         // Incompressible, nothing queued: raw the caller's way, without a copy.
         const t0 = performance.now()

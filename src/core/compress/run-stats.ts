@@ -14,6 +14,8 @@ export interface CompressStats {
   compressedBytes: number
   /** Raw bytes of pieces that were tried but went raw (did not shrink). */
   incompressibleBytes: number
+  /** Raw bytes compressed on the sending thread (the first few MiB, while the workers start, and cheap pieces). */
+  inlineBytes: number
   /** Worker time spent compressing (beside the sending, not in its way). */
   compressMs: number
   /** Time the sender waited for a worker's result (the pipeline ran dry). */

@@ -1,6 +1,6 @@
 // --compress parsing and auto's choice of level, driven with simulated rates and a simulated
 // clock: a link faster than the compressor ends off (a fast link never gets slower), a slow link
-// compresses, a very slow one at level 3, a starved CPU does not compress, and a mode measured
+// compresses without ever measuring raw while it bounds the compressed stream, a very slow one at level 3, a starved CPU does not compress, and a mode measured
 // slower end to end is dropped whatever the rates say.
 import assert from 'node:assert/strict'
 import {AutoLevel, parseCompress, SETTLE_BYTES, WINDOW_BYTES} from '../../../src/core/compress/policy.js'
@@ -82,6 +82,27 @@ describe('compress/policy', () => {
     const seen = drive(a, clock, 60, GBIT)
     assert.equal(a.current(), 1)
     assert.ok(seen.filter((l) => l === 1).length >= 0.9 * seen.length, seen.join(''))
+  })
+
+  it('auto on a link that bounds the compressed stream never spends a window raw to measure it', () => {
+    // Raw probes cost the 1 Gbit/s bench 24 MiB raw each, and a noisy one turned it raw for 16 windows.
+    const {a, clock} = auto()
+    const seen = drive(a, clock, 120, GBIT)
+    assert.ok(
+      seen.every((l) => l === 1),
+      a.measured().history,
+    )
+  })
+
+  it('auto measures raw as soon as the compressed stream stops being bound by the link, and goes raw', () => {
+    const {a, clock} = auto()
+    assert.ok(drive(a, clock, 40, GBIT).every((l) => l > 0))
+    // The link gets faster than the compressor: the probe comes at once, not up to 16 windows later.
+    const seen = drive(a, clock, 8, LOOPBACK)
+    assert.ok(
+      seen.slice(-2 * perWindow).every((l) => l === 0),
+      a.measured().history,
+    )
   })
 
   it('auto on a 100 Mbit/s link compresses at level 3', () => {
