@@ -10,6 +10,7 @@ import fs from 'node:fs/promises'
 import {StateError, UsageError} from '../errors.js'
 import {acquireReplica} from '../locks/index.js'
 import {recoverJournal} from '../delta/apply.js'
+import {heldJournalPathFor} from '../group/held-journal.js'
 import {Bitmap} from '../psf/bitmap.js'
 import {psfPathFor} from '../psf/psf-file.js'
 import {readReplicaState, writeReplicaState, type PromotedInfo, type ReplicaState} from '../receiver/replica-state.js'
@@ -123,6 +124,9 @@ export async function failover(replica: string, o: FailoverOptions = {}): Promis
       state = {...state, promoted, epoch: promoted.epoch}
       await writeReplicaState(replica, state)
     }
+    // A group push's bundle held beside it (its receiver killed between the members' applies) is
+    // never applied to a promoted replica: it would move this member alone past the failover's point.
+    await fs.rm(heldJournalPathFor(replica), {force: true})
     const p = state.promoted as PromotedInfo
     let undone = new Bitmap(Math.ceil(state.diskSize / state.blockSize))
     const fh = await fs.open(replica, constants.O_RDWR | constants.O_NOFOLLOW)

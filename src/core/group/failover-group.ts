@@ -101,10 +101,14 @@ async function preflight(t: Target, o: GroupFailoverOptions, now: number): Promi
   const p = read.state?.promoted
   if (p) {
     const at = p.rollbackTo ?? p.atSeq
-    if (t.seq !== undefined && at !== t.seq)
-      throw new UsageError('USAGE', `${t.replica} was promoted already at sequence ${at}, not at the group point's ${t.seq}: nothing was changed`, {
-        hint: 'fail the other members over to that point by hand (`vdrep failover <replica> --at SEQ`), or promote none',
-      })
+    // Planned: each member at its final push, so one promoted by hand elsewhere (rolled back, or not final) splits the group.
+    const elsewhere = t.seq !== undefined ? at !== t.seq : p.rollbackTo !== undefined || !p.planned
+    if (elsewhere || p.oldReplicaId !== t.replicaId)
+      throw new UsageError(
+        'USAGE',
+        `${t.replica} was promoted already at sequence ${at}${p.oldReplicaId !== t.replicaId ? ' (another source than the group names)' : ''}, not at ${t.seq !== undefined ? `the group point's ${t.seq}` : 'its final push'}: nothing was changed`,
+        {hint: 'fail the other members over to that point by hand (`vdrep failover <replica> --at SEQ`), or promote none'},
+      )
     return
   }
   const state = checkFailoverFit(read.state, read.error, t.replica, o, now)

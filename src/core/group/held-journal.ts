@@ -39,10 +39,13 @@ export async function settleHeld(root: string, replica: string, log: (line: stri
     // incomplete (never sealed): its group cannot have committed, the record is written after every seal
   }
   const {state} = await readReplicaState(replica)
-  const record = seq !== undefined && state && state.lastSeq + 1 === seq ? await recordNaming(root, await memberPath(root, replica), seq) : null
+  // A promoted replica is a source now (a VM may be writing it): it takes nothing from its old source.
+  const record =
+    seq !== undefined && state && !state.promoted && state.lastSeq + 1 === seq ? await recordNaming(root, await memberPath(root, replica), seq) : null
   if (!record) {
     await fs.rm(held, {force: true})
-    log(`${replica}: a group push's held bundle${seq === undefined ? '' : ` (sequence ${seq})`} dropped: its group never committed`)
+    const why = state?.promoted ? 'the replica was promoted by a failover' : 'its group never committed'
+    log(`${replica}: a group push's held bundle${seq === undefined ? '' : ` (sequence ${seq})`} dropped: ${why}`)
     return 'dropped'
   }
   await promoteHeld(replica)

@@ -1,0 +1,110 @@
+// A group push cut by kill -9 between its members' applies leaves one member's bundle held
+// (`<replica>.vdrep-journal-held`) while its group record is written. `failover --group` then
+// picks the older group point (the held member does not keep the newer one yet) and promotes
+// every member there. The held bundle must never land on a promoted replica afterwards: the old
+// primary's next cron push (refused as FENCED) settles held bundles first, and would apply it
+// over the promoted disk, leaving that member one group point ahead of the others.
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import {collect, json, startVdrep, vdrep} from '../helpers/cli.js'
+import {filesEqual, makeMixedDisk, tempDir} from '../helpers/disks.js'
+import {qemuIo} from '../helpers/cycle.js'
+import {startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
+import type {GroupFailoverResult} from '../../src/core/group/failover-group.js'
+
+const MiB = 1 << 20
+
+describe('failover --group after a group push killed between member applies', function () {
+  this.timeout(120_000)
+  let dir: string
+  let root: string
+  const trackers: RunningTracker[] = []
+
+  beforeEach(async () => {
+    dir = await tempDir()
+    root = path.join(dir, 'r')
+    await fs.mkdir(root)
+  })
+  afterEach(async () => {
+    for (const t of trackers.splice(0)) await t.stop('SIGTERM').catch(() => undefined)
+    await fs.rm(dir, {recursive: true, force: true})
+  })
+
+  type Member = {disk: string; replica: string; sock: string}
+  async function member(name: string): Promise<Member> {
+    const d = path.join(dir, `${name}.img`)
+    const replica = path.join(root, `${name}.img`)
+    await makeMixedDisk(d, 4 * MiB, name)
+    assert.equal((await vdrep(['init', d, '--to', replica, '--group', 'vm'])).code, 0)
+    assert.equal((await vdrep(['fullsync', d])).code, 0)
+    assert.equal((await vdrep(['points', replica, '--retention', 'count:50'])).code, 0)
+    const sock = path.join(dir, `${name}.sock`)
+    trackers.push(await startTracker(d, ['--nbd', `unix:${sock}`]))
+    return {disk: d, replica, sock}
+  }
+  const uri = (m: Member) => `nbd+unix:///${path.basename(m.disk)}?socket=${m.sock}`
+  const exists = (p: string) =>
+    fs.stat(p).then(
+      () => true,
+      () => false,
+    )
+
+  it('leaves no held bundle that a later push applies over a promoted member', async () => {
+    const a = await member('a')
+    const b = await member('b')
+    await qemuIo(uri(a), ['write -P 0x11 0 128k'])
+    await qemuIo(uri(b), ['write -P 0x21 1M 64k'])
+    assert.equal((await vdrep(['push', '--group', 'vm', a.disk, b.disk])).code, 0)
+    for (const m of [a, b]) await fs.copyFile(m.replica, `${m.replica}.at1`)
+    await qemuIo(uri(a), ['write -P 0x12 0 1M'])
+    await qemuIo(uri(b), ['write -P 0x22 0 1M'])
+    // The second group push: the record is written, the first member applies, the others wait 5 s: killed then.
+    const push = startVdrep(['push', '--group', 'vm', a.disk, b.disk], {env: {VDREP_TEST_GROUP_CRASH: 'after-first-apply'}})
+    const pushed = collect(push)
+    const held = async () => (await exists(`${a.replica}.vdrep-journal-held`)) || (await exists(`${b.replica}.vdrep-journal-held`))
+    const deadline = Date.now() + 30_000
+    while (!((await exists(path.join(root, '.vdrep-groups', 'vm', '0000000000000002.vdrep-group'))) && (await held()))) {
+      assert.ok(Date.now() < deadline, 'the group push never reached its record')
+      assert.equal(push.exitCode, null, 'the push ended before its record')
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    await new Promise((r) => setTimeout(r, 1500)) // the first member applies
+    push.kill('SIGKILL')
+    const killed = await pushed
+    assert.equal(killed.signal, 'SIGKILL', `the push ended before the kill: ${killed.stdout}${killed.stderr}`)
+    const heldMember = (await exists(`${b.replica}.vdrep-journal-held`)) ? b : a
+    assert.ok(await exists(`${heldMember.replica}.vdrep-journal-held`), 'a member is held')
+
+    const r = await vdrep(['failover', '--group', 'vm', '--root', root, '--force', '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    const out = json<GroupFailoverResult>(r)
+    // Whichever point it chose, every member must be at that one point, and stay there.
+    const at = out.groupSeq === 1 ? '.at1' : undefined
+    if (at) for (const m of [a, b]) assert.ok(await filesEqual(m.replica, `${m.replica}${at}`), `${m.replica} is not at group point 1`)
+    const before = [await fs.readFile(a.replica), await fs.readFile(b.replica)]
+    assert.equal(await exists(`${heldMember.replica}.vdrep-journal-held`), false, 'the failover left a held bundle beside a promoted replica')
+    // The old primary's cron push: fenced, and it must not write the promoted replica.
+    for (const t of trackers.splice(0)) await t.stop('SIGTERM')
+    const late = await vdrep(['push', heldMember.disk])
+    assert.notEqual(late.code, 0)
+    assert.ok((await fs.readFile(a.replica)).equals(before[0]), 'a promoted replica was written after its failover')
+    assert.ok((await fs.readFile(b.replica)).equals(before[1]), 'a promoted replica was written after its failover')
+  })
+  it('--planned refuses, changing nothing, when a member was promoted by hand at another point than its final push', async () => {
+    const a = await member('a')
+    const b = await member('b')
+    await qemuIo(uri(a), ['write -P 0x31 0 256k'])
+    await qemuIo(uri(b), ['write -P 0x41 0 256k'])
+    assert.equal((await vdrep(['push', '--group', 'vm', a.disk, b.disk])).code, 0)
+    await qemuIo(uri(a), ['write -P 0x32 1M 64k'])
+    for (const t of trackers.splice(0)) await t.stop('SIGTERM')
+    for (const m of [a, b]) assert.equal((await vdrep(['push', m.disk, '--final'])).code, 0)
+    // a promoted by hand, rolled back to its group point 1 (sequence 1: the full sync is 0), not at its final push.
+    const byHand = await vdrep(['failover', a.replica, '--at', '1', '--force'])
+    assert.equal(byHand.code, 0, byHand.stderr)
+    const r = await vdrep(['failover', '--group', 'vm', '--root', root, '--planned'])
+    assert.equal(r.code, 2, `a at sequence 1 and b at its final push were reported as one planned group failover: ${r.stdout}`)
+    assert.equal(await exists(`${b.replica}.psf`), false, 'b was promoted')
+  })
+})
