@@ -72,6 +72,11 @@ export default class Failover extends BaseCommand {
 
 function summary(r: FailoverResult): string {
   const back = r.rolledBackTo !== undefined ? `, rolled back to point ${r.rolledBackTo} (${r.undoneBlocks} blocks)` : ''
-  const loss = r.planned ? 'planned: nothing lost' : `unplanned: writes of up to ${r.lossWindowSeconds} s before the failover may be lost`
+  const loss =
+    r.planned && r.rolledBackTo !== undefined
+      ? `planned, and rolled back on purpose: the writes after point ${r.rolledBackTo} are not on it`
+      : r.planned
+        ? 'planned: nothing lost'
+        : `unplanned: writes of up to ${r.lossWindowSeconds} s before the failover may be lost`
   return `failover ${r.replica}: promoted${r.resumed ? ' (finished an earlier run)' : ''}, epoch ${r.epoch}, at sequence ${r.atSeq}${back}; ${loss}; record ${r.psf}`
 }

@@ -79,8 +79,8 @@ export default class TestStart extends BaseCommand {
   private async group(group: string, replica: string | undefined, flags: Interfaces.InferredFlags<typeof TestStart.flags>): Promise<GroupTestStartResult> {
     if (replica !== undefined) throw new UsageError('USAGE', '--group names the members: give no replica beside it')
     if (flags.root === undefined) throw new UsageError('USAGE', '--group needs --root (the receiver root that holds the group records)')
-    const groupSeq = flags.at === undefined ? undefined : Number(flags.at)
-    if (groupSeq !== undefined && !(Number.isSafeInteger(groupSeq) && groupSeq >= 0))
+    const groupSeq = flags.at === undefined ? undefined : /^\d{1,15}$/.test(flags.at) ? Number(flags.at) : NaN
+    if (groupSeq !== undefined && Number.isNaN(groupSeq))
       throw new UsageError('USAGE', `--at ${flags.at}: with --group, name a group point by its sequence (\`vdrep points --group\`)`)
     const signalled = this.untilStopped()
     const view = await GroupTestView.start({

@@ -58,7 +58,8 @@ async function pickPoint(o: GroupFailoverOptions): Promise<GroupPoint> {
     const why: string[] = []
     for (const m of p.members) {
       const at = await promotedAt(o.root, m.path)
-      if (at !== undefined ? at !== m.seq : !m.kept) why.push(at !== undefined ? `${m.path} promoted at ${at}` : `${m.path}@${m.seq} no longer kept`)
+      if (at !== undefined ? at !== m.seq : !m.kept)
+        why.push(at !== undefined ? `${m.path} promoted at ${at}` : `${m.path}@${m.seq} no longer kept (or its points unreadable: diverged or in doubt)`)
     }
     return why
   }
