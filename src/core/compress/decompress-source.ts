@@ -61,6 +61,19 @@ export class DecompressingSource implements FrameSource {
     return this.pending.shift() as Frame
   }
 
+  /**
+   * The receive loop's fast path (frame-reader.ts): a block of a run expanded already, or the
+   * inner source's next frame if it is all here, without a promise per frame.
+   */
+  nextNow(): Frame | undefined {
+    const queued = this.pending.shift()
+    if (queued) return queued
+    const frame = this.inner.nextNow?.()
+    if (!frame || frame.type !== FrameType.DATA_Z) return frame
+    this.expand(frame.payload)
+    return this.pending.shift() as Frame
+  }
+
   private expand(payload: Buffer): void {
     const run = decodeCompressedRun(payload)
     const {first, count} = run

@@ -21,7 +21,7 @@ export class BufferPool {
     /** Larger buffers are not kept. */
     private readonly maxSize: number,
     /** Where fresh buffers come from (aligned memory, for one). */
-    private readonly allocate: (n: number) => Buffer = Buffer.allocUnsafeSlow,
+    private readonly allocate?: (n: number) => Buffer,
   ) {}
 
   readonly take = (n: number): Buffer => {
@@ -31,7 +31,7 @@ export class BufferPool {
       this.lent.add(b)
       return b
     }
-    const fresh = this.allocate(n)
+    const fresh = this.allocate?.(n) ?? Buffer.allocUnsafeSlow(n)
     if (n <= this.maxSize) this.lent.add(fresh)
     return fresh
   }

@@ -1,7 +1,8 @@
 // The receiver's DecompressingSource: a DATA_Z run expands into DATA frames whose bodies are
 // page-aligned views of one pooled buffer (with the addon), so the direct writer takes them as
 // they are; and the buffer goes back to the pool only once every block of the run is released
-// (a run expanded while an earlier run's block is still held never lands in its memory).
+// (a run expanded while an earlier run's block is still held never lands in its memory); and
+// nextNow() hands out what is here without a promise (the receive loop's fast path).
 import assert from 'node:assert/strict'
 import {blockHasher, HashAlgo} from '../../../src/core/hash/block-hash.js'
 import {Codec, Compressor} from '../../../src/core/compress/codec.js'
@@ -45,6 +46,18 @@ describe('compress: the receiver expands DATA_Z into DATA', () => {
       f.release?.()
     }
     assert.equal(await src.next(), null)
+  })
+
+  it('nextNow: the expanded blocks, then the inner source frames as they are, without a promise; undefined when nothing is here', () => {
+    const data = seededText('now', 2 * BS)
+    const inner = [runOf(0, data), {type: FrameType.CHECKPOINT, payload: Buffer.alloc(8)}]
+    const src = new DecompressingSource({next: () => Promise.resolve(null), nextNow: () => inner.shift()}, Codec.ZSTD, BS, 4 * BS)
+    const got = [src.nextNow(), src.nextNow(), src.nextNow(), src.nextNow()]
+    assert.deepEqual(
+      got.map((f) => f?.type),
+      [FrameType.DATA, FrameType.DATA, FrameType.CHECKPOINT, undefined],
+    )
+    assert.ok(decodeData((got[1] as Frame).payload, (got[1] as Frame).body).data.equals(data.subarray(BS)))
   })
 
   it('never expands a run into memory a block of an earlier run still holds', async () => {
