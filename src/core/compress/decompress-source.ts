@@ -12,6 +12,9 @@
 // release() (the ownership rule, protocol/lent-buffers.ts): it is reused once every block of
 // it is written. A fresh 1 MiB buffer per run was garbage V8 collected only once tens of MiB
 // of it piled up (`vdrep serve` peaked at 155-215 MiB over a compressed 4 GiB sync).
+// The buffers are page-aligned (with the addon): a block expanded into one is a direct write's
+// memory as it is (fullsync/direct-writes.ts takes it without copying it into its staging
+// memory; malloc's 1 MiB buffers start 16 bytes past a page, so every block was copied once more).
 import {ProtocolError} from '../errors.js'
 import {HASH_LENGTH} from '../hash/block-hash.js'
 import {decodeCompressedRun, MAX_RUN_BYTES} from '../protocol/compressed-data.js'
@@ -19,6 +22,7 @@ import {FrameType} from '../protocol/frame.js'
 import type {Frame, FrameSource} from '../protocol/frame-reader.js'
 import {encodeDataFields} from '../protocol/messages.js'
 import {BufferPool, SharedLease} from '../util/buffer-pool.js'
+import {alignedBuffer} from '../native/direct-io.js'
 import type {Hello} from '../protocol/messages.js'
 import {codecName, Decompressor, localCodecs} from './codec.js'
 
@@ -34,7 +38,7 @@ export class DecompressingSource implements FrameSource {
   private readonly pending: Frame[] = []
   private readonly decompressor = new Decompressor()
   /** Runs' buffers: a few runs' worth (the session writes a run while the next arrives). */
-  private readonly buffers = new BufferPool(8 << 20, MAX_RUN_BYTES)
+  private readonly buffers = new BufferPool(8 << 20, MAX_RUN_BYTES, (n) => alignedBuffer(n) ?? Buffer.allocUnsafeSlow(n))
   readonly stats: DecompressStats = {runs: 0, wireBytes: 0, rawBytes: 0}
 
   constructor(
@@ -52,6 +56,19 @@ export class DecompressingSource implements FrameSource {
     const queued = this.pending.shift()
     if (queued) return queued
     const frame = await this.inner.next()
+    if (!frame || frame.type !== FrameType.DATA_Z) return frame
+    this.expand(frame.payload)
+    return this.pending.shift() as Frame
+  }
+
+  /**
+   * The receive loop's fast path (frame-reader.ts): a block of a run expanded already, or the
+   * inner source's next frame if it is all here, without a promise per frame.
+   */
+  nextNow(): Frame | undefined {
+    const queued = this.pending.shift()
+    if (queued) return queued
+    const frame = this.inner.nextNow?.()
     if (!frame || frame.type !== FrameType.DATA_Z) return frame
     this.expand(frame.payload)
     return this.pending.shift() as Frame

@@ -23,7 +23,11 @@ interface PendingRun {
 export interface BlockWrites {
   /** How the bytes reach the replica, for the session's log. */
   readonly mode: string
-  writeBlock(block: number, data: Buffer, release?: () => void): Promise<void>
+  /**
+   * Queue a block; a promise only when the caller must wait (for room, or for a copy to be
+   * taken), undefined when it was queued at once. Throws (or rejects) with the first write error.
+   */
+  writeBlock(block: number, data: Buffer, release?: () => void): Promise<void> | undefined
   zeroRange(offset: number, length: number): Promise<void>
   settle(): Promise<void>
   /**

@@ -151,9 +151,12 @@ class FullsyncReceiver {
       const frame = this.reader.nextNow?.() ?? (await this.reader.next())
       if (!frame) throw new ProtocolError('UNEXPECTED_EOF', 'the client closed the connection before the sync was done')
       switch (frame.type) {
-        case FrameType.DATA:
-          await this.onData(frame.payload, frame.body, frame.release)
+        case FrameType.DATA: {
+          // Most blocks are queued without waiting: no promise for them (receiver-writes.ts).
+          const queued = this.onData(frame.payload, frame.body, frame.release)
+          if (queued) await queued
           break
+        }
         case FrameType.ZERO_RUN:
           await this.onZeroRun(frame.payload)
           break
@@ -176,7 +179,7 @@ class FullsyncReceiver {
     if (b >= this.scan.sentUpto) throw new ProtocolError('BLOCK_NOT_SCANNED', `${what} for block ${b} before its status was sent`)
   }
 
-  private async onData(payload: Buffer, body?: Buffer, release?: () => void): Promise<void> {
+  private onData(payload: Buffer, body?: Buffer, release?: () => void): Promise<void> | undefined {
     const {block, hash, data} = decodeData(payload, body)
     this.checkBlock(block, 'DATA')
     if (data.length !== this.blockLen(block))
@@ -185,7 +188,7 @@ class FullsyncReceiver {
       throw new ProtocolError('BLOCK_BAD_HASH', `DATA for block ${block} does not match its hash; refusing to write it`)
     this.proof.wrote(block, hash)
     this.bytesWritten += data.length
-    await this.writes.writeBlock(block, data, release)
+    return this.writes.writeBlock(block, data, release)
   }
 
   private async onZeroRun(payload: Buffer): Promise<void> {

@@ -20,6 +20,8 @@ export class BufferPool {
     private readonly maxCached: number,
     /** Larger buffers are not kept. */
     private readonly maxSize: number,
+    /** Where fresh buffers come from (aligned memory, for one). */
+    private readonly allocate?: (n: number) => Buffer,
   ) {}
 
   readonly take = (n: number): Buffer => {
@@ -29,7 +31,7 @@ export class BufferPool {
       this.lent.add(b)
       return b
     }
-    const fresh = Buffer.allocUnsafeSlow(n)
+    const fresh = this.allocate?.(n) ?? Buffer.allocUnsafeSlow(n)
     if (n <= this.maxSize) this.lent.add(fresh)
     return fresh
   }
