@@ -26,6 +26,7 @@ import {
   trackerRefuses,
   type RunningTracker,
 } from '../core/tracker/tracker-helpers.js'
+import {ensureUser} from '../helpers/users.js'
 
 const BS = 64 * 1024
 const SIZE = 16 * MiB
@@ -645,11 +646,7 @@ describe('vdrep track: the control socket (freeze, copy-on-write, complete)', fu
     assert.match((await raw(Buffer.concat([hdr, unknown]))).stdout, /CONTROL_UNKNOWN_OP/)
 
     // Another uid: the 0600 mode keeps it out; with the mode opened up, SO_PEERCRED does.
-    const id = await run('id', ['-u', 'vdreptest'])
-    if (id.code !== 0) {
-      const add = await run('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', 'vdreptest'])
-      if (add.code !== 0) this.skip()
-    }
+    if (!ensureUser('vdreptest')) this.skip()
     await fs.chmod(dir, 0o755)
     const denied = await raw(Buffer.from('56445443020100000f000000000000007b226f70223a22737461747573227d', 'hex'), 'vdreptest')
     assert.match(denied.stdout, /ERR EACCES/, denied.stdout + denied.stderr)
