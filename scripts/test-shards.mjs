@@ -11,7 +11,8 @@
 // shards drift apart (the summary prints each shard's time).
 //
 // Output: each shard's whole output is printed when it ends (never interleaved), under a line
-// with its exit status and time; while they run, a line a minute says how far each has got.
+// with its exit status and time; while they run, a line a minute says how far each has got, and
+// dist/test-shards/shard-N.log has each shard's output so far.
 // Both shards run to their end even when one fails, so every failure is reported; the exit
 // code is the first failed shard's (1 if it died of a signal), 0 when all passed.
 //
@@ -81,10 +82,14 @@ function runShard(i, files, mocharc) {
       shard.passed += (text.match(/✔/g) ?? []).length
       shard.failed += (text.match(/^\s+\d+\) /gm) ?? []).length
     }
-    child.stdout.on('data', (d) => (shard.out.push(d), count(d)))
-    child.stderr.on('data', (d) => shard.out.push(d))
+    // Also as it comes, in a file: `tail -f dist/test-shards/shard-1.log` while the shards run.
+    const log = fs.createWriteStream(path.join(outDir, `shard-${i + 1}.log`))
+    const keep = (d) => (shard.out.push(d), log.write(d))
+    child.stdout.on('data', (d) => (keep(d), count(d)))
+    child.stderr.on('data', keep)
     child.on('error', (err) => shard.out.push(Buffer.from(`${err.message}\n`)))
     child.on('close', (code, signal) => {
+      log.end()
       shard.rc = code ?? (signal ? 1 : 0)
       shard.status = shard.rc === 0 ? 'ok' : `FAILED (${signal ?? `exit ${code}`})`
       shard.seconds = (performance.now() - t0) / 1000
