@@ -80,7 +80,7 @@ function runShard(i, files, mocharc) {
     const count = (d) => {
       const text = d.toString()
       shard.passed += (text.match(/✔/g) ?? []).length
-      shard.failed += (text.match(/^\s+\d+\) /gm) ?? []).length
+      shard.failed += (text.match(/^ {4,}\d+\) /gm) ?? []).length // inline marks, not the summary
     }
     // Also as it comes, in a file: `tail -f dist/test-shards/shard-1.log` while the shards run.
     const log = fs.createWriteStream(path.join(outDir, `shard-${i + 1}.log`))
