@@ -25,7 +25,12 @@ function mtime(p) {
 if (sources.concat(path.join(dir, 'recorder.h')).some((f) => mtime(out) < mtime(f))) {
   fs.mkdirSync(path.dirname(out), {recursive: true})
   const cc = process.env.CC || 'cc'
-  const r = spawnSync(cc, ['-std=gnu11', '-Wall', '-Wextra', '-O1', '-shared', '-fPIC', '-o', out, ...sources, '-ldl', '-lpthread'], {encoding: 'utf8'})
+  // Built under a name of its own, then renamed: two test processes may build it at once, and
+  // neither may LD_PRELOAD a half-written library.
+  const tmp = `${out}.${process.pid}.tmp`
+  const r = spawnSync(cc, ['-std=gnu11', '-Wall', '-Wextra', '-O1', '-shared', '-fPIC', '-o', tmp, ...sources, '-ldl', '-lpthread'], {encoding: 'utf8'})
+  if (r.status === 0) fs.renameSync(tmp, out)
+  else fs.rmSync(tmp, {force: true})
   if (r.status !== 0) {
     process.stderr.write(`vdrep: power-cut recorder not built (${r.error ? r.error.message : r.stderr.trim()})\n`)
     process.exit(1)

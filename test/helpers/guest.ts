@@ -91,7 +91,11 @@ export async function guestKernel(): Promise<{vmlinuz: string; modules: string}>
     await execFileP('apt-get', ['download', pkg], {cwd: dl})
     const deb = (await fs.readdir(dl)).find((f) => f.endsWith('.deb'))
     if (!deb) throw new Error(`apt-get download ${pkg} left no .deb`)
-    await execFileP('dpkg-deb', ['-x', path.join(dl, deb), path.join(GUEST_CACHE, 'root')])
+    // Unpacked beside, then renamed into place: a test process that finds root/ finds all of it.
+    await execFileP('dpkg-deb', ['-x', path.join(dl, deb), path.join(dl, 'root')])
+    await fs.rename(path.join(dl, 'root'), path.join(GUEST_CACHE, 'root')).catch(async (err: NodeJS.ErrnoException) => {
+      if (!(err.code === 'ENOTEMPTY' || err.code === 'EEXIST') || !(await found())) throw err // another process unpacked it first
+    })
   } finally {
     await fs.rm(dl, {recursive: true, force: true})
   }
@@ -129,9 +133,17 @@ export async function staticProgram(name: string, source: string): Promise<Buffe
   const key = crypto.createHash('sha256').update(source).digest('hex').slice(0, 16)
   const out = path.join(dir, `${name}-${key}`)
   if (!(await fs.stat(out).catch(() => undefined))) {
-    const src = `${out}.c`
-    await fs.writeFile(src, source)
-    await execFileP('gcc', ['-static', '-O2', '-o', out, src])
+    // Built under a name of its own, then renamed: another test process may build the same
+    // program at the same time, and must never read a half-written one.
+    const tmp = `${out}.${process.pid}.tmp`
+    await fs.writeFile(`${tmp}.c`, source)
+    try {
+      await execFileP('gcc', ['-static', '-O2', '-o', tmp, `${tmp}.c`])
+      await fs.rename(tmp, out)
+    } finally {
+      await fs.rm(tmp, {force: true})
+      await fs.rm(`${tmp}.c`, {force: true})
+    }
   }
   return fs.readFile(out)
 }

@@ -69,8 +69,10 @@ function shape(dev: string, rate: string, inNs?: string): void {
 }
 
 export async function createWan(opts: WanOptions): Promise<Wan> {
-  // Unique per process and attempt: several engineers' tests may build WANs at once.
-  const tag = `${process.pid % 10000}${randomInt(100)}`
+  // Unique per process and attempt: several engineers' tests (and npm test's two shards) may
+  // build WANs at once. The pid whole (base 36) and a fixed-width random suffix: two processes
+  // never make the same tag (pid % 10000 then 0..99 did: 123+45 and 1234+5).
+  const tag = `${process.pid.toString(36)}${randomInt(1296).toString(36).padStart(2, '0')}`
   const ns = `vdwan${tag}`
   const here = `vdw${tag}a`
   const there = `vdw${tag}b`

@@ -7,13 +7,14 @@ import {execFile, spawn, type ChildProcess} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import {appendFile, mkdir, mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
-import {createServer} from 'node:net'
 import {tmpdir, userInfo} from 'node:os'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
+import {freePort} from './ports.js'
 import type {SshTransportOptions} from '../../src/core/transport/ssh/ssh-transport.js'
 
 const run = promisify(execFile)
+export {freePort}
 export const SSHD = '/usr/sbin/sshd'
 
 export type HostKeyType = 'ed25519' | 'ecdsa'
@@ -62,27 +63,6 @@ export async function makeKeyPair(dir: string, name: string, type: string): Prom
 
 export function fingerprintOf(blob: Buffer): string {
   return 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')
-}
-
-/** Ports this process handed out: the kernel may give a just-closed port again, and two callers must never share one. */
-const handedOut = new Set<number>()
-/** vdrep's default ports: something else may listen there (never used by tests). */
-const RESERVED = new Set([31031, 44046])
-
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer()
-      srv.once('error', reject)
-      srv.listen(0, '127.0.0.1', () => {
-        const {port: p} = srv.address() as {port: number}
-        srv.close(() => resolve(p))
-      })
-    })
-    if (handedOut.has(port) || RESERVED.has(port)) continue
-    handedOut.add(port)
-    return port
-  }
 }
 
 async function descendants(pid: number): Promise<number[]> {

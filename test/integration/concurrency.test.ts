@@ -105,7 +105,14 @@ describe('concurrency: second comers are refused with their documented codes, no
   }
 
   /** Start a long command (slowed by --bwlimit) and wait until it is sending. */
-  async function startLong(args: string[], replica: string): Promise<{child: ChildProcess; done: Promise<CliResult>}> {
+  /**
+   * Starts a long run and returns once it is sending, stopped there (SIGSTOP): it holds every
+   * lock a running one holds (the disk's, the receiver's session and flock) for as long as the
+   * second comers take, however loaded the machine (a window timed by --bwlimit alone closed
+   * before the third second comer got in when two test processes and others' benchmarks shared
+   * two cores). release() lets it go on to its end.
+   */
+  async function startLong(args: string[], replica: string): Promise<{child: ChildProcess; done: Promise<CliResult>; release(): void}> {
     const child = startVdrep(args, {env})
     running.add(child)
     const done = collect(child).finally(() => running.delete(child))
@@ -121,7 +128,8 @@ describe('concurrency: second comers are refused with their documented codes, no
       if (child.exitCode !== null || Date.now() > end) throw new Error(`${args[0]} did not get going: ${(await done).stderr}`)
       await sleep(25)
     }
-    return {child, done}
+    child.kill('SIGSTOP')
+    return {child, done, release: () => child.kill('SIGCONT')}
   }
 
   async function scribble(disk: string, blocks: number, seed: string): Promise<void> {
@@ -146,12 +154,13 @@ describe('concurrency: second comers are refused with their documented codes, no
       assert.match(r.stderr, /another vdrep process \(pid \d+, fullsync, since .*\) is already working on/)
       assert.ok(Date.now() - t < 5_000, 'refused at once, not after waiting')
     }
+    sync.release()
     const synced = await sync.done
     assert.equal(synced.code, 0, synced.stderr)
     assert.ok(await cmpEqual(disk, replica))
 
-    // A push runs (128 blocks marked by --scan, 8 MiB at 2 MB/s: long enough for three refused commands
-    // on a loaded machine); a second push, a full sync and a scan are refused, and lose nothing.
+    // A push runs (128 blocks marked by --scan, held once sending: see startLong); a second push, a
+    // full sync and a scan are refused, and lose nothing.
     await scribble(disk, 128, 'two-pushes')
     assert.equal((await vdrep(['track', disk, '--scan'])).code, 0)
     const marked = (await bitmapBlocks(disk)).length
@@ -171,6 +180,7 @@ describe('concurrency: second comers are refused with their documented codes, no
       )
       assert.match(r.stderr, /\(pid \d+, push, since .*\) is (already )?working on/)
     }
+    first.release()
     const pushed = await first.done
     assert.equal(pushed.code, 0, pushed.stderr)
     assert.equal(json<{mode: string; blocks: number}>(pushed).blocks, 128, 'the first push shipped every marked block')
@@ -217,6 +227,7 @@ describe('concurrency: second comers are refused with their documented codes, no
       assert.equal(r.code, expected, `${args.join(' ')} of another disk to the same replica: ${r.stderr}`)
       if (expected === 3) assert.match(r.stderr, /another client is writing .*shared\.img through this receiver/)
     }
+    first.release()
     const done = await first.done
     assert.equal(done.code, 0, done.stderr)
     assert.ok(await cmpEqual(a, replica), "the replica is the first client's disk, untouched by the second")
@@ -224,14 +235,15 @@ describe('concurrency: second comers are refused with their documented codes, no
     assert.match(serve.log(), /refused: LOCKED: another client is writing/)
 
     // During a push of A too (the delta port), B's full sync is refused the same way.
-    // 8 MiB at 2 MB/s: B's start-up and SSH login must fit in the push's window even on a
-    // loaded machine (96 blocks at 4 MB/s, 1.5 s, was once too short in a clean-clone CI run).
+    // The push is held once sending (startLong), so B's start-up and SSH login always find it
+    // there (96 blocks at 4 MB/s, 1.5 s, was once too short in a clean-clone CI run).
     await scribble(a, 128, 'shared-push')
     assert.equal((await vdrep(['track', a, '--scan'])).code, 0)
     const push = await startLong(['push', a, '--compress', 'none', '--bwlimit', '2M'], replica)
     const r = await vdrep(['fullsync', b], {env})
     assert.equal(r.code, 3, r.stderr)
     assert.match(r.stderr, /another client is writing/)
+    push.release()
     assert.equal((await push.done).code, 0)
     assert.ok(await cmpEqual(a, replica))
   })
@@ -248,6 +260,7 @@ describe('concurrency: second comers are refused with their documented codes, no
       assert.equal(r.code, 3, r.stderr)
       assert.match(r.stderr, /another vdrep process .* is writing .*two-serves\.img/)
       assert.match(serve2.log(), /refused: LOCKED: another vdrep process .* is writing/)
+      first.release()
       const done = await first.done
       assert.equal(done.code, 0, done.stderr)
       assert.ok(await cmpEqual(a, replica), "the replica is the first client's disk")

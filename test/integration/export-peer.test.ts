@@ -12,6 +12,7 @@ import {makeMixedDisk, tempDir} from '../helpers/disks.js'
 import {sha256} from '../helpers/cycle.js'
 import {startForeground, type Foreground} from '../helpers/foreground.js'
 import {run, runOk} from '../core/tracker/nbd/harness.js'
+import {ensureUser} from '../helpers/users.js'
 
 const OTHER_USER = 'vdreptest'
 const MiB = 1 << 20
@@ -24,10 +25,7 @@ describe('vdrep export and test start: another local user gets nothing', functio
 
   before(async function () {
     if (process.getuid?.() !== 0) this.skip() // needs root to run a client as another user
-    if ((await run('id', ['-u', OTHER_USER])).code !== 0) {
-      const add = await run('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', OTHER_USER])
-      if (add.code !== 0) this.skip()
-    }
+    if (!ensureUser(OTHER_USER)) this.skip()
     dir = await tempDir('vdrep-export-peer-')
     await fs.chmod(dir, 0o755) // the socket's own mode must keep them out, not the folder's
     const disk = path.join(dir, 'vm.img')

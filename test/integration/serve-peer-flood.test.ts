@@ -19,6 +19,7 @@ import {decodeError, encodeHello, SyncMode} from '../../src/core/protocol/messag
 import {collect, startVdrep, vdrep, type CliResult} from '../helpers/cli.js'
 import {makeMixedDisk, tempDir} from '../helpers/disks.js'
 import {freePort, startSshd, type Sshd} from '../helpers/sshd.js'
+import {ensureUser as ensureSystemUser} from '../helpers/users.js'
 
 const run = promisify(execFile)
 const MiB = 1 << 20
@@ -40,13 +41,7 @@ function helloBytes(replicaPath: string, mode: number): Buffer {
 }
 
 async function ensureUser(name: string): Promise<boolean> {
-  if (process.getuid?.() !== 0) return false
-  try {
-    await run('id', [name])
-  } catch {
-    await run('useradd', ['--system', '--no-create-home', '--shell', '/bin/sh', name])
-  }
-  return true
+  return process.getuid?.() === 0 && ensureSystemUser(name, {shell: '/bin/sh'})
 }
 
 // As the other user: `count` connections over the ports, `parallel` at a time, each sending

@@ -16,6 +16,7 @@ import {collect, startVdrep, vdrep} from '../helpers/cli.js'
 import {waitFor} from '../helpers/cycle.js'
 import {tempDir} from '../helpers/disks.js'
 import {freePort} from '../helpers/sshd.js'
+import {ensureUser as ensureSystemUser} from '../helpers/users.js'
 
 const run = promisify(execFile)
 const OTHER_USER = 'vdrep-peer'
@@ -87,13 +88,7 @@ async function startServe(root: string, extra: string[] = [], env: NodeJS.Proces
 }
 
 async function ensureUser(name: string): Promise<boolean> {
-  if (process.getuid?.() !== 0) return false
-  try {
-    await run('id', [name])
-  } catch {
-    await run('useradd', ['--system', '--no-create-home', '--shell', '/bin/sh', name])
-  }
-  return true
+  return process.getuid?.() === 0 && ensureSystemUser(name, {shell: '/bin/sh'})
 }
 
 /** Poll until `test` holds (the receiver's log reaches us through a pipe, a little later). */

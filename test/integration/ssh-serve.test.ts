@@ -18,6 +18,7 @@ import {collect, startVdrep, vdrep, VDREP_BIN, type CliResult} from '../helpers/
 import {makeMixedDisk, seededBytes, tempDir} from '../helpers/disks.js'
 import {readReplicaState} from '../../src/core/receiver/replica-state.js'
 import {freePort, makeKeyPair, sshOptions, startSshd, type Sshd} from '../helpers/sshd.js'
+import {ensureUser} from '../helpers/users.js'
 
 const run = promisify(execFile)
 const MiB = 1 << 20
@@ -200,9 +201,8 @@ describe('vdrep serve behind real sshd', function () {
 
     it("refuses a tunnel of a login as another user (sshd's socket carries that user's uid)", async function () {
       if (process.getuid?.() !== 0) this.skip()
-      await run('id', [OTHER_USER]).catch(() => run('useradd', ['--system', '--no-create-home', '--shell', '/bin/sh', OTHER_USER]))
       // useradd locks the account ('!'), and sshd refuses locked accounts: '*' = no password, not locked.
-      await run('usermod', ['-p', '*', OTHER_USER])
+      assert.ok(ensureUser(OTHER_USER, {shell: '/bin/sh', unlocked: true}), `could not make the user ${OTHER_USER}`)
       await fs.chmod(sshd.dir, 0o755) // the harness' authorized_keys is read as the logging-in user
       await fs.chmod(path.join(sshd.dir, 'authorized_keys'), 0o644)
       const uid = Number((await run('id', ['-u', OTHER_USER])).stdout)

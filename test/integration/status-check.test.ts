@@ -7,8 +7,8 @@ import path from 'node:path'
 import {PsfFile} from '../../src/core/psf/psf-file.js'
 import {json, vdrep, VDREP_BIN, collect, type CliResult} from '../helpers/cli.js'
 import {makeMixedDisk, tempDir} from '../helpers/disks.js'
-import {run} from '../core/tracker/nbd/harness.js'
 import {startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
+import {ensureUser} from '../helpers/users.js'
 
 const MiB = 1 << 20
 const OTHER_USER = 'vdreptest'
@@ -84,11 +84,7 @@ describe('vdrep status --check: non-zero for everything that is not healthy', fu
     await fs.writeFile(psf, good)
     // Unreadable: run as another user, who may read the disk but not the 0600 .psf.
     if (process.getuid?.() !== 0) this.skip()
-    if (
-      (await run('id', ['-u', OTHER_USER])).code !== 0 &&
-      (await run('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', OTHER_USER])).code !== 0
-    )
-      this.skip()
+    if (!ensureUser(OTHER_USER)) this.skip()
     await fs.chmod(dir, 0o755)
     await fs.chmod(disk, 0o644)
     await fs.chmod(psf, 0o600)

@@ -8,6 +8,7 @@ import path from 'node:path'
 import {makeMixedDisk, tempDir} from '../helpers/disks.js'
 import {run, runOk} from '../core/tracker/nbd/harness.js'
 import {bitmapBlocks, blocksOf, initDisk, MiB, startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
+import {ensureUser} from '../helpers/users.js'
 
 const OTHER_USER = 'vdreptest'
 const BS = 64 * 1024
@@ -20,10 +21,7 @@ describe("vdrep track over TCP: only the tracker's own user is served", function
 
   before(async function () {
     if (process.getuid?.() !== 0) this.skip() // needs root to run a client as another user
-    if ((await run('id', ['-u', OTHER_USER])).code !== 0) {
-      const add = await run('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', OTHER_USER])
-      if (add.code !== 0) this.skip()
-    }
+    if (!ensureUser(OTHER_USER)) this.skip()
   })
   beforeEach(async () => {
     dir = await tempDir('vdrep-nbdpeer-')

@@ -12,6 +12,7 @@ import path from 'node:path'
 import {__forceFallbackForTests, nativeAvailable} from '../../../src/core/native/binding.js'
 import * as native from '../../../src/core/native/peer-credentials.js'
 import {FdFixtures} from './fd-fixtures.js'
+import {ensureUser} from '../../helpers/users.js'
 
 const OTHER_USER = 'vdreptest'
 
@@ -79,13 +80,8 @@ function connectHere(target: net.NetConnectOpts): net.Socket {
 
 /** uid of the test's second user, creating it if needed; undefined when impossible. */
 function otherUserUid(): number | undefined {
-  const id = () => spawnSync('id', ['-u', OTHER_USER], {encoding: 'utf8'})
-  let r = id()
-  if (r.status !== 0 && process.getuid?.() === 0) {
-    spawnSync('useradd', ['-M', '-r', '-s', '/usr/sbin/nologin', OTHER_USER], {stdio: 'ignore'})
-    r = id()
-  }
-  return r.status === 0 ? Number(r.stdout.trim()) : undefined
+  if (!ensureUser(OTHER_USER)) return undefined
+  return Number(spawnSync('id', ['-u', OTHER_USER], {encoding: 'utf8'}).stdout.trim())
 }
 
 async function ipv6Loopback(): Promise<boolean> {

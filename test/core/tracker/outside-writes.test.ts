@@ -14,6 +14,7 @@ import {fileURLToPath} from 'node:url'
 import {__forceFallbackForTests, nativeAvailable} from '../../../src/core/native/binding.js'
 import {type OutsideWrite, OutsideWriteWatcher, type OutsideWriteOptions} from '../../../src/core/tracker/outside-writes.js'
 import {FdFixtures, MiB} from '../native/fd-fixtures.js'
+import {ensureUser} from '../../helpers/users.js'
 
 const OTHER_USER = 'vdreptest'
 const MODULE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/core/tracker/outside-writes.js')
@@ -45,11 +46,7 @@ function watch(file: string, opts: Partial<OutsideWriteOptions> = {}): {watcher:
 
 /** Whether the test's second user exists (created when running as root). */
 function otherUser(): boolean {
-  const id = () => spawnSync('id', ['-u', OTHER_USER])
-  if (id().status !== 0 && process.getuid?.() === 0) {
-    spawnSync('useradd', ['-M', '-r', '-s', '/usr/sbin/nologin', OTHER_USER], {stdio: 'ignore'})
-  }
-  return id().status === 0
+  return ensureUser(OTHER_USER)
 }
 
 describe('tracker/outside-writes', function () {
