@@ -3,7 +3,10 @@
 // VDREP_TRACE=1 on both sides (the client and `vdrep serve`), each mark put on one clock (ms
 // since the client was spawned) and the median of each mark over the runs printed.
 //
-//   node dist/bench/seed-phases.js [--size 1G] [--runs 5] [--rate 1gbit|loopback] [--compress auto] [--ab] [--rt]
+//   node dist/bench/seed-phases.js [--size 1G] [--runs 5] [--rate 1gbit|loopback] [--compress auto] [--ab] [--rt] [--rsync]
+//
+// --rsync: each round also runs `rsync --inplace --no-whole-file -z` onto the same seed over the
+// same sshd (the wan bench's command), and the ratios rsync -z / vdrep are printed.
 //
 // --rt: the timed processes (the client, serve, sshd and its sessions) run under SCHED_FIFO
 // (chrt -f 1), to see the phases as on a quiet machine while others load this one (root; the
@@ -38,6 +41,7 @@ const {values} = parseArgs({
     ab: {type: 'boolean', default: false},
     prof: {type: 'string'},
     rt: {type: 'boolean', default: false},
+    rsync: {type: 'boolean', default: false},
   },
 })
 const size = parseSize(values.size!, '--size')
@@ -104,6 +108,7 @@ async function main(): Promise<void> {
   const walls: number[][] = variants.map(() => [])
   const cpus: number[][] = variants.map(() => [])
   const serveCpus: number[][] = variants.map(() => [])
+  const rsyncWalls: number[] = []
   try {
     for (let i = 0; i < runs; i++) {
       for (const [k, [, extra]] of variants.entries()) {
@@ -136,6 +141,17 @@ async function main(): Promise<void> {
           tables[k].set(n, v)
         }
       }
+      if (values.rsync) {
+        const dest = path.join(root, 'rsync-z.img')
+        sh(`cp --sparse=always '${seed}' '${dest}'`)
+        sh('sync')
+        settleMemory(settleBytesFor(size))
+        const ssh = `ssh -p ${sshd.port} -i '${sshd.clientKey.path}' -o UserKnownHostsFile='${sshd.knownHostsFile}' -o BatchMode=yes -o StrictHostKeyChecking=yes`
+        const t0 = performance.now()
+        sh(`${values.rt ? 'chrt -f 1 ' : ''}rsync --inplace --no-whole-file -z -e "${ssh.replace(/"/g, '\\"')}" '${disk}' ${sshd.user}@${host}:'${dest}'`)
+        rsyncWalls.push(performance.now() - t0)
+        sh(`cmp '${disk}' '${dest}'`)
+      }
     }
     sh(`cmp '${src}' '${replica}'`)
   } finally {
@@ -150,6 +166,11 @@ async function main(): Promise<void> {
     console.log(`  serve CPU-s: median ${median(serveCpus[k]).toFixed(2)}; runs ${serveCpus[k].map((c) => c.toFixed(2)).join(' ')}`)
     const rows = [...tables[k]].map(([n, v]) => [median(v), n, v] as const).sort((a, b) => a[0] - b[0])
     for (const [m, n, v] of rows) console.log(`${m.toFixed(0).padStart(6)} ms  ${n.padEnd(40)} (${v.map((x) => x.toFixed(0)).join(' ')})`)
+  }
+  if (values.rsync) {
+    console.log(`rsync -z: median ${median(rsyncWalls).toFixed(0)} ms; runs ${rsyncWalls.map((w) => w.toFixed(0)).join(' ')}`)
+    for (const [k, [name]] of variants.entries())
+      console.log(`rsync -z / vdrep${name ? ` ${name}` : ''}: ${(median(rsyncWalls) / median(walls[k])).toFixed(2)}`)
   }
   if (values.ab) console.log(`B / A medians: ${(median(walls[1]) / median(walls[0])).toFixed(3)}`)
   if (!values.dir) await fs.rm(work, {recursive: true, force: true})
