@@ -1,7 +1,7 @@
-// Phase marks for finding where a run's time goes (VDREP_TRACE=1, see doc/tracing or the
-// bench): each mark is the milliseconds since this process started and a name. The core only
-// marks; a command installs the sink (cli/base-command.ts writes to stderr), so the core never
-// prints. With no sink a mark costs one branch.
+// Phase marks for finding where a run's time goes (VDREP_TRACE=1, man/vdrep.1; read by
+// bench/seed-phases.ts): each mark is the wall-clock time, the milliseconds since this process
+// started, and a name. The core only marks; a command installs the sink (cli/base-command.ts
+// writes to stderr), so the core never prints. With no sink a mark costs one branch.
 type TraceSink = (line: string) => void
 
 let sink: TraceSink | undefined
