@@ -5,6 +5,7 @@ import chalk from 'chalk'
 import {keepFreedMemory} from '../core/native/performance-hints.js'
 import {asVdrepError, exitCodeOf, VdrepError} from '../core/errors.js'
 import {setStateDir} from '../core/psf/state-location.js'
+import {setTraceSink, trace} from '../core/util/trace.js'
 import type {PhaseDisplay} from './phase-display.js'
 import type {SyncLog} from '../core/sync/progress.js'
 
@@ -22,6 +23,10 @@ export abstract class BaseCommand extends Command {
     await super.init()
     // Before any transfer buffer exists: recycled memory instead of page faults (see core/native/performance-hints.ts).
     keepFreedMemory()
+    // VDREP_TRACE=1: phase marks on stderr, with the pid (a client and its serve interleave).
+    if (process.env.VDREP_TRACE) setTraceSink((line) => process.stderr.write(`vdrep-trace ${process.pid} ${line}\n`))
+    trace(`command ${this.id ?? ''} starts`)
+    if (process.env.VDREP_TRACE) process.once('exit', () => trace('exit'))
   }
 
   /** Bars and colour only for a person at a terminal; cron and pipes get plain lines. */

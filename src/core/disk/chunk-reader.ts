@@ -17,6 +17,7 @@ import type {BlockHasher} from '../hash/block-hash.js'
 import {dataRuns, holeMap} from './hole-map.js'
 import {alignedBuffer} from '../native/direct-io.js'
 import {mapAndHashRuns, readAndHashRuns, readRuns, type BlockSums, type ReadableDisk} from './read-hash.js'
+import type {HeadStart, HeadStartChunk} from './head-start.js'
 
 export interface Chunk {
   first: number
@@ -88,6 +89,8 @@ export class ChunkReader {
      * without a copy. Shared memory is for a receiver in a worker thread (no copy to post it).
      */
     private readonly aligned = false,
+    /** Chunks already checksummed through a mapping before the reader started (head-start.ts). */
+    private readonly headStart?: HeadStart,
   ) {
     this.perChunk = Math.max(1, Math.floor(chunkBytes / bs))
     this.blockCount = Math.ceil(size / bs)
@@ -139,8 +142,6 @@ export class ChunkReader {
 
   private start(first: number): {chunk: Promise<Chunk>; slot: Slot} {
     const count = Math.min(this.perChunk, this.blockCount - first)
-    const {holes, allHoles} = holeMap(this.disk.fd, this.size, this.bs, first, count)
-    const len = Math.min(count * this.bs, this.size - first * this.bs)
     const slot: Slot = {kept: false}
     const keep = () => {
       if (slot.kept) return
@@ -150,9 +151,27 @@ export class ChunkReader {
       slot.kept = true
       this.kept.push({end: first + count, buf: slot.buf})
     }
+    const early = this.hasher ? this.headStart?.take(first, count) : undefined
+    if (!early) return {chunk: this.startRead(first, count, slot, keep), slot}
+    const chunk = early.then(
+      (h: HeadStartChunk): Chunk | Promise<Chunk> =>
+        h.allHoles
+          ? {first, count, data: undefined, holes: h.holes, keep, sums: {sums: Buffer.alloc(0), zero: new Uint8Array(count).fill(1)}}
+          : h.sums
+            ? {first, count, data: undefined, holes: h.holes, keep, sums: h.sums, mapped: true}
+            : this.startRead(first, count, slot, keep), // the mapping failed: read it
+    )
+    chunk.catch(() => {})
+    return {chunk, slot}
+  }
+
+  /** Read (or map) and checksum the chunk at `first` now. */
+  private startRead(first: number, count: number, slot: Slot, keep: () => void): Promise<Chunk> {
+    const {holes, allHoles} = holeMap(this.disk.fd, this.size, this.bs, first, count)
+    const len = Math.min(count * this.bs, this.size - first * this.bs)
     if (allHoles) {
       const sums = this.hasher ? {sums: Buffer.alloc(0), zero: new Uint8Array(count).fill(1)} : undefined
-      return {chunk: Promise.resolve({first, count, data: undefined, holes, keep, sums}), slot}
+      return Promise.resolve({first, count, data: undefined, holes, keep, sums})
     }
     const runs = [...dataRuns(holes, count)]
     const base = first * this.bs
@@ -187,7 +206,7 @@ export class ChunkReader {
     // fails with nobody awaiting it: that must not be an unhandled rejection. A consumer that
     // does await it still sees the failure.
     read.catch(() => {})
-    return {chunk: read, slot}
+    return read
   }
 
   /**

@@ -24,7 +24,8 @@ import {claimRecord, type RecordClaim} from '../change-record/claim.js'
 import {checkOpenedDisk} from '../change-record/identity.js'
 import {checkBeforeSync, checkpointBlocks, checkTargetNotSource, helloFlags, newCommitId, resumePoint} from './plan.js'
 import {checkVerdict, IndexRecorder, recordProof} from './proof.js'
-import {streamDisk} from './stream.js'
+import {SEED_READ_CHUNK, streamDisk} from './stream.js'
+import {HeadStart} from '../disk/head-start.js'
 import {exchangeHello} from './hello.js'
 import type {HelloOk} from '../protocol/messages.js'
 import {RemoteError} from '../errors.js'
@@ -138,10 +139,21 @@ async function runFullsync(
     })
   const setting = opts.compress ?? h.settings.compress ?? 'auto'
   let offer = compressOffer(setting, target)
-  let conn = await connect()
   // With a tracker running, the sync covers what was dirty when it began; writes made while it
-  // runs stay in the active record for the next push.
+  // runs stay in the active record for the next push. Frozen before the head start hashes a
+  // block: a write that lands after a block was hashed must stay in the active record.
   const frozen = tracker ? await tracker.freeze({preserve: false}) : undefined
+  // The source's checksums start now, while the login and the HELLO take their round trips
+  // (disk/head-start.ts); a missing replica (every block travels, read, not mapped) drops them.
+  const early = HeadStart.start(source, diskSize, bs, SEED_READ_CHUNK, hasher)
+  let conn: Carrier
+  try {
+    conn = await connect()
+  } catch (err) {
+    await early?.stop()
+    if (frozen) await tracker?.complete(false).catch(() => {})
+    throw err
+  }
   let proved = false
   let reader = conn.frames
   let writer = conn.writer
@@ -196,6 +208,8 @@ async function runFullsync(
       progress(p)
     })
     const digest = hasher.createStream()
+    const replicaMissing = ok.state === ReplicaStateKind.MISSING
+    if (replicaMissing) await early?.stop()
     p.phase = 'compare'
     const totals = await streamDisk({
       source,
@@ -212,7 +226,8 @@ async function runFullsync(
       throttle,
       runs: z.sender,
       checkpointEvery: checkpointBlocks(opts.checkpointBytes, bs),
-      replicaMissing: ok.state === ReplicaStateKind.MISSING,
+      replicaMissing,
+      headStart: replicaMissing ? undefined : early,
       alignedChunks: target.kind === 'local' && localReceiverCarrier() === 'inline',
       onChunks: (c) => {
         chunks = c
@@ -264,6 +279,8 @@ async function runFullsync(
     if (replies && err instanceof TransportError) throw await replies.explain(err)
     throw err
   } finally {
+    // Nothing of the head start may still run on the source's descriptor when it is closed.
+    await early?.stop()
     conn.abort()
     await conn.close().catch(() => {})
     await z?.sender?.close()

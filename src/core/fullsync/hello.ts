@@ -7,6 +7,7 @@ import type {FrameWriter} from '../protocol/frame-writer.js'
 import {decodeHelloOk, SyncMode, type HelloOk} from '../protocol/messages.js'
 import {ProtocolError, TransportError} from '../errors.js'
 import {encodeClientHello} from '../protocol/client-hello.js'
+import {trace} from '../util/trace.js'
 
 export interface FullsyncHello {
   reader: FrameReader
@@ -30,7 +31,9 @@ export async function exchangeHello(x: FullsyncHello): Promise<HelloOk> {
     FrameType.HELLO,
     encodeClientHello(h, {mode: SyncMode.FULLSYNC, diskSize: x.diskSize, flags: x.flags, codecs: x.codecs, nextCommit: x.nextCommit, path: x.path}),
   )
+  trace('fullsync: HELLO sent')
   const first = await x.reader.next()
+  trace('fullsync: HELLO answered')
   if (!first) throw new TransportError('RECEIVER_CLOSED', 'the replica host closed the connection during the hello')
   if (first.type === FrameType.ERROR) throw await x.refused(first.payload)
   if (first.type !== FrameType.HELLO_OK) throw new ProtocolError('FRAME_UNEXPECTED', `expected HELLO_OK, got frame type ${first.type}`)

@@ -4,6 +4,7 @@
 // At each CHECKPOINT the writes are settled, the proved blocks folded into the digest
 // (receiver-proof.ts), the resume point recorded now and then, and the checkpoint acknowledged.
 // At DONE the digests are compared; only a match marks the replica complete.
+import {trace} from '../util/trace.js'
 import fs from 'node:fs/promises'
 import {ProtocolError} from '../errors.js'
 import {blockHasher, type BlockHasher} from '../hash/block-hash.js'
@@ -129,12 +130,17 @@ class FullsyncReceiver {
         ...helloOkCodec(hello),
       }),
     )
+    trace('receiver: HELLO_OK sent')
     await replica.beginFullsync(hello.diskSize, (hello.flags & HelloFlag.TRUNCATE_REPLICA) !== 0)
-    const scan = this.scan.run().catch((err: Error) => {
-      this.scanError = err
-      // The client may be waiting for statuses and send nothing more: wake the receive loop.
-      this.reader.abort?.(err)
-    })
+    trace('receiver: scan starts')
+    const scan = this.scan
+      .run()
+      .then(() => trace('receiver: scan done'))
+      .catch((err: Error) => {
+        this.scanError = err
+        // The client may be waiting for statuses and send nothing more: wake the receive loop.
+        this.reader.abort?.(err)
+      })
     try {
       await this.receive()
     } finally {
@@ -248,10 +254,12 @@ class FullsyncReceiver {
   }
 
   private async onDone(payload: Buffer): Promise<void> {
+    trace('receiver: DONE')
     const done = decodeDone(payload)
     if (done.blockCount !== this.blockCount) throw new ProtocolError('DONE_MISMATCH', `DONE for ${done.blockCount} blocks, the sync has ${this.blockCount}`)
     await this.checkpoint(this.blockCount)
     await this.checkpointsDone()
+    trace('receiver: last checkpoint settled')
     const digest = this.proof.digest()
     const ok = digest.equals(done.digest)
     if (ok) {
@@ -261,6 +269,7 @@ class FullsyncReceiver {
       await this.replica.markProofFailed()
     }
     this.log(`${ok ? 'proved' : 'PROOF FAILED'}, ${this.bytesWritten} bytes written (${this.writes.mode})`, `fullsync ${this.replica.path}`)
+    trace('receiver: VERIFY_RESULT')
     await this.writer.send(FrameType.VERIFY_RESULT, encodeVerifyResult({ok, digest}))
   }
 }

@@ -1,9 +1,11 @@
 // The body of a full sync: read and hash the source in order, take the replica's statuses for
 // each chunk, decide (plan.ts), feed the digest and the index (proof.ts), send what differs
 // (zero runs as lengths), and checkpoint so an interrupted sync resumes.
+import {trace} from '../util/trace.js'
 import {HASH_LENGTH, type BlockHasher} from '../hash/block-hash.js'
 import type {SourceDisk} from '../disk/source-disk.js'
 import {ChunkReader, type Chunk} from '../disk/chunk-reader.js'
+import type {HeadStart} from '../disk/head-start.js'
 import {digestSlots, type BlockSums} from '../disk/read-hash.js'
 import {FrameType} from '../protocol/frame.js'
 import type {FrameWriter} from '../protocol/frame-writer.js'
@@ -16,7 +18,8 @@ import type {IndexRecorder} from './proof.js'
 import {decideAll, MAP_BELOW_SEND_SHARE, nextSendShare, redecideFilled, sendRuns, SKIP, ZERO} from './plan.js'
 import {CHECKPOINT_INTERVAL_MS} from '../protocol/flow.js'
 
-const READ_CHUNK = 4 << 20
+/** The chunk of a sync to a replica that exists (a seed, a rerun, a resumed sync); also the head start's. */
+export const SEED_READ_CHUNK = 4 << 20
 /**
  * The chunk of a sync to a missing replica. There every chunk is read and lent to the transport
  * until its checkpoint is acknowledged, so the chunks out (two checkpoints' worth) are most of
@@ -43,6 +46,8 @@ export interface StreamContext {
   checkpointEvery: number
   /** The replica is missing: most blocks travel, so chunks are read, not mapped, from the start. */
   replicaMissing: boolean
+  /** Checksums of the first chunks, made while the connection was made (disk/head-start.ts); not with replicaMissing. */
+  headStart?: HeadStart
   /** The chunk reader, once made: the replies give its lent buffers back at checkpoint acks. */
   onChunks: (chunks: ChunkReader) => void
   /**
@@ -78,7 +83,7 @@ export async function streamDisk(ctx: StreamContext): Promise<StreamTotals> {
   }
   let lastCheckpoint = 0
   let lastCheckpointAt = performance.now()
-  const perChunk = Math.max(1, Math.floor((ctx.replicaMissing ? FRESH_READ_CHUNK : READ_CHUNK) / bs))
+  const perChunk = Math.max(1, Math.floor((ctx.replicaMissing ? FRESH_READ_CHUNK : SEED_READ_CHUNK) / bs))
   const action = new Uint8Array(perChunk)
   // The replica's statuses of the chunk's blocks: kinds, and hashes at i * HASH_LENGTH.
   const theirKinds = new Uint8Array(perChunk)
@@ -97,7 +102,17 @@ export async function streamDisk(ctx: StreamContext): Promise<StreamTotals> {
   // reading them at once is cheaper than mapping and then reading. The last chunk with data decides.
   let lastSendShare = ctx.replicaMissing ? 1 : 0
   const mapWhen = () => lastSendShare < MAP_BELOW_SEND_SHARE
-  const chunks = new ChunkReader(ctx.source, diskSize, bs, perChunk * bs, 2 * chunksPerCheckpoint + 1, hasher, mapWhen, ctx.alignedChunks === true)
+  const chunks = new ChunkReader(
+    ctx.source,
+    diskSize,
+    bs,
+    perChunk * bs,
+    2 * chunksPerCheckpoint + 1,
+    hasher,
+    mapWhen,
+    ctx.alignedChunks === true,
+    ctx.headStart,
+  )
   ctx.onChunks(chunks)
   // Per chunk, not per block: the statuses in one call, the decisions in a plain loop, the
   // digest and the index in one update each (per-block awaits and calls were most of the JS
@@ -105,7 +120,9 @@ export async function streamDisk(ctx: StreamContext): Promise<StreamTotals> {
   for await (const chunk of chunks.chunks()) {
     const {first, count} = chunk
     const end = first + count
+    if (first === 0) trace('stream: first chunk hashed')
     await ctx.replies.takeStatuses(count, theirKinds, theirHashes)
+    if (first === 0) trace('stream: first statuses')
     const {sums, toSend} = await decideChunk(ctx, chunks, chunk, theirKinds, theirHashes, action)
     lastSendShare = nextSendShare(lastSendShare, sums.zero, count, toSend)
     // The digest and the index, over each block's final checksum (the zero hash for a zero block).
@@ -174,6 +191,7 @@ export async function streamDisk(ctx: StreamContext): Promise<StreamTotals> {
       lastCheckpointAt = performance.now()
     }
   }
+  trace('stream: every chunk decided')
   await flushZeroRun(blockCount)
   if (ctx.runs) {
     await ctx.runs.drain()

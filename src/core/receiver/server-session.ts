@@ -2,6 +2,7 @@
 // first frame, lock the replica it names (one writer per replica, across receiver processes),
 // hand the connection to the protocol session (session.ts), and log one line when it ends. Also
 // the one way the server turns a connection away: an ERROR frame that says why, then hang up.
+import {trace} from '../util/trace.js'
 import type net from 'node:net'
 import type {VdrepError} from '../errors.js'
 import {errorFrameFields, receiverErrorOf} from './receiver-error.js'
@@ -48,7 +49,9 @@ export async function serveConnection(ctx: SessionContext, conn: Connection): Pr
   let held: string | undefined
   let seq: number | undefined
   try {
+    trace('serve: connection')
     const peek = await peekHello(reader)
+    trace('serve: HELLO')
     if (peek.ended) {
       lines.push(peek.bytes.length === 0 ? 'closed without a hello' : 'closed inside the hello')
       socket.destroy()

@@ -5,6 +5,7 @@
 // use (sticky failure). What is settled before connecting is in login-settings.ts; the
 // fast paths through ssh2's internals are in ssh2-internals.ts, checked at each connect.
 
+import {trace} from '../../util/trace.js'
 import type {Duplex} from 'node:stream'
 import ssh2 from 'ssh2'
 import type {Client as Ssh2Client, ClientChannel} from 'ssh2'
@@ -67,6 +68,7 @@ export class SshTransport {
     const transport = new SshTransport(client, label, log)
     client.on('handshake', (n: {cs?: {cipher?: string}}) => {
       transport.cipher = n.cs?.cipher
+      trace('ssh: key exchange done')
       log?.(`ssh handshake with ${label} done, cipher ${transport.cipher}`)
     })
     await new Promise<void>((resolve, reject) => {
@@ -89,6 +91,7 @@ export class SshTransport {
       client.on('error', fail)
       client.once('close', closed)
       try {
+        trace('ssh: connecting')
         log?.(`connecting to ${label}`)
         client.connect(config)
         // From the first byte, not only after login: with Nagle on, the client's second small
@@ -106,6 +109,7 @@ export class SshTransport {
     transport.hostKey = context.verification.presented
     // The receiver protocols are request/response: do not let Nagle hold small frames back.
     client.setNoDelay(true)
+    trace('ssh: logged in')
     log?.(`logged in to ${label}`)
     return transport
   }
@@ -143,6 +147,7 @@ export class SshTransport {
     const stream = new TunnelStream(channel, where, this.coalescer?.beforeWrite)
     this.streams.add(stream)
     stream.once('close', () => this.streams.delete(stream))
+    trace('ssh: tunnel open')
     this.log?.(`opened tunnel to ${where}`)
     return stream
   }
