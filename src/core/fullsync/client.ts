@@ -244,18 +244,18 @@ async function runFullsync(
     p.phase = 'verify'
     progress(p)
     await writer.send(FrameType.DONE, encodeDone({blockCount, digest: ourDigest}))
-    // The channel for the source description opens while the receiver verifies (its login
-    // too, with OpenSSH); nothing is sent on it before the proof. The transport's close ends it.
-    const describeConn = conn.sibling?.(h.settings.deltaPort)
-    describeConn?.catch(() => {})
+    // The source description (sent once proved, never trusted, beside the proof's record): an
+    // OpenSSH login opens while the receiver verifies, an ssh2 channel after (doc/protocol.md, Round trips).
+    const secondLogin = conn.siblingLogsIn ? conn.sibling?.(h.settings.deltaPort) : undefined
+    secondLogin?.catch(() => {})
     checkVerdict(await replies.verifyResult(), ourDigest)
     writer.end()
-    await recordProof(claim, index, {diskSize, replicaSeq: ok.lastSeq, commitId, stamp: stampAtStart})
+    const describeConn = secondLogin ?? conn.sibling?.(h.settings.deltaPort)
+    const described = describeConn !== undefined
+    const describing = describeConn ? describeSourceQuietly(disk, opts, () => describeConn) : undefined
+    await recordProof(claim, index, {diskSize, replicaSeq: ok.lastSeq, commitId, stamp: stampAtStart}).finally(() => describing)
     proved = true
     await tracker?.complete(true)
-    // Over SSH, on a second channel of this login (one round trip, not a second login).
-    const described = describeConn !== undefined
-    if (describeConn) await describeSourceQuietly(disk, opts, () => describeConn)
     p.phase = 'done'
     progress(p)
     const result: FullsyncResult = {

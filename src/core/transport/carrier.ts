@@ -24,6 +24,8 @@ export interface Carrier {
    * new channel: one round trip, not a login). Close it before this carrier.
    */
   sibling?(port: number): Promise<Carrier>
+  /** A sibling is a second login (the OpenSSH carrier: one more ssh process), not one channel. */
+  readonly siblingLogsIn?: boolean
 }
 
 /** A carrier over `stream`; `release` frees what holds the stream (the local receiver, the SSH connection) once it ended. */

@@ -82,7 +82,7 @@ export async function connectSshReceiver(target: SshTarget, opts: SshReceiverOpt
       })
     // A sibling is one more channel on this login; its close ends the channel, not the login.
     const sibling = async (port: number) => carrierOn(port, await transport.openStream(port), async () => {})
-    return {...carrierOn(opts.port, stream, () => transport.close()), sibling}
+    return {...carrierOn(opts.port, stream, () => transport.close()), sibling, siblingLogsIn: ssh.carrier === 'openssh'}
   } catch (err) {
     await transport.close().catch(() => {})
     throw err
