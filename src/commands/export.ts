@@ -1,5 +1,6 @@
 import {Args, Flags, type Interfaces} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {groupPointArgs} from '../cli/group-point-args.js'
 import {untilSignal} from '../cli/until-signal.js'
 import {UsageError} from '../core/errors.js'
 import {copyPoint, type CopiedPoint} from '../core/export/copy-point.js'
@@ -77,13 +78,9 @@ export default class Export extends BaseCommand {
   }
 
   private async group(group: string, replica: string | undefined, flags: Interfaces.InferredFlags<typeof Export.flags>): Promise<GroupExportResult> {
-    if (replica !== undefined) throw new UsageError('USAGE', '--group names the members: give no replica beside it')
-    if (flags.root === undefined) throw new UsageError('USAGE', '--group needs --root (the receiver root that holds the group records)')
-    const groupSeq = flags.at === undefined ? undefined : /^\d{1,15}$/.test(flags.at) ? Number(flags.at) : NaN
-    if (groupSeq !== undefined && Number.isNaN(groupSeq))
-      throw new UsageError('USAGE', `--at ${flags.at}: with --group, name a group point by its sequence (\`vdrep points --group\`)`)
+    const {root, groupSeq} = groupPointArgs(replica, flags)
     if (flags.to !== undefined) {
-      const r = await copyGroupPoint(flags.root, group, flags.to, {groupSeq})
+      const r = await copyGroupPoint(root, group, flags.to, {groupSeq})
       for (const c of r.copies) this.say(`copied point ${c.seq} of ${c.replica} to ${c.to}: ${formatBytes(c.dataBytes)} written, the rest holes`)
       this.say(`copied group ${group} at group point ${r.groupSeq}: ${r.copies.length} members into ${flags.to}`)
       return {mode: 'copy', ...r}
@@ -91,7 +88,7 @@ export default class Export extends BaseCommand {
     if (!flags.nbd || flags.nbd.length === 0)
       throw new UsageError('USAGE', 'say where the group point goes: --nbd unix:PATH to serve it, or --to DIR to copy it')
     const signalled = this.untilStopped()
-    const g = await groupPointToRead(flags.root, group, groupSeq)
+    const g = await groupPointToRead(root, group, groupSeq)
     const exp = await PointExport.startMany(g.points, {
       listen: flags.nbd,
       log: (line) => this.detail(line),

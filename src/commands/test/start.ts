@@ -1,5 +1,6 @@
 import {Args, Flags, type Interfaces} from '@oclif/core'
 import {BaseCommand} from '../../cli/base-command.js'
+import {groupPointArgs} from '../../cli/group-point-args.js'
 import {untilSignal} from '../../cli/until-signal.js'
 import {UsageError} from '../../core/errors.js'
 import {replicaFromArg} from '../../core/points/settings.js'
@@ -77,14 +78,10 @@ export default class TestStart extends BaseCommand {
   }
 
   private async group(group: string, replica: string | undefined, flags: Interfaces.InferredFlags<typeof TestStart.flags>): Promise<GroupTestStartResult> {
-    if (replica !== undefined) throw new UsageError('USAGE', '--group names the members: give no replica beside it')
-    if (flags.root === undefined) throw new UsageError('USAGE', '--group needs --root (the receiver root that holds the group records)')
-    const groupSeq = flags.at === undefined ? undefined : /^\d{1,15}$/.test(flags.at) ? Number(flags.at) : NaN
-    if (groupSeq !== undefined && Number.isNaN(groupSeq))
-      throw new UsageError('USAGE', `--at ${flags.at}: with --group, name a group point by its sequence (\`vdrep points --group\`)`)
+    const {root, groupSeq} = groupPointArgs(replica, flags)
     const signalled = this.untilStopped()
     const view = await GroupTestView.start({
-      root: flags.root,
+      root,
       group,
       groupSeq,
       listen: flags.nbd,
