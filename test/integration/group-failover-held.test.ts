@@ -1,9 +1,9 @@
 // A group push cut by kill -9 between its members' applies leaves one member's bundle held
-// (`<replica>.vdrep-journal-held`) while its group record is written. `failover --group` then
-// picks the older group point (the held member does not keep the newer one yet) and promotes
-// every member there. The held bundle must never land on a promoted replica afterwards: the old
-// primary's next cron push (refused as FENCED) settles held bundles first, and would apply it
-// over the promoted disk, leaving that member one group point ahead of the others.
+// (`<replica>.vdrep-journal-held`) while its group record is written. `failover --group`
+// settles it first (the record names it: applied) and promotes every member at that newest
+// group point. No held bundle may land on a promoted replica afterwards: the old primary's next
+// cron push (refused as FENCED) settles held bundles first, and would apply one over the
+// promoted disk, leaving that member one group point ahead of the others.
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
@@ -56,7 +56,6 @@ describe('failover --group after a group push killed between member applies', fu
     await qemuIo(uri(a), ['write -P 0x11 0 128k'])
     await qemuIo(uri(b), ['write -P 0x21 1M 64k'])
     assert.equal((await vdrep(['push', '--group', 'vm', a.disk, b.disk])).code, 0)
-    for (const m of [a, b]) await fs.copyFile(m.replica, `${m.replica}.at1`)
     await qemuIo(uri(a), ['write -P 0x12 0 1M'])
     await qemuIo(uri(b), ['write -P 0x22 0 1M'])
     // The second group push: the record is written, the first member applies, the others wait 5 s: killed then.
@@ -79,9 +78,11 @@ describe('failover --group after a group push killed between member applies', fu
     const r = await vdrep(['failover', '--group', 'vm', '--root', root, '--force', '--json'])
     assert.equal(r.code, 0, r.stderr)
     const out = json<GroupFailoverResult>(r)
-    // Whichever point it chose, every member must be at that one point, and stay there.
-    const at = out.groupSeq === 1 ? '.at1' : undefined
-    if (at) for (const m of [a, b]) assert.ok(await filesEqual(m.replica, `${m.replica}${at}`), `${m.replica} is not at group point 1`)
+    // Group point 2 was committed (its record written): the held bundle is applied first, so
+    // the failover keeps that newest point, with every member at it (the sources have not
+    // been written since).
+    assert.equal(out.groupSeq, 2, `failed over to group point ${out.groupSeq}: the held member's committed bundle was not settled first`)
+    for (const m of [a, b]) assert.ok(await filesEqual(m.replica, m.disk), `${m.replica} is not at group point 2`)
     const before = [await fs.readFile(a.replica), await fs.readFile(b.replica)]
     assert.equal(await exists(`${heldMember.replica}.vdrep-journal-held`), false, 'the failover left a held bundle beside a promoted replica')
     // The old primary's cron push: fenced, and it must not write the promoted replica.

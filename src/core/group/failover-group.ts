@@ -4,10 +4,15 @@
 // kept, a replica that is no longer the one the group point names) changes nothing anywhere.
 // The promotions then run one member after the other, each as `vdrep failover` does it (fenced
 // first, rolled back, given its record); a run cut short is finished by running it again: the
-// members promoted already are confirmed at the same point, the rest are promoted.
+// members promoted already are confirmed at the same point, the rest are promoted. Before the
+// point is chosen, every member's held bundle (a group push cut between its members' applies)
+// is settled as the receiver would settle it: applied when its group record was written, so
+// the newest committed group point stays the one failed over to.
 import path from 'node:path'
 import {UsageError} from '../errors.js'
 import {checkFailoverFit, failover, type FailoverOptions, type FailoverResult} from '../failover/failover.js'
+import {acquireReplica} from '../locks/index.js'
+import {settleHeld} from './held-journal.js'
 import {planRollback} from '../failover/rollback.js'
 import {readReplicaState} from '../receiver/replica-state.js'
 import {isGroupName} from './name.js'
@@ -120,9 +125,28 @@ async function preflight(t: Target, o: GroupFailoverOptions, now: number): Promi
   if (t.seq !== undefined && t.seq !== state.lastSeq) await (await planRollback(t.replica, state, t.seq)).close()
 }
 
+/**
+ * Every member's held bundle settled, under its lock: applied if a group record names it (the
+ * group committed; the receiver applies it at its next start or push anyway), else dropped.
+ * Left held, it made its member miss the newest group point, and the failover went back one.
+ */
+async function settleMembers(o: GroupFailoverOptions): Promise<void> {
+  const paths = new Set((await listGroupRecords(o.root, o.group)).flatMap((r) => r.members.map((m) => m.path)))
+  for (const rel of paths) {
+    const replica = path.join(o.root, rel)
+    const release = await acquireReplica(replica, 'another vdrep process (vdrep serve applying a group push, a full sync, another failover)')
+    try {
+      await settleHeld(o.root, replica, (line) => o.log?.(line))
+    } finally {
+      release()
+    }
+  }
+}
+
 export async function failoverGroup(o: GroupFailoverOptions): Promise<GroupFailoverResult> {
   if (!isGroupName(o.group)) throw new UsageError('BAD_GROUP_NAME', `${JSON.stringify(o.group)} is not a group name`)
   const now = (o.now ?? Date.now)()
+  await settleMembers(o)
   const {targets, groupSeq} = await targetsOf(o)
   for (const t of targets) await preflight(t, o, now)
   const members: FailoverResult[] = []
