@@ -8,11 +8,12 @@
 // point is chosen, every member's held bundle (a group push cut between its members' applies)
 // is settled as the receiver would settle it: applied when its group record was written, so
 // the newest committed group point stays the one failed over to.
+import fs from 'node:fs/promises'
 import path from 'node:path'
 import {UsageError} from '../errors.js'
 import {checkFailoverFit, failover, type FailoverOptions, type FailoverResult} from '../failover/failover.js'
 import {acquireReplica} from '../locks/index.js'
-import {settleHeld} from './held-journal.js'
+import {heldJournalPathFor, settleHeld} from './held-journal.js'
 import {planRollback} from '../failover/rollback.js'
 import {readReplicaState} from '../receiver/replica-state.js'
 import {isGroupName} from './name.js'
@@ -134,6 +135,7 @@ async function settleMembers(o: GroupFailoverOptions): Promise<void> {
   const paths = new Set((await listGroupRecords(o.root, o.group)).flatMap((r) => r.members.map((m) => m.path)))
   for (const rel of paths) {
     const replica = path.join(o.root, rel)
+    if (!(await fs.lstat(heldJournalPathFor(replica)).catch(() => undefined))) continue
     const release = await acquireReplica(replica, 'another vdrep process (vdrep serve applying a group push, a full sync, another failover)')
     try {
       await settleHeld(o.root, replica, (line) => o.log?.(line))
