@@ -81,7 +81,12 @@ export default class Export extends BaseCommand {
     const {root, groupSeq} = groupPointArgs(replica, flags)
     if (flags.to !== undefined) {
       const r = await copyGroupPoint(root, group, flags.to, {groupSeq})
-      for (const c of r.copies) this.say(`copied point ${c.seq} of ${c.replica} to ${c.to}: ${formatBytes(c.dataBytes)} written, the rest holes`)
+      for (const c of r.copies)
+        this.say(
+          'kept' in c
+            ? `kept ${c.to}: point ${c.seq} of ${c.replica}, copied by an earlier run`
+            : `copied point ${c.seq} of ${c.replica} to ${c.to}: ${formatBytes(c.dataBytes)} written, the rest holes`,
+        )
       this.say(`copied group ${group} at group point ${r.groupSeq}: ${r.copies.length} members into ${flags.to}`)
       return {mode: 'copy', ...r}
     }

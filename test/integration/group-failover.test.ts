@@ -122,6 +122,27 @@ describe('recovery of a consistency group: test start --group, failover --group'
     const copied = await vdrep(['export', '--group', 'vm', '--root', root, '--at', '1', '--to', out])
     assert.equal(copied.code, 0, copied.stderr)
     for (const m of [a, b]) assert.ok(await filesEqual(path.join(out, path.basename(m.replica)), `${m.replica}.at1`))
+    // A run cut short (b's file is in the way: the copy of b fails after a's is done) is finished
+    // by the same command again: a's copy kept (the same file), b's copied; another point refused.
+    const cut = path.join(dir, 'restore-cut')
+    await fs.mkdir(path.join(cut, 'b.img'), {recursive: true})
+    const first = await vdrep(['export', '--group', 'vm', '--root', root, '--at', '1', '--to', cut, '--json'])
+    assert.equal(first.code, 2, `${first.stdout}${first.stderr}`)
+    const aIno = (await fs.stat(path.join(cut, 'a.img'))).ino
+    await fs.rmdir(path.join(cut, 'b.img'))
+    assert.equal((await vdrep(['export', '--group', 'vm', '--root', root, '--at', '2', '--to', cut])).code, 2, 'another group point into the same folder')
+    const again = await vdrep(['export', '--group', 'vm', '--root', root, '--at', '1', '--to', cut, '--json'])
+    assert.equal(again.code, 0, again.stderr)
+    const copies = json<{copies: Array<{to: string; kept?: boolean}>}>(again).copies
+    assert.deepEqual(
+      copies.map((c) => [path.basename(c.to), c.kept === true]),
+      [
+        ['a.img', true],
+        ['b.img', false],
+      ],
+    )
+    assert.equal((await fs.stat(path.join(cut, 'a.img'))).ino, aIno, "a's copy was made again")
+    for (const m of [a, b]) assert.ok(await filesEqual(path.join(cut, path.basename(m.replica)), `${m.replica}.at1`))
     const roSock = path.join(dir, 'group-ro.nbd')
     const ro = await startForeground(['export', '--group', 'vm', '--root', root, '--at', '1', '--nbd', `unix:${roSock}`], /^exporting group/)
     try {
