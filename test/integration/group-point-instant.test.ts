@@ -1,0 +1,121 @@
+// A group point is one instant across the members. A member replica full-synced since the point
+// (alone, as GROUP_MEMBER_FULL_SYNC tells the user to, or handed to another source with
+// --take-over-replica) keeps its push sequence, so the group record's sequence for it now names
+// the full sync's contents: reading, exporting or failing over the group at that point would mix
+// two instants with exit 0. Such a point is no longer restorable; the next group push is.
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import {json, vdrep} from '../helpers/cli.js'
+import {filesEqual, makeMixedDisk, tempDir} from '../helpers/disks.js'
+import {qemuIo} from '../helpers/cycle.js'
+import {startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
+import type {GroupFailoverResult} from '../../src/core/group/failover-group.js'
+
+const MiB = 1 << 20
+
+describe('a group point of a member full-synced since is not restored', function () {
+  this.timeout(120_000)
+  let dir: string
+  let root: string
+  const trackers: RunningTracker[] = []
+
+  beforeEach(async () => {
+    dir = await tempDir()
+    root = path.join(dir, 'r')
+    await fs.mkdir(root)
+  })
+  afterEach(async () => {
+    for (const t of trackers.splice(0)) await t.stop('SIGTERM').catch(() => undefined)
+    await fs.rm(dir, {recursive: true, force: true})
+  })
+
+  type Member = {disk: string; replica: string; sock: string}
+  async function member(name: string, tracked = true): Promise<Member> {
+    const d = path.join(dir, `${name}.img`)
+    const replica = path.join(root, `${name}.img`)
+    await makeMixedDisk(d, 4 * MiB, name)
+    assert.equal((await vdrep(['init', d, '--to', replica, '--group', 'vm'])).code, 0)
+    assert.equal((await vdrep(['fullsync', d])).code, 0)
+    assert.equal((await vdrep(['points', replica, '--retention', 'count:50'])).code, 0)
+    const sock = path.join(dir, `${name}.sock`)
+    if (tracked) trackers.push(await startTracker(d, ['--nbd', `unix:${sock}`]))
+    return {disk: d, replica, sock}
+  }
+  const uri = (m: Member) => `nbd+unix:///${path.basename(m.disk)}?socket=${m.sock}`
+  const promoted = async (m: Member) =>
+    await fs.stat(`${m.replica}.psf`).then(
+      () => true,
+      () => false,
+    )
+  const groupPush = async (a: Member, b: Member) => {
+    const r = await vdrep(['push', '--group', 'vm', a.disk, b.disk])
+    assert.equal(r.code, 0, r.stderr)
+  }
+  /** export --group into a new folder: refused (2), or every copy equal to `want`'s file for it. */
+  const exportRefusedOrEqual = async (at: string[], want: (m: Member) => string, ms: Member[]) => {
+    const out = path.join(dir, `restore-${Math.random().toString(16).slice(2)}`)
+    const r = await vdrep(['export', '--group', 'vm', '--root', root, ...at, '--to', out])
+    if (r.code === 2) return r
+    assert.equal(r.code, 0, r.stderr)
+    for (const m of ms)
+      assert.ok(await filesEqual(path.join(out, path.basename(m.replica)), want(m)), `export --group: ${m.replica}'s copy is not the group point`)
+    return r
+  }
+
+  it('a member full-synced alone after the point: export --group and failover --group refuse that point, nothing promoted; the next group push is restorable', async () => {
+    const a = await member('a')
+    const b = await member('b')
+    await qemuIo(uri(a), ['write -P 0x11 0 256k'])
+    await qemuIo(uri(b), ['write -P 0x21 0 256k'])
+    await groupPush(a, b)
+    for (const m of [a, b]) await fs.copyFile(m.replica, `${m.replica}.at1`)
+    // a alone moves on by a full sync (its record in doubt, say): its replica keeps its sequence.
+    await qemuIo(uri(a), ['write -P 0x12 0 1M'])
+    assert.equal((await vdrep(['fullsync', a.disk])).code, 0)
+    assert.ok(!(await filesEqual(a.replica, `${a.replica}.at1`)))
+
+    const newest = await exportRefusedOrEqual([], (m) => `${m.replica}.at1`, [a, b])
+    assert.equal(newest.code, 2, 'group point 1 is no longer one instant')
+    assert.match(newest.stderr, /GROUP_NO_POINT|no point/)
+    assert.equal((await exportRefusedOrEqual(['--at', '1'], (m) => `${m.replica}.at1`, [a, b])).code, 2)
+    const listed = json<{points: Array<{groupSeq: number; restorable: boolean}>}>(await vdrep(['points', '--group', 'vm', '--root', root, '--json']))
+    assert.deepEqual(
+      listed.points.map((p) => [p.groupSeq, p.restorable]),
+      [[1, false]],
+    )
+
+    const fo = await vdrep(['failover', '--group', 'vm', '--root', root, '--force'])
+    assert.equal(fo.code, 2, `failover --group promoted a point that mixes two instants: ${fo.stdout}${fo.stderr}`)
+    assert.equal(await promoted(a), false)
+    assert.equal(await promoted(b), false)
+
+    // The next group push is a point of its own, restorable as ever.
+    await qemuIo(uri(b), ['write -P 0x22 1M 64k'])
+    await groupPush(a, b)
+    const next = await exportRefusedOrEqual([], (m) => m.disk, [a, b])
+    assert.equal(next.code, 0, next.stderr)
+    const r = await vdrep(['failover', '--group', 'vm', '--root', root, '--force', '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(json<GroupFailoverResult>(r).groupSeq, 2)
+    for (const m of [a, b]) assert.ok(await filesEqual(m.disk, m.replica))
+  })
+
+  it('a member replica handed to another source since the point (--take-over-replica): export --group refuses that point', async () => {
+    const a = await member('a')
+    const b = await member('b')
+    await qemuIo(uri(a), ['write -P 0x31 0 256k'])
+    await qemuIo(uri(b), ['write -P 0x41 0 256k'])
+    await groupPush(a, b)
+    for (const m of [a, b]) await fs.copyFile(m.replica, `${m.replica}.at1`)
+    // Another disk takes a's replica over (a new replica id, the same sequence).
+    const c = path.join(dir, 'c.img')
+    await makeMixedDisk(c, 4 * MiB, 'c')
+    assert.equal((await vdrep(['init', c, '--to', a.replica])).code, 0)
+    const took = await vdrep(['fullsync', c, '--take-over-replica'])
+    assert.equal(took.code, 0, took.stderr)
+    assert.ok(await filesEqual(c, a.replica))
+    const r = await exportRefusedOrEqual(['--at', '1'], (m) => `${m.replica}.at1`, [a, b])
+    assert.equal(r.code, 2, 'a is another source now')
+  })
+})
