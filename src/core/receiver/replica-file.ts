@@ -237,12 +237,15 @@ export class ReplicaFile {
   async markComplete(patch: Partial<ReplicaState>): Promise<void> {
     await this.fh.sync()
     const st = await this.fh.stat({bigint: true})
+    const now = Date.now()
     await this.writeState({
       ...patch,
       complete: true,
       resumeBlock: 0,
       generation: this.state.generation + 1,
-      commitMs: Date.now(),
+      commitMs: now,
+      // Its contents are this sync's, under the sequence it kept (a group point naming it is older).
+      fullSync: {seq: this.state.lastSeq, ms: now},
       doubt: undefined,
       diverged: undefined,
       // This proved sync's commit id: the client records the same one in its .psf. No

@@ -50,6 +50,13 @@ export interface ReplicaState {
   pointsChain?: string
   /** When the last push committed or the last full sync was proved (ms since the epoch): the current point's time. */
   commitMs?: number
+  /**
+   * The last proved full sync: the sequence it left the replica at (a full sync keeps the push
+   * sequence) and when. The point of that sequence is the full sync's contents, not the push that
+   * first reached it, and every earlier point is gone: a group record naming this replica at or
+   * below that sequence, or written before then, is of an earlier instant (group/points.ts).
+   */
+  fullSync?: {seq: number; ms: number}
   /** The restore-point retention policy of this replica (points/retention.ts); absent: the default. */
   retention?: string
   /** Where the source says it is (its DESCRIBE_SOURCE after a full sync): for `vdrep replicas`, never for trust. */
@@ -155,6 +162,8 @@ export function decodeReplicaState(b: Buffer): ReplicaState {
     if (v[k] !== undefined && (typeof v[k] !== 'string' || !/^[0-9a-f]{32}$/.test(v[k]))) throw corrupt(`field ${k}`)
   if (v.pointsChain !== undefined && (typeof v.pointsChain !== 'string' || !/^[0-9a-f]{32}$/.test(v.pointsChain))) throw corrupt('field pointsChain')
   if (v.commitMs !== undefined && (!Number.isSafeInteger(v.commitMs) || v.commitMs < 0)) throw corrupt('field commitMs')
+  if (v.fullSync !== undefined && (typeof v.fullSync !== 'object' || v.fullSync === null || !safe(v.fullSync.seq) || !safe(v.fullSync.ms)))
+    throw corrupt('field fullSync')
   if (v.retention !== undefined && (typeof v.retention !== 'string' || v.retention.length > 200)) throw corrupt('field retention')
   if (v.tests !== undefined && !validTests(v.tests)) throw corrupt('field tests')
   if (v.diverged !== undefined && typeof v.diverged !== 'boolean') throw corrupt('field diverged')
