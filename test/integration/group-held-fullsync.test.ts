@@ -1,0 +1,103 @@
+// A group push cut by kill -9 between its members' applies leaves a member's bundle held beside
+// its replica, its group record written. If that member is then full-synced (its next run falls
+// back to one, or the user runs it) the held bundle is of an older instant than the replica:
+// settled afterwards (the next push, serve's start-up, failover --group) it was applied over the
+// full sync's contents: the replica then held blocks of two instants (and failover --group
+// promoted it so, exit 0). The full sync drops it, as it drops a leftover delta journal.
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import {collect, json, startVdrep, vdrep} from '../helpers/cli.js'
+import {filesEqual, makeMixedDisk, tempDir} from '../helpers/disks.js'
+import {qemuIo} from '../helpers/cycle.js'
+import {startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
+
+const MiB = 1 << 20
+
+describe('a held group bundle older than a full sync of its member', function () {
+  this.timeout(120_000)
+  let dir: string
+  let root: string
+  const trackers: RunningTracker[] = []
+
+  beforeEach(async () => {
+    dir = await tempDir()
+    root = path.join(dir, 'r')
+    await fs.mkdir(root)
+  })
+  afterEach(async () => {
+    for (const t of trackers.splice(0)) await t.stop('SIGTERM').catch(() => undefined)
+    await fs.rm(dir, {recursive: true, force: true})
+  })
+
+  type Member = {disk: string; replica: string; sock: string}
+  async function member(name: string): Promise<Member> {
+    const d = path.join(dir, `${name}.img`)
+    const replica = path.join(root, `${name}.img`)
+    await makeMixedDisk(d, 4 * MiB, name)
+    assert.equal((await vdrep(['init', d, '--to', replica, '--group', 'vm'])).code, 0)
+    assert.equal((await vdrep(['fullsync', d])).code, 0)
+    const sock = path.join(dir, `${name}.sock`)
+    trackers.push(await startTracker(d, ['--nbd', `unix:${sock}`]))
+    return {disk: d, replica, sock}
+  }
+  const uri = (m: Member) => `nbd+unix:///${path.basename(m.disk)}?socket=${m.sock}`
+  const exists = (p: string) =>
+    fs.stat(p).then(
+      () => true,
+      () => false,
+    )
+
+  it('is dropped, not applied over the full-synced replica by failover --group or the next push; that group point is not restorable', async () => {
+    const a = await member('a')
+    const b = await member('b')
+    await qemuIo(uri(a), ['write -P 0x11 0 128k'])
+    await qemuIo(uri(b), ['write -P 0x21 1M 64k'])
+    assert.equal((await vdrep(['push', '--group', 'vm', a.disk, b.disk])).code, 0)
+    await qemuIo(uri(a), ['write -P 0x12 0 1M'])
+    await qemuIo(uri(b), ['write -P 0x22 0 1M'])
+    // The second group push: the record is written, the first member applies, the others wait 5 s: killed then.
+    const push = startVdrep(['push', '--group', 'vm', a.disk, b.disk], {env: {VDREP_TEST_GROUP_CRASH: 'after-first-apply'}})
+    const pushed = collect(push)
+    const held = async () => (await exists(`${a.replica}.vdrep-journal-held`)) || (await exists(`${b.replica}.vdrep-journal-held`))
+    const deadline = Date.now() + 30_000
+    while (!((await exists(path.join(root, '.vdrep-groups', 'vm', '0000000000000002.vdrep-group'))) && (await held()))) {
+      assert.ok(Date.now() < deadline, 'the group push never reached its record')
+      assert.equal(push.exitCode, null, 'the push ended before its record')
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    await new Promise((r) => setTimeout(r, 1500)) // the first member applies
+    push.kill('SIGKILL')
+    const killed = await pushed
+    assert.equal(killed.signal, 'SIGKILL', `the push ended before the kill: ${killed.stdout}${killed.stderr}`)
+    const h = (await exists(`${b.replica}.vdrep-journal-held`)) ? b : a
+    assert.ok(await exists(`${h.replica}.vdrep-journal-held`), 'a member is held')
+
+    // The held member's disk moves on over the held bundle's blocks, and the member is full-synced.
+    await qemuIo(uri(h), ['write -P 0x33 0 512k'])
+    const full = await vdrep(['fullsync', h.disk])
+    assert.equal(full.code, 0, full.stderr)
+    assert.ok(await filesEqual(h.replica, h.disk), 'the full sync is proved')
+    // failover --group settles held bundles first: this one must not land on the full-synced replica.
+    const fo = await vdrep(['failover', '--group', 'vm', '--root', root, '--force'])
+    assert.ok(
+      await filesEqual(h.replica, h.disk),
+      `failover --group (exit ${fo.code}) applied the held bundle over the full-synced replica: a state the disk never had`,
+    )
+    assert.equal(fo.code, 2, `no group point has every member: ${fo.stdout}${fo.stderr}`)
+    assert.equal(await exists(`${h.replica}.psf`), false, 'promoted')
+    // The next push is a delta of its own; it does not make the group point it reuses the sequence of restorable.
+    const next = await vdrep(['push', h.disk, '--json'])
+    assert.equal(next.code, 0, next.stderr)
+    assert.doesNotMatch(next.stdout, /full sync instead/)
+    assert.ok(await filesEqual(h.replica, h.disk))
+    const listed = json<{points: Array<{groupSeq: number; restorable: boolean}>}>(await vdrep(['points', '--group', 'vm', '--root', root, '--json']))
+    assert.deepEqual(
+      listed.points.map((p) => [p.groupSeq, p.restorable]),
+      [
+        [2, false],
+        [1, false],
+      ],
+    )
+  })
+})
