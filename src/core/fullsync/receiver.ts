@@ -25,6 +25,7 @@ import {
   type Hello,
 } from '../protocol/messages.js'
 import {journalPathFor} from '../delta/journal.js'
+import {heldJournalPathFor} from '../group/held-journal.js'
 import {ReplicaFile} from '../receiver/replica-file.js'
 import type {ReplicaState} from '../receiver/replica-state.js'
 import type {SessionLog} from '../receiver/session-log.js'
@@ -61,14 +62,20 @@ export async function runFullsyncSession(
   try {
     // Before anything is written: a replica of another source, or one that moved on, is refused.
     await replica.checkFence((text) => log(text, `fullsync ${replicaPath}`))
-    // A full sync rewrites everything: a leftover delta journal has nothing left to say.
-    if (
-      await fs.rm(journalPathFor(replicaPath)).then(
-        () => true,
-        () => false,
+    // A full sync rewrites everything: a leftover delta journal has nothing left to say, nor has
+    // a group push's held bundle (cut between its members' applies): of an older instant than
+    // the disk this sync writes, settled later it would land on top of it.
+    for (const [journal, what] of [
+      [journalPathFor(replicaPath), 'a leftover delta journal'],
+      [heldJournalPathFor(replicaPath), "a group push's held bundle"],
+    ])
+      if (
+        await fs.rm(journal).then(
+          () => true,
+          () => false,
+        )
       )
-    )
-      log(`${replicaPath}: discarded a leftover delta journal`)
+        log(`${replicaPath}: discarded ${what}`)
     const writes = await openReplicaWrites(replica, hello.blockSize, (text) => log(text, `fullsync ${replicaPath}`))
     try {
       await new FullsyncReceiver(hello, replica, writes, hasher, reader, writer, log, opts.trustBodies === true).run()
