@@ -186,6 +186,27 @@ describe('recovery of a consistency group: test start --group, failover --group'
     }
   })
 
+  it("export --group into a folder holding a member's file from elsewhere refuses, also when run again: never a restore of two points", async () => {
+    const a = await member('a')
+    const b = await member('b')
+    await qemuIo(uri(a), ['write -P 0x71 0 128k'])
+    await groupPush(a, b)
+    await qemuIo(uri(a), ['write -P 0x72 0 256k'])
+    await qemuIo(uri(b), ['write -P 0x73 0 256k'])
+    await groupPush(a, b)
+    // The folder holds a's disk at group point 1, exported alone earlier (no group record in it).
+    const out = path.join(dir, 'restore')
+    await fs.mkdir(out)
+    assert.equal((await vdrep(['export', a.replica, '--at', '1', '--to', path.join(out, 'a.img')])).code, 0)
+    const first = await vdrep(['export', '--group', 'vm', '--root', root, '--at', '2', '--to', out])
+    assert.equal(first.code, 2, first.stderr)
+    // "A run cut short is finished by running it again": the same command must not take a's file as point 2's.
+    const again = await vdrep(['export', '--group', 'vm', '--root', root, '--at', '2', '--to', out])
+    if (again.code === 0)
+      for (const m of [a, b]) assert.ok(await filesEqual(path.join(out, `${path.basename(m.replica)}`), m.disk), `${m.replica}'s copy is not group point 2`)
+    assert.equal(again.code, 2, again.stderr)
+  })
+
   it('--planned: after the VM stopped and a final push of each member, every member at its final push, nothing lost', async () => {
     const a = await member('a')
     const b = await member('b')
