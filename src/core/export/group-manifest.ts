@@ -60,7 +60,17 @@ export async function openGroupManifest(
     if (err.code === 'ENOENT') return undefined
     throw err
   })
-  if (text === undefined) return {version: VERSION, ...want, members: {}}
+  if (text === undefined) {
+    // The record is saved before the first copy, and a member it names "copying" whose file is
+    // there counts as copied (below): a file of this folder from elsewhere (an earlier export)
+    // would be taken for this point's copy by the run that follows a refusal.
+    for (const rel of memberPaths)
+      if ((await fs.lstat(path.join(toDir, rel)).catch(() => undefined))?.isFile())
+        throw new UsageError('EXPORT_TARGET_EXISTS', `${path.join(toDir, rel)} exists, and ${toDir} holds no group export's record; nothing was copied`, {
+          hint: 'name a new folder',
+        })
+    return {version: VERSION, ...want, members: {}}
+  }
   const m = parse(text, file)
   if (m.group !== want.group || m.root !== want.root || m.groupSeq !== want.groupSeq)
     throw new UsageError(

@@ -22,6 +22,13 @@ describe('export --group: the folder record that lets a cut run finish', () => {
     assert.deepEqual((await openGroupManifest(dir, want, ['a.img'])).members, {'a.img': {seq: 7, state: 'done'}})
   })
 
+  it("a folder without a record that holds a member's file (from elsewhere) is refused", async () => {
+    await fs.mkdir(path.join(dir, 'd'))
+    await fs.writeFile(path.join(dir, 'd', 'b.img'), 'x')
+    await refused(openGroupManifest(dir, want, ['a.img', 'd/b.img']))
+    await assert.rejects(fs.stat(path.join(dir, GROUP_EXPORT_MANIFEST)), 'no record is left behind')
+  })
+
   it('a member named "copying" whose file is there was linked complete: done; without its file: copied again', async () => {
     await saveGroupManifest(dir, {version: 1, ...want, members: {'a.img': {seq: 7, state: 'copying'}, 'd/b.img': {seq: 2, state: 'copying'}}})
     await fs.writeFile(path.join(dir, 'a.img'), 'x')
