@@ -15,7 +15,7 @@ import {encodeGroupApply, encodeGroupCommit} from '../../../src/core/protocol/gr
 import {readReplicaState, writeReplicaState} from '../../../src/core/receiver/replica-state.js'
 import {handleConnection} from '../../../src/core/receiver/session.js'
 import {heldJournalPathFor} from '../../../src/core/group/held-journal.js'
-import {listGroupRecords} from '../../../src/core/group/store.js'
+import {listGroupRecords, writeGroupRecord} from '../../../src/core/group/store.js'
 
 const BS = 4096
 const BLOCKS = 8
@@ -123,6 +123,19 @@ describe('group member on the receiver (held bundle)', () => {
     assert.ok((await fs.readFile(replica)).equals(Buffer.alloc(BS * BLOCKS, 1)))
     await assert.rejects(fs.stat(heldJournalPathFor(replica)), 'no held journal is left')
   }
+
+  it('a client gone while held: a record of this path and sequence from an earlier replica there (another replica id, or written before its last full sync) does not apply the bundle', async () => {
+    // Another source's replica once lived at this path and reached sequence 5 in group "old".
+    await writeGroupRecord(root, {name: 'old', committedMs: Date.now(), members: [{...member('r.img'), replicaId: Buffer.alloc(16, 7)}]})
+    assert.deepEqual((await run()).types, [FrameType.HELLO_OK, FrameType.JOURNALED])
+    await unchanged()
+    // This replica's own group point 5 of before its last full sync (which kept sequence 4).
+    const {state} = await readReplicaState(replica)
+    await writeGroupRecord(root, {name: 'before', committedMs: Date.now() - 60_000, members: [member('r.img')]})
+    await writeReplicaState(replica, {...(state as NonNullable<typeof state>), fullSync: {seq: 4, ms: Date.now()}})
+    assert.deepEqual((await run()).types, [FrameType.HELLO_OK, FrameType.JOURNALED])
+    await unchanged()
+  })
 
   it('GROUP_COMMIT then GROUP_APPLY: the record is written, then the member applied', async () => {
     const f = await run(
