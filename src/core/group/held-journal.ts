@@ -8,6 +8,7 @@ import {recoverJournal} from '../delta/apply.js'
 import {journalPathFor, readJournal} from '../delta/journal.js'
 import {readReplicaState} from '../receiver/replica-state.js'
 import {fsyncDir} from '../util/fs-atomic.js'
+import {isMembersPoint} from './points.js'
 import {recordNaming} from './store.js'
 
 export const HELD_SUFFIX = '.vdrep-journal-held'
@@ -40,8 +41,12 @@ export async function settleHeld(root: string, replica: string, log: (line: stri
   }
   const {state} = await readReplicaState(replica)
   // A promoted replica is a source now (a VM may be writing it): it takes nothing from its old source.
+  // Only a record of this replica counts: a sequence is named again by a replica seeded afresh at
+  // the same path, or by this one after a full sync (group/points.ts, isMembersPoint).
   const record =
-    seq !== undefined && state && !state.promoted && state.lastSeq + 1 === seq ? await recordNaming(root, await memberPath(root, replica), seq) : null
+    seq !== undefined && state && !state.promoted && state.lastSeq + 1 === seq
+      ? await recordNaming(root, await memberPath(root, replica), seq, (r, m) => isMembersPoint(state, r, m))
+      : null
   if (!record) {
     await fs.rm(held, {force: true})
     const why = state?.promoted ? 'the replica was promoted by a failover' : 'its group never committed'

@@ -6,7 +6,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import {asVdrepError, StateError} from '../errors.js'
 import {fsyncDir, writeFileAtomic} from '../util/fs-atomic.js'
-import {decodeGroupRecord, encodeGroupRecord, type GroupRecord} from './record.js'
+import {decodeGroupRecord, encodeGroupRecord, type GroupMember, type GroupRecord} from './record.js'
 import {isGroupName} from './name.js'
 
 export const GROUPS_DIR = '.vdrep-groups'
@@ -74,8 +74,16 @@ export async function listGroupRecords(root: string, only?: string, onBad: (file
   return out
 }
 
-/** The group record that names this member at this sequence, or null: whether its held bundle was committed. */
-export async function recordNaming(root: string, relPath: string, seq: number): Promise<GroupRecord | null> {
-  for (const r of await listGroupRecords(root)) if (r.members.some((m) => m.path === relPath && m.seq === seq)) return r
+/**
+ * The group record that names this member at this sequence (and that `ours` accepts as naming
+ * this replica, not an earlier one at the same path), or null: whether its held bundle was committed.
+ */
+export async function recordNaming(
+  root: string,
+  relPath: string,
+  seq: number,
+  ours: (r: GroupRecord, m: GroupMember) => boolean = () => true,
+): Promise<GroupRecord | null> {
+  for (const r of await listGroupRecords(root)) if (r.members.some((m) => m.path === relPath && m.seq === seq && ours(r, m))) return r
   return null
 }
