@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import {json, vdrep} from '../helpers/cli.js'
+import {collect, json, startVdrep, vdrep} from '../helpers/cli.js'
 import {filesEqual, makeMixedDisk, tempDir} from '../helpers/disks.js'
 import {qemuIo} from '../helpers/cycle.js'
 import {startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
@@ -31,15 +31,15 @@ describe('a group point of a member full-synced since is not restored', function
   })
 
   type Member = {disk: string; replica: string; sock: string}
-  async function member(name: string, tracked = true): Promise<Member> {
+  async function member(name: string, size = 4 * MiB): Promise<Member> {
     const d = path.join(dir, `${name}.img`)
     const replica = path.join(root, `${name}.img`)
-    await makeMixedDisk(d, 4 * MiB, name)
+    await makeMixedDisk(d, size, name)
     assert.equal((await vdrep(['init', d, '--to', replica, '--group', 'vm'])).code, 0)
     assert.equal((await vdrep(['fullsync', d])).code, 0)
     assert.equal((await vdrep(['points', replica, '--retention', 'count:50'])).code, 0)
     const sock = path.join(dir, `${name}.sock`)
-    if (tracked) trackers.push(await startTracker(d, ['--nbd', `unix:${sock}`]))
+    trackers.push(await startTracker(d, ['--nbd', `unix:${sock}`]))
     return {disk: d, replica, sock}
   }
   const uri = (m: Member) => `nbd+unix:///${path.basename(m.disk)}?socket=${m.sock}`
@@ -99,6 +99,38 @@ describe('a group point of a member full-synced since is not restored', function
     assert.equal(r.code, 0, r.stderr)
     assert.equal(json<GroupFailoverResult>(r).groupSeq, 2)
     for (const m of [a, b]) assert.ok(await filesEqual(m.disk, m.replica))
+  })
+
+  it('a member full-synced while export --group copies the one before it: the export fails rather than copy the full sync as the point', async () => {
+    const a = await member('a', 192 * MiB)
+    const b = await member('b')
+    await qemuIo(uri(a), ['write -P 0x51 0 256k'])
+    await qemuIo(uri(b), ['write -P 0x61 0 256k'])
+    await groupPush(a, b)
+    for (const m of [a, b]) await fs.copyFile(m.replica, `${m.replica}.at1`)
+    await qemuIo(uri(b), ['write -P 0x62 0 1M'])
+    const out = path.join(dir, 'restore')
+    const exp = startVdrep(['export', '--group', 'vm', '--root', root, '--at', '1', '--to', out])
+    const exported = collect(exp)
+    // Held (SIGSTOP) once its record names a as being copied: the point was checked, b not yet copied.
+    const manifest = path.join(out, '.vdrep-export-group.json')
+    while (!(await fs.readFile(manifest, 'utf8').catch(() => '')).includes('copying')) {
+      assert.equal(exp.exitCode, null, 'the export ended before it was held')
+      await new Promise((r) => setTimeout(r, 2))
+    }
+    exp.kill('SIGSTOP')
+    try {
+      assert.ok(!(await fs.stat(path.join(out, 'b.img')).catch(() => undefined)), 'b was copied before the export was held')
+      const full = await vdrep(['fullsync', b.disk])
+      assert.equal(full.code, 0, full.stderr)
+    } finally {
+      exp.kill('SIGCONT')
+    }
+    const r = await exported
+    if (r.code === 0)
+      for (const m of [a, b])
+        assert.ok(await filesEqual(path.join(out, path.basename(m.replica)), `${m.replica}.at1`), `${m.replica}'s copy is not group point 1`)
+    assert.notEqual(r.code, 0, 'b was full-synced during the export: point 1 is no longer one instant')
   })
 
   it('a member replica handed to another source since the point (--take-over-replica): export --group refuses that point', async () => {
