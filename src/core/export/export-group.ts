@@ -69,7 +69,15 @@ export async function copyGroupPoint(
     await fs.mkdir(path.dirname(to), {recursive: true})
     manifest.members[p.exportName] = {seq: p.seq, state: 'copying'}
     await saveGroupManifest(toDir, manifest)
-    copies.push(await copyPoint(p.replica, to, {at: String(p.seq), progress: (x) => opts.progress?.(p.exportName, x)}))
+    const copied = await copyPoint(p.replica, to, {at: String(p.seq), progress: (x) => opts.progress?.(p.exportName, x)})
+    // Checked again once copied: a copy pins its replica's generation only when it opens the point,
+    // and a member full-synced since the point was chosen holds another disk under the same
+    // sequence (group/points.ts). Such a copy is no copy of the point: removed, and the run fails.
+    await readableGroupPoint(root, group, g.groupSeq).catch(async (err: Error) => {
+      await fs.rm(to, {force: true})
+      throw err
+    })
+    copies.push(copied)
     manifest.members[p.exportName] = {seq: p.seq, state: 'done'}
     await saveGroupManifest(toDir, manifest)
   }
