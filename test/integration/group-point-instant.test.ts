@@ -133,6 +133,38 @@ describe('a group point of a member full-synced since is not restored', function
     assert.notEqual(r.code, 0, 'b was full-synced during the export: point 1 is no longer one instant')
   })
 
+  it("a member full-synced while failover --group promotes the one before it: not promoted at the full sync's contents", async () => {
+    const a = await member('a', 192 * MiB)
+    const b = await member('b')
+    await qemuIo(uri(a), ['write -P 0x81 0 256k'])
+    await qemuIo(uri(b), ['write -P 0x91 0 256k'])
+    await groupPush(a, b)
+    for (const m of [a, b]) await fs.copyFile(m.replica, `${m.replica}.at1`)
+    // a alone moves on by much (its rollback to group point 1 takes a while); so does b's disk.
+    await qemuIo(uri(a), ['write -P 0x82 0 96M'])
+    assert.equal((await vdrep(['push', a.disk])).code, 0)
+    await qemuIo(uri(b), ['write -P 0x92 0 1M'])
+    const fo = startVdrep(['failover', '--group', 'vm', '--root', root, '--at', '1', '--force'])
+    const failed = collect(fo)
+    // Held (SIGSTOP) once a is recorded as promoted (its rollback runs next): b checked, not yet promoted.
+    while (!(await fs.readFile(`${a.replica}.vdrep`, 'utf8').catch(() => '')).includes('"promoted"')) {
+      assert.equal(fo.exitCode, null, 'the failover ended before it was held')
+      await new Promise((r) => setTimeout(r, 2))
+    }
+    fo.kill('SIGSTOP')
+    try {
+      assert.equal(await promoted(b), false, 'b was promoted before the failover was held')
+      const full = await vdrep(['fullsync', b.disk])
+      assert.equal(full.code, 0, full.stderr)
+    } finally {
+      fo.kill('SIGCONT')
+    }
+    const r = await failed
+    if (r.code === 0 || (await promoted(b)))
+      assert.ok(await filesEqual(b.replica, `${b.replica}.at1`), `b promoted (exit ${r.code}) at the full sync's contents, not group point 1`)
+    assert.notEqual(r.code, 0)
+  })
+
   it('a member replica handed to another source since the point (--take-over-replica): export --group refuses that point', async () => {
     const a = await member('a')
     const b = await member('b')
