@@ -31,6 +31,11 @@ export interface FailoverOptions {
   settings?: Partial<ReplicationSettings>
   now?: () => number
   log?: (line: string) => void
+  /**
+   * Under the replica's lock, before a replica not yet promoted is touched: throws to refuse
+   * (a group failover's member must still hold the group point it was checked at).
+   */
+  check?: (state: ReplicaState) => void
 }
 
 export interface FailoverResult {
@@ -104,6 +109,7 @@ export async function failover(replica: string, o: FailoverOptions = {}): Promis
         )
     } else {
       state = checkFailoverFit(read.state, read.error, replica, o, now)
+      o.check?.(state)
       // --at the newest point is no rollback (a group failover names every member's sequence).
       if (o.at === state.lastSeq) o = {...o, at: undefined}
       const final = state.final?.seq === state.lastSeq

@@ -15,9 +15,9 @@ import {checkFailoverFit, failover, type FailoverOptions, type FailoverResult} f
 import {acquireReplica} from '../locks/index.js'
 import {heldJournalPathFor, settleHeld} from './held-journal.js'
 import {planRollback} from '../failover/rollback.js'
-import {readReplicaState} from '../receiver/replica-state.js'
+import {readReplicaState, type ReplicaState} from '../receiver/replica-state.js'
 import {isGroupName} from './name.js'
-import {listGroupPoints, type GroupPoint} from './points.js'
+import {isMembersPoint, listGroupPoints, type GroupPoint} from './points.js'
 import {listGroupRecords} from './store.js'
 
 export interface GroupFailoverOptions extends Pick<FailoverOptions, 'planned' | 'force' | 'settings' | 'now' | 'log'> {
@@ -44,6 +44,8 @@ interface Target {
   seq?: number
   /** The replica id the group point names: the replica must still belong to that source. */
   replicaId: string
+  /** When the group point's record was written (a point, not the planned form's final pushes). */
+  committedMs?: number
 }
 
 /** A member promoted already (an earlier run cut short): the sequence it was promoted at. */
@@ -98,7 +100,7 @@ async function targetsOf(o: GroupFailoverOptions): Promise<{targets: Target[]; g
   const idOf = new Map(record?.members.map((m) => [m.path, m.replicaId.toString('hex')]) ?? [])
   return {
     groupSeq: point.groupSeq,
-    targets: point.members.map((m) => ({replica: path.join(o.root, m.path), seq: m.seq, replicaId: idOf.get(m.path) ?? ''})),
+    targets: point.members.map((m) => ({replica: path.join(o.root, m.path), seq: m.seq, replicaId: idOf.get(m.path) ?? '', committedMs: record?.committedMs})),
   }
 }
 
@@ -154,7 +156,19 @@ export async function failoverGroup(o: GroupFailoverOptions): Promise<GroupFailo
   const members: FailoverResult[] = []
   for (const t of targets) {
     o.log?.(`${t.replica}: failing over${t.seq === undefined ? '' : ` at sequence ${t.seq}`}`)
-    members.push(await failover(t.replica, {at: t.seq, planned: o.planned, force: o.force, settings: o.settings, now: () => now, log: o.log}))
+    // Checked again under the member's lock: a member full-synced (or replaced) since the check
+    // above holds another disk under the same sequence (group/points.ts).
+    const check = (state: ReplicaState) => {
+      if (t.seq === undefined || t.committedMs === undefined) return
+      if (isMembersPoint(state, {committedMs: t.committedMs}, {seq: t.seq, replicaId: Buffer.from(t.replicaId, 'hex')})) return
+      const done = members.map((m) => m.replica).join(', ')
+      throw new UsageError(
+        'GROUP_NO_POINT',
+        `${t.replica} was full-synced or replaced while the group failed over: its sequence ${t.seq} is no longer group point ${groupSeq}; it was not promoted${done ? ` (promoted already: ${done})` : ''}`,
+        {hint: 'choose the point again (`vdrep points --group`), and fail the members over to one point by hand if need be'},
+      )
+    }
+    members.push(await failover(t.replica, {at: t.seq, planned: o.planned, force: o.force, settings: o.settings, now: () => now, log: o.log, check}))
   }
   return {group: o.group, ...(groupSeq !== undefined ? {groupSeq} : {}), members}
 }
