@@ -132,7 +132,8 @@ describe('group member on the receiver (held bundle)', () => {
     // This replica's own group point 5 of before its last full sync (which kept sequence 4).
     const {state} = await readReplicaState(replica)
     await writeGroupRecord(root, {name: 'before', committedMs: Date.now() - 60_000, members: [member('r.img')]})
-    await writeReplicaState(replica, {...(state as NonNullable<typeof state>), fullSync: {seq: 4, ms: Date.now()}})
+    const fullSync = {fullSync: {seq: 4, ms: Date.now()}} // the state a full sync left (it kept sequence 4)
+    await writeReplicaState(replica, {...(state as NonNullable<typeof state>), ...fullSync})
     assert.deepEqual((await run()).types, [FrameType.HELLO_OK, FrameType.JOURNALED])
     await unchanged()
   })
