@@ -17,6 +17,7 @@ import {DiskIoError, UsageError} from '../../errors.js'
 import {blockDeviceSize} from '../../native/block-device.js'
 import {openDeviceExclusive} from '../../disk/device-claim.js'
 import {seekData, seekHole, zeroRange} from '../../native/holes.js'
+import {objectArray} from '../../util/object-array.js'
 import type {NbdBackend, NbdExtent, NbdWriteZeroesOptions} from './backend.js'
 
 export interface FileBackendOptions {
@@ -46,7 +47,7 @@ let zeroChunk: Buffer | undefined
 
 export class FileBackend implements NbdBackend {
   /** Writes asked for in this turn of the event loop, issued together at its end. */
-  private queued: QueuedWrite[] = []
+  private queued: QueuedWrite[] = objectArray<QueuedWrite>()
   private issueArmed = false
   /** Gathered runs being written; close() waits for them. */
   private running = 0
@@ -121,7 +122,7 @@ export class FileBackend implements NbdBackend {
   private readonly issueQueued = (): void => {
     this.issueArmed = false
     const q = this.queued
-    this.queued = []
+    this.queued = objectArray<QueuedWrite>()
     // One write alone (a VM at queue depth 1): written at once, without a run's bookkeeping.
     if (q.length === 1 && q[0].data.length <= SYNC_WRITE_MAX && !this.asyncWrites) return this.writeOneSync(q[0])
     let start = 0
