@@ -82,7 +82,7 @@ export interface WarmUpResult {
 }
 
 /** One pass: what a VM sends, as first writes (bits cleared before it) and rewrites, into an export of `exportSize` bytes. */
-function pass(blockSize: number, exportSize: number): Array<{reqs: WarmRequest[]; depth: number}> {
+function pass(blockSize: number, exportSize: number): Array<{reqs: WarmRequest[]; depth: number; paced?: boolean}> {
   const W = C.NBD_CMD_WRITE
   const R = C.NBD_CMD_READ
   const seq = (type: WarmRequest['type'], n: number, size: number, at: number, step = size): WarmRequest[] =>
@@ -93,10 +93,17 @@ function pass(blockSize: number, exportSize: number): Array<{reqs: WarmRequest[]
     // Small steps, repeated: a start on a busy host that gets through less still covers every
     // kind. Queue depth 16 weighs most: the per-turn code (gathered runs, batched replies,
     // payloads spanning slabs) runs once per batch and needs many batches to be compiled.
-    {reqs: seq(W, 256, 64 * KiB, 0), depth: 16},
+    // Paced, one request per turn of the loop, as a client in another process sends them: the
+    // server reads each on its own (this client's unpaced window arrives as one read of a
+    // megabyte), and the per-read code (the socket's and SocketReader's) was first compiled in
+    // the VM's pass, with a 64 KiB stream's reads.
+    {reqs: seq(W, 256, 64 * KiB, 0), depth: 16, paced: true},
+    {reqs: seq(W, 128, 64 * KiB, SCRATCH_BYTES / 4), depth: 16},
     {reqs: seq(W, 512, 4 * KiB, half), depth: 16},
-    {reqs: seq(W, 32, 4 * KiB, 0, 4 * KiB * 7919), depth: 1},
-    {reqs: seq(W, 16, 64 * KiB, half), depth: 1},
+    // Queue depth 1 a hundred times and more: its own path (a lone write written at once) was
+    // first compiled in the VM's pass after the 48 of a pass before.
+    {reqs: seq(W, 64, 4 * KiB, 0, 4 * KiB * 7919), depth: 1},
+    {reqs: seq(W, 96, 64 * KiB, half), depth: 1},
     {reqs: seq(W, 64, Math.max(4 * KiB, blockSize), 0, blockSize * 3), depth: 16},
     {reqs: seq(R, 64, 64 * KiB, 0), depth: 16},
     {reqs: seq(R, 16, 4 * KiB, half, 4 * KiB * 7919), depth: 1},
@@ -192,10 +199,12 @@ export async function openScratchExport(shape: WarmUpShape, meta = false): Promi
     // An abstract unix socket: no file, and only this process knows its name.
     const sock = `\0${tag}`
     await server.listen({kind: 'unix', path: sock})
-    // A connection that hangs up before the handshake first, as a probe of the socket does (a
-    // service manager's, a script's, the bench's): its end runs code whose objects took new
-    // shapes, and V8 threw away the request path compiled before it (seen after the warm-up).
-    await hangUp(sock)
+    // Connections that hang up before the handshake first, as probes of the socket do (a
+    // service manager's, a script's, the bench's): the failed write or read runs code of the
+    // socket's streams that the request path shares, and V8 threw away what it had compiled
+    // of that code when a probe came after the warm-up.
+    await hangUp(sock, true)
+    await hangUp(sock, false)
     const client = await WarmClient.connect(sock, inner.exportName, 64 * KiB, meta)
     cleanup.push(() => client.close())
     return {client, active, size, close}
@@ -207,13 +216,18 @@ export async function openScratchExport(shape: WarmUpShape, meta = false): Promi
 
 const aMillisecond = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 1))
 
-/** Connect to `sock` and hang up at once. */
-function hangUp(sock: string): Promise<void> {
+/**
+ * Connect to `sock` and hang up: `early`, before the server has accepted (it then writes its
+ * greeting into a closed socket, EPIPE, as for a probe from another process), else once the
+ * connection is up (its read fails, ECONNRESET).
+ */
+function hangUp(sock: string, early: boolean): Promise<void> {
   return new Promise((resolve) => {
     const s = net.connect({path: sock})
-    s.once('connect', () => s.destroy())
     s.once('error', () => resolve())
     s.once('close', () => resolve())
+    if (early) s.destroy()
+    else s.once('connect', () => s.destroy())
   })
 }
 
@@ -227,7 +241,7 @@ export async function warmUp(shape: WarmUpShape, maxMs = warmUpCapMs()): Promise
     while (more()) {
       scratch.active.bits.fill(0) // the next pass's writes are first writes again
       for (const step of pass(shape.blockSize, scratch.size)) {
-        out.requests += await scratch.client.run(step.reqs, step.depth, started + maxMs)
+        out.requests += await scratch.client.run(step.reqs, step.depth, started + maxMs, step.paced)
       }
       out.passes++
       if (out.passes === 1 && more()) {

@@ -163,7 +163,7 @@ export class FileBackend implements NbdBackend {
         else if (n === 0) finish(new DiskIoError(`write to ${this.path} at offset ${pos} made no progress`))
         else step(done + n)
       }
-      const bufs = done === 0 ? run.map((w) => w.data) : remainder(run, done)
+      const bufs = remainder(run, done)
       if (total <= SYNC_WRITE_MAX && !this.asyncWrites) {
         // A small write into the page cache takes a few microseconds: a round trip through the
         // thread pool (a handoff, a wake-up of the loop) cost more than the write itself.
@@ -269,11 +269,16 @@ export class FileBackend implements NbdBackend {
 }
 
 /** The buffers of a run past its first `skip` bytes (after a short write). */
+/**
+ * The payloads of `run` past its first `skip` bytes. Always an array of the object kind
+ * (util/object-array.ts): `run.map` made arrays of a kind of its own, and the compiled write
+ * path was thrown away at fs.writevSync's first look at one ("wrong map").
+ */
 function remainder(run: QueuedWrite[], skip: number): Buffer[] {
-  const out: Buffer[] = []
+  const out = objectArray<Buffer>()
   let left = skip
   for (const w of run) {
-    if (left >= w.data.length) {
+    if (left > 0 && left >= w.data.length) {
       left -= w.data.length
       continue
     }

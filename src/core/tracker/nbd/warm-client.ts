@@ -91,9 +91,10 @@ export class WarmClient {
 
   /**
    * Send `reqs` keeping `depth` in flight, none after `deadline` (performance.now()); resolves
-   * with how many were sent once all their replies are in.
+   * with how many were sent once all their replies are in. `paced`: one request per turn of
+   * the event loop (the server then reads each apart), else as many as the window allows.
    */
-  async run(reqs: WarmRequest[], depth: number, deadline = Infinity): Promise<number> {
+  async run(reqs: WarmRequest[], depth: number, deadline = Infinity, paced = false): Promise<number> {
     const header = Buffer.alloc(C.REQUEST_HEADER_SIZE)
     header.writeUInt32BE(C.NBD_REQUEST_MAGIC, 0)
     let sent = 0
@@ -109,11 +110,18 @@ export class WarmClient {
       if (r.type === C.NBD_CMD_WRITE) this.socket.write(this.payload.subarray(0, r.length))
       sent++
     }
+    const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
     if (performance.now() >= deadline) return 0
-    while (sent < Math.min(depth, reqs.length)) send()
+    while (sent < Math.min(depth, reqs.length)) {
+      send()
+      if (paced) await turn()
+    }
     for (let got = 0; got < sent; got++) {
       await this.reply(reqs)
-      if (sent < reqs.length && performance.now() < deadline) send()
+      if (sent < reqs.length && performance.now() < deadline) {
+        if (paced) await turn()
+        send()
+      }
     }
     return sent
   }
