@@ -119,6 +119,22 @@ export class Tracker {
     }
     try {
       const h = record.header
+      // The VM's first requests find the request path compiled (warm-up.ts); nothing of this disk
+      // is touched. It runs before any object of the real stack exists: its requests generalize
+      // the classes (hidden maps) of the request path's objects (a counter that became a double,
+      // a field that saw a second kind of value), and objects made before that keep the old map,
+      // which the compiled code does not accept: the VM's first requests deoptimized it ("wrong
+      // map" in the activity log's stats, the request path's function thrown away and compiled
+      // again on the VM's time).
+      const warmed =
+        (opts.warmUp ?? WARM_UP_ENABLED)
+          ? await warmUp({blockSize: h.blockSize, extentBytes: 2 ** h.alExtentShift, alExtents: h.alExtents, diskSize: h.diskSize})
+          : null
+      if (warmed)
+        say(
+          'debug',
+          `warm-up: ${warmed.requests} requests in ${warmed.passes} passes, ${warmed.ms.toFixed(0)} ms${warmed.error ? `; stopped: ${warmed.error}` : ''}`,
+        )
       const inner = await FileBackend.open(disk)
       cleanup.push(() => inner.close())
       if (rec.bound) say('info', rec.bound)
@@ -187,14 +203,6 @@ export class Tracker {
         onRefused: (line) => say('warn', line),
       })
       cleanup.push(() => nbd.close())
-      // The VM's first requests find the request path compiled (warm-up.ts); nothing of this disk is touched.
-      const warmed =
-        (opts.warmUp ?? WARM_UP_ENABLED) ? await warmUp({blockSize: bs, extentBytes: 2 ** h.alExtentShift, alExtents: h.alExtents, diskSize: inner.size}) : null
-      if (warmed)
-        say(
-          'debug',
-          `warm-up: ${warmed.requests} requests in ${warmed.passes} passes, ${warmed.ms.toFixed(0)} ms${warmed.error ? `; stopped: ${warmed.error}` : ''}`,
-        )
       for (const spec of opts.listen) await nbd.listen(spec)
 
       let tracker: Tracker | undefined

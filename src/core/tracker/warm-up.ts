@@ -19,6 +19,7 @@
 // maxMs (DEFAULT_WARM_UP_MS); any failure ends it quietly (the export is only slower at first).
 import {randomBytes} from 'node:crypto'
 import fs from 'node:fs/promises'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import {Bitmap} from '../psf/bitmap.js'
@@ -41,6 +42,8 @@ const SCRATCH_BYTES = 32 * MiB
  * whatever its value, and the scratch record's bitmaps stay small (32 KiB at 64 KiB blocks).
  */
 const SCRATCH_MAX = 16 * 1024 * MiB
+/** The scratch activity log's slots at most (the default log has 2026). */
+const MAX_SCRATCH_AL_EXTENTS = 65536
 /** Passes at most (~960 requests each), and the time after which no new request is sent. */
 const MAX_PASSES = 6
 export const DEFAULT_WARM_UP_MS = 1000
@@ -79,7 +82,7 @@ export interface WarmUpResult {
 }
 
 /** One pass: what a VM sends, as first writes (bits cleared before it) and rewrites, into an export of `exportSize` bytes. */
-function pass(blockSize: number, exportSize: number): Array<{reqs: WarmRequest[]; depth: number}> {
+function pass(blockSize: number, exportSize: number): Array<{reqs: WarmRequest[]; depth: number; paced?: boolean}> {
   const W = C.NBD_CMD_WRITE
   const R = C.NBD_CMD_READ
   const seq = (type: WarmRequest['type'], n: number, size: number, at: number, step = size): WarmRequest[] =>
@@ -90,10 +93,17 @@ function pass(blockSize: number, exportSize: number): Array<{reqs: WarmRequest[]
     // Small steps, repeated: a start on a busy host that gets through less still covers every
     // kind. Queue depth 16 weighs most: the per-turn code (gathered runs, batched replies,
     // payloads spanning slabs) runs once per batch and needs many batches to be compiled.
-    {reqs: seq(W, 256, 64 * KiB, 0), depth: 16},
+    // Paced, one request per turn of the loop, as a client in another process sends them: the
+    // server reads each on its own (this client's unpaced window arrives as one read of a
+    // megabyte), and the per-read code (the socket's and SocketReader's) was first compiled in
+    // the VM's pass, with a 64 KiB stream's reads.
+    {reqs: seq(W, 256, 64 * KiB, 0), depth: 16, paced: true},
+    {reqs: seq(W, 128, 64 * KiB, SCRATCH_BYTES / 4), depth: 16},
     {reqs: seq(W, 512, 4 * KiB, half), depth: 16},
-    {reqs: seq(W, 32, 4 * KiB, 0, 4 * KiB * 7919), depth: 1},
-    {reqs: seq(W, 16, 64 * KiB, half), depth: 1},
+    // Queue depth 1 a hundred times and more: its own path (a lone write written at once) was
+    // first compiled in the VM's pass after the 48 of a pass before.
+    {reqs: seq(W, 64, 4 * KiB, 0, 4 * KiB * 7919), depth: 1},
+    {reqs: seq(W, 96, 64 * KiB, half), depth: 1},
     {reqs: seq(W, 64, Math.max(4 * KiB, blockSize), 0, blockSize * 3), depth: 16},
     {reqs: seq(R, 64, 64 * KiB, 0), depth: 16},
     {reqs: seq(R, 16, 4 * KiB, half, 4 * KiB * 7919), depth: 1},
@@ -105,6 +115,17 @@ function pass(blockSize: number, exportSize: number): Array<{reqs: WarmRequest[]
       depth: 1,
     },
   ]
+}
+
+/**
+ * The scratch log's extent (blocks): the disk's, or small enough that a pass's stream crosses
+ * 32 of them. A sequential stream's window of hot extents moves on once it is past the first
+ * half of the window (activity-log.ts, SEQ_AHEAD): with the disk's 4 MiB extents a pass's
+ * 16 MiB never got there, a VM's first 192 MiB did at its ninth extent, and V8 threw the
+ * compiled `enter` away there ("insufficient type feedback").
+ */
+function scratchExtentBlocks(shape: WarmUpShape): number {
+  return Math.max(1, Math.floor(Math.min(shape.extentBytes, SCRATCH_BYTES / 2 / 32) / shape.blockSize))
 }
 
 async function scratchDir(): Promise<string> {
@@ -126,7 +147,11 @@ export interface ScratchExport {
   close(): Promise<void>
 }
 
-export async function openScratchExport(shape: WarmUpShape): Promise<ScratchExport> {
+/**
+ * `meta`: the client selects base:allocation, as qemu does (nbdcopy does not); the two stacks
+ * of a warm-up take one each, so the request loop is compiled for both kinds of session.
+ */
+export async function openScratchExport(shape: WarmUpShape, meta = false): Promise<ScratchExport> {
   const size = Math.max(SCRATCH_BYTES, Math.min(shape.diskSize ?? 0, SCRATCH_MAX))
   const cleanup: Array<() => unknown> = []
   const close = async () => {
@@ -155,10 +180,15 @@ export async function openScratchExport(shape: WarmUpShape): Promise<ScratchExpo
     // Shaped as ChangeRecord's bitmapStore and activityLogStore are (the same properties in the
     // same order; one object for both had a map of its own): the dirty log's and the activity
     // log's calls into them are compiled for the maps the VM's requests will meet.
-    const bitmaps = {path: `${file} (memory)`, writeBitmap: async () => {}}
-    const alStore = {writeActivityLog: async () => {}}
+    // Their writes take a millisecond, as a write and an fdatasync of the .psf do: the log's
+    // transactions are still flushing when the next writes come, code the VM's first writes
+    // reached (and V8 threw the compiled `enter` away there) when these ended at once.
+    const bitmaps = {path: `${file} (memory)`, writeBitmap: aMillisecond}
+    const alStore = {writeActivityLog: aMillisecond}
     const log = new DirtyLog(bitmaps, active, new Bitmap(blockCount), {
-      al: {image: emptyActivityLog(Math.min(shape.alExtents, 64)), extentBlocks: Math.max(1, shape.extentBytes / bs), store: alStore},
+      // As many slots as the disk's log: a transaction's search for free slots (lru-slots.ts)
+      // walks them all, and with 64 it never ran long enough to be compiled before the VM's.
+      al: {image: emptyActivityLog(Math.min(shape.alExtents, MAX_SCRATCH_AL_EXTENTS)), extentBlocks: scratchExtentBlocks(shape), store: alStore},
     })
     cleanup.push(() => log.close())
     log.useLog = true
@@ -169,7 +199,13 @@ export async function openScratchExport(shape: WarmUpShape): Promise<ScratchExpo
     // An abstract unix socket: no file, and only this process knows its name.
     const sock = `\0${tag}`
     await server.listen({kind: 'unix', path: sock})
-    const client = await WarmClient.connect(sock, inner.exportName, 64 * KiB)
+    // Connections that hang up before the handshake first, as probes of the socket do (a
+    // service manager's, a script's, the bench's): the failed write or read runs code of the
+    // socket's streams that the request path shares, and V8 threw away what it had compiled
+    // of that code when a probe came after the warm-up.
+    await hangUp(sock, true)
+    await hangUp(sock, false)
+    const client = await WarmClient.connect(sock, inner.exportName, 64 * KiB, meta)
     cleanup.push(() => client.close())
     return {client, active, size, close}
   } catch (err) {
@@ -178,17 +214,34 @@ export async function openScratchExport(shape: WarmUpShape): Promise<ScratchExpo
   }
 }
 
+const aMillisecond = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 1))
+
+/**
+ * Connect to `sock` and hang up: `early`, before the server has accepted (it then writes its
+ * greeting into a closed socket, EPIPE, as for a probe from another process), else once the
+ * connection is up (its read fails, ECONNRESET).
+ */
+function hangUp(sock: string, early: boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const s = net.connect({path: sock})
+    s.once('error', () => resolve())
+    s.once('close', () => resolve())
+    if (early) s.destroy()
+    else s.once('connect', () => s.destroy())
+  })
+}
+
 export async function warmUp(shape: WarmUpShape, maxMs = warmUpCapMs()): Promise<WarmUpResult> {
   const started = performance.now()
   const out: WarmUpResult = {passes: 0, requests: 0, ms: 0}
   let scratch: ScratchExport | undefined
   try {
-    scratch = await openScratchExport(shape)
+    scratch = await openScratchExport(shape, true)
     const more = () => out.passes < MAX_PASSES && performance.now() - started < maxMs
     while (more()) {
       scratch.active.bits.fill(0) // the next pass's writes are first writes again
       for (const step of pass(shape.blockSize, scratch.size)) {
-        out.requests += await scratch.client.run(step.reqs, step.depth, started + maxMs)
+        out.requests += await scratch.client.run(step.reqs, step.depth, started + maxMs, step.paced)
       }
       out.passes++
       if (out.passes === 1 && more()) {

@@ -7,6 +7,7 @@
 // Lending (lend()/release(), the rule of protocol/lent-buffers.ts): a view of a chunk whose
 // memory is reused (a slab) pins that memory until release(); a field that spans chunks is
 // copied into a pooled buffer, which goes back to the pool at release().
+import {objectArray} from '../util/object-array.js'
 import {EOF_CODE, lendPool, type ByteSource} from './byte-source.js'
 
 /** Memory that chunks are views of and that is read into again once nothing holds it (a slab). */
@@ -24,9 +25,10 @@ interface Waiter {
 }
 
 export abstract class ReceivedBytes implements ByteSource {
-  private chunks: Buffer[] = []
+  // Of the object kind from the start (util/object-array.ts): onData is compiled for it.
+  private chunks = objectArray<Buffer>()
   /** The reusable memory of each chunk, where it has some; parallel to chunks. */
-  private owners: Array<Reusable | undefined> = []
+  private owners = objectArray<Reusable | undefined>()
   private head = 0 // bytes of chunks[0] already consumed
   private buffered = 0
   private receivedBytes = 0

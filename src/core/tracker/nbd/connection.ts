@@ -9,13 +9,15 @@ import type {NbdBackend} from './backend.js'
 import * as C from './constants.js'
 import {messageOf, nbdErrorOf} from './error-map.js'
 import {negotiate, type HandshakeConfig, type Negotiated} from './handshake.js'
-import type {RangeLocks, Unlock} from './range-lock.js'
+import type {ExportLocks, RangeLocks, Unlock} from './range-lock.js'
 import {SocketReader} from '../../transport/socket-reader.js'
+import {objectArray} from '../../util/object-array.js'
 import * as T from './transmission.js'
 
 export interface ConnectionConfig extends Omit<HandshakeConfig, 'onRefuse'> {
   readOnly: boolean
-  locksFor(backend: NbdBackend): RangeLocks
+  /** The server's locks: a request waits for an overlapping write of any of its connections. */
+  locks: ExportLocks
   logger: (line: string) => void
 }
 
@@ -48,7 +50,7 @@ export class NbdConnection {
   private firstError: string | null = null
   private lastRefusal: string | null = null
   /** Replies ready to go, written together once per turn of the event loop (one writev). */
-  private outq: Buffer[] = []
+  private outq: Buffer[] = objectArray<Buffer>()
   private outqBytes = 0
   private flushQueued = false
 
@@ -115,9 +117,12 @@ export class NbdConnection {
   private async serve(neg: Negotiated): Promise<string> {
     const {backend} = neg
     this.structured = neg.structured
-    const features = [neg.via, neg.structured ? 'structured' : 'simple', ...(neg.blockStatus ? ['base:allocation'] : [])]
-    this.session = `export "${backend.exportName}" (${features.join(', ')})`
-    const locks = this.cfg.locksFor(backend)
+    // No array of features: this runs once per connection, too few times for V8 to learn the
+    // kinds of arrays it spreads, and the VM's session (base:allocation) threw the compiled
+    // request loop away ("wrong map") after a warm-up whose last session had none.
+    const features = `${neg.via}, ${neg.structured ? 'structured' : 'simple'}${neg.blockStatus ? ', base:allocation' : ''}`
+    this.session = `export "${backend.exportName}" (${features})`
+    const locks = this.cfg.locks.for(backend)
     const limits: T.RequestLimits = {size: backend.size, maxPayload: this.cfg.maxPayload, readOnly: this.cfg.readOnly, blockStatus: neg.blockStatus}
     for (;;) {
       if (!this.hasRoom()) await this.waitForRoom()
@@ -261,7 +266,7 @@ export class NbdConnection {
     this.flushQueued = false
     const q = this.outq
     if (q.length === 0) return
-    this.outq = []
+    this.outq = objectArray<Buffer>()
     this.outqBytes = 0
     const s = this.socket
     if (s.destroyed || !s.writable) return

@@ -17,6 +17,7 @@ import {DiskIoError, UsageError} from '../../errors.js'
 import {blockDeviceSize} from '../../native/block-device.js'
 import {openDeviceExclusive} from '../../disk/device-claim.js'
 import {seekData, seekHole, zeroRange} from '../../native/holes.js'
+import {objectArray} from '../../util/object-array.js'
 import type {NbdBackend, NbdExtent, NbdWriteZeroesOptions} from './backend.js'
 
 export interface FileBackendOptions {
@@ -46,7 +47,7 @@ let zeroChunk: Buffer | undefined
 
 export class FileBackend implements NbdBackend {
   /** Writes asked for in this turn of the event loop, issued together at its end. */
-  private queued: QueuedWrite[] = []
+  private queued: QueuedWrite[] = objectArray<QueuedWrite>()
   private issueArmed = false
   /** Gathered runs being written; close() waits for them. */
   private running = 0
@@ -121,7 +122,7 @@ export class FileBackend implements NbdBackend {
   private readonly issueQueued = (): void => {
     this.issueArmed = false
     const q = this.queued
-    this.queued = []
+    this.queued = objectArray<QueuedWrite>()
     // One write alone (a VM at queue depth 1): written at once, without a run's bookkeeping.
     if (q.length === 1 && q[0].data.length <= SYNC_WRITE_MAX && !this.asyncWrites) return this.writeOneSync(q[0])
     let start = 0
@@ -162,7 +163,7 @@ export class FileBackend implements NbdBackend {
         else if (n === 0) finish(new DiskIoError(`write to ${this.path} at offset ${pos} made no progress`))
         else step(done + n)
       }
-      const bufs = done === 0 ? run.map((w) => w.data) : remainder(run, done)
+      const bufs = remainder(run, done)
       if (total <= SYNC_WRITE_MAX && !this.asyncWrites) {
         // A small write into the page cache takes a few microseconds: a round trip through the
         // thread pool (a handoff, a wake-up of the loop) cost more than the write itself.
@@ -268,11 +269,16 @@ export class FileBackend implements NbdBackend {
 }
 
 /** The buffers of a run past its first `skip` bytes (after a short write). */
+/**
+ * The payloads of `run` past its first `skip` bytes. Always an array of the object kind
+ * (util/object-array.ts): `run.map` made arrays of a kind of its own, and the compiled write
+ * path was thrown away at fs.writevSync's first look at one ("wrong map").
+ */
 function remainder(run: QueuedWrite[], skip: number): Buffer[] {
-  const out: Buffer[] = []
+  const out = objectArray<Buffer>()
   let left = skip
   for (const w of run) {
-    if (left >= w.data.length) {
+    if (left > 0 && left >= w.data.length) {
       left -= w.data.length
       continue
     }

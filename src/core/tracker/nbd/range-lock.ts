@@ -55,3 +55,20 @@ function releasedOf(h: Held): Promise<void> {
   h.released ??= new Promise<void>((resolve) => (h.release = resolve))
   return h.released
 }
+
+/**
+ * Each export's RangeLocks, shared by the connections of one server. A class, not a closure
+ * per server: the request loop calls `for` as a connection starts, and V8 compiles that call
+ * for the one function it saw; a closure of another server (the tracker's warm-up serves a
+ * scratch export first) is another function, and the VM's first request threw the compiled
+ * request loop away ("wrong call target"). A method is the same function for every server.
+ */
+export class ExportLocks {
+  private readonly byExport = new Map<object, RangeLocks>()
+
+  for(key: object): RangeLocks {
+    let l = this.byExport.get(key)
+    if (!l) this.byExport.set(key, (l = new RangeLocks()))
+    return l
+  }
+}

@@ -13,7 +13,7 @@ import {peerUid} from '../../native/peer-credentials.js'
 import type {NbdBackend} from './backend.js'
 import {NbdConnection} from './connection.js'
 import * as C from './constants.js'
-import {RangeLocks} from './range-lock.js'
+import {ExportLocks} from './range-lock.js'
 
 export interface NbdServerOptions {
   /** One line per connection when it ends. No-op by default. */
@@ -85,7 +85,7 @@ function isLiveSocket(path: string): Promise<boolean> {
 export class NbdServer {
   private readonly listeners: Array<{server: net.Server; address: NbdAddress}> = []
   private readonly connections = new Set<NbdConnection>()
-  private readonly locks = new Map<NbdBackend, RangeLocks>()
+  private readonly locks = new ExportLocks()
   private readonly logger: (line: string) => void
   private readonly maxPayload: number
   private readonly flags: number
@@ -244,7 +244,7 @@ export class NbdServer {
       transmissionFlags: this.flags,
       maxPayload: this.maxPayload,
       readOnly: this.opts.readOnly ?? false,
-      locksFor: (b) => this.locksFor(b),
+      locks: this.locks,
       logger: this.logger,
     })
     this.connections.add(conn)
@@ -260,11 +260,5 @@ export class NbdServer {
     // No local socket owns it: a peer on another host, which only --listen-any lets in.
     if (this.opts.listenAny && socket.remoteAddress !== undefined && !isLoopback(socket.remoteAddress)) return null
     return 'the uid that owns it cannot be found'
-  }
-
-  private locksFor(backend: NbdBackend): RangeLocks {
-    let l = this.locks.get(backend)
-    if (!l) this.locks.set(backend, (l = new RangeLocks()))
-    return l
   }
 }

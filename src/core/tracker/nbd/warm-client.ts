@@ -1,5 +1,6 @@
 // The smallest NBD client that drives the server's transmission path: fixed newstyle,
-// structured replies, NBD_OPT_EXPORT_NAME, then batches of requests kept at a queue depth.
+// structured replies, optionally base:allocation, NBD_OPT_GO (as qemu and nbdcopy choose
+// an export), then batches of requests kept at a queue depth.
 // Used only by the tracker's warm-up (tracker/warm-up.ts), against its own scratch export;
 // it trusts that server (no limits on what it reads back) and fails on any error reply.
 
@@ -40,8 +41,11 @@ export class WarmClient {
     socket.on('close', () => gone())
   }
 
-  /** Connect and negotiate; `maxPayload` bounds the requests' lengths. */
-  static async connect(path: string, exportName: string, maxPayload: number): Promise<WarmClient> {
+  /**
+   * Connect and negotiate; `maxPayload` bounds the requests' lengths. `meta`: select
+   * base:allocation first, as qemu does (nbdcopy does not).
+   */
+  static async connect(path: string, exportName: string, maxPayload: number, meta = false): Promise<WarmClient> {
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.connect({path})
       s.once('connect', () => resolve(s))
@@ -53,18 +57,44 @@ export class WarmClient {
     flags.writeUInt32BE(C.NBD_FLAG_C_FIXED_NEWSTYLE | C.NBD_FLAG_C_NO_ZEROES)
     socket.write(flags)
     socket.write(option(C.NBD_OPT_STRUCTURED_REPLY, Buffer.alloc(0)))
-    const ack = await c.take(C.OPTION_REPLY_HEADER_SIZE)
-    if (ack.readUInt32BE(12) !== C.NBD_REP_ACK) throw new Error('the warm-up export refused structured replies')
-    socket.write(option(C.NBD_OPT_EXPORT_NAME, Buffer.from(exportName, 'utf8')))
-    await c.take(10) // size and transmission flags
+    await c.optionReplies(C.NBD_OPT_STRUCTURED_REPLY)
+    const name = Buffer.from(exportName, 'utf8')
+    if (meta) {
+      const query = Buffer.from(C.BASE_ALLOCATION, 'utf8')
+      const data = Buffer.alloc(4 + name.length + 4 + 4 + query.length)
+      data.writeUInt32BE(name.length, 0)
+      name.copy(data, 4)
+      data.writeUInt32BE(1, 4 + name.length)
+      data.writeUInt32BE(query.length, 8 + name.length)
+      query.copy(data, 12 + name.length)
+      socket.write(option(C.NBD_OPT_SET_META_CONTEXT, data))
+      await c.optionReplies(C.NBD_OPT_SET_META_CONTEXT)
+    }
+    const go = Buffer.alloc(4 + name.length + 2) // no information requests
+    go.writeUInt32BE(name.length, 0)
+    name.copy(go, 4)
+    socket.write(option(C.NBD_OPT_GO, go))
+    await c.optionReplies(C.NBD_OPT_GO)
     return c
+  }
+
+  /** The replies to one option, up to its ACK (an error reply fails the warm-up). */
+  private async optionReplies(opt: number): Promise<void> {
+    for (;;) {
+      const head = await this.take(C.OPTION_REPLY_HEADER_SIZE)
+      const type = head.readUInt32BE(12)
+      await this.take(head.readUInt32BE(16))
+      if (type === C.NBD_REP_ACK) return
+      if ((type & 0x80000000) !== 0) throw new Error(`the warm-up export refused option ${opt} (reply 0x${type.toString(16)})`)
+    }
   }
 
   /**
    * Send `reqs` keeping `depth` in flight, none after `deadline` (performance.now()); resolves
-   * with how many were sent once all their replies are in.
+   * with how many were sent once all their replies are in. `paced`: one request per turn of
+   * the event loop (the server then reads each apart), else as many as the window allows.
    */
-  async run(reqs: WarmRequest[], depth: number, deadline = Infinity): Promise<number> {
+  async run(reqs: WarmRequest[], depth: number, deadline = Infinity, paced = false): Promise<number> {
     const header = Buffer.alloc(C.REQUEST_HEADER_SIZE)
     header.writeUInt32BE(C.NBD_REQUEST_MAGIC, 0)
     let sent = 0
@@ -80,11 +110,18 @@ export class WarmClient {
       if (r.type === C.NBD_CMD_WRITE) this.socket.write(this.payload.subarray(0, r.length))
       sent++
     }
+    const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
     if (performance.now() >= deadline) return 0
-    while (sent < Math.min(depth, reqs.length)) send()
+    while (sent < Math.min(depth, reqs.length)) {
+      send()
+      if (paced) await turn()
+    }
     for (let got = 0; got < sent; got++) {
       await this.reply(reqs)
-      if (sent < reqs.length && performance.now() < deadline) send()
+      if (sent < reqs.length && performance.now() < deadline) {
+        if (paced) await turn()
+        send()
+      }
     }
     return sent
   }

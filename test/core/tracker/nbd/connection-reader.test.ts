@@ -7,14 +7,14 @@ import net from 'node:net'
 import path from 'node:path'
 import {NbdConnection} from '../../../../src/core/tracker/nbd/connection.js'
 import * as C from '../../../../src/core/tracker/nbd/constants.js'
-import {RangeLocks} from '../../../../src/core/tracker/nbd/range-lock.js'
+import {ExportLocks} from '../../../../src/core/tracker/nbd/range-lock.js'
 import {MemoryBackend, RawClient, requestHex, tempDir} from './harness.js'
 
 const SIZE = 16 * 1024 * 1024
 
 async function serveOne(dir: string, pauseOnConnect: boolean, backend: MemoryBackend) {
   const sock = path.join(dir, `c${pauseOnConnect ? 'p' : 'f'}.sock`)
-  const locks = new RangeLocks()
+  const locks = new ExportLocks()
   const logs: string[] = []
   let conn!: NbdConnection
   const server = net.createServer({pauseOnConnect}, (socket) => {
@@ -24,7 +24,7 @@ async function serveOne(dir: string, pauseOnConnect: boolean, backend: MemoryBac
       transmissionFlags: C.NBD_FLAG_HAS_FLAGS | C.NBD_FLAG_SEND_FLUSH | C.NBD_FLAG_SEND_FUA,
       maxPayload: C.DEFAULT_MAX_PAYLOAD,
       readOnly: false,
-      locksFor: () => locks,
+      locks,
       logger: (l) => logs.push(l),
     })
   })
