@@ -5,7 +5,7 @@
 //
 //   node dist/bench/serve-cpu.js [--size 1G] [--runs 5] [--compress auto] [--old /path/to/other/worktree]
 //
-// --old: a second build (its bin/run.js, client and serve both) runs before this one in every round.
+// --old: a second build (its bin/run.js, client and serve both) runs beside this one, first in every other round.
 // --perf FILE: this build's serve runs with --perf-basic-prof and `perf record -g` samples it
 // from its second run on (the first warms it up), into FILE.
 // --node-flags '...': node options for this build's serve (e.g. --trace-opt --trace-deopt);
@@ -159,7 +159,8 @@ async function main(): Promise<void> {
         perf = spawn('perf', ['record', '-g', '-o', values.perf, '-p', String(sides[sides.length - 1].serve.pid)], {stdio: 'ignore'})
         await new Promise((r) => setTimeout(r, 500))
       }
-      for (const s of sides) {
+      // Every other round the other build goes first: the second of a pair ran slower (the first one's writeback and idle work overlap it).
+      for (const s of i % 2 === 0 ? sides : [...sides].reverse()) {
         for (const f of [s.replica, `${s.replica}.vdrep`, `${s.replica}.vdrep.lock`]) await fs.rm(f, {force: true})
         settleMemory(settleBytesFor(size))
         const before = procSeconds(s.serve.pid!)
