@@ -12,6 +12,8 @@
 // --serve-out FILE: its stdout, where V8's traces go. --old-flags '...': node options for the
 // old build's serve (with --old naming this worktree: one build, two settings, A/B).
 // --new-env 'K=V ...': environment for this build's serve only.
+// --case seed: the ssh bench's 1% seed sync instead (the replica restored from a seed, a copy
+// of the disk with 1% of its blocks changed, before each run); the figure to watch is its time.
 import {spawn, type ChildProcess} from 'node:child_process'
 import {openSync, readdirSync, readFileSync} from 'node:fs'
 import fs from 'node:fs/promises'
@@ -20,7 +22,7 @@ import path from 'node:path'
 import {parseArgs} from 'node:util'
 import {median, settleBytesFor, settleMemory, sh} from './bench-common.js'
 import {PROJECT_ROOT} from '../test/helpers/cli.js'
-import {makeMixedDisk} from '../test/helpers/disks.js'
+import {makeMixedDisk, scribbleBlocks} from '../test/helpers/disks.js'
 import {freePort, startSshd} from '../test/helpers/sshd.js'
 import {parseSize} from '../src/core/util/units.js'
 
@@ -36,6 +38,7 @@ const {values} = parseArgs({
     'node-flags': {type: 'string', default: ''},
     'old-flags': {type: 'string', default: ''},
     'new-env': {type: 'string', default: ''},
+    case: {type: 'string', default: 'fresh'},
     'serve-out': {type: 'string'},
   },
 })
@@ -107,12 +110,17 @@ async function main(): Promise<void> {
   const mixed = path.join(work, 'mixed.img')
   const newFlags = [...(values.perf ? ['--perf-basic-prof'] : []), ...words(values['node-flags']!)]
   await makeMixedDisk(mixed, size, 'bench')
+  const seed = path.join(work, 'seed.img')
+  if (values.case === 'seed') {
+    sh(`cp --sparse=always '${mixed}' '${seed}'`)
+    await scribbleBlocks(seed, BLOCK, Math.max(1, Math.round(Math.ceil(size / BLOCK) * 0.01)), 'bench-seed')
+  }
   sh(`sync && cat '${mixed}' > /dev/null`)
   const sshd = await startSshd()
   const home = path.join(work, 'home')
   await fs.mkdir(home, {recursive: true})
   const env = {HOME: home, SSH_AUTH_SOCK: ''}
-  const sides: Array<{name: string; bin: string; serve: ChildProcess; disk: string; replica: string; perGB: number[]; wall: number[]}> = []
+  const sides: Array<{name: string; bin: string; serve: ChildProcess; disk: string; replica: string; perGB: number[]; wall: number[]; engine: number[]}> = []
   try {
     for (const b of builds) {
       const root = path.join(work, `root-${b.name}`)
@@ -151,6 +159,7 @@ async function main(): Promise<void> {
         replica,
         perGB: [],
         wall: [],
+        engine: [],
       })
     }
     let perf: ChildProcess | undefined
@@ -162,17 +171,21 @@ async function main(): Promise<void> {
       // Every other round the other build goes first: the second of a pair ran slower (the first one's writeback and idle work overlap it).
       for (const s of i % 2 === 0 ? sides : [...sides].reverse()) {
         for (const f of [s.replica, `${s.replica}.vdrep`, `${s.replica}.vdrep.lock`]) await fs.rm(f, {force: true})
+        if (values.case === 'seed') sh(`cp --sparse=always '${seed}' '${s.replica}' && sync '${s.replica}'`)
         settleMemory(settleBytesFor(size))
         const before = procSeconds(s.serve.pid!)
         const threadsBefore = threadSeconds(s.serve.pid!)
         const t = performance.now()
-        const out = JSON.parse(await run(s.bin, ['fullsync', s.disk, '--json', '--compress', values.compress!], env)) as {bytesSent: number}
+        const out = JSON.parse(await run(s.bin, ['fullsync', s.disk, '--json', '--compress', values.compress!], env)) as {bytesSent: number; seconds: number}
         const wall = (performance.now() - t) / 1000
-        await new Promise((r) => setTimeout(r, 300)) // the session's last writes and idle work land
+        // As the ssh bench: serve's CPU 200 ms after the client is done (sshd reaps its session), before serve's idle trim (250 ms)
+        await new Promise((r) => setTimeout(r, 200))
         const cpu = procSeconds(s.serve.pid!) - before
         const threads = threadSeconds(s.serve.pid!).map((x, k) => (x - threadsBefore[k]).toFixed(2))
         s.perGB.push(cpu / (out.bytesSent / 1e9))
         s.wall.push(wall)
+        s.engine.push(out.seconds)
+        if (values['serve-out'] && s.name === 'new') console.log(`serve-out: ${readFileSync(values['serve-out'], 'latin1').split('\n').length} lines`)
         console.log(
           `${s.name} run ${i + 1}: serve ${cpu.toFixed(2)} CPU-s, ${(cpu / (out.bytesSent / 1e9)).toFixed(3)} per GB (main ${threads[0]}, V8 ${threads[1]}, pool ${threads[2]}); wall ${wall.toFixed(2)} s; load ${os.loadavg()[0].toFixed(2)}`,
         )
@@ -185,9 +198,14 @@ async function main(): Promise<void> {
     }
     for (const s of sides)
       console.log(
-        `${s.name}: serve CPU-s per GB median ${median(s.perGB).toFixed(3)} [${s.perGB.map((x) => x.toFixed(2)).join(' ')}], wall median ${median(s.wall).toFixed(2)} s`,
+        `${s.name}: serve CPU-s per GB median ${median(s.perGB).toFixed(3)} [${s.perGB.map((x) => x.toFixed(2)).join(' ')}], wall median ${median(s.wall).toFixed(2)} s, engine median ${median(s.engine).toFixed(3)} s`,
       )
-    if (sides.length === 2) console.log(`new / old: ${(median(sides[1].perGB) / median(sides[0].perGB)).toFixed(3)}`)
+    if (sides.length === 2) {
+      const ratio = (xs: number[], ys: number[]) => (median(ys) / median(xs)).toFixed(3)
+      console.log(
+        `new / old: CPU per GB ${ratio(sides[0].perGB, sides[1].perGB)}, wall ${ratio(sides[0].wall, sides[1].wall)}, engine ${ratio(sides[0].engine, sides[1].engine)}`,
+      )
+    }
   } finally {
     for (const s of sides) s.serve.kill('SIGTERM')
     await sshd.stop()
