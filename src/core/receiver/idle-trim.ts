@@ -15,27 +15,79 @@ import {trimFreedMemory} from '../native/performance-hints.js'
  * milliseconds (a full collection of a ~15 MiB heap and one malloc_trim). */
 export const IDLE_DELAY_MS = 250
 
-let collect: (() => void) | null | undefined
+/** At most this long for the collection's freeing of dead buffers (it took one timer tick here). */
+const SWEEP_WAIT_MS = 100
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+let forced: (() => void) | null | undefined
 
 /**
- * A full garbage collection, where this V8 allows it; null where not. The flag exposes `gc`
- * to contexts made after it, so one made here gets it and the serve's own context is untouched.
+ * A forced full garbage collection (`gc()`), where this V8 allows it; null where not. The flag
+ * exposes `gc` to contexts made after it, so one made here gets it and the serve's own context
+ * is untouched. Only the fallback of collect() below: see there.
  */
-function collector(): (() => void) | null {
-  if (collect !== undefined) return collect
+function forcedCollector(): (() => void) | null {
+  if (forced !== undefined) return forced
   try {
     v8.setFlagsFromString('--expose-gc')
     const gc: unknown = vm.runInNewContext('typeof gc === "function" ? gc : null')
-    collect = typeof gc === 'function' ? (gc as () => void) : null
+    forced = typeof gc === 'function' ? (gc as () => void) : null
   } catch {
-    collect = null
+    forced = null
   }
-  return collect
+  return forced
+}
+
+/**
+ * A full collection that keeps the serve's optimized code. A forced one (`gc()`) drops the maps
+ * (hidden classes) no live object uses, where an ordinary one keeps them a few collections
+ * (V8's retained maps): between sessions no receiver, frame or reader object is alive, so a
+ * forced collection deoptimized every hot function of the receive path ("weak objects"), and
+ * each session compiled them all again (~100 TurboFan jobs; V8's threads 0.15-0.19 CPU-s of a
+ * 1 GiB fresh sync's ~0.8 against 0.09-0.11 with the code kept). vm.measureMemory with eager
+ * execution runs an ordinary full collection (incremental marking, finished at once) and
+ * resolves once it is done: the session's buffers are freed as by gc(). It is experimental in
+ * Node 20: its one-time ExperimentalWarning is kept out of the serve's log, and where it is
+ * missing or fails the forced collection is the fallback.
+ */
+async function collect(): Promise<void> {
+  const measure = (vm as {measureMemory?: (o: object) => Promise<unknown>}).measureMemory
+  if (typeof measure === 'function') {
+    const before = process.memoryUsage().arrayBuffers
+    if (await quietly(() => measure({mode: 'summary', execution: 'eager'}))) {
+      // Dead buffers' memory is freed by a background job that may not have run when the
+      // collection resolves (malloc_trim then found nothing to give back): wait for it a little.
+      for (let waited = 0; waited < SWEEP_WAIT_MS && process.memoryUsage().arrayBuffers >= before; waited += 5) await sleep(5)
+      return
+    }
+  }
+  forcedCollector()?.()
+}
+
+/** Whether `measure()` resolved; its ExperimentalWarning (emitted as it is called) never reaches stderr. */
+async function quietly(measure: () => Promise<unknown>): Promise<boolean> {
+  const emit = process.emitWarning
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const text = typeof warning === 'string' ? warning : warning.message
+    if (!text.includes('measureMemory')) (emit as (...a: unknown[]) => void).call(process, warning, ...rest)
+  }) as typeof process.emitWarning
+  let measured: Promise<unknown>
+  try {
+    measured = measure()
+  } catch (err) {
+    measured = Promise.reject(err as Error)
+  } finally {
+    process.emitWarning = emit
+  }
+  return measured.then(
+    () => true,
+    () => false,
+  )
 }
 
 export class IdleTrim {
   private timer: NodeJS.Timeout | undefined
-  /** Trims done (tests). */
+  /** Trims begun (tests); each is done at most SWEEP_WAIT_MS and a collection later. */
   trims = 0
 
   constructor(
@@ -59,8 +111,8 @@ export class IdleTrim {
   private readonly fire = (): void => {
     this.timer = undefined
     if (this.running() > 0) return // the session that is running now ends with its own sessionEnded()
-    collector()?.()
-    trimFreedMemory()
     this.trims++
+    // A session that starts during the collection only finds fewer freed pages kept for it.
+    void collect().then(() => trimFreedMemory())
   }
 }
