@@ -67,9 +67,11 @@ async function collect(): Promise<void> {
 /** Whether `measure()` resolved; its ExperimentalWarning (emitted as it is called) never reaches stderr. */
 async function quietly(measure: () => Promise<unknown>): Promise<boolean> {
   const emit = process.emitWarning
+  // Only while measure() runs: an ExperimentalWarning then is its own (told by type, not text).
   process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-    const text = typeof warning === 'string' ? warning : warning.message
-    if (!text.includes('measureMemory')) (emit as (...a: unknown[]) => void).call(process, warning, ...rest)
+    const type = typeof rest[0] === 'string' ? rest[0] : (rest[0] as {type?: string} | undefined)?.type
+    const experimental = (typeof warning === 'string' ? type : (warning.name ?? type)) === 'ExperimentalWarning'
+    if (!experimental) (emit as (...a: unknown[]) => void).call(process, warning, ...rest)
   }) as typeof process.emitWarning
   let measured: Promise<unknown>
   try {
