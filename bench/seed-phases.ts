@@ -3,7 +3,9 @@
 // VDREP_TRACE=1 on both sides (the client and `vdrep serve`), each mark put on one clock (ms
 // since the client was spawned) and the median of each mark over the runs printed.
 //
-//   node dist/bench/seed-phases.js [--size 1G] [--runs 5] [--rate 1gbit|loopback] [--compress auto] [--ab] [--rt] [--rsync] [--old PATH]
+//   node dist/bench/seed-phases.js [--size 1G] [--runs 5] [--rate 1gbit|loopback] [--compress auto] [--ab] [--rt] [--rsync] [--old PATH] [--fresh]
+//
+// --fresh: the replica is removed before each run instead of seeded (a new replica's full sync).
 //
 // --old PATH: another build's bin/run.js (e.g. the branch point's worktree): every round runs
 // it (its own client and its own `vdrep serve`, on its own ports, root and replica) and then
@@ -47,6 +49,7 @@ const {values} = parseArgs({
     rt: {type: 'boolean', default: false},
     rsync: {type: 'boolean', default: false},
     old: {type: 'string'},
+    fresh: {type: 'boolean', default: false},
   },
 })
 const size = parseSize(values.size!, '--size')
@@ -168,7 +171,8 @@ async function main(): Promise<void> {
     for (let i = 0; i < runs; i++) {
       for (const [k, [, extra, {bin: vdrepBin, serve, serveMarks, src, replica}]] of variants.entries()) {
         await fs.rm(`${replica}.vdrep`, {force: true})
-        sh(`cp --sparse=always '${seed}' '${replica}'`)
+        if (values.fresh) await fs.rm(replica, {force: true})
+        else sh(`cp --sparse=always '${seed}' '${replica}'`)
         sh('sync')
         settleMemory(settleBytesFor(size))
         serveMarks.length = 0
