@@ -16,7 +16,7 @@
 import type {BlockHasher} from '../hash/block-hash.js'
 import {dataRuns, holeMap} from './hole-map.js'
 import {alignedBuffer} from '../native/direct-io.js'
-import {mapAndHashRuns, readAndHashRuns, readRuns, type BlockSums, type ReadableDisk} from './read-hash.js'
+import {mapAndHashRuns, readAndHashRuns, readAndHashRunsNow, readRuns, type BlockSums, type ReadableDisk} from './read-hash.js'
 import type {HeadStart, HeadStartChunk} from './head-start.js'
 
 export interface Chunk {
@@ -220,7 +220,11 @@ export class ChunkReader {
     if (!slot || !this.hasher) throw new Error('fill() of a chunk this reader did not hand out')
     const len = Math.min(chunk.count * this.bs, this.size - chunk.first * this.bs)
     const buf = this.buffer(slot)
-    const sums = await readAndHashRuns(this.disk, this.hasher, buf, runs, chunk.first * this.bs, len, this.bs)
+    // A few blocks, just hashed through the mapping, so in the page cache: read here, not in
+    // the thread pool behind the chunks ahead (read-hash.ts, readAndHashRunsNow).
+    const sums =
+      readAndHashRunsNow(this.disk, this.hasher, buf, runs, chunk.first * this.bs, len, this.bs) ??
+      (await readAndHashRuns(this.disk, this.hasher, buf, runs, chunk.first * this.bs, len, this.bs))
     chunk.data = buf.subarray(0, len)
     return sums
   }

@@ -5,6 +5,7 @@
 // positional reads and hashed here. Both ways give the same bytes in `buf` and the same sums.
 // A caller that needs only the checksums (hashRuns) gets them through a mapping of the chunk
 // where it can: the same bytes, hashed where they lie in the page cache, without the copy.
+import {readSync} from 'node:fs'
 import {HASH_LENGTH, type BlockHasher} from '../hash/block-hash.js'
 import {isAllZero} from '../hash/zero.js'
 import {mapHashRuns, mapHashRunsAvailable, readHashRuns} from '../native/hashing.js'
@@ -86,6 +87,59 @@ export async function readAndHashRuns(
     }
   }
   await readRuns(disk, buf, runs, base, chunkLen, bs)
+  for (const [a, b] of runs) {
+    for (let i = a; i < b; i++) {
+      const block = buf.subarray(i * bs, Math.min((i + 1) * bs, chunkLen))
+      if (isAllZero(block)) continue
+      zero[i] = 0
+      hasher.hashInto(block, sums, i * HASH_LENGTH)
+    }
+  }
+  return {sums, zero}
+}
+
+/** The most bytes readAndHashRunsNow reads on the calling thread. */
+export const READ_NOW_MAX_BYTES = 1 << 20
+
+/**
+ * readAndHashRuns on the calling thread, for a few blocks just hashed through a mapping (a
+ * seed's differing blocks, ChunkReader.fill): they are in the page cache, so reading them here
+ * takes tens of microseconds, where a trip through the thread pool waited behind the 4 MiB
+ * reads and checksums of the chunks ahead (ms each on a busy host; a 1% seed sync of 1 GiB
+ * made ~120 such trips one after another, between the receiver's statuses and the sends).
+ * Undefined when it does not apply (more than READ_NOW_MAX_BYTES, reads that must go through
+ * readAt or cannot be plain, a short or failed read): the caller then uses readAndHashRuns,
+ * which reports a failure naming the offset.
+ */
+export function readAndHashRunsNow(
+  disk: ReadableDisk,
+  hasher: BlockHasher,
+  buf: Buffer,
+  runs: Array<[number, number]>,
+  base: number,
+  chunkLen: number,
+  bs: number,
+): BlockSums | undefined {
+  if (disk.directReads !== true || disk.mappable === false) return undefined
+  let bytes = 0
+  for (const [a, b] of runs) bytes += Math.min(b * bs, chunkLen) - a * bs
+  if (bytes > READ_NOW_MAX_BYTES) return undefined
+  const count = Math.ceil(chunkLen / bs)
+  const sums = Buffer.allocUnsafeSlow(count * HASH_LENGTH)
+  const zero = new Uint8Array(count).fill(1)
+  try {
+    for (const [a, b] of runs) {
+      const off = a * bs
+      const len = Math.min(b * bs, chunkLen) - off
+      for (let done = 0; done < len;) {
+        const n = readSync(disk.fd, buf, off + done, len - done, base + off + done)
+        if (n === 0) return undefined // the file shrank: readAndHashRuns says where
+        done += n
+      }
+    }
+  } catch {
+    return undefined
+  }
   for (const [a, b] of runs) {
     for (let i = a; i < b; i++) {
       const block = buf.subarray(i * bs, Math.min((i + 1) * bs, chunkLen))

@@ -3,6 +3,7 @@
 // (stream.ts, decisions in plan.ts), then compare whole-disk digests. Only a proved sync
 // changes the change record's trust (proof.ts).
 import {timeoutMsOf} from '../psf/settings.js'
+import {trace} from '../util/trace.js'
 import {blockHasher} from '../hash/block-hash.js'
 import {SourceDisk, type ReadFault} from '../disk/source-disk.js'
 import type {ChunkReader} from '../disk/chunk-reader.js'
@@ -87,9 +88,11 @@ export async function fullsync(disk: string, opts: FullsyncOptions = {}): Promis
   const started = performance.now()
   const claim = await claimRecord(disk, 'fullsync', {lockHeld: opts.lockHeld})
   try {
+    trace('fullsync: claimed')
     await opts.begun?.()
     if (claim.bound) opts.log?.(claim.bound, 'notice')
     const source = await SourceDisk.open(disk, opts.sourceReadFault)
+    trace('fullsync: source open')
     try {
       checkOpenedDisk(claim.record, disk, await source.stat(), source.size, {trackerRunning: claim.tracker !== null})
       const {result, described} = await runFullsync(disk, claim, source, opts, started)
@@ -249,12 +252,14 @@ async function runFullsync(
     const secondLogin = conn.siblingLogsIn ? conn.sibling?.(h.settings.deltaPort) : undefined
     secondLogin?.catch(() => {})
     checkVerdict(await replies.verifyResult(), ourDigest)
+    trace('fullsync: verdict')
     writer.end()
     const describeConn = secondLogin ?? conn.sibling?.(h.settings.deltaPort)
     const described = describeConn !== undefined
     const describing = describeConn ? describeSourceQuietly(disk, opts, () => describeConn) : undefined
     await recordProof(claim, index, {diskSize, replicaSeq: ok.lastSeq, commitId, stamp: stampAtStart}).finally(() => describing)
     proved = true
+    trace('fullsync: proof recorded')
     await tracker?.complete(true)
     p.phase = 'done'
     progress(p)
@@ -284,6 +289,7 @@ async function runFullsync(
     conn.abort()
     await conn.close().catch(() => {})
     await z?.sender?.close()
+    trace('fullsync: connection closed')
   }
 }
 

@@ -25,6 +25,29 @@ export class FrameWriter {
     this.watch(stream)
   }
 
+  /**
+   * Keep the frames sent from now until the returned release in the stream, to leave in one
+   * write. Two small frames a few ms apart otherwise leave as two TCP segments, and an sshd on
+   * the way (Nagle on for a tunnel-only login) holds the second until the client acknowledges
+   * the first, which a client waiting for that second frame does only after its delayed-ACK
+   * timer: 40 ms. A send that would wait for the stream to drain releases the hold first.
+   */
+  hold(): () => void {
+    const stream = this.stream
+    stream.cork()
+    let held = true
+    const release = () => {
+      if (!held) return
+      held = false
+      this.releaseHold = undefined
+      stream.uncork()
+    }
+    this.releaseHold = release
+    return release
+  }
+
+  private releaseHold: (() => void) | undefined
+
   /** Whether a frame sent now goes out at once: the stream is open and not asking to drain. */
   get idle(): boolean {
     return !this.fatal && !this.failed && !this.stream.destroyed && !this.stream.writableEnded && !this.stream.writableNeedDrain
@@ -66,7 +89,10 @@ export class FrameWriter {
       ok = parts.length === 0 ? true : this.stream.write(parts[parts.length - 1])
       this.stream.uncork()
     }
-    if (!ok) await this.drained()
+    if (!ok) {
+      this.releaseHold?.()
+      await this.drained()
+    }
   }
 
   /**
@@ -89,7 +115,10 @@ export class FrameWriter {
     this.stream.write(fields)
     const ok = this.stream.write(body, () => release())
     this.stream.uncork()
-    if (!ok) await this.drained()
+    if (!ok) {
+      this.releaseHold?.()
+      await this.drained()
+    }
   }
 
   private drained(): Promise<void> {

@@ -23,6 +23,8 @@ import type {SshSettings} from '../psf/settings.js'
 import type {Target} from '../target/target.js'
 import type {LogLevel} from '../sync/progress.js'
 import {sessionLine} from '../receiver/session-log.js'
+import {trace} from '../util/trace.js'
+import {openEarly, sshHostQuery} from './ssh/early-socket.js'
 
 export interface ConnectOptions {
   port: number
@@ -54,9 +56,20 @@ export function localReceiverCarrier(): 'worker' | 'inline' {
 export async function connectReceiver(target: Target, opts: ConnectOptions): Promise<Carrier> {
   if (target.kind === 'local') return localReceiverCarrier() === 'worker' ? connectWorker(target.path, opts) : connectInline(target.path, opts)
   // Loaded only for an SSH target: ssh2 is ~100 ms of start-up that a local target, and every
-  // command that never connects, should not pay.
-  const {connectSshReceiver} = await import('./ssh-connect.js')
-  return connectSshReceiver(target, opts)
+  // command that never connects, should not pay. ssh2's TCP connection opens first and sshd
+  // starts its session while ssh2 loads (early-socket.ts, imported above: a dynamic import of
+  // it cost ~10 ms before the connect on a loaded host; ~/.ssh/config's parser loads only
+  // when there is such a file).
+  const early = opts.ssh?.carrier === 'openssh' ? undefined : await openEarly(sshHostQuery(target, opts.ssh ?? {}))
+  let connectSshReceiver: typeof import('./ssh-connect.js').connectSshReceiver
+  try {
+    ;({connectSshReceiver} = await import('./ssh-connect.js'))
+  } catch (err) {
+    early?.drop()
+    throw err
+  }
+  trace('ssh: module loaded')
+  return connectSshReceiver(target, {...opts, early})
 }
 
 async function connectInline(replica: string, opts: ConnectOptions): Promise<Carrier> {

@@ -14,6 +14,7 @@ import type {Carrier} from './carrier.js'
 import type {Duplex} from 'node:stream'
 import {DEFAULT_TIMEOUT_MS} from './peer-watchdog.js'
 import {sshCarrier} from './ssh-carrier.js'
+import {sshHostQuery, type EarlyConnection} from './ssh/early-socket.js'
 
 /** Started over SSH when nothing listens; reads its root and ports from the replica host's config. */
 export const DEFAULT_SERVE_COMMAND = 'vdrep serve --daemon'
@@ -27,6 +28,8 @@ export interface SshReceiverOptions {
   log?: (line: string, level?: LogLevel) => void
   /** --timeout: login, the serve command, and every wait for the receiver (ssh-carrier.ts). */
   timeoutMs?: number
+  /** ssh2: the TCP connection opened while this module loaded (ssh/early-socket.ts). */
+  early?: EarlyConnection
 }
 
 /** ssh2's keepalive for a --timeout: three missed answers within it mean the connection is dead. */
@@ -44,29 +47,24 @@ export interface Tunnels {
   close(): Promise<void>
 }
 
-/** An ssh_config file for both carriers instead of ~/.ssh/config (tests; ssh -F). */
-export function sshConfigFile(): string | undefined {
-  return process.env['VDREP_SSH_CONFIG'] || undefined
-}
+export {sshConfigFile} from './ssh/early-socket.js'
 
 export async function connectSshReceiver(target: SshTarget, opts: SshReceiverOptions): Promise<Carrier> {
   const ssh = opts.ssh ?? {}
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
   const login = {
-    host: target.host,
-    user: target.user ?? ssh.user,
-    port: target.port ?? ssh.port,
+    ...sshHostQuery(target, ssh),
     identityFiles: ssh.identityFiles,
     knownHostsFile: ssh.knownHostsFile,
     acceptNewHostKey: opts.acceptNewHostKey,
-    configFile: sshConfigFile(),
     log: opts.log,
   }
+  if (ssh.carrier === 'openssh') opts.early?.drop()
   // OpenSSH logs in when the tunnel opens (below; its own ServerAlive and open timeout); ssh2 here.
   const transport: Tunnels =
     ssh.carrier === 'openssh'
       ? new OpenSshTransport({...login, keepaliveSeconds: sshKeepalive(timeoutMs).keepaliveIntervalMs / 1000})
-      : await connectSsh({...login, readyTimeoutMs: timeoutMs, ...sshKeepalive(timeoutMs)})
+      : await connectSsh({...login, early: opts.early, readyTimeoutMs: timeoutMs, ...sshKeepalive(timeoutMs)})
   try {
     const stream = await openOrStart(transport, opts.port, ssh.serveCommand ?? DEFAULT_SERVE_COMMAND, opts.log, timeoutMs)
     // The receiver resolves the path under its own root; an absolute path must name a place there.

@@ -10,6 +10,7 @@ import {HostVerification} from './host-verifier.js'
 import {describeCredentials, identitySources, loadCredentials, makeAuthHandler} from './identities.js'
 import {knownHostName} from './known-hosts.js'
 import {resolveSshHost} from './ssh-config.js'
+import {sameQuery, type EarlyConnection} from './early-socket.js'
 
 export interface SshTransportOptions {
   /** Host as the user wrote it (a name from ~/.ssh/config works). */
@@ -42,6 +43,8 @@ export interface SshTransportOptions {
   keepaliveIntervalMs?: number
   keepaliveCountMax?: number
   log?: (line: string) => void
+  /** The TCP connection opened before ssh2 was loaded (early-socket.ts); its resolved host is used when opened for this login. */
+  early?: EarlyConnection
   /** ssh2's own protocol trace, one line per packet (for tests and debugging). */
   debug?: (line: string) => void
   /** Default process.env: read for $SSH_AUTH_SOCK and VDREP_SSH2_INTERNALS. */
@@ -58,7 +61,8 @@ export async function loginSettings(opts: SshTransportOptions): Promise<LoginSet
   const log = opts.log
   const env = opts.env ?? process.env
   const homeDir = opts.homeDir ?? homedir()
-  const cfg = await resolveSshHost({host: opts.host, user: opts.user, port: opts.port, configFile: opts.configFile, homeDir})
+  const query = {host: opts.host, user: opts.user, port: opts.port, configFile: opts.configFile, homeDir: opts.homeDir}
+  const cfg = opts.early && sameQuery(opts.early, query) ? opts.early.settings : await resolveSshHost({...query, homeDir})
   for (const d of cfg.ignored) log?.(`ssh config: ${d} is set for ${opts.host} but vdrep does not apply it`)
   const label = `${cfg.user}@${cfg.hostName.includes(':') ? `[${cfg.hostName}]` : cfg.hostName}:${cfg.port}`
   const knownHostsFile = opts.knownHostsFile ?? cfg.knownHostsFile ?? join(homeDir, '.ssh', 'known_hosts')
@@ -95,5 +99,10 @@ export async function loginSettings(opts: SshTransportOptions): Promise<LoginSet
   }
   if (verification.algorithms) config.algorithms!.serverHostKey = verification.algorithms
   if (opts.ciphers && opts.ciphers.length > 0) config.algorithms!.cipher = opts.ciphers as CipherAlgorithm[]
+  // The early socket connects where this login would: used only when opened for the same query.
+  if (opts.early && sameQuery(opts.early, query)) {
+    const sock = opts.early.take()
+    if (sock) config.sock = sock
+  } else opts.early?.drop()
   return {config, context: {label, verification, knownHostsFile, lookupName, offered: describeCredentials(creds), skipped: creds.skipped}}
 }

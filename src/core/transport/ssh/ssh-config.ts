@@ -7,7 +7,7 @@
 import {readFile} from 'node:fs/promises'
 import {homedir, hostname as localHostname, userInfo} from 'node:os'
 import {join, resolve} from 'node:path'
-import SSHConfig from 'ssh-config'
+import type SSHConfig from 'ssh-config'
 import {UsageError} from '../../errors.js'
 
 export interface SshHostQuery {
@@ -101,7 +101,10 @@ async function loadConfig(file: string): Promise<SSHConfig | undefined> {
     throw new UsageError('SSH_CONFIG_UNREADABLE', `cannot read ssh config ${file}: ${(err as Error).message}`, {cause: err})
   }
   try {
-    return SSHConfig.parse(text)
+    // The parser is loaded only when there is a file to parse: the login's TCP connection
+    // waits for this reading (early-socket.ts), and a host without ~/.ssh/config needs none.
+    const {default: parser} = await import('ssh-config')
+    return parser.parse(text)
   } catch (err) {
     throw new UsageError('SSH_CONFIG_BAD', `cannot parse ssh config ${file}: ${(err as Error).message}`, {cause: err})
   }

@@ -13,7 +13,7 @@ import {TransportError, UsageError, VdrepError} from '../../errors.js'
 import {connectError} from './connect-error.js'
 import {isUnsupportedAlgorithm} from './ssh2-error-text.js'
 import type {PresentedHostKey} from './host-verifier.js'
-import {loginSettings, type SshTransportOptions} from './login-settings.js'
+import {loginSettings, type LoginSettings, type SshTransportOptions} from './login-settings.js'
 import {openSsh2Internals, type Ssh2Internals} from './ssh2-internals.js'
 import {TunnelStream} from './tunnel-stream.js'
 import {WriteCoalescer} from './write-coalescer.js'
@@ -62,7 +62,14 @@ export class SshTransport {
   /** Resolves ~/.ssh/config, loads keys and known_hosts, connects and logs in. */
   static async connect(opts: SshTransportOptions): Promise<SshTransport> {
     const log = opts.log
-    const {config, context} = await loginSettings(opts)
+    let settings: LoginSettings
+    try {
+      settings = await loginSettings(opts)
+    } catch (err) {
+      opts.early?.drop()
+      throw err
+    }
+    const {config, context} = settings
     const label = context.label
     const client = new ssh2.Client()
     const transport = new SshTransport(client, label, log)
@@ -103,6 +110,7 @@ export class SshTransport {
         client.removeListener('ready', ok)
         client.removeListener('error', fail)
         client.removeListener('close', closed)
+        config.sock?.destroy()
         reject(isUnsupportedAlgorithm(err) ? new UsageError('BAD_CIPHER', `cannot use the ssh settings: ${(err as Error).message}`, {cause: err}) : err)
       }
     })
