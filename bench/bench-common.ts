@@ -18,6 +18,12 @@ export interface BenchRow {
    * on a loopback bench both ends of a transfer share these CPUs), where measured.
    */
   cpuSeconds?: number
+  /**
+   * Where each run was paired with a peer's run just before it (the tracker section): the median
+   * of the runs' throughput ratios, this ÷ the peer's. Steadier than a ratio of two medians taken
+   * in different phases of a run, when the machine's load drifts between them.
+   */
+  paired?: number
 }
 
 export interface BenchOptions {

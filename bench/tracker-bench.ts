@@ -212,7 +212,10 @@ export async function runTrackerBench(opts: BenchOptions & {log?: Log; only?: st
       const r = row(TRACKER_SECTION, `${w.key}: ${server}`, runs, w.bytes, undefined, cpu.get(`${w.key}|${server}`))
       r.note = `${Math.round(w.ops / r.seconds)} writes/s, ${((r.seconds / w.ops) * 1e6).toFixed(0)} us/write, server ${(r.cpuSeconds ?? Number.NaN).toFixed(2)} CPU-s`
       const p = paired.get(`${w.key}|${server}`)
-      if (p) r.note += `; throughput ÷ the qemu-nbd run paired with each: median ${median(p).toFixed(2)}x (${p.map((x) => x.toFixed(2)).join(' ')})`
+      if (p) {
+        r.paired = median(p)
+        r.note += `; throughput ÷ the qemu-nbd run paired with each: median ${r.paired.toFixed(2)}x (${p.map((x) => x.toFixed(2)).join(' ')})`
+      }
       const c = counters.get(`${w.key}|${server}`)
       if (c) {
         const perGiB = (median(c.map((x) => x.txns)) * (1 << 30)) / w.bytes
