@@ -8,47 +8,26 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import {collect, json, startVdrep, vdrep} from '../helpers/cli.js'
-import {filesEqual, makeMixedDisk, tempDir} from '../helpers/disks.js'
+import {filesEqual} from '../helpers/disks.js'
 import {qemuIo} from '../helpers/cycle.js'
-import {startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
+import type {RunningTracker} from '../core/tracker/tracker-helpers.js'
+import {exists, groupFixture, groupMember, memberUri, type GroupFixture} from '../helpers/group-fixture.js'
 import type {GroupFailoverResult} from '../../src/core/group/failover-group.js'
-
-const MiB = 1 << 20
 
 describe('failover --group after a group push killed between member applies', function () {
   this.timeout(120_000)
-  let dir: string
+  let f: GroupFixture & {undo(): Promise<void>}
   let root: string
-  const trackers: RunningTracker[] = []
+  let trackers: RunningTracker[]
 
   beforeEach(async () => {
-    dir = await tempDir()
-    root = path.join(dir, 'r')
-    await fs.mkdir(root)
+    f = await groupFixture()
+    ;({root, trackers} = f)
   })
-  afterEach(async () => {
-    for (const t of trackers.splice(0)) await t.stop('SIGTERM').catch(() => undefined)
-    await fs.rm(dir, {recursive: true, force: true})
-  })
+  afterEach(() => f.undo())
 
-  type Member = {disk: string; replica: string; sock: string}
-  async function member(name: string): Promise<Member> {
-    const d = path.join(dir, `${name}.img`)
-    const replica = path.join(root, `${name}.img`)
-    await makeMixedDisk(d, 4 * MiB, name)
-    assert.equal((await vdrep(['init', d, '--to', replica, '--group', 'vm'])).code, 0)
-    assert.equal((await vdrep(['fullsync', d])).code, 0)
-    assert.equal((await vdrep(['points', replica, '--retention', 'count:50'])).code, 0)
-    const sock = path.join(dir, `${name}.sock`)
-    trackers.push(await startTracker(d, ['--nbd', `unix:${sock}`]))
-    return {disk: d, replica, sock}
-  }
-  const uri = (m: Member) => `nbd+unix:///${path.basename(m.disk)}?socket=${m.sock}`
-  const exists = (p: string) =>
-    fs.stat(p).then(
-      () => true,
-      () => false,
-    )
+  const member = (name: string) => groupMember(f, name)
+  const uri = memberUri
 
   it('leaves no held bundle that a later push applies over a promoted member', async () => {
     const a = await member('a')

@@ -9,43 +9,30 @@ import {execFile} from 'node:child_process'
 import {promisify} from 'node:util'
 import {json, vdrep} from '../helpers/cli.js'
 import {startForeground} from '../helpers/foreground.js'
-import {filesEqual, makeMixedDisk, tempDir} from '../helpers/disks.js'
+import {filesEqual} from '../helpers/disks.js'
 import {qemuIo} from '../helpers/cycle.js'
-import {startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
+import type {RunningTracker} from '../core/tracker/tracker-helpers.js'
+import {groupFixture, groupMember, memberUri, type GroupFixture, type GroupMember} from '../helpers/group-fixture.js'
 import type {GroupFailoverResult} from '../../src/core/group/failover-group.js'
 
 const MiB = 1 << 20
 
 describe('recovery of a consistency group: test start --group, failover --group', function () {
   this.timeout(120_000)
+  let f: GroupFixture & {undo(): Promise<void>}
   let dir: string
   let root: string
-  const trackers: RunningTracker[] = []
+  let trackers: RunningTracker[]
 
   beforeEach(async () => {
-    dir = await tempDir()
-    root = path.join(dir, 'r')
-    await fs.mkdir(root)
+    f = await groupFixture()
+    ;({dir, root, trackers} = f)
   })
-  afterEach(async () => {
-    for (const t of trackers.splice(0)) await t.stop('SIGTERM').catch(() => undefined)
-    await fs.rm(dir, {recursive: true, force: true})
-  })
+  afterEach(() => f.undo())
 
-  type Member = {disk: string; replica: string; sock: string}
-  async function member(name: string): Promise<Member> {
-    const d = path.join(dir, `${name}.img`)
-    const replica = path.join(root, `${name}.img`)
-    await makeMixedDisk(d, 4 * MiB, name)
-    assert.equal((await vdrep(['init', d, '--to', replica, '--group', 'vm'])).code, 0)
-    assert.equal((await vdrep(['fullsync', d])).code, 0)
-    // Keep every point: the default's byte cap (10% of this small disk) would drop them.
-    assert.equal((await vdrep(['points', replica, '--retention', 'count:50'])).code, 0)
-    const sock = path.join(dir, `${name}.sock`)
-    trackers.push(await startTracker(d, ['--nbd', `unix:${sock}`]))
-    return {disk: d, replica, sock}
-  }
-  const uri = (m: Member) => `nbd+unix:///${path.basename(m.disk)}?socket=${m.sock}`
+  type Member = GroupMember
+  const member = (name: string) => groupMember(f, name)
+  const uri = memberUri
   const promoted = async (m: Member) =>
     await fs.stat(`${m.replica}.psf`).then(
       () => true,

@@ -5,48 +5,25 @@
 // full sync's contents: the replica then held blocks of two instants (and failover --group
 // promoted it so, exit 0). The full sync drops it, as it drops a leftover delta journal.
 import assert from 'node:assert/strict'
-import fs from 'node:fs/promises'
 import path from 'node:path'
 import {collect, json, startVdrep, vdrep} from '../helpers/cli.js'
-import {filesEqual, makeMixedDisk, tempDir} from '../helpers/disks.js'
+import {filesEqual} from '../helpers/disks.js'
 import {qemuIo} from '../helpers/cycle.js'
-import {startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
-
-const MiB = 1 << 20
+import {exists, groupFixture, groupMember, memberUri, type GroupFixture} from '../helpers/group-fixture.js'
 
 describe('a held group bundle older than a full sync of its member', function () {
   this.timeout(120_000)
-  let dir: string
+  let f: GroupFixture & {undo(): Promise<void>}
   let root: string
-  const trackers: RunningTracker[] = []
 
   beforeEach(async () => {
-    dir = await tempDir()
-    root = path.join(dir, 'r')
-    await fs.mkdir(root)
+    f = await groupFixture()
+    ;({root} = f)
   })
-  afterEach(async () => {
-    for (const t of trackers.splice(0)) await t.stop('SIGTERM').catch(() => undefined)
-    await fs.rm(dir, {recursive: true, force: true})
-  })
+  afterEach(() => f.undo())
 
-  type Member = {disk: string; replica: string; sock: string}
-  async function member(name: string): Promise<Member> {
-    const d = path.join(dir, `${name}.img`)
-    const replica = path.join(root, `${name}.img`)
-    await makeMixedDisk(d, 4 * MiB, name)
-    assert.equal((await vdrep(['init', d, '--to', replica, '--group', 'vm'])).code, 0)
-    assert.equal((await vdrep(['fullsync', d])).code, 0)
-    const sock = path.join(dir, `${name}.sock`)
-    trackers.push(await startTracker(d, ['--nbd', `unix:${sock}`]))
-    return {disk: d, replica, sock}
-  }
-  const uri = (m: Member) => `nbd+unix:///${path.basename(m.disk)}?socket=${m.sock}`
-  const exists = (p: string) =>
-    fs.stat(p).then(
-      () => true,
-      () => false,
-    )
+  const member = (name: string) => groupMember(f, name, {keepPoints: false})
+  const uri = memberUri
 
   it('is dropped, not applied over the full-synced replica by failover --group or the next push; that group point is not restorable', async () => {
     const a = await member('a')
