@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import {vdrep} from './cli.js'
+import {collect, startVdrep, vdrep} from './cli.js'
+import {qemuIo} from './cycle.js'
 import {makeMixedDisk, tempDir} from './disks.js'
 import {startTracker, type RunningTracker} from '../core/tracker/tracker-helpers.js'
 
@@ -64,3 +65,32 @@ export const exists = (p: string) =>
     () => true,
     () => false,
   )
+
+/**
+ * Group point 1 of `a` and `b`, then a second group push killed (-9) after its group record is
+ * written and its first member applied, the other member's bundle held: that member is returned.
+ */
+export async function groupPushKilledBetweenApplies(f: GroupFixture, a: GroupMember, b: GroupMember): Promise<GroupMember> {
+  await qemuIo(memberUri(a), ['write -P 0x11 0 128k'])
+  await qemuIo(memberUri(b), ['write -P 0x21 1M 64k'])
+  assert.equal((await vdrep(['push', '--group', 'vm', a.disk, b.disk])).code, 0)
+  await qemuIo(memberUri(a), ['write -P 0x12 0 1M'])
+  await qemuIo(memberUri(b), ['write -P 0x22 0 1M'])
+  // The second group push: the record is written, the first member applies, the others wait 5 s: killed then.
+  const push = startVdrep(['push', '--group', 'vm', a.disk, b.disk], {env: {VDREP_TEST_GROUP_CRASH: 'after-first-apply'}})
+  const pushed = collect(push)
+  const held = async () => (await exists(`${a.replica}.vdrep-journal-held`)) || (await exists(`${b.replica}.vdrep-journal-held`))
+  const deadline = Date.now() + 30_000
+  while (!((await exists(path.join(f.root, '.vdrep-groups', 'vm', '0000000000000002.vdrep-group'))) && (await held()))) {
+    assert.ok(Date.now() < deadline, 'the group push never reached its record')
+    assert.equal(push.exitCode, null, 'the push ended before its record')
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  await new Promise((r) => setTimeout(r, 1500)) // the first member applies
+  push.kill('SIGKILL')
+  const killed = await pushed
+  assert.equal(killed.signal, 'SIGKILL', `the push ended before the kill: ${killed.stdout}${killed.stderr}`)
+  const heldMember = (await exists(`${b.replica}.vdrep-journal-held`)) ? b : a
+  assert.ok(await exists(`${heldMember.replica}.vdrep-journal-held`), 'a member is held')
+  return heldMember
+}

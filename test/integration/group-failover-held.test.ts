@@ -6,12 +6,11 @@
 // promoted disk, leaving that member one group point ahead of the others.
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
-import path from 'node:path'
-import {collect, json, startVdrep, vdrep} from '../helpers/cli.js'
+import {json, vdrep} from '../helpers/cli.js'
 import {filesEqual} from '../helpers/disks.js'
 import {qemuIo} from '../helpers/cycle.js'
 import type {RunningTracker} from '../core/tracker/tracker-helpers.js'
-import {exists, groupFixture, groupMember, memberUri, type GroupFixture} from '../helpers/group-fixture.js'
+import {exists, groupFixture, groupPushKilledBetweenApplies, groupMember, memberUri, type GroupFixture} from '../helpers/group-fixture.js'
 import type {GroupFailoverResult} from '../../src/core/group/failover-group.js'
 
 describe('failover --group after a group push killed between member applies', function () {
@@ -32,27 +31,7 @@ describe('failover --group after a group push killed between member applies', fu
   it('leaves no held bundle that a later push applies over a promoted member', async () => {
     const a = await member('a')
     const b = await member('b')
-    await qemuIo(uri(a), ['write -P 0x11 0 128k'])
-    await qemuIo(uri(b), ['write -P 0x21 1M 64k'])
-    assert.equal((await vdrep(['push', '--group', 'vm', a.disk, b.disk])).code, 0)
-    await qemuIo(uri(a), ['write -P 0x12 0 1M'])
-    await qemuIo(uri(b), ['write -P 0x22 0 1M'])
-    // The second group push: the record is written, the first member applies, the others wait 5 s: killed then.
-    const push = startVdrep(['push', '--group', 'vm', a.disk, b.disk], {env: {VDREP_TEST_GROUP_CRASH: 'after-first-apply'}})
-    const pushed = collect(push)
-    const held = async () => (await exists(`${a.replica}.vdrep-journal-held`)) || (await exists(`${b.replica}.vdrep-journal-held`))
-    const deadline = Date.now() + 30_000
-    while (!((await exists(path.join(root, '.vdrep-groups', 'vm', '0000000000000002.vdrep-group'))) && (await held()))) {
-      assert.ok(Date.now() < deadline, 'the group push never reached its record')
-      assert.equal(push.exitCode, null, 'the push ended before its record')
-      await new Promise((r) => setTimeout(r, 50))
-    }
-    await new Promise((r) => setTimeout(r, 1500)) // the first member applies
-    push.kill('SIGKILL')
-    const killed = await pushed
-    assert.equal(killed.signal, 'SIGKILL', `the push ended before the kill: ${killed.stdout}${killed.stderr}`)
-    const heldMember = (await exists(`${b.replica}.vdrep-journal-held`)) ? b : a
-    assert.ok(await exists(`${heldMember.replica}.vdrep-journal-held`), 'a member is held')
+    const heldMember = await groupPushKilledBetweenApplies(f, a, b)
 
     const r = await vdrep(['failover', '--group', 'vm', '--root', root, '--force', '--json'])
     assert.equal(r.code, 0, r.stderr)

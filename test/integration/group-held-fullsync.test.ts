@@ -5,11 +5,10 @@
 // full sync's contents: the replica then held blocks of two instants (and failover --group
 // promoted it so, exit 0). The full sync drops it, as it drops a leftover delta journal.
 import assert from 'node:assert/strict'
-import path from 'node:path'
-import {collect, json, startVdrep, vdrep} from '../helpers/cli.js'
+import {json, vdrep} from '../helpers/cli.js'
 import {filesEqual} from '../helpers/disks.js'
 import {qemuIo} from '../helpers/cycle.js'
-import {exists, groupFixture, groupMember, memberUri, type GroupFixture} from '../helpers/group-fixture.js'
+import {exists, groupFixture, groupPushKilledBetweenApplies, groupMember, memberUri, type GroupFixture} from '../helpers/group-fixture.js'
 
 describe('a held group bundle older than a full sync of its member', function () {
   this.timeout(120_000)
@@ -28,27 +27,7 @@ describe('a held group bundle older than a full sync of its member', function ()
   it('is dropped, not applied over the full-synced replica by failover --group or the next push; that group point is not restorable', async () => {
     const a = await member('a')
     const b = await member('b')
-    await qemuIo(uri(a), ['write -P 0x11 0 128k'])
-    await qemuIo(uri(b), ['write -P 0x21 1M 64k'])
-    assert.equal((await vdrep(['push', '--group', 'vm', a.disk, b.disk])).code, 0)
-    await qemuIo(uri(a), ['write -P 0x12 0 1M'])
-    await qemuIo(uri(b), ['write -P 0x22 0 1M'])
-    // The second group push: the record is written, the first member applies, the others wait 5 s: killed then.
-    const push = startVdrep(['push', '--group', 'vm', a.disk, b.disk], {env: {VDREP_TEST_GROUP_CRASH: 'after-first-apply'}})
-    const pushed = collect(push)
-    const held = async () => (await exists(`${a.replica}.vdrep-journal-held`)) || (await exists(`${b.replica}.vdrep-journal-held`))
-    const deadline = Date.now() + 30_000
-    while (!((await exists(path.join(root, '.vdrep-groups', 'vm', '0000000000000002.vdrep-group'))) && (await held()))) {
-      assert.ok(Date.now() < deadline, 'the group push never reached its record')
-      assert.equal(push.exitCode, null, 'the push ended before its record')
-      await new Promise((r) => setTimeout(r, 50))
-    }
-    await new Promise((r) => setTimeout(r, 1500)) // the first member applies
-    push.kill('SIGKILL')
-    const killed = await pushed
-    assert.equal(killed.signal, 'SIGKILL', `the push ended before the kill: ${killed.stdout}${killed.stderr}`)
-    const h = (await exists(`${b.replica}.vdrep-journal-held`)) ? b : a
-    assert.ok(await exists(`${h.replica}.vdrep-journal-held`), 'a member is held')
+    const h = await groupPushKilledBetweenApplies(f, a, b)
 
     // The held member's disk moves on over the held bundle's blocks, and the member is full-synced.
     await qemuIo(uri(h), ['write -P 0x33 0 512k'])
