@@ -71,7 +71,12 @@ describe('tracker warm-up: the VM finds the request path compiled', function () 
       const before = [...out.slice(0, served).matchAll(DEOPT_AT)]
       // The trace is there (the warm-up's own scratch stack is thrown away in part as it ends).
       assert.ok(before.length > 0, 'V8 printed no deoptimization at all: is --trace-deopt-verbose still its flag?')
+      // Deopts for "insufficient type feedback" (a branch the warm-up's run never took; V8 may
+      // call them soft or eager) are left out: which branches a socket read takes depends on how
+      // the kernel splits the stream, which a loaded host changes (CI: onRead, once in one run).
+      // What this test guards is the kind of the values: wrong map, not a Smi, wrong call target.
       const ours = [...out.slice(served).matchAll(DEOPT_AT)]
+        .filter((m) => !m[1].includes('soft') && !m[2].startsWith('Insufficient type feedback'))
         .filter((m) => m[4].includes('/dist/bundle/') || m[4].includes('/dist/src/'))
         .map((m) => `${m[3]} (${m[2]}) at ${m[4].replace(/^.*\/dist\//, 'dist/')}`)
       assert.deepEqual(ours, [], "the VM's first writes threw away vdrep's compiled code")
