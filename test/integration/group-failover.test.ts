@@ -12,7 +12,7 @@ import {startForeground} from '../helpers/foreground.js'
 import {filesEqual} from '../helpers/disks.js'
 import {qemuIo} from '../helpers/cycle.js'
 import type {RunningTracker} from '../core/tracker/tracker-helpers.js'
-import {groupFixture, groupMember, memberUri, type GroupFixture, type GroupMember} from '../helpers/group-fixture.js'
+import {exists, groupFixture, groupMember, memberUri, type GroupFixture, type GroupMember} from '../helpers/group-fixture.js'
 import type {GroupFailoverResult} from '../../src/core/group/failover-group.js'
 
 const MiB = 1 << 20
@@ -33,11 +33,7 @@ describe('recovery of a consistency group: test start --group, failover --group'
   type Member = GroupMember
   const member = (name: string) => groupMember(f, name)
   const uri = memberUri
-  const promoted = async (m: Member) =>
-    await fs.stat(`${m.replica}.psf`).then(
-      () => true,
-      () => false,
-    )
+  const promoted = (m: Member) => exists(`${m.replica}.psf`)
   const groupPush = async (a: Member, b: Member) => {
     const r = await vdrep(['push', '--group', 'vm', a.disk, b.disk])
     assert.equal(r.code, 0, r.stderr)

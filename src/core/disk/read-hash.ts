@@ -87,6 +87,19 @@ export async function readAndHashRuns(
     }
   }
   await readRuns(disk, buf, runs, base, chunkLen, bs)
+  return hashReadBlocks(hasher, buf, runs, chunkLen, bs, sums, zero)
+}
+
+/** The checksums of the runs' blocks just read into `buf` (zero blocks marked, not hashed). */
+function hashReadBlocks(
+  hasher: BlockHasher,
+  buf: Buffer,
+  runs: Array<[number, number]>,
+  chunkLen: number,
+  bs: number,
+  sums: Buffer,
+  zero: Uint8Array,
+): BlockSums {
   for (const [a, b] of runs) {
     for (let i = a; i < b; i++) {
       const block = buf.subarray(i * bs, Math.min((i + 1) * bs, chunkLen))
@@ -140,15 +153,7 @@ export function readAndHashRunsNow(
   } catch {
     return undefined
   }
-  for (const [a, b] of runs) {
-    for (let i = a; i < b; i++) {
-      const block = buf.subarray(i * bs, Math.min((i + 1) * bs, chunkLen))
-      if (isAllZero(block)) continue
-      zero[i] = 0
-      hasher.hashInto(block, sums, i * HASH_LENGTH)
-    }
-  }
-  return {sums, zero}
+  return hashReadBlocks(hasher, buf, runs, chunkLen, bs, sums, zero)
 }
 
 /**
